@@ -1,0 +1,114 @@
+# Phoenix Orchestrator. `make` builds ./orchestrator; `make check` runs every test (the README's
+# test command runs it after installing dependencies); `make sanitize` runs the tests under
+# ASan+UBSan; `make bench` runs the benchmarks. Sources are found by wildcard so a new module
+# needs no Makefile edit: src/*.c (main.c is the program, the rest is build/libphoenix.a),
+# tests/unit/test_*.c (one Criterion binary each), tests/integration/test_*.py,
+# tests/pve-sim/test_*.py, tests/bench/bench_*.
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0-dev)
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+CC ?= cc
+PKGS := libcurl openssl jansson yaml-0.1 libguestfs libisofs-1
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude $(PKG_CFLAGS) \
+	-DPHX_VERSION='"$(VERSION)"' -D_GNU_SOURCE -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(EXTRA_LDFLAGS)
+LIBS = $(PKG_LIBS) -lpthread
+
+SRCS := $(wildcard src/*.c)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+LIB := $(BUILD)/libphoenix.a
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all check unit integration simtest sanitize bench demo install uninstall clean man \
+	deps format tidy
+all: orchestrator
+
+orchestrator: $(BUILD)/obj/main.o $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB) $(ALL_LDFLAGS) $(LIBS) $(TEST_LIBS)
+
+# The man page is generated from the same option table as --help.
+man: docs/orchestrator.1
+docs/orchestrator.1: orchestrator
+	./orchestrator --man > $@.tmp && mv $@.tmp $@
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do \
+		echo "== $$t"; $$t --jobs 2 $(CRITERION_ARGS); done
+
+simtest:
+	cd tests/pve-sim && python3 -m unittest discover -p 'test_*.py' -v
+
+integration: orchestrator
+	@mkdir -p $(BUILD)/sim-logs
+	PHX_BIN=$(CURDIR)/orchestrator PHX_BUILD=$(CURDIR)/$(BUILD) \
+		python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
+
+check: orchestrator unit simtest integration
+	@./orchestrator --man | cmp -s - docs/orchestrator.1 || \
+		{ echo "docs/orchestrator.1 is stale: run 'make man'"; exit 1; }
+	@echo "make check: all test suites passed"
+
+# ASan+UBSan in a separate build tree, running the unit and integration tests.
+sanitize:
+	$(MAKE) BUILD=build/san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
+		LDFLAGS='-fsanitize=address,undefined' orchestrator-san
+orchestrator-san: $(BUILD)/obj/main.o $(LIB) $(UNIT_BINS)
+	$(CC) $(ALL_CFLAGS) -o $(BUILD)/orchestrator $(BUILD)/obj/main.o $(LIB) $(ALL_LDFLAGS) $(LIBS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t (sanitized)"; \
+		ASAN_OPTIONS=detect_leaks=1 $$t --jobs 1; done
+	PHX_BIN=$(CURDIR)/$(BUILD)/orchestrator PHX_BUILD=$(CURDIR)/$(BUILD) PHX_SANITIZE=1 \
+		python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
+
+bench: orchestrator
+	@mkdir -p $(BUILD)/sim-logs $(BUILD)/bench
+	@set -e; for b in tests/bench/bench_*; do echo "== $$b"; \
+		PHX_BIN=$(CURDIR)/orchestrator PHX_BUILD=$(CURDIR)/$(BUILD) $$b; done
+
+demo: orchestrator
+	scripts/demo.sh
+
+deps:
+	scripts/install-deps.sh
+
+install: orchestrator
+	install -D -m 0755 orchestrator $(DESTDIR)$(PREFIX)/bin/orchestrator
+	install -D -m 0644 docs/orchestrator.1 $(DESTDIR)$(PREFIX)/share/man/man1/orchestrator.1
+	install -d $(DESTDIR)$(PREFIX)/share/phoenix/features
+	install -m 0644 configs/features/*.sh $(DESTDIR)$(PREFIX)/share/phoenix/features/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/orchestrator $(DESTDIR)$(PREFIX)/share/man/man1/orchestrator.1
+	rm -rf $(DESTDIR)$(PREFIX)/share/phoenix
+
+format:
+	clang-format -i src/*.c include/*.h tests/unit/*.c
+
+clean:
+	rm -rf build orchestrator
+
+-include $(OBJS:.o=.d)

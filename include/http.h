@@ -1,0 +1,106 @@
+/* http: the only door to libcurl. One client (curl easy handle) per worker thread, reused
+ * across requests for keep-alive. TLS is verified by default (system store or a CA file);
+ * a SHA-256 certificate pin makes a self-signed Proxmox certificate work without --insecure.
+ * Bodies can be buffered (capped) or streamed to a sink; uploads stream from a file with a
+ * known Content-Length (never chunked: Proxmox refuses chunked bodies). Does not know about
+ * Proxmox (see pve.h) and never logs secrets: the Authorization header and password-like
+ * form values are redacted in the --verbose --verbose trace. */
+#ifndef PHX_HTTP_H
+#define PHX_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct http_tls {
+	const char *ca_file;	 /* PEM bundle; NULL: system store */
+	const char *fingerprint; /* SHA-256 of the server certificate, hex with or without ':' */
+	bool insecure;		 /* no verification at all; loud warning; never the default */
+};
+
+struct http_client_opts {
+	struct http_tls tls;
+	long connect_timeout_s; /* 0: 10 s */
+	long low_speed_time_s;	/* abort when under 1 byte/s for this long; 0: 60 s */
+	/* Borrowed, must outlive the client. Sent as "Authorization: <auth_header>" on every
+	 * request; never traced or put into errors. NULL: no Authorization header. */
+	const char *auth_header;
+};
+
+struct http_client;
+
+/* Caller owns; free with http_client_free(). */
+struct http_client *http_client_new(const struct http_client_opts *opts, struct phx_err *err);
+void http_client_free(struct http_client *c);
+
+/* Called with each chunk of the response body, for 2xx answers only. Return -1 (filling err)
+ * to abort the transfer. */
+struct http_sink {
+	int (*write)(void *ud, const void *data, size_t len, struct phx_err *err);
+	void *ud;
+};
+
+/* Progress: `now` bytes of `total` (0 when unknown) moved in the current direction. */
+struct http_progress {
+	void (*update)(void *ud, uint64_t now, uint64_t total);
+	void *ud;
+};
+
+struct http_request {
+	const char *method; /* "GET", "POST", "PUT", "DELETE", "HEAD" */
+	const char *url;    /* full URL, already escaped */
+	const char *content_type; /* with body; e.g. "application/x-www-form-urlencoded" */
+	const void *body;
+	size_t body_len;
+	const char *const *headers; /* extra "Name: value" lines, NULL-terminated; may be NULL */
+	const struct http_sink *sink; /* stream the 2xx body here instead of into resp->body */
+	const struct http_progress *progress;
+	long timeout_s; /* whole-request cap; 0: none (low-speed limit still applies) */
+};
+
+struct http_response {
+	long status;	  /* 0 when no HTTP answer arrived */
+	char reason[256]; /* reason phrase of the status line (Proxmox puts its error there) */
+	struct buf body;  /* body when no sink was given, or when the status is not 2xx */
+	struct buf headers; /* raw header lines of the final response */
+};
+
+void http_response_init(struct http_response *r);
+void http_response_release(struct http_response *r);
+/* Value of the first header `name` (case-insensitive) copied into ret (NUL-terminated,
+ * truncated to len-1); false when absent. */
+bool http_response_header(const struct http_response *r, const char *name, char *ret,
+			  size_t len);
+
+/* Performs one request. Returns 0 when an HTTP response arrived, whatever its status (the
+ * caller decides what a 404 means); -1 on transport, TLS or sink failure with err filled
+ * (PHX_E_NET, PHX_E_TLS, ...). `resp` must be initialised; it is reset first. */
+int http_perform(struct http_client *c, const struct http_request *req,
+		 struct http_response *resp, struct phx_err *err);
+
+/* One text field of a multipart form, sent in array order before the file part. */
+struct http_form_field {
+	const char *name;
+	const char *value;
+};
+
+/* POSTs multipart/form-data with `fields` (n_fields, in order) and then the file at `path`
+ * as the last part, `Content-Disposition: form-data; name="<file_field>";
+ * filename="<filename>"`, streaming the file with a precomputed Content-Length and constant
+ * memory. Same return contract as http_perform. */
+int http_upload_file(struct http_client *c, const char *url, const struct http_form_field *fields,
+		     size_t n_fields, const char *file_field, const char *filename,
+		     const char *path, const struct http_progress *progress,
+		     struct http_response *resp, struct phx_err *err);
+
+/* URL-escapes `s` (RFC 3986 unreserved kept). Caller owns; free with free(). */
+char *http_escape(const char *s, struct phx_err *err);
+
+/* Global libcurl init/cleanup; main calls these once. */
+int http_global_init(struct phx_err *err);
+void http_global_cleanup(void);
+
+#endif

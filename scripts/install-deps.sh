@@ -1,0 +1,47 @@
+#!/bin/sh
+# Installs the Debian/Ubuntu packages that building, testing, benchmarking and the demo need.
+# Idempotent: prints nothing and changes nothing when everything is present.
+# Usage: scripts/install-deps.sh [--build-only]
+set -eu
+
+# build: compiler, libraries (headers) and pkg-config
+BUILD_PKGS="build-essential pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev
+libyaml-dev libguestfs-dev libisofs-dev"
+# test: Criterion, the simulator's qemu-img, libguestfs appliance and tools, the test image
+# builder (debootstrap and its kernel), ISO reader, valgrind for leak checks
+TEST_PKGS="libcriterion-dev python3 qemu-utils qemu-system-x86 libguestfs-tools
+linux-image-cloud-amd64 debootstrap xorriso valgrind openssl curl e2fsprogs fdisk
+ca-certificates"
+# bench: whole-command timing
+BENCH_PKGS="hyperfine"
+
+want="$BUILD_PKGS"
+if [ "${1:-}" != "--build-only" ]; then
+	want="$want $TEST_PKGS $BENCH_PKGS"
+fi
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO=sudo
+	else
+		echo "install-deps: missing packages:$missing" >&2
+		echo "install-deps: run this script as root (or install sudo) to install them" >&2
+		exit 1
+	fi
+else
+	SUDO=
+fi
+
+echo "install-deps: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >&2
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq $missing >&2

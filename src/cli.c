@@ -1,0 +1,452 @@
+/* cli: one option table feeds getopt_long, --help and the man page. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef PHX_VERSION
+#define PHX_VERSION "0.0.0-dev"
+#endif
+
+enum {
+	OPT_PROVISION = 256,
+	OPT_LIST_TEMPLATES,
+	OPT_PRUNE,
+	OPT_DESTROY,
+	OPT_REBUILD,
+	OPT_VALIDATE,
+	OPT_DRY_RUN,
+	OPT_OUTPUT,
+	OPT_INSECURE,
+	OPT_MAN,
+};
+
+struct cli_option {
+	const char *name;
+	int has_arg;
+	int val;
+	const char *arg; /* argument name in help, or NULL */
+	const char *help;
+};
+
+static const struct cli_option cli_options[] = {
+	{"provision-template", no_argument, OPT_PROVISION, NULL,
+	 "build the templates named by the NAME arguments (all templates when none is named) from "
+	 "their cloud images; an existing template of ours is left alone"},
+	{"rebuild", no_argument, OPT_REBUILD, NULL,
+	 "with --provision-template: build a new version even when the template exists"},
+	{"validate", no_argument, OPT_VALIDATE, NULL,
+	 "with --provision-template: boot a throwaway clone and check cloud-init and the guest "
+	 "agent before tagging the template 'validated'"},
+	{"all", no_argument, 'a', NULL, "deploy every VM in the config"},
+	{"check", no_argument, 'c', NULL,
+	 "validate the config, print a summary and exit; contacts no server"},
+	{"list-templates", no_argument, OPT_LIST_TEMPLATES, NULL,
+	 "list the templates this tool built, with versions, dates and validation state"},
+	{"prune", no_argument, OPT_PRUNE, NULL,
+	 "delete old template versions beyond each series' keep count; templates still used by "
+	 "linked clones are kept"},
+	{"destroy", required_argument, OPT_DESTROY, "VMID",
+	 "stop and remove a VM this tool created, with its cloud-init seed ISO"},
+	{"config", required_argument, 'C', "FILE",
+	 "config file (default ./" CLI_DEFAULT_CONFIG ", then " CLI_SYSTEM_CONFIG ")"},
+	{"dry-run", no_argument, OPT_DRY_RUN, NULL,
+	 "print the requests that would change the server (secrets redacted) and change nothing"},
+	{"output", required_argument, OPT_OUTPUT, "FORMAT",
+	 "result format on stdout: text (default) or json"},
+	{"jobs", required_argument, 'j', "N", "work on up to N VMs in parallel (default 1)"},
+	{"insecure", no_argument, OPT_INSECURE, NULL,
+	 "do not verify the server's TLS certificate (prefer tls.fingerprint in the config)"},
+	{"quiet", no_argument, 'q', NULL, "print only warnings and errors on stderr"},
+	{"verbose", no_argument, 'v', NULL,
+	 "more detail on stderr; twice adds an HTTP trace with secrets redacted"},
+	{"version", no_argument, 'V', NULL, "print the version and exit"},
+	{"help", no_argument, 'h', NULL, "print this help and exit"},
+	{"man", no_argument, OPT_MAN, NULL, NULL}, /* hidden */
+};
+
+#define N_OPTIONS (sizeof(cli_options) / sizeof(cli_options[0]))
+
+static const char cli_usage[] =
+	"orchestrator [OPTION...] VMID...\n"
+	"orchestrator [OPTION...] --all\n"
+	"orchestrator [OPTION...] --provision-template [NAME...]\n"
+	"orchestrator [OPTION...] --check | --list-templates | --prune | --destroy VMID\n";
+
+static const char cli_description[] =
+	"Builds Proxmox VE templates from Ubuntu cloud images and clones configured VMs from them, "
+	"through the Proxmox API with an API token only.";
+
+static const char cli_environment[] =
+	"PVE_API_URL, PVE_TOKEN_ID, PVE_TOKEN_SECRET or PVE_TOKEN_SECRET_FILE, PVE_NODE override "
+	"the config's proxmox object (PROXMOX_VE_ENDPOINT and PROXMOX_VE_API_TOKEN are accepted "
+	"too). The secret is never read from the command line; a secret file must not be readable "
+	"by group or others. NO_COLOR disables colour.";
+
+static const char cli_exit_status[] =
+	"0 success; 1 runtime failure (what was created was removed again); 2 invalid usage or "
+	"config (nothing was sent to the server); 70 internal error.";
+
+const char *cli_version(void)
+{
+	return PHX_VERSION;
+}
+
+static void cli_print_wrapped(FILE *out, const char *text, int indent, int width)
+{
+	int col = indent;
+	const char *p = text;
+
+	fprintf(out, "%*s", indent, "");
+	while (*p) {
+		size_t word = strcspn(p, " ");
+
+		if (col > indent && col + 1 + (int)word > width) {
+			fprintf(out, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			fputc(' ', out);
+			col++;
+		}
+		fwrite(p, 1, word, out);
+		col += (int)word;
+		p += word;
+		while (*p == ' ')
+			p++;
+	}
+	fputc('\n', out);
+}
+
+void cli_print_help(FILE *out)
+{
+	fprintf(out, "Usage:\n%s\n", cli_usage);
+	cli_print_wrapped(out, cli_description, 0, 79);
+	fprintf(out, "\nOptions:\n");
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct cli_option *o = &cli_options[i];
+		char head[64];
+
+		if (!o->help)
+			continue;
+		if (o->val < 256)
+			snprintf(head, sizeof(head), "-%c, --%s%s%s", o->val, o->name,
+				 o->arg ? " " : "", o->arg ? o->arg : "");
+		else
+			snprintf(head, sizeof(head), "    --%s%s%s", o->name, o->arg ? " " : "",
+				 o->arg ? o->arg : "");
+		fprintf(out, "  %s\n", head);
+		cli_print_wrapped(out, o->help, 8, 79);
+	}
+	fprintf(out, "\nEnvironment:\n");
+	cli_print_wrapped(out, cli_environment, 2, 79);
+	fprintf(out, "\nExit status:\n");
+	cli_print_wrapped(out, cli_exit_status, 2, 79);
+}
+
+static void cli_man_text(FILE *out, const char *s)
+{
+	/* roff: a leading '.' or '\'' starts a request, and '-' should be '\-' in options */
+	if (*s == '.' || *s == '\'')
+		fputs("\\&", out);
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\e", out);
+		else if (*s == '-')
+			fputs("\\-", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+void cli_print_man(FILE *out)
+{
+	const char *line = cli_usage;
+
+	fprintf(out, ".\\\" Generated by 'orchestrator --man'; do not edit.\n");
+	fprintf(out, ".TH ORCHESTRATOR 1 \"\" \"orchestrator %s\" \"User Commands\"\n",
+		PHX_VERSION);
+	fprintf(out, ".SH NAME\norchestrator \\- build Proxmox VE templates and VMs from cloud "
+		     "images\n.SH SYNOPSIS\n");
+	while (*line) {
+		size_t n = strcspn(line, "\n");
+		char tmp[256];
+
+		snprintf(tmp, sizeof(tmp), "%.*s", (int)n, line);
+		fputs(".br\n", out);
+		cli_man_text(out, tmp);
+		fputc('\n', out);
+		line += n + (line[n] == '\n');
+	}
+	fprintf(out, ".SH DESCRIPTION\n");
+	cli_man_text(out, cli_description);
+	fprintf(out, "\n.SH OPTIONS\n");
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct cli_option *o = &cli_options[i];
+
+		if (!o->help)
+			continue;
+		fputs(".TP\n", out);
+		if (o->val < 256)
+			fprintf(out, "\\fB\\-%c\\fR, ", o->val);
+		fprintf(out, "\\fB\\-\\-");
+		cli_man_text(out, o->name);
+		fprintf(out, "\\fR");
+		if (o->arg)
+			fprintf(out, " \\fI%s\\fR", o->arg);
+		fputc('\n', out);
+		cli_man_text(out, o->help);
+		fputc('\n', out);
+	}
+	fprintf(out, ".SH ENVIRONMENT\n");
+	cli_man_text(out, cli_environment);
+	fprintf(out, "\n.SH EXIT STATUS\n");
+	cli_man_text(out, cli_exit_status);
+	fprintf(out, "\n.SH FILES\n.I ./%s\n.br\n.I %s\n", CLI_DEFAULT_CONFIG, CLI_SYSTEM_CONFIG);
+	fprintf(out, ".SH SEE ALSO\nqm(1), pvesh(1), virt\\-customize(1)\n");
+}
+
+static int cli_parse_ulong(const char *s, const char *what, unsigned long min, unsigned long max,
+			   unsigned long *ret, struct phx_err *err)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	if (!*s || *s == '-' || *s == '+')
+		goto bad;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		goto bad;
+	*ret = v;
+	return 0;
+bad:
+	return phx_err_set(err, PHX_E_USAGE, "%s: expected a whole number from %lu to %lu, got '%s'",
+			   what, min, max, s);
+}
+
+static int cli_set_command(struct cli_opts *o, enum cli_command cmd, bool *seen,
+			   const char *name, struct phx_err *err)
+{
+	static const char *const names[] = {
+		[CLI_CMD_PROVISION] = "--provision-template", [CLI_CMD_CHECK] = "--check",
+		[CLI_CMD_LIST_TEMPLATES] = "--list-templates", [CLI_CMD_PRUNE] = "--prune",
+		[CLI_CMD_DESTROY] = "--destroy",
+	};
+
+	if (*seen && o->command != cmd)
+		return phx_err_set(err, PHX_E_USAGE, "%s cannot be combined with %s", name,
+				   names[o->command] ? names[o->command] : "that command");
+	*seen = true;
+	o->command = cmd;
+	return 0;
+}
+
+static int cli_resolve_config(struct cli_opts *o, const char *given, struct phx_err *err)
+{
+	const char *path = given;
+
+	if (!path)
+		path = access(CLI_DEFAULT_CONFIG, F_OK) == 0 || access(CLI_SYSTEM_CONFIG, F_OK) != 0
+			       ? CLI_DEFAULT_CONFIG
+			       : CLI_SYSTEM_CONFIG;
+	o->config_path = strdup(path);
+	o->config_explicit = given != NULL;
+	if (!o->config_path)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
+{
+	struct option longopts[N_OPTIONS + 1];
+	struct cli_opts o = {.command = CLI_CMD_DEPLOY, .jobs = 1};
+	const char *config = NULL;
+	bool cmd_seen = false, info = false;
+	unsigned long v;
+	int c;
+
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		longopts[i] = (struct option){cli_options[i].name, cli_options[i].has_arg, NULL,
+					      cli_options[i].val};
+	memset(&longopts[N_OPTIONS], 0, sizeof(longopts[0]));
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+acC:j:qvVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_PROVISION:
+			if (cli_set_command(&o, CLI_CMD_PROVISION, &cmd_seen, argv[optind - 1],
+					    err) < 0)
+				goto fail;
+			break;
+		case 'c':
+			if (cli_set_command(&o, CLI_CMD_CHECK, &cmd_seen, "--check", err) < 0)
+				goto fail;
+			break;
+		case OPT_LIST_TEMPLATES:
+			if (cli_set_command(&o, CLI_CMD_LIST_TEMPLATES, &cmd_seen,
+					    "--list-templates", err) < 0)
+				goto fail;
+			break;
+		case OPT_PRUNE:
+			if (cli_set_command(&o, CLI_CMD_PRUNE, &cmd_seen, "--prune", err) < 0)
+				goto fail;
+			break;
+		case OPT_DESTROY:
+			if (cli_set_command(&o, CLI_CMD_DESTROY, &cmd_seen, "--destroy", err) < 0 ||
+			    cli_parse_ulong(optarg, "--destroy", 100, 999999999, &v, err) < 0)
+				goto fail;
+			free(o.vmids);
+			o.vmids = malloc(sizeof(*o.vmids));
+			if (!o.vmids) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			o.vmids[0] = v;
+			o.n_vmids = 1;
+			break;
+		case OPT_REBUILD:
+			o.rebuild = true;
+			break;
+		case OPT_VALIDATE:
+			o.validate = true;
+			break;
+		case 'a':
+			o.all = true;
+			break;
+		case 'C':
+			config = optarg;
+			break;
+		case OPT_DRY_RUN:
+			o.dry_run = true;
+			break;
+		case OPT_OUTPUT:
+			if (!strcmp(optarg, "text")) {
+				o.output = CLI_OUTPUT_TEXT;
+			} else if (!strcmp(optarg, "json")) {
+				o.output = CLI_OUTPUT_JSON;
+			} else {
+				phx_err_set(err, PHX_E_USAGE,
+					    "--output: expected 'text' or 'json', got '%s'", optarg);
+				goto fail;
+			}
+			break;
+		case 'j':
+			if (cli_parse_ulong(optarg, "--jobs", 1, 64, &v, err) < 0)
+				goto fail;
+			o.jobs = (unsigned)v;
+			break;
+		case OPT_INSECURE:
+			o.insecure = true;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'v':
+			o.verbose++;
+			break;
+		case 'V':
+			o.command = CLI_CMD_VERSION;
+			info = true;
+			break;
+		case 'h':
+			o.command = CLI_CMD_HELP;
+			info = true;
+			break;
+		case OPT_MAN:
+			o.command = CLI_CMD_MAN;
+			info = true;
+			break;
+		case ':':
+			phx_err_set(err, PHX_E_USAGE, "option '%s' needs an argument",
+				    argv[optind - 1]);
+			goto fail;
+		default:
+			phx_err_set(err, PHX_E_USAGE, "unknown option '%s'", argv[optind - 1]);
+			goto fail;
+		}
+	}
+	if (info) {
+		*ret = o;
+		ret->n_names = 0;
+		return 0;
+	}
+	if (o.quiet && o.verbose) {
+		phx_err_set(err, PHX_E_USAGE, "--quiet and --verbose cannot be combined");
+		goto fail;
+	}
+	if ((o.rebuild || o.validate) && o.command != CLI_CMD_PROVISION) {
+		phx_err_set(err, PHX_E_USAGE, "%s only goes with --provision-template",
+			    o.rebuild ? "--rebuild" : "--validate");
+		goto fail;
+	}
+	if (o.command == CLI_CMD_PROVISION) {
+		size_t n = (size_t)(argc - optind);
+
+		o.names = calloc(n + 1, sizeof(*o.names));
+		if (!o.names) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto fail;
+		}
+		for (; optind < argc; optind++) {
+			o.names[o.n_names] = strdup(argv[optind]);
+			if (!o.names[o.n_names]) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			o.n_names++;
+		}
+	} else if (o.command == CLI_CMD_DEPLOY) {
+		size_t n = (size_t)(argc - optind);
+
+		if (n == 0 && !o.all) {
+			phx_err_set(err, PHX_E_USAGE,
+				    "nothing to do: give VMIDs, --all, --provision-template or "
+				    "--check");
+			goto fail;
+		}
+		if (n > 0 && o.all) {
+			phx_err_set(err, PHX_E_USAGE, "--all cannot be combined with VMIDs");
+			goto fail;
+		}
+		o.vmids = calloc(n ? n : 1, sizeof(*o.vmids));
+		if (!o.vmids) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto fail;
+		}
+		for (; optind < argc; optind++) {
+			if (cli_parse_ulong(argv[optind], "VMID", 100, 999999999, &v, err) < 0)
+				goto fail;
+			o.vmids[o.n_vmids++] = v;
+		}
+	} else if (optind < argc) {
+		phx_err_set(err, PHX_E_USAGE, "unexpected argument '%s'", argv[optind]);
+		goto fail;
+	}
+	if (o.all && o.command != CLI_CMD_DEPLOY) {
+		phx_err_set(err, PHX_E_USAGE, "--all only goes with deploying VMs");
+		goto fail;
+	}
+	if (cli_resolve_config(&o, config, err) < 0)
+		goto fail;
+	*ret = o;
+	return 0;
+fail:
+	cli_opts_release(&o);
+	return -1;
+}
+
+void cli_opts_release(struct cli_opts *opts)
+{
+	for (size_t i = 0; i < opts->n_names; i++)
+		free(opts->names[i]);
+	free(opts->names);
+	free(opts->vmids);
+	free(opts->config_path);
+	opts->names = NULL;
+	opts->vmids = NULL;
+	opts->config_path = NULL;
+	opts->n_names = opts->n_vmids = 0;
+}

@@ -1,0 +1,104 @@
+/* secret: load and wipe the API token secret. */
+#include "secret.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto.h"
+
+enum { SECRET_MAX = 4096 };
+
+struct phx_secret {
+	char *value;
+	size_t len;
+};
+
+static void secret_chomp(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+}
+
+struct phx_secret *secret_from_string(const char *value, struct phx_err *err)
+{
+	struct phx_secret *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->value = strdup(value))) {
+		free(s);
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	secret_chomp(s->value);
+	s->len = strlen(s->value);
+	if (!s->len) {
+		secret_free(s);
+		phx_err_set(err, PHX_E_INPUT, "the token secret is empty");
+		return NULL;
+	}
+	return s;
+}
+
+struct phx_secret *secret_from_file(const char *path, struct phx_err *err)
+{
+	char data[SECRET_MAX + 1];
+	struct phx_secret *s = NULL;
+	struct stat st;
+	ssize_t n;
+	char *nl;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		phx_err_set_errno(err, PHX_E_INPUT, errno, "token secret file '%s'", path);
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		phx_err_set_errno(err, PHX_E_IO, errno, "token secret file '%s'", path);
+	} else if (!S_ISREG(st.st_mode)) {
+		phx_err_set(err, PHX_E_INPUT, "token secret file '%s': not a regular file", path);
+	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		phx_err_set(err, PHX_E_INPUT,
+			    "token secret file '%s': mode %04o lets others read it; run "
+			    "'chmod 600 %s'",
+			    path, (unsigned)(st.st_mode & 07777), path);
+	} else if ((n = read(fd, data, SECRET_MAX + 1)) < 0) {
+		phx_err_set_errno(err, PHX_E_IO, errno, "token secret file '%s'", path);
+	} else if (n > SECRET_MAX) {
+		phx_err_set(err, PHX_E_INPUT, "token secret file '%s': larger than %d bytes", path,
+			    SECRET_MAX);
+	} else {
+		data[n] = '\0';
+		nl = strchr(data, '\n');
+		if (nl)
+			*nl = '\0';
+		s = secret_from_string(data, err);
+		if (!s)
+			phx_err_wrap(err, "token secret file '%s'", path);
+	}
+	crypto_cleanse(data, sizeof(data));
+	close(fd);
+	return s;
+}
+
+const char *secret_value(const struct phx_secret *s)
+{
+	return s->value;
+}
+
+void secret_free(struct phx_secret *s)
+{
+	if (!s)
+		return;
+	if (s->value) {
+		crypto_cleanse(s->value, s->len);
+		free(s->value);
+	}
+	crypto_cleanse(s, sizeof(*s));
+	free(s);
+}
