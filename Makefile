@@ -30,6 +30,9 @@ LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libphoenix.a
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+# C integration tests (Criterion) that drive the library against the simulator
+ITEST_SRCS := $(wildcard tests/integration/test_*.c)
+ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRCS))
 
 .PHONY: all check unit integration simtest sanitize bench demo install uninstall clean man \
 	deps format tidy
@@ -51,6 +54,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB) $(ALL_LDFLAGS) $(LIBS) $(TEST_LIBS)
 
+$(BUILD)/itests/%: tests/integration/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(LIB) $(ALL_LDFLAGS) $(LIBS) $(TEST_LIBS)
+
 # The man page is generated from the same option table as --help.
 man: docs/orchestrator.1
 docs/orchestrator.1: orchestrator
@@ -63,8 +70,10 @@ unit: $(UNIT_BINS)
 simtest:
 	cd tests/pve-sim && python3 -m unittest discover -p 'test_*.py' -v
 
-integration: orchestrator
+integration: orchestrator $(ITEST_BINS)
 	@mkdir -p $(BUILD)/sim-logs
+	@set -e; for t in $(ITEST_BINS); do echo "== $$t"; \
+		PHX_BUILD=$(CURDIR)/$(BUILD) PHX_SRC=$(CURDIR) $$t --jobs 1; done
 	PHX_BIN=$(CURDIR)/orchestrator PHX_BUILD=$(CURDIR)/$(BUILD) \
 		python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
 
@@ -77,10 +86,12 @@ check: orchestrator unit simtest integration
 sanitize:
 	$(MAKE) BUILD=build/san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
 		LDFLAGS='-fsanitize=address,undefined' orchestrator-san
-orchestrator-san: $(BUILD)/obj/main.o $(LIB) $(UNIT_BINS)
+orchestrator-san: $(BUILD)/obj/main.o $(LIB) $(UNIT_BINS) $(ITEST_BINS)
 	$(CC) $(ALL_CFLAGS) -o $(BUILD)/orchestrator $(BUILD)/obj/main.o $(LIB) $(ALL_LDFLAGS) $(LIBS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t (sanitized)"; \
 		ASAN_OPTIONS=detect_leaks=1 $$t --jobs 1; done
+	@set -e; for t in $(ITEST_BINS); do echo "== $$t (sanitized)"; \
+		PHX_BUILD=$(CURDIR)/$(BUILD) PHX_SRC=$(CURDIR) $$t --jobs 1; done
 	PHX_BIN=$(CURDIR)/$(BUILD)/orchestrator PHX_BUILD=$(CURDIR)/$(BUILD) PHX_SANITIZE=1 \
 		python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
 
