@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -231,4 +232,43 @@ int fs_free_space(const char *dir, uint64_t *ret_bytes, struct phx_err *err)
 		return phx_err_set_errno(err, PHX_E_IO, errno, "statvfs '%s'", dir);
 	*ret_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
 	return 0;
+}
+
+int fs_lock_acquire(const char *path, int *ret_fd, struct phx_err *err)
+{
+	char pid[32] = "";
+	ssize_t n;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "open lock file '%s'", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return phx_err_set(err, PHX_E_CONFLICT,
+					   "another orchestrator run (pid %s) holds the lock '%s'; "
+					   "wait for it to finish",
+					   pid[0] ? pid : "unknown", path);
+		return phx_err_set_errno(err, PHX_E_IO, e, "lock '%s'", path);
+	}
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, strlen(pid), 0) < 0) {
+		int e = errno;
+
+		close(fd);
+		return phx_err_set_errno(err, PHX_E_IO, e, "write lock file '%s'", path);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+void fs_lock_release(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }
