@@ -1,0 +1,177 @@
+/* series: template version names, tags and selection. */
+#include "series.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+bool series_has_tag(const char *tags, const char *tag)
+{
+	size_t want = strlen(tag);
+	const char *p = tags;
+
+	if (!tags || !want)
+		return false;
+	while (*p) {
+		size_t n;
+
+		p += strspn(p, ";, \t\n");
+		n = strcspn(p, ";, \t\n");
+		if (n == want && !strncasecmp(p, tag, n))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+int series_tag(const char *template_name, char *ret, size_t len, struct phx_err *err)
+{
+	size_t i, n = strlen(template_name);
+
+	if (n + 5 > len || n == 0)
+		return phx_err_set(err, PHX_E_INPUT, "template name '%s' is too long for a tag",
+				   template_name);
+	memcpy(ret, "phx-", 4);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)tolower((unsigned char)template_name[i]);
+
+		ret[4 + i] = (isalnum(c) || c == '_' || c == '-' || c == '.' || c == '+') ? (char)c
+											 : '-';
+	}
+	ret[4 + n] = '\0';
+	return 0;
+}
+
+bool series_parse_version(const char *base, const char *vm_name, unsigned *ret_date,
+			  unsigned *ret_seq)
+{
+	size_t n = strlen(base);
+	const char *p;
+
+	if (!vm_name || strncmp(vm_name, base, n) || vm_name[n] != '-')
+		return false;
+	p = vm_name + n + 1;
+	for (int i = 0; i < 8; i++)
+		if (!isdigit((unsigned char)p[i]))
+			return false;
+	if (p[8] != '-')
+		return false;
+	for (int i = 9; i < 12; i++)
+		if (!isdigit((unsigned char)p[i]))
+			return false;
+	if (p[12])
+		return false;
+	*ret_date = (unsigned)strtoul(p, NULL, 10);
+	*ret_seq = (unsigned)strtoul(p + 9, NULL, 10);
+	return true;
+}
+
+int series_next_name(const char *base, time_t now, const struct series_guest *guests, size_t n,
+		     char **ret, struct phx_err *err)
+{
+	unsigned today, date, seq, next = 1;
+	struct tm tm;
+	char *name;
+
+	if (!gmtime_r(&now, &tm))
+		return phx_err_set(err, PHX_E_INTERNAL, "bad clock value");
+	today = (unsigned)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
+	for (size_t i = 0; i < n; i++)
+		if (series_parse_version(base, guests[i].name, &date, &seq) && date == today &&
+		    seq >= next)
+			next = seq + 1;
+	if (next > 999)
+		return phx_err_set(err, PHX_E_CONFLICT,
+				   "template '%s' already has 999 versions built on %u", base,
+				   today);
+	if (asprintf(&name, "%s-%08u-%03u", base, today, next) < 0)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	*ret = name;
+	return 0;
+}
+
+int series_next_vmid(unsigned long min, unsigned long max, const struct series_guest *guests,
+		     size_t n, unsigned long *ret_vmid, struct phx_err *err)
+{
+	for (unsigned long id = min; id <= max; id++) {
+		bool used = false;
+
+		for (size_t i = 0; i < n && !used; i++)
+			used = guests[i].vmid == id;
+		if (!used) {
+			*ret_vmid = id;
+			return 0;
+		}
+	}
+	return phx_err_set(err, PHX_E_CONFLICT,
+			   "no free VMID left in the version range %lu-%lu: run --prune or widen "
+			   "the range",
+			   min, max);
+}
+
+static bool series_is_member(const char *base, const struct series_guest *g)
+{
+	char tag[128];
+	unsigned date, seq;
+
+	if (!g->is_template || !series_has_tag(g->tags, SERIES_TAG_OURS) ||
+	    series_tag(base, tag, sizeof(tag), NULL) < 0 || !series_has_tag(g->tags, tag))
+		return false;
+	return series_parse_version(base, g->name, &date, &seq);
+}
+
+struct series_sort_ctx {
+	const char *base;
+	const struct series_guest *guests;
+};
+
+static unsigned long long series_key(const struct series_sort_ctx *ctx, size_t idx)
+{
+	unsigned date = 0, seq = 0;
+
+	series_parse_version(ctx->base, ctx->guests[idx].name, &date, &seq);
+	return (unsigned long long)date * 1000 + seq;
+}
+
+static int series_cmp_newest_first(const void *a, const void *b, void *arg)
+{
+	unsigned long long ka = series_key(arg, *(const size_t *)a);
+	unsigned long long kb = series_key(arg, *(const size_t *)b);
+
+	return ka < kb ? 1 : ka > kb ? -1 : 0;
+}
+
+int series_members(const char *base, const struct series_guest *guests, size_t n, size_t **ret,
+		   size_t *ret_n, struct phx_err *err)
+{
+	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
+	size_t count = 0;
+
+	if (!idx)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (series_is_member(base, &guests[i]))
+			idx[count++] = i;
+	qsort_r(idx, count, sizeof(*idx), series_cmp_newest_first,
+		&(struct series_sort_ctx){base, guests});
+	*ret = idx;
+	*ret_n = count;
+	return 0;
+}
+
+long series_newest(const char *base, const struct series_guest *guests, size_t n,
+		   bool validated_only)
+{
+	size_t *idx = NULL, count = 0;
+	long found = -1;
+
+	if (series_members(base, guests, n, &idx, &count, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < count && found < 0; i++)
+		if (!validated_only || series_has_tag(guests[idx[i]].tags, SERIES_TAG_VALIDATED))
+			found = (long)idx[i];
+	free(idx);
+	return found;
+}
