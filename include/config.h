@@ -1,0 +1,231 @@
+/* config: loads and fully validates phoenix_vm_configs.json (jansson) into plain structs that
+ * the commands read. Owns parsing, defaults, validation with JSON-path messages and the
+ * environment overrides for the Proxmox connection. Does not talk to any server, read images
+ * or render cloud-init: it only describes what the user asked for.
+ *
+ * Ownership: everything reachable from a struct cfg (strings, arrays, nested structs) is owned
+ * by it and freed by cfg_free(). Pointers handed out by the lookup functions are borrowed and
+ * valid until cfg_free(). Absent optional strings are NULL; absent optional numbers have a
+ * has_* flag or are documented as 0 = "not given". */
+#ifndef PHX_CONFIG_H
+#define PHX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "secret.h"
+
+#define CFG_VMID_MIN 100UL
+#define CFG_VMID_MAX 999999999UL
+#define CFG_CORES_MAX 128U
+#define CFG_MEMORY_MB_MIN 64UL	    /* Proxmox allows 16; a cloud image does not boot in that */
+#define CFG_MEMORY_MB_MAX 4194304UL /* 4 TiB */
+#define CFG_DISK_GB_MAX 131072UL    /* 128 TiB */
+#define CFG_MAX_ERRORS 50	    /* problems reported before "... and N more" */
+
+/* A list of strings. items[i] owned by the list; n == 0 means empty (items may be NULL). */
+struct cfg_strv {
+	char **items;
+	size_t n;
+};
+
+struct cfg_tls {
+	char *ca_file;	   /* PEM bundle to trust instead of the system store, or NULL */
+	char *fingerprint; /* SHA-256 of the server certificate, "AA:BB:..." upper hex, or NULL */
+	bool insecure;	   /* skip verification entirely (also --insecure) */
+};
+
+struct cfg_timeouts {
+	unsigned long task_s;	 /* waiting for one Proxmox task (default 1800) */
+	unsigned long agent_s;	 /* waiting for the guest agent to answer (default 600) */
+	unsigned long connect_s; /* TCP+TLS connect (default 10) */
+};
+
+struct cfg_proxmox {
+	/* Base URL without "/api2/json" and without a trailing '/', e.g.
+	 * "https://pve.example.com:8006"; NULL when neither config nor environment gives one. */
+	char *api_url;
+	char *token_id;		 /* "USER@REALM!TOKENNAME", or NULL */
+	char *token_secret_file; /* path (resolved against the config's directory), or NULL */
+	char *node;		 /* or NULL */
+	struct cfg_tls tls;
+	struct cfg_timeouts timeouts;
+};
+
+enum cfg_cloudinit_mode {
+	CFG_CLOUDINIT_ISO = 0, /* our own cidata ISO uploaded as content=iso (default) */
+	CFG_CLOUDINIT_NATIVE,  /* Proxmox's ciuser/cipassword/sshkeys/ipconfig0 (+cicustom) */
+};
+
+struct cfg_defaults {
+	char *node;	      /* or NULL; see cfg_default_node() */
+	char *storage;	      /* VM disks, default "local-lvm" */
+	char *import_storage; /* uploaded cloud images (content=import), default "local" */
+	char *iso_storage;    /* cloud-init ISOs (content=iso), default "local" */
+	char *bridge;	      /* default "vmbr0" */
+	struct cfg_strv dns_servers; /* IPv4 addresses, may be empty */
+	char *search_domain;	     /* or NULL */
+	bool full_clone;	     /* default false (linked clones) */
+	enum cfg_cloudinit_mode cloudinit_mode;
+	char *snippets_dir; /* storage snippets directory for native cicustom, or NULL */
+	struct cfg_strv tags;
+	unsigned long agent_timeout_s; /* default: proxmox.timeouts.agent_s */
+};
+
+struct cfg_file {
+	char *path;    /* absolute path inside the guest */
+	unsigned mode; /* permission bits, default 0644 */
+	char *content; /* inline content, or NULL */
+	char *source;  /* local file (resolved against the config's directory), or NULL */
+	/* exactly one of content / source is non-NULL */
+};
+
+struct cfg_customize {
+	struct cfg_strv packages; /* default ["qemu-guest-agent"] when the key is absent */
+	struct cfg_strv debs;	  /* local .deb files, resolved against the config's directory */
+	struct cfg_strv enable_services;
+	struct cfg_strv run; /* shell commands, run in order */
+	struct cfg_file *files;
+	size_t n_files;
+	char *timezone; /* e.g. "Europe/Berlin", or NULL */
+};
+
+struct cfg_hardware {
+	unsigned cores;		    /* default 2 */
+	unsigned long memory_mb;    /* default 2048 */
+	unsigned long disk_size_gb; /* 0 = keep the image's size; else grow to this */
+	char *bridge;		    /* always set: hardware.bridge or defaults.bridge */
+	char *storage;		    /* always set: hardware.storage or defaults.storage */
+};
+
+struct cfg_versions {
+	unsigned long vmid_min, vmid_max; /* builds take the next free VMID in this range */
+	unsigned long keep;		  /* --prune keeps the newest `keep` (>= 1), default 3 */
+	bool rebuild_on_change;		  /* a changed upstream image builds a new version */
+};
+
+struct cfg_template {
+	char *name;	    /* DNS label, unique among templates */
+	unsigned long vmid; /* 0 only when has_versions and no vmid was given */
+	char *image_url;    /* http(s) */
+	char *checksum_url; /* SHA256SUMS URL, or NULL when sha256 is given */
+	char *sha256;	    /* 64 lower-case hex digits, or NULL */
+	char *os;	    /* e.g. "ubuntu-24.04" (becomes tag os-ubuntu-24.04), or NULL */
+	char *node;	    /* or NULL: cfg_default_node() */
+	struct cfg_customize customize;
+	struct cfg_hardware hardware;
+	bool has_versions;
+	struct cfg_versions versions;
+	struct cfg_strv tags; /* defaults.tags followed by the template's own, de-duplicated */
+};
+
+struct cfg_feature {
+	char *name;
+	char *script;	   /* as written in the config (or the built-in default) */
+	char *script_path; /* resolved existing file, or NULL when not found */
+	struct cfg_strv packages;
+	bool builtin; /* the default `docker` feature, not written in the config */
+};
+
+struct cfg_network {
+	char *ip;	     /* CIDR "10.0.0.5/24", or NULL for DHCP */
+	char *gw;	     /* "10.0.0.1", or NULL (only allowed with DHCP or no default route) */
+	uint32_t addr;	     /* host order, valid when ip != NULL */
+	unsigned prefix;     /* 0..32, valid when ip != NULL */
+	uint32_t gw_addr;    /* host order, valid when gw != NULL */
+	char *bridge;	     /* always set: network_config.bridge or defaults.bridge */
+};
+
+struct cfg_user {
+	char *username;
+	char *password_hash;		/* crypt(3) hash ($6$, $y$, $5$, $2b$), or NULL */
+	struct cfg_strv ssh_public_keys; /* ssh_public_key: one string or an array */
+};
+
+struct cfg_vm {
+	unsigned long vmid;
+	char *name; /* DNS label, unique among VMs */
+	/* Exactly one clone source: clone_from_template != NULL, or clone_from_vmid != 0. */
+	unsigned long clone_from_vmid;
+	char *clone_from_template;
+	unsigned cores;		    /* 0 = keep the template's */
+	unsigned long memory_mb;    /* 0 = keep the template's */
+	unsigned long disk_size_gb; /* 0 = keep the template's; else grow to this */
+	struct cfg_network network;
+	bool has_user; /* user_config given */
+	struct cfg_user user;
+	struct cfg_strv features; /* names; each exists in cfg->features */
+	char *node;		  /* or NULL: cfg_default_node() */
+	char *storage;		  /* always set: vms[].storage or defaults.storage */
+	bool full_clone;	  /* vms[].full_clone or defaults.full_clone */
+	char *pool;		  /* or NULL */
+	struct cfg_strv tags;	  /* defaults.tags followed by the VM's own, de-duplicated */
+	char *description;	  /* or NULL */
+	struct cfg_strv packages;
+	struct cfg_strv dns_servers; /* vms[].dns_servers, else a copy of defaults.dns_servers */
+	char *search_domain;	     /* copy of defaults.search_domain, or NULL */
+};
+
+struct cfg {
+	char *path; /* the file as given to cfg_load() */
+	char *dir;  /* absolute directory holding it; relative paths are resolved against it */
+	struct cfg_proxmox proxmox;
+	struct cfg_defaults defaults;
+	struct cfg_template *templates;
+	size_t n_templates;
+	struct cfg_feature *features; /* config features, then built-ins not overridden */
+	size_t n_features;
+	struct cfg_vm *vms;
+	size_t n_vms;
+};
+
+/* Reads, parses and validates `path`. Every problem found is reported, one per line
+ * ("FILE: $.json.path: expected ..., got ..."), up to CFG_MAX_ERRORS, in err->msg with code
+ * PHX_E_INPUT; a JSON syntax error is "FILE:LINE:COL: text". Touches no network. On success
+ * *ret is set (caller owns; free with cfg_free()). */
+int cfg_load(const char *path, struct cfg **ret, struct phx_err *err);
+
+/* Like cfg_load() on an in-memory document; `name` is used as FILE in messages and its
+ * directory for relative paths. */
+int cfg_load_string(const char *json, const char *name, struct cfg **ret, struct phx_err *err);
+
+void cfg_free(struct cfg *cfg);
+
+/* Applies the connection overrides from the environment to cfg->proxmox: PVE_API_URL,
+ * PVE_TOKEN_ID, PVE_TOKEN_SECRET_FILE, PVE_NODE (also replaces defaults.node),
+ * PVE_TLS_FINGERPRINT, PVE_TLS_CA_FILE, and Terraform bpg's PROXMOX_VE_ENDPOINT and
+ * PROXMOX_VE_API_TOKEN ("ID=SECRET", split at the last '='; only the ID is kept here). The
+ * PVE_* names win over the PROXMOX_VE_* ones. A malformed value fails with PHX_E_INPUT naming
+ * the variable (never its secret part); cfg is unchanged on failure. */
+int cfg_apply_env(struct cfg *cfg, struct phx_err *err);
+
+/* Loads the token secret: env PVE_TOKEN_SECRET, else the file from PVE_TOKEN_SECRET_FILE or
+ * proxmox.token_secret_file (cfg_apply_env already merged them; must be mode 0600-ish), else
+ * the secret part of PROXMOX_VE_API_TOKEN. *ret: caller owns; free with secret_free(). */
+int cfg_load_secret(const struct cfg *cfg, struct phx_secret **ret, struct phx_err *err);
+
+/* Fails with PHX_E_INPUT, naming the config key and the environment variable to set, when
+ * api_url or token_id is missing. Commands that talk to the server call it first. */
+int cfg_require_connection(const struct cfg *cfg, struct phx_err *err);
+
+/* Lookups: borrowed results, NULL when absent. */
+const struct cfg_vm *cfg_find_vm(const struct cfg *cfg, unsigned long vmid);
+const struct cfg_template *cfg_find_template(const struct cfg *cfg, const char *name);
+/* Matches a template's vmid or any VMID inside its version range. */
+const struct cfg_template *cfg_find_template_by_vmid(const struct cfg *cfg, unsigned long vmid);
+const struct cfg_feature *cfg_find_feature(const struct cfg *cfg, const char *name);
+
+/* The template a VM clones when the config describes it (by clone_from_template name, or a
+ * clone_from_vmid matching a template); NULL when the server must provide clone_from_vmid. */
+const struct cfg_template *cfg_vm_template(const struct cfg *cfg, const struct cfg_vm *vm);
+
+/* defaults.node, else proxmox.node, else NULL (then the caller asks the server). */
+const char *cfg_default_node(const struct cfg *cfg);
+/* vm->node or cfg_default_node(). */
+const char *cfg_vm_node(const struct cfg *cfg, const struct cfg_vm *vm);
+/* t->node or cfg_default_node(). */
+const char *cfg_template_node(const struct cfg *cfg, const struct cfg_template *t);
+
+#endif
