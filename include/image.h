@@ -1,0 +1,136 @@
+/* image: the cloud-image cache. Parses SHA256SUMS files, downloads an image into the cache
+ * with SHA-256 computed while streaming, resumes interrupted transfers (Range + If-Range),
+ * revalidates cheaply (conditional GET of the sums file) and never hands out a file whose hash
+ * was not verified. Does not customize or upload images (customize.h, pve.h do) and does not
+ * talk libcurl directly (http.h is its door to the network).
+ *
+ * Cache layout (all under the cache directory):
+ *   <sha256>/<name>      verified image; named by hash so a changed upstream never overwrites
+ *                        the version a template was built from (old versions stay until pruned)
+ *   <name>.meta.json     what we last fetched for <name>: url, etag, last_modified, sha256,
+ *                        size, fetched_at and the sums file's url/etag/last_modified
+ *   <name>.part          download in progress (never used as an image)
+ *   <name>.part.meta     JSON: url, etag, last_modified and expected sha256 of the .part, so
+ *                        a resume sends If-Range and a changed upstream restarts from zero */
+#ifndef PHX_IMAGE_H
+#define PHX_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "err.h"
+
+struct http_client;
+
+/* ---- SHA256SUMS ---------------------------------------------------------------------- */
+
+struct img_sums_entry {
+	char sha256[CRYPTO_SHA256_HEX_LEN + 1]; /* lower-case hex */
+	char *name;				/* owned by the img_sums */
+	bool binary;				/* listed as "HASH *name" */
+};
+
+struct img_sums {
+	struct img_sums_entry *entries; /* owned; n entries in file order */
+	size_t n;
+};
+
+/* Parses a sha256sum(1)-style listing: "HASH *name" (binary) or "HASH  name" (text) per
+ * line; blank lines and '#' comments are skipped; CRLF is accepted; hex may be upper case.
+ * A malformed line fails the whole parse with PHX_E_VERIFY and "SOURCE:LINE: why" (a sums
+ * file we cannot read is a file we cannot verify against). `source_name` (borrowed) is used
+ * only in messages, e.g. the URL. On success *ret is a new object (caller owns; free with
+ * img_sums_free()); on failure *ret is untouched. */
+int img_sums_parse(const char *text, size_t len, const char *source_name, struct img_sums **ret,
+		   struct phx_err *err);
+/* The hex hash listed for `filename` (a leading "./" on either side is ignored), or NULL.
+ * Borrowed from `sums`. */
+const char *img_sums_lookup(const struct img_sums *sums, const char *filename);
+void img_sums_free(struct img_sums *sums);
+
+/* ---- cache metadata ------------------------------------------------------------------ */
+
+struct img_meta {
+	char *url;	     /* image URL; owned */
+	char *etag;	     /* owned; NULL when the server sent none */
+	char *last_modified; /* owned; HTTP date as sent by the server; NULL when none */
+	char sha256[CRYPTO_SHA256_HEX_LEN + 1];
+	uint64_t size;
+	int64_t fetched_at;	  /* unix seconds */
+	char *sums_url;		  /* owned; NULL when the hash came from configuration */
+	char *sums_etag;	  /* owned; may be NULL */
+	char *sums_last_modified; /* owned; may be NULL */
+};
+
+#define IMG_META_INIT {0}
+
+/* Reads a metadata file written by img_meta_write(). On success fills *ret (caller owns;
+ * release with img_meta_release()); errors name the file (jansson errors as file:line:col).
+ * A missing file is PHX_E_NOTFOUND so callers can tell "never fetched" from "corrupt". */
+int img_meta_read(const char *path, struct img_meta *ret, struct phx_err *err);
+/* Writes `m` as JSON to `path` atomically (temp file, fsync, rename). */
+int img_meta_write(const char *path, const struct img_meta *m, struct phx_err *err);
+/* Frees the strings; the struct is left as IMG_META_INIT. Accepts NULL. */
+void img_meta_release(struct img_meta *m);
+
+/* ---- cache directory and names ------------------------------------------------------- */
+
+/* The default cache directory: $XDG_CACHE_HOME/phoenix/images, else $HOME/.cache/phoenix/
+ * images, else (root, or no HOME) /var/cache/phoenix/images. When running as root without
+ * XDG_CACHE_HOME the system location wins. Caller owns *ret; free with free(). */
+int img_cache_dir_default(char **ret, struct phx_err *err);
+
+/* The file name an image URL is cached under: the last path segment, without query or
+ * fragment. Fails with PHX_E_INPUT naming the URL when that is empty, "." or "..". Caller
+ * owns *ret; free with free(). */
+int img_name_from_url(const char *url, char **ret, struct phx_err *err);
+
+/* ---- fetch --------------------------------------------------------------------------- */
+
+struct img_fetch_opts {
+	const char *image_url;	  /* required; http:// or https:// */
+	const char *checksum_url; /* SHA256SUMS listing the image's file name; optional */
+	const char *sha256;	  /* explicit expected hash (64 hex); wins over checksum_url */
+	const char *cache_dir;	  /* NULL: img_cache_dir_default() */
+	bool progress;		  /* progress bar on stderr when log_is_tty() */
+	bool verify_cached;	  /* re-hash a cached file before trusting it (slow, paranoid) */
+	unsigned retries;	  /* resumes after a dropped transfer; 0: 3 */
+};
+/* All strings are borrowed for the duration of the call. One of checksum_url and sha256 is
+ * required: an unverified image is never used. */
+
+struct img_result {
+	char *path; /* the verified cached image; owned, release with img_result_release() */
+	char sha256[CRYPTO_SHA256_HEX_LEN + 1];
+	uint64_t size;
+	/* Image body bytes received by this call: 0 when the cached copy was current. */
+	uint64_t downloaded;
+	/* True when the sha256 differs from the version recorded for this name before the call,
+	 * or no version was recorded (first fetch). */
+	bool changed;
+	char *previous_path; /* the previous version if changed and still cached; owned; or NULL */
+};
+
+#define IMG_RESULT_INIT {0}
+
+/* Makes sure the cache holds the verified image and returns where it is.
+ * 1. expected hash: opts->sha256, else the checksum file's entry for the image's file name,
+ *    fetched conditionally (If-None-Match / If-Modified-Since from <name>.meta.json);
+ * 2. a cached <sha256>/<name> of the recorded size is a hit: no image byte is requested;
+ * 3. else download to <name>.part (resuming an existing one, re-hashing its prefix), with a
+ *    free-space check when the size is known, retrying a dropped transfer by resuming; a
+ *    server that answers 200 to a Range request restarts the file from zero;
+ * 4. fsync, compare hashes, rename into place only on a match. A mismatch deletes the .part
+ *    and fails with PHX_E_VERIFY naming the URL and both hashes.
+ * Errors: PHX_E_INPUT (bad options), PHX_E_NOTFOUND (404, or no sums entry for the name),
+ * PHX_E_NET (transport, other HTTP statuses; err->http_status set), PHX_E_IO (cache; a full
+ * disk names the cache directory and removes the .part), PHX_E_CONFLICT (another process is
+ * downloading the same name into the same cache). On success fills *ret (caller owns, release
+ * with img_result_release()); on failure *ret is untouched. `c` is borrowed. */
+int img_fetch(struct http_client *c, const struct img_fetch_opts *opts, struct img_result *ret,
+	      struct phx_err *err);
+void img_result_release(struct img_result *r);
+
+#endif

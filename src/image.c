@@ -1,0 +1,791 @@
+/* image: verified, cached, resumable download of a cloud image (see image.h). Owns the
+ * download state machine (HEAD, resume, restart, retry, verify, rename) and the progress
+ * display; the SHA256SUMS parser lives in image_sums.c, metadata and names in image_cache.c. */
+#include "image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "http.h"
+#include "log.h"
+
+enum { IMG_DEFAULT_RETRIES = 3 };
+
+/* State of one download into <name>.part, shared by the sink and the progress callback. */
+struct img_dl {
+	const char *url;
+	const char *name;
+	const char *part_path;
+	const char *cache_dir;
+	int fd;
+	struct crypto_sha256 *h;
+	uint64_t written;    /* bytes in the .part, all of them hashed */
+	uint64_t received;   /* body bytes received by this img_fetch call */
+	uint64_t size;	     /* full image size when known, else 0 */
+	uint64_t req_offset; /* where the current request's body starts in the file */
+	const struct http_response *resp;
+	bool first_chunk;     /* no body byte of the current request seen yet */
+	bool assumed_partial; /* status unknown at the first chunk; checked after the request */
+	bool sink_failed;     /* a local failure (disk): do not retry */
+	bool bad_range;	      /* 206 for another range than asked: restart */
+	/* progress */
+	bool bar;
+	struct timespec t0, last_draw;
+	uint64_t at_start; /* written when this call began (resumed prefix) */
+};
+
+static double img_now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	return (double)ts->tv_sec + (double)ts->tv_nsec / 1e9;
+}
+
+static double img_elapsed(const struct timespec *from)
+{
+	struct timespec now;
+
+	return img_now(&now) - ((double)from->tv_sec + (double)from->tv_nsec / 1e9);
+}
+
+static void img_human(uint64_t n, char *out, size_t len)
+{
+	if (n >= (uint64_t)1 << 30)
+		snprintf(out, len, "%.2f GiB", (double)n / (double)(1 << 30));
+	else
+		snprintf(out, len, "%.1f MiB", (double)n / (double)(1 << 20));
+}
+
+/* ---- progress -------------------------------------------------------------------------- */
+
+static void img_bar_draw(struct img_dl *d, bool final)
+{
+	char have[32], total[32] = "?", eta[32] = "--:--";
+	double secs = img_elapsed(&d->t0), rate;
+	uint64_t new_bytes = d->written > d->at_start ? d->written - d->at_start : 0;
+
+	rate = secs > 0 ? (double)new_bytes / secs : 0;
+	img_human(d->written, have, sizeof(have));
+	if (d->size)
+		img_human(d->size, total, sizeof(total));
+	if (d->size && rate > 0 && d->size >= d->written) {
+		unsigned left = (unsigned)((double)(d->size - d->written) / rate);
+
+		snprintf(eta, sizeof(eta), "%u:%02u", left / 60, left % 60);
+	}
+	/* \r + erase line: redraw in place; stderr is a TTY here (log_is_tty) */
+	fprintf(stderr, "\r\033[K%s  %s / %s  %.1f MiB/s  ETA %s%s", d->name, have, total,
+		rate / (1 << 20), eta, final ? "\n" : "");
+	fflush(stderr);
+}
+
+static void img_progress_update(void *ud, uint64_t now, uint64_t total)
+{
+	struct img_dl *d = ud;
+	struct timespec ts;
+
+	(void)now; /* d->written is exact across resumes; `now` restarts at each request */
+	if (!d->size && total)
+		d->size = d->req_offset + total;
+	if (!d->bar)
+		return;
+	img_now(&ts);
+	if ((double)(ts.tv_sec - d->last_draw.tv_sec) +
+		    (double)(ts.tv_nsec - d->last_draw.tv_nsec) / 1e9 <
+	    0.2)
+		return;
+	d->last_draw = ts;
+	img_bar_draw(d, false);
+}
+
+/* ---- the sink: file + hash ------------------------------------------------------------- */
+
+static int img_dl_restart(struct img_dl *d, struct phx_err *err)
+{
+	struct crypto_sha256 *h = crypto_sha256_new(err);
+
+	if (!h)
+		return -1;
+	if (ftruncate(d->fd, 0) < 0) {
+		crypto_sha256_free(h);
+		return phx_err_set_errno(err, PHX_E_IO, errno, "truncate '%s'", d->part_path);
+	}
+	crypto_sha256_free(d->h);
+	d->h = h;
+	d->written = 0;
+	d->at_start = 0;
+	return 0;
+}
+
+/* Parses "bytes START-END/TOTAL" (or "bytes *\/TOTAL" of a 416); false when malformed. */
+static bool img_content_range(const struct http_response *r, uint64_t *start, uint64_t *total)
+{
+	char v[128];
+	unsigned long long s = 0, e = 0, t = 0;
+
+	if (!http_response_header(r, "Content-Range", v, sizeof(v)))
+		return false;
+	if (sscanf(v, "bytes %llu-%llu/%llu", &s, &e, &t) == 3) {
+		*start = s;
+		*total = t;
+		return true;
+	}
+	if (sscanf(v, "bytes */%llu", &t) == 1) {
+		*start = UINT64_MAX;
+		*total = t;
+		return true;
+	}
+	return false;
+}
+
+static int img_sink_write(void *ud, const void *data, size_t len, struct phx_err *err)
+{
+	struct img_dl *d = ud;
+	const char *p = data;
+
+	if (d->first_chunk) {
+		uint64_t start, total;
+		bool has_range = img_content_range(d->resp, &start, &total);
+
+		d->first_chunk = false;
+		if (d->req_offset > 0) {
+			if (d->resp->status == 206 || has_range) {
+				if (has_range && start != d->req_offset) {
+					d->bad_range = true;
+					return phx_err_set(err, PHX_E_NET,
+							   "'%s': asked for bytes from %" PRIu64
+							   ", got a range from %" PRIu64,
+							   d->url, d->req_offset, start);
+				}
+			} else if (d->resp->status == 200) {
+				/* the server ignored Range or the file changed (If-Range) */
+				log_debug("'%s': server sent the whole file, restarting", d->url);
+				if (img_dl_restart(d, err) < 0) {
+					d->sink_failed = true;
+					return -1;
+				}
+				d->req_offset = 0;
+			} else {
+				d->assumed_partial = true;
+			}
+		}
+	}
+	if (crypto_sha256_update(d->h, data, len, err) < 0) {
+		d->sink_failed = true;
+		return -1;
+	}
+	while (len) {
+		ssize_t n = pwrite(d->fd, p, len, (off_t)d->written);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			d->sink_failed = true;
+			if (e == ENOSPC || e == EDQUOT)
+				return phx_err_set_errno(err, PHX_E_IO, e,
+							 "write '%s': cache directory '%s' is full",
+							 d->part_path, d->cache_dir);
+			return phx_err_set_errno(err, PHX_E_IO, e, "write '%s'", d->part_path);
+		}
+		p += n;
+		len -= (size_t)n;
+		d->written += (uint64_t)n;
+		d->received += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static int img_http_fail(const char *what, const char *url, const struct http_response *r,
+			 struct phx_err *err)
+{
+	enum phx_err_code code = r->status == 404 ? PHX_E_NOTFOUND : PHX_E_NET;
+
+	phx_err_set(err, code, "%s '%s': HTTP %ld%s%s", what, url, r->status, r->reason[0] ? " " : "",
+		    r->reason);
+	if (err && err->http_status == 0)
+		err->http_status = (int)r->status;
+	return -1;
+}
+
+static char *img_header_dup(const struct http_response *r, const char *name)
+{
+	char v[1024];
+
+	return http_response_header(r, name, v, sizeof(v)) && v[0] ? strdup(v) : NULL;
+}
+
+static bool img_str_eq(const char *a, const char *b)
+{
+	return a && b && !strcmp(a, b);
+}
+
+static int img_normalise_sha(const char *in, char out[CRYPTO_SHA256_HEX_LEN + 1],
+			     struct phx_err *err)
+{
+	const char *s = in;
+	size_t i;
+
+	if (!strncmp(s, "sha256:", 7))
+		s += 7;
+	for (i = 0; s[i] && i < CRYPTO_SHA256_HEX_LEN; i++) {
+		char c = s[i];
+
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			break;
+		out[i] = c;
+	}
+	if (i != CRYPTO_SHA256_HEX_LEN || s[i])
+		return phx_err_set(err, PHX_E_INPUT, "sha256 '%s': expected 64 hex digits", in);
+	out[i] = '\0';
+	return 0;
+}
+
+static void img_sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* ---- the sums file --------------------------------------------------------------------- */
+
+/* Fetches the checksum listing (conditionally when `prev` recorded validators for the same
+ * URL) and returns the hash for `name`. Fills sums_url/etag/last_modified of *val. */
+static int img_expected_from_sums(struct http_client *c, const char *url, const char *name,
+				  const struct img_meta *prev, char ret[CRYPTO_SHA256_HEX_LEN + 1],
+				  struct img_meta *val, struct phx_err *err)
+{
+	struct http_response resp;
+	struct http_request req = {.method = "GET", .url = url, .timeout_s = 300};
+	char *hdr[3] = {NULL, NULL, NULL};
+	const char *headers[3] = {NULL, NULL, NULL};
+	struct img_sums *sums = NULL;
+	const char *hit;
+	size_t nh = 0;
+	int rc = -1;
+
+	if (prev && img_str_eq(prev->sums_url, url)) {
+		if (prev->sums_etag && asprintf(&hdr[nh], "If-None-Match: %s", prev->sums_etag) >= 0)
+			nh++;
+		if (prev->sums_last_modified &&
+		    asprintf(&hdr[nh], "If-Modified-Since: %s", prev->sums_last_modified) >= 0)
+			nh++;
+	}
+	for (size_t i = 0; i < nh; i++)
+		headers[i] = hdr[i];
+	req.headers = headers;
+	http_response_init(&resp);
+	if (http_perform(c, &req, &resp, err) < 0) {
+		phx_err_wrap(err, "fetch checksums '%s'", url);
+		goto out;
+	}
+	if (resp.status == 304 && nh > 0) {
+		log_debug("'%s' not modified", url);
+		memcpy(ret, prev->sha256, CRYPTO_SHA256_HEX_LEN + 1);
+		val->sums_etag = prev->sums_etag ? strdup(prev->sums_etag) : NULL;
+		val->sums_last_modified =
+			prev->sums_last_modified ? strdup(prev->sums_last_modified) : NULL;
+	} else if (resp.status == 200) {
+		if (img_sums_parse(resp.body.data ? resp.body.data : "", resp.body.len, url, &sums,
+				   err) < 0)
+			goto out;
+		hit = img_sums_lookup(sums, name);
+		if (!hit) {
+			phx_err_set(err, PHX_E_NOTFOUND,
+				    "checksums '%s' list no file named '%s' (%zu entries)", url, name,
+				    sums->n);
+			goto out;
+		}
+		memcpy(ret, hit, CRYPTO_SHA256_HEX_LEN + 1);
+		val->sums_etag = img_header_dup(&resp, "ETag");
+		val->sums_last_modified = img_header_dup(&resp, "Last-Modified");
+	} else {
+		img_http_fail("fetch checksums", url, &resp, err);
+		goto out;
+	}
+	val->sums_url = strdup(url);
+	if (!val->sums_url) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	img_sums_free(sums);
+	http_response_release(&resp);
+	for (size_t i = 0; i < nh; i++)
+		free(hdr[i]);
+	return rc;
+}
+
+/* ---- the download ---------------------------------------------------------------------- */
+
+struct img_paths {
+	char *cache, *name, *meta, *part, *part_meta, *final_dir, *final;
+};
+
+static void img_paths_release(struct img_paths *p)
+{
+	free(p->cache);
+	free(p->name);
+	free(p->meta);
+	free(p->part);
+	free(p->part_meta);
+	free(p->final_dir);
+	free(p->final);
+}
+
+/* HEAD for size and validators. Only a 404 is fatal here: some servers refuse HEAD, and the
+ * GET that follows reports every other problem. */
+static int img_head(struct http_client *c, const char *url, struct img_meta *info,
+		    struct phx_err *err)
+{
+	struct http_request req = {.method = "HEAD", .url = url, .timeout_s = 60};
+	struct http_response resp;
+	char v[64];
+	int rc = 0;
+
+	http_response_init(&resp);
+	if (http_perform(c, &req, &resp, err) < 0) {
+		http_response_release(&resp);
+		return phx_err_wrap(err, "download '%s'", url);
+	}
+	if (resp.status == 404) {
+		rc = img_http_fail("download", url, &resp, err);
+	} else if (resp.status >= 200 && resp.status < 300) {
+		if (http_response_header(&resp, "Content-Length", v, sizeof(v)))
+			info->size = strtoull(v, NULL, 10);
+		info->etag = img_header_dup(&resp, "ETag");
+		info->last_modified = img_header_dup(&resp, "Last-Modified");
+	}
+	http_response_release(&resp);
+	return rc;
+}
+
+/* Opens and locks the .part and decides where to resume: returns the prefix length worth
+ * keeping (0: start over) in *ret_offset and the validator to send with If-Range. */
+static int img_part_open(struct img_dl *d, const struct img_paths *p, const char *expected,
+			 const struct img_meta *head, char **ret_validator, uint64_t *ret_offset,
+			 struct phx_err *err)
+{
+	struct img_meta pm = IMG_META_INIT;
+	struct phx_err ignored = PHX_ERR_INIT;
+	struct stat st;
+	uint64_t keep = 0;
+	char *validator = NULL;
+
+	d->fd = open(p->part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (d->fd < 0)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "open '%s'", p->part);
+	if (flock(d->fd, LOCK_EX | LOCK_NB) < 0)
+		return phx_err_set(err, PHX_E_CONFLICT,
+				   "'%s' is being downloaded by another process (lock on '%s')",
+				   d->url, p->part);
+	if (fstat(d->fd, &st) < 0)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "stat '%s'", p->part);
+	if (st.st_size > 0 && img_meta_read(p->part_meta, &pm, &ignored) == 0 &&
+	    img_str_eq(pm.url, d->url) && !strcmp(pm.sha256, expected)) {
+		keep = (uint64_t)st.st_size;
+		/* a changed validator means another file upstream: the prefix is worthless */
+		if ((head->etag && pm.etag && strcmp(head->etag, pm.etag)) ||
+		    (head->size && keep > head->size))
+			keep = 0;
+		if (keep && (pm.etag || pm.last_modified)) {
+			validator = strdup(pm.etag ? pm.etag : pm.last_modified);
+			if (!validator) {
+				img_meta_release(&pm);
+				return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			}
+		}
+	}
+	img_meta_release(&pm);
+	if (!keep && st.st_size > 0 && ftruncate(d->fd, 0) < 0) {
+		free(validator);
+		return phx_err_set_errno(err, PHX_E_IO, errno, "truncate '%s'", p->part);
+	}
+	*ret_validator = validator;
+	*ret_offset = keep;
+	return 0;
+}
+
+static int img_part_meta_write(const struct img_paths *p, const char *url, const char *expected,
+			       const char *etag, const char *last_modified, struct phx_err *err)
+{
+	struct img_meta pm = IMG_META_INIT;
+
+	pm.url = (char *)url; /* borrowed for the write only */
+	pm.etag = (char *)etag;
+	pm.last_modified = (char *)last_modified;
+	memcpy(pm.sha256, expected, sizeof(pm.sha256));
+	pm.fetched_at = (int64_t)time(NULL);
+	return img_meta_write(p->part_meta, &pm, err);
+}
+
+static void img_part_discard(const struct img_paths *p)
+{
+	unlink(p->part);
+	unlink(p->part_meta);
+}
+
+/* Downloads into p->part and moves it to p->final when its hash is `expected`. Fills
+ * info->etag/last_modified/size on success; *ret_received counts body bytes. */
+static int img_download(struct http_client *c, const struct img_fetch_opts *o,
+			const struct img_paths *p, const char *expected, struct img_meta *info,
+			uint64_t *ret_received, struct phx_err *err)
+{
+	struct img_dl d = {.url = o->image_url, .name = p->name, .part_path = p->part,
+			   .cache_dir = p->cache, .fd = -1};
+	struct img_meta head = IMG_META_INIT;
+	struct http_response resp;
+	struct http_sink sink = {img_sink_write, &d};
+	struct http_progress prog = {img_progress_update, &d};
+	unsigned retries = o->retries ? o->retries : IMG_DEFAULT_RETRIES;
+	char *validator = NULL, *range = NULL, *ifrange = NULL;
+	char got[CRYPTO_SHA256_HEX_LEN + 1];
+	uint64_t offset = 0, avail;
+	bool complete = false;
+	int rc = -1;
+
+	http_response_init(&resp);
+	d.resp = &resp;
+	d.bar = o->progress && log_is_tty();
+	if (img_head(c, o->image_url, &head, err) < 0)
+		goto out;
+	d.size = head.size;
+	if (img_part_open(&d, p, expected, &head, &validator, &offset, err) < 0)
+		goto out;
+	d.h = crypto_sha256_new(err);
+	if (!d.h)
+		goto out;
+	if (offset) {
+		log_info("resuming '%s' at %" PRIu64 " bytes", p->name, offset);
+		if (crypto_sha256_fd_prefix(d.h, d.fd, offset, err) < 0) {
+			phx_err_wrap(err, "hash '%s'", p->part);
+			goto out;
+		}
+		d.written = offset;
+	}
+	if (d.size && d.size > d.written) {
+		if (fs_free_space(p->cache, &avail, err) < 0)
+			goto out;
+		if (avail < d.size - d.written) {
+			phx_err_set(err, PHX_E_IO,
+				    "not enough free space in cache '%s' for '%s': need %" PRIu64
+				    " bytes, %" PRIu64 " available",
+				    p->cache, p->name, d.size - d.written, avail);
+			goto out;
+		}
+	}
+	if (!offset && img_part_meta_write(p, o->image_url, expected, head.etag,
+					   head.last_modified, err) < 0)
+		goto out;
+	if (!validator && (head.etag || head.last_modified))
+		validator = strdup(head.etag ? head.etag : head.last_modified);
+	d.at_start = d.written;
+	img_now(&d.t0);
+
+	for (unsigned attempt = 0; !complete; attempt++) {
+		struct phx_err aerr = PHX_ERR_INIT;
+		const char *headers[3] = {NULL, NULL, NULL};
+		struct http_request req = {.method = "GET", .url = o->image_url, .sink = &sink,
+					   .progress = &prog, .headers = headers};
+
+		if (attempt > retries) {
+			phx_err_set(err, PHX_E_NET, "download '%s': no complete answer after %u "
+				    "attempts", o->image_url, attempt);
+			goto out;
+		}
+		if (d.size && d.written == d.size) {
+			complete = true; /* a finished .part that was never renamed */
+			break;
+		}
+		free(range);
+		free(ifrange);
+		range = ifrange = NULL;
+		if (d.written) {
+			if (asprintf(&range, "Range: bytes=%" PRIu64 "-", d.written) < 0 ||
+			    (validator && asprintf(&ifrange, "If-Range: %s", validator) < 0)) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto out;
+			}
+			headers[0] = range;
+			headers[1] = ifrange;
+		}
+		d.req_offset = d.written;
+		d.first_chunk = true;
+		d.assumed_partial = d.bad_range = false;
+		if (http_perform(c, &req, &resp, &aerr) == 0) {
+			if (resp.status == 416 && d.written) {
+				uint64_t start, total;
+
+				if (img_content_range(&resp, &start, &total) && total == d.written) {
+					complete = true;
+					break;
+				}
+				if (img_dl_restart(&d, err) < 0)
+					goto out;
+				continue;
+			}
+			if (resp.status != 200 && resp.status != 206) {
+				img_http_fail("download", o->image_url, &resp, err);
+				if (!d.written)
+					img_part_discard(p);
+				goto out;
+			}
+			if (d.assumed_partial && resp.status != 206) {
+				/* could not tell 200 from 206 while streaming: redo from zero */
+				if (img_dl_restart(&d, err) < 0)
+					goto out;
+				continue;
+			}
+			if (d.req_offset == 0 && !validator) {
+				char *et = img_header_dup(&resp, "ETag");
+
+				validator = et ? et : img_header_dup(&resp, "Last-Modified");
+			}
+			if (!info->etag)
+				info->etag = img_header_dup(&resp, "ETag");
+			if (!info->last_modified)
+				info->last_modified = img_header_dup(&resp, "Last-Modified");
+			complete = true;
+			break;
+		}
+		if (d.sink_failed) {
+			phx_err_set(err, aerr.code, "%s", aerr.msg);
+			img_part_discard(p);
+			goto out;
+		}
+		if (d.bad_range && img_dl_restart(&d, err) < 0)
+			goto out;
+		if (attempt == retries) {
+			phx_err_set(err, aerr.code, "%s", aerr.msg);
+			phx_err_wrap(err, "download '%s': gave up after %u attempts; %" PRIu64
+					  " bytes kept in '%s' for the next run",
+				     o->image_url, attempt + 1, d.written, p->part);
+			goto out;
+		}
+		log_warn("download of '%s' interrupted at %" PRIu64 " bytes: %s; resuming",
+			 p->name, d.written, aerr.msg);
+		img_sleep_ms(200 * (attempt + 1));
+	}
+	if (d.bar)
+		img_bar_draw(&d, true);
+	if (fsync(d.fd) < 0) {
+		phx_err_set_errno(err, PHX_E_IO, errno, "fsync '%s'", p->part);
+		goto out;
+	}
+	if (crypto_sha256_final(d.h, got, err) < 0)
+		goto out;
+	if (strcmp(got, expected)) {
+		img_part_discard(p);
+		phx_err_set(err, PHX_E_VERIFY,
+			    "'%s': sha256 mismatch: expected %s, got %s (%" PRIu64
+			    " bytes); the download was deleted",
+			    o->image_url, expected, got, d.written);
+		goto out;
+	}
+	if (fs_mkdir_p(p->final_dir, 0755, err) < 0)
+		goto out;
+	if (rename(p->part, p->final) < 0) {
+		phx_err_set_errno(err, PHX_E_IO, errno, "rename '%s' to '%s'", p->part, p->final);
+		goto out;
+	}
+	unlink(p->part_meta);
+	if (fs_fsync_dir(p->final_dir, err) < 0 || fs_fsync_dir(p->cache, err) < 0)
+		goto out;
+	{
+		double secs = img_elapsed(&d.t0);
+		char sz[32];
+
+		img_human(d.written, sz, sizeof(sz));
+		log_info("downloaded '%s' (%s in %.1f s, %.1f MiB/s), sha256 %s verified", p->name,
+			 sz, secs, secs > 0 ? (double)d.received / secs / (1 << 20) : 0.0, got);
+	}
+	if (!info->etag && head.etag)
+		info->etag = strdup(head.etag);
+	if (!info->last_modified && head.last_modified)
+		info->last_modified = strdup(head.last_modified);
+	info->size = d.written;
+	*ret_received = d.received;
+	rc = 0;
+out:
+	if (rc < 0 && d.bar && d.written)
+		fputc('\n', stderr); /* keep the error off the half-drawn bar */
+	if (d.fd >= 0)
+		close(d.fd); /* read-only use left: fsync above already reported write errors */
+	crypto_sha256_free(d.h);
+	http_response_release(&resp);
+	img_meta_release(&head);
+	free(validator);
+	free(range);
+	free(ifrange);
+	return rc;
+}
+
+/* ---- img_fetch ------------------------------------------------------------------------- */
+
+static int img_paths_init(struct img_paths *p, const struct img_fetch_opts *o, struct phx_err *err)
+{
+	if (img_name_from_url(o->image_url, &p->name, err) < 0)
+		return -1;
+	if (o->cache_dir) {
+		p->cache = strdup(o->cache_dir);
+		if (!p->cache)
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	} else if (img_cache_dir_default(&p->cache, err) < 0) {
+		return -1;
+	}
+	if (asprintf(&p->meta, "%s/%s.meta.json", p->cache, p->name) < 0 ||
+	    asprintf(&p->part, "%s/%s.part", p->cache, p->name) < 0 ||
+	    asprintf(&p->part_meta, "%s/%s.part.meta", p->cache, p->name) < 0)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return fs_mkdir_p(p->cache, 0755, err);
+}
+
+static int img_paths_final(struct img_paths *p, const char *sha, struct phx_err *err)
+{
+	if (asprintf(&p->final_dir, "%s/%s", p->cache, sha) < 0 ||
+	    asprintf(&p->final, "%s/%s/%s", p->cache, sha, p->name) < 0)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return 0;
+}
+
+/* True when the cached final file can be trusted without downloading. */
+static bool img_cache_hit(const struct img_paths *p, const struct img_fetch_opts *o,
+			  const struct img_meta *prev, const char *expected, uint64_t *ret_size)
+{
+	struct phx_err ignored = PHX_ERR_INIT;
+	char got[CRYPTO_SHA256_HEX_LEN + 1];
+	uint64_t size;
+
+	if (fs_file_size(p->final, &size, &ignored) < 0)
+		return false;
+	if (!o->verify_cached && prev && !strcmp(prev->sha256, expected) && prev->size == size) {
+		*ret_size = size;
+		return true;
+	}
+	/* no trustworthy record: the file is named by its hash, so check that name */
+	if (crypto_sha256_file(p->final, got, &ignored) == 0 && !strcmp(got, expected)) {
+		*ret_size = size;
+		return true;
+	}
+	log_warn("cached '%s' does not match its sha256, downloading it again", p->final);
+	unlink(p->final);
+	return false;
+}
+
+int img_fetch(struct http_client *c, const struct img_fetch_opts *o, struct img_result *ret,
+	      struct phx_err *err)
+{
+	struct img_paths p = {0};
+	struct img_meta prev = IMG_META_INIT, next = IMG_META_INIT;
+	struct phx_err ignored = PHX_ERR_INIT;
+	char expected[CRYPTO_SHA256_HEX_LEN + 1];
+	bool have_prev = false;
+	uint64_t received = 0, size = 0;
+	char *prev_path = NULL, *out_path = NULL;
+	int rc = -1;
+
+	if (!o || !o->image_url || !o->image_url[0])
+		return phx_err_set(err, PHX_E_INPUT, "no image URL given");
+	if (strncmp(o->image_url, "http://", 7) && strncmp(o->image_url, "https://", 8))
+		return phx_err_set(err, PHX_E_INPUT, "image URL '%s': expected http:// or https://",
+				   o->image_url);
+	if (!o->sha256 && !o->checksum_url)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "image '%s': no checksum URL and no sha256 given; an unverified "
+				   "image is never used",
+				   o->image_url);
+	if (img_paths_init(&p, o, err) < 0)
+		goto out;
+	if (img_meta_read(p.meta, &prev, &ignored) == 0)
+		have_prev = true;
+	else if (ignored.code != PHX_E_NOTFOUND)
+		log_warn("ignoring cache record: %s", ignored.msg);
+
+	if (o->sha256) {
+		if (img_normalise_sha(o->sha256, expected, err) < 0)
+			goto out;
+	} else if (img_expected_from_sums(c, o->checksum_url, p.name, have_prev ? &prev : NULL,
+					  expected, &next, err) < 0) {
+		goto out;
+	}
+	if (img_paths_final(&p, expected, err) < 0)
+		goto out;
+
+	if (img_cache_hit(&p, o, have_prev ? &prev : NULL, expected, &size)) {
+		log_debug("'%s' is cached and current: '%s'", p.name, p.final);
+		if (have_prev && !strcmp(prev.sha256, expected)) {
+			next.etag = prev.etag ? strdup(prev.etag) : NULL;
+			next.last_modified = prev.last_modified ? strdup(prev.last_modified) : NULL;
+			next.fetched_at = prev.fetched_at;
+		} else {
+			next.fetched_at = (int64_t)time(NULL);
+		}
+	} else {
+		if (img_download(c, o, &p, expected, &next, &received, err) < 0)
+			goto out;
+		size = next.size;
+		next.fetched_at = (int64_t)time(NULL);
+	}
+	next.url = strdup(o->image_url);
+	if (!next.url) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(next.sha256, expected, sizeof(next.sha256));
+	next.size = size;
+	if (img_meta_write(p.meta, &next, err) < 0)
+		goto out;
+	if (have_prev && strcmp(prev.sha256, expected)) {
+		if (asprintf(&prev_path, "%s/%s/%s", p.cache, prev.sha256, p.name) < 0) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
+		if (!fs_exists(prev_path)) {
+			free(prev_path);
+			prev_path = NULL;
+		}
+	}
+	out_path = strdup(p.final);
+	if (!out_path) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	*ret = (struct img_result){.path = out_path, .size = size, .downloaded = received,
+				   .changed = !have_prev || strcmp(prev.sha256, expected),
+				   .previous_path = prev_path};
+	memcpy(ret->sha256, expected, sizeof(ret->sha256));
+	out_path = prev_path = NULL;
+	rc = 0;
+out:
+	free(prev_path);
+	free(out_path);
+	img_meta_release(&prev);
+	img_meta_release(&next);
+	img_paths_release(&p);
+	return rc;
+}
+
+void img_result_release(struct img_result *r)
+{
+	if (!r)
+		return;
+	free(r->path);
+	free(r->previous_path);
+	*r = (struct img_result)IMG_RESULT_INIT;
+}

@@ -1,0 +1,340 @@
+/* image: SHA256SUMS parser, cache metadata, names and the cache directory choice. The
+ * download itself is covered by tests/integration/test_image.c against a real server. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "image.h"
+
+static char dir[] = "/tmp/phx-image-XXXXXX";
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/phx-image-XXXXXX");
+	cr_assert(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(image, .init = setup, .fini = teardown);
+
+/* Fixtures live in tests/data/image; tests run from the repo root (or PHX_SRC). */
+static void read_fixture(const char *name, struct buf *out)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	const char *src = getenv("PHX_SRC");
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/tests/data/image/%s", src ? src : ".", name);
+	cr_assert_eq(fs_read_file(path, out, &err), 0, "%s", err.msg);
+}
+
+static struct img_sums *parse_ok(const char *text)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_sums *s = NULL;
+
+	cr_assert_eq(img_sums_parse(text, strlen(text), "test", &s, &err), 0, "%s", err.msg);
+	cr_assert_not_null(s);
+	return s;
+}
+
+Test(image, sums_parses_binary_form_of_ubuntu_listing)
+{
+	struct buf b = BUF_INIT;
+	struct img_sums *s;
+
+	read_fixture("SHA256SUMS.ubuntu", &b);
+	s = parse_ok(buf_str(&b));
+	cr_assert_eq(s->n, 3);
+	cr_assert(s->entries[0].binary);
+	cr_assert_str_eq(s->entries[0].name, "noble-server-cloudimg-amd64.img");
+	cr_assert_str_eq(img_sums_lookup(s, "noble-server-cloudimg-amd64.img"),
+			 "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90");
+	/* upper-case hex is folded so comparisons with computed hashes work */
+	cr_assert_str_eq(img_sums_lookup(s, "noble-server-cloudimg-arm64.img"),
+			 "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+	img_sums_free(s);
+	buf_release(&b);
+}
+
+Test(image, sums_parses_text_form_with_crlf_comments_and_spaces_in_names)
+{
+	struct buf b = BUF_INIT;
+	struct img_sums *s;
+
+	read_fixture("SHA256SUMS.text-crlf", &b);
+	s = parse_ok(buf_str(&b));
+	cr_assert_eq(s->n, 2);
+	cr_assert_not(s->entries[0].binary);
+	cr_assert_str_eq(img_sums_lookup(s, "debian-12-generic-amd64.qcow2"),
+			 "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210");
+	/* "./" prefixes are ignored on both sides, inner spaces are part of the name */
+	cr_assert_str_eq(img_sums_lookup(s, "with space.img"),
+			 "1111111111111111111111111111111111111111111111111111111111111111");
+	img_sums_free(s);
+	buf_release(&b);
+}
+
+Test(image, sums_lookup_miss_returns_null)
+{
+	struct img_sums *s = parse_ok(
+		"a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90 *a.img\n");
+
+	cr_assert_null(img_sums_lookup(s, "b.img"));
+	cr_assert_null(img_sums_lookup(s, "a.im"));
+	cr_assert_null(img_sums_lookup(s, "A.img"));
+	img_sums_free(s);
+}
+
+Test(image, sums_empty_listing_parses_to_no_entries)
+{
+	struct img_sums *s = parse_ok("\n\n# nothing\n");
+
+	cr_assert_eq(s->n, 0);
+	cr_assert_null(img_sums_lookup(s, "a.img"));
+	img_sums_free(s);
+}
+
+Test(image, sums_rejects_malformed_fixture_with_source_and_line_number)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_sums *s = (struct img_sums *)0x1;
+	struct buf b = BUF_INIT;
+
+	read_fixture("SHA256SUMS.malformed", &b);
+	cr_assert_eq(img_sums_parse(b.data, b.len, "http://h/SHA256SUMS", &s, &err), -1);
+	cr_assert_eq(err.code, PHX_E_VERIFY);
+	cr_assert(strstr(err.msg, "http://h/SHA256SUMS:3: "), "%s", err.msg);
+	cr_assert(strstr(err.msg, "64 hex digits"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "short-hash.img"), "%s", err.msg);
+	cr_assert_eq(s, (struct img_sums *)0x1, "output must be untouched on failure");
+	buf_release(&b);
+}
+
+/* Table: each bad line, the line number it sits on, and words the message must carry. */
+Test(image, sums_rejects_each_malformed_line_kind)
+{
+	static const char h[] = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+	static const struct {
+		const char *line;
+		const char *why;
+	} cases[] = {
+		{"%s\n", "expected 'HASH  NAME' or 'HASH *NAME'"}, /* hash only */
+		{"%s  \n", "missing file name"},
+		{"%s name.img\n", "expected 'HASH  NAME' or 'HASH *NAME'"}, /* one space */
+		{"%s\tname.img\n", "64 hex digits"},
+		{"%sa *name.img\n", "64 hex digits"}, /* 65 digits */
+		{"g%s *name.img\n", "64 hex digits"},
+		{"SHA256 (name.img) = %s\n", "64 hex digits"}, /* BSD style */
+		{"\\%s  na\\nme.img\n", "escaped file names"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct img_sums *s = NULL;
+		char text[512], want[64];
+		int n;
+
+		/* two good lines first, so the bad one is line 3 */
+		n = snprintf(text, sizeof(text), "%s *ok.img\n\n", h);
+		snprintf(text + n, sizeof(text) - (size_t)n, cases[i].line, h);
+		cr_assert_eq(img_sums_parse(text, strlen(text), "SUMS", &s, &err), -1, "case %zu",
+			     i);
+		cr_assert_null(s);
+		cr_assert_eq(err.code, PHX_E_VERIFY);
+		snprintf(want, sizeof(want), "SUMS:3: ");
+		cr_assert(strstr(err.msg, want), "case %zu: %s", i, err.msg);
+		cr_assert(strstr(err.msg, cases[i].why), "case %zu: %s", i, err.msg);
+	}
+}
+
+Test(image, sums_rejects_same_name_with_two_hashes)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_sums *s = NULL;
+	const char *text =
+		"a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90 *a.img\n"
+		"b1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90 *./a.img\n";
+
+	cr_assert_eq(img_sums_parse(text, strlen(text), "SUMS", &s, &err), -1);
+	cr_assert_eq(err.code, PHX_E_VERIFY);
+	cr_assert(strstr(err.msg, "SUMS:2: '") && strstr(err.msg, "a.img"), "%s", err.msg);
+}
+
+Test(image, sums_quotes_binary_garbage_safely)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_sums *s = NULL;
+	const char text[] = "\x01\x1b[31mevil\n";
+
+	cr_assert_eq(img_sums_parse(text, sizeof(text) - 1, "SUMS", &s, &err), -1);
+	cr_assert(strstr(err.msg, "SUMS:1: "), "%s", err.msg);
+	cr_assert(strstr(err.msg, "\\x01\\x1b"), "%s", err.msg);
+	cr_assert_null(strchr(err.msg, '\x1b'));
+}
+
+Test(image, meta_round_trips_all_fields)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_meta m = IMG_META_INIT, r = IMG_META_INIT;
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/x.img.meta.json", dir);
+	m.url = "http://127.0.0.1:1/x.img";
+	m.etag = "\"abc-123\"";
+	m.last_modified = "Tue, 01 Oct 2024 10:00:00 GMT";
+	strcpy(m.sha256, "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90");
+	m.size = 8589934592ULL; /* > 32 bits */
+	m.fetched_at = 1727776800;
+	m.sums_url = "http://127.0.0.1:1/SHA256SUMS";
+	m.sums_etag = NULL; /* optional fields survive as absent */
+	m.sums_last_modified = "Tue, 01 Oct 2024 09:00:00 GMT";
+	cr_assert_eq(img_meta_write(path, &m, &err), 0, "%s", err.msg);
+	cr_assert_eq(img_meta_read(path, &r, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(r.url, m.url);
+	cr_assert_str_eq(r.etag, m.etag);
+	cr_assert_str_eq(r.last_modified, m.last_modified);
+	cr_assert_str_eq(r.sha256, m.sha256);
+	cr_assert_eq(r.size, m.size);
+	cr_assert_eq(r.fetched_at, m.fetched_at);
+	cr_assert_str_eq(r.sums_url, m.sums_url);
+	cr_assert_null(r.sums_etag);
+	cr_assert_str_eq(r.sums_last_modified, m.sums_last_modified);
+	img_meta_release(&r);
+	cr_assert_null(r.url);
+	img_meta_release(&r); /* idempotent */
+	img_meta_release(NULL);
+}
+
+Test(image, meta_read_missing_is_notfound)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_meta r = IMG_META_INIT;
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/none.meta.json", dir);
+	cr_assert_eq(img_meta_read(path, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NOTFOUND);
+	cr_assert(strstr(err.msg, path), "%s", err.msg);
+}
+
+Test(image, meta_read_rejects_corrupt_files_naming_path_and_field)
+{
+	static const struct {
+		const char *json;
+		const char *want;
+	} cases[] = {
+		{"{\"url\": \"u\", \"sha256\": \"a1b2\"", ":1:"}, /* truncated: file:line:col */
+		{"[]", "expected a JSON object"},
+		{"{\"sha256\": \"00\", \"size\": 1}", "$.url"},
+		{"{\"url\": \"u\", \"sha256\": \"XYZ\", \"size\": 1}", "$.sha256"},
+		{"{\"url\": \"u\", \"sha256\": "
+		 "\"a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90\", "
+		 "\"size\": -1}",
+		 "$.size"},
+		{"{\"url\": 5, \"sha256\": \"a\", \"size\": 1}", "$.url"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct img_meta r = IMG_META_INIT;
+		char path[256];
+
+		snprintf(path, sizeof(path), "%s/bad%zu.json", dir, i);
+		cr_assert_eq(fs_write_atomic(path, cases[i].json, strlen(cases[i].json), 0644, &err),
+			     0);
+		cr_assert_eq(img_meta_read(path, &r, &err), -1, "case %zu", i);
+		cr_assert_eq(err.code, PHX_E_IO, "case %zu", i);
+		cr_assert(strstr(err.msg, path), "case %zu: %s", i, err.msg);
+		cr_assert(strstr(err.msg, cases[i].want), "case %zu: %s", i, err.msg);
+		cr_assert_null(r.url, "output untouched");
+	}
+}
+
+Test(image, name_from_url_takes_last_segment_without_query)
+{
+	static const struct {
+		const char *url, *name;
+	} ok[] = {
+		{"https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img",
+		 "noble-server-cloudimg-amd64.img"},
+		{"http://127.0.0.1:8080/a/b.qcow2?token=x#frag", "b.qcow2"},
+		{"http://h/x.img#y", "x.img"},
+	};
+	static const char *const bad[] = {"http://h/", "http://h", "http://h/dir/..",
+					  "http://h/a/?q=1"};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		char *name = NULL;
+
+		cr_assert_eq(img_name_from_url(ok[i].url, &name, &err), 0, "%s", err.msg);
+		cr_assert_str_eq(name, ok[i].name);
+		free(name);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		char *name = NULL;
+
+		cr_assert_eq(img_name_from_url(bad[i], &name, &err), -1, "%s", bad[i]);
+		cr_assert_eq(err.code, PHX_E_INPUT);
+		cr_assert(strstr(err.msg, bad[i]), "%s", err.msg);
+		cr_assert_null(name);
+	}
+}
+
+Test(image, cache_dir_follows_xdg_then_home)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char *d = NULL;
+
+	setenv("XDG_CACHE_HOME", "/x/cache", 1);
+	cr_assert_eq(img_cache_dir_default(&d, &err), 0);
+	cr_assert_str_eq(d, "/x/cache/phoenix/images");
+	free(d);
+	/* relative XDG values are invalid per the spec and ignored */
+	setenv("XDG_CACHE_HOME", "rel/cache", 1);
+	setenv("HOME", "/home/u", 1);
+	cr_assert_eq(img_cache_dir_default(&d, &err), 0);
+	if (geteuid() == 0)
+		cr_assert_str_eq(d, "/var/cache/phoenix/images");
+	else
+		cr_assert_str_eq(d, "/home/u/.cache/phoenix/images");
+	free(d);
+}
+
+Test(image, fetch_refuses_options_that_would_skip_verification)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_result r = IMG_RESULT_INIT;
+	struct img_fetch_opts o = {.image_url = "http://127.0.0.1:9/x.img", .cache_dir = dir};
+
+	cr_assert_eq(img_fetch(NULL, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "'http://127.0.0.1:9/x.img'"), "%s", err.msg);
+	cr_assert_null(r.path);
+
+	phx_err_clear(&err);
+	o.sha256 = "abc";
+	cr_assert_eq(img_fetch(NULL, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "'abc'"), "%s", err.msg);
+
+	phx_err_clear(&err);
+	o.image_url = "ftp://h/x.img";
+	cr_assert_eq(img_fetch(NULL, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "'ftp://h/x.img'"), "%s", err.msg);
+	img_result_release(&r);
+	img_result_release(NULL);
+}
