@@ -1,0 +1,48 @@
+/* ci_render: writes every case of tests/data/cloudinit/ci_cases.h, rendered by the real
+ * cloudinit module, as OUTDIR/<case>.{user-data,meta-data,network-config}. Used by
+ * tests/integration/test_cloudinit_schema.py (cloud-init's own schema validator) and to
+ * refresh the golden files after an intended change. Usage: ci_render OUTDIR */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../../data/cloudinit/ci_cases.h"
+#include "fsutil.h"
+
+int main(int argc, char **argv)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char path[4096];
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: ci_render OUTDIR\n");
+		return 2;
+	}
+	for (size_t i = 0; i < CI_N_CASES; i++) {
+		struct ci_output o = CI_OUTPUT_INIT;
+		const struct {
+			const char *ext;
+			const char *data;
+			size_t len;
+		} *f, files[3] = {{"user-data", NULL, 0}, {"meta-data", NULL, 0},
+				  {"network-config", NULL, 0}};
+
+		if (ci_render(ci_cases[i].in, &o, &err) < 0) {
+			fprintf(stderr, "ci_render: case '%s': %s\n", ci_cases[i].name, err.msg);
+			return 1;
+		}
+		const char *d[3] = {o.user_data, o.meta_data, o.network_config};
+		size_t l[3] = {o.user_data_len, o.meta_data_len, o.network_config_len};
+
+		for (int k = 0; k < 3; k++) {
+			f = &files[k];
+			snprintf(path, sizeof(path), "%s/%s.%s", argv[1], ci_cases[i].name, f->ext);
+			if (fs_write_atomic(path, d[k], l[k], 0644, &err) < 0) {
+				fprintf(stderr, "ci_render: %s\n", err.msg);
+				ci_output_release(&o);
+				return 1;
+			}
+		}
+		ci_output_release(&o);
+	}
+	return 0;
+}
