@@ -103,4 +103,42 @@ char *http_escape(const char *s, struct phx_err *err);
 int http_global_init(struct phx_err *err);
 void http_global_cleanup(void);
 
+/* ---- Additions (the calls above are the original contract) ---- */
+
+#define HTTP_SHA256_LEN 32
+/* "AA:BB:...": 32 upper-case hex pairs joined by ':' plus the NUL */
+#define HTTP_FINGERPRINT_TEXT_LEN (HTTP_SHA256_LEN * 3)
+
+/* Parses a SHA-256 certificate fingerprint as Proxmox shows it: 64 hex digits, any case, with
+ * or without ':' between the pairs (surrounding blanks ignored). PHX_E_INPUT names the value
+ * when it is malformed; ret is written only on success. */
+int http_fingerprint_parse(const char *text, unsigned char ret[HTTP_SHA256_LEN],
+			   struct phx_err *err);
+/* Formats as upper-case hex pairs with ':' (the Proxmox GUI form). */
+void http_fingerprint_format(const unsigned char fp[HTTP_SHA256_LEN],
+			     char ret[HTTP_FINGERPRINT_TEXT_LEN]);
+
+/* Appends `text` (len bytes; header lines, a form body or a "k=v k=v" summary) to `out` with
+ * the value of any `Authorization:` header line and of any `password` / `cipassword` parameter
+ * (after start, '&', '?', or a blank) replaced by "[redacted]". Used by the trace and by the
+ * pve dry-run printer. */
+int http_redact(const char *text, size_t len, struct buf *out, struct phx_err *err);
+
+/* Appends `key=value` URL-form-encoded with curl's escaping to `out`, preceded by '&' when
+ * `out` is not empty. */
+int http_form_append(struct buf *out, const char *key, const char *value, struct phx_err *err);
+
+/* Internal to src/http*.c (the pin check lives in http_tls.c, the only OpenSSL door besides
+ * crypto.c): the state the OpenSSL verify callback fills during a handshake. */
+struct http_pin {
+	unsigned char want[HTTP_SHA256_LEN];
+	unsigned char seen[HTTP_SHA256_LEN]; /* leaf certificate of the last handshake */
+	bool seen_valid;
+	bool mismatch; /* the last handshake was refused because seen != want */
+};
+/* Installs the pin check on an OpenSSL SSL_CTX (passed as void * so this header stays free of
+ * OpenSSL): the chain and host name checks are replaced by the comparison with pin->want.
+ * `pin` is borrowed and must outlive the handshake. */
+int http_tls_install_pin(void *ssl_ctx, struct http_pin *pin);
+
 #endif
