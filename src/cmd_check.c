@@ -1,8 +1,198 @@
-/* cmd_check: --check validates the config and prints a summary; contacts no server. */
+/* cmd_check: --check loads and validates the config, applies the environment overrides and
+ * prints a summary (templates, VMs, features) as text or JSON. Contacts no server and reads no
+ * secret: a valid config with an unset connection is still valid, the summary says so. */
+#include <jansson.h>
+#include <stdio.h>
+
 #include "cmd.h"
+#include "config.h"
+
+static const char *check_clone_source(const struct cfg *cfg, const struct cfg_vm *vm, char *buf,
+				      size_t n)
+{
+	const struct cfg_template *t = cfg_vm_template(cfg, vm);
+
+	if (vm->clone_from_template)
+		snprintf(buf, n, "template '%s'", vm->clone_from_template);
+	else if (t)
+		snprintf(buf, n, "VMID %lu (template '%s')", vm->clone_from_vmid, t->name);
+	else
+		snprintf(buf, n, "VMID %lu (not in this config: the server must provide it)",
+			 vm->clone_from_vmid);
+	return buf;
+}
+
+static void check_print_strv(FILE *out, const struct cfg_strv *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		fprintf(out, "%s%s", i ? "," : "", v->items[i]);
+}
+
+static void check_print_text(FILE *out, const struct cfg *cfg)
+{
+	const struct cfg_proxmox *px = &cfg->proxmox;
+	const char *node = cfg_default_node(cfg);
+	char src[160];
+
+	fprintf(out, "config %s: valid\n", cfg->path);
+	fprintf(out, "proxmox: %s, token %s, node %s, tls %s\n",
+		px->api_url ? px->api_url : "(no API URL: set proxmox.api_url or PVE_API_URL)",
+		px->token_id ? px->token_id : "(no token ID: set proxmox.token_id or PVE_TOKEN_ID)",
+		node ? node : "(ask the server)",
+		px->tls.fingerprint ? "pinned fingerprint"
+		: px->tls.insecure  ? "NOT VERIFIED (insecure)"
+		: px->tls.ca_file   ? "CA file"
+				    : "system CAs");
+	fprintf(out, "templates: %zu\n", cfg->n_templates);
+	for (size_t i = 0; i < cfg->n_templates; i++) {
+		const struct cfg_template *t = &cfg->templates[i];
+
+		fprintf(out, "  %s: ", t->name);
+		if (t->has_versions)
+			fprintf(out, "versions in VMIDs %lu..%lu (keep %lu)", t->versions.vmid_min,
+				t->versions.vmid_max, t->versions.keep);
+		else
+			fprintf(out, "VMID %lu", t->vmid);
+		fprintf(out, ", %u cores, %lu MiB, storage %s, image %s, verified by %s\n",
+			t->hardware.cores, t->hardware.memory_mb, t->hardware.storage,
+			t->image_url, t->sha256 ? "pinned sha256" : "SHA256SUMS");
+	}
+	fprintf(out, "vms: %zu\n", cfg->n_vms);
+	for (size_t i = 0; i < cfg->n_vms; i++) {
+		const struct cfg_vm *vm = &cfg->vms[i];
+
+		fprintf(out, "  %lu %s: clone %s", vm->vmid, vm->name,
+			check_clone_source(cfg, vm, src, sizeof(src)));
+		if (vm->cores)
+			fprintf(out, ", %u cores", vm->cores);
+		if (vm->memory_mb)
+			fprintf(out, ", %lu MiB", vm->memory_mb);
+		if (vm->disk_size_gb)
+			fprintf(out, ", %lu GB disk", vm->disk_size_gb);
+		if (vm->network.ip)
+			fprintf(out, ", ip %s gw %s", vm->network.ip,
+				vm->network.gw ? vm->network.gw : "none");
+		else
+			fprintf(out, ", dhcp");
+		if (vm->has_user)
+			fprintf(out, ", user %s", vm->user.username);
+		if (vm->features.n) {
+			fprintf(out, ", features ");
+			check_print_strv(out, &vm->features);
+		}
+		fputc('\n', out);
+	}
+	fprintf(out, "features: %zu\n", cfg->n_features);
+	for (size_t i = 0; i < cfg->n_features; i++) {
+		const struct cfg_feature *f = &cfg->features[i];
+
+		fprintf(out, "  %s: %s%s\n", f->name,
+			f->script_path ? f->script_path : f->script,
+			f->builtin ? (f->script_path ? " (built-in)" : " (built-in, script not found)")
+				   : "");
+	}
+}
+
+static json_t *check_strv_json(const struct cfg_strv *v)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < v->n; i++)
+		json_array_append_new(a, json_string(v->items[i]));
+	return a;
+}
+
+static json_t *check_json(const struct cfg *cfg)
+{
+	const struct cfg_proxmox *px = &cfg->proxmox;
+	json_t *root, *templates, *vms, *features;
+
+	templates = json_array();
+	for (size_t i = 0; templates && i < cfg->n_templates; i++) {
+		const struct cfg_template *t = &cfg->templates[i];
+		json_t *o = json_pack("{s:s, s:I, s:s, s:s?, s:s?, s:s?, s:i, s:I, s:s, s:o}",
+				      "name", t->name, "vmid", (json_int_t)t->vmid, "image_url",
+				      t->image_url, "checksum_url", t->checksum_url, "sha256",
+				      t->sha256, "os", t->os, "cores", (int)t->hardware.cores,
+				      "memory_mb", (json_int_t)t->hardware.memory_mb, "storage",
+				      t->hardware.storage, "tags", check_strv_json(&t->tags));
+
+		if (o && t->has_versions)
+			json_object_set_new(o, "versions",
+					    json_pack("{s:I, s:I, s:I, s:b}", "vmid_min",
+						      (json_int_t)t->versions.vmid_min, "vmid_max",
+						      (json_int_t)t->versions.vmid_max, "keep",
+						      (json_int_t)t->versions.keep,
+						      "rebuild_on_change",
+						      t->versions.rebuild_on_change));
+		json_array_append_new(templates, o);
+	}
+	vms = json_array();
+	for (size_t i = 0; vms && i < cfg->n_vms; i++) {
+		const struct cfg_vm *vm = &cfg->vms[i];
+		const struct cfg_template *t = cfg_vm_template(cfg, vm);
+		json_t *o = json_pack("{s:I, s:s, s:s?, s:s?, s:s, s:b, s:o}", "vmid",
+				      (json_int_t)vm->vmid, "name", vm->name, "ip", vm->network.ip,
+				      "gw", vm->network.gw, "storage", vm->storage, "full_clone",
+				      vm->full_clone, "features", check_strv_json(&vm->features));
+
+		if (!o)
+			continue;
+		if (vm->clone_from_vmid)
+			json_object_set_new(o, "clone_from_vmid",
+					    json_integer((json_int_t)vm->clone_from_vmid));
+		if (t)
+			json_object_set_new(o, "template", json_string(t->name));
+		json_object_set_new(o, "template_on_server_only", json_boolean(!t));
+		if (vm->cores)
+			json_object_set_new(o, "cores", json_integer(vm->cores));
+		if (vm->memory_mb)
+			json_object_set_new(o, "memory_mb", json_integer((json_int_t)vm->memory_mb));
+		if (vm->disk_size_gb)
+			json_object_set_new(o, "disk_size_gb",
+					    json_integer((json_int_t)vm->disk_size_gb));
+		if (vm->has_user)
+			json_object_set_new(o, "username", json_string(vm->user.username));
+		json_array_append_new(vms, o);
+	}
+	features = json_array();
+	for (size_t i = 0; features && i < cfg->n_features; i++) {
+		const struct cfg_feature *f = &cfg->features[i];
+
+		json_array_append_new(features,
+				      json_pack("{s:s, s:s, s:s?, s:b}", "name", f->name, "script",
+						f->script, "script_path", f->script_path, "builtin",
+						f->builtin));
+	}
+	/* the secret is never part of this: only where it would come from */
+	root = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?, s:s?, s:b}, s:o, s:o, s:o}", "config",
+			 cfg->path, "valid", 1, "proxmox", "api_url", px->api_url, "token_id",
+			 px->token_id, "node", cfg_default_node(cfg), "tls_fingerprint",
+			 px->tls.fingerprint, "tls_insecure", px->tls.insecure, "templates",
+			 templates, "vms", vms, "features", features);
+	return root;
+}
 
 int cmd_check(const struct cli_opts *opts, struct phx_err *err)
 {
-	(void)opts;
-	return phx_err_set(err, PHX_E_NOTIMPL, "--check is not implemented yet");
+	struct cfg *cfg = NULL;
+	int r = 0;
+
+	if (cfg_load(opts->config_path, &cfg, err) < 0 || cfg_apply_env(cfg, err) < 0) {
+		cfg_free(cfg);
+		return -1;
+	}
+	if (opts->output == CLI_OUTPUT_JSON) {
+		json_t *doc = check_json(cfg);
+
+		if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
+		    fputc('\n', stdout) == EOF)
+			r = phx_err_set(err, doc ? PHX_E_IO : PHX_E_NOMEM,
+					"writing the check summary failed");
+		json_decref(doc);
+	} else {
+		check_print_text(stdout, cfg);
+	}
+	cfg_free(cfg);
+	return r;
 }
