@@ -37,6 +37,7 @@ struct img_dl {
 	bool assumed_partial; /* status unknown at the first chunk; checked after the request */
 	bool sink_failed;     /* a local failure (disk): do not retry */
 	bool bad_range;	      /* 206 for another range than asked: restart */
+	bool locked;	      /* we hold the .part's lock, so we may delete it */
 	/* progress */
 	bool bar;
 	struct timespec t0, last_draw;
@@ -395,6 +396,7 @@ static int img_part_open(struct img_dl *d, const struct img_paths *p, const char
 		return phx_err_set(err, PHX_E_CONFLICT,
 				   "'%s' is being downloaded by another process (lock on '%s')",
 				   d->url, p->part);
+	d->locked = true;
 	if (fstat(d->fd, &st) < 0)
 		return phx_err_set_errno(err, PHX_E_IO, errno, "stat '%s'", p->part);
 	if (st.st_size > 0 && img_meta_read(p->part_meta, &pm, &ignored) == 0 &&
@@ -625,6 +627,8 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 out:
 	if (rc < 0 && d.bar && d.written)
 		fputc('\n', stderr); /* keep the error off the half-drawn bar */
+	if (rc < 0 && d.locked && d.written == 0)
+		img_part_discard(p); /* nothing worth resuming: leave no trace */
 	if (d.fd >= 0)
 		close(d.fd); /* read-only use left: fsync above already reported write errors */
 	crypto_sha256_free(d.h);

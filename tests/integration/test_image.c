@@ -1,0 +1,566 @@
+/* image: img_fetch() against tests/servers/file_server.py on 127.0.0.1 — resume after a
+ * dropped connection, restart when ranges are ignored, wrong hash, 404/500, zero-byte second
+ * run (asserted from the server's request log), changed upstream, full disk. Each test gets
+ * a fresh server, a random 8 MiB "image", its SHA256SUMS and an empty cache. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "crypto.h"
+#include "fsutil.h"
+#include "http.h"
+#include "image.h"
+#include "log.h"
+
+#define IMG_NAME "test-cloudimg-amd64.img"
+#define IMG_SIZE ((size_t)8 << 20)
+
+static struct {
+	char dir[64];
+	char root[128], cache[128], log[128];
+	char url[128]; /* http://127.0.0.1:PORT */
+	char img_url[256], sums_url[256];
+	char sha[CRYPTO_SHA256_HEX_LEN + 1];
+	pid_t pid;
+	struct http_client *c;
+} T;
+
+/* ---- server process ---- */
+
+static void server_start(void)
+{
+	const char *src = getenv("PHX_SRC");
+	char script[512], line[256];
+	int fds[2];
+	FILE *f;
+
+	cr_assert(src, "PHX_SRC must point at the repository root");
+	snprintf(script, sizeof(script), "%s/tests/servers/file_server.py", src);
+	cr_assert_eq(pipe(fds), 0);
+	T.pid = fork();
+	cr_assert_neq(T.pid, -1);
+	if (T.pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		execlp("python3", "python3", script, "--root", T.root, "--log", T.log, "--port",
+		       "0", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	f = fdopen(fds[0], "r");
+	cr_assert(f && fgets(line, sizeof(line), f), "file_server.py printed no URL line");
+	fclose(f);
+	cr_assert(sscanf(line, "URL %127s", T.url) == 1, "unexpected line: %s", line);
+	snprintf(T.img_url, sizeof(T.img_url), "%s/" IMG_NAME, T.url);
+	snprintf(T.sums_url, sizeof(T.sums_url), "%s/SHA256SUMS", T.url);
+}
+
+static void server_stop(void)
+{
+	if (T.pid > 0) {
+		kill(T.pid, SIGTERM);
+		waitpid(T.pid, NULL, 0);
+		T.pid = 0;
+	}
+}
+
+/* Changes server switches at run time (see file_server.py). */
+static void server_ctl(const char *json)
+{
+	struct http_request req = {.method = "POST", .url = NULL, .body = json,
+				   .body_len = strlen(json), .content_type = "application/json"};
+	struct http_response resp;
+	struct phx_err err = PHX_ERR_INIT;
+	char url[256];
+
+	snprintf(url, sizeof(url), "%s/_ctl", T.url);
+	req.url = url;
+	http_response_init(&resp);
+	cr_assert_eq(http_perform(T.c, &req, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(resp.status, 200, "ctl %s: %s", json, buf_str(&resp.body));
+	http_response_release(&resp);
+}
+
+/* Sums over logged requests from line `from` on for `path` (NULL: any) with `method`:
+ * body bytes sent; *ret_n counts the requests; *ret_statuses gets the statuses in order. */
+static uint64_t log_bytes(size_t from, const char *method, const char *path, size_t *ret_n,
+			  char *statuses, size_t slen)
+{
+	FILE *f = fopen(T.log, "r");
+	char line[2048];
+	uint64_t sum = 0;
+	size_t i = 0, n = 0, o = 0;
+
+	cr_assert(f, "no server log '%s'", T.log);
+	if (statuses)
+		statuses[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		json_t *j;
+
+		if (i++ < from)
+			continue;
+		j = json_loads(line, 0, NULL);
+		cr_assert(j, "bad log line: %s", line);
+		if (!strcmp(json_string_value(json_object_get(j, "method")), method) &&
+		    (!path || !strcmp(json_string_value(json_object_get(j, "path")), path))) {
+			sum += (uint64_t)json_integer_value(json_object_get(j, "bytes"));
+			n++;
+			if (statuses && o + 5 < slen)
+				o += (size_t)snprintf(statuses + o, slen - o, "%s%lld", o ? "," : "",
+						      json_integer_value(json_object_get(j, "status")));
+		}
+		json_decref(j);
+	}
+	fclose(f);
+	if (ret_n)
+		*ret_n = n;
+	return sum;
+}
+
+static size_t log_lines(void)
+{
+	size_t n = 0;
+
+	log_bytes(0, "GET", NULL, &n, NULL, 0);
+	{
+		size_t h = 0;
+
+		log_bytes(0, "HEAD", NULL, &h, NULL, 0);
+		n += h;
+	}
+	{
+		size_t p = 0;
+
+		log_bytes(0, "POST", NULL, &p, NULL, 0);
+		n += p;
+	}
+	return n;
+}
+
+/* ---- fixtures ---- */
+
+/* Writes a fresh random image and a SHA256SUMS naming it (plus a decoy entry). */
+static void make_image(size_t size)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char path[256], sums[512];
+	unsigned char *data = malloc(size);
+
+	cr_assert(data);
+	cr_assert_eq(crypto_random(data, size, &err), 0, "%s", err.msg);
+	cr_assert_eq(crypto_sha256_buf(data, size, T.sha, &err), 0);
+	snprintf(path, sizeof(path), "%s/" IMG_NAME, T.root);
+	cr_assert_eq(fs_write_atomic(path, data, size, 0644, &err), 0, "%s", err.msg);
+	free(data);
+	snprintf(sums, sizeof(sums),
+		 "%064d *other-image.img\n%s *" IMG_NAME "\n", 0, T.sha);
+	snprintf(path, sizeof(path), "%s/SHA256SUMS", T.root);
+	cr_assert_eq(fs_write_atomic(path, sums, strlen(sums), 0644, &err), 0);
+}
+
+static void setup(void)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct http_client_opts o = {.low_speed_time_s = 20};
+
+	memset(&T, 0, sizeof(T));
+	strcpy(T.dir, "/tmp/phx-itest-image-XXXXXX");
+	cr_assert(mkdtemp(T.dir));
+	snprintf(T.root, sizeof(T.root), "%s/www", T.dir);
+	snprintf(T.cache, sizeof(T.cache), "%s/cache", T.dir);
+	snprintf(T.log, sizeof(T.log), "%s/server.jsonl", T.dir);
+	cr_assert_eq(fs_mkdir_p(T.root, 0755, &err), 0);
+	log_setup(-1, true); /* warnings only: the tests provoke some */
+	cr_assert_eq(http_global_init(&err), 0);
+	T.c = http_client_new(&o, &err);
+	cr_assert(T.c, "%s", err.msg);
+	make_image(IMG_SIZE);
+	server_start();
+}
+
+static void teardown(void)
+{
+	char cmd[256];
+
+	server_stop();
+	http_client_free(T.c);
+	http_global_cleanup();
+	umount(T.cache); /* the disk-full test mounts a tmpfs there */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", T.dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(image_fetch, .init = setup, .fini = teardown, .timeout = 120);
+
+static struct img_fetch_opts sums_opts(void)
+{
+	return (struct img_fetch_opts){.image_url = T.img_url, .checksum_url = T.sums_url,
+				       .cache_dir = T.cache};
+}
+
+static char *cache_path(const char *rel)
+{
+	static char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s", T.cache, rel);
+	return p;
+}
+
+/* Regular files anywhere under the cache, one "relative/path" per line. */
+static void cache_files(const char *sub, char *out, size_t len)
+{
+	char path[512];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "%s%s%s", T.cache, sub[0] ? "/" : "", sub);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char rel[512];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(rel, sizeof(rel), "%s%s%s", sub, sub[0] ? "/" : "", e->d_name);
+		if (e->d_type == DT_DIR) {
+			cache_files(rel, out, len);
+		} else {
+			size_t o = strlen(out);
+
+			snprintf(out + o, len - o, "%s\n", rel);
+		}
+	}
+	closedir(d);
+}
+
+static void assert_verified(const struct img_result *r)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char got[CRYPTO_SHA256_HEX_LEN + 1], want[512];
+
+	snprintf(want, sizeof(want), "%s/%s/" IMG_NAME, T.cache, T.sha);
+	cr_assert_str_eq(r->path, want);
+	cr_assert_str_eq(r->sha256, T.sha);
+	cr_assert_eq(r->size, IMG_SIZE);
+	cr_assert_eq(crypto_sha256_file(r->path, got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got, T.sha);
+	cr_assert_not(fs_exists(cache_path(IMG_NAME ".part")), "a .part was left behind");
+	cr_assert_not(fs_exists(cache_path(IMG_NAME ".part.meta")));
+}
+
+/* ---- tests ---- */
+
+Test(image_fetch, first_download_verifies_and_records_metadata)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	struct img_meta m = IMG_META_INIT;
+
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	cr_assert_eq(r.downloaded, IMG_SIZE);
+	cr_assert(r.changed);
+	cr_assert_null(r.previous_path);
+	cr_assert_eq(img_meta_read(cache_path(IMG_NAME ".meta.json"), &m, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(m.url, T.img_url);
+	cr_assert_str_eq(m.sha256, T.sha);
+	cr_assert_eq(m.size, IMG_SIZE);
+	cr_assert_not_null(m.etag);
+	cr_assert_not_null(m.last_modified);
+	cr_assert_str_eq(m.sums_url, T.sums_url);
+	cr_assert_not_null(m.sums_etag);
+	img_meta_release(&m);
+	img_result_release(&r);
+}
+
+Test(image_fetch, interrupted_download_resumes_from_part_and_ends_verified)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	uint64_t part = 0, sent;
+	size_t before, n = 0;
+	char st[64];
+
+	/* every response dies after 3 MiB and we allow one resume: the run fails, keeping 6 MiB */
+	server_ctl("{\"drop_after\": 3145728, \"drop_count\": -1}");
+	o.retries = 1;
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NET, "%s", err.msg);
+	cr_assert(strstr(err.msg, T.img_url), "%s", err.msg);
+	cr_assert_null(r.path);
+	cr_assert_eq(fs_file_size(cache_path(IMG_NAME ".part"), &part, &err), 0, "%s", err.msg);
+	cr_assert_eq(part, 6u << 20);
+	cr_assert_not(fs_exists(cache_path(T.sha)), "no final file for a failed download");
+
+	/* a later run resumes the .part: only the missing 2 MiB travel */
+	server_ctl("{\"drop_count\": 0}");
+	before = log_lines();
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	cr_assert_eq(r.downloaded, IMG_SIZE - part);
+	sent = log_bytes(before, "GET", "/" IMG_NAME, &n, st, sizeof(st));
+	cr_assert_eq(sent, IMG_SIZE - part);
+	cr_assert_str_eq(st, "206");
+	img_result_release(&r);
+}
+
+Test(image_fetch, dropped_transfer_is_retried_within_one_call)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	size_t n = 0;
+	char st[64];
+
+	server_ctl("{\"drop_after\": 2000000, \"drop_count\": 3}");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	cr_assert_eq(r.downloaded, IMG_SIZE, "resumes must not re-download bytes");
+	cr_assert_eq(log_bytes(0, "GET", "/" IMG_NAME, &n, st, sizeof(st)), IMG_SIZE);
+	cr_assert_str_eq(st, "200,206,206,206");
+	img_result_release(&r);
+}
+
+Test(image_fetch, server_ignoring_ranges_restarts_cleanly)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	uint64_t part = 0;
+	size_t before, n = 0;
+	char st[64];
+
+	server_ctl("{\"drop_after\": 3000000, \"drop_count\": -1}");
+	o.retries = 1;
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(fs_file_size(cache_path(IMG_NAME ".part"), &part, &err), 0);
+	cr_assert_eq(part, 6000000);
+
+	server_ctl("{\"drop_count\": 0, \"ignore_range\": true}");
+	before = log_lines();
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	cr_assert_eq(r.downloaded, IMG_SIZE);
+	cr_assert_eq(log_bytes(before, "GET", "/" IMG_NAME, &n, st, sizeof(st)), IMG_SIZE);
+	cr_assert_str_eq(st, "200", "one answer, the whole file");
+	img_result_release(&r);
+}
+
+Test(image_fetch, wrong_hash_leaves_nothing_usable_in_cache)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	char files[4096] = "";
+
+	server_ctl("{\"wrong_sums\": true}");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_VERIFY, "%s", err.msg);
+	cr_assert(strstr(err.msg, T.img_url), "%s", err.msg);
+	cr_assert(strstr(err.msg, T.sha), "names the hash it got: %s", err.msg);
+	cr_assert(strstr(err.msg, "expected "), "%s", err.msg);
+	cr_assert_null(r.path);
+	cache_files("", files, sizeof(files));
+	cr_assert_str_eq(files, "", "cache must hold no file, has:\n%s", files);
+}
+
+Test(image_fetch, explicit_sha256_works_without_sums_file)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = {.image_url = T.img_url, .sha256 = T.sha, .cache_dir = T.cache};
+	struct img_result r = IMG_RESULT_INIT;
+	char upper[CRYPTO_SHA256_HEX_LEN + 8] = "sha256:";
+	size_t n = 0;
+
+	/* upper case with a "sha256:" prefix, as people paste it */
+	for (size_t i = 0; i < CRYPTO_SHA256_HEX_LEN; i++)
+		upper[7 + i] = (char)(T.sha[i] >= 'a' ? T.sha[i] - 32 : T.sha[i]);
+	o.sha256 = upper;
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	log_bytes(0, "GET", "/SHA256SUMS", &n, NULL, 0);
+	cr_assert_eq(n, 0, "no sums file was asked for");
+	img_result_release(&r);
+
+	/* a second run needs no request at all */
+	n = log_lines();
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(r.downloaded, 0);
+	cr_assert_eq(log_lines(), n);
+	img_result_release(&r);
+}
+
+Test(image_fetch, explicit_wrong_sha256_fails_verification)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char wrong[] = "0000000000000000000000000000000000000000000000000000000000000000";
+	struct img_fetch_opts o = {.image_url = T.img_url, .sha256 = wrong, .cache_dir = T.cache};
+	struct img_result r = IMG_RESULT_INIT;
+
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_VERIFY);
+	cr_assert(strstr(err.msg, wrong) && strstr(err.msg, T.sha), "%s", err.msg);
+	cr_assert_not(fs_exists(cache_path(IMG_NAME ".part")));
+}
+
+Test(image_fetch, not_found_names_url_and_status)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	char files[4096] = "";
+
+	server_ctl("{\"status\": {\"/" IMG_NAME "\": 404}}");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NOTFOUND, "%s", err.msg);
+	cr_assert_eq(err.http_status, 404);
+	cr_assert(strstr(err.msg, T.img_url), "%s", err.msg);
+	cr_assert(strstr(err.msg, "404"), "%s", err.msg);
+	cache_files("", files, sizeof(files));
+	cr_assert_str_eq(files, "", "cache must hold no file, has:\n%s", files);
+}
+
+Test(image_fetch, server_error_on_image_and_sums_name_url_and_status)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+
+	server_ctl("{\"status\": {\"/" IMG_NAME "\": 500}}");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NET, "%s", err.msg);
+	cr_assert_eq(err.http_status, 500);
+	cr_assert(strstr(err.msg, T.img_url) && strstr(err.msg, "500"), "%s", err.msg);
+	cr_assert_not(fs_exists(cache_path(IMG_NAME ".part")));
+
+	phx_err_clear(&err);
+	server_ctl("{\"status\": {\"/SHA256SUMS\": 404}}");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NOTFOUND, "%s", err.msg);
+	cr_assert(strstr(err.msg, T.sums_url) && strstr(err.msg, "404"), "%s", err.msg);
+}
+
+Test(image_fetch, sums_without_entry_for_image_is_notfound)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/SHA256SUMS", T.root);
+	cr_assert_eq(fs_write_atomic(path, "", 0, 0644, &err), 0);
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NOTFOUND, "%s", err.msg);
+	cr_assert(strstr(err.msg, T.sums_url) && strstr(err.msg, "'" IMG_NAME "'"), "%s",
+		  err.msg);
+}
+
+Test(image_fetch, second_run_transfers_zero_image_bytes)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	size_t before, n = 0, h = 0;
+	char st[64];
+
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	img_result_release(&r);
+	before = log_lines();
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	cr_assert_eq(r.downloaded, 0);
+	cr_assert_not(r.changed);
+	/* the server's own record: no image request at all, the sums file answered 304 */
+	cr_assert_eq(log_bytes(before, "GET", "/" IMG_NAME, &n, NULL, 0), 0);
+	cr_assert_eq(n, 0);
+	log_bytes(before, "HEAD", "/" IMG_NAME, &h, NULL, 0);
+	cr_assert_eq(h, 0);
+	log_bytes(before, "GET", "/SHA256SUMS", &n, st, sizeof(st));
+	cr_assert_str_eq(st, "304");
+	img_result_release(&r);
+}
+
+Test(image_fetch, second_run_without_etag_uses_if_modified_since)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	size_t before, n = 0;
+	char st[64];
+
+	server_ctl("{\"no_etag\": true}");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	img_result_release(&r);
+	before = log_lines();
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(r.downloaded, 0);
+	cr_assert_eq(log_bytes(before, "GET", "/" IMG_NAME, &n, NULL, 0), 0);
+	log_bytes(before, "GET", "/SHA256SUMS", &n, st, sizeof(st));
+	cr_assert_str_eq(st, "304");
+	img_result_release(&r);
+}
+
+Test(image_fetch, changed_upstream_gives_new_file_and_keeps_old)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	char old_path[512], old_sha[CRYPTO_SHA256_HEX_LEN + 1];
+
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	snprintf(old_path, sizeof(old_path), "%s", r.path);
+	memcpy(old_sha, T.sha, sizeof(old_sha));
+	img_result_release(&r);
+	sleep(1); /* Last-Modified has one-second resolution */
+	make_image(IMG_SIZE / 2);
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(r.sha256, T.sha);
+	cr_assert_str_neq(T.sha, old_sha);
+	cr_assert(r.changed);
+	cr_assert_eq(r.downloaded, IMG_SIZE / 2);
+	cr_assert_str_eq(r.previous_path, old_path);
+	cr_assert(fs_exists(old_path), "old version kept until pruned");
+	cr_assert(fs_exists(r.path));
+	img_result_release(&r);
+}
+
+Test(image_fetch, full_disk_fails_naming_cache_and_leaves_no_part)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	char files[4096] = "";
+
+	cr_assert_eq(fs_mkdir_p(T.cache, 0755, &err), 0);
+	if (mount("tmpfs", T.cache, "tmpfs", 0, "size=4m") < 0)
+		cr_skip_test("cannot mount a small tmpfs to fill (%s): needs root/CAP_SYS_ADMIN",
+			     strerror(errno));
+	/* known size: refused before a byte is written */
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_IO, "%s", err.msg);
+	cr_assert(strstr(err.msg, T.cache) && strstr(err.msg, "free space"), "%s", err.msg);
+	cr_assert_not(fs_exists(cache_path(IMG_NAME ".part")));
+
+	/* unknown size: the disk fills while streaming */
+	phx_err_clear(&err);
+	server_ctl("{\"no_length\": true}");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_IO, "%s", err.msg);
+	cr_assert(strstr(err.msg, T.cache) && strstr(err.msg, "full"), "%s", err.msg);
+	cache_files("", files, sizeof(files));
+	cr_assert(!strstr(files, ".part") && !strstr(files, T.sha), "left behind:\n%s", files);
+}
