@@ -1270,7 +1270,7 @@ class Handlers:
 						continue
 					name = self.free_disk_name(newid)
 					dst = os.path.join(ddir, name)
-					created += [dst, dst + '.tmp']
+					created.extend([dst, dst + ".tmp"])
 					if full:
 						t.log("drive mirror / copy of '%s'" % f)
 						run(['qemu-img', 'convert', '-q', '-O', 'qcow2', spath, dst])
