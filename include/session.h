@@ -1,0 +1,41 @@
+/* session: what every server-facing command does first, in the order that keeps the promise
+ * "bad input exits 2 before anything is sent": load and validate the config and the
+ * environment (no network), then take the run lock, load the token secret and build the
+ * Proxmox client (no request yet), then resolve the node. Also builds extra clients for
+ * worker threads (one HTTP connection each). */
+#ifndef PHX_SESSION_H
+#define PHX_SESSION_H
+
+#include <stdbool.h>
+
+#include "cli.h"
+#include "config.h"
+#include "err.h"
+#include "pve.h"
+#include "secret.h"
+
+struct session {
+	const struct cli_opts *opts; /* borrowed */
+	struct cfg *cfg;	     /* owned */
+	struct phx_secret *secret;   /* owned */
+	struct pve_client *pve;	     /* owned; the main thread's client */
+	char *node;		     /* owned; the default node (config, env or the only node) */
+	int lock_fd;		     /* -1 when no lock is held */
+};
+
+/* Loads and validates the config (cfg_load + cfg_apply_env): PHX_E_INPUT, no network. */
+int session_load(const struct cli_opts *opts, struct session *ret, struct phx_err *err);
+
+/* Takes the run lock (when `lock`), loads the secret, builds the client and resolves the
+ * default node (asking /nodes only when the config names none). */
+int session_connect(struct session *s, bool lock, struct phx_err *err);
+
+/* A new client for a worker thread, same settings. Caller owns (pve_client_free()). */
+struct pve_client *session_new_client(const struct session *s, struct phx_err *err);
+
+/* Task timeout from the config, for pve_* calls. */
+long session_task_timeout(const struct session *s);
+
+void session_release(struct session *s);
+
+#endif

@@ -1,0 +1,133 @@
+/* session: config -> lock -> secret -> client -> node, shared by the commands. */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+
+int session_load(const struct cli_opts *opts, struct session *ret, struct phx_err *err)
+{
+	struct cfg *cfg = NULL;
+
+	if (cfg_load(opts->config_path, &cfg, err) < 0)
+		return -1;
+	if (cfg_apply_env(cfg, err) < 0) {
+		cfg_free(cfg);
+		return -1;
+	}
+	*ret = (struct session){.opts = opts, .cfg = cfg, .lock_fd = -1};
+	return 0;
+}
+
+static int session_lock_path(char *ret, size_t len)
+{
+	const char *dir = getenv("XDG_RUNTIME_DIR");
+
+	if (dir && *dir)
+		return snprintf(ret, len, "%s/phoenix-orchestrator.lock", dir) < (int)len ? 0 : -1;
+	if (geteuid() == 0 && access("/run/lock", W_OK) == 0)
+		return snprintf(ret, len, "/run/lock/phoenix-orchestrator.lock") < (int)len ? 0 : -1;
+	return snprintf(ret, len, "/tmp/phoenix-orchestrator-%ld.lock", (long)geteuid()) < (int)len
+		       ? 0
+		       : -1;
+}
+
+static struct pve_client *session_client(const struct session *s, const char *node,
+					 struct phx_err *err)
+{
+	const struct cfg_proxmox *px = &s->cfg->proxmox;
+	struct pve_client_opts o = {
+		.api_url = px->api_url,
+		.token_id = px->token_id,
+		.secret = s->secret,
+		.node = node,
+		.tls = {px->tls.ca_file, px->tls.fingerprint,
+			px->tls.insecure || s->opts->insecure},
+		.connect_timeout_s = (long)px->timeouts.connect_s,
+		.dry_run = s->opts->dry_run,
+	};
+
+	return pve_client_new(&o, err);
+}
+
+/* The only node, when the config names none: a one-node homelab needs no setting. */
+static int session_resolve_node(struct session *s, struct phx_err *err)
+{
+	const char *cfg_node = cfg_default_node(s->cfg);
+	json_t *nodes = NULL;
+	const char *only = NULL;
+	size_t i, online = 0;
+	json_t *n;
+
+	if (cfg_node) {
+		s->node = strdup(cfg_node);
+		return s->node ? 0 : phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	}
+	if (pve_get(s->pve, "/nodes", NULL, 0, &nodes, err) < 0)
+		return phx_err_wrap(err, "find the Proxmox node");
+	json_array_foreach(nodes, i, n) {
+		const char *status = json_string_value(json_object_get(n, "status"));
+
+		if (status && strcmp(status, "online"))
+			continue;
+		online++;
+		only = json_string_value(json_object_get(n, "node"));
+	}
+	if (online != 1 || !only) {
+		json_decref(nodes);
+		return phx_err_set(err, PHX_E_INPUT,
+				   "%s: the cluster has %zu online nodes: set proxmox.node (or "
+				   "PVE_NODE) to the one to use",
+				   s->cfg->path, online);
+	}
+	s->node = strdup(only);
+	json_decref(nodes);
+	if (!s->node)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	log_debug("using node '%s', the cluster's only node", s->node);
+	return 0;
+}
+
+int session_connect(struct session *s, bool lock, struct phx_err *err)
+{
+	char path[4096];
+
+	if (cfg_require_connection(s->cfg, err) < 0)
+		return -1;
+	if (lock) {
+		if (session_lock_path(path, sizeof(path)) < 0)
+			return phx_err_set(err, PHX_E_IO, "lock file path too long");
+		if (fs_lock_acquire(path, &s->lock_fd, err) < 0)
+			return -1;
+	}
+	if (cfg_load_secret(s->cfg, &s->secret, err) < 0)
+		return -1;
+	s->pve = session_client(s, cfg_default_node(s->cfg), err);
+	if (!s->pve)
+		return -1;
+	return session_resolve_node(s, err);
+}
+
+struct pve_client *session_new_client(const struct session *s, struct phx_err *err)
+{
+	return session_client(s, s->node, err);
+}
+
+long session_task_timeout(const struct session *s)
+{
+	return (long)s->cfg->proxmox.timeouts.task_s;
+}
+
+void session_release(struct session *s)
+{
+	pve_client_free(s->pve);
+	secret_free(s->secret);
+	cfg_free(s->cfg);
+	free(s->node);
+	fs_lock_release(s->lock_fd);
+	*s = (struct session){.lock_fd = -1};
+}
