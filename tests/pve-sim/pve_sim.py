@@ -1903,6 +1903,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			rec['time'] = time.strftime('%Y-%m-%dT%H:%M:%S')
 			write_log(sim, rec)
 
+	def drain(self):
+		# Take what the client already sent so closing does not reset the connection before
+		# it reads our error answer (Proxmox itself does not read it; clients then see RST).
+		try:
+			self.connection.settimeout(0.2)
+			while self.connection.recv(1 << 16):
+				pass
+		except (OSError, ssl.SSLError):
+			pass
+		finally:
+			self.connection.settimeout(None)
+
 	def read_body(self, n):
 		chunks = []
 		while n > 0:
@@ -1922,6 +1934,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			# phs AnyEvent.pm process_header
 			msg = 'chunked transfer encoding not supported' if te.lower() == 'chunked' else \
 				"Unknown transfer encoding '%s'" % te
+			self.drain()
 			raise ApiError(501, msg, body=False)
 		if not path.startswith(BASE + '/') and path != BASE:
 			raise ApiError(501, "no such file '%s'" % path, body=False)
