@@ -626,6 +626,7 @@ class Handlers:
 				d.update({'id': 'qemu/%d' % vm['vmid'], 'type': 'qemu', 'node': vm['node'],
 					'template': 1 if vm['conf'].get('template') else 0, 'hastate': None})
 				d.pop('hastate')
+				d['maxcpu'] = d.pop('cpus')  # /cluster/resources names it maxcpu
 				d.pop('pid', None)
 				d.setdefault('tags', vm['conf'].get('tags', ''))
 				if not d['tags']:
