@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static bool cfg_all_chars(const char *s, const char *extra, bool alnum)
 {
@@ -514,6 +515,11 @@ const char *cfg_suggest(const char *word, const char *const *words, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		size_t d = cfg_edit_distance(word, words[i]);
+		size_t wl = strlen(words[i]);
+
+		/* "memory" for "memory_mb": a clipped key is a typo too */
+		if (len >= 4 && wl > len && !strncasecmp(word, words[i], len))
+			d = d < limit ? d : limit;
 
 		if (d < best_d) {
 			best_d = d;

@@ -1,0 +1,894 @@
+/* Unit tests for the config module: every bad-config case must fail with -1, PHX_E_INPUT, the
+ * output untouched, and a message line naming the file and the exact JSON path; good configs
+ * load with the right values and defaults; environment overrides and the secret sources. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../src/config_int.h"
+#include "config.h"
+#include "secret.h"
+
+#define KEY_ED "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII6mc6QOQi0UOtRFYciPo/eRKln65glY3ngz+TL0FnI4 a@b"
+#define KEY_EC                                                                                    \
+	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBAjsN52ZuIjHIqEc4h8y" \
+	"w5BObvQGt+c1YI/4YwRlkg1z3+U8Qx/f3td6GqRU4shP4IesrXuiFhp62hlXXnT8rH0= root@vm"
+#define HASH6                                                                                      \
+	"$6$Zk3vYq1pQ2wErT6u$IyetMTCzdHkjbsR9dCeS7IDRy6Wsi.qce9HICTZjmn1EWAShiibwc0fAu7nPQNEHutqs6KQK0" \
+	"SWFhH/UAiuQS."
+#define HASHY "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$U4SOHmDd8SvW5vCUKSMR6N835VPwFAtgYNhQ9mFFeL5"
+#define HASH5 "$5$saltsalt$0rl.MZtoLLPP3X0Rdl8riRnphIcAXJY27/aOAyK2hB5"
+#define HASH2B "$2b$10$abcdefghijklmnopqrstuuj7m4XYqbm74SxoBcXyw8to0CQ061DVG"
+
+#define F_VMID "\"vmid\": 8001"
+#define F_NAME "\"name\": \"web-1\""
+#define F_CLONE "\"clone_from_vmid\": 9000"
+#define USER_WITH(fields) "\"user_config\": {\"username\": \"admin\"" fields "}"
+#define F_USER USER_WITH(", \"password_hash\": \"" HASH6 "\", \"ssh_public_key\": \"" KEY_ED "\"")
+/* a valid VM plus extra fields (each starting with ", ") */
+#define VM(extra) "{" F_VMID ", " F_NAME ", " F_CLONE ", " F_USER extra "}"
+#define VMS(vms) "{\"vms\": [" vms "]}"
+#define TPL(extra)                                                                                 \
+	"{\"name\": \"ubuntu-noble\", \"image_url\": \"https://example.com/noble.img\", "         \
+	"\"checksum_url\": \"https://example.com/SHA256SUMS\"" extra "}"
+#define TPLV(extra) TPL(", \"vmid\": 9000" extra)
+#define DOC(tpls, vms) "{\"templates\": [" tpls "], \"vms\": [" vms "]}"
+#define NET(fields) ", \"network_config\": {" fields "}"
+
+static char tmpdir[64];
+
+static void write_file(const char *path, const char *data, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+	cr_assert(fd >= 0, "open %s", path);
+	cr_assert_eq(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	cr_assert_eq(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static void setup(void)
+{
+	char p[256];
+
+	strcpy(tmpdir, "/tmp/phx-cfg-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+	snprintf(p, sizeof(p), "%s/configs", tmpdir);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/configs/features", tmpdir);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/configs/features/docker.sh", tmpdir);
+	write_file(p, "#!/bin/sh\necho docker\n", 0644);
+	snprintf(p, sizeof(p), "%s/k8s.sh", tmpdir);
+	write_file(p, "#!/bin/sh\necho k8s\n", 0644);
+	snprintf(p, sizeof(p), "%s/motd", tmpdir);
+	write_file(p, "hello\n", 0644);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void teardown(void)
+{
+	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes `json` as tmpdir/name and loads it. */
+static int load_json(const char *name, const char *json, struct cfg **ret, struct phx_err *err,
+		     char *path, size_t n)
+{
+	snprintf(path, n, "%s/%s", tmpdir, name);
+	write_file(path, json, 0644);
+	return cfg_load(path, ret, err);
+}
+
+/* True when one line of msg starts with "<file>: <jpath>: " (or "<file><jpath>" when jpath
+ * starts with ':', for parse errors) and contains needle. */
+static bool has_line(const char *msg, const char *file, const char *jpath, const char *needle)
+{
+	char prefix[512];
+
+	if (jpath[0] == ':')
+		snprintf(prefix, sizeof(prefix), "%s%s", file, jpath);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: %s: ", file, jpath);
+	while (*msg) {
+		size_t len = strcspn(msg, "\n");
+		char line[2048];
+
+		snprintf(line, sizeof(line), "%.*s", (int)len, msg);
+		if (!strncmp(line, prefix, strlen(prefix)) && strstr(line, needle))
+			return true;
+		msg += len + (msg[len] == '\n');
+	}
+	return false;
+}
+
+static bool every_line_names_file(const char *msg, const char *file)
+{
+	while (*msg) {
+		size_t len = strcspn(msg, "\n");
+
+		if (strncmp(msg, file, strlen(file)))
+			return false;
+		msg += len + (msg[len] == '\n');
+	}
+	return true;
+}
+
+struct bad_case {
+	const char *what;
+	const char *json;
+	const char *jpath;
+	const char *needle;
+};
+
+/* Criterion runs each parameter in a fresh process of a position-independent binary, so
+ * parameters must not carry pointers: they are indexes into this table. */
+static const struct bad_case bad_cases[] = {
+		{"syntax error", "{\"vms\": [ {\"vmid\": 1,}]}", ":1:", "expected"},
+		{"duplicate JSON key", "{\"vms\": [], \"vms\": []}", ":1:", "duplicate"},
+		{"root is an array", "[1, 2]", "$", "expected an object"},
+		{"unknown top-level key", "{\"vm\": []}", "$.vm", "did you mean 'vms'?"},
+		{"nothing to do", "{\"defaults\": {}}", "$", "'vms' or 'templates'"},
+		{"vms not an array", "{\"vms\": {}}", "$.vms", "expected an array, got an object"},
+		{"vm not an object", VMS("42"), "$.vms[0]", "expected an object, got an integer 42"},
+		{"vmid missing", VMS("{" F_NAME ", " F_CLONE "}"), "$.vms[0].vmid", "required"},
+		{"vmid as string", VMS("{\"vmid\": \"8001\", " F_NAME ", " F_CLONE "}"),
+		 "$.vms[0].vmid", "got a string '8001'"},
+		{"vmid below 100", VMS("{\"vmid\": 99, " F_NAME ", " F_CLONE "}"), "$.vms[0].vmid",
+		 "from 100 to 999999999, got 99"},
+		{"vmid above range", VMS("{\"vmid\": 1000000000, " F_NAME ", " F_CLONE "}"),
+		 "$.vms[0].vmid", "got 1000000000"},
+		{"vmid fractional", VMS("{\"vmid\": 8001.5, " F_NAME ", " F_CLONE "}"),
+		 "$.vms[0].vmid", "got a number 8001.5"},
+		{"name missing", VMS("{" F_VMID ", " F_CLONE "}"), "$.vms[0].name", "required"},
+		{"name with underscore", VMS("{" F_VMID ", \"name\": \"web_1\", " F_CLONE "}"),
+		 "$.vms[0].name", "got 'web_1'"},
+		{"name too long",
+		 VMS("{" F_VMID ", \"name\": \"a123456789012345678901234567890123456789012345678901234"
+		     "567890123\", " F_CLONE "}"),
+		 "$.vms[0].name", "DNS label"},
+		{"name with trailing hyphen", VMS("{" F_VMID ", \"name\": \"web-\", " F_CLONE "}"),
+		 "$.vms[0].name", "got 'web-'"},
+		{"cores zero", VMS(VM(", \"cores\": 0")), "$.vms[0].cores", "from 1 to 128, got 0"},
+		{"cores too many", VMS(VM(", \"cores\": 129")), "$.vms[0].cores", "got 129"},
+		{"cores as string", VMS(VM(", \"cores\": \"4\"")), "$.vms[0].cores",
+		 "got a string '4'"},
+		{"memory too small", VMS(VM(", \"memory_mb\": 32")), "$.vms[0].memory_mb",
+		 "from 64 to 4194304, got 32"},
+		{"memory too big", VMS(VM(", \"memory_mb\": 5000000")), "$.vms[0].memory_mb",
+		 "got 5000000"},
+		{"disk zero", VMS(VM(", \"disk_size_gb\": 0")), "$.vms[0].disk_size_gb", "got 0"},
+		{"disk negative", VMS(VM(", \"disk_size_gb\": -5")), "$.vms[0].disk_size_gb",
+		 "got -5"},
+		{"misspelt key", VMS(VM(", \"corse\": 4")), "$.vms[0].corse",
+		 "did you mean 'cores'?"},
+		{"misspelt nested key", VMS(VM(NET("\"ipp\": \"10.0.0.5/24\""))),
+		 "$.vms[0].network_config.ipp", "did you mean 'ip'?"},
+		{"both clone sources", VMS(VM(", \"clone_from_template\": \"x\"")),
+		 "$.vms[0].clone_from_template", "got both"},
+		{"no clone source", VMS("{" F_VMID ", " F_NAME "}"), "$.vms[0].clone_from_vmid",
+		 "required"},
+		{"unknown template",
+		 VMS("{" F_VMID ", " F_NAME ", \"clone_from_template\": \"focal\"}"),
+		 "$.vms[0].clone_from_template", "got 'focal'"},
+		{"clones itself", VMS("{" F_VMID ", " F_NAME ", \"clone_from_vmid\": 8001}"),
+		 "$.vms[0].clone_from_vmid", "cannot clone itself"},
+		{"clones a config VM",
+		 VMS(VM("") ",{\"vmid\": 8002, \"name\": \"web-2\", \"clone_from_vmid\": 8001}"),
+		 "$.vms[1].clone_from_vmid", "is the VM 'web-1'"},
+		{"duplicate vmid", VMS(VM("") ",{" F_VMID ", \"name\": \"other\", " F_CLONE "}"),
+		 "$.vms[1].vmid", "duplicate VMID 8001 (also $.vms[0].vmid)"},
+		{"duplicate name", VMS(VM("") ",{\"vmid\": 8002, " F_NAME ", " F_CLONE "}"),
+		 "$.vms[1].name", "duplicate VM name 'web-1'"},
+		{"ip without prefix", VMS(VM(NET("\"ip\": \"10.0.0.5\", \"gw\": \"10.0.0.1\""))),
+		 "$.vms[0].network_config.ip", "expected CIDR like '10.0.0.5/24', got '10.0.0.5'"},
+		{"ip octet out of range", VMS(VM(NET("\"ip\": \"10.0.0.256/24\""))),
+		 "$.vms[0].network_config.ip", "got '10.0.0.256/24'"},
+		{"prefix too long", VMS(VM(NET("\"ip\": \"10.0.0.5/33\""))),
+		 "$.vms[0].network_config.ip", "CIDR"},
+		{"network address", VMS(VM(NET("\"ip\": \"10.0.0.0/24\""))),
+		 "$.vms[0].network_config.ip", "network address"},
+		{"broadcast address", VMS(VM(NET("\"ip\": \"10.0.0.255/24\""))),
+		 "$.vms[0].network_config.ip", "broadcast address"},
+		{"gateway outside subnet",
+		 VMS(VM(NET("\"ip\": \"10.0.0.5/24\", \"gw\": \"10.0.1.1\""))),
+		 "$.vms[0].network_config.gw", "inside '10.0.0.5/24', got '10.0.1.1'"},
+		{"gateway not an address", VMS(VM(NET("\"ip\": \"10.0.0.5/24\", \"gw\": \"gw\""))),
+		 "$.vms[0].network_config.gw", "got 'gw'"},
+		{"gateway equals ip", VMS(VM(NET("\"ip\": \"10.0.0.5/24\", \"gw\": \"10.0.0.5\""))),
+		 "$.vms[0].network_config.gw", "other than"},
+		{"gateway without ip", VMS(VM(NET("\"gw\": \"10.0.0.1\""))),
+		 "$.vms[0].network_config.gw", "static 'ip'"},
+		{"plaintext password",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE ", " USER_WITH(", \"password_hash\": "
+								 "\"hunter2\"") "}"),
+		 "$.vms[0].user_config.password_hash", "mkpasswd -m sha-512"},
+		{"truncated sha512 hash",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE ", " USER_WITH(", \"password_hash\": "
+								 "\"$6$salt$abc\"") "}"),
+		 "$.vms[0].user_config.password_hash", "malformed SHA-512"},
+		{"md5 hash",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE
+		     ", " USER_WITH(", \"password_hash\": \"$1$salt$qJH7.N4xYta3aEG/dfqo/0\"") "}"),
+		 "$.vms[0].user_config.password_hash", "too weak"},
+		{"plaintext password key",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE ", " USER_WITH(", \"password\": \"x\", "
+								 "\"ssh_public_key\": "
+								 "\"" KEY_ED "\"") "}"),
+		 "$.vms[0].user_config.password", "mkpasswd"},
+		{"ssh key unknown type",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE
+		     ", " USER_WITH(", \"ssh_public_key\": \"ssh-foo AAAAC3Nz\"") "}"),
+		 "$.vms[0].user_config.ssh_public_key", "ssh-ed25519"},
+		{"ssh key bad base64",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE
+		     ", " USER_WITH(", \"ssh_public_key\": \"ssh-ed25519 AAAA!!!! x\"") "}"),
+		 "$.vms[0].user_config.ssh_public_key", "does not decode"},
+		{"ssh key type mismatch",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE ", " USER_WITH(
+			 ", \"ssh_public_key\": \"ssh-rsa "
+			 "AAAAC3NzaC1lZDI1NTE5AAAAII6mc6QOQi0UOtRFYciPo/eRKln65glY3ngz+TL0FnI4\"") "}"),
+		 "$.vms[0].user_config.ssh_public_key", "does not match its type"},
+		{"ssh private key",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE
+		     ", " USER_WITH(", \"ssh_public_key\": \"-----BEGIN OPENSSH PRIVATE KEY-----\"") "}"),
+		 "$.vms[0].user_config.ssh_public_key", "private key"},
+		{"ssh key list item",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE ", " USER_WITH(
+			 ", \"ssh_public_key\": [\"" KEY_ED "\", \"ssh-ed25519\"]") "}"),
+		 "$.vms[0].user_config.ssh_public_key[1]", "no base64"},
+		{"user cannot log in", VMS("{" F_VMID ", " F_NAME ", " F_CLONE ", " USER_WITH("") "}"),
+		 "$.vms[0].user_config", "never log in"},
+		{"bad username",
+		 VMS("{" F_VMID ", " F_NAME ", " F_CLONE ", \"user_config\": {\"username\": \"Admin\", "
+		     "\"ssh_public_key\": \"" KEY_ED "\"}}"),
+		 "$.vms[0].user_config.username", "got 'Admin'"},
+		{"unknown feature", VMS(VM(", \"features\": [\"k8s\"]")), "$.vms[0].features[0]",
+		 "got 'k8s'"},
+		{"feature script missing",
+		 "{\"features\": {\"k8s\": {\"script\": \"nope.sh\"}}, \"vms\": [" VM("") "]}",
+		 "$.features.k8s.script", "existing script"},
+		{"feature without script",
+		 "{\"features\": {\"k8s\": {\"packages\": [\"kubeadm\"]}}, \"vms\": [" VM("") "]}",
+		 "$.features.k8s.script", "required"},
+		{"secret in config",
+		 "{\"proxmox\": {\"token_secret\": \"abc\"}, \"vms\": [" VM("") "]}",
+		 "$.proxmox.token_secret", "PVE_TOKEN_SECRET"},
+		{"api url plain http",
+		 "{\"proxmox\": {\"api_url\": \"http://pve:8006\"}, \"vms\": [" VM("") "]}",
+		 "$.proxmox.api_url", "https"},
+		{"api url bad port",
+		 "{\"proxmox\": {\"api_url\": \"https://pve:99999\"}, \"vms\": [" VM("") "]}",
+		 "$.proxmox.api_url", "port out of range"},
+		{"bad token id",
+		 "{\"proxmox\": {\"token_id\": \"phoenix@pve\"}, \"vms\": [" VM("") "]}",
+		 "$.proxmox.token_id", "got 'phoenix@pve'"},
+		{"bad fingerprint",
+		 "{\"proxmox\": {\"tls\": {\"fingerprint\": \"AB:CD\"}}, \"vms\": [" VM("") "]}",
+		 "$.proxmox.tls.fingerprint", "got 'AB:CD'"},
+		{"timeout zero",
+		 "{\"proxmox\": {\"timeouts\": {\"task_s\": 0}}, \"vms\": [" VM("") "]}",
+		 "$.proxmox.timeouts.task_s", "got 0"},
+		{"bad cloudinit mode",
+		 "{\"defaults\": {\"cloudinit_mode\": \"nocloud\"}, \"vms\": [" VM("") "]}",
+		 "$.defaults.cloudinit_mode", "got 'nocloud'"},
+		{"bad dns server",
+		 "{\"defaults\": {\"dns_servers\": [\"1.1.1.1\", \"1.1.1\"]}, \"vms\": [" VM("") "]}",
+		 "$.defaults.dns_servers[1]", "got '1.1.1'"},
+		{"boolean as string",
+		 "{\"defaults\": {\"full_clone\": \"yes\"}, \"vms\": [" VM("") "]}",
+		 "$.defaults.full_clone", "expected true or false, got a string 'yes'"},
+		{"bad storage id", "{\"defaults\": {\"storage\": \"x\"}, \"vms\": [" VM("") "]}",
+		 "$.defaults.storage", "storage ID"},
+		{"bad tag", VMS(VM(", \"tags\": [\"web server\"]")), "$.vms[0].tags[0]",
+		 "got 'web server'"},
+		{"bad pool", VMS(VM(", \"pool\": \"a//b\"")), "$.vms[0].pool", "got 'a//b'"},
+		{"duplicate key inside a template", DOC(TPLV(", \"image_url\": \"ftp://x/y.img\"") , ""),
+		 ":1:", "duplicate"},
+		{"template image url ftp (real)",
+		 DOC("{\"name\": \"t\", \"vmid\": 9000, \"image_url\": \"ftp://x/y.img\", "
+		     "\"sha256\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+		     "\"}",
+		     ""),
+		 "$.templates[0].image_url", "http or https"},
+		{"template without checksum",
+		 DOC("{\"name\": \"t\", \"vmid\": 9000, \"image_url\": \"https://x/y.img\"}", ""),
+		 "$.templates[0]", "never used unverified"},
+		{"template bad sha256", DOC(TPLV(", \"sha256\": \"abc\""), ""),
+		 "$.templates[0].sha256", "64 hex digits"},
+		{"template vmid missing", DOC(TPL(""), ""), "$.templates[0].vmid", "required"},
+		{"template vmid used by a VM", DOC(TPL(", \"vmid\": 8001"), VM("")), "$.vms[0].vmid",
+		 "belongs to template 'ubuntu-noble'"},
+		{"duplicate template name", DOC(TPLV("") "," TPL(", \"vmid\": 9001"), ""),
+		 "$.templates[1].name", "duplicate template name"},
+		{"versions reversed",
+		 DOC(TPL(", \"versions\": {\"vmid_min\": 9100, \"vmid_max\": 9000}"), ""),
+		 "$.templates[0].versions.vmid_max", "at least vmid_min"},
+		{"versions keep zero",
+		 DOC(TPL(", \"versions\": {\"vmid_min\": 9000, \"vmid_max\": 9010, \"keep\": 0}"),
+		     ""),
+		 "$.templates[0].versions.keep", "got 0"},
+		{"versions overlap a template",
+		 DOC(TPL(", \"versions\": {\"vmid_min\": 9000, \"vmid_max\": 9010}") ","
+		     "{\"name\": \"other\", \"vmid\": 9005, \"sha256\": "
+		     "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\", "
+		     "\"image_url\": \"https://x/y.img\"}",
+		     ""),
+		 "$.templates[1].vmid", "overlap"},
+		{"file mode not octal",
+		 DOC(TPLV(", \"customize\": {\"files\": [{\"path\": \"/etc/motd\", \"mode\": \"0648\", "
+			  "\"content\": \"x\"}]}"),
+		     ""),
+		 "$.templates[0].customize.files[0].mode", "got '0648'"},
+		{"file mode as number",
+		 DOC(TPLV(", \"customize\": {\"files\": [{\"path\": \"/etc/motd\", \"mode\": 644, "
+			  "\"content\": \"x\"}]}"),
+		     ""),
+		 "$.templates[0].customize.files[0].mode", "expected a string, got an integer 644"},
+		{"file content and source",
+		 DOC(TPLV(", \"customize\": {\"files\": [{\"path\": \"/etc/motd\", \"content\": \"x\", "
+			  "\"source\": \"motd\"}]}"),
+		     ""),
+		 "$.templates[0].customize.files[0].source", "got both"},
+		{"file relative path",
+		 DOC(TPLV(", \"customize\": {\"files\": [{\"path\": \"etc/motd\", \"content\": "
+			  "\"x\"}]}"),
+		     ""),
+		 "$.templates[0].customize.files[0].path", "absolute"},
+		{"file source missing",
+		 DOC(TPLV(", \"customize\": {\"files\": [{\"path\": \"/etc/motd\", \"source\": "
+			  "\"missing.txt\"}]}"),
+		     ""),
+		 "$.templates[0].customize.files[0].source", "existing file"},
+		{"bad package name",
+		 DOC(TPLV(", \"customize\": {\"packages\": [\"curl\", \"Curl\"]}"), ""),
+		 "$.templates[0].customize.packages[1]", "got 'Curl'"},
+		{"deb file missing", DOC(TPLV(", \"customize\": {\"debs\": [\"x.deb\"]}"), ""),
+		 "$.templates[0].customize.debs[0]", "existing .deb"},
+		{"template cores zero", DOC(TPLV(", \"hardware\": {\"cores\": 0}"), ""),
+		 "$.templates[0].hardware.cores", "got 0"},
+		{"vm disk smaller than template",
+		 DOC(TPLV(", \"hardware\": {\"disk_size_gb\": 20}"), VM(", \"disk_size_gb\": 10")),
+		 "$.vms[0].disk_size_gb", "disks only grow"},
+		{"bad timezone", DOC(TPLV(", \"customize\": {\"timezone\": \"../etc\"}"), ""),
+		 "$.templates[0].customize.timezone", "got '../etc'"},
+		{"listed twice", VMS(VM(", \"packages\": [\"curl\", \"curl\"]")),
+		 "$.vms[0].packages[1]", "listed twice"},
+};
+
+#define N_BAD_CASES (sizeof(bad_cases) / sizeof(bad_cases[0]))
+
+ParameterizedTestParameters(config, rejects_bad_config_with_json_path)
+{
+	static size_t idx[N_BAD_CASES];
+
+	for (size_t i = 0; i < N_BAD_CASES; i++)
+		idx[i] = i;
+	return cr_make_param_array(size_t, idx, N_BAD_CASES);
+}
+
+Test(config, has_at_least_forty_bad_cases)
+{
+	cr_assert_geq(N_BAD_CASES, 40);
+}
+
+ParameterizedTest(size_t *i, config, rejects_bad_config_with_json_path, .init = setup,
+		  .fini = teardown)
+{
+	const struct bad_case *c = &bad_cases[*i];
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *sentinel = (struct cfg *)0x1, *cfg = sentinel;
+	char path[256];
+
+	cr_assert_eq(load_json("bad.json", c->json, &cfg, &err, path, sizeof(path)), -1, "%s",
+		     c->what);
+	cr_assert_eq(err.code, PHX_E_INPUT, "%s: code %d", c->what, err.code);
+	cr_assert_eq(cfg, sentinel, "%s: output written on failure", c->what);
+	cr_assert(has_line(err.msg, path, c->jpath, c->needle),
+		  "%s: no line '%s: %s: ...%s...' in:\n%s", c->what, path, c->jpath, c->needle,
+		  err.msg);
+	cr_assert(every_line_names_file(err.msg, path), "%s: a line without the file:\n%s",
+		  c->what, err.msg);
+}
+
+Test(config, reports_every_problem_not_just_the_first, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256];
+
+	cr_assert_eq(load_json("multi.json",
+			       VMS(VM(", \"cores\": 0") ","
+				   "{\"vmid\": 8002, \"name\": \"b\", " F_CLONE
+				   NET("\"ip\": \"10.0.0.5\"") "},"
+				   "{\"vmid\": 8003, \"name\": \"c\", " F_CLONE ", \"memroy_mb\": 1}"),
+			       &cfg, &err, path, sizeof(path)),
+		     -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(has_line(err.msg, path, "$.vms[0].cores", "got 0"), "%s", err.msg);
+	cr_assert(has_line(err.msg, path, "$.vms[1].network_config.ip", "CIDR"), "%s", err.msg);
+	cr_assert(has_line(err.msg, path, "$.vms[2].memroy_mb", "did you mean 'memory_mb'?"), "%s",
+		  err.msg);
+	cr_assert(every_line_names_file(err.msg, path));
+}
+
+Test(config, caps_the_number_of_reported_problems, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256], *json;
+	size_t len = 0, lines = 1;
+	FILE *f = open_memstream(&json, &len);
+
+	fputs("{\"vms\": [", f);
+	for (int i = 0; i < 80; i++)
+		fprintf(f, "%s{\"vmid\": %d, \"name\": \"vm%d\", \"clone_from_vmid\": 9000, "
+			   "\"cores\": 0}",
+			i ? ", " : "", 8000 + i, i);
+	fputs("]}", f);
+	fclose(f);
+	cr_assert_eq(load_json("many.json", json, &cfg, &err, path, sizeof(path)), -1);
+	free(json);
+	for (const char *p = err.msg; *p; p++)
+		lines += *p == '\n';
+	cr_assert_eq(lines, CFG_MAX_ERRORS + 1, "%zu lines:\n%s", lines, err.msg);
+	cr_assert(strstr(err.msg, "... and 30 more problems"), "%s", err.msg);
+	cr_assert(strlen(err.msg) < PHX_ERR_MSG_MAX - 1);
+}
+
+Test(config, missing_file_is_input_error_naming_it)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+
+	cr_assert_eq(cfg_load("/nonexistent/phx.json", &cfg, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "/nonexistent/phx.json"), "%s", err.msg);
+	cr_assert_null(cfg);
+}
+
+/* The example shipped at the repository root, loaded from a temp dir holding the feature. */
+Test(config, loads_the_example_with_its_values, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	const struct cfg_vm *vm;
+	const struct cfg_template *t;
+	char path[256], *json = NULL;
+	size_t n = 0;
+	FILE *f = fopen("phoenix_vm_configs.example.json", "r");
+
+	cr_assert_not_null(f, "run from the repository root");
+	cr_assert_geq(getdelim(&json, &n, '\0', f), 100);
+	fclose(f);
+	cr_assert_eq(load_json("example.json", json, &cfg, &err, path, sizeof(path)), 0, "%s",
+		     err.msg);
+	free(json);
+	cr_assert_eq(err.code, PHX_E_NONE);
+	cr_assert_str_eq(cfg->proxmox.api_url, "https://pve.example.com:8006");
+	cr_assert_str_eq(cfg->proxmox.token_id, "phoenix@pve!automation");
+	cr_assert_eq(cfg->proxmox.timeouts.task_s, 1800);
+	cr_assert_str_eq(cfg->defaults.import_storage, "local");
+	cr_assert_eq(cfg->defaults.cloudinit_mode, CFG_CLOUDINIT_ISO);
+	cr_assert_eq(cfg->n_templates, 1);
+	t = cfg_find_template(cfg, "ubuntu-noble");
+	cr_assert_not_null(t);
+	cr_assert_eq(t->vmid, 9000);
+	cr_assert_str_eq(t->image_url, "https://cloud-images.ubuntu.com/noble/current/"
+				       "noble-server-cloudimg-amd64.img");
+	cr_assert_str_eq(t->checksum_url,
+			 "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS");
+	cr_assert_eq(t->customize.n_files, 1);
+	cr_assert_eq(t->customize.files[0].mode, 0644);
+	cr_assert_eq(cfg_find_template_by_vmid(cfg, 9000), t);
+
+	vm = cfg_find_vm(cfg, 8001);
+	cr_assert_not_null(vm);
+	cr_assert_eq(vm->cores, 4);
+	cr_assert_eq(vm->memory_mb, 8192);
+	cr_assert_eq(vm->disk_size_gb, 100);
+	cr_assert_eq(vm->clone_from_vmid, 9000);
+	cr_assert_eq(cfg_vm_template(cfg, vm), t);
+	cr_assert_str_eq(vm->network.ip, "192.168.1.51/24");
+	cr_assert_eq(vm->network.prefix, 24);
+	cr_assert_eq(vm->network.addr, (192u << 24) | (168u << 16) | (1u << 8) | 51u);
+	cr_assert_eq(vm->network.gw_addr, (192u << 24) | (168u << 16) | (1u << 8) | 1u);
+	cr_assert_str_eq(vm->network.bridge, "vmbr0");
+	cr_assert(vm->has_user);
+	cr_assert_str_eq(vm->user.username, "admin");
+	cr_assert_eq(strncmp(vm->user.password_hash, "$6$", 3), 0);
+	cr_assert_eq(vm->user.ssh_public_keys.n, 1);
+	cr_assert_eq(vm->features.n, 1);
+	cr_assert_str_eq(vm->features.items[0], "docker");
+	cr_assert_not_null(cfg_find_feature(cfg, "docker")->script_path);
+	cr_assert_str_eq(vm->storage, "local-lvm");
+	cr_assert_eq(vm->dns_servers.n, 2);
+	cr_assert_str_eq(vm->search_domain, "example.com");
+	cr_assert_str_eq(cfg_vm_node(cfg, vm), "pve1");
+
+	vm = cfg_find_vm(cfg, 8002);
+	cr_assert_not_null(vm);
+	cr_assert_null(vm->network.ip); /* DHCP */
+	cr_assert_str_eq(vm->clone_from_template, "ubuntu-noble");
+	cr_assert_eq(cfg_vm_template(cfg, vm), t);
+	cr_assert_eq(vm->tags.n, 2);
+	cr_assert_str_eq(vm->tags.items[0], "phoenix-managed");
+	cr_assert_str_eq(vm->tags.items[1], "web");
+	cr_assert_null(cfg_find_vm(cfg, 8003));
+	cfg_free(cfg);
+}
+
+Test(config, seed_vm_gets_defaults, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	const struct cfg_vm *vm;
+	char path[256];
+
+	cr_assert_eq(load_json("seed.json",
+			       VMS("{\"vmid\": 8001, \"name\": \"db\", \"clone_from_vmid\": 9100, "
+				   "\"cores\": 2, \"memory_mb\": 2048, \"disk_size_gb\": 40, "
+				   "\"network_config\": {\"ip\": \"10.1.2.3/16\", \"gw\": "
+				   "\"10.1.0.1\"}, \"user_config\": {\"username\": \"ops\", "
+				   "\"password_hash\": \"" HASHY "\", \"ssh_public_key\": "
+				   "\"" KEY_EC "\"}}"),
+			       &cfg, &err, path, sizeof(path)),
+		     0, "%s", err.msg);
+	vm = &cfg->vms[0];
+	cr_assert_null(cfg_vm_template(cfg, vm)); /* the server must provide 9100 */
+	cr_assert_str_eq(vm->storage, "local-lvm");
+	cr_assert_not(vm->full_clone);
+	cr_assert_eq(vm->dns_servers.n, 0);
+	cr_assert_null(cfg_vm_node(cfg, vm));
+	cr_assert_null(cfg->proxmox.api_url);
+	cr_assert_eq(cfg->proxmox.timeouts.agent_s, 600);
+	cr_assert_eq(cfg->proxmox.timeouts.connect_s, 10);
+	cr_assert_eq(cfg->defaults.agent_timeout_s, 600);
+	cr_assert_str_eq(cfg->defaults.bridge, "vmbr0");
+	cr_assert_str_eq(cfg->defaults.iso_storage, "local");
+	/* the built-in docker feature is there even when the config names none */
+	cr_assert(cfg_find_feature(cfg, "docker")->builtin);
+	cr_assert_str_eq(cfg->dir, tmpdir);
+	cfg_free(cfg);
+}
+
+Test(config, template_defaults_versions_and_features, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	const struct cfg_template *t;
+	const struct cfg_feature *f;
+	char path[256], want[256];
+
+	cr_assert_eq(
+		load_json("tv.json",
+			  "{\"defaults\": {\"storage\": \"ceph-vm\", \"full_clone\": true, \"tags\": "
+			  "[\"ci\"]}, \"features\": {\"k8s\": {\"script\": \"k8s.sh\", \"packages\": "
+			  "[\"kubeadm\"]}}, \"templates\": [" TPL(
+				  ", \"sha256\": "
+				  "\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\", "
+				  "\"versions\": {\"vmid_min\": 9000, \"vmid_max\": 9009, \"keep\": 2, "
+				  "\"rebuild_on_change\": true}, \"customize\": {\"files\": [{\"path\": "
+				  "\"/etc/motd\", \"source\": \"motd\", \"mode\": \"0600\"}]}") "], "
+			  "\"vms\": [{\"vmid\": 8001, \"name\": \"k\", \"clone_from_vmid\": 9003, "
+			  "\"features\": [\"k8s\", \"docker\"], \"user_config\": {\"username\": \"u\", "
+			  "\"password_hash\": \"" HASH2B "\"}}, {\"vmid\": 8002, \"name\": \"j\", "
+			  "\"clone_from_template\": \"ubuntu-noble\", \"full_clone\": false, "
+			  "\"user_config\": {\"username\": \"u\", \"password_hash\": \"" HASH5 "\"}}]}",
+			  &cfg, &err, path, sizeof(path)),
+		0, "%s", err.msg);
+	t = &cfg->templates[0];
+	cr_assert_eq(t->vmid, 0);
+	cr_assert(t->has_versions);
+	cr_assert_eq(t->versions.vmid_min, 9000);
+	cr_assert_eq(t->versions.keep, 2);
+	cr_assert(t->versions.rebuild_on_change);
+	cr_assert_str_eq(t->sha256,
+			 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	cr_assert_eq(t->customize.packages.n, 1);
+	cr_assert_str_eq(t->customize.packages.items[0], "qemu-guest-agent");
+	cr_assert_eq(t->hardware.cores, 2);
+	cr_assert_eq(t->hardware.memory_mb, 2048);
+	cr_assert_str_eq(t->hardware.storage, "ceph-vm");
+	cr_assert_eq(t->customize.files[0].mode, 0600);
+	snprintf(want, sizeof(want), "%s/motd", tmpdir);
+	cr_assert_str_eq(t->customize.files[0].source, want);
+	cr_assert_eq(cfg_find_template_by_vmid(cfg, 9009), t);
+	cr_assert_null(cfg_find_template_by_vmid(cfg, 9010));
+	cr_assert_eq(cfg_vm_template(cfg, &cfg->vms[0]), t);
+	cr_assert(cfg->vms[0].full_clone);
+	cr_assert_not(cfg->vms[1].full_clone);
+	cr_assert_str_eq(cfg->vms[0].storage, "ceph-vm");
+	cr_assert_str_eq(cfg->vms[0].tags.items[0], "ci");
+	f = cfg_find_feature(cfg, "k8s");
+	cr_assert_not_null(f);
+	cr_assert_not(f->builtin);
+	snprintf(want, sizeof(want), "%s/k8s.sh", tmpdir);
+	cr_assert_str_eq(f->script_path, want);
+	cr_assert_str_eq(f->packages.items[0], "kubeadm");
+	cfg_free(cfg);
+}
+
+Test(config, load_string_uses_name_in_messages)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+
+	cr_assert_eq(cfg_load_string(VMS(VM(", \"cores\": 500")), "/tmp/inline.json", &cfg, &err),
+		     -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(has_line(err.msg, "/tmp/inline.json", "$.vms[0].cores", "got 500"), "%s",
+		  err.msg);
+}
+
+/* ---- environment ------------------------------------------------------------------------- */
+
+static struct cfg *load_minimal(void)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+
+	cr_assert_eq(cfg_load_string("{\"proxmox\": {\"api_url\": \"https://cfg:8006/api2/json/\", "
+				     "\"token_id\": \"cfg@pve!tk\", \"node\": \"cfgnode\"}, "
+				     "\"vms\": [" VM("") "]}",
+				     "/tmp/env.json", &cfg, &err),
+		     0, "%s", err.msg);
+	return cfg;
+}
+
+Test(config, api_url_is_normalized)
+{
+	struct cfg *cfg = load_minimal();
+
+	cr_assert_str_eq(cfg->proxmox.api_url, "https://cfg:8006");
+	cfg_free(cfg);
+}
+
+Test(config, env_overrides_the_config)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = load_minimal();
+
+	setenv("PVE_API_URL", "https://127.0.0.1:8443/", 1);
+	setenv("PVE_TOKEN_ID", "phoenix@pve!ci", 1);
+	setenv("PVE_NODE", "pve2", 1);
+	setenv("PVE_TLS_FINGERPRINT",
+	       "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:"
+	       "23:45:67:89",
+	       1);
+	setenv("PVE_TOKEN_SECRET_FILE", "/run/secret", 1);
+	setenv("PVE_TLS_CA_FILE", "/etc/ca.pem", 1);
+	cr_assert_eq(cfg_apply_env(cfg, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg->proxmox.api_url, "https://127.0.0.1:8443");
+	cr_assert_str_eq(cfg->proxmox.token_id, "phoenix@pve!ci");
+	cr_assert_str_eq(cfg->proxmox.node, "pve2");
+	cr_assert_str_eq(cfg_default_node(cfg), "pve2");
+	cr_assert_str_eq(cfg->proxmox.tls.fingerprint,
+			 "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:"
+			 "AB:CD:EF:01:23:45:67:89");
+	cr_assert_str_eq(cfg->proxmox.token_secret_file, "/run/secret");
+	cr_assert_str_eq(cfg->proxmox.tls.ca_file, "/etc/ca.pem");
+	cfg_free(cfg);
+}
+
+Test(config, env_accepts_terraform_bpg_names)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = load_minimal();
+	struct phx_secret *s = NULL;
+
+	setenv("PROXMOX_VE_ENDPOINT", "https://bpg:8006/", 1);
+	setenv("PROXMOX_VE_API_TOKEN", "terraform@pve!provider=11111111-2222-3333-4444-555555555555",
+	       1);
+	cr_assert_eq(cfg_apply_env(cfg, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg->proxmox.api_url, "https://bpg:8006");
+	cr_assert_str_eq(cfg->proxmox.token_id, "terraform@pve!provider");
+	cr_assert_eq(cfg_load_secret(cfg, &s, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(secret_value(s), "11111111-2222-3333-4444-555555555555");
+	secret_free(s);
+	cfg_free(cfg);
+}
+
+Test(config, pve_names_win_over_bpg_names)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = load_minimal();
+
+	setenv("PVE_API_URL", "https://pve:8006", 1);
+	setenv("PROXMOX_VE_ENDPOINT", "https://bpg:8006", 1);
+	setenv("PVE_TOKEN_ID", "a@pve!b1", 1);
+	setenv("PROXMOX_VE_API_TOKEN", "c@pve!d1=secret", 1);
+	cr_assert_eq(cfg_apply_env(cfg, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(cfg->proxmox.api_url, "https://pve:8006");
+	cr_assert_str_eq(cfg->proxmox.token_id, "a@pve!b1");
+	cfg_free(cfg);
+}
+
+Test(config, bad_env_fails_naming_the_variable_and_changes_nothing)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = load_minimal();
+
+	setenv("PVE_TOKEN_ID", "ok@pve!fine", 1);
+	setenv("PVE_API_URL", "pve.example.com", 1);
+	cr_assert_eq(cfg_apply_env(cfg, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "PVE_API_URL"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "'pve.example.com'"), "%s", err.msg);
+	cr_assert_str_eq(cfg->proxmox.api_url, "https://cfg:8006");
+	cr_assert_str_eq(cfg->proxmox.token_id, "cfg@pve!tk");
+	cfg_free(cfg);
+}
+
+Test(config, bad_bpg_token_never_echoes_the_secret)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = load_minimal();
+
+	setenv("PROXMOX_VE_API_TOKEN", "not-a-token-id=SUPERSECRET", 1);
+	cr_assert_eq(cfg_apply_env(cfg, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "PROXMOX_VE_API_TOKEN"), "%s", err.msg);
+	cr_assert_null(strstr(err.msg, "SUPERSECRET"), "%s", err.msg);
+	cfg_free(cfg);
+}
+
+Test(config, secret_sources_in_order, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = load_minimal();
+	struct phx_secret *s = NULL;
+	char file[256];
+
+	snprintf(file, sizeof(file), "%s/secret", tmpdir);
+	write_file(file, "from-file\n", 0600);
+	setenv("PVE_TOKEN_SECRET_FILE", file, 1);
+	setenv("PROXMOX_VE_API_TOKEN", "c@pve!d1=from-bpg", 1);
+	cr_assert_eq(cfg_apply_env(cfg, &err), 0, "%s", err.msg);
+	cr_assert_eq(cfg_load_secret(cfg, &s, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(secret_value(s), "from-file");
+	secret_free(s);
+	setenv("PVE_TOKEN_SECRET", "from-env", 1);
+	cr_assert_eq(cfg_load_secret(cfg, &s, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(secret_value(s), "from-env");
+	secret_free(s);
+	cfg_free(cfg);
+}
+
+Test(config, secret_file_readable_by_others_is_refused, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = load_minimal();
+	struct phx_secret *s = (struct phx_secret *)0x1;
+	char file[256];
+
+	snprintf(file, sizeof(file), "%s/secret", tmpdir);
+	write_file(file, "x\n", 0644);
+	setenv("PVE_TOKEN_SECRET_FILE", file, 1);
+	cr_assert_eq(cfg_apply_env(cfg, &err), 0);
+	cr_assert_eq(cfg_load_secret(cfg, &s, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, file), "%s", err.msg);
+	cr_assert_eq(s, (struct phx_secret *)0x1);
+	cfg_free(cfg);
+}
+
+Test(config, no_secret_anywhere_is_an_input_error)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = load_minimal();
+	struct phx_secret *s = NULL;
+
+	unsetenv("PVE_TOKEN_SECRET");
+	unsetenv("PVE_TOKEN_SECRET_FILE");
+	unsetenv("PROXMOX_VE_API_TOKEN");
+	cr_assert_eq(cfg_load_secret(cfg, &s, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "PVE_TOKEN_SECRET"), "%s", err.msg);
+	cr_assert_null(s);
+	cfg_free(cfg);
+}
+
+Test(config, require_connection_names_what_is_missing)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+
+	cr_assert_eq(cfg_load_string(VMS(VM("")), "/tmp/c.json", &cfg, &err), 0, "%s", err.msg);
+	cr_assert_eq(cfg_require_connection(cfg, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "$.proxmox.api_url") && strstr(err.msg, "PVE_API_URL"), "%s",
+		  err.msg);
+	cfg_free(cfg);
+}
+
+/* ---- validators -------------------------------------------------------------------------- */
+
+Test(config_check, password_hash_formats)
+{
+	cr_assert_null(cfg_check_password_hash(HASH6));
+	cr_assert_null(cfg_check_password_hash(HASHY));
+	cr_assert_null(cfg_check_password_hash(HASH5));
+	cr_assert_null(cfg_check_password_hash(HASH2B));
+	cr_assert_null(cfg_check_password_hash(
+		"$6$rounds=5000$saltsalt$pauPrmdmG4BTE9h2HPmywiw152IFch6BJCEsaY6D.PLTfpV8sqvXwWdyfsg"
+		"VgozkYH9B80bAip/08R2BPH2xk/"));
+	cr_assert_not_null(strstr(cfg_check_password_hash("secret123"), "mkpasswd"));
+	cr_assert_not_null(cfg_check_password_hash("$6$salt$short"));
+	cr_assert_not_null(cfg_check_password_hash("$2b$10$short"));
+	cr_assert_not_null(cfg_check_password_hash("$y$j9T$salt"));
+	cr_assert_not_null(cfg_check_password_hash("$7$whatever"));
+}
+
+Test(config_check, ssh_key_shapes)
+{
+	cr_assert_null(cfg_check_ssh_key(KEY_ED));
+	cr_assert_null(cfg_check_ssh_key(KEY_EC));
+	cr_assert_null(cfg_check_ssh_key(
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII6mc6QOQi0UOtRFYciPo/eRKln65glY3ngz+TL0FnI4"));
+	cr_assert_not_null(cfg_check_ssh_key("ssh-ed25519"));
+	cr_assert_not_null(cfg_check_ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"));
+	cr_assert_not_null(cfg_check_ssh_key("ssh-dss AAAAB3NzaC1kc3MAAACBAP"));
+	cr_assert_not_null(cfg_check_ssh_key("ecdsa-sha2-nistp384 AAAAC3NzaC1lZDI1NTE5AAAAII6mc6QOQ"
+					     "i0UOtRFYciPo/eRKln65glY3ngz+TL0FnI4"));
+}
+
+Test(config_check, addresses_and_names)
+{
+	uint32_t a;
+	unsigned p;
+
+	cr_assert(cfg_parse_cidr("10.0.0.5/24", &a, &p));
+	cr_assert_eq(a, 0x0a000005u);
+	cr_assert_eq(p, 24);
+	cr_assert_not(cfg_parse_cidr("10.0.0.5/0", &a, &p));
+	cr_assert_not(cfg_parse_cidr("10.0.0.5/", &a, &p));
+	cr_assert_not(cfg_parse_cidr("010.0.0.5/24", &a, &p));
+	cr_assert_not(cfg_parse_ipv4("1.2.3", &a));
+	cr_assert_not(cfg_parse_ipv4("1.2.3.4.5", &a));
+	cr_assert(cfg_is_dns_label("web-01"));
+	cr_assert_not(cfg_is_dns_label("-web"));
+	cr_assert(cfg_is_token_id("root@pam!ci"));
+	cr_assert_not(cfg_is_token_id("root@pam"));
+	cr_assert_not(cfg_is_token_id("root!ci"));
+	cr_assert_null(cfg_check_url("https://[::1]:8006/", true));
+	cr_assert_not_null(cfg_check_url("https://user:pw@pve:8006", true));
+	cr_assert_not_null(cfg_check_url("https://", true));
+}
+
+Test(config_check, suggests_close_keys_only)
+{
+	static const char *const keys[] = {"cores", "memory_mb", "disk_size_gb", "name"};
+
+	cr_assert_eq(cfg_edit_distance("corse", "cores"), 1); /* transposition */
+	cr_assert_eq(cfg_edit_distance("kitten", "sitting"), 3);
+	cr_assert_str_eq(cfg_suggest("memory", keys, 4), "memory_mb");
+	cr_assert_str_eq(cfg_suggest("Cores", keys, 4), "cores");
+	cr_assert_null(cfg_suggest("banana", keys, 4));
+}
+
+Test(config_check, fingerprint_normalization)
+{
+	char fp[96];
+
+	cr_assert(cfg_normalize_fingerprint(
+		"abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789", fp));
+	cr_assert_str_eq(fp, "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:"
+			     "67:89:AB:CD:EF:01:23:45:67:89");
+	cr_assert_not(cfg_normalize_fingerprint("AB:CD", fp));
+	cr_assert_not(cfg_normalize_fingerprint(
+		"ABC:DEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", fp));
+}
