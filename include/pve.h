@@ -29,8 +29,8 @@
 #define PVE_TASK_TIMEOUT_DEFAULT 1800 /* 30 min: disk imports of big images are slow */
 #define PVE_DRY_RUN_UPID "UPID:dry-run"
 
-/* One request parameter. Keys may repeat (array parameters such as agent/exec `command`);
- * a NULL value is skipped, so optional parameters can stay in a static table. Both strings
+/* One request parameter (form or query encoded with curl's escaping). Array parameters go
+ * through pve_request_json instead. A NULL value is skipped, so optional parameters can stay in a static table. Both strings
  * are borrowed for the duration of the call. */
 struct pve_param {
 	const char *key;
@@ -74,6 +74,10 @@ const char *pve_client_token_id(const struct pve_client *c);
 int pve_request(struct pve_client *c, const char *method, const char *path,
 		const struct pve_param *params, size_t n_params, json_t **ret_data,
 		struct phx_err *err);
+/* POST/PUT with an application/json body (borrowed), for array parameters such as agent/exec
+ * `command` that a form body cannot express. Same contract as pve_request. */
+int pve_request_json(struct pve_client *c, const char *method, const char *path,
+		     const json_t *body, json_t **ret_data, struct phx_err *err);
 int pve_get(struct pve_client *c, const char *path, const struct pve_param *params,
 	    size_t n_params, json_t **ret_data, struct phx_err *err);
 int pve_post(struct pve_client *c, const char *path, const struct pve_param *params,
@@ -246,7 +250,7 @@ int pve_agent_network(struct pve_client *c, const char *node, int vmid,
 		      struct pve_iface_list *ret, struct phx_err *err);
 int pve_iface_list_parse(const json_t *data, struct pve_iface_list *ret, struct phx_err *err);
 
-/* POST .../agent/exec with argv (NULL-terminated, one `command` param each) and optional
+/* POST .../agent/exec with argv (NULL-terminated; sent as a JSON array) and optional
  * stdin; *ret_pid gets the guest pid for pve_agent_exec_status. */
 int pve_agent_exec(struct pve_client *c, const char *node, int vmid, const char *const *argv,
 		   const char *input_data, long long *ret_pid, struct phx_err *err);

@@ -189,6 +189,22 @@ static bool redact_key_at(const char *text, size_t len, size_t i, size_t *ret_ke
 	return false;
 }
 
+static bool redact_json_key_at(const char *text, size_t end, size_t i, size_t *ret_keylen)
+{
+	static const char *const keys[] = {"\"password\":\"", "\"cipassword\":\"", NULL};
+	size_t k;
+
+	for (k = 0; keys[k]; k++) {
+		size_t kl = strlen(keys[k]);
+
+		if (end - i >= kl && strncasecmp(text + i, keys[k], kl) == 0) {
+			*ret_keylen = kl - 1; /* up to the ':' */
+			return true;
+		}
+	}
+	return false;
+}
+
 int http_redact(const char *text, size_t len, struct buf *out, struct phx_err *err)
 {
 	size_t i = 0;
@@ -209,6 +225,18 @@ int http_redact(const char *text, size_t len, struct buf *out, struct phx_err *e
 			continue;
 		}
 		while (i < eol) {
+			if (redact_json_key_at(text, eol, i, &keylen)) {
+				/* "password":"value" in a JSON body: skip the string value */
+				if (buf_append(out, text + i, keylen, err) < 0 ||
+				    buf_puts(out, "\"[redacted]\"", err) < 0)
+					return -1;
+				i += keylen + 1;
+				while (i < eol && text[i] != '"')
+					i += text[i] == '\\' && i + 1 < eol ? 2 : 1;
+				if (i < eol)
+					i++;
+				continue;
+			}
 			if (redact_key_at(text, len, i, &keylen)) {
 				if (buf_append(out, text + i, keylen, err) < 0 ||
 				    buf_puts(out, "[redacted]", err) < 0)
@@ -520,6 +548,8 @@ static int http_setup(struct http_client *c, const char *url, long timeout_s,
 	SETOPT(CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
 	SETOPT(CURLOPT_TIMEOUT, timeout_s > 0 ? timeout_s : 0L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	/* pveproxy speaks HTTP/1.1 only; skip the h2 ALPN offer */
+	SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	SETOPT(CURLOPT_HEADERFUNCTION, on_header);
 	SETOPT(CURLOPT_HEADERDATA, c);
 	SETOPT(CURLOPT_WRITEFUNCTION, on_body);

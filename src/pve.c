@@ -475,12 +475,29 @@ static int dry_run_print(struct pve_client *c, const char *method, const char *p
 	return 0;
 }
 
+static int dry_run_print_json(struct pve_client *c, const char *method, const char *path,
+			      const char *json_text, struct phx_err *err)
+{
+	struct buf red = BUF_INIT;
+	FILE *out = c->dry_out ? c->dry_out : stdout;
+
+	if (http_redact(json_text, strlen(json_text), &red, err) < 0) {
+		buf_release(&red);
+		return -1;
+	}
+	fprintf(out, "%s %s %s\n", method, path, buf_str(&red));
+	fflush(out);
+	buf_release(&red);
+	return 0;
+}
+
 /* One API call with retries; on success *ret_root is the whole envelope. */
 static int pve_call(struct pve_client *c, const char *method, const char *path,
-		    const struct pve_param *params, size_t n_params, json_t **ret_root,
-		    struct phx_err *err)
+		    const struct pve_param *params, size_t n_params, const json_t *json_body,
+		    json_t **ret_root, struct phx_err *err)
 {
 	struct buf url = BUF_INIT, form = BUF_INIT;
+	char *json_text = NULL;
 	struct http_response resp;
 	struct http_request req;
 	bool idempotent = strcmp(method, "GET") == 0;
@@ -488,8 +505,20 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 	int attempt, rc = -1;
 
 	http_response_init(&resp);
+	if (json_body) {
+		json_text = json_dumps(json_body, JSON_COMPACT);
+		if (!json_text)
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory encoding a JSON body");
+	}
 	if (c->dry_run && method_mutates(method)) {
-		if (dry_run_print(c, method, path, params, n_params, err) < 0)
+		int prc = json_text ? dry_run_print_json(c, method, path, json_text, err)
+				    : dry_run_print(c, method, path, params, n_params, err);
+
+		if (json_text) {
+			crypto_cleanse(json_text, strlen(json_text));
+			free(json_text);
+		}
+		if (prc < 0)
 			return -1;
 		*ret_root = json_pack("{ss}", "data", PVE_DRY_RUN_UPID);
 		return *ret_root ? 0 : phx_err_set(err, PHX_E_NOMEM, "out of memory");
@@ -505,7 +534,11 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 	req.method = method;
 	req.url = buf_str(&url);
 	req.timeout_s = c->request_timeout_s;
-	if (body_params) {
+	if (body_params && json_text) {
+		req.content_type = "application/json";
+		req.body = json_text;
+		req.body_len = strlen(json_text);
+	} else if (body_params) {
 		req.content_type = "application/x-www-form-urlencoded";
 		req.body = form.data ? form.data : "";
 		req.body_len = form.len;
@@ -549,6 +582,10 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 out:
 	if (form.data)
 		crypto_cleanse(form.data, form.len); /* may hold cipassword */
+	if (json_text) {
+		crypto_cleanse(json_text, strlen(json_text));
+		free(json_text);
+	}
 	buf_release(&form);
 	buf_release(&url);
 	http_response_release(&resp);
@@ -561,7 +598,20 @@ int pve_request(struct pve_client *c, const char *method, const char *path,
 {
 	json_t *root;
 
-	if (pve_call(c, method, path, params, n_params, &root, err) < 0)
+	if (pve_call(c, method, path, params, n_params, NULL, &root, err) < 0)
+		return -1;
+	if (ret_data)
+		*ret_data = json_incref(json_object_get(root, "data"));
+	json_decref(root);
+	return 0;
+}
+
+int pve_request_json(struct pve_client *c, const char *method, const char *path,
+		     const json_t *body, json_t **ret_data, struct phx_err *err)
+{
+	json_t *root;
+
+	if (pve_call(c, method, path, NULL, 0, body, &root, err) < 0)
 		return -1;
 	if (ret_data)
 		*ret_data = json_incref(json_object_get(root, "data"));
@@ -645,14 +695,14 @@ static void task_log_tail(struct pve_client *c, const char *node, const char *up
 	long long total = 0;
 	size_t i, n, from;
 
-	if (!path || pve_call(c, "GET", path, first, 2, &root, NULL) < 0)
+	if (!path || pve_call(c, "GET", path, first, 2, NULL, &root, NULL) < 0)
 		goto out;
 	if (pve_json_int(json_object_get(root, "total"), "total", &total, NULL) == 0 &&
 	    total > TASK_LOG_PAGE) {
 		snprintf(start, sizeof(start), "%lld", total - TASK_TAIL_LINES);
 		json_decref(root);
 		root = NULL;
-		if (pve_call(c, "GET", path, last, 2, &root, NULL) < 0)
+		if (pve_call(c, "GET", path, last, 2, NULL, &root, NULL) < 0)
 			goto out;
 	}
 	lines = json_object_get(root, "data");

@@ -543,28 +543,30 @@ int pve_agent_exec(struct pve_client *c, const char *node, int vmid, const char 
 		   const char *input_data, long long *ret_pid, struct phx_err *err)
 {
 	char *path = vm_path(c, node, vmid, "agent", "exec", err);
-	struct pve_param *p;
-	json_t *data = NULL;
-	size_t n = 0, i;
+	json_t *body = NULL, *cmd, *data = NULL;
 	long long pid;
+	size_t i;
 	int rc = -1;
 
 	if (!path)
 		return -1;
-	while (argv && argv[n])
-		n++;
-	p = calloc(n + 1, sizeof(*p));
-	if (!p) {
-		free(path);
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	/* `command` is an array: only a JSON body expresses it unambiguously */
+	body = json_object();
+	cmd = json_array();
+	if (!body || !cmd || json_object_set_new(body, "command", cmd) < 0) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
 	}
-	for (i = 0; i < n; i++) {
-		p[i].key = "command";
-		p[i].value = argv[i];
+	for (i = 0; argv && argv[i]; i++)
+		if (json_array_append_new(cmd, json_string(argv[i])) < 0) {
+			phx_err_set(err, PHX_E_INPUT, "agent exec: argument %zu is not UTF-8", i);
+			goto out;
+		}
+	if (input_data && json_object_set_new(body, "input-data", json_string(input_data)) < 0) {
+		phx_err_set(err, PHX_E_INPUT, "agent exec: input data is not UTF-8");
+		goto out;
 	}
-	p[n].key = "input-data";
-	p[n].value = input_data;
-	if (pve_post(c, path, p, n + 1, &data, err) < 0)
+	if (pve_request_json(c, "POST", path, body, &data, err) < 0)
 		goto out;
 	if (pve_client_dry_run(c)) {
 		*ret_pid = 0;
@@ -578,8 +580,8 @@ int pve_agent_exec(struct pve_client *c, const char *node, int vmid, const char 
 	*ret_pid = pid;
 	rc = 0;
 out:
+	json_decref(body);
 	json_decref(data);
-	free(p);
 	free(path);
 	return rc;
 }

@@ -170,3 +170,12 @@ Test(http, connection_refused_is_a_net_error_naming_the_origin)
 	http_client_free(c);
 	http_global_cleanup();
 }
+
+Test(http, redacts_password_members_of_json_bodies)
+{
+	char *r = redact("{\"vmid\":1,\"cipassword\":\"a\\\"b\",\"password\":\"x\",\"ciuser\":\"u\"}");
+
+	cr_assert_str_eq(r, "{\"vmid\":1,\"cipassword\":\"[redacted]\",\"password\":\"[redacted]\","
+			    "\"ciuser\":\"u\"}");
+	free(r);
+}

@@ -1,0 +1,574 @@
+/* Integration: the pve + http modules against the Proxmox simulator over HTTPS. One simulator
+ * per test (own state dir, log in $PHX_BUILD/sim-logs/pve-client-<test>.jsonl). Every test
+ * ends in sim_finish(), which asserts zero schema violations in the simulator log and that
+ * the token secret appears in none of: the simulator log, its stderr, our stderr (where the
+ * --verbose --verbose HTTP trace goes). */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "pve.h"
+#include "simproc.h"
+
+TestSuite(pve_client, .timeout = 180);
+
+struct ctx {
+	struct simproc sim;
+	struct phx_secret *secret;
+	char name[64];
+	char our_stderr[PATH_MAX];
+};
+
+static void sim_setup(struct ctx *x, const char *name, const char *const *extra)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	int fd;
+
+	memset(x, 0, sizeof(*x));
+	snprintf(x->name, sizeof(x->name), "pve-client-%s", name);
+	if (!getenv("PHX_SRC"))
+		cr_skip_test("PHX_SRC is not set (run through 'make integration')");
+	cr_assert_eq(http_global_init(&err), 0);
+	cr_assert_eq(simproc_start(&x->sim, x->name, extra), 0,
+		     "simulator did not start; see %s", x->sim.stderr_path);
+	/* our diagnostics (and the HTTP trace) go to a file that is checked for the secret */
+	snprintf(x->our_stderr, sizeof(x->our_stderr), "%s/sim-logs/%s.client-stderr",
+		 simproc_build_dir(), x->name);
+	fd = open(x->our_stderr, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert(fd >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	close(fd);
+	log_setup(2, false);
+	x->secret = secret_from_string(SIM_SECRET, &err);
+	cr_assert_not_null(x->secret);
+}
+
+static struct pve_client *client_ex(struct ctx *x, const char *fingerprint, const char *ca_file,
+				    const struct phx_secret *secret, bool dry_run, FILE *dry_out,
+				    struct phx_err *err)
+{
+	struct pve_client_opts o = {
+		.api_url = x->sim.url,
+		.token_id = SIM_TOKEN_ID,
+		.secret = secret ? secret : x->secret,
+		.node = "pve1",
+		.tls = {.fingerprint = fingerprint, .ca_file = ca_file},
+		.retry_base_ms = 20,
+		.dry_run = dry_run,
+		.dry_run_out = dry_out,
+	};
+
+	return pve_client_new(&o, err);
+}
+
+static struct pve_client *client(struct ctx *x)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c = client_ex(x, x->sim.fingerprint, NULL, NULL, false, NULL, &err);
+
+	cr_assert_not_null(c, "%s", err.msg);
+	return c;
+}
+
+static void sim_finish(struct ctx *x)
+{
+	char first[2048] = "";
+	size_t v;
+
+	fflush(stderr);
+	v = simproc_violations(&x->sim, first, sizeof(first));
+	cr_expect_eq(v, 0, "%zu schema violations in %s, first: %s", v, x->sim.log_path, first);
+	cr_expect_not(simproc_file_contains(x->sim.log_path, SIM_SECRET), "secret in sim log");
+	cr_expect_not(simproc_file_contains(x->sim.stderr_path, SIM_SECRET),
+		      "secret in sim stderr");
+	cr_expect_not(simproc_file_contains(x->our_stderr, SIM_SECRET),
+		      "secret in client stderr/trace %s", x->our_stderr);
+	simproc_stop(&x->sim);
+	secret_free(x->secret);
+	http_global_cleanup();
+}
+
+static void ctl(struct ctx *x, const char *method, const char *path, const char *json)
+{
+	long st = simproc_control(&x->sim, method, path, json, NULL);
+
+	cr_assert_eq(st, 200, "control %s %s -> %ld", method, path, st);
+}
+
+/* ---- TLS ---- */
+
+Test(pve_client, pin_accepts_right_fingerprint_in_any_form)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	char plain[128];
+	size_t i, n = 0;
+	struct pve_client *c;
+	struct pve_version v;
+
+	sim_setup(&x, "pin-ok", NULL);
+	/* lower case, no colons: as pasted from `openssl x509 -fingerprint` output mangled */
+	for (i = 0; x.sim.fingerprint[i]; i++)
+		if (x.sim.fingerprint[i] != ':')
+			plain[n++] = (char)(x.sim.fingerprint[i] | 0x20);
+	plain[n] = '\0';
+	c = client_ex(&x, plain, NULL, NULL, false, NULL, &err);
+	cr_assert_not_null(c, "%s", err.msg);
+	cr_assert_eq(pve_version_get(c, &v, &err), 0, "%s", err.msg);
+	cr_assert_eq(v.major, 9);
+	cr_assert_eq(v.minor, 1);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, pin_mismatch_refuses_before_sending_anything)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	const char *wrong =
+		"00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:"
+		"AA:BB:CC:DD:EE:FF";
+	struct pve_param p[] = {{"vmid", "9100"}, {"name", "never"}, {"memory", "512"}};
+	struct pve_client *c;
+
+	sim_setup(&x, "pin-wrong", NULL);
+	c = client_ex(&x, wrong, NULL, NULL, false, NULL, &err);
+	cr_assert_not_null(c, "%s", err.msg);
+	cr_assert_eq(pve_vm_create(c, NULL, p, 3, 0, &err), -1);
+	cr_assert_eq(err.code, PHX_E_TLS, "%s", err.msg);
+	cr_assert(strstr(err.msg, wrong), "expected fingerprint missing: %s", err.msg);
+	cr_assert(strstr(err.msg, x.sim.fingerprint), "actual fingerprint missing: %s", err.msg);
+	cr_assert_eq(phx_err_exit_status(&err), 1);
+	/* the handshake failed, so the simulator never saw a request, let alone its body */
+	cr_assert_eq(simproc_count(&x.sim, NULL, NULL), 0);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, ca_file_verifies_and_missing_trust_is_refused)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_version v;
+
+	sim_setup(&x, "ca-file", NULL);
+	c = client_ex(&x, NULL, x.sim.cert_path, NULL, false, NULL, &err);
+	cr_assert_not_null(c, "%s", err.msg);
+	cr_assert_eq(pve_version_get(c, &v, &err), 0, "%s", err.msg);
+	pve_client_free(c);
+
+	/* neither pin nor CA: the system store does not know the self-signed certificate */
+	c = client_ex(&x, NULL, NULL, NULL, false, NULL, &err);
+	cr_assert_not_null(c, "%s", err.msg);
+	cr_assert_eq(pve_version_get(c, &v, &err), -1);
+	cr_assert_eq(err.code, PHX_E_TLS, "%s", err.msg);
+	cr_assert(strstr(err.msg, "tls.fingerprint"), "no hint: %s", err.msg);
+	cr_assert(strstr(err.msg, x.sim.url), "origin not named: %s", err.msg);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+/* ---- auth and permissions ---- */
+
+Test(pve_client, wrong_secret_is_token_rejected)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct phx_secret *bad;
+	struct pve_client *c;
+	int id;
+
+	sim_setup(&x, "auth", NULL);
+	bad = secret_from_string("99999999-0000-0000-0000-000000000000", &err);
+	c = client_ex(&x, x.sim.fingerprint, NULL, bad, false, NULL, &err);
+	cr_assert_not_null(c, "%s", err.msg);
+	cr_assert_eq(pve_nextid(c, &id, &err), -1);
+	cr_assert_eq(err.code, PHX_E_AUTH, "%s", err.msg);
+	cr_assert(strstr(err.msg, "token rejected"), "%s", err.msg);
+	cr_assert_null(strstr(err.msg, "99999999"), "secret in message: %s", err.msg);
+	/* a 401 is not retried */
+	cr_assert_eq(simproc_count(&x.sim, "GET", "/cluster/nextid"), 1);
+	pve_client_free(c);
+	secret_free(bad);
+	sim_finish(&x);
+}
+
+Test(pve_client, permissions_report_every_missing_privilege)
+{
+	static const char *const extra[] = {
+		"--token-privs", "phoenix@pve!ci=/:Sys.Audit;/vms:VM.Audit,VM.Config.Options", NULL};
+	static const char *const want[] = {"VM.Audit", "VM.Allocate", "VM.Clone",
+					   "Datastore.Allocate"};
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_param p[] = {{"vmid", "9200"}, {"name", "denied"}};
+	struct pve_client *c;
+
+	sim_setup(&x, "perms", extra);
+	c = client(&x);
+	cr_assert_eq(pve_permissions_check(c, "/vms", want, 2 - 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_permissions_check(c, "/vms", want, 4, &err), -1);
+	cr_assert_eq(err.code, PHX_E_PERM);
+	cr_assert(strstr(err.msg, "lacks VM.Allocate, VM.Clone, Datastore.Allocate on '/vms'"),
+		  "%s", err.msg);
+	cr_assert(strstr(err.msg, "privilege separation"), "%s", err.msg);
+	phx_err_clear(&err);
+	cr_assert_eq(pve_vm_create(c, NULL, p, 2, 0, &err), -1);
+	cr_assert_eq(err.code, PHX_E_PERM, "%s", err.msg);
+	cr_assert(strstr(err.msg, "token lacks VM.Allocate on /vms/9200"), "%s", err.msg);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+/* ---- the typed calls ---- */
+
+static bool has_vm(struct pve_client *c, int vmid)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	bool exists = false;
+	char *node = NULL;
+
+	cr_assert_eq(pve_vm_exists(c, vmid, &exists, &node, &err), 0, "%s", err.msg);
+	if (exists)
+		cr_assert_str_eq(node, "pve1");
+	free(node);
+	return exists;
+}
+
+Test(pve_client, every_typed_call_succeeds)
+{
+	static const char *const privs[] = {"VM.Allocate", "VM.Clone", "Datastore.AllocateSpace"};
+	static const char *const argv[] = {"/bin/echo", "hello", NULL};
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_version ver;
+	struct pve_vm_list vms;
+	struct pve_vm_status st;
+	struct pve_iface_list ifs;
+	struct pve_exec_status es;
+	json_t *conf = NULL;
+	int id = 0;
+	long long pid = 0;
+	char sid[16], cid[16];
+	size_t i;
+	bool saw_tpl = false;
+
+	sim_setup(&x, "typed", NULL);
+	c = client(&x);
+	cr_assert_eq(pve_version_get(&*c, &ver, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_permissions_check(c, "/vms", privs, 3, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_nextid(c, &id, &err), 0, "%s", err.msg);
+	cr_assert_geq(id, 100);
+	snprintf(sid, sizeof(sid), "%d", id);
+	snprintf(cid, sizeof(cid), "%d", id + 1);
+	cr_assert_not(has_vm(c, id));
+
+	{
+		struct pve_param p[] = {
+			{"vmid", sid},
+			{"name", "phx-tpl"},
+			{"memory", "1024"},
+			{"cores", "2"},
+			{"scsihw", "virtio-scsi-single"},
+			{"scsi0", "local:1"},
+			{"net0", "virtio,bridge=vmbr0"},
+			{"agent", "enabled=1"},
+			{"tags", "phoenix;template"},
+			{"ostype", "l26"},
+		};
+		cr_assert_eq(pve_vm_create(c, NULL, p, sizeof(p) / sizeof(p[0]), 60, &err), 0,
+			     "%s", err.msg);
+	}
+	cr_assert(has_vm(c, id));
+	{
+		struct pve_param p[] = {{"description", "built by phoenix"},
+					{"ciuser", "ubuntu"},
+					{"cipassword", "not-logged-anywhere"}};
+		cr_assert_eq(pve_vm_config_set(c, NULL, id, p, 3, 60, &err), 0, "%s", err.msg);
+	}
+	cr_assert_eq(pve_vm_config_get(c, NULL, id, &conf, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(json_string_value(json_object_get(conf, "name")), "phx-tpl");
+	cr_assert_str_eq(json_string_value(json_object_get(conf, "description")),
+			 "built by phoenix");
+	json_decref(conf);
+	cr_assert_eq(pve_vm_resize(c, NULL, id, "scsi0", "+1G", 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_vm_template(c, NULL, id, 60, &err), 0, "%s", err.msg);
+
+	{
+		struct pve_param p[] = {{"name", "phx-clone"}, {"full", "1"}};
+		cr_assert_eq(pve_vm_clone(c, NULL, id, id + 1, p, 2, 60, &err), 0, "%s", err.msg);
+	}
+	cr_assert_eq(pve_cluster_vms(c, &vms, &err), 0, "%s", err.msg);
+	for (i = 0; i < vms.n; i++)
+		if (vms.items[i].vmid == id)
+			saw_tpl = vms.items[i].template;
+	cr_assert(saw_tpl, "template flag not seen in cluster resources");
+	pve_vm_list_release(&vms);
+
+	cr_assert_eq(pve_vm_start(c, NULL, id + 1, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_vm_status_get(c, NULL, id + 1, &st, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(st.status, "running");
+	cr_assert(st.agent);
+
+	/* agent not up yet: the error is reported, not hidden */
+	cr_assert_eq(pve_agent_ping(c, NULL, id + 1, &err), -1);
+	cr_assert(strstr(err.msg, "guest agent is not running"), "%s", err.msg);
+	phx_err_clear(&err);
+	{
+		char path[64];
+
+		snprintf(path, sizeof(path), "/_sim/agent/%d", id + 1);
+		ctl(&x, "POST", path, "{\"up\":true,\"exec_out\":\"hello\\n\"}");
+	}
+	cr_assert_eq(pve_agent_ping(c, NULL, id + 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_agent_network(c, NULL, id + 1, &ifs, &err), 0, "%s", err.msg);
+	cr_assert_geq(ifs.n, 2);
+	cr_assert_str_eq(ifs.items[1].name, "eth0");
+	cr_assert_eq(ifs.items[1].n_ipv4, 1);
+	cr_assert_eq(strncmp(ifs.items[1].ipv4[0], "10.0.0.", 7), 0, "%s", ifs.items[1].ipv4[0]);
+	cr_assert_eq(strlen(ifs.items[1].mac), 17);
+	pve_iface_list_release(&ifs);
+	cr_assert_eq(pve_agent_exec(c, NULL, id + 1, argv, NULL, &pid, &err), 0, "%s", err.msg);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(pve_agent_exec_status(c, NULL, id + 1, pid, &es, &err), 0, "%s", err.msg);
+	cr_assert(es.exited);
+	cr_assert_eq(es.exitcode, 0);
+	cr_assert_str_eq(es.out_data, "hello\n");
+	pve_exec_status_release(&es);
+
+	cr_assert_eq(pve_vm_shutdown(c, NULL, id + 1, true, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_vm_start(c, NULL, id + 1, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_vm_stop(c, NULL, id + 1, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_vm_status_get(c, NULL, id + 1, &st, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(st.status, "stopped");
+	cr_assert_eq(pve_vm_destroy(c, NULL, id + 1,
+				    PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS, 60, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(pve_vm_destroy(c, NULL, id, PVE_DESTROY_PURGE, 60, &err), 0, "%s", err.msg);
+	cr_assert_not(has_vm(c, id));
+	cr_assert_not(has_vm(c, id + 1));
+	(void)cid;
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, upload_list_and_delete_content)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_storage_list sl;
+	struct pve_volume_list vl;
+	char img[PATH_MAX], cmd[PATH_MAX + 64], hex[CRYPTO_SHA256_HEX_LEN + 1];
+	char *volid = NULL;
+	size_t i;
+	bool found = false, local = false;
+
+	sim_setup(&x, "upload", NULL);
+	c = client(&x);
+	snprintf(img, sizeof(img), "%s/in.qcow2", x.sim.state_dir);
+	snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 '%s' 16M", img);
+	if (system(cmd) != 0)
+		cr_skip_test("qemu-img is not installed");
+	cr_assert_eq(crypto_sha256_file(img, hex, &err), 0, "%s", err.msg);
+
+	cr_assert_eq(pve_storage_list(c, NULL, &sl, &err), 0, "%s", err.msg);
+	for (i = 0; i < sl.n; i++)
+		if (strcmp(sl.items[i].storage, "local") == 0)
+			local = strstr(sl.items[i].content, "import") != NULL && sl.items[i].avail > 0;
+	cr_assert(local, "storage 'local' with import content not listed");
+	pve_storage_list_release(&sl);
+
+	cr_assert_eq(pve_storage_upload(c, NULL, "local", "import", img, "phx-test.qcow2",
+					"sha256", hex, NULL, 60, &volid, &err),
+		     0, "%s", err.msg);
+	cr_assert_str_eq(volid, "local:import/phx-test.qcow2");
+	cr_assert_eq(pve_storage_content(c, NULL, "local", "import", &vl, &err), 0, "%s", err.msg);
+	for (i = 0; i < vl.n; i++)
+		if (strcmp(vl.items[i].volid, volid) == 0)
+			found = strcmp(vl.items[i].content, "import") == 0;
+	cr_assert(found, "uploaded volume not listed");
+	pve_volume_list_release(&vl);
+
+	/* a wrong checksum is caught by the server-side task and reported with its text */
+	cr_assert_eq(pve_storage_upload(c, NULL, "local", "import", img, "phx-bad.qcow2",
+					"sha256",
+					"0000000000000000000000000000000000000000000000000000000000000000",
+					NULL, 60, NULL, &err),
+		     -1);
+	cr_assert_eq(err.code, PHX_E_TASK, "%s", err.msg);
+	cr_assert(strstr(err.msg, "checksum mismatch"), "%s", err.msg);
+	phx_err_clear(&err);
+
+	cr_assert_eq(pve_storage_content_delete(c, NULL, volid, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_storage_content(c, NULL, "local", "import", &vl, &err), 0, "%s", err.msg);
+	for (i = 0; i < vl.n; i++)
+		cr_assert_str_neq(vl.items[i].volid, volid);
+	pve_volume_list_release(&vl);
+	free(volid);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+/* ---- faults ---- */
+
+Test(pve_client, get_survives_503_then_ok)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_version v;
+
+	sim_setup(&x, "get-503", NULL);
+	c = client(&x);
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"http\",\"method\":\"GET\",\"path\":\"/version$\",\"status\":503,"
+	    "\"message\":\"service unavailable\",\"count\":2}");
+	cr_assert_eq(pve_version_get(c, &v, &err), 0, "%s", err.msg);
+	cr_assert_eq(simproc_count(&x.sim, "GET", "/version"), 3);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, get_gives_up_after_bounded_tries)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_version v;
+
+	sim_setup(&x, "get-503-forever", NULL);
+	c = client(&x);
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"http\",\"method\":\"GET\",\"path\":\"/version$\",\"status\":503,"
+	    "\"message\":\"still down\",\"count\":100}");
+	cr_assert_eq(pve_version_get(c, &v, &err), -1);
+	cr_assert_eq(err.code, PHX_E_API);
+	cr_assert(strstr(err.msg, "GET /version: HTTP 503 still down"), "%s", err.msg);
+	cr_assert_eq(simproc_count(&x.sim, "GET", "/version"), 4);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, post_500_is_reported_not_retried)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_param p[] = {{"vmid", "9300"}, {"name", "once"}};
+
+	sim_setup(&x, "post-500", NULL);
+	c = client(&x);
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"http\",\"method\":\"POST\",\"path\":\"/qemu$\",\"status\":500,"
+	    "\"message\":\"internal hiccup\"}");
+	cr_assert_eq(pve_vm_create(c, NULL, p, 2, 0, &err), -1);
+	cr_assert_eq(err.code, PHX_E_API);
+	cr_assert_eq(err.http_status, 500);
+	cr_assert(strstr(err.msg, "POST /nodes/pve1/qemu: HTTP 500 internal hiccup"), "%s",
+		  err.msg);
+	cr_assert_eq(simproc_count(&x.sim, "POST", "/nodes/pve1/qemu"), 1);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, post_lock_timeout_is_retried)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_param create[] = {{"vmid", "9400"}, {"name", "locked"}, {"memory", "512"}};
+	struct pve_param set[] = {{"description", "after lock timeout"}};
+
+	sim_setup(&x, "lock-timeout", NULL);
+	c = client(&x);
+	cr_assert_eq(pve_vm_create(c, NULL, create, 3, 60, &err), 0, "%s", err.msg);
+	ctl(&x, "POST", "/_sim/fault", "{\"kind\":\"lock-timeout\",\"vmid\":9400}");
+	cr_assert_eq(pve_vm_config_set(c, NULL, 9400, set, 1, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(simproc_count(&x.sim, "POST", "/qemu/9400/config"), 2);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, failed_task_reports_exitstatus_and_log_tail)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_param create[] = {{"vmid", "9500"}, {"name", "src"}, {"scsi0", "local:1"}};
+	struct pve_param p[] = {{"name", "doomed"}, {"full", "1"}};
+
+	sim_setup(&x, "task-fail", NULL);
+	c = client(&x);
+	cr_assert_eq(pve_vm_create(c, NULL, create, 3, 60, &err), 0, "%s", err.msg);
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"task\",\"type\":\"qmclone\",\"id\":\"9500\","
+	    "\"message\":\"clone failed: simulated disk full\"}");
+	cr_assert_eq(pve_vm_clone(c, NULL, 9500, 9501, p, 2, 60, &err), -1);
+	cr_assert_eq(err.code, PHX_E_TASK, "%s", err.msg);
+	cr_assert(strstr(err.msg, "failed: clone failed: simulated disk full"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "task log ends:") && strstr(err.msg, "TASK ERROR"), "%s",
+		  err.msg);
+	cr_assert(strstr(err.msg, "UPID:pve1:"), "%s", err.msg);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, dry_run_prints_and_sends_no_mutation)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	int id = 0;
+	struct pve_param p[] = {{"vmid", "9600"}, {"name", "dry"}, {"cipassword", "hunter2"}};
+
+	sim_setup(&x, "dry-run", NULL);
+	out = open_memstream(&text, &len);
+	c = client_ex(&x, x.sim.fingerprint, NULL, NULL, true, out, &err);
+	cr_assert_not_null(c, "%s", err.msg);
+	cr_assert_eq(pve_nextid(c, &id, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_vm_create(c, NULL, p, 3, 0, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_vm_start(c, NULL, 9600, 0, &err), 0, "%s", err.msg);
+	fclose(out);
+	cr_assert(strstr(text, "POST /nodes/pve1/qemu vmid=9600 name=dry cipassword=[redacted] "
+			       "(secrets redacted: cipassword)\n"),
+		  "%s", text);
+	cr_assert(strstr(text, "POST /nodes/pve1/qemu/9600/status/start\n"), "%s", text);
+	cr_assert_null(strstr(text, "hunter2"));
+	cr_assert_eq(simproc_count(&x.sim, "GET", "/cluster/nextid"), 1);
+	cr_assert_eq(simproc_count(&x.sim, "POST", NULL), 0);
+	free(text);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, trace_redacts_token_and_cipassword)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_param create[] = {{"vmid", "9700"}, {"name", "traced"}};
+	struct pve_param set[] = {{"cipassword", "plaintext-pw-xyz"}};
+
+	sim_setup(&x, "trace", NULL);
+	c = client(&x);
+	cr_assert_eq(pve_vm_create(c, NULL, create, 2, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_vm_config_set(c, NULL, 9700, set, 1, 60, &err), 0, "%s", err.msg);
+	fflush(stderr);
+	cr_assert(simproc_file_contains(x.our_stderr, "Authorization: [redacted]"),
+		  "no trace of the request headers in %s", x.our_stderr);
+	cr_assert(simproc_file_contains(x.our_stderr, "cipassword=[redacted]"),
+		  "no trace of the form body in %s", x.our_stderr);
+	cr_assert(simproc_file_contains(x.our_stderr, "User-Agent: phoenix-orchestrator/"),
+		  "user agent not seen");
+	cr_assert_not(simproc_file_contains(x.our_stderr, "plaintext-pw-xyz"));
+	pve_client_free(c);
+	sim_finish(&x);
+}
