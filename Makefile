@@ -28,17 +28,19 @@ LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libphoenix.a
+# A private BUILD dir gets its own binary, so parallel builds never overwrite ./orchestrator.
+BIN := $(if $(filter build,$(BUILD)),orchestrator,$(BUILD)/orchestrator)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # C integration tests (Criterion) that drive the library against the simulator
 ITEST_SRCS := $(wildcard tests/integration/test_*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRCS))
 
-.PHONY: all check unit integration simtest sanitize bench demo install uninstall clean man \
+.PHONY: orchestrator-san all check unit integration simtest sanitize bench demo install uninstall clean man \
 	deps format tidy
-all: orchestrator
+all: $(BIN)
 
-orchestrator: $(BUILD)/obj/main.o $(LIB)
+$(BIN): $(BUILD)/obj/main.o $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
 
 $(LIB): $(LIB_OBJS)
@@ -70,15 +72,15 @@ unit: $(UNIT_BINS)
 simtest:
 	cd tests/pve-sim && python3 -m unittest discover -p 'test_*.py' -v
 
-integration: orchestrator $(ITEST_BINS)
+integration: $(BIN) $(ITEST_BINS)
 	@mkdir -p $(BUILD)/sim-logs
 	@set -e; for t in $(ITEST_BINS); do echo "== $$t"; \
 		PHX_BUILD=$(CURDIR)/$(BUILD) PHX_SRC=$(CURDIR) $$t --jobs 1; done
-	PHX_BIN=$(CURDIR)/orchestrator PHX_BUILD=$(CURDIR)/$(BUILD) \
+	PHX_BIN=$(abspath $(BIN)) PHX_BUILD=$(abspath $(BUILD)) \
 		python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
 
-check: orchestrator unit simtest integration
-	@./orchestrator --man | cmp -s - docs/orchestrator.1 || \
+check: $(BIN) unit simtest integration
+	@./$(BIN) --man | cmp -s - docs/orchestrator.1 || \
 		{ echo "docs/orchestrator.1 is stale: run 'make man'"; exit 1; }
 	@echo "make check: all test suites passed"
 
@@ -86,27 +88,26 @@ check: orchestrator unit simtest integration
 sanitize:
 	$(MAKE) BUILD=build/san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
 		LDFLAGS='-fsanitize=address,undefined' orchestrator-san
-orchestrator-san: $(BUILD)/obj/main.o $(LIB) $(UNIT_BINS) $(ITEST_BINS)
-	$(CC) $(ALL_CFLAGS) -o $(BUILD)/orchestrator $(BUILD)/obj/main.o $(LIB) $(ALL_LDFLAGS) $(LIBS)
+orchestrator-san: $(BIN) $(UNIT_BINS) $(ITEST_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t (sanitized)"; \
 		ASAN_OPTIONS=detect_leaks=1 $$t --jobs 1; done
 	@set -e; for t in $(ITEST_BINS); do echo "== $$t (sanitized)"; \
 		PHX_BUILD=$(CURDIR)/$(BUILD) PHX_SRC=$(CURDIR) $$t --jobs 1; done
-	PHX_BIN=$(CURDIR)/$(BUILD)/orchestrator PHX_BUILD=$(CURDIR)/$(BUILD) PHX_SANITIZE=1 \
+	PHX_BIN=$(abspath $(BIN)) PHX_BUILD=$(abspath $(BUILD)) PHX_SANITIZE=1 \
 		python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
 
-bench: orchestrator
+bench: $(BIN)
 	@mkdir -p $(BUILD)/sim-logs $(BUILD)/bench
 	@set -e; for b in tests/bench/bench_*; do echo "== $$b"; \
-		PHX_BIN=$(CURDIR)/orchestrator PHX_BUILD=$(CURDIR)/$(BUILD) $$b; done
+		PHX_BIN=$(abspath $(BIN)) PHX_BUILD=$(abspath $(BUILD)) $$b; done
 
-demo: orchestrator
+demo: $(BIN)
 	scripts/demo.sh
 
 deps:
 	scripts/install-deps.sh
 
-install: orchestrator
+install: $(BIN)
 	install -D -m 0755 orchestrator $(DESTDIR)$(PREFIX)/bin/orchestrator
 	install -D -m 0644 docs/orchestrator.1 $(DESTDIR)$(PREFIX)/share/man/man1/orchestrator.1
 	install -d $(DESTDIR)$(PREFIX)/share/phoenix/features
