@@ -95,7 +95,7 @@ struct ci_output {
 	char instance_id[CI_INSTANCE_ID_LEN + 1];
 };
 
-#define CI_OUTPUT_INIT {NULL, 0, NULL, 0, NULL, 0, {0}}
+#define CI_OUTPUT_INIT {.user_data = NULL}
 
 /* Renders all three files. instance-id = "iid-" + the first 16 hex digits of SHA-256 over
  * user-data, network-config, hostname and instance_seed (each followed by a NUL byte), so any
@@ -113,8 +113,8 @@ int ci_render_user_data(const struct ci_input *in, char **ret, size_t *ret_len,
 int ci_render_network_config(const struct ci_network *net, char **ret, size_t *ret_len,
 			     struct phx_err *err);
 /* instance_id: as computed by ci_render (borrowed). */
-int ci_render_meta_data(const char *instance_id, const char *hostname, char **ret,
-			size_t *ret_len, struct phx_err *err);
+int ci_render_meta_data(const char *instance_id, const char *hostname, char **ret, size_t *ret_len,
+			struct phx_err *err);
 
 /* Native mode: the value for Proxmox's `sshkeys` parameter. The keys are joined with "\n"
  * (no trailing newline) and percent-encoded like JavaScript's encodeURIComponent (the GUI's

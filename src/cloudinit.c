@@ -96,8 +96,8 @@ static bool ci_plain_is_safe(const char *s)
 		return false;
 	for (const char *p = s; *p; p++) {
 		char c = *p;
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  strchr("_./@+=- ", c) != NULL;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || strchr("_./@+=- ", c) != NULL;
 
 		if (!ok)
 			return false;
@@ -174,8 +174,9 @@ static int ci_seq_start(struct ci_emit *e, bool flow)
 {
 	yaml_event_t ev;
 
-	if (!yaml_sequence_start_event_initialize(
-		    &ev, NULL, NULL, 1, flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE))
+	if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+						  flow ? YAML_FLOW_SEQUENCE_STYLE
+						       : YAML_BLOCK_SEQUENCE_STYLE))
 		return phx_err_set(e->err, PHX_E_NOMEM, "yaml emitter: out of memory");
 	return ci_emit_event(e, &ev, "sequence");
 }
@@ -346,10 +347,11 @@ static int ci_check_network(const struct ci_network *net, struct phx_err *err)
 					   "network.gateway: '%s' needs a static address (ip)",
 					   net->gateway);
 		if (ci_addr_family(net->gateway) != fam)
-			return phx_err_set(err, PHX_E_INPUT,
-					   "network.gateway: expected an address of the same family "
-					   "as '%s', got '%s'",
-					   net->ip_cidr, net->gateway);
+			return phx_err_set(
+				err, PHX_E_INPUT,
+				"network.gateway: expected an address of the same family "
+				"as '%s', got '%s'",
+				net->ip_cidr, net->gateway);
 	}
 	if (ci_check_list(net->dns_servers, net->n_dns_servers, "network.dns_servers", err) < 0 ||
 	    ci_check_list(net->search_domains, net->n_search_domains, "network.search_domains",
@@ -357,9 +359,10 @@ static int ci_check_network(const struct ci_network *net, struct phx_err *err)
 		return -1;
 	for (size_t i = 0; i < net->n_dns_servers; i++)
 		if (!ci_addr_family(net->dns_servers[i]))
-			return phx_err_set(err, PHX_E_INPUT,
-					   "network.dns_servers[%zu]: expected an IP address, got '%s'",
-					   i, net->dns_servers[i]);
+			return phx_err_set(
+				err, PHX_E_INPUT,
+				"network.dns_servers[%zu]: expected an IP address, got '%s'", i,
+				net->dns_servers[i]);
 	return 0;
 }
 
@@ -376,25 +379,29 @@ static int ci_check_input(const struct ci_input *in, struct phx_err *err)
 	    ci_check_list(in->packages, in->n_packages, "packages", err) < 0)
 		return -1;
 	if ((in->n_write_files && !in->write_files) || (in->n_features && !in->features))
-		return phx_err_set(err, PHX_E_INTERNAL, "write_files/features: count without array");
+		return phx_err_set(err, PHX_E_INTERNAL,
+				   "write_files/features: count without array");
 	for (size_t i = 0; i < in->n_write_files; i++) {
 		const struct ci_write_file *f = &in->write_files[i];
 
 		if (!f->path || f->path[0] != '/')
-			return phx_err_set(err, PHX_E_INPUT,
-					   "write_files[%zu].path: expected an absolute path, got '%s'",
-					   i, f->path ? f->path : "(none)");
+			return phx_err_set(
+				err, PHX_E_INPUT,
+				"write_files[%zu].path: expected an absolute path, got '%s'", i,
+				f->path ? f->path : "(none)");
 		if (!f->content)
-			return phx_err_set(err, PHX_E_INPUT, "write_files[%zu].content: missing", i);
+			return phx_err_set(err, PHX_E_INPUT, "write_files[%zu].content: missing",
+					   i);
 	}
 	for (size_t i = 0; i < in->n_features; i++) {
 		const struct ci_feature *f = &in->features[i];
 
 		if (!ci_name_is_safe(f->name))
-			return phx_err_set(err, PHX_E_INPUT,
-					   "features[%zu].name: expected letters, digits, '_', '.', "
-					   "'-', got '%s'",
-					   i, f->name ? f->name : "(none)");
+			return phx_err_set(
+				err, PHX_E_INPUT,
+				"features[%zu].name: expected letters, digits, '_', '.', "
+				"'-', got '%s'",
+				i, f->name ? f->name : "(none)");
 		if (!f->script_content)
 			return phx_err_set(err, PHX_E_INPUT, "features[%zu] '%s': no script", i,
 					   f->name);
@@ -479,8 +486,7 @@ static int ci_emit_features(struct ci_emit *e, const struct ci_input *in)
 	return ci_seq_end(e);
 }
 
-int ci_render_user_data(const struct ci_input *in, char **ret, size_t *ret_len,
-			struct phx_err *err)
+int ci_render_user_data(const struct ci_input *in, char **ret, size_t *ret_len, struct phx_err *err)
 {
 	struct ci_emit e;
 	char label[CI_LABEL_MAX];
@@ -551,7 +557,7 @@ int ci_render_network_config(const struct ci_network *net, char **ret, size_t *r
 	/* Proxmox prints MACs upper-case; netplan and cloud-init compare them lower-case. */
 	for (int i = 0; i < 17; i++)
 		mac[i] = (net->mac[i] >= 'A' && net->mac[i] <= 'F') ? (char)(net->mac[i] + 32)
-								     : net->mac[i];
+								    : net->mac[i];
 	mac[17] = '\0';
 	if (ci_emit_init(&e, NULL, err) < 0)
 		goto out;
@@ -585,8 +591,9 @@ int ci_render_network_config(const struct ci_network *net, char **ret, size_t *r
 	if (net->n_dns_servers + net->n_search_domains) {
 		if (ci_raw(&e, "nameservers") < 0 || ci_map_start(&e) < 0)
 			goto out;
-		if (net->n_dns_servers && ci_key_list(&e, "addresses", net->dns_servers,
-						      net->n_dns_servers, "network.dns_servers") < 0)
+		if (net->n_dns_servers &&
+		    ci_key_list(&e, "addresses", net->dns_servers, net->n_dns_servers,
+				"network.dns_servers") < 0)
 			goto out;
 		if (net->n_search_domains &&
 		    ci_key_list(&e, "search", net->search_domains, net->n_search_domains,
@@ -606,8 +613,8 @@ out:
 
 /* --- meta-data --- */
 
-int ci_render_meta_data(const char *instance_id, const char *hostname, char **ret,
-			size_t *ret_len, struct phx_err *err)
+int ci_render_meta_data(const char *instance_id, const char *hostname, char **ret, size_t *ret_len,
+			struct phx_err *err)
 {
 	struct ci_emit e;
 	int rc = -1;
@@ -660,11 +667,11 @@ int ci_render(const struct ci_input *in, struct ci_output *ret_out, struct phx_e
 	struct ci_output o = CI_OUTPUT_INIT;
 
 	if (ci_render_user_data(in, &o.user_data, &o.user_data_len, err) < 0 ||
-	    ci_render_network_config(&in->network, &o.network_config, &o.network_config_len,
-				     err) < 0 ||
+	    ci_render_network_config(&in->network, &o.network_config, &o.network_config_len, err) <
+		    0 ||
 	    ci_instance_id(&o, in, o.instance_id, err) < 0 ||
-	    ci_render_meta_data(o.instance_id, in->hostname, &o.meta_data, &o.meta_data_len,
-				err) < 0) {
+	    ci_render_meta_data(o.instance_id, in->hostname, &o.meta_data, &o.meta_data_len, err) <
+		    0) {
 		ci_output_release(&o);
 		return -1;
 	}
@@ -737,7 +744,8 @@ int ci_native_ipconfig(const char *ip_cidr, const char *gw, char **ret, struct p
 		fam = ci_cidr_family(ip_cidr);
 		if (!fam)
 			return phx_err_set(err, PHX_E_INPUT,
-					   "ip: expected CIDR like '10.0.0.5/24', got '%s'", ip_cidr);
+					   "ip: expected CIDR like '10.0.0.5/24', got '%s'",
+					   ip_cidr);
 	}
 	if (gw) {
 		if (!ip_cidr)

@@ -171,7 +171,8 @@ static int iso_write_out(struct burn_source *bs, int fd, const char *out_path,
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w < 0)
-				return phx_err_set_errno(err, PHX_E_IO, errno, "write '%s'", out_path);
+				return phx_err_set_errno(err, PHX_E_IO, errno, "write '%s'",
+							 out_path);
 			off += (size_t)w;
 		}
 	}

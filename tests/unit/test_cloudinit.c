@@ -32,8 +32,8 @@ static void assert_same(const char *what, const char *got, size_t got_len, const
 	cr_assert_eq(strlen(got), got_len, "%s: length does not match the NUL", what);
 	cr_assert_eq(got_len, want->len, "%s: %zu bytes, golden has %zu\n--- got:\n%s", what,
 		     got_len, want->len, got);
-	cr_assert(memcmp(got, buf_str(want), got_len) == 0, "%s differs\n--- got:\n%s\n--- want:\n%s",
-		  what, got, buf_str(want));
+	cr_assert(memcmp(got, buf_str(want), got_len) == 0,
+		  "%s differs\n--- got:\n%s\n--- want:\n%s", what, got, buf_str(want));
 }
 
 Test(cloudinit, every_case_matches_its_golden_files)
@@ -274,11 +274,12 @@ Test(cloudinit, write_files_content_keeps_every_byte)
 
 			if (next_is_content) {
 				if (file < nfiles)
-					cr_assert_str_eq(v, ci_case_static.write_files[file].content,
+					cr_assert_str_eq(v,
+							 ci_case_static.write_files[file].content,
 							 "write_files[%zu]", file);
 				else
-					cr_assert_str_eq(
-						v, ci_case_static.features[file - nfiles].script_content);
+					cr_assert_str_eq(v, ci_case_static.features[file - nfiles]
+								    .script_content);
 				file++;
 				next_is_content = false;
 			} else if (strcmp(v, "content") == 0) {
@@ -301,7 +302,8 @@ Test(cloudinit, features_run_once_each_in_order_as_exec_lists)
 	const char *a, *b;
 
 	cr_assert_eq(ci_render_user_data(&ci_case_static, &ud, &len, &err), 0, "%s", err.msg);
-	a = strstr(ud, "- [env, PHOENIX_USER=alice, /bin/sh, /var/lib/phoenix/features/docker.sh]\n");
+	a = strstr(ud,
+		   "- [env, PHOENIX_USER=alice, /bin/sh, /var/lib/phoenix/features/docker.sh]\n");
 	b = strstr(ud, "- [env, PHOENIX_USER=alice, /bin/sh, "
 		       "/var/lib/phoenix/features/hello.world.sh]\n");
 	cr_assert(a && b && a < b, "%s", ud);
@@ -375,16 +377,20 @@ static void empty_key(struct ci_input *in)
 }
 
 static const struct bad_case bad_cases[] = {
-	{"short mac", bad_mac, "network.mac: expected a MAC like 'BC:24:11:00:00:01', got 'BC:24:11:AB:CD'"},
-	{"cidr without prefix", bad_cidr, "network.ip: expected CIDR like '10.0.0.5/24', got '10.0.0.5'"},
+	{"short mac", bad_mac,
+	 "network.mac: expected a MAC like 'BC:24:11:00:00:01', got 'BC:24:11:AB:CD'"},
+	{"cidr without prefix", bad_cidr,
+	 "network.ip: expected CIDR like '10.0.0.5/24', got '10.0.0.5'"},
 	{"prefix out of range", bad_prefix, "got '10.0.0.5/33'"},
 	{"gateway without ip", gw_without_ip, "network.gateway: '10.0.0.1' needs a static address"},
 	{"gateway of other family", gw_other_family, "got '2001:db8::1'"},
-	{"dns name instead of address", bad_dns, "network.dns_servers[1]: expected an IP address, got 'dns.example.com'"},
+	{"dns name instead of address", bad_dns,
+	 "network.dns_servers[1]: expected an IP address, got 'dns.example.com'"},
 	{"feature name with slash", bad_feature_name, "features[0].name"},
 	{"feature twice", dup_feature, "features[1]: 'docker' listed twice"},
 	{"invalid utf-8", bad_utf8, "write_files[0].content: not valid UTF-8"},
-	{"relative path", relative_path, "write_files[0].path: expected an absolute path, got 'etc/x'"},
+	{"relative path", relative_path,
+	 "write_files[0].path: expected an absolute path, got 'etc/x'"},
 	{"no hostname", no_hostname, "hostname: missing"},
 	{"empty ssh key", empty_key, "user.ssh_keys[1]: empty value"},
 };
@@ -462,8 +468,10 @@ Test(cloudinit, sshkeys_encoding_passes_pve_urlencoded_format_and_decodes_back)
 
 	cr_assert_eq(ci_native_sshkeys_encode(keys, 2, &s, &err), 0, "%s", err.msg);
 	/* pve-common pve_verify_urlencoded: ^[-%a-zA-Z0-9_.!~*'()]*$ */
-	cr_assert_eq(strspn(s, "-%abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.!~*'()"),
-		     strlen(s), "%s", s);
+	cr_assert_eq(
+		strspn(s,
+		       "-%abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.!~*'()"),
+		strlen(s), "%s", s);
 	cr_assert(strstr(s, "o'hara%20(work)%20~x!%20*y*%20-_."), "%s", s);
 	cr_assert(strstr(s, "r%C3%A9mi%40h%C3%B4te%20%231%3A%20%22quoted%22%20100%25"), "%s", s);
 	dec = uri_unescape(s);

@@ -120,12 +120,13 @@ Test(iso, readback_has_exact_files_volume_id_rock_ridge_and_joliet, .init = make
 		while (fgets(line, sizeof(line), p))
 			strncat(names, line, sizeof(names) - strlen(names) - 1);
 		pclose(p);
-		cr_assert_str_eq(names, "'meta-data'\n'network-config'\n'user-data'\n'vendor-data'\n",
+		cr_assert_str_eq(names,
+				 "'meta-data'\n'network-config'\n'user-data'\n'vendor-data'\n",
 				 "%s tree", mode);
 	}
 	/* Rock Ridge carries the pinned POSIX attributes */
-	snprintf(cmd, sizeof(cmd), "xorriso -read_fs nojoliet -indev '%s' -lsl /user-data 2>/dev/null",
-		 iso);
+	snprintf(cmd, sizeof(cmd),
+		 "xorriso -read_fs nojoliet -indev '%s' -lsl /user-data 2>/dev/null", iso);
 	p = popen(cmd, "r");
 	cr_assert_not_null(p);
 	while (fgets(line, sizeof(line), p))
@@ -245,8 +246,7 @@ Test(iso, concurrent_builds_succeed_and_agree, .init = make_tmpdir, .fini = remo
 	}
 }
 
-Test(iso, bad_file_name_is_rejected_and_nothing_written, .init = make_tmpdir,
-     .fini = remove_tmpdir)
+Test(iso, bad_file_name_is_rejected_and_nothing_written, .init = make_tmpdir, .fini = remove_tmpdir)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	const struct iso_file bad[] = {{"../user-data", "x", 1}};
@@ -264,8 +264,8 @@ Test(iso, duplicate_file_is_rejected_and_existing_output_kept, .init = make_tmpd
      .fini = remove_tmpdir)
 {
 	struct phx_err err = PHX_ERR_INIT;
-	const struct iso_file dup[] = {{"user-data", "a", 1}, {"meta-data", "b", 1},
-				       {"user-data", "c", 1}};
+	const struct iso_file dup[] = {
+		{"user-data", "a", 1}, {"meta-data", "b", 1}, {"user-data", "c", 1}};
 	char path[256];
 	struct buf b = BUF_INIT;
 

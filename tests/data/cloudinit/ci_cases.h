@@ -11,7 +11,8 @@
 #include "cloudinit.h"
 
 static const char *const ci_case_keys[] = {
-	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGd3ZWnCqAq1mQzJ0zJmY2tqZGVmZ2hpamtsbW5vcHFy alice@laptop",
+	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGd3ZWnCqAq1mQzJ0zJmY2tqZGVmZ2hpamtsbW5vcHFy "
+	"alice@laptop",
 	"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7+/a= ops key #2: backup",
 };
 static const char *const ci_case_groups[] = {"docker", "adm"};
@@ -46,7 +47,8 @@ static const struct ci_input ci_case_static = {
 	.hostname = "web-01",
 	.fqdn = "web-01.example.com",
 	.user = {.name = "alice",
-		 .password_hash = "$6$rounds=4096$saltsalt$Xb6hN0r9mJ3V1qYzRk.u/8wTz1aYQm2E0JgqKf9Q",
+		 .password_hash =
+			 "$6$rounds=4096$saltsalt$Xb6hN0r9mJ3V1qYzRk.u/8wTz1aYQm2E0JgqKf9Q",
 		 .ssh_keys = ci_case_keys,
 		 .n_ssh_keys = 2,
 		 .groups = ci_case_groups,
@@ -79,9 +81,9 @@ static const struct ci_input ci_case_dhcp = {
 static const char *const ci_case_tricky_keys[] = {"no", "null"};
 static const char *const ci_case_tricky_groups[] = {"on", "0755", "1e3", "*g", "&g", "!g"};
 static const char *const ci_case_tricky_packages[] = {
-	"Yes", "OFF", "~", "0x1F", "12:30", "2024-01-01", ".inf", "-dash", "? q", "@at", "%p",
-	"`tick", "[a]", "{b}", "a, b", "|pipe", ">gt", "'single'", "\"double\"", "x #c", "a: b",
-	"a:b", " lead", "trail ", "=", "<<",
+	"Yes",	      "OFF",  "~",     "0x1F", "12:30", "2024-01-01", ".inf",  "-dash", "? q",
+	"@at",	      "%p",   "`tick", "[a]",  "{b}",	"a, b",	      "|pipe", ">gt",	"'single'",
+	"\"double\"", "x #c", "a: b",  "a:b",  " lead", "trail ",     "=",     "<<",
 };
 static const struct ci_input ci_case_tricky = {
 	.hostname = "true",

@@ -23,8 +23,9 @@ int main(int argc, char **argv)
 			const char *ext;
 			const char *data;
 			size_t len;
-		} *f, files[3] = {{"user-data", NULL, 0}, {"meta-data", NULL, 0},
-				  {"network-config", NULL, 0}};
+		} * f, files[3] = {{"user-data", NULL, 0},
+				   {"meta-data", NULL, 0},
+				   {"network-config", NULL, 0}};
 
 		if (ci_render(ci_cases[i].in, &o, &err) < 0) {
 			fprintf(stderr, "ci_render: case '%s': %s\n", ci_cases[i].name, err.msg);
