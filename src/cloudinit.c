@@ -119,7 +119,10 @@ static int ci_str(struct ci_emit *e, const char *value, const char *what)
 
 	if (!value)
 		return phx_err_set(e->err, PHX_E_INPUT, "%s: missing value", what);
-	if (strchr(value, '\n'))
+	/* A YAML parser folds every CR, CRLF, NEL, LS and PS in a block scalar into LF: text
+	 * with those keeps its bytes only double-quoted (escaped). */
+	if (strchr(value, '\n') && !strchr(value, '\r') && !strstr(value, "\xc2\x85") &&
+	    !strstr(value, "\xe2\x80\xa8") && !strstr(value, "\xe2\x80\xa9"))
 		style = YAML_LITERAL_SCALAR_STYLE;
 	else if (ci_plain_is_safe(value))
 		style = YAML_PLAIN_SCALAR_STYLE;

@@ -294,6 +294,57 @@ Test(cloudinit, write_files_content_keeps_every_byte)
 	free(ud);
 }
 
+/* Line breaks other than LF would be folded to LF inside a literal block. */
+Test(cloudinit, content_with_crlf_or_unicode_breaks_keeps_its_bytes)
+{
+	static const struct ci_write_file files[] = {
+		{"/etc/crlf", "line one\r\nline two\r\n", NULL, NULL},
+		{"/etc/nel",
+		 "a\xc2\x85"
+		 "b\n",
+		 NULL, NULL},
+		{"/etc/ls",
+		 "a\xe2\x80\xa8"
+		 "b\n",
+		 NULL, NULL},
+		{"/etc/lf", "a\nb\n", NULL, NULL},
+	};
+	struct ci_input in = ci_case_dhcp;
+	struct phx_err err = PHX_ERR_INIT;
+	char *ud = NULL;
+	size_t len = 0, file = 0;
+	yaml_parser_t p;
+	yaml_event_t ev;
+	bool next_is_content = false, done = false;
+
+	in.write_files = files;
+	in.n_write_files = 4;
+	cr_assert_eq(ci_render_user_data(&in, &ud, &len, &err), 0, "%s", err.msg);
+	cr_assert(strstr(ud, "  content: \"line one\\r\\nline two\\r\\n\"\n"), "%s", ud);
+	cr_assert(strstr(ud, "  content: |\n    a\n    b\n"), "LF-only text stays a literal block");
+	cr_assert(yaml_parser_initialize(&p));
+	yaml_parser_set_input_string(&p, (const unsigned char *)ud, len);
+	while (!done) {
+		cr_assert(yaml_parser_parse(&p, &ev), "parse error: %s", p.problem);
+		if (ev.type == YAML_SCALAR_EVENT) {
+			const char *v = (const char *)ev.data.scalar.value;
+
+			if (next_is_content) {
+				cr_assert_str_eq(v, files[file].content, "%s", files[file].path);
+				file++;
+				next_is_content = false;
+			} else if (strcmp(v, "content") == 0) {
+				next_is_content = true;
+			}
+		}
+		done = ev.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&p);
+	cr_assert_eq(file, 4);
+	free(ud);
+}
+
 Test(cloudinit, features_run_once_each_in_order_as_exec_lists)
 {
 	struct phx_err err = PHX_ERR_INIT;
