@@ -154,6 +154,43 @@ class CloudInitSchema(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(r.stdout.strip(), want, case)
 
+    def test_seed_iso_is_found_and_read_like_nocloud_does(self):
+        """The ISO the iso module builds from the rendered files: blkid (what cloud-init's
+        find_devs_with uses) sees an iso9660 labelled cidata, and NoCloud's own seed reader
+        gets back the same user-data, the instance-id and the network config."""
+        import hashlib
+        import json
+
+        if not shutil.which("xorriso"):
+            self.fail("xorriso missing: scripts/install-deps.sh installs it")
+        script = os.path.join(REPO, "tests", "tools", "ci-schema", "nocloud_seed.py")
+        for case in CASES:
+            with self.subTest(case=case):
+                iso = self.rendered(case, "iso")
+                blkid = shutil.which("blkid") or "/sbin/blkid"
+                if os.path.exists(blkid):
+                    r = run([blkid, "-o", "export", iso])
+                    self.assertIn("LABEL=cidata\n", r.stdout, r.stderr)
+                    self.assertIn("TYPE=iso9660\n", r.stdout)
+                seed = os.path.join(self.tmp, "seed-" + case)
+                r = run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", seed])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(sorted(os.listdir(seed)),
+                                 ["meta-data", "network-config", "user-data"])
+                r = run([PYTHON, script, seed], env=self.env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                got = json.loads(r.stdout)
+                with open(self.rendered(case, "user-data"), "rb") as f:
+                    self.assertEqual(got["user-data-sha256"], hashlib.sha256(f.read()).hexdigest())
+                self.assertTrue(got["user-data-is-cloud-config"])
+                self.assertRegex(got["meta-data"]["instance-id"], r"^iid-[0-9a-f]{16}$")
+                # "true" must stay a string through cloud-init's load_yaml
+                self.assertEqual(got["meta-data"]["local-hostname"],
+                                 {"static": "web-01", "dhcp": "db", "tricky": "true"}[case])
+                self.assertEqual(got["network-config"]["version"], 2)
+                eth0 = got["network-config"]["ethernets"]["eth0"]
+                self.assertEqual(eth0["set-name"], "eth0")
+
     def test_yaml_1_1_reads_every_user_value_back_as_the_same_string(self):
         import_yaml = ("import sys, json, yaml\n"
                        "print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding='utf-8'))))")

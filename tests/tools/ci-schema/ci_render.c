@@ -1,5 +1,6 @@
 /* ci_render: writes every case of tests/data/cloudinit/ci_cases.h, rendered by the real
- * cloudinit module, as OUTDIR/<case>.{user-data,meta-data,network-config}. Used by
+ * cloudinit module, as OUTDIR/<case>.{user-data,meta-data,network-config}, and the seed ISO
+ * the iso module builds from them as OUTDIR/<case>.iso. Used by
  * tests/integration/test_cloudinit_schema.py (cloud-init's own schema validator) and to
  * refresh the golden files after an intended change. Usage: ci_render OUTDIR */
 #include <stdio.h>
@@ -7,6 +8,7 @@
 
 #include "../../data/cloudinit/ci_cases.h"
 #include "fsutil.h"
+#include "iso.h"
 
 int main(int argc, char **argv)
 {
@@ -42,6 +44,18 @@ int main(int argc, char **argv)
 				ci_output_release(&o);
 				return 1;
 			}
+		}
+		const struct iso_file seed[] = {
+			{"user-data", o.user_data, o.user_data_len},
+			{"meta-data", o.meta_data, o.meta_data_len},
+			{"network-config", o.network_config, o.network_config_len},
+		};
+
+		snprintf(path, sizeof(path), "%s/%s.iso", argv[1], ci_cases[i].name);
+		if (iso_build_cidata(seed, 3, path, NULL, &err) < 0) {
+			fprintf(stderr, "ci_render: %s\n", err.msg);
+			ci_output_release(&o);
+			return 1;
 		}
 		ci_output_release(&o);
 	}
