@@ -9,6 +9,7 @@
  * Every string in struct ci_input is borrowed for the duration of the call and must be UTF-8.
  * Output is byte-for-byte deterministic for the same input: no clocks, no randomness, no
  * locale; a changed input changes the instance-id, so cloud-init re-runs per-instance steps.
+ * No shared state: safe to call from parallel deploy workers.
  *
  * Feature scripts are delivered as write_files (/var/lib/phoenix/features/<name>.sh, 0755) plus
  * one exec-form runcmd entry each, not as MIME multipart text/x-shellscript parts, because:

@@ -37,7 +37,8 @@ struct iso_file {
  * rename if readers may look). Files are sorted by name, so argument order does not matter.
  * If ret_sha256 is not NULL it receives the SHA-256 (lower-case hex) of the written image.
  * Errors: PHX_E_INPUT (bad/duplicate name, too many files), PHX_E_IO (naming out_path),
- * PHX_E_NOMEM, PHX_E_INTERNAL (libisofs, with its message). On failure out_path is removed. */
+ * PHX_E_NOMEM, PHX_E_INTERNAL (libisofs, with its message). Input errors leave out_path
+ * untouched; a later failure removes the partly written file. */
 int iso_build_cidata(const struct iso_file *files, size_t n, const char *out_path,
 		     char ret_sha256[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err);
 
