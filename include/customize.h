@@ -1,0 +1,138 @@
+/* customize: offline changes to a guest disk image with libguestfs, all steps in ONE appliance
+ * launch. The only includer of <guestfs.h>; libguestfs errors are translated here.
+ * Owns: the plan of ordered operations (packages, local .debs, services, shell commands,
+ * files, timezone), choosing the accelerator (KVM when it really works, else TCG), locating and
+ * verifying the root file system, and the always-on hygiene that makes a template safe to
+ * clone (empty machine-id, D-Bus machine-id relinked, cloud-init state cleaned, SSH host keys
+ * and apt lists removed).
+ * Does not own: reading config (cmd_* fills the plan), downloading or caching images (the
+ * caller passes a disk path it may modify; cust_prepare_copy keeps a cache pristine). */
+#ifndef PHX_CUSTOMIZE_H
+#define PHX_CUSTOMIZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+enum cust_op_kind {
+	CUST_OP_PACKAGES,	 /* apt-get install inside the guest, needs network */
+	CUST_OP_DEBS,		 /* local .deb files uploaded and installed with dpkg -i */
+	CUST_OP_ENABLE_SERVICES, /* systemctl enable */
+	CUST_OP_RUN,		 /* sh -c COMMAND inside the guest */
+	CUST_OP_FILE,		 /* write a file with a mode, from content or a host file */
+	CUST_OP_TIMEZONE,	 /* /etc/localtime link and /etc/timezone */
+};
+
+/* Ordered list of operations. Opaque; caller owns it, free with cust_plan_free(). */
+struct cust_plan;
+
+/* NULL with err (PHX_E_NOMEM) when out of memory. */
+struct cust_plan *cust_plan_new(struct phx_err *err);
+void cust_plan_free(struct cust_plan *plan);
+
+/* The cust_plan_add_* functions validate their input before anything touches a disk and fail
+ * with PHX_E_INPUT naming the offending value; the plan is unchanged on failure. All string
+ * arguments are borrowed (copied into the plan). */
+
+/* Debian package names, optionally `name=version` or `name:arch`; n >= 1. */
+int cust_plan_add_packages(struct cust_plan *plan, const char *const *names, size_t n,
+			   struct phx_err *err);
+/* Paths of local .deb files (each must be a readable regular file ending in .deb, basenames
+ * unique); installed together with one `dpkg -i` so they may depend on each other. */
+int cust_plan_add_debs(struct cust_plan *plan, const char *const *paths, size_t n,
+		       struct phx_err *err);
+/* systemd unit names ('qemu-guest-agent' or 'foo.service'). A unit whose [Install] section is
+ * empty (qemu-guest-agent: udev starts it) is reported as static, not as a failure. */
+int cust_plan_add_services(struct cust_plan *plan, const char *const *names, size_t n,
+			   struct phx_err *err);
+/* A shell command run with /bin/sh -c inside the guest; non-zero exit fails the run. */
+int cust_plan_add_run(struct cust_plan *plan, const char *command, struct phx_err *err);
+/* A file at absolute guest path `path` (no '..' components) with permission bits `mode`
+ * (<= 07777), owned by root. Content is `len` bytes at `data` (may contain NULs). */
+int cust_plan_add_file_content(struct cust_plan *plan, const char *path, unsigned mode,
+			       const void *data, size_t len, struct phx_err *err);
+/* Same, with the content uploaded from the readable regular host file `source`. */
+int cust_plan_add_file_source(struct cust_plan *plan, const char *path, unsigned mode,
+			      const char *source, struct phx_err *err);
+/* An IANA zone name such as 'Europe/Berlin' or 'UTC'; must exist in the guest's zoneinfo. */
+int cust_plan_add_timezone(struct cust_plan *plan, const char *tz, struct phx_err *err);
+
+size_t cust_plan_len(const struct cust_plan *plan);
+enum cust_op_kind cust_plan_kind(const struct cust_plan *plan, size_t i);
+/* One-line description of step i, e.g. "install 2 local packages 'a.deb b.deb'"; used for the
+ * per-step log line and dry runs. Borrowed; valid until the plan is freed. */
+const char *cust_plan_describe(const struct cust_plan *plan, size_t i);
+/* True when running the plan needs network inside the appliance (a packages step). */
+bool cust_plan_needs_network(const struct cust_plan *plan);
+
+enum cust_accel {
+	CUST_ACCEL_AUTO = 0, /* KVM if a probe boot shows it works, else TCG */
+	CUST_ACCEL_KVM,
+	CUST_ACCEL_TCG,
+};
+
+struct cust_opts {
+	enum cust_accel accel;
+	/* Directory for the per-boot KVM probe verdict (borrowed; NULL: probe on every run,
+	 * which costs up to ~3 s where KVM is broken). */
+	const char *state_dir;
+	int memsize_mib; /* appliance memory; 0: libguestfs default */
+	int smp;	 /* appliance vCPUs; 0: up to 2, as the host allows */
+};
+
+#define CUST_OPTS_INIT {CUST_ACCEL_AUTO, NULL, 0, 0}
+
+struct cust_report {
+	char distro[32];	/* os-release ID, e.g. "ubuntu", "debian" */
+	char version[32];	/* os-release VERSION_ID, e.g. "24.04", "12" */
+	char root_device[64];	/* appliance device of the root file system, e.g. "/dev/sda1" */
+	char accel[8];		/* "kvm" or "tcg" */
+	size_t steps;		/* plan steps run (hygiene not counted) */
+	double launch_seconds;	/* appliance start */
+	double total_seconds;	/* whole cust_run */
+	long peak_rss_kib;	/* this process's peak RSS (getrusage), not the appliance's */
+};
+
+/* Runs the plan and then the hygiene steps on `disk_path` IN PLACE (qcow2 or raw, detected),
+ * in one appliance launch. The disk must hold exactly one OS root file system. Logs one info
+ * line per step. On failure returns -1: PHX_E_GUEST with the guest command's exit status and
+ * last lines of output for a failing step, PHX_E_NET when a packages step finds no network in
+ * the guest, PHX_E_NOTFOUND for no OS, PHX_E_INPUT for several OSes; *ret_report is written
+ * only on success. opts may be NULL for defaults. */
+int cust_run(const struct cust_plan *plan, const char *disk_path, const struct cust_opts *opts,
+	     struct cust_report *ret_report, struct phx_err *err);
+
+/* Copies the cached image `src` to `dst` for cust_run (reflink or copy_file_range), so the
+ * cache stays pristine. */
+int cust_prepare_copy(const char *src, const char *dst, struct phx_err *err);
+
+/* Exposed for tests. */
+
+/* Boots `kernel` (no initrd) under `qemu` with -accel kvm and reports whether the kernel's
+ * banner reaches the serial console within timeout_ms: /dev/kvm can exist and even run real
+ * and long mode code while guest kernels hang (nested PVM), so only a kernel boot is an
+ * honest probe. *ret_ok false with a reason in ret_why (may be NULL). -1 only when the probe
+ * itself cannot be started. */
+int cust_accel_probe_kvm(const char *qemu, const char *kernel, int timeout_ms, bool *ret_ok,
+			 char *ret_why, size_t why_len, struct phx_err *err);
+
+/* A file system found on the disk, as cust_pick_root sees it. */
+struct cust_fs_candidate {
+	const char *device;  /* borrowed */
+	const char *fstype;  /* borrowed */
+	bool has_os_release; /* /etc/os-release or /usr/lib/os-release present when mounted */
+	bool has_etc;	     /* /etc is a directory */
+};
+
+/* Picks the single OS root among `n` candidates: file systems with /etc and an os-release.
+ * *ret_index on success; PHX_E_NOTFOUND when there is none, PHX_E_INPUT naming the devices
+ * when there are several. `disk` only names the disk in messages. */
+int cust_pick_root(const struct cust_fs_candidate *c, size_t n, const char *disk,
+		   size_t *ret_index, struct phx_err *err);
+
+/* Parses os-release text: fills id and version_id ("" when absent); quotes are removed. */
+void cust_parse_os_release(const char *text, char *id, size_t id_len, char *version,
+			   size_t version_len);
+
+#endif

@@ -1,0 +1,754 @@
+/* customize: runs a cust_plan against a disk image inside one libguestfs appliance. The only
+ * file with <guestfs.h>: every libguestfs error is translated to a phx_err here (the default
+ * handler that prints to stderr is switched off). Plan building lives in customize_plan.c,
+ * the accelerator probe in customize_accel.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <guestfs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "customize.h"
+#include "customize_int.h"
+#include "log.h"
+
+/* Lines of a failing command's output that go into the error message. */
+#define CUST_TAIL_LINES 20
+#define CUST_GUEST_OUT "/tmp/.phx-customize.out"
+#define CUST_GUEST_DEBS "/tmp/phx-debs"
+
+struct cust_ctx {
+	guestfs_h *g;
+	const char *disk;
+	struct phx_err *err;
+};
+
+static double cust_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void cust_free_strv(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* Records libguestfs's last error for the call described by fmt. Returns -1. */
+static int cust_gerr(struct cust_ctx *c, const char *fmt, const char *arg)
+{
+	const char *msg = guestfs_last_error(c->g);
+	int e = guestfs_last_errno(c->g);
+	char what[512];
+
+	snprintf(what, sizeof(what), fmt, arg);
+	if (e == ENOMEM)
+		return phx_err_set(c->err, PHX_E_NOMEM, "%s: out of memory", what);
+	return phx_err_set(c->err, PHX_E_GUEST, "%s: %s", what, msg ? msg : "libguestfs error");
+}
+
+/* Runs `script` with /bin/sh -c in the guest, output (stdout+stderr) captured in the guest and
+ * the last lines returned in *ret_tail (caller frees), exit status in *ret_status. -1 only
+ * when the command could not be run at all. */
+static int cust_guest_sh(struct cust_ctx *c, const char *script, int *ret_status,
+			 char **ret_tail)
+{
+	/* The user's script runs as "$1" of a wrapper so it needs no quoting. The wrapper always
+	 * exits 0 and prints the status last: guestfs_command would otherwise turn a non-zero
+	 * exit into an error without the status or the stdout lines. */
+	static const char wrapper[] =
+		"export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
+		"LC_ALL=C DEBIAN_FRONTEND=noninteractive HOME=/root; mkdir -p /tmp; "
+		"/bin/sh -c \"$1\" >" CUST_GUEST_OUT " 2>&1 </dev/null; rc=$?; "
+		"tail -n 20 " CUST_GUEST_OUT "; rm -f " CUST_GUEST_OUT "; echo \"@@phx-status=$rc\"";
+	char *argv[] = {"/bin/sh", "-c", (char *)wrapper, "phx-customize", (char *)script, NULL};
+	char *out, *mark;
+	int status;
+
+	out = guestfs_command(c->g, argv);
+	if (!out)
+		return cust_gerr(c, "%s", "run /bin/sh in the guest");
+	mark = strstr(out, "@@phx-status=");
+	if (!mark || sscanf(mark, "@@phx-status=%d", &status) != 1) {
+		phx_err_set(c->err, PHX_E_GUEST, "guest command gave no exit status; output: %s",
+			    out);
+		free(out);
+		return -1;
+	}
+	*mark = '\0';
+	*ret_status = status;
+	*ret_tail = out;
+	return 0;
+}
+
+/* Builds the "<what>exit status N; last output lines:" error for a failed guest command. */
+static int cust_guest_failed(struct cust_ctx *c, enum phx_err_code code, const char *what,
+			     int status, const char *tail)
+{
+	struct buf b = BUF_INIT;
+	const char *p = tail;
+
+	buf_init(&b, PHX_ERR_MSG_MAX);
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (buf_printf(&b, NULL, "\n  | %.*s", (int)len, p) < 0)
+			break;
+		p += len + (nl ? 1 : 0);
+	}
+	phx_err_set(c->err, code, "%sexit status %d; last output lines:%s", what, status,
+		    b.len ? buf_str(&b) : " (none)");
+	buf_release(&b);
+	return -1;
+}
+
+/* Logs the output of a successful command at debug level. */
+static void cust_log_tail(const char *tail)
+{
+	if (!log_enabled(PHX_LOG_DEBUG))
+		return;
+	for (const char *p = tail; *p;) {
+		const char *nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
+
+		log_debug("customize:   | %.*s", len, p);
+		p += len + (nl ? 1 : 0);
+	}
+}
+
+/* Runs a script and turns a non-zero exit into a PHX_E_GUEST error. *ret_tail optional. */
+static int cust_sh_checked(struct cust_ctx *c, const char *script, char **ret_tail)
+{
+	char *tail = NULL;
+	int status;
+
+	if (cust_guest_sh(c, script, &status, &tail) < 0)
+		return -1;
+	if (status != 0) {
+		cust_guest_failed(c, PHX_E_GUEST, "", status, tail);
+		free(tail);
+		return -1;
+	}
+	cust_log_tail(tail);
+	if (ret_tail)
+		*ret_tail = tail;
+	else
+		free(tail);
+	return 0;
+}
+
+/* Single-quotes s for sh. */
+static int cust_shell_quote(struct buf *b, const char *s, struct phx_err *err)
+{
+	if (buf_puts(b, "'", err) < 0)
+		return -1;
+	for (; *s; s++) {
+		if (*s == '\'' ? buf_puts(b, "'\\''", err) < 0 : buf_append(b, s, 1, err) < 0)
+			return -1;
+	}
+	return buf_puts(b, "'", err);
+}
+
+static bool cust_no_network(const char *out)
+{
+	static const char *const signs[] = {"Temporary failure resolving", "Could not resolve",
+					    "Network is unreachable", "Could not connect",
+					    "Failed to fetch", "Connection timed out"};
+
+	for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++)
+		if (strstr(out, signs[i]))
+			return true;
+	return false;
+}
+
+static int cust_op_packages(struct cust_ctx *c, const struct cust_op *op)
+{
+	struct buf cmd = BUF_INIT;
+	char *tail = NULL;
+	int status, rc = -1;
+
+	/* apt-get update exits 0 even when it fetched nothing, so judge it by its output too. */
+	if (cust_guest_sh(c, "apt-get -q update", &status, &tail) < 0)
+		return -1;
+	if (cust_no_network(tail)) {
+		cust_guest_failed(c, PHX_E_NET,
+				  "the guest has no network: 'apt-get update' could not reach the "
+				  "image's apt sources (hint: use 'debs' with local .deb files on "
+				  "offline sites): ",
+				  status, tail);
+		goto out;
+	}
+	if (status != 0) {
+		cust_guest_failed(c, PHX_E_GUEST, "apt-get update: ", status, tail);
+		goto out;
+	}
+	cust_log_tail(tail);
+	if (buf_puts(&cmd, "apt-get -q -y -o Dpkg::Options::=--force-confold install", c->err) < 0)
+		goto out;
+	for (size_t i = 0; i < op->nargs; i++)
+		if (buf_puts(&cmd, " ", c->err) < 0 || cust_shell_quote(&cmd, op->args[i], c->err) < 0)
+			goto out;
+	rc = cust_sh_checked(c, buf_str(&cmd), NULL);
+out:
+	free(tail);
+	buf_release(&cmd);
+	return rc;
+}
+
+static int cust_op_debs(struct cust_ctx *c, const struct cust_op *op)
+{
+	int rc;
+
+	if (guestfs_mkdir_p(c->g, CUST_GUEST_DEBS) < 0)
+		return cust_gerr(c, "%s", "mkdir " CUST_GUEST_DEBS);
+	for (size_t i = 0; i < op->nargs; i++) {
+		const char *base = strrchr(op->args[i], '/');
+		char dst[4096];
+
+		base = base ? base + 1 : op->args[i];
+		snprintf(dst, sizeof(dst), CUST_GUEST_DEBS "/%s", base);
+		if (guestfs_upload(c->g, op->args[i], dst) < 0)
+			return cust_gerr(c, "upload '%s'", op->args[i]);
+	}
+	/* One dpkg call so the packages may depend on each other in any order. */
+	rc = cust_sh_checked(c, "dpkg -i " CUST_GUEST_DEBS "/*.deb", NULL);
+	if (guestfs_rm_rf(c->g, CUST_GUEST_DEBS) < 0 && rc == 0)
+		return cust_gerr(c, "%s", "remove " CUST_GUEST_DEBS);
+	return rc;
+}
+
+static int cust_op_services(struct cust_ctx *c, const struct cust_op *op, char *note,
+			    size_t note_len)
+{
+	struct buf cmd = BUF_INIT;
+	char *tail = NULL;
+	int rc = -1;
+
+	if (buf_puts(&cmd, "systemctl enable", c->err) < 0)
+		goto out;
+	for (size_t i = 0; i < op->nargs; i++)
+		if (buf_puts(&cmd, " ", c->err) < 0 || cust_shell_quote(&cmd, op->args[i], c->err) < 0)
+			goto out;
+	if (cust_sh_checked(c, buf_str(&cmd), &tail) < 0)
+		goto out;
+	/* Units with an empty [Install] section (qemu-guest-agent is started by udev when its
+	 * virtio port appears) make systemctl explain and exit 0: that is not a failure. */
+	if (strstr(tail, "no installation config"))
+		snprintf(note, note_len, " (static unit: started by its trigger, not by enable)");
+	rc = 0;
+out:
+	free(tail);
+	buf_release(&cmd);
+	return rc;
+}
+
+static int cust_op_file(struct cust_ctx *c, const struct cust_op *op)
+{
+	const char *path = op->args[0];
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (guestfs_mkdir_p(c->g, dir) < 0)
+			return cust_gerr(c, "mkdir '%s'", dir);
+	}
+	if (op->nargs == 2) {
+		if (guestfs_upload(c->g, op->args[1], path) < 0)
+			return cust_gerr(c, "upload to '%s'", path);
+	} else if (guestfs_write(c->g, path, op->data, op->len) < 0) {
+		return cust_gerr(c, "write '%s'", path);
+	}
+	if (guestfs_chmod(c->g, (int)op->mode, path) < 0)
+		return cust_gerr(c, "chmod '%s'", path);
+	return 0;
+}
+
+static int cust_op_timezone(struct cust_ctx *c, const struct cust_op *op)
+{
+	char zone[512], line[160];
+	int r;
+
+	snprintf(zone, sizeof(zone), "/usr/share/zoneinfo/%s", op->args[0]);
+	r = guestfs_is_file_opts(c->g, zone, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1);
+	if (r < 0)
+		return cust_gerr(c, "stat '%s'", zone);
+	if (r == 0)
+		return phx_err_set(c->err, PHX_E_GUEST,
+				   "'%s' is not in the image (is tzdata installed?)", zone);
+	if (guestfs_ln_sf(c->g, zone, "/etc/localtime") < 0)
+		return cust_gerr(c, "%s", "link /etc/localtime");
+	snprintf(line, sizeof(line), "%s\n", op->args[0]);
+	if (guestfs_write(c->g, "/etc/timezone", line, strlen(line)) < 0)
+		return cust_gerr(c, "%s", "write /etc/timezone");
+	return 0;
+}
+
+/* --- hygiene: what every template needs so its clones get their own identity --- */
+
+static int cust_hyg_machine_id(struct cust_ctx *c, char *note, size_t note_len)
+{
+	static const char dbus[] = "/var/lib/dbus/machine-id";
+	int r;
+
+	if (guestfs_write(c->g, "/etc/machine-id", "", 0) < 0)
+		return cust_gerr(c, "%s", "truncate /etc/machine-id");
+	/* systemd copies the D-Bus id back into an empty /etc/machine-id at boot, so a regular
+	 * file there would give every clone the same id: make it the link the distros ship. */
+	r = guestfs_is_symlink(c->g, dbus);
+	if (r < 0)
+		return cust_gerr(c, "stat '%s'", dbus);
+	if (r == 1) {
+		snprintf(note, note_len, ", '%s' is a link", dbus);
+		return 0;
+	}
+	r = guestfs_exists(c->g, dbus);
+	if (r < 0)
+		return cust_gerr(c, "stat '%s'", dbus);
+	if (r == 0) {
+		snprintf(note, note_len, ", no '%s'", dbus);
+		return 0;
+	}
+	if (guestfs_rm_f(c->g, dbus) < 0 || guestfs_ln_s(c->g, "/etc/machine-id", dbus) < 0)
+		return cust_gerr(c, "relink '%s'", dbus);
+	snprintf(note, note_len, ", '%s' relinked to it", dbus);
+	return 0;
+}
+
+static int cust_hyg_cloud_init(struct cust_ctx *c, char *note, size_t note_len)
+{
+	char **entries;
+	bool state = false;
+	int r;
+
+	r = guestfs_is_file_opts(c->g, "/usr/bin/cloud-init", GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS,
+				 1, -1);
+	if (r < 0)
+		return cust_gerr(c, "%s", "stat /usr/bin/cloud-init");
+	if (r == 0) {
+		snprintf(note, note_len, ": not installed");
+		return 0;
+	}
+	/* `cloud-init clean` starts Python (seconds under TCG); only pay it when there is state
+	 * from an earlier boot or run to clean. */
+	r = guestfs_is_dir(c->g, "/var/lib/cloud");
+	if (r < 0)
+		return cust_gerr(c, "%s", "stat /var/lib/cloud");
+	if (r == 1) {
+		entries = guestfs_ls(c->g, "/var/lib/cloud");
+		if (!entries)
+			return cust_gerr(c, "%s", "list /var/lib/cloud");
+		for (char **p = entries; *p; p++)
+			if (!strcmp(*p, "instance") || !strcmp(*p, "instances") ||
+			    !strcmp(*p, "data") || !strcmp(*p, "sem"))
+				state = true;
+		cust_free_strv(entries);
+	}
+	r = guestfs_exists(c->g, "/var/log/cloud-init.log");
+	if (r < 0)
+		return cust_gerr(c, "%s", "stat /var/log/cloud-init.log");
+	if (!state && r == 0) {
+		snprintf(note, note_len, ": never ran, nothing to clean");
+		return 0;
+	}
+	if (cust_sh_checked(c, "cloud-init clean --logs", NULL) < 0)
+		return -1;
+	snprintf(note, note_len, ": state and logs removed");
+	return 0;
+}
+
+/* Removes the paths a glob matches, except basenames in `keep` (NULL-terminated, may be
+ * NULL). Adds the count to *ret_n. */
+static int cust_rm_glob(struct cust_ctx *c, const char *pattern, const char *const *keep,
+			size_t *ret_n)
+{
+	char **paths = guestfs_glob_expand(c->g, pattern);
+
+	if (!paths)
+		return cust_gerr(c, "glob '%s'", pattern);
+	for (char **p = paths; *p; p++) {
+		size_t len = strlen(*p);
+		const char *base;
+		bool skip = false;
+
+		/* directories come back with a trailing '/' */
+		if (len > 1 && (*p)[len - 1] == '/')
+			(*p)[len - 1] = '\0';
+		base = strrchr(*p, '/') ? strrchr(*p, '/') + 1 : *p;
+		for (const char *const *k = keep; k && *k; k++)
+			skip = skip || !strcmp(base, *k);
+		if (skip)
+			continue;
+		if (guestfs_rm_rf(c->g, *p) < 0) {
+			cust_gerr(c, "remove '%s'", *p);
+			cust_free_strv(paths);
+			return -1;
+		}
+		(*ret_n)++;
+	}
+	cust_free_strv(paths);
+	return 0;
+}
+
+static int cust_hyg_ssh_keys(struct cust_ctx *c, char *note, size_t note_len)
+{
+	size_t n = 0;
+
+	if (cust_rm_glob(c, "/etc/ssh/ssh_host_*", NULL, &n) < 0)
+		return -1;
+	snprintf(note, note_len, ": %zu removed", n);
+	return 0;
+}
+
+static int cust_hyg_apt(struct cust_ctx *c, char *note, size_t note_len)
+{
+	static const char *const keep[] = {"lock", "partial", NULL};
+	size_t n = 0;
+
+	if (cust_rm_glob(c, "/var/lib/apt/lists/*", keep, &n) < 0 ||
+	    cust_rm_glob(c, "/var/lib/apt/lists/partial/*", NULL, &n) < 0 ||
+	    cust_rm_glob(c, "/var/cache/apt/*.bin", NULL, &n) < 0 ||
+	    cust_rm_glob(c, "/var/cache/apt/archives/*.deb", NULL, &n) < 0)
+		return -1;
+	snprintf(note, note_len, ": %zu files removed", n);
+	return 0;
+}
+
+/* --- root file system --- */
+
+static bool cust_linux_fstype(const char *t)
+{
+	return !strcmp(t, "ext4") || !strcmp(t, "ext3") || !strcmp(t, "ext2") ||
+	       !strcmp(t, "xfs") || !strcmp(t, "btrfs");
+}
+
+/* Finds the OS root without guestfs_inspect_os (12-15 s under TCG, most of it spent on things
+ * we do not use, like the application list): mount each Linux file system read-only for a
+ * moment and look for /etc and os-release, the same evidence inspection uses for Linux. */
+static int cust_find_root(struct cust_ctx *c, char **ret_dev)
+{
+	struct cust_fs_candidate cand[32];
+	char **fs = guestfs_list_filesystems(c->g);
+	size_t n = 0, idx;
+	int rc = -1;
+
+	if (!fs)
+		return cust_gerr(c, "%s", "list file systems");
+	for (size_t i = 0; fs[i] && fs[i + 1] && n < sizeof(cand) / sizeof(cand[0]); i += 2) {
+		struct cust_fs_candidate *k = &cand[n];
+		int a, b1, b2;
+
+		if (!cust_linux_fstype(fs[i + 1]) || !strncmp(fs[i], "btrfsvol:", 9))
+			continue;
+		if (guestfs_mount_ro(c->g, fs[i], "/") < 0) {
+			log_debug("customize: cannot mount '%s' (%s): %s", fs[i], fs[i + 1],
+				  guestfs_last_error(c->g));
+			continue;
+		}
+		a = guestfs_is_dir(c->g, "/etc");
+		b1 = guestfs_exists(c->g, "/etc/os-release");
+		b2 = guestfs_exists(c->g, "/usr/lib/os-release");
+		if (guestfs_umount(c->g, "/") < 0 || a < 0 || b1 < 0 || b2 < 0) {
+			cust_gerr(c, "examine '%s'", fs[i]);
+			goto out;
+		}
+		k->device = fs[i];
+		k->fstype = fs[i + 1];
+		k->has_etc = a == 1;
+		k->has_os_release = b1 == 1 || b2 == 1;
+		log_debug("customize: file system '%s' (%s): %s", fs[i], fs[i + 1],
+			  k->has_etc && k->has_os_release ? "an OS root" : "not an OS root");
+		n++;
+	}
+	if (cust_pick_root(cand, n, c->disk, &idx, c->err) < 0)
+		goto out;
+	*ret_dev = strdup(cand[idx].device);
+	if (!*ret_dev) {
+		phx_err_set(c->err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	cust_free_strv(fs);
+	return rc;
+}
+
+/* Mounts what the guest's fstab mounts below the root (e.g. Ubuntu's separate /boot), so
+ * package scripts write where the booted system will look. Unresolvable entries are skipped,
+ * as inspection does. */
+static int cust_mount_fstab(struct cust_ctx *c)
+{
+	char **lines;
+	int r = guestfs_is_file(c->g, "/etc/fstab");
+
+	if (r <= 0)
+		return r < 0 ? cust_gerr(c, "%s", "stat /etc/fstab") : 0;
+	lines = guestfs_read_lines(c->g, "/etc/fstab");
+	if (!lines)
+		return cust_gerr(c, "%s", "read /etc/fstab");
+	for (char **l = lines; *l; l++) {
+		char spec[256], mp[256], type[32], *dev = NULL;
+
+		if (sscanf(*l, " %255s %255s %31s", spec, mp, type) != 3 || spec[0] == '#')
+			continue;
+		if (mp[0] != '/' || mp[1] == '\0' || !cust_linux_fstype(type) ||
+		    !cust_valid_guest_path(mp))
+			continue;
+		if (!strncmp(spec, "LABEL=", 6))
+			dev = guestfs_findfs_label(c->g, spec + 6);
+		else if (!strncmp(spec, "UUID=", 5))
+			dev = guestfs_findfs_uuid(c->g, spec + 5);
+		else if (!strncmp(spec, "/dev/", 5))
+			dev = NULL; /* device names differ inside the appliance */
+		if (!dev) {
+			log_debug("customize: fstab '%s' on '%s': not found, not mounted", spec, mp);
+			continue;
+		}
+		if (guestfs_mkmountpoint(c->g, mp) < 0 && guestfs_is_dir(c->g, mp) != 1) {
+			log_debug("customize: fstab mount point '%s' missing: %s", mp,
+				  guestfs_last_error(c->g));
+		} else if (guestfs_mount(c->g, dev, mp) < 0) {
+			log_debug("customize: cannot mount '%s' on '%s': %s", dev, mp,
+				  guestfs_last_error(c->g));
+		} else {
+			log_debug("customize: mounted '%s' on '%s'", dev, mp);
+		}
+		free(dev);
+	}
+	cust_free_strv(lines);
+	return 0;
+}
+
+static int cust_read_os_release(struct cust_ctx *c, struct cust_report *rep)
+{
+	const char *paths[] = {"/etc/os-release", "/usr/lib/os-release"};
+
+	for (size_t i = 0; i < 2; i++) {
+		char *real, *text;
+		size_t len;
+
+		/* realpath runs chrooted in the guest, so an absolute link resolves correctly */
+		real = guestfs_realpath(c->g, paths[i]);
+		if (!real)
+			continue;
+		text = guestfs_read_file(c->g, real, &len);
+		free(real);
+		if (!text)
+			continue;
+		cust_parse_os_release(text, rep->distro, sizeof(rep->distro), rep->version,
+				      sizeof(rep->version));
+		free(text);
+		return 0;
+	}
+	return cust_gerr(c, "%s", "read os-release");
+}
+
+/* --- the run --- */
+
+static const char *cust_disk_format(const char *path)
+{
+	unsigned char magic[4];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	n = read(fd, magic, sizeof(magic));
+	close(fd);
+	if (n == 4 && !memcmp(magic, "QFI\xfb", 4))
+		return "qcow2";
+	return "raw";
+}
+
+static int cust_configure(struct cust_ctx *c, const struct cust_plan *plan,
+			  const struct cust_opts *opts, struct cust_report *rep)
+{
+	const char *settings = getenv("LIBGUESTFS_BACKEND_SETTINGS");
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int smp = opts->smp > 0 ? opts->smp : (ncpu >= 2 ? 2 : 1);
+	bool kvm;
+
+	/* The libvirt backend adds a daemon and its own KVM decision; "direct" runs qemu
+	 * ourselves. Respect an explicit choice. */
+	if (!getenv("LIBGUESTFS_BACKEND") && guestfs_set_backend(c->g, "direct") < 0)
+		return cust_gerr(c, "%s", "set backend 'direct'");
+	if (settings && strstr(settings, "force_tcg")) {
+		kvm = false;
+		log_debug("customize: accelerator tcg (LIBGUESTFS_BACKEND_SETTINGS=%s)", settings);
+	} else {
+		char *hv = guestfs_get_hv(c->g);
+		int rc;
+
+		if (!hv)
+			return cust_gerr(c, "%s", "get hypervisor path");
+		rc = cust_accel_decide(opts->accel, hv, opts->state_dir, &kvm, c->err);
+		free(hv);
+		if (rc < 0)
+			return -1;
+		if (!kvm && guestfs_set_backend_setting(c->g, "force_tcg", "1") < 0)
+			return cust_gerr(c, "%s", "set backend setting 'force_tcg'");
+	}
+	snprintf(rep->accel, sizeof(rep->accel), "%s", kvm ? "kvm" : "tcg");
+	if (guestfs_set_smp(c->g, smp) < 0)
+		return cust_gerr(c, "%s", "set vCPUs");
+	if (opts->memsize_mib > 0 && guestfs_set_memsize(c->g, opts->memsize_mib) < 0)
+		return cust_gerr(c, "%s", "set memory size");
+	if (cust_plan_needs_network(plan) && guestfs_set_network(c->g, 1) < 0)
+		return cust_gerr(c, "%s", "enable network");
+	if (log_enabled(PHX_LOG_TRACE))
+		guestfs_set_trace(c->g, 1);
+	log_debug("customize: backend '%s', accelerator %s, %d vCPU%s, network %s",
+		  getenv("LIBGUESTFS_BACKEND") ? getenv("LIBGUESTFS_BACKEND") : "direct",
+		  rep->accel, smp, smp == 1 ? "" : "s",
+		  cust_plan_needs_network(plan) ? "on" : "off");
+	return 0;
+}
+
+static int cust_run_step(struct cust_ctx *c, const struct cust_op *op, char *note,
+			 size_t note_len)
+{
+	switch (op->kind) {
+	case CUST_OP_PACKAGES:
+		return cust_op_packages(c, op);
+	case CUST_OP_DEBS:
+		return cust_op_debs(c, op);
+	case CUST_OP_ENABLE_SERVICES:
+		return cust_op_services(c, op, note, note_len);
+	case CUST_OP_RUN:
+		return cust_sh_checked(c, op->args[0], NULL);
+	case CUST_OP_FILE:
+		return cust_op_file(c, op);
+	case CUST_OP_TIMEZONE:
+		return cust_op_timezone(c, op);
+	}
+	return phx_err_set(c->err, PHX_E_INTERNAL, "unknown customize step %d", (int)op->kind);
+}
+
+static int cust_hygiene(struct cust_ctx *c)
+{
+	static const struct {
+		const char *what;
+		int (*fn)(struct cust_ctx *, char *, size_t);
+	} steps[] = {
+		{"empty /etc/machine-id", cust_hyg_machine_id},
+		{"cloud-init clean", cust_hyg_cloud_init},
+		{"delete SSH host keys", cust_hyg_ssh_keys},
+		{"clear apt lists and caches", cust_hyg_apt},
+	};
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		char note[160] = "";
+		double t = cust_now();
+
+		if (steps[i].fn(c, note, sizeof(note)) < 0)
+			return phx_err_wrap(c->err, "hygiene '%s'", steps[i].what);
+		log_info("customize: hygiene: %s%s (%.1f s)", steps[i].what, note, cust_now() - t);
+	}
+	return 0;
+}
+
+int cust_run(const struct cust_plan *plan, const char *disk_path, const struct cust_opts *opts,
+	     struct cust_report *ret_report, struct phx_err *err)
+{
+	static const struct cust_opts defaults = CUST_OPTS_INIT;
+	struct cust_report rep = {0};
+	struct cust_ctx c = {.disk = disk_path, .err = err};
+	struct rusage ru;
+	double t0 = cust_now(), t;
+	const char *fmt;
+	char *root = NULL;
+	size_t n = cust_plan_len(plan);
+	int rc = -1;
+
+	if (!opts)
+		opts = &defaults;
+	fmt = cust_disk_format(disk_path);
+	if (!fmt)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "open disk '%s'", disk_path);
+	c.g = guestfs_create_flags(0);
+	if (!c.g)
+		return phx_err_set_errno(err, PHX_E_RUNTIME, errno, "create libguestfs handle");
+	/* Errors come back through guestfs_last_error() and become phx_err; nothing below main
+	 * prints. */
+	guestfs_set_error_handler(c.g, NULL, NULL);
+	if (cust_configure(&c, plan, opts, &rep) < 0)
+		goto out;
+	if (guestfs_add_drive_opts(c.g, disk_path, GUESTFS_ADD_DRIVE_OPTS_FORMAT, fmt, -1) < 0) {
+		cust_gerr(&c, "add disk '%s'", disk_path);
+		goto out;
+	}
+	t = cust_now();
+	if (guestfs_launch(c.g) < 0) {
+		cust_gerr(&c, "%s", "start the libguestfs appliance");
+		phx_err_wrap(err, "customize '%s' (accelerator %s; 'libguestfs-test-tool' "
+			     "diagnoses the appliance)", disk_path, rep.accel);
+		goto out;
+	}
+	rep.launch_seconds = cust_now() - t;
+	log_info("customize: appliance started in %.1f s (%s)", rep.launch_seconds, rep.accel);
+
+	t = cust_now();
+	if (cust_find_root(&c, &root) < 0)
+		goto fail;
+	if (guestfs_mount(c.g, root, "/") < 0) {
+		cust_gerr(&c, "mount root '%s'", root);
+		goto fail;
+	}
+	if (cust_mount_fstab(&c) < 0 || cust_read_os_release(&c, &rep) < 0)
+		goto fail;
+	snprintf(rep.root_device, sizeof(rep.root_device), "%s", root);
+	log_info("customize: root file system '%s': %s %s (%.1f s)", root, rep.distro,
+		 rep.version, cust_now() - t);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct cust_op *op = cust_plan_op(plan, i);
+		char what[700], note[160] = "";
+
+		snprintf(what, sizeof(what), "step %zu/%zu %s", i + 1, n, op->desc);
+		log_debug("customize: %s ...", what);
+		t = cust_now();
+		if (cust_run_step(&c, op, note, sizeof(note)) < 0) {
+			phx_err_wrap(err, "%s", what);
+			goto fail;
+		}
+		log_info("customize: %s: done%s (%.1f s)", what, note, cust_now() - t);
+		rep.steps++;
+	}
+	if (cust_hygiene(&c) < 0)
+		goto fail;
+	/* shutdown syncs and unmounts; its failure means the writes may not be on disk. */
+	t = cust_now();
+	if (guestfs_shutdown(c.g) < 0) {
+		cust_gerr(&c, "%s", "shut down the appliance (changes may be incomplete)");
+		goto fail;
+	}
+	log_debug("customize: appliance shut down in %.1f s", cust_now() - t);
+	rep.total_seconds = cust_now() - t0;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		rep.peak_rss_kib = ru.ru_maxrss;
+	log_info("customize: '%s' done in %.1f s, peak RSS %ld KiB", disk_path, rep.total_seconds,
+		 rep.peak_rss_kib);
+	*ret_report = rep;
+	rc = 0;
+	goto out;
+fail:
+	phx_err_wrap(err, "customize '%s'", disk_path);
+out:
+	free(root);
+	guestfs_close(c.g);
+	return rc;
+}

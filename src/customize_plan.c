@@ -1,0 +1,502 @@
+/* customize_plan: building and validating the ordered customization plan, and the pure
+ * decisions of a run (which file system is the OS root, what os-release says). No libguestfs
+ * here, so all of it is unit-testable without an appliance. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "customize.h"
+#include "customize_int.h"
+#include "fsutil.h"
+
+struct cust_plan *cust_plan_new(struct phx_err *err)
+{
+	struct cust_plan *plan = calloc(1, sizeof(*plan));
+
+	if (!plan)
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return plan;
+}
+
+static void cust_op_release(struct cust_op *op)
+{
+	for (size_t i = 0; i < op->nargs; i++)
+		free(op->args[i]);
+	free(op->args);
+	free(op->data);
+	free(op->desc);
+}
+
+void cust_plan_free(struct cust_plan *plan)
+{
+	if (!plan)
+		return;
+	for (size_t i = 0; i < plan->n; i++)
+		cust_op_release(&plan->ops[i]);
+	free(plan->ops);
+	free(plan);
+}
+
+size_t cust_plan_len(const struct cust_plan *plan)
+{
+	return plan->n;
+}
+
+enum cust_op_kind cust_plan_kind(const struct cust_plan *plan, size_t i)
+{
+	return plan->ops[i].kind;
+}
+
+const char *cust_plan_describe(const struct cust_plan *plan, size_t i)
+{
+	return plan->ops[i].desc;
+}
+
+const struct cust_op *cust_plan_op(const struct cust_plan *plan, size_t i)
+{
+	return &plan->ops[i];
+}
+
+bool cust_plan_needs_network(const struct cust_plan *plan)
+{
+	for (size_t i = 0; i < plan->n; i++)
+		if (plan->ops[i].kind == CUST_OP_PACKAGES)
+			return true;
+	return false;
+}
+
+/* Appends a fully built op; on failure releases it, so callers hand it over either way. */
+static int cust_plan_push(struct cust_plan *plan, struct cust_op *op, struct phx_err *err)
+{
+	if (plan->n == plan->alloc) {
+		size_t alloc = plan->alloc ? plan->alloc * 2 : 8;
+		struct cust_op *ops = realloc(plan->ops, alloc * sizeof(*ops));
+
+		if (!ops) {
+			cust_op_release(op);
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		}
+		plan->ops = ops;
+		plan->alloc = alloc;
+	}
+	plan->ops[plan->n++] = *op;
+	return 0;
+}
+
+/* Copies n strings into op->args and builds "<verb> 'a b c'" as its description. */
+static int cust_op_set_args(struct cust_op *op, const char *verb, const char *const *v, size_t n,
+			    struct phx_err *err)
+{
+	struct buf d = BUF_INIT;
+
+	op->args = calloc(n ? n : 1, sizeof(*op->args));
+	if (!op->args)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		op->args[i] = strdup(v[i]);
+		if (!op->args[i])
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		op->nargs++;
+	}
+	if (buf_printf(&d, err, "%s '", verb) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const char *shown = v[i];
+
+		if (op->kind == CUST_OP_DEBS && strrchr(shown, '/'))
+			shown = strrchr(shown, '/') + 1;
+		if (buf_printf(&d, err, "%s%s", i ? " " : "", shown) < 0)
+			goto fail;
+	}
+	if (buf_puts(&d, "'", err) < 0)
+		goto fail;
+	op->desc = buf_detach(&d);
+	if (!op->desc)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return 0;
+fail:
+	buf_release(&d);
+	return -1;
+}
+
+/* Debian policy: [a-z0-9][a-z0-9+.-]+, then optionally :arch and/or =version. */
+bool cust_valid_package(const char *s)
+{
+	const char *p = s;
+
+	if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p))
+		return false;
+	for (p++; *p && *p != ':' && *p != '='; p++)
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && !strchr("+.-", *p))
+			return false;
+	if (p - s < 2)
+		return false;
+	if (*p == ':') {
+		const char *a = ++p;
+
+		for (; *p && *p != '='; p++)
+			if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-')
+				return false;
+		if (p == a)
+			return false;
+	}
+	if (*p == '=') {
+		const char *v = ++p;
+
+		for (; *p; p++)
+			if (!isalnum((unsigned char)*p) && !strchr("+.~:-", *p))
+				return false;
+		if (p == v)
+			return false;
+	}
+	return true;
+}
+
+/* systemd unit names: letters, digits, ":-_.\@", at most 255 bytes, no leading '-' or '.'. */
+bool cust_valid_unit(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 255 || s[0] == '-' || s[0] == '.')
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(":-_.\\@", *p))
+			return false;
+	return true;
+}
+
+/* Absolute, not "/", no empty, "." or ".." components, no trailing slash. */
+bool cust_valid_guest_path(const char *s)
+{
+	const char *p = s;
+
+	if (s[0] != '/' || s[1] == '\0')
+		return false;
+	while (*p == '/') {
+		const char *c = ++p;
+		size_t len;
+
+		while (*p && *p != '/')
+			p++;
+		len = (size_t)(p - c);
+		if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* Zone names as in tzdata: components of [A-Za-z0-9_+-], separated by '/', no '..'. */
+bool cust_valid_timezone(const char *s)
+{
+	const char *p = s;
+
+	if (!*s || strlen(s) > 128)
+		return false;
+	for (;;) {
+		const char *c = p;
+
+		while (*p && *p != '/') {
+			if (!isalnum((unsigned char)*p) && !strchr("_+-.", *p))
+				return false;
+			p++;
+		}
+		if (p == c || (p - c == 1 && c[0] == '.') || (p - c == 2 && !strncmp(c, "..", 2)))
+			return false;
+		if (!*p)
+			return true;
+		p++;
+	}
+}
+
+static int cust_check_list(const char *what, const char *const *v, size_t n,
+			   bool (*valid)(const char *), const char *expect, struct phx_err *err)
+{
+	if (n == 0)
+		return phx_err_set(err, PHX_E_INPUT, "%s: expected at least one name", what);
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i] || !valid(v[i]))
+			return phx_err_set(err, PHX_E_INPUT, "%s[%zu]: expected %s, got '%s'", what,
+					   i, expect, v[i] ? v[i] : "(null)");
+	}
+	return 0;
+}
+
+int cust_plan_add_packages(struct cust_plan *plan, const char *const *names, size_t n,
+			   struct phx_err *err)
+{
+	struct cust_op op = {.kind = CUST_OP_PACKAGES};
+
+	if (cust_check_list("packages", names, n, cust_valid_package,
+			    "a Debian package name like 'qemu-guest-agent'", err) < 0)
+		return -1;
+	if (cust_op_set_args(&op, "install packages", names, n, err) < 0) {
+		cust_op_release(&op);
+		return -1;
+	}
+	return cust_plan_push(plan, &op, err);
+}
+
+static bool cust_any(const char *s)
+{
+	return s && *s;
+}
+
+int cust_plan_add_debs(struct cust_plan *plan, const char *const *paths, size_t n,
+		       struct phx_err *err)
+{
+	struct cust_op op = {.kind = CUST_OP_DEBS};
+
+	if (cust_check_list("debs", paths, n, cust_any, "a path to a .deb file", err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *base = strrchr(paths[i], '/') ? strrchr(paths[i], '/') + 1 : paths[i];
+		size_t len = strlen(base);
+		struct stat st;
+
+		if (len < 5 || strcmp(base + len - 4, ".deb") != 0)
+			return phx_err_set(err, PHX_E_INPUT,
+					   "debs[%zu]: '%s' does not end in '.deb'", i, paths[i]);
+		if (stat(paths[i], &st) < 0)
+			return phx_err_set_errno(err, PHX_E_INPUT, errno, "debs[%zu]: '%s'", i,
+						 paths[i]);
+		if (!S_ISREG(st.st_mode) || access(paths[i], R_OK) < 0)
+			return phx_err_set(err, PHX_E_INPUT,
+					   "debs[%zu]: '%s' is not a readable regular file", i,
+					   paths[i]);
+		/* Uploaded by basename into one directory: two equal names would overwrite. */
+		for (size_t j = 0; j < i; j++) {
+			const char *o = strrchr(paths[j], '/') ? strrchr(paths[j], '/') + 1 : paths[j];
+
+			if (!strcmp(o, base))
+				return phx_err_set(err, PHX_E_INPUT,
+						   "debs[%zu]: '%s' has the same file name as "
+						   "debs[%zu] '%s'",
+						   i, paths[i], j, paths[j]);
+		}
+	}
+	if (cust_op_set_args(&op, "install local packages", paths, n, err) < 0) {
+		cust_op_release(&op);
+		return -1;
+	}
+	return cust_plan_push(plan, &op, err);
+}
+
+int cust_plan_add_services(struct cust_plan *plan, const char *const *names, size_t n,
+			   struct phx_err *err)
+{
+	struct cust_op op = {.kind = CUST_OP_ENABLE_SERVICES};
+
+	if (cust_check_list("enable_services", names, n, cust_valid_unit,
+			    "a systemd unit name like 'qemu-guest-agent'", err) < 0)
+		return -1;
+	if (cust_op_set_args(&op, "enable services", names, n, err) < 0) {
+		cust_op_release(&op);
+		return -1;
+	}
+	return cust_plan_push(plan, &op, err);
+}
+
+int cust_plan_add_run(struct cust_plan *plan, const char *command, struct phx_err *err)
+{
+	struct cust_op op = {.kind = CUST_OP_RUN};
+	const char *v[1] = {command};
+	char shown[72];
+
+	if (!command || !*command || strspn(command, " \t\n") == strlen(command))
+		return phx_err_set(err, PHX_E_INPUT, "run: expected a shell command, got '%s'",
+				   command ? command : "(null)");
+	if (cust_op_set_args(&op, "run", v, 1, err) < 0)
+		goto fail;
+	/* Long scripts are shortened in the log line; errors quote them in full. */
+	if (strlen(command) > sizeof(shown) - 1 || strchr(command, '\n')) {
+		size_t k = 0;
+
+		for (; command[k] && command[k] != '\n' && k < sizeof(shown) - 4; k++)
+			shown[k] = command[k];
+		memcpy(shown + k, "...", 4);
+		free(op.desc);
+		op.desc = NULL;
+		if (asprintf(&op.desc, "run '%s'", shown) < 0) {
+			op.desc = NULL;
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	return cust_plan_push(plan, &op, err);
+fail:
+	cust_op_release(&op);
+	return -1;
+}
+
+static int cust_file_common(struct cust_op *op, const char *path, unsigned mode,
+			    struct phx_err *err)
+{
+	if (!path || !cust_valid_guest_path(path))
+		return phx_err_set(err, PHX_E_INPUT,
+				   "files: path: expected an absolute guest path without '..', "
+				   "got '%s'",
+				   path ? path : "(null)");
+	if (mode > 07777)
+		return phx_err_set(err, PHX_E_INPUT, "files '%s': mode: expected at most 07777, "
+				   "got 0%o", path, mode);
+	op->mode = mode;
+	return 0;
+}
+
+int cust_plan_add_file_content(struct cust_plan *plan, const char *path, unsigned mode,
+			       const void *data, size_t len, struct phx_err *err)
+{
+	struct cust_op op = {.kind = CUST_OP_FILE};
+	const char *v[1] = {path};
+
+	if (cust_file_common(&op, path, mode, err) < 0)
+		return -1;
+	if (!data && len)
+		return phx_err_set(err, PHX_E_INTERNAL, "files '%s': NULL content", path);
+	op.data = malloc(len ? len : 1);
+	if (!op.data)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	if (len)
+		memcpy(op.data, data, len);
+	op.len = len;
+	if (cust_op_set_args(&op, "write file", v, 1, err) < 0)
+		goto fail;
+	free(op.desc);
+	if (asprintf(&op.desc, "write file '%s' (%zu bytes, mode 0%o)", path, len, mode) < 0) {
+		op.desc = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	return cust_plan_push(plan, &op, err);
+fail:
+	cust_op_release(&op);
+	return -1;
+}
+
+int cust_plan_add_file_source(struct cust_plan *plan, const char *path, unsigned mode,
+			      const char *source, struct phx_err *err)
+{
+	struct cust_op op = {.kind = CUST_OP_FILE};
+	const char *v[2] = {path, source};
+	struct stat st;
+
+	if (cust_file_common(&op, path, mode, err) < 0)
+		return -1;
+	if (!source || !*source)
+		return phx_err_set(err, PHX_E_INPUT, "files '%s': source: expected a host path",
+				   path);
+	if (stat(source, &st) < 0)
+		return phx_err_set_errno(err, PHX_E_INPUT, errno, "files '%s': source '%s'", path,
+					 source);
+	if (!S_ISREG(st.st_mode) || access(source, R_OK) < 0)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "files '%s': source '%s' is not a readable regular file", path,
+				   source);
+	if (cust_op_set_args(&op, "write file", v, 2, err) < 0)
+		goto fail;
+	free(op.desc);
+	if (asprintf(&op.desc, "write file '%s' from '%s' (mode 0%o)", path, source, mode) < 0) {
+		op.desc = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	return cust_plan_push(plan, &op, err);
+fail:
+	cust_op_release(&op);
+	return -1;
+}
+
+int cust_plan_add_timezone(struct cust_plan *plan, const char *tz, struct phx_err *err)
+{
+	struct cust_op op = {.kind = CUST_OP_TIMEZONE};
+	const char *v[1] = {tz};
+
+	if (!tz || !cust_valid_timezone(tz))
+		return phx_err_set(err, PHX_E_INPUT,
+				   "timezone: expected a zone name like 'Europe/Berlin', got '%s'",
+				   tz ? tz : "(null)");
+	if (cust_op_set_args(&op, "set timezone", v, 1, err) < 0) {
+		cust_op_release(&op);
+		return -1;
+	}
+	return cust_plan_push(plan, &op, err);
+}
+
+int cust_pick_root(const struct cust_fs_candidate *c, size_t n, const char *disk,
+		   size_t *ret_index, struct phx_err *err)
+{
+	size_t found = 0, idx = 0;
+	char names[256] = "";
+
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].has_etc || !c[i].has_os_release)
+			continue;
+		if (found++ == 0)
+			idx = i;
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s'%s'",
+			 found > 1 ? ", " : "", c[i].device);
+	}
+	if (found == 0)
+		return phx_err_set(err, PHX_E_NOTFOUND,
+				   "'%s': no operating system found (%zu file system%s, none with "
+				   "/etc and os-release)",
+				   disk, n, n == 1 ? "" : "s");
+	if (found > 1)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "'%s': %zu operating systems found (%s); expected exactly one",
+				   disk, found, names);
+	*ret_index = idx;
+	return 0;
+}
+
+/* Copies the value of `key=` from os-release text without quotes or escapes. */
+static void cust_os_release_value(const char *text, const char *key, char *out, size_t out_len)
+{
+	size_t klen = strlen(key);
+	const char *line = text;
+
+	if (out_len)
+		out[0] = '\0';
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+
+		if (len > klen && !strncmp(line, key, klen) && line[klen] == '=') {
+			const char *v = line + klen + 1;
+			size_t vlen = len - klen - 1, k = 0;
+
+			if (vlen >= 2 && (v[0] == '"' || v[0] == '\'') && v[vlen - 1] == v[0]) {
+				v++;
+				vlen -= 2;
+			}
+			for (size_t i = 0; i < vlen && k + 1 < out_len; i++) {
+				if (v[i] == '\\' && i + 1 < vlen)
+					i++;
+				out[k++] = v[i];
+			}
+			if (out_len)
+				out[k] = '\0';
+			return;
+		}
+		line = end ? end + 1 : NULL;
+	}
+}
+
+void cust_parse_os_release(const char *text, char *id, size_t id_len, char *version,
+			   size_t version_len)
+{
+	cust_os_release_value(text, "ID", id, id_len);
+	cust_os_release_value(text, "VERSION_ID", version, version_len);
+}
+
+int cust_prepare_copy(const char *src, const char *dst, struct phx_err *err)
+{
+	if (fs_copy_file(src, dst, err) < 0)
+		return phx_err_wrap(err, "copy image for customization");
+	return 0;
+}

@@ -1,0 +1,459 @@
+/* Unit tests for customize without an appliance: plan building and validation, the OS-root
+ * decision, os-release parsing, the KVM probe against fake qemu programs, and the image copy.
+ * Data in tests/data/customize/ (run from the repository root, as `make unit` does). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "customize.h"
+#include "fsutil.h"
+
+#define DATA "tests/data/customize/"
+
+static struct cust_plan *new_plan(void)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_plan *p = cust_plan_new(&err);
+
+	cr_assert_not_null(p, "%s", err.msg);
+	return p;
+}
+
+Test(customize, builds_an_ordered_plan_with_descriptions)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_plan *p = new_plan();
+	const char *pkgs[] = {"qemu-guest-agent", "curl=7.88.1-10+deb12u5", "libc6:amd64"};
+	const char *debs[] = {DATA "fake_1.0_all.deb"};
+	const char *svcs[] = {"qemu-guest-agent", "ssh.service", "getty@ttyS0.service"};
+
+	cr_assert_eq(cust_plan_add_packages(p, pkgs, 3, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_debs(p, debs, 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_services(p, svcs, 3, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_run(p, "echo hi > /etc/motd", &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_file_content(p, "/etc/phoenix/x.conf", 0640, "a\0b", 3, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_file_source(p, "/root/y", 0600, DATA "file-source.txt", &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_timezone(p, "Europe/Berlin", &err), 0, "%s", err.msg);
+	cr_assert_eq(err.code, PHX_E_NONE);
+
+	cr_assert_eq(cust_plan_len(p), 7);
+	cr_assert_eq(cust_plan_kind(p, 0), CUST_OP_PACKAGES);
+	cr_assert_eq(cust_plan_kind(p, 1), CUST_OP_DEBS);
+	cr_assert_eq(cust_plan_kind(p, 2), CUST_OP_ENABLE_SERVICES);
+	cr_assert_eq(cust_plan_kind(p, 3), CUST_OP_RUN);
+	cr_assert_eq(cust_plan_kind(p, 4), CUST_OP_FILE);
+	cr_assert_eq(cust_plan_kind(p, 5), CUST_OP_FILE);
+	cr_assert_eq(cust_plan_kind(p, 6), CUST_OP_TIMEZONE);
+	cr_assert_str_eq(cust_plan_describe(p, 0),
+			 "install packages 'qemu-guest-agent curl=7.88.1-10+deb12u5 libc6:amd64'");
+	/* .deb paths are shown by file name */
+	cr_assert_str_eq(cust_plan_describe(p, 1), "install local packages 'fake_1.0_all.deb'");
+	cr_assert_str_eq(cust_plan_describe(p, 2),
+			 "enable services 'qemu-guest-agent ssh.service getty@ttyS0.service'");
+	cr_assert_str_eq(cust_plan_describe(p, 3), "run 'echo hi > /etc/motd'");
+	cr_assert_str_eq(cust_plan_describe(p, 4),
+			 "write file '/etc/phoenix/x.conf' (3 bytes, mode 0640)");
+	cr_assert_str_eq(cust_plan_describe(p, 5), "write file '/root/y' from '" DATA
+			 "file-source.txt' (mode 0600)");
+	cr_assert_str_eq(cust_plan_describe(p, 6), "set timezone 'Europe/Berlin'");
+	cr_assert(cust_plan_needs_network(p));
+	cust_plan_free(p);
+}
+
+Test(customize, network_only_needed_for_packages)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_plan *p = new_plan();
+	const char *debs[] = {DATA "fake_1.0_all.deb"};
+
+	cr_assert_not(cust_plan_needs_network(p));
+	cr_assert_eq(cust_plan_len(p), 0);
+	cr_assert_eq(cust_plan_add_debs(p, debs, 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_run(p, "true", &err), 0, "%s", err.msg);
+	cr_assert_not(cust_plan_needs_network(p));
+	cust_plan_free(p);
+	cust_plan_free(NULL); /* destructors accept NULL */
+}
+
+Test(customize, long_and_multiline_commands_are_shortened_in_descriptions)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_plan *p = new_plan();
+	char longcmd[300];
+
+	memset(longcmd, 'x', sizeof(longcmd) - 1);
+	longcmd[sizeof(longcmd) - 1] = '\0';
+	cr_assert_eq(cust_plan_add_run(p, "set -e\napt-get update\n", &err), 0);
+	cr_assert_eq(cust_plan_add_run(p, longcmd, &err), 0);
+	cr_assert_str_eq(cust_plan_describe(p, 0), "run 'set -e...'");
+	cr_assert_lt(strlen(cust_plan_describe(p, 1)), 80);
+	cr_assert(strstr(cust_plan_describe(p, 1), "xxx..."));
+	cust_plan_free(p);
+}
+
+struct bad_list {
+	const char *names[3];
+	size_t n;
+	const char *expect; /* substring of the message, names the bad value and its index */
+};
+
+static void check_rejected(int (*add)(struct cust_plan *, const char *const *, size_t,
+				      struct phx_err *),
+			   const struct bad_list *cases, size_t ncases)
+{
+	for (size_t i = 0; i < ncases; i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cust_plan *p = new_plan();
+
+		cr_assert_eq(add(p, cases[i].names, cases[i].n, &err), -1, "case %zu", i);
+		cr_assert_eq(err.code, PHX_E_INPUT, "case %zu: %s", i, err.msg);
+		cr_assert(strstr(err.msg, cases[i].expect), "case %zu: '%s' lacks '%s'", i,
+			  err.msg, cases[i].expect);
+		cr_assert_eq(cust_plan_len(p), 0, "case %zu: plan changed on failure", i);
+		cust_plan_free(p);
+	}
+}
+
+Test(customize, rejects_bad_package_names_with_index_and_value)
+{
+	static const struct bad_list cases[] = {
+		{{NULL}, 0, "packages: expected at least one name"},
+		{{"ok", "Bad-Upper"}, 2, "packages[1]: expected a Debian package name"},
+		{{"curl; rm -rf /"}, 1, "'curl; rm -rf /'"},
+		{{"-opt"}, 1, "packages[0]"},
+		{{"a"}, 1, "'a'"}, /* policy: at least two characters */
+		{{"curl="}, 1, "'curl='"},
+		{{"curl:"}, 1, "'curl:'"},
+		{{"$(id)"}, 1, "'$(id)'"},
+	};
+
+	check_rejected(cust_plan_add_packages, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(customize, rejects_bad_unit_names)
+{
+	static const struct bad_list cases[] = {
+		{{NULL}, 0, "enable_services: expected at least one name"},
+		{{"ssh", "a b"}, 2,
+		 "enable_services[1]: expected a systemd unit name like 'qemu-guest-agent', "
+		 "got 'a b'"},
+		{{"../etc/passwd"}, 1, "'../etc/passwd'"},
+		{{"-x"}, 1, "'-x'"},
+		{{""}, 1, "enable_services[0]"},
+	};
+
+	check_rejected(cust_plan_add_services, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(customize, rejects_debs_that_are_missing_misnamed_or_duplicated)
+{
+	static const struct bad_list cases[] = {
+		{{NULL}, 0, "debs: expected at least one name"},
+		{{DATA "nope_1_all.deb"}, 1, "debs[0]: '" DATA "nope_1_all.deb': No such file"},
+		{{DATA "file-source.txt"}, 1, "'" DATA "file-source.txt' does not end in '.deb'"},
+		{{"tests/data/customize/"}, 1, "does not end in '.deb'"},
+		{{DATA "fake_1.0_all.deb", "./" DATA "fake_1.0_all.deb"}, 2,
+		 "debs[1]: './" DATA "fake_1.0_all.deb' has the same file name as debs[0]"},
+	};
+
+	check_rejected(cust_plan_add_debs, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(customize, rejects_a_deb_that_is_a_directory)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_plan *p = new_plan();
+	char dir[] = "/tmp/cust-unit-XXXXXX", deb[64];
+	const char *v[1] = {deb};
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(deb, sizeof(deb), "%s/x.deb", dir);
+	cr_assert_eq(mkdir(deb, 0755), 0);
+	cr_assert_eq(cust_plan_add_debs(p, v, 1, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, deb) && strstr(err.msg, "not a readable regular file"), "%s",
+		  err.msg);
+	rmdir(deb);
+	rmdir(dir);
+	cust_plan_free(p);
+}
+
+Test(customize, rejects_empty_run_commands)
+{
+	const char *bad[] = {"", "  \n\t", NULL};
+
+	for (size_t i = 0; i < 3; i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cust_plan *p = new_plan();
+
+		cr_assert_eq(cust_plan_add_run(p, bad[i], &err), -1);
+		cr_assert_eq(err.code, PHX_E_INPUT);
+		cr_assert(strstr(err.msg, "run: expected a shell command"), "%s", err.msg);
+		cr_assert_eq(cust_plan_len(p), 0);
+		cust_plan_free(p);
+	}
+}
+
+Test(customize, rejects_bad_file_paths_modes_and_sources)
+{
+	static const struct {
+		const char *path;
+		unsigned mode;
+		const char *source; /* NULL: content */
+		const char *expect;
+	} cases[] = {
+		{"etc/motd", 0644, NULL, "got 'etc/motd'"},
+		{"/", 0644, NULL, "got '/'"},
+		{"/etc/../root/.ssh/x", 0644, NULL, "got '/etc/../root/.ssh/x'"},
+		{"/etc//motd", 0644, NULL, "got '/etc//motd'"},
+		{"/etc/motd/", 0644, NULL, "got '/etc/motd/'"},
+		{"/etc/./motd", 0644, NULL, "got '/etc/./motd'"},
+		{"/etc/motd", 010000, NULL,
+		 "files '/etc/motd': mode: expected at most 07777, got 010000"},
+		{"/etc/motd", 0644, DATA "missing.txt", "source '" DATA "missing.txt': No such file"},
+		{"/etc/motd", 0644, "tests/data", "source 'tests/data' is not a readable regular"},
+		{"/etc/motd", 0644, "", "files '/etc/motd': source: expected a host path"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cust_plan *p = new_plan();
+		int rc = cases[i].source
+				 ? cust_plan_add_file_source(p, cases[i].path, cases[i].mode,
+							     cases[i].source, &err)
+				 : cust_plan_add_file_content(p, cases[i].path, cases[i].mode, "x",
+							      1, &err);
+
+		cr_assert_eq(rc, -1, "case %zu", i);
+		cr_assert_eq(err.code, PHX_E_INPUT, "case %zu: %s", i, err.msg);
+		cr_assert(strstr(err.msg, cases[i].expect), "case %zu: '%s' lacks '%s'", i,
+			  err.msg, cases[i].expect);
+		cr_assert_eq(cust_plan_len(p), 0);
+		cust_plan_free(p);
+	}
+}
+
+Test(customize, accepts_and_rejects_timezones)
+{
+	const char *good[] = {"UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires",
+			      "Etc/GMT+5"};
+	const char *bad[] = {"", "/etc/passwd", "../../etc/shadow", "Europe/../../x", "Europe/",
+			     "Eu rope/Berlin"};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cust_plan *p = new_plan();
+
+		cr_assert_eq(cust_plan_add_timezone(p, good[i], &err), 0, "%s: %s", good[i],
+			     err.msg);
+		cust_plan_free(p);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cust_plan *p = new_plan();
+		char want[80];
+
+		snprintf(want, sizeof(want), "got '%s'", bad[i]);
+		cr_assert_eq(cust_plan_add_timezone(p, bad[i], &err), -1, "%s", bad[i]);
+		cr_assert_eq(err.code, PHX_E_INPUT);
+		cr_assert(strstr(err.msg, want), "'%s' lacks '%s'", err.msg, want);
+		cust_plan_free(p);
+	}
+}
+
+Test(customize, picks_the_single_os_root)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	/* Ubuntu noble: root, a separate /boot (no /etc), an EFI partition is not offered */
+	struct cust_fs_candidate c[] = {
+		{"/dev/sda16", "ext4", false, false},
+		{"/dev/sda1", "ext4", true, true},
+		{"/dev/sdb1", "xfs", false, true}, /* /etc missing: a data disk */
+	};
+	size_t idx = 99;
+
+	cr_assert_eq(cust_pick_root(c, 3, "noble.img", &idx, &err), 0, "%s", err.msg);
+	cr_assert_eq(idx, 1);
+}
+
+Test(customize, refuses_disks_with_no_os)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_fs_candidate c[] = {{"/dev/sda1", "ext4", true, false}};
+	size_t idx = 99;
+
+	cr_assert_eq(cust_pick_root(c, 1, "blank.qcow2", &idx, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NOTFOUND);
+	cr_assert_str_eq(err.msg, "'blank.qcow2': no operating system found (1 file system, none "
+				  "with /etc and os-release)");
+	cr_assert_eq(idx, 99, "output written on failure");
+	phx_err_clear(&err);
+	cr_assert_eq(cust_pick_root(NULL, 0, "empty.raw", &idx, &err), -1);
+	cr_assert(strstr(err.msg, "'empty.raw': no operating system found (0 file systems"),
+		  "%s", err.msg);
+}
+
+Test(customize, refuses_disks_with_several_oses_naming_them)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_fs_candidate c[] = {
+		{"/dev/sda1", "ext4", true, true},
+		{"/dev/sda2", "ext4", false, false},
+		{"/dev/sda3", "xfs", true, true},
+	};
+	size_t idx = 99;
+
+	cr_assert_eq(cust_pick_root(c, 3, "dual.qcow2", &idx, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert_str_eq(err.msg, "'dual.qcow2': 2 operating systems found ('/dev/sda1', "
+				  "'/dev/sda3'); expected exactly one");
+	cr_assert_eq(idx, 99);
+}
+
+static void parse_file(const char *path, char *id, size_t id_len, char *ver, size_t ver_len)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct buf b = BUF_INIT;
+
+	cr_assert_eq(fs_read_file(path, &b, &err), 0, "%s", err.msg);
+	cust_parse_os_release(buf_str(&b), id, id_len, ver, ver_len);
+	buf_release(&b);
+}
+
+Test(customize, parses_os_release_files)
+{
+	char id[32], ver[32];
+
+	parse_file(DATA "os-release-ubuntu-noble", id, sizeof(id), ver, sizeof(ver));
+	cr_assert_str_eq(id, "ubuntu");
+	cr_assert_str_eq(ver, "24.04"); /* not VERSION= nor UBUNTU_CODENAME */
+	parse_file(DATA "os-release-debian-bookworm", id, sizeof(id), ver, sizeof(ver));
+	cr_assert_str_eq(id, "debian");
+	cr_assert_str_eq(ver, "12");
+	parse_file(DATA "os-release-quoted", id, sizeof(id), ver, sizeof(ver));
+	cr_assert_str_eq(id, "my-os");
+	cr_assert_str_eq(ver, "1\"x");
+	/* truncation stays NUL-terminated; missing keys give "" */
+	cust_parse_os_release("ID=averyveryverylongname\n", id, 5, ver, sizeof(ver));
+	cr_assert_str_eq(id, "aver");
+	cr_assert_str_eq(ver, "");
+}
+
+/* Writes an executable fake "qemu" that runs `body` as a shell script. */
+static void fake_qemu(char *dir, const char *body, char *ret_path, size_t len)
+{
+	FILE *f;
+
+	snprintf(ret_path, len, "%s/qemu", dir);
+	f = fopen(ret_path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "#!/bin/sh\n%s\n", body);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(ret_path, 0755), 0);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+Test(customize, kvm_probe_trusts_a_kernel_banner_on_the_serial_console)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char dir[] = "/tmp/cust-probe-XXXXXX", qemu[64], why[128];
+	bool ok = false;
+	double t;
+
+	cr_assert_not_null(mkdtemp(dir));
+	/* Checks that it is asked for KVM and the kernel, then prints a banner and would hang. */
+	fake_qemu(dir,
+		  "case \"$*\" in *'-accel kvm'*'-kernel /k'*) ;; *) exit 3;; esac\n"
+		  "printf 'SeaBIOS\\r\\n[    0.000000] Linux version 6.1.0 (x)\\n'; exec sleep 30",
+		  qemu, sizeof(qemu));
+	t = now_s();
+	cr_assert_eq(cust_accel_probe_kvm(qemu, "/k", 5000, &ok, why, sizeof(why), &err), 0,
+		     "%s", err.msg);
+	cr_assert(ok, "%s", why);
+	cr_assert_lt(now_s() - t, 4.0, "did not stop qemu once the banner was seen");
+	unlink(qemu);
+	rmdir(dir);
+}
+
+Test(customize, kvm_probe_gives_up_on_a_silent_hang_within_the_timeout)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char dir[] = "/tmp/cust-probe-XXXXXX", qemu[64], why[128];
+	bool ok = true;
+	double t;
+
+	cr_assert_not_null(mkdtemp(dir));
+	fake_qemu(dir, "printf 'SeaBIOS (version 1.16)\\nBooting from ROM...\\n'; exec sleep 30",
+		  qemu, sizeof(qemu));
+	t = now_s();
+	cr_assert_eq(cust_accel_probe_kvm(qemu, "/k", 400, &ok, why, sizeof(why), &err), 0);
+	cr_assert_not(ok);
+	cr_assert(strstr(why, "no kernel banner"), "%s", why);
+	cr_assert_lt(now_s() - t, 2.0);
+	unlink(qemu);
+	rmdir(dir);
+}
+
+Test(customize, kvm_probe_fails_when_qemu_exits_early)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char dir[] = "/tmp/cust-probe-XXXXXX", qemu[64], why[128];
+	bool ok = true;
+
+	cr_assert_not_null(mkdtemp(dir));
+	fake_qemu(dir, "echo 'Could not access KVM kernel module' >&2; exit 1", qemu,
+		  sizeof(qemu));
+	cr_assert_eq(cust_accel_probe_kvm(qemu, "/k", 3000, &ok, why, sizeof(why), &err), 0);
+	cr_assert_not(ok);
+	cr_assert(strstr(why, "exited before"), "%s", why);
+	unlink(qemu);
+	rmdir(dir);
+}
+
+Test(customize, kvm_probe_reports_a_missing_qemu)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char why[64];
+	bool ok = true;
+
+	cr_assert_eq(cust_accel_probe_kvm("/nonexistent/qemu-system-x86_64", "/k", 500, &ok, why,
+					  sizeof(why), &err),
+		     -1);
+	cr_assert_eq(err.code, PHX_E_RUNTIME);
+	cr_assert(strstr(err.msg, "'/nonexistent/qemu-system-x86_64'"), "%s", err.msg);
+	cr_assert(ok, "output written on failure");
+}
+
+Test(customize, prepare_copy_copies_and_names_a_missing_source)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char dir[] = "/tmp/cust-copy-XXXXXX", dst[64];
+	struct buf b = BUF_INIT;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(dst, sizeof(dst), "%s/disk.qcow2", dir);
+	cr_assert_eq(cust_prepare_copy(DATA "file-source.txt", dst, &err), 0, "%s", err.msg);
+	cr_assert_eq(fs_read_file(dst, &b, &err), 0);
+	cr_assert_str_eq(buf_str(&b), "hello from a host file\n");
+	buf_release(&b);
+	cr_assert_eq(cust_prepare_copy(DATA "no-such.qcow2", dst, &err), -1);
+	cr_assert_eq(err.code, PHX_E_IO);
+	cr_assert(strstr(err.msg, DATA "no-such.qcow2"), "%s", err.msg);
+	unlink(dst);
+	rmdir(dir);
+}
