@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,34 @@
 #include "http.h"
 #include "log.h"
 
-enum { IMG_DEFAULT_RETRIES = 3 };
+enum {
+	IMG_DEFAULT_RETRIES = 3,
+	IMG_HASH_CHUNK = 1 << 20, /* hasher read size, and how far it may lag before a wake-up */
+	IMG_FLUSH_STEP = 8 << 20, /* writeback is started in steps of this many bytes */
+};
+
+/* The hasher: a thread that hashes the .part from the page cache right behind the writer.
+ * Hashing in the network thread would make a download cost transfer + hash time; behind it,
+ * it costs the larger of the two (the goal is curl's speed). It also means the hash covers
+ * the bytes as they are in the file, and a resumed prefix is re-hashed while new bytes
+ * arrive. The crypto context belongs to the thread while it runs. */
+struct img_hasher {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool running;
+	int fd;
+	struct crypto_sha256 *h;
+	unsigned char *chunk;
+	uint64_t flushed; /* writeback started up to here; thread only */
+	/* under mu: */
+	uint64_t avail;	    /* bytes of the file that are written and may be hashed */
+	uint64_t signalled; /* avail at the last wake-up */
+	uint64_t done;	    /* bytes hashed */
+	bool finish;	    /* no more bytes will come: hash to avail and exit */
+	bool stop;	    /* exit now, the result is not wanted */
+	struct phx_err err; /* the thread's failure */
+};
 
 /* State of one download into <name>.part, shared by the sink and the progress callback. */
 struct img_dl {
@@ -27,8 +55,8 @@ struct img_dl {
 	const char *part_path;
 	const char *cache_dir;
 	int fd;
-	struct crypto_sha256 *h;
-	uint64_t written;    /* bytes in the .part, all of them hashed */
+	struct img_hasher hasher;
+	uint64_t written;    /* bytes in the .part, handed to the hasher */
 	uint64_t received;   /* body bytes received by this img_fetch call */
 	uint64_t size;	     /* full image size when known, else 0 */
 	uint64_t req_offset; /* where the current request's body starts in the file */
@@ -107,23 +135,145 @@ static void img_progress_update(void *ud, uint64_t now, uint64_t total)
 	img_bar_draw(d, false);
 }
 
+/* ---- the hasher ---------------------------------------------------------------------- */
+
+static void *img_hasher_main(void *arg)
+{
+	struct img_hasher *hs = arg;
+
+	pthread_mutex_lock(&hs->mu);
+	for (;;) {
+		uint64_t from = hs->done, to;
+
+		while (!hs->stop && !hs->finish && hs->avail == hs->done)
+			pthread_cond_wait(&hs->cv, &hs->mu);
+		if (hs->stop || hs->avail == hs->done)
+			break;
+		to = hs->avail;
+		pthread_mutex_unlock(&hs->mu);
+		while (from < to) {
+			size_t want = to - from < IMG_HASH_CHUNK ? (size_t)(to - from) : IMG_HASH_CHUNK;
+			ssize_t n = pread(hs->fd, hs->chunk, want, (off_t)from);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				if (n == 0)
+					phx_err_set(&hs->err, PHX_E_IO, "file shrank while hashing");
+				else
+					phx_err_set_errno(&hs->err, PHX_E_IO, errno, "read back");
+				pthread_mutex_lock(&hs->mu);
+				goto out;
+			}
+			if (crypto_sha256_update(hs->h, hs->chunk, (size_t)n, &hs->err) < 0) {
+				pthread_mutex_lock(&hs->mu);
+				goto out;
+			}
+			from += (uint64_t)n;
+		}
+		/* start writeback of what is hashed, so the final fsync finds little left to
+		 * write and a big image does not pile up as dirty pages; advisory, so errors are
+		 * left to that fsync */
+		if (to - hs->flushed >= IMG_FLUSH_STEP) {
+			sync_file_range(hs->fd, (off_t)hs->flushed, (off_t)(to - hs->flushed),
+					SYNC_FILE_RANGE_WRITE);
+			hs->flushed = to;
+		}
+		pthread_mutex_lock(&hs->mu);
+		hs->done = to;
+	}
+out:
+	pthread_mutex_unlock(&hs->mu);
+	return NULL;
+}
+
+/* Starts hashing `fd` from offset 0; `avail` bytes are already there (a resumed prefix). */
+static int img_hasher_start(struct img_hasher *hs, int fd, uint64_t avail, struct phx_err *err)
+{
+	int e;
+
+	hs->fd = fd;
+	hs->avail = hs->signalled = avail;
+	hs->done = hs->flushed = 0;
+	hs->finish = hs->stop = false;
+	phx_err_clear(&hs->err);
+	if (!hs->chunk && !(hs->chunk = malloc(IMG_HASH_CHUNK)))
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	crypto_sha256_free(hs->h);
+	hs->h = crypto_sha256_new(err);
+	if (!hs->h)
+		return -1;
+	e = pthread_create(&hs->thread, NULL, img_hasher_main, hs);
+	if (e)
+		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start hashing thread");
+	hs->running = true;
+	return 0;
+}
+
+/* The writer has `avail` bytes in the file. Wakes the thread once per chunk, not per write. */
+static void img_hasher_feed(struct img_hasher *hs, uint64_t avail)
+{
+	pthread_mutex_lock(&hs->mu);
+	hs->avail = avail;
+	if (avail - hs->signalled >= IMG_HASH_CHUNK) {
+		hs->signalled = avail;
+		pthread_cond_signal(&hs->cv);
+	}
+	pthread_mutex_unlock(&hs->mu);
+}
+
+/* Joins the thread. With `want`, waits until everything fed is hashed and returns the
+ * thread's error, if any; without, abandons the hash. */
+static int img_hasher_join(struct img_hasher *hs, bool want, struct phx_err *err)
+{
+	if (!hs->running)
+		return 0;
+	pthread_mutex_lock(&hs->mu);
+	if (want)
+		hs->finish = true;
+	else
+		hs->stop = true;
+	pthread_cond_signal(&hs->cv);
+	pthread_mutex_unlock(&hs->mu);
+	pthread_join(hs->thread, NULL);
+	hs->running = false;
+	if (want && phx_err_is_set(&hs->err))
+		return phx_err_set(err, hs->err.code, "%s", hs->err.msg);
+	return 0;
+}
+
+static int img_hasher_init(struct img_hasher *hs)
+{
+	memset(hs, 0, sizeof(*hs));
+	hs->fd = -1;
+	if (pthread_mutex_init(&hs->mu, NULL))
+		return -1;
+	if (pthread_cond_init(&hs->cv, NULL)) {
+		pthread_mutex_destroy(&hs->mu);
+		return -1;
+	}
+	return 0;
+}
+
+static void img_hasher_release(struct img_hasher *hs)
+{
+	img_hasher_join(hs, false, NULL);
+	pthread_cond_destroy(&hs->cv);
+	pthread_mutex_destroy(&hs->mu);
+	crypto_sha256_free(hs->h);
+	free(hs->chunk);
+}
+
 /* ---- the sink: file + hash ------------------------------------------------------------- */
 
 static int img_dl_restart(struct img_dl *d, struct phx_err *err)
 {
-	struct crypto_sha256 *h = crypto_sha256_new(err);
-
-	if (!h)
-		return -1;
-	if (ftruncate(d->fd, 0) < 0) {
-		crypto_sha256_free(h);
+	img_hasher_join(&d->hasher, false, NULL);
+	if (ftruncate(d->fd, 0) < 0)
 		return phx_err_set_errno(err, PHX_E_IO, errno, "truncate '%s'", d->part_path);
-	}
-	crypto_sha256_free(d->h);
-	d->h = h;
 	d->written = 0;
 	d->at_start = 0;
-	return 0;
+	return img_hasher_start(&d->hasher, d->fd, 0, err);
 }
 
 /* Parses "bytes START-END/TOTAL" (or "bytes *\/TOTAL" of a 416); false when malformed. */
@@ -179,10 +329,6 @@ static int img_sink_write(void *ud, const void *data, size_t len, struct phx_err
 			}
 		}
 	}
-	if (crypto_sha256_update(d->h, data, len, err) < 0) {
-		d->sink_failed = true;
-		return -1;
-	}
 	while (len) {
 		ssize_t n = pwrite(d->fd, p, len, (off_t)d->written);
 
@@ -203,6 +349,7 @@ static int img_sink_write(void *ud, const void *data, size_t len, struct phx_err
 		d->written += (uint64_t)n;
 		d->received += (uint64_t)n;
 	}
+	img_hasher_feed(&d->hasher, d->written);
 	return 0;
 }
 
@@ -462,6 +609,8 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	bool complete = false;
 	int rc = -1;
 
+	if (img_hasher_init(&d.hasher) < 0)
+		return phx_err_set(err, PHX_E_RUNTIME, "cannot initialise a mutex");
 	http_response_init(&resp);
 	d.resp = &resp;
 	d.bar = o->progress && log_is_tty();
@@ -470,17 +619,12 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	d.size = head.size;
 	if (img_part_open(&d, p, expected, &head, &validator, &offset, err) < 0)
 		goto out;
-	d.h = crypto_sha256_new(err);
-	if (!d.h)
-		goto out;
-	if (offset) {
+	if (offset)
 		log_info("resuming '%s' at %" PRIu64 " bytes", p->name, offset);
-		if (crypto_sha256_fd_prefix(d.h, d.fd, offset, err) < 0) {
-			phx_err_wrap(err, "hash '%s'", p->part);
-			goto out;
-		}
-		d.written = offset;
-	}
+	d.written = offset;
+	/* the kept prefix is re-hashed by the hasher while new bytes arrive */
+	if (img_hasher_start(&d.hasher, d.fd, offset, err) < 0)
+		goto out;
 	if (d.size && d.size > d.written) {
 		if (fs_free_space(p->cache, &avail, err) < 0)
 			goto out;
@@ -590,8 +734,11 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		phx_err_set_errno(err, PHX_E_IO, errno, "fsync '%s'", p->part);
 		goto out;
 	}
-	if (crypto_sha256_final(d.h, got, err) < 0)
+	if (img_hasher_join(&d.hasher, true, err) < 0 ||
+	    crypto_sha256_final(d.hasher.h, got, err) < 0) {
+		phx_err_wrap(err, "hash '%s'", p->part);
 		goto out;
+	}
 	if (strcmp(got, expected)) {
 		img_part_discard(p);
 		phx_err_set(err, PHX_E_VERIFY,
@@ -631,7 +778,7 @@ out:
 		img_part_discard(p); /* nothing worth resuming: leave no trace */
 	if (d.fd >= 0)
 		close(d.fd); /* read-only use left: fsync above already reported write errors */
-	crypto_sha256_free(d.h);
+	img_hasher_release(&d.hasher);
 	http_response_release(&resp);
 	img_meta_release(&head);
 	free(validator);
