@@ -133,8 +133,8 @@ int pve_task_status_parse(const json_t *status, enum pve_task_state *ret_state,
 			  const char **ret_exitstatus, struct phx_err *err);
 
 /* Polls GET /nodes/{node from UPID}/tasks/{upid}/status until the task stops: first poll after
- * 50 ms, then every max(50 ms, 8% of the time waited so far) capped at 2 s, so the end of a
- * task is seen within ~8% of its duration. OK and "WARNINGS: N" are success (N into
+ * 50 ms, then every max(50 ms, 6% of the time waited so far) capped at 2 s, so the end of a
+ * task is seen within ~6% of its duration (plus one round trip). OK and "WARNINGS: N" are success (N into
  * *ret_warnings, may be NULL). Failure: PHX_E_TASK "task UPID failed: <exitstatus>" plus the
  * last 10 lines of the task log; PHX_E_TIMEOUT after timeout_s (0: default). PVE_DRY_RUN_UPID
  * succeeds at once. */

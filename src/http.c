@@ -173,7 +173,10 @@ int http_form_append(struct buf *out, const char *key, const char *value, struct
 
 static bool redact_key_at(const char *text, size_t len, size_t i, size_t *ret_keylen)
 {
-	static const char *const keys[] = {"password=", "cipassword=", "password:", NULL};
+	/* form/query values, "k: v" summaries, and Proxmox task log command lines
+	 * ("update VM 100: -cipassword VALUE") */
+	static const char *const keys[] = {"password=",	 "cipassword=",	  "password:",
+					   "-password ", "-cipassword ", NULL};
 	size_t k;
 
 	if (i > 0 && !strchr("&? \t\n", text[i - 1]))

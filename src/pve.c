@@ -711,8 +711,9 @@ static void task_log_tail(struct pve_client *c, const char *node, const char *up
 	for (i = from; i < n; i++) {
 		const char *t = json_string_value(json_object_get(json_array_get(lines, i), "t"));
 
-		if (t)
-			buf_printf(out, NULL, "\n  %s", t);
+		/* the log may echo parameters ("-cipassword ..."): redact before it reaches err */
+		if (t && buf_puts(out, "\n  ", NULL) == 0)
+			http_redact(t, strlen(t), out, NULL);
 	}
 out:
 	json_decref(root);
@@ -783,8 +784,9 @@ int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 			break;
 		}
 		/* Poll interval proportional to the time already waited: the end of the task
-		 * is seen within ~8% of its duration, at a logarithmic number of requests. */
-		delay_ms = (unsigned)(elapsed * 80.0);
+		 * is seen within ~6% of its duration (+ one round trip), at a logarithmic number of
+		 * requests (~70 for a 20 s task, then one every 2 s). */
+		delay_ms = (unsigned)(elapsed * 60.0);
 		if (delay_ms < 50)
 			delay_ms = 50;
 		if (delay_ms > 2000)

@@ -89,6 +89,7 @@ Test(http, redacts_password_form_values_only)
 		{"a=1 cipassword=$6$abc name=y", "a=1 cipassword=[redacted] name=y"},
 		{"mypassword=keep&ciuser=ubuntu", "mypassword=keep&ciuser=ubuntu"},
 		{"/x?password=p&b=2", "/x?password=[redacted]&b=2"},
+		{"update VM 100: -cipassword pw -name x", "update VM 100: -cipassword [redacted] -name x"},
 	};
 	size_t i;
 
