@@ -1,0 +1,77 @@
+/* deploy: the pure helpers of cmd_deploy (Flow 2): reading values out of a Proxmox VM config
+ * (drive sizes, the system disk, cloud-init drives, net0), naming the per-VM seed ISO, the
+ * description record, tag merging and picking the guest's address from the agent's answer.
+ * No I/O and no server calls, so every rule here is unit-tested (tests/unit/test_deploy.c).
+ * The orchestration itself (clone, config, upload, start, undo) lives in cmd_deploy.c. */
+#ifndef PHX_DEPLOY_H
+#define PHX_DEPLOY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "pve.h"
+
+/* Seed ISOs are named DEPLOY_SEED_PREFIX "<vmid>-<first 12 hex digits of its sha256>.iso". */
+#define DEPLOY_SEED_PREFIX "phoenix-ci-"
+#define DEPLOY_SEED_HASH_LEN 12
+/* The line of the description that records the seed's hash (see deploy_description). */
+#define DEPLOY_SEED_LINE "phoenix-seed: "
+#define DEPLOY_MANAGED_LINE "managed by phoenix-orchestrator"
+#define DEPLOY_MAC_LEN 17
+
+/* Bytes of a drive value's "size=" option: "100G", "64M", "512K", "2T", "1048576" (bytes).
+ * PHX_E_API names the drive when there is no size or it does not parse. */
+int deploy_drive_size(const char *drive, uint64_t *ret_bytes, struct phx_err *err);
+
+/* True when a drive value is a CD-ROM (media=cdrom) or a Proxmox cloud-init volume. */
+bool deploy_drive_is_cdrom(const char *drive);
+bool deploy_drive_is_cloudinit(const char *drive);
+
+/* The key of the system disk in a GET .../config object: the first disk named in
+ * `boot: order=...`, else the first of scsi0, virtio0, sata0, ide0 that is not a CD-ROM.
+ * NULL when there is none. Borrowed: points into static storage or into `config`. */
+const char *deploy_system_disk(const json_t *config);
+
+/* Fills ret_keys with up to `max` keys (borrowed from `config`) whose value is a cloud-init
+ * volume; returns how many there are (may exceed max). */
+size_t deploy_cloudinit_drives(const json_t *config, const char **ret_keys, size_t max);
+
+/* Rewrites a netN value ("virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1") so it keeps the
+ * model, the MAC and every other option but uses `bridge`. *ret is malloc'd (caller frees);
+ * ret_mac gets the MAC as written. PHX_E_API names the value when it has no model=MAC. */
+int deploy_net_rebridge(const char *net, const char *bridge, char **ret,
+			char ret_mac[DEPLOY_MAC_LEN + 1], struct phx_err *err);
+
+/* "phoenix-ci-<vmid>-<sha256[0..12)>.iso" into ret. PHX_E_INTERNAL when it does not fit or
+ * the hash is not hex. */
+int deploy_seed_name(unsigned long vmid, const char *sha256, char *ret, size_t len,
+		     struct phx_err *err);
+
+/* True when `volid` ("STORAGE:iso/FILE", options after ',' ignored) is a seed ISO of vmid. */
+bool deploy_is_seed_volid(const char *volid, unsigned long vmid);
+
+/* The description record: the user's text (may be NULL), a blank line, then
+ * DEPLOY_MANAGED_LINE, "config: PATH", "vm: NAME", DEPLOY_SEED_LINE "SHA". Caller frees. */
+char *deploy_description(const char *user_text, const char *config_path, const char *vm_name,
+			 const char *seed_sha256, struct phx_err *err);
+
+/* Copies the seed hash recorded by deploy_description into ret; false when there is none. */
+bool deploy_description_seed(const char *description, char ret[CRYPTO_SHA256_HEX_LEN + 1]);
+
+/* Tags for the VM: `current` (Proxmox's ';'-joined list, may be NULL) plus every tag of
+ * `want` not already there (case-insensitive), ';'-joined. *ret_changed tells whether
+ * anything was added. Caller frees *ret. */
+int deploy_tags_merge(const char *current, const char *const *want, size_t n_want, char **ret,
+		      bool *ret_changed, struct phx_err *err);
+
+/* The guest's IPv4 address (without prefix): from the interface whose MAC equals `mac`
+ * (case-insensitive; may be NULL), else from the first interface that is not loopback.
+ * 127.0.0.0/8 and 169.254.0.0/16 are skipped. False when there is none. */
+bool deploy_pick_ipv4(const struct pve_iface_list *l, const char *mac, char *ret, size_t len);
+
+#endif

@@ -1,0 +1,342 @@
+/* deploy_util: pure helpers for cmd_deploy (see deploy.h). Only string work on values that
+ * Proxmox returned or that we are about to send; no I/O. */
+#include "deploy.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "series.h"
+
+/* Finds option `name` in a Proxmox property string ("file,k=v,k=v"): returns a pointer to its
+ * value and the value's length, or NULL. The first element (the volume) is never an option. */
+static const char *prop_find(const char *s, const char *name, size_t *ret_len)
+{
+	size_t nl = strlen(name);
+	const char *p = strchr(s, ',');
+
+	while (p) {
+		const char *item = p + 1, *end = strchr(item, ',');
+
+		if (!end)
+			end = item + strlen(item);
+		if ((size_t)(end - item) > nl && !strncmp(item, name, nl) && item[nl] == '=') {
+			*ret_len = (size_t)(end - item) - nl - 1;
+			return item + nl + 1;
+		}
+		p = *end ? end : NULL;
+	}
+	return NULL;
+}
+
+int deploy_drive_size(const char *drive, uint64_t *ret_bytes, struct phx_err *err)
+{
+	char num[64], *end;
+	size_t len = 0;
+	const char *v = drive ? prop_find(drive, "size", &len) : NULL;
+	double d;
+	uint64_t mult = 1;
+
+	if (!v || len == 0 || len >= sizeof(num))
+		return phx_err_set(err, PHX_E_API, "drive '%s': no size=", drive ? drive : "");
+	memcpy(num, v, len);
+	num[len] = '\0';
+	d = strtod(num, &end);
+	switch (*end) {
+	case 'K': mult = 1ULL << 10; end++; break;
+	case 'M': mult = 1ULL << 20; end++; break;
+	case 'G': mult = 1ULL << 30; end++; break;
+	case 'T': mult = 1ULL << 40; end++; break;
+	default: break;
+	}
+	if (end == num || *end || d < 0 || d * (double)mult > 1.8e19)
+		return phx_err_set(err, PHX_E_API, "drive '%s': cannot parse size '%s'", drive, num);
+	*ret_bytes = (uint64_t)(d * (double)mult);
+	return 0;
+}
+
+bool deploy_drive_is_cdrom(const char *drive)
+{
+	size_t len;
+	const char *v = drive ? prop_find(drive, "media", &len) : NULL;
+
+	return (v && len == 5 && !strncmp(v, "cdrom", 5)) || deploy_drive_is_cloudinit(drive);
+}
+
+bool deploy_drive_is_cloudinit(const char *drive)
+{
+	size_t n;
+
+	if (!drive)
+		return false;
+	/* "local:cloudinit" when just created, "local:100/vm-100-cloudinit.qcow2" afterwards */
+	n = strcspn(drive, ",");
+	for (size_t i = 0; i + 9 <= n; i++)
+		if (!strncmp(drive + i, "cloudinit", 9))
+			return true;
+	return false;
+}
+
+static bool is_disk_key(const char *k)
+{
+	static const char *const bus[] = {"scsi", "virtio", "sata", "ide"};
+
+	for (size_t i = 0; i < sizeof(bus) / sizeof(bus[0]); i++) {
+		size_t l = strlen(bus[i]);
+
+		if (!strncmp(k, bus[i], l) && isdigit((unsigned char)k[l])) {
+			for (const char *p = k + l; *p; p++)
+				if (!isdigit((unsigned char)*p))
+					return false;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *deploy_system_disk(const json_t *config)
+{
+	static const char *const pref[] = {"scsi0", "virtio0", "sata0", "ide0"};
+	const char *boot = json_string_value(json_object_get(config, "boot"));
+	const char *order = boot ? strstr(boot, "order=") : NULL;
+
+	if (order) {
+		/* "order=scsi0;ide2;net0": the first entry that is a disk in this config */
+		const char *p = order + 6;
+
+		while (*p && *p != ',') {
+			size_t l = strcspn(p, ";,");
+			char key[32];
+
+			if (l < sizeof(key)) {
+				const char *k, *v;
+				json_t *val;
+
+				memcpy(key, p, l);
+				key[l] = '\0';
+				json_object_foreach((json_t *)config, k, val) {
+					v = json_string_value(val);
+					if (!strcmp(k, key) && is_disk_key(k) && v &&
+					    !deploy_drive_is_cdrom(v))
+						return k;
+				}
+			}
+			p += l;
+			if (*p == ';')
+				p++;
+		}
+	}
+	for (size_t i = 0; i < sizeof(pref) / sizeof(pref[0]); i++) {
+		const char *v = json_string_value(json_object_get(config, pref[i]));
+
+		if (v && !deploy_drive_is_cdrom(v))
+			return pref[i];
+	}
+	return NULL;
+}
+
+size_t deploy_cloudinit_drives(const json_t *config, const char **ret_keys, size_t max)
+{
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+
+	json_object_foreach((json_t *)config, k, v) {
+		if (!is_disk_key(k) || !deploy_drive_is_cloudinit(json_string_value(v)))
+			continue;
+		if (n < max)
+			ret_keys[n] = k;
+		n++;
+	}
+	return n;
+}
+
+static bool is_mac(const char *s, size_t len)
+{
+	if (len != DEPLOY_MAC_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+int deploy_net_rebridge(const char *net, const char *bridge, char **ret,
+			char ret_mac[DEPLOY_MAC_LEN + 1], struct phx_err *err)
+{
+	struct buf b = BUF_INIT;
+	const char *first_end, *eq, *p;
+	char mac[DEPLOY_MAC_LEN + 1];
+
+	if (!net)
+		return phx_err_set(err, PHX_E_API, "the VM has no net0");
+	first_end = net + strcspn(net, ",");
+	eq = memchr(net, '=', (size_t)(first_end - net));
+	if (!eq || eq == net || !is_mac(eq + 1, (size_t)(first_end - eq - 1)))
+		return phx_err_set(err, PHX_E_API, "net0 '%s': expected MODEL=MAC first", net);
+	memcpy(mac, eq + 1, DEPLOY_MAC_LEN);
+	mac[DEPLOY_MAC_LEN] = '\0';
+	if (buf_append(&b, net, (size_t)(first_end - net), err) < 0 ||
+	    buf_printf(&b, err, ",bridge=%s", bridge) < 0)
+		goto fail;
+	for (p = first_end; *p == ',';) {
+		const char *item = p + 1, *end = item + strcspn(item, ",");
+
+		if (strncmp(item, "bridge=", 7) && end > item &&
+		    (buf_puts(&b, ",", err) < 0 || buf_append(&b, item, (size_t)(end - item), err) < 0))
+			goto fail;
+		p = end;
+	}
+	*ret = buf_detach(&b);
+	if (!*ret)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	memcpy(ret_mac, mac, sizeof(mac));
+	return 0;
+fail:
+	buf_release(&b);
+	return -1;
+}
+
+int deploy_seed_name(unsigned long vmid, const char *sha256, char *ret, size_t len,
+		     struct phx_err *err)
+{
+	int n;
+
+	if (!sha256 || strlen(sha256) < DEPLOY_SEED_HASH_LEN ||
+	    strspn(sha256, "0123456789abcdef") < DEPLOY_SEED_HASH_LEN)
+		return phx_err_set(err, PHX_E_INTERNAL, "seed hash '%s' is not hex",
+				   sha256 ? sha256 : "");
+	n = snprintf(ret, len, DEPLOY_SEED_PREFIX "%lu-%.*s.iso", vmid, DEPLOY_SEED_HASH_LEN,
+		     sha256);
+	if (n < 0 || (size_t)n >= len)
+		return phx_err_set(err, PHX_E_INTERNAL, "seed name too long");
+	return 0;
+}
+
+bool deploy_is_seed_volid(const char *volid, unsigned long vmid)
+{
+	char prefix[64];
+	const char *colon, *name;
+	size_t plen, n;
+
+	if (!volid || !(colon = strchr(volid, ':')))
+		return false;
+	name = colon + 1;
+	if (strncmp(name, "iso/", 4))
+		return false;
+	name += 4;
+	n = strcspn(name, ",");
+	snprintf(prefix, sizeof(prefix), DEPLOY_SEED_PREFIX "%lu-", vmid);
+	plen = strlen(prefix);
+	if (n != plen + DEPLOY_SEED_HASH_LEN + 4 || strncmp(name, prefix, plen) ||
+	    strncmp(name + plen + DEPLOY_SEED_HASH_LEN, ".iso", 4))
+		return false;
+	for (size_t i = 0; i < DEPLOY_SEED_HASH_LEN; i++)
+		if (!strchr("0123456789abcdef", name[plen + i]))
+			return false;
+	return true;
+}
+
+char *deploy_description(const char *user_text, const char *config_path, const char *vm_name,
+			 const char *seed_sha256, struct phx_err *err)
+{
+	struct buf b = BUF_INIT;
+	char *res;
+
+	if (user_text && *user_text && buf_printf(&b, err, "%s\n\n", user_text) < 0)
+		goto fail;
+	if (buf_printf(&b, err, DEPLOY_MANAGED_LINE "\nconfig: %s\nvm: %s\n" DEPLOY_SEED_LINE "%s\n",
+		       config_path, vm_name, seed_sha256) < 0)
+		goto fail;
+	res = buf_detach(&b);
+	if (!res)
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return res;
+fail:
+	buf_release(&b);
+	return NULL;
+}
+
+bool deploy_description_seed(const char *description, char ret[CRYPTO_SHA256_HEX_LEN + 1])
+{
+	const char *p = description;
+	size_t ll = strlen(DEPLOY_SEED_LINE);
+
+	while (p && *p) {
+		if (!strncmp(p, DEPLOY_SEED_LINE, ll) &&
+		    strspn(p + ll, "0123456789abcdef") == CRYPTO_SHA256_HEX_LEN) {
+			memcpy(ret, p + ll, CRYPTO_SHA256_HEX_LEN);
+			ret[CRYPTO_SHA256_HEX_LEN] = '\0';
+			return true;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return false;
+}
+
+int deploy_tags_merge(const char *current, const char *const *want, size_t n_want, char **ret,
+		      bool *ret_changed, struct phx_err *err)
+{
+	struct buf b = BUF_INIT;
+	bool changed = false;
+	char *res;
+
+	if (current && *current && buf_puts(&b, current, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < n_want; i++) {
+		if (series_has_tag(b.len ? buf_str(&b) : NULL, want[i]))
+			continue;
+		changed = true;
+		if (buf_printf(&b, err, "%s%s", b.len ? ";" : "", want[i]) < 0)
+			goto fail;
+	}
+	res = buf_detach(&b);
+	if (!res)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	*ret = res;
+	*ret_changed = changed;
+	return 0;
+fail:
+	buf_release(&b);
+	return -1;
+}
+
+static bool usable_ipv4(const char *cidr)
+{
+	return strncmp(cidr, "127.", 4) && strncmp(cidr, "169.254.", 8);
+}
+
+static bool copy_addr(const char *cidr, char *ret, size_t len)
+{
+	size_t n = strcspn(cidr, "/");
+
+	if (n >= len)
+		return false;
+	memcpy(ret, cidr, n);
+	ret[n] = '\0';
+	return true;
+}
+
+bool deploy_pick_ipv4(const struct pve_iface_list *l, const char *mac, char *ret, size_t len)
+{
+	for (int pass = mac ? 0 : 1; pass < 2; pass++) {
+		for (size_t i = 0; i < l->n; i++) {
+			const struct pve_iface *f = &l->items[i];
+
+			if (pass == 0 && strcasecmp(f->mac, mac))
+				continue;
+			if (pass == 1 && !strcmp(f->name, "lo"))
+				continue;
+			for (size_t k = 0; k < f->n_ipv4; k++)
+				if (usable_ipv4(f->ipv4[k]) && copy_addr(f->ipv4[k], ret, len))
+					return true;
+		}
+	}
+	return false;
+}

@@ -1,0 +1,466 @@
+"""`orchestrator VMID... | --all` and `--destroy` against the Proxmox simulator (Flow 2).
+
+Each test seeds a template the way Flow 1 leaves it (uploaded qcow2 imported with import-from,
+net0, agent, a Proxmox cloud-init drive, tag `phoenix`, converted to a template) through the
+simulator's API, then runs the real binary. A background thread plays the guest: once a VM
+runs, it makes the simulator's fake agent answer with an interface carrying the VM's MAC.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import threading
+import time
+import unittest
+import urllib.parse
+
+import phxtest
+import yaml  # python3-yaml (scripts/install-deps.sh)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+GiB = 1 << 30
+
+HASH = ("$6$Zk3vYq1pQ2wErT6u$IyetMTCzdHkjbsR9dCeS7IDRy6Wsi.qce9HICTZjmn1EWAShiibwc0fAu7nPQ"
+        "NEHutqs6KQK0SWFhH/UAiuQS.")
+KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII6mc6QOQi0UOtRFYciPo/eRKln65glY3ngz+TL0FnI4 "
+       "admin@example")
+
+
+def qinfo(path):
+    return json.loads(subprocess.check_output(
+        ["qemu-img", "info", "--output=json", "-U", path]))
+
+
+class Guests:
+    """Makes the fake agent of every running VM answer, as a booted guest would. The guest
+    reports a decoy docker0 first, so the test sees that the IP is picked by net0's MAC."""
+
+    def __init__(self, sim, ips=None, enabled=True):
+        self.sim = sim
+        self.ips = ips or {}
+        self.enabled = enabled
+        self.stop = threading.Event()
+        self.th = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.wait(0.05):
+            if not self.enabled:
+                continue
+            try:
+                vms = self.sim.control("GET", "/_sim/state")["vms"]
+            except Exception:  # the simulator is shutting down
+                continue
+            for vmid, vm in vms.items():
+                if vm["status"] != "running" or vm["agent_up"]:
+                    continue
+                mac = vm["conf"].get("net0", "").split(",")[0].split("=")[1].lower()
+                ip = self.ips.get(int(vmid), "10.9.%d.%d" % (int(vmid) // 250 % 250,
+                                                            int(vmid) % 250 + 2))
+                ifaces = [
+                    {"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [
+                        {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]},
+                    {"name": "docker0", "hardware-address": "02:42:ac:11:00:01",
+                     "ip-addresses": [{"ip-address": "172.17.0.1", "ip-address-type": "ipv4",
+                                       "prefix": 16}]},
+                    {"name": "eth0", "hardware-address": mac, "ip-addresses": [
+                        {"ip-address": "fe80::1", "ip-address-type": "ipv6", "prefix": 64},
+                        {"ip-address": ip.split("/")[0], "ip-address-type": "ipv4",
+                         "prefix": 24}]},
+                ]
+                try:
+                    self.sim.control("POST", "/_sim/agent/%s" % vmid,
+                                     {"up": True, "interfaces": ifaces})
+                except Exception:
+                    pass
+
+    def __enter__(self):
+        self.th.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.th.join(5)
+
+
+class DeployBase(phxtest.OrchestratorTest):
+    sim_opts = {"task_duration": 0.05}
+
+    # -- simulator seeding ---------------------------------------------------------------
+    def api_ok(self, method, path, params=None):
+        st, reason, body = self.sim.api(method, path, params)
+        self.assertEqual(st, 200, "%s %s -> %s %s %s" % (method, path, st, reason, body))
+        data = body["data"] if body else None
+        if isinstance(data, str) and data.startswith("UPID:"):
+            t = self.sim.wait_task(data)
+            self.assertEqual(t["exitstatus"], "OK", t)
+        return data
+
+    def seed_template(self, vmid=9000, name="tpl", tags="phoenix", cloudinit=True):
+        img = os.path.join(self.tmp, "x.qcow2")
+        if not os.path.exists(img):
+            subprocess.check_call(["qemu-img", "create", "-q", "-f", "qcow2", img, "1G"])
+            with open(img, "rb") as f:
+                sha = hashlib.sha256(f.read()).hexdigest()
+            out = subprocess.run(
+                ["curl", "-sS", "--cacert", self.sim.cert_path, "-H",
+                 "Authorization: " + self.sim.auth_header,
+                 "-F", "content=import", "-F", "checksum-algorithm=sha256",
+                 "-F", "checksum=" + sha, "-F", "filename=@%s;filename=x.qcow2" % img,
+                 self.sim.url + "/api2/json/nodes/pve1/storage/local/upload"],
+                capture_output=True, text=True, check=True)
+            self.sim.wait_task(json.loads(out.stdout)["data"])
+        params = {"vmid": str(vmid), "name": name, "cores": "2", "memory": "2048",
+                  "scsihw": "virtio-scsi-single",
+                  "scsi0": "local:0,import-from=local:import/x.qcow2",
+                  "net0": "virtio,bridge=vmbr0", "agent": "enabled=1", "tags": tags,
+                  "boot": "order=scsi0"}
+        if cloudinit:
+            params["ide2"] = "local:cloudinit"
+        self.api_ok("POST", "/nodes/pve1/qemu", params)
+        self.api_ok("POST", "/nodes/pve1/qemu/%d/template" % vmid)
+
+    def state(self):
+        s = self.sim.control("GET", "/_sim/state")
+        return {"vms": s["vms"], "volumes": s["volumes"]}
+
+    def conf(self, vmid):
+        return self.sim.control("GET", "/_sim/state")["vms"][str(vmid)]["conf"]
+
+    def disk_path(self, drive):
+        parts = drive.split(",")[0].split(":", 1)[1].split("/")
+        return os.path.join(self.sim.state_dir, "storage/local/images", parts[-2], parts[-1])
+
+    def iso_files(self, volid):
+        iso = os.path.join(self.sim.state_dir, "storage/local/iso", volid.split("/", 1)[1])
+        out = os.path.join(self.tmp, "iso-" + os.path.basename(iso))
+        subprocess.run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", out],
+                       check=True, capture_output=True)
+        files = {}
+        for fn in os.listdir(out):
+            with open(os.path.join(out, fn), encoding="utf-8") as f:
+                files[fn] = f.read()
+        return files
+
+    def isos(self):
+        return sorted(v["volid"] for v in self.sim.control("GET", "/_sim/state")["volumes"]
+                      if v["content"] == "iso")
+
+    # -- config ----------------------------------------------------------------------------
+    def vm_8001(self, **over):
+        vm = {
+            "vmid": 8001, "name": "docker-host-1", "clone_from_vmid": 9000,
+            "cores": 4, "memory_mb": 8192, "disk_size_gb": 100,
+            "network_config": {"ip": "192.168.1.51/24", "gw": "192.168.1.1"},
+            "user_config": {"username": "admin", "password_hash": HASH,
+                            "ssh_public_key": KEY},
+            "features": ["docker"],
+        }
+        vm.update(over)
+        return {k: v for k, v in vm.items() if v is not None}
+
+    def config(self, vms, **defaults):
+        d = {"storage": "local", "iso_storage": "local", "import_storage": "local",
+             "bridge": "vmbr0", "dns_servers": ["1.1.1.1"], "agent_timeout_s": 20}
+        d.update(defaults)
+        return self.write_config({"proxmox": self.proxmox_section(), "defaults": d,
+                                  "features": self.features(), "vms": vms})
+
+    def features(self):
+        return {"docker": {"script": os.path.join(REPO, "configs/features/docker.sh")}}
+
+    def deploy(self, cfg, *args, check=0, guests=True, ips=None):
+        with Guests(self.sim, ips=ips, enabled=guests):
+            return self.run_bin("--config", cfg, *args, check=check)
+
+    def logged(self, method, pattern):
+        import re
+        return [r for r in self.sim.requests()
+                if r.get("method") == method and re.search(pattern, r.get("path", ""))]
+
+
+class TestDeploy(DeployBase):
+    def test_seed_example_8001(self):
+        self.seed_template()
+        cfg = self.config([self.vm_8001()])
+        p = self.deploy(cfg, "--output", "json", "8001", ips={8001: "192.168.1.51"})
+        res = json.loads(p.stdout)
+        self.assertEqual(res, [{"vmid": 8001, "name": "docker-host-1", "node": "pve1",
+                                "ip": "192.168.1.51", "state": "created", "changed": True,
+                                "error": None, "note": None}])
+        conf = self.conf(8001)
+        self.assertEqual(conf["cores"], 4)
+        self.assertEqual(str(conf["memory"]), "8192")
+        self.assertEqual(conf["name"], "docker-host-1")
+        self.assertEqual(conf["tags"], "phoenix")
+        self.assertRegex(conf["net0"], r"^virtio=BC:24:11:[0-9A-F:]{8},bridge=vmbr0$")
+        self.assertIn("managed by phoenix-orchestrator", conf["description"])
+        self.assertIn("size=100G", conf["scsi0"])
+        # linked clone of the template's base volume, grown for real to 100 GiB
+        info = qinfo(self.disk_path(conf["scsi0"]))
+        self.assertEqual(info["virtual-size"], 100 * GiB)
+        self.assertEqual(info["backing-filename"], "../9000/base-9000-disk-0.qcow2")
+        # the seed replaced Proxmox's cloud-init drive
+        self.assertRegex(conf["ide2"], r"^local:iso/phoenix-ci-8001-[0-9a-f]{12}\.iso,"
+                                       r"media=cdrom$")
+        self.assertFalse([k for k, v in conf.items() if "cloudinit" in str(v)])
+        volid = conf["ide2"].split(",")[0]
+        self.assertEqual(self.isos(), [volid])
+        files = self.iso_files(volid)
+        self.assertEqual(sorted(files), ["meta-data", "network-config", "user-data"])
+        ud, nc, md = files["user-data"], files["network-config"], files["meta-data"]
+        self.assertTrue(ud.startswith("#cloud-config\n"), ud)
+        user_data = yaml.safe_load(ud)
+        users = [u for u in user_data["users"] if isinstance(u, dict)]
+        self.assertEqual([u["name"] for u in users], ["admin"])
+        self.assertEqual(users[0]["passwd"], HASH)
+        self.assertEqual(users[0]["ssh_authorized_keys"], [KEY])
+        self.assertEqual(user_data["hostname"], "docker-host-1")
+        with open(os.path.join(REPO, "configs/features/docker.sh"), encoding="utf-8") as f:
+            script = f.read()
+        scripts = [w["content"] for w in user_data.get("write_files", [])
+                   if w["path"].endswith("/docker.sh")]
+        self.assertEqual(scripts, [script])
+        mac = conf["net0"].split(",")[0].split("=")[1].lower()
+        self.assertEqual(yaml.safe_load(nc), {"version": 2, "ethernets": {"eth0": {
+            "match": {"macaddress": mac}, "set-name": "eth0",
+            "addresses": ["192.168.1.51/24"],
+            "routes": [{"to": "0.0.0.0/0", "via": "192.168.1.1"}],
+            "nameservers": {"addresses": ["1.1.1.1"]}}}})
+        meta = yaml.safe_load(md)
+        self.assertEqual(meta["local-hostname"], "docker-host-1")
+        self.assertRegex(meta["instance-id"], r"^iid-[0-9a-f]{16}$")
+        # the VM runs; the table shows the IP of the NIC with net0's MAC, not docker0's
+        st = self.sim.control("GET", "/_sim/state")["vms"]["8001"]
+        self.assertEqual(st["status"], "running")
+        # the resize came after the clone task ended and was absolute
+        resizes = self.logged("PUT", r"/qemu/8001/resize$")
+        self.assertEqual([r["params"]["size"] for r in resizes], ["100G"])
+
+        # rerun: converges without uploading or changing anything
+        uploads = len(self.logged("POST", r"/upload$"))
+        p = self.deploy(cfg, "8001")
+        self.assertEqual(len(self.logged("POST", r"/upload$")), uploads)
+        self.assertRegex(p.stdout, r"8001\s+docker-host-1\s+pve1\s+192\.168\.1\.51\s+unchanged")
+        self.assertEqual(self.conf(8001)["ide2"], conf["ide2"])
+
+    def test_converge_changes_cores_disk_and_seed(self):
+        self.seed_template()
+        cfg = self.config([self.vm_8001(features=[], disk_size_gb=2)])
+        self.deploy(cfg, "8001")
+        before = self.conf(8001)
+        old_iso = before["ide2"].split(",")[0]
+        cfg = self.config([self.vm_8001(features=[], disk_size_gb=3, cores=6,
+                                        network_config={"ip": "192.168.1.52/24",
+                                                        "gw": "192.168.1.1"})])
+        p = self.deploy(cfg, "--output", "json", "8001")
+        res = json.loads(p.stdout)[0]
+        self.assertEqual(res["state"], "updated")
+        self.assertTrue(res["changed"])
+        self.assertIn("reboot", res["note"])
+        after = self.conf(8001)
+        self.assertEqual(after["cores"], 6)
+        self.assertIn("size=3G", after["scsi0"])
+        new_iso = after["ide2"].split(",")[0]
+        self.assertNotEqual(new_iso, old_iso)
+        self.assertEqual(self.isos(), [new_iso])  # the previous seed was deleted
+        nc = yaml.safe_load(self.iso_files(new_iso)["network-config"])
+        self.assertEqual(nc["ethernets"]["eth0"]["addresses"], ["192.168.1.52/24"])
+        # never shrinks
+        cfg = self.config([self.vm_8001(features=[], disk_size_gb=2, cores=6,
+                                        network_config={"ip": "192.168.1.52/24",
+                                                        "gw": "192.168.1.1"})])
+        self.deploy(cfg, "8001")
+        self.assertIn("size=3G", self.conf(8001)["scsi0"])
+
+    def test_foreign_vm_refused_untouched(self):
+        self.seed_template()
+        self.api_ok("POST", "/nodes/pve1/qemu", {"vmid": "8001", "name": "someone-elses",
+                                                  "net0": "virtio,bridge=vmbr0",
+                                                  "tags": "prod"})
+        before = self.state()
+        n_req = len(self.sim.requests())
+        p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
+        self.assertIn("VM 8001 already exists", p.stderr)
+        self.assertIn("not ours", p.stderr)
+        self.assertEqual(self.state(), before)
+        muts = [r for r in self.sim.requests()[n_req:]
+                if r["method"] != "GET" and not r.get("control")]
+        self.assertEqual(muts, [])
+
+    def test_bad_input_exits_2_before_any_request(self):
+        self.seed_template()
+        n_req = len(self.sim.requests())
+        p = self.deploy(self.config([self.vm_8001()]), "8001", "123", check=2)
+        self.assertIn("VMID 123 is not in %s ($.vms)" % os.path.join(self.tmp,
+                                                                     "phoenix_vm_configs.json"),
+                      p.stderr)
+        bad = self.vm_8001(user_config={"username": "admin", "ssh_public_key": KEY})
+        bad["features"] = ["nosuch"]
+        p = self.deploy(self.config([bad]), "8001", check=2)
+        self.assertIn("nosuch", p.stderr)
+        p = self.deploy(self.config([self.vm_8001()], cloudinit_mode="native",
+                                    snippets_dir="/var/lib/vz/snippets"), "8001", check=2)
+        self.assertIn("snippets_dir", p.stderr)
+        self.assertIn("not supported", p.stderr)
+        api = [r for r in self.sim.requests()[n_req:] if not r.get("control")]
+        self.assertEqual(api, [])
+
+    def test_template_must_exist_and_be_a_template(self):
+        self.seed_template()
+        p = self.deploy(self.config([self.vm_8001(clone_from_vmid=9001)]), "8001", check=1)
+        self.assertIn("source template 9001", p.stderr)
+        self.assertIn("does not exist", p.stderr)
+        self.api_ok("POST", "/nodes/pve1/qemu", {"vmid": "9002", "name": "plain",
+                                                  "net0": "virtio,bridge=vmbr0"})
+        p = self.deploy(self.config([self.vm_8001(clone_from_vmid=9002)]), "8001", check=1)
+        self.assertIn("is not a template", p.stderr)
+        self.assertNotIn("8001", self.sim.control("GET", "/_sim/state")["vms"])
+
+    def test_clone_from_template_series_newest_validated(self):
+        self.seed_template(vmid=9100, name="noble-20250101-001",
+                           tags="phoenix;phx-noble;validated")
+        self.seed_template(vmid=9101, name="noble-20250102-001", tags="phoenix;phx-noble")
+        tpl = {"name": "noble", "image_url": "https://example.com/noble.img",
+               "sha256": "0" * 64, "versions": {"vmid_min": 9100, "vmid_max": 9199}}
+        vm = self.vm_8001(features=[])
+        del vm["clone_from_vmid"]
+        vm["clone_from_template"] = "noble"
+        cfg = self.write_config({"proxmox": self.proxmox_section(),
+                                 "defaults": {"storage": "local", "agent_timeout_s": 20},
+                                 "features": self.features(), "templates": [tpl],
+                                 "vms": [vm]})
+        self.deploy(cfg, "8001")
+        self.assertIn("base-9100-disk-0", self.conf(8001)["scsi0"])
+
+    def test_native_mode_request_params(self):
+        self.seed_template(cloudinit=False)
+        cfg = self.config([self.vm_8001(features=[])], cloudinit_mode="native",
+                          search_domain="example.com")
+        self.deploy(cfg, "8001")
+        posts = [r for r in self.logged("POST", r"/qemu/8001/config$")]
+        self.assertEqual(len(posts), 1)
+        p = posts[0]["params"]
+        self.assertEqual(p["ciuser"], "admin")
+        self.assertEqual(p["cipassword"], HASH)
+        self.assertEqual(p["sshkeys"], urllib.parse.quote(KEY, safe="-_.!~*'()"))
+        self.assertEqual(p["ipconfig0"], "ip=192.168.1.51/24,gw=192.168.1.1")
+        self.assertEqual(p["nameserver"], "1.1.1.1")
+        self.assertEqual(p["searchdomain"], "example.com")
+        self.assertEqual(p["ide2"], "local:cloudinit")
+        conf = self.conf(8001)
+        self.assertEqual(conf["cipassword"], HASH)  # pre-hashed: stored as sent
+        self.assertIn("cloudinit", conf["ide2"])
+        self.assertEqual(self.isos(), [])
+        # a rerun sends no cloud-init values again
+        self.deploy(cfg, "8001")
+        self.assertEqual(len(self.logged("POST", r"/qemu/8001/config$")), 1)
+
+    def test_dry_run_changes_nothing(self):
+        self.seed_template()
+        before = self.state()
+        p = self.deploy(self.config([self.vm_8001()]), "--dry-run", "8001")
+        self.assertEqual(self.state(), before)
+        self.assertIn("/clone", p.stdout)
+        self.assertIn("/upload", p.stdout)
+        self.assertRegex(p.stdout, r"8001\s+docker-host-1\s+pve1\s+-\s+planned")
+        muts = [r for r in self.sim.requests() if r["method"] != "GET" and
+                not r.get("control") and "8001" in r["path"]]
+        self.assertEqual(muts, [])
+
+    def assert_clean_failure(self, p, before, text):
+        self.assertIn(text, p.stderr)
+        self.assertIn("1 of 1 VM failed", p.stderr)
+        self.assertIn("rollback: removed VM 8001", p.stderr)
+        after = self.state()
+        self.assertEqual(after, before, "orphans left behind")
+
+    def test_failed_clone_task_leaves_nothing(self):
+        self.seed_template()
+        before = self.state()
+        self.sim.control("POST", "/_sim/fault", {"kind": "task", "type": "qmclone",
+                                                 "message": "clone broke"})
+        p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
+        self.assert_clean_failure(p, before, "clone broke")
+
+    def test_failed_upload_leaves_nothing(self):
+        self.seed_template()
+        before = self.state()
+        self.sim.control("POST", "/_sim/fault", {"kind": "task", "type": "imgcopy",
+                                                 "message": "disk full"})
+        p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
+        self.assert_clean_failure(p, before, "disk full")
+        self.assertIn("rollback: removed local:iso/phoenix-ci-8001-", p.stderr)
+
+    def test_failed_start_leaves_nothing(self):
+        self.seed_template()
+        before = self.state()
+        self.sim.control("POST", "/_sim/fault", {"kind": "task", "type": "qmstart",
+                                                 "message": "kvm: no memory"})
+        p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
+        self.assert_clean_failure(p, before, "kvm: no memory")
+
+    def test_missing_agent_times_out_and_cleans(self):
+        self.seed_template()
+        before = self.state()
+        t0 = time.monotonic()
+        p = self.deploy(self.config([self.vm_8001()], agent_timeout_s=2), "8001", check=1,
+                        guests=False)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertIn("guest agent did not answer within 2 s", p.stderr)
+        self.assertIn("qemu-guest-agent", p.stderr)
+        self.assert_clean_failure(p, before, "QEMU guest agent is not running")
+
+    def test_one_failure_others_continue(self):
+        self.seed_template()
+        vms = [self.vm_8001(vmid=8001 + i, name="vm-%d" % i, features=[], disk_size_gb=None)
+               for i in range(3)]
+        self.sim.control("POST", "/_sim/fault", {"kind": "task", "type": "qmstart",
+                                                 "id": "8002", "message": "boom"})
+        p = self.deploy(self.config(vms), "--all", "--output", "json", check=1)
+        res = json.loads(p.stdout)
+        self.assertEqual([r["vmid"] for r in res], [8001, 8002, 8003])
+        self.assertEqual([r["state"] for r in res], ["created", "failed", "created"])
+        self.assertIn("boom", res[1]["error"])
+        self.assertEqual(sorted(self.sim.control("GET", "/_sim/state")["vms"]),
+                         ["8001", "8003", "9000"])
+        self.assertIn("1 of 3 VMs failed", p.stderr)
+        self.assertIn("VM 8002 'vm-1'", p.stderr)
+
+    def test_twenty_vms_jobs_4(self):
+        self.seed_template()
+        vms = [self.vm_8001(vmid=8100 + i, name="vm-%02d" % i, features=[], disk_size_gb=None)
+               for i in range(20)]
+        p = self.deploy(self.config(vms), "--all", "--jobs", "4", "--output", "json")
+        res = json.loads(p.stdout)
+        self.assertEqual([r["vmid"] for r in res], list(range(8100, 8120)))
+        self.assertEqual({r["state"] for r in res}, {"created"})
+        for r in res:
+            self.assertEqual(r["ip"], "10.9.%d.%d" % (r["vmid"] // 250 % 250,
+                                                      r["vmid"] % 250 + 2))
+        self.assertEqual(len(self.isos()), 20)
+
+    def test_destroy(self):
+        self.seed_template()
+        cfg = self.config([self.vm_8001(features=[])])
+        self.deploy(cfg, "8001")
+        p = self.run_bin("--config", cfg, "--destroy", "8001", check=0)
+        self.assertIn("destroyed VM 8001 'docker-host-1'", p.stdout)
+        self.assertRegex(p.stdout, r"removed local:iso/phoenix-ci-8001-[0-9a-f]{12}\.iso")
+        st = self.sim.control("GET", "/_sim/state")
+        self.assertEqual(sorted(st["vms"]), ["9000"])
+        self.assertEqual(self.isos(), [])
+        self.assertFalse(os.path.exists(os.path.join(self.sim.state_dir,
+                                                     "storage/local/images/8001")))
+        # a VM without our tag is refused; so is a template
+        self.api_ok("POST", "/nodes/pve1/qemu", {"vmid": "8002", "name": "foreign"})
+        p = self.run_bin("--config", cfg, "--destroy", "8002", check=1)
+        self.assertIn("no 'phoenix' tag", p.stderr)
+        p = self.run_bin("--config", cfg, "--destroy", "9000", check=1)
+        self.assertIn("is a template", p.stderr)
+        self.assertEqual(sorted(self.sim.control("GET", "/_sim/state")["vms"]),
+                         ["8002", "9000"])
+
+
+if __name__ == "__main__":
+    unittest.main()
