@@ -396,9 +396,9 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 
 	if (!c->progress || !c->progress->update)
 		return 0;
-	if (ultotal > 0 && ulnow < ultotal)
-		c->progress->update(c->progress->ud, (uint64_t)ulnow, (uint64_t)ultotal);
-	else if (ultotal > 0 && dlnow == 0)
+	/* a request with a body reports the body going out (the answer is small); one without
+	 * reports the download */
+	if (ultotal > 0)
 		c->progress->update(c->progress->ud, (uint64_t)ulnow, (uint64_t)ultotal);
 	else
 		c->progress->update(c->progress->ud, (uint64_t)dlnow,

@@ -370,6 +370,26 @@ bad:
 	return phx_err_set(err, PHX_E_API, "task id '%s': not a Proxmox UPID", upid ? upid : "");
 }
 
+/* Proxmox answers many plain state errors with 500 ("VM 100 is not running", "Configuration
+ * file ... does not exist"): asking again cannot help, and agent polling loops would pay the
+ * backoff on every poll. Everything else in 5xx (proxy 59x, 502-504, internal hiccups) is
+ * worth a retry on a GET. */
+static bool pve_error_is_deterministic(long status, const char *msg)
+{
+	static const char *const texts[] = {
+		"does not exist", "already exists", "is locked", "not running",
+		"No QEMU guest agent configured", "not implemented", "no such", NULL,
+	};
+	size_t i;
+
+	if (status == 501)
+		return true;
+	for (i = 0; texts[i]; i++)
+		if (strstr(msg, texts[i]))
+			return true;
+	return false;
+}
+
 static bool is_secret_key(const char *key)
 {
 	return strcmp(key, "password") == 0 || strcmp(key, "cipassword") == 0;
@@ -562,7 +582,8 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 			/* 5xx on a GET is retried (59x are pveproxy's timeouts); anything else
 			 * may have done something, except a lock timeout, which by definition
 			 * ran nothing */
-			retry = (idempotent && resp.status >= 500) ||
+			retry = (idempotent && resp.status >= 500 &&
+				 !pve_error_is_deterministic(resp.status, e.msg)) ||
 				pve_is_lock_timeout(resp.reason) ||
 				pve_is_lock_timeout(buf_str(&resp.body));
 		}

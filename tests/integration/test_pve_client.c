@@ -168,6 +168,21 @@ Test(pve_client, ca_file_verifies_and_missing_trust_is_refused)
 	cr_assert(strstr(err.msg, "tls.fingerprint"), "no hint: %s", err.msg);
 	cr_assert(strstr(err.msg, x.sim.url), "origin not named: %s", err.msg);
 	pve_client_free(c);
+
+	/* insecure works, and says loudly that it is insecure */
+	{
+		struct pve_client_opts o = {.api_url = x.sim.url, .token_id = SIM_TOKEN_ID,
+					    .secret = x.secret, .node = "pve1",
+					    .tls = {.insecure = true}};
+
+		phx_err_clear(&err);
+		c = pve_client_new(&o, &err);
+		cr_assert_not_null(c, "%s", err.msg);
+		cr_assert_eq(pve_version_get(c, &v, &err), 0, "%s", err.msg);
+		fflush(stderr);
+		cr_assert(simproc_file_contains(x.our_stderr, "TLS VERIFICATION IS DISABLED"));
+		pve_client_free(c);
+	}
 	sim_finish(&x);
 }
 
@@ -318,6 +333,11 @@ Test(pve_client, every_typed_call_succeeds)
 	cr_assert_eq(pve_agent_ping(c, NULL, id + 1, &err), -1);
 	cr_assert(strstr(err.msg, "guest agent is not running"), "%s", err.msg);
 	phx_err_clear(&err);
+	/* a GET that fails for a state reason is not retried (agent wait loops poll this) */
+	cr_assert_eq(pve_agent_network(c, NULL, id + 1, &ifs, &err), -1);
+	cr_assert(strstr(err.msg, "guest agent is not running"), "%s", err.msg);
+	cr_assert_eq(simproc_count(&x.sim, "GET", "/agent/network-get-interfaces"), 1);
+	phx_err_clear(&err);
 	{
 		char path[64];
 
@@ -356,6 +376,22 @@ Test(pve_client, every_typed_call_succeeds)
 	sim_finish(&x);
 }
 
+struct progress_rec {
+	unsigned calls;
+	uint64_t last_now, last_total;
+};
+
+static void progress_note(void *ud, uint64_t now, uint64_t total)
+{
+	struct progress_rec *r = ud;
+
+	r->calls++;
+	if (total) {
+		r->last_now = now;
+		r->last_total = total;
+	}
+}
+
 Test(pve_client, upload_list_and_delete_content)
 {
 	struct ctx x;
@@ -367,6 +403,9 @@ Test(pve_client, upload_list_and_delete_content)
 	char *volid = NULL;
 	size_t i;
 	bool found = false, local = false;
+	struct stat st_img;
+	struct progress_rec pr = {0, 0, 0};
+	struct http_progress prog = {progress_note, &pr};
 
 	sim_setup(&x, "upload", NULL);
 	c = client(&x);
@@ -375,6 +414,7 @@ Test(pve_client, upload_list_and_delete_content)
 	if (system(cmd) != 0)
 		cr_skip_test("qemu-img is not installed");
 	cr_assert_eq(crypto_sha256_file(img, hex, &err), 0, "%s", err.msg);
+	cr_assert_eq(stat(img, &st_img), 0);
 
 	cr_assert_eq(pve_storage_list(c, NULL, &sl, &err), 0, "%s", err.msg);
 	for (i = 0; i < sl.n; i++)
@@ -384,8 +424,14 @@ Test(pve_client, upload_list_and_delete_content)
 	pve_storage_list_release(&sl);
 
 	cr_assert_eq(pve_storage_upload(c, NULL, "local", "import", img, "phx-test.qcow2",
-					"sha256", hex, NULL, 60, &volid, &err),
+					"sha256", hex, &prog, 60, &volid, &err),
 		     0, "%s", err.msg);
+	/* progress counts the whole multipart body: file plus its part headers */
+	cr_assert_gt(pr.calls, 0);
+	cr_assert_eq(pr.last_now, pr.last_total, "%llu of %llu", (unsigned long long)pr.last_now,
+		     (unsigned long long)pr.last_total);
+	cr_assert_gt(pr.last_total, (uint64_t)st_img.st_size);
+	cr_assert_lt(pr.last_total, (uint64_t)st_img.st_size + 4096);
 	cr_assert_str_eq(volid, "local:import/phx-test.qcow2");
 	cr_assert_eq(pve_storage_content(c, NULL, "local", "import", &vl, &err), 0, "%s", err.msg);
 	for (i = 0; i < vl.n; i++)
@@ -570,5 +616,70 @@ Test(pve_client, trace_redacts_token_and_cipassword)
 		  "user agent not seen");
 	cr_assert_not(simproc_file_contains(x.our_stderr, "plaintext-pw-xyz"));
 	pve_client_free(c);
+	sim_finish(&x);
+}
+
+/* ---- http layer details ---- */
+
+struct sink_rec {
+	struct buf data;
+	unsigned calls;
+};
+
+static int sink_write(void *ud, const void *data, size_t len, struct phx_err *err)
+{
+	struct sink_rec *r = ud;
+
+	r->calls++;
+	return buf_append(&r->data, data, len, err);
+}
+
+static int sink_refuse(void *ud, const void *data, size_t len, struct phx_err *err)
+{
+	(void)ud;
+	(void)data;
+	(void)len;
+	return phx_err_set(err, PHX_E_IO, "disk full (test sink)");
+}
+
+Test(pve_client, http_sink_streams_2xx_and_buffers_errors)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct sink_rec rec = {BUF_INIT, 0};
+	struct http_sink sink = {sink_write, &rec};
+	struct http_sink refuse = {sink_refuse, NULL};
+	struct http_response r;
+	char url[256], ctype[128];
+	struct http_request req = {.method = "GET", .url = url, .sink = &sink};
+
+	sim_setup(&x, "http-sink", NULL);
+	snprintf(url, sizeof(url), "%s/_sim/state", x.sim.url);
+	http_response_init(&r);
+	cr_assert_eq(http_perform(x.sim.ctl, &req, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.reason, "OK");
+	cr_assert_gt(rec.calls, 0);
+	cr_assert_eq(r.body.len, 0, "2xx body went to the buffer despite a sink");
+	cr_assert(strstr(buf_str(&rec.data), "\"vms\""), "%s", buf_str(&rec.data));
+	cr_assert(http_response_header(&r, "content-type", ctype, sizeof(ctype)));
+	cr_assert(strstr(ctype, "application/json"), "%s", ctype);
+
+	/* an error answer lands in resp->body with its reason phrase, never in the sink */
+	snprintf(url, sizeof(url), "%s/api2/json/version", x.sim.url);
+	rec.calls = 0;
+	cr_assert_eq(http_perform(x.sim.ctl, &req, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(r.status, 401);
+	cr_assert_eq(rec.calls, 0);
+	cr_assert_neq(r.reason[0], '\0');
+
+	/* a failing sink aborts the transfer with the sink's own error */
+	snprintf(url, sizeof(url), "%s/_sim/state", x.sim.url);
+	req.sink = &refuse;
+	cr_assert_eq(http_perform(x.sim.ctl, &req, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_IO);
+	cr_assert(strstr(err.msg, "disk full (test sink)"), "%s", err.msg);
+	http_response_release(&r);
+	buf_release(&rec.data);
 	sim_finish(&x);
 }
