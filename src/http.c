@@ -657,6 +657,12 @@ static int http_run(struct http_client *c, const char *url, struct curl_slist *h
 	/* the header list dies after this call: do not leave a dangling pointer in the handle */
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
 	c->resp = NULL;
+	/* A server may answer an upload with an error before reading the body and then close
+	 * (Proxmox checks privileges first): if that answer's status line arrived, it is the
+	 * answer, not a transport failure. */
+	if ((rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) && resp->status >= 400 &&
+	    !phx_err_is_set(&c->cb_err))
+		return 0;
 	if (rc != CURLE_OK || phx_err_is_set(&c->cb_err))
 		return http_translate(c, rc, url, err);
 	return 0;

@@ -824,8 +824,22 @@ int pve_storage_upload(struct pve_client *c, const char *node, const char *stora
 	json_t *data = NULL;
 	int rc = -1;
 
+	static const char *const need[] = {"Datastore.AllocateTemplate"};
+	char *acl_path = NULL;
+
 	if (!upath)
 		return -1;
+	/* Proxmox refuses an upload before reading its body and then drops the connection, so
+	 * the 403 can get lost in a send error: ask first, it costs one GET. */
+	if (asprintf(&acl_path, "/storage/%s", storage) < 0) {
+		acl_path = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (pve_permissions_check(c, acl_path, need, 1, err) < 0) {
+		phx_err_wrap(err, "upload '%s' to storage '%s'", filename, storage);
+		goto out;
+	}
 	/* Proxmox's multipart parser knows these fields only in this order (NOTES.md §6) */
 	f[nf++] = (struct http_form_field){"content", content};
 	if (checksum_algo && checksum) {
@@ -851,6 +865,7 @@ int pve_storage_upload(struct pve_client *c, const char *node, const char *stora
 	rc = 0;
 out:
 	json_decref(data);
+	free(acl_path);
 	free(volid);
 	free(upath);
 	return rc;

@@ -234,6 +234,24 @@ Test(pve_client, permissions_report_every_missing_privilege)
 	cr_assert_eq(pve_vm_create(c, NULL, p, 2, 0, &err), -1);
 	cr_assert_eq(err.code, PHX_E_PERM, "%s", err.msg);
 	cr_assert(strstr(err.msg, "token lacks VM.Allocate on /vms/9200"), "%s", err.msg);
+
+	/* an upload refused before its body is read is still a clean 403, not a send error */
+	{
+		char big[PATH_MAX];
+		FILE *f;
+
+		snprintf(big, sizeof(big), "%s/big.qcow2", x.sim.state_dir);
+		f = fopen(big, "w");
+		cr_assert_not_null(f);
+		cr_assert_eq(ftruncate(fileno(f), 32 << 20), 0);
+		fclose(f);
+		phx_err_clear(&err);
+		cr_assert_eq(pve_storage_upload(c, NULL, "local", "import", big, "big.qcow2", NULL,
+						NULL, NULL, 60, NULL, &err),
+			     -1);
+		cr_assert_eq(err.code, PHX_E_PERM, "%s", err.msg);
+		cr_assert(strstr(err.msg, "Datastore.AllocateTemplate"), "%s", err.msg);
+	}
 	pve_client_free(c);
 	sim_finish(&x);
 }
