@@ -5,6 +5,8 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -563,4 +565,47 @@ Test(image_fetch, full_disk_fails_naming_cache_and_leaves_no_part)
 	cr_assert(strstr(err.msg, T.cache) && strstr(err.msg, "full"), "%s", err.msg);
 	cache_files("", files, sizeof(files));
 	cr_assert(!strstr(files, ".part") && !strstr(files, T.sha), "left behind:\n%s", files);
+}
+
+Test(image_fetch, concurrent_download_of_same_name_is_refused)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	int fd;
+
+	/* another process holds the .part lock (flock is per open file, so this fd counts) */
+	cr_assert_eq(fs_mkdir_p(T.cache, 0755, &err), 0);
+	fd = open(cache_path(IMG_NAME ".part"), O_RDWR | O_CREAT, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "abc", 3), 3);
+	cr_assert_eq(flock(fd, LOCK_EX), 0);
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_CONFLICT, "%s", err.msg);
+	cr_assert(strstr(err.msg, T.img_url), "%s", err.msg);
+	cr_assert(fs_exists(cache_path(IMG_NAME ".part")), "the other process's file is kept");
+	close(fd);
+}
+
+Test(image_fetch, corrupt_cached_file_is_detected_and_replaced)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	char path[512];
+	int fd;
+
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	snprintf(path, sizeof(path), "%s", r.path);
+	img_result_release(&r);
+	/* flip bytes in place: same size, so only a re-hash can tell */
+	fd = open(path, O_WRONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, "XXXX", 4, 4096), 4);
+	close(fd);
+	o.verify_cached = true;
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	cr_assert_eq(r.downloaded, IMG_SIZE);
+	img_result_release(&r);
 }
