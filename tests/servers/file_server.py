@@ -14,6 +14,7 @@ Misbehaviour switches, from the command line or at run time through the control 
   wrong_sums       serve every *SUMS* file with each hash's first digit changed
   no_etag          send no ETag header (Last-Modified only)
   no_length        send no Content-Length for files (body ends when the connection closes)
+  rate             send file bodies at about this many bytes per second (0: full speed)
   status           {"/path": 404, ...} answer these paths with that status and no file
 Each request is logged as one JSON line (method, path, status, bytes = body bytes sent,
 range, if_range, if_none_match, if_modified_since) to --log. Once listening, prints
@@ -43,6 +44,7 @@ class State:
             "wrong_sums": args.wrong_sums,
             "no_etag": args.no_etag,
             "no_length": args.no_length,
+            "rate": args.rate,
             "status": dict(args.status or []),
         }
 
@@ -198,7 +200,10 @@ class Handler(BaseHTTPRequestHandler):
                 sent = count
             else:
                 with open(full, "rb") as f:
-                    sent = self.connection.sendfile(f, start, count) if count else 0
+                    if cfg["rate"]:
+                        sent = self._send_slowly(f, start, count, int(cfg["rate"]))
+                    else:
+                        sent = self.connection.sendfile(f, start, count) if count else 0
         except (BrokenPipeError, ConnectionResetError):
             pass
         if drop is not None and sent < length:
@@ -211,6 +216,19 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             return
         self._log(status, sent)
+
+    def _send_slowly(self, f, start, count, rate):
+        """Sends in 10 steps per second; for watching progress bars."""
+        f.seek(start)
+        sent, step = 0, max(1, rate // 10)
+        while sent < count:
+            data = f.read(min(step, count - sent))
+            if not data:
+                break
+            self.wfile.write(data)
+            sent += len(data)
+            time.sleep(0.1)
+        return sent
 
     @staticmethod
     def _parse_range(rng, size):
@@ -249,6 +267,7 @@ def main():
     ap.add_argument("--wrong-sums", action="store_true")
     ap.add_argument("--no-etag", action="store_true")
     ap.add_argument("--no-length", action="store_true")
+    ap.add_argument("--rate", type=int, default=0, metavar="BYTES_PER_S")
     ap.add_argument("--status", type=parse_status, action="append", metavar="/PATH=CODE")
     args = ap.parse_args()
 
