@@ -152,14 +152,16 @@ static void *img_hasher_main(void *arg)
 		to = hs->avail;
 		pthread_mutex_unlock(&hs->mu);
 		while (from < to) {
-			size_t want = to - from < IMG_HASH_CHUNK ? (size_t)(to - from) : IMG_HASH_CHUNK;
+			size_t want =
+				to - from < IMG_HASH_CHUNK ? (size_t)(to - from) : IMG_HASH_CHUNK;
 			ssize_t n = pread(hs->fd, hs->chunk, want, (off_t)from);
 
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0) {
 				if (n == 0)
-					phx_err_set(&hs->err, PHX_E_IO, "file shrank while hashing");
+					phx_err_set(&hs->err, PHX_E_IO,
+						    "file shrank while hashing");
 				else
 					phx_err_set_errno(&hs->err, PHX_E_IO, errno, "read back");
 				pthread_mutex_lock(&hs->mu);
@@ -360,8 +362,8 @@ static int img_http_fail(const char *what, const char *url, const struct http_re
 {
 	enum phx_err_code code = r->status == 404 ? PHX_E_NOTFOUND : PHX_E_NET;
 
-	phx_err_set(err, code, "%s '%s': HTTP %ld%s%s", what, url, r->status, r->reason[0] ? " " : "",
-		    r->reason);
+	phx_err_set(err, code, "%s '%s': HTTP %ld%s%s", what, url, r->status,
+		    r->reason[0] ? " " : "", r->reason);
 	if (err && err->http_status == 0)
 		err->http_status = (int)r->status;
 	return -1;
@@ -428,7 +430,8 @@ static int img_expected_from_sums(struct http_client *c, const char *url, const 
 	int rc = -1;
 
 	if (prev && img_str_eq(prev->sums_url, url)) {
-		if (prev->sums_etag && asprintf(&hdr[nh], "If-None-Match: %s", prev->sums_etag) >= 0)
+		if (prev->sums_etag &&
+		    asprintf(&hdr[nh], "If-None-Match: %s", prev->sums_etag) >= 0)
 			nh++;
 		if (prev->sums_last_modified &&
 		    asprintf(&hdr[nh], "If-Modified-Since: %s", prev->sums_last_modified) >= 0)
@@ -455,8 +458,8 @@ static int img_expected_from_sums(struct http_client *c, const char *url, const 
 		hit = img_sums_lookup(sums, name);
 		if (!hit) {
 			phx_err_set(err, PHX_E_NOTFOUND,
-				    "checksums '%s' list no file named '%s' (%zu entries)", url, name,
-				    sums->n);
+				    "checksums '%s' list no file named '%s' (%zu entries)", url,
+				    name, sums->n);
 			goto out;
 		}
 		memcpy(ret, hit, CRYPTO_SHA256_HEX_LEN + 1);
@@ -495,6 +498,16 @@ static void img_paths_release(struct img_paths *p)
 	free(p->part_meta);
 	free(p->final_dir);
 	free(p->final);
+}
+
+/* The If-Range value for a file with these validators: a strong ETag, else the date (RFC
+ * 9110 forbids weak ETags in If-Range), else NULL (resume unguarded; the hash still guards).
+ * Caller owns the result. */
+static char *img_if_range_value(const char *etag, const char *last_modified)
+{
+	if (etag && strncmp(etag, "W/", 2))
+		return strdup(etag);
+	return last_modified ? strdup(last_modified) : NULL;
 }
 
 /* HEAD for size and validators. Only a 404 is fatal here: some servers refuse HEAD, and the
@@ -553,13 +566,8 @@ static int img_part_open(struct img_dl *d, const struct img_paths *p, const char
 		if ((head->etag && pm.etag && strcmp(head->etag, pm.etag)) ||
 		    (head->size && keep > head->size))
 			keep = 0;
-		if (keep && (pm.etag || pm.last_modified)) {
-			validator = strdup(pm.etag ? pm.etag : pm.last_modified);
-			if (!validator) {
-				img_meta_release(&pm);
-				return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			}
-		}
+		if (keep)
+			validator = img_if_range_value(pm.etag, pm.last_modified);
 	}
 	img_meta_release(&pm);
 	if (!keep && st.st_size > 0 && ftruncate(d->fd, 0) < 0) {
@@ -596,8 +604,11 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 			const struct img_paths *p, const char *expected, struct img_meta *info,
 			uint64_t *ret_received, struct phx_err *err)
 {
-	struct img_dl d = {.url = o->image_url, .name = p->name, .part_path = p->part,
-			   .cache_dir = p->cache, .fd = -1};
+	struct img_dl d = {.url = o->image_url,
+			   .name = p->name,
+			   .part_path = p->part,
+			   .cache_dir = p->cache,
+			   .fd = -1};
 	struct img_meta head = IMG_META_INIT;
 	struct http_response resp;
 	struct http_sink sink = {img_sink_write, &d};
@@ -636,23 +647,29 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 			goto out;
 		}
 	}
-	if (!offset && img_part_meta_write(p, o->image_url, expected, head.etag,
-					   head.last_modified, err) < 0)
+	if (!offset &&
+	    img_part_meta_write(p, o->image_url, expected, head.etag, head.last_modified, err) < 0)
 		goto out;
-	if (!validator && (head.etag || head.last_modified))
-		validator = strdup(head.etag ? head.etag : head.last_modified);
+	if (!validator)
+		validator = img_if_range_value(head.etag, head.last_modified);
 	d.at_start = d.written;
 	img_now(&d.t0);
 
 	for (unsigned attempt = 0; !complete; attempt++) {
 		struct phx_err aerr = PHX_ERR_INIT;
 		const char *headers[3] = {NULL, NULL, NULL};
-		struct http_request req = {.method = "GET", .url = o->image_url, .sink = &sink,
-					   .progress = &prog, .headers = headers};
+		int rc_http;
+		struct http_request req = {.method = "GET",
+					   .url = o->image_url,
+					   .sink = &sink,
+					   .progress = &prog,
+					   .headers = headers};
 
 		if (attempt > retries) {
-			phx_err_set(err, PHX_E_NET, "download '%s': no complete answer after %u "
-				    "attempts", o->image_url, attempt);
+			phx_err_set(err, PHX_E_NET,
+				    "download '%s': no complete answer after %u "
+				    "attempts",
+				    o->image_url, attempt);
 			goto out;
 		}
 		if (d.size && d.written == d.size) {
@@ -674,11 +691,22 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		d.req_offset = d.written;
 		d.first_chunk = true;
 		d.assumed_partial = d.bad_range = false;
-		if (http_perform(c, &req, &resp, &aerr) == 0) {
+		rc_http = http_perform(c, &req, &resp, &aerr);
+		if (!validator && d.req_offset == 0 && (resp.status == 200 || resp.status == 206)) {
+			/* no HEAD validators: take the GET's, so a retry can still use If-Range */
+			char *et = img_header_dup(&resp, "ETag"),
+			     *lm = img_header_dup(&resp, "Last-Modified");
+
+			validator = img_if_range_value(et, lm);
+			free(et);
+			free(lm);
+		}
+		if (rc_http == 0) {
 			if (resp.status == 416 && d.written) {
 				uint64_t start, total;
 
-				if (img_content_range(&resp, &start, &total) && total == d.written) {
+				if (img_content_range(&resp, &start, &total) &&
+				    total == d.written) {
 					complete = true;
 					break;
 				}
@@ -698,11 +726,6 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 					goto out;
 				continue;
 			}
-			if (d.req_offset == 0 && !validator) {
-				char *et = img_header_dup(&resp, "ETag");
-
-				validator = et ? et : img_header_dup(&resp, "Last-Modified");
-			}
 			if (!info->etag)
 				info->etag = img_header_dup(&resp, "ETag");
 			if (!info->last_modified)
@@ -719,13 +742,14 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 			goto out;
 		if (attempt == retries) {
 			phx_err_set(err, aerr.code, "%s", aerr.msg);
-			phx_err_wrap(err, "download '%s': gave up after %u attempts; %" PRIu64
-					  " bytes kept in '%s' for the next run",
+			phx_err_wrap(err,
+				     "download '%s': gave up after %u attempts; %" PRIu64
+				     " bytes kept in '%s' for the next run",
 				     o->image_url, attempt + 1, d.written, p->part);
 			goto out;
 		}
-		log_warn("download of '%s' interrupted at %" PRIu64 " bytes: %s; resuming",
-			 p->name, d.written, aerr.msg);
+		log_warn("download of '%s' interrupted at %" PRIu64 " bytes: %s; resuming", p->name,
+			 d.written, aerr.msg);
 		img_sleep_ms(200 * (attempt + 1));
 	}
 	if (d.bar)
@@ -917,7 +941,9 @@ int img_fetch(struct http_client *c, const struct img_fetch_opts *o, struct img_
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto out;
 	}
-	*ret = (struct img_result){.path = out_path, .size = size, .downloaded = received,
+	*ret = (struct img_result){.path = out_path,
+				   .size = size,
+				   .downloaded = received,
 				   .changed = !have_prev || strcmp(prev.sha256, expected),
 				   .previous_path = prev_path};
 	memcpy(ret->sha256, expected, sizeof(ret->sha256));

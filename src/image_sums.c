@@ -116,8 +116,9 @@ int img_sums_parse(const char *text, size_t len, const char *source_name, struct
 			if (strcmp(sums_strip_dot(s->entries[k].name), sums_strip_dot(e.name)) ||
 			    !strcmp(s->entries[k].sha256, e.sha256))
 				continue;
-			phx_err_set(err, PHX_E_VERIFY, "%s:%zu: '%s' listed again with another hash",
-				    source_name, lineno, e.name);
+			phx_err_set(err, PHX_E_VERIFY,
+				    "%s:%zu: '%s' listed again with another hash", source_name,
+				    lineno, e.name);
 			free(e.name);
 			img_sums_free(s);
 			return -1;

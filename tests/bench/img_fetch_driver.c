@@ -23,8 +23,10 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s CACHE_DIR IMAGE_URL (--sums URL | --sha256 HEX) "
-				"[--progress]\n", argv[0]);
+		fprintf(stderr,
+			"usage: %s CACHE_DIR IMAGE_URL (--sums URL | --sha256 HEX) "
+			"[--progress]\n",
+			argv[0]);
 		return 2;
 	}
 	o.cache_dir = argv[1];

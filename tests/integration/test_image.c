@@ -80,8 +80,11 @@ static void server_stop(void)
 /* Changes server switches at run time (see file_server.py). */
 static void server_ctl(const char *json)
 {
-	struct http_request req = {.method = "POST", .url = NULL, .body = json,
-				   .body_len = strlen(json), .content_type = "application/json"};
+	struct http_request req = {.method = "POST",
+				   .url = NULL,
+				   .body = json,
+				   .body_len = strlen(json),
+				   .content_type = "application/json"};
 	struct http_response resp;
 	struct phx_err err = PHX_ERR_INIT;
 	char url[256];
@@ -119,8 +122,9 @@ static uint64_t log_bytes(size_t from, const char *method, const char *path, siz
 			sum += (uint64_t)json_integer_value(json_object_get(j, "bytes"));
 			n++;
 			if (statuses && o + 5 < slen)
-				o += (size_t)snprintf(statuses + o, slen - o, "%s%lld", o ? "," : "",
-						      json_integer_value(json_object_get(j, "status")));
+				o += (size_t)snprintf(
+					statuses + o, slen - o, "%s%lld", o ? "," : "",
+					json_integer_value(json_object_get(j, "status")));
 		}
 		json_decref(j);
 	}
@@ -165,8 +169,7 @@ static void make_image(size_t size)
 	snprintf(path, sizeof(path), "%s/" IMG_NAME, T.root);
 	cr_assert_eq(fs_write_atomic(path, data, size, 0644, &err), 0, "%s", err.msg);
 	free(data);
-	snprintf(sums, sizeof(sums),
-		 "%064d *other-image.img\n%s *" IMG_NAME "\n", 0, T.sha);
+	snprintf(sums, sizeof(sums), "%064d *other-image.img\n%s *" IMG_NAME "\n", 0, T.sha);
 	snprintf(path, sizeof(path), "%s/SHA256SUMS", T.root);
 	cr_assert_eq(fs_write_atomic(path, sums, strlen(sums), 0644, &err), 0);
 }
@@ -207,8 +210,8 @@ TestSuite(image_fetch, .init = setup, .fini = teardown, .timeout = 120);
 
 static struct img_fetch_opts sums_opts(void)
 {
-	return (struct img_fetch_opts){.image_url = T.img_url, .checksum_url = T.sums_url,
-				       .cache_dir = T.cache};
+	return (struct img_fetch_opts){
+		.image_url = T.img_url, .checksum_url = T.sums_url, .cache_dir = T.cache};
 }
 
 static char *cache_path(const char *rel)
@@ -467,8 +470,7 @@ Test(image_fetch, sums_without_entry_for_image_is_notfound)
 	cr_assert_eq(fs_write_atomic(path, "", 0, 0644, &err), 0);
 	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
 	cr_assert_eq(err.code, PHX_E_NOTFOUND, "%s", err.msg);
-	cr_assert(strstr(err.msg, T.sums_url) && strstr(err.msg, "'" IMG_NAME "'"), "%s",
-		  err.msg);
+	cr_assert(strstr(err.msg, T.sums_url) && strstr(err.msg, "'" IMG_NAME "'"), "%s", err.msg);
 }
 
 Test(image_fetch, second_run_transfers_zero_image_bytes)

@@ -251,8 +251,8 @@ Test(image, meta_read_rejects_corrupt_files_naming_path_and_field)
 		char path[256];
 
 		snprintf(path, sizeof(path), "%s/bad%zu.json", dir, i);
-		cr_assert_eq(fs_write_atomic(path, cases[i].json, strlen(cases[i].json), 0644, &err),
-			     0);
+		cr_assert_eq(
+			fs_write_atomic(path, cases[i].json, strlen(cases[i].json), 0644, &err), 0);
 		cr_assert_eq(img_meta_read(path, &r, &err), -1, "case %zu", i);
 		cr_assert_eq(err.code, PHX_E_IO, "case %zu", i);
 		cr_assert(strstr(err.msg, path), "case %zu: %s", i, err.msg);
