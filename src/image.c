@@ -656,7 +656,7 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	img_now(&d.t0);
 
 	for (unsigned attempt = 0; !complete; attempt++) {
-		struct phx_err aerr = PHX_ERR_INIT;
+		struct phx_err aerr = PHX_ERR_INIT, ignored = PHX_ERR_INIT;
 		const char *headers[3] = {NULL, NULL, NULL};
 		int rc_http;
 		struct http_request req = {.method = "GET",
@@ -698,6 +698,9 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 			     *lm = img_header_dup(&resp, "Last-Modified");
 
 			validator = img_if_range_value(et, lm);
+			/* and record them, so the next run can resume with If-Range too */
+			if (validator)
+				img_part_meta_write(p, o->image_url, expected, et, lm, &ignored);
 			free(et);
 			free(lm);
 		}

@@ -611,3 +611,33 @@ Test(image_fetch, corrupt_cached_file_is_detected_and_replaced)
 	cr_assert_eq(r.downloaded, IMG_SIZE);
 	img_result_release(&r);
 }
+
+Test(image_fetch, resume_without_etag_guards_with_last_modified)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	char line[2048] = "", last[2048] = "";
+	size_t n = 0;
+	char st[64];
+	FILE *f;
+
+	server_ctl("{\"no_etag\": true, \"drop_after\": 3000000, \"drop_count\": 2}");
+	o.retries = 1;
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	server_ctl("{\"drop_count\": 0}");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	cr_assert_eq(r.downloaded, IMG_SIZE - 6000000);
+	log_bytes(0, "GET", "/" IMG_NAME, &n, st, sizeof(st));
+	cr_assert_str_eq(st, "200,206,206");
+	/* the last image request carried the date as If-Range */
+	f = fopen(T.log, "r");
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "\"GET\"") && strstr(line, "\"/" IMG_NAME "\""))
+			strcpy(last, line);
+	fclose(f);
+	cr_assert(strstr(last, "\"if_range\": \"") && strstr(last, " GMT\""), "%s", last);
+	img_result_release(&r);
+}
