@@ -36,8 +36,10 @@
 
 #define DEP_MAX_PARAMS 32
 #define DEP_MAX_CI_DRIVES 8
-#define DEP_AGENT_DELAY_FIRST_MS 250
-#define DEP_AGENT_DELAY_MAX_MS 5000
+/* Agent polling: a cloud image boots in 10-60 s; a 3 s cap keeps the lag after boot small
+ * at one cheap request per VM every 3 s. */
+#define DEP_AGENT_DELAY_FIRST_MS 200
+#define DEP_AGENT_DELAY_MAX_MS 3000
 /* Stands in for the clone's MAC in the trial render done before any request. */
 #define DEP_PLACEHOLDER_MAC "02:00:00:00:00:00"
 
@@ -423,7 +425,7 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 					   "the template, or raise defaults.agent_timeout_s",
 					   vm->vmid, vm->name, timeout_s, last.msg);
 		dep_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
-		delay = delay * 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS : delay * 2;
+		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS : delay * 3 / 2;
 	}
 	delay = DEP_AGENT_DELAY_FIRST_MS;
 	for (;;) {
@@ -445,7 +447,7 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 			return 0;
 		}
 		dep_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
-		delay = delay * 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS : delay * 2;
+		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS : delay * 3 / 2;
 	}
 }
 

@@ -8,6 +8,7 @@ runs, it makes the simulator's fake agent answer with an interface carrying the 
 import hashlib
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -33,8 +34,11 @@ def qinfo(path):
 
 
 class Guests:
-    """Makes the fake agent of every running VM answer, as a booted guest would. The guest
-    reports a decoy docker0 first, so the test sees that the IP is picked by net0's MAC."""
+    """Makes the fake agent of every started VM answer, as a booted guest would. Follows the
+    simulator's request log for `status/start` calls (cheaper than polling /_sim/state, which
+    runs qemu-img on every disk), reads the VM's MAC through the API and tells the fake agent
+    to answer. The guest reports a decoy docker0 first, so the tests see that the IP is picked
+    by net0's MAC."""
 
     def __init__(self, sim, ips=None, enabled=True):
         self.sim = sim
@@ -42,37 +46,52 @@ class Guests:
         self.enabled = enabled
         self.stop = threading.Event()
         self.th = threading.Thread(target=self.run, daemon=True)
+        self.done = set()
+        # only VMs started from now on: earlier runs' guests keep what they answered
+        self.pos0 = os.path.getsize(sim.log_path) if os.path.exists(sim.log_path) else 0
+
+    def ifaces(self, vmid, mac):
+        ip = self.ips.get(vmid, "10.9.%d.%d" % (vmid // 250 % 250, vmid % 250 + 2))
+        return [
+            {"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [
+                {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]},
+            {"name": "docker0", "hardware-address": "02:42:ac:11:00:01", "ip-addresses": [
+                {"ip-address": "172.17.0.1", "ip-address-type": "ipv4", "prefix": 16}]},
+            {"name": "eth0", "hardware-address": mac, "ip-addresses": [
+                {"ip-address": "fe80::1", "ip-address-type": "ipv6", "prefix": 64},
+                {"ip-address": ip, "ip-address-type": "ipv4", "prefix": 24}]},
+        ]
+
+    def boot(self, vmid):
+        st, _, body = self.sim.api("GET", "/nodes/pve1/qemu/%d/config" % vmid)
+        if st != 200:
+            return
+        mac = body["data"]["net0"].split(",")[0].split("=")[1].lower()
+        self.sim.control("POST", "/_sim/agent/%d" % vmid,
+                         {"up": True, "interfaces": self.ifaces(vmid, mac)})
+        self.done.add(vmid)
 
     def run(self):
-        while not self.stop.wait(0.05):
-            if not self.enabled:
+        pos = self.pos0
+        while not self.stop.wait(0.02):
+            if not self.enabled or not os.path.exists(self.sim.log_path):
                 continue
-            try:
-                vms = self.sim.control("GET", "/_sim/state")["vms"]
-            except Exception:  # the simulator is shutting down
-                continue
-            for vmid, vm in vms.items():
-                if vm["status"] != "running" or vm["agent_up"]:
-                    continue
-                mac = vm["conf"].get("net0", "").split(",")[0].split("=")[1].lower()
-                ip = self.ips.get(int(vmid), "10.9.%d.%d" % (int(vmid) // 250 % 250,
-                                                            int(vmid) % 250 + 2))
-                ifaces = [
-                    {"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [
-                        {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]},
-                    {"name": "docker0", "hardware-address": "02:42:ac:11:00:01",
-                     "ip-addresses": [{"ip-address": "172.17.0.1", "ip-address-type": "ipv4",
-                                       "prefix": 16}]},
-                    {"name": "eth0", "hardware-address": mac, "ip-addresses": [
-                        {"ip-address": "fe80::1", "ip-address-type": "ipv6", "prefix": 64},
-                        {"ip-address": ip.split("/")[0], "ip-address-type": "ipv4",
-                         "prefix": 24}]},
-                ]
+            with open(self.sim.log_path, encoding="utf-8") as f:
+                f.seek(pos)
+                chunk = f.read()
+            end = chunk.rfind("\n") + 1
+            pos += len(chunk[:end].encode())
+            for line in chunk[:end].splitlines():
                 try:
-                    self.sim.control("POST", "/_sim/agent/%s" % vmid,
-                                     {"up": True, "interfaces": ifaces})
-                except Exception:
-                    pass
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                m = START_RE.search(r.get("path", ""))
+                if r.get("method") == "POST" and m and r.get("status") == 200:
+                    try:
+                        self.boot(int(m.group(1)))
+                    except Exception:  # the simulator is shutting down
+                        pass
 
     def __enter__(self):
         self.th.start()
@@ -81,6 +100,9 @@ class Guests:
     def __exit__(self, *exc):
         self.stop.set()
         self.th.join(5)
+
+
+START_RE = re.compile(r"/qemu/(\d+)/status/start$")
 
 
 class DeployBase(phxtest.OrchestratorTest):
