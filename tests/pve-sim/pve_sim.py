@@ -2248,6 +2248,12 @@ class Server(http.server.ThreadingHTTPServer):
 		super().__init__(addr, Handler)
 
 	def finish_request(self, request, client_address):
+		# headers and body go out in separate writes: without NODELAY each answer waits for
+		# the peer's delayed ACK (~40 ms on loopback), which real pveproxy does not do
+		try:
+			request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+		except OSError:
+			pass
 		# TLS handshake in the connection's own thread, not in the accept loop
 		if self.ctx:
 			try:
