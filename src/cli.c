@@ -274,7 +274,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 	memset(&longopts[N_OPTIONS], 0, sizeof(longopts[0]));
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+acC:j:qvVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "acC:j:qvVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_PROVISION:
 			if (cli_set_command(&o, CLI_CMD_PROVISION, &cmd_seen, argv[optind - 1],
