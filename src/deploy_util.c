@@ -45,6 +45,8 @@ int deploy_drive_size(const char *drive, uint64_t *ret_bytes, struct phx_err *er
 	memcpy(num, v, len);
 	num[len] = '\0';
 	d = strtod(num, &end);
+	if (end == num || !isdigit((unsigned char)num[0]))
+		return phx_err_set(err, PHX_E_API, "drive '%s': cannot parse size '%s'", drive, num);
 	switch (*end) {
 	case 'K': mult = 1ULL << 10; end++; break;
 	case 'M': mult = 1ULL << 20; end++; break;
@@ -52,7 +54,7 @@ int deploy_drive_size(const char *drive, uint64_t *ret_bytes, struct phx_err *er
 	case 'T': mult = 1ULL << 40; end++; break;
 	default: break;
 	}
-	if (end == num || *end || d < 0 || d * (double)mult > 1.8e19)
+	if (*end || d < 0 || d * (double)mult > 1.8e19)
 		return phx_err_set(err, PHX_E_API, "drive '%s': cannot parse size '%s'", drive, num);
 	*ret_bytes = (uint64_t)(d * (double)mult);
 	return 0;
@@ -66,18 +68,42 @@ bool deploy_drive_is_cdrom(const char *drive)
 	return (v && len == 5 && !strncmp(v, "cdrom", 5)) || deploy_drive_is_cloudinit(drive);
 }
 
+/* Like qemu-server's drive_is_cloudinit: the volume is "<sep>cloudinit" or
+ * "<sep>vm-<id>-cloudinit", optionally with a format suffix, where <sep> is ':' or '/'. */
 bool deploy_drive_is_cloudinit(const char *drive)
 {
+	static const char *const fmts[] = {".qcow2", ".raw", ".vmdk", ".qed", ".cow", ".cloop"};
+	const char *p;
 	size_t n;
 
 	if (!drive)
 		return false;
-	/* "local:cloudinit" when just created, "local:100/vm-100-cloudinit.qcow2" afterwards */
 	n = strcspn(drive, ",");
-	for (size_t i = 0; i + 9 <= n; i++)
-		if (!strncmp(drive + i, "cloudinit", 9))
-			return true;
-	return false;
+	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		size_t fl = strlen(fmts[i]);
+
+		if (n > fl && !strncmp(drive + n - fl, fmts[i], fl)) {
+			n -= fl;
+			break;
+		}
+	}
+	if (n < 10 || strncmp(drive + n - 9, "cloudinit", 9))
+		return false;
+	p = drive + n - 9; /* start of "cloudinit" */
+	if (p[-1] == ':' || p[-1] == '/')
+		return true;
+	/* "vm-<digits>-cloudinit" */
+	if (p[-1] != '-')
+		return false;
+	p -= 2;
+	if (p < drive || !isdigit((unsigned char)*p))
+		return false;
+	while (p > drive && isdigit((unsigned char)p[-1]))
+		p--;
+	if (p - drive < 4 || strncmp(p - 3, "vm-", 3))
+		return false;
+	p -= 3;
+	return p > drive && (p[-1] == ':' || p[-1] == '/');
 }
 
 static bool is_disk_key(const char *k)
