@@ -58,47 +58,124 @@ static int cust_gerr(struct cust_ctx *c, const char *fmt, const char *arg)
 	return phx_err_set(c->err, PHX_E_GUEST, "%s: %s", what, msg ? msg : "libguestfs error");
 }
 
-/* Runs `script` with /bin/sh -c in the guest, output (stdout+stderr) captured in the guest and
- * the last lines returned in *ret_tail (caller frees), exit status in *ret_status. -1 only
- * when the command could not be run at all. */
-static int cust_guest_sh(struct cust_ctx *c, const char *script, int *ret_status,
-			 char **ret_tail)
-{
-	/* The user's script runs as "$1" of a wrapper so it needs no quoting. The wrapper always
-	 * exits 0 and prints the status last: guestfs_command would otherwise turn a non-zero
-	 * exit into an error without the status or the stdout lines. */
-	static const char wrapper[] =
-		"export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
-		"LC_ALL=C DEBIAN_FRONTEND=noninteractive HOME=/root; mkdir -p /tmp; "
-		"/bin/sh -c \"$1\" >" CUST_GUEST_OUT " 2>&1 </dev/null; rc=$?; "
-		"tail -n 20 " CUST_GUEST_OUT "; rm -f " CUST_GUEST_OUT "; echo \"@@phx-status=$rc\"";
-	char *argv[] = {"/bin/sh", "-c", (char *)wrapper, "phx-customize", (char *)script, NULL};
-	char *out, *mark;
+/* One shell step of a batch: script in, status/time/output out. */
+struct cust_shell_step {
+	const char *script; /* borrowed */
+	bool ran;
 	int status;
+	double seconds;
+	char *out; /* owned: the step's stdout+stderr (possibly cut at the front) */
+};
 
-	out = guestfs_command(c->g, argv);
-	if (!out)
-		return cust_gerr(c, "%s", "run /bin/sh in the guest");
-	mark = strstr(out, "@@phx-status=");
-	if (!mark || sscanf(mark, "@@phx-status=%d", &status) != 1) {
-		phx_err_set(c->err, PHX_E_GUEST, "guest command gave no exit status; output: %s",
-			    out);
-		free(out);
-		return -1;
+/* Runs shell steps in order inside ONE guest command, stopping at the first that fails.
+ * Every guestfs_command costs ~2 s under TCG before the script even starts (the daemon bind-
+ * mounts /dev, /proc, /sys into the guest and back), so consecutive shell steps share one.
+ * Each step runs as `( eval "$N" )` in a subshell of the wrapper (no extra exec), and a marker
+ * line after it carries its exit status and /proc/uptime, read with builtins. The wrapper
+ * itself always exits 0: guestfs_command would otherwise turn a failure into an error without
+ * the status or stdout. Output is capped by tail so a chatty step cannot exceed the
+ * libguestfs message limit. -1 only when the command could not run at all. */
+static int cust_guest_batch(struct cust_ctx *c, struct cust_shell_step *steps, size_t n)
+{
+	struct buf w = BUF_INIT;
+	char **argv = NULL, *out = NULL, *p, *prev_end;
+	double t_prev = -1;
+	int rc = -1;
+
+	if (buf_puts(&w,
+		     "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
+		     "LC_ALL=C DEBIAN_FRONTEND=noninteractive HOME=/root; "
+		     "{ exec 2>&1 </dev/null; t=; read t _ </proc/uptime; "
+		     "echo \"@@phx-step 0 0 $t\"; ",
+		     c->err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (buf_printf(&w, c->err,
+			       "( eval \"${%zu}\" ); s=$?; t=; read t _ </proc/uptime; "
+			       "printf '\\n@@phx-step %zu %%s %%s\\n' \"$s\" \"$t\"; "
+			       "[ $s -eq 0 ] || exit 0; ",
+			       i + 1, i + 1) < 0)
+			goto out;
+	if (buf_puts(&w, "} | tail -c 1000000", c->err) < 0)
+		goto out;
+	argv = calloc(n + 5, sizeof(*argv));
+	if (!argv) {
+		phx_err_set(c->err, PHX_E_NOMEM, "out of memory");
+		goto out;
 	}
-	*mark = '\0';
-	*ret_status = status;
-	*ret_tail = out;
-	return 0;
+	argv[0] = "/bin/sh";
+	argv[1] = "-c";
+	argv[2] = (char *)buf_str(&w);
+	argv[3] = "phx-customize";
+	for (size_t i = 0; i < n; i++)
+		argv[4 + i] = (char *)steps[i].script;
+	out = guestfs_command(c->g, argv);
+	if (!out) {
+		cust_gerr(c, "%s", "run /bin/sh in the guest");
+		goto out;
+	}
+	/* Split at the markers: "@@phx-step N STATUS UPTIME" ends step N's output. */
+	prev_end = out;
+	for (p = strstr(out, "@@phx-step "); p; p = strstr(p, "@@phx-step ")) {
+		size_t idx;
+		int status;
+		double t = -1;
+		char *eol = strchr(p, '\n');
+		int got = sscanf(p, "@@phx-step %zu %d %lf", &idx, &status, &t);
+
+		if (got >= 2 && idx >= 1 && idx <= n) {
+			struct cust_shell_step *st = &steps[idx - 1];
+			size_t len = (size_t)(p - prev_end);
+
+			while (len && (prev_end[len - 1] == '\n' || prev_end[len - 1] == '\r'))
+				len--;
+			st->out = strndup(prev_end, len);
+			if (!st->out) {
+				phx_err_set(c->err, PHX_E_NOMEM, "out of memory");
+				goto out;
+			}
+			st->ran = true;
+			st->status = status;
+			st->seconds = got == 3 && t_prev >= 0 ? t - t_prev : 0;
+		}
+		if (got >= 3)
+			t_prev = t;
+		if (!eol)
+			break;
+		p = prev_end = eol + 1;
+	}
+	rc = 0;
+out:
+	free(out);
+	free(argv);
+	buf_release(&w);
+	return rc;
+}
+
+static void cust_steps_release(struct cust_shell_step *steps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(steps[i].out);
+		steps[i].out = NULL;
+	}
 }
 
 /* Builds the "<what>exit status N; last output lines:" error for a failed guest command. */
 static int cust_guest_failed(struct cust_ctx *c, enum phx_err_code code, const char *what,
-			     int status, const char *tail)
+			     int status, const char *out)
 {
 	struct buf b = BUF_INIT;
-	const char *p = tail;
+	const char *p = out + strlen(out);
+	int lines = 0;
 
+	/* start of the last CUST_TAIL_LINES lines */
+	while (p > out && lines < CUST_TAIL_LINES) {
+		p--;
+		if (*p == '\n' && p + 1 < out + strlen(out))
+			lines++;
+	}
+	if (*p == '\n')
+		p++;
 	buf_init(&b, PHX_ERR_MSG_MAX);
 	while (*p) {
 		const char *nl = strchr(p, '\n');
@@ -115,11 +192,11 @@ static int cust_guest_failed(struct cust_ctx *c, enum phx_err_code code, const c
 }
 
 /* Logs the output of a successful command at debug level. */
-static void cust_log_tail(const char *tail)
+static void cust_log_out(const char *out)
 {
 	if (!log_enabled(PHX_LOG_DEBUG))
 		return;
-	for (const char *p = tail; *p;) {
+	for (const char *p = out; *p;) {
 		const char *nl = strchr(p, '\n');
 		int len = nl ? (int)(nl - p) : (int)strlen(p);
 
@@ -128,25 +205,37 @@ static void cust_log_tail(const char *tail)
 	}
 }
 
-/* Runs a script and turns a non-zero exit into a PHX_E_GUEST error. *ret_tail optional. */
-static int cust_sh_checked(struct cust_ctx *c, const char *script, char **ret_tail)
+/* Runs one script; *ret_status and *ret_out (caller frees) on success. */
+static int cust_guest_sh(struct cust_ctx *c, const char *script, int *ret_status,
+			 char **ret_out)
 {
-	char *tail = NULL;
+	struct cust_shell_step st = {.script = script};
+
+	if (cust_guest_batch(c, &st, 1) < 0)
+		return -1;
+	if (!st.ran) {
+		cust_steps_release(&st, 1);
+		return phx_err_set(c->err, PHX_E_GUEST, "guest shell gave no exit status");
+	}
+	*ret_status = st.status;
+	*ret_out = st.out;
+	return 0;
+}
+
+/* Runs a script and turns a non-zero exit into a PHX_E_GUEST error. */
+static int cust_sh_checked(struct cust_ctx *c, const char *script)
+{
+	char *out = NULL;
 	int status;
 
-	if (cust_guest_sh(c, script, &status, &tail) < 0)
+	if (cust_guest_sh(c, script, &status, &out) < 0)
 		return -1;
-	if (status != 0) {
-		cust_guest_failed(c, PHX_E_GUEST, "", status, tail);
-		free(tail);
-		return -1;
-	}
-	cust_log_tail(tail);
-	if (ret_tail)
-		*ret_tail = tail;
+	if (status != 0)
+		cust_guest_failed(c, PHX_E_GUEST, "", status, out);
 	else
-		free(tail);
-	return 0;
+		cust_log_out(out);
+	free(out);
+	return status ? -1 : 0;
 }
 
 /* Single-quotes s for sh. */
@@ -194,64 +283,79 @@ static int cust_op_packages(struct cust_ctx *c, const struct cust_op *op)
 		cust_guest_failed(c, PHX_E_GUEST, "apt-get update: ", status, tail);
 		goto out;
 	}
-	cust_log_tail(tail);
+	cust_log_out(tail);
 	if (buf_puts(&cmd, "apt-get -q -y -o Dpkg::Options::=--force-confold install", c->err) < 0)
 		goto out;
 	for (size_t i = 0; i < op->nargs; i++)
 		if (buf_puts(&cmd, " ", c->err) < 0 || cust_shell_quote(&cmd, op->args[i], c->err) < 0)
 			goto out;
-	rc = cust_sh_checked(c, buf_str(&cmd), NULL);
+	rc = cust_sh_checked(c, buf_str(&cmd));
 out:
 	free(tail);
 	buf_release(&cmd);
 	return rc;
 }
 
-static int cust_op_debs(struct cust_ctx *c, const struct cust_op *op)
-{
-	int rc;
-
-	if (guestfs_mkdir_p(c->g, CUST_GUEST_DEBS) < 0)
-		return cust_gerr(c, "%s", "mkdir " CUST_GUEST_DEBS);
-	for (size_t i = 0; i < op->nargs; i++) {
-		const char *base = strrchr(op->args[i], '/');
-		char dst[4096];
-
-		base = base ? base + 1 : op->args[i];
-		snprintf(dst, sizeof(dst), CUST_GUEST_DEBS "/%s", base);
-		if (guestfs_upload(c->g, op->args[i], dst) < 0)
-			return cust_gerr(c, "upload '%s'", op->args[i]);
-	}
-	/* One dpkg call so the packages may depend on each other in any order. */
-	rc = cust_sh_checked(c, "dpkg -i " CUST_GUEST_DEBS "/*.deb", NULL);
-	if (guestfs_rm_rf(c->g, CUST_GUEST_DEBS) < 0 && rc == 0)
-		return cust_gerr(c, "%s", "remove " CUST_GUEST_DEBS);
-	return rc;
-}
-
-static int cust_op_services(struct cust_ctx *c, const struct cust_op *op, char *note,
-			    size_t note_len)
+/* Builds the shell text of a DEBS, ENABLE_SERVICES or RUN step into *ret (caller frees).
+ * A DEBS step uploads its files first, to a directory named after the step. */
+static int cust_shell_text(struct cust_ctx *c, const struct cust_op *op, size_t step,
+			   char **ret)
 {
 	struct buf cmd = BUF_INIT;
-	char *tail = NULL;
-	int rc = -1;
+	char dir[64];
 
-	if (buf_puts(&cmd, "systemctl enable", c->err) < 0)
-		goto out;
-	for (size_t i = 0; i < op->nargs; i++)
-		if (buf_puts(&cmd, " ", c->err) < 0 || cust_shell_quote(&cmd, op->args[i], c->err) < 0)
-			goto out;
-	if (cust_sh_checked(c, buf_str(&cmd), &tail) < 0)
-		goto out;
-	/* Units with an empty [Install] section (qemu-guest-agent is started by udev when its
-	 * virtio port appears) make systemctl explain and exit 0: that is not a failure. */
-	if (strstr(tail, "no installation config"))
-		snprintf(note, note_len, " (static unit: started by its trigger, not by enable)");
-	rc = 0;
-out:
-	free(tail);
+	switch (op->kind) {
+	case CUST_OP_RUN:
+		if (buf_puts(&cmd, op->args[0], c->err) < 0)
+			goto fail;
+		break;
+	case CUST_OP_ENABLE_SERVICES:
+		if (buf_puts(&cmd, "systemctl enable", c->err) < 0)
+			goto fail;
+		for (size_t i = 0; i < op->nargs; i++)
+			if (buf_puts(&cmd, " ", c->err) < 0 ||
+			    cust_shell_quote(&cmd, op->args[i], c->err) < 0)
+				goto fail;
+		break;
+	case CUST_OP_DEBS:
+		snprintf(dir, sizeof(dir), CUST_GUEST_DEBS "-%zu", step);
+		if (guestfs_mkdir_p(c->g, dir) < 0) {
+			cust_gerr(c, "mkdir '%s'", dir);
+			goto fail;
+		}
+		for (size_t i = 0; i < op->nargs; i++) {
+			const char *base = strrchr(op->args[i], '/');
+			char dst[4096];
+
+			base = base ? base + 1 : op->args[i];
+			snprintf(dst, sizeof(dst), "%s/%s", dir, base);
+			if (guestfs_upload(c->g, op->args[i], dst) < 0) {
+				cust_gerr(c, "upload '%s'", op->args[i]);
+				goto fail;
+			}
+		}
+		/* One dpkg call so the packages may depend on each other in any order. */
+		if (buf_printf(&cmd, c->err, "dpkg -i %s/*.deb; s=$?; rm -rf %s; exit $s", dir,
+			       dir) < 0)
+			goto fail;
+		break;
+	default:
+		phx_err_set(c->err, PHX_E_INTERNAL, "step kind %d is not a shell step",
+			    (int)op->kind);
+		goto fail;
+	}
+	*ret = buf_detach(&cmd);
+	if (!*ret)
+		return phx_err_set(c->err, PHX_E_NOMEM, "out of memory");
+	return 0;
+fail:
 	buf_release(&cmd);
-	return rc;
+	return -1;
+}
+
+static bool cust_is_shell_op(enum cust_op_kind k)
+{
+	return k == CUST_OP_DEBS || k == CUST_OP_ENABLE_SERVICES || k == CUST_OP_RUN;
 }
 
 static int cust_op_file(struct cust_ctx *c, const struct cust_op *op)
@@ -365,7 +469,7 @@ static int cust_hyg_cloud_init(struct cust_ctx *c, char *note, size_t note_len)
 		snprintf(note, note_len, ": never ran, nothing to clean");
 		return 0;
 	}
-	if (cust_sh_checked(c, "cloud-init clean --logs", NULL) < 0)
+	if (cust_sh_checked(c, "cloud-init clean --logs") < 0)
 		return -1;
 	snprintf(note, note_len, ": state and logs removed");
 	return 0;
@@ -436,46 +540,107 @@ static bool cust_linux_fstype(const char *t)
 	       !strcmp(t, "xfs") || !strcmp(t, "btrfs");
 }
 
-/* Finds the OS root without guestfs_inspect_os (12-15 s under TCG, most of it spent on things
- * we do not use, like the application list): mount each Linux file system read-only for a
- * moment and look for /etc and os-release, the same evidence inspection uses for Linux. */
-static int cust_find_root(struct cust_ctx *c, char **ret_dev)
+/* Mounts `dev` read-only for a moment and records whether it looks like an OS root: /etc and
+ * an os-release, the same evidence inspection uses for Linux. *ret_mounted false when the
+ * kernel could not mount it at all. */
+static int cust_examine(struct cust_ctx *c, const char *dev, const char *fstype, bool keep,
+			struct cust_fs_candidate *k, bool *ret_mounted, bool *ret_kept)
+{
+	int a, b1, b2;
+
+	if (guestfs_mount_ro(c->g, dev, "/") < 0) {
+		log_debug("customize: '%s' not mountable: %s", dev, guestfs_last_error(c->g));
+		*ret_mounted = false;
+		return 0;
+	}
+	a = guestfs_is_dir(c->g, "/etc");
+	b1 = guestfs_exists(c->g, "/etc/os-release");
+	b2 = guestfs_exists(c->g, "/usr/lib/os-release");
+	if (a < 0 || b1 < 0 || b2 < 0)
+		return cust_gerr(c, "examine '%s'", dev);
+	/* The last candidate, when it is a root, stays mounted to be remounted read-write:
+	 * one program run instead of two. */
+	*ret_kept = keep && a == 1 && (b1 == 1 || b2 == 1);
+	if (!*ret_kept && guestfs_umount(c->g, "/") < 0)
+		return cust_gerr(c, "unmount '%s'", dev);
+	k->device = dev;
+	k->fstype = fstype;
+	k->has_etc = a == 1;
+	k->has_os_release = b1 == 1 || b2 == 1;
+	log_debug("customize: '%s': %s", dev,
+		  k->has_etc && k->has_os_release ? "an OS root" : "not an OS root");
+	*ret_mounted = true;
+	return 0;
+}
+
+/* Finds the OS root without guestfs_inspect_os (12-15 s under TCG, mostly spent on things we
+ * do not use, like listing applications) and without guestfs_list_filesystems (~4 s: it runs
+ * blkid, LVM, MD and btrfs scans for every device). Each partition (or whole device) is
+ * simply mounted read-only and examined; every program the appliance runs costs ~0.3-1 s
+ * under TCG, so this is the fewest that still looks at every file system. Only when a
+ * partition cannot be mounted and turns out to be an LVM or RAID member does it fall back to
+ * the full list_filesystems scan, which sees logical volumes. */
+static int cust_find_root(struct cust_ctx *c, char **ret_dev, bool *ret_mounted_ro)
 {
 	struct cust_fs_candidate cand[32];
-	char **fs = guestfs_list_filesystems(c->g);
+	char **parts = NULL, **fs = NULL;
+	bool full_scan = false, kept = false;
+	const char *kept_dev = NULL;
 	size_t n = 0, idx;
 	int rc = -1;
 
-	if (!fs)
-		return cust_gerr(c, "%s", "list file systems");
-	for (size_t i = 0; fs[i] && fs[i + 1] && n < sizeof(cand) / sizeof(cand[0]); i += 2) {
-		struct cust_fs_candidate *k = &cand[n];
-		int a, b1, b2;
+	parts = guestfs_list_partitions(c->g);
+	if (parts && !parts[0]) {
+		cust_free_strv(parts);
+		parts = guestfs_list_devices(c->g); /* a file system on the whole disk */
+	}
+	if (!parts)
+		return cust_gerr(c, "%s", "list partitions");
+	for (size_t i = 0; parts[i] && n < sizeof(cand) / sizeof(cand[0]); i++) {
+		bool mounted;
+		char *type;
 
-		if (!cust_linux_fstype(fs[i + 1]) || !strncmp(fs[i], "btrfsvol:", 9))
-			continue;
-		if (guestfs_mount_ro(c->g, fs[i], "/") < 0) {
-			log_debug("customize: cannot mount '%s' (%s): %s", fs[i], fs[i + 1],
-				  guestfs_last_error(c->g));
+		if (cust_examine(c, parts[i], "", !parts[i + 1], &cand[n], &mounted, &kept) < 0)
+			goto out;
+		if (kept)
+			kept_dev = parts[i];
+		if (mounted) {
+			n++;
 			continue;
 		}
-		a = guestfs_is_dir(c->g, "/etc");
-		b1 = guestfs_exists(c->g, "/etc/os-release");
-		b2 = guestfs_exists(c->g, "/usr/lib/os-release");
-		if (guestfs_umount(c->g, "/") < 0 || a < 0 || b1 < 0 || b2 < 0) {
-			cust_gerr(c, "examine '%s'", fs[i]);
+		type = guestfs_vfs_type(c->g, parts[i]);
+		if (type && (!strcmp(type, "LVM2_member") || !strcmp(type, "linux_raid_member")))
+			full_scan = true;
+		free(type);
+	}
+	if (full_scan) {
+		log_debug("customize: LVM or RAID found: scanning all file systems");
+		n = 0;
+		if (kept_dev && guestfs_umount(c->g, "/") < 0) {
+			cust_gerr(c, "unmount '%s'", kept_dev);
 			goto out;
 		}
-		k->device = fs[i];
-		k->fstype = fs[i + 1];
-		k->has_etc = a == 1;
-		k->has_os_release = b1 == 1 || b2 == 1;
-		log_debug("customize: file system '%s' (%s): %s", fs[i], fs[i + 1],
-			  k->has_etc && k->has_os_release ? "an OS root" : "not an OS root");
-		n++;
+		kept_dev = NULL;
+		fs = guestfs_list_filesystems(c->g);
+		if (!fs) {
+			cust_gerr(c, "%s", "list file systems");
+			goto out;
+		}
+		for (size_t i = 0; fs[i] && fs[i + 1] && n < sizeof(cand) / sizeof(cand[0]);
+		     i += 2) {
+			bool mounted;
+
+			if (!cust_linux_fstype(fs[i + 1]) || !strncmp(fs[i], "btrfsvol:", 9))
+				continue;
+			if (cust_examine(c, fs[i], fs[i + 1], false, &cand[n], &mounted, &kept) < 0)
+				goto out;
+			n += mounted;
+		}
 	}
 	if (cust_pick_root(cand, n, c->disk, &idx, c->err) < 0)
 		goto out;
+	/* kept mounted but not the pick means several roots: pick_root failed above */
+	*ret_mounted_ro = kept_dev != NULL;
 	*ret_dev = strdup(cand[idx].device);
 	if (!*ret_dev) {
 		phx_err_set(c->err, PHX_E_NOMEM, "out of memory");
@@ -483,6 +648,7 @@ static int cust_find_root(struct cust_ctx *c, char **ret_dev)
 	}
 	rc = 0;
 out:
+	cust_free_strv(parts);
 	cust_free_strv(fs);
 	return rc;
 }
@@ -618,24 +784,105 @@ static int cust_configure(struct cust_ctx *c, const struct cust_plan *plan,
 	return 0;
 }
 
-static int cust_run_step(struct cust_ctx *c, const struct cust_op *op, char *note,
-			 size_t note_len)
+static void cust_step_what(const struct cust_plan *plan, size_t i, char *what, size_t len)
 {
-	switch (op->kind) {
-	case CUST_OP_PACKAGES:
-		return cust_op_packages(c, op);
-	case CUST_OP_DEBS:
-		return cust_op_debs(c, op);
-	case CUST_OP_ENABLE_SERVICES:
-		return cust_op_services(c, op, note, note_len);
-	case CUST_OP_RUN:
-		return cust_sh_checked(c, op->args[0], NULL);
-	case CUST_OP_FILE:
-		return cust_op_file(c, op);
-	case CUST_OP_TIMEZONE:
-		return cust_op_timezone(c, op);
+	snprintf(what, len, "step %zu/%zu %s", i + 1, cust_plan_len(plan),
+		 cust_plan_op(plan, i)->desc);
+}
+
+/* Runs the consecutive shell steps [first, end) in one guest command and logs each. */
+static int cust_run_shell_steps(struct cust_ctx *c, const struct cust_plan *plan, size_t first,
+				size_t end, size_t *steps_done)
+{
+	struct cust_shell_step st[64];
+	char *texts[64] = {NULL};
+	size_t n = end - first;
+	double up0 = cust_now(), upload;
+	int rc = -1;
+
+	memset(st, 0, sizeof(st));
+	for (size_t k = 0; k < n; k++) {
+		if (cust_shell_text(c, cust_plan_op(plan, first + k), first + k, &texts[k]) < 0) {
+			char what[700];
+
+			cust_step_what(plan, first + k, what, sizeof(what));
+			phx_err_wrap(c->err, "%s", what);
+			goto out;
+		}
+		st[k].script = texts[k];
 	}
-	return phx_err_set(c->err, PHX_E_INTERNAL, "unknown customize step %d", (int)op->kind);
+	upload = cust_now() - up0;
+	if (cust_guest_batch(c, st, n) < 0)
+		goto out;
+	for (size_t k = 0; k < n; k++) {
+		const struct cust_op *op = cust_plan_op(plan, first + k);
+		char what[700], note[160] = "";
+
+		cust_step_what(plan, first + k, what, sizeof(what));
+		if (!st[k].ran) {
+			phx_err_set(c->err, PHX_E_GUEST, "%s: gave no exit status", what);
+			goto out;
+		}
+		if (st[k].status != 0) {
+			cust_guest_failed(c, PHX_E_GUEST, "", st[k].status, st[k].out);
+			phx_err_wrap(c->err, "%s", what);
+			goto out;
+		}
+		cust_log_out(st[k].out);
+		/* Units with an empty [Install] section (qemu-guest-agent is started by udev
+		 * when its virtio port appears) make systemctl explain and exit 0: not a
+		 * failure, but say so. */
+		if (op->kind == CUST_OP_ENABLE_SERVICES && strstr(st[k].out, "no installation config"))
+			snprintf(note, sizeof(note), " (static unit: started by its trigger, not "
+						     "by enable)");
+		log_info("customize: %s: done%s (%.1f s)", what, note,
+			 st[k].seconds + (op->kind == CUST_OP_DEBS ? upload : 0));
+		(*steps_done)++;
+	}
+	rc = 0;
+out:
+	cust_steps_release(st, n);
+	for (size_t k = 0; k < n; k++)
+		free(texts[k]);
+	return rc;
+}
+
+/* Runs the plan in order; consecutive shell steps share one guest command. */
+static int cust_run_plan(struct cust_ctx *c, const struct cust_plan *plan, size_t *steps_done)
+{
+	size_t n = cust_plan_len(plan);
+
+	for (size_t i = 0; i < n;) {
+		const struct cust_op *op = cust_plan_op(plan, i);
+		char what[700];
+		double t = cust_now();
+		int rc;
+
+		if (cust_is_shell_op(op->kind)) {
+			size_t end = i;
+
+			while (end < n && end - i < 64 && cust_is_shell_op(cust_plan_op(plan, end)->kind))
+				end++;
+			if (cust_run_shell_steps(c, plan, i, end, steps_done) < 0)
+				return -1;
+			i = end;
+			continue;
+		}
+		cust_step_what(plan, i, what, sizeof(what));
+		log_debug("customize: %s ...", what);
+		if (op->kind == CUST_OP_PACKAGES)
+			rc = cust_op_packages(c, op);
+		else if (op->kind == CUST_OP_FILE)
+			rc = cust_op_file(c, op);
+		else
+			rc = cust_op_timezone(c, op);
+		if (rc < 0)
+			return phx_err_wrap(c->err, "%s", what);
+		log_info("customize: %s: done (%.1f s)", what, cust_now() - t);
+		(*steps_done)++;
+		i++;
+	}
+	return 0;
 }
 
 static int cust_hygiene(struct cust_ctx *c)
@@ -671,7 +918,7 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	double t0 = cust_now(), t;
 	const char *fmt;
 	char *root = NULL;
-	size_t n = cust_plan_len(plan);
+	bool root_ro = false;
 	int rc = -1;
 
 	if (!opts)
@@ -702,9 +949,18 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	log_info("customize: appliance started in %.1f s (%s)", rep.launch_seconds, rep.accel);
 
 	t = cust_now();
-	if (cust_find_root(&c, &root) < 0)
+	if (cust_find_root(&c, &root, &root_ro) < 0)
 		goto fail;
-	if (guestfs_mount(c.g, root, "/") < 0) {
+	if (root_ro && guestfs_mount_options(c.g, "remount,rw", root, "/") < 0) {
+		log_debug("customize: remount '%s' read-write: %s", root,
+			  guestfs_last_error(c.g));
+		if (guestfs_umount(c.g, "/") < 0) {
+			cust_gerr(&c, "unmount '%s'", root);
+			goto fail;
+		}
+		root_ro = false;
+	}
+	if (!root_ro && guestfs_mount(c.g, root, "/") < 0) {
 		cust_gerr(&c, "mount root '%s'", root);
 		goto fail;
 	}
@@ -714,20 +970,8 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	log_info("customize: root file system '%s': %s %s (%.1f s)", root, rep.distro,
 		 rep.version, cust_now() - t);
 
-	for (size_t i = 0; i < n; i++) {
-		const struct cust_op *op = cust_plan_op(plan, i);
-		char what[700], note[160] = "";
-
-		snprintf(what, sizeof(what), "step %zu/%zu %s", i + 1, n, op->desc);
-		log_debug("customize: %s ...", what);
-		t = cust_now();
-		if (cust_run_step(&c, op, note, sizeof(note)) < 0) {
-			phx_err_wrap(err, "%s", what);
-			goto fail;
-		}
-		log_info("customize: %s: done%s (%.1f s)", what, note, cust_now() - t);
-		rep.steps++;
-	}
+	if (cust_run_plan(&c, plan, &rep.steps) < 0)
+		goto fail;
 	if (cust_hygiene(&c) < 0)
 		goto fail;
 	/* shutdown syncs and unmounts; its failure means the writes may not be on disk. */

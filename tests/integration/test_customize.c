@@ -1,0 +1,260 @@
+/* Integration tests for customize with the real libguestfs appliance (TCG here, ~25 s per
+ * launch) on qcow2 overlays of the tiny test image from scripts/build-test-image.sh --tiny.
+ * The result is verified from outside, without libguestfs or our code: the overlay is
+ * converted to raw with qemu-img and read with e2fsprogs' debugfs. Two launches in all: one
+ * positive run, one failing `run` command. Env: PHX_SRC (repo root), PHX_BUILD (build dir). */
+#include <criterion/criterion.h>
+#include <glob.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "customize.h"
+#include "log.h"
+
+struct env {
+	char src[1024];
+	char work[1024];
+	char state[1024];
+	char image[1024];
+	char image_dir[1024];
+};
+
+/* Runs a shell command, output appended to out (may be NULL). Returns the exit status. */
+static int sh(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sh(struct buf *out, const char *fmt, ...)
+{
+	char cmd[8192], chunk[4096];
+	va_list ap;
+	FILE *p;
+	size_t n;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p, "popen %s", cmd);
+	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+		if (out)
+			cr_assert_eq(buf_append(out, chunk, n, NULL), 0);
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Finds or builds the tiny image; skips the test (with the reason) when it cannot be built,
+ * e.g. without network to the Debian mirror. */
+static void setup_env(struct env *e, const char *name)
+{
+	const char *src = getenv("PHX_SRC"), *build = getenv("PHX_BUILD");
+	struct buf out = BUF_INIT, log = BUF_INIT;
+	char logpath[1100];
+	int rc;
+
+	snprintf(e->src, sizeof(e->src), "%s", src ? src : ".");
+	snprintf(e->work, sizeof(e->work), "%s/customize-itest/%s", build ? build : "/tmp",
+		 name);
+	snprintf(e->state, sizeof(e->state), "%s/customize-itest/state", build ? build : "/tmp");
+	cr_assert_eq(sh(NULL, "rm -rf '%s' && mkdir -p '%s' '%s'", e->work, e->work, e->state), 0);
+	snprintf(logpath, sizeof(logpath), "%s/build-test-image.log", e->work);
+	rc = sh(&out, "'%s/scripts/build-test-image.sh' --tiny 2>'%s'", e->src, logpath);
+	if (rc != 0) {
+		sh(&log, "tail -n 3 '%s'", logpath);
+		cr_skip_test("test image cannot be built (exit %d): %s", rc, buf_str(&log));
+	}
+	snprintf(e->image, sizeof(e->image), "%.*s", (int)strcspn(buf_str(&out), "\n"),
+		 buf_str(&out));
+	snprintf(e->image_dir, sizeof(e->image_dir), "%s", e->image);
+	*strrchr(e->image_dir, '/') = '\0';
+	buf_release(&out);
+	buf_release(&log);
+	log_setup(getenv("PHX_VERBOSE") ? 1 : 0, false);
+}
+
+static void make_overlay(const struct env *e, char *ret, size_t len)
+{
+	snprintf(ret, len, "%s/overlay.qcow2", e->work);
+	cr_assert_eq(sh(NULL, "qemu-img create -q -f qcow2 -b '%s' -F qcow2 '%s'", e->image, ret),
+		     0);
+}
+
+/* debugfs on the overlay's root partition (found from its GPT), output into out. */
+struct outside {
+	char raw[1100];
+	long offset;
+};
+
+static void outside_open(struct outside *o, const char *overlay, const struct env *e)
+{
+	struct buf out = BUF_INIT;
+
+	snprintf(o->raw, sizeof(o->raw), "%s/verify.raw", e->work);
+	cr_assert_eq(sh(NULL, "qemu-img convert -O raw '%s' '%s'", overlay, o->raw), 0);
+	cr_assert_eq(sh(&out, "sfdisk -d '%s' | sed -n 's/.*start= *\\([0-9]*\\),.*/\\1/p'",
+			o->raw),
+		     0);
+	o->offset = atol(buf_str(&out)) * 512;
+	cr_assert_gt(o->offset, 0, "no partition in '%s'", o->raw);
+	buf_release(&out);
+}
+
+static void debugfs(const struct outside *o, struct buf *out, const char *req)
+{
+	buf_reset(out);
+	cr_assert_eq(sh(out, "debugfs -R '%s' '%s?offset=%ld' 2>&1", req, o->raw, o->offset), 0);
+}
+
+static void add_debs(struct cust_plan *p, const struct env *e)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char pattern[1100];
+	glob_t gl;
+
+	snprintf(pattern, sizeof(pattern), "%s/debs/*.deb", e->image_dir);
+	cr_assert_eq(glob(pattern, 0, NULL, &gl), 0, "no .debs in %s/debs", e->image_dir);
+	cr_assert_eq(cust_plan_add_debs(p, (const char *const *)gl.gl_pathv, gl.gl_pathc, &err),
+		     0, "%s", err.msg);
+	globfree(&gl);
+}
+
+Test(customize, installs_the_agent_offline_and_leaves_a_clean_identity, .timeout = 600)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_opts opts = CUST_OPTS_INIT;
+	struct cust_report rep;
+	struct cust_plan *p;
+	struct outside o;
+	struct buf out = BUF_INIT;
+	struct env e;
+	char overlay[1100], srcfile[1100];
+	const char *svc[] = {"qemu-guest-agent"};
+	const char *hello = "hello from phoenix\n";
+	const char *st;
+
+	setup_env(&e, "positive");
+	make_overlay(&e, overlay, sizeof(overlay));
+	opts.state_dir = e.state;
+	snprintf(srcfile, sizeof(srcfile), "%s/tests/data/customize/file-source.txt", e.src);
+
+	p = cust_plan_new(&err);
+	cr_assert_not_null(p);
+	add_debs(p, &e);
+	cr_assert_eq(cust_plan_add_services(p, svc, 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_file_content(p, "/etc/phoenix/hello.txt", 0640, hello,
+						strlen(hello), &err),
+		     0);
+	cr_assert_eq(cust_plan_add_file_source(p, "/opt/phx/from-host.txt", 0600, srcfile, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_timezone(p, "Europe/Berlin", &err), 0);
+	/* Give the hygiene real work: an identity, a host key and apt lists, as a booted image
+	 * would have them. */
+	cr_assert_eq(cust_plan_add_run(p,
+				       "echo 0123456789abcdef0123456789abcdef >/etc/machine-id && "
+				       "mkdir -p /var/lib/dbus /etc/ssh && "
+				       "cp /etc/machine-id /var/lib/dbus/machine-id && "
+				       "echo fake >/etc/ssh/ssh_host_ed25519_key && "
+				       "echo fake >/var/lib/apt/lists/deb.example_Packages && "
+				       "echo ran-ok",
+				       &err),
+		     0);
+	cr_assert_eq(cust_run(p, overlay, &opts, &rep, &err), 0, "%s", err.msg);
+	cust_plan_free(p);
+
+	cr_assert_str_eq(rep.distro, "debian");
+	cr_assert_str_eq(rep.version, "12");
+	cr_assert_str_eq(rep.root_device, "/dev/sda1");
+	cr_assert(!strcmp(rep.accel, "tcg") || !strcmp(rep.accel, "kvm"), "%s", rep.accel);
+	cr_assert_eq(rep.steps, 6);
+	cr_assert_gt(rep.launch_seconds, 0.0);
+	cr_assert_geq(rep.total_seconds, rep.launch_seconds);
+	/* the appliance is a separate process: ours stays small */
+	cr_assert(rep.peak_rss_kib > 1000 && rep.peak_rss_kib < 200 * 1024, "%ld",
+		  rep.peak_rss_kib);
+	fprintf(stderr, "customize itest: %.1f s (launch %.1f s, %s), peak RSS %ld KiB\n",
+		rep.total_seconds, rep.launch_seconds, rep.accel, rep.peak_rss_kib);
+
+	/* --- verify from outside --- */
+	outside_open(&o, overlay, &e);
+	debugfs(&o, &out, "stat /usr/sbin/qemu-ga");
+	cr_assert(strstr(buf_str(&out), "Type: regular"), "qemu-ga missing: %s", buf_str(&out));
+	debugfs(&o, &out, "cat /var/lib/dpkg/status");
+	st = strstr(buf_str(&out), "Package: qemu-guest-agent\n");
+	cr_assert_not_null(st, "qemu-guest-agent not in dpkg status");
+	cr_assert(!strncmp(strchr(st, '\n') + 1, "Status: install ok installed\n", 29),
+		  "agent not fully installed: %.80s", st);
+	/* started by udev when the virtio port appears: the rule and the unit are what count */
+	debugfs(&o, &out, "stat /usr/lib/udev/rules.d/60-qemu-guest-agent.rules");
+	cr_assert(strstr(buf_str(&out), "Type: regular"), "%s", buf_str(&out));
+	debugfs(&o, &out, "stat /usr/lib/systemd/system/qemu-guest-agent.service");
+	cr_assert(strstr(buf_str(&out), "Type: regular"), "%s", buf_str(&out));
+
+	debugfs(&o, &out, "stat /etc/machine-id");
+	cr_assert(strstr(buf_str(&out), "Type: regular") && strstr(buf_str(&out), "Size: 0\n"),
+		  "machine-id not empty: %s", buf_str(&out));
+	debugfs(&o, &out, "stat /var/lib/dbus/machine-id");
+	cr_assert(strstr(buf_str(&out), "Type: symlink") ||
+			  strstr(buf_str(&out), "File not found"),
+		  "dbus machine-id still a file: %s", buf_str(&out));
+	debugfs(&o, &out, "ls /etc/ssh");
+	cr_assert_null(strstr(buf_str(&out), "ssh_host_"), "host keys left: %s", buf_str(&out));
+	debugfs(&o, &out, "ls /var/lib/apt/lists");
+	cr_assert_null(strstr(buf_str(&out), "deb.example_Packages"), "%s", buf_str(&out));
+
+	debugfs(&o, &out, "cat /etc/phoenix/hello.txt");
+	cr_assert(strstr(buf_str(&out), hello), "%s", buf_str(&out));
+	debugfs(&o, &out, "stat /etc/phoenix/hello.txt");
+	cr_assert(strstr(buf_str(&out), "Mode:  0640") && strstr(buf_str(&out), "User:     0"),
+		  "%s", buf_str(&out));
+	debugfs(&o, &out, "cat /opt/phx/from-host.txt");
+	cr_assert(strstr(buf_str(&out), "hello from a host file\n"), "%s", buf_str(&out));
+	debugfs(&o, &out, "stat /opt/phx/from-host.txt");
+	cr_assert(strstr(buf_str(&out), "Mode:  0600"), "%s", buf_str(&out));
+	debugfs(&o, &out, "cat /etc/timezone");
+	cr_assert(strstr(buf_str(&out), "Europe/Berlin\n"), "%s", buf_str(&out));
+	debugfs(&o, &out, "stat /etc/localtime");
+	cr_assert(strstr(buf_str(&out), "Type: symlink") &&
+			  strstr(buf_str(&out), "/usr/share/zoneinfo/Europe/Berlin"),
+		  "%s", buf_str(&out));
+
+	/* the overlay took the writes: the cached base image still has no agent */
+	unlink(o.raw);
+	outside_open(&o, e.image, &e);
+	debugfs(&o, &out, "stat /usr/sbin/qemu-ga");
+	cr_assert(strstr(buf_str(&out), "File not found"), "cache modified: %s", buf_str(&out));
+	buf_release(&out);
+	unlink(o.raw);
+}
+
+Test(customize, a_failing_run_command_fails_with_its_status_and_output, .timeout = 600)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_opts opts = CUST_OPTS_INIT;
+	struct cust_report rep = {.steps = 4242};
+	struct cust_plan *p;
+	struct env e;
+	char overlay[1100];
+
+	setup_env(&e, "negative");
+	make_overlay(&e, overlay, sizeof(overlay));
+	opts.state_dir = e.state;
+	p = cust_plan_new(&err);
+	cr_assert_not_null(p);
+	cr_assert_eq(cust_plan_add_run(p, "echo first-line; echo to-stderr >&2; exit 7", &err), 0);
+	cr_assert_eq(cust_plan_add_file_content(p, "/etc/never", 0644, "x", 1, &err), 0);
+
+	cr_assert_eq(cust_run(p, overlay, &opts, &rep, &err), -1);
+	cust_plan_free(p);
+	cr_assert_eq(err.code, PHX_E_GUEST, "%s", err.msg);
+	cr_assert(strstr(err.msg, overlay), "disk not named: %s", err.msg);
+	cr_assert(strstr(err.msg, "step 1/2 run 'echo first-line; echo to-stderr >&2; exit 7'"),
+		  "%s", err.msg);
+	cr_assert(strstr(err.msg, "exit status 7"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "| first-line\n") && strstr(err.msg, "| to-stderr"), "%s",
+		  err.msg);
+	cr_assert_eq(rep.steps, 4242, "report written on failure");
+}
