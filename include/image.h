@@ -87,6 +87,13 @@ int img_cache_dir_default(char **ret, struct phx_err *err);
  * owns *ret; free with free(). */
 int img_name_from_url(const char *url, char **ret, struct phx_err *err);
 
+/* Deletes cached versions of `name` (<cache>/<sha256>/<name>) whose hash is not among the
+ * n_keep hex strings in `keep` (borrowed), and their directories once empty. A .part is left
+ * alone (it may be a download in progress). cache_dir NULL: img_cache_dir_default(). A
+ * missing cache directory removes nothing. *ret_removed (may be NULL) counts files deleted. */
+int img_cache_prune(const char *cache_dir, const char *name, const char *const *keep,
+		    size_t n_keep, unsigned *ret_removed, struct phx_err *err);
+
 /* ---- fetch --------------------------------------------------------------------------- */
 
 struct img_fetch_opts {

@@ -338,3 +338,53 @@ Test(image, fetch_refuses_options_that_would_skip_verification)
 	img_result_release(&r);
 	img_result_release(NULL);
 }
+
+Test(image, prune_removes_other_versions_of_the_name_only)
+{
+	static const char a[] = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+	static const char b[] = "b1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+	static const char c[] = "c1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+	const char *keep[] = {a};
+	struct phx_err err = PHX_ERR_INIT;
+	unsigned removed = 99;
+	char p[512];
+
+	/* a: kept; b: old version of x.img, and y.img with the same bytes; c: old x.img only */
+	snprintf(p, sizeof(p), "%s/%s/x.img", dir, a);
+	cr_assert_eq(fs_mkdir_p(p, 0755, &err), 0); /* a directory named like the file: kept */
+	snprintf(p, sizeof(p), "%s/%s", dir, b);
+	cr_assert_eq(fs_mkdir_p(p, 0755, &err), 0);
+	snprintf(p, sizeof(p), "%s/%s/x.img", dir, b);
+	cr_assert_eq(fs_write_atomic(p, "old", 3, 0644, &err), 0);
+	snprintf(p, sizeof(p), "%s/%s/y.img", dir, b);
+	cr_assert_eq(fs_write_atomic(p, "old", 3, 0644, &err), 0);
+	snprintf(p, sizeof(p), "%s/%s", dir, c);
+	cr_assert_eq(fs_mkdir_p(p, 0755, &err), 0);
+	snprintf(p, sizeof(p), "%s/%s/x.img", dir, c);
+	cr_assert_eq(fs_write_atomic(p, "older", 5, 0644, &err), 0);
+	snprintf(p, sizeof(p), "%s/x.img.part", dir);
+	cr_assert_eq(fs_write_atomic(p, "partial", 7, 0644, &err), 0);
+
+	cr_assert_eq(img_cache_prune(dir, "x.img", keep, 1, &removed, &err), 0, "%s", err.msg);
+	cr_assert_eq(removed, 2);
+	snprintf(p, sizeof(p), "%s/%s/x.img", dir, a);
+	cr_assert(fs_exists(p));
+	snprintf(p, sizeof(p), "%s/%s/x.img", dir, b);
+	cr_assert_not(fs_exists(p));
+	snprintf(p, sizeof(p), "%s/%s/y.img", dir, b);
+	cr_assert(fs_exists(p), "another name with the same content stays");
+	snprintf(p, sizeof(p), "%s/%s", dir, c);
+	cr_assert_not(fs_exists(p), "empty version directory removed");
+	snprintf(p, sizeof(p), "%s/x.img.part", dir);
+	cr_assert(fs_exists(p), "a download in progress is not touched");
+
+	snprintf(p, sizeof(p), "%s/none", dir);
+	cr_assert_eq(img_cache_prune(p, "x.img", NULL, 0, &removed, &err), 0);
+	cr_assert_eq(removed, 0);
+
+	removed = 7;
+	cr_assert_eq(img_cache_prune(dir, "../x.img", NULL, 0, &removed, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "'../x.img'"), "%s", err.msg);
+	cr_assert_eq(removed, 7);
+}
