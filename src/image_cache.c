@@ -203,9 +203,9 @@ int img_cache_prune(const char *cache_dir, const char *name, const char *const *
 	}
 	d = opendir(cache_dir);
 	if (!d) {
-		rc = errno == ENOENT ? 0
-				     : phx_err_set_errno(err, PHX_E_IO, errno, "open directory '%s'",
-							 cache_dir);
+		if (errno != ENOENT)
+			rc = phx_err_set_errno(err, PHX_E_IO, errno, "open directory '%s'",
+					       cache_dir);
 		goto out;
 	}
 	while ((e = readdir(d))) {
