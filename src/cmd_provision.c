@@ -428,50 +428,129 @@ static int prov_grow_disk(struct prov_ctx *p, const struct cfg_template *t, int 
 			     session_task_timeout(p->s), err);
 }
 
-/* Customizes a copy of the cached image into a private work dir. *ret_path: caller owns, and
- * removes the file and its directory with prov_work_remove(). */
+/* Feeds one length-prefixed field into the customization key. */
+static int prov_key_add(struct crypto_sha256 *h, const char *tag, const char *value,
+			struct phx_err *err)
+{
+	char head[64];
+
+	snprintf(head, sizeof(head), "%s:%zu:", tag, strlen(value));
+	if (crypto_sha256_update(h, head, strlen(head), err) < 0)
+		return -1;
+	return crypto_sha256_update(h, value, strlen(value), err);
+}
+
+static int prov_key_add_file(struct crypto_sha256 *h, const char *tag, const char *path,
+			     struct phx_err *err)
+{
+	char hex[CRYPTO_SHA256_HEX_LEN + 1];
+
+	if (crypto_sha256_file(path, hex, err) < 0 || prov_key_add(h, tag, path, err) < 0)
+		return -1;
+	return prov_key_add(h, "sha256", hex, err);
+}
+
+/* Identifies a customization result: the source image, this tool's version and every input
+ * of the plan (file contents included). A build that failed after customizing, or a second
+ * template with the same recipe, reuses the result instead of paying another appliance run. */
+static int prov_customize_key(const struct cfg_template *t, const char *source_sha256,
+			      char ret[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
+{
+	const struct cfg_customize *c = &t->customize;
+	struct crypto_sha256 *h = crypto_sha256_new(err);
+	char mode[16];
+	int rc = -1;
+
+	if (!h)
+		return -1;
+	if (prov_key_add(h, "v1", cli_version(), err) < 0 ||
+	    prov_key_add(h, "source", source_sha256, err) < 0)
+		goto out;
+	for (size_t i = 0; i < c->packages.n; i++)
+		if (prov_key_add(h, "package", c->packages.items[i], err) < 0)
+			goto out;
+	for (size_t i = 0; i < c->debs.n; i++)
+		if (prov_key_add_file(h, "deb", c->debs.items[i], err) < 0)
+			goto out;
+	for (size_t i = 0; i < c->enable_services.n; i++)
+		if (prov_key_add(h, "service", c->enable_services.items[i], err) < 0)
+			goto out;
+	for (size_t i = 0; i < c->run.n; i++)
+		if (prov_key_add(h, "run", c->run.items[i], err) < 0)
+			goto out;
+	for (size_t i = 0; i < c->n_files; i++) {
+		const struct cfg_file *f = &c->files[i];
+
+		snprintf(mode, sizeof(mode), "%04o", f->mode);
+		if (prov_key_add(h, "file", f->path, err) < 0 ||
+		    prov_key_add(h, "mode", mode, err) < 0 ||
+		    (f->content ? prov_key_add(h, "content", f->content, err)
+				: prov_key_add_file(h, "source", f->source, err)) < 0)
+			goto out;
+	}
+	if (c->timezone && prov_key_add(h, "timezone", c->timezone, err) < 0)
+		goto out;
+	rc = crypto_sha256_final(h, ret, err);
+out:
+	crypto_sha256_free(h);
+	return rc;
+}
+
+/* Makes sure a customized copy of the cached image exists beside it and returns its path
+ * (caller owns; free()). The copy is customized in a private work dir and renamed into place
+ * only when every step succeeded, so a half-customized image is never reused. --rebuild
+ * always customizes afresh (packages from the network may have changed). */
 static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 			  const struct img_result *img, char **ret_path, struct phx_err *err)
 {
 	struct cust_opts co = CUST_OPTS_INIT;
 	struct cust_report rep;
-	char dir[4096], *path = NULL;
-	const char *slash = strrchr(img->path, '/');
+	char key[CRYPTO_SHA256_HEX_LEN + 1];
+	char dir[4096], *work = NULL, *final = NULL;
+	const int dirlen = (int)(strrchr(img->path, '/') - img->path);
 
-	snprintf(dir, sizeof(dir), "%.*s/.work-XXXXXX", (int)(slash - img->path), img->path);
-	if (!mkdtemp(dir))
-		return phx_err_set_errno(err, PHX_E_IO, errno, "create work directory '%s'", dir);
-	if (asprintf(&path, "%s/%s.qcow2", dir, t->name) < 0) {
-		rmdir(dir);
+	if (prov_customize_key(t, img->sha256, key, err) < 0)
+		return phx_err_wrap(err, "customize '%s'", t->name);
+	if (asprintf(&final, "%.*s/customized-%.16s.qcow2", dirlen, img->path, key) < 0)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	if (!p->s->opts->rebuild && fs_exists(final)) {
+		log_info("reusing the customized image '%s' (same source and recipe)", final);
+		*ret_path = final;
+		return 0;
+	}
+	snprintf(dir, sizeof(dir), "%.*s/.work-XXXXXX", dirlen, img->path);
+	if (!mkdtemp(dir)) {
+		free(final);
+		return phx_err_set_errno(err, PHX_E_IO, errno, "create work directory '%s'", dir);
+	}
+	if (asprintf(&work, "%s/%s.qcow2", dir, t->name) < 0) {
+		work = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto fail;
 	}
 	co.state_dir = getenv("XDG_RUNTIME_DIR");
-	if (cust_prepare_copy(img->path, path, err) < 0 ||
-	    cust_run(p->plan, path, &co, &rep, err) < 0) {
-		unlink(path);
-		rmdir(dir);
-		free(path);
-		return phx_err_wrap(err, "customize '%s'", t->name);
+	if (cust_prepare_copy(img->path, work, err) < 0 ||
+	    cust_run(p->plan, work, &co, &rep, err) < 0) {
+		phx_err_wrap(err, "customize '%s'", t->name);
+		goto fail;
 	}
+	if (rename(work, final) < 0) {
+		phx_err_set_errno(err, PHX_E_IO, errno, "rename '%s' to '%s'", work, final);
+		goto fail;
+	}
+	rmdir(dir);
+	free(work);
 	log_info("customized %s %s (%s, %zu steps) in %.1f s, appliance start %.1f s", rep.distro,
 		 rep.version, rep.accel, rep.steps, rep.total_seconds, rep.launch_seconds);
-	*ret_path = path;
+	*ret_path = final;
 	return 0;
-}
-
-static void prov_work_remove(char *path)
-{
-	char *slash;
-
-	if (!path)
-		return;
-	unlink(path);
-	slash = strrchr(path, '/');
-	if (slash) {
-		*slash = '\0';
-		rmdir(path);
-	}
-	free(path);
+fail:
+	if (work)
+		unlink(work);
+	rmdir(dir);
+	free(work);
+	free(final);
+	return -1;
 }
 
 static int prov_add_vol_undo(struct prov_ctx *p, const char *volid, struct phx_err *err)
@@ -519,8 +598,10 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	snprintf(filename, sizeof(filename), "phoenix-%s-%.12s.qcow2", t->name, custom_sha);
 	if (pve_storage_upload(s->pve, s->node, s->cfg->defaults.import_storage, "import",
 			       disk_path, filename, "sha256", custom_sha, NULL,
-			       session_task_timeout(s), &volid, err) < 0)
+			       session_task_timeout(s), &volid, err) < 0) {
+		phx_err_wrap(err, "upload the customized image");
 		goto out;
+	}
 	if (prov_add_vol_undo(p, volid, err) < 0)
 		goto out;
 	res->phase_s[PH_UPLOAD] = prov_now() - t0;
@@ -556,18 +637,26 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 			{"description", desc},
 		};
 
-		if (prov_add_vm_undo(p, (int)res->vmid, err) < 0 ||
-		    pve_vm_create(s->pve, s->node, params, sizeof(params) / sizeof(params[0]),
-				  session_task_timeout(s), err) < 0)
+		if (prov_add_vm_undo(p, (int)res->vmid, err) < 0)
 			goto out;
+		if (pve_vm_create(s->pve, s->node, params, sizeof(params) / sizeof(params[0]),
+				  session_task_timeout(s), err) < 0) {
+			phx_err_wrap(err, "create VM %lu from '%s'", res->vmid, volid);
+			goto out;
+		}
 	}
-	if (prov_grow_disk(p, t, (int)res->vmid, err) < 0)
+	if (prov_grow_disk(p, t, (int)res->vmid, err) < 0) {
+		phx_err_wrap(err, "grow the disk of VM %lu to %lu GiB", res->vmid,
+			     t->hardware.disk_size_gb);
 		goto out;
+	}
 	res->phase_s[PH_CREATE] = prov_now() - t0;
 
 	t0 = prov_now();
-	if (pve_vm_template(s->pve, s->node, (int)res->vmid, session_task_timeout(s), err) < 0)
+	if (pve_vm_template(s->pve, s->node, (int)res->vmid, session_task_timeout(s), err) < 0) {
+		phx_err_wrap(err, "convert VM %lu to a template", res->vmid);
 		goto out;
+	}
 	res->phase_s[PH_TEMPLATE] = prov_now() - t0;
 	rc = 0;
 out:
@@ -755,7 +844,7 @@ out:
 	if (rc < 0)
 		phx_err_wrap(err, "template '%s'", t->name);
 out_wrapped:
-	prov_work_remove(work);
+	free(work);
 	img_result_release(&img);
 	pve_vm_list_release(&p->vms);
 	return rc;

@@ -1,14 +1,218 @@
-/* cmd_templates: --list-templates and --prune over the template version series. */
+/* cmd_templates: --list-templates and --prune over the templates this tool built. A template
+ * is ours when it carries the `phoenix` tag; its series is its `phx-<name>` tag and its build
+ * record (source, sha256, build time) is the description cmd_provision wrote. Pruning keeps
+ * the newest `versions.keep` of each series and never removes a template whose base disk a
+ * linked clone still uses (Proxmox would refuse, or worse, on some storages). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cmd.h"
+#include "config.h"
+#include "log.h"
+#include "pve.h"
+#include "series.h"
+#include "session.h"
+
+/* Copies the value of "key: value" from a build-record description into ret ("" if absent). */
+static void tpl_record_field(const char *desc, const char *key, char *ret, size_t len)
+{
+	size_t klen = strlen(key);
+	const char *p = desc;
+
+	ret[0] = '\0';
+	while (p && *p) {
+		if (!strncmp(p, key, klen) && p[klen] == ':' && p[klen + 1] == ' ') {
+			size_t n = strcspn(p + klen + 2, "\n");
+
+			snprintf(ret, len, "%.*s", (int)n, p + klen + 2);
+			return;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+}
+
+/* The series name from a `phx-<name>` tag, "" when none. */
+static void tpl_series(const char *tags, char *ret, size_t len)
+{
+	const char *p = tags ? strstr(tags, "phx-") : NULL;
+
+	ret[0] = '\0';
+	if (p)
+		snprintf(ret, len, "%.*s", (int)strcspn(p + 4, ";, "), p + 4);
+}
 
 int cmd_list_templates(const struct cli_opts *opts, struct phx_err *err)
 {
-	(void)opts;
-	return phx_err_set(err, PHX_E_NOTIMPL, "--list-templates is not implemented yet");
+	struct session s;
+	struct pve_vm_list vms = {0};
+	json_t *out = json_array();
+	int rc = -1;
+
+	if (!out)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	if (session_load(opts, &s, err) < 0) {
+		json_decref(out);
+		return -1;
+	}
+	if (session_connect(&s, false, err) < 0 || pve_cluster_vms(s.pve, &vms, err) < 0)
+		goto out;
+	for (size_t i = 0; i < vms.n; i++) {
+		const struct pve_vm_info *vm = &vms.items[i];
+		char series[128], built[64] = "", sha[80] = "", source[512] = "";
+		json_t *config = NULL;
+		const char *desc;
+
+		if (!vm->template || !series_has_tag(vm->tags, SERIES_TAG_OURS))
+			continue;
+		if (pve_vm_config_get(s.pve, vm->node, vm->vmid, &config, err) < 0)
+			goto out;
+		desc = json_string_value(json_object_get(config, "description"));
+		tpl_record_field(desc, "built", built, sizeof(built));
+		tpl_record_field(desc, "sha256", sha, sizeof(sha));
+		tpl_record_field(desc, "source", source, sizeof(source));
+		tpl_series(vm->tags, series, sizeof(series));
+		json_array_append_new(
+			out, json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "vmid", vm->vmid,
+				       "name", vm->name, "node", vm->node, "series", series, "built",
+				       built, "sha256", sha, "source", source, "validated",
+				       series_has_tag(vm->tags, SERIES_TAG_VALIDATED)));
+		json_decref(config);
+	}
+	if (opts->output == CLI_OUTPUT_JSON) {
+		json_dumpf(out, stdout, JSON_COMPACT);
+		fputc('\n', stdout);
+	} else {
+		size_t i;
+		json_t *t;
+
+		printf("%-9s %-28s %-8s %-20s %-20s %-12s %s\n", "VMID", "NAME", "NODE", "SERIES",
+		       "BUILT", "SHA256", "VALIDATED");
+		json_array_foreach(out, i, t)
+			printf("%-9lld %-28s %-8s %-20s %-20s %-12.12s %s\n",
+			       json_integer_value(json_object_get(t, "vmid")),
+			       json_string_value(json_object_get(t, "name")),
+			       json_string_value(json_object_get(t, "node")),
+			       json_string_value(json_object_get(t, "series")),
+			       json_string_value(json_object_get(t, "built")),
+			       json_string_value(json_object_get(t, "sha256")),
+			       json_is_true(json_object_get(t, "validated")) ? "yes" : "no");
+	}
+	rc = 0;
+out:
+	json_decref(out);
+	pve_vm_list_release(&vms);
+	session_release(&s);
+	return rc;
+}
+
+/* True when any VM's disk is a linked clone of template `vmid` (its volume names the base
+ * volume, e.g. "local:9000/base-9000-disk-0.qcow2/8001/vm-8001-disk-0.qcow2" or
+ * "local-lvm:base-9000-disk-0/vm-8001-disk-0"). *ret_user gets the first such VM. */
+static int tpl_in_use(struct session *s, const struct pve_vm_list *vms, int vmid, bool *ret_used,
+		      int *ret_user, struct phx_err *err)
+{
+	char needle[48];
+
+	snprintf(needle, sizeof(needle), "base-%d-", vmid);
+	for (size_t i = 0; i < vms->n; i++) {
+		json_t *config = NULL, *v;
+		const char *key;
+		bool used = false;
+
+		if (vms->items[i].vmid == vmid)
+			continue;
+		if (pve_vm_config_get(s->pve, vms->items[i].node, vms->items[i].vmid, &config,
+				      err) < 0)
+			return -1;
+		json_object_foreach(config, key, v) {
+			const char *val = json_string_value(v);
+
+			/* the volume comes before the first ',' of a drive property string */
+			if (val && strstr(val, needle) && strstr(val, needle) < val + strcspn(val, ","))
+				used = true;
+		}
+		json_decref(config);
+		if (used) {
+			*ret_used = true;
+			*ret_user = vms->items[i].vmid;
+			return 0;
+		}
+	}
+	*ret_used = false;
+	return 0;
 }
 
 int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 {
-	(void)opts;
-	return phx_err_set(err, PHX_E_NOTIMPL, "--prune is not implemented yet");
+	struct session s;
+	struct pve_vm_list vms = {0};
+	struct series_guest *guests = NULL;
+	int rc = -1, failed = 0;
+
+	if (session_load(opts, &s, err) < 0)
+		return -1;
+	if (session_connect(&s, true, err) < 0 || pve_cluster_vms(s.pve, &vms, err) < 0)
+		goto out;
+	guests = calloc(vms.n ? vms.n : 1, sizeof(*guests));
+	if (!guests) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < vms.n; i++)
+		guests[i] = (struct series_guest){(unsigned long)vms.items[i].vmid, vms.items[i].name,
+						  vms.items[i].tags, vms.items[i].template};
+	for (size_t t = 0; t < s.cfg->n_templates; t++) {
+		const struct cfg_template *tpl = &s.cfg->templates[t];
+		size_t *idx = NULL, n = 0;
+
+		if (!tpl->has_versions)
+			continue;
+		if (series_members(tpl->name, guests, vms.n, &idx, &n, err) < 0)
+			goto out;
+		for (size_t k = tpl->versions.keep; k < n; k++) {
+			const struct pve_vm_info *vm = &vms.items[idx[k]];
+			struct phx_err derr = PHX_ERR_INIT;
+			bool used = false;
+			int user = 0;
+
+			if (tpl_in_use(&s, &vms, vm->vmid, &used, &user, err) < 0) {
+				free(idx);
+				goto out;
+			}
+			if (used) {
+				printf("%s: kept %d '%s': linked clone %d uses it\n", tpl->name,
+				       vm->vmid, vm->name, user);
+				continue;
+			}
+			if (pve_vm_destroy(s.pve, vm->node, vm->vmid,
+					   PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
+					   session_task_timeout(&s), &derr) < 0) {
+				log_error("%s: could not remove %d '%s': %s", tpl->name, vm->vmid,
+					  vm->name, derr.msg);
+				failed++;
+				continue;
+			}
+			printf("%s: %s %d '%s'\n", tpl->name,
+			       opts->dry_run ? "would remove" : "removed", vm->vmid, vm->name);
+		}
+		if (n <= tpl->versions.keep)
+			printf("%s: %zu version%s, keeping up to %lu: nothing to prune\n", tpl->name,
+			       n, n == 1 ? "" : "s", tpl->versions.keep);
+		free(idx);
+	}
+	if (failed) {
+		phx_err_set(err, PHX_E_RUNTIME, "%d template version%s could not be removed", failed,
+			    failed == 1 ? "" : "s");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(guests);
+	pve_vm_list_release(&vms);
+	session_release(&s);
+	return rc;
 }
