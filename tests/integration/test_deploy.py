@@ -195,6 +195,17 @@ class DeployBase(phxtest.OrchestratorTest):
         with Guests(self.sim, ips=ips, enabled=guests):
             return self.run_bin("--config", cfg, *args, check=check)
 
+    def mark(self):
+        """Index into the request log after everything sent so far was logged (the simulator
+        writes a line after answering, so a test's last request may still be on its way)."""
+        self.sim.control("GET", "/_sim/faults")
+        for _ in range(100):
+            reqs = self.sim.requests()
+            if reqs and reqs[-1].get("control") and reqs[-1]["path"].endswith("/_sim/faults"):
+                return len(reqs)
+            time.sleep(0.02)
+        self.fail("the simulator did not log the marker request")
+
     def logged(self, method, pattern):
         import re
         return [r for r in self.sim.requests()
@@ -301,7 +312,7 @@ class TestDeploy(DeployBase):
                                                   "net0": "virtio,bridge=vmbr0",
                                                   "tags": "prod"})
         before = self.state()
-        n_req = len(self.sim.requests())
+        n_req = self.mark()
         p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
         self.assertIn("VM 8001 already exists", p.stderr)
         self.assertIn("not ours", p.stderr)
@@ -312,7 +323,7 @@ class TestDeploy(DeployBase):
 
     def test_bad_input_exits_2_before_any_request(self):
         self.seed_template()
-        n_req = len(self.sim.requests())
+        n_req = self.mark()
         p = self.deploy(self.config([self.vm_8001()]), "8001", "123", check=2)
         self.assertIn("VMID 123 is not in %s ($.vms)" % os.path.join(self.tmp,
                                                                      "phoenix_vm_configs.json"),
@@ -461,6 +472,16 @@ class TestDeploy(DeployBase):
             self.assertEqual(r["ip"], "10.9.%d.%d" % (r["vmid"] // 250 % 250,
                                                       r["vmid"] % 250 + 2))
         self.assertEqual(len(self.isos()), 20)
+
+    def test_lock_timeouts_are_retried(self):
+        self.seed_template()
+        self.sim.control("POST", "/_sim/fault", {"kind": "lock-timeout", "vmid": 8001,
+                                                 "count": 2})
+        self.deploy(self.config([self.vm_8001(features=[])]), "8001")
+        posts = self.logged("POST", r"/qemu/8001/config$")
+        self.assertEqual([r["status"] for r in posts], [500, 500, 200])
+        self.assertIn("got timeout", posts[0]["error"])
+        self.assertEqual(self.conf(8001)["cores"], 4)
 
     def test_destroy(self):
         self.seed_template()
