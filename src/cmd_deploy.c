@@ -56,17 +56,17 @@ struct dep_result {
 
 /* One VM of this run, prepared before any request. */
 struct dep_vm {
-	const struct cfg_vm *vm; /* borrowed from the session's cfg */
-	size_t index;		 /* position in cfg->vms (JSON paths, config order) */
-	char seed_id[24];	 /* "<vmid>": mixed into the instance-id */
-	char *fqdn;		 /* owned; "<name>.<search_domain>" or NULL */
-	struct buf *scripts;	 /* owned array [n_features]: each feature script's content */
+	const struct cfg_vm *vm;     /* borrowed from the session's cfg */
+	size_t index;		     /* position in cfg->vms (JSON paths, config order) */
+	char seed_id[24];	     /* "<vmid>": mixed into the instance-id */
+	char *fqdn;		     /* owned; "<name>.<search_domain>" or NULL */
+	struct buf *scripts;	     /* owned array [n_features]: each feature script's content */
 	struct ci_feature *features; /* owned array; strings borrowed from cfg and scripts */
 	size_t n_features;
 	const char **packages; /* owned array of borrowed strings: VM's, then features' */
 	size_t n_packages;
-	char *sshkeys;	/* native mode: owned ci_native_sshkeys_encode() result, or NULL */
-	char *ipconfig; /* native mode: owned ci_native_ipconfig() result */
+	char *sshkeys;	  /* native mode: owned ci_native_sshkeys_encode() result, or NULL */
+	char *ipconfig;	  /* native mode: owned ci_native_ipconfig() result */
 	char *nameserver; /* native mode: owned, space-joined DNS servers, or NULL */
 	struct dep_result res;
 };
@@ -128,8 +128,8 @@ static void dep_ci_input(const struct dep_vm *dv, const char *mac, struct ci_inp
 	in->network.gateway = vm->network.gw;
 	in->network.dns_servers = (const char *const *)vm->dns_servers.items;
 	in->network.n_dns_servers = vm->dns_servers.n;
-	in->network.search_domains = vm->search_domain ? (const char *const *)&vm->search_domain
-						       : NULL;
+	in->network.search_domains =
+		vm->search_domain ? (const char *const *)&vm->search_domain : NULL;
 	in->network.n_search_domains = vm->search_domain ? 1 : 0;
 	in->instance_seed = dv->seed_id;
 }
@@ -185,19 +185,21 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 		struct buf ns = BUF_INIT;
 
 		if (cfg->defaults.snippets_dir)
-			return phx_err_set(err, PHX_E_INPUT,
-					   "%s: $.defaults.snippets_dir: cicustom snippets are not "
-					   "supported yet: remove snippets_dir (native mode then uses "
-					   "ciuser/cipassword/sshkeys/ipconfig0 only) or use "
-					   "cloudinit_mode 'iso', which delivers features and packages "
-					   "through the API",
-					   cfg->path);
+			return phx_err_set(
+				err, PHX_E_INPUT,
+				"%s: $.defaults.snippets_dir: cicustom snippets are not "
+				"supported yet: remove snippets_dir (native mode then uses "
+				"ciuser/cipassword/sshkeys/ipconfig0 only) or use "
+				"cloudinit_mode 'iso', which delivers features and packages "
+				"through the API",
+				cfg->path);
 		if (vm->features.n || dv->n_packages)
-			return phx_err_set(err, PHX_E_INPUT,
-					   "%s: $.vms[%zu]: features and packages need "
-					   "cloudinit_mode 'iso' (Proxmox's native cloud-init has no "
-					   "way to deliver them without snippets)",
-					   cfg->path, dv->index);
+			return phx_err_set(
+				err, PHX_E_INPUT,
+				"%s: $.vms[%zu]: features and packages need "
+				"cloudinit_mode 'iso' (Proxmox's native cloud-init has no "
+				"way to deliver them without snippets)",
+				cfg->path, dv->index);
 		if (vm->user.ssh_public_keys.n &&
 		    ci_native_sshkeys_encode((const char *const *)vm->user.ssh_public_keys.items,
 					     vm->user.ssh_public_keys.n, &dv->sshkeys, err) < 0)
@@ -205,13 +207,14 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 		if (ci_native_ipconfig(vm->network.ip, vm->network.gw, &dv->ipconfig, err) < 0)
 			goto native_fail;
 		for (size_t i = 0; i < vm->dns_servers.n; i++)
-			if (buf_printf(&ns, err, "%s%s", i ? " " : "", vm->dns_servers.items[i]) < 0)
+			if (buf_printf(&ns, err, "%s%s", i ? " " : "", vm->dns_servers.items[i]) <
+			    0)
 				goto native_fail;
 		if (ns.len && !(dv->nameserver = buf_detach(&ns)))
 			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		buf_release(&ns);
 		return 0;
-native_fail:
+	native_fail:
 		buf_release(&ns);
 		return phx_err_wrap(err, "%s: $.vms[%zu]", cfg->path, dv->index);
 	}
@@ -221,14 +224,16 @@ native_fail:
 		struct ci_input in;
 
 		if (!vm->has_user)
-			return phx_err_set(err, PHX_E_INPUT,
-					   "%s: $.vms[%zu].user_config: required with cloudinit_mode "
-					   "'iso' (the seed creates this user; give at least a "
-					   "username and an ssh_public_key)",
-					   cfg->path, dv->index);
+			return phx_err_set(
+				err, PHX_E_INPUT,
+				"%s: $.vms[%zu].user_config: required with cloudinit_mode "
+				"'iso' (the seed creates this user; give at least a "
+				"username and an ssh_public_key)",
+				cfg->path, dv->index);
 		dep_ci_input(dv, DEP_PLACEHOLDER_MAC, &in);
 		if (ci_render(&in, &out, err) < 0)
-			return phx_err_wrap(err, "%s: $.vms[%zu]: cloud-init", cfg->path, dv->index);
+			return phx_err_wrap(err, "%s: $.vms[%zu]: cloud-init", cfg->path,
+					    dv->index);
 		ci_output_release(&out);
 	}
 	return 0;
@@ -256,10 +261,12 @@ static int dep_undo_vm(void *ctx, void *arg, struct phx_err *err)
 		return 0;
 	if (pve_vm_status_get(c, u->node, u->vmid, &st, err) < 0)
 		return -1;
-	if (!strcmp(st.status, "running") && pve_vm_stop(c, u->node, u->vmid, u->timeout_s, err) < 0)
+	if (!strcmp(st.status, "running") &&
+	    pve_vm_stop(c, u->node, u->vmid, u->timeout_s, err) < 0)
 		return -1;
 	return pve_vm_destroy(c, u->node, u->vmid,
-			      PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS, u->timeout_s, err);
+			      PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS, u->timeout_s,
+			      err);
 }
 
 static const struct txn_action dep_undo_vm_action = {dep_undo_vm, free};
@@ -303,9 +310,8 @@ static const struct pve_vm_info *dep_find(const struct pve_vm_list *l, unsigned 
 
 /* The template to clone: clone_from_vmid, or the newest validated (else newest) version of
  * the clone_from_template series, or that template's fixed VMID. */
-static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm,
-		      const struct pve_vm_list *l, const struct pve_vm_info **ret,
-		      struct phx_err *err)
+static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm, const struct pve_vm_list *l,
+		      const struct pve_vm_info **ret, struct phx_err *err)
 {
 	unsigned long id = vm->clone_from_vmid;
 	const struct pve_vm_info *src;
@@ -316,7 +322,8 @@ static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm,
 
 		how = "clone_from_template";
 		if (!t)
-			return phx_err_set(err, PHX_E_INPUT, "template '%s' is not in %s ($.templates)",
+			return phx_err_set(err, PHX_E_INPUT,
+					   "template '%s' is not in %s ($.templates)",
 					   vm->clone_from_template, cfg->path);
 		id = t->vmid;
 		if (t->has_versions) {
@@ -345,7 +352,8 @@ static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm,
 	src = dep_find(l, id);
 	if (!src)
 		return phx_err_set(err, PHX_E_NOTFOUND,
-				   "source template %lu (%s) does not exist on the cluster", id, how);
+				   "source template %lu (%s) does not exist on the cluster", id,
+				   how);
 	if (!src->template)
 		return phx_err_set(err, PHX_E_CONFLICT,
 				   "source VM %lu '%s' (%s) is not a template: convert it or "
@@ -419,13 +427,15 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 		}
 		left = (double)timeout_s - (dep_now() - start);
 		if (left <= 0)
-			return phx_err_set(err, PHX_E_TIMEOUT,
-					   "VM %lu '%s': the guest agent did not answer within %lu s "
-					   "(last answer: %s): install and enable qemu-guest-agent in "
-					   "the template, or raise defaults.agent_timeout_s",
-					   vm->vmid, vm->name, timeout_s, last.msg);
+			return phx_err_set(
+				err, PHX_E_TIMEOUT,
+				"VM %lu '%s': the guest agent did not answer within %lu s "
+				"(last answer: %s): install and enable qemu-guest-agent in "
+				"the template, or raise defaults.agent_timeout_s",
+				vm->vmid, vm->name, timeout_s, last.msg);
 		dep_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
-		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS : delay * 3 / 2;
+		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS
+							       : delay * 3 / 2;
 	}
 	delay = DEP_AGENT_DELAY_FIRST_MS;
 	for (;;) {
@@ -447,7 +457,8 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 			return 0;
 		}
 		dep_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
-		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS : delay * 3 / 2;
+		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS
+							       : delay * 3 / 2;
 	}
 }
 
@@ -496,7 +507,8 @@ static int dep_clone(struct dep_run *r, struct pve_client *c, struct txn *t,
 			goto out;
 	}
 	if (!json_is_string(upid)) {
-		phx_err_set(err, PHX_E_API, "POST %s: expected a task id (UPID) in the answer", path);
+		phx_err_set(err, PHX_E_API, "POST %s: expected a task id (UPID) in the answer",
+			    path);
 		goto out;
 	}
 	if (pve_task_wait(c, json_string_value(upid), r->task_timeout_s, NULL, err) < 0)
@@ -523,7 +535,7 @@ static void dep_param(struct dep_params *ps, const char *key, const char *value)
 
 /* Scratch state of one dep_deploy_vm call, freed at its end. */
 struct dep_work {
-	json_t *conf;	  /* the clone's config (dry-run of a new VM: the template's) */
+	json_t *conf; /* the clone's config (dry-run of a new VM: the template's) */
 	char *net0, *tags, *desc, *ide2, *memory, *cores, *delete, *size;
 	char iso_path[64]; /* local temp file of the seed, "" when none */
 	char seed_volid[256];
@@ -549,8 +561,8 @@ static void dep_work_release(struct dep_work *w)
 
 /* ISO mode: render for the clone's MAC, build the ISO, upload it unless the same content is
  * already on the storage; sets w->seed_volid and w->sha. */
-static int dep_seed_iso(struct dep_run *r, struct pve_client *c, struct txn *t,
-			struct dep_vm *dv, const char *node, bool *ret_uploaded, struct dep_work *w,
+static int dep_seed_iso(struct dep_run *r, struct pve_client *c, struct txn *t, struct dep_vm *dv,
+			const char *node, bool *ret_uploaded, struct dep_work *w,
 			struct phx_err *err)
 {
 	const struct cfg *cfg = r->s->cfg;
@@ -628,8 +640,8 @@ static int dep_native_sha(const struct dep_vm *dv, char ret[CRYPTO_SHA256_HEX_LE
 			  struct phx_err *err)
 {
 	const struct cfg_vm *vm = dv->vm;
-	const char *parts[] = {vm->user.username,     vm->user.password_hash, dv->sshkeys,
-			       dv->ipconfig,	      dv->nameserver,	      vm->search_domain};
+	const char *parts[] = {vm->user.username, vm->user.password_hash, dv->sshkeys,
+			       dv->ipconfig,	  dv->nameserver,	  vm->search_domain};
 	struct buf b = BUF_INIT;
 	int rc;
 
@@ -661,8 +673,8 @@ static char *dep_strdupf(struct phx_err *err, const char *fmt, ...)
 	return s;
 }
 
-static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
-			 struct dep_vm *dv, struct phx_err *err)
+static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t, struct dep_vm *dv,
+			 struct phx_err *err)
 {
 	const struct cfg *cfg = r->s->cfg;
 	const struct cfg_vm *vm = dv->vm;
@@ -701,7 +713,8 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 			goto out;
 	} else {
 		node = cfg_vm_node(cfg, vm) ? cfg_vm_node(cfg, vm) : r->s->node;
-		if (dep_source(cfg, vm, &l, &src, err) < 0 || dep_clone(r, c, t, vm, src, node, err) < 0)
+		if (dep_source(cfg, vm, &l, &src, err) < 0 ||
+		    dep_clone(r, c, t, vm, src, node, err) < 0)
 			goto out;
 		/* a dry run cloned nothing: plan against the template's config instead */
 		if (pve_vm_config_get(c, dry ? src->node : node, dry ? src->vmid : (int)vm->vmid,
@@ -756,8 +769,7 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	}
 
 	/* cloud-init */
-	deploy_description_seed(json_string_value(json_object_get(w.conf, "description")),
-				old_sha);
+	deploy_description_seed(json_string_value(json_object_get(w.conf, "description")), old_sha);
 	n_ci = deploy_cloudinit_drives(w.conf, ci_keys, DEP_MAX_CI_DRIVES);
 	if (!native) {
 		const char *cur = json_string_value(json_object_get(w.conf, "ide2"));
@@ -814,7 +826,8 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	if (ps.n) {
 		log_info("VM %lu '%s': setting %zu option%s", vm->vmid, vm->name, ps.n,
 			 ps.n == 1 ? "" : "s");
-		if (pve_vm_config_set(c, node, (int)vm->vmid, ps.p, ps.n, r->task_timeout_s, err) < 0) {
+		if (pve_vm_config_set(c, node, (int)vm->vmid, ps.p, ps.n, r->task_timeout_s, err) <
+		    0) {
 			phx_err_wrap(err, "configure");
 			goto out;
 		}
@@ -836,12 +849,13 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		uint64_t cur = 0, want = (uint64_t)vm->disk_size_gb << 30;
 
 		if (!disk) {
-			phx_err_set(err, PHX_E_API, "the VM has no system disk (scsi0/virtio0/...) "
-						    "to resize");
+			phx_err_set(err, PHX_E_API,
+				    "the VM has no system disk (scsi0/virtio0/...) "
+				    "to resize");
 			goto out;
 		}
-		if (deploy_drive_size(json_string_value(json_object_get(w.conf, disk)), &cur,
-				      err) < 0)
+		if (deploy_drive_size(json_string_value(json_object_get(w.conf, disk)), &cur, err) <
+		    0)
 			goto out;
 		if (cur < want) {
 			if (!(w.size = dep_strdupf(err, "%luG", vm->disk_size_gb)))
@@ -866,13 +880,16 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	}
 	if (running) {
 		if ((seed_changed || hw_changed) &&
-		    !(dv->res.note = dep_strdupf(err, "VM %lu '%s' is running: reboot it to apply "
-						 "the new %s",
-						 vm->vmid, vm->name,
-						 seed_changed ? "cloud-init seed" : "hardware settings")))
+		    !(dv->res.note =
+			      dep_strdupf(err,
+					  "VM %lu '%s' is running: reboot it to apply "
+					  "the new %s",
+					  vm->vmid, vm->name,
+					  seed_changed ? "cloud-init seed" : "hardware settings")))
 			goto out;
 		/* best effort: a running VM of ours whose agent is gone is still converged */
-		if (dep_wait_agent(c, node, vm, 1, w.mac, dv->res.ip, sizeof(dv->res.ip), err) < 0) {
+		if (dep_wait_agent(c, node, vm, 1, w.mac, dv->res.ip, sizeof(dv->res.ip), err) <
+		    0) {
 			log_warn("VM %lu '%s': %s", vm->vmid, vm->name, err->msg);
 			phx_err_clear(err);
 		}
@@ -974,11 +991,10 @@ static int dep_print_json(const struct dep_vm *vms, size_t n, struct phx_err *er
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		const struct dep_result *res = &vms[i].res;
-		json_t *o = json_pack("{sI ss ss ss? ss sb ss? ss?}", "vmid", (json_int_t)vms[i].vm->vmid,
-				      "name", vms[i].vm->name, "node", res->node,
-				      "ip", res->ip[0] ? res->ip : NULL,
-				      "state", res->state ? res->state : "failed",
-				      "changed", res->changed,
+		json_t *o = json_pack("{sI ss ss ss? ss sb ss? ss?}", "vmid",
+				      (json_int_t)vms[i].vm->vmid, "name", vms[i].vm->name, "node",
+				      res->node, "ip", res->ip[0] ? res->ip : NULL, "state",
+				      res->state ? res->state : "failed", "changed", res->changed,
 				      "error", res->error, "note", res->note);
 
 		if (!o || json_array_append_new(arr, o) < 0) {
@@ -1050,8 +1066,8 @@ static int dep_select(const struct cli_opts *opts, const struct cfg *cfg, struct
 		return phx_err_set(err, PHX_E_INPUT, "%s: $.vms: no VMs to deploy", cfg->path);
 	}
 	for (size_t i = 0; i < cap; i++) {
-		const struct cfg_vm *vm = opts->all ? &cfg->vms[i]
-						    : cfg_find_vm(cfg, opts->vmids[i]);
+		const struct cfg_vm *vm =
+			opts->all ? &cfg->vms[i] : cfg_find_vm(cfg, opts->vmids[i]);
 		bool dup = false;
 
 		if (!vm) {
@@ -1102,9 +1118,9 @@ int cmd_deploy(const struct cli_opts *opts, struct phx_err *err)
 	r.vms = vms;
 	r.n = n;
 	r.task_timeout_s = session_task_timeout(&s);
-	r.agent_timeout_s = s.cfg->defaults.agent_timeout_s ? s.cfg->defaults.agent_timeout_s
-				: s.cfg->proxmox.timeouts.agent_s ? s.cfg->proxmox.timeouts.agent_s
-								  : 600;
+	r.agent_timeout_s = s.cfg->defaults.agent_timeout_s   ? s.cfg->defaults.agent_timeout_s
+			    : s.cfg->proxmox.timeouts.agent_s ? s.cfg->proxmox.timeouts.agent_s
+							      : 600;
 	pthread_mutex_init(&r.mu, NULL);
 	/* a dry run prints its plan; interleaved plans of parallel VMs would be unreadable */
 	jobs = opts->dry_run ? 1 : opts->jobs ? opts->jobs : 1;
@@ -1188,9 +1204,8 @@ static int dep_collect_seed(json_t *list, const char *volid, unsigned long vmid)
 
 	if (!deploy_is_seed_volid(volid, vmid))
 		return 0;
-	json_array_foreach(list, i, v)
-		if (strlen(json_string_value(v)) == l && !strncmp(json_string_value(v), volid, l))
-			return 0;
+	json_array_foreach(list, i, v) if (strlen(json_string_value(v)) == l &&
+					   !strncmp(json_string_value(v), volid, l)) return 0;
 	return json_array_append_new(list, json_stringn(volid, l));
 }
 
@@ -1242,11 +1257,12 @@ int cmd_destroy(const struct cli_opts *opts, struct phx_err *err)
 	}
 	if (pve_vm_config_get(s.pve, node, (int)vmid, &conf, err) < 0)
 		goto out;
-	json_object_foreach(conf, k, v)
-		if (json_is_string(v) && dep_collect_seed(seeds, json_string_value(v), vmid) < 0) {
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			goto out;
-		}
+	json_object_foreach(conf, k, v) if (json_is_string(v) &&
+					    dep_collect_seed(seeds, json_string_value(v), vmid) < 0)
+	{
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
 	if (pve_storage_content(s.pve, node, s.cfg->defaults.iso_storage, "iso", &vols, err) < 0)
 		goto out;
 	for (i = 0; i < vols.n; i++)
@@ -1265,7 +1281,8 @@ int cmd_destroy(const struct cli_opts *opts, struct phx_err *err)
 	if (pve_vm_destroy(s.pve, node, (int)vmid,
 			   PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS, tmo, err) < 0)
 		goto out;
-	json_array_foreach(seeds, i, v) {
+	json_array_foreach(seeds, i, v)
+	{
 		if (pve_storage_content_delete(s.pve, node, json_string_value(v), tmo, err) < 0) {
 			phx_err_wrap(err, "VM %lu was destroyed, but its seed could not be removed",
 				     vmid);
@@ -1274,9 +1291,9 @@ int cmd_destroy(const struct cli_opts *opts, struct phx_err *err)
 		json_array_append(removed, v);
 	}
 	if (opts->output == CLI_OUTPUT_JSON) {
-		json_t *o = json_pack("{sI ss ss sb sO}", "vmid", (json_int_t)vmid, "name", vm->name,
-				      "node", node, "dry_run", opts->dry_run, "removed_volumes",
-				      removed);
+		json_t *o = json_pack("{sI ss ss sb sO}", "vmid", (json_int_t)vmid, "name",
+				      vm->name, "node", node, "dry_run", opts->dry_run,
+				      "removed_volumes", removed);
 		char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 
 		json_decref(o);

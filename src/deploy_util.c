@@ -46,16 +46,31 @@ int deploy_drive_size(const char *drive, uint64_t *ret_bytes, struct phx_err *er
 	num[len] = '\0';
 	d = strtod(num, &end);
 	if (end == num || !isdigit((unsigned char)num[0]))
-		return phx_err_set(err, PHX_E_API, "drive '%s': cannot parse size '%s'", drive, num);
+		return phx_err_set(err, PHX_E_API, "drive '%s': cannot parse size '%s'", drive,
+				   num);
 	switch (*end) {
-	case 'K': mult = 1ULL << 10; end++; break;
-	case 'M': mult = 1ULL << 20; end++; break;
-	case 'G': mult = 1ULL << 30; end++; break;
-	case 'T': mult = 1ULL << 40; end++; break;
-	default: break;
+	case 'K':
+		mult = 1ULL << 10;
+		end++;
+		break;
+	case 'M':
+		mult = 1ULL << 20;
+		end++;
+		break;
+	case 'G':
+		mult = 1ULL << 30;
+		end++;
+		break;
+	case 'T':
+		mult = 1ULL << 40;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end || d < 0 || d * (double)mult > 1.8e19)
-		return phx_err_set(err, PHX_E_API, "drive '%s': cannot parse size '%s'", drive, num);
+		return phx_err_set(err, PHX_E_API, "drive '%s': cannot parse size '%s'", drive,
+				   num);
 	*ret_bytes = (uint64_t)(d * (double)mult);
 	return 0;
 }
@@ -143,7 +158,8 @@ const char *deploy_system_disk(const json_t *config)
 
 				memcpy(key, p, l);
 				key[l] = '\0';
-				json_object_foreach((json_t *)config, k, val) {
+				json_object_foreach((json_t *)config, k, val)
+				{
 					v = json_string_value(val);
 					if (!strcmp(k, key) && is_disk_key(k) && v &&
 					    !deploy_drive_is_cdrom(v))
@@ -170,7 +186,8 @@ size_t deploy_cloudinit_drives(const json_t *config, const char **ret_keys, size
 	json_t *v;
 	size_t n = 0;
 
-	json_object_foreach((json_t *)config, k, v) {
+	json_object_foreach((json_t *)config, k, v)
+	{
 		if (!is_disk_key(k) || !deploy_drive_is_cloudinit(json_string_value(v)))
 			continue;
 		if (n < max)
@@ -213,7 +230,8 @@ int deploy_net_rebridge(const char *net, const char *bridge, char **ret,
 		const char *item = p + 1, *end = item + strcspn(item, ",");
 
 		if (strncmp(item, "bridge=", 7) && end > item &&
-		    (buf_puts(&b, ",", err) < 0 || buf_append(&b, item, (size_t)(end - item), err) < 0))
+		    (buf_puts(&b, ",", err) < 0 ||
+		     buf_append(&b, item, (size_t)(end - item), err) < 0))
 			goto fail;
 		p = end;
 	}
@@ -275,7 +293,8 @@ char *deploy_description(const char *user_text, const char *config_path, const c
 
 	if (user_text && *user_text && buf_printf(&b, err, "%s\n\n", user_text) < 0)
 		goto fail;
-	if (buf_printf(&b, err, DEPLOY_MANAGED_LINE "\nconfig: %s\nvm: %s\n" DEPLOY_SEED_LINE "%s\n",
+	if (buf_printf(&b, err,
+		       DEPLOY_MANAGED_LINE "\nconfig: %s\nvm: %s\n" DEPLOY_SEED_LINE "%s\n",
 		       config_path, vm_name, seed_sha256) < 0)
 		goto fail;
 	res = buf_detach(&b);

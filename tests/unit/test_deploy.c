@@ -37,8 +37,9 @@ Test(deploy, parses_drive_sizes_in_every_unit)
 
 Test(deploy, rejects_drive_without_or_with_bad_size)
 {
-	static const char *const bad[] = {"local:100/vm-100-disk-0.qcow2", "x:1,size=",
-					  "x:1,size=12Q", "x:1,size=G", "x:1,notsize=1G"};
+	static const char *const bad[] = {"local:100/vm-100-disk-0.qcow2",
+					  "x:1,size=", "x:1,size=12Q", "x:1,size=G",
+					  "x:1,notsize=1G"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct phx_err err = PHX_ERR_INIT;
@@ -53,9 +54,10 @@ Test(deploy, rejects_drive_without_or_with_bad_size)
 
 Test(deploy, finds_system_disk_by_boot_order_then_bus)
 {
-	json_t *c = json_pack("{ss ss ss ss}", "boot", "order=ide2;virtio1;net0", "ide2",
-			      "local:iso/x.iso,media=cdrom", "virtio1", "local:100/vm-100-disk-1.raw",
-			      "scsi0", "local:100/vm-100-disk-0.raw,size=1G");
+	json_t *c =
+		json_pack("{ss ss ss ss}", "boot", "order=ide2;virtio1;net0", "ide2",
+			  "local:iso/x.iso,media=cdrom", "virtio1", "local:100/vm-100-disk-1.raw",
+			  "scsi0", "local:100/vm-100-disk-0.raw,size=1G");
 
 	cr_assert_str_eq(deploy_system_disk(c), "virtio1");
 	json_object_set_new(c, "boot", json_string("order=net0"));
@@ -68,9 +70,10 @@ Test(deploy, finds_system_disk_by_boot_order_then_bus)
 
 Test(deploy, finds_cloudinit_drives_anywhere)
 {
-	json_t *c = json_pack("{ss ss ss ss}", "ide0", "local:100/vm-100-cloudinit.qcow2,media=cdrom",
-			      "scsi1", "local-lvm:vm-100-cloudinit", "ide2", "local:iso/seed.iso,media=cdrom",
-			      "description", "cloudinit notes");
+	json_t *c =
+		json_pack("{ss ss ss ss}", "ide0", "local:100/vm-100-cloudinit.qcow2,media=cdrom",
+			  "scsi1", "local-lvm:vm-100-cloudinit", "ide2",
+			  "local:iso/seed.iso,media=cdrom", "description", "cloudinit notes");
 	const char *keys[4];
 	size_t n = deploy_cloudinit_drives(c, keys, 4);
 
@@ -133,8 +136,8 @@ Test(deploy, names_and_recognises_seed_isos)
 	cr_assert_eq(deploy_seed_name(8001, sha, name, sizeof(name), &err), 0);
 	cr_assert_str_eq(name, "phoenix-ci-8001-69e186fe8369.iso");
 	cr_assert(deploy_is_seed_volid("local:iso/phoenix-ci-8001-69e186fe8369.iso", 8001));
-	cr_assert(deploy_is_seed_volid("nfs:iso/phoenix-ci-8001-69e186fe8369.iso,media=cdrom",
-				       8001));
+	cr_assert(
+		deploy_is_seed_volid("nfs:iso/phoenix-ci-8001-69e186fe8369.iso,media=cdrom", 8001));
 	cr_assert(!deploy_is_seed_volid("local:iso/phoenix-ci-8001-69e186fe8369.iso", 800));
 	cr_assert(!deploy_is_seed_volid("local:iso/phoenix-ci-80011-69e186fe8369.iso", 8001));
 	cr_assert(!deploy_is_seed_volid("local:iso/phoenix-ci-8001-69E186FE8369.iso", 8001));
@@ -150,11 +153,13 @@ Test(deploy, description_records_seed_and_reads_it_back)
 	struct phx_err err = PHX_ERR_INIT;
 	const char *sha = "69e186fe8369aabbccddeeff00112233445566778899aabbccddeeff00112233";
 	char got[CRYPTO_SHA256_HEX_LEN + 1];
-	char *d = deploy_description("public web server", "/etc/phoenix/c.json", "web-1", sha, &err);
+	char *d =
+		deploy_description("public web server", "/etc/phoenix/c.json", "web-1", sha, &err);
 
 	cr_assert_not_null(d, "%s", err.msg);
 	cr_assert_str_eq(d, "public web server\n\nmanaged by phoenix-orchestrator\n"
-			    "config: /etc/phoenix/c.json\nvm: web-1\nphoenix-seed: " "69e186fe8369aabb"
+			    "config: /etc/phoenix/c.json\nvm: web-1\nphoenix-seed: "
+			    "69e186fe8369aabb"
 			    "ccddeeff00112233445566778899aabbccddeeff00112233\n");
 	cr_assert(deploy_description_seed(d, got));
 	cr_assert_str_eq(got, sha);
