@@ -103,7 +103,7 @@ struct img_fetch_opts {
 	const char *cache_dir;	  /* NULL: img_cache_dir_default() */
 	bool progress;		  /* progress bar on stderr when log_is_tty() */
 	bool verify_cached;	  /* re-hash a cached file before trusting it (slow, paranoid) */
-	unsigned retries;	  /* resumes after a dropped transfer; 0: 3 */
+	unsigned retries;	  /* resumes after a dropped transfer; 0: the default, 3 */
 };
 /* All strings are borrowed for the duration of the call. One of checksum_url and sha256 is
  * required: an unverified image is never used. */
@@ -125,17 +125,25 @@ struct img_result {
 /* Makes sure the cache holds the verified image and returns where it is.
  * 1. expected hash: opts->sha256, else the checksum file's entry for the image's file name,
  *    fetched conditionally (If-None-Match / If-Modified-Since from <name>.meta.json);
- * 2. a cached <sha256>/<name> of the recorded size is a hit: no image byte is requested;
- * 3. else download to <name>.part (resuming an existing one, re-hashing its prefix), with a
- *    free-space check when the size is known, retrying a dropped transfer by resuming; a
- *    server that answers 200 to a Range request restarts the file from zero;
+ * 2. a cached <sha256>/<name> is a hit when <name>.meta.json records that hash and its size
+ *    (else, or with verify_cached, it is re-hashed first): no image byte is requested;
+ * 3. else HEAD (size, validators), then download to <name>.part (resuming an existing one,
+ *    re-hashing its prefix), with a free-space check when the size is known, retrying a
+ *    dropped transfer by resuming; a server that answers 200 to a Range request restarts
+ *    the file from zero. The hash is computed by a helper thread right behind the writer, so
+ *    hashing overlaps the transfer; memory use is constant (about 1 MiB of buffers);
  * 4. fsync, compare hashes, rename into place only on a match. A mismatch deletes the .part
  *    and fails with PHX_E_VERIFY naming the URL and both hashes.
+ * Progress: a bar on stderr (bytes, rate, ETA) when opts->progress and log_is_tty(); one
+ * log_info line per completed download either way.
  * Errors: PHX_E_INPUT (bad options), PHX_E_NOTFOUND (404, or no sums entry for the name),
- * PHX_E_NET (transport, other HTTP statuses; err->http_status set), PHX_E_IO (cache; a full
- * disk names the cache directory and removes the .part), PHX_E_CONFLICT (another process is
- * downloading the same name into the same cache). On success fills *ret (caller owns, release
- * with img_result_release()); on failure *ret is untouched. `c` is borrowed. */
+ * PHX_E_VERIFY (hash mismatch, malformed sums file), PHX_E_NET (transport, other HTTP
+ * statuses), PHX_E_IO (cache; a full disk names the cache directory and removes the .part),
+ * PHX_E_CONFLICT (another process is downloading the same name into the same cache).
+ * err->http_status is set when an HTTP status caused the failure. A dropped transfer that
+ * exhausts its retries keeps the .part for the next run. On success fills *ret (caller owns,
+ * release with img_result_release()); on failure *ret is untouched. `c` is borrowed and used
+ * from the calling thread only. */
 int img_fetch(struct http_client *c, const struct img_fetch_opts *opts, struct img_result *ret,
 	      struct phx_err *err);
 void img_result_release(struct img_result *r);
