@@ -361,9 +361,18 @@ static int img_http_fail(const char *what, const char *url, const struct http_re
 			 struct phx_err *err)
 {
 	enum phx_err_code code = r->status == 404 ? PHX_E_NOTFOUND : PHX_E_NET;
+	char loc[1024] = "";
 
-	phx_err_set(err, code, "%s '%s': HTTP %ld%s%s", what, url, r->status,
-		    r->reason[0] ? " " : "", r->reason);
+	/* NEEDSWORK: redirects are not followed (http.h does not); say where to point instead */
+	if (r->status >= 300 && r->status < 400 &&
+	    http_response_header(r, "Location", loc, sizeof(loc)))
+		phx_err_set(err, code,
+			    "%s '%s': HTTP %ld%s%s (redirects are not followed: use the URL it "
+			    "points to, '%s')",
+			    what, url, r->status, r->reason[0] ? " " : "", r->reason, loc);
+	else
+		phx_err_set(err, code, "%s '%s': HTTP %ld%s%s", what, url, r->status,
+			    r->reason[0] ? " " : "", r->reason);
 	if (err && err->http_status == 0)
 		err->http_status = (int)r->status;
 	return -1;
