@@ -1,0 +1,271 @@
+"""--provision-template end to end: the real binary, the simulator over HTTPS, the tiny test
+image served over HTTP with a SHA256SUMS, and a real libguestfs customization.
+
+The class shares one image cache, so the first build pays for the appliance run (~40 s under
+TCG) and the other scenarios reuse the customized image (same source and recipe) and test
+what they are about: idempotence, rollback, privileges, versions and pruning.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import phxtest
+from phxtest import REPO, OrchestratorTest
+
+SECRET_STATE_KEYS = ("vms", "volumes")
+
+
+def build_tiny_image():
+    p = subprocess.run([os.path.join(REPO, "scripts", "build-test-image.sh"), "--tiny"],
+                       capture_output=True, text=True, timeout=1800)
+    if p.returncode != 0:
+        return None, p.stderr[-2000:]
+    return p.stdout.strip(), None
+
+
+class FileServer:
+    def __init__(self, root, log):
+        self.log = log
+        self.proc = subprocess.Popen(
+            ["python3", os.path.join(REPO, "tests", "servers", "file_server.py"), "--root", root,
+             "--port", "0", "--log", log], stdout=subprocess.PIPE, text=True)
+        self.url = self.proc.stdout.readline().split()[1]
+
+    def image_gets(self):
+        n = 0
+        with open(self.log, encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                if r.get("path", "").endswith(".img") and r.get("method", "GET") == "GET":
+                    n += 1
+        return n
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class ProvisionTest(OrchestratorTest):
+    @classmethod
+    def setUpClass(cls):
+        image, why = build_tiny_image()
+        if not image:
+            raise unittest.SkipTest("cannot build the test image: " + (why or ""))
+        cls.image = image
+        cls.debs = sorted(os.path.join(os.path.dirname(image), "debs", d)
+                          for d in os.listdir(os.path.join(os.path.dirname(image), "debs")))
+        cls.cls_tmp = tempfile.mkdtemp(prefix="phx-prov-")
+        srv = os.path.join(cls.cls_tmp, "srv")
+        os.makedirs(srv)
+        shutil.copyfile(image, os.path.join(srv, "tiny.img"))
+        subprocess.run("sha256sum --binary tiny.img > SHA256SUMS", shell=True, cwd=srv,
+                       check=True)
+        cls.fs = FileServer(srv, os.path.join(cls.cls_tmp, "files.jsonl"))
+        cls.cache = os.path.join(cls.cls_tmp, "cache")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fs.stop()
+        shutil.rmtree(cls.cls_tmp, True)
+
+    def env(self, **extra):
+        env = super().env(**extra)
+        env["XDG_CACHE_HOME"] = self.cache
+        return env
+
+    def template(self, **over):
+        t = {
+            "name": "debian-tiny",
+            "vmid": 9000,
+            "os": "debian-12",
+            "image_url": self.fs.url + "/tiny.img",
+            "checksum_url": self.fs.url + "/SHA256SUMS",
+            "customize": {"packages": [], "debs": self.debs,
+                          "enable_services": ["qemu-guest-agent"],
+                          "files": [{"path": "/etc/motd", "mode": "0644",
+                                     "content": "phoenix\n"}]},
+            "hardware": {"cores": 1, "memory_mb": 512, "disk_size_gb": 3},
+        }
+        t.update(over)
+        return t
+
+    def config(self, *templates):
+        return self.write_config({
+            "proxmox": self.proxmox_section(),
+            "defaults": {"storage": "local", "import_storage": "local",
+                         "iso_storage": "local"},
+            "templates": list(templates) or [self.template()],
+            "vms": [],
+        })
+
+    def state(self):
+        d = self.sim.control("GET", "/_sim/state")
+        return {k: d[k] for k in SECRET_STATE_KEYS}
+
+    def provision(self, cfg, *args, check=0):
+        return self.run_bin("--config", cfg, "--provision-template", *args, check=check)
+
+    # ---- scenarios ----
+
+    def test_fresh_build_then_rerun_is_a_noop(self):
+        cfg = self.config()
+        self.provision(cfg, "--output", "json")
+        st = self.state()
+        vm = st["vms"]["9000"]
+        conf = vm["conf"]
+        self.assertEqual(conf.get("template"), 1)
+        self.assertEqual(set(conf["tags"].split(";")),
+                         {"phoenix", "phx-debian-tiny", "os-debian-12"})
+        self.assertIn("sha256: ", conf["description"])
+        self.assertIn("source: %s/tiny.img" % self.fs.url, conf["description"])
+        self.assertEqual(conf["scsihw"], "virtio-scsi-single")
+        self.assertEqual(conf["agent"], "enabled=1")
+        self.assertIn("size=3G", conf["scsi0"])
+        vols = [v["volid"] for v in st["volumes"]]
+        self.assertEqual(vols, ["local:9000/base-9000-disk-0.qcow2"],
+                         "the import volume must be deleted after the template is made")
+        disk = os.path.join(self.sim.state_dir, "storage", "local", "images", "9000",
+                            "base-9000-disk-0.qcow2")
+        self.assert_agent_installed(disk)
+
+        gets = self.fs.image_gets()
+        uploads = sum(1 for r in self.sim.requests() if r["path"].endswith("/upload"))
+        t0 = time.monotonic()
+        p = self.provision(cfg, "--output", "json")
+        took = time.monotonic() - t0
+        rec = json.loads(p.stdout)
+        self.assertEqual((rec["template_id"], rec["changed"]), (9000, False))
+        self.assertEqual(self.fs.image_gets(), gets, "rerun downloaded the image again")
+        self.assertEqual(sum(1 for r in self.sim.requests() if r["path"].endswith("/upload")),
+                         uploads, "rerun uploaded again")
+        self.assertLess(took, 2.0)
+        self.assertEqual(self.state(), st)
+
+    def assert_agent_installed(self, disk):
+        env = dict(os.environ, LIBGUESTFS_BACKEND="direct",
+                   LIBGUESTFS_BACKEND_SETTINGS="force_tcg")
+        script = ("run\nmount-ro /dev/sda1 /\nexists /usr/sbin/qemu-ga\n"
+                  "cat /etc/motd\nfilesize /etc/machine-id\n")
+        p = subprocess.run(["guestfish", "--ro", "--format=qcow2", "-a", disk],
+                           input=script, capture_output=True, text=True, env=env, timeout=900)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([l for l in p.stdout.split("\n") if l], ["true", "phoenix", "0"],
+                         p.stdout)
+
+    def test_failure_at_each_step_is_rolled_back(self):
+        cfg = self.config()
+        cases = [
+            ({"kind": "http", "method": "POST", "path": "/upload$", "status": 500,
+              "message": "upload failed"}, "upload the customized image"),
+            ({"kind": "task", "type": "imgcopy", "message": "checksum mismatch"},
+             "upload the customized image"),
+            ({"kind": "task", "type": "qmcreate", "message": "storage full"},
+             "create VM 9000"),
+            ({"kind": "task", "type": "resize", "message": "resize failed"},
+             "grow the disk of VM 9000"),
+            ({"kind": "task", "type": "qmtemplate", "message": "template failed"},
+             "convert VM 9000 to a template"),
+        ]
+        for fault, step in cases:
+            with self.subTest(step=fault.get("type", "upload")):
+                before = self.state()
+                self.sim.control("POST", "/_sim/fault", fault)
+                p = self.provision(cfg, check=1)
+                self.assertIn(step, p.stderr)
+                self.assertIn(fault["message"], p.stderr)
+                self.assertEqual(self.state(), before, "rollback left something behind")
+                self.sim.control("DELETE", "/_sim/faults")
+
+    def test_foreign_vmid_is_refused_untouched(self):
+        st, reason, _ = self.sim.api("POST", "/nodes/pve1/qemu",
+                                     {"vmid": "9000", "name": "someone-elses"})
+        self.assertEqual(st, 200, reason)
+        time.sleep(1)
+        before = self.state()
+        p = self.provision(self.config(), check=1)
+        self.assertIn("was not built by phoenix-orchestrator", p.stderr)
+        self.assertEqual(self.state(), before)
+
+    def test_dry_run_prints_requests_and_changes_nothing(self):
+        before = self.state()
+        p = self.provision(self.config(), "--dry-run", check=0)
+        self.assertIn("POST /nodes/pve1/qemu", p.stdout)
+        self.assertIn("import-from=local:import/", p.stdout)
+        self.assertEqual(self.state(), before)
+
+    def test_versions_rebuild_and_prune(self):
+        t = self.template(versions={"vmid_min": 9100, "vmid_max": 9109, "keep": 1})
+        del t["vmid"]
+        cfg = self.config(t)
+        self.provision(cfg)
+        day = time.strftime("%Y%m%d", time.gmtime())
+        self.assertEqual(self.state()["vms"]["9100"]["conf"]["name"],
+                         "debian-tiny-%s-001" % day)
+        p = self.provision(cfg, check=0)
+        self.assertIn("up to date", p.stdout)
+        self.provision(cfg, "--rebuild")
+        vms = self.state()["vms"]
+        self.assertEqual(vms["9101"]["conf"]["name"], "debian-tiny-%s-002" % day)
+        # a linked clone of the old version keeps it alive through a prune
+        st, reason, body = self.sim.api("POST", "/nodes/pve1/qemu/9100/clone",
+                                        {"newid": "8100", "name": "user"})
+        self.assertEqual(st, 200, reason)
+        self.sim.wait_task(body["data"])
+        p = self.run_bin("--config", cfg, "--prune", check=0)
+        self.assertIn("kept 9100", p.stdout)
+        self.assertIn("9100", self.state()["vms"])
+        self.sim.api("DELETE", "/nodes/pve1/qemu/8100", {})
+        for _ in range(50):
+            if "8100" not in self.state()["vms"]:
+                break
+            time.sleep(0.2)
+        p = self.run_bin("--config", cfg, "--prune", check=0)
+        self.assertIn("removed 9100", p.stdout)
+        self.assertEqual(sorted(self.state()["vms"]), ["9101"])
+        p = self.run_bin("--config", cfg, "--list-templates", "--output", "json", check=0)
+        listed = json.loads(p.stdout)
+        self.assertEqual([(x["vmid"], x["series"]) for x in listed], [(9101, "debian-tiny")])
+
+
+class ProvisionPreflightTest(OrchestratorTest):
+    """Preflight failures happen before anything is downloaded or created."""
+
+    def config(self):
+        return self.write_config({
+            "proxmox": self.proxmox_section(),
+            "defaults": {"storage": "local"},
+            "templates": [{"name": "t", "vmid": 9000, "image_url": "http://127.0.0.1:9/x.img",
+                           "sha256": "0" * 64, "customize": {"packages": []}}],
+            "vms": [],
+        })
+
+
+class OldVersionTest(ProvisionPreflightTest):
+    sim_opts = {"pve_version": "8.3.2"}
+
+    def test_old_proxmox_is_refused(self):
+        p = self.run_bin("--config", self.config(), "--provision-template", check=1)
+        self.assertIn("Proxmox VE 8.3.2 is too old", p.stderr)
+        self.assertFalse(any(r["method"] != "GET" for r in self.sim.requests()
+                             if not r.get("control")))
+
+
+class MissingPrivilegeTest(ProvisionPreflightTest):
+    sim_opts = {"token_privs": "phoenix@pve!ci=/vms:VM.Audit,VM.Config.Disk;"
+                               "/storage:Datastore.Audit"}
+
+    def test_every_missing_privilege_is_listed(self):
+        p = self.run_bin("--config", self.config(), "--provision-template", check=1)
+        for priv in ("VM.Allocate", "VM.Config.CPU", "Datastore.AllocateTemplate",
+                     "Datastore.AllocateSpace"):
+            self.assertIn(priv, p.stderr)
+        self.assertFalse(any(r["method"] != "GET" for r in self.sim.requests()
+                             if not r.get("control")))
+
+
+if __name__ == "__main__":
+    unittest.main()
