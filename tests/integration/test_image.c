@@ -196,9 +196,18 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[256];
+	const char *build = getenv("PHX_BUILD");
+	char cmd[1024];
 
 	server_stop();
+	/* keep the server's request log for a post-mortem, like the simulator's logs */
+	if (build && criterion_current_test) {
+		snprintf(cmd, sizeof(cmd),
+			 "mkdir -p '%s/sim-logs' && cp '%s' '%s/sim-logs/image-%s.jsonl'", build,
+			 T.log, build, criterion_current_test->name);
+		if (system(cmd) != 0)
+			cr_log_warn("could not keep the server log '%s'", T.log);
+	}
 	http_client_free(T.c);
 	http_global_cleanup();
 	umount(T.cache); /* the disk-full test mounts a tmpfs there */
