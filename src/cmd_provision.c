@@ -4,7 +4,8 @@
  * the VM with import-from -> grow the disk -> convert to a template -> delete the import
  * volume. Everything created on the server is recorded in a transaction and removed again
  * when a later step fails. Prints one result per template (text, or one JSON object per line).
- * --validate (boot proof) is not built yet and is refused before anything is sent. */
+ * --validate then boots a throwaway clone (provision_validate.c) and tags the template
+ * `validated` only when the guest agent, cloud-init and sshd all answered. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -22,6 +23,7 @@
 #include "http.h"
 #include "image.h"
 #include "log.h"
+#include "provision.h"
 #include "pve.h"
 #include "series.h"
 #include "session.h"
@@ -42,6 +44,7 @@ struct prov_result {
 	char *name; /* owned */
 	char sha256[CRYPTO_SHA256_HEX_LEN + 1];
 	bool changed;
+	bool validated;
 	double phase_s[PH_COUNT];
 };
 
@@ -740,6 +743,67 @@ out:
 	return rc;
 }
 
+/* --validate: the boot proof, then the `validated` tag. A template that already carries the
+ * tag is not booted again. */
+static int prov_validate_template(struct prov_ctx *p, struct prov_result *res,
+				  struct phx_err *err)
+{
+	struct session *s = p->s;
+	const struct cfg *cfg = s->cfg;
+	struct prov_validate_opts vo = {
+		.node = s->node,
+		.template_vmid = (int)res->vmid,
+		.template_name = res->t->name,
+		.iso_storage = cfg->defaults.iso_storage,
+		.task_timeout_s = session_task_timeout(s),
+		.agent_timeout_s = (long)(cfg->defaults.agent_timeout_s
+						  ? cfg->defaults.agent_timeout_s
+						  : cfg->proxmox.timeouts.agent_s),
+	};
+	json_t *config = NULL;
+	const char *tags;
+	char *newtags = NULL;
+	int rc = -1;
+
+	if (pve_vm_config_get(s->pve, s->node, (int)res->vmid, &config, err) < 0)
+		return -1;
+	tags = json_string_value(json_object_get(config, "tags"));
+	if (series_has_tag(tags, SERIES_TAG_VALIDATED)) {
+		log_info("template %lu is already validated", res->vmid);
+		res->validated = true;
+		json_decref(config);
+		return 0;
+	}
+	if (pve_client_dry_run(s->pve)) {
+		log_info("dry run: would boot a clone of template %lu to validate it", res->vmid);
+		json_decref(config);
+		return 0;
+	}
+	if (prov_validate(s->pve, &vo, err) < 0)
+		goto out;
+	if (asprintf(&newtags, "%s%s%s", tags ? tags : "", tags && *tags ? ";" : "",
+		     SERIES_TAG_VALIDATED) < 0) {
+		newtags = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	{
+		const struct pve_param params[] = {{"tags", newtags}};
+
+		if (pve_vm_config_set(s->pve, s->node, (int)res->vmid, params, 1,
+				      session_task_timeout(s), err) < 0)
+			goto out;
+	}
+	res->validated = true;
+	log_info("template %lu validated: booted, cloud-init done, agent and sshd answer",
+		 res->vmid);
+	rc = 0;
+out:
+	free(newtags);
+	json_decref(config);
+	return rc;
+}
+
 static void prov_print(const struct session *s, const struct prov_result *r)
 {
 	if (s->opts->output == CLI_OUTPUT_JSON) {
@@ -754,6 +818,7 @@ static void prov_print(const struct session *s, const struct prov_result *r)
 		json_object_set_new(o, "sha256", r->sha256[0] ? json_string(r->sha256)
 							       : json_null());
 		json_object_set_new(o, "changed", json_boolean(r->changed));
+		json_object_set_new(o, "validated", json_boolean(r->validated));
 		json_object_set_new(o, "phase_seconds", ph);
 		json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		fputc('\n', stdout);
@@ -782,13 +847,15 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	int decision, rc = -1;
 
 	if (prov_preflight(s, t, err) < 0 || pve_cluster_vms(s->pve, &p->vms, err) < 0)
-		return -1;
+		goto out;
 	/* existing fixed-VMID templates and plain version checks need no download at all */
 	decision = prov_decide(p, t, res, NULL, err);
 	if (decision < 0)
-		return -1;
-	if (decision == 0 && !(t->has_versions && t->versions.rebuild_on_change && res->vmid))
-		return 0;
+		goto out;
+	if (decision == 0 && !(t->has_versions && t->versions.rebuild_on_change && res->vmid)) {
+		rc = s->opts->validate ? prov_validate_template(p, res, err) : 0;
+		goto out;
+	}
 	if (dry) {
 		log_info("dry run: would download '%s', verify it and customize a copy in %zu "
 			 "steps", t->image_url, cust_plan_len(p->plan));
@@ -804,8 +871,10 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		free(res->name);
 		res->name = NULL;
 		decision = prov_decide(p, t, res, dry ? "" : img.sha256, err);
-		if (decision <= 0) {
-			rc = decision;
+		if (decision < 0)
+			goto out;
+		if (decision == 0) {
+			rc = s->opts->validate ? prov_validate_template(p, res, err) : 0;
 			goto out;
 		}
 	}
@@ -839,7 +908,8 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	}
 	txn_commit(p->txn);
 	res->changed = true;
-	rc = 0;
+	/* a template that fails validation stays, untagged: it is complete, just unproven */
+	rc = s->opts->validate ? prov_validate_template(p, res, err) : 0;
 out:
 	if (rc < 0)
 		phx_err_wrap(err, "template '%s'", t->name);
@@ -858,10 +928,6 @@ int cmd_provision(const struct cli_opts *opts, struct phx_err *err)
 	size_t n = 0;
 	int rc = -1;
 
-	if (opts->validate)
-		return phx_err_set(err, PHX_E_NOTIMPL,
-				   "--validate (boot the template and check cloud-init and the "
-				   "agent) is not implemented yet");
 	if (session_load(opts, &s, err) < 0)
 		return -1;
 	todo = calloc(s.cfg->n_templates + opts->n_names + 1, sizeof(*todo));

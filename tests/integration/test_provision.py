@@ -93,11 +93,11 @@ class ProvisionTest(OrchestratorTest):
         t.update(over)
         return t
 
-    def config(self, *templates):
+    def config(self, *templates, agent_timeout_s=600):
         return self.write_config({
             "proxmox": self.proxmox_section(),
             "defaults": {"storage": "local", "import_storage": "local",
-                         "iso_storage": "local"},
+                         "iso_storage": "local", "agent_timeout_s": agent_timeout_s},
             "templates": list(templates) or [self.template()],
             "vms": [],
         })
@@ -229,6 +229,40 @@ class ProvisionTest(OrchestratorTest):
         p = self.run_bin("--config", cfg, "--list-templates", "--output", "json", check=0)
         listed = json.loads(p.stdout)
         self.assertEqual([(x["vmid"], x["series"]) for x in listed], [(9101, "debian-tiny")])
+
+
+    def test_validate_tags_only_when_the_guest_answers(self):
+        cfg = self.config(agent_timeout_s=3)
+        self.provision(cfg)
+        before = self.state()
+        # no guest agent answers: the template stays, untagged, and the test VM is gone
+        p = self.provision(cfg, "--validate", check=1)
+        self.assertIn("did not answer within 3 s", p.stderr)
+        self.assertIn("qemu-guest-agent", p.stderr)
+        self.assertEqual(self.state(), before)
+        # the agent answers (the simulator's stand-in agent; tests/pve-sim/test_qemu_mode.py
+        # boots a real guest): cloud-init and sshd are asked, then the tag is set
+        import threading
+
+        def agent_up():
+            for _ in range(200):
+                if "100" in self.sim.control("GET", "/_sim/state")["vms"]:
+                    self.sim.control("POST", "/_sim/agent/100",
+                                     {"up": True, "exec_out": "status: done\n"})
+                    return
+                time.sleep(0.05)
+        th = threading.Thread(target=agent_up)
+        th.start()
+        p = self.provision(cfg, "--validate", "--output", "json")
+        th.join()
+        self.assertTrue(json.loads(p.stdout)["validated"])
+        st = self.state()
+        self.assertIn("validated", st["vms"]["9000"]["conf"]["tags"].split(";"))
+        self.assertEqual(sorted(st["vms"]), ["9000"])
+        self.assertEqual([v["volid"] for v in st["volumes"]], [v["volid"] for v in before["volumes"]])
+        execs = [r["params"].get("command") for r in self.sim.requests()
+                 if r["path"].endswith("/agent/exec")]
+        self.assertIn(["cloud-init", "status", "--wait"], execs)
 
 
 class ProvisionPreflightTest(OrchestratorTest):

@@ -1,0 +1,26 @@
+/* provision: the parts of --provision-template that live beside cmd_provision.c. Today that is
+ * the boot proof behind --validate: clone the fresh template into a throwaway VM, give it a
+ * minimal NoCloud seed, start it, wait for the guest agent, run `cloud-init status --wait` and
+ * check sshd through the agent, then remove the throwaway VM and its seed whatever happened. */
+#ifndef PHX_PROVISION_H
+#define PHX_PROVISION_H
+
+#include "err.h"
+#include "pve.h"
+
+struct prov_validate_opts {
+	const char *node;	  /* borrowed */
+	int template_vmid;
+	const char *template_name; /* borrowed; for the throwaway VM's name */
+	const char *iso_storage;   /* borrowed; where the seed ISO goes (content=iso) */
+	long task_timeout_s;
+	long agent_timeout_s; /* agent answer, and again for cloud-init to finish */
+};
+
+/* Runs the boot proof. 0 when the guest booted, cloud-init reached `done` and sshd is active;
+ * -1 with the reason otherwise (PHX_E_TIMEOUT when the agent never answered, PHX_E_GUEST
+ * with the guest command's output). The throwaway VM and seed are removed in both cases (a
+ * failed removal is a warning). */
+int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, struct phx_err *err);
+
+#endif

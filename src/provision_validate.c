@@ -1,0 +1,245 @@
+/* provision_validate: --validate, the boot proof of a freshly built template (see
+ * provision.h). Talks to Proxmox only through pve.h; renders its seed with cloudinit.h and
+ * iso.h like a deploy does, so a template that validates is one our deploys can use. */
+#include "provision.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudinit.h"
+#include "iso.h"
+#include "log.h"
+
+#define VAL_USER "phoenix-validate"
+
+static double val_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void val_sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The MAC of net0 ("virtio=BC:24:11:..,bridge=..."). */
+static int val_net0_mac(struct pve_client *c, const char *node, int vmid, char ret[18],
+			struct phx_err *err)
+{
+	json_t *config = NULL;
+	const char *net0, *eq;
+	int rc = 0;
+
+	if (pve_vm_config_get(c, node, vmid, &config, err) < 0)
+		return -1;
+	net0 = json_string_value(json_object_get(config, "net0"));
+	eq = net0 ? strchr(net0, '=') : NULL;
+	if (!eq || strcspn(eq + 1, ",") != 17)
+		rc = phx_err_set(err, PHX_E_API, "VM %d has no net0 with a MAC address (net0 '%s')",
+				 vmid, net0 ? net0 : "");
+	else
+		snprintf(ret, 18, "%.17s", eq + 1);
+	json_decref(config);
+	return rc;
+}
+
+/* Builds the seed ISO for the throwaway VM into `path`; fills its sha256. */
+static int val_seed(const char *mac, int vmid, const char *path,
+		    char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
+{
+	struct ci_output out = CI_OUTPUT_INIT;
+	char seed[32];
+	struct ci_input in = {
+		.hostname = "phoenix-validate",
+		.user = {.name = VAL_USER},
+		.network = {.mac = mac},
+		.instance_seed = seed,
+	};
+	int rc;
+
+	snprintf(seed, sizeof(seed), "validate-%d", vmid);
+	if (ci_render(&in, &out, err) < 0)
+		return -1;
+	{
+		const struct iso_file files[] = {
+			{"user-data", out.user_data, out.user_data_len},
+			{"meta-data", out.meta_data, out.meta_data_len},
+			{"network-config", out.network_config, out.network_config_len},
+		};
+
+		rc = iso_build_cidata(files, 3, path, ret_sha, err);
+	}
+	ci_output_release(&out);
+	return rc;
+}
+
+static int val_wait_agent(struct pve_client *c, const char *node, int vmid, long timeout_s,
+			  struct phx_err *err)
+{
+	double start = val_now();
+	unsigned delay = 500;
+	struct phx_err last = PHX_ERR_INIT;
+
+	log_info("validate: waiting up to %ld s for the guest agent of VM %d", timeout_s, vmid);
+	for (;;) {
+		phx_err_clear(&last);
+		if (pve_agent_ping(c, node, vmid, &last) == 0)
+			return 0;
+		if (last.code == PHX_E_AUTH || last.code == PHX_E_PERM)
+			return phx_err_set(err, last.code, "%s", last.msg);
+		if (val_now() - start > (double)timeout_s)
+			return phx_err_set(err, PHX_E_TIMEOUT,
+					   "the guest agent of the test VM %d did not answer within "
+					   "%ld s (last answer: %s): is qemu-guest-agent installed in "
+					   "the image (customize.packages or customize.debs)?",
+					   vmid, timeout_s, last.msg);
+		val_sleep_ms(delay);
+		delay = delay * 3 / 2 > 5000 ? 5000 : delay * 3 / 2;
+	}
+}
+
+/* Runs argv in the guest through the agent and waits for it; fills exit code and output. */
+static int val_exec(struct pve_client *c, const char *node, int vmid, const char *const *argv,
+		    long timeout_s, int *ret_code, char *ret_out, size_t out_len,
+		    struct phx_err *err)
+{
+	double start = val_now();
+	long long pid = 0;
+	unsigned delay = 200;
+
+	if (pve_agent_exec(c, node, vmid, argv, NULL, &pid, err) < 0)
+		return phx_err_wrap(err, "run '%s' in the test VM", argv[0]);
+	for (;;) {
+		struct pve_exec_status st = {0};
+
+		if (pve_agent_exec_status(c, node, vmid, pid, &st, err) < 0)
+			return phx_err_wrap(err, "run '%s' in the test VM", argv[0]);
+		if (st.exited) {
+			*ret_code = st.signalled ? 128 + st.signal : st.exitcode;
+			snprintf(ret_out, out_len, "%s%s", st.out_data ? st.out_data : "",
+				 st.err_data ? st.err_data : "");
+			pve_exec_status_release(&st);
+			return 0;
+		}
+		pve_exec_status_release(&st);
+		if (val_now() - start > (double)timeout_s)
+			return phx_err_set(err, PHX_E_TIMEOUT,
+					   "'%s' did not finish in the test VM within %ld s",
+					   argv[0], timeout_s);
+		val_sleep_ms(delay);
+		delay = delay * 3 / 2 > 2000 ? 2000 : delay * 3 / 2;
+	}
+}
+
+static int val_check_guest(struct pve_client *c, const char *node, int vmid, long timeout_s,
+			   struct phx_err *err)
+{
+	static const char *const ci_status[] = {"cloud-init", "status", "--wait", NULL};
+	static const char *const sshd[] = {"systemctl", "is-active", "ssh", NULL};
+	char out[2048];
+	int code = -1;
+
+	if (val_exec(c, node, vmid, ci_status, timeout_s, &code, out, sizeof(out), err) < 0)
+		return -1;
+	if (code != 0)
+		return phx_err_set(err, PHX_E_GUEST,
+				   "'cloud-init status --wait' in the test VM exited %d: %s", code,
+				   out);
+	log_info("validate: cloud-init finished: %.*s", (int)strcspn(out, "\n"), out);
+	if (val_exec(c, node, vmid, sshd, timeout_s, &code, out, sizeof(out), err) < 0)
+		return -1;
+	if (code != 0)
+		return phx_err_set(err, PHX_E_GUEST,
+				   "sshd is not active in the test VM ('systemctl is-active ssh' "
+				   "exited %d: %.*s)",
+				   code, (int)strcspn(out, "\n"), out);
+	log_info("validate: sshd is active");
+	return 0;
+}
+
+static void val_cleanup(struct pve_client *c, const struct prov_validate_opts *o, int vmid,
+			bool created, const char *volid)
+{
+	struct phx_err e = PHX_ERR_INIT;
+	struct pve_vm_status st;
+
+	if (created) {
+		if (pve_vm_status_get(c, o->node, vmid, &st, &e) == 0 &&
+		    !strcmp(st.status, "running") &&
+		    pve_vm_stop(c, o->node, vmid, o->task_timeout_s, &e) < 0)
+			log_warn("validate: could not stop the test VM %d: %s", vmid, e.msg);
+		phx_err_clear(&e);
+		if (pve_vm_destroy(c, o->node, vmid,
+				   PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
+				   o->task_timeout_s, &e) < 0)
+			log_warn("validate: could not remove the test VM %d: %s", vmid, e.msg);
+		phx_err_clear(&e);
+	}
+	if (volid && pve_storage_content_delete(c, o->node, volid, o->task_timeout_s, &e) < 0)
+		log_warn("validate: could not remove the seed '%s': %s", volid, e.msg);
+}
+
+int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, struct phx_err *err)
+{
+	char tmpl[] = "/tmp/phoenix-validate-XXXXXX";
+	char name[128], filename[128], ide2[300], mac[18], sha[CRYPTO_SHA256_HEX_LEN + 1];
+	char *volid = NULL;
+	bool created = false;
+	int vmid = 0, fd, rc = -1;
+
+	if (pve_nextid(c, &vmid, err) < 0)
+		return -1;
+	snprintf(name, sizeof(name), "phx-validate-%d", o->template_vmid);
+	{
+		const struct pve_param params[] = {{"name", name}, {"full", "0"}};
+
+		log_info("validate: cloning template %d into test VM %d", o->template_vmid, vmid);
+		/* a failed clone task removes what it made (qemu-server clone_vm) */
+		if (pve_vm_clone(c, o->node, o->template_vmid, vmid, params, 2, o->task_timeout_s,
+				 err) < 0)
+			goto out;
+	}
+	created = true;
+	fd = mkstemp(tmpl);
+	if (fd < 0) {
+		phx_err_set_errno(err, PHX_E_IO, errno, "create '%s'", tmpl);
+		goto out;
+	}
+	close(fd);
+	if (val_net0_mac(c, o->node, vmid, mac, err) < 0 ||
+	    val_seed(mac, vmid, tmpl, sha, err) < 0)
+		goto out;
+	snprintf(filename, sizeof(filename), "phoenix-validate-%d-%.12s.iso", vmid, sha);
+	if (pve_storage_upload(c, o->node, o->iso_storage, "iso", tmpl, filename, "sha256", sha,
+			       NULL, o->task_timeout_s, &volid, err) < 0)
+		goto out;
+	snprintf(ide2, sizeof(ide2), "%s,media=cdrom", volid);
+	{
+		const struct pve_param params[] = {{"ide2", ide2}};
+
+		if (pve_vm_config_set(c, o->node, vmid, params, 1, o->task_timeout_s, err) < 0 ||
+		    pve_vm_start(c, o->node, vmid, o->task_timeout_s, err) < 0)
+			goto out;
+	}
+	if (val_wait_agent(c, o->node, vmid, o->agent_timeout_s, err) < 0 ||
+	    val_check_guest(c, o->node, vmid, o->agent_timeout_s, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		phx_err_wrap(err, "validate template %d", o->template_vmid);
+	val_cleanup(c, o, vmid, created, volid);
+	unlink(tmpl);
+	free(volid);
+	return rc;
+}
