@@ -503,6 +503,12 @@ class Sim:
 		def runner():
 			err = None
 			try:
+				# an injected failure ends the task before its work, as the checks that
+				# fail real tasks (checksum, storage, qemu-img) run before anything is
+				# moved into place; work that fails midway cleans up in on_error
+				f = self.take_fault('task', type=ttype, id=t.id)
+				if f:
+					raise TaskFailed(f.get('message', 'simulated task failure'))
 				work(t)
 				dur = self.task_durations.get(ttype, self.default_duration)
 				end = time.monotonic() + dur
@@ -510,9 +516,6 @@ class Sim:
 					time.sleep(min(0.05, max(0, end - time.monotonic())))
 				if t.stop_requested:
 					raise TaskFailed('received interrupt')
-				f = self.take_fault('task', type=ttype, id=t.id)
-				if f:
-					raise TaskFailed(f.get('message', 'simulated task failure'))
 			except (TaskFailed, ApiError) as e:
 				err = str(e.msg if isinstance(e, ApiError) else e).strip()
 			except Exception as e:  # a simulator bug must still end the task
