@@ -204,6 +204,21 @@ class FakeHypervisor:
 		vm.pop('pid', None)
 		vm['agent_up'] = False
 
+	def shutdown(self, vm, timeout=None, force=False):
+		self.stop(vm)
+
+	def reboot(self, vm):
+		pass
+
+	def forget(self, vmid):
+		pass
+
+	def close(self, final=True):
+		pass
+
+	def console_tail(self, vmid, nbytes=8192):
+		return ''
+
 	def agent(self, vm, command, args):
 		if not vm.get('agent_up'):
 			raise ApiError(500, 'QEMU guest agent is not running\n')
@@ -266,7 +281,11 @@ class Sim:
 		self.pid_counter = random.randint(0x1000, 0x8000)
 		self.pstart = random.randint(0x100000, 0x900000)
 		self.tokens = {}
-		self.hv = FakeHypervisor(self)
+		if getattr(opts, 'qemu', False):
+			from qemu_hv import QemuHypervisor
+			self.hv = QemuHypervisor(self, opts, ApiError, TaskFailed)
+		else:
+			self.hv = FakeHypervisor(self)
 		self.validator = pve_schema.Validator(pve_schema.load_schema())
 		self.routes = self.build_routes()
 		for tok in (opts.token or ['%s=%s' % (DEFAULT_TOKEN, DEFAULT_SECRET)]):
@@ -311,6 +330,7 @@ class Sim:
 			os.replace(tmp, path)
 
 	def drop_vm(self, vmid):
+		self.hv.forget(vmid)
 		with self.lock:
 			self.vms.pop(vmid, None)
 			try:
@@ -319,6 +339,7 @@ class Sim:
 				pass
 
 	def reset(self):
+		self.hv.close(final=False)
 		with self.lock:
 			for vmid in list(self.vms):
 				self.drop_vm(vmid)
@@ -337,6 +358,8 @@ class Sim:
 				vms[str(vmid)] = {'node': vm['node'], 'status': vm['status'],
 					'conf': dict(vm['conf']), 'agent_up': bool(vm.get('agent_up')),
 					'snapshots': sorted(vm.get('snapshots', {}))}
+				if vm.get('pid'):
+					vms[str(vmid)]['pid'] = vm['pid']
 			tasks = [t.status_dict() for t in self.tasks.values()]
 		vols = []
 		for v in self.list_volumes():
@@ -1085,6 +1108,12 @@ class Handlers:
 				elif action == 'reboot':
 					if vm['status'] != 'running':
 						raise TaskFailed('VM %d not running' % vmid)
+					self.hv.reboot(vm)
+				elif action == 'shutdown':
+					if vm['status'] != 'running':
+						raise TaskFailed('VM %d not running' % vmid)
+					force = r.params.get('forceStop') in (1, '1', True, 'true')
+					self.hv.shutdown(vm, r.params.get('timeout'), force)
 				else:
 					if vm['status'] != 'running' and action == 'shutdown':
 						raise TaskFailed('VM %d not running' % vmid)
@@ -2221,6 +2250,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 				if 'exec_out' in body:
 					vm['exec_out'] = body['exec_out']
 			self.send(200, 'OK', {'data': None})
+		elif re.match(r'^/console/\d+$', p) and m == 'GET':
+			# the serial console of a qemu-mode guest (empty for the fake hypervisor)
+			self.send(200, 'OK', {'data': sim.hv.console_tail(int(p.rsplit('/', 1)[1]),
+				int(urllib.parse.parse_qs(query).get('bytes', ['8192'])[0]))})
 		elif re.match(r'^/vm/\d+$', p) and m == 'POST':
 			# force a state (e.g. a stale lock) for tests of recovery paths
 			vm = sim.vms.get(int(p.rsplit('/', 1)[1]))
@@ -2316,6 +2349,17 @@ def parse_args(argv):
 	ap.add_argument('--auth-delay', type=float, default=0.0,
 		help='delay of 401 answers (real servers: 3 s)')
 	ap.add_argument('--pve-version', default='9.1.9')
+	q = ap.add_argument_group('qemu mode (real guests, see qemu_hv.py)')
+	q.add_argument('--qemu', action='store_true',
+		help='status/start boots the VM with qemu-system-x86_64; agent/* asks the real agent')
+	q.add_argument('--qemu-kernel', help='kernel to boot (for images without a boot loader)')
+	q.add_argument('--qemu-initrd', help='initrd for --qemu-kernel')
+	q.add_argument('--qemu-append', default='root=LABEL=cloudimg-rootfs console=ttyS0',
+		help='kernel command line for --qemu-kernel')
+	q.add_argument('--qemu-accel', default='tcg', help="'tcg' (default) or 'kvm'")
+	q.add_argument('--qemu-binary', default='qemu-system-x86_64')
+	q.add_argument('--qemu-max-memory', type=int, default=1024, help='MiB cap per guest')
+	q.add_argument('--qemu-max-cpus', type=int, default=2, help='vCPU cap per guest')
 	return ap.parse_args(argv)
 
 
@@ -2344,7 +2388,10 @@ def main(argv=None):
 	port = srv.server_address[1]
 	print('URL %s://%s:%d' % ('https' if ctx else 'http', opts.host, port), flush=True)
 	print('FINGERPRINT %s' % fp, flush=True)
-	srv.serve_forever(poll_interval=0.1)
+	try:
+		srv.serve_forever(poll_interval=0.1)
+	finally:
+		sim.hv.close()
 	srv.server_close()
 	# let running tasks finish their qemu-img call so no child outlives us
 	deadline = time.monotonic() + 5

@@ -7,8 +7,9 @@
 
 Keyword options map to pve_sim.py flags: token='U@R!N=SECRET', token_privs='U@R!N=/p:Priv,..',
 nodes='pve1,pve2', task_duration=0.2, lock_timeout=10, pve_version='9.1.9', auth_delay=0,
-tls=True, name='<log file stem>'. Logs go to $PHX_BUILD/sim-logs/<test-name>.jsonl when
-PHX_BUILD is set, else into the state dir.
+tls=True, name='<log file stem>', qemu=True (real guests) with qemu_kernel, qemu_initrd,
+qemu_append, qemu_accel, qemu_max_memory, qemu_max_cpus. Logs go to
+$PHX_BUILD/sim-logs/<test-name>.jsonl when PHX_BUILD is set, else into the state dir.
 """
 
 import inspect
@@ -74,9 +75,13 @@ class Simulator:
 		privs = o.get('token_privs')
 		for p in ([privs] if isinstance(privs, str) else privs or []):
 			a += ['--token-privs', p]
-		for k in ('nodes', 'task_duration', 'lock_timeout', 'pve_version', 'auth_delay'):
+		for k in ('nodes', 'task_duration', 'lock_timeout', 'pve_version', 'auth_delay',
+				'qemu_kernel', 'qemu_initrd', 'qemu_append', 'qemu_accel', 'qemu_max_memory',
+				'qemu_max_cpus'):
 			if o.get(k) is not None:
 				a += ['--' + k.replace('_', '-'), str(o[k])]
+		if o.get('qemu'):
+			a.append('--qemu')
 		return a
 
 	def start(self, timeout=20):

@@ -1,0 +1,411 @@
+"""The simulator's qemu mode (--qemu): real qemu-system-x86_64 guests behind the API.
+
+QemuLifecycle needs only qemu-system-x86_64 (guests with blank disks sit in the BIOS):
+command line from the config, Proxmox's agent errors, stop/shutdown/destroy/reset, and that no
+qemu outlives the simulator (SIGTERM and SIGKILL). QemuBoot boots the full test image ONCE
+(several minutes under TCG): template + linked clone + cidata ISO, the real guest agent
+answers ping, network-get-interfaces and exec, cloud-init created the user.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+from simharness import Simulator
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+QEMU = shutil.which('qemu-system-x86_64')
+NODE = '/nodes/pve1'
+
+
+def proc_alive(pid):
+	"""True while the process exists and is not a zombie."""
+	try:
+		with open('/proc/%d/stat' % pid) as f:
+			return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+	except (FileNotFoundError, ProcessLookupError):
+		return False
+
+
+def cmdline(pid):
+	with open('/proc/%d/cmdline' % pid, 'rb') as f:
+		return [a.decode() for a in f.read().split(b'\0') if a]
+
+
+def qemu_pids_under(state_dir):
+	"""qemu processes whose command line names the state dir (ours, not other tests')."""
+	res = []
+	for d in os.listdir('/proc'):
+		if not d.isdigit():
+			continue
+		try:
+			args = cmdline(int(d))
+		except OSError:
+			continue
+		if args and 'qemu-system' in args[0] and any(state_dir in a for a in args) and \
+				proc_alive(int(d)):
+			res.append(int(d))
+	return res
+
+
+def wait_gone(pid, timeout=10):
+	end = time.monotonic() + timeout
+	while time.monotonic() < end:
+		if not proc_alive(pid):
+			return True
+		time.sleep(0.1)
+	return False
+
+
+def make_iso(files, out, label='cidata'):
+	d = tempfile.mkdtemp(prefix='pve-sim-iso-')
+	try:
+		paths = []
+		for name, text in files.items():
+			p = os.path.join(d, name)
+			with open(p, 'w') as f:
+				f.write(text)
+			paths.append(p)
+		subprocess.run(['xorriso', '-as', 'mkisofs', '-quiet', '-o', out, '-V', label, '-J', '-r']
+			+ paths, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+	finally:
+		shutil.rmtree(d, ignore_errors=True)
+
+
+def curl_upload(sim, content, path, name):
+	with open(path, 'rb') as f:
+		sha = hashlib.file_digest(f, 'sha256').hexdigest()
+	out = subprocess.run(['curl', '-sS', '--cacert', sim.cert_path, '-X', 'POST', '-H',
+		'Authorization: ' + sim.auth_header, sim.url + '/api2/json' + NODE +
+		'/storage/local/upload', '-F', 'content=' + content, '-F', 'checksum-algorithm=sha256',
+		'-F', 'checksum=' + sha, '-F', 'filename=@%s;filename=%s' % (path, name)],
+		stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+	return sim.wait_task(json.loads(out.stdout)['data'], timeout=300)
+
+
+class Base(unittest.TestCase):
+	def ok(self, method, path, params=None, json_body=False, task_timeout=60):
+		st, reason, body = self.sim.api(method, path, params, json_body=json_body)
+		self.assertEqual(st, 200, '%s %s -> %s %s %s' % (method, path, st, reason, body))
+		data = body['data']
+		if isinstance(data, str) and data.startswith('UPID:'):
+			t = self.sim.wait_task(data, timeout=task_timeout)
+			self.assertEqual(t['exitstatus'], 'OK', '%s %s: %s' % (method, path, t))
+		return data
+
+	def pid_of(self, vmid):
+		return self.sim.control('GET', '/_sim/state')['vms'][str(vmid)].get('pid')
+
+
+@unittest.skipUnless(QEMU and shutil.which('xorriso'),
+	'qemu mode needs qemu-system-x86_64 and xorriso (apt-get install qemu-system-x86 xorriso)')
+class QemuLifecycle(Base):
+	def start_sim(self, **kw):
+		sim = Simulator(qemu=True, task_duration=0.05, **kw)
+		sim.start()
+		self.addCleanup(sim.cleanup)
+		return sim
+
+	def setUp(self):
+		self.sim = self.start_sim()
+
+	def create(self, vmid, **extra):
+		p = {'vmid': vmid, 'scsi0': 'local:1', 'memory': 256, 'cores': 1,
+			'net0': 'virtio,bridge=vmbr0'}
+		p.update(extra)
+		self.ok('POST', NODE + '/qemu', p)
+
+	def test_command_line_agent_errors_and_stop(self):
+		iso = os.path.join(self.sim.state_dir, 'seed.iso')
+		make_iso({'meta-data': 'instance-id: x\n', 'user-data': '#cloud-config\n'}, iso)
+		curl_upload(self.sim, 'iso', iso, 'seed.iso')
+		self.create(150, agent=1, memory=4096, cores=4, ide2='local:iso/seed.iso,media=cdrom')
+		self.create(151)
+		self.ok('POST', NODE + '/qemu/150/status/start')
+		pid = self.pid_of(150)
+		self.assertTrue(proc_alive(pid))
+		args = cmdline(pid)
+		line = ' '.join(args)
+		disk = os.path.join(self.sim.state_dir, 'storage/local/images/150/vm-150-disk-0.qcow2')
+		self.assertIn('file=%s,if=none,id=drive-scsi0,format=qcow2' % disk, line)
+		# ide2 behind the i440fx PIIX IDE controller (what the Debian cloud kernel can see)
+		self.assertIn('-machine pc', line)
+		self.assertIn('ide-cd,bus=ide.1,unit=0,drive=drive-ide2', line)
+		self.assertIn('media=cdrom,readonly=on', line)
+		mac = self.sim.control('GET', '/_sim/state')['vms']['150']['conf']['net0'].split(
+			',')[0].split('=')[1]
+		self.assertIn('virtio-net-pci,netdev=net0,mac=%s,addr=0x12' % mac, line)
+		self.assertIn('name=org.qemu.guest_agent.0', line)
+		self.assertEqual(args[args.index('-m') + 1], '1024')  # capped
+		self.assertEqual(args[args.index('-smp') + 1], '2')  # capped
+		self.assertEqual(args[args.index('-accel') + 1], 'tcg')
+		# the agent socket is there but nothing answers in the guest: Proxmox's error after
+		# qga_check_running's 3 s guest-ping timeout, not a hang
+		t0 = time.monotonic()
+		st, reason, body = self.sim.api('POST', NODE + '/qemu/150/agent/ping')
+		self.assertEqual((st, body['message']), (500, 'QEMU guest agent is not running\n'))
+		self.assertLess(time.monotonic() - t0, 8)
+		st, _, body = self.sim.api('GET', NODE + '/qemu/150/agent/network-get-interfaces')
+		self.assertEqual((st, body['message']), (500, 'QEMU guest agent is not running\n'))
+		# no agent in the config: no channel, qemu-server's error
+		self.ok('POST', NODE + '/qemu/151/status/start')
+		self.assertNotIn('org.qemu.guest_agent.0', ' '.join(cmdline(self.pid_of(151))))
+		st, _, body = self.sim.api('POST', NODE + '/qemu/151/agent/ping')
+		self.assertEqual((st, body['message']), (500, 'No QEMU guest agent configured\n'))
+		cur = self.ok('GET', NODE + '/qemu/150/status/current')
+		self.assertEqual(cur['status'], 'running')
+		# destroy of a running VM is refused and leaves qemu alone
+		st, _, body = self.sim.api('DELETE', NODE + '/qemu/150')
+		self.assertEqual((st, body['message']), (500, 'VM 150 is running - destroy failed\n'))
+		self.assertTrue(proc_alive(pid))
+		self.ok('POST', NODE + '/qemu/150/status/stop')
+		self.assertTrue(wait_gone(pid, 2), 'qemu %d survived status/stop' % pid)
+		self.assertEqual(self.ok('GET', NODE + '/qemu/150/status/current')['status'], 'stopped')
+		st, _, body = self.sim.api('POST', NODE + '/qemu/150/agent/ping')
+		self.assertEqual((st, body['message']), (500, 'VM 150 is not running\n'))
+		# shutdown: the guest (a BIOS without a boot disk) ignores ACPI and the agent is
+		# silent: without forceStop the task fails after the timeout, with it qemu is killed
+		self.ok('POST', NODE + '/qemu/150/status/start')
+		pid = self.pid_of(150)
+		st, _, body = self.sim.api('POST', NODE + '/qemu/150/status/shutdown', {'timeout': 1})
+		t = self.sim.wait_task(body['data'], timeout=30)
+		self.assertEqual(t['exitstatus'], 'VM quit/powerdown failed - got timeout')
+		self.assertTrue(proc_alive(pid))
+		self.ok('POST', NODE + '/qemu/150/status/shutdown', {'timeout': 1, 'forceStop': 1})
+		self.assertTrue(wait_gone(pid, 2))
+		# reset ends the other guest too
+		pid151 = self.pid_of(151)
+		self.sim.control('POST', '/_sim/reset')
+		self.assertTrue(wait_gone(pid151, 2), 'qemu %d survived /_sim/reset' % pid151)
+		self.assertEqual(qemu_pids_under(self.sim.state_dir), [])
+
+	def test_linked_clone_boots_its_overlay_and_guest_exit_is_noticed(self):
+		self.create(9000)
+		self.ok('POST', NODE + '/qemu/9000/template')
+		self.ok('POST', NODE + '/qemu/9000/clone', {'newid': 101, 'full': 0})
+		self.ok('POST', NODE + '/qemu/101/status/start')
+		pid = self.pid_of(101)
+		overlay = os.path.join(self.sim.state_dir, 'storage/local/images/101/vm-101-disk-0.qcow2')
+		self.assertIn('file=%s,' % overlay, ' '.join(cmdline(pid)))
+		# a guest that powers off (here: killed behind the simulator's back) is stopped
+		os.kill(pid, signal.SIGKILL)
+		end = time.monotonic() + 5
+		while time.monotonic() < end and \
+				self.ok('GET', NODE + '/qemu/101/status/current')['status'] != 'stopped':
+			time.sleep(0.1)
+		self.assertEqual(self.ok('GET', NODE + '/qemu/101/status/current')['status'], 'stopped')
+		self.ok('POST', NODE + '/qemu/101/status/start')
+		self.ok('POST', NODE + '/qemu/101/status/stop')
+		self.ok('DELETE', NODE + '/qemu/101')
+		self.assertEqual(qemu_pids_under(self.sim.state_dir), [])
+
+	def test_native_cloudinit_drive_is_a_cidata_iso_at_start(self):
+		self.create(153, ide2='local:cloudinit', ciuser='alice', ipconfig0='ip=dhcp')
+		self.ok('POST', NODE + '/qemu/153/status/start')
+		line = ' '.join(cmdline(self.pid_of(153)))
+		self.ok('POST', NODE + '/qemu/153/status/stop')
+		path = os.path.join(self.sim.state_dir, 'storage/local/images/153/vm-153-cloudinit.qcow2')
+		self.assertIn('file=%s,if=none,id=drive-ide2,format=qcow2,media=cdrom' % path, line)
+		raw = os.path.join(self.sim.state_dir, 'ci.raw')
+		subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path, raw], check=True)
+		with open(raw, 'rb') as f:
+			data = f.read()
+		# ISO 9660 primary volume descriptor: volume id at byte 40 of sector 16
+		self.assertEqual(data[0x8000 + 1:0x8000 + 6], b'CD001')
+		self.assertEqual(data[0x8000 + 40:0x8000 + 46], b'cidata')
+		self.assertIn(b'user: alice\n', data)
+		self.assertIn(b'- type: dhcp4', data)
+
+	def test_bad_qemu_start_fails_the_task_with_qemus_message(self):
+		sim = self.sim = self.start_sim(qemu_accel='nosuchaccel')
+		self.create(152)
+		st, _, body = sim.api('POST', NODE + '/qemu/152/status/start')
+		t = sim.wait_task(body['data'])
+		self.assertRegex(t['exitstatus'], r'^start failed: QEMU exited with code 1: .*nosuchaccel')
+		self.assertEqual(self.ok('GET', NODE + '/qemu/152/status/current')['status'], 'stopped')
+
+	def test_no_qemu_outlives_sigterm_or_sigkill(self):
+		for sig in (signal.SIGTERM, signal.SIGKILL):
+			sim = self.sim = self.start_sim()
+			self.create(160)
+			self.create(161)
+			self.ok('POST', NODE + '/qemu/160/status/start')
+			self.ok('POST', NODE + '/qemu/161/status/start')
+			pids = [self.pid_of(160), self.pid_of(161)]
+			self.assertTrue(all(proc_alive(p) for p in pids))
+			sim.proc.send_signal(sig)
+			sim.proc.wait(15)
+			for p in pids:
+				# SIGKILL: PR_SET_PDEATHSIG ends qemu when the simulator dies
+				self.assertTrue(wait_gone(p, 10), 'qemu %d survived %s' % (p, sig.name))
+			self.assertEqual(qemu_pids_under(sim.state_dir), [])
+
+
+def full_image():
+	"""The full test image (built and cached by scripts/build-test-image.sh), or None."""
+	if os.environ.get('PHX_SKIP_BOOT_TEST'):
+		return None, 'PHX_SKIP_BOOT_TEST is set'
+	p = subprocess.run([os.path.join(REPO, 'scripts', 'build-test-image.sh')],
+		stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+	img = p.stdout.strip()
+	if p.returncode or not os.path.isfile(img):
+		return None, 'scripts/build-test-image.sh failed: %s' % p.stderr.strip()[-300:]
+	d = os.path.dirname(img)
+	for f in ('vmlinuz', 'initrd.img', 'debs'):
+		if not os.path.exists(os.path.join(d, f)):
+			return None, 'full test image has no %s beside it' % f
+	return img, None
+
+
+def agent_image(img):
+	"""A cached copy of the test image with qemu-guest-agent installed (virt-customize)."""
+	d = os.path.dirname(img)
+	key = hashlib.sha256((img + str(os.stat(img).st_mtime_ns)).encode()).hexdigest()[:16]
+	root = os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
+		'phoenix', 'sim-agent-images', key)
+	out = os.path.join(root, 'agent.qcow2')
+	if os.path.exists(out):
+		return out
+	os.makedirs(root, exist_ok=True)
+	tmp = out + '.tmp%d' % os.getpid()
+	shutil.copyfile(img, tmp)
+	env = dict(os.environ, LIBGUESTFS_BACKEND='direct', LIBGUESTFS_BACKEND_SETTINGS='force_tcg')
+	try:
+		subprocess.run(['virt-customize', '-q', '-a', tmp, '--copy-in',
+			os.path.join(d, 'debs') + ':/tmp', '--run-command',
+			'dpkg -i /tmp/debs/*.deb && rm -rf /tmp/debs',
+			# virt-customize writes a machine-id; a cloud image ships an empty one
+			'--truncate', '/etc/machine-id'], env=env, check=True,
+			stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+	except BaseException:
+		os.unlink(tmp)
+		raise
+	os.replace(tmp, out)
+	return out
+
+
+BOOT_SKIP = None
+if not QEMU:
+	BOOT_SKIP = 'qemu-system-x86_64 is not installed'
+elif not shutil.which('virt-customize') or not shutil.which('xorriso'):
+	BOOT_SKIP = 'needs virt-customize (libguestfs-tools) and xorriso'
+
+
+@unittest.skipIf(BOOT_SKIP, BOOT_SKIP or '')
+class QemuBoot(Base):
+	"""One real boot (~2-4 min under TCG)."""
+
+	def log(self, msg):
+		sys.stderr.write('  [%6.1fs] %s\n' % (time.monotonic() - self.t0, msg))
+		sys.stderr.flush()
+
+	def exec(self, vmid, argv, timeout=240):
+		pid = self.ok('POST', NODE + '/qemu/%d/agent/exec' % vmid, {'command': argv},
+			json_body=True)['pid']
+		end = time.monotonic() + timeout
+		while time.monotonic() < end:
+			st = self.ok('GET', NODE + '/qemu/%d/agent/exec-status' % vmid, {'pid': pid})
+			if st['exited']:
+				return st
+			time.sleep(1)
+		self.fail('%s did not finish in %d s' % (argv, timeout))
+
+	def test_boot_cloud_init_and_agent(self):
+		self.t0 = time.monotonic()
+		img, why = full_image()
+		if img is None:
+			self.skipTest(why)
+		d = os.path.dirname(img)
+		self.log('test image %s' % img)
+		aimg = agent_image(img)
+		self.log('agent image ready %s' % aimg)
+		self.sim = Simulator(qemu=True, task_duration=0.05,
+			qemu_kernel=os.path.join(d, 'vmlinuz'), qemu_initrd=os.path.join(d, 'initrd.img'))
+		self.sim.start()
+		self.addCleanup(self.sim.cleanup)
+		sim = self.sim
+		curl_upload(sim, 'import', aimg, 'debian-12-agent.qcow2')
+		self.log('uploaded (content=import)')
+		self.ok('POST', NODE + '/qemu', {'vmid': 9000, 'name': 'tmpl', 'memory': 1024,
+			'cores': 2, 'agent': 1, 'net0': 'virtio,bridge=vmbr0', 'scsihw': 'virtio-scsi-pci',
+			'scsi0': 'local:0,import-from=local:import/debian-12-agent.qcow2'}, task_timeout=300)
+		self.ok('POST', NODE + '/qemu/9000/template')
+		self.ok('POST', NODE + '/qemu/9000/clone', {'newid': 100, 'name': 'boot-test',
+			'full': 0})
+		key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJvb3QtdGVzdC1rZXktbm90LXJlYWwtYXQtYWxs boot'
+		user_data = '\n'.join(['#cloud-config', 'users:', '  - name: phx', '    shell: /bin/bash',
+			'    ssh_authorized_keys: [%s]' % key,
+			'runcmd:', "  - [sh, -c, 'echo booted > /var/lib/phx-boot-test']", ''])
+		iso = os.path.join(sim.state_dir, 'seed-100.iso')
+		make_iso({'meta-data': 'instance-id: iid-100\nlocal-hostname: boot-test\n',
+			'user-data': user_data}, iso)
+		curl_upload(sim, 'iso', iso, 'seed-100.iso')
+		self.ok('POST', NODE + '/qemu/100/config', {'ide2': 'local:iso/seed-100.iso,media=cdrom'})
+		self.log('template 9000, linked clone 100, seed ISO on ide2')
+		t_start = time.monotonic()
+		self.ok('POST', NODE + '/qemu/100/status/start')
+		pid = self.pid_of(100)
+		self.assertIn('images/100/vm-100-disk-0.qcow2', ' '.join(cmdline(pid)))
+		end = time.monotonic() + 300
+		while True:
+			st, _, body = sim.api('POST', NODE + '/qemu/100/agent/ping')
+			if st == 200:
+				break
+			self.assertEqual((st, body['message']), (500, 'QEMU guest agent is not running\n'))
+			if time.monotonic() > end or not proc_alive(pid):
+				self.fail('agent did not answer within 300 s; console tail:\n%s' %
+					sim.control('GET', '/_sim/console/100'))
+			time.sleep(2)
+		self.assertEqual(body['data'], {'result': {}})
+		self.log('agent answered ping %.1f s after start' % (time.monotonic() - t_start))
+		conf = self.ok('GET', NODE + '/qemu/100/config')
+		mac = conf['net0'].split(',')[0].split('=')[1].lower()
+		end = time.monotonic() + 120
+		while True:
+			ifs = self.ok('GET', NODE + '/qemu/100/agent/network-get-interfaces')['result']
+			v4 = [(i['name'], a['ip-address']) for i in ifs for a in i.get('ip-addresses', [])
+				if i.get('hardware-address') == mac and a['ip-address-type'] == 'ipv4']
+			if v4 or time.monotonic() > end:
+				break
+			time.sleep(3)
+		# qemu_hv.guest_net: VM 100's own subnet; ens18 = Proxmox's PCI slot for net0
+		self.assertEqual(v4, [('ens18', '10.3.32.15')], ifs)
+		self.log('network-get-interfaces: %s' % v4)
+		st = self.exec(100, ['cloud-init', 'status', '--wait'])
+		self.log('cloud-init status --wait: %r (exit %s)' % (st.get('out-data'), st['exitcode']))
+		self.assertEqual(st['exitcode'], 0, st)
+		self.assertIn('status: done', st['out-data'])
+		st = self.exec(100, ['id', 'phx'])
+		self.assertEqual(st['exitcode'], 0, st)
+		self.assertRegex(st['out-data'], r'^uid=\d+\(phx\) gid=\d+\(phx\)')
+		st = self.exec(100, ['cat', '/home/phx/.ssh/authorized_keys', '/var/lib/phx-boot-test'])
+		self.assertEqual(st['out-data'], key + '\nbooted\n')
+		st = self.exec(100, ['sh', '-c', 'echo oops >&2; exit 3'])
+		self.assertEqual((st['exitcode'], st.get('err-data')), (3, 'oops\n'))
+		st, _, body = sim.api('GET', NODE + '/qemu/100/agent/exec-status', {'pid': 999999})
+		self.assertEqual(st, 500)
+		self.assertEqual(body['message'], "Agent error: Invalid parameter 'pid'\n")
+		self.log('exec: user phx exists, runcmd ran, err-data/exitcode passed through')
+		t_sd = time.monotonic()
+		self.ok('POST', NODE + '/qemu/100/status/shutdown', {'timeout': 120, 'forceStop': 1},
+			task_timeout=180)
+		self.log('shutdown through the agent took %.1f s' % (time.monotonic() - t_sd))
+		self.assertTrue(wait_gone(pid, 5))
+		self.assertEqual(self.ok('GET', NODE + '/qemu/100/status/current')['status'], 'stopped')
+		sim.stop()
+		self.assertEqual(qemu_pids_under(sim.state_dir), [])
+		self.log('boot test done, no qemu left')
+
+
+if __name__ == '__main__':
+	unittest.main()
