@@ -258,3 +258,36 @@ Test(customize, a_failing_run_command_fails_with_its_status_and_output, .timeout
 		  err.msg);
 	cr_assert_eq(rep.steps, 4242, "report written on failure");
 }
+
+Test(customize, packages_without_a_reachable_mirror_fail_as_no_network, .timeout = 600)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_opts opts = CUST_OPTS_INIT;
+	struct cust_report rep;
+	struct cust_plan *p;
+	struct env e;
+	char overlay[1100];
+	const char *pkgs[] = {"qemu-guest-agent"};
+	/* .invalid never resolves (RFC 6761): the same failure as a site without network */
+	const char *sources = "deb http://phx-no-such-mirror.invalid/debian bookworm main\n";
+
+	setup_env(&e, "nonet");
+	make_overlay(&e, overlay, sizeof(overlay));
+	opts.state_dir = e.state;
+	p = cust_plan_new(&err);
+	cr_assert_not_null(p);
+	cr_assert_eq(cust_plan_add_file_content(p, "/etc/apt/sources.list", 0644, sources,
+						strlen(sources), &err),
+		     0);
+	cr_assert_eq(cust_plan_add_packages(p, pkgs, 1, &err), 0);
+	cr_assert(cust_plan_needs_network(p));
+
+	cr_assert_eq(cust_run(p, overlay, &opts, &rep, &err), -1);
+	cust_plan_free(p);
+	cr_assert_eq(err.code, PHX_E_NET, "%s", err.msg);
+	cr_assert(strstr(err.msg, "step 2/2 install packages 'qemu-guest-agent'"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "the guest has no network"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "phx-no-such-mirror.invalid"), "apt's output missing: %s",
+		  err.msg);
+	fprintf(stderr, "customize itest: no-network error as users see it:\n%s\n", err.msg);
+}
