@@ -81,17 +81,20 @@ struct cust_opts {
 	int smp;	 /* appliance vCPUs; 0: up to 2, as the host allows */
 };
 
-#define CUST_OPTS_INIT {CUST_ACCEL_AUTO, NULL, 0, 0}
+#define CUST_OPTS_INIT                                                                             \
+	{                                                                                          \
+		CUST_ACCEL_AUTO, NULL, 0, 0                                                        \
+	}
 
 struct cust_report {
-	char distro[32];	/* os-release ID, e.g. "ubuntu", "debian" */
-	char version[32];	/* os-release VERSION_ID, e.g. "24.04", "12" */
-	char root_device[64];	/* appliance device of the root file system, e.g. "/dev/sda1" */
-	char accel[8];		/* "kvm" or "tcg" */
-	size_t steps;		/* plan steps run (hygiene not counted) */
-	double launch_seconds;	/* appliance start */
-	double total_seconds;	/* whole cust_run */
-	long peak_rss_kib;	/* this process's peak RSS (getrusage), not the appliance's */
+	char distro[32];       /* os-release ID, e.g. "ubuntu", "debian" */
+	char version[32];      /* os-release VERSION_ID, e.g. "24.04", "12" */
+	char root_device[64];  /* appliance device of the root file system, e.g. "/dev/sda1" */
+	char accel[8];	       /* "kvm" or "tcg" */
+	size_t steps;	       /* plan steps run (hygiene not counted) */
+	double launch_seconds; /* appliance start */
+	double total_seconds;  /* whole cust_run */
+	long peak_rss_kib;     /* this process's peak RSS (getrusage), not the appliance's */
 };
 
 /* Runs the plan and then the hygiene steps on `disk_path` IN PLACE (qcow2 or raw, detected),
@@ -128,8 +131,8 @@ struct cust_fs_candidate {
 /* Picks the single OS root among `n` candidates: file systems with /etc and an os-release.
  * *ret_index on success; PHX_E_NOTFOUND when there is none, PHX_E_INPUT naming the devices
  * when there are several. `disk` only names the disk in messages. */
-int cust_pick_root(const struct cust_fs_candidate *c, size_t n, const char *disk,
-		   size_t *ret_index, struct phx_err *err);
+int cust_pick_root(const struct cust_fs_candidate *c, size_t n, const char *disk, size_t *ret_index,
+		   struct phx_err *err);
 
 /* Parses os-release text: fills id and version_id ("" when absent); quotes are removed. */
 void cust_parse_os_release(const char *text, char *id, size_t id_len, char *version,

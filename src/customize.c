@@ -206,8 +206,7 @@ static void cust_log_out(const char *out)
 }
 
 /* Runs one script; *ret_status and *ret_out (caller frees) on success. */
-static int cust_guest_sh(struct cust_ctx *c, const char *script, int *ret_status,
-			 char **ret_out)
+static int cust_guest_sh(struct cust_ctx *c, const char *script, int *ret_status, char **ret_out)
 {
 	struct cust_shell_step st = {.script = script};
 
@@ -252,9 +251,9 @@ static int cust_shell_quote(struct buf *b, const char *s, struct phx_err *err)
 
 static bool cust_no_network(const char *out)
 {
-	static const char *const signs[] = {"Temporary failure resolving", "Could not resolve",
-					    "Network is unreachable", "Could not connect",
-					    "Failed to fetch", "Connection timed out"};
+	static const char *const signs[] = {
+		"Temporary failure resolving", "Could not resolve", "Network is unreachable",
+		"Could not connect",	       "Failed to fetch",   "Connection timed out"};
 
 	for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++)
 		if (strstr(out, signs[i]))
@@ -287,7 +286,8 @@ static int cust_op_packages(struct cust_ctx *c, const struct cust_op *op)
 	if (buf_puts(&cmd, "apt-get -q -y -o Dpkg::Options::=--force-confold install", c->err) < 0)
 		goto out;
 	for (size_t i = 0; i < op->nargs; i++)
-		if (buf_puts(&cmd, " ", c->err) < 0 || cust_shell_quote(&cmd, op->args[i], c->err) < 0)
+		if (buf_puts(&cmd, " ", c->err) < 0 ||
+		    cust_shell_quote(&cmd, op->args[i], c->err) < 0)
 			goto out;
 	rc = cust_sh_checked(c, buf_str(&cmd));
 out:
@@ -298,8 +298,7 @@ out:
 
 /* Builds the shell text of a DEBS, ENABLE_SERVICES or RUN step into *ret (caller frees).
  * A DEBS step uploads its files first, to a directory named after the step. */
-static int cust_shell_text(struct cust_ctx *c, const struct cust_op *op, size_t step,
-			   char **ret)
+static int cust_shell_text(struct cust_ctx *c, const struct cust_op *op, size_t step, char **ret)
 {
 	struct buf cmd = BUF_INIT;
 	char dir[64];
@@ -681,7 +680,8 @@ static int cust_mount_fstab(struct cust_ctx *c)
 		else if (!strncmp(spec, "/dev/", 5))
 			dev = NULL; /* device names differ inside the appliance */
 		if (!dev) {
-			log_debug("customize: fstab '%s' on '%s': not found, not mounted", spec, mp);
+			log_debug("customize: fstab '%s' on '%s': not found, not mounted", spec,
+				  mp);
 			continue;
 		}
 		if (guestfs_mkmountpoint(c->g, mp) < 0 && guestfs_is_dir(c->g, mp) != 1) {
@@ -832,9 +832,11 @@ static int cust_run_shell_steps(struct cust_ctx *c, const struct cust_plan *plan
 		/* Units with an empty [Install] section (qemu-guest-agent is started by udev
 		 * when its virtio port appears) make systemctl explain and exit 0: not a
 		 * failure, but say so. */
-		if (op->kind == CUST_OP_ENABLE_SERVICES && strstr(st[k].out, "no installation config"))
-			snprintf(note, sizeof(note), " (static unit: started by its trigger, not "
-						     "by enable)");
+		if (op->kind == CUST_OP_ENABLE_SERVICES &&
+		    strstr(st[k].out, "no installation config"))
+			snprintf(note, sizeof(note),
+				 " (static unit: started by its trigger, not "
+				 "by enable)");
 		log_info("customize: %s: done%s (%.1f s)", what, note,
 			 st[k].seconds + (op->kind == CUST_OP_DEBS ? upload : 0));
 		(*steps_done)++;
@@ -861,7 +863,8 @@ static int cust_run_plan(struct cust_ctx *c, const struct cust_plan *plan, size_
 		if (cust_is_shell_op(op->kind)) {
 			size_t end = i;
 
-			while (end < n && end - i < 64 && cust_is_shell_op(cust_plan_op(plan, end)->kind))
+			while (end < n && end - i < 64 &&
+			       cust_is_shell_op(cust_plan_op(plan, end)->kind))
 				end++;
 			if (cust_run_shell_steps(c, plan, i, end, steps_done) < 0)
 				return -1;
@@ -941,8 +944,10 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	t = cust_now();
 	if (guestfs_launch(c.g) < 0) {
 		cust_gerr(&c, "%s", "start the libguestfs appliance");
-		phx_err_wrap(err, "customize '%s' (accelerator %s; 'libguestfs-test-tool' "
-			     "diagnoses the appliance)", disk_path, rep.accel);
+		phx_err_wrap(err,
+			     "customize '%s' (accelerator %s; 'libguestfs-test-tool' "
+			     "diagnoses the appliance)",
+			     disk_path, rep.accel);
 		goto out;
 	}
 	rep.launch_seconds = cust_now() - t;
@@ -952,8 +957,7 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	if (cust_find_root(&c, &root, &root_ro) < 0)
 		goto fail;
 	if (root_ro && guestfs_mount_options(c.g, "remount,rw", root, "/") < 0) {
-		log_debug("customize: remount '%s' read-write: %s", root,
-			  guestfs_last_error(c.g));
+		log_debug("customize: remount '%s' read-write: %s", root, guestfs_last_error(c.g));
 		if (guestfs_umount(c.g, "/") < 0) {
 			cust_gerr(&c, "unmount '%s'", root);
 			goto fail;
@@ -967,8 +971,8 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	if (cust_mount_fstab(&c) < 0 || cust_read_os_release(&c, &rep) < 0)
 		goto fail;
 	snprintf(rep.root_device, sizeof(rep.root_device), "%s", root);
-	log_info("customize: root file system '%s': %s %s (%.1f s)", root, rep.distro,
-		 rep.version, cust_now() - t);
+	log_info("customize: root file system '%s': %s %s (%.1f s)", root, rep.distro, rep.version,
+		 cust_now() - t);
 
 	if (cust_run_plan(&c, plan, &rep.steps) < 0)
 		goto fail;

@@ -45,10 +45,28 @@ static void cust_why(char *why, size_t len, const char *msg)
 int cust_accel_probe_kvm(const char *qemu, const char *kernel, int timeout_ms, bool *ret_ok,
 			 char *ret_why, size_t why_len, struct phx_err *err)
 {
-	char *argv[] = {(char *)qemu, "-accel", "kvm", "-machine", "pc", "-cpu", "max",
-			"-m", "128", "-nodefaults", "-display", "none", "-no-reboot",
-			"-serial", "stdio", "-monitor", "none", "-kernel", (char *)kernel,
-			"-append", "console=ttyS0 panic=-1", NULL};
+	char *argv[] = {(char *)qemu,
+			"-accel",
+			"kvm",
+			"-machine",
+			"pc",
+			"-cpu",
+			"max",
+			"-m",
+			"128",
+			"-nodefaults",
+			"-display",
+			"none",
+			"-no-reboot",
+			"-serial",
+			"stdio",
+			"-monitor",
+			"none",
+			"-kernel",
+			(char *)kernel,
+			"-append",
+			"console=ttyS0 panic=-1",
+			NULL};
 	posix_spawn_file_actions_t fa;
 	int pipefd[2], status, rc;
 	char seen[4096];
@@ -147,8 +165,8 @@ static void cust_boot_id(char *out, size_t len)
 	fclose(f);
 }
 
-int cust_accel_decide(enum cust_accel want, const char *qemu, const char *state_dir,
-		      bool *ret_kvm, struct phx_err *err)
+int cust_accel_decide(enum cust_accel want, const char *qemu, const char *state_dir, bool *ret_kvm,
+		      struct phx_err *err)
 {
 	char boot_id[64], why[128] = "", *kernel = NULL, *cache = NULL, *key = NULL;
 	struct buf old = BUF_INIT;
@@ -192,8 +210,8 @@ int cust_accel_decide(enum cust_accel want, const char *qemu, const char *state_
 
 			if (!strncmp(s, key, klen) && s[klen] == '\n') {
 				*ret_kvm = !strncmp(s + klen + 1, "kvm", 3);
-				log_debug("customize: KVM verdict for this boot from '%s': %s", cache,
-					  *ret_kvm ? "kvm works" : "kvm broken, using tcg");
+				log_debug("customize: KVM verdict for this boot from '%s': %s",
+					  cache, *ret_kvm ? "kvm works" : "kvm broken, using tcg");
 				goto out;
 			}
 		}
@@ -207,8 +225,8 @@ int cust_accel_decide(enum cust_accel want, const char *qemu, const char *state_
 		buf_release(&old);
 		return -1;
 	}
-	log_debug("customize: KVM probe (boot '%s' under '%s'): %s after %ld ms: using %s",
-		  kernel, qemu, why, cust_now_ms() - t0, ok ? "kvm" : "tcg");
+	log_debug("customize: KVM probe (boot '%s' under '%s'): %s after %ld ms: using %s", kernel,
+		  qemu, why, cust_now_ms() - t0, ok ? "kvm" : "tcg");
 	*ret_kvm = ok;
 	if (cache) {
 		struct buf line = BUF_INIT;

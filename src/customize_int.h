@@ -9,12 +9,12 @@
 
 struct cust_op {
 	enum cust_op_kind kind;
-	char **args;	/* owned: package/unit names, .deb paths, {command}, {path[, source]}, {tz} */
+	char **args; /* owned: package/unit names, .deb paths, {command}, {path[, source]}, {tz} */
 	size_t nargs;
-	void *data;	/* owned: file content (CUST_OP_FILE from content), else NULL */
+	void *data; /* owned: file content (CUST_OP_FILE from content), else NULL */
 	size_t len;
-	unsigned mode;	/* CUST_OP_FILE */
-	char *desc;	/* owned: one-line description for logs */
+	unsigned mode; /* CUST_OP_FILE */
+	char *desc;    /* owned: one-line description for logs */
 };
 
 struct cust_plan {
@@ -32,7 +32,7 @@ bool cust_valid_timezone(const char *s);
 
 /* AUTO: KVM when /dev/kvm opens and a kernel boots under it (cust_accel_probe_kvm), the
  * verdict cached per host boot in state_dir/kvm-probe (state_dir may be NULL). */
-int cust_accel_decide(enum cust_accel want, const char *qemu, const char *state_dir,
-		      bool *ret_kvm, struct phx_err *err);
+int cust_accel_decide(enum cust_accel want, const char *qemu, const char *state_dir, bool *ret_kvm,
+		      struct phx_err *err);
 
 #endif

@@ -132,7 +132,8 @@ bool cust_valid_package(const char *s)
 	if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p))
 		return false;
 	for (p++; *p && *p != ':' && *p != '='; p++)
-		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && !strchr("+.-", *p))
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+		    !strchr("+.-", *p))
 			return false;
 	if (p - s < 2)
 		return false;
@@ -184,7 +185,8 @@ bool cust_valid_guest_path(const char *s)
 		while (*p && *p != '/')
 			p++;
 		len = (size_t)(p - c);
-		if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+		if (len == 0 || (len == 1 && c[0] == '.') ||
+		    (len == 2 && c[0] == '.' && c[1] == '.'))
 			return false;
 	}
 	return true;
@@ -270,7 +272,8 @@ int cust_plan_add_debs(struct cust_plan *plan, const char *const *paths, size_t 
 					   paths[i]);
 		/* Uploaded by basename into one directory: two equal names would overwrite. */
 		for (size_t j = 0; j < i; j++) {
-			const char *o = strrchr(paths[j], '/') ? strrchr(paths[j], '/') + 1 : paths[j];
+			const char *o =
+				strrchr(paths[j], '/') ? strrchr(paths[j], '/') + 1 : paths[j];
 
 			if (!strcmp(o, base))
 				return phx_err_set(err, PHX_E_INPUT,
@@ -342,8 +345,10 @@ static int cust_file_common(struct cust_op *op, const char *path, unsigned mode,
 				   "got '%s'",
 				   path ? path : "(null)");
 	if (mode > 07777)
-		return phx_err_set(err, PHX_E_INPUT, "files '%s': mode: expected at most 07777, "
-				   "got 0%o", path, mode);
+		return phx_err_set(err, PHX_E_INPUT,
+				   "files '%s': mode: expected at most 07777, "
+				   "got 0%o",
+				   path, mode);
 	op->mode = mode;
 	return 0;
 }
@@ -427,8 +432,8 @@ int cust_plan_add_timezone(struct cust_plan *plan, const char *tz, struct phx_er
 	return cust_plan_push(plan, &op, err);
 }
 
-int cust_pick_root(const struct cust_fs_candidate *c, size_t n, const char *disk,
-		   size_t *ret_index, struct phx_err *err)
+int cust_pick_root(const struct cust_fs_candidate *c, size_t n, const char *disk, size_t *ret_index,
+		   struct phx_err *err)
 {
 	size_t found = 0, idx = 0;
 	char names[256] = "";

@@ -57,8 +57,7 @@ static void setup_env(struct env *e, const char *name)
 	int rc;
 
 	snprintf(e->src, sizeof(e->src), "%s", src ? src : ".");
-	snprintf(e->work, sizeof(e->work), "%s/customize-itest/%s", build ? build : "/tmp",
-		 name);
+	snprintf(e->work, sizeof(e->work), "%s/customize-itest/%s", build ? build : "/tmp", name);
 	snprintf(e->state, sizeof(e->state), "%s/customize-itest/state", build ? build : "/tmp");
 	cr_assert_eq(sh(NULL, "rm -rf '%s' && mkdir -p '%s' '%s'", e->work, e->work, e->state), 0);
 	snprintf(logpath, sizeof(logpath), "%s/build-test-image.log", e->work);
@@ -95,9 +94,8 @@ static void outside_open(struct outside *o, const char *overlay, const struct en
 
 	snprintf(o->raw, sizeof(o->raw), "%s/verify.raw", e->work);
 	cr_assert_eq(sh(NULL, "qemu-img convert -O raw '%s' '%s'", overlay, o->raw), 0);
-	cr_assert_eq(sh(&out, "sfdisk -d '%s' | sed -n 's/.*start= *\\([0-9]*\\),.*/\\1/p'",
-			o->raw),
-		     0);
+	cr_assert_eq(
+		sh(&out, "sfdisk -d '%s' | sed -n 's/.*start= *\\([0-9]*\\),.*/\\1/p'", o->raw), 0);
 	o->offset = atol(buf_str(&out)) * 512;
 	cr_assert_gt(o->offset, 0, "no partition in '%s'", o->raw);
 	buf_release(&out);
@@ -117,8 +115,8 @@ static void add_debs(struct cust_plan *p, const struct env *e)
 
 	snprintf(pattern, sizeof(pattern), "%s/debs/*.deb", e->image_dir);
 	cr_assert_eq(glob(pattern, 0, NULL, &gl), 0, "no .debs in %s/debs", e->image_dir);
-	cr_assert_eq(cust_plan_add_debs(p, (const char *const *)gl.gl_pathv, gl.gl_pathc, &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_debs(p, (const char *const *)gl.gl_pathv, gl.gl_pathc, &err), 0,
+		     "%s", err.msg);
 	globfree(&gl);
 }
 
@@ -148,8 +146,8 @@ Test(customize, installs_the_agent_offline_and_leaves_a_clean_identity, .timeout
 	cr_assert_eq(cust_plan_add_file_content(p, "/etc/phoenix/hello.txt", 0640, hello,
 						strlen(hello), &err),
 		     0);
-	cr_assert_eq(cust_plan_add_file_source(p, "/opt/phx/from-host.txt", 0600, srcfile, &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_file_source(p, "/opt/phx/from-host.txt", 0600, srcfile, &err), 0,
+		     "%s", err.msg);
 	cr_assert_eq(cust_plan_add_timezone(p, "Europe/Berlin", &err), 0);
 	/* Give the hygiene real work: an identity, a host key and apt lists, as a booted image
 	 * would have them. */
@@ -197,8 +195,7 @@ Test(customize, installs_the_agent_offline_and_leaves_a_clean_identity, .timeout
 	cr_assert(strstr(buf_str(&out), "Type: regular") && strstr(buf_str(&out), "Size: 0\n"),
 		  "machine-id not empty: %s", buf_str(&out));
 	debugfs(&o, &out, "stat /var/lib/dbus/machine-id");
-	cr_assert(strstr(buf_str(&out), "Type: symlink") ||
-			  strstr(buf_str(&out), "File not found"),
+	cr_assert(strstr(buf_str(&out), "Type: symlink") || strstr(buf_str(&out), "File not found"),
 		  "dbus machine-id still a file: %s", buf_str(&out));
 	debugfs(&o, &out, "ls /etc/ssh");
 	cr_assert_null(strstr(buf_str(&out), "ssh_host_"), "host keys left: %s", buf_str(&out));

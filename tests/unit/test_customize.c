@@ -37,10 +37,10 @@ Test(customize, builds_an_ordered_plan_with_descriptions)
 	cr_assert_eq(cust_plan_add_debs(p, debs, 1, &err), 0, "%s", err.msg);
 	cr_assert_eq(cust_plan_add_services(p, svcs, 3, &err), 0, "%s", err.msg);
 	cr_assert_eq(cust_plan_add_run(p, "echo hi > /etc/motd", &err), 0, "%s", err.msg);
-	cr_assert_eq(cust_plan_add_file_content(p, "/etc/phoenix/x.conf", 0640, "a\0b", 3, &err),
-		     0, "%s", err.msg);
-	cr_assert_eq(cust_plan_add_file_source(p, "/root/y", 0600, DATA "file-source.txt", &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_file_content(p, "/etc/phoenix/x.conf", 0640, "a\0b", 3, &err), 0,
+		     "%s", err.msg);
+	cr_assert_eq(cust_plan_add_file_source(p, "/root/y", 0600, DATA "file-source.txt", &err), 0,
+		     "%s", err.msg);
 	cr_assert_eq(cust_plan_add_timezone(p, "Europe/Berlin", &err), 0, "%s", err.msg);
 	cr_assert_eq(err.code, PHX_E_NONE);
 
@@ -61,8 +61,8 @@ Test(customize, builds_an_ordered_plan_with_descriptions)
 	cr_assert_str_eq(cust_plan_describe(p, 3), "run 'echo hi > /etc/motd'");
 	cr_assert_str_eq(cust_plan_describe(p, 4),
 			 "write file '/etc/phoenix/x.conf' (3 bytes, mode 0640)");
-	cr_assert_str_eq(cust_plan_describe(p, 5), "write file '/root/y' from '" DATA
-			 "file-source.txt' (mode 0600)");
+	cr_assert_str_eq(cust_plan_describe(p, 5),
+			 "write file '/root/y' from '" DATA "file-source.txt' (mode 0600)");
 	cr_assert_str_eq(cust_plan_describe(p, 6), "set timezone 'Europe/Berlin'");
 	cr_assert(cust_plan_needs_network(p));
 	cust_plan_free(p);
@@ -115,8 +115,8 @@ static void check_rejected(int (*add)(struct cust_plan *, const char *const *, s
 
 		cr_assert_eq(add(p, cases[i].names, cases[i].n, &err), -1, "case %zu", i);
 		cr_assert_eq(err.code, PHX_E_INPUT, "case %zu: %s", i, err.msg);
-		cr_assert(strstr(err.msg, cases[i].expect), "case %zu: '%s' lacks '%s'", i,
-			  err.msg, cases[i].expect);
+		cr_assert(strstr(err.msg, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.msg,
+			  cases[i].expect);
 		cr_assert_eq(cust_plan_len(p), 0, "case %zu: plan changed on failure", i);
 		cust_plan_free(p);
 	}
@@ -142,7 +142,8 @@ Test(customize, rejects_bad_unit_names)
 {
 	static const struct bad_list cases[] = {
 		{{NULL}, 0, "enable_services: expected at least one name"},
-		{{"ssh", "a b"}, 2,
+		{{"ssh", "a b"},
+		 2,
 		 "enable_services[1]: expected a systemd unit name like 'qemu-guest-agent', "
 		 "got 'a b'"},
 		{{"../etc/passwd"}, 1, "'../etc/passwd'"},
@@ -160,7 +161,8 @@ Test(customize, rejects_debs_that_are_missing_misnamed_or_duplicated)
 		{{DATA "nope_1_all.deb"}, 1, "debs[0]: '" DATA "nope_1_all.deb': No such file"},
 		{{DATA "file-source.txt"}, 1, "'" DATA "file-source.txt' does not end in '.deb'"},
 		{{"tests/data/customize/"}, 1, "does not end in '.deb'"},
-		{{DATA "fake_1.0_all.deb", "./" DATA "fake_1.0_all.deb"}, 2,
+		{{DATA "fake_1.0_all.deb", "./" DATA "fake_1.0_all.deb"},
+		 2,
 		 "debs[1]: './" DATA "fake_1.0_all.deb' has the same file name as debs[0]"},
 	};
 
@@ -218,7 +220,8 @@ Test(customize, rejects_bad_file_paths_modes_and_sources)
 		{"/etc/./motd", 0644, NULL, "got '/etc/./motd'"},
 		{"/etc/motd", 010000, NULL,
 		 "files '/etc/motd': mode: expected at most 07777, got 010000"},
-		{"/etc/motd", 0644, DATA "missing.txt", "source '" DATA "missing.txt': No such file"},
+		{"/etc/motd", 0644, DATA "missing.txt",
+		 "source '" DATA "missing.txt': No such file"},
 		{"/etc/motd", 0644, "tests/data", "source 'tests/data' is not a readable regular"},
 		{"/etc/motd", 0644, "", "files '/etc/motd': source: expected a host path"},
 	};
@@ -234,8 +237,8 @@ Test(customize, rejects_bad_file_paths_modes_and_sources)
 
 		cr_assert_eq(rc, -1, "case %zu", i);
 		cr_assert_eq(err.code, PHX_E_INPUT, "case %zu: %s", i, err.msg);
-		cr_assert(strstr(err.msg, cases[i].expect), "case %zu: '%s' lacks '%s'", i,
-			  err.msg, cases[i].expect);
+		cr_assert(strstr(err.msg, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.msg,
+			  cases[i].expect);
 		cr_assert_eq(cust_plan_len(p), 0);
 		cust_plan_free(p);
 	}
@@ -245,8 +248,8 @@ Test(customize, accepts_and_rejects_timezones)
 {
 	const char *good[] = {"UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires",
 			      "Etc/GMT+5"};
-	const char *bad[] = {"", "/etc/passwd", "../../etc/shadow", "Europe/../../x", "Europe/",
-			     "Eu rope/Berlin"};
+	const char *bad[] = {"",	"/etc/passwd",	 "../../etc/shadow", "Europe/../../x",
+			     "Europe/", "Eu rope/Berlin"};
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		struct phx_err err = PHX_ERR_INIT;
@@ -297,8 +300,8 @@ Test(customize, refuses_disks_with_no_os)
 	cr_assert_eq(idx, 99, "output written on failure");
 	phx_err_clear(&err);
 	cr_assert_eq(cust_pick_root(NULL, 0, "empty.raw", &idx, &err), -1);
-	cr_assert(strstr(err.msg, "'empty.raw': no operating system found (0 file systems"),
-		  "%s", err.msg);
+	cr_assert(strstr(err.msg, "'empty.raw': no operating system found (0 file systems"), "%s",
+		  err.msg);
 }
 
 Test(customize, refuses_disks_with_several_oses_naming_them)
@@ -382,8 +385,8 @@ Test(customize, kvm_probe_trusts_a_kernel_banner_on_the_serial_console)
 		  "printf 'SeaBIOS\\r\\n[    0.000000] Linux version 6.1.0 (x)\\n'; exec sleep 30",
 		  qemu, sizeof(qemu));
 	t = now_s();
-	cr_assert_eq(cust_accel_probe_kvm(qemu, "/k", 5000, &ok, why, sizeof(why), &err), 0,
-		     "%s", err.msg);
+	cr_assert_eq(cust_accel_probe_kvm(qemu, "/k", 5000, &ok, why, sizeof(why), &err), 0, "%s",
+		     err.msg);
 	cr_assert(ok, "%s", why);
 	cr_assert_lt(now_s() - t, 4.0, "did not stop qemu once the banner was seen");
 	unlink(qemu);
@@ -416,8 +419,7 @@ Test(customize, kvm_probe_fails_when_qemu_exits_early)
 	bool ok = true;
 
 	cr_assert_not_null(mkdtemp(dir));
-	fake_qemu(dir, "echo 'Could not access KVM kernel module' >&2; exit 1", qemu,
-		  sizeof(qemu));
+	fake_qemu(dir, "echo 'Could not access KVM kernel module' >&2; exit 1", qemu, sizeof(qemu));
 	cr_assert_eq(cust_accel_probe_kvm(qemu, "/k", 3000, &ok, why, sizeof(why), &err), 0);
 	cr_assert_not(ok);
 	cr_assert(strstr(why, "exited before"), "%s", why);
