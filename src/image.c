@@ -21,31 +21,38 @@
 
 enum {
 	IMG_DEFAULT_RETRIES = 3,
-	IMG_HASH_CHUNK = 1 << 20, /* hasher read size, and how far it may lag before a wake-up */
+	IMG_WBUF = 256 << 10,	  /* each of the two write buffers: small enough to stay in cache */
 	IMG_FLUSH_STEP = 8 << 20, /* writeback is started in steps of this many bytes */
 };
 
-/* The hasher: a thread that hashes the .part from the page cache right behind the writer.
- * Hashing in the network thread would make a download cost transfer + hash time; behind it,
- * it costs the larger of the two (the goal is curl's speed). It also means the hash covers
- * the bytes as they are in the file, and a resumed prefix is re-hashed while new bytes
- * arrive. The crypto context belongs to the thread while it runs. */
-struct img_hasher {
+/* The writer: the network thread copies the body into one of two buffers; a helper thread
+ * writes the other full buffer to the .part and hashes it. Hashing in the network thread
+ * would make a download cost transfer + hash time; this way it costs about the larger of
+ * the two, and re-reading the file for the hash (a copy plus page-cache lookups) is not
+ * needed. The worker also re-hashes a resumed prefix while the first new bytes arrive. The
+ * crypto context and the buffer being written belong to the worker while it runs. */
+struct img_writer {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool running;
 	int fd;
+	const char *part_path, *cache_dir; /* borrowed, for messages */
 	struct crypto_sha256 *h;
-	unsigned char *chunk;
-	uint64_t flushed; /* writeback started up to here; thread only */
+	unsigned char *buf[2];
+	int cur;	  /* buffer the network thread fills */
+	size_t fill;	  /* bytes in buf[cur] */
+	uint64_t pos;	  /* file offset of buf[cur][0] */
+	uint64_t prefix;  /* bytes already in the file to hash first; worker only */
+	uint64_t flushed; /* writeback started up to here; worker only */
 	/* under mu: */
-	uint64_t avail;	    /* bytes of the file that are written and may be hashed */
-	uint64_t signalled; /* avail at the last wake-up */
-	uint64_t done;	    /* bytes hashed */
-	bool finish;	    /* no more bytes will come: hash to avail and exit */
-	bool stop;	    /* exit now, the result is not wanted */
-	struct phx_err err; /* the thread's failure */
+	bool busy; /* buf[pending] is handed to the worker */
+	int pending;
+	size_t plen;
+	uint64_t poff;
+	bool stop;	    /* no more buffers: exit when idle */
+	bool failed;	    /* err is set; nothing more is written */
+	struct phx_err err; /* the worker's failure */
 };
 
 /* State of one download into <name>.part, shared by the sink and the progress callback. */
@@ -55,8 +62,8 @@ struct img_dl {
 	const char *part_path;
 	const char *cache_dir;
 	int fd;
-	struct img_hasher hasher;
-	uint64_t written;    /* bytes in the .part, handed to the hasher */
+	struct img_writer w;
+	uint64_t written;    /* bytes of the .part handed to the writer (flushed: in the file) */
 	uint64_t received;   /* body bytes received by this img_fetch call */
 	uint64_t size;	     /* full image size when known, else 0 */
 	uint64_t req_offset; /* where the current request's body starts in the file */
@@ -135,147 +142,220 @@ static void img_progress_update(void *ud, uint64_t now, uint64_t total)
 	img_bar_draw(d, false);
 }
 
-/* ---- the hasher ---------------------------------------------------------------------- */
+/* ---- the writer ---------------------------------------------------------------------- */
 
-static void *img_hasher_main(void *arg)
+static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t len, uint64_t off)
 {
-	struct img_hasher *hs = arg;
+	while (len) {
+		ssize_t n = pwrite(w->fd, p, len, (off_t)off);
 
-	pthread_mutex_lock(&hs->mu);
-	for (;;) {
-		uint64_t from = hs->done, to;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
 
-		while (!hs->stop && !hs->finish && hs->avail == hs->done)
-			pthread_cond_wait(&hs->cv, &hs->mu);
-		if (hs->stop || hs->avail == hs->done)
-			break;
-		to = hs->avail;
-		pthread_mutex_unlock(&hs->mu);
-		while (from < to) {
-			size_t want =
-				to - from < IMG_HASH_CHUNK ? (size_t)(to - from) : IMG_HASH_CHUNK;
-			ssize_t n = pread(hs->fd, hs->chunk, want, (off_t)from);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				if (n == 0)
-					phx_err_set(&hs->err, PHX_E_IO,
-						    "file shrank while hashing");
-				else
-					phx_err_set_errno(&hs->err, PHX_E_IO, errno, "read back");
-				pthread_mutex_lock(&hs->mu);
-				goto out;
-			}
-			if (crypto_sha256_update(hs->h, hs->chunk, (size_t)n, &hs->err) < 0) {
-				pthread_mutex_lock(&hs->mu);
-				goto out;
-			}
-			from += (uint64_t)n;
+			if (e == ENOSPC || e == EDQUOT)
+				return phx_err_set_errno(&w->err, PHX_E_IO, e,
+							 "write '%s': cache directory '%s' is full",
+							 w->part_path, w->cache_dir);
+			return phx_err_set_errno(&w->err, PHX_E_IO, e, "write '%s'", w->part_path);
 		}
-		/* start writeback of what is hashed, so the final fsync finds little left to
-		 * write and a big image does not pile up as dirty pages; advisory, so errors are
-		 * left to that fsync */
-		if (to - hs->flushed >= IMG_FLUSH_STEP) {
-			sync_file_range(hs->fd, (off_t)hs->flushed, (off_t)(to - hs->flushed),
-					SYNC_FILE_RANGE_WRITE);
-			hs->flushed = to;
-		}
-		pthread_mutex_lock(&hs->mu);
-		hs->done = to;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
 	}
-out:
-	pthread_mutex_unlock(&hs->mu);
+	return 0;
+}
+
+static void *img_writer_main(void *arg)
+{
+	struct img_writer *w = arg;
+	bool ok = true;
+
+	if (w->prefix && crypto_sha256_fd_prefix(w->h, w->fd, w->prefix, &w->err) < 0)
+		ok = false;
+	pthread_mutex_lock(&w->mu);
+	if (!ok) {
+		w->failed = true;
+		pthread_cond_broadcast(&w->cv);
+	}
+	while (ok) {
+		const unsigned char *b;
+		size_t len;
+		uint64_t off;
+
+		while (!w->busy && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (!w->busy)
+			break;
+		b = w->buf[w->pending];
+		len = w->plen;
+		off = w->poff;
+		pthread_mutex_unlock(&w->mu);
+		ok = img_writer_write(w, b, len, off) == 0 &&
+		     crypto_sha256_update(w->h, b, len, &w->err) == 0;
+		/* start writeback early so the final fsync finds little left and a big image
+		 * does not pile up as dirty pages; advisory: errors are left to that fsync */
+		if (ok && off + len - w->flushed >= IMG_FLUSH_STEP) {
+			sync_file_range(w->fd, (off_t)w->flushed, (off_t)(off + len - w->flushed),
+					SYNC_FILE_RANGE_WRITE);
+			w->flushed = off + len;
+		}
+		pthread_mutex_lock(&w->mu);
+		w->busy = false;
+		w->failed = !ok;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
-/* Starts hashing `fd` from offset 0; `avail` bytes are already there (a resumed prefix). */
-static int img_hasher_start(struct img_hasher *hs, int fd, uint64_t avail, struct phx_err *err)
+/* Starts a worker for `fd` whose first `prefix` bytes are kept (and hashed first). */
+static int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_err *err)
 {
 	int e;
 
-	hs->fd = fd;
-	hs->avail = hs->signalled = avail;
-	hs->done = hs->flushed = 0;
-	hs->finish = hs->stop = false;
-	phx_err_clear(&hs->err);
-	if (!hs->chunk && !(hs->chunk = malloc(IMG_HASH_CHUNK)))
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	crypto_sha256_free(hs->h);
-	hs->h = crypto_sha256_new(err);
-	if (!hs->h)
+	w->fd = fd;
+	w->prefix = w->pos = w->flushed = prefix;
+	w->flushed = 0;
+	w->fill = 0;
+	w->busy = w->stop = w->failed = false;
+	phx_err_clear(&w->err);
+	for (int i = 0; i < 2; i++)
+		if (!w->buf[i] && !(w->buf[i] = malloc(IMG_WBUF)))
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	crypto_sha256_free(w->h);
+	w->h = crypto_sha256_new(err);
+	if (!w->h)
 		return -1;
-	e = pthread_create(&hs->thread, NULL, img_hasher_main, hs);
+	e = pthread_create(&w->thread, NULL, img_writer_main, w);
 	if (e)
-		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start hashing thread");
-	hs->running = true;
+		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start writer thread");
+	w->running = true;
 	return 0;
 }
 
-/* The writer has `avail` bytes in the file. Wakes the thread once per chunk, not per write. */
-static void img_hasher_feed(struct img_hasher *hs, uint64_t avail)
+/* Hands buf[cur] to the worker once it is idle; false when the worker failed. */
+static bool img_writer_submit(struct img_writer *w)
 {
-	pthread_mutex_lock(&hs->mu);
-	hs->avail = avail;
-	if (avail - hs->signalled >= IMG_HASH_CHUNK) {
-		hs->signalled = avail;
-		pthread_cond_signal(&hs->cv);
+	bool ok;
+
+	pthread_mutex_lock(&w->mu);
+	while (w->busy)
+		pthread_cond_wait(&w->cv, &w->mu);
+	ok = !w->failed;
+	if (ok && w->fill) {
+		w->pending = w->cur;
+		w->plen = w->fill;
+		w->poff = w->pos;
+		w->busy = true;
+		pthread_cond_broadcast(&w->cv);
+		w->pos += w->fill;
+		w->cur ^= 1;
+		w->fill = 0;
 	}
-	pthread_mutex_unlock(&hs->mu);
+	pthread_mutex_unlock(&w->mu);
+	return ok;
 }
 
-/* Joins the thread. With `want`, waits until everything fed is hashed and returns the
- * thread's error, if any; without, abandons the hash. */
-static int img_hasher_join(struct img_hasher *hs, bool want, struct phx_err *err)
+static int img_writer_fail(struct img_writer *w, struct phx_err *err)
 {
-	if (!hs->running)
-		return 0;
-	pthread_mutex_lock(&hs->mu);
-	if (want)
-		hs->finish = true;
-	else
-		hs->stop = true;
-	pthread_cond_signal(&hs->cv);
-	pthread_mutex_unlock(&hs->mu);
-	pthread_join(hs->thread, NULL);
-	hs->running = false;
-	if (want && phx_err_is_set(&hs->err))
-		return phx_err_set(err, hs->err.code, "%s", hs->err.msg);
+	return phx_err_set(err, w->err.code ? w->err.code : PHX_E_IO, "%s",
+			   w->err.code ? w->err.msg : "writer failed");
+}
+
+static int img_writer_put(struct img_writer *w, const void *data, size_t len, struct phx_err *err)
+{
+	const unsigned char *p = data;
+
+	while (len) {
+		size_t n = IMG_WBUF - w->fill < len ? IMG_WBUF - w->fill : len;
+
+		memcpy(w->buf[w->cur] + w->fill, p, n);
+		w->fill += n;
+		p += n;
+		len -= n;
+		if (w->fill == IMG_WBUF && !img_writer_submit(w))
+			return img_writer_fail(w, err);
+	}
 	return 0;
 }
 
-static int img_hasher_init(struct img_hasher *hs)
+/* Waits until everything put is in the file (and hashed). */
+static int img_writer_flush(struct img_writer *w, struct phx_err *err)
 {
-	memset(hs, 0, sizeof(*hs));
-	hs->fd = -1;
-	if (pthread_mutex_init(&hs->mu, NULL))
+	if (!img_writer_submit(w))
+		return img_writer_fail(w, err);
+	pthread_mutex_lock(&w->mu);
+	while (w->busy)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	if (w->failed)
+		return img_writer_fail(w, err);
+	return 0;
+}
+
+/* Ends the worker; what was not flushed is dropped. */
+static void img_writer_stop(struct img_writer *w)
+{
+	if (!w->running)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	w->running = false;
+	w->fill = 0;
+}
+
+/* Flushes and ends the worker (it may still be hashing a resumed prefix); the hash is then
+ * complete and belongs to the caller's thread. */
+static int img_writer_finish(struct img_writer *w, struct phx_err *err)
+{
+	if (img_writer_flush(w, err) < 0)
 		return -1;
-	if (pthread_cond_init(&hs->cv, NULL)) {
-		pthread_mutex_destroy(&hs->mu);
+	img_writer_stop(w);
+	if (w->failed)
+		return img_writer_fail(w, err);
+	return 0;
+}
+
+static int img_writer_init(struct img_writer *w, const char *part_path, const char *cache_dir)
+{
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
+	w->part_path = part_path;
+	w->cache_dir = cache_dir;
+	if (pthread_mutex_init(&w->mu, NULL))
+		return -1;
+	if (pthread_cond_init(&w->cv, NULL)) {
+		pthread_mutex_destroy(&w->mu);
 		return -1;
 	}
 	return 0;
 }
 
-static void img_hasher_release(struct img_hasher *hs)
+static void img_writer_release(struct img_writer *w)
 {
-	img_hasher_join(hs, false, NULL);
-	pthread_cond_destroy(&hs->cv);
-	pthread_mutex_destroy(&hs->mu);
-	crypto_sha256_free(hs->h);
-	free(hs->chunk);
+	img_writer_stop(w);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	crypto_sha256_free(w->h);
+	free(w->buf[0]);
+	free(w->buf[1]);
 }
 
 /* ---- the sink: file + hash ------------------------------------------------------------- */
 
 static int img_dl_restart(struct img_dl *d, struct phx_err *err)
 {
-	img_hasher_join(&d->hasher, false, NULL);
+	img_writer_stop(&d->w);
 	if (ftruncate(d->fd, 0) < 0)
 		return phx_err_set_errno(err, PHX_E_IO, errno, "truncate '%s'", d->part_path);
 	d->written = 0;
 	d->at_start = 0;
-	return img_hasher_start(&d->hasher, d->fd, 0, err);
+	return img_writer_start(&d->w, d->fd, 0, err);
 }
 
 /* Parses "bytes START-END/TOTAL" (or "bytes *\/TOTAL" of a 416); false when malformed. */
@@ -302,7 +382,6 @@ static bool img_content_range(const struct http_response *r, uint64_t *start, ui
 static int img_sink_write(void *ud, const void *data, size_t len, struct phx_err *err)
 {
 	struct img_dl *d = ud;
-	const char *p = data;
 
 	if (d->first_chunk) {
 		uint64_t start, total;
@@ -331,27 +410,12 @@ static int img_sink_write(void *ud, const void *data, size_t len, struct phx_err
 			}
 		}
 	}
-	while (len) {
-		ssize_t n = pwrite(d->fd, p, len, (off_t)d->written);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-
-			d->sink_failed = true;
-			if (e == ENOSPC || e == EDQUOT)
-				return phx_err_set_errno(err, PHX_E_IO, e,
-							 "write '%s': cache directory '%s' is full",
-							 d->part_path, d->cache_dir);
-			return phx_err_set_errno(err, PHX_E_IO, e, "write '%s'", d->part_path);
-		}
-		p += n;
-		len -= (size_t)n;
-		d->written += (uint64_t)n;
-		d->received += (uint64_t)n;
+	if (img_writer_put(&d->w, data, len, err) < 0) {
+		d->sink_failed = true;
+		return -1;
 	}
-	img_hasher_feed(&d->hasher, d->written);
+	d->written += len;
+	d->received += len;
 	return 0;
 }
 
@@ -629,7 +693,7 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	bool complete = false;
 	int rc = -1;
 
-	if (img_hasher_init(&d.hasher) < 0)
+	if (img_writer_init(&d.w, p->part, p->cache) < 0)
 		return phx_err_set(err, PHX_E_RUNTIME, "cannot initialise a mutex");
 	http_response_init(&resp);
 	d.resp = &resp;
@@ -642,8 +706,8 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	if (offset)
 		log_info("resuming '%s' at %" PRIu64 " bytes", p->name, offset);
 	d.written = offset;
-	/* the kept prefix is re-hashed by the hasher while new bytes arrive */
-	if (img_hasher_start(&d.hasher, d.fd, offset, err) < 0)
+	/* the kept prefix is re-hashed by the writer thread while new bytes arrive */
+	if (img_writer_start(&d.w, d.fd, offset, err) < 0)
 		goto out;
 	if (d.size && d.size > d.written) {
 		if (fs_free_space(p->cache, &avail, err) < 0)
@@ -701,6 +765,12 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		d.first_chunk = true;
 		d.assumed_partial = d.bad_range = false;
 		rc_http = http_perform(c, &req, &resp, &aerr);
+		/* whatever arrived goes to the file before deciding what comes next */
+		if (!d.sink_failed && img_writer_flush(&d.w, &ignored) < 0) {
+			d.sink_failed = true;
+			aerr = ignored; /* the local failure is the root cause */
+			rc_http = -1;
+		}
 		if (!validator && d.req_offset == 0 && (resp.status == 200 || resp.status == 206)) {
 			/* no HEAD validators: take the GET's, so a retry can still use If-Range */
 			char *et = img_header_dup(&resp, "ETag"),
@@ -766,12 +836,13 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	}
 	if (d.bar)
 		img_bar_draw(&d, true);
+	if (img_writer_finish(&d.w, err) < 0)
+		goto out;
 	if (fsync(d.fd) < 0) {
 		phx_err_set_errno(err, PHX_E_IO, errno, "fsync '%s'", p->part);
 		goto out;
 	}
-	if (img_hasher_join(&d.hasher, true, err) < 0 ||
-	    crypto_sha256_final(d.hasher.h, got, err) < 0) {
+	if (crypto_sha256_final(d.w.h, got, err) < 0) {
 		phx_err_wrap(err, "hash '%s'", p->part);
 		goto out;
 	}
@@ -814,7 +885,7 @@ out:
 		img_part_discard(p); /* nothing worth resuming: leave no trace */
 	if (d.fd >= 0)
 		close(d.fd); /* read-only use left: fsync above already reported write errors */
-	img_hasher_release(&d.hasher);
+	img_writer_release(&d.w);
 	http_response_release(&resp);
 	img_meta_release(&head);
 	free(validator);
