@@ -251,6 +251,72 @@ class QemuLifecycle(Base):
 			self.assertEqual(qemu_pids_under(sim.state_dir), [])
 
 
+class QgaProtocol(unittest.TestCase):
+	"""QgaClient against a scripted agent on a unix socket (no qemu needed)."""
+
+	def serve(self, answer):
+		import socket
+		import threading
+		d = tempfile.mkdtemp(prefix='pve-sim-qga-')
+		self.addCleanup(shutil.rmtree, d, True)
+		path = os.path.join(d, 'qga.sock')
+		srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+		srv.bind(path)
+		srv.listen(1)
+		self.addCleanup(srv.close)
+		self.seen = []
+
+		def run():
+			conn, _ = srv.accept()
+			buf = b''
+			with conn:
+				while True:
+					c = conn.recv(4096)
+					if not c:
+						return
+					buf += c
+					while b'\n' in buf:
+						line, _, buf = buf.partition(b'\n')
+						msg = json.loads(line.lstrip(b'\xff'))
+						self.seen.append(msg)
+						out = answer(msg)
+						if out:
+							conn.sendall(out)
+		threading.Thread(target=run, daemon=True).start()
+		return path
+
+	def test_sync_skips_stale_output_and_command_returns_the_answer(self):
+		from qemu_hv import QgaClient
+
+		def answer(msg):
+			if msg['execute'] == 'guest-sync-delimited':
+				# a late answer of an earlier command, a stale delimiter with an old id, noise
+				return (b'{"return": {"pid": 1}}\n\xff{"return": 7}\ngarbage\n\xff' +
+					json.dumps({'return': msg['arguments']['id']}).encode() + b'\n')
+			if msg['execute'] == 'guest-exec-status':
+				return json.dumps({'return': {'exited': True, 'exitcode': 0,
+					'out-data': base64.b64encode(b'hi\n').decode()}}).encode() + b'\n'
+			return b'{"error": {"class": "CommandNotFound", "desc": "nope"}}\n'
+		q = QgaClient(self.serve(answer))
+		self.addCleanup(q.close)
+		q.sync(2)
+		res = q.command('guest-exec-status', {'pid': 5}, 2)
+		self.assertEqual(res['return']['out-data'], base64.b64encode(b'hi\n').decode())
+		self.assertEqual(self.seen[1], {'execute': 'guest-exec-status', 'arguments': {'pid': 5}})
+		q.sync(2)
+		self.assertEqual(q.command('guest-foo', None, 2)['error']['desc'], 'nope')
+
+	def test_silent_agent_times_out(self):
+		from qemu_hv import AgentTimeout, QgaClient
+		q = QgaClient(self.serve(lambda msg: None))
+		self.addCleanup(q.close)
+		t0 = time.monotonic()
+		with self.assertRaises(AgentTimeout):
+			q.sync(0.5)
+		self.assertLess(time.monotonic() - t0, 2)
+		self.assertEqual(self.seen[0]['execute'], 'guest-sync-delimited')
+
+
 def full_image():
 	"""The full test image (built and cached by scripts/build-test-image.sh), or None."""
 	if os.environ.get('PHX_SKIP_BOOT_TEST'):
