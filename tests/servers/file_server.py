@@ -227,7 +227,7 @@ class Handler(BaseHTTPRequestHandler):
                 break
             self.wfile.write(data)
             sent += len(data)
-            time.sleep(0.1)
+            time.sleep(len(data) / rate)
         return sent
 
     @staticmethod
