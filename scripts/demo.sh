@@ -1,0 +1,290 @@
+#!/bin/sh
+# demo.sh: Phoenix Orchestrator end to end on one machine, with real guests (make demo).
+#
+# Usage: scripts/demo.sh          (from anywhere; works in the repository it lives in)
+#
+#   1. installs what is missing (scripts/install-deps.sh) and builds ./orchestrator,
+#   2. builds (or reuses) the Debian test cloud image (scripts/build-test-image.sh),
+#   3. serves it over HTTP as an `.img` with a SHA256SUMS (tests/servers/file_server.py),
+#   4. starts the Proxmox VE API simulator in qemu mode (tests/pve-sim/pve_sim.py --qemu):
+#      VMs really boot under qemu-system-x86_64, the guest agent really answers,
+#   5. writes build/demo/config.json: one template built from the served image with the guest
+#      agent installed offline from .debs, two VMs (8001, 8002) with a user, an SSH key and
+#      the `hello` feature (configs/features/hello.sh; docker needs internet, the demo has none),
+#   6. runs `orchestrator --provision-template [--validate]`, then `orchestrator 8001 8002`,
+#      which print their results (the second one a table of VMs and IPs),
+#   7. proves through the simulator's API (agent exec in each guest) that cloud-init created
+#      the user and ran the feature script, and prints the time of each phase,
+#   8. stops everything it started (simulator -> its qemu guests, file server) on any exit.
+#
+# Logs: build/sim-logs/demo.jsonl (every API request), build/demo/ (config, orchestrator
+# output, simulator stderr, guest consoles under build/demo/sim-state/qemu/*.console.log).
+# Environment: DEMO_JOBS (default 1: two TCG guests booting at once overload 2 cores),
+# DEMO_VALIDATE=0 to skip --validate.
+# Needs root for the test image (debootstrap) and libguestfs. Under TCG expect ~10 minutes.
+set -eu
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+demo=$repo/build/demo
+logs=$repo/build/sim-logs
+jobs=${DEMO_JOBS:-1}
+
+sim_pid=
+fs_pid=
+t_begin=$(date +%s)
+phases=
+
+say() { printf '\n== %s\n' "$*"; }
+die() {
+	printf 'demo: error: %s\n' "$*" >&2
+	exit 1
+}
+
+cleanup() {
+	rc=$?
+	trap - EXIT INT TERM
+	# SIGTERM makes the simulator end its qemu guests (they also die with it: PDEATHSIG)
+	for p in $sim_pid $fs_pid; do
+		kill -TERM "$p" 2>/dev/null || :
+	done
+	for p in $sim_pid $fs_pid; do
+		wait "$p" 2>/dev/null || :
+	done
+	if [ "$rc" -ne 0 ]; then
+		printf '\ndemo: FAILED (exit %s). Logs: %s, %s\n' "$rc" "$demo" "$logs/demo.jsonl" >&2
+		for c in "$demo"/sim-state/qemu/*.console.log; do
+			[ -s "$c" ] || continue
+			printf -- '--- last lines of %s\n' "$c" >&2
+			tail -n 15 "$c" >&2
+		done
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+phase_start() {
+	phase_name=$1
+	phase_t0=$(date +%s)
+	say "$1"
+}
+phase_end() {
+	dt=$(($(date +%s) - phase_t0))
+	phases="$phases$(printf '  %-46s %5d s' "$phase_name" "$dt")
+"
+}
+
+# Waits for a "KEY value" line in FILE written by a background process PID; prints value.
+wait_line() {
+	file=$1 key=$2 pid=$3 n=0
+	while [ $n -lt 300 ]; do
+		v=$(sed -n "s/^$key //p" "$file" 2>/dev/null | head -n 1)
+		if [ -n "$v" ]; then
+			printf '%s\n' "$v"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+		n=$((n + 1))
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+phase_start "dependencies, build"
+scripts/install-deps.sh
+if [ -z "${MAKELEVEL:-}" ] || [ ! -x ./orchestrator ]; then
+	make -s orchestrator
+fi
+./orchestrator --version
+phase_end
+
+phase_start "test image (cached after the first build)"
+img=$(scripts/build-test-image.sh)
+imgdir=$(dirname "$img")
+for f in vmlinuz initrd.img debs; do
+	[ -e "$imgdir/$f" ] || die "$imgdir/$f missing: the full test image has a kernel, initrd and debs/"
+done
+echo "image: $img ($(du -m "$img" | cut -f1) MiB)"
+phase_end
+
+phase_start "image server + simulator (qemu mode)"
+rm -rf "$demo"
+mkdir -p "$demo/www" "$logs"
+# the file server only serves files inside its root: a hard link costs nothing
+ln "$img" "$demo/www/debian-12-genericcloud-amd64.img" 2>/dev/null ||
+	cp --reflink=auto "$img" "$demo/www/debian-12-genericcloud-amd64.img"
+(cd "$demo/www" && sha256sum debian-12-genericcloud-amd64.img >SHA256SUMS)
+python3 tests/servers/file_server.py --root "$demo/www" --log "$demo/file_server.jsonl" \
+	>"$demo/file_server.out" 2>"$demo/file_server.err" &
+fs_pid=$!
+img_url=$(wait_line "$demo/file_server.out" URL "$fs_pid") || die "file server did not start: $(cat "$demo/file_server.err")"
+rm -f "$logs/demo.jsonl"
+python3 tests/pve-sim/pve_sim.py --state-dir "$demo/sim-state" --port 0 --tls \
+	--log "$logs/demo.jsonl" --task-duration 0.1 --qemu --qemu-kernel "$imgdir/vmlinuz" \
+	--qemu-initrd "$imgdir/initrd.img" >"$demo/sim.out" 2>"$demo/sim.err" &
+sim_pid=$!
+sim_url=$(wait_line "$demo/sim.out" URL "$sim_pid") || die "simulator did not start: $(cat "$demo/sim.err")"
+sim_fp=$(wait_line "$demo/sim.out" FINGERPRINT "$sim_pid") || die "simulator printed no fingerprint"
+echo "image server: $img_url  simulator: $sim_url"
+export PVE_API_URL="$sim_url"
+export PVE_TOKEN_ID='phoenix@pve!ci'
+export PVE_TOKEN_SECRET='11111111-2222-3333-4444-555555555555'
+export PVE_NODE=pve1
+export PVE_TLS_FINGERPRINT="$sim_fp"
+
+key=$demo/id_ed25519
+ssh-keygen -q -t ed25519 -N '' -C demo@phoenix -f "$key"
+pubkey=$(cat "$key.pub")
+debs=$(for d in "$imgdir"/debs/*.deb; do printf '"%s",' "$d"; done | sed 's/,$//')
+cat >"$demo/config.json" <<EOF
+{
+  "_comment": "Written by scripts/demo.sh; the proxmox connection comes from PVE_* variables.",
+  "defaults": {
+    "storage": "local",
+    "import_storage": "local",
+    "iso_storage": "local",
+    "bridge": "vmbr0",
+    "cloudinit_mode": "iso",
+    "agent_timeout_s": 600,
+    "tags": ["demo"]
+  },
+  "templates": [
+    {
+      "name": "debian-demo",
+      "vmid": 9000,
+      "os": "debian-12",
+      "image_url": "$img_url/debian-12-genericcloud-amd64.img",
+      "checksum_url": "$img_url/SHA256SUMS",
+      "customize": { "packages": [], "debs": [$debs] },
+      "hardware": { "cores": 2, "memory_mb": 1024 }
+    }
+  ],
+  "features": {
+    "hello": { "script": "$repo/configs/features/hello.sh" }
+  },
+  "vms": [
+    {
+      "vmid": 8001, "name": "demo-1", "clone_from_template": "debian-demo",
+      "cores": 2, "memory_mb": 1024,
+      "user_config": { "username": "demo", "ssh_public_key": "$pubkey" },
+      "features": ["hello"]
+    },
+    {
+      "vmid": 8002, "name": "demo-2", "clone_from_template": "debian-demo",
+      "cores": 2, "memory_mb": 1024,
+      "user_config": { "username": "demo", "ssh_public_key": "$pubkey" },
+      "features": ["hello"]
+    }
+  ]
+}
+EOF
+./orchestrator --config "$demo/config.json" --check
+phase_end
+
+# ---------------------------------------------------------------------------------------------
+vflag=
+[ "${DEMO_VALIDATE:-1}" = 0 ] || vflag=' --validate'
+phase_start "orchestrator --provision-template$vflag"
+# Runs the orchestrator with live output (also kept in build/demo/NAME.log); returns its status.
+orch() {
+	name=$1
+	shift
+	{
+		./orchestrator --config "$demo/config.json" "$@" 2>&1
+		echo $? >"$demo/$name.rc"
+	} | tee "$demo/$name.log"
+	return "$(cat "$demo/$name.rc")"
+}
+rc=0
+if [ "${DEMO_VALIDATE:-1}" != 0 ]; then
+	orch provision --provision-template --validate || rc=$?
+	if [ $rc -ne 0 ] && grep -q 'not implemented' "$demo/provision.log"; then
+		echo "(--validate is not implemented yet in this build: provisioning without it)"
+		rc=0
+		orch provision --provision-template || rc=$?
+	fi
+else
+	orch provision --provision-template || rc=$?
+fi
+[ $rc -eq 0 ] || die "orchestrator --provision-template failed (exit $rc)"
+phase_end
+
+phase_start "orchestrator 8001 8002"
+orch deploy --jobs "$jobs" 8001 8002 || die "orchestrator 8001 8002 failed (exit $?)"
+phase_end
+
+# ---------------------------------------------------------------------------------------------
+phase_start "proof: agent exec in each guest"
+python3 - "$sim_url" "$demo/sim-state/pve-ssl.pem" "$PVE_TOKEN_ID=$PVE_TOKEN_SECRET" \
+	"$demo/proof.txt" <<'PY'
+import json, ssl, sys, time, urllib.parse, urllib.request
+
+url, ca, token, summary = sys.argv[1:5]
+lines = []
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+
+
+def api(method, path, params=None):
+	data = None
+	u = url + '/api2/json/nodes/pve1/qemu' + path
+	hdr = {'Authorization': 'PVEAPIToken=' + token}
+	if method == 'GET' and params:
+		u += '?' + urllib.parse.urlencode(params)
+	elif params:
+		data = json.dumps(params).encode()
+		hdr['Content-Type'] = 'application/json'
+	req = urllib.request.Request(u, data=data, method=method, headers=hdr)
+	with urllib.request.urlopen(req, context=ctx, timeout=60) as r:
+		return json.loads(r.read())['data']
+
+
+def run(vmid, argv):
+	pid = api('POST', '/%d/agent/exec' % vmid, {'command': argv})['pid']
+	for _ in range(600):
+		st = api('GET', '/%d/agent/exec-status' % vmid, {'pid': pid})
+		if st.get('exited'):
+			return st
+		time.sleep(1)
+	raise SystemExit('%s in VM %d did not finish' % (argv, vmid))
+
+
+ok = True
+for vmid in (8001, 8002):
+	st = api('GET', '/%d/status/current' % vmid)
+	ifs = api('GET', '/%d/agent/network-get-interfaces' % vmid)['result']
+	ips = [a['ip-address'] for i in ifs if i['name'] != 'lo' for a in i.get('ip-addresses', [])
+		if a['ip-address-type'] == 'ipv4']
+	print('VM %d (%s): %s, agent reports IPv4 %s' % (vmid, st.get('name'), st['status'],
+		', '.join(ips) or 'none'))
+	facts = []
+	for argv in (['cloud-init', 'status', '--wait'], ['id', 'demo'],
+			['cat', '/home/demo/.ssh/authorized_keys'], ['cat', '/var/lib/phoenix/hello']):
+		r = run(vmid, argv)
+		out = (r.get('out-data') or '').strip()
+		good = r.get('exitcode') == 0
+		ok = ok and good
+		print('  %s %-40s -> %s' % ('ok  ' if good else 'FAIL', ' '.join(argv),
+			out.replace('\n', ' | ') or (r.get('err-data') or '').strip()))
+		facts.append(out.splitlines()[-1] if good and out else 'FAILED: ' + ' '.join(argv))
+	lines.append('  VM %d: cloud-init %s; user: %s; feature: %s' % (vmid,
+		facts[0].replace('status: ', ''), facts[1], facts[3]))
+with open(summary, 'w') as f:
+	f.write('\n'.join(lines) + '\n')
+sys.exit(0 if ok else 1)
+PY
+phase_end
+
+total=$(($(date +%s) - t_begin))
+say "summary"
+echo "VMs (orchestrator's table):"
+sed -n '/^VMID /,$p' "$demo/deploy.log"
+echo "proof (through the Proxmox API's agent/exec, answered by qemu-guest-agent in each guest):"
+cat "$demo/proof.txt"
+echo "time per phase:"
+printf '%s' "$phases"
+printf '  %-46s %5d s\n' "total" "$total"
+say "stopping the simulator (and its qemu guests) and the file server"
