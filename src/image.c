@@ -719,7 +719,7 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	img_now(&d.t0);
 
 	for (unsigned attempt = 0; !complete; attempt++) {
-		struct phx_err aerr = PHX_ERR_INIT, ignored = PHX_ERR_INIT;
+		struct phx_err aerr = PHX_ERR_INIT, ferr = PHX_ERR_INIT, ignored = PHX_ERR_INIT;
 		const char *headers[3] = {NULL, NULL, NULL};
 		int rc_http;
 		struct http_request req = {.method = "GET",
@@ -756,9 +756,9 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		d.assumed_partial = d.bad_range = false;
 		rc_http = http_perform(c, &req, &resp, &aerr);
 		/* whatever arrived goes to the file before deciding what comes next */
-		if (!d.sink_failed && img_writer_flush(&d.w, &ignored) < 0) {
+		if (!d.sink_failed && img_writer_flush(&d.w, &ferr) < 0) {
 			d.sink_failed = true;
-			aerr = ignored; /* the local failure is the root cause */
+			aerr = ferr; /* the local failure is the root cause */
 			rc_http = -1;
 		}
 		if (!validator && d.req_offset == 0 && (resp.status == 200 || resp.status == 206)) {
