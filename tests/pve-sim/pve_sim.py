@@ -1901,13 +1901,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		if code >= 400 or close:
 			self.send_header('Connection', 'close')
 			self.close_connection = True
+		self.status = code
+		# log before the answer leaves, so a client that reads the log right after its
+		# request sees it (the log is how tests count requests)
+		self.log_now()
 		self.end_headers()
 		self.wfile.write(data)
-		self.status = code
+
+	def log_now(self):
+		rec = getattr(self, 'logrec', None)
+		if rec is None or rec.get('_logged'):
+			return
+		rec['_logged'] = True
+		rec['status'] = self.status
+		rec['duration_ms'] = round((time.monotonic() - self.t0) * 1000, 3)
+		rec['time'] = time.strftime('%Y-%m-%dT%H:%M:%S')
+		write_log(self.server.sim, {k: v for k, v in rec.items() if k != '_logged'})
 
 	def handle_any(self):
-		sim = self.server.sim
-		t0 = time.monotonic()
+		self.t0 = time.monotonic()
 		self.status = None
 		rec = {'method': self.command, 'path': self.path.split('?', 1)[0], 'params': {}}
 		self.logrec = rec
@@ -1931,10 +1943,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		except (ConnectionError, BrokenPipeError):
 			self.close_connection = True
 		finally:
-			rec['status'] = self.status
-			rec['duration_ms'] = round((time.monotonic() - t0) * 1000, 3)
-			rec['time'] = time.strftime('%Y-%m-%dT%H:%M:%S')
-			write_log(sim, rec)
+			self.log_now()
 
 	def drain(self):
 		# Take what the client already sent so closing does not reset the connection before
