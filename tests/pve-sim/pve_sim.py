@@ -2365,7 +2365,8 @@ def parse_args(argv):
 	q.add_argument('--qemu-initrd', help='initrd for --qemu-kernel')
 	q.add_argument('--qemu-append', default='root=LABEL=cloudimg-rootfs console=ttyS0',
 		help='kernel command line for --qemu-kernel')
-	q.add_argument('--qemu-accel', default='tcg', help="'tcg' (default) or 'kvm'")
+	q.add_argument('--qemu-accel', default='auto', choices=('auto', 'kvm', 'tcg'),
+		help="'auto' (default): KVM when a probe boot shows it works, else TCG")
 	q.add_argument('--qemu-binary', default='qemu-system-x86_64')
 	q.add_argument('--qemu-max-memory', type=int, default=1024, help='MiB cap per guest')
 	q.add_argument('--qemu-max-cpus', type=int, default=2, help='vCPU cap per guest')

@@ -22,11 +22,13 @@ and stop/destroy/reset/close/SIGTERM/exit terminate it explicitly.
 import atexit
 import base64
 import ctypes
+import glob
 import json
 import os
 import queue
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -53,6 +55,77 @@ def _set_pdeathsig():
 		ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 	except Exception:
 		pass
+
+
+def probe_kvm(binary, kernel=None, timeout=3.0):
+	"""(ok, why): /dev/kvm existing is not enough (nested "PVM" hosts open it, then qemu aborts
+	or the guest kernel hangs), so boot a real kernel for a moment and wait for its banner on
+	the serial console, as src/customize_accel.c does for libguestfs. A working KVM prints it
+	in well under a second."""
+	if not os.access('/dev/kvm', os.R_OK | os.W_OK):
+		return False, 'no usable /dev/kvm'
+	if not kernel:
+		ks = sorted(glob.glob('/boot/vmlinuz-*'))
+		if not ks:
+			return False, 'no kernel to probe KVM with'
+		kernel = ks[-1]
+	try:
+		p = subprocess.Popen([binary, '-accel', 'kvm', '-machine', 'pc', '-cpu', 'max', '-m', '128',
+			'-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio', '-monitor', 'none',
+			'-kernel', kernel, '-append', 'console=ttyS0 panic=-1'], stdin=subprocess.DEVNULL,
+			stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=_set_pdeathsig)
+	except OSError as e:
+		return False, 'cannot run %s: %s' % (binary, e)
+	seen = b''
+	ok, why = False, 'no kernel banner within %.0f s (KVM present but guests hang)' % timeout
+	end = time.monotonic() + timeout
+	try:
+		while time.monotonic() < end:
+			r, _, _ = select.select([p.stdout], [], [], max(0, end - time.monotonic()))
+			if not r:
+				break
+			c = os.read(p.stdout.fileno(), 4096)
+			if not c:
+				why = 'qemu exited before the kernel printed its banner'
+				break
+			seen = seen[-64:] + c
+			if b'Linux version' in seen:
+				ok, why = True, 'kernel banner seen'
+				break
+	finally:
+		p.kill()
+		p.wait()
+		p.stdout.close()
+	return ok, why
+
+
+def pick_accel(binary, kernel):
+	"""'kvm' or 'tcg' for --qemu-accel auto; the verdict is kept per host boot (it cannot change
+	before a reboot) so each simulator start does not pay for the probe."""
+	try:
+		with open('/proc/sys/kernel/random/boot_id') as f:
+			boot = f.read().strip()
+	except OSError:
+		boot = None
+	cache = os.path.join(tempfile.gettempdir(), 'pve-sim-accel-%s' % boot) if boot else None
+	if cache:
+		try:
+			with open(cache) as f:
+				v = f.read().split('\n')[0]
+			if v in ('kvm', 'tcg'):
+				return v
+		except OSError:
+			pass
+	ok, why = probe_kvm(binary, kernel)
+	v = 'kvm' if ok else 'tcg'
+	if cache:
+		try:
+			with open(cache + '.tmp', 'w') as f:
+				f.write('%s\n%s\n' % (v, why))
+			os.replace(cache + '.tmp', cache)
+		except OSError:
+			pass
+	return v
 
 
 def guest_net(vmid, i):
@@ -188,6 +261,8 @@ class QemuHypervisor:
 		for p in (self.kernel, self.initrd):
 			if p and not os.path.isfile(p):
 				raise SystemExit('--qemu: no such file %s' % p)
+		if self.accel == 'auto':
+			self.accel = pick_accel(self.binary, self.kernel)
 		d = os.path.join(sim.state_dir, 'qemu')
 		os.makedirs(d, exist_ok=True)
 		self.logdir = d
@@ -272,7 +347,8 @@ class QemuHypervisor:
 		mem = min(int(conf.get('memory', 512)), self.max_mem)
 		cpus = max(1, min(int(conf.get('cores', 1)) * int(conf.get('sockets', 1)), self.max_smp))
 		a = [self.binary, '-name', 'vm%d' % vmid, '-machine', 'pc', '-accel', self.accel,
-			'-m', str(mem), '-smp', str(cpus), '-nodefaults', '-display', 'none',
+			'-m', str(mem), '-smp', str(cpus), '-nodefaults', '-display', 'none'] + (
+			['-cpu', 'host'] if self.accel == 'kvm' else []) + [
 			'-serial', 'file:' + files['console'],
 			'-qmp', 'unix:%s,server=on,wait=off' % qarg(files['qmp'])]
 		if self.kernel:
