@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -820,6 +821,13 @@ static void prov_print(const struct session *s, const struct prov_result *r)
 		json_object_set_new(o, "changed", json_boolean(r->changed));
 		json_object_set_new(o, "validated", json_boolean(r->validated));
 		json_object_set_new(o, "phase_seconds", ph);
+		{
+			/* this process only: the libguestfs appliance is a child with its own RSS */
+			struct rusage ru;
+
+			if (getrusage(RUSAGE_SELF, &ru) == 0)
+				json_object_set_new(o, "peak_rss_kib", json_integer(ru.ru_maxrss));
+		}
 		json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		fputc('\n', stdout);
 		json_decref(o);

@@ -278,6 +278,21 @@ class ProvisionPreflightTest(OrchestratorTest):
         })
 
 
+class RunLockTest(ProvisionPreflightTest):
+    def test_overlapping_run_is_refused_with_the_holder(self):
+        import fcntl
+        env = self.env()
+        path = os.path.join(env["XDG_RUNTIME_DIR"], "phoenix-orchestrator.lock")
+        with open(path, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            f.write("4242\n")
+            f.flush()
+            p = self.run_bin("--config", self.config(), "--provision-template", env=env,
+                             check=1)
+        self.assertIn("another orchestrator run (pid 4242) holds the lock", p.stderr)
+        self.assertEqual([r for r in self.sim.requests() if not r.get("control")], [])
+
+
 class OldVersionTest(ProvisionPreflightTest):
     sim_opts = {"pve_version": "8.3.2"}
 
