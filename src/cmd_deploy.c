@@ -11,6 +11,7 @@
  *
  * Owns: the orchestration and the report. Does not own: rendering (cloudinit.h), the ISO
  * (iso.h), the wire (pve.h), the pure helpers (deploy.h). */
+#include "clock.h"
 #include "cmd.h"
 
 #include <errno.h>
@@ -387,22 +388,6 @@ static bool dep_agent_enabled(const json_t *conf)
 	return s && (!strncmp(s, "1", 1) || !strncmp(s, "enabled=1", 9));
 }
 
-static double dep_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void dep_sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* Polls agent/ping with backoff, then network-get-interfaces until an IPv4 address shows up,
  * all within timeout_s. A missing agent ends in PHX_E_TIMEOUT naming the likely cause; an
  * agent without an address yet is only a warning (ip stays ""). */
@@ -410,7 +395,7 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 			  unsigned long timeout_s, const char *mac, char *ip, size_t iplen,
 			  struct phx_err *err)
 {
-	double start = dep_now(), left;
+	double start = clk_now(), left;
 	unsigned delay = DEP_AGENT_DELAY_FIRST_MS;
 	struct phx_err last = PHX_ERR_INIT;
 	int vmid = (int)vm->vmid;
@@ -425,7 +410,7 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 			phx_err_set(err, last.code, "%s", last.msg);
 			return -1;
 		}
-		left = (double)timeout_s - (dep_now() - start);
+		left = (double)timeout_s - (clk_now() - start);
 		if (left <= 0)
 			return phx_err_set(
 				err, PHX_E_TIMEOUT,
@@ -433,7 +418,7 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 				"(last answer: %s): install and enable qemu-guest-agent in "
 				"the template, or raise defaults.agent_timeout_s",
 				vm->vmid, vm->name, timeout_s, last.msg);
-		dep_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
+		clk_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
 		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS
 							       : delay * 3 / 2;
 	}
@@ -449,14 +434,14 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 			if (found)
 				return 0;
 		}
-		left = (double)timeout_s - (dep_now() - start);
+		left = (double)timeout_s - (clk_now() - start);
 		if (left <= 0) {
 			log_warn("VM %lu '%s': the guest agent reports no IPv4 address yet%s%s",
 				 vm->vmid, vm->name, last.msg[0] ? ": " : "", last.msg);
 			ip[0] = '\0';
 			return 0;
 		}
-		dep_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
+		clk_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
 		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS
 							       : delay * 3 / 2;
 	}

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cmd.h"
 #include "config.h"
 #include "crypto.h"
@@ -55,14 +56,6 @@ struct prov_ctx {
 	struct pve_vm_list vms; /* cluster guests at the start of this template's build */
 	struct cust_plan *plan; /* for the template being built */
 };
-
-static double prov_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- undo actions ---- */
 
@@ -596,7 +589,7 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	double t0;
 	int rc = -1;
 
-	t0 = prov_now();
+	t0 = clk_now();
 	if (!pve_client_dry_run(s->pve) && crypto_sha256_file(disk_path, custom_sha, err) < 0)
 		return -1;
 	snprintf(filename, sizeof(filename), "phoenix-%s-%.12s.qcow2", t->name, custom_sha);
@@ -608,9 +601,9 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	}
 	if (prov_add_vol_undo(p, volid, err) < 0)
 		goto out;
-	res->phase_s[PH_UPLOAD] = prov_now() - t0;
+	res->phase_s[PH_UPLOAD] = clk_now() - t0;
 
-	t0 = prov_now();
+	t0 = clk_now();
 	desc = prov_description(t, res->name, source_sha256, custom_sha);
 	if (!desc || prov_tags(t, tags, sizeof(tags), err) < 0) {
 		if (!desc)
@@ -654,14 +647,14 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 			     t->hardware.disk_size_gb);
 		goto out;
 	}
-	res->phase_s[PH_CREATE] = prov_now() - t0;
+	res->phase_s[PH_CREATE] = clk_now() - t0;
 
-	t0 = prov_now();
+	t0 = clk_now();
 	if (pve_vm_template(s->pve, s->node, (int)res->vmid, session_task_timeout(s), err) < 0) {
 		phx_err_wrap(err, "convert VM %lu to a template", res->vmid);
 		goto out;
 	}
-	res->phase_s[PH_TEMPLATE] = prov_now() - t0;
+	res->phase_s[PH_TEMPLATE] = clk_now() - t0;
 	rc = 0;
 out:
 	if (rc == 0) {
@@ -868,10 +861,10 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		log_info("dry run: would download '%s', verify it and customize a copy in %zu "
 			 "steps", t->image_url, cust_plan_len(p->plan));
 	} else {
-		t0 = prov_now();
+		t0 = clk_now();
 		if (prov_fetch(s, t, &img, err) < 0)
 			goto out;
-		res->phase_s[PH_DOWNLOAD] = prov_now() - t0;
+		res->phase_s[PH_DOWNLOAD] = clk_now() - t0;
 		memcpy(res->sha256, img.sha256, sizeof(res->sha256));
 	}
 	if (decision == 0) {
@@ -887,10 +880,10 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		}
 	}
 	if (!dry) {
-		t0 = prov_now();
+		t0 = clk_now();
 		if (prov_customize(p, t, &img, &work, err) < 0)
 			goto out;
-		res->phase_s[PH_CUSTOMIZE] = prov_now() - t0;
+		res->phase_s[PH_CUSTOMIZE] = clk_now() - t0;
 	}
 	if (prov_build_on_server(p, t, res, dry ? "(customized image)" : work,
 				 dry ? "(not downloaded in a dry run)" : img.sha256, err) < 0) {

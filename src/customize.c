@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "buf.h"
 #include "customize.h"
 #include "customize_int.h"
@@ -27,14 +28,6 @@ struct cust_ctx {
 	const char *disk;
 	struct phx_err *err;
 };
-
-static double cust_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void cust_free_strv(char **v)
 {
@@ -797,7 +790,7 @@ static int cust_run_shell_steps(struct cust_ctx *c, const struct cust_plan *plan
 	struct cust_shell_step st[64];
 	char *texts[64] = {NULL};
 	size_t n = end - first;
-	double up0 = cust_now(), upload;
+	double up0 = clk_now(), upload;
 	int rc = -1;
 
 	memset(st, 0, sizeof(st));
@@ -811,7 +804,7 @@ static int cust_run_shell_steps(struct cust_ctx *c, const struct cust_plan *plan
 		}
 		st[k].script = texts[k];
 	}
-	upload = cust_now() - up0;
+	upload = clk_now() - up0;
 	if (cust_guest_batch(c, st, n) < 0)
 		goto out;
 	for (size_t k = 0; k < n; k++) {
@@ -857,7 +850,7 @@ static int cust_run_plan(struct cust_ctx *c, const struct cust_plan *plan, size_
 	for (size_t i = 0; i < n;) {
 		const struct cust_op *op = cust_plan_op(plan, i);
 		char what[700];
-		double t = cust_now();
+		double t = clk_now();
 		int rc;
 
 		if (cust_is_shell_op(op->kind)) {
@@ -881,7 +874,7 @@ static int cust_run_plan(struct cust_ctx *c, const struct cust_plan *plan, size_
 			rc = cust_op_timezone(c, op);
 		if (rc < 0)
 			return phx_err_wrap(c->err, "%s", what);
-		log_info("customize: %s: done (%.1f s)", what, cust_now() - t);
+		log_info("customize: %s: done (%.1f s)", what, clk_now() - t);
 		(*steps_done)++;
 		i++;
 	}
@@ -902,11 +895,11 @@ static int cust_hygiene(struct cust_ctx *c)
 
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		char note[160] = "";
-		double t = cust_now();
+		double t = clk_now();
 
 		if (steps[i].fn(c, note, sizeof(note)) < 0)
 			return phx_err_wrap(c->err, "hygiene '%s'", steps[i].what);
-		log_info("customize: hygiene: %s%s (%.1f s)", steps[i].what, note, cust_now() - t);
+		log_info("customize: hygiene: %s%s (%.1f s)", steps[i].what, note, clk_now() - t);
 	}
 	return 0;
 }
@@ -918,7 +911,7 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	struct cust_report rep = {0};
 	struct cust_ctx c = {.disk = disk_path, .err = err};
 	struct rusage ru;
-	double t0 = cust_now(), t;
+	double t0 = clk_now(), t;
 	const char *fmt;
 	char *root = NULL;
 	bool root_ro = false;
@@ -941,7 +934,7 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 		cust_gerr(&c, "add disk '%s'", disk_path);
 		goto out;
 	}
-	t = cust_now();
+	t = clk_now();
 	if (guestfs_launch(c.g) < 0) {
 		cust_gerr(&c, "%s", "start the libguestfs appliance");
 		phx_err_wrap(err,
@@ -950,10 +943,10 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 			     disk_path, rep.accel);
 		goto out;
 	}
-	rep.launch_seconds = cust_now() - t;
+	rep.launch_seconds = clk_now() - t;
 	log_info("customize: appliance started in %.1f s (%s)", rep.launch_seconds, rep.accel);
 
-	t = cust_now();
+	t = clk_now();
 	if (cust_find_root(&c, &root, &root_ro) < 0)
 		goto fail;
 	if (root_ro && guestfs_mount_options(c.g, "remount,rw", root, "/") < 0) {
@@ -972,20 +965,20 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 		goto fail;
 	snprintf(rep.root_device, sizeof(rep.root_device), "%s", root);
 	log_info("customize: root file system '%s': %s %s (%.1f s)", root, rep.distro, rep.version,
-		 cust_now() - t);
+		 clk_now() - t);
 
 	if (cust_run_plan(&c, plan, &rep.steps) < 0)
 		goto fail;
 	if (cust_hygiene(&c) < 0)
 		goto fail;
 	/* shutdown syncs and unmounts; its failure means the writes may not be on disk. */
-	t = cust_now();
+	t = clk_now();
 	if (guestfs_shutdown(c.g) < 0) {
 		cust_gerr(&c, "%s", "shut down the appliance (changes may be incomplete)");
 		goto fail;
 	}
-	log_debug("customize: appliance shut down in %.1f s", cust_now() - t);
-	rep.total_seconds = cust_now() - t0;
+	log_debug("customize: appliance shut down in %.1f s", clk_now() - t);
+	rep.total_seconds = clk_now() - t0;
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		rep.peak_rss_kib = ru.ru_maxrss;
 	log_info("customize: '%s' done in %.1f s, peak RSS %ld KiB", disk_path, rep.total_seconds,

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "http.h"
 #include "log.h"
@@ -467,14 +468,6 @@ static int img_normalise_sha(const char *in, char out[CRYPTO_SHA256_HEX_LEN + 1]
 	return 0;
 }
 
-static void img_sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* ---- the sums file --------------------------------------------------------------------- */
 
 /* Fetches the checksum listing (conditionally when `prev` recorded validators for the same
@@ -822,7 +815,7 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		}
 		log_warn("download of '%s' interrupted at %" PRIu64 " bytes: %s; resuming", p->name,
 			 d.written, aerr.msg);
-		img_sleep_ms(200 * (attempt + 1));
+		clk_sleep_ms(200 * (attempt + 1));
 	}
 	if (d.bar)
 		img_bar_draw(&d, true);

@@ -10,27 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cloudinit.h"
 #include "iso.h"
 #include "log.h"
 
 #define VAL_USER "phoenix-validate"
-
-static double val_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void val_sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /* The MAC of net0 ("virtio=BC:24:11:..,bridge=..."). */
 static int val_net0_mac(struct pve_client *c, const char *node, int vmid, char ret[18],
@@ -86,7 +71,7 @@ static int val_seed(const char *mac, int vmid, const char *path,
 static int val_wait_agent(struct pve_client *c, const char *node, int vmid, long timeout_s,
 			  struct phx_err *err)
 {
-	double start = val_now();
+	double start = clk_now();
 	unsigned delay = 500;
 	struct phx_err last = PHX_ERR_INIT;
 
@@ -97,13 +82,13 @@ static int val_wait_agent(struct pve_client *c, const char *node, int vmid, long
 			return 0;
 		if (last.code == PHX_E_AUTH || last.code == PHX_E_PERM)
 			return phx_err_set(err, last.code, "%s", last.msg);
-		if (val_now() - start > (double)timeout_s)
+		if (clk_now() - start > (double)timeout_s)
 			return phx_err_set(err, PHX_E_TIMEOUT,
 					   "the guest agent of the test VM %d did not answer within "
 					   "%ld s (last answer: %s): is qemu-guest-agent installed in "
 					   "the image (customize.packages or customize.debs)?",
 					   vmid, timeout_s, last.msg);
-		val_sleep_ms(delay);
+		clk_sleep_ms(delay);
 		delay = delay * 3 / 2 > 5000 ? 5000 : delay * 3 / 2;
 	}
 }
@@ -113,7 +98,7 @@ static int val_exec(struct pve_client *c, const char *node, int vmid, const char
 		    long timeout_s, int *ret_code, char *ret_out, size_t out_len,
 		    struct phx_err *err)
 {
-	double start = val_now();
+	double start = clk_now();
 	long long pid = 0;
 	unsigned delay = 200;
 
@@ -132,11 +117,11 @@ static int val_exec(struct pve_client *c, const char *node, int vmid, const char
 			return 0;
 		}
 		pve_exec_status_release(&st);
-		if (val_now() - start > (double)timeout_s)
+		if (clk_now() - start > (double)timeout_s)
 			return phx_err_set(err, PHX_E_TIMEOUT,
 					   "'%s' did not finish in the test VM within %ld s",
 					   argv[0], timeout_s);
-		val_sleep_ms(delay);
+		clk_sleep_ms(delay);
 		delay = delay * 3 / 2 > 2000 ? 2000 : delay * 3 / 2;
 	}
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "buf.h"
 #include "crypto.h"
 #include "log.h"
@@ -452,14 +453,6 @@ static int encode_params(const struct pve_param *params, size_t n, struct buf *o
 	return 0;
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static unsigned next_jitter(struct pve_client *c)
 {
 	unsigned x = c->jitter;
@@ -597,7 +590,7 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 
 			log_debug("%s; retrying in %u ms (attempt %d of %d)", e.msg, ms,
 				  attempt + 1, c->max_tries);
-			sleep_ms(ms);
+			clk_sleep_ms(ms);
 		}
 	}
 out:
@@ -693,14 +686,6 @@ int pve_task_status_parse(const json_t *status, enum pve_task_state *ret_state,
 	return 0;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 enum { TASK_TAIL_LINES = 10, TASK_LOG_PAGE = 50 };
 
 /* Appends the last lines of the task log to `out`; best effort (errors are dropped: the task
@@ -746,7 +731,7 @@ int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 {
 	char node[256];
 	char *path;
-	double start = now_s(), elapsed;
+	double start = clk_now(), elapsed;
 	unsigned delay_ms = 50;
 	int rc = -1;
 
@@ -767,7 +752,7 @@ int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 		const char *exit;
 		json_t *data = NULL;
 
-		sleep_ms(delay_ms);
+		clk_sleep_ms(delay_ms);
 		if (pve_get(c, path, NULL, 0, &data, err) < 0)
 			break;
 		if (pve_task_status_parse(data, &state, &exit, err) < 0) {
@@ -796,7 +781,7 @@ int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 			break;
 		}
 		json_decref(data);
-		elapsed = now_s() - start;
+		elapsed = clk_now() - start;
 		if (elapsed >= (double)timeout_s) {
 			phx_err_set(err, PHX_E_TIMEOUT,
 				    "task %s still running after %ld s (raise the operation's "
@@ -869,7 +854,7 @@ int pve_upload_multipart(struct pve_client *c, const char *path,
 					    resp.body.len, &e);
 			if (attempt < c->max_tries && (pve_is_lock_timeout(resp.reason) ||
 						       pve_is_lock_timeout(buf_str(&resp.body)))) {
-				sleep_ms(backoff_ms(c, attempt));
+				clk_sleep_ms(backoff_ms(c, attempt));
 				continue;
 			}
 		}
