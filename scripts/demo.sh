@@ -19,16 +19,18 @@
 #
 # Logs: build/sim-logs/demo.jsonl (every API request), build/demo/ (config, orchestrator
 # output, simulator stderr, guest consoles under build/demo/sim-state/qemu/*.console.log).
-# Environment: DEMO_JOBS (default 1: two TCG guests booting at once overload 2 cores),
-# DEMO_VALIDATE=0 to skip --validate.
-# Needs root for the test image (debootstrap) and libguestfs. Under TCG expect ~10 minutes.
+# Environment: DEMO_JOBS (default 2: both VMs boot at once; measured on 2 cores under TCG the
+# deploy phase takes 107 s with 2 vs 176 s with 1), DEMO_VALIDATE=0 to skip --validate.
+# Needs root for the test image (debootstrap) and libguestfs. Measured on a 2-core TCG machine:
+# ~7 min on the first run (image build ~2 min more when not cached), ~4.5 min afterwards
+# (the customized image is reused).
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 demo=$repo/build/demo
 logs=$repo/build/sim-logs
-jobs=${DEMO_JOBS:-1}
+jobs=${DEMO_JOBS:-2}
 
 sim_pid=
 fs_pid=
