@@ -347,8 +347,23 @@ def agent_image(img):
 		'phoenix', 'sim-agent-images', key)
 	out = os.path.join(root, 'agent.qcow2')
 	if os.path.exists(out):
+		if not os.path.exists(os.path.join(root, 'source')):
+			with open(os.path.join(root, 'source'), 'w') as f:
+				f.write(img + '\n')
 		return out
+	# drop copies made from test images that are gone (the image script's hash changed)
+	top = os.path.dirname(root)
+	for k in os.listdir(top) if os.path.isdir(top) else []:
+		try:
+			with open(os.path.join(top, k, 'source')) as f:
+				src = f.read().strip()
+		except OSError:
+			continue
+		if not os.path.exists(src):
+			shutil.rmtree(os.path.join(top, k), ignore_errors=True)
 	os.makedirs(root, exist_ok=True)
+	with open(os.path.join(root, 'source'), 'w') as f:
+		f.write(img + '\n')
 	tmp = out + '.tmp%d' % os.getpid()
 	shutil.copyfile(img, tmp)
 	env = dict(os.environ, LIBGUESTFS_BACKEND='direct', LIBGUESTFS_BACKEND_SETTINGS='force_tcg')
