@@ -344,7 +344,9 @@ class QemuHypervisor:
 		"""qemu argv for the VM's config (a small subset of qs config_to_command)."""
 		conf = vm['conf']
 		vmid = vm['vmid']
-		mem = min(int(conf.get('memory', 512)), self.max_mem)
+		# memory is an integer or (PVE 9) a property string 'current=N[,...]'
+		mem = min(int(str(conf.get('memory', 512)).split(',')[0].replace('current=', '')),
+			self.max_mem)
 		cpus = max(1, min(int(conf.get('cores', 1)) * int(conf.get('sockets', 1)), self.max_smp))
 		a = [self.binary, '-name', 'vm%d' % vmid, '-machine', 'pc', '-accel', self.accel,
 			'-m', str(mem), '-smp', str(cpus), '-nodefaults', '-display', 'none'] + (
