@@ -19,8 +19,13 @@
 #
 # Logs: build/sim-logs/demo.jsonl (every API request), build/demo/ (config, orchestrator
 # output, simulator stderr, guest consoles under build/demo/sim-state/qemu/*.console.log).
-# Environment: DEMO_JOBS (default 2: both VMs boot at once; measured on 2 cores under TCG the
-# deploy phase takes 107 s with 2 vs 176 s with 1), DEMO_VALIDATE=0 to skip --validate.
+# Environment:
+#   DEMO_DIR       work dir, wiped at start (default build/demo)
+#   DEMO_LOG       the simulator's request log (default build/sim-logs/demo.jsonl)
+#   PHX_BIN        orchestrator binary (default ./orchestrator, built when run outside make)
+#   DEMO_JOBS      VMs deployed at once (default 2; on 2 cores under TCG the deploy phase took
+#                  107 s with 2 vs 176 s with 1)
+#   DEMO_VALIDATE  0 skips --validate
 # Needs root for the test image (debootstrap) and libguestfs. Measured on a 2-core TCG machine:
 # ~7 min on the first run (image build ~2 min more when not cached), ~4.5 min afterwards
 # (the customized image is reused).
@@ -28,8 +33,17 @@ set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-demo=$repo/build/demo
+demo=${DEMO_DIR:-$repo/build/demo}
 logs=$repo/build/sim-logs
+orch_bin=${PHX_BIN:-$repo/orchestrator}
+simlog=${DEMO_LOG:-$logs/demo.jsonl}
+case $demo in /*) ;; *) demo=$repo/$demo ;; esac
+case $demo in
+/ | "$repo" | "$repo/" | "${HOME:-/}")
+	echo "demo: refusing DEMO_DIR=$demo (it is wiped)" >&2
+	exit 2
+	;;
+esac
 jobs=${DEMO_JOBS:-2}
 
 sim_pid=
@@ -54,7 +68,7 @@ cleanup() {
 		wait "$p" 2>/dev/null || :
 	done
 	if [ "$rc" -ne 0 ]; then
-		printf '\ndemo: FAILED (exit %s). Logs: %s, %s\n' "$rc" "$demo" "$logs/demo.jsonl" >&2
+		printf '\ndemo: FAILED (exit %s). Logs: %s, %s\n' "$rc" "$demo" "$simlog" >&2
 		for c in "$demo"/sim-state/qemu/*.console.log; do
 			[ -s "$c" ] || continue
 			printf -- '--- last lines of %s\n' "$c" >&2
@@ -97,10 +111,10 @@ wait_line() {
 # ---------------------------------------------------------------------------------------------
 phase_start "dependencies, build"
 scripts/install-deps.sh
-if [ -z "${MAKELEVEL:-}" ] || [ ! -x ./orchestrator ]; then
+if [ -z "${PHX_BIN:-}" ] && { [ -z "${MAKELEVEL:-}" ] || [ ! -x ./orchestrator ]; }; then
 	make -s orchestrator
 fi
-./orchestrator --version
+"$orch_bin" --version
 phase_end
 
 phase_start "test image (cached after the first build)"
@@ -114,7 +128,7 @@ phase_end
 
 phase_start "image server + simulator (qemu mode)"
 rm -rf "$demo"
-mkdir -p "$demo/www" "$logs"
+mkdir -p "$demo/www" "$(dirname "$simlog")"
 # the file server only serves files inside its root: a hard link costs nothing
 ln "$img" "$demo/www/debian-12-genericcloud-amd64.img" 2>/dev/null ||
 	cp --reflink=auto "$img" "$demo/www/debian-12-genericcloud-amd64.img"
@@ -122,13 +136,15 @@ ln "$img" "$demo/www/debian-12-genericcloud-amd64.img" 2>/dev/null ||
 python3 tests/servers/file_server.py --root "$demo/www" --log "$demo/file_server.jsonl" \
 	>"$demo/file_server.out" 2>"$demo/file_server.err" &
 fs_pid=$!
-img_url=$(wait_line "$demo/file_server.out" URL "$fs_pid") || die "file server did not start: $(cat "$demo/file_server.err")"
-rm -f "$logs/demo.jsonl"
+img_url=$(wait_line "$demo/file_server.out" URL "$fs_pid") ||
+	die "file server did not start: $(cat "$demo/file_server.err")"
+rm -f "$simlog"
 python3 tests/pve-sim/pve_sim.py --state-dir "$demo/sim-state" --port 0 --tls \
-	--log "$logs/demo.jsonl" --task-duration 0.1 --qemu --qemu-kernel "$imgdir/vmlinuz" \
+	--log "$simlog" --task-duration 0.1 --qemu --qemu-kernel "$imgdir/vmlinuz" \
 	--qemu-initrd "$imgdir/initrd.img" >"$demo/sim.out" 2>"$demo/sim.err" &
 sim_pid=$!
-sim_url=$(wait_line "$demo/sim.out" URL "$sim_pid") || die "simulator did not start: $(cat "$demo/sim.err")"
+sim_url=$(wait_line "$demo/sim.out" URL "$sim_pid") ||
+	die "simulator did not start: $(cat "$demo/sim.err")"
 sim_fp=$(wait_line "$demo/sim.out" FINGERPRINT "$sim_pid") || die "simulator printed no fingerprint"
 echo "image server: $img_url  simulator: $sim_url"
 export PVE_API_URL="$sim_url"
@@ -183,7 +199,7 @@ cat >"$demo/config.json" <<EOF
   ]
 }
 EOF
-./orchestrator --config "$demo/config.json" --check
+"$orch_bin" --config "$demo/config.json" --check
 phase_end
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +211,7 @@ orch() {
 	name=$1
 	shift
 	{
-		./orchestrator --config "$demo/config.json" "$@" 2>&1
+		"$orch_bin" --config "$demo/config.json" "$@" 2>&1
 		echo $? >"$demo/$name.rc"
 	} | tee "$demo/$name.log"
 	return "$(cat "$demo/$name.rc")"
