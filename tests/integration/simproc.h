@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -94,6 +95,9 @@ static SIMPROC_UNUSED int simproc_start(struct simproc *s, const char *name,
 	if (s->pid < 0)
 		return -1;
 	if (s->pid == 0) {
+		/* a failed assertion ends the test process without sim_finish: take the
+		 * simulator down with it instead of leaving it running */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(out[1], 1);
 		if (errfd >= 0)
 			dup2(errfd, 2);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@ static void server_start(void)
 	T.pid = fork();
 	cr_assert_neq(T.pid, -1);
 	if (T.pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* no stray server when an assertion fails */
 		dup2(fds[1], STDOUT_FILENO);
 		close(fds[0]);
 		close(fds[1]);
