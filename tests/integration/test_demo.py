@@ -1,0 +1,125 @@
+"""The boot proof, in CI: real guests under qemu (TCG here) behind the simulator's qemu mode.
+
+- test_demo_end_to_end runs `scripts/demo.sh` (what `make demo` runs): a template built from
+  the test image with --validate, VMs 8001 and 8002 deployed from it, and proof through the
+  agent that cloud-init created the user and ran the feature script in each guest.
+- test_validate_fails_clearly_without_an_agent builds a template on purpose WITHOUT the
+  guest agent and expects --validate to fail with a clear message in bounded time, leaving
+  the template untagged and no test VM behind.
+
+Slow (a few minutes of TCG boots). PHX_SKIP_BOOT_TEST=1 skips them with a reason.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import phxtest
+from phxtest import BIN, BUILD, REPO, OrchestratorTest
+from test_provision import FileServer
+
+
+def boot_skip_reason():
+    if os.environ.get("PHX_SKIP_BOOT_TEST"):
+        return "PHX_SKIP_BOOT_TEST is set"
+    if not shutil.which("qemu-system-x86_64"):
+        return "qemu-system-x86_64 is not installed"
+    return None
+
+
+def full_image():
+    p = subprocess.run([os.path.join(REPO, "scripts", "build-test-image.sh")],
+                       capture_output=True, text=True, timeout=1800)
+    if p.returncode:
+        raise unittest.SkipTest("cannot build the full test image: " + p.stderr[-1500:])
+    return p.stdout.strip()
+
+
+class DemoTest(unittest.TestCase):
+    def test_demo_end_to_end(self):
+        why = boot_skip_reason()
+        if why:
+            self.skipTest(why)
+        full_image()
+        work = tempfile.mkdtemp(prefix="phx-demo-")
+        self.addCleanup(shutil.rmtree, work, True)
+        env = dict(os.environ, DEMO_DIR=os.path.join(work, "demo"), PHX_BIN=BIN,
+                   DEMO_LOG=phxtest.sim_log_path(self.id()))
+        p = subprocess.run([os.path.join(REPO, "scripts", "demo.sh")], env=env, cwd=REPO,
+                           capture_output=True, text=True, timeout=2400)
+        self.assertEqual(p.returncode, 0, "demo failed:\n%s\n%s" % (p.stdout[-6000:],
+                                                                   p.stderr[-4000:]))
+        out = p.stdout
+        self.assertIn("validated", out)
+        for vmid in ("8001", "8002"):
+            self.assertRegex(out, r"VM %s: cloud-init done; user: uid=\d+\(demo\)" % vmid)
+            self.assertRegex(out, r"VM %s: .*feature: .+" % vmid)
+            self.assertNotIn("FAILED: ", out)
+        with open(env["DEMO_LOG"], encoding="utf-8") as f:
+            reqs = [json.loads(line) for line in f]
+        self.assertEqual([r for r in reqs if r.get("violations")], [])
+        self.assertTrue(any(r["path"].endswith("/agent/exec") for r in reqs))
+        left = subprocess.run(["pgrep", "-f", env["DEMO_DIR"]], capture_output=True, text=True)
+        self.assertEqual(left.stdout, "", "demo left processes behind")
+
+
+class ValidateWithoutAgentTest(OrchestratorTest):
+    """A real boot of a template that has no guest agent."""
+
+    @classmethod
+    def setUpClass(cls):
+        why = boot_skip_reason()
+        if why:
+            raise unittest.SkipTest(why)
+        image = full_image()
+        cls.imgdir = os.path.dirname(image)
+        cls.cls_tmp = tempfile.mkdtemp(prefix="phx-noagent-")
+        srv = os.path.join(cls.cls_tmp, "srv")
+        os.makedirs(srv)
+        shutil.copyfile(image, os.path.join(srv, "cloud.img"))
+        subprocess.run("sha256sum --binary cloud.img > SHA256SUMS", shell=True, cwd=srv,
+                       check=True)
+        cls.fs = FileServer(srv, os.path.join(cls.cls_tmp, "files.jsonl"))
+        cls.sim_opts = {"qemu": True, "qemu_kernel": os.path.join(cls.imgdir, "vmlinuz"),
+                        "qemu_initrd": os.path.join(cls.imgdir, "initrd.img"),
+                        "task_duration": 0.05}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fs.stop()
+        shutil.rmtree(cls.cls_tmp, True)
+
+    def test_validate_fails_clearly_without_an_agent(self):
+        cfg = self.write_config({
+            "proxmox": self.proxmox_section(),
+            "defaults": {"storage": "local", "agent_timeout_s": 45},
+            "templates": [{
+                "name": "no-agent", "vmid": 9000, "image_url": self.fs.url + "/cloud.img",
+                "checksum_url": self.fs.url + "/SHA256SUMS",
+                "customize": {"packages": []},  # deliberately no qemu-guest-agent
+                "hardware": {"cores": 1, "memory_mb": 1024}}],
+            "vms": [],
+        })
+        env = self.env(XDG_CACHE_HOME=os.path.join(self.cls_tmp, "cache"))
+        t0 = time.monotonic()
+        p = self.run_bin("--config", cfg, "--provision-template", "--validate", env=env,
+                         check=1, timeout=900)
+        took = time.monotonic() - t0
+        self.assertIn("validate template 9000", p.stderr)
+        self.assertIn("did not answer within 45 s", p.stderr)
+        self.assertIn("is qemu-guest-agent installed", p.stderr)
+        self.assertLess(took, 600, "validation must fail in bounded time, not hang")
+        st = self.sim.control("GET", "/_sim/state")
+        self.assertEqual(sorted(st["vms"]), ["9000"], "the test VM must be removed")
+        self.assertNotIn("validated", st["vms"]["9000"]["conf"]["tags"])
+        self.assertEqual([v["volid"] for v in st["volumes"] if v["content"] == "iso"], [])
+        left = subprocess.run(["pgrep", "-f", "qemu-system.*" + self.sim.state_dir],
+                              capture_output=True, text=True)
+        self.assertEqual(left.stdout, "", "a qemu guest was left running")
+
+
+if __name__ == "__main__":
+    unittest.main()
