@@ -11,7 +11,6 @@
  *
  * Owns: the orchestration and the report. Does not own: rendering (cloudinit.h), the ISO
  * (iso.h), the wire (pve.h), the pure helpers (deploy.h). */
-#include "clock.h"
 #include "cmd.h"
 
 #include <errno.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "cloudinit.h"
 #include "config.h"
 #include "crypto.h"
@@ -69,6 +69,8 @@ struct dep_vm {
 	char *sshkeys;	  /* native mode: owned ci_native_sshkeys_encode() result, or NULL */
 	char *ipconfig;	  /* native mode: owned ci_native_ipconfig() result */
 	char *nameserver; /* native mode: owned, space-joined DNS servers, or NULL */
+	char *snippet;	  /* native mode with snippets_dir: owned rendered user-data, or NULL */
+	size_t snippet_len;
 	struct dep_result res;
 };
 
@@ -78,6 +80,7 @@ struct dep_run {
 	size_t n;
 	long task_timeout_s;
 	unsigned long agent_timeout_s;
+	char snippet_storage[128]; /* storage holding defaults.snippets_dir, "" when unused */
 	pthread_mutex_t mu; /* guards next */
 	size_t next;
 };
@@ -96,6 +99,7 @@ static void dep_vm_release(struct dep_vm *dv)
 	free(dv->sshkeys);
 	free(dv->ipconfig);
 	free(dv->nameserver);
+	free(dv->snippet);
 	free(dv->res.error);
 	free(dv->res.removed);
 	free(dv->res.note);
@@ -185,22 +189,30 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 	if (cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE) {
 		struct buf ns = BUF_INIT;
 
-		if (cfg->defaults.snippets_dir)
+		if (cfg->defaults.snippets_dir) {
+			struct ci_input in;
+
+			/* cicustom user=...: our user-data replaces the one Proxmox would
+			 * generate from ciuser/cipassword/sshkeys, so features and packages
+			 * work; the network still comes from ipconfig0 */
+			if (!vm->has_user)
+				return phx_err_set(err, PHX_E_INPUT,
+						   "%s: $.vms[%zu].user_config: required with "
+						   "defaults.snippets_dir (the snippet creates the "
+						   "user)",
+						   cfg->path, dv->index);
+			dep_ci_input(dv, DEP_PLACEHOLDER_MAC, &in);
+			if (ci_render_user_data(&in, &dv->snippet, &dv->snippet_len, err) < 0)
+				return phx_err_wrap(err, "%s: $.vms[%zu]: cloud-init", cfg->path,
+						    dv->index);
+		} else if (vm->features.n || dv->n_packages) {
 			return phx_err_set(
 				err, PHX_E_INPUT,
-				"%s: $.defaults.snippets_dir: cicustom snippets are not "
-				"supported yet: remove snippets_dir (native mode then uses "
-				"ciuser/cipassword/sshkeys/ipconfig0 only) or use "
-				"cloudinit_mode 'iso', which delivers features and packages "
-				"through the API",
-				cfg->path);
-		if (vm->features.n || dv->n_packages)
-			return phx_err_set(
-				err, PHX_E_INPUT,
-				"%s: $.vms[%zu]: features and packages need "
-				"cloudinit_mode 'iso' (Proxmox's native cloud-init has no "
-				"way to deliver them without snippets)",
+				"%s: $.vms[%zu]: features and packages need cloudinit_mode "
+				"'iso', or defaults.snippets_dir for native mode (Proxmox's "
+				"native cloud-init cannot deliver them without a snippet)",
 				cfg->path, dv->index);
+		}
 		if (vm->user.ssh_public_keys.n &&
 		    ci_native_sshkeys_encode((const char *const *)vm->user.ssh_public_keys.items,
 					     vm->user.ssh_public_keys.n, &dv->sshkeys, err) < 0)
@@ -521,7 +533,7 @@ static void dep_param(struct dep_params *ps, const char *key, const char *value)
 /* Scratch state of one dep_deploy_vm call, freed at its end. */
 struct dep_work {
 	json_t *conf; /* the clone's config (dry-run of a new VM: the template's) */
-	char *net0, *tags, *desc, *ide2, *memory, *cores, *delete, *size;
+	char *net0, *tags, *desc, *ide2, *memory, *cores, *delete, *size, *cicustom;
 	char iso_path[64]; /* local temp file of the seed, "" when none */
 	char seed_volid[256];
 	char old_seed[256]; /* the previous seed to delete after attaching the new one */
@@ -540,6 +552,7 @@ static void dep_work_release(struct dep_work *w)
 	free(w->cores);
 	free(w->delete);
 	free(w->size);
+	free(w->cicustom);
 	if (w->iso_path[0])
 		unlink(w->iso_path);
 }
@@ -635,9 +648,98 @@ static int dep_native_sha(const struct dep_vm *dv, char ret[CRYPTO_SHA256_HEX_LE
 			buf_release(&b);
 			return -1;
 		}
+	if (dv->snippet && buf_append(&b, dv->snippet, dv->snippet_len, err) < 0) {
+		buf_release(&b);
+		return -1;
+	}
 	rc = crypto_sha256_buf(b.data, b.len, ret, err);
 	buf_release(&b);
 	return rc;
+}
+
+/* The snippet file of a VM: "phoenix-ci-<vmid>-user.yaml". */
+static void dep_snippet_name(unsigned long vmid, char *ret, size_t len)
+{
+	snprintf(ret, len, DEPLOY_SEED_PREFIX "%lu-user.yaml", vmid);
+}
+
+/* The storage whose directory holds snippets_dir (GET /storage: type dir/nfs/cifs/...,
+ * `path` + "/snippets" == snippets_dir, content includes snippets). */
+static int dep_snippet_storage(struct pve_client *c, const char *snippets_dir, char *ret,
+			       size_t len, struct phx_err *err)
+{
+	json_t *list = NULL, *st;
+	size_t i;
+	int rc = -1;
+
+	if (pve_get(c, "/storage", NULL, 0, &list, err) < 0)
+		return -1;
+	json_array_foreach(list, i, st) {
+		const char *path = json_string_value(json_object_get(st, "path"));
+		const char *content = json_string_value(json_object_get(st, "content"));
+		const char *id = json_string_value(json_object_get(st, "storage"));
+		size_t n = path ? strlen(path) : 0;
+
+		while (n > 1 && path[n - 1] == '/')
+			n--;
+		if (!id || !path || !content || strstr(content, "snippets") == NULL ||
+		    strncmp(snippets_dir, path, n) || strcmp(snippets_dir + n, "/snippets"))
+			continue;
+		snprintf(ret, len, "%s", id);
+		rc = 0;
+		break;
+	}
+	json_decref(list);
+	if (rc < 0)
+		phx_err_set(err, PHX_E_RUNTIME,
+			    "defaults.snippets_dir '%s' is not the 'snippets' directory of any "
+			    "storage with content 'snippets' (GET /storage)",
+			    snippets_dir);
+	return rc;
+}
+
+static int dep_undo_snippet(void *ctx, void *arg, struct phx_err *err)
+{
+	(void)ctx;
+	if (unlink(arg) < 0 && errno != ENOENT)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "remove '%s'", (char *)arg);
+	return 0;
+}
+
+static const struct txn_action dep_undo_snippet_action = {dep_undo_snippet, free};
+
+/* Writes the VM's user-data snippet (atomically) and returns the cicustom value. */
+static int dep_snippet_write(const struct cfg *cfg, const char *storage, struct txn *t,
+			     const struct dep_vm *dv, bool dry, char **ret_cicustom,
+			     struct phx_err *err)
+{
+	char name[96], *path = NULL;
+	bool existed;
+
+	dep_snippet_name(dv->vm->vmid, name, sizeof(name));
+	if (asprintf(&path, "%s/%s", cfg->defaults.snippets_dir, name) < 0)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	if (asprintf(ret_cicustom, "user=%s:snippets/%s", storage, name) < 0) {
+		free(path);
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	}
+	if (dry) {
+		printf("write %s (%zu bytes of user-data)\n", path, dv->snippet_len);
+		free(path);
+		return 0;
+	}
+	existed = fs_exists(path);
+	if (fs_write_atomic(path, dv->snippet, dv->snippet_len, 0644, err) < 0) {
+		free(path);
+		free(*ret_cicustom);
+		*ret_cicustom = NULL;
+		return phx_err_wrap(err, "cloud-init snippet");
+	}
+	if (existed) {
+		free(path);
+		return 0;
+	}
+	return txn_add_undo(t, path, &dep_undo_snippet_action, path, err);
 }
 
 static char *dep_strdupf(struct phx_err *err, const char *fmt, ...)
@@ -788,10 +890,17 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		if (dep_native_sha(dv, w.sha, err) < 0)
 			goto out;
 		seed_changed = strcmp(old_sha, w.sha) != 0;
-		if (seed_changed) {
+		if (seed_changed && dv->snippet) {
+			if (dep_snippet_write(cfg, r->snippet_storage, t, dv, dry, &w.cicustom,
+					      err) < 0)
+				goto out;
+			dep_param(&ps, "cicustom", w.cicustom);
+		} else if (seed_changed) {
 			dep_param(&ps, "ciuser", vm->user.username);
 			dep_param(&ps, "cipassword", vm->user.password_hash);
 			dep_param(&ps, "sshkeys", dv->sshkeys);
+		}
+		if (seed_changed) {
 			dep_param(&ps, "ipconfig0", dv->ipconfig);
 			dep_param(&ps, "nameserver", dv->nameserver);
 			dep_param(&ps, "searchdomain", vm->search_domain);
@@ -1083,7 +1192,7 @@ static int dep_select(const struct cli_opts *opts, const struct cfg *cfg, struct
 int cmd_deploy(const struct cli_opts *opts, struct phx_err *err)
 {
 	struct session s;
-	struct dep_run r;
+	struct dep_run r = {.n = 0};
 	struct dep_vm *vms = NULL;
 	size_t n = 0, failed = 0;
 	unsigned jobs;
@@ -1098,6 +1207,11 @@ int cmd_deploy(const struct cli_opts *opts, struct phx_err *err)
 		if (dep_prepare(s.cfg, &vms[i], err) < 0)
 			goto out;
 	if (session_connect(&s, true, err) < 0)
+		goto out;
+	/* before the first change: a snippets_dir no storage serves would fail every VM */
+	if (s.cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE && s.cfg->defaults.snippets_dir &&
+	    dep_snippet_storage(s.pve, s.cfg->defaults.snippets_dir, r.snippet_storage,
+				sizeof(r.snippet_storage), err) < 0)
 		goto out;
 	r.s = &s;
 	r.vms = vms;
@@ -1274,6 +1388,18 @@ int cmd_destroy(const struct cli_opts *opts, struct phx_err *err)
 			goto out;
 		}
 		json_array_append(removed, v);
+	}
+	if (s.cfg->defaults.snippets_dir) {
+		char name[96], *path = NULL;
+
+		dep_snippet_name(vmid, name, sizeof(name));
+		if (asprintf(&path, "%s/%s", s.cfg->defaults.snippets_dir, name) < 0) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
+		if (fs_exists(path) && (opts->dry_run || unlink(path) == 0))
+			json_array_append_new(removed, json_string(path));
+		free(path);
 	}
 	if (opts->output == CLI_OUTPUT_JSON) {
 		json_t *o = json_pack("{sI ss ss sb sO}", "vmid", (json_int_t)vmid, "name",

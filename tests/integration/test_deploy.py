@@ -332,10 +332,9 @@ class TestDeploy(DeployBase):
         bad["features"] = ["nosuch"]
         p = self.deploy(self.config([bad]), "8001", check=2)
         self.assertIn("nosuch", p.stderr)
-        p = self.deploy(self.config([self.vm_8001()], cloudinit_mode="native",
-                                    snippets_dir="/var/lib/vz/snippets"), "8001", check=2)
-        self.assertIn("snippets_dir", p.stderr)
-        self.assertIn("not supported", p.stderr)
+        p = self.deploy(self.config([self.vm_8001()], cloudinit_mode="native"), "8001",
+                        check=2)
+        self.assertIn("features and packages need cloudinit_mode 'iso'", p.stderr)
         api = [r for r in self.sim.requests()[n_req:] if not r.get("control")]
         self.assertEqual(api, [])
 
@@ -388,6 +387,39 @@ class TestDeploy(DeployBase):
         # a rerun sends no cloud-init values again
         self.deploy(cfg, "8001")
         self.assertEqual(len(self.logged("POST", r"/qemu/8001/config$")), 1)
+
+    def test_native_mode_with_snippets_uses_cicustom(self):
+        self.seed_template(cloudinit=False)
+        snippets = os.path.join(self.sim.state_dir, "storage", "local", "snippets")
+        cfg = self.config([self.vm_8001()], cloudinit_mode="native", snippets_dir=snippets)
+        self.deploy(cfg, "8001")
+        p = self.logged("POST", r"/qemu/8001/config$")[0]["params"]
+        self.assertEqual(p["cicustom"], "user=local:snippets/phoenix-ci-8001-user.yaml")
+        self.assertNotIn("cipassword", p)
+        self.assertEqual(p["ipconfig0"], "ip=192.168.1.51/24,gw=192.168.1.1")
+        path = os.path.join(snippets, "phoenix-ci-8001-user.yaml")
+        with open(path, encoding="utf-8") as f:
+            ud = f.read()
+        self.assertTrue(ud.startswith("#cloud-config"))
+        for want in ("admin", HASH, KEY, "/var/lib/phoenix/features/docker.sh"):
+            self.assertIn(want, ud)
+        self.assertEqual(self.isos(), [])
+        p = self.run_bin("--config", cfg, "--destroy", "8001", check=0)
+        self.assertIn("removed " + path, p.stdout)
+        self.assertFalse(os.path.exists(path))
+
+    def test_native_snippets_dir_must_belong_to_a_storage(self):
+        self.seed_template(cloudinit=False)
+        before = self.state()
+        cfg = self.config([self.vm_8001()], cloudinit_mode="native",
+                          snippets_dir="/var/lib/nowhere/snippets")
+        n_req = self.mark()
+        p = self.deploy(cfg, "8001", check=1)
+        self.assertIn("is not the 'snippets' directory of any storage", p.stderr)
+        self.assertEqual(self.state(), before)
+        muts = [r for r in self.sim.requests()[n_req:]
+                if r["method"] != "GET" and not r.get("control")]
+        self.assertEqual(muts, [])
 
     def test_dry_run_changes_nothing(self):
         self.seed_template()
