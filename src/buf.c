@@ -32,7 +32,8 @@ static int buf_grow(struct buf *b, size_t extra, struct phx_err *err)
 		n = max + 1;
 	p = realloc(b->data, n);
 	if (!p)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory growing a buffer to %zu bytes", n);
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory growing a buffer to %zu bytes",
+				   n);
 	b->data = p;
 	b->alloc = n;
 	return 0;

@@ -43,8 +43,7 @@ struct crypto_sha256 *crypto_sha256_new(struct phx_err *err)
 	return h;
 }
 
-int crypto_sha256_update(struct crypto_sha256 *h, const void *data, size_t len,
-			 struct phx_err *err)
+int crypto_sha256_update(struct crypto_sha256 *h, const void *data, size_t len, struct phx_err *err)
 {
 	if (EVP_DigestUpdate(h->ctx, data, len) != 1)
 		return crypto_fail(err, "sha256 update");

@@ -25,8 +25,7 @@ int phx_err_set(struct phx_err *err, enum phx_err_code code, const char *fmt, ..
 	return -1;
 }
 
-int phx_err_set_errno(struct phx_err *err, enum phx_err_code code, int errnum, const char *fmt,
-		      ...)
+int phx_err_set_errno(struct phx_err *err, enum phx_err_code code, int errnum, const char *fmt, ...)
 {
 	va_list ap;
 	size_t len;
@@ -78,15 +77,24 @@ bool phx_err_is_set(const struct phx_err *err)
 const char *phx_err_code_name(enum phx_err_code code)
 {
 	static const char *const names[] = {
-		[PHX_E_NONE] = "none",		[PHX_E_INPUT] = "input",
-		[PHX_E_USAGE] = "usage",	[PHX_E_RUNTIME] = "runtime",
-		[PHX_E_IO] = "io",		[PHX_E_NET] = "network",
-		[PHX_E_TLS] = "tls",		[PHX_E_AUTH] = "auth",
-		[PHX_E_PERM] = "permission",	[PHX_E_API] = "api",
-		[PHX_E_TASK] = "task",		[PHX_E_TIMEOUT] = "timeout",
-		[PHX_E_CONFLICT] = "conflict",	[PHX_E_NOTFOUND] = "not-found",
-		[PHX_E_VERIFY] = "verify",	[PHX_E_GUEST] = "guest",
-		[PHX_E_NOTIMPL] = "not-implemented", [PHX_E_NOMEM] = "out-of-memory",
+		[PHX_E_NONE] = "none",
+		[PHX_E_INPUT] = "input",
+		[PHX_E_USAGE] = "usage",
+		[PHX_E_RUNTIME] = "runtime",
+		[PHX_E_IO] = "io",
+		[PHX_E_NET] = "network",
+		[PHX_E_TLS] = "tls",
+		[PHX_E_AUTH] = "auth",
+		[PHX_E_PERM] = "permission",
+		[PHX_E_API] = "api",
+		[PHX_E_TASK] = "task",
+		[PHX_E_TIMEOUT] = "timeout",
+		[PHX_E_CONFLICT] = "conflict",
+		[PHX_E_NOTFOUND] = "not-found",
+		[PHX_E_VERIFY] = "verify",
+		[PHX_E_GUEST] = "guest",
+		[PHX_E_NOTIMPL] = "not-implemented",
+		[PHX_E_NOMEM] = "out-of-memory",
 		[PHX_E_INTERNAL] = "internal",
 	};
 

@@ -16,12 +16,9 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{CLI_CMD_CHECK, cmd_check, false},
-	{CLI_CMD_PROVISION, cmd_provision, true},
-	{CLI_CMD_DEPLOY, cmd_deploy, true},
-	{CLI_CMD_LIST_TEMPLATES, cmd_list_templates, true},
-	{CLI_CMD_PRUNE, cmd_prune, true},
-	{CLI_CMD_DESTROY, cmd_destroy, true},
+	{CLI_CMD_CHECK, cmd_check, false},  {CLI_CMD_PROVISION, cmd_provision, true},
+	{CLI_CMD_DEPLOY, cmd_deploy, true}, {CLI_CMD_LIST_TEMPLATES, cmd_list_templates, true},
+	{CLI_CMD_PRUNE, cmd_prune, true},   {CLI_CMD_DESTROY, cmd_destroy, true},
 };
 
 static int main_print_error(const struct phx_err *err)

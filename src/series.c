@@ -38,7 +38,7 @@ int series_tag(const char *template_name, char *ret, size_t len, struct phx_err 
 		unsigned char c = (unsigned char)tolower((unsigned char)template_name[i]);
 
 		ret[4 + i] = (isalnum(c) || c == '_' || c == '-' || c == '.' || c == '+') ? (char)c
-											 : '-';
+											  : '-';
 	}
 	ret[4 + n] = '\0';
 	return 0;
