@@ -26,8 +26,9 @@ struct session {
 /* Loads and validates the config (cfg_load + cfg_apply_env): PHX_E_INPUT, no network. */
 int session_load(const struct cli_opts *opts, struct session *ret, struct phx_err *err);
 
-/* Takes the run lock (when `lock`), loads the secret, builds the client and resolves the
- * default node (asking /nodes only when the config names none). */
+/* Takes the run lock (when `lock`: <image cache dir>/orchestrator.lock, so cron and login
+ * shells exclude each other), loads the secret, builds the client and resolves the default
+ * node (asking /nodes only when the config names none). */
 int session_connect(struct session *s, bool lock, struct phx_err *err);
 
 /* A new client for a worker thread, same settings. Caller owns (pve_client_free()). */

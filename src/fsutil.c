@@ -28,7 +28,8 @@ int fs_mkdir_p(const char *path, unsigned mode, struct phx_err *err)
 			continue;
 		*p = '\0';
 		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return phx_err_set_errno(err, PHX_E_IO, errno, "create directory '%s'", tmp);
+			return phx_err_set_errno(err, PHX_E_IO, errno, "create directory '%s'",
+						 tmp);
 		*p = '/';
 	}
 	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
@@ -185,8 +186,9 @@ int fs_copy_file(const char *src, const char *dst, struct phx_err *err)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
-			      errno == EINVAL) && left == st.st_size) {
+		if (n < 0 &&
+		    (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL) &&
+		    left == st.st_size) {
 			rc = fs_copy_fallback(in, out, err);
 			break;
 		}
@@ -238,10 +240,17 @@ int fs_lock_acquire(const char *path, int *ret_fd, struct phx_err *err)
 {
 	char pid[32] = "";
 	ssize_t n;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	struct stat st;
 
 	if (fd < 0)
 		return phx_err_set_errno(err, PHX_E_IO, errno, "open lock file '%s'", path);
+	/* a file planted by someone else could be held by them forever */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+		close(fd);
+		return phx_err_set(err, PHX_E_IO, "lock file '%s' is not a regular file of ours",
+				   path);
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 

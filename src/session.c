@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "image.h"
 #include "log.h"
 
 int session_load(const struct cli_opts *opts, struct session *ret, struct phx_err *err)
@@ -23,17 +24,26 @@ int session_load(const struct cli_opts *opts, struct session *ret, struct phx_er
 	return 0;
 }
 
-static int session_lock_path(char *ret, size_t len)
+/* One lock per image cache, whatever the environment: cron (no XDG_RUNTIME_DIR) and a login
+ * shell must exclude each other, and the cache (shared under /var/cache for root) is what
+ * overlapping runs would corrupt. */
+static int session_lock_path(char **ret, struct phx_err *err)
 {
-	const char *dir = getenv("XDG_RUNTIME_DIR");
+	const char *env = getenv("PHX_CACHE_DIR");
+	char *dir = NULL;
+	int rc;
 
-	if (dir && *dir)
-		return snprintf(ret, len, "%s/phoenix-orchestrator.lock", dir) < (int)len ? 0 : -1;
-	if (geteuid() == 0 && access("/run/lock", W_OK) == 0)
-		return snprintf(ret, len, "/run/lock/phoenix-orchestrator.lock") < (int)len ? 0 : -1;
-	return snprintf(ret, len, "/tmp/phoenix-orchestrator-%ld.lock", (long)geteuid()) < (int)len
-		       ? 0
-		       : -1;
+	if (env && *env)
+		dir = strdup(env);
+	else if (img_cache_dir_default(&dir, err) < 0)
+		return -1;
+	if (!dir)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	rc = fs_mkdir_p(dir, 0755, err);
+	if (rc == 0 && asprintf(ret, "%s/orchestrator.lock", dir) < 0)
+		rc = phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	free(dir);
+	return rc;
 }
 
 static struct pve_client *session_client(const struct session *s, const char *node,
@@ -69,7 +79,8 @@ static int session_resolve_node(struct session *s, struct phx_err *err)
 	}
 	if (pve_get(s->pve, "/nodes", NULL, 0, &nodes, err) < 0)
 		return phx_err_wrap(err, "find the Proxmox node");
-	json_array_foreach(nodes, i, n) {
+	json_array_foreach(nodes, i, n)
+	{
 		const char *status = json_string_value(json_object_get(n, "status"));
 
 		if (status && strcmp(status, "online"))
@@ -94,14 +105,17 @@ static int session_resolve_node(struct session *s, struct phx_err *err)
 
 int session_connect(struct session *s, bool lock, struct phx_err *err)
 {
-	char path[4096];
+	char *path = NULL;
 
 	if (cfg_require_connection(s->cfg, err) < 0)
 		return -1;
 	if (lock) {
-		if (session_lock_path(path, sizeof(path)) < 0)
-			return phx_err_set(err, PHX_E_IO, "lock file path too long");
-		if (fs_lock_acquire(path, &s->lock_fd, err) < 0)
+		int rc = session_lock_path(&path, err);
+
+		if (rc == 0)
+			rc = fs_lock_acquire(path, &s->lock_fd, err);
+		free(path);
+		if (rc < 0)
 			return -1;
 	}
 	if (cfg_load_secret(s->cfg, &s->secret, err) < 0)
