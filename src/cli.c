@@ -223,16 +223,19 @@ static int cli_parse_ulong(const char *s, const char *what, unsigned long min, u
 	*ret = v;
 	return 0;
 bad:
-	return phx_err_set(err, PHX_E_USAGE, "%s: expected a whole number from %lu to %lu, got '%s'",
-			   what, min, max, s);
+	return phx_err_set(err, PHX_E_USAGE,
+			   "%s: expected a whole number from %lu to %lu, got '%s'", what, min, max,
+			   s);
 }
 
-static int cli_set_command(struct cli_opts *o, enum cli_command cmd, bool *seen,
-			   const char *name, struct phx_err *err)
+static int cli_set_command(struct cli_opts *o, enum cli_command cmd, bool *seen, const char *name,
+			   struct phx_err *err)
 {
 	static const char *const names[] = {
-		[CLI_CMD_PROVISION] = "--provision-template", [CLI_CMD_CHECK] = "--check",
-		[CLI_CMD_LIST_TEMPLATES] = "--list-templates", [CLI_CMD_PRUNE] = "--prune",
+		[CLI_CMD_PROVISION] = "--provision-template",
+		[CLI_CMD_CHECK] = "--check",
+		[CLI_CMD_LIST_TEMPLATES] = "--list-templates",
+		[CLI_CMD_PRUNE] = "--prune",
 		[CLI_CMD_DESTROY] = "--destroy",
 	};
 
@@ -274,7 +277,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 	memset(&longopts[N_OPTIONS], 0, sizeof(longopts[0]));
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "acC:j:qvVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":acC:j:qvVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_PROVISION:
 			if (cli_set_command(&o, CLI_CMD_PROVISION, &cmd_seen, argv[optind - 1],
@@ -329,7 +332,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 				o.output = CLI_OUTPUT_JSON;
 			} else {
 				phx_err_set(err, PHX_E_USAGE,
-					    "--output: expected 'text' or 'json', got '%s'", optarg);
+					    "--output: expected 'text' or 'json', got '%s'",
+					    optarg);
 				goto fail;
 			}
 			break;
@@ -364,7 +368,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 				    argv[optind - 1]);
 			goto fail;
 		default:
-			phx_err_set(err, PHX_E_USAGE, "unknown option '%s'", argv[optind - 1]);
+			/* a short option inside a cluster ("-qZ") has its own name in optopt */
+			if (optopt && optopt < 256)
+				phx_err_set(err, PHX_E_USAGE, "unknown option '-%c'", optopt);
+			else
+				phx_err_set(err, PHX_E_USAGE, "unknown option '%s'",
+					    argv[optind - 1]);
 			goto fail;
 		}
 	}

@@ -214,3 +214,21 @@ Test(cli, man_page_is_roff_with_every_section)
 	cr_assert(strstr(text, "\\-\\-provision\\-template"), "options not escaped for roff");
 	free(text);
 }
+
+Test(cli, missing_option_argument_and_clustered_unknown_flag_are_named)
+{
+	struct cli_opts o;
+	struct phx_err err = PHX_ERR_INIT;
+
+	cr_assert_eq(PARSE(&o, &err, "8001", "--config"), -1);
+	cr_assert_eq(err.code, PHX_E_USAGE);
+	cr_assert_str_eq(err.msg, "option '--config' needs an argument");
+	phx_err_clear(&err);
+	cr_assert_eq(PARSE(&o, &err, "-qZ", "8001"), -1);
+	cr_assert_str_eq(err.msg, "unknown option '-Z'");
+	phx_err_clear(&err);
+	cr_assert_eq(PARSE(&o, &err, "8001", "--dry-run", "--output", "json"), 0, "%s", err.msg);
+	cr_assert(o.dry_run);
+	cr_assert_eq(o.n_vmids, 1);
+	cli_opts_release(&o);
+}
