@@ -77,8 +77,8 @@ int cmd_list_templates(const struct cli_opts *opts, struct phx_err *err)
 		tpl_series(vm->tags, series, sizeof(series));
 		json_array_append_new(
 			out, json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "vmid", vm->vmid,
-				       "name", vm->name, "node", vm->node, "series", series, "built",
-				       built, "sha256", sha, "source", source, "validated",
+				       "name", vm->name, "node", vm->node, "series", series,
+				       "built", built, "sha256", sha, "source", source, "validated",
 				       series_has_tag(vm->tags, SERIES_TAG_VALIDATED)));
 		json_decref(config);
 	}
@@ -109,41 +109,84 @@ out:
 	return rc;
 }
 
-/* True when any VM's disk is a linked clone of template `vmid` (its volume names the base
- * volume, e.g. "local:9000/base-9000-disk-0.qcow2/8001/vm-8001-disk-0.qcow2" or
- * "local-lvm:base-9000-disk-0/vm-8001-disk-0"). *ret_user gets the first such VM. */
-static int tpl_in_use(struct session *s, const struct pve_vm_list *vms, int vmid, bool *ret_used,
-		      int *ret_user, struct phx_err *err)
-{
-	char needle[48];
+/* A base volume a linked clone uses: template `base`, used by VM `user`. */
+struct tpl_use {
+	int base, user;
+};
 
-	snprintf(needle, sizeof(needle), "base-%d-", vmid);
+/* Reads every VM's config once and records the base volumes its disks sit on (a linked
+ * clone's volume names its template's base volume before the first ',', e.g.
+ * "local:9000/base-9000-disk-0.qcow2/8001/vm-8001-disk-0.qcow2" or
+ * "local-lvm:base-9000-disk-0/vm-8001-disk-0"). Only VMs the token may audit are seen. */
+static int tpl_collect_uses(struct session *s, const struct pve_vm_list *vms, struct tpl_use **ret,
+			    size_t *ret_n, struct phx_err *err)
+{
+	struct tpl_use *uses = NULL;
+	size_t n = 0, cap = 0;
+
 	for (size_t i = 0; i < vms->n; i++) {
 		json_t *config = NULL, *v;
 		const char *key;
-		bool used = false;
 
-		if (vms->items[i].vmid == vmid)
+		if (vms->items[i].template)
 			continue;
 		if (pve_vm_config_get(s->pve, vms->items[i].node, vms->items[i].vmid, &config,
-				      err) < 0)
+				      err) < 0) {
+			free(uses);
 			return -1;
-		json_object_foreach(config, key, v) {
-			const char *val = json_string_value(v);
+		}
+		json_object_foreach(config, key, v)
+		{
+			const char *val = json_string_value(v), *b;
+			size_t vol_len;
 
-			/* the volume comes before the first ',' of a drive property string */
-			if (val && strstr(val, needle) && strstr(val, needle) < val + strcspn(val, ","))
-				used = true;
+			if (!val)
+				continue;
+			vol_len = strcspn(val, ",");
+			for (b = strstr(val, "base-"); b && b < val + vol_len;
+			     b = strstr(b + 5, "base-")) {
+				int base = atoi(b + 5);
+
+				if (base <= 0)
+					continue;
+				if (n == cap) {
+					struct tpl_use *nu;
+
+					cap = cap ? cap * 2 : 16;
+					nu = realloc(uses, cap * sizeof(*uses));
+					if (!nu) {
+						free(uses);
+						json_decref(config);
+						return phx_err_set(err, PHX_E_NOMEM,
+								   "out of memory");
+					}
+					uses = nu;
+				}
+				uses[n++] = (struct tpl_use){base, vms->items[i].vmid};
+			}
 		}
 		json_decref(config);
-		if (used) {
-			*ret_used = true;
-			*ret_user = vms->items[i].vmid;
-			return 0;
-		}
 	}
-	*ret_used = false;
+	*ret = uses;
+	*ret_n = n;
 	return 0;
+}
+
+static int tpl_user_of(const struct tpl_use *uses, size_t n, int vmid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (uses[i].base == vmid)
+			return uses[i].user;
+	return 0;
+}
+
+/* True when a VM in the config clones this VMID explicitly. */
+static bool tpl_cloned_by_config(const struct cfg *cfg, int vmid)
+{
+	for (size_t i = 0; i < cfg->n_vms; i++)
+		if (cfg->vms[i].clone_from_vmid == (unsigned long)vmid)
+			return true;
+	return false;
 }
 
 int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
@@ -151,6 +194,8 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 	struct session s;
 	struct pve_vm_list vms = {0};
 	struct series_guest *guests = NULL;
+	struct tpl_use *uses = NULL;
+	size_t n_uses = 0;
 	int rc = -1, failed = 0;
 
 	if (session_load(opts, &s, err) < 0)
@@ -163,10 +208,14 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 		goto out;
 	}
 	for (size_t i = 0; i < vms.n; i++)
-		guests[i] = (struct series_guest){(unsigned long)vms.items[i].vmid, vms.items[i].name,
-						  vms.items[i].tags, vms.items[i].template};
+		guests[i] =
+			(struct series_guest){(unsigned long)vms.items[i].vmid, vms.items[i].name,
+					      vms.items[i].tags, vms.items[i].template};
+	if (tpl_collect_uses(&s, &vms, &uses, &n_uses, err) < 0)
+		goto out;
 	for (size_t t = 0; t < s.cfg->n_templates; t++) {
 		const struct cfg_template *tpl = &s.cfg->templates[t];
+		long validated = series_newest(tpl->name, guests, vms.n, true);
 		size_t *idx = NULL, n = 0;
 
 		if (!tpl->has_versions)
@@ -176,23 +225,30 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 		for (size_t k = tpl->versions.keep; k < n; k++) {
 			const struct pve_vm_info *vm = &vms.items[idx[k]];
 			struct phx_err derr = PHX_ERR_INIT;
-			bool used = false;
-			int user = 0;
+			int user = tpl_user_of(uses, n_uses, vm->vmid);
 
-			if (tpl_in_use(&s, &vms, vm->vmid, &used, &user, err) < 0) {
-				free(idx);
-				goto out;
-			}
-			if (used) {
+			if (user) {
 				printf("%s: kept %d '%s': linked clone %d uses it\n", tpl->name,
 				       vm->vmid, vm->name, user);
+				continue;
+			}
+			/* clone_from_template picks the newest validated version */
+			if ((long)idx[k] == validated) {
+				printf("%s: kept %d '%s': the newest validated version\n",
+				       tpl->name, vm->vmid, vm->name);
+				continue;
+			}
+			if (tpl_cloned_by_config(s.cfg, vm->vmid)) {
+				printf("%s: kept %d '%s': a VM in the config clones it "
+				       "(clone_from_vmid)\n",
+				       tpl->name, vm->vmid, vm->name);
 				continue;
 			}
 			if (pve_vm_destroy(s.pve, vm->node, vm->vmid,
 					   PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
 					   session_task_timeout(&s), &derr) < 0) {
-				log_error("%s: could not remove %d '%s': %s", tpl->name, vm->vmid,
-					  vm->name, derr.msg);
+				log_warn("%s: could not remove %d '%s': %s", tpl->name, vm->vmid,
+					 vm->name, derr.msg);
 				failed++;
 				continue;
 			}
@@ -200,17 +256,18 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 			       opts->dry_run ? "would remove" : "removed", vm->vmid, vm->name);
 		}
 		if (n <= tpl->versions.keep)
-			printf("%s: %zu version%s, keeping up to %lu: nothing to prune\n", tpl->name,
-			       n, n == 1 ? "" : "s", tpl->versions.keep);
+			printf("%s: %zu version%s, keeping up to %lu: nothing to prune\n",
+			       tpl->name, n, n == 1 ? "" : "s", tpl->versions.keep);
 		free(idx);
 	}
 	if (failed) {
-		phx_err_set(err, PHX_E_RUNTIME, "%d template version%s could not be removed", failed,
-			    failed == 1 ? "" : "s");
+		phx_err_set(err, PHX_E_RUNTIME, "%d template version%s could not be removed",
+			    failed, failed == 1 ? "" : "s");
 		goto out;
 	}
 	rc = 0;
 out:
+	free(uses);
 	free(guests);
 	pve_vm_list_release(&vms);
 	session_release(&s);
