@@ -9,10 +9,9 @@
 #include "pve.h"
 
 struct prov_validate_opts {
-	const char *node;	  /* borrowed */
+	const char *node; /* borrowed */
 	int template_vmid;
-	const char *template_name; /* borrowed; for the throwaway VM's name */
-	const char *iso_storage;   /* borrowed; where the seed ISO goes (content=iso) */
+	const char *iso_storage; /* borrowed; where the seed ISO goes (content=iso) */
 	long task_timeout_s;
 	long agent_timeout_s; /* agent answer, and again for cloud-init to finish */
 };

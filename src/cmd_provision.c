@@ -6,6 +6,7 @@
  * when a later step fails. Prints one result per template (text, or one JSON object per line).
  * --validate then boots a throwaway clone (provision_validate.c) and tags the template
  * `validated` only when the guest agent, cloud-init and sshd all answered. */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -25,6 +26,7 @@
 #include "http.h"
 #include "image.h"
 #include "log.h"
+#include "progress.h"
 #include "provision.h"
 #include "pve.h"
 #include "series.h"
@@ -37,8 +39,8 @@
 #define PROV_MIN_MINOR 4
 
 enum prov_phase { PH_DOWNLOAD, PH_CUSTOMIZE, PH_UPLOAD, PH_CREATE, PH_TEMPLATE, PH_COUNT };
-static const char *const prov_phase_names[PH_COUNT] = {"download", "customize", "upload",
-							"create", "template"};
+static const char *const prov_phase_names[PH_COUNT] = {"download", "customize", "upload", "create",
+						       "template"};
 
 struct prov_result {
 	const struct cfg_template *t;
@@ -61,6 +63,7 @@ struct prov_ctx {
 
 struct prov_vm_ref {
 	char *node;
+	char *name; /* the name this run gave it */
 	int vmid;
 };
 
@@ -68,22 +71,39 @@ static void prov_vm_ref_free(void *arg)
 {
 	struct prov_vm_ref *r = arg;
 
-	if (r)
+	if (r) {
 		free(r->node);
+		free(r->name);
+	}
 	free(r);
 }
 
+/* Removes the VM this run created, and only that one: if someone else took the VMID while
+ * the image was being prepared, our create failed and the VM there is theirs. */
 static int prov_undo_vm(void *ctx, void *arg, struct phx_err *err)
 {
 	struct prov_ctx *p = ctx;
 	struct prov_vm_ref *r = arg;
-	bool exists = false;
+	json_t *config = NULL;
+	const char *name;
+	bool exists = false, ours;
 
 	/* a create task that failed has already removed its VM (qemu-server create_vm) */
 	if (pve_vm_exists(p->s->pve, r->vmid, &exists, NULL, err) < 0)
 		return -1;
 	if (!exists)
 		return 0;
+	if (pve_vm_config_get(p->s->pve, r->node, r->vmid, &config, err) < 0)
+		return -1;
+	name = json_string_value(json_object_get(config, "name"));
+	ours = name && !strcmp(name, r->name) &&
+	       series_has_tag(json_string_value(json_object_get(config, "tags")), SERIES_TAG_OURS);
+	json_decref(config);
+	if (!ours)
+		return phx_err_set(err, PHX_E_CONFLICT,
+				   "VM %d is not the one this run created (name or tags differ); "
+				   "left alone",
+				   r->vmid);
 	return pve_vm_destroy(p->s->pve, r->node, r->vmid,
 			      PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
 			      session_task_timeout(p->s), err);
@@ -111,9 +131,22 @@ static int prov_undo_volume(void *ctx, void *arg, struct phx_err *err)
 {
 	struct prov_ctx *p = ctx;
 	struct prov_vol_ref *r = arg;
+	struct pve_volume_list l = {0};
+	size_t colon = strcspn(r->volid, ":");
+	char storage[128];
+	bool there = false;
 
-	return pve_storage_content_delete(p->s->pve, r->node, r->volid,
-					  session_task_timeout(p->s), err);
+	/* recorded before the upload: the file may never have arrived */
+	snprintf(storage, sizeof(storage), "%.*s", (int)colon, r->volid);
+	if (pve_storage_content(p->s->pve, r->node, storage, "import", &l, err) < 0)
+		return -1;
+	for (size_t i = 0; i < l.n && !there; i++)
+		there = !strcmp(l.items[i].volid, r->volid);
+	pve_volume_list_release(&l);
+	if (!there)
+		return 0;
+	return pve_storage_content_delete(p->s->pve, r->node, r->volid, session_task_timeout(p->s),
+					  err);
 }
 
 static const struct txn_action prov_volume_action = {prov_undo_volume, prov_vol_ref_free};
@@ -122,16 +155,22 @@ static const struct txn_action prov_volume_action = {prov_undo_volume, prov_vol_
 
 struct prov_priv_check {
 	char path[300];
-	const char *privs[10];
+	const char *privs[12];
 	size_t n;
 };
 
-/* Every privilege the build needs, checked up front so a token that lacks several learns all
- * of them at once instead of one per failed run (NOTES.md §3 table). */
-static int prov_check_privileges(struct session *s, const struct cfg_template *t,
-				 struct phx_err *err)
+static void prov_priv_add(struct prov_priv_check *c, const char *priv)
 {
-	struct prov_priv_check checks[3] = {
+	if (c->n < sizeof(c->privs) / sizeof(c->privs[0]))
+		c->privs[c->n++] = priv;
+}
+
+/* Every privilege the build (and --validate) needs, checked up front so a token that lacks
+ * several learns all of them at once instead of one per failed run (NOTES.md §3 table). */
+static int prov_check_privileges(struct session *s, const struct cfg_template *t,
+				 const struct pve_version *v, struct phx_err *err)
+{
+	struct prov_priv_check checks[5] = {
 		{"/vms",
 		 {"VM.Allocate", "VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory",
 		  "VM.Config.Network", "VM.Config.Options", "VM.Config.HWType",
@@ -139,14 +178,30 @@ static int prov_check_privileges(struct session *s, const struct cfg_template *t
 		 9},
 		{"", {"Datastore.AllocateTemplate", "Datastore.Allocate", "Datastore.Audit"}, 3},
 		{"", {"Datastore.AllocateSpace"}, 1},
+		{"", {"SDN.Use"}, 1},
+		{"", {"Datastore.AllocateTemplate", "Datastore.Allocate"}, 2},
 	};
+	size_t n_checks = 4;
 	char missing[PHX_ERR_MSG_MAX] = "";
 	size_t used = 0;
 
 	snprintf(checks[1].path, sizeof(checks[1].path), "/storage/%s",
 		 s->cfg->defaults.import_storage);
 	snprintf(checks[2].path, sizeof(checks[2].path), "/storage/%s", t->hardware.storage);
-	for (size_t i = 0; i < 3; i++) {
+	/* net0 on a bridge needs SDN.Use on its local zone (pve-guest-common check_vnet_access) */
+	snprintf(checks[3].path, sizeof(checks[3].path), "/sdn/zones/localnetwork/%s",
+		 t->hardware.bridge);
+	if (s->opts->validate) {
+		prov_priv_add(&checks[0], "VM.Clone");
+		prov_priv_add(&checks[0], "VM.PowerMgmt");
+		/* agent exec: its own privilege since PVE 9, VM.Monitor before */
+		prov_priv_add(&checks[0],
+			      v->major >= 9 ? "VM.GuestAgent.Unrestricted" : "VM.Monitor");
+		snprintf(checks[4].path, sizeof(checks[4].path), "/storage/%s",
+			 s->cfg->defaults.iso_storage);
+		n_checks = 5;
+	}
+	for (size_t i = 0; i < n_checks; i++) {
 		struct phx_err perr = PHX_ERR_INIT;
 
 		if (pve_permissions_check(s->pve, checks[i].path, checks[i].privs, checks[i].n,
@@ -166,12 +221,11 @@ static int prov_check_privileges(struct session *s, const struct cfg_template *t
 	return phx_err_set(err, PHX_E_PERM, "%s", missing);
 }
 
-static int prov_check_storage(struct session *s, const struct cfg_template *t,
-			      struct phx_err *err)
+static int prov_check_storage(struct session *s, const struct cfg_template *t, struct phx_err *err)
 {
 	struct pve_storage_list list = {0};
 	const char *import = s->cfg->defaults.import_storage;
-	bool import_ok = false, disk_ok = false;
+	bool import_ok = false, disk_ok = false, iso_ok = false;
 	int rc = 0;
 
 	if (pve_storage_list(s->pve, s->node, &list, err) < 0)
@@ -182,25 +236,34 @@ static int prov_check_storage(struct session *s, const struct cfg_template *t,
 		if (!strcmp(st->storage, import)) {
 			import_ok = series_has_tag(st->content, "import");
 			if (!import_ok)
-				rc = phx_err_set(err, PHX_E_RUNTIME,
-						 "storage '%s' on node '%s' does not allow content "
-						 "'import' (it has '%s'): add it with 'pvesm set %s "
-						 "--content %s,import'",
-						 import, s->node, st->content, import, st->content);
+				rc = phx_err_set(
+					err, PHX_E_RUNTIME,
+					"storage '%s' on node '%s' does not allow content "
+					"'import' (it has '%s'): add it with 'pvesm set %s "
+					"--content %s,import'",
+					import, s->node, st->content, import, st->content);
 		}
 		if (!strcmp(st->storage, t->hardware.storage))
 			disk_ok = series_has_tag(st->content, "images");
+		if (!strcmp(st->storage, s->cfg->defaults.iso_storage))
+			iso_ok = series_has_tag(st->content, "iso");
 	}
+	if (rc == 0 && s->opts->validate && !iso_ok)
+		rc = phx_err_set(err, PHX_E_RUNTIME,
+				 "storage '%s' (defaults.iso_storage) on node '%s' does not take "
+				 "content 'iso', which --validate needs for the test VM's seed",
+				 s->cfg->defaults.iso_storage, s->node);
 	if (rc == 0 && !import_ok)
 		rc = phx_err_set(err, PHX_E_RUNTIME,
 				 "storage '%s' (defaults.import_storage) is not available on node "
 				 "'%s'",
 				 import, s->node);
 	if (rc == 0 && !disk_ok)
-		rc = phx_err_set(err, PHX_E_RUNTIME,
-				 "storage '%s' (template '%s' hardware.storage) is not available on "
-				 "node '%s' for VM disks (content 'images')",
-				 t->hardware.storage, t->name, s->node);
+		rc = phx_err_set(
+			err, PHX_E_RUNTIME,
+			"storage '%s' (template '%s' hardware.storage) is not available on "
+			"node '%s' for VM disks (content 'images')",
+			t->hardware.storage, t->name, s->node);
 	pve_storage_list_release(&list);
 	return rc;
 }
@@ -217,7 +280,7 @@ static int prov_preflight(struct session *s, const struct cfg_template *t, struc
 				   "needs %d.%d or later (import of uploaded qcow2 images)",
 				   v.version, PROV_MIN_MAJOR, PROV_MIN_MINOR);
 	log_debug("Proxmox VE %s", v.version);
-	if (prov_check_privileges(s, t, err) < 0)
+	if (prov_check_privileges(s, t, &v, err) < 0)
 		return -1;
 	return prov_check_storage(s, t, err);
 }
@@ -273,8 +336,7 @@ static const struct pve_vm_info *prov_find_vm(const struct pve_vm_list *l, unsig
 	return NULL;
 }
 
-static int prov_guests(const struct pve_vm_list *l, struct series_guest **ret,
-		       struct phx_err *err)
+static int prov_guests(const struct pve_vm_list *l, struct series_guest **ret, struct phx_err *err)
 {
 	struct series_guest *g = calloc(l->n ? l->n : 1, sizeof(*g));
 
@@ -332,8 +394,8 @@ static int prov_fetch(struct session *s, const struct cfg_template *t, struct im
 	return rc;
 }
 
-static char *prov_description(const struct cfg_template *t, const char *name,
-			      const char *sha256, const char *custom_sha256)
+static char *prov_description(const struct cfg_template *t, const char *name, const char *sha256,
+			      const char *custom_sha256)
 {
 	char when[32];
 	time_t now = time(NULL);
@@ -421,8 +483,8 @@ static int prov_grow_disk(struct prov_ctx *p, const struct cfg_template *t, int 
 		return 0;
 	}
 	snprintf(size, sizeof(size), "%luG", t->hardware.disk_size_gb);
-	return pve_vm_resize(p->s->pve, p->s->node, vmid, "scsi0", size,
-			     session_task_timeout(p->s), err);
+	return pve_vm_resize(p->s->pve, p->s->node, vmid, "scsi0", size, session_task_timeout(p->s),
+			     err);
 }
 
 /* Feeds one length-prefixed field into the customization key. */
@@ -493,6 +555,40 @@ out:
 	return rc;
 }
 
+/* Removes work dirs a killed run left beside the cached image. The run lock is held, so no
+ * other run of ours is customizing in this cache now. */
+static void prov_remove_stale_work(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[4096];
+		DIR *w;
+		struct dirent *f;
+
+		if (strncmp(e->d_name, ".work-", 6))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		w = opendir(path);
+		while (w && (f = readdir(w))) {
+			char file[4096 + 256];
+
+			if (f->d_name[0] == '.')
+				continue;
+			snprintf(file, sizeof(file), "%s/%s", path, f->d_name);
+			unlink(file);
+		}
+		if (w)
+			closedir(w);
+		if (rmdir(path) == 0)
+			log_info("removed '%s', left by an interrupted run", path);
+	}
+	closedir(d);
+}
+
 /* Makes sure a customized copy of the cached image exists beside it and returns its path
  * (caller owns; free()). The copy is customized in a private work dir and renamed into place
  * only when every step succeeded, so a half-customized image is never reused. --rebuild
@@ -503,8 +599,9 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 	struct cust_opts co = CUST_OPTS_INIT;
 	struct cust_report rep;
 	char key[CRYPTO_SHA256_HEX_LEN + 1];
-	char dir[4096], *work = NULL, *final = NULL;
-	const int dirlen = (int)(strrchr(img->path, '/') - img->path);
+	char dir[4096], state_dir[4096], *work = NULL, *final = NULL;
+	const char *slash = strrchr(img->path, '/');
+	const int dirlen = slash ? (int)(slash - img->path) : 1;
 
 	if (prov_customize_key(t, img->sha256, key, err) < 0)
 		return phx_err_wrap(err, "customize '%s'", t->name);
@@ -515,6 +612,8 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 		*ret_path = final;
 		return 0;
 	}
+	snprintf(dir, sizeof(dir), "%.*s", dirlen, img->path);
+	prov_remove_stale_work(dir);
 	snprintf(dir, sizeof(dir), "%.*s/.work-XXXXXX", dirlen, img->path);
 	if (!mkdtemp(dir)) {
 		free(final);
@@ -525,7 +624,11 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto fail;
 	}
-	co.state_dir = getenv("XDG_RUNTIME_DIR");
+	/* the KVM verdict is kept per host boot in the cache, so cron runs probe once too */
+	snprintf(state_dir, sizeof(state_dir), "%.*s", dirlen, img->path);
+	if (strrchr(state_dir, '/'))
+		*strrchr(state_dir, '/') = '\0';
+	co.state_dir = state_dir;
 	if (cust_prepare_copy(img->path, work, err) < 0 ||
 	    cust_run(p->plan, work, &co, &rep, err) < 0) {
 		phx_err_wrap(err, "customize '%s'", t->name);
@@ -563,12 +666,12 @@ static int prov_add_vol_undo(struct prov_ctx *p, const char *volid, struct phx_e
 	return txn_add_undo(p->txn, what, &prov_volume_action, r, err);
 }
 
-static int prov_add_vm_undo(struct prov_ctx *p, int vmid, struct phx_err *err)
+static int prov_add_vm_undo(struct prov_ctx *p, int vmid, const char *name, struct phx_err *err)
 {
 	struct prov_vm_ref *r = calloc(1, sizeof(*r));
 	char what[128];
 
-	if (!r || !(r->node = strdup(p->s->node))) {
+	if (!r || !(r->node = strdup(p->s->node)) || !(r->name = strdup(name))) {
 		prov_vm_ref_free(r);
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	}
@@ -593,14 +696,31 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	if (!pve_client_dry_run(s->pve) && crypto_sha256_file(disk_path, custom_sha, err) < 0)
 		return -1;
 	snprintf(filename, sizeof(filename), "phoenix-%s-%.12s.qcow2", t->name, custom_sha);
-	if (pve_storage_upload(s->pve, s->node, s->cfg->defaults.import_storage, "import",
-			       disk_path, filename, "sha256", custom_sha, NULL,
-			       session_task_timeout(s), &volid, err) < 0) {
-		phx_err_wrap(err, "upload the customized image");
+	if (asprintf(&volid, "%s:import/%s", s->cfg->defaults.import_storage, filename) < 0) {
+		volid = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto out;
 	}
+	/* before the upload: a task wait that fails after the body arrived still cleans up */
 	if (prov_add_vol_undo(p, volid, err) < 0)
 		goto out;
+	free(volid);
+	volid = NULL;
+	{
+		struct prog_bar bar;
+		struct http_progress prog = {prog_bar_update, &bar};
+		int urc;
+
+		prog_bar_init(&bar, filename);
+		urc = pve_storage_upload(s->pve, s->node, s->cfg->defaults.import_storage, "import",
+					 disk_path, filename, "sha256", custom_sha, &prog,
+					 session_task_timeout(s), &volid, err);
+		prog_bar_finish(&bar);
+		if (urc < 0) {
+			phx_err_wrap(err, "upload the customized image");
+			goto out;
+		}
+	}
 	res->phase_s[PH_UPLOAD] = clk_now() - t0;
 
 	t0 = clk_now();
@@ -634,7 +754,7 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 			{"description", desc},
 		};
 
-		if (prov_add_vm_undo(p, (int)res->vmid, err) < 0)
+		if (prov_add_vm_undo(p, (int)res->vmid, res->name, err) < 0)
 			goto out;
 		if (pve_vm_create(s->pve, s->node, params, sizeof(params) / sizeof(params[0]),
 				  session_task_timeout(s), err) < 0) {
@@ -685,16 +805,16 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 
 		if (vm && !series_has_tag(vm->tags, SERIES_TAG_OURS))
 			return phx_err_set(err, PHX_E_CONFLICT,
-					   "template '%s': VMID %lu exists ('%s' on node '%s') "
+					   "VMID %lu exists ('%s' on node '%s') "
 					   "and was not built by phoenix-orchestrator (no '%s' "
 					   "tag); refusing to touch it",
-					   t->name, t->vmid, vm->name, vm->node, SERIES_TAG_OURS);
-		if (vm && o->rebuild)
-			return phx_err_set(err, PHX_E_INPUT,
-					   "template '%s': --rebuild needs a 'versions' series in "
-					   "the template's config, so the running template is "
-					   "kept while a new one is built",
-					   t->name);
+					   t->vmid, vm->name, vm->node, SERIES_TAG_OURS);
+		if (vm && !vm->template)
+			return phx_err_set(err, PHX_E_CONFLICT,
+					   "VM %lu is ours but not a template (an interrupted "
+					   "build?): remove it with 'orchestrator --destroy %lu' and "
+					   "run again",
+					   t->vmid, t->vmid);
 		if (vm) {
 			res->vmid = t->vmid;
 			return 0;
@@ -710,6 +830,12 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 	newest = series_newest(t->name, guests, p->vms.n, false);
 	if (newest >= 0) {
 		res->vmid = guests[newest].vmid;
+		free(res->name);
+		res->name = strdup(guests[newest].name);
+		if (!res->name) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
 		if (!o->rebuild && !source_sha256) {
 			rc = 0;
 			goto out;
@@ -723,8 +849,8 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 				rc = 0;
 				goto out;
 			}
-			log_info("template '%s': upstream image changed (%.12s -> %.12s)",
-				 t->name, recorded[0] ? recorded : "unknown", source_sha256);
+			log_info("template '%s': upstream image changed (%.12s -> %.12s)", t->name,
+				 recorded[0] ? recorded : "unknown", source_sha256);
 		}
 	}
 	if (series_next_vmid(t->versions.vmid_min, t->versions.vmid_max, guests, p->vms.n,
@@ -739,37 +865,35 @@ out:
 
 /* --validate: the boot proof, then the `validated` tag. A template that already carries the
  * tag is not booted again. */
-static int prov_validate_template(struct prov_ctx *p, struct prov_result *res,
-				  struct phx_err *err)
+static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, struct phx_err *err)
 {
 	struct session *s = p->s;
 	const struct cfg *cfg = s->cfg;
 	struct prov_validate_opts vo = {
 		.node = s->node,
 		.template_vmid = (int)res->vmid,
-		.template_name = res->t->name,
 		.iso_storage = cfg->defaults.iso_storage,
 		.task_timeout_s = session_task_timeout(s),
-		.agent_timeout_s = (long)(cfg->defaults.agent_timeout_s
-						  ? cfg->defaults.agent_timeout_s
-						  : cfg->proxmox.timeouts.agent_s),
+		.agent_timeout_s =
+			(long)(cfg->defaults.agent_timeout_s ? cfg->defaults.agent_timeout_s
+							     : cfg->proxmox.timeouts.agent_s),
 	};
 	json_t *config = NULL;
 	const char *tags;
 	char *newtags = NULL;
 	int rc = -1;
 
+	if (pve_client_dry_run(s->pve)) {
+		/* the template may exist only in the printed plan */
+		log_info("dry run: would boot a clone of template %lu to validate it", res->vmid);
+		return 0;
+	}
 	if (pve_vm_config_get(s->pve, s->node, (int)res->vmid, &config, err) < 0)
 		return -1;
 	tags = json_string_value(json_object_get(config, "tags"));
 	if (series_has_tag(tags, SERIES_TAG_VALIDATED)) {
 		log_info("template %lu is already validated", res->vmid);
 		res->validated = true;
-		json_decref(config);
-		return 0;
-	}
-	if (pve_client_dry_run(s->pve)) {
-		log_info("dry run: would boot a clone of template %lu to validate it", res->vmid);
 		json_decref(config);
 		return 0;
 	}
@@ -806,16 +930,17 @@ static void prov_print(const struct session *s, const struct prov_result *r)
 		for (int i = 0; i < PH_COUNT; i++)
 			json_object_set_new(ph, prov_phase_names[i], json_real(r->phase_s[i]));
 		json_object_set_new(o, "template_id", json_integer((json_int_t)r->vmid));
-		json_object_set_new(o, "template_name", json_string(r->name ? r->name
-									     : r->t->name));
+		json_object_set_new(o, "template_name",
+				    json_string(r->name ? r->name : r->t->name));
 		json_object_set_new(o, "config_template", json_string(r->t->name));
-		json_object_set_new(o, "sha256", r->sha256[0] ? json_string(r->sha256)
-							       : json_null());
+		json_object_set_new(o, "sha256",
+				    r->sha256[0] ? json_string(r->sha256) : json_null());
 		json_object_set_new(o, "changed", json_boolean(r->changed));
 		json_object_set_new(o, "validated", json_boolean(r->validated));
 		json_object_set_new(o, "phase_seconds", ph);
 		{
-			/* this process only: the libguestfs appliance is a child with its own RSS */
+			/* this process only: the libguestfs appliance is a child with its own RSS
+			 */
 			struct rusage ru;
 
 			if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -859,7 +984,8 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	}
 	if (dry) {
 		log_info("dry run: would download '%s', verify it and customize a copy in %zu "
-			 "steps", t->image_url, cust_plan_len(p->plan));
+			 "steps",
+			 t->image_url, cust_plan_len(p->plan));
 	} else {
 		t0 = clk_now();
 		if (prov_fetch(s, t, &img, err) < 0)
@@ -892,15 +1018,22 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		txn_rollback(p->txn, &report);
 		if (report.len) {
 			/* keep the root cause first; say what was cleaned up after it */
-			report.data[report.len - 1] = '\0';
-			for (char *nl = report.data; (nl = strchr(nl, '\n'));)
-				*nl = ';';
+			size_t used;
+
 			phx_err_wrap(err, "template '%s'", t->name);
-			if (strlen(err->msg) + report.len + 16 < sizeof(err->msg)) {
-				strcat(err->msg, " (rolled back: ");
-				strcat(err->msg, report.data);
-				strcat(err->msg, ")");
+			used = strlen(err->msg);
+			used += (size_t)snprintf(err->msg + used, sizeof(err->msg) - used,
+						 " (rolled back: ");
+			for (char *line = report.data; *line && used < sizeof(err->msg);) {
+				size_t n = strcspn(line, "\n");
+
+				used += (size_t)snprintf(err->msg + used, sizeof(err->msg) - used,
+							 "%s%.*s", line == report.data ? "" : "; ",
+							 (int)n, line);
+				line += n + (line[n] == '\n');
 			}
+			if (used < sizeof(err->msg))
+				snprintf(err->msg + used, sizeof(err->msg) - used, ")");
 			buf_release(&report);
 			goto out_wrapped;
 		}
@@ -958,11 +1091,18 @@ int cmd_provision(const struct cli_opts *opts, struct phx_err *err)
 		goto out;
 	}
 	/* every local input is checked before the first request */
-	for (size_t i = 0; i < n; i++)
-		if (prov_build_plan(todo[i], &plans[i], err) < 0) {
-			err->code = PHX_E_INPUT;
+	for (size_t i = 0; i < n; i++) {
+		if (opts->rebuild && !todo[i]->has_versions) {
+			phx_err_set(err, PHX_E_INPUT,
+				    "%s: $.templates: template '%s' has no 'versions': --rebuild "
+				    "needs a version series, so the current template is kept "
+				    "while a new one is built",
+				    s.cfg->path, todo[i]->name);
 			goto out;
 		}
+		if (prov_build_plan(todo[i], &plans[i], err) < 0)
+			goto out;
+	}
 	if (session_connect(&s, true, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {

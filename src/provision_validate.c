@@ -83,11 +83,12 @@ static int val_wait_agent(struct pve_client *c, const char *node, int vmid, long
 		if (last.code == PHX_E_AUTH || last.code == PHX_E_PERM)
 			return phx_err_set(err, last.code, "%s", last.msg);
 		if (clk_now() - start > (double)timeout_s)
-			return phx_err_set(err, PHX_E_TIMEOUT,
-					   "the guest agent of the test VM %d did not answer within "
-					   "%ld s (last answer: %s): is qemu-guest-agent installed in "
-					   "the image (customize.packages or customize.debs)?",
-					   vmid, timeout_s, last.msg);
+			return phx_err_set(
+				err, PHX_E_TIMEOUT,
+				"the guest agent of the test VM %d did not answer within "
+				"%ld s (last answer: %s): is qemu-guest-agent installed in "
+				"the image (customize.packages or customize.debs)?",
+				vmid, timeout_s, last.msg);
 		clk_sleep_ms(delay);
 		delay = delay * 3 / 2 > 5000 ? 5000 : delay * 3 / 2;
 	}
@@ -130,23 +131,35 @@ static int val_check_guest(struct pve_client *c, const char *node, int vmid, lon
 			   struct phx_err *err)
 {
 	static const char *const ci_status[] = {"cloud-init", "status", "--wait", NULL};
-	static const char *const sshd[] = {"systemctl", "is-active", "ssh", NULL};
+	/* Ubuntu >= 22.10 starts sshd on demand from ssh.socket: either unit active is fine */
+	static const char *const sshd[] = {"systemctl", "is-active", "ssh.socket", "ssh.service",
+					   NULL};
 	char out[2048];
 	int code = -1;
 
 	if (val_exec(c, node, vmid, ci_status, timeout_s, &code, out, sizeof(out), err) < 0)
 		return -1;
-	if (code != 0)
+	/* cloud-init >= 23.4 exits 2 for "done, with recoverable errors" (e.g. deprecated keys) */
+	if (code == 2)
+		log_warn("validate: cloud-init finished with recoverable errors: %s", out);
+	else if (code != 0)
 		return phx_err_set(err, PHX_E_GUEST,
 				   "'cloud-init status --wait' in the test VM exited %d: %s", code,
 				   out);
-	log_info("validate: cloud-init finished: %.*s", (int)strcspn(out, "\n"), out);
+	{
+		/* `--wait` prints a dot per second before the "status: done" line */
+		const char *st = strstr(out, "status:");
+
+		st = st ? st : out;
+		log_info("validate: cloud-init finished: %.*s", (int)strcspn(st, "\n"), st);
+	}
 	if (val_exec(c, node, vmid, sshd, timeout_s, &code, out, sizeof(out), err) < 0)
 		return -1;
+	/* is-active exits 0 when any unit named is active */
 	if (code != 0)
 		return phx_err_set(err, PHX_E_GUEST,
-				   "sshd is not active in the test VM ('systemctl is-active ssh' "
-				   "exited %d: %.*s)",
+				   "sshd is not active in the test VM ('systemctl is-active "
+				   "ssh.socket ssh.service' exited %d: %.*s)",
 				   code, (int)strcspn(out, "\n"), out);
 	log_info("validate: sshd is active");
 	return 0;
@@ -186,13 +199,24 @@ int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, stru
 		return -1;
 	snprintf(name, sizeof(name), "phx-validate-%d", o->template_vmid);
 	{
-		const struct pve_param params[] = {{"name", name}, {"full", "0"}};
+		const struct pve_param linked[] = {{"name", name}, {"full", "0"}};
+		const struct pve_param full[] = {{"name", name}, {"full", "1"}};
+		struct phx_err cerr = PHX_ERR_INIT;
 
 		log_info("validate: cloning template %d into test VM %d", o->template_vmid, vmid);
-		/* a failed clone task removes what it made (qemu-server clone_vm) */
-		if (pve_vm_clone(c, o->node, o->template_vmid, vmid, params, 2, o->task_timeout_s,
-				 err) < 0)
-			goto out;
+		/* a failed clone task removes what it made (qemu-server clone_vm); storages
+		 * without the clone feature (thick LVM) only do full clones */
+		if (pve_vm_clone(c, o->node, o->template_vmid, vmid, linked, 2, o->task_timeout_s,
+				 &cerr) < 0) {
+			if (!strstr(cerr.msg, "Linked clone feature is not supported")) {
+				phx_err_set(err, cerr.code, "%s", cerr.msg);
+				goto out;
+			}
+			log_info("validate: the storage cannot do linked clones: full clone");
+			if (pve_vm_clone(c, o->node, o->template_vmid, vmid, full, 2,
+					 o->task_timeout_s, err) < 0)
+				goto out;
+		}
 	}
 	created = true;
 	fd = mkstemp(tmpl);
@@ -201,8 +225,7 @@ int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, stru
 		goto out;
 	}
 	close(fd);
-	if (val_net0_mac(c, o->node, vmid, mac, err) < 0 ||
-	    val_seed(mac, vmid, tmpl, sha, err) < 0)
+	if (val_net0_mac(c, o->node, vmid, mac, err) < 0 || val_seed(mac, vmid, tmpl, sha, err) < 0)
 		goto out;
 	snprintf(filename, sizeof(filename), "phoenix-validate-%d-%.12s.iso", vmid, sha);
 	if (pve_storage_upload(c, o->node, o->iso_storage, "iso", tmpl, filename, "sha256", sha,

@@ -190,6 +190,47 @@ class ProvisionTest(OrchestratorTest):
         self.assertIn("was not built by phoenix-orchestrator", p.stderr)
         self.assertEqual(self.state(), before)
 
+    def test_vmid_taken_during_the_build_is_left_alone(self):
+        cfg = self.config()
+        self.provision(cfg)  # warm the caches; then start over on the server
+        self.sim.api("DELETE", "/nodes/pve1/qemu/9000", {"purge": 1})
+        for _ in range(100):
+            if not self.state()["vms"]:
+                break
+            time.sleep(0.1)
+        self.sim.control("POST", "/_sim/task-duration", {"type": "imgcopy", "seconds": 2})
+        import threading
+
+        uploads = sum(1 for r in self.sim.requests() if r["path"].endswith("/upload"))
+
+        def someone_else():
+            for _ in range(600):
+                if sum(1 for r in self.sim.requests()
+                       if r["path"].endswith("/upload")) > uploads:
+                    self.sim.api("POST", "/nodes/pve1/qemu",
+                                 {"vmid": "9000", "name": "someone-elses"})
+                    return
+                time.sleep(0.05)
+        th = threading.Thread(target=someone_else)
+        th.start()
+        p = self.provision(cfg, check=1)
+        th.join()
+        self.assertIn("already exists", p.stderr)
+        self.assertIn("VM 9000 is not the one this run created", p.stderr)
+        st = self.state()
+        self.assertEqual(st["vms"]["9000"]["conf"]["name"], "someone-elses")
+        self.assertEqual([v for v in st["volumes"] if v["content"] == "import"], [])
+
+    def test_half_built_vm_of_ours_is_not_up_to_date(self):
+        st, reason, _ = self.sim.api("POST", "/nodes/pve1/qemu",
+                                     {"vmid": "9000", "name": "debian-tiny",
+                                      "tags": "phoenix;phx-debian-tiny"})
+        self.assertEqual(st, 200, reason)
+        time.sleep(1)
+        p = self.provision(self.config(), check=1)
+        self.assertIn("VM 9000 is ours but not a template", p.stderr)
+        self.assertIn("--destroy 9000", p.stderr)
+
     def test_dry_run_prints_requests_and_changes_nothing(self):
         before = self.state()
         p = self.provision(self.config(), "--dry-run", check=0)
@@ -207,7 +248,15 @@ class ProvisionTest(OrchestratorTest):
                          "debian-tiny-%s-001" % day)
         p = self.provision(cfg, check=0)
         self.assertIn("up to date", p.stdout)
+        # a work dir left by a killed run is removed by the next customization
+        import glob
+        shadir = os.path.dirname(glob.glob(os.path.join(self.cache, "phoenix", "images", "*",
+                                                        "tiny.img"))[0])
+        stale = os.path.join(shadir, ".work-stale")
+        os.makedirs(stale, exist_ok=True)
+        open(os.path.join(stale, "debian-tiny.qcow2"), "w").close()
         self.provision(cfg, "--rebuild")
+        self.assertFalse(os.path.exists(stale))
         vms = self.state()["vms"]
         self.assertEqual(vms["9101"]["conf"]["name"], "debian-tiny-%s-002" % day)
         # a linked clone of the old version keeps it alive through a prune
@@ -282,7 +331,8 @@ class RunLockTest(ProvisionPreflightTest):
     def test_overlapping_run_is_refused_with_the_holder(self):
         import fcntl
         env = self.env()
-        path = os.path.join(env["XDG_RUNTIME_DIR"], "phoenix-orchestrator.lock")
+        path = os.path.join(env["XDG_CACHE_HOME"], "phoenix", "images", "orchestrator.lock")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             f.write("4242\n")

@@ -1,0 +1,58 @@
+/* progress: TTY progress bar for uploads. */
+#include "progress.h"
+
+#include <stdio.h>
+
+#include "clock.h"
+#include "log.h"
+
+void prog_bar_init(struct prog_bar *b, const char *label)
+{
+	*b = (struct prog_bar){.label = label, .t0 = clk_now(), .active = log_is_tty()};
+}
+
+static void prog_human(uint64_t v, char *ret, size_t len)
+{
+	if (v >= (uint64_t)1 << 30)
+		snprintf(ret, len, "%.2f GiB", (double)v / (1 << 30));
+	else
+		snprintf(ret, len, "%.1f MiB", (double)v / (1 << 20));
+}
+
+static void prog_draw(const struct prog_bar *b, bool final)
+{
+	double secs = clk_now() - b->t0, rate = secs > 0 ? (double)b->now / secs : 0;
+	char have[32], total[32] = "?", eta[32] = "--:--";
+
+	prog_human(b->now, have, sizeof(have));
+	if (b->total) {
+		prog_human(b->total, total, sizeof(total));
+		if (rate > 0 && b->total >= b->now) {
+			unsigned left = (unsigned)((double)(b->total - b->now) / rate);
+
+			snprintf(eta, sizeof(eta), "%u:%02u", left / 60, left % 60);
+		}
+	}
+	fprintf(stderr, "\r\033[K%s  %s / %s  %.1f MiB/s  ETA %s%s", b->label, have, total,
+		rate / (1 << 20), eta, final ? "\n" : "");
+	fflush(stderr);
+}
+
+void prog_bar_update(void *ud, uint64_t now, uint64_t total)
+{
+	struct prog_bar *b = ud;
+	double t = clk_now();
+
+	b->now = now;
+	b->total = total;
+	if (!b->active || t - b->last_draw < 0.2)
+		return;
+	b->last_draw = t;
+	prog_draw(b, false);
+}
+
+void prog_bar_finish(struct prog_bar *b)
+{
+	if (b->active && b->last_draw > 0)
+		prog_draw(b, true);
+}
