@@ -189,6 +189,20 @@ static bool tpl_cloned_by_config(const struct cfg *cfg, int vmid)
 	return false;
 }
 
+/* One prune decision: printed as a line, or collected for --output json. */
+static void tpl_prune_report(json_t *out, const char *series, const struct pve_vm_info *vm,
+			     const char *action, const char *why)
+{
+	if (out) {
+		json_array_append_new(out, json_pack("{s:s, s:i, s:s, s:s, s:s?}", "series", series,
+						     "vmid", vm->vmid, "name", vm->name, "action",
+						     action, "reason", why));
+		return;
+	}
+	printf("%s: %s %d '%s'%s%s\n", series, action, vm->vmid, vm->name, why ? ": " : "",
+	       why ? why : "");
+}
+
 int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 {
 	struct session s;
@@ -196,6 +210,8 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 	struct series_guest *guests = NULL;
 	struct tpl_use *uses = NULL;
 	size_t n_uses = 0;
+	json_t *json_out = opts->output == CLI_OUTPUT_JSON ? json_array() : NULL;
+	char why[64];
 	int rc = -1, failed = 0;
 
 	if (session_load(opts, &s, err) < 0)
@@ -228,20 +244,19 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 			int user = tpl_user_of(uses, n_uses, vm->vmid);
 
 			if (user) {
-				printf("%s: kept %d '%s': linked clone %d uses it\n", tpl->name,
-				       vm->vmid, vm->name, user);
+				snprintf(why, sizeof(why), "linked clone %d uses it", user);
+				tpl_prune_report(json_out, tpl->name, vm, "kept", why);
 				continue;
 			}
 			/* clone_from_template picks the newest validated version */
 			if ((long)idx[k] == validated) {
-				printf("%s: kept %d '%s': the newest validated version\n",
-				       tpl->name, vm->vmid, vm->name);
+				tpl_prune_report(json_out, tpl->name, vm, "kept",
+						 "the newest validated version");
 				continue;
 			}
 			if (tpl_cloned_by_config(s.cfg, vm->vmid)) {
-				printf("%s: kept %d '%s': a VM in the config clones it "
-				       "(clone_from_vmid)\n",
-				       tpl->name, vm->vmid, vm->name);
+				tpl_prune_report(json_out, tpl->name, vm, "kept",
+						 "a VM in the config clones it (clone_from_vmid)");
 				continue;
 			}
 			if (pve_vm_destroy(s.pve, vm->node, vm->vmid,
@@ -249,16 +264,21 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 					   session_task_timeout(&s), &derr) < 0) {
 				log_warn("%s: could not remove %d '%s': %s", tpl->name, vm->vmid,
 					 vm->name, derr.msg);
+				tpl_prune_report(json_out, tpl->name, vm, "failed", derr.msg);
 				failed++;
 				continue;
 			}
-			printf("%s: %s %d '%s'\n", tpl->name,
-			       opts->dry_run ? "would remove" : "removed", vm->vmid, vm->name);
+			tpl_prune_report(json_out, tpl->name, vm,
+					 opts->dry_run ? "would remove" : "removed", NULL);
 		}
 		if (n <= tpl->versions.keep)
 			printf("%s: %zu version%s, keeping up to %lu: nothing to prune\n",
 			       tpl->name, n, n == 1 ? "" : "s", tpl->versions.keep);
 		free(idx);
+	}
+	if (json_out) {
+		json_dumpf(json_out, stdout, JSON_COMPACT);
+		fputc('\n', stdout);
 	}
 	if (failed) {
 		phx_err_set(err, PHX_E_RUNTIME, "%d template version%s could not be removed",
@@ -267,6 +287,7 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 	}
 	rc = 0;
 out:
+	json_decref(json_out);
 	free(uses);
 	free(guests);
 	pve_vm_list_release(&vms);

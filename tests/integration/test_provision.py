@@ -272,8 +272,9 @@ class ProvisionTest(OrchestratorTest):
             if "8100" not in self.state()["vms"]:
                 break
             time.sleep(0.2)
-        p = self.run_bin("--config", cfg, "--prune", check=0)
-        self.assertIn("removed 9100", p.stdout)
+        p = self.run_bin("--config", cfg, "--prune", "--output", "json", check=0)
+        self.assertEqual([(x["vmid"], x["action"]) for x in json.loads(p.stdout)],
+                         [(9100, "removed")])
         self.assertEqual(sorted(self.state()["vms"]), ["9101"])
         p = self.run_bin("--config", cfg, "--list-templates", "--output", "json", check=0)
         listed = json.loads(p.stdout)
