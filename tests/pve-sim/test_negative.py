@@ -182,7 +182,8 @@ class Negative(unittest.TestCase):
 
 	# 16. pve-guest-common AbstractConfig.pm check_lock: VM locked while its clone task runs
 	def test_16_locked_vm(self):
-		self.sim.control('POST', '/_sim/task-duration', {'type': 'qmclone', 'seconds': 1.5})
+		# long enough that two more requests surely land inside it on a loaded CI machine
+		self.sim.control('POST', '/_sim/task-duration', {'type': 'qmclone', 'seconds': 6})
 		self.addCleanup(self.sim.control, 'POST', '/_sim/task-duration',
 			{'type': 'qmclone', 'seconds': 0.02})
 		upid = self.sim.api('POST', '/nodes/pve1/qemu/9000/clone', {'newid': 105})[2]['data']
