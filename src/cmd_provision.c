@@ -853,6 +853,9 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 				 recorded[0] ? recorded : "unknown", source_sha256);
 		}
 	}
+	/* a new version: the newest one's name was only for the "up to date" report */
+	free(res->name);
+	res->name = NULL;
 	if (series_next_vmid(t->versions.vmid_min, t->versions.vmid_max, guests, p->vms.n,
 			     &res->vmid, err) < 0 ||
 	    series_next_name(t->name, time(NULL), guests, p->vms.n, &res->name, err) < 0)
