@@ -1,8 +1,9 @@
-/* config: parse phoenix_vm_configs.json into struct cfg, apply defaults and validate every
- * value, collecting all problems (each one line naming file and JSON path) instead of stopping
- * at the first. Owns the JSON reading (jansson stays inside this file), path resolution
- * relative to the config file, and the environment overrides for the connection. The value
- * validators live in config_check.c. Never touches the network. */
+/* config: loads phoenix_vm_configs.json, owns the struct cfg it becomes (cfg_free, lookups)
+ * and the machinery every section parser reports through: typed JSON getters that turn a
+ * wrong value into one problem line naming the file and the JSON path, collecting all
+ * problems instead of stopping at the first. jansson stays inside the config module. The
+ * section parsers live in config_parse.c, the environment overrides and the token secret in
+ * config_env.c, the value validators in config_check.c. Never touches the network. */
 #include "config.h"
 
 #include <ctype.h>
@@ -20,31 +21,11 @@
 #include "config_int.h"
 #include "fsutil.h"
 
-#ifndef PHX_DATADIR
-#define PHX_DATADIR "/usr/local/share/phoenix"
-#endif
-
 #define CFG_FILE_MAX ((size_t)16 << 20)
-#define CFG_PATH_MAX 512
-#define CFG_SHOW_MAX 60
-
-static const char cfg_builtin_docker_script[] = "configs/features/docker.sh";
-
-struct cfg_ctx {
-	const char *file; /* name used in messages */
-	struct cfg *cfg;
-	struct buf msgs;
-	size_t n_problems;
-	size_t n_shown;
-	bool oom;
-};
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
-static void cfg_problem(struct cfg_ctx *ctx, const char *jpath, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void cfg_problem(struct cfg_ctx *ctx, const char *jpath, const char *fmt, ...)
+void cfg_problem(struct cfg_ctx *ctx, const char *jpath, const char *fmt, ...)
 {
 	char line[1024];
 	int n;
@@ -93,7 +74,7 @@ static const char *cfg_kind(const json_t *v)
 }
 
 /* Quotes a user string for a message: at most CFG_SHOW_MAX bytes, control bytes as '?'. */
-static const char *cfg_quote(const char *s, char *out, size_t n)
+const char *cfg_quote(const char *s, char *out, size_t n)
 {
 	size_t o = 0, len = strlen(s);
 
@@ -131,7 +112,7 @@ static const char *cfg_show(const json_t *v, char *out, size_t n)
 }
 
 /* A value of the wrong type: "a string '4'", "a number 4.5", "null", "an array". */
-static const char *cfg_got(const json_t *v, char *out, size_t n)
+const char *cfg_got(const json_t *v, char *out, size_t n)
 {
 	char tmp[CFG_SHOW_MAX + 16];
 
@@ -151,7 +132,7 @@ static bool cfg_is_ident(const char *key)
 	return true;
 }
 
-static void cfg_path_key(char *out, const char *parent, const char *key)
+void cfg_path_key(char *out, const char *parent, const char *key)
 {
 	char q[CFG_SHOW_MAX + 16];
 
@@ -161,14 +142,14 @@ static void cfg_path_key(char *out, const char *parent, const char *key)
 		snprintf(out, CFG_PATH_MAX, "%s[%s]", parent, cfg_quote(key, q, sizeof(q)));
 }
 
-static void cfg_path_idx(char *out, const char *parent, size_t i)
+void cfg_path_idx(char *out, const char *parent, size_t i)
 {
 	snprintf(out, CFG_PATH_MAX, "%s[%zu]", parent, i);
 }
 
 /* ---- memory and paths -------------------------------------------------------------------- */
 
-static char *cfg_strdup(struct cfg_ctx *ctx, const char *s)
+char *cfg_strdup(struct cfg_ctx *ctx, const char *s)
 {
 	char *p = s ? strdup(s) : NULL;
 
@@ -177,13 +158,13 @@ static char *cfg_strdup(struct cfg_ctx *ctx, const char *s)
 	return p;
 }
 
-static void cfg_set_str(struct cfg_ctx *ctx, char **field, const char *s)
+void cfg_set_str(struct cfg_ctx *ctx, char **field, const char *s)
 {
 	free(*field);
 	*field = cfg_strdup(ctx, s);
 }
 
-static char *cfg_join(struct cfg_ctx *ctx, const char *dir, const char *rel)
+char *cfg_join(struct cfg_ctx *ctx, const char *dir, const char *rel)
 {
 	char *p;
 
@@ -196,19 +177,19 @@ static char *cfg_join(struct cfg_ctx *ctx, const char *dir, const char *rel)
 
 /* An absolute path for a local file named in the config: relative means relative to the
  * config file's directory, so a config works the same from any working directory. */
-static char *cfg_resolve(struct cfg_ctx *ctx, const char *p)
+char *cfg_resolve(struct cfg_ctx *ctx, const char *p)
 {
 	return p[0] == '/' ? cfg_strdup(ctx, p) : cfg_join(ctx, ctx->cfg->dir, p);
 }
 
-static bool cfg_is_regular(const char *path)
+bool cfg_is_regular(const char *path)
 {
 	struct stat st;
 
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static void cfg_strv_free(struct cfg_strv *v)
+void cfg_strv_free(struct cfg_strv *v)
 {
 	for (size_t i = 0; i < v->n; i++)
 		free(v->items[i]);
@@ -217,7 +198,7 @@ static void cfg_strv_free(struct cfg_strv *v)
 	v->n = 0;
 }
 
-static bool cfg_strv_has(const struct cfg_strv *v, const char *s)
+bool cfg_strv_has(const struct cfg_strv *v, const char *s)
 {
 	for (size_t i = 0; i < v->n; i++)
 		if (!strcasecmp(v->items[i], s))
@@ -225,7 +206,7 @@ static bool cfg_strv_has(const struct cfg_strv *v, const char *s)
 	return false;
 }
 
-static void cfg_strv_push(struct cfg_ctx *ctx, struct cfg_strv *v, const char *s)
+void cfg_strv_push(struct cfg_ctx *ctx, struct cfg_strv *v, const char *s)
 {
 	char **items = realloc(v->items, (v->n + 1) * sizeof(*items));
 	char *copy = cfg_strdup(ctx, s);
@@ -241,7 +222,7 @@ static void cfg_strv_push(struct cfg_ctx *ctx, struct cfg_strv *v, const char *s
 	v->items[v->n++] = copy;
 }
 
-static void cfg_strv_copy(struct cfg_ctx *ctx, struct cfg_strv *dst, const struct cfg_strv *src)
+void cfg_strv_copy(struct cfg_ctx *ctx, struct cfg_strv *dst, const struct cfg_strv *src)
 {
 	for (size_t i = 0; i < src->n; i++)
 		cfg_strv_push(ctx, dst, src->items[i]);
@@ -262,8 +243,8 @@ static const struct cfg_hint cfg_hints[] = {
 		     "'mkpasswd -m sha-512'"},
 };
 
-static void cfg_check_keys(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
-			   const char *const *keys, size_t n)
+void cfg_check_keys(struct cfg_ctx *ctx, json_t *obj, const char *jpath, const char *const *keys,
+		    size_t n)
 {
 	const char *key;
 	json_t *v;
@@ -297,9 +278,6 @@ static void cfg_check_keys(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 	}
 }
 
-#define CFG_CHECK_KEYS(ctx, obj, jpath, keys) \
-	cfg_check_keys(ctx, obj, jpath, keys, sizeof(keys) / sizeof(keys[0]))
-
 static void cfg_missing(struct cfg_ctx *ctx, const char *jparent, const char *key)
 {
 	char kpath[CFG_PATH_MAX];
@@ -309,8 +287,8 @@ static void cfg_missing(struct cfg_ctx *ctx, const char *jparent, const char *ke
 }
 
 /* Borrowed string value (valid while the JSON document lives), or NULL when absent/bad. */
-static const char *cfg_get_str(struct cfg_ctx *ctx, json_t *obj, const char *jparent,
-			       const char *key, bool required)
+const char *cfg_get_str(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+			bool required)
 {
 	json_t *v = json_object_get(obj, key);
 	char kpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
@@ -337,8 +315,8 @@ static const char *cfg_get_str(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 }
 
 /* True when present and valid (then *out is written). */
-static bool cfg_get_uint(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
-			 bool required, unsigned long min, unsigned long max, unsigned long *out)
+bool cfg_get_uint(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		  bool required, unsigned long min, unsigned long max, unsigned long *out)
 {
 	json_t *v = json_object_get(obj, key);
 	char kpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
@@ -360,8 +338,7 @@ static bool cfg_get_uint(struct cfg_ctx *ctx, json_t *obj, const char *jparent, 
 	return true;
 }
 
-static bool cfg_get_bool(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
-			 bool *out)
+bool cfg_get_bool(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key, bool *out)
 {
 	json_t *v = json_object_get(obj, key);
 	char kpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
@@ -379,8 +356,8 @@ static bool cfg_get_bool(struct cfg_ctx *ctx, json_t *obj, const char *jparent, 
 }
 
 /* The object at key (borrowed), NULL when absent or not an object. */
-static json_t *cfg_get_obj(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
-			   bool required)
+json_t *cfg_get_obj(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		    bool required)
 {
 	json_t *v = json_object_get(obj, key);
 	char kpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
@@ -398,8 +375,8 @@ static json_t *cfg_get_obj(struct cfg_ctx *ctx, json_t *obj, const char *jparent
 	return v;
 }
 
-static json_t *cfg_get_array(struct cfg_ctx *ctx, json_t *obj, const char *jparent,
-			     const char *key, bool required)
+json_t *cfg_get_array(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		      bool required)
 {
 	json_t *v = json_object_get(obj, key);
 	char kpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
@@ -420,9 +397,9 @@ static json_t *cfg_get_array(struct cfg_ctx *ctx, json_t *obj, const char *jpare
 /* A string list. `valid` may be NULL (any non-empty string); `expect` describes one item for
  * messages ("a Debian package name like 'curl'"). With `single_ok`, a lone string is accepted as
  * a one-item list. Returns true when the key was present (even with bad items). */
-static bool cfg_get_strv(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
-			 bool (*valid)(const char *), const char *expect, bool single_ok,
-			 struct cfg_strv *out)
+bool cfg_get_strv(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		  bool (*valid)(const char *), const char *expect, bool single_ok,
+		  struct cfg_strv *out)
 {
 	json_t *v = json_object_get(obj, key);
 	char kpath[CFG_PATH_MAX], ipath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
@@ -474,24 +451,9 @@ static bool cfg_get_strv(struct cfg_ctx *ctx, json_t *obj, const char *jparent, 
 	return true;
 }
 
-static bool cfg_is_ipv4(const char *s)
-{
-	uint32_t a;
-
-	return cfg_parse_ipv4(s, &a);
-}
-
-static bool cfg_is_abs_path(const char *s)
-{
-	size_t n = strlen(s);
-
-	return s[0] == '/' && !strstr(s, "/../") && !(n >= 3 && !strcmp(s + n - 3, "/.."));
-}
-
 /* A string key that must satisfy `valid`; copied into *field (replacing a default). */
-static void cfg_get_checked(struct cfg_ctx *ctx, json_t *obj, const char *jparent,
-			    const char *key, bool required, bool (*valid)(const char *),
-			    const char *expect, char **field)
+void cfg_get_checked(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		     bool required, bool (*valid)(const char *), const char *expect, char **field)
 {
 	const char *s = cfg_get_str(ctx, obj, jparent, key, required);
 	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
@@ -507,8 +469,8 @@ static void cfg_get_checked(struct cfg_ctx *ctx, json_t *obj, const char *jparen
 }
 
 /* A local file path key: resolved against the config directory; must name a regular file. */
-static void cfg_get_local_file(struct cfg_ctx *ctx, json_t *obj, const char *jparent,
-			       const char *key, bool required, char **field)
+void cfg_get_local_file(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+			bool required, char **field)
 {
 	const char *s = cfg_get_str(ctx, obj, jparent, key, required);
 	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
@@ -528,862 +490,6 @@ static void cfg_get_local_file(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 	}
 	free(*field);
 	*field = path;
-}
-
-static const char cfg_expect_storage[] = "a Proxmox storage ID like 'local-lvm'";
-static const char cfg_expect_node[] = "a Proxmox node name like 'pve1'";
-static const char cfg_expect_bridge[] = "a bridge name like 'vmbr0'";
-static const char cfg_expect_tag[] = "a Proxmox tag like 'web' ([a-z0-9_][a-z0-9_+.-]*)";
-static const char cfg_expect_ipv4[] = "an IPv4 address like '1.1.1.1'";
-static const char cfg_expect_package[] = "a Debian package name like 'curl'";
-
-/* ---- proxmox ----------------------------------------------------------------------------- */
-
-/* "https://h:8006/api2/json/" -> "https://h:8006": the client appends /api2/json itself. */
-static void cfg_normalize_api_url(char *url)
-{
-	size_t n = strlen(url);
-
-	while (n > 8 && url[n - 1] == '/')
-		url[--n] = '\0';
-	if (n > 10 && !strcmp(url + n - 10, "/api2/json"))
-		url[n -= 10] = '\0';
-	while (n > 8 && url[n - 1] == '/')
-		url[--n] = '\0';
-}
-
-static void cfg_parse_proxmox(struct cfg_ctx *ctx, json_t *root)
-{
-	static const char *const keys[] = {"api_url", "token_id", "token_secret_file",
-					   "node",    "tls",      "timeouts"};
-	static const char *const tls_keys[] = {"ca_file", "fingerprint", "insecure"};
-	static const char *const to_keys[] = {"task_s", "agent_s", "connect_s"};
-	struct cfg_proxmox *px = &ctx->cfg->proxmox;
-	char q[CFG_SHOW_MAX + 16];
-	const char *s;
-	json_t *obj, *tls, *to;
-
-	px->timeouts.task_s = 1800;
-	px->timeouts.agent_s = 600;
-	px->timeouts.connect_s = 10;
-	obj = cfg_get_obj(ctx, root, "$", "proxmox", false);
-	if (!obj)
-		return;
-	CFG_CHECK_KEYS(ctx, obj, "$.proxmox", keys);
-	s = cfg_get_str(ctx, obj, "$.proxmox", "api_url", false);
-	if (s) {
-		const char *why = cfg_check_url(s, true);
-
-		if (why) {
-			cfg_problem(ctx, "$.proxmox.api_url",
-				    "expected an https URL like 'https://pve.example.com:8006', got "
-				    "%s (%s)",
-				    cfg_quote(s, q, sizeof(q)), why);
-		} else {
-			cfg_set_str(ctx, &px->api_url, s);
-			if (px->api_url)
-				cfg_normalize_api_url(px->api_url);
-		}
-	}
-	cfg_get_checked(ctx, obj, "$.proxmox", "token_id", false, cfg_is_token_id,
-			"a token ID like 'phoenix@pve!ci'", &px->token_id);
-	s = cfg_get_str(ctx, obj, "$.proxmox", "token_secret_file", false);
-	if (s) {
-		free(px->token_secret_file);
-		/* existence and mode are checked when the secret is read, with a better message */
-		px->token_secret_file = cfg_resolve(ctx, s);
-	}
-	cfg_get_checked(ctx, obj, "$.proxmox", "node", false, cfg_is_dns_label, cfg_expect_node,
-			&px->node);
-	tls = cfg_get_obj(ctx, obj, "$.proxmox", "tls", false);
-	if (tls) {
-		CFG_CHECK_KEYS(ctx, tls, "$.proxmox.tls", tls_keys);
-		cfg_get_local_file(ctx, tls, "$.proxmox.tls", "ca_file", false, &px->tls.ca_file);
-		s = cfg_get_str(ctx, tls, "$.proxmox.tls", "fingerprint", false);
-		if (s) {
-			char fp[96];
-
-			if (cfg_normalize_fingerprint(s, fp))
-				cfg_set_str(ctx, &px->tls.fingerprint, fp);
-			else
-				cfg_problem(ctx, "$.proxmox.tls.fingerprint",
-					    "expected a SHA-256 fingerprint like 'AB:CD:...' (32 hex "
-					    "bytes), got %s",
-					    cfg_quote(s, q, sizeof(q)));
-		}
-		cfg_get_bool(ctx, tls, "$.proxmox.tls", "insecure", &px->tls.insecure);
-		if (px->tls.insecure && json_object_get(tls, "fingerprint"))
-			cfg_problem(ctx, "$.proxmox.tls.insecure",
-				    "expected false when tls.fingerprint is set (a pinned certificate "
-				    "is already safe without a CA), got true");
-	}
-	to = cfg_get_obj(ctx, obj, "$.proxmox", "timeouts", false);
-	if (to) {
-		CFG_CHECK_KEYS(ctx, to, "$.proxmox.timeouts", to_keys);
-		cfg_get_uint(ctx, to, "$.proxmox.timeouts", "task_s", false, 1, 604800,
-			     &px->timeouts.task_s);
-		cfg_get_uint(ctx, to, "$.proxmox.timeouts", "agent_s", false, 1, 86400,
-			     &px->timeouts.agent_s);
-		cfg_get_uint(ctx, to, "$.proxmox.timeouts", "connect_s", false, 1, 600,
-			     &px->timeouts.connect_s);
-	}
-}
-
-/* ---- defaults ---------------------------------------------------------------------------- */
-
-static void cfg_parse_defaults(struct cfg_ctx *ctx, json_t *root)
-{
-	static const char *const keys[] = {
-		"node",		 "storage",	 "import_storage", "iso_storage",
-		"bridge",	 "dns_servers",	 "search_domain",  "full_clone",
-		"cloudinit_mode", "snippets_dir", "tags",	    "agent_timeout_s",
-	};
-	struct cfg_defaults *d = &ctx->cfg->defaults;
-	const char *s;
-	char q[CFG_SHOW_MAX + 16];
-	json_t *obj;
-
-	cfg_set_str(ctx, &d->storage, "local-lvm");
-	cfg_set_str(ctx, &d->import_storage, "local");
-	cfg_set_str(ctx, &d->iso_storage, "local");
-	cfg_set_str(ctx, &d->bridge, "vmbr0");
-	d->cloudinit_mode = CFG_CLOUDINIT_ISO;
-	d->agent_timeout_s = ctx->cfg->proxmox.timeouts.agent_s;
-	obj = cfg_get_obj(ctx, root, "$", "defaults", false);
-	if (!obj)
-		return;
-	CFG_CHECK_KEYS(ctx, obj, "$.defaults", keys);
-	cfg_get_checked(ctx, obj, "$.defaults", "node", false, cfg_is_dns_label, cfg_expect_node,
-			&d->node);
-	cfg_get_checked(ctx, obj, "$.defaults", "storage", false, cfg_is_storage_id,
-			cfg_expect_storage, &d->storage);
-	cfg_get_checked(ctx, obj, "$.defaults", "import_storage", false, cfg_is_storage_id,
-			cfg_expect_storage, &d->import_storage);
-	cfg_get_checked(ctx, obj, "$.defaults", "iso_storage", false, cfg_is_storage_id,
-			cfg_expect_storage, &d->iso_storage);
-	cfg_get_checked(ctx, obj, "$.defaults", "bridge", false, cfg_is_bridge, cfg_expect_bridge,
-			&d->bridge);
-	cfg_get_strv(ctx, obj, "$.defaults", "dns_servers", cfg_is_ipv4, cfg_expect_ipv4, false,
-		     &d->dns_servers);
-	cfg_get_checked(ctx, obj, "$.defaults", "search_domain", false, cfg_is_dns_name,
-			"a DNS domain like 'example.com'", &d->search_domain);
-	cfg_get_bool(ctx, obj, "$.defaults", "full_clone", &d->full_clone);
-	s = cfg_get_str(ctx, obj, "$.defaults", "cloudinit_mode", false);
-	if (s && !strcmp(s, "iso"))
-		d->cloudinit_mode = CFG_CLOUDINIT_ISO;
-	else if (s && !strcmp(s, "native"))
-		d->cloudinit_mode = CFG_CLOUDINIT_NATIVE;
-	else if (s)
-		cfg_problem(ctx, "$.defaults.cloudinit_mode", "expected 'iso' or 'native', got %s",
-			    cfg_quote(s, q, sizeof(q)));
-	cfg_get_checked(ctx, obj, "$.defaults", "snippets_dir", false, cfg_is_abs_path,
-			"an absolute directory like '/var/lib/vz/snippets'", &d->snippets_dir);
-	cfg_get_strv(ctx, obj, "$.defaults", "tags", cfg_is_tag, cfg_expect_tag, false, &d->tags);
-	cfg_get_uint(ctx, obj, "$.defaults", "agent_timeout_s", false, 1, 86400,
-		     &d->agent_timeout_s);
-}
-
-/* defaults.tags followed by the object's own `tags`, without duplicates. */
-static void cfg_get_tags(struct cfg_ctx *ctx, json_t *obj, const char *jparent,
-			 struct cfg_strv *out)
-{
-	struct cfg_strv own = {NULL, 0};
-
-	cfg_strv_copy(ctx, out, &ctx->cfg->defaults.tags);
-	cfg_get_strv(ctx, obj, jparent, "tags", cfg_is_tag, cfg_expect_tag, false, &own);
-	for (size_t i = 0; i < own.n; i++)
-		if (!cfg_strv_has(out, own.items[i]))
-			cfg_strv_push(ctx, out, own.items[i]);
-	cfg_strv_free(&own);
-}
-
-/* ---- features ---------------------------------------------------------------------------- */
-
-/* Finds a feature script: absolute as is; relative against the config's directory, then the
- * installed data directory (where `make install` puts configs/features/ as features/). */
-static char *cfg_find_script(struct cfg_ctx *ctx, const char *script, char *looked, size_t n)
-{
-	char *cand[3] = {NULL, NULL, NULL};
-	char *found = NULL;
-	size_t o = 0;
-
-	if (script[0] == '/') {
-		cand[0] = cfg_strdup(ctx, script);
-	} else {
-		cand[0] = cfg_join(ctx, ctx->cfg->dir, script);
-		cand[1] = cfg_join(ctx, PHX_DATADIR, script);
-		if (!strncmp(script, "configs/", 8))
-			cand[2] = cfg_join(ctx, PHX_DATADIR, script + 8);
-	}
-	looked[0] = '\0';
-	for (size_t i = 0; i < 3; i++) {
-		if (!cand[i])
-			continue;
-		if (!found && cfg_is_regular(cand[i])) {
-			found = cand[i];
-			cand[i] = NULL;
-			continue;
-		}
-		if (o < n) {
-			int w = snprintf(looked + o, n - o, "%s'%s'", o ? ", " : "", cand[i]);
-
-			o += w > 0 ? (size_t)w : 0;
-		}
-		free(cand[i]);
-	}
-	return found;
-}
-
-static void cfg_parse_features(struct cfg_ctx *ctx, json_t *root)
-{
-	static const char *const keys[] = {"script", "packages"};
-	struct cfg *cfg = ctx->cfg;
-	json_t *obj = cfg_get_obj(ctx, root, "$", "features", false);
-	size_t n = obj ? json_object_size(obj) : 0;
-	const char *name;
-	json_t *v;
-	char looked[1024], q[CFG_SHOW_MAX + 16];
-
-	cfg->features = calloc(n + 1, sizeof(*cfg->features));
-	if (!cfg->features) {
-		ctx->oom = true;
-		return;
-	}
-	if (obj) {
-		json_object_foreach(obj, name, v) {
-			struct cfg_feature *f = &cfg->features[cfg->n_features];
-			char jpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
-			const char *script;
-
-			cfg_path_key(jpath, "$.features", name);
-			if (name[0] == '_')
-				continue;
-			if (!cfg_is_feature_name(name)) {
-				cfg_problem(ctx, jpath,
-					    "expected a feature name of [a-z0-9_-] like 'docker', "
-					    "got %s",
-					    cfg_quote(name, q, sizeof(q)));
-				continue;
-			}
-			if (!json_is_object(v)) {
-				cfg_problem(ctx, jpath, "expected an object, got %s",
-					    cfg_got(v, got, sizeof(got)));
-				continue;
-			}
-			cfg->n_features++;
-			f->name = cfg_strdup(ctx, name);
-			CFG_CHECK_KEYS(ctx, v, jpath, keys);
-			cfg_get_strv(ctx, v, jpath, "packages", cfg_is_package, cfg_expect_package,
-				     false, &f->packages);
-			script = cfg_get_str(ctx, v, jpath, "script", true);
-			if (!script)
-				continue;
-			f->script = cfg_strdup(ctx, script);
-			f->script_path = cfg_find_script(ctx, script, looked, sizeof(looked));
-			if (!f->script_path) {
-				char spath[CFG_PATH_MAX];
-
-				cfg_path_key(spath, jpath, "script");
-				cfg_problem(ctx, spath, "expected an existing script file, got %s "
-							"(looked at %s)",
-					    cfg_quote(script, q, sizeof(q)), looked);
-			}
-		}
-	}
-	if (!cfg_find_feature(cfg, "docker")) {
-		struct cfg_feature *f = &cfg->features[cfg->n_features++];
-
-		f->name = cfg_strdup(ctx, "docker");
-		f->script = cfg_strdup(ctx, cfg_builtin_docker_script);
-		f->builtin = true;
-		/* a missing built-in script only matters when a VM asks for the feature */
-		f->script_path = cfg_find_script(ctx, cfg_builtin_docker_script, looked,
-						 sizeof(looked));
-	}
-}
-
-/* ---- templates --------------------------------------------------------------------------- */
-
-static void cfg_parse_file(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
-			   struct cfg_file *f)
-{
-	static const char *const keys[] = {"path", "mode", "content", "source"};
-	char q[CFG_SHOW_MAX + 16], kpath[CFG_PATH_MAX];
-	const char *s;
-	json_t *content;
-
-	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	f->mode = 0644;
-	s = cfg_get_str(ctx, obj, jpath, "path", true);
-	if (s && (!cfg_is_abs_path(s) || s[strlen(s) - 1] == '/')) {
-		cfg_path_key(kpath, jpath, "path");
-		cfg_problem(ctx, kpath, "expected an absolute file path like '/etc/motd', got %s",
-			    cfg_quote(s, q, sizeof(q)));
-	} else if (s) {
-		f->path = cfg_strdup(ctx, s);
-	}
-	s = cfg_get_str(ctx, obj, jpath, "mode", false);
-	if (s) {
-		char *end;
-		unsigned long mode = strtoul(s, &end, 8);
-
-		cfg_path_key(kpath, jpath, "mode");
-		if (*end || strlen(s) < 3 || strlen(s) > 4 || mode > 07777 || *s == '-' ||
-		    *s == '+' || isspace((unsigned char)*s))
-			cfg_problem(ctx, kpath, "expected an octal mode string like '0644', got %s",
-				    cfg_quote(s, q, sizeof(q)));
-		else
-			f->mode = (unsigned)mode;
-	}
-	content = json_object_get(obj, "content");
-	if (content && !json_is_string(content)) {
-		char got[CFG_SHOW_MAX + 32];
-
-		cfg_path_key(kpath, jpath, "content");
-		cfg_problem(ctx, kpath, "expected a string, got %s",
-			    cfg_got(content, got, sizeof(got)));
-	} else if (content) {
-		if (strlen(json_string_value(content)) != json_string_length(content)) {
-			cfg_path_key(kpath, jpath, "content");
-			cfg_problem(ctx, kpath, "string contains a NUL character");
-		} else {
-			f->content = cfg_strdup(ctx, json_string_value(content));
-		}
-	}
-	if (content && json_object_get(obj, "source")) {
-		cfg_path_key(kpath, jpath, "source");
-		cfg_problem(ctx, kpath, "expected exactly one of 'content' or 'source', got both");
-	} else if (!content && !json_object_get(obj, "source")) {
-		cfg_problem(ctx, jpath, "expected exactly one of 'content' or 'source', got neither");
-	} else if (!content) {
-		cfg_get_local_file(ctx, obj, jpath, "source", true, &f->source);
-	}
-}
-
-static bool cfg_is_deb_path(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n > 4 && !strcmp(s + n - 4, ".deb");
-}
-
-static void cfg_parse_customize(struct cfg_ctx *ctx, json_t *tobj, const char *tpath,
-				struct cfg_customize *c)
-{
-	static const char *const keys[] = {"packages", "debs",	"enable_services",
-					   "run",      "files", "timezone"};
-	char jpath[CFG_PATH_MAX], ipath[CFG_PATH_MAX], fpath[CFG_PATH_MAX];
-	json_t *obj = cfg_get_obj(ctx, tobj, tpath, "customize", false);
-	json_t *files, *item;
-	struct cfg_strv debs = {NULL, 0};
-	size_t i;
-
-	cfg_path_key(jpath, tpath, "customize");
-	if (!obj || !cfg_get_strv(ctx, obj, jpath, "packages", cfg_is_package, cfg_expect_package,
-				  false, &c->packages))
-		cfg_strv_push(ctx, &c->packages, "qemu-guest-agent");
-	if (!obj)
-		return;
-	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	cfg_get_strv(ctx, obj, jpath, "debs", cfg_is_deb_path, "a path to a .deb file", false,
-		     &debs);
-	cfg_path_key(fpath, jpath, "debs");
-	for (i = 0; i < debs.n; i++) {
-		char *p = cfg_resolve(ctx, debs.items[i]);
-		char q[CFG_SHOW_MAX + 16];
-
-		if (p && !cfg_is_regular(p)) {
-			cfg_path_idx(ipath, fpath, i);
-			cfg_problem(ctx, ipath, "expected an existing .deb file, got %s (no file at "
-						"'%s')",
-				    cfg_quote(debs.items[i], q, sizeof(q)), p);
-		} else if (p) {
-			cfg_strv_push(ctx, &c->debs, p);
-		}
-		free(p);
-	}
-	cfg_strv_free(&debs);
-	cfg_get_strv(ctx, obj, jpath, "enable_services", cfg_is_unit,
-		     "a systemd unit name like 'nginx.service'", false, &c->enable_services);
-	cfg_get_strv(ctx, obj, jpath, "run", NULL, "a non-empty shell command", false, &c->run);
-	cfg_get_checked(ctx, obj, jpath, "timezone", false, cfg_is_timezone,
-			"a time zone like 'Europe/Berlin' or 'UTC'", &c->timezone);
-	files = cfg_get_array(ctx, obj, jpath, "files", false);
-	if (!files || !json_array_size(files))
-		return;
-	cfg_path_key(fpath, jpath, "files");
-	c->files = calloc(json_array_size(files), sizeof(*c->files));
-	if (!c->files) {
-		ctx->oom = true;
-		return;
-	}
-	json_array_foreach(files, i, item) {
-		char got[CFG_SHOW_MAX + 32];
-
-		cfg_path_idx(ipath, fpath, i);
-		if (!json_is_object(item)) {
-			cfg_problem(ctx, ipath, "expected an object, got %s",
-				    cfg_got(item, got, sizeof(got)));
-			continue;
-		}
-		cfg_parse_file(ctx, item, ipath, &c->files[c->n_files++]);
-		for (size_t j = 0; j + 1 < c->n_files; j++) {
-			const char *p = c->files[c->n_files - 1].path;
-
-			if (p && c->files[j].path && !strcmp(p, c->files[j].path)) {
-				char kpath[CFG_PATH_MAX];
-
-				cfg_path_key(kpath, ipath, "path");
-				cfg_problem(ctx, kpath, "file '%s' is already written by %s[%zu]", p,
-					    fpath, j);
-			}
-		}
-	}
-}
-
-static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tpath,
-			       struct cfg_hardware *hw)
-{
-	static const char *const keys[] = {"cores", "memory_mb", "disk_size_gb", "bridge",
-					   "storage"};
-	char jpath[CFG_PATH_MAX];
-	json_t *obj = cfg_get_obj(ctx, tobj, tpath, "hardware", false);
-	unsigned long v;
-
-	hw->cores = 2;
-	hw->memory_mb = 2048;
-	cfg_set_str(ctx, &hw->bridge, ctx->cfg->defaults.bridge);
-	cfg_set_str(ctx, &hw->storage, ctx->cfg->defaults.storage);
-	if (!obj)
-		return;
-	cfg_path_key(jpath, tpath, "hardware");
-	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	if (cfg_get_uint(ctx, obj, jpath, "cores", false, 1, CFG_CORES_MAX, &v))
-		hw->cores = (unsigned)v;
-	cfg_get_uint(ctx, obj, jpath, "memory_mb", false, CFG_MEMORY_MB_MIN, CFG_MEMORY_MB_MAX,
-		     &hw->memory_mb);
-	cfg_get_uint(ctx, obj, jpath, "disk_size_gb", false, 1, CFG_DISK_GB_MAX,
-		     &hw->disk_size_gb);
-	cfg_get_checked(ctx, obj, jpath, "bridge", false, cfg_is_bridge, cfg_expect_bridge,
-			&hw->bridge);
-	cfg_get_checked(ctx, obj, jpath, "storage", false, cfg_is_storage_id, cfg_expect_storage,
-			&hw->storage);
-}
-
-static bool cfg_is_os(const char *s)
-{
-	/* becomes the tag "os-<os>", so it must be a valid tag itself */
-	return cfg_is_tag(s) && islower((unsigned char)s[0]);
-}
-
-static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
-			       struct cfg_template *t)
-{
-	static const char *const keys[] = {"name",	"vmid",	  "image_url", "checksum_url",
-					   "sha256",	"os",	  "node",      "customize",
-					   "hardware",	"versions", "tags"};
-	static const char *const vkeys[] = {"vmid_min", "vmid_max", "keep", "rebuild_on_change"};
-	char q[CFG_SHOW_MAX + 16], kpath[CFG_PATH_MAX];
-	const char *s;
-	json_t *vobj;
-	bool has_vmid;
-
-	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	cfg_get_checked(ctx, obj, jpath, "name", true, cfg_is_dns_label,
-			"a DNS label like 'ubuntu-noble' (letters, digits, inner hyphens, at most "
-			"63)",
-			&t->name);
-	s = cfg_get_str(ctx, obj, jpath, "image_url", true);
-	if (s) {
-		const char *why = cfg_check_url(s, false);
-
-		if (why) {
-			cfg_path_key(kpath, jpath, "image_url");
-			cfg_problem(ctx, kpath, "expected an http(s) URL, got %s (%s)",
-				    cfg_quote(s, q, sizeof(q)), why);
-		} else {
-			t->image_url = cfg_strdup(ctx, s);
-		}
-	}
-	s = cfg_get_str(ctx, obj, jpath, "checksum_url", false);
-	if (s) {
-		const char *why = cfg_check_url(s, false);
-
-		if (why) {
-			cfg_path_key(kpath, jpath, "checksum_url");
-			cfg_problem(ctx, kpath, "expected an http(s) URL, got %s (%s)",
-				    cfg_quote(s, q, sizeof(q)), why);
-		} else {
-			t->checksum_url = cfg_strdup(ctx, s);
-		}
-	}
-	s = cfg_get_str(ctx, obj, jpath, "sha256", false);
-	if (s && !cfg_is_sha256_hex(s)) {
-		cfg_path_key(kpath, jpath, "sha256");
-		cfg_problem(ctx, kpath, "expected 64 hex digits, got %s", cfg_quote(s, q, sizeof(q)));
-	} else if (s) {
-		t->sha256 = cfg_strdup(ctx, s);
-		for (char *p = t->sha256; p && *p; p++)
-			*p = (char)tolower((unsigned char)*p);
-	}
-	if (!json_object_get(obj, "checksum_url") && !json_object_get(obj, "sha256"))
-		cfg_problem(ctx, jpath,
-			    "expected 'checksum_url' (a SHA256SUMS file) or 'sha256', got neither; "
-			    "an image is never used unverified");
-	cfg_get_checked(ctx, obj, jpath, "os", false, cfg_is_os,
-			"an OS name like 'ubuntu-24.04' (usable as a tag)", &t->os);
-	cfg_get_checked(ctx, obj, jpath, "node", false, cfg_is_dns_label, cfg_expect_node,
-			&t->node);
-	cfg_parse_customize(ctx, obj, jpath, &t->customize);
-	cfg_parse_hardware(ctx, obj, jpath, &t->hardware);
-	cfg_get_tags(ctx, obj, jpath, &t->tags);
-
-	vobj = cfg_get_obj(ctx, obj, jpath, "versions", false);
-	has_vmid = json_object_get(obj, "vmid") != NULL;
-	cfg_get_uint(ctx, obj, jpath, "vmid", !vobj, CFG_VMID_MIN, CFG_VMID_MAX, &t->vmid);
-	if (vobj) {
-		struct cfg_versions *ver = &t->versions;
-		char vpath[CFG_PATH_MAX];
-		bool ok;
-
-		cfg_path_key(vpath, jpath, "versions");
-		CFG_CHECK_KEYS(ctx, vobj, vpath, vkeys);
-		ver->keep = 3;
-		ok = cfg_get_uint(ctx, vobj, vpath, "vmid_min", true, CFG_VMID_MIN, CFG_VMID_MAX,
-				  &ver->vmid_min);
-		ok &= cfg_get_uint(ctx, vobj, vpath, "vmid_max", true, CFG_VMID_MIN, CFG_VMID_MAX,
-				   &ver->vmid_max);
-		cfg_get_uint(ctx, vobj, vpath, "keep", false, 1, 1000, &ver->keep);
-		cfg_get_bool(ctx, vobj, vpath, "rebuild_on_change", &ver->rebuild_on_change);
-		if (ok && ver->vmid_min > ver->vmid_max) {
-			cfg_path_key(kpath, vpath, "vmid_max");
-			cfg_problem(ctx, kpath, "expected at least vmid_min (%lu), got %lu",
-				    ver->vmid_min, ver->vmid_max);
-		} else if (ok && ver->vmid_max - ver->vmid_min + 1 < ver->keep) {
-			cfg_path_key(kpath, vpath, "keep");
-			cfg_problem(ctx, kpath,
-				    "expected at most the %lu VMIDs of vmid_min..vmid_max, got %lu",
-				    ver->vmid_max - ver->vmid_min + 1, ver->keep);
-		} else if (ok) {
-			t->has_versions = true;
-			if (has_vmid && t->vmid &&
-			    (t->vmid < ver->vmid_min || t->vmid > ver->vmid_max)) {
-				cfg_path_key(kpath, jpath, "vmid");
-				cfg_problem(ctx, kpath,
-					    "expected a VMID inside versions %lu..%lu, got %lu",
-					    ver->vmid_min, ver->vmid_max, t->vmid);
-			}
-		}
-	}
-}
-
-/* ---- VMs --------------------------------------------------------------------------------- */
-
-static void cfg_parse_network(struct cfg_ctx *ctx, json_t *vobj, const char *vpath,
-			      struct cfg_network *net)
-{
-	static const char *const keys[] = {"ip", "gw", "bridge"};
-	char jpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16], q2[CFG_SHOW_MAX + 16];
-	json_t *obj = cfg_get_obj(ctx, vobj, vpath, "network_config", false);
-	const char *ip, *gw;
-
-	cfg_set_str(ctx, &net->bridge, ctx->cfg->defaults.bridge);
-	if (!obj)
-		return;
-	cfg_path_key(jpath, vpath, "network_config");
-	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	cfg_get_checked(ctx, obj, jpath, "bridge", false, cfg_is_bridge, cfg_expect_bridge,
-			&net->bridge);
-	ip = cfg_get_str(ctx, obj, jpath, "ip", false);
-	gw = cfg_get_str(ctx, obj, jpath, "gw", false);
-	if (ip && !strcmp(ip, "dhcp"))
-		ip = NULL;
-	else if (ip) {
-		char kpath[CFG_PATH_MAX];
-		uint32_t addr, mask;
-		unsigned prefix;
-
-		cfg_path_key(kpath, jpath, "ip");
-		if (!cfg_parse_cidr(ip, &addr, &prefix)) {
-			cfg_problem(ctx, kpath, "expected CIDR like '10.0.0.5/24', got %s",
-				    cfg_quote(ip, q, sizeof(q)));
-			ip = NULL;
-			gw = NULL; /* a gateway cannot be checked without a subnet */
-		} else {
-			mask = prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> prefix);
-			if (prefix <= 30 && (addr & ~mask) == 0) {
-				cfg_problem(ctx, kpath,
-					    "expected a host address, got the network address %s",
-					    cfg_quote(ip, q, sizeof(q)));
-			} else if (prefix <= 30 && (addr & ~mask) == ~mask) {
-				cfg_problem(ctx, kpath,
-					    "expected a host address, got the broadcast address %s",
-					    cfg_quote(ip, q, sizeof(q)));
-			} else {
-				net->ip = cfg_strdup(ctx, ip);
-				net->addr = addr;
-				net->prefix = prefix;
-			}
-		}
-		if (gw) {
-			uint32_t gaddr;
-
-			cfg_path_key(kpath, jpath, "gw");
-			if (!cfg_parse_ipv4(gw, &gaddr)) {
-				cfg_problem(ctx, kpath, "expected an IPv4 address like '10.0.0.1', "
-							"got %s",
-					    cfg_quote(gw, q, sizeof(q)));
-			} else if (net->ip && prefix < 32 && (gaddr & mask) != (addr & mask)) {
-				cfg_problem(ctx, kpath, "expected an address inside %s, got %s",
-					    cfg_quote(ip, q2, sizeof(q2)), cfg_quote(gw, q, sizeof(q)));
-			} else if (net->ip && gaddr == addr) {
-				cfg_problem(ctx, kpath, "expected a gateway other than the VM's own "
-							"address, got %s",
-					    cfg_quote(gw, q, sizeof(q)));
-			} else if (net->ip) {
-				net->gw = cfg_strdup(ctx, gw);
-				net->gw_addr = gaddr;
-			}
-		}
-		return;
-	}
-	if (gw) {
-		char kpath[CFG_PATH_MAX];
-
-		cfg_path_key(kpath, jpath, "gw");
-		cfg_problem(ctx, kpath, "a gateway needs a static 'ip' (with DHCP the server sends "
-					"the route), got %s",
-			    cfg_quote(gw, q, sizeof(q)));
-	}
-}
-
-static void cfg_parse_user(struct cfg_ctx *ctx, json_t *vobj, const char *vpath,
-			   struct cfg_vm *vm)
-{
-	static const char *const keys[] = {"username", "password_hash", "ssh_public_key"};
-	char jpath[CFG_PATH_MAX], kpath[CFG_PATH_MAX], ipath[CFG_PATH_MAX];
-	json_t *obj = cfg_get_obj(ctx, vobj, vpath, "user_config", false);
-	struct cfg_strv keys_raw = {NULL, 0};
-	const char *s;
-
-	if (!obj)
-		return;
-	vm->has_user = true;
-	cfg_path_key(jpath, vpath, "user_config");
-	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	cfg_get_checked(ctx, obj, jpath, "username", true, cfg_is_username,
-			"a Linux user name like 'admin' ([a-z_][a-z0-9_-]*, at most 32)",
-			&vm->user.username);
-	s = cfg_get_str(ctx, obj, jpath, "password_hash", false);
-	if (s) {
-		/* never quote the value: it may be a plaintext password */
-		const char *why = cfg_check_password_hash(s);
-
-		cfg_path_key(kpath, jpath, "password_hash");
-		if (why)
-			cfg_problem(ctx, kpath, "%s", why);
-		else
-			vm->user.password_hash = cfg_strdup(ctx, s);
-	}
-	cfg_get_strv(ctx, obj, jpath, "ssh_public_key", NULL, "an OpenSSH public key", true,
-		     &keys_raw);
-	cfg_path_key(kpath, jpath, "ssh_public_key");
-	for (size_t i = 0; i < keys_raw.n; i++) {
-		const char *why = cfg_check_ssh_key(keys_raw.items[i]);
-
-		if (json_is_array(json_object_get(obj, "ssh_public_key")))
-			cfg_path_idx(ipath, kpath, i);
-		else
-			snprintf(ipath, sizeof(ipath), "%s", kpath);
-		if (why)
-			cfg_problem(ctx, ipath, "%s", why);
-		else
-			cfg_strv_push(ctx, &vm->user.ssh_public_keys, keys_raw.items[i]);
-	}
-	cfg_strv_free(&keys_raw);
-	if (!json_object_get(obj, "password_hash") && !json_object_get(obj, "ssh_public_key"))
-		cfg_problem(ctx, jpath, "expected 'password_hash' or 'ssh_public_key' (or both), got "
-					"neither; the user could never log in");
-}
-
-static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, struct cfg_vm *vm)
-{
-	static const char *const keys[] = {
-		"vmid",	    "name",	    "clone_from_vmid", "clone_from_template",
-		"cores",    "memory_mb",    "disk_size_gb",    "network_config",
-		"user_config", "features",  "node",	       "storage",
-		"full_clone", "pool",	    "tags",	       "description",
-		"packages", "dns_servers",
-	};
-	const struct cfg_defaults *d = &ctx->cfg->defaults;
-	char kpath[CFG_PATH_MAX];
-	unsigned long v;
-	bool by_vmid, by_name;
-
-	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	cfg_get_uint(ctx, obj, jpath, "vmid", true, CFG_VMID_MIN, CFG_VMID_MAX, &vm->vmid);
-	cfg_get_checked(ctx, obj, jpath, "name", true, cfg_is_dns_label,
-			"a DNS label like 'web-1' (letters, digits, inner hyphens, at most 63)",
-			&vm->name);
-	by_vmid = json_object_get(obj, "clone_from_vmid") != NULL;
-	by_name = json_object_get(obj, "clone_from_template") != NULL;
-	if (by_vmid && by_name) {
-		cfg_path_key(kpath, jpath, "clone_from_template");
-		cfg_problem(ctx, kpath, "expected exactly one of 'clone_from_vmid' or "
-					"'clone_from_template', got both");
-	} else if (!by_vmid && !by_name) {
-		cfg_path_key(kpath, jpath, "clone_from_vmid");
-		cfg_problem(ctx, kpath, "required key is missing (or give 'clone_from_template')");
-	}
-	cfg_get_uint(ctx, obj, jpath, "clone_from_vmid", false, CFG_VMID_MIN, CFG_VMID_MAX,
-		     &vm->clone_from_vmid);
-	cfg_get_checked(ctx, obj, jpath, "clone_from_template", false, cfg_is_dns_label,
-			"a template name", &vm->clone_from_template);
-	if (cfg_get_uint(ctx, obj, jpath, "cores", false, 1, CFG_CORES_MAX, &v))
-		vm->cores = (unsigned)v;
-	cfg_get_uint(ctx, obj, jpath, "memory_mb", false, CFG_MEMORY_MB_MIN, CFG_MEMORY_MB_MAX,
-		     &vm->memory_mb);
-	cfg_get_uint(ctx, obj, jpath, "disk_size_gb", false, 1, CFG_DISK_GB_MAX,
-		     &vm->disk_size_gb);
-	cfg_parse_network(ctx, obj, jpath, &vm->network);
-	cfg_parse_user(ctx, obj, jpath, vm);
-	cfg_get_strv(ctx, obj, jpath, "features", cfg_is_feature_name, "a feature name", false,
-		     &vm->features);
-	cfg_get_checked(ctx, obj, jpath, "node", false, cfg_is_dns_label, cfg_expect_node,
-			&vm->node);
-	cfg_set_str(ctx, &vm->storage, d->storage);
-	cfg_get_checked(ctx, obj, jpath, "storage", false, cfg_is_storage_id, cfg_expect_storage,
-			&vm->storage);
-	vm->full_clone = d->full_clone;
-	cfg_get_bool(ctx, obj, jpath, "full_clone", &vm->full_clone);
-	cfg_get_checked(ctx, obj, jpath, "pool", false, cfg_is_pool,
-			"a Proxmox pool name like 'web' or 'prod/web'", &vm->pool);
-	cfg_get_tags(ctx, obj, jpath, &vm->tags);
-	if (json_object_get(obj, "description")) {
-		const char *s = cfg_get_str(ctx, obj, jpath, "description", false);
-
-		cfg_path_key(kpath, jpath, "description");
-		if (s && strlen(s) > 8192)
-			cfg_problem(ctx, kpath, "expected at most 8192 characters, got %zu",
-				    strlen(s));
-		else if (s)
-			vm->description = cfg_strdup(ctx, s);
-	}
-	cfg_get_strv(ctx, obj, jpath, "packages", cfg_is_package, cfg_expect_package, false,
-		     &vm->packages);
-	if (!cfg_get_strv(ctx, obj, jpath, "dns_servers", cfg_is_ipv4, cfg_expect_ipv4, false,
-			  &vm->dns_servers))
-		cfg_strv_copy(ctx, &vm->dns_servers, &d->dns_servers);
-	vm->search_domain = cfg_strdup(ctx, d->search_domain);
-}
-
-/* ---- cross checks ------------------------------------------------------------------------ */
-
-static bool cfg_template_owns(const struct cfg_template *t, unsigned long vmid)
-{
-	if (t->vmid && t->vmid == vmid)
-		return true;
-	return t->has_versions && vmid >= t->versions.vmid_min && vmid <= t->versions.vmid_max;
-}
-
-static void cfg_cross_check(struct cfg_ctx *ctx)
-{
-	const struct cfg *cfg = ctx->cfg;
-	char jpath[CFG_PATH_MAX];
-
-	for (size_t i = 0; i < cfg->n_templates; i++) {
-		const struct cfg_template *t = &cfg->templates[i];
-
-		for (size_t j = 0; j < i; j++) {
-			const struct cfg_template *o = &cfg->templates[j];
-
-			if (t->name && o->name && !strcasecmp(t->name, o->name)) {
-				snprintf(jpath, sizeof(jpath), "$.templates[%zu].name", i);
-				cfg_problem(ctx, jpath, "duplicate template name '%s' (also "
-							"$.templates[%zu].name)",
-					    t->name, j);
-			}
-			if ((t->vmid && cfg_template_owns(o, t->vmid)) ||
-			    (o->vmid && cfg_template_owns(t, o->vmid)) ||
-			    (t->has_versions && o->has_versions &&
-			     t->versions.vmid_min <= o->versions.vmid_max &&
-			     o->versions.vmid_min <= t->versions.vmid_max)) {
-				snprintf(jpath, sizeof(jpath), "$.templates[%zu].%s", i,
-					 t->has_versions ? "versions" : "vmid");
-				cfg_problem(ctx, jpath,
-					    "VMIDs overlap those of $.templates[%zu] ('%s')", j,
-					    o->name ? o->name : "?");
-			}
-		}
-	}
-	for (size_t i = 0; i < cfg->n_vms; i++) {
-		const struct cfg_vm *vm = &cfg->vms[i];
-		const struct cfg_template *t;
-
-		for (size_t j = 0; j < i; j++) {
-			const struct cfg_vm *o = &cfg->vms[j];
-
-			if (vm->vmid && vm->vmid == o->vmid) {
-				snprintf(jpath, sizeof(jpath), "$.vms[%zu].vmid", i);
-				cfg_problem(ctx, jpath, "duplicate VMID %lu (also $.vms[%zu].vmid)",
-					    vm->vmid, j);
-			}
-			if (vm->name && o->name && !strcasecmp(vm->name, o->name)) {
-				snprintf(jpath, sizeof(jpath), "$.vms[%zu].name", i);
-				cfg_problem(ctx, jpath, "duplicate VM name '%s' (also $.vms[%zu].name)",
-					    vm->name, j);
-			}
-		}
-		for (size_t j = 0; j < cfg->n_templates && vm->vmid; j++) {
-			if (cfg_template_owns(&cfg->templates[j], vm->vmid)) {
-				snprintf(jpath, sizeof(jpath), "$.vms[%zu].vmid", i);
-				cfg_problem(ctx, jpath,
-					    "VMID %lu belongs to template '%s' ($.templates[%zu])",
-					    vm->vmid,
-					    cfg->templates[j].name ? cfg->templates[j].name : "?", j);
-			}
-		}
-		if (vm->clone_from_template && !cfg_find_template(cfg, vm->clone_from_template)) {
-			snprintf(jpath, sizeof(jpath), "$.vms[%zu].clone_from_template", i);
-			cfg_problem(ctx, jpath, "expected the name of a template in $.templates, got "
-						"'%s'",
-				    vm->clone_from_template);
-		}
-		if (vm->clone_from_vmid) {
-			const struct cfg_vm *o = cfg_find_vm(cfg, vm->clone_from_vmid);
-
-			snprintf(jpath, sizeof(jpath), "$.vms[%zu].clone_from_vmid", i);
-			if (o == vm || vm->clone_from_vmid == vm->vmid)
-				cfg_problem(ctx, jpath, "a VM cannot clone itself (%lu)", vm->vmid);
-			else if (o)
-				cfg_problem(ctx, jpath,
-					    "expected a template's VMID, got %lu, which is the VM "
-					    "'%s' of this config",
-					    vm->clone_from_vmid, o->name ? o->name : "?");
-		}
-		t = cfg_vm_template(cfg, vm);
-		if (t && vm->disk_size_gb && t->hardware.disk_size_gb > vm->disk_size_gb) {
-			snprintf(jpath, sizeof(jpath), "$.vms[%zu].disk_size_gb", i);
-			cfg_problem(ctx, jpath,
-				    "expected at least the template's %lu GB (disks only grow), got "
-				    "%lu",
-				    t->hardware.disk_size_gb, vm->disk_size_gb);
-		}
-		for (size_t k = 0; k < vm->features.n; k++) {
-			const struct cfg_feature *f = cfg_find_feature(cfg, vm->features.items[k]);
-
-			snprintf(jpath, sizeof(jpath), "$.vms[%zu].features[%zu]", i, k);
-			if (!f)
-				cfg_problem(ctx, jpath, "expected a feature defined in $.features (or "
-							"the built-in 'docker'), got '%s'",
-					    vm->features.items[k]);
-			else if (f->builtin && !f->script_path)
-				cfg_problem(ctx, jpath,
-					    "the built-in feature '%s' needs its script '%s', which "
-					    "is neither next to the config nor in '%s'",
-					    f->name, f->script, PHX_DATADIR);
-		}
-	}
 }
 
 /* ---- load -------------------------------------------------------------------------------- */
@@ -1417,12 +523,8 @@ static int cfg_set_dir(struct cfg *cfg, const char *name, struct phx_err *err)
 
 static int cfg_parse_doc(json_t *root, const char *name, struct cfg **ret, struct phx_err *err)
 {
-	static const char *const keys[] = {"proxmox", "defaults", "templates", "features", "vms"};
 	struct cfg_ctx ctx = {.file = name};
 	struct cfg *cfg = calloc(1, sizeof(*cfg));
-	json_t *arr, *item;
-	char jpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
-	size_t i;
 
 	if (!cfg)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
@@ -1437,54 +539,7 @@ static int cfg_parse_doc(json_t *root, const char *name, struct cfg **ret, struc
 		cfg_free(cfg);
 		return -1;
 	}
-	if (!json_is_object(root)) {
-		cfg_problem(&ctx, "$", "expected an object with 'vms' and/or 'templates', got %s",
-			    cfg_got(root, got, sizeof(got)));
-		goto done;
-	}
-	CFG_CHECK_KEYS(&ctx, root, "$", keys);
-	cfg_parse_proxmox(&ctx, root);
-	cfg_parse_defaults(&ctx, root);
-	cfg_parse_features(&ctx, root);
-
-	arr = cfg_get_array(&ctx, root, "$", "templates", false);
-	if (arr && json_array_size(arr)) {
-		cfg->templates = calloc(json_array_size(arr), sizeof(*cfg->templates));
-		if (!cfg->templates)
-			ctx.oom = true;
-		json_array_foreach(arr, i, item) {
-			if (!cfg->templates)
-				break;
-			cfg_path_idx(jpath, "$.templates", i);
-			if (!json_is_object(item)) {
-				cfg_problem(&ctx, jpath, "expected an object, got %s",
-					    cfg_got(item, got, sizeof(got)));
-				continue;
-			}
-			cfg_parse_template(&ctx, item, jpath, &cfg->templates[cfg->n_templates++]);
-		}
-	}
-	arr = cfg_get_array(&ctx, root, "$", "vms", false);
-	if (arr && json_array_size(arr)) {
-		cfg->vms = calloc(json_array_size(arr), sizeof(*cfg->vms));
-		if (!cfg->vms)
-			ctx.oom = true;
-		json_array_foreach(arr, i, item) {
-			if (!cfg->vms)
-				break;
-			cfg_path_idx(jpath, "$.vms", i);
-			if (!json_is_object(item)) {
-				cfg_problem(&ctx, jpath, "expected an object, got %s",
-					    cfg_got(item, got, sizeof(got)));
-				continue;
-			}
-			cfg_parse_vm(&ctx, item, jpath, &cfg->vms[cfg->n_vms++]);
-		}
-	}
-	if (!json_object_get(root, "vms") && !json_object_get(root, "templates"))
-		cfg_problem(&ctx, "$", "expected at least one of 'vms' or 'templates', got neither");
-	cfg_cross_check(&ctx);
-done:
+	cfg_parse_root(&ctx, root);
 	if (ctx.oom) {
 		buf_release(&ctx.msgs);
 		cfg_free(cfg);
@@ -1628,6 +683,13 @@ void cfg_free(struct cfg *cfg)
 	free(cfg);
 }
 
+bool cfg_template_owns(const struct cfg_template *t, unsigned long vmid)
+{
+	if (t->vmid && t->vmid == vmid)
+		return true;
+	return t->has_versions && vmid >= t->versions.vmid_min && vmid <= t->versions.vmid_max;
+}
+
 const struct cfg_vm *cfg_find_vm(const struct cfg *cfg, unsigned long vmid)
 {
 	for (size_t i = 0; i < cfg->n_vms; i++)
@@ -1682,161 +744,4 @@ const char *cfg_vm_node(const struct cfg *cfg, const struct cfg_vm *vm)
 const char *cfg_template_node(const struct cfg *cfg, const struct cfg_template *t)
 {
 	return t->node ? t->node : cfg_default_node(cfg);
-}
-
-/* ---- environment and secret -------------------------------------------------------------- */
-
-static const char *cfg_env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
-
-int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
-{
-	const char *url = cfg_env("PVE_API_URL"), *url_var = "PVE_API_URL";
-	const char *id = cfg_env("PVE_TOKEN_ID");
-	const char *file = cfg_env("PVE_TOKEN_SECRET_FILE");
-	const char *node = cfg_env("PVE_NODE");
-	const char *fp = cfg_env("PVE_TLS_FINGERPRINT");
-	const char *ca = cfg_env("PVE_TLS_CA_FILE");
-	const char *bpg = cfg_env("PROXMOX_VE_API_TOKEN");
-	char *new_url = NULL, *new_id = NULL, *new_file = NULL, *new_node = NULL, *new_node2 = NULL;
-	char *new_fp = NULL, *new_ca = NULL;
-	char q[CFG_SHOW_MAX + 16], fpbuf[96];
-	const char *why;
-
-	if (!url && (url = cfg_env("PROXMOX_VE_ENDPOINT")))
-		url_var = "PROXMOX_VE_ENDPOINT";
-	if (url && (why = cfg_check_url(url, true)))
-		return phx_err_set(err, PHX_E_INPUT,
-				   "environment %s: expected an https URL like "
-				   "'https://pve.example.com:8006', got %s (%s)",
-				   url_var, cfg_quote(url, q, sizeof(q)), why);
-	if (!id && bpg) {
-		const char *eq = strrchr(bpg, '=');
-		char idbuf[256];
-
-		/* never quote this variable: the part after '=' is the secret */
-		if (!eq || eq == bpg || !eq[1] || (size_t)(eq - bpg) >= sizeof(idbuf))
-			return phx_err_set(err, PHX_E_INPUT,
-					   "environment PROXMOX_VE_API_TOKEN: expected "
-					   "'USER@REALM!TOKEN=SECRET'");
-		memcpy(idbuf, bpg, (size_t)(eq - bpg));
-		idbuf[eq - bpg] = '\0';
-		if (!cfg_is_token_id(idbuf))
-			return phx_err_set(err, PHX_E_INPUT,
-					   "environment PROXMOX_VE_API_TOKEN: expected "
-					   "'USER@REALM!TOKEN=SECRET', got the token ID %s",
-					   cfg_quote(idbuf, q, sizeof(q)));
-		if (!(new_id = strdup(idbuf)))
-			goto oom;
-	} else if (id) {
-		if (!cfg_is_token_id(id))
-			return phx_err_set(err, PHX_E_INPUT,
-					   "environment PVE_TOKEN_ID: expected a token ID like "
-					   "'phoenix@pve!ci', got %s",
-					   cfg_quote(id, q, sizeof(q)));
-		if (!(new_id = strdup(id)))
-			goto oom;
-	}
-	if (node && !cfg_is_dns_label(node)) {
-		free(new_id);
-		return phx_err_set(err, PHX_E_INPUT,
-				   "environment PVE_NODE: expected a node name like 'pve1', got %s",
-				   cfg_quote(node, q, sizeof(q)));
-	}
-	if (fp && !cfg_normalize_fingerprint(fp, fpbuf)) {
-		free(new_id);
-		return phx_err_set(err, PHX_E_INPUT,
-				   "environment PVE_TLS_FINGERPRINT: expected a SHA-256 fingerprint "
-				   "like 'AB:CD:...' (32 hex bytes), got %s",
-				   cfg_quote(fp, q, sizeof(q)));
-	}
-	if ((url && !(new_url = strdup(url))) || (file && !(new_file = strdup(file))) ||
-	    (node && (!(new_node = strdup(node)) || !(new_node2 = strdup(node)))) ||
-	    (fp && !(new_fp = strdup(fpbuf))) || (ca && !(new_ca = strdup(ca))))
-		goto oom;
-	/* all values checked: commit them together so a failure leaves cfg as it was */
-	if (new_url) {
-		cfg_normalize_api_url(new_url);
-		free(cfg->proxmox.api_url);
-		cfg->proxmox.api_url = new_url;
-	}
-	if (new_id) {
-		free(cfg->proxmox.token_id);
-		cfg->proxmox.token_id = new_id;
-	}
-	if (new_file) {
-		free(cfg->proxmox.token_secret_file);
-		cfg->proxmox.token_secret_file = new_file;
-	}
-	if (new_node) {
-		free(cfg->proxmox.node);
-		cfg->proxmox.node = new_node;
-		free(cfg->defaults.node);
-		cfg->defaults.node = new_node2;
-	}
-	if (new_fp) {
-		free(cfg->proxmox.tls.fingerprint);
-		cfg->proxmox.tls.fingerprint = new_fp;
-	}
-	if (new_ca) {
-		free(cfg->proxmox.tls.ca_file);
-		cfg->proxmox.tls.ca_file = new_ca;
-	}
-	return 0;
-oom:
-	free(new_url);
-	free(new_id);
-	free(new_file);
-	free(new_node);
-	free(new_node2);
-	free(new_fp);
-	free(new_ca);
-	return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-}
-
-int cfg_load_secret(const struct cfg *cfg, struct phx_secret **ret, struct phx_err *err)
-{
-	const char *env = cfg_env("PVE_TOKEN_SECRET");
-	const char *bpg = cfg_env("PROXMOX_VE_API_TOKEN");
-	struct phx_secret *s;
-
-	if (env) {
-		s = secret_from_string(env, err);
-		if (!s)
-			return phx_err_wrap(err, "environment PVE_TOKEN_SECRET");
-	} else if (cfg->proxmox.token_secret_file) {
-		s = secret_from_file(cfg->proxmox.token_secret_file, err);
-		if (!s)
-			return -1; /* secret_from_file names the file */
-	} else if (bpg && strrchr(bpg, '=') && strrchr(bpg, '=')[1]) {
-		s = secret_from_string(strrchr(bpg, '=') + 1, err);
-		if (!s)
-			return phx_err_wrap(err, "environment PROXMOX_VE_API_TOKEN");
-	} else {
-		return phx_err_set(err, PHX_E_INPUT,
-				   "no API token secret: set PVE_TOKEN_SECRET or "
-				   "PVE_TOKEN_SECRET_FILE, or proxmox.token_secret_file in %s",
-				   cfg->path);
-	}
-	*ret = s;
-	return 0;
-}
-
-int cfg_require_connection(const struct cfg *cfg, struct phx_err *err)
-{
-	if (!cfg->proxmox.api_url)
-		return phx_err_set(err, PHX_E_INPUT,
-				   "%s: $.proxmox.api_url: no Proxmox API URL; set it in the config "
-				   "or in PVE_API_URL",
-				   cfg->path);
-	if (!cfg->proxmox.token_id)
-		return phx_err_set(err, PHX_E_INPUT,
-				   "%s: $.proxmox.token_id: no API token ID; set it in the config "
-				   "or in PVE_TOKEN_ID",
-				   cfg->path);
-	return 0;
 }

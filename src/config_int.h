@@ -1,12 +1,19 @@
-/* config_int: helpers shared by the config module's files (config.c parses and cross-checks,
- * config_check.c holds the pure value validators). Not part of the module's API: only
- * src/config*.c and the config unit tests include it. */
+/* config_int: what the config module's files share and nobody else may use. It exists so the
+ * module can be split by job (config.c loads and reports, config_parse.c knows the sections,
+ * config_env.c the environment, config_check.c validates values) while include/config.h stays
+ * the one public header: the loader's context, the problem reporter and the typed JSON getters
+ * below have jansson and the module's internals in their signatures, which config.h must not
+ * expose. Only src/config*.c and the config unit tests include it. */
 #ifndef PHX_CONFIG_INT_H
 #define PHX_CONFIG_INT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
 
 /* Each returns true when `s` has the named shape. Formats follow Proxmox's own verifiers
  * (pve-common JSONSchema.pm) where Proxmox defines one. */
@@ -45,5 +52,86 @@ bool cfg_normalize_fingerprint(const char *s, char ret[96]);
 size_t cfg_edit_distance(const char *a, const char *b);
 /* The closest of `words` to `word` when it is close enough to be a likely typo, else NULL. */
 const char *cfg_suggest(const char *word, const char *const *words, size_t n);
+
+/* ---- the loader (config.c) ---------------------------------------------------------------- */
+
+#define CFG_PATH_MAX 512 /* a JSON path in a message, "$.vms[3].network_config.ip" */
+#define CFG_SHOW_MAX 60	 /* bytes of a user string quoted back in a message */
+
+/* One load: the struct being filled and the problems found so far. Parsers never stop at a
+ * problem; they report it and go on, so the user sees every mistake in one run. */
+struct cfg_ctx {
+	const char *file; /* name used in messages */
+	struct cfg *cfg;
+	struct buf msgs;
+	size_t n_problems;
+	size_t n_shown;
+	bool oom;
+};
+
+/* Records "FILE: JPATH: message" (up to CFG_MAX_ERRORS lines are kept, the rest counted). */
+void cfg_problem(struct cfg_ctx *ctx, const char *jpath, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Message pieces, written into `out` (n bytes) and returned: a user string quoted and cut at
+ * CFG_SHOW_MAX ("'text'"), a wrongly typed value ("a string '4'", "an array"). */
+const char *cfg_quote(const char *s, char *out, size_t n);
+const char *cfg_got(const json_t *v, char *out, size_t n);
+/* JSON paths into `out` (CFG_PATH_MAX bytes): "parent.key" (or "parent['odd key']"),
+ * "parent[i]". */
+void cfg_path_key(char *out, const char *parent, const char *key);
+void cfg_path_idx(char *out, const char *parent, size_t i);
+
+/* Allocation helpers: on out-of-memory they set ctx->oom and return NULL / do nothing, so
+ * parsers need not check each call; the load fails with PHX_E_NOMEM at the end. */
+char *cfg_strdup(struct cfg_ctx *ctx, const char *s);
+void cfg_set_str(struct cfg_ctx *ctx, char **field, const char *s); /* frees the old value */
+char *cfg_join(struct cfg_ctx *ctx, const char *dir, const char *rel);
+/* `p` made absolute against the config file's directory (caller owns). */
+char *cfg_resolve(struct cfg_ctx *ctx, const char *p);
+bool cfg_is_regular(const char *path);
+void cfg_strv_free(struct cfg_strv *v);
+bool cfg_strv_has(const struct cfg_strv *v, const char *s); /* case-insensitive */
+void cfg_strv_push(struct cfg_ctx *ctx, struct cfg_strv *v, const char *s);
+void cfg_strv_copy(struct cfg_ctx *ctx, struct cfg_strv *dst, const struct cfg_strv *src);
+
+/* Reports every key of `obj` not among `keys` ("did you mean" for a likely typo, a hint for
+ * keys we refuse on purpose); keys starting with '_' are comments. */
+void cfg_check_keys(struct cfg_ctx *ctx, json_t *obj, const char *jpath, const char *const *keys,
+		    size_t n);
+#define CFG_CHECK_KEYS(ctx, obj, jpath, keys)                                                      \
+	cfg_check_keys(ctx, obj, jpath, keys, sizeof(keys) / sizeof(keys[0]))
+
+/* Typed getters for obj[key] (jparent is obj's JSON path). A wrong value is reported and
+ * treated as absent; a missing `required` key is reported. Results are borrowed from the JSON
+ * document or written only when valid. */
+const char *cfg_get_str(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+			bool required);
+bool cfg_get_uint(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		  bool required, unsigned long min, unsigned long max, unsigned long *out);
+bool cfg_get_bool(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		  bool *out);
+json_t *cfg_get_obj(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		    bool required);
+json_t *cfg_get_array(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		      bool required);
+bool cfg_get_strv(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		  bool (*valid)(const char *), const char *expect, bool single_ok,
+		  struct cfg_strv *out);
+void cfg_get_checked(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		     bool required, bool (*valid)(const char *), const char *expect, char **field);
+void cfg_get_local_file(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+			bool required, char **field);
+
+/* True when `vmid` is the template's own or inside its version range. */
+bool cfg_template_owns(const struct cfg_template *t, unsigned long vmid);
+
+/* ---- the sections (config_parse.c) -------------------------------------------------------- */
+
+/* Parses the whole document into ctx->cfg (whose path and dir are set), reporting problems. */
+void cfg_parse_root(struct cfg_ctx *ctx, json_t *root);
+/* "https://h:8006/api2/json/" -> "https://h:8006" in place; for proxmox.api_url and the
+ * environment alike. */
+void cfg_normalize_api_url(char *url);
 
 #endif
