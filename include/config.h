@@ -187,10 +187,6 @@ struct cfg {
  * *ret is set (caller owns; free with cfg_free()). */
 int cfg_load(const char *path, struct cfg **ret, struct phx_err *err);
 
-/* Like cfg_load() on an in-memory document; `name` is used as FILE in messages and its
- * directory for relative paths. */
-int cfg_load_string(const char *json, const char *name, struct cfg **ret, struct phx_err *err);
-
 void cfg_free(struct cfg *cfg);
 
 /* Applies the connection overrides from the environment to cfg->proxmox: PVE_API_URL,
@@ -213,19 +209,16 @@ int cfg_require_connection(const struct cfg *cfg, struct phx_err *err);
 /* Lookups: borrowed results, NULL when absent. */
 const struct cfg_vm *cfg_find_vm(const struct cfg *cfg, unsigned long vmid);
 const struct cfg_template *cfg_find_template(const struct cfg *cfg, const char *name);
-/* Matches a template's vmid or any VMID inside its version range. */
-const struct cfg_template *cfg_find_template_by_vmid(const struct cfg *cfg, unsigned long vmid);
 const struct cfg_feature *cfg_find_feature(const struct cfg *cfg, const char *name);
 
 /* The template a VM clones when the config describes it (by clone_from_template name, or a
- * clone_from_vmid matching a template); NULL when the server must provide clone_from_vmid. */
+ * clone_from_vmid that is a template's vmid or inside its version range); NULL when the
+ * server must provide clone_from_vmid. */
 const struct cfg_template *cfg_vm_template(const struct cfg *cfg, const struct cfg_vm *vm);
 
 /* defaults.node, else proxmox.node, else NULL (then the caller asks the server). */
 const char *cfg_default_node(const struct cfg *cfg);
 /* vm->node or cfg_default_node(). */
 const char *cfg_vm_node(const struct cfg *cfg, const struct cfg_vm *vm);
-/* t->node or cfg_default_node(). */
-const char *cfg_template_node(const struct cfg *cfg, const struct cfg_template *t);
 
 #endif

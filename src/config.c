@@ -576,11 +576,6 @@ static int cfg_load_buf(const char *json, size_t len, const char *name, struct c
 	return r;
 }
 
-int cfg_load_string(const char *json, const char *name, struct cfg **ret, struct phx_err *err)
-{
-	return cfg_load_buf(json, strlen(json), name, ret, err);
-}
-
 int cfg_load(const char *path, struct cfg **ret, struct phx_err *err)
 {
 	struct phx_err ferr = PHX_ERR_INIT;
@@ -706,7 +701,9 @@ const struct cfg_template *cfg_find_template(const struct cfg *cfg, const char *
 	return NULL;
 }
 
-const struct cfg_template *cfg_find_template_by_vmid(const struct cfg *cfg, unsigned long vmid)
+/* Matches a template's vmid or any VMID inside its version range. */
+static const struct cfg_template *cfg_find_template_by_vmid(const struct cfg *cfg,
+							    unsigned long vmid)
 {
 	for (size_t i = 0; i < cfg->n_templates; i++)
 		if (cfg_template_owns(&cfg->templates[i], vmid))
@@ -739,9 +736,4 @@ const char *cfg_default_node(const struct cfg *cfg)
 const char *cfg_vm_node(const struct cfg *cfg, const struct cfg_vm *vm)
 {
 	return vm->node ? vm->node : cfg_default_node(cfg);
-}
-
-const char *cfg_template_node(const struct cfg *cfg, const struct cfg_template *t)
-{
-	return t->node ? t->node : cfg_default_node(cfg);
 }

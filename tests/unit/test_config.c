@@ -493,7 +493,6 @@ Test(config, loads_the_example_with_its_values, .init = setup, .fini = teardown)
 			 "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS");
 	cr_assert_eq(t->customize.n_files, 1);
 	cr_assert_eq(t->customize.files[0].mode, 0644);
-	cr_assert_eq(cfg_find_template_by_vmid(cfg, 9000), t);
 
 	vm = cfg_find_vm(cfg, 8001);
 	cr_assert_not_null(vm);
@@ -606,8 +605,9 @@ Test(config, template_defaults_versions_and_features, .init = setup, .fini = tea
 	cr_assert_eq(t->customize.files[0].mode, 0600);
 	snprintf(want, sizeof(want), "%s/motd", tmpdir);
 	cr_assert_str_eq(t->customize.files[0].source, want);
-	cr_assert_eq(cfg_find_template_by_vmid(cfg, 9009), t);
-	cr_assert_null(cfg_find_template_by_vmid(cfg, 9010));
+	/* clone_from_vmid names a template by its VMID or any VMID of its version range */
+	cr_assert_eq(cfg_vm_template(cfg, &(struct cfg_vm){.clone_from_vmid = 9009}), t);
+	cr_assert_null(cfg_vm_template(cfg, &(struct cfg_vm){.clone_from_vmid = 9010}));
 	cr_assert_eq(cfg_vm_template(cfg, &cfg->vms[0]), t);
 	cr_assert(cfg->vms[0].full_clone);
 	cr_assert_not(cfg->vms[1].full_clone);
@@ -622,34 +622,25 @@ Test(config, template_defaults_versions_and_features, .init = setup, .fini = tea
 	cfg_free(cfg);
 }
 
-Test(config, load_string_uses_name_in_messages)
-{
-	struct phx_err err = PHX_ERR_INIT;
-	struct cfg *cfg = NULL;
-
-	cr_assert_eq(cfg_load_string(VMS(VM(", \"cores\": 500")), "/tmp/inline.json", &cfg, &err),
-		     -1);
-	cr_assert_eq(err.code, PHX_E_INPUT);
-	cr_assert(has_line(err.msg, "/tmp/inline.json", "$.vms[0].cores", "got 500"), "%s",
-		  err.msg);
-}
-
 /* ---- environment ------------------------------------------------------------------------- */
 
+/* Needs the setup fixture (it writes tmpdir/env.json). */
 static struct cfg *load_minimal(void)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct cfg *cfg = NULL;
+	char path[256];
 
-	cr_assert_eq(cfg_load_string("{\"proxmox\": {\"api_url\": \"https://cfg:8006/api2/json/\", "
-				     "\"token_id\": \"cfg@pve!tk\", \"node\": \"cfgnode\"}, "
-				     "\"vms\": [" VM("") "]}",
-				     "/tmp/env.json", &cfg, &err),
+	cr_assert_eq(load_json("env.json",
+			       "{\"proxmox\": {\"api_url\": \"https://cfg:8006/api2/json/\", "
+			       "\"token_id\": \"cfg@pve!tk\", \"node\": \"cfgnode\"}, "
+			       "\"vms\": [" VM("") "]}",
+			       &cfg, &err, path, sizeof(path)),
 		     0, "%s", err.msg);
 	return cfg;
 }
 
-Test(config, api_url_is_normalized)
+Test(config, api_url_is_normalized, .init = setup, .fini = teardown)
 {
 	struct cfg *cfg = load_minimal();
 
@@ -657,7 +648,7 @@ Test(config, api_url_is_normalized)
 	cfg_free(cfg);
 }
 
-Test(config, env_overrides_the_config)
+Test(config, env_overrides_the_config, .init = setup, .fini = teardown)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct cfg *cfg = load_minimal();
@@ -684,7 +675,7 @@ Test(config, env_overrides_the_config)
 	cfg_free(cfg);
 }
 
-Test(config, env_accepts_terraform_bpg_names)
+Test(config, env_accepts_terraform_bpg_names, .init = setup, .fini = teardown)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct cfg *cfg = load_minimal();
@@ -702,7 +693,7 @@ Test(config, env_accepts_terraform_bpg_names)
 	cfg_free(cfg);
 }
 
-Test(config, pve_names_win_over_bpg_names)
+Test(config, pve_names_win_over_bpg_names, .init = setup, .fini = teardown)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct cfg *cfg = load_minimal();
@@ -717,7 +708,7 @@ Test(config, pve_names_win_over_bpg_names)
 	cfg_free(cfg);
 }
 
-Test(config, bad_env_fails_naming_the_variable_and_changes_nothing)
+Test(config, bad_env_fails_naming_the_variable_and_changes_nothing, .init = setup, .fini = teardown)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct cfg *cfg = load_minimal();
@@ -733,7 +724,7 @@ Test(config, bad_env_fails_naming_the_variable_and_changes_nothing)
 	cfg_free(cfg);
 }
 
-Test(config, bad_bpg_token_never_echoes_the_secret)
+Test(config, bad_bpg_token_never_echoes_the_secret, .init = setup, .fini = teardown)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct cfg *cfg = load_minimal();
@@ -786,7 +777,7 @@ Test(config, secret_file_readable_by_others_is_refused, .init = setup, .fini = t
 	cfg_free(cfg);
 }
 
-Test(config, no_secret_anywhere_is_an_input_error)
+Test(config, no_secret_anywhere_is_an_input_error, .init = setup, .fini = teardown)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct cfg *cfg = load_minimal();
@@ -802,12 +793,14 @@ Test(config, no_secret_anywhere_is_an_input_error)
 	cfg_free(cfg);
 }
 
-Test(config, require_connection_names_what_is_missing)
+Test(config, require_connection_names_what_is_missing, .init = setup, .fini = teardown)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct cfg *cfg = NULL;
+	char path[256];
 
-	cr_assert_eq(cfg_load_string(VMS(VM("")), "/tmp/c.json", &cfg, &err), 0, "%s", err.msg);
+	cr_assert_eq(load_json("c.json", VMS(VM("")), &cfg, &err, path, sizeof(path)), 0, "%s",
+		     err.msg);
 	cr_assert_eq(cfg_require_connection(cfg, &err), -1);
 	cr_assert_eq(err.code, PHX_E_INPUT);
 	cr_assert(strstr(err.msg, "$.proxmox.api_url") && strstr(err.msg, "PVE_API_URL"), "%s",
