@@ -23,7 +23,6 @@ enum phx_err_code {
 	PHX_E_NOTFOUND,
 	PHX_E_VERIFY,	/* checksum mismatch */
 	PHX_E_GUEST,	/* a command inside the guest image failed */
-	PHX_E_NOTIMPL,	/* a command that is not built yet: exit 1 */
 	PHX_E_NOMEM,
 	PHX_E_INTERNAL, /* a bug: exit 70 */
 };

@@ -93,7 +93,6 @@ const char *phx_err_code_name(enum phx_err_code code)
 		[PHX_E_NOTFOUND] = "not-found",
 		[PHX_E_VERIFY] = "verify",
 		[PHX_E_GUEST] = "guest",
-		[PHX_E_NOTIMPL] = "not-implemented",
 		[PHX_E_NOMEM] = "out-of-memory",
 		[PHX_E_INTERNAL] = "internal",
 	};
