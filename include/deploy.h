@@ -12,8 +12,10 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "crypto.h"
 #include "err.h"
+#include "plan.h"
 #include "pve.h"
 
 /* Seed ISOs are named DEPLOY_SEED_PREFIX "<vmid>-<first 12 hex digits of its sha256>.iso". */
@@ -42,16 +44,24 @@ const char *deploy_system_disk(const json_t *config);
 size_t deploy_cloudinit_drives(const json_t *config, const char **ret_keys, size_t max);
 
 /* Rewrites a netN value ("virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1") so it keeps the
- * model, the MAC and every other option but uses `bridge`. *ret is malloc'd (caller frees);
- * ret_mac gets the MAC as written. PHX_E_API names the value when it has no model=MAC. */
-int deploy_net_rebridge(const char *net, const char *bridge, char **ret,
+ * model and every other option but uses `bridge`, and the MAC `mac` (NULL: keep the MAC).
+ * *ret is malloc'd (caller frees); ret_mac gets the MAC it carries. PHX_E_API names the
+ * value when it has no model=MAC. */
+int deploy_net_rebridge(const char *net, const char *bridge, const char *mac, char **ret,
 			char ret_mac[DEPLOY_MAC_LEN + 1], struct phx_err *err);
+/* The MAC a new VM's net0 gets: Proxmox's prefix BC:24:11 and three bytes of a hash of the
+ * VMID. Fixed before the clone, so the seed (whose network-config matches the NIC by MAC)
+ * and therefore the whole plan are known before anything is sent, and a VM rebuilt under
+ * the same VMID keeps its DHCP lease. */
+int deploy_mac_for_vmid(unsigned long vmid, char ret[DEPLOY_MAC_LEN + 1], struct phx_err *err);
 
 /* "phoenix-ci-<vmid>-<sha256[0..12)>.iso" into ret. PHX_E_INTERNAL when it does not fit or
  * the hash is not hex. */
 int deploy_seed_name(unsigned long vmid, const char *sha256, char *ret, size_t len,
 		     struct phx_err *err);
 
+/* The native-mode user-data snippet of a VM: "phoenix-ci-<vmid>-user.yaml". */
+void deploy_snippet_name(unsigned long vmid, char *ret, size_t len);
 /* True when `volid` ("STORAGE:iso/FILE", options after ',' ignored) is a seed ISO of vmid. */
 bool deploy_is_seed_volid(const char *volid, unsigned long vmid);
 
@@ -73,5 +83,40 @@ int deploy_tags_merge(const char *current, const char *const *want, size_t n_wan
  * (case-insensitive; may be NULL), else from the first interface that is not loopback.
  * 127.0.0.0/8 and 169.254.0.0/16 are skipped. False when there is none. */
 bool deploy_pick_ipv4(const struct pve_iface_list *l, const char *mac, char *ret, size_t len);
+
+/* ---- the planner of one VM (deploy_plan.c) ---- */
+
+/* What cmd_deploy read and prepared for one VM; everything borrowed. */
+struct deploy_vm_input {
+	const struct cfg_vm *vm;
+	const char *config_path;       /* for the description record */
+	const struct pve_vm_info *dst; /* the existing VM (ours), or NULL: a new clone */
+	const struct pve_vm_info *src; /* new clone: the template */
+	const json_t *conf;	       /* dst's config, or the template's (a clone starts as it) */
+	const char *node;	       /* where the VM is or will be */
+	const char *mac;	       /* new clone: the MAC net0 gets (deploy_mac_for_vmid) */
+	bool running;		       /* dst is running */
+	const char *seed_sha; /* hash recorded in the description (ISO content or native values) */
+	/* ISO mode (seed_volid != NULL) */
+	const char *seed_storage, *seed_volid, *seed_file;
+	bool seed_present; /* the volume is already on the storage: no upload */
+	/* native mode */
+	const char *cicustom; /* with a snippet: "user=STORAGE:snippets/NAME" */
+	const char *snippet_path, *snippet;
+	size_t snippet_len;
+	bool snippet_exists;
+	const char *sshkeys, *ipconfig, *nameserver;
+};
+
+struct deploy_plan_info {
+	bool seed_changed; /* a running VM needs a reboot to see it */
+	bool hw_changed;
+};
+
+/* Appends the VM's actions to *p: clone (new VM), seed upload or snippet, one config POST
+ * with every differing option, deleting a replaced seed, growing the disk, start. An
+ * existing VM that already matches gets no action (notes only). */
+int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
+		   struct deploy_plan_info *ret_info, struct phx_err *err);
 
 #endif

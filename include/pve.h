@@ -141,6 +141,12 @@ int pve_task_status_parse(const json_t *status, enum pve_task_state *ret_state,
 int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 		  unsigned *ret_warnings, struct phx_err *err);
 
+/* A request that starts a task (UPID answer; a JSON null answer is a synchronous success),
+ * then waits for the task (pve_task_wait). Errors are wrapped with "METHOD PATH". */
+int pve_request_task(struct pve_client *c, const char *method, const char *path,
+		     const struct pve_param *params, size_t n_params, long timeout_s,
+		     struct phx_err *err);
+
 /* ---- typed calls ---- */
 
 struct pve_version {

@@ -31,12 +31,11 @@
 #include "fsutil.h"
 #include "iso.h"
 #include "log.h"
+#include "plan.h"
 #include "series.h"
 #include "session.h"
 #include "txn.h"
 
-#define DEP_MAX_PARAMS 32
-#define DEP_MAX_CI_DRIVES 8
 /* Agent polling: a cloud image boots in 10-60 s; a 3 s cap keeps the lag after boot small
  * at one cheap request per VM every 3 s. */
 #define DEP_AGENT_DELAY_FIRST_MS 200
@@ -71,6 +70,7 @@ struct dep_vm {
 	char *nameserver; /* native mode: owned, space-joined DNS servers, or NULL */
 	char *snippet;	  /* native mode with snippets_dir: owned rendered user-data, or NULL */
 	size_t snippet_len;
+	struct plan plan; /* what this VM needs, read and decided before any change */
 	struct dep_result res;
 };
 
@@ -103,6 +103,25 @@ static void dep_vm_release(struct dep_vm *dv)
 	free(dv->res.error);
 	free(dv->res.removed);
 	free(dv->res.note);
+	plan_release(&dv->plan);
+}
+
+static char *dep_strdupf(struct phx_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static char *dep_strdupf(struct phx_err *err, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	return s;
 }
 
 static bool dep_strv_has(const char *const *v, size_t n, const char *s)
@@ -252,66 +271,31 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 	return 0;
 }
 
-/* ---- undo actions (ctx: the VM's pve client) ---- */
+/* ---- read: what one VM's plan needs from Proxmox (GETs only) and from local work ---- */
 
-struct dep_undo_vm {
+/* What was read and prepared for one VM; released with dep_read_release(). */
+struct dep_read {
+	struct pve_vm_list vms;
+	const struct pve_vm_info *dst, *src; /* borrowed from vms */
+	json_t *conf;			     /* the VM's config, or its template's */
 	char node[64];
-	int vmid;
-	long timeout_s;
+	char mac[DEPLOY_MAC_LEN + 1];
+	char sha[CRYPTO_SHA256_HEX_LEN + 1];
+	char seed_volid[256];
+	char iso_path[64]; /* local temp file of the seed, "" when none */
+	char *snippet_path, *cicustom;
+	bool seed_present, snippet_exists;
 };
 
-/* Stops and destroys the VM if it exists: a failed clone task already removed it. */
-static int dep_undo_vm(void *ctx, void *arg, struct phx_err *err)
+static void dep_read_release(struct dep_read *rd)
 {
-	struct pve_client *c = ctx;
-	struct dep_undo_vm *u = arg;
-	struct pve_vm_status st;
-	bool exists = false;
-
-	if (pve_vm_exists(c, u->vmid, &exists, NULL, err) < 0)
-		return -1;
-	if (!exists)
-		return 0;
-	if (pve_vm_status_get(c, u->node, u->vmid, &st, err) < 0)
-		return -1;
-	if (!strcmp(st.status, "running") &&
-	    pve_vm_stop(c, u->node, u->vmid, u->timeout_s, err) < 0)
-		return -1;
-	return pve_vm_destroy(c, u->node, u->vmid,
-			      PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS, u->timeout_s,
-			      err);
+	pve_vm_list_release(&rd->vms);
+	json_decref(rd->conf);
+	if (rd->iso_path[0])
+		unlink(rd->iso_path);
+	free(rd->snippet_path);
+	free(rd->cicustom);
 }
-
-static const struct txn_action dep_undo_vm_action = {dep_undo_vm, free};
-
-struct dep_undo_vol {
-	char node[64];
-	char storage[64];
-	char volid[256];
-	long timeout_s;
-};
-
-/* Deletes the volume if it is there: a failed upload may or may not have written it. */
-static int dep_undo_vol(void *ctx, void *arg, struct phx_err *err)
-{
-	struct pve_client *c = ctx;
-	struct dep_undo_vol *u = arg;
-	struct pve_volume_list l = {NULL, 0};
-	bool found = false;
-
-	if (pve_storage_content(c, u->node, u->storage, "iso", &l, err) < 0)
-		return -1;
-	for (size_t i = 0; i < l.n; i++)
-		found = found || !strcmp(l.items[i].volid, u->volid);
-	pve_volume_list_release(&l);
-	if (!found)
-		return 0;
-	return pve_storage_content_delete(c, u->node, u->volid, u->timeout_s, err);
-}
-
-static const struct txn_action dep_undo_vol_action = {dep_undo_vol, free};
-
-/* ---- one VM ---- */
 
 static const struct pve_vm_info *dep_find(const struct pve_vm_list *l, unsigned long vmid)
 {
@@ -376,30 +360,6 @@ static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm, const stru
 	return 0;
 }
 
-/* Proxmox sends numbers as numbers or strings: compares either with `want`. */
-static bool dep_conf_eq(const json_t *conf, const char *key, const char *want)
-{
-	const json_t *v = json_object_get(conf, key);
-	const char *s = json_string_value(v);
-	char num[32];
-
-	if (!s && json_is_integer(v)) {
-		snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-		s = num;
-	}
-	return s && want && !strcmp(s, want);
-}
-
-static bool dep_agent_enabled(const json_t *conf)
-{
-	const char *s = json_string_value(json_object_get(conf, "agent"));
-	const json_t *v = json_object_get(conf, "agent");
-
-	if (json_is_integer(v))
-		return json_integer_value(v) == 1;
-	return s && (!strncmp(s, "1", 1) || !strncmp(s, "enabled=1", 9));
-}
-
 /* Polls agent/ping with backoff, then network-get-interfaces until an IPv4 address shows up,
  * all within timeout_s. A missing agent ends in PHX_E_TIMEOUT naming the likely cause; an
  * agent without an address yet is only a warning (ip stays ""). */
@@ -459,172 +419,44 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 	}
 }
 
-/* POST .../clone and record the undo before waiting, so a failed clone task is cleaned
- * too. */
-static int dep_clone(struct dep_run *r, struct pve_client *c, struct txn *t,
-		     const struct cfg_vm *vm, const struct pve_vm_info *src, const char *node,
-		     struct phx_err *err)
+/* ISO mode: renders the seed for the VM's MAC and builds the ISO in a temp file (local work,
+ * no request); its content hash names the volume. Then asks whether that volume is already
+ * on the storage (same name = same content: nothing to upload). */
+static int dep_seed_iso(const struct cfg *cfg, struct pve_client *c, const struct dep_vm *dv,
+			struct dep_read *rd, struct phx_err *err)
 {
-	char newid[24], srcid[24];
-	const struct pve_param p[] = {
-		{"newid", newid},
-		{"name", vm->name},
-		{"full", vm->full_clone ? "1" : "0"},
-		/* Proxmox refuses storage for linked clones: they live beside their base */
-		{"storage", vm->full_clone ? vm->storage : NULL},
-		{"target", strcmp(node, src->node) ? node : NULL},
-		{"pool", vm->pool},
-	};
-	json_t *upid = NULL;
-	char *path;
-	int rc = -1;
-
-	snprintf(newid, sizeof(newid), "%lu", vm->vmid);
-	snprintf(srcid, sizeof(srcid), "%d", src->vmid);
-	path = pve_path(err, "nodes", src->node, "qemu", srcid, "clone", NULL);
-	if (!path)
-		return -1;
-	log_info("VM %lu '%s': %s clone of template %d '%s'", vm->vmid, vm->name,
-		 vm->full_clone ? "full" : "linked", src->vmid, src->name);
-	if (pve_post(c, path, p, sizeof(p) / sizeof(p[0]), &upid, err) < 0)
-		goto out;
-	if (!pve_client_dry_run(c)) {
-		struct dep_undo_vm *u = calloc(1, sizeof(*u));
-		char what[128];
-
-		if (!u) {
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			goto out;
-		}
-		snprintf(u->node, sizeof(u->node), "%s", node);
-		u->vmid = (int)vm->vmid;
-		u->timeout_s = r->task_timeout_s;
-		snprintf(what, sizeof(what), "VM %lu on '%s'", vm->vmid, node);
-		if (txn_add_undo(t, what, &dep_undo_vm_action, u, err) < 0)
-			goto out;
-	}
-	if (!json_is_string(upid)) {
-		phx_err_set(err, PHX_E_API, "POST %s: expected a task id (UPID) in the answer",
-			    path);
-		goto out;
-	}
-	if (pve_task_wait(c, json_string_value(upid), r->task_timeout_s, NULL, err) < 0)
-		goto out;
-	rc = 0;
-out:
-	if (rc < 0)
-		phx_err_wrap(err, "clone template %d", src->vmid);
-	json_decref(upid);
-	free(path);
-	return rc;
-}
-
-struct dep_params {
-	struct pve_param p[DEP_MAX_PARAMS];
-	size_t n;
-};
-
-static void dep_param(struct dep_params *ps, const char *key, const char *value)
-{
-	if (value && ps->n < DEP_MAX_PARAMS)
-		ps->p[ps->n++] = (struct pve_param){key, value};
-}
-
-/* Scratch state of one dep_deploy_vm call, freed at its end. */
-struct dep_work {
-	json_t *conf; /* the clone's config (dry-run of a new VM: the template's) */
-	char *net0, *tags, *desc, *ide2, *memory, *cores, *delete, *size, *cicustom;
-	char iso_path[64]; /* local temp file of the seed, "" when none */
-	char seed_volid[256];
-	char old_seed[256]; /* the previous seed to delete after attaching the new one */
-	char sha[CRYPTO_SHA256_HEX_LEN + 1];
-	char mac[DEPLOY_MAC_LEN + 1];
-};
-
-static void dep_work_release(struct dep_work *w)
-{
-	json_decref(w->conf);
-	free(w->net0);
-	free(w->tags);
-	free(w->desc);
-	free(w->ide2);
-	free(w->memory);
-	free(w->cores);
-	free(w->delete);
-	free(w->size);
-	free(w->cicustom);
-	if (w->iso_path[0])
-		unlink(w->iso_path);
-}
-
-/* ISO mode: render for the clone's MAC, build the ISO, upload it unless the same content is
- * already on the storage; sets w->seed_volid and w->sha. */
-static int dep_seed_iso(struct dep_run *r, struct pve_client *c, struct txn *t, struct dep_vm *dv,
-			const char *node, bool *ret_uploaded, struct dep_work *w,
-			struct phx_err *err)
-{
-	const struct cfg *cfg = r->s->cfg;
 	const char *storage = cfg->defaults.iso_storage;
 	struct ci_output out = CI_OUTPUT_INIT;
 	struct pve_volume_list l = {NULL, 0};
 	struct iso_file files[3];
 	struct ci_input in;
 	char name[128];
-	bool present = false;
 	const char *tmpdir = getenv("TMPDIR");
 	int fd, rc = -1;
 
-	dep_ci_input(dv, w->mac, &in);
+	dep_ci_input(dv, rd->mac, &in);
 	if (ci_render(&in, &out, err) < 0)
 		return phx_err_wrap(err, "render cloud-init");
 	files[0] = (struct iso_file){"meta-data", out.meta_data, out.meta_data_len};
 	files[1] = (struct iso_file){"network-config", out.network_config, out.network_config_len};
 	files[2] = (struct iso_file){"user-data", out.user_data, out.user_data_len};
-	snprintf(w->iso_path, sizeof(w->iso_path), "%s/phoenix-ci-XXXXXX",
+	snprintf(rd->iso_path, sizeof(rd->iso_path), "%s/phoenix-ci-XXXXXX",
 		 tmpdir && *tmpdir && strlen(tmpdir) < 40 ? tmpdir : "/tmp");
-	fd = mkstemp(w->iso_path);
+	fd = mkstemp(rd->iso_path);
 	if (fd < 0) {
-		phx_err_set_errno(err, PHX_E_IO, errno, "create '%s'", w->iso_path);
-		w->iso_path[0] = '\0';
+		phx_err_set_errno(err, PHX_E_IO, errno, "create '%s'", rd->iso_path);
+		rd->iso_path[0] = '\0';
 		goto out;
 	}
 	close(fd);
-	if (iso_build_cidata(files, 3, w->iso_path, w->sha, err) < 0)
+	if (iso_build_cidata(files, 3, rd->iso_path, rd->sha, err) < 0 ||
+	    deploy_seed_name(dv->vm->vmid, rd->sha, name, sizeof(name), err) < 0)
 		goto out;
-	if (deploy_seed_name(dv->vm->vmid, w->sha, name, sizeof(name), err) < 0)
-		goto out;
-	snprintf(w->seed_volid, sizeof(w->seed_volid), "%s:iso/%s", storage, name);
-	if (pve_storage_content(c, node, storage, "iso", &l, err) < 0)
+	snprintf(rd->seed_volid, sizeof(rd->seed_volid), "%s:iso/%s", storage, name);
+	if (pve_storage_content(c, rd->node, storage, "iso", &l, err) < 0)
 		goto out;
 	for (size_t i = 0; i < l.n; i++)
-		present = present || !strcmp(l.items[i].volid, w->seed_volid);
-	if (present) {
-		/* same name = same content (the name carries its hash): nothing to upload */
-		log_info("VM %lu '%s': seed '%s' is already on the storage", dv->vm->vmid,
-			 dv->vm->name, w->seed_volid);
-		*ret_uploaded = false;
-		rc = 0;
-		goto out;
-	}
-	if (!pve_client_dry_run(c)) {
-		struct dep_undo_vol *u = calloc(1, sizeof(*u));
-
-		if (!u) {
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			goto out;
-		}
-		snprintf(u->node, sizeof(u->node), "%s", node);
-		snprintf(u->storage, sizeof(u->storage), "%s", storage);
-		snprintf(u->volid, sizeof(u->volid), "%s", w->seed_volid);
-		u->timeout_s = r->task_timeout_s;
-		if (txn_add_undo(t, w->seed_volid, &dep_undo_vol_action, u, err) < 0)
-			goto out;
-	}
-	log_info("VM %lu '%s': uploading seed '%s'", dv->vm->vmid, dv->vm->name, w->seed_volid);
-	if (pve_storage_upload(c, node, storage, "iso", w->iso_path, name, "sha256", w->sha, NULL,
-			       r->task_timeout_s, NULL, err) < 0)
-		goto out;
-	*ret_uploaded = true;
+		rd->seed_present = rd->seed_present || !strcmp(l.items[i].volid, rd->seed_volid);
 	rc = 0;
 out:
 	pve_volume_list_release(&l);
@@ -655,12 +487,6 @@ static int dep_native_sha(const struct dep_vm *dv, char ret[CRYPTO_SHA256_HEX_LE
 	rc = crypto_sha256_buf(b.data, b.len, ret, err);
 	buf_release(&b);
 	return rc;
-}
-
-/* The snippet file of a VM: "phoenix-ci-<vmid>-user.yaml". */
-static void dep_snippet_name(unsigned long vmid, char *ret, size_t len)
-{
-	snprintf(ret, len, DEPLOY_SEED_PREFIX "%lu-user.yaml", vmid);
 }
 
 /* The storage whose directory holds snippets_dir (GET /storage: type dir/nfs/cifs/...,
@@ -698,310 +524,136 @@ static int dep_snippet_storage(struct pve_client *c, const char *snippets_dir, c
 	return rc;
 }
 
-static int dep_undo_snippet(void *ctx, void *arg, struct phx_err *err)
+static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm *dv,
+		    struct dep_read *rd, struct phx_err *err)
 {
-	(void)ctx;
-	if (unlink(arg) < 0 && errno != ENOENT)
-		return phx_err_set_errno(err, PHX_E_IO, errno, "remove '%s'", (char *)arg);
+	const struct cfg *cfg = r->s->cfg;
+	const struct cfg_vm *vm = dv->vm;
+	const struct pve_vm_info *dst;
+
+	if (pve_cluster_vms(c, &rd->vms, err) < 0)
+		return -1;
+	dst = rd->dst = dep_find(&rd->vms, vm->vmid);
+	if (dst) {
+		char *net0 = NULL;
+
+		if (dst->template || !series_has_tag(dst->tags, SERIES_TAG_OURS))
+			return phx_err_set(
+				err, PHX_E_CONFLICT,
+				"VM %lu already exists ('%s' on '%s') and is not ours (%s): "
+				"refusing to touch it; pick another vmid or remove it yourself",
+				vm->vmid, dst->name, dst->node,
+				dst->template ? "it is a template" : "no '" SERIES_TAG_OURS "' tag");
+		snprintf(rd->node, sizeof(rd->node), "%s", dst->node);
+		log_info("VM %lu '%s' exists and is ours: converging", vm->vmid, vm->name);
+		if (pve_vm_config_get(c, rd->node, (int)vm->vmid, &rd->conf, err) < 0)
+			return -1;
+		/* converging keeps the VM's MAC */
+		if (deploy_net_rebridge(json_string_value(json_object_get(rd->conf, "net0")),
+					vm->network.bridge, NULL, &net0, rd->mac, err) < 0)
+			return -1;
+		free(net0);
+	} else {
+		snprintf(rd->node, sizeof(rd->node), "%s",
+			 cfg_vm_node(cfg, vm) ? cfg_vm_node(cfg, vm) : r->s->node);
+		/* a clone starts as its template: plan against the template's config */
+		if (dep_source(cfg, vm, &rd->vms, &rd->src, err) < 0 ||
+		    pve_vm_config_get(c, rd->src->node, rd->src->vmid, &rd->conf, err) < 0 ||
+		    deploy_mac_for_vmid(vm->vmid, rd->mac, err) < 0)
+			return -1;
+	}
+	if (cfg->defaults.cloudinit_mode != CFG_CLOUDINIT_NATIVE)
+		return dep_seed_iso(cfg, c, dv, rd, err);
+	if (dep_native_sha(dv, rd->sha, err) < 0)
+		return -1;
+	if (dv->snippet) {
+		char name[96];
+
+		deploy_snippet_name(vm->vmid, name, sizeof(name));
+		if (asprintf(&rd->snippet_path, "%s/%s", cfg->defaults.snippets_dir, name) < 0 ||
+		    asprintf(&rd->cicustom, "user=%s:snippets/%s", r->snippet_storage, name) < 0)
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		rd->snippet_exists = fs_exists(rd->snippet_path);
+	}
 	return 0;
 }
 
-static const struct txn_action dep_undo_snippet_action = {dep_undo_snippet, free};
-
-/* Writes the VM's user-data snippet (atomically) and returns the cicustom value. */
-static int dep_snippet_write(const struct cfg *cfg, const char *storage, struct txn *t,
-			     const struct dep_vm *dv, bool dry, char **ret_cicustom,
-			     struct phx_err *err)
-{
-	char name[96], *path = NULL;
-	bool existed;
-
-	dep_snippet_name(dv->vm->vmid, name, sizeof(name));
-	if (asprintf(&path, "%s/%s", cfg->defaults.snippets_dir, name) < 0)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	if (asprintf(ret_cicustom, "user=%s:snippets/%s", storage, name) < 0) {
-		free(path);
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	}
-	if (dry) {
-		printf("write %s (%zu bytes of user-data)\n", path, dv->snippet_len);
-		free(path);
-		return 0;
-	}
-	existed = fs_exists(path);
-	if (fs_write_atomic(path, dv->snippet, dv->snippet_len, 0644, err) < 0) {
-		free(path);
-		free(*ret_cicustom);
-		*ret_cicustom = NULL;
-		return phx_err_wrap(err, "cloud-init snippet");
-	}
-	if (existed) {
-		free(path);
-		return 0;
-	}
-	return txn_add_undo(t, path, &dep_undo_snippet_action, path, err);
-}
-
-static char *dep_strdupf(struct phx_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static char *dep_strdupf(struct phx_err *err, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		phx_err_set(err, PHX_E_NOMEM, "out of memory");
-		return NULL;
-	}
-	return s;
-}
+/* ---- one VM: read, plan, then print or apply ---- */
 
 static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t, struct dep_vm *dv,
 			 struct phx_err *err)
 {
 	const struct cfg *cfg = r->s->cfg;
 	const struct cfg_vm *vm = dv->vm;
-	const bool dry = pve_client_dry_run(c);
 	const bool native = cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE;
-	struct pve_vm_list l = {NULL, 0};
-	const struct pve_vm_info *src = NULL, *dst;
-	struct dep_work w;
-	struct dep_params ps = {.n = 0};
-	const char *node, *disk, *ci_keys[DEP_MAX_CI_DRIVES];
-	size_t n_ci;
-	bool converge, running = false, seed_changed = true, hw_changed = false;
-	bool uploaded = false;
-	char old_sha[CRYPTO_SHA256_HEX_LEN + 1] = "";
+	struct dep_read rd;
+	struct deploy_plan_info info;
+	struct deploy_vm_input in;
+	const struct plan_apply_ctx ax = {c, t, r->task_timeout_s};
+	bool running;
 	int rc = -1;
 
-	memset(&w, 0, sizeof(w));
-	if (pve_cluster_vms(c, &l, err) < 0)
+	memset(&rd, 0, sizeof(rd));
+	if (dep_read(r, c, dv, &rd, err) < 0)
 		goto out;
-	dst = dep_find(&l, vm->vmid);
-	converge = dst != NULL;
-	if (converge) {
-		if (dst->template || !series_has_tag(dst->tags, SERIES_TAG_OURS)) {
-			phx_err_set(err, PHX_E_CONFLICT,
-				    "VM %lu already exists ('%s' on '%s') and is not ours (%s): "
-				    "refusing to touch it; pick another vmid or remove it yourself",
-				    vm->vmid, dst->name, dst->node,
-				    dst->template ? "it is a template"
-						  : "no '" SERIES_TAG_OURS "' tag");
-			goto out;
-		}
-		node = dst->node;
-		running = !strcmp(dst->status, "running");
-		log_info("VM %lu '%s' exists and is ours: converging", vm->vmid, vm->name);
-		if (pve_vm_config_get(c, node, (int)vm->vmid, &w.conf, err) < 0)
-			goto out;
-	} else {
-		node = cfg_vm_node(cfg, vm) ? cfg_vm_node(cfg, vm) : r->s->node;
-		if (dep_source(cfg, vm, &l, &src, err) < 0 ||
-		    dep_clone(r, c, t, vm, src, node, err) < 0)
-			goto out;
-		/* a dry run cloned nothing: plan against the template's config instead */
-		if (pve_vm_config_get(c, dry ? src->node : node, dry ? src->vmid : (int)vm->vmid,
-				      &w.conf, err) < 0)
-			goto out;
-	}
-	snprintf(dv->res.node, sizeof(dv->res.node), "%s", node);
-
-	if (deploy_net_rebridge(json_string_value(json_object_get(w.conf, "net0")),
-				vm->network.bridge, &w.net0, w.mac, err) < 0)
+	running = rd.dst && !strcmp(rd.dst->status, "running");
+	in = (struct deploy_vm_input){
+		.vm = vm,
+		.config_path = cfg->path,
+		.dst = rd.dst,
+		.src = rd.src,
+		.conf = rd.conf,
+		.node = rd.node,
+		.mac = rd.mac,
+		.running = running,
+		.seed_sha = rd.sha,
+		.seed_storage = cfg->defaults.iso_storage,
+		.seed_volid = native ? NULL : rd.seed_volid,
+		.seed_file = rd.iso_path,
+		.seed_present = rd.seed_present,
+		.cicustom = rd.cicustom,
+		.snippet_path = rd.snippet_path,
+		.snippet = dv->snippet,
+		.snippet_len = dv->snippet_len,
+		.snippet_exists = rd.snippet_exists,
+		.sshkeys = dv->sshkeys,
+		.ipconfig = dv->ipconfig,
+		.nameserver = dv->nameserver,
+	};
+	snprintf(dv->res.node, sizeof(dv->res.node), "%s", rd.node);
+	if (deploy_plan_vm(&in, &dv->plan, &info, err) < 0)
 		goto out;
-	if (!dep_conf_eq(w.conf, "net0", w.net0))
-		dep_param(&ps, "net0", w.net0);
-	if (vm->cores) {
-		if (!(w.cores = dep_strdupf(err, "%u", vm->cores)))
-			goto out;
-		if (!dep_conf_eq(w.conf, "cores", w.cores)) {
-			dep_param(&ps, "cores", w.cores);
-			hw_changed = true;
-		}
-	}
-	if (vm->memory_mb) {
-		if (!(w.memory = dep_strdupf(err, "%lu", vm->memory_mb)))
-			goto out;
-		if (!dep_conf_eq(w.conf, "memory", w.memory)) {
-			dep_param(&ps, "memory", w.memory);
-			hw_changed = true;
-		}
-	}
-	if (!dep_agent_enabled(w.conf))
-		dep_param(&ps, "agent", "enabled=1");
-	{
-		const char **want = calloc(vm->tags.n + 1, sizeof(*want));
-		bool tags_changed = false;
-		int trc;
-
-		if (!want) {
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			goto out;
-		}
-		want[0] = SERIES_TAG_OURS;
-		for (size_t i = 0; i < vm->tags.n; i++)
-			want[i + 1] = vm->tags.items[i];
-		/* a new clone inherits the template's series tags: start from ours only */
-		trc = deploy_tags_merge(converge ? dst->tags : NULL, want, vm->tags.n + 1, &w.tags,
-					&tags_changed, err);
-		free(want);
-		if (trc < 0)
-			goto out;
-		if (tags_changed || !converge)
-			dep_param(&ps, "tags", w.tags);
-	}
-
-	/* cloud-init */
-	deploy_description_seed(json_string_value(json_object_get(w.conf, "description")), old_sha);
-	n_ci = deploy_cloudinit_drives(w.conf, ci_keys, DEP_MAX_CI_DRIVES);
-	if (!native) {
-		const char *cur = json_string_value(json_object_get(w.conf, "ide2"));
-		struct buf del = BUF_INIT;
-
-		if (dep_seed_iso(r, c, t, dv, node, &uploaded, &w, err) < 0)
-			goto out;
-		seed_changed = !cur || strncmp(cur, w.seed_volid, strlen(w.seed_volid)) ||
-			       (cur[strlen(w.seed_volid)] && cur[strlen(w.seed_volid)] != ',');
-		if (seed_changed) {
-			if (!(w.ide2 = dep_strdupf(err, "%s,media=cdrom", w.seed_volid)))
-				goto out;
-			dep_param(&ps, "ide2", w.ide2);
-			if (cur && deploy_is_seed_volid(cur, vm->vmid))
-				snprintf(w.old_seed, sizeof(w.old_seed), "%.*s",
-					 (int)strcspn(cur, ","), cur);
-		}
-		/* Proxmox's own cloud-init drive would hand the guest a second seed */
-		for (size_t i = 0; i < n_ci && i < DEP_MAX_CI_DRIVES; i++)
-			if (strcmp(ci_keys[i], "ide2") &&
-			    buf_printf(&del, err, "%s%s", del.len ? "," : "", ci_keys[i]) < 0) {
-				buf_release(&del);
-				goto out;
-			}
-		if (del.len) {
-			w.delete = buf_detach(&del);
-			dep_param(&ps, "delete", w.delete);
-		}
-		buf_release(&del);
-	} else {
-		if (dep_native_sha(dv, w.sha, err) < 0)
-			goto out;
-		seed_changed = strcmp(old_sha, w.sha) != 0;
-		if (seed_changed && dv->snippet) {
-			if (dep_snippet_write(cfg, r->snippet_storage, t, dv, dry, &w.cicustom,
-					      err) < 0)
-				goto out;
-			dep_param(&ps, "cicustom", w.cicustom);
-		} else if (seed_changed) {
-			dep_param(&ps, "ciuser", vm->user.username);
-			dep_param(&ps, "cipassword", vm->user.password_hash);
-			dep_param(&ps, "sshkeys", dv->sshkeys);
-		}
-		if (seed_changed) {
-			dep_param(&ps, "ipconfig0", dv->ipconfig);
-			dep_param(&ps, "nameserver", dv->nameserver);
-			dep_param(&ps, "searchdomain", vm->search_domain);
-		}
-		if (n_ci == 0) {
-			/* the template has none: Proxmox generates the seed from this drive */
-			if (!(w.ide2 = dep_strdupf(err, "%s:cloudinit", vm->storage)))
-				goto out;
-			dep_param(&ps, "ide2", w.ide2);
-		}
-	}
-	if (!(w.desc = deploy_description(vm->description, cfg->path, vm->name, w.sha, err)))
-		goto out;
-	if (!dep_conf_eq(w.conf, "description", w.desc))
-		dep_param(&ps, "description", w.desc);
-
-	if (ps.n) {
-		log_info("VM %lu '%s': setting %zu option%s", vm->vmid, vm->name, ps.n,
-			 ps.n == 1 ? "" : "s");
-		if (pve_vm_config_set(c, node, (int)vm->vmid, ps.p, ps.n, r->task_timeout_s, err) <
-		    0) {
-			phx_err_wrap(err, "configure");
-			goto out;
-		}
-	}
-	if (converge && !dry)
-		/* the new seed is part of the VM now; a later failure must not delete it */
-		txn_commit(t);
-	if (w.old_seed[0] && strcmp(w.old_seed, w.seed_volid)) {
-		struct phx_err derr = PHX_ERR_INIT;
-
-		if (pve_storage_content_delete(c, node, w.old_seed, r->task_timeout_s, &derr) < 0)
-			log_warn("VM %lu '%s': could not delete the previous seed '%s': %s",
-				 vm->vmid, vm->name, w.old_seed, derr.msg);
-	}
-
-	/* grow the disk: only after the clone task is OK (we waited for it), never shrink */
-	disk = deploy_system_disk(w.conf);
-	if (vm->disk_size_gb) {
-		uint64_t cur = 0, want = (uint64_t)vm->disk_size_gb << 30;
-
-		if (!disk) {
-			phx_err_set(err, PHX_E_API,
-				    "the VM has no system disk (scsi0/virtio0/...) "
-				    "to resize");
-			goto out;
-		}
-		if (deploy_drive_size(json_string_value(json_object_get(w.conf, disk)), &cur, err) <
-		    0)
-			goto out;
-		if (cur < want) {
-			if (!(w.size = dep_strdupf(err, "%luG", vm->disk_size_gb)))
-				goto out;
-			log_info("VM %lu '%s': growing %s to %s", vm->vmid, vm->name, disk, w.size);
-			if (pve_vm_resize(c, node, (int)vm->vmid, disk, w.size, r->task_timeout_s,
-					  err) < 0) {
-				phx_err_wrap(err, "resize %s", disk);
-				goto out;
-			}
-			hw_changed = true;
-		} else if (cur > want) {
-			log_warn("VM %lu '%s': %s is larger than disk_size_gb %lu: not shrinking",
-				 vm->vmid, vm->name, disk, vm->disk_size_gb);
-		}
-	}
-	dv->res.changed = !converge || ps.n || hw_changed || uploaded;
-	if (dry) {
+	dv->res.changed = !plan_empty(&dv->plan);
+	if (r->s->opts->dry_run) {
 		dv->res.state = "planned";
 		rc = 0;
 		goto out;
 	}
+	if (plan_apply(&dv->plan, &ax, err) < 0)
+		goto out;
 	if (running) {
-		if ((seed_changed || hw_changed) &&
+		if ((info.seed_changed || info.hw_changed) &&
 		    !(dv->res.note =
 			      dep_strdupf(err,
 					  "VM %lu '%s' is running: reboot it to apply "
 					  "the new %s",
 					  vm->vmid, vm->name,
-					  seed_changed ? "cloud-init seed" : "hardware settings")))
+					  info.seed_changed ? "cloud-init seed" : "hardware settings")))
 			goto out;
 		/* best effort: a running VM of ours whose agent is gone is still converged */
-		if (dep_wait_agent(c, node, vm, 1, w.mac, dv->res.ip, sizeof(dv->res.ip), err) <
+		if (dep_wait_agent(c, rd.node, vm, 1, rd.mac, dv->res.ip, sizeof(dv->res.ip), err) <
 		    0) {
 			log_warn("VM %lu '%s': %s", vm->vmid, vm->name, err->msg);
 			phx_err_clear(err);
 		}
-	} else {
-		log_info("VM %lu '%s': starting", vm->vmid, vm->name);
-		if (pve_vm_start(c, node, (int)vm->vmid, r->task_timeout_s, err) < 0) {
-			phx_err_wrap(err, "start");
-			goto out;
-		}
-		if (dep_wait_agent(c, node, vm, r->agent_timeout_s, w.mac, dv->res.ip,
-				   sizeof(dv->res.ip), err) < 0)
-			goto out;
+	} else if (dep_wait_agent(c, rd.node, vm, r->agent_timeout_s, rd.mac, dv->res.ip,
+				  sizeof(dv->res.ip), err) < 0) {
+		goto out;
 	}
-	dv->res.state = !converge ? "created" : dv->res.changed ? "updated" : "unchanged";
+	dv->res.state = !rd.dst ? "created" : dv->res.changed ? "updated" : "unchanged";
 	rc = 0;
 out:
-	dep_work_release(&w);
-	pve_vm_list_release(&l);
+	dep_read_release(&rd);
 	return rc;
 }
 
@@ -1221,8 +873,7 @@ int cmd_deploy(const struct cli_opts *opts, struct phx_err *err)
 			    : s.cfg->proxmox.timeouts.agent_s ? s.cfg->proxmox.timeouts.agent_s
 							      : 600;
 	pthread_mutex_init(&r.mu, NULL);
-	/* a dry run prints its plan; interleaved plans of parallel VMs would be unreadable */
-	jobs = opts->dry_run ? 1 : opts->jobs ? opts->jobs : 1;
+	jobs = opts->jobs ? opts->jobs : 1;
 	if (jobs > n)
 		jobs = (unsigned)n;
 	if (jobs <= 1) {
@@ -1251,8 +902,23 @@ int cmd_deploy(const struct cli_opts *opts, struct phx_err *err)
 	}
 	pthread_mutex_destroy(&r.mu);
 
+	if (opts->dry_run) {
+		const struct plan **plans = calloc(n ? n : 1, sizeof(*plans));
+
+		for (size_t i = 0; plans && i < n; i++)
+			plans[i] = &vms[i].plan;
+		if (!plans) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
+		rc = cmd_plan_print(opts, "deploy", plans, n, err);
+		free(plans);
+		if (rc < 0)
+			goto out;
+		rc = -1;
+	}
 	if (opts->output == CLI_OUTPUT_JSON) {
-		if (dep_print_json(vms, n, err) < 0)
+		if (!opts->dry_run && dep_print_json(vms, n, err) < 0)
 			goto out;
 	} else {
 		dep_print_table(vms, n);
@@ -1290,145 +956,5 @@ out:
 		dep_vm_release(&vms[i]);
 	free(vms);
 	session_release(&s);
-	return rc;
-}
-
-/* ---- --destroy ---- */
-
-static int dep_collect_seed(json_t *list, const char *volid, unsigned long vmid)
-{
-	size_t i;
-	json_t *v;
-	size_t l = strcspn(volid, ",");
-
-	if (!deploy_is_seed_volid(volid, vmid))
-		return 0;
-	json_array_foreach(list, i, v) if (strlen(json_string_value(v)) == l &&
-					   !strncmp(json_string_value(v), volid, l)) return 0;
-	return json_array_append_new(list, json_stringn(volid, l));
-}
-
-int cmd_destroy(const struct cli_opts *opts, struct phx_err *err)
-{
-	struct session s;
-	struct pve_vm_list l = {NULL, 0};
-	struct pve_volume_list vols = {NULL, 0};
-	struct pve_vm_status st;
-	const struct pve_vm_info *vm;
-	json_t *conf = NULL, *seeds = json_array(), *removed = json_array(), *v;
-	unsigned long vmid = opts->n_vmids ? opts->vmids[0] : 0;
-	const char *k, *node;
-	long tmo;
-	size_t i;
-	int rc = -1;
-
-	if (!seeds || !removed) {
-		json_decref(seeds);
-		json_decref(removed);
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	}
-	if (session_load(opts, &s, err) < 0)
-		goto out_nosession;
-	if (session_connect(&s, true, err) < 0)
-		goto out;
-	tmo = session_task_timeout(&s);
-	if (pve_cluster_vms(s.pve, &l, err) < 0)
-		goto out;
-	vm = dep_find(&l, vmid);
-	if (!vm) {
-		phx_err_set(err, PHX_E_NOTFOUND, "VM %lu does not exist on the cluster", vmid);
-		goto out;
-	}
-	node = vm->node;
-	if (!series_has_tag(vm->tags, SERIES_TAG_OURS)) {
-		phx_err_set(err, PHX_E_CONFLICT,
-			    "VM %lu '%s' has no '" SERIES_TAG_OURS "' tag: it was not created by "
-			    "phoenix-orchestrator, refusing to destroy it",
-			    vmid, vm->name);
-		goto out;
-	}
-	if (vm->template) {
-		phx_err_set(err, PHX_E_CONFLICT,
-			    "VM %lu '%s' is a template: --destroy removes VMs; use --prune for "
-			    "template versions",
-			    vmid, vm->name);
-		goto out;
-	}
-	if (pve_vm_config_get(s.pve, node, (int)vmid, &conf, err) < 0)
-		goto out;
-	json_object_foreach(conf, k, v) if (json_is_string(v) &&
-					    dep_collect_seed(seeds, json_string_value(v), vmid) < 0)
-	{
-		phx_err_set(err, PHX_E_NOMEM, "out of memory");
-		goto out;
-	}
-	if (pve_storage_content(s.pve, node, s.cfg->defaults.iso_storage, "iso", &vols, err) < 0)
-		goto out;
-	for (i = 0; i < vols.n; i++)
-		if (dep_collect_seed(seeds, vols.items[i].volid, vmid) < 0) {
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			goto out;
-		}
-	if (pve_vm_status_get(s.pve, node, (int)vmid, &st, err) < 0)
-		goto out;
-	if (!strcmp(st.status, "running")) {
-		log_info("VM %lu '%s': stopping", vmid, vm->name);
-		if (pve_vm_stop(s.pve, node, (int)vmid, tmo, err) < 0)
-			goto out;
-	}
-	log_info("VM %lu '%s': destroying", vmid, vm->name);
-	if (pve_vm_destroy(s.pve, node, (int)vmid,
-			   PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS, tmo, err) < 0)
-		goto out;
-	json_array_foreach(seeds, i, v)
-	{
-		if (pve_storage_content_delete(s.pve, node, json_string_value(v), tmo, err) < 0) {
-			phx_err_wrap(err, "VM %lu was destroyed, but its seed could not be removed",
-				     vmid);
-			goto out;
-		}
-		json_array_append(removed, v);
-	}
-	if (s.cfg->defaults.snippets_dir) {
-		char name[96], *path = NULL;
-
-		dep_snippet_name(vmid, name, sizeof(name));
-		if (asprintf(&path, "%s/%s", s.cfg->defaults.snippets_dir, name) < 0) {
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			goto out;
-		}
-		if (fs_exists(path) && (opts->dry_run || unlink(path) == 0))
-			json_array_append_new(removed, json_string(path));
-		free(path);
-	}
-	if (opts->output == CLI_OUTPUT_JSON) {
-		json_t *o = json_pack("{sI ss ss sb sO}", "vmid", (json_int_t)vmid, "name",
-				      vm->name, "node", node, "dry_run", opts->dry_run,
-				      "removed_volumes", removed);
-		char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-
-		json_decref(o);
-		if (!text) {
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			goto out;
-		}
-		printf("%s\n", text);
-		free(text);
-	} else {
-		printf("%s VM %lu '%s' on '%s'\n", opts->dry_run ? "would destroy" : "destroyed",
-		       vmid, vm->name, node);
-		json_array_foreach(removed, i, v)
-			printf("%s %s\n", opts->dry_run ? "would remove" : "removed",
-			       json_string_value(v));
-	}
-	rc = 0;
-out:
-	session_release(&s);
-out_nosession:
-	pve_volume_list_release(&vols);
-	pve_vm_list_release(&l);
-	json_decref(conf);
-	json_decref(seeds);
-	json_decref(removed);
 	return rc;
 }

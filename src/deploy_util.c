@@ -208,7 +208,7 @@ static bool is_mac(const char *s, size_t len)
 	return true;
 }
 
-int deploy_net_rebridge(const char *net, const char *bridge, char **ret,
+int deploy_net_rebridge(const char *net, const char *bridge, const char *new_mac, char **ret,
 			char ret_mac[DEPLOY_MAC_LEN + 1], struct phx_err *err)
 {
 	struct buf b = BUF_INIT;
@@ -221,9 +221,10 @@ int deploy_net_rebridge(const char *net, const char *bridge, char **ret,
 	eq = memchr(net, '=', (size_t)(first_end - net));
 	if (!eq || eq == net || !is_mac(eq + 1, (size_t)(first_end - eq - 1)))
 		return phx_err_set(err, PHX_E_API, "net0 '%s': expected MODEL=MAC first", net);
-	memcpy(mac, eq + 1, DEPLOY_MAC_LEN);
+	memcpy(mac, new_mac ? new_mac : eq + 1, DEPLOY_MAC_LEN);
 	mac[DEPLOY_MAC_LEN] = '\0';
-	if (buf_append(&b, net, (size_t)(first_end - net), err) < 0 ||
+	if (buf_append(&b, net, (size_t)(eq + 1 - net), err) < 0 ||
+	    buf_append(&b, mac, DEPLOY_MAC_LEN, err) < 0 ||
 	    buf_printf(&b, err, ",bridge=%s", bridge) < 0)
 		goto fail;
 	for (p = first_end; *p == ',';) {
@@ -245,6 +246,21 @@ fail:
 	return -1;
 }
 
+int deploy_mac_for_vmid(unsigned long vmid, char ret[DEPLOY_MAC_LEN + 1], struct phx_err *err)
+{
+	char text[64], hex[CRYPTO_SHA256_HEX_LEN + 1];
+
+	snprintf(text, sizeof(text), "phoenix-orchestrator net0 %lu", vmid);
+	if (crypto_sha256_buf(text, strlen(text), hex, err) < 0)
+		return -1;
+	snprintf(ret, DEPLOY_MAC_LEN + 1, "BC:24:11:%c%c:%c%c:%c%c", hex[0], hex[1], hex[2], hex[3],
+		 hex[4], hex[5]);
+	for (char *c = ret; *c; c++)
+		if (*c >= 'a' && *c <= 'f')
+			*c = (char)(*c - 'a' + 'A');
+	return 0;
+}
+
 int deploy_seed_name(unsigned long vmid, const char *sha256, char *ret, size_t len,
 		     struct phx_err *err)
 {
@@ -259,6 +275,11 @@ int deploy_seed_name(unsigned long vmid, const char *sha256, char *ret, size_t l
 	if (n < 0 || (size_t)n >= len)
 		return phx_err_set(err, PHX_E_INTERNAL, "seed name too long");
 	return 0;
+}
+
+void deploy_snippet_name(unsigned long vmid, char *ret, size_t len)
+{
+	snprintf(ret, len, DEPLOY_SEED_PREFIX "%lu-user.yaml", vmid);
 }
 
 bool deploy_is_seed_volid(const char *volid, unsigned long vmid)

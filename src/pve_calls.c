@@ -24,7 +24,7 @@ static void fmt_int(char *buf, size_t len, long long v)
 }
 
 /* A call that returns a UPID (or null when it finished synchronously), then the wait. */
-static int pve_async(struct pve_client *c, const char *method, const char *path,
+int pve_request_task(struct pve_client *c, const char *method, const char *path,
 		     const struct pve_param *params, size_t n_params, long timeout_s,
 		     struct phx_err *err)
 {
@@ -287,7 +287,7 @@ static int vm_async(struct pve_client *c, const char *method, const char *node, 
 
 	if (!path)
 		return -1;
-	rc = pve_async(c, method, path, params, n, timeout_s, err);
+	rc = pve_request_task(c, method, path, params, n, timeout_s, err);
 	free(path);
 	return rc;
 }
@@ -307,7 +307,7 @@ int pve_vm_create(struct pve_client *c, const char *node, const struct pve_param
 
 	if (!path)
 		return -1;
-	rc = pve_async(c, "POST", path, params, n_params, timeout_s, err);
+	rc = pve_request_task(c, "POST", path, params, n_params, timeout_s, err);
 	free(path);
 	return rc;
 }
@@ -805,7 +805,7 @@ int pve_storage_content_delete(struct pve_client *c, const char *node, const cha
 			volid, NULL);
 	if (!path)
 		return -1;
-	rc = pve_async(c, "DELETE", path, NULL, 0, timeout_s, err);
+	rc = pve_request_task(c, "DELETE", path, NULL, 0, timeout_s, err);
 	free(path);
 	return rc;
 }

@@ -97,13 +97,13 @@ Test(deploy, rebridges_net0_keeping_model_mac_and_options)
 	char *out = NULL;
 
 	cr_assert_eq(deploy_net_rebridge("virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1,tag=5",
-					 "vmbr1", &out, mac, &err),
+					 "vmbr1", NULL, &out, mac, &err),
 		     0, "%s", err.msg);
 	cr_assert_str_eq(out, "virtio=BC:24:11:AA:BB:CC,bridge=vmbr1,firewall=1,tag=5");
 	cr_assert_str_eq(mac, "BC:24:11:AA:BB:CC");
 	free(out);
 	out = NULL;
-	cr_assert_eq(deploy_net_rebridge("e1000=bc:24:11:00:00:01", "vmbr0", &out, mac, &err), 0);
+	cr_assert_eq(deploy_net_rebridge("e1000=bc:24:11:00:00:01", "vmbr0", NULL, &out, mac, &err), 0);
 	cr_assert_str_eq(out, "e1000=bc:24:11:00:00:01,bridge=vmbr0");
 	free(out);
 }
@@ -118,7 +118,7 @@ Test(deploy, rejects_net0_without_mac)
 		char mac[DEPLOY_MAC_LEN + 1] = "untouched";
 		char *out = NULL;
 
-		cr_assert_eq(deploy_net_rebridge(bad[i], "vmbr0", &out, mac, &err), -1, "%s",
+		cr_assert_eq(deploy_net_rebridge(bad[i], "vmbr0", NULL, &out, mac, &err), -1, "%s",
 			     bad[i]);
 		cr_assert_eq(err.code, PHX_E_API);
 		cr_assert(strstr(err.msg, bad[i]), "%s", err.msg);

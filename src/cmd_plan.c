@@ -1,0 +1,47 @@
+/* cmd_plan: how every command prints the plan of a --dry-run, so they all read alike: text
+ * (one block per object, then a count) or, with --output json, one plan document
+ * (docs/plan-json.md). */
+#include <stdio.h>
+
+#include "cmd.h"
+#include "plan.h"
+
+int cmd_plan_print(const struct cli_opts *opts, const char *command,
+		   const struct plan *const *plans, size_t n, struct phx_err *err)
+{
+	size_t changes = 0;
+
+	if (opts->output == CLI_OUTPUT_JSON) {
+		json_t *doc = plan_json_document(command, err);
+		char *text;
+
+		if (!doc)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			if (plan_json_append(plans[i], doc, err) < 0) {
+				json_decref(doc);
+				return -1;
+			}
+		text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_decref(doc);
+		if (!text)
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		printf("%s\n", text);
+		free(text);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct buf b = BUF_INIT;
+
+		if (plan_render_text(plans[i], &b, err) < 0) {
+			buf_release(&b);
+			return -1;
+		}
+		fputs(buf_str(&b), stdout);
+		buf_release(&b);
+		changes += plans[i]->n;
+	}
+	printf("Plan: %zu change%s (dry run: nothing was sent)\n", changes,
+	       changes == 1 ? "" : "s");
+	return 0;
+}

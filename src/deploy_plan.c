@@ -1,0 +1,312 @@
+/* deploy_plan: the pure planner of one VM of Flow 2. Given the config and what was read
+ * from Proxmox (the VM or its template, their config, whether the seed is on the storage),
+ * decides every change as a plan action; cmd_deploy reads, prints or applies. No I/O. */
+#include "deploy.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "series.h"
+
+#define DEPLOY_MAX_CI_DRIVES 8
+
+/* A config value as text, whether Proxmox sent a number or a string; NULL when absent. */
+static const char *deploy_conf_str(const json_t *conf, const char *key, char *num, size_t len)
+{
+	const json_t *v = json_object_get(conf, key);
+
+	if (json_is_integer(v)) {
+		snprintf(num, len, "%lld", (long long)json_integer_value(v));
+		return num;
+	}
+	return json_string_value(v);
+}
+
+static bool deploy_agent_enabled(const json_t *conf)
+{
+	const json_t *v = json_object_get(conf, "agent");
+	const char *s = json_string_value(v);
+
+	if (json_is_integer(v))
+		return json_integer_value(v) == 1;
+	return s && (!strncmp(s, "1", 1) || !strncmp(s, "enabled=1", 9));
+}
+
+/* Sets key when the config's value differs; true when it did. */
+static bool deploy_set_if(struct plan *p, struct plan_action *a, const json_t *conf,
+			  const char *key, const char *want, unsigned flags)
+{
+	char num[32];
+	const char *cur = deploy_conf_str(conf, key, num, sizeof(num));
+
+	if (!want || (cur && !strcmp(cur, want)))
+		return false;
+	plan_set(p, a, key, cur, want, flags);
+	return true;
+}
+
+/* The seed currently attached as ide2 equals `volid` (options after ',' ignored). */
+static bool deploy_seed_attached(const char *ide2, const char *volid)
+{
+	size_t n = strlen(volid);
+
+	return ide2 && !strncmp(ide2, volid, n) && (!ide2[n] || ide2[n] == ',');
+}
+
+static void deploy_plan_seed_iso(const struct deploy_vm_input *in, struct plan *p,
+				 struct plan_action *cfg_act, const char *object,
+				 char *old_seed, size_t old_len, bool *seed_changed)
+{
+	const struct cfg_vm *vm = in->vm;
+	const char *cur = json_string_value(json_object_get(in->conf, "ide2"));
+	const char *ci_keys[DEPLOY_MAX_CI_DRIVES];
+	size_t n_ci = deploy_cloudinit_drives(in->conf, ci_keys, DEPLOY_MAX_CI_DRIVES);
+	struct buf del = BUF_INIT;
+	char *ide2 = NULL;
+
+	*seed_changed = !deploy_seed_attached(cur, in->seed_volid);
+	if (*seed_changed) {
+		if (asprintf(&ide2, "%s,media=cdrom", in->seed_volid) < 0) {
+			ide2 = NULL;
+			p->oom = true;
+		}
+		plan_set(p, cfg_act, "ide2", cur, ide2, 0);
+		free(ide2);
+		if (cur && deploy_is_seed_volid(cur, vm->vmid))
+			snprintf(old_seed, old_len, "%.*s", (int)strcspn(cur, ","), cur);
+	}
+	/* Proxmox's own cloud-init drive would hand the guest a second seed */
+	for (size_t i = 0; i < n_ci && i < DEPLOY_MAX_CI_DRIVES; i++) {
+		if (!strcmp(ci_keys[i], "ide2"))
+			continue;
+		if (buf_printf(&del, NULL, "%s%s", del.len ? "," : "", ci_keys[i]) < 0)
+			p->oom = true;
+		plan_change(p, cfg_act, ci_keys[i],
+			    json_string_value(json_object_get(in->conf, ci_keys[i])), NULL, false);
+	}
+	if (del.len)
+		plan_param(p, cfg_act, "delete", buf_str(&del), 0);
+	buf_release(&del);
+	(void)object;
+}
+
+static void deploy_plan_seed_native(const struct deploy_vm_input *in, struct plan *p,
+				    struct plan_action *cfg_act, const char *old_sha,
+				    bool *seed_changed)
+{
+	const struct cfg_vm *vm = in->vm;
+	const json_t *conf = in->conf;
+	const char *ci_keys[DEPLOY_MAX_CI_DRIVES];
+
+	*seed_changed = strcmp(old_sha, in->seed_sha) != 0;
+	if (*seed_changed && in->cicustom) {
+		deploy_set_if(p, cfg_act, conf, "cicustom", in->cicustom, 0);
+	} else if (*seed_changed) {
+		deploy_set_if(p, cfg_act, conf, "ciuser", vm->user.username, 0);
+		/* Proxmox never shows cipassword back: always sent when the seed changed */
+		plan_set(p, cfg_act, "cipassword", NULL, vm->user.password_hash, PLAN_SECRET);
+		deploy_set_if(p, cfg_act, conf, "sshkeys", in->sshkeys, 0);
+	}
+	if (*seed_changed) {
+		deploy_set_if(p, cfg_act, conf, "ipconfig0", in->ipconfig, 0);
+		deploy_set_if(p, cfg_act, conf, "nameserver", in->nameserver, 0);
+		deploy_set_if(p, cfg_act, conf, "searchdomain", vm->search_domain, 0);
+	}
+	if (deploy_cloudinit_drives(conf, ci_keys, DEPLOY_MAX_CI_DRIVES) == 0) {
+		/* the template has none: Proxmox generates the seed from this drive */
+		char *drive = NULL;
+
+		if (asprintf(&drive, "%s:cloudinit", vm->storage) < 0) {
+			drive = NULL;
+			p->oom = true;
+		}
+		plan_set(p, cfg_act, "ide2", NULL, drive, 0);
+		free(drive);
+	}
+}
+
+static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p,
+			      const char *object)
+{
+	const struct cfg_vm *vm = in->vm;
+	const struct pve_vm_info *src = in->src;
+	struct plan_action *a;
+	char newid[24];
+
+	snprintf(newid, sizeof(newid), "%lu", vm->vmid);
+	a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/nodes/%s/qemu/%d/clone",
+		     src->node, src->vmid);
+	plan_summary(p, a, "%s clone of template %d '%s'%s%s", vm->full_clone ? "full" : "linked",
+		     src->vmid, src->name, strcmp(in->node, src->node) ? " to node " : "",
+		     strcmp(in->node, src->node) ? in->node : "");
+	plan_param(p, a, "newid", newid, 0);
+	plan_param(p, a, "name", vm->name, 0);
+	plan_param(p, a, "full", vm->full_clone ? "1" : "0", 0);
+	/* Proxmox refuses storage for linked clones: they live beside their base */
+	plan_param(p, a, "storage", vm->full_clone ? vm->storage : NULL, 0);
+	plan_param(p, a, "target", strcmp(in->node, src->node) ? in->node : NULL, 0);
+	plan_param(p, a, "pool", vm->pool, 0);
+	plan_undo_vm(p, a, in->node, (int)vm->vmid, vm->name);
+}
+
+static char *deploy_fmt(struct plan *p, const char *fmt, unsigned long v)
+{
+	char *s;
+
+	if (asprintf(&s, fmt, v) < 0) {
+		p->oom = true;
+		return NULL;
+	}
+	return s;
+}
+
+int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
+		   struct deploy_plan_info *ret_info, struct phx_err *err)
+{
+	const struct cfg_vm *vm = in->vm;
+	const json_t *conf = in->conf;
+	const bool converge = in->dst != NULL;
+	struct deploy_plan_info info = {false, false};
+	struct plan_action *cfg_act, *a;
+	char object[192], old_sha[CRYPTO_SHA256_HEX_LEN + 1] = "", old_seed[256] = "";
+	char mac[DEPLOY_MAC_LEN + 1], *net0 = NULL, *tags = NULL, *desc = NULL, *s;
+	const char *disk, *node = in->node;
+	const char **want = NULL;
+	bool tags_changed = false;
+	int rc = -1;
+
+	snprintf(object, sizeof(object), "VM %lu '%s'", vm->vmid, vm->name);
+	if (!converge)
+		deploy_plan_clone(in, p, object);
+
+	/* ISO mode: the seed goes up before the config that attaches it */
+	if (in->seed_volid && !in->seed_present) {
+		a = plan_add(p, PLAN_UPLOAD, PLAN_CREATE, object, "POST",
+			     "/nodes/%s/storage/%s/upload", node, in->seed_storage);
+		plan_summary(p, a, "upload cloud-init seed '%s'", in->seed_volid);
+		plan_param(p, a, "content", "iso", 0);
+		plan_param(p, a, "checksum-algorithm", "sha256", 0);
+		plan_param(p, a, "checksum", in->seed_sha, 0);
+		plan_upload_file(p, a, in->seed_file, strchr(in->seed_volid, '/') + 1);
+		plan_undo_volume(p, a, node, in->seed_volid);
+	}
+	if (in->snippet_path) {
+		a = plan_add(p, PLAN_WRITE_FILE, in->snippet_exists ? PLAN_CHANGE : PLAN_CREATE,
+			     object, NULL, "%s", in->snippet_path);
+		plan_summary(p, a, "write cloud-init user-data snippet '%s'", in->snippet_path);
+		plan_file_data(p, a, in->snippet, in->snippet_len);
+		if (!in->snippet_exists)
+			plan_undo_file(p, a, in->snippet_path);
+	}
+
+	cfg_act = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST", "/nodes/%s/qemu/%lu/config",
+			   node, vm->vmid);
+	plan_summary(p, cfg_act, "configure VM %lu", vm->vmid);
+	if (deploy_net_rebridge(json_string_value(json_object_get(conf, "net0")),
+				vm->network.bridge, converge ? NULL : in->mac, &net0, mac, err) < 0)
+		goto out;
+	deploy_set_if(p, cfg_act, conf, "net0", net0, 0);
+	if (vm->cores && (s = deploy_fmt(p, "%lu", vm->cores))) {
+		info.hw_changed |= deploy_set_if(p, cfg_act, conf, "cores", s, 0);
+		free(s);
+	}
+	if (vm->memory_mb && (s = deploy_fmt(p, "%lu", vm->memory_mb))) {
+		info.hw_changed |= deploy_set_if(p, cfg_act, conf, "memory", s, 0);
+		free(s);
+	}
+	if (!deploy_agent_enabled(conf))
+		plan_set(p, cfg_act, "agent", json_string_value(json_object_get(conf, "agent")),
+			 "enabled=1", 0);
+	want = calloc(vm->tags.n + 1, sizeof(*want));
+	if (!want) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	want[0] = SERIES_TAG_OURS;
+	for (size_t i = 0; i < vm->tags.n; i++)
+		want[i + 1] = vm->tags.items[i];
+	/* a new clone inherits the template's series tags: start from ours only */
+	if (deploy_tags_merge(converge ? in->dst->tags : NULL, want, vm->tags.n + 1, &tags,
+			      &tags_changed, err) < 0)
+		goto out;
+	if (tags_changed || !converge)
+		plan_set(p, cfg_act, "tags", json_string_value(json_object_get(conf, "tags")), tags,
+			 0);
+
+	deploy_description_seed(json_string_value(json_object_get(conf, "description")), old_sha);
+	if (in->seed_volid)
+		deploy_plan_seed_iso(in, p, cfg_act, object, old_seed, sizeof(old_seed),
+				     &info.seed_changed);
+	else
+		deploy_plan_seed_native(in, p, cfg_act, old_sha, &info.seed_changed);
+	if (!(desc = deploy_description(vm->description, in->config_path, vm->name, in->seed_sha,
+					err)))
+		goto out;
+	deploy_set_if(p, cfg_act, conf, "description", desc, 0);
+	if (cfg_act && cfg_act->n_params == 0) {
+		plan_drop(p, cfg_act); /* nothing to configure */
+	} else if (cfg_act && converge) {
+		/* the new seed is part of the VM now; a later failure must not delete it */
+		cfg_act->flags |= PLAN_COMMIT_AFTER;
+	}
+
+	if (old_seed[0] && strcmp(old_seed, in->seed_volid)) {
+		char storage[128], *esc = plan_escape(p, old_seed);
+
+		snprintf(storage, sizeof(storage), "%.*s", (int)strcspn(old_seed, ":"), old_seed);
+		a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE",
+			     "/nodes/%s/storage/%s/content/%s", node, storage, esc ? esc : "");
+		free(esc);
+		plan_summary(p, a, "delete the previous seed '%s'", old_seed);
+		if (a)
+			a->flags |= PLAN_BEST_EFFORT;
+	}
+
+	/* grow the disk: only after the clone task is OK (apply waits for it), never shrink */
+	disk = deploy_system_disk(conf);
+	if (vm->disk_size_gb) {
+		uint64_t cur = 0, want_b = (uint64_t)vm->disk_size_gb << 30;
+		char cur_s[32], want_s[32];
+
+		if (!disk) {
+			phx_err_set(err, PHX_E_API, "the VM has no system disk (scsi0/virtio0/...) "
+						    "to resize");
+			goto out;
+		}
+		if (deploy_drive_size(json_string_value(json_object_get(conf, disk)), &cur, err) <
+		    0)
+			goto out;
+		snprintf(cur_s, sizeof(cur_s), "%" PRIu64 "G", cur >> 30);
+		snprintf(want_s, sizeof(want_s), "%luG", vm->disk_size_gb);
+		if (cur < want_b) {
+			a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "PUT",
+				     "/nodes/%s/qemu/%lu/resize", node, vm->vmid);
+			plan_summary(p, a, "grow %s to %s", disk, want_s);
+			plan_param(p, a, "disk", disk, 0);
+			plan_param(p, a, "size", want_s, 0);
+			plan_change(p, a, "size", cur_s, want_s, false);
+			info.hw_changed = true;
+		} else if (cur > want_b) {
+			plan_note(p, object, "%s is %s, larger than disk_size_gb %lu: not shrinking",
+				  disk, cur_s, vm->disk_size_gb);
+		}
+	}
+	if (!in->running) {
+		a = plan_add(p, PLAN_REQUEST, PLAN_RUN, object, "POST",
+			     "/nodes/%s/qemu/%lu/status/start", node, vm->vmid);
+		plan_summary(p, a, "start");
+	}
+	if (plan_check(p, err) < 0)
+		goto out;
+	*ret_info = info;
+	rc = 0;
+out:
+	free(want);
+	free(net0);
+	free(tags);
+	free(desc);
+	return rc;
+}

@@ -1,0 +1,168 @@
+/* undo: removal procedures and their transaction records (see undo.h). */
+#include "undo.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "series.h"
+
+struct undo_ref {
+	char *node;
+	char *name;   /* VM: expected name, NULL for any */
+	char *target; /* volume id or file path */
+	int vmid;
+	long timeout_s;
+};
+
+static void undo_ref_free(void *arg)
+{
+	struct undo_ref *r = arg;
+
+	if (r) {
+		free(r->node);
+		free(r->name);
+		free(r->target);
+	}
+	free(r);
+}
+
+static struct undo_ref *undo_ref_new(const char *node, const char *name, const char *target,
+				     int vmid, long timeout_s)
+{
+	struct undo_ref *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->vmid = vmid;
+	r->timeout_s = timeout_s;
+	if ((node && !(r->node = strdup(node))) || (name && !(r->name = strdup(name))) ||
+	    (target && !(r->target = strdup(target)))) {
+		undo_ref_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char *name,
+		   long timeout_s, struct phx_err *err)
+{
+	struct pve_vm_status st;
+	json_t *config = NULL;
+	const char *have;
+	bool exists = false, ours;
+
+	/* a failed create or clone task has already removed its VM (qemu-server create_vm,
+	 * clone_vm) */
+	if (pve_vm_exists(c, vmid, &exists, NULL, err) < 0)
+		return -1;
+	if (!exists)
+		return 0;
+	if (pve_vm_config_get(c, node, vmid, &config, err) < 0)
+		return -1;
+	have = json_string_value(json_object_get(config, "name"));
+	ours = (!name || (have && !strcmp(have, name))) &&
+	       series_has_tag(json_string_value(json_object_get(config, "tags")), SERIES_TAG_OURS);
+	json_decref(config);
+	if (!ours)
+		return phx_err_set(err, PHX_E_CONFLICT,
+				   "VM %d is not the one this run created (name or tags differ); "
+				   "left alone",
+				   vmid);
+	if (pve_vm_status_get(c, node, vmid, &st, err) < 0)
+		return -1;
+	if (!strcmp(st.status, "running") && pve_vm_stop(c, node, vmid, timeout_s, err) < 0)
+		return -1;
+	return pve_vm_destroy(c, node, vmid, PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
+			      timeout_s, err);
+}
+
+int undo_volume_remove(struct pve_client *c, const char *node, const char *volid,
+		       long timeout_s, bool *ret_removed, struct phx_err *err)
+{
+	struct pve_volume_list l = {NULL, 0};
+	size_t colon = strcspn(volid, ":"), slash;
+	char storage[128], content[32];
+	bool there = false;
+
+	/* the content type is the first part of a file storage's volume name
+	 * ("local:iso/x.iso", "local:import/x.qcow2") */
+	slash = strcspn(volid + colon + (volid[colon] == ':'), "/");
+	if (!volid[colon] || colon >= sizeof(storage) || slash >= sizeof(content) ||
+	    !volid[colon + 1 + slash])
+		return phx_err_set(err, PHX_E_INTERNAL, "volume '%s': expected STORAGE:CONTENT/NAME",
+				   volid);
+	snprintf(storage, sizeof(storage), "%.*s", (int)colon, volid);
+	snprintf(content, sizeof(content), "%.*s", (int)slash, volid + colon + 1);
+	if (pve_storage_content(c, node, storage, content, &l, err) < 0)
+		return -1;
+	for (size_t i = 0; i < l.n && !there; i++)
+		there = !strcmp(l.items[i].volid, volid);
+	pve_volume_list_release(&l);
+	if (there && pve_storage_content_delete(c, node, volid, timeout_s, err) < 0)
+		return -1;
+	if (ret_removed)
+		*ret_removed = there;
+	return 0;
+}
+
+static int undo_vm(void *ctx, void *arg, struct phx_err *err)
+{
+	struct undo_ref *r = arg;
+
+	return undo_vm_remove(ctx, r->node, r->vmid, r->name, r->timeout_s, err);
+}
+
+static int undo_volume(void *ctx, void *arg, struct phx_err *err)
+{
+	struct undo_ref *r = arg;
+
+	return undo_volume_remove(ctx, r->node, r->target, r->timeout_s, NULL, err);
+}
+
+static int undo_file(void *ctx, void *arg, struct phx_err *err)
+{
+	struct undo_ref *r = arg;
+
+	(void)ctx;
+	if (unlink(r->target) < 0 && errno != ENOENT)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "remove '%s'", r->target);
+	return 0;
+}
+
+static const struct txn_action undo_vm_action = {undo_vm, undo_ref_free};
+static const struct txn_action undo_volume_action = {undo_volume, undo_ref_free};
+static const struct txn_action undo_file_action = {undo_file, undo_ref_free};
+
+int undo_add_vm(struct txn *t, const char *node, int vmid, const char *name, long timeout_s,
+		struct phx_err *err)
+{
+	struct undo_ref *r = undo_ref_new(node, name, NULL, vmid, timeout_s);
+	char what[128];
+
+	if (!r)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	snprintf(what, sizeof(what), "VM %d on node '%s'", vmid, node);
+	return txn_add_undo(t, what, &undo_vm_action, r, err);
+}
+
+int undo_add_volume(struct txn *t, const char *node, const char *volid, long timeout_s,
+		    struct phx_err *err)
+{
+	struct undo_ref *r = undo_ref_new(node, NULL, volid, 0, timeout_s);
+
+	if (!r)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return txn_add_undo(t, volid, &undo_volume_action, r, err);
+}
+
+int undo_add_file(struct txn *t, const char *path, struct phx_err *err)
+{
+	struct undo_ref *r = undo_ref_new(NULL, NULL, path, 0, 0);
+
+	if (!r)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return txn_add_undo(t, path, &undo_file_action, r, err);
+}
