@@ -1,6 +1,7 @@
 /* image: verified, cached, resumable download of a cloud image (see image.h). Owns the
- * download state machine (HEAD, resume, restart, retry, verify, rename) and the progress
- * display; the SHA256SUMS parser lives in image_sums.c, metadata and names in image_cache.c. */
+ * download state machine (HEAD, resume, restart, retry, verify, rename); the bar is drawn by
+ * progress.h. The SHA256SUMS parser lives in image_sums.c, metadata and names in
+ * image_cache.c. */
 #include "image.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "fsutil.h"
 #include "http.h"
 #include "log.h"
+#include "progress.h"
 
 enum {
 	IMG_DEFAULT_RETRIES = 3,
@@ -73,72 +75,21 @@ struct img_dl {
 	bool bad_range;	      /* 206 for another range than asked: restart */
 	bool locked;	      /* we hold the .part's lock, so we may delete it */
 	/* progress */
-	bool bar;
-	struct timespec t0, last_draw;
-	uint64_t at_start; /* written when this call began (resumed prefix) */
+	bool show_bar;	     /* asked for and stderr is a TTY */
+	struct prog_bar bar; /* counts `written`: a resumed prefix is shown, not in the rate */
+	double t0;	     /* clk_now() when the transfer began, for the summary line */
 };
 
-static double img_now(struct timespec *ts)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	return (double)ts->tv_sec + (double)ts->tv_nsec / 1e9;
-}
-
-static double img_elapsed(const struct timespec *from)
-{
-	struct timespec now;
-
-	return img_now(&now) - ((double)from->tv_sec + (double)from->tv_nsec / 1e9);
-}
-
-static void img_human(uint64_t n, char *out, size_t len)
-{
-	if (n >= (uint64_t)1 << 30)
-		snprintf(out, len, "%.2f GiB", (double)n / (double)(1 << 30));
-	else
-		snprintf(out, len, "%.1f MiB", (double)n / (double)(1 << 20));
-}
-
 /* ---- progress -------------------------------------------------------------------------- */
-
-static void img_bar_draw(struct img_dl *d, bool final)
-{
-	char have[32], total[32] = "?", eta[32] = "--:--";
-	double secs = img_elapsed(&d->t0), rate;
-	uint64_t new_bytes = d->written > d->at_start ? d->written - d->at_start : 0;
-
-	rate = secs > 0 ? (double)new_bytes / secs : 0;
-	img_human(d->written, have, sizeof(have));
-	if (d->size)
-		img_human(d->size, total, sizeof(total));
-	if (d->size && rate > 0 && d->size >= d->written) {
-		unsigned left = (unsigned)((double)(d->size - d->written) / rate);
-
-		snprintf(eta, sizeof(eta), "%u:%02u", left / 60, left % 60);
-	}
-	/* \r + erase line: redraw in place; stderr is a TTY here (log_is_tty) */
-	fprintf(stderr, "\r\033[K%s  %s / %s  %.1f MiB/s  ETA %s%s", d->name, have, total,
-		rate / (1 << 20), eta, final ? "\n" : "");
-	fflush(stderr);
-}
 
 static void img_progress_update(void *ud, uint64_t now, uint64_t total)
 {
 	struct img_dl *d = ud;
-	struct timespec ts;
 
 	(void)now; /* d->written is exact across resumes; `now` restarts at each request */
 	if (!d->size && total)
 		d->size = d->req_offset + total;
-	if (!d->bar)
-		return;
-	img_now(&ts);
-	if ((double)(ts.tv_sec - d->last_draw.tv_sec) +
-		    (double)(ts.tv_nsec - d->last_draw.tv_nsec) / 1e9 <
-	    0.2)
-		return;
-	d->last_draw = ts;
-	img_bar_draw(d, false);
+	prog_bar_update(&d->bar, d->written, d->size);
 }
 
 /* ---- the writer ---------------------------------------------------------------------- */
@@ -345,7 +296,7 @@ static int img_dl_restart(struct img_dl *d, struct phx_err *err)
 	if (ftruncate(d->fd, 0) < 0)
 		return phx_err_set_errno(err, PHX_E_IO, errno, "truncate '%s'", d->part_path);
 	d->written = 0;
-	d->at_start = 0;
+	d->bar.start = 0;
 	return img_writer_start(&d->w, d->fd, 0, err);
 }
 
@@ -680,7 +631,7 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		return phx_err_set(err, PHX_E_RUNTIME, "cannot initialise a mutex");
 	http_response_init(&resp);
 	d.resp = &resp;
-	d.bar = o->progress && log_is_tty();
+	d.show_bar = o->progress && log_is_tty();
 	if (img_head(c, o->image_url, &head, err) < 0)
 		goto out;
 	d.size = head.size;
@@ -708,8 +659,9 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		goto out;
 	if (!validator)
 		validator = img_if_range_value(head.etag, head.last_modified);
-	d.at_start = d.written;
-	img_now(&d.t0);
+	d.t0 = clk_now();
+	if (d.show_bar)
+		prog_bar_init_at(&d.bar, p->name, d.written);
 
 	for (unsigned attempt = 0; !complete; attempt++) {
 		struct phx_err aerr = PHX_ERR_INIT, ferr = PHX_ERR_INIT, ignored = PHX_ERR_INIT;
@@ -817,8 +769,7 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 			 d.written, aerr.msg);
 		clk_sleep_ms(200 * (attempt + 1));
 	}
-	if (d.bar)
-		img_bar_draw(&d, true);
+	prog_bar_finish_at(&d.bar, d.written, d.size);
 	if (img_writer_finish(&d.w, err) < 0)
 		goto out;
 	/* One fsync at the end, like `curl -o && sync`. Starting writeback while downloading
@@ -850,10 +801,10 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	if (fs_fsync_dir(p->final_dir, err) < 0 || fs_fsync_dir(p->cache, err) < 0)
 		goto out;
 	{
-		double secs = img_elapsed(&d.t0);
+		double secs = clk_now() - d.t0;
 		char sz[32];
 
-		img_human(d.written, sz, sizeof(sz));
+		prog_format_bytes(d.written, sz, sizeof(sz));
 		log_info("downloaded '%s' (%s in %.1f s, %.1f MiB/s), sha256 %s verified", p->name,
 			 sz, secs, secs > 0 ? (double)d.received / secs / (1 << 20) : 0.0, got);
 	}
@@ -865,7 +816,7 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	*ret_received = d.received;
 	rc = 0;
 out:
-	if (rc < 0 && d.bar && d.written)
+	if (rc < 0 && d.show_bar && d.written)
 		fputc('\n', stderr); /* keep the error off the half-drawn bar */
 	if (rc < 0 && d.locked && d.written == 0)
 		img_part_discard(p); /* nothing worth resuming: leave no trace */

@@ -1,4 +1,4 @@
-/* progress: TTY progress bar for uploads. */
+/* progress: TTY progress bar for transfers (uploads, image downloads). */
 #include "progress.h"
 
 #include <stdio.h>
@@ -8,10 +8,16 @@
 
 void prog_bar_init(struct prog_bar *b, const char *label)
 {
-	*b = (struct prog_bar){.label = label, .t0 = clk_now(), .active = log_is_tty()};
+	prog_bar_init_at(b, label, 0);
 }
 
-static void prog_human(uint64_t v, char *ret, size_t len)
+void prog_bar_init_at(struct prog_bar *b, const char *label, uint64_t start)
+{
+	*b = (struct prog_bar){
+		.label = label, .t0 = clk_now(), .start = start, .active = log_is_tty()};
+}
+
+void prog_format_bytes(uint64_t v, char *ret, size_t len)
 {
 	if (v >= (uint64_t)1 << 30)
 		snprintf(ret, len, "%.2f GiB", (double)v / (1 << 30));
@@ -21,18 +27,21 @@ static void prog_human(uint64_t v, char *ret, size_t len)
 
 static void prog_draw(const struct prog_bar *b, bool final)
 {
-	double secs = clk_now() - b->t0, rate = secs > 0 ? (double)b->now / secs : 0;
+	double secs = clk_now() - b->t0;
+	uint64_t moved = b->now > b->start ? b->now - b->start : 0;
+	double rate = secs > 0 ? (double)moved / secs : 0;
 	char have[32], total[32] = "?", eta[32] = "--:--";
 
-	prog_human(b->now, have, sizeof(have));
+	prog_format_bytes(b->now, have, sizeof(have));
 	if (b->total) {
-		prog_human(b->total, total, sizeof(total));
+		prog_format_bytes(b->total, total, sizeof(total));
 		if (rate > 0 && b->total >= b->now) {
 			unsigned left = (unsigned)((double)(b->total - b->now) / rate);
 
 			snprintf(eta, sizeof(eta), "%u:%02u", left / 60, left % 60);
 		}
 	}
+	/* \r + erase line: redraw in place; stderr is a TTY here (log_is_tty) */
 	fprintf(stderr, "\r\033[K%s  %s / %s  %.1f MiB/s  ETA %s%s", b->label, have, total,
 		rate / (1 << 20), eta, final ? "\n" : "");
 	fflush(stderr);
@@ -54,5 +63,13 @@ void prog_bar_update(void *ud, uint64_t now, uint64_t total)
 void prog_bar_finish(struct prog_bar *b)
 {
 	if (b->active && b->last_draw > 0)
+		prog_draw(b, true);
+}
+
+void prog_bar_finish_at(struct prog_bar *b, uint64_t now, uint64_t total)
+{
+	b->now = now;
+	b->total = total;
+	if (b->active)
 		prog_draw(b, true);
 }
