@@ -1,13 +1,12 @@
 /* image: verified, cached, resumable download of a cloud image (see image.h). Owns the
- * download state machine (HEAD, resume, restart, retry, verify, rename); the bar is drawn by
- * progress.h. The SHA256SUMS parser lives in image_sums.c, metadata and names in
- * image_cache.c. */
+ * download state machine (HEAD, resume, restart, retry, verify, rename); the bytes go through
+ * the double-buffered writer of image_writer.c, the bar through progress.h. The SHA256SUMS
+ * parser lives in image_sums.c, metadata and names in image_cache.c. */
 #include "image.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,41 +18,12 @@
 #include "clock.h"
 #include "fsutil.h"
 #include "http.h"
+#include "image_int.h"
 #include "log.h"
 #include "progress.h"
 
 enum {
 	IMG_DEFAULT_RETRIES = 3,
-	IMG_WBUF = 256 << 10, /* each of the two write buffers: small enough to stay in cache */
-};
-
-/* The writer: the network thread copies the body into one of two buffers; a helper thread
- * writes the other full buffer to the .part and hashes it. Hashing in the network thread
- * would make a download cost transfer + hash time; this way it costs about the larger of
- * the two, and re-reading the file for the hash (a copy plus page-cache lookups) is not
- * needed. The worker also re-hashes a resumed prefix while the first new bytes arrive. The
- * crypto context and the buffer being written belong to the worker while it runs. */
-struct img_writer {
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool running;
-	int fd;
-	const char *part_path, *cache_dir; /* borrowed, for messages */
-	struct crypto_sha256 *h;
-	unsigned char *buf[2];
-	int cur;	 /* buffer the network thread fills */
-	size_t fill;	 /* bytes in buf[cur] */
-	uint64_t pos;	 /* file offset of buf[cur][0] */
-	uint64_t prefix; /* bytes already in the file to hash first; worker only */
-	/* under mu: */
-	bool busy; /* buf[pending] is handed to the worker */
-	int pending;
-	size_t plen;
-	uint64_t poff;
-	bool stop;	    /* no more buffers: exit when idle */
-	bool failed;	    /* err is set; nothing more is written */
-	struct phx_err err; /* the worker's failure */
 };
 
 /* State of one download into <name>.part, shared by the sink and the progress callback. */
@@ -90,202 +60,6 @@ static void img_progress_update(void *ud, uint64_t now, uint64_t total)
 	if (!d->size && total)
 		d->size = d->req_offset + total;
 	prog_bar_update(&d->bar, d->written, d->size);
-}
-
-/* ---- the writer ---------------------------------------------------------------------- */
-
-static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(w->fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-
-			if (e == ENOSPC || e == EDQUOT)
-				return phx_err_set_errno(&w->err, PHX_E_IO, e,
-							 "write '%s': cache directory '%s' is full",
-							 w->part_path, w->cache_dir);
-			return phx_err_set_errno(&w->err, PHX_E_IO, e, "write '%s'", w->part_path);
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static void *img_writer_main(void *arg)
-{
-	struct img_writer *w = arg;
-	bool ok = true;
-
-	if (w->prefix && crypto_sha256_fd_prefix(w->h, w->fd, w->prefix, &w->err) < 0)
-		ok = false;
-	pthread_mutex_lock(&w->mu);
-	if (!ok) {
-		w->failed = true;
-		pthread_cond_broadcast(&w->cv);
-	}
-	while (ok) {
-		const unsigned char *b;
-		size_t len;
-		uint64_t off;
-
-		while (!w->busy && !w->stop)
-			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->busy)
-			break;
-		b = w->buf[w->pending];
-		len = w->plen;
-		off = w->poff;
-		pthread_mutex_unlock(&w->mu);
-		ok = img_writer_write(w, b, len, off) == 0 &&
-		     crypto_sha256_update(w->h, b, len, &w->err) == 0;
-		pthread_mutex_lock(&w->mu);
-		w->busy = false;
-		w->failed = !ok;
-		pthread_cond_broadcast(&w->cv);
-	}
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
-}
-
-/* Starts a worker for `fd` whose first `prefix` bytes are kept (and hashed first). */
-static int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_err *err)
-{
-	int e;
-
-	w->fd = fd;
-	w->prefix = w->pos = prefix;
-	w->fill = 0;
-	w->busy = w->stop = w->failed = false;
-	phx_err_clear(&w->err);
-	for (int i = 0; i < 2; i++)
-		if (!w->buf[i] && !(w->buf[i] = malloc(IMG_WBUF)))
-			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	crypto_sha256_free(w->h);
-	w->h = crypto_sha256_new(err);
-	if (!w->h)
-		return -1;
-	e = pthread_create(&w->thread, NULL, img_writer_main, w);
-	if (e)
-		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start writer thread");
-	w->running = true;
-	return 0;
-}
-
-/* Hands buf[cur] to the worker once it is idle; false when the worker failed. */
-static bool img_writer_submit(struct img_writer *w)
-{
-	bool ok;
-
-	pthread_mutex_lock(&w->mu);
-	while (w->busy)
-		pthread_cond_wait(&w->cv, &w->mu);
-	ok = !w->failed;
-	if (ok && w->fill) {
-		w->pending = w->cur;
-		w->plen = w->fill;
-		w->poff = w->pos;
-		w->busy = true;
-		pthread_cond_broadcast(&w->cv);
-		w->pos += w->fill;
-		w->cur ^= 1;
-		w->fill = 0;
-	}
-	pthread_mutex_unlock(&w->mu);
-	return ok;
-}
-
-static int img_writer_fail(struct img_writer *w, struct phx_err *err)
-{
-	return phx_err_set(err, w->err.code ? w->err.code : PHX_E_IO, "%s",
-			   w->err.code ? w->err.msg : "writer failed");
-}
-
-static int img_writer_put(struct img_writer *w, const void *data, size_t len, struct phx_err *err)
-{
-	const unsigned char *p = data;
-
-	while (len) {
-		size_t n = IMG_WBUF - w->fill < len ? IMG_WBUF - w->fill : len;
-
-		memcpy(w->buf[w->cur] + w->fill, p, n);
-		w->fill += n;
-		p += n;
-		len -= n;
-		if (w->fill == IMG_WBUF && !img_writer_submit(w))
-			return img_writer_fail(w, err);
-	}
-	return 0;
-}
-
-/* Waits until everything put is in the file (and hashed). */
-static int img_writer_flush(struct img_writer *w, struct phx_err *err)
-{
-	if (!img_writer_submit(w))
-		return img_writer_fail(w, err);
-	pthread_mutex_lock(&w->mu);
-	while (w->busy)
-		pthread_cond_wait(&w->cv, &w->mu);
-	pthread_mutex_unlock(&w->mu);
-	if (w->failed)
-		return img_writer_fail(w, err);
-	return 0;
-}
-
-/* Ends the worker; what was not flushed is dropped. */
-static void img_writer_stop(struct img_writer *w)
-{
-	if (!w->running)
-		return;
-	pthread_mutex_lock(&w->mu);
-	w->stop = true;
-	pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->thread, NULL);
-	w->running = false;
-	w->fill = 0;
-}
-
-/* Flushes and ends the worker (it may still be hashing a resumed prefix); the hash is then
- * complete and belongs to the caller's thread. */
-static int img_writer_finish(struct img_writer *w, struct phx_err *err)
-{
-	if (img_writer_flush(w, err) < 0)
-		return -1;
-	img_writer_stop(w);
-	if (w->failed)
-		return img_writer_fail(w, err);
-	return 0;
-}
-
-static int img_writer_init(struct img_writer *w, const char *part_path, const char *cache_dir)
-{
-	memset(w, 0, sizeof(*w));
-	w->fd = -1;
-	w->part_path = part_path;
-	w->cache_dir = cache_dir;
-	if (pthread_mutex_init(&w->mu, NULL))
-		return -1;
-	if (pthread_cond_init(&w->cv, NULL)) {
-		pthread_mutex_destroy(&w->mu);
-		return -1;
-	}
-	return 0;
-}
-
-static void img_writer_release(struct img_writer *w)
-{
-	img_writer_stop(w);
-	pthread_cond_destroy(&w->cv);
-	pthread_mutex_destroy(&w->mu);
-	crypto_sha256_free(w->h);
-	free(w->buf[0]);
-	free(w->buf[1]);
 }
 
 /* ---- the sink: file + hash ------------------------------------------------------------- */
