@@ -6,7 +6,8 @@
  *
  * Cache layout (all under the cache directory):
  *   <sha256>/<name>      verified image; named by hash so a changed upstream never overwrites
- *                        the version a template was built from (old versions stay until pruned)
+ *                        the version a template was built from (old versions stay;
+ *                        NEEDSWORK: nothing removes them yet)
  *   <name>.meta.json     what we last fetched for <name>: url, etag, last_modified, sha256,
  *                        size, fetched_at and the sums file's url/etag/last_modified
  *   <name>.part          download in progress (never used as an image)
@@ -86,13 +87,6 @@ int img_cache_dir_default(char **ret, struct phx_err *err);
  * fragment. Fails with PHX_E_INPUT naming the URL when that is empty, "." or "..". Caller
  * owns *ret; free with free(). */
 int img_name_from_url(const char *url, char **ret, struct phx_err *err);
-
-/* Deletes cached versions of `name` (<cache>/<sha256>/<name>) whose hash is not among the
- * n_keep hex strings in `keep` (borrowed), and their directories once empty. A .part is left
- * alone (it may be a download in progress). cache_dir NULL: img_cache_dir_default(). A
- * missing cache directory removes nothing. *ret_removed (may be NULL) counts files deleted. */
-int img_cache_prune(const char *cache_dir, const char *name, const char *const *keep,
-		    size_t n_keep, unsigned *ret_removed, struct phx_err *err);
 
 /* ---- fetch --------------------------------------------------------------------------- */
 

@@ -2,8 +2,6 @@
  * (see image.h for the layout). Knows nothing about HTTP. */
 #include "image.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,62 +180,4 @@ int img_name_from_url(const char *url, char **ret, struct phx_err *err)
 	}
 	*ret = name;
 	return 0;
-}
-
-int img_cache_prune(const char *cache_dir, const char *name, const char *const *keep,
-		    size_t n_keep, unsigned *ret_removed, struct phx_err *err)
-{
-	char *dflt = NULL;
-	unsigned removed = 0;
-	struct dirent *e;
-	DIR *d;
-	int rc = 0;
-
-	if (!name || !name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-		return phx_err_set(err, PHX_E_INPUT, "prune: bad image file name '%s'",
-				   name ? name : "");
-	if (!cache_dir) {
-		if (img_cache_dir_default(&dflt, err) < 0)
-			return -1;
-		cache_dir = dflt;
-	}
-	d = opendir(cache_dir);
-	if (!d) {
-		if (errno != ENOENT)
-			rc = phx_err_set_errno(err, PHX_E_IO, errno, "open directory '%s'",
-					       cache_dir);
-		goto out;
-	}
-	while ((e = readdir(d))) {
-		bool kept = false;
-		char *path = NULL;
-
-		if (!meta_is_sha256(e->d_name))
-			continue;
-		for (size_t i = 0; i < n_keep && !kept; i++)
-			kept = keep[i] && !strcmp(keep[i], e->d_name);
-		if (kept)
-			continue;
-		if (asprintf(&path, "%s/%s/%s", cache_dir, e->d_name, name) < 0) {
-			rc = phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			break;
-		}
-		if (unlink(path) == 0) {
-			removed++;
-		} else if (errno != ENOENT) {
-			rc = phx_err_set_errno(err, PHX_E_IO, errno, "remove '%s'", path);
-			free(path);
-			break;
-		}
-		/* the directory may hold other names with the same content: only drop it empty */
-		path[strlen(path) - strlen(name) - 1] = '\0';
-		rmdir(path);
-		free(path);
-	}
-	closedir(d);
-out:
-	if (rc == 0 && ret_removed)
-		*ret_removed = removed;
-	free(dflt);
-	return rc;
 }
