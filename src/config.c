@@ -355,9 +355,10 @@ bool cfg_get_bool(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const c
 	return true;
 }
 
-/* The object at key (borrowed), NULL when absent or not an object. */
-json_t *cfg_get_obj(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
-		    bool required)
+/* The value at key (borrowed) when it has JSON type `type` (an object or an array), NULL
+ * when absent or of another type. */
+static json_t *cfg_get_typed(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+			     bool required, json_type type)
 {
 	json_t *v = json_object_get(obj, key);
 	char kpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
@@ -367,31 +368,26 @@ json_t *cfg_get_obj(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const
 			cfg_missing(ctx, jparent, key);
 		return NULL;
 	}
-	if (!json_is_object(v)) {
+	if (json_typeof(v) != type) {
 		cfg_path_key(kpath, jparent, key);
-		cfg_problem(ctx, kpath, "expected an object, got %s", cfg_got(v, got, sizeof(got)));
+		cfg_problem(ctx, kpath, "expected %s, got %s",
+			    type == JSON_OBJECT ? "an object" : "an array",
+			    cfg_got(v, got, sizeof(got)));
 		return NULL;
 	}
 	return v;
 }
 
+json_t *cfg_get_obj(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+		    bool required)
+{
+	return cfg_get_typed(ctx, obj, jparent, key, required, JSON_OBJECT);
+}
+
 json_t *cfg_get_array(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
 		      bool required)
 {
-	json_t *v = json_object_get(obj, key);
-	char kpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
-
-	if (!v) {
-		if (required)
-			cfg_missing(ctx, jparent, key);
-		return NULL;
-	}
-	if (!json_is_array(v)) {
-		cfg_path_key(kpath, jparent, key);
-		cfg_problem(ctx, kpath, "expected an array, got %s", cfg_got(v, got, sizeof(got)));
-		return NULL;
-	}
-	return v;
+	return cfg_get_typed(ctx, obj, jparent, key, required, JSON_ARRAY);
 }
 
 /* A string list. `valid` may be NULL (any non-empty string); `expect` describes one item for

@@ -21,7 +21,8 @@ static const char *cfg_env(const char *name)
 int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 {
 	const char *url = cfg_env("PVE_API_URL"), *url_var = "PVE_API_URL";
-	const char *id = cfg_env("PVE_TOKEN_ID");
+	const char *id = cfg_env("PVE_TOKEN_ID"), *id_var = "PVE_TOKEN_ID";
+	const char *id_expect = "a token ID like 'phoenix@pve!ci'", *id_got = "";
 	const char *file = cfg_env("PVE_TOKEN_SECRET_FILE");
 	const char *node = cfg_env("PVE_NODE");
 	const char *fp = cfg_env("PVE_TLS_FINGERPRINT");
@@ -29,7 +30,7 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 	const char *bpg = cfg_env("PROXMOX_VE_API_TOKEN");
 	char *new_url = NULL, *new_id = NULL, *new_file = NULL, *new_node = NULL, *new_node2 = NULL;
 	char *new_fp = NULL, *new_ca = NULL;
-	char q[CFG_SHOW_MAX + 16], fpbuf[96];
+	char q[CFG_SHOW_MAX + 16], fpbuf[96], idbuf[256];
 	const char *why;
 
 	if (!url && (url = cfg_env("PROXMOX_VE_ENDPOINT")))
@@ -41,7 +42,6 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 				   url_var, cfg_quote(url, q, sizeof(q)), why);
 	if (!id && bpg) {
 		const char *eq = strrchr(bpg, '=');
-		char idbuf[256];
 
 		/* never quote this variable: the part after '=' is the secret */
 		if (!eq || eq == bpg || !eq[1] || (size_t)(eq - bpg) >= sizeof(idbuf))
@@ -50,22 +50,16 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 					   "'USER@REALM!TOKEN=SECRET'");
 		memcpy(idbuf, bpg, (size_t)(eq - bpg));
 		idbuf[eq - bpg] = '\0';
-		if (!cfg_is_token_id(idbuf))
-			return phx_err_set(err, PHX_E_INPUT,
-					   "environment PROXMOX_VE_API_TOKEN: expected "
-					   "'USER@REALM!TOKEN=SECRET', got the token ID %s",
-					   cfg_quote(idbuf, q, sizeof(q)));
-		if (!(new_id = strdup(idbuf)))
-			goto oom;
-	} else if (id) {
-		if (!cfg_is_token_id(id))
-			return phx_err_set(err, PHX_E_INPUT,
-					   "environment PVE_TOKEN_ID: expected a token ID like "
-					   "'phoenix@pve!ci', got %s",
-					   cfg_quote(id, q, sizeof(q)));
-		if (!(new_id = strdup(id)))
-			goto oom;
+		id = idbuf;
+		id_var = "PROXMOX_VE_API_TOKEN";
+		id_expect = "'USER@REALM!TOKEN=SECRET'";
+		id_got = "the token ID ";
 	}
+	if (id && !cfg_is_token_id(id))
+		return phx_err_set(err, PHX_E_INPUT, "environment %s: expected %s, got %s%s",
+				   id_var, id_expect, id_got, cfg_quote(id, q, sizeof(q)));
+	if (id && !(new_id = strdup(id)))
+		goto oom;
 	if (node && !cfg_is_dns_label(node)) {
 		free(new_id);
 		return phx_err_set(err, PHX_E_INPUT,

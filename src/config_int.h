@@ -111,6 +111,7 @@ bool cfg_get_uint(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const c
 		  bool required, unsigned long min, unsigned long max, unsigned long *out);
 bool cfg_get_bool(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
 		  bool *out);
+/* The object or array at key (borrowed), NULL when absent or not one. */
 json_t *cfg_get_obj(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
 		    bool required);
 json_t *cfg_get_array(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,

@@ -445,6 +445,20 @@ static void cfg_parse_customize(struct cfg_ctx *ctx, json_t *tobj, const char *t
 	}
 }
 
+/* cores, memory_mb and disk_size_gb, which templates (under hardware) and VMs share; each is
+ * written only when given and valid. */
+static void cfg_get_sizes(struct cfg_ctx *ctx, json_t *obj, const char *jpath, unsigned *cores,
+			  unsigned long *memory_mb, unsigned long *disk_size_gb)
+{
+	unsigned long v;
+
+	if (cfg_get_uint(ctx, obj, jpath, "cores", false, 1, CFG_CORES_MAX, &v))
+		*cores = (unsigned)v;
+	cfg_get_uint(ctx, obj, jpath, "memory_mb", false, CFG_MEMORY_MB_MIN, CFG_MEMORY_MB_MAX,
+		     memory_mb);
+	cfg_get_uint(ctx, obj, jpath, "disk_size_gb", false, 1, CFG_DISK_GB_MAX, disk_size_gb);
+}
+
 static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tpath,
 			       struct cfg_hardware *hw)
 {
@@ -452,7 +466,6 @@ static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tp
 					   "storage"};
 	char jpath[CFG_PATH_MAX];
 	json_t *obj = cfg_get_obj(ctx, tobj, tpath, "hardware", false);
-	unsigned long v;
 
 	hw->cores = 2;
 	hw->memory_mb = 2048;
@@ -462,12 +475,7 @@ static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tp
 		return;
 	cfg_path_key(jpath, tpath, "hardware");
 	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	if (cfg_get_uint(ctx, obj, jpath, "cores", false, 1, CFG_CORES_MAX, &v))
-		hw->cores = (unsigned)v;
-	cfg_get_uint(ctx, obj, jpath, "memory_mb", false, CFG_MEMORY_MB_MIN, CFG_MEMORY_MB_MAX,
-		     &hw->memory_mb);
-	cfg_get_uint(ctx, obj, jpath, "disk_size_gb", false, 1, CFG_DISK_GB_MAX,
-		     &hw->disk_size_gb);
+	cfg_get_sizes(ctx, obj, jpath, &hw->cores, &hw->memory_mb, &hw->disk_size_gb);
 	cfg_get_checked(ctx, obj, jpath, "bridge", false, cfg_is_bridge, cfg_expect_bridge,
 			&hw->bridge);
 	cfg_get_checked(ctx, obj, jpath, "storage", false, cfg_is_storage_id, cfg_expect_storage,
@@ -478,6 +486,26 @@ static bool cfg_is_os(const char *s)
 {
 	/* becomes the tag "os-<os>", so it must be a valid tag itself */
 	return cfg_is_tag(s) && islower((unsigned char)s[0]);
+}
+
+/* An http(s) URL key, copied into *field (NULL until then). */
+static void cfg_get_http_url(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
+			     bool required, char **field)
+{
+	const char *s = cfg_get_str(ctx, obj, jparent, key, required);
+	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
+	const char *why;
+
+	if (!s)
+		return;
+	why = cfg_check_url(s, false);
+	if (why) {
+		cfg_path_key(kpath, jparent, key);
+		cfg_problem(ctx, kpath, "expected an http(s) URL, got %s (%s)",
+			    cfg_quote(s, q, sizeof(q)), why);
+		return;
+	}
+	*field = cfg_strdup(ctx, s);
 }
 
 static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
@@ -497,30 +525,8 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 			"a DNS label like 'ubuntu-noble' (letters, digits, inner hyphens, at most "
 			"63)",
 			&t->name);
-	s = cfg_get_str(ctx, obj, jpath, "image_url", true);
-	if (s) {
-		const char *why = cfg_check_url(s, false);
-
-		if (why) {
-			cfg_path_key(kpath, jpath, "image_url");
-			cfg_problem(ctx, kpath, "expected an http(s) URL, got %s (%s)",
-				    cfg_quote(s, q, sizeof(q)), why);
-		} else {
-			t->image_url = cfg_strdup(ctx, s);
-		}
-	}
-	s = cfg_get_str(ctx, obj, jpath, "checksum_url", false);
-	if (s) {
-		const char *why = cfg_check_url(s, false);
-
-		if (why) {
-			cfg_path_key(kpath, jpath, "checksum_url");
-			cfg_problem(ctx, kpath, "expected an http(s) URL, got %s (%s)",
-				    cfg_quote(s, q, sizeof(q)), why);
-		} else {
-			t->checksum_url = cfg_strdup(ctx, s);
-		}
-	}
+	cfg_get_http_url(ctx, obj, jpath, "image_url", true, &t->image_url);
+	cfg_get_http_url(ctx, obj, jpath, "checksum_url", false, &t->checksum_url);
 	s = cfg_get_str(ctx, obj, jpath, "sha256", false);
 	if (s && !cfg_is_sha256_hex(s)) {
 		cfg_path_key(kpath, jpath, "sha256");
@@ -721,7 +727,6 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 	};
 	const struct cfg_defaults *d = &ctx->cfg->defaults;
 	char kpath[CFG_PATH_MAX];
-	unsigned long v;
 	bool by_vmid, by_name;
 
 	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
@@ -743,12 +748,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 		     &vm->clone_from_vmid);
 	cfg_get_checked(ctx, obj, jpath, "clone_from_template", false, cfg_is_dns_label,
 			"a template name", &vm->clone_from_template);
-	if (cfg_get_uint(ctx, obj, jpath, "cores", false, 1, CFG_CORES_MAX, &v))
-		vm->cores = (unsigned)v;
-	cfg_get_uint(ctx, obj, jpath, "memory_mb", false, CFG_MEMORY_MB_MIN, CFG_MEMORY_MB_MAX,
-		     &vm->memory_mb);
-	cfg_get_uint(ctx, obj, jpath, "disk_size_gb", false, 1, CFG_DISK_GB_MAX,
-		     &vm->disk_size_gb);
+	cfg_get_sizes(ctx, obj, jpath, &vm->cores, &vm->memory_mb, &vm->disk_size_gb);
 	cfg_parse_network(ctx, obj, jpath, &vm->network);
 	cfg_parse_user(ctx, obj, jpath, vm);
 	cfg_get_strv(ctx, obj, jpath, "features", cfg_is_feature_name, "a feature name", false,
@@ -885,6 +885,43 @@ static void cfg_cross_check(struct cfg_ctx *ctx)
 
 /* ---- the document ------------------------------------------------------------------------ */
 
+/* Room for the items of the array $.key (elem bytes each, zeroed; owned by the struct cfg
+ * once stored there), with the array in *ret_arr (borrowed). NULL, and *ret_arr NULL, when
+ * the key is absent, bad or empty, or memory ran out (then ctx->oom is set). */
+static void *cfg_get_list(struct cfg_ctx *ctx, json_t *root, const char *key, size_t elem,
+			  json_t **ret_arr)
+{
+	json_t *arr = cfg_get_array(ctx, root, "$", key, false);
+	void *items;
+
+	*ret_arr = NULL;
+	if (!arr || !json_array_size(arr))
+		return NULL;
+	items = calloc(json_array_size(arr), elem);
+	if (!items) {
+		ctx->oom = true;
+		return NULL;
+	}
+	*ret_arr = arr;
+	return items;
+}
+
+/* True when item i of the list at `jlist` is an object (its path is then in jpath, which
+ * holds CFG_PATH_MAX bytes); else reports it. */
+static bool cfg_list_item(struct cfg_ctx *ctx, const char *jlist, size_t i, json_t *item,
+			  char *jpath)
+{
+	char got[CFG_SHOW_MAX + 32];
+
+	cfg_path_idx(jpath, jlist, i);
+	if (!json_is_object(item)) {
+		cfg_problem(ctx, jpath, "expected an object, got %s",
+			    cfg_got(item, got, sizeof(got)));
+		return false;
+	}
+	return true;
+}
+
 void cfg_parse_root(struct cfg_ctx *ctx, json_t *root)
 {
 	static const char *const keys[] = {"proxmox", "defaults", "templates", "features", "vms"};
@@ -903,39 +940,15 @@ void cfg_parse_root(struct cfg_ctx *ctx, json_t *root)
 	cfg_parse_defaults(ctx, root);
 	cfg_parse_features(ctx, root);
 
-	arr = cfg_get_array(ctx, root, "$", "templates", false);
-	if (arr && json_array_size(arr)) {
-		cfg->templates = calloc(json_array_size(arr), sizeof(*cfg->templates));
-		if (!cfg->templates)
-			ctx->oom = true;
-		json_array_foreach(arr, i, item) {
-			if (!cfg->templates)
-				break;
-			cfg_path_idx(jpath, "$.templates", i);
-			if (!json_is_object(item)) {
-				cfg_problem(ctx, jpath, "expected an object, got %s",
-					    cfg_got(item, got, sizeof(got)));
-				continue;
-			}
+	cfg->templates = cfg_get_list(ctx, root, "templates", sizeof(*cfg->templates), &arr);
+	json_array_foreach(arr, i, item) {
+		if (cfg_list_item(ctx, "$.templates", i, item, jpath))
 			cfg_parse_template(ctx, item, jpath, &cfg->templates[cfg->n_templates++]);
-		}
 	}
-	arr = cfg_get_array(ctx, root, "$", "vms", false);
-	if (arr && json_array_size(arr)) {
-		cfg->vms = calloc(json_array_size(arr), sizeof(*cfg->vms));
-		if (!cfg->vms)
-			ctx->oom = true;
-		json_array_foreach(arr, i, item) {
-			if (!cfg->vms)
-				break;
-			cfg_path_idx(jpath, "$.vms", i);
-			if (!json_is_object(item)) {
-				cfg_problem(ctx, jpath, "expected an object, got %s",
-					    cfg_got(item, got, sizeof(got)));
-				continue;
-			}
+	cfg->vms = cfg_get_list(ctx, root, "vms", sizeof(*cfg->vms), &arr);
+	json_array_foreach(arr, i, item) {
+		if (cfg_list_item(ctx, "$.vms", i, item, jpath))
 			cfg_parse_vm(ctx, item, jpath, &cfg->vms[cfg->n_vms++]);
-		}
 	}
 	if (!json_object_get(root, "vms") && !json_object_get(root, "templates"))
 		cfg_problem(ctx, "$", "expected at least one of 'vms' or 'templates', got neither");
