@@ -51,6 +51,11 @@ int phx_err_set_errno(struct phx_err *err, enum phx_err_code code, int errnum, c
 /* Prefixes context to the recorded message: "<context>: <old message>". Returns -1. */
 int phx_err_wrap(struct phx_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The one rollback report format: appends " (LABEL: line1; line2)" to the message, built
+ * from a txn_rollback report (one "removed X" / "could not remove X: why" per line). The root
+ * cause stays first; a report that does not fit is cut. Returns -1. */
+int phx_err_append_report(struct phx_err *err, const char *label, const char *report);
+
 void phx_err_clear(struct phx_err *err);
 bool phx_err_is_set(const struct phx_err *err);
 const char *phx_err_code_name(enum phx_err_code code);

@@ -1,8 +1,8 @@
 /* pve: the Proxmox VE REST client. Token authentication, path escaping, the {"data":...}
  * envelope, error mapping (HTTP status + reason phrase + `errors` object -> one message),
  * retries (GETs on connection errors and 5xx; other methods only on Proxmox lock timeouts),
- * task polling and the typed calls the commands need. A dry-run mode prints mutating
- * requests instead of sending them. Uses http.h for the wire and jansson for JSON; does not
+ * task polling and the typed calls the commands need. A read-only mode (--dry-run) refuses
+ * changing requests. Uses http.h for the wire and jansson for JSON; does not
  * know about config files or the undo transaction (cmd_* wire those in).
  *
  * Conventions for every call below:
@@ -27,7 +27,6 @@
 #include "secret.h"
 
 #define PVE_TASK_TIMEOUT_DEFAULT 1800 /* 30 min: disk imports of big images are slow */
-#define PVE_DRY_RUN_UPID "UPID:dry-run"
 
 /* One request parameter (form or query encoded with curl's escaping). Array parameters go
  * through pve_request_json instead. A NULL value is skipped, so optional parameters can stay in a static table. Both strings
@@ -48,8 +47,7 @@ struct pve_client_opts {
 	long request_timeout_s;		 /* per HTTP request; 0: 300 s */
 	int max_tries;			 /* GET / lock-timeout attempts; 0: 4 */
 	unsigned retry_base_ms;		 /* first retry delay before jitter; 0: 250 ms */
-	bool dry_run;			 /* print POST/PUT/DELETE instead of sending them */
-	FILE *dry_run_out;		 /* borrowed; where dry-run lines go; NULL: stdout */
+	bool read_only;			 /* --dry-run: POST/PUT/DELETE are refused, unsent */
 };
 
 struct pve_client;
@@ -61,7 +59,6 @@ struct pve_client *pve_client_new(const struct pve_client_opts *opts, struct phx
 void pve_client_free(struct pve_client *c);
 /* Borrowed; valid until pve_client_free(). */
 const char *pve_client_node(const struct pve_client *c);
-bool pve_client_dry_run(const struct pve_client *c);
 /* Borrowed; the token id (never the secret), for messages. */
 const char *pve_client_token_id(const struct pve_client *c);
 
@@ -70,7 +67,7 @@ const char *pve_client_token_id(const struct pve_client *c);
  * (pve_path() builds one). GET and DELETE put params in the query string, POST and PUT in an
  * application/x-www-form-urlencoded body. On success *ret_data (may be NULL to ignore) gets
  * the envelope's "data" member (caller owns: json_decref; JSON null when the server said so).
- * In dry-run mode POST/PUT/DELETE print one line and return the string PVE_DRY_RUN_UPID. */
+ * A read-only client refuses POST/PUT/DELETE with PHX_E_INTERNAL. */
 int pve_request(struct pve_client *c, const char *method, const char *path,
 		const struct pve_param *params, size_t n_params, json_t **ret_data,
 		struct phx_err *err);
@@ -82,14 +79,9 @@ int pve_get(struct pve_client *c, const char *path, const struct pve_param *para
 	    size_t n_params, json_t **ret_data, struct phx_err *err);
 int pve_post(struct pve_client *c, const char *path, const struct pve_param *params,
 	     size_t n_params, json_t **ret_data, struct phx_err *err);
-int pve_put(struct pve_client *c, const char *path, const struct pve_param *params,
-	    size_t n_params, json_t **ret_data, struct phx_err *err);
-int pve_delete(struct pve_client *c, const char *path, const struct pve_param *params,
-	       size_t n_params, json_t **ret_data, struct phx_err *err);
-
 /* Multipart POST to `path` (an upload endpoint): `fields` in order, then the file at
  * `file_path` as part "filename" with file name `filename`. Not retried (the body is
- * large), except on a lock timeout. Dry-run prints the fields and the file instead. */
+ * large), except on a lock timeout. */
 int pve_upload_multipart(struct pve_client *c, const char *path,
 			 const struct http_form_field *fields, size_t n_fields,
 			 const char *filename, const char *file_path,
@@ -119,9 +111,6 @@ bool pve_is_lock_timeout(const char *text);
 /* Copies the node name out of a UPID into ret (NUL-terminated). PHX_E_INPUT names the UPID
  * when it is malformed. */
 int pve_upid_node(const char *upid, char *ret, size_t len, struct phx_err *err);
-/* Formats params as "k=v k=v" with password/cipassword redacted (the dry-run line). Caller
- * owns; free with free(). */
-char *pve_params_describe(const struct pve_param *params, size_t n_params, struct phx_err *err);
 
 /* ---- tasks ---- */
 
@@ -136,8 +125,7 @@ int pve_task_status_parse(const json_t *status, enum pve_task_state *ret_state,
  * 50 ms, then every max(50 ms, 6% of the time waited so far) capped at 2 s, so the end of a
  * task is seen within ~6% of its duration (plus one round trip). OK and "WARNINGS: N" are success (N into
  * *ret_warnings, may be NULL). Failure: PHX_E_TASK "task UPID failed: <exitstatus>" plus the
- * last 10 lines of the task log; PHX_E_TIMEOUT after timeout_s (0: default). PVE_DRY_RUN_UPID
- * succeeds at once. */
+ * last 10 lines of the task log; PHX_E_TIMEOUT after timeout_s (0: default). */
 int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 		  unsigned *ret_warnings, struct phx_err *err);
 

@@ -683,6 +683,7 @@ static void dep_run_one(struct dep_run *r, struct pve_client *c, struct dep_vm *
 		log_warn("VM %lu '%s' failed: %s; undoing what this run created", dv->vm->vmid,
 			 dv->vm->name, err.msg);
 		txn_rollback(t, &report);
+		phx_err_append_report(&err, "rolled back", buf_str(&report));
 		dv->res.removed = buf_detach(&report);
 		dv->res.changed = dv->res.removed && strstr(dv->res.removed, "could not remove");
 	}
@@ -932,20 +933,11 @@ int cmd_deploy(const struct cli_opts *opts, struct phx_err *err)
 		struct buf b = BUF_INIT;
 
 		buf_printf(&b, NULL, "%zu of %zu VM%s failed:", failed, n, n == 1 ? "" : "s");
-		for (size_t i = 0; i < n; i++) {
-			const char *rm = vms[i].res.removed;
-
-			if (!vms[i].res.failed)
-				continue;
-			buf_printf(&b, NULL, "\n  VM %lu '%s': %s", vms[i].vm->vmid,
-				   vms[i].vm->name, vms[i].res.error ? vms[i].res.error : "failed");
-			while (rm && *rm) {
-				size_t l = strcspn(rm, "\n");
-
-				buf_printf(&b, NULL, "\n    rollback: %.*s", (int)l, rm);
-				rm += l + (rm[l] == '\n');
-			}
-		}
+		for (size_t i = 0; i < n; i++)
+			if (vms[i].res.failed)
+				buf_printf(&b, NULL, "\n  VM %lu '%s': %s", vms[i].vm->vmid,
+					   vms[i].vm->name,
+					   vms[i].res.error ? vms[i].res.error : "failed");
 		phx_err_set(err, PHX_E_RUNTIME, "%s", buf_str(&b));
 		buf_release(&b);
 		goto out;

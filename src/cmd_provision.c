@@ -26,7 +26,7 @@
 #include "http.h"
 #include "image.h"
 #include "log.h"
-#include "progress.h"
+#include "plan.h"
 #include "provision.h"
 #include "pve.h"
 #include "series.h"
@@ -57,99 +57,8 @@ struct prov_ctx {
 	struct txn *txn;
 	struct pve_vm_list vms; /* cluster guests at the start of this template's build */
 	struct cust_plan *plan; /* for the template being built */
+	struct plan *dry;	/* --dry-run: the plan is collected here, nothing is sent */
 };
-
-/* ---- undo actions ---- */
-
-struct prov_vm_ref {
-	char *node;
-	char *name; /* the name this run gave it */
-	int vmid;
-};
-
-static void prov_vm_ref_free(void *arg)
-{
-	struct prov_vm_ref *r = arg;
-
-	if (r) {
-		free(r->node);
-		free(r->name);
-	}
-	free(r);
-}
-
-/* Removes the VM this run created, and only that one: if someone else took the VMID while
- * the image was being prepared, our create failed and the VM there is theirs. */
-static int prov_undo_vm(void *ctx, void *arg, struct phx_err *err)
-{
-	struct prov_ctx *p = ctx;
-	struct prov_vm_ref *r = arg;
-	json_t *config = NULL;
-	const char *name;
-	bool exists = false, ours;
-
-	/* a create task that failed has already removed its VM (qemu-server create_vm) */
-	if (pve_vm_exists(p->s->pve, r->vmid, &exists, NULL, err) < 0)
-		return -1;
-	if (!exists)
-		return 0;
-	if (pve_vm_config_get(p->s->pve, r->node, r->vmid, &config, err) < 0)
-		return -1;
-	name = json_string_value(json_object_get(config, "name"));
-	ours = name && !strcmp(name, r->name) &&
-	       series_has_tag(json_string_value(json_object_get(config, "tags")), SERIES_TAG_OURS);
-	json_decref(config);
-	if (!ours)
-		return phx_err_set(err, PHX_E_CONFLICT,
-				   "VM %d is not the one this run created (name or tags differ); "
-				   "left alone",
-				   r->vmid);
-	return pve_vm_destroy(p->s->pve, r->node, r->vmid,
-			      PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
-			      session_task_timeout(p->s), err);
-}
-
-static const struct txn_action prov_vm_action = {prov_undo_vm, prov_vm_ref_free};
-
-struct prov_vol_ref {
-	char *node;
-	char *volid;
-};
-
-static void prov_vol_ref_free(void *arg)
-{
-	struct prov_vol_ref *r = arg;
-
-	if (r) {
-		free(r->node);
-		free(r->volid);
-	}
-	free(r);
-}
-
-static int prov_undo_volume(void *ctx, void *arg, struct phx_err *err)
-{
-	struct prov_ctx *p = ctx;
-	struct prov_vol_ref *r = arg;
-	struct pve_volume_list l = {0};
-	size_t colon = strcspn(r->volid, ":");
-	char storage[128];
-	bool there = false;
-
-	/* recorded before the upload: the file may never have arrived */
-	snprintf(storage, sizeof(storage), "%.*s", (int)colon, r->volid);
-	if (pve_storage_content(p->s->pve, r->node, storage, "import", &l, err) < 0)
-		return -1;
-	for (size_t i = 0; i < l.n && !there; i++)
-		there = !strcmp(l.items[i].volid, r->volid);
-	pve_volume_list_release(&l);
-	if (!there)
-		return 0;
-	return pve_storage_content_delete(p->s->pve, r->node, r->volid, session_task_timeout(p->s),
-					  err);
-}
-
-static const struct txn_action prov_volume_action = {prov_undo_volume, prov_vol_ref_free};
 
 /* ---- preflight ---- */
 
@@ -430,61 +339,30 @@ static int prov_tags(const struct cfg_template *t, char *ret, size_t len, struct
 	return 0;
 }
 
-/* Size in bytes of the `size=` option of a drive property string ("...,size=10G"). */
-static uint64_t prov_drive_size(const char *drive)
+/* The virtual size of a qcow2 (big-endian u64 at offset 24 after the "QFI\xfb" magic) or raw
+ * image: the size its disk has right after import-from.
+ * NEEDSWORK: belongs in the image module once its split has landed. */
+static int prov_image_size(const char *path, uint64_t *ret, struct phx_err *err)
 {
-	const char *p = drive ? strstr(drive, "size=") : NULL;
-	char *end;
-	double v;
+	unsigned char h[32];
+	FILE *f = fopen(path, "rb");
+	size_t n;
 
-	if (!p)
-		return 0;
-	v = strtod(p + 5, &end);
-	switch (*end) {
-	case 'T':
-		v *= 1024;
-		/* fall through */
-	case 'G':
-		v *= 1024;
-		/* fall through */
-	case 'M':
-		v *= 1024;
-		/* fall through */
-	case 'K':
-		v *= 1024;
-		break;
-	default:
-		break;
+	if (!f)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "open '%s'", path);
+	n = fread(h, 1, sizeof(h), f);
+	if (n == sizeof(h) && !memcmp(h, "QFI\xfb", 4)) {
+		*ret = 0;
+		for (int i = 24; i < 32; i++)
+			*ret = *ret << 8 | h[i];
+	} else if (fseeko(f, 0, SEEK_END) == 0 && ftello(f) >= 0) {
+		*ret = (uint64_t)ftello(f);
+	} else {
+		fclose(f);
+		return phx_err_set_errno(err, PHX_E_IO, errno, "read '%s'", path);
 	}
-	return (uint64_t)v;
-}
-
-static int prov_grow_disk(struct prov_ctx *p, const struct cfg_template *t, int vmid,
-			  struct phx_err *err)
-{
-	json_t *config = NULL;
-	uint64_t want = (uint64_t)t->hardware.disk_size_gb << 30, have;
-	char size[32];
-
-	if (!t->hardware.disk_size_gb)
-		return 0;
-	if (pve_client_dry_run(p->s->pve)) {
-		snprintf(size, sizeof(size), "%luG", t->hardware.disk_size_gb);
-		return pve_vm_resize(p->s->pve, p->s->node, vmid, "scsi0", size,
-				     session_task_timeout(p->s), err);
-	}
-	if (pve_vm_config_get(p->s->pve, p->s->node, vmid, &config, err) < 0)
-		return -1;
-	have = prov_drive_size(json_string_value(json_object_get(config, "scsi0")));
-	json_decref(config);
-	if (have >= want) {
-		log_info("disk is %" PRIu64 " GiB, not smaller than hardware.disk_size_gb %lu",
-			 have >> 30, t->hardware.disk_size_gb);
-		return 0;
-	}
-	snprintf(size, sizeof(size), "%luG", t->hardware.disk_size_gb);
-	return pve_vm_resize(p->s->pve, p->s->node, vmid, "scsi0", size, session_task_timeout(p->s),
-			     err);
+	fclose(f);
+	return 0;
 }
 
 /* Feeds one length-prefixed field into the customization key. */
@@ -653,140 +531,170 @@ fail:
 	return -1;
 }
 
-static int prov_add_vol_undo(struct prov_ctx *p, const char *volid, struct phx_err *err)
+/* What a build of one template sends, once the image is ready (or, in a dry run, before it
+ * is: custom_sha NULL makes the values that carry the customized image's hash pending). */
+struct prov_build_input {
+	const struct cfg_template *t;
+	const char *node, *import_storage;
+	unsigned long vmid;
+	const char *name;
+	const char *source_sha, *custom_sha; /* NULL: not known yet */
+	const char *disk_path;		     /* the customized image, or NULL */
+	uint64_t disk_bytes;		     /* its virtual size; 0: not known yet */
+	const char *tags;
+};
+
+/* The pure planner of a template build: upload the image as an import volume, create the VM
+ * from it, grow its disk, convert it, delete the import volume. */
+static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
+			   enum prov_phase *ret_phases, struct phx_err *err)
 {
-	struct prov_vol_ref *r = calloc(1, sizeof(*r));
-	char what[512];
+	const struct cfg_template *t = in->t;
+	const char *sha = in->custom_sha;
+	const unsigned pend = sha ? 0 : PLAN_PENDING;
+	char object[160], filename[256], volid[400], scsi0[600], net0[128], cores[16], memory[24],
+		vmid[16], size[32], *desc = NULL, *esc = NULL;
+	struct plan_action *a;
+	size_t first = p->n;
 
-	if (!r || !(r->node = strdup(p->s->node)) || !(r->volid = strdup(volid))) {
-		prov_vol_ref_free(r);
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	}
-	snprintf(what, sizeof(what), "volume '%s'", volid);
-	return txn_add_undo(p->txn, what, &prov_volume_action, r, err);
-}
+	snprintf(object, sizeof(object), "template %lu '%s'", in->vmid, in->name);
+	if (sha)
+		snprintf(filename, sizeof(filename), "phoenix-%s-%.12s.qcow2", t->name, sha);
+	else
+		snprintf(filename, sizeof(filename),
+			 "phoenix-%s-<customized sha256, known after customization>.qcow2",
+			 t->name);
+	snprintf(volid, sizeof(volid), "%s:import/%s", in->import_storage, filename);
 
-static int prov_add_vm_undo(struct prov_ctx *p, int vmid, const char *name, struct phx_err *err)
-{
-	struct prov_vm_ref *r = calloc(1, sizeof(*r));
-	char what[128];
-
-	if (!r || !(r->node = strdup(p->s->node)) || !(r->name = strdup(name))) {
-		prov_vm_ref_free(r);
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	}
-	r->vmid = vmid;
-	snprintf(what, sizeof(what), "VM %d on node '%s'", vmid, p->s->node);
-	return txn_add_undo(p->txn, what, &prov_vm_action, r, err);
-}
-
-/* Upload, create, grow, template: the part that changes the server. */
-static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t,
-				struct prov_result *res, const char *disk_path,
-				const char *source_sha256, struct phx_err *err)
-{
-	struct session *s = p->s;
-	char custom_sha[CRYPTO_SHA256_HEX_LEN + 1] = "dry-run";
-	char filename[256], scsi0[600], net0[128], cores[16], memory[24], vmid[16], tags[1024];
-	char *volid = NULL, *desc = NULL;
-	double t0;
-	int rc = -1;
-
-	t0 = clk_now();
-	if (!pve_client_dry_run(s->pve) && crypto_sha256_file(disk_path, custom_sha, err) < 0)
-		return -1;
-	snprintf(filename, sizeof(filename), "phoenix-%s-%.12s.qcow2", t->name, custom_sha);
-	if (asprintf(&volid, "%s:import/%s", s->cfg->defaults.import_storage, filename) < 0) {
-		volid = NULL;
-		phx_err_set(err, PHX_E_NOMEM, "out of memory");
-		goto out;
-	}
+	a = plan_add(p, PLAN_UPLOAD, PLAN_CREATE, object, "POST", "/nodes/%s/storage/%s/upload",
+		     in->node, in->import_storage);
+	plan_summary(p, a, "upload the customized image as '%s'", volid);
+	plan_param(p, a, "content", "import", 0);
+	plan_param(p, a, "checksum-algorithm", "sha256", 0);
+	plan_param(p, a, "checksum", sha ? sha : "<known after customization>", pend);
+	plan_upload_file(p, a, in->disk_path ? in->disk_path : "<the customized image>",
+			 filename);
 	/* before the upload: a task wait that fails after the body arrived still cleans up */
-	if (prov_add_vol_undo(p, volid, err) < 0)
-		goto out;
-	free(volid);
-	volid = NULL;
-	{
-		struct prog_bar bar;
-		struct http_progress prog = {prog_bar_update, &bar};
-		int urc;
+	plan_undo_volume(p, a, in->node, volid);
 
-		prog_bar_init(&bar, filename);
-		urc = pve_storage_upload(s->pve, s->node, s->cfg->defaults.import_storage, "import",
-					 disk_path, filename, "sha256", custom_sha, &prog,
-					 session_task_timeout(s), &volid, err);
-		prog_bar_finish(&bar);
-		if (urc < 0) {
-			phx_err_wrap(err, "upload the customized image");
-			goto out;
-		}
-	}
-	res->phase_s[PH_UPLOAD] = clk_now() - t0;
-
-	t0 = clk_now();
-	desc = prov_description(t, res->name, source_sha256, custom_sha);
-	if (!desc || prov_tags(t, tags, sizeof(tags), err) < 0) {
-		if (!desc)
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
-		goto out;
-	}
 	snprintf(scsi0, sizeof(scsi0), "%s:0,import-from=%s,discard=on", t->hardware.storage,
 		 volid);
 	snprintf(net0, sizeof(net0), "virtio,bridge=%s", t->hardware.bridge);
 	snprintf(cores, sizeof(cores), "%u", t->hardware.cores);
 	snprintf(memory, sizeof(memory), "%lu", t->hardware.memory_mb);
-	snprintf(vmid, sizeof(vmid), "%lu", res->vmid);
-	{
-		const struct pve_param params[] = {
-			{"vmid", vmid},
-			{"name", res->name},
-			{"scsihw", "virtio-scsi-single"},
-			{"scsi0", scsi0},
-			{"boot", "order=scsi0"},
-			{"serial0", "socket"},
-			{"vga", "serial0"},
-			{"agent", "enabled=1"},
-			{"ostype", "l26"},
-			{"net0", net0},
-			{"cores", cores},
-			{"memory", memory},
-			{"tags", tags},
-			{"description", desc},
-		};
+	snprintf(vmid, sizeof(vmid), "%lu", in->vmid);
+	desc = prov_description(t, in->name, in->source_sha ? in->source_sha : "<known after download>",
+				sha ? sha : "<known after customization>");
+	a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/nodes/%s/qemu", in->node);
+	plan_summary(p, a, "create VM %lu '%s' from the imported image", in->vmid, in->name);
+	plan_param(p, a, "vmid", vmid, 0);
+	plan_param(p, a, "name", in->name, 0);
+	plan_param(p, a, "scsihw", "virtio-scsi-single", 0);
+	plan_param(p, a, "scsi0", scsi0, pend);
+	plan_param(p, a, "boot", "order=scsi0", 0);
+	plan_param(p, a, "serial0", "socket", 0);
+	plan_param(p, a, "vga", "serial0", 0);
+	plan_param(p, a, "agent", "enabled=1", 0);
+	plan_param(p, a, "ostype", "l26", 0);
+	plan_param(p, a, "net0", net0, 0);
+	plan_param(p, a, "cores", cores, 0);
+	plan_param(p, a, "memory", memory, 0);
+	plan_param(p, a, "tags", in->tags, 0);
+	plan_param(p, a, "description", desc, in->custom_sha && in->source_sha ? 0 : PLAN_PENDING);
+	plan_undo_vm(p, a, in->node, (int)in->vmid, in->name);
+	free(desc);
 
-		if (prov_add_vm_undo(p, (int)res->vmid, res->name, err) < 0)
-			goto out;
-		if (pve_vm_create(s->pve, s->node, params, sizeof(params) / sizeof(params[0]),
-				  session_task_timeout(s), err) < 0) {
-			phx_err_wrap(err, "create VM %lu from '%s'", res->vmid, volid);
-			goto out;
-		}
+	snprintf(size, sizeof(size), "%luG", t->hardware.disk_size_gb);
+	if (t->hardware.disk_size_gb &&
+	    (!in->disk_bytes || in->disk_bytes < (uint64_t)t->hardware.disk_size_gb << 30)) {
+		a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "PUT",
+			     "/nodes/%s/qemu/%lu/resize", in->node, in->vmid);
+		plan_summary(p, a, "grow the disk of VM %lu (scsi0) to %s", in->vmid, size);
+		plan_param(p, a, "disk", "scsi0", 0);
+		plan_param(p, a, "size", size, 0);
+		if (!in->disk_bytes)
+			plan_condition(p, a, "the image's disk is smaller than %s", size);
+	} else if (t->hardware.disk_size_gb) {
+		plan_note(p, object, "the image's disk is %" PRIu64 " GiB, not smaller than "
+				     "hardware.disk_size_gb %lu: no resize",
+			  in->disk_bytes >> 30, t->hardware.disk_size_gb);
 	}
-	if (prov_grow_disk(p, t, (int)res->vmid, err) < 0) {
-		phx_err_wrap(err, "grow the disk of VM %lu to %lu GiB", res->vmid,
-			     t->hardware.disk_size_gb);
-		goto out;
-	}
-	res->phase_s[PH_CREATE] = clk_now() - t0;
+	a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST", "/nodes/%s/qemu/%lu/template",
+		     in->node, in->vmid);
+	plan_summary(p, a, "convert VM %lu to a template", in->vmid);
+	if (a)
+		a->flags |= PLAN_COMMIT_AFTER;
 
-	t0 = clk_now();
-	if (pve_vm_template(s->pve, s->node, (int)res->vmid, session_task_timeout(s), err) < 0) {
-		phx_err_wrap(err, "convert VM %lu to a template", res->vmid);
-		goto out;
+	/* the template owns its disk now; the import volume is only clutter */
+	esc = plan_escape(p, volid);
+	a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE",
+		     "/nodes/%s/storage/%s/content/%s", in->node, in->import_storage,
+		     esc ? esc : "");
+	free(esc);
+	plan_summary(p, a, "delete the import volume '%s'", volid);
+	if (a)
+		a->flags |= PLAN_BEST_EFFORT;
+	for (size_t i = first; ret_phases && i < p->n; i++) {
+		const struct plan_action *x = p->actions[i];
+
+		ret_phases[i - first] = x->kind == PLAN_UPLOAD ? PH_UPLOAD
+					: x->sym == PLAN_CREATE || strstr(x->path, "/resize")
+						? PH_CREATE
+						: PH_TEMPLATE;
 	}
-	res->phase_s[PH_TEMPLATE] = clk_now() - t0;
+	return plan_check(p, err);
+}
+
+static int prov_build_input(struct prov_ctx *p, const struct cfg_template *t,
+			    const struct prov_result *res, struct prov_build_input *in,
+			    char *tags, size_t tags_len, struct phx_err *err)
+{
+	if (prov_tags(t, tags, tags_len, err) < 0)
+		return -1;
+	*in = (struct prov_build_input){
+		.t = t,
+		.node = p->s->node,
+		.import_storage = p->s->cfg->defaults.import_storage,
+		.vmid = res->vmid,
+		.name = res->name,
+		.tags = tags,
+	};
+	return 0;
+}
+
+/* Upload, create, grow, template: the part that changes the server, as a plan applied with
+ * the run's transaction. */
+static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t,
+				struct prov_result *res, const char *disk_path,
+				const char *source_sha256, struct phx_err *err)
+{
+	struct session *s = p->s;
+	char custom_sha[CRYPTO_SHA256_HEX_LEN + 1], tags[1024];
+	struct prov_build_input in;
+	struct plan plan = PLAN_INIT;
+	enum prov_phase phases[8];
+	const struct plan_apply_ctx ax = {s->pve, p->txn, session_task_timeout(s)};
+	int rc = -1;
+
+	if (crypto_sha256_file(disk_path, custom_sha, err) < 0 ||
+	    prov_build_input(p, t, res, &in, tags, sizeof(tags), err) < 0)
+		return -1;
+	in.source_sha = source_sha256;
+	in.custom_sha = custom_sha;
+	in.disk_path = disk_path;
+	if (prov_image_size(disk_path, &in.disk_bytes, err) < 0 ||
+	    prov_plan_build(&in, &plan, phases, err) < 0)
+		goto out;
+	for (size_t i = 0; i < plan.n; i++) {
+		double t0 = clk_now();
+
+		if (plan_apply_action(plan.actions[i], &ax, err) < 0)
+			goto out;
+		res->phase_s[phases[i]] += clk_now() - t0;
+	}
 	rc = 0;
 out:
-	if (rc == 0) {
-		struct phx_err derr = PHX_ERR_INIT;
-
-		/* the template owns its disk now; the import volume is only clutter */
-		if (pve_storage_content_delete(s->pve, s->node, volid, session_task_timeout(s),
-					       &derr) < 0)
-			log_warn("could not delete the import volume '%s': %s", volid, derr.msg);
-	}
-	free(volid);
-	free(desc);
+	plan_release(&plan);
 	return rc;
 }
 
@@ -886,11 +794,6 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 	char *newtags = NULL;
 	int rc = -1;
 
-	if (pve_client_dry_run(s->pve)) {
-		/* the template may exist only in the printed plan */
-		log_info("dry run: would boot a clone of template %lu to validate it", res->vmid);
-		return 0;
-	}
 	if (pve_vm_config_get(s->pve, s->node, (int)res->vmid, &config, err) < 0)
 		return -1;
 	tags = json_string_value(json_object_get(config, "tags"));
@@ -965,13 +868,50 @@ static void prov_print(const struct session *s, const struct prov_result *r)
 	       r->phase_s[PH_TEMPLATE]);
 }
 
+/* --dry-run: what a build would send, from reads only. Values that carry the hashes of
+ * images not downloaded yet are pending; a template that is current plans nothing. */
+static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t,
+			 struct prov_result *res, int decision, struct phx_err *err)
+{
+	char object[160], tags[1024];
+	struct prov_build_input in;
+
+	snprintf(object, sizeof(object), "template '%s'", t->name);
+	if (decision == 0 && t->has_versions && t->versions.rebuild_on_change && res->vmid) {
+		plan_note(p->dry, object,
+			  "version %lu '%s' is built; a real run downloads '%s' and builds a new "
+			  "version only if it changed",
+			  res->vmid, res->name, t->image_url);
+		return plan_check(p->dry, err);
+	}
+	if (decision == 0) {
+		plan_note(p->dry, object, "up to date (template %lu)", res->vmid);
+		if (p->s->opts->validate)
+			plan_note(p->dry, object,
+				  "--validate boots a throwaway clone of template %lu unless it is "
+				  "tagged '" SERIES_TAG_VALIDATED "'",
+				  res->vmid);
+		return plan_check(p->dry, err);
+	}
+	plan_note(p->dry, object, "download '%s', verify it and customize a copy in %zu steps",
+		  t->image_url, cust_plan_len(p->plan));
+	if (prov_build_input(p, t, res, &in, tags, sizeof(tags), err) < 0 ||
+	    prov_plan_build(&in, p->dry, NULL, err) < 0)
+		return -1;
+	if (p->s->opts->validate)
+		plan_note(p->dry, object,
+			  "--validate then boots a throwaway clone of template %lu and tags it "
+			  "'" SERIES_TAG_VALIDATED "'",
+			  res->vmid);
+	return plan_check(p->dry, err);
+}
+
 static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct prov_result *res,
 		    struct phx_err *err)
 {
 	struct session *s = p->s;
 	struct img_result img = IMG_RESULT_INIT;
 	char *work = NULL;
-	bool dry = pve_client_dry_run(s->pve);
 	double t0;
 	int decision, rc = -1;
 
@@ -981,26 +921,24 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	decision = prov_decide(p, t, res, NULL, err);
 	if (decision < 0)
 		goto out;
+	if (p->dry) {
+		rc = prov_plan_dry(p, t, res, decision, err);
+		goto out;
+	}
 	if (decision == 0 && !(t->has_versions && t->versions.rebuild_on_change && res->vmid)) {
 		rc = s->opts->validate ? prov_validate_template(p, res, err) : 0;
 		goto out;
 	}
-	if (dry) {
-		log_info("dry run: would download '%s', verify it and customize a copy in %zu "
-			 "steps",
-			 t->image_url, cust_plan_len(p->plan));
-	} else {
-		t0 = clk_now();
-		if (prov_fetch(s, t, &img, err) < 0)
-			goto out;
-		res->phase_s[PH_DOWNLOAD] = clk_now() - t0;
-		memcpy(res->sha256, img.sha256, sizeof(res->sha256));
-	}
+	t0 = clk_now();
+	if (prov_fetch(s, t, &img, err) < 0)
+		goto out;
+	res->phase_s[PH_DOWNLOAD] = clk_now() - t0;
+	memcpy(res->sha256, img.sha256, sizeof(res->sha256));
 	if (decision == 0) {
 		/* rebuild_on_change: build only when the upstream image differs */
 		free(res->name);
 		res->name = NULL;
-		decision = prov_decide(p, t, res, dry ? "" : img.sha256, err);
+		decision = prov_decide(p, t, res, img.sha256, err);
 		if (decision < 0)
 			goto out;
 		if (decision == 0) {
@@ -1008,35 +946,18 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 			goto out;
 		}
 	}
-	if (!dry) {
-		t0 = clk_now();
-		if (prov_customize(p, t, &img, &work, err) < 0)
-			goto out;
-		res->phase_s[PH_CUSTOMIZE] = clk_now() - t0;
-	}
-	if (prov_build_on_server(p, t, res, dry ? "(customized image)" : work,
-				 dry ? "(not downloaded in a dry run)" : img.sha256, err) < 0) {
+	t0 = clk_now();
+	if (prov_customize(p, t, &img, &work, err) < 0)
+		goto out;
+	res->phase_s[PH_CUSTOMIZE] = clk_now() - t0;
+	if (prov_build_on_server(p, t, res, work, img.sha256, err) < 0) {
 		struct buf report = BUF_INIT;
 
 		txn_rollback(p->txn, &report);
 		if (report.len) {
 			/* keep the root cause first; say what was cleaned up after it */
-			size_t used;
-
 			phx_err_wrap(err, "template '%s'", t->name);
-			used = strlen(err->msg);
-			used += (size_t)snprintf(err->msg + used, sizeof(err->msg) - used,
-						 " (rolled back: ");
-			for (char *line = report.data; *line && used < sizeof(err->msg);) {
-				size_t n = strcspn(line, "\n");
-
-				used += (size_t)snprintf(err->msg + used, sizeof(err->msg) - used,
-							 "%s%.*s", line == report.data ? "" : "; ",
-							 (int)n, line);
-				line += n + (line[n] == '\n');
-			}
-			if (used < sizeof(err->msg))
-				snprintf(err->msg + used, sizeof(err->msg) - used, ")");
+			phx_err_append_report(err, "rolled back", buf_str(&report));
 			buf_release(&report);
 			goto out_wrapped;
 		}
@@ -1062,6 +983,7 @@ int cmd_provision(const struct cli_opts *opts, struct phx_err *err)
 	struct session s;
 	struct cust_plan **plans = NULL;
 	const struct cfg_template **todo = NULL;
+	struct plan dry = PLAN_INIT;
 	size_t n = 0;
 	int rc = -1;
 
@@ -1109,24 +1031,31 @@ int cmd_provision(const struct cli_opts *opts, struct phx_err *err)
 	if (session_connect(&s, true, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		struct prov_ctx p = {.s = &s, .plan = plans[i]};
+		struct prov_ctx p = {.s = &s, .plan = plans[i], .dry = opts->dry_run ? &dry : NULL};
 		struct prov_result res = {.t = todo[i]};
 
-		p.txn = txn_new(&p);
+		p.txn = txn_new(s.pve);
 		if (!p.txn) {
 			phx_err_set(err, PHX_E_NOMEM, "out of memory");
 			goto out;
 		}
 		rc = prov_one(&p, todo[i], &res, err);
 		txn_free(p.txn);
-		if (rc == 0)
+		if (rc == 0 && !opts->dry_run)
 			prov_print(&s, &res);
 		free(res.name);
 		if (rc < 0)
 			goto out;
 	}
+	if (opts->dry_run) {
+		const struct plan *all[] = {&dry};
+
+		rc = cmd_plan_print(opts, "provision", all, 1, err);
+		goto out;
+	}
 	rc = 0;
 out:
+	plan_release(&dry);
 	for (size_t i = 0; plans && i < n; i++)
 		cust_plan_free(plans[i]);
 	free(plans);

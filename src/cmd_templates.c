@@ -11,6 +11,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "log.h"
+#include "plan.h"
 #include "pve.h"
 #include "series.h"
 #include "session.h"
@@ -189,7 +190,77 @@ static bool tpl_cloned_by_config(const struct cfg *cfg, int vmid)
 	return false;
 }
 
-/* One prune decision: printed as a line, or collected for --output json. */
+/* One prune decision: a version kept (why != NULL) or removed. */
+struct tpl_decision {
+	const char *series; /* borrowed from the config */
+	const struct pve_vm_info *vm;
+	char why[96]; /* "" when it goes */
+};
+
+/* The pure part of --prune: which versions go, each with its reason to stay otherwise. */
+static int tpl_prune_decide(const struct cfg *cfg, const struct pve_vm_list *vms,
+			    const struct series_guest *guests, const struct tpl_use *uses,
+			    size_t n_uses, struct tpl_decision **ret, size_t *ret_n,
+			    struct phx_err *err)
+{
+	struct tpl_decision *d = calloc(vms->n ? vms->n : 1, sizeof(*d));
+	size_t nd = 0;
+
+	if (!d)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	for (size_t t = 0; t < cfg->n_templates; t++) {
+		const struct cfg_template *tpl = &cfg->templates[t];
+		long validated = series_newest(tpl->name, guests, vms->n, true);
+		size_t *idx = NULL, n = 0;
+
+		if (!tpl->has_versions)
+			continue;
+		if (series_members(tpl->name, guests, vms->n, &idx, &n, err) < 0) {
+			free(d);
+			return -1;
+		}
+		for (size_t k = tpl->versions.keep; k < n; k++) {
+			struct tpl_decision *x = &d[nd++];
+			int user;
+
+			x->series = tpl->name;
+			x->vm = &vms->items[idx[k]];
+			user = tpl_user_of(uses, n_uses, x->vm->vmid);
+			if (user)
+				snprintf(x->why, sizeof(x->why), "linked clone %d uses it", user);
+			/* clone_from_template picks the newest validated version */
+			else if ((long)idx[k] == validated)
+				snprintf(x->why, sizeof(x->why), "the newest validated version");
+			else if (tpl_cloned_by_config(cfg, x->vm->vmid))
+				snprintf(x->why, sizeof(x->why),
+					 "a VM in the config clones it (clone_from_vmid)");
+		}
+		free(idx);
+	}
+	*ret = d;
+	*ret_n = nd;
+	return 0;
+}
+
+static void tpl_prune_plan(const struct tpl_decision *d, size_t n, struct plan *p)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct pve_vm_info *vm = d[i].vm;
+		struct plan_action *a;
+
+		if (d[i].why[0]) {
+			plan_note(p, d[i].series, "kept %d '%s': %s", vm->vmid, vm->name, d[i].why);
+			continue;
+		}
+		a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, d[i].series, "DELETE",
+			     "/nodes/%s/qemu/%d", vm->node, vm->vmid);
+		plan_summary(p, a, "remove version %d '%s'", vm->vmid, vm->name);
+		plan_param(p, a, "purge", "1", 0);
+		plan_param(p, a, "destroy-unreferenced-disks", "1", 0);
+	}
+}
+
+/* One prune outcome: printed as a line, or collected for --output json. */
 static void tpl_prune_report(json_t *out, const char *series, const struct pve_vm_info *vm,
 			     const char *action, const char *why)
 {
@@ -209,9 +280,10 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 	struct pve_vm_list vms = {0};
 	struct series_guest *guests = NULL;
 	struct tpl_use *uses = NULL;
-	size_t n_uses = 0;
+	struct tpl_decision *d = NULL;
+	struct plan p = PLAN_INIT;
+	size_t n_uses = 0, nd = 0, act = 0;
 	json_t *json_out = opts->output == CLI_OUTPUT_JSON ? json_array() : NULL;
-	char why[64];
 	int rc = -1, failed = 0;
 
 	if (session_load(opts, &s, err) < 0)
@@ -227,54 +299,49 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 		guests[i] =
 			(struct series_guest){(unsigned long)vms.items[i].vmid, vms.items[i].name,
 					      vms.items[i].tags, vms.items[i].template};
-	if (tpl_collect_uses(&s, &vms, &uses, &n_uses, err) < 0)
+	if (tpl_collect_uses(&s, &vms, &uses, &n_uses, err) < 0 ||
+	    tpl_prune_decide(s.cfg, &vms, guests, uses, n_uses, &d, &nd, err) < 0)
 		goto out;
-	for (size_t t = 0; t < s.cfg->n_templates; t++) {
-		const struct cfg_template *tpl = &s.cfg->templates[t];
-		long validated = series_newest(tpl->name, guests, vms.n, true);
-		size_t *idx = NULL, n = 0;
+	tpl_prune_plan(d, nd, &p);
+	if (plan_check(&p, err) < 0)
+		goto out;
+	if (opts->dry_run) {
+		const struct plan *plans[] = {&p};
 
-		if (!tpl->has_versions)
+		rc = cmd_plan_print(opts, "prune", plans, 1, err);
+		goto out;
+	}
+	for (size_t i = 0; i < nd; i++) {
+		const struct plan_apply_ctx ax = {s.pve, NULL, session_task_timeout(&s)};
+		struct phx_err derr = PHX_ERR_INIT;
+
+		if (d[i].why[0]) {
+			tpl_prune_report(json_out, d[i].series, d[i].vm, "kept", d[i].why);
 			continue;
-		if (series_members(tpl->name, guests, vms.n, &idx, &n, err) < 0)
-			goto out;
-		for (size_t k = tpl->versions.keep; k < n; k++) {
-			const struct pve_vm_info *vm = &vms.items[idx[k]];
-			struct phx_err derr = PHX_ERR_INIT;
-			int user = tpl_user_of(uses, n_uses, vm->vmid);
-
-			if (user) {
-				snprintf(why, sizeof(why), "linked clone %d uses it", user);
-				tpl_prune_report(json_out, tpl->name, vm, "kept", why);
-				continue;
-			}
-			/* clone_from_template picks the newest validated version */
-			if ((long)idx[k] == validated) {
-				tpl_prune_report(json_out, tpl->name, vm, "kept",
-						 "the newest validated version");
-				continue;
-			}
-			if (tpl_cloned_by_config(s.cfg, vm->vmid)) {
-				tpl_prune_report(json_out, tpl->name, vm, "kept",
-						 "a VM in the config clones it (clone_from_vmid)");
-				continue;
-			}
-			if (pve_vm_destroy(s.pve, vm->node, vm->vmid,
-					   PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
-					   session_task_timeout(&s), &derr) < 0) {
-				log_warn("%s: could not remove %d '%s': %s", tpl->name, vm->vmid,
-					 vm->name, derr.msg);
-				tpl_prune_report(json_out, tpl->name, vm, "failed", derr.msg);
-				failed++;
-				continue;
-			}
-			tpl_prune_report(json_out, tpl->name, vm,
-					 opts->dry_run ? "would remove" : "removed", NULL);
 		}
-		if (n <= tpl->versions.keep)
-			printf("%s: %zu version%s, keeping up to %lu: nothing to prune\n",
-			       tpl->name, n, n == 1 ? "" : "s", tpl->versions.keep);
+		if (plan_apply_action(p.actions[act++], &ax, &derr) < 0) {
+			log_warn("%s: could not remove %d '%s': %s", d[i].series, d[i].vm->vmid,
+				 d[i].vm->name, derr.msg);
+			tpl_prune_report(json_out, d[i].series, d[i].vm, "failed", derr.msg);
+			failed++;
+			continue;
+		}
+		tpl_prune_report(json_out, d[i].series, d[i].vm, "removed", NULL);
+	}
+	for (size_t t = 0; !json_out && t < s.cfg->n_templates; t++) {
+		const struct cfg_template *tpl = &s.cfg->templates[t];
+		size_t *idx = NULL, members = 0;
+
+		if (!tpl->has_versions ||
+		    series_members(tpl->name, guests, vms.n, &idx, &members, err) < 0) {
+			if (tpl->has_versions)
+				goto out;
+			continue;
+		}
 		free(idx);
+		if (members <= tpl->versions.keep)
+			printf("%s: %zu version%s, keeping up to %lu: nothing to prune\n",
+			       tpl->name, members, members == 1 ? "" : "s", tpl->versions.keep);
 	}
 	if (json_out) {
 		json_dumpf(json_out, stdout, JSON_COMPACT);
@@ -287,6 +354,8 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 	}
 	rc = 0;
 out:
+	plan_release(&p);
+	free(d);
 	json_decref(json_out);
 	free(uses);
 	free(guests);

@@ -60,6 +60,26 @@ int phx_err_wrap(struct phx_err *err, const char *fmt, ...)
 	return -1;
 }
 
+int phx_err_append_report(struct phx_err *err, const char *label, const char *report)
+{
+	size_t used;
+
+	if (!err || !report || !*report)
+		return -1;
+	used = strlen(err->msg);
+	used += (size_t)snprintf(err->msg + used, sizeof(err->msg) - used, " (%s: ", label);
+	for (const char *line = report; *line && used < sizeof(err->msg);) {
+		size_t n = strcspn(line, "\n");
+
+		used += (size_t)snprintf(err->msg + used, sizeof(err->msg) - used, "%s%.*s",
+					 line == report ? "" : "; ", (int)n, line);
+		line += n + (line[n] == '\n');
+	}
+	if (used < sizeof(err->msg))
+		snprintf(err->msg + used, sizeof(err->msg) - used, ")");
+	return -1;
+}
+
 void phx_err_clear(struct phx_err *err)
 {
 	if (!err)

@@ -420,7 +420,7 @@ static json_t *plan_action_json(const struct plan_action *a)
 		const struct plan_change *c = &a->changes[i];
 
 		json_array_append_new(
-			changes, json_pack("{ss s? s?}", "key", c->key, "old",
+			changes, json_pack("{ss ss? ss?}", "key", c->key, "old",
 					   c->old ? plan_shown(c->old, c->secret) : NULL, "new",
 					   c->new ? plan_shown(c->new, c->secret) : NULL));
 	}

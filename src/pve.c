@@ -1,6 +1,7 @@
 /* pve: client core (see pve.h) — URL and auth header, request encoding, envelope parsing,
- * error mapping, retries, dry-run, task polling. The typed calls live in pve_calls.c. Does
- * not print except the dry-run lines the user asked for. */
+ * error mapping, retries, task polling. The typed calls live in pve_calls.c. Never prints:
+ * a dry run prints its plan (plan.h) and gives this client read_only, which refuses any
+ * changing request as a bug instead of faking an answer. */
 #include "pve.h"
 
 #include <ctype.h>
@@ -24,8 +25,7 @@ struct pve_client {
 	long request_timeout_s;
 	int max_tries;
 	unsigned retry_base_ms;
-	bool dry_run;
-	FILE *dry_out;
+	bool read_only;
 	unsigned jitter; /* xorshift state for retry jitter; per client, no globals */
 };
 
@@ -106,8 +106,7 @@ struct pve_client *pve_client_new(const struct pve_client_opts *opts, struct phx
 	c->request_timeout_s = opts->request_timeout_s > 0 ? opts->request_timeout_s : 300;
 	c->max_tries = opts->max_tries > 0 ? opts->max_tries : 4;
 	c->retry_base_ms = opts->retry_base_ms > 0 ? opts->retry_base_ms : 250;
-	c->dry_run = opts->dry_run;
-	c->dry_out = opts->dry_run_out;
+	c->read_only = opts->read_only;
 	if (crypto_random(&seed, sizeof(seed), NULL) < 0 || !seed)
 		seed = (unsigned)time(NULL) | 1u;
 	c->jitter = seed;
@@ -143,11 +142,6 @@ void pve_client_free(struct pve_client *c)
 const char *pve_client_node(const struct pve_client *c)
 {
 	return c->node;
-}
-
-bool pve_client_dry_run(const struct pve_client *c)
-{
-	return c->dry_run;
 }
 
 const char *pve_client_token_id(const struct pve_client *c)
@@ -391,50 +385,6 @@ static bool pve_error_is_deterministic(long status, const char *msg)
 	return false;
 }
 
-static bool is_secret_key(const char *key)
-{
-	return strcmp(key, "password") == 0 || strcmp(key, "cipassword") == 0;
-}
-
-char *pve_params_describe(const struct pve_param *params, size_t n_params, struct phx_err *err)
-{
-	struct buf raw = BUF_INIT, out = BUF_INIT;
-	bool red_ci = false, red_pw = false;
-	size_t i;
-
-	for (i = 0; i < n_params; i++) {
-		if (!params[i].value)
-			continue;
-		if (is_secret_key(params[i].key)) {
-			if (params[i].key[0] == 'c')
-				red_ci = true;
-			else
-				red_pw = true;
-		}
-		if (buf_printf(&raw, err, "%s%s=%s", raw.len ? " " : "", params[i].key,
-			       params[i].value) < 0)
-			goto fail;
-	}
-	if (http_redact(raw.data ? raw.data : "", raw.len, &out, err) < 0)
-		goto fail;
-	if ((red_ci || red_pw) &&
-	    buf_printf(&out, err, " (secrets redacted: %s%s%s)", red_ci ? "cipassword" : "",
-		       red_ci && red_pw ? ", " : "", red_pw ? "password" : "") < 0)
-		goto fail;
-	if (raw.data)
-		crypto_cleanse(raw.data, raw.len);
-	buf_release(&raw);
-	if (!out.len && buf_puts(&out, "", err) < 0)
-		goto fail;
-	return buf_detach(&out);
-fail:
-	if (raw.data)
-		crypto_cleanse(raw.data, raw.len);
-	buf_release(&raw);
-	buf_release(&out);
-	return NULL;
-}
-
 /* ---- requests ---- */
 
 static bool method_mutates(const char *method)
@@ -474,36 +424,6 @@ static unsigned backoff_ms(struct pve_client *c, int attempt)
 	return (unsigned)(d / 2 + next_jitter(c) % (d / 2 + 1));
 }
 
-static int dry_run_print(struct pve_client *c, const char *method, const char *path,
-			 const struct pve_param *params, size_t n_params, struct phx_err *err)
-{
-	char *desc = pve_params_describe(params, n_params, err);
-	FILE *out = c->dry_out ? c->dry_out : stdout;
-
-	if (!desc)
-		return -1;
-	fprintf(out, "%s %s%s%s\n", method, path, *desc ? " " : "", desc);
-	fflush(out);
-	free(desc);
-	return 0;
-}
-
-static int dry_run_print_json(struct pve_client *c, const char *method, const char *path,
-			      const char *json_text, struct phx_err *err)
-{
-	struct buf red = BUF_INIT;
-	FILE *out = c->dry_out ? c->dry_out : stdout;
-
-	if (http_redact(json_text, strlen(json_text), &red, err) < 0) {
-		buf_release(&red);
-		return -1;
-	}
-	fprintf(out, "%s %s %s\n", method, path, buf_str(&red));
-	fflush(out);
-	buf_release(&red);
-	return 0;
-}
-
 /* One API call with retries; on success *ret_root is the whole envelope. */
 static int pve_call(struct pve_client *c, const char *method, const char *path,
 		    const struct pve_param *params, size_t n_params, const json_t *json_body,
@@ -523,18 +443,13 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 		if (!json_text)
 			return phx_err_set(err, PHX_E_NOMEM, "out of memory encoding a JSON body");
 	}
-	if (c->dry_run && method_mutates(method)) {
-		int prc = json_text ? dry_run_print_json(c, method, path, json_text, err)
-				    : dry_run_print(c, method, path, params, n_params, err);
-
+	if (c->read_only && method_mutates(method)) {
 		if (json_text) {
 			crypto_cleanse(json_text, strlen(json_text));
 			free(json_text);
 		}
-		if (prc < 0)
-			return -1;
-		*ret_root = json_pack("{ss}", "data", PVE_DRY_RUN_UPID);
-		return *ret_root ? 0 : phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		return phx_err_set(err, PHX_E_INTERNAL, "%s %s: refused, this run is read-only "
+					"(--dry-run)", method, path);
 	}
 	if (encode_params(params, n_params, &form, err) < 0)
 		goto out;
@@ -645,18 +560,6 @@ int pve_post(struct pve_client *c, const char *path, const struct pve_param *par
 	return pve_request(c, "POST", path, params, n_params, ret_data, err);
 }
 
-int pve_put(struct pve_client *c, const char *path, const struct pve_param *params,
-	    size_t n_params, json_t **ret_data, struct phx_err *err)
-{
-	return pve_request(c, "PUT", path, params, n_params, ret_data, err);
-}
-
-int pve_delete(struct pve_client *c, const char *path, const struct pve_param *params,
-	       size_t n_params, json_t **ret_data, struct phx_err *err)
-{
-	return pve_request(c, "DELETE", path, params, n_params, ret_data, err);
-}
-
 /* ---- tasks ---- */
 
 int pve_task_status_parse(const json_t *status, enum pve_task_state *ret_state,
@@ -735,11 +638,6 @@ int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 	unsigned delay_ms = 50;
 	int rc = -1;
 
-	if (upid && strcmp(upid, PVE_DRY_RUN_UPID) == 0) {
-		if (ret_warnings)
-			*ret_warnings = 0;
-		return 0;
-	}
 	if (pve_upid_node(upid, node, sizeof(node), err) < 0)
 		return -1;
 	if (timeout_s <= 0)
@@ -817,19 +715,9 @@ int pve_upload_multipart(struct pve_client *c, const char *path,
 	json_t *root = NULL;
 	int attempt, rc = -1;
 
-	if (c->dry_run) {
-		FILE *out = c->dry_out ? c->dry_out : stdout;
-		size_t i;
-
-		fprintf(out, "POST %s", path);
-		for (i = 0; i < n_fields; i++)
-			fprintf(out, " %s=%s", fields[i].name, fields[i].value);
-		fprintf(out, " filename=%s (multipart, file '%s')\n", filename, file_path);
-		fflush(out);
-		if (ret_data)
-			*ret_data = json_string(PVE_DRY_RUN_UPID);
-		return 0;
-	}
+	if (c->read_only)
+		return phx_err_set(err, PHX_E_INTERNAL,
+				   "POST %s: refused, this run is read-only (--dry-run)", path);
 	if (asprintf(&url, "%s%s", c->base, path) < 0)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	http_response_init(&resp);

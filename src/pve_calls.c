@@ -447,7 +447,7 @@ int pve_agent_ping(struct pve_client *c, const char *node, int vmid, struct phx_
 	if (!path)
 		return -1;
 	if (pve_post(c, path, NULL, 0, &data, err) == 0) {
-		if (pve_client_dry_run(c) || agent_result(data, path, &result, err) == 0)
+		if (agent_result(data, path, &result, err) == 0)
 			rc = 0;
 	}
 	json_decref(data);
@@ -568,11 +568,6 @@ int pve_agent_exec(struct pve_client *c, const char *node, int vmid, const char 
 	}
 	if (pve_request_json(c, "POST", path, body, &data, err) < 0)
 		goto out;
-	if (pve_client_dry_run(c)) {
-		*ret_pid = 0;
-		rc = 0;
-		goto out;
-	}
 	if (pve_json_int(json_object_get(data, "pid"), "agent exec pid", &pid, err) < 0) {
 		phx_err_wrap(err, "POST %s", path);
 		goto out;

@@ -58,7 +58,7 @@ static struct pve_client *session_client(const struct session *s, const char *no
 		.tls = {px->tls.ca_file, px->tls.fingerprint,
 			px->tls.insecure || s->opts->insecure},
 		.connect_timeout_s = (long)px->timeouts.connect_s,
-		.dry_run = s->opts->dry_run,
+		.read_only = s->opts->dry_run,
 	};
 
 	return pve_client_new(&o, err);

@@ -436,7 +436,7 @@ class TestDeploy(DeployBase):
     def assert_clean_failure(self, p, before, text):
         self.assertIn(text, p.stderr)
         self.assertIn("1 of 1 VM failed", p.stderr)
-        self.assertIn("rollback: removed VM 8001", p.stderr)
+        self.assertRegex(p.stderr, r"\(rolled back: [^)]*removed VM 8001 on node 'pve1'")
         after = self.state()
         self.assertEqual(after, before, "orphans left behind")
 
@@ -455,7 +455,7 @@ class TestDeploy(DeployBase):
                                                  "message": "disk full"})
         p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
         self.assert_clean_failure(p, before, "disk full")
-        self.assertIn("rollback: removed local:iso/phoenix-ci-8001-", p.stderr)
+        self.assertRegex(p.stderr, r"\(rolled back: [^)]*removed local:iso/phoenix-ci-8001-")
 
     def test_failed_start_leaves_nothing(self):
         self.seed_template()

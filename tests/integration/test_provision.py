@@ -6,6 +6,7 @@ TCG) and the other scenarios reuse the customized image (same source and recipe)
 what they are about: idempotence, rollback, privileges, versions and pruning.
 """
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -47,6 +48,11 @@ class FileServer:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(10)
+
+
+def changing(reqs):
+    """Requests that change the server (not GET, not the simulator's control endpoint)."""
+    return [r for r in reqs if r["method"] != "GET" and not r.get("control")]
 
 
 class ProvisionTest(OrchestratorTest):
@@ -231,12 +237,43 @@ class ProvisionTest(OrchestratorTest):
         self.assertIn("VM 9000 is ours but not a template", p.stderr)
         self.assertIn("--destroy 9000", p.stderr)
 
-    def test_dry_run_prints_requests_and_changes_nothing(self):
+    def test_dry_run_plan_is_what_the_real_run_sends(self):
+        """The dry run reads only and prints the plan; values that carry the hashes of the
+        image it does not download are pending. The real run then sends those actions, in
+        that order, with the same parameters where they were known."""
         before = self.state()
+        n = len(self.sim.requests())
         p = self.provision(self.config(), "--dry-run", check=0)
         self.assertIn("POST /nodes/pve1/qemu", p.stdout)
         self.assertIn("import-from=local:import/", p.stdout)
+        self.assertIn("only if the image's disk is smaller than 3G", p.stdout)
+        p = self.provision(self.config(), "--dry-run", "--output", "json", check=0)
         self.assertEqual(self.state(), before)
+        self.assertEqual(changing(self.sim.requests()[n:]), [], "a dry run changed something")
+        plan = json.loads(p.stdout)
+        self.assertEqual(plan["command"], "provision")
+        acts = plan["actions"]
+        self.assertEqual([(a["action"], a["method"]) for a in acts],
+                         [("+", "POST"), ("+", "POST"), ("~", "PUT"), ("~", "POST"),
+                          ("-", "DELETE")])
+        self.assertEqual(acts[0]["pending"], ["checksum"])
+        self.assertEqual(acts[1]["pending"], ["scsi0", "description"])
+        self.assertEqual(acts[1]["undo"], "destroy VM 9000")
+        self.assertIsNotNone(acts[2]["condition"])
+        self.assertTrue(acts[4]["best_effort"])
+
+        n = len(self.sim.requests())
+        self.provision(self.config())
+        sent = changing(self.sim.requests()[n:])
+        self.assertEqual(len(sent), len(acts), [r["path"] for r in sent])
+        for a, r in zip(acts, sent):
+            # a pending part of the path (the import volume's name) matches anything
+            pattern = re.sub(r"%3C.*?%3E", "[^/]*", re.escape(a["path"]))
+            self.assertEqual(r["method"], a["method"])
+            self.assertRegex(r["path"].replace("/api2/json", "", 1), "^%s$" % pattern)
+            for k, v in a["params"].items():
+                if k not in a["pending"]:
+                    self.assertEqual(r["params"].get(k), v, (a["summary"], k))
 
     def test_versions_rebuild_and_prune(self):
         t = self.template(versions={"vmid_min": 9100, "vmid_max": 9109, "keep": 1})

@@ -337,21 +337,6 @@ Test(pve, upid_node_extraction)
 	}
 }
 
-Test(pve, params_describe_redacts_secrets)
-{
-	struct phx_err err = PHX_ERR_INIT;
-	struct pve_param p[] = {
-		{"vmid", "9000"}, {"name", "tpl"},	 {"cipassword", "$6$salt$hash"},
-		{"skipped", NULL}, {"password", "pw1"}, {"ciuser", "ubuntu"},
-	};
-	char *d = pve_params_describe(p, 6, &err);
-
-	cr_assert_not_null(d, "%s", err.msg);
-	cr_assert_str_eq(d, "vmid=9000 name=tpl cipassword=[redacted] password=[redacted] "
-			    "ciuser=ubuntu (secrets redacted: cipassword, password)");
-	free(d);
-}
-
 Test(pve, path_parts_are_escaped)
 {
 	struct phx_err err = PHX_ERR_INIT;
@@ -362,7 +347,7 @@ Test(pve, path_parts_are_escaped)
 	free(p);
 }
 
-static struct pve_client *dry_client(FILE *out, struct phx_secret **ret_secret)
+static struct pve_client *read_only_client(struct phx_secret **ret_secret)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct phx_secret *s = secret_from_string("11111111-2222-3333-4444-555555555555", &err);
@@ -371,8 +356,7 @@ static struct pve_client *dry_client(FILE *out, struct phx_secret **ret_secret)
 		.token_id = "phoenix@pve!ci",
 		.secret = s,
 		.node = "pve1",
-		.dry_run = true,
-		.dry_run_out = out,
+		.read_only = true,
 		.retry_base_ms = 10,
 	};
 	struct pve_client *c;
@@ -384,38 +368,38 @@ static struct pve_client *dry_client(FILE *out, struct phx_secret **ret_secret)
 	return c;
 }
 
-Test(pve, dry_run_prints_mutations_and_fakes_task)
+Test(pve, read_only_client_refuses_mutations_unsent)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct phx_secret *s;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&text, &len);
-	struct pve_client *c = dry_client(out, &s);
-	struct pve_param p[] = {{"vmid", "9000"}, {"name", "tpl"}, {"cipassword", "hunter2"}};
+	struct pve_client *c = read_only_client(&s);
+	struct pve_param p[] = {{"vmid", "9000"}, {"cipassword", "hunter2"}};
 
 	cr_assert_eq(http_global_init(&err), 0);
-	cr_assert_eq(pve_vm_create(c, NULL, p, 3, 0, &err), 0, "%s", err.msg);
-	cr_assert_eq(pve_vm_destroy(c, "pve2", 9000, PVE_DESTROY_PURGE, 0, &err), 0, "%s",
-		     err.msg);
-	cr_assert_eq(pve_task_wait(c, PVE_DRY_RUN_UPID, 1, NULL, &err), 0);
-	fclose(out);
-	cr_assert_str_eq(text, "POST /nodes/pve1/qemu vmid=9000 name=tpl cipassword=[redacted] "
-			       "(secrets redacted: cipassword)\n"
-			       "DELETE /nodes/pve2/qemu/9000 purge=1\n");
-	cr_assert_null(strstr(text, "hunter2"));
-	free(text);
+	/* port 1 is closed: a request that went out would fail with PHX_E_NET */
+	cr_assert_eq(pve_vm_create(c, NULL, p, 2, 0, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INTERNAL, "%s", err.msg);
+	cr_assert(strstr(err.msg, "POST /nodes/pve1/qemu: refused, this run is read-only"), "%s",
+		  err.msg);
+	cr_assert_null(strstr(err.msg, "hunter2"));
+	phx_err_clear(&err);
+	cr_assert_eq(pve_vm_destroy(c, "pve2", 9000, PVE_DESTROY_PURGE, 0, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INTERNAL, "%s", err.msg);
+	phx_err_clear(&err);
+	cr_assert_eq(pve_upload_multipart(c, "/nodes/pve1/storage/local/upload", NULL, 0, "x.iso",
+					  "/dev/null", NULL, NULL, &err),
+		     -1);
+	cr_assert_eq(err.code, PHX_E_INTERNAL, "%s", err.msg);
 	pve_client_free(c);
 	secret_free(s);
 	http_global_cleanup();
 }
 
-Test(pve, dry_run_still_sends_gets)
+Test(pve, read_only_client_still_sends_gets)
 {
 	struct phx_err err = PHX_ERR_INIT;
 	struct phx_secret *s;
-	FILE *out = tmpfile();
-	struct pve_client *c = dry_client(out, &s);
+	struct pve_client *c = read_only_client(&s);
 	int id = -1;
 
 	cr_assert_eq(http_global_init(&err), 0);
@@ -425,7 +409,6 @@ Test(pve, dry_run_still_sends_gets)
 	cr_assert(strstr(err.msg, "GET /cluster/nextid"), "%s", err.msg);
 	cr_assert_null(strstr(err.msg, "11111111"), "secret in message: %s", err.msg);
 	cr_assert_eq(id, -1);
-	fclose(out);
 	pve_client_free(c);
 	secret_free(s);
 	http_global_cleanup();
