@@ -121,3 +121,27 @@ Test(err, code_names)
 	cr_assert_str_eq(phx_err_code_name(PHX_E_INTERNAL), "internal");
 	cr_assert_str_eq(phx_err_code_name((enum phx_err_code)999), "unknown");
 }
+
+Test(err, rollback_report_follows_the_root_cause)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char long_line[600];
+
+	phx_err_set(&err, PHX_E_TASK, "resize failed");
+	cr_assert_eq(phx_err_append_report(&err, "rolled back",
+					   "removed VM 9000 on node 'pve1'\n"
+					   "could not remove local:import/x.qcow2: HTTP 500\n"),
+		     -1);
+	cr_assert_str_eq(err.msg, "resize failed (rolled back: removed VM 9000 on node 'pve1'; "
+				  "could not remove local:import/x.qcow2: HTTP 500)");
+	cr_assert_eq(err.code, PHX_E_TASK);
+	/* an empty report adds nothing; a long one is cut, the root cause kept */
+	phx_err_append_report(&err, "rolled back", "");
+	cr_assert(strstr(err.msg, "HTTP 500)") != NULL);
+	memset(long_line, 'x', sizeof(long_line) - 1);
+	long_line[sizeof(long_line) - 1] = '\0';
+	for (int i = 0; i < 4; i++)
+		phx_err_append_report(&err, "more", long_line);
+	cr_assert_eq(strncmp(err.msg, "resize failed (rolled back: ", 28), 0);
+	cr_assert_lt(strlen(err.msg), sizeof(err.msg));
+}

@@ -1,0 +1,272 @@
+/* plan: building, rendering (text and the JSON document of docs/plan-json.md) and the pure
+ * deploy planner that fills it (deploy_plan_vm): a new VM, a converged one (the empty plan),
+ * a running one, native mode's secret. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deploy.h"
+#include "plan.h"
+
+TestSuite(plan);
+
+static char *render(const struct plan *p)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct buf b = BUF_INIT;
+
+	cr_assert_eq(plan_render_text(p, &b, &err), 0, "%s", err.msg);
+	return buf_detach(&b);
+}
+
+Test(plan, renders_changes_request_undo_and_redacts_secrets)
+{
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = plan_add(&p, PLAN_REQUEST, PLAN_CHANGE, "VM 8001 'web'", "POST",
+					 "/nodes/%s/qemu/%d/config", "pve1", 8001);
+	char *text;
+
+	plan_summary(&p, a, "configure VM %d", 8001);
+	plan_set(&p, a, "cores", "2", "4", 0);
+	plan_set(&p, a, "cipassword", NULL, "$6$salt$hash", PLAN_SECRET);
+	plan_change(&p, a, "ide0", "local:cloudinit", NULL, false);
+	plan_undo_vm(&p, a, "pve1", 8001, "web");
+	plan_note(&p, "VM 8001 'web'", "scsi0 is 20G, larger than disk_size_gb 10: not shrinking");
+	cr_assert_eq(plan_check(&p, NULL), 0);
+	text = render(&p);
+	cr_assert_str_eq(text, "VM 8001 'web':\n"
+			       "  ~ configure VM 8001\n"
+			       "      ~ cores: 2 -> 4\n"
+			       "      + cipassword: <redacted>\n"
+			       "      - ide0: local:cloudinit\n"
+			       "      POST /nodes/pve1/qemu/8001/config cores=4 cipassword=<redacted>\n"
+			       "      undo on failure: destroy VM 8001\n"
+			       "VM 8001 'web': = scsi0 is 20G, larger than disk_size_gb 10: not "
+			       "shrinking\n");
+	cr_assert_null(strstr(text, "$6$"));
+	free(text);
+	plan_release(&p);
+}
+
+Test(plan, json_document_lists_pending_params_and_counts_actions)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = plan_add(&p, PLAN_UPLOAD, PLAN_CREATE, "template 9000 't'", "POST",
+					 "/nodes/pve1/storage/local/upload");
+	json_t *doc = plan_json_document("provision", &err), *o;
+	char *dump;
+
+	plan_summary(&p, a, "upload");
+	plan_param(&p, a, "content", "import", 0);
+	plan_param(&p, a, "checksum", "<known after customization>", PLAN_PENDING);
+	plan_param(&p, a, "skipped", NULL, 0);
+	plan_upload_file(&p, a, "/tmp/x.qcow2", "x.qcow2");
+	plan_undo_volume(&p, a, "pve1", "local:import/x.qcow2");
+	plan_condition(&p, a, "the sun shines");
+	cr_assert_not_null(doc);
+	cr_assert_eq(plan_json_append(&p, doc, &err), 0, "%s", err.msg);
+	cr_assert_eq(json_integer_value(json_object_get(doc, "plan_version")), PLAN_JSON_VERSION);
+	cr_assert_eq(json_integer_value(json_object_get(doc, "changes")), 1);
+	o = json_array_get(json_object_get(doc, "actions"), 0);
+	dump = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	cr_assert_str_eq(
+		dump,
+		"{\"object\":\"template 9000 't'\",\"action\":\"+\",\"kind\":\"upload\",\"summary\":"
+		"\"upload\",\"method\":\"POST\",\"path\":\"/nodes/pve1/storage/local/upload\","
+		"\"params\":{\"content\":\"import\",\"checksum\":\"<known after customization>\"},"
+		"\"pending\":[\"checksum\"],\"upload\":{\"file\":\"/tmp/x.qcow2\",\"filename\":"
+		"\"x.qcow2\"},\"changes\":[],\"condition\":\"the sun shines\",\"undo\":\"delete "
+		"volume 'local:import/x.qcow2'\",\"best_effort\":false}");
+	free(dump);
+	json_decref(doc);
+	plan_release(&p);
+}
+
+Test(plan, escape_keeps_unreserved_and_drop_removes_one_action)
+{
+	struct plan p = PLAN_INIT;
+	struct plan_action *a, *b;
+	char *e = plan_escape(&p, "local:iso/phoenix-ci-1_a.b~c.iso");
+
+	cr_assert_str_eq(e, "local%3Aiso%2Fphoenix-ci-1_a.b~c.iso");
+	free(e);
+	a = plan_add(&p, PLAN_REQUEST, PLAN_RUN, "x", "POST", "/a");
+	b = plan_add(&p, PLAN_REQUEST, PLAN_RUN, "x", "POST", "/b");
+	plan_drop(&p, a);
+	cr_assert_eq(p.n, 1);
+	cr_assert_eq(p.actions[0], b);
+	cr_assert(!plan_empty(&p));
+	plan_release(&p);
+	cr_assert(plan_empty(&p));
+}
+
+/* ---- deploy_plan_vm ---- */
+
+static char *keys[] = {"ssh-ed25519 AAAA admin@example"};
+static char *tag_items[] = {"web"};
+
+static struct cfg_vm test_vm(void)
+{
+	struct cfg_vm vm;
+
+	memset(&vm, 0, sizeof(vm));
+	vm.vmid = 8001;
+	vm.name = "web-1";
+	vm.clone_from_vmid = 9000;
+	vm.cores = 4;
+	vm.memory_mb = 8192;
+	vm.disk_size_gb = 100;
+	vm.network.bridge = "vmbr0";
+	vm.has_user = true;
+	vm.user.username = "admin";
+	vm.user.password_hash = "$6$salt$hash";
+	vm.user.ssh_public_keys = (struct cfg_strv){keys, 1};
+	vm.storage = "local";
+	vm.tags = (struct cfg_strv){tag_items, 1};
+	return vm;
+}
+
+static const struct pve_vm_info tpl = {9000, "tpl", "pve1", "phoenix", "stopped", true};
+
+static json_t *tpl_conf(void)
+{
+	return json_pack("{ss ss si ss ss ss ss ss}", "net0", "virtio=BC:24:11:00:00:01,bridge=vmbr0",
+			 "scsi0", "local:9000/base-9000-disk-0.qcow2,size=10G", "cores", 2,
+			 "memory", "2048", "agent", "enabled=1", "tags", "phoenix", "ide2",
+			 "local:cloudinit", "boot", "order=scsi0");
+}
+
+static const char *summaries(const struct plan *p, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < p->n && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%c %s", i ? "; " : "",
+					 p->actions[i]->sym, p->actions[i]->summary);
+	return buf;
+}
+
+Test(plan, deploy_new_vm_clones_uploads_configures_grows_and_starts)
+{
+	struct cfg_vm vm = test_vm();
+	json_t *conf = tpl_conf();
+	struct deploy_vm_input in = {
+		.vm = &vm, .config_path = "c.json", .src = &tpl, .conf = conf, .node = "pve1",
+		.mac = "BC:24:11:AA:BB:CC", .seed_sha = "0123456789abcdef0123456789abcdef0123456789"
+							 "abcdef0123456789abcdef",
+		.seed_storage = "local", .seed_volid = "local:iso/phoenix-ci-8001-0123456789ab.iso",
+		.seed_file = "/tmp/seed.iso"};
+	struct deploy_plan_info info;
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+	const struct plan_action *cfg;
+	char buf[1024];
+
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(summaries(&p, buf, sizeof(buf)),
+			 "+ linked clone of template 9000 'tpl'; "
+			 "+ upload cloud-init seed 'local:iso/phoenix-ci-8001-0123456789ab.iso'; "
+			 "~ configure VM 8001; ~ grow scsi0 to 100G; > start");
+	cr_assert_str_eq(p.actions[0]->path, "/nodes/pve1/qemu/9000/clone");
+	cr_assert_null(plan_param_get(p.actions[0], "storage"), "linked clones take no storage");
+	cr_assert_eq(p.actions[0]->undo.kind, PLAN_UNDO_VM);
+	cr_assert_str_eq(p.actions[1]->filename, "phoenix-ci-8001-0123456789ab.iso");
+	cfg = p.actions[2];
+	cr_assert_str_eq(plan_param_get(cfg, "net0"), "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0");
+	cr_assert_str_eq(plan_param_get(cfg, "cores"), "4");
+	cr_assert_str_eq(plan_param_get(cfg, "tags"), "phoenix;web");
+	cr_assert_str_eq(plan_param_get(cfg, "ide2"),
+			 "local:iso/phoenix-ci-8001-0123456789ab.iso,media=cdrom");
+	cr_assert_null(plan_param_get(cfg, "agent"), "already enabled in the template");
+	cr_assert_eq(cfg->flags & PLAN_COMMIT_AFTER, 0, "a new VM is undone whole");
+	cr_assert_str_eq(p.actions[3]->changes[0].old, "10G");
+	cr_assert(info.seed_changed && info.hw_changed);
+	plan_release(&p);
+	json_decref(conf);
+}
+
+Test(plan, deploy_converged_vm_has_the_empty_plan_and_a_running_one_is_not_started)
+{
+	struct cfg_vm vm = test_vm();
+	const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL);
+	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false};
+	json_t *conf = json_pack("{ss ss ss ss ss ss ss ss}", "net0",
+				 "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0", "scsi0",
+				 "local:8001/vm-8001-disk-0.qcow2,size=100G", "cores", "4", "memory",
+				 "8192", "agent", "1", "tags", "phoenix;web", "ide2",
+				 "local:iso/phoenix-ci-8001-0123456789ab.iso,media=cdrom",
+				 "description", desc);
+	struct deploy_vm_input in = {
+		.vm = &vm, .config_path = "c.json", .dst = &dst, .conf = conf, .node = "pve1",
+		.running = true, .seed_sha = sha, .seed_storage = "local",
+		.seed_volid = "local:iso/phoenix-ci-8001-0123456789ab.iso", .seed_present = true};
+	struct deploy_plan_info info;
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+	char buf[512];
+
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert(plan_empty(&p), "%s", summaries(&p, buf, sizeof(buf)));
+	cr_assert(!info.seed_changed && !info.hw_changed);
+	plan_release(&p);
+
+	/* more cores on a running VM: one config POST, no start, the caller warns */
+	vm.cores = 6;
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(summaries(&p, buf, sizeof(buf)), "~ configure VM 8001");
+	cr_assert_eq(p.actions[0]->n_params, 1);
+	cr_assert_str_eq(p.actions[0]->changes[0].old, "4");
+	cr_assert(p.actions[0]->flags & PLAN_COMMIT_AFTER);
+	cr_assert(info.hw_changed && !info.seed_changed);
+	plan_release(&p);
+
+	/* a smaller disk_size_gb never shrinks: a note, no action */
+	vm.cores = 4;
+	vm.disk_size_gb = 50;
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert(plan_empty(&p));
+	cr_assert_eq(p.n_notes, 1);
+	cr_assert(strstr(p.notes[0].text, "not shrinking"), "%s", p.notes[0].text);
+	plan_release(&p);
+	json_decref(conf);
+	free(desc);
+}
+
+Test(plan, deploy_native_mode_sends_the_hash_as_a_secret)
+{
+	struct cfg_vm vm = test_vm();
+	json_t *conf = tpl_conf();
+	struct deploy_vm_input in = {
+		.vm = &vm, .config_path = "c.json", .src = &tpl, .conf = conf, .node = "pve1",
+		.mac = "BC:24:11:AA:BB:CC", .seed_sha = "ab", .ipconfig = "ip=dhcp"};
+	struct deploy_plan_info info;
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+	char *text;
+
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(plan_param_get(p.actions[1], "cipassword"), "$6$salt$hash");
+	cr_assert_null(plan_param_get(p.actions[1], "ide2"), "the template has a cloud-init drive");
+	text = render(&p);
+	cr_assert_null(strstr(text, "$6$salt"), "%s", text);
+	cr_assert(strstr(text, "cipassword=<redacted>"), "%s", text);
+	free(text);
+	plan_release(&p);
+	json_decref(conf);
+}
+
+Test(plan, deploy_mac_is_fixed_per_vmid)
+{
+	char a[DEPLOY_MAC_LEN + 1], b[DEPLOY_MAC_LEN + 1], c[DEPLOY_MAC_LEN + 1];
+
+	cr_assert_eq(deploy_mac_for_vmid(8001, a, NULL), 0);
+	cr_assert_eq(deploy_mac_for_vmid(8001, b, NULL), 0);
+	cr_assert_eq(deploy_mac_for_vmid(8002, c, NULL), 0);
+	cr_assert_str_eq(a, b);
+	cr_assert_str_neq(a, c);
+	cr_assert_eq(strncmp(a, "BC:24:11:", 9), 0, "%s", a);
+	cr_assert_eq(strspn(a + 9, "0123456789ABCDEF:"), 8, "%s", a);
+}
