@@ -54,7 +54,7 @@ static const struct cli_option cli_options[] = {
 	{"config", required_argument, 'C', "FILE",
 	 "config file (default ./" CLI_DEFAULT_CONFIG ", then " CLI_SYSTEM_CONFIG ")"},
 	{"dry-run", no_argument, OPT_DRY_RUN, NULL,
-	 "print the requests that would change the server (secrets redacted) and change nothing"},
+	 "read only, then print the plan: each change (old -> new), its request and undo; with --output json as a document (docs/plan-json.md)"},
 	{"output", required_argument, OPT_OUTPUT, "FORMAT",
 	 "result format on stdout: text (default) or json"},
 	{"jobs", required_argument, 'j', "N", "work on up to N VMs in parallel (default 1)"},
