@@ -1,0 +1,156 @@
+"""Tasks: real-format UPIDs, a worker thread per task (injected task faults, the simulated
+duration, stop requests), and the /nodes/{node}/tasks endpoints (status, log, list, stop)."""
+
+import random
+import threading
+import time
+
+from sim_common import ApiError, TaskFailed, param_exc, perm_exc
+
+
+class Task:
+	def __init__(self, sim, node, ttype, tid, authid):
+		self.sim = sim
+		self.node = node
+		self.type = ttype
+		self.id = str(tid) if tid is not None else ''
+		self.user = authid
+		self.pid = sim.next_pid()
+		self.pstart = sim.pstart + random.randint(1, 5000)
+		self.starttime = int(time.time())
+		self.upid = 'UPID:%s:%08X:%08X:%08X:%s:%s:%s:' % (node, self.pid, self.pstart,
+			self.starttime, ttype, self.id, authid)
+		self.lines = []
+		self.status = 'running'
+		self.exitstatus = None
+		self.endtime = None
+		self.warnings = 0
+		self.stop_requested = False
+		self.done = threading.Event()
+
+	def log(self, line):
+		with self.sim.lock:
+			self.lines.append(line)
+
+	def warn(self, line):
+		self.warnings += 1
+		self.log('WARN: ' + line)
+
+	def status_dict(self):
+		user, _, tok = self.user.partition('!')
+		d = {'upid': self.upid, 'node': self.node, 'pid': self.pid, 'pstart': self.pstart,
+			'starttime': self.starttime, 'type': self.type, 'id': self.id, 'user': user,
+			'status': self.status}
+		if tok:
+			d['tokenid'] = tok
+		if self.status == 'stopped':
+			d['exitstatus'] = self.exitstatus
+		return d
+
+
+def page(r, items, zero_is_all):
+	"""The start/limit slice of a list answer (limit 0: everything from start when
+	zero_is_all, else nothing); the full length goes out as 'total'."""
+	start = int(r.params.get('start', 0))
+	limit = int(r.params.get('limit', 50))
+	r.extra['total'] = len(items)
+	return start, (items[start:] if limit == 0 and zero_is_all else items[start:start + limit])
+
+
+class TaskHandlers:
+	def new_task(self, node, ttype, tid, authid, work, on_error=None, lock_release=None):
+		t = Task(self, node, ttype, tid, authid)
+		with self.lock:
+			self.tasks[t.upid] = t
+
+		def runner():
+			err = None
+			try:
+				# an injected failure ends the task before its work, as the checks that
+				# fail real tasks (checksum, storage, qemu-img) run before anything is
+				# moved into place; work that fails midway cleans up in on_error
+				f = self.take_fault('task', type=ttype, id=t.id)
+				if f:
+					raise TaskFailed(f.get('message', 'simulated task failure'))
+				work(t)
+				dur = self.task_durations.get(ttype, self.default_duration)
+				end = time.monotonic() + dur
+				while time.monotonic() < end and not t.stop_requested:
+					time.sleep(min(0.05, max(0, end - time.monotonic())))
+				if t.stop_requested:
+					raise TaskFailed('received interrupt')
+			except (TaskFailed, ApiError) as e:
+				err = str(e.msg if isinstance(e, ApiError) else e).strip()
+			except Exception as e:  # a simulator bug must still end the task
+				err = 'internal simulator error: %r' % e
+			if err is not None and on_error:
+				try:
+					on_error(t)
+				except Exception as e:
+					t.log('cleanup failed: %r' % e)
+			if lock_release:
+				lock_release()
+			with self.lock:
+				if err is not None:
+					t.lines.append('TASK ERROR: ' + err)
+					t.exitstatus = err.replace('\n', ' ')
+				elif t.warnings:
+					t.lines.append('TASK WARNINGS: %d' % t.warnings)
+					t.exitstatus = 'WARNINGS: %d' % t.warnings
+				else:
+					t.lines.append('TASK OK')
+					t.exitstatus = 'OK'
+				t.status = 'stopped'
+				t.endtime = int(time.time())
+			t.done.set()
+
+		threading.Thread(target=runner, daemon=True, name='task-' + ttype).start()
+		return t.upid
+
+	# -- endpoints ------------------------------------------------------------------------------
+	def get_task(self, r):
+		t = self.tasks.get(r.upid)
+		if t is None or t.node != r.node:
+			# pm API2/Tasks.pm: the task log is local to its node
+			raise param_exc({'upid': 'no such task'})
+		# pm API2/Tasks.pm $check_task_user: a token sees its own tasks
+		if t.user != r.authid and not self.has(r.authid, '/nodes/' + r.node, 'Sys.Audit'):
+			raise perm_exc('/nodes/%s, Sys.Audit' % r.node)
+		return t
+
+	def h_get_nodes_node_tasks_upid_status(self, r):
+		t = self.get_task(r)
+		with self.lock:
+			return t.status_dict()
+
+	def h_get_nodes_node_tasks_upid_log(self, r):
+		t = self.get_task(r)
+		with self.lock:
+			lines = list(t.lines) or ['no content']
+		start, sel = page(r, lines, True)
+		return [{'n': start + i + 1, 't': s} for i, s in enumerate(sel)]
+
+	def h_delete_nodes_node_tasks_upid(self, r):
+		t = self.get_task(r)
+		t.stop_requested = True
+		return None
+
+	def h_get_nodes_node_tasks(self, r):
+		res = []
+		with self.lock:
+			tasks = sorted(self.tasks.values(), key=lambda x: -x.starttime)
+		for t in tasks:
+			if t.node != r.node:
+				continue
+			if r.params.get('vmid') is not None and t.id != str(r.params['vmid']):
+				continue
+			d = t.status_dict()
+			if t.status == 'stopped':
+				d['status'] = t.exitstatus
+				d['endtime'] = t.endtime
+			else:
+				d.pop('status')
+			if r.params.get('errors') and d.get('status') in (None, 'OK'):
+				continue
+			res.append(d)
+		return page(r, res, False)[1]
