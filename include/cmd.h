@@ -1,19 +1,35 @@
-/* cmd: one function per command, chosen by main from a table. Commands compose the domain
+/* cmd: one entry per command, chosen by main from a table. Commands compose the domain
  * modules, own the undo transaction, and write results to stdout (diagnostics to stderr). */
 #ifndef PHX_CMD_H
 #define PHX_CMD_H
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "err.h"
+#include "session.h"
 
-int cmd_check(const struct cli_opts *opts, struct phx_err *err);
-int cmd_provision(const struct cli_opts *opts, struct phx_err *err);
-int cmd_deploy(const struct cli_opts *opts, struct phx_err *err);
-int cmd_list_templates(const struct cli_opts *opts, struct phx_err *err);
-int cmd_prune(const struct cli_opts *opts, struct phx_err *err);
-int cmd_destroy(const struct cli_opts *opts, struct phx_err *err);
+enum cmd_needs {
+	CMD_SERVER = 1 << 0, /* libcurl is set up; the command calls session_connect() */
+	CMD_LOCK = 1 << 1,   /* session_connect() takes the run lock (the command changes things) */
+};
+
+/* One command, like tmux's cmd_entry: each cmd_*.c defines its own next to its code. main
+ * loads and validates the config and the environment for every command, so bad input exits
+ * 2 before the first request; a command then does its own local checks and only after them
+ * calls session_connect(). */
+struct cmd_entry {
+	const char *name;
+	unsigned needs; /* enum cmd_needs */
+	int (*run)(struct session *s, struct phx_err *err);
+};
+
+extern const struct cmd_entry cmd_check_entry, cmd_provision_entry, cmd_deploy_entry,
+	cmd_list_templates_entry, cmd_prune_entry, cmd_destroy_entry;
 
 struct plan;
+/* Prints doc indented on stdout and frees it (steals doc; NULL is out of memory). */
+int cmd_print_json(json_t *doc, struct phx_err *err);
 /* Prints the plans of a --dry-run (text, or one JSON document with --output json). */
 int cmd_plan_print(const struct cli_opts *opts, const char *command,
 		   const struct plan *const *plans, size_t n, struct phx_err *err);

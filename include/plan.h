@@ -45,7 +45,7 @@ enum plan_param_flags {
 };
 
 enum plan_action_flags {
-	PLAN_BEST_EFFORT = 1 << 0, /* a failure is a warning; the plan goes on */
+	PLAN_BEST_EFFORT = 1 << 0,  /* a failure is a warning; the plan goes on */
 	PLAN_COMMIT_AFTER = 1 << 1, /* once done, earlier undos are dropped: the server now
 				     * refers to what they would remove */
 };
@@ -105,7 +105,10 @@ struct plan {
 	bool oom;
 };
 
-#define PLAN_INIT {NULL, 0, NULL, 0, false}
+#define PLAN_INIT                                                                                  \
+	{                                                                                          \
+		NULL, 0, NULL, 0, false                                                            \
+	}
 
 void plan_release(struct plan *p);
 /* -1 with PHX_E_NOMEM when any add/set call ran out of memory. */
@@ -136,8 +139,7 @@ void plan_upload_file(struct plan *p, struct plan_action *a, const char *file,
 void plan_file_data(struct plan *p, struct plan_action *a, const char *data, size_t len);
 void plan_undo_vm(struct plan *p, struct plan_action *a, const char *node, int vmid,
 		  const char *name);
-void plan_undo_volume(struct plan *p, struct plan_action *a, const char *node,
-		      const char *volid);
+void plan_undo_volume(struct plan *p, struct plan_action *a, const char *node, const char *volid);
 void plan_undo_file(struct plan *p, struct plan_action *a, const char *path);
 void plan_note(struct plan *p, const char *object, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

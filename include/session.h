@@ -21,15 +21,16 @@ struct session {
 	struct pve_client *pve;	     /* owned; the main thread's client */
 	char *node;		     /* owned; the default node (config, env or the only node) */
 	int lock_fd;		     /* -1 when no lock is held */
+	bool lock;		     /* session_connect() takes the run lock */
 };
 
 /* Loads and validates the config (cfg_load + cfg_apply_env): PHX_E_INPUT, no network. */
 int session_load(const struct cli_opts *opts, struct session *ret, struct phx_err *err);
 
-/* Takes the run lock (when `lock`: <image cache dir>/orchestrator.lock, so cron and login
+/* Takes the run lock (when s->lock: <image cache dir>/orchestrator.lock, so cron and login
  * shells exclude each other), loads the secret, builds the client and resolves the default
  * node (asking /nodes only when the config names none). */
-int session_connect(struct session *s, bool lock, struct phx_err *err);
+int session_connect(struct session *s, struct phx_err *err);
 
 /* A new client for a worker thread, same settings. Caller owns (pve_client_free()). */
 struct pve_client *session_new_client(const struct session *s, struct phx_err *err);

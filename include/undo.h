@@ -29,7 +29,7 @@ int undo_add_file(struct txn *t, const char *path, struct phx_err *err);
 int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char *name,
 		   long timeout_s, struct phx_err *err);
 /* Deletes the volume if it is listed on its storage; *ret_removed (may be NULL) tells. */
-int undo_volume_remove(struct pve_client *c, const char *node, const char *volid,
-		       long timeout_s, bool *ret_removed, struct phx_err *err);
+int undo_volume_remove(struct pve_client *c, const char *node, const char *volid, long timeout_s,
+		       bool *ret_removed, struct phx_err *err);
 
 #endif

@@ -24,48 +24,62 @@ enum {
 	OPT_MAN,
 };
 
+#define CLI_FOR(cmd) (1u << (cmd))
+
 struct cli_option {
 	const char *name;
 	int has_arg;
 	int val;
 	const char *arg; /* argument name in help, or NULL */
 	const char *help;
+	unsigned only; /* CLI_FOR() bits of the commands the option goes with; 0: any */
+};
+
+/* How a command is named in "--x only goes with ..." */
+static const char *const cli_command_names[] = {
+	[CLI_CMD_DEPLOY] = "deploying VMs",
+	[CLI_CMD_PROVISION] = "--provision-template",
+	[CLI_CMD_CHECK] = "--check",
+	[CLI_CMD_LIST_TEMPLATES] = "--list-templates",
+	[CLI_CMD_PRUNE] = "--prune",
+	[CLI_CMD_DESTROY] = "--destroy",
 };
 
 static const struct cli_option cli_options[] = {
 	{"provision-template", no_argument, OPT_PROVISION, NULL,
 	 "build the templates named by the NAME arguments (all templates when none is named) from "
-	 "their cloud images; an existing template of ours is left alone"},
+	 "their cloud images; an existing template of ours is left alone", 0},
 	{"rebuild", no_argument, OPT_REBUILD, NULL,
-	 "with --provision-template: build a new version even when the template exists"},
+	 "with --provision-template: build a new version even when the template exists",
+	 CLI_FOR(CLI_CMD_PROVISION)},
 	{"validate", no_argument, OPT_VALIDATE, NULL,
 	 "with --provision-template: boot a throwaway clone and check cloud-init and the guest "
-	 "agent before tagging the template 'validated'"},
-	{"all", no_argument, 'a', NULL, "deploy every VM in the config"},
+	 "agent before tagging the template 'validated'", CLI_FOR(CLI_CMD_PROVISION)},
+	{"all", no_argument, 'a', NULL, "deploy every VM in the config", CLI_FOR(CLI_CMD_DEPLOY)},
 	{"check", no_argument, 'c', NULL,
-	 "validate the config, print a summary and exit; contacts no server"},
+	 "validate the config, print a summary and exit; contacts no server", 0},
 	{"list-templates", no_argument, OPT_LIST_TEMPLATES, NULL,
-	 "list the templates this tool built, with versions, dates and validation state"},
+	 "list the templates this tool built, with versions, dates and validation state", 0},
 	{"prune", no_argument, OPT_PRUNE, NULL,
 	 "delete old template versions beyond each series' keep count; templates still used by "
-	 "linked clones are kept"},
+	 "linked clones are kept", 0},
 	{"destroy", required_argument, OPT_DESTROY, "VMID",
-	 "stop and remove a VM this tool created, with its cloud-init seed ISO"},
+	 "stop and remove a VM this tool created, with its cloud-init seed ISO", 0},
 	{"config", required_argument, 'C', "FILE",
-	 "config file (default ./" CLI_DEFAULT_CONFIG ", then " CLI_SYSTEM_CONFIG ")"},
+	 "config file (default ./" CLI_DEFAULT_CONFIG ", then " CLI_SYSTEM_CONFIG ")", 0},
 	{"dry-run", no_argument, OPT_DRY_RUN, NULL,
-	 "read only, then print the plan: each change (old -> new), its request and undo; with --output json as a document (docs/plan-json.md)"},
+	 "read only, then print the plan: each change (old -> new), its request and undo; with --output json as a document (docs/plan-json.md)", 0},
 	{"output", required_argument, OPT_OUTPUT, "FORMAT",
-	 "result format on stdout: text (default) or json"},
-	{"jobs", required_argument, 'j', "N", "work on up to N VMs in parallel (default 1)"},
+	 "result format on stdout: text (default) or json", 0},
+	{"jobs", required_argument, 'j', "N", "work on up to N VMs in parallel (default 1)", 0},
 	{"insecure", no_argument, OPT_INSECURE, NULL,
-	 "do not verify the server's TLS certificate (prefer tls.fingerprint in the config)"},
-	{"quiet", no_argument, 'q', NULL, "print only warnings and errors on stderr"},
+	 "do not verify the server's TLS certificate (prefer tls.fingerprint in the config)", 0},
+	{"quiet", no_argument, 'q', NULL, "print only warnings and errors on stderr", 0},
 	{"verbose", no_argument, 'v', NULL,
-	 "more detail on stderr; twice adds an HTTP trace with secrets redacted"},
-	{"version", no_argument, 'V', NULL, "print the version and exit"},
-	{"help", no_argument, 'h', NULL, "print this help and exit"},
-	{"man", no_argument, OPT_MAN, NULL, NULL}, /* hidden */
+	 "more detail on stderr; twice adds an HTTP trace with secrets redacted", 0},
+	{"version", no_argument, 'V', NULL, "print the version and exit", 0},
+	{"help", no_argument, 'h', NULL, "print this help and exit", 0},
+	{"man", no_argument, OPT_MAN, NULL, NULL, 0}, /* hidden */
 };
 
 #define N_OPTIONS (sizeof(cli_options) / sizeof(cli_options[0]))
@@ -231,17 +245,9 @@ bad:
 static int cli_set_command(struct cli_opts *o, enum cli_command cmd, bool *seen, const char *name,
 			   struct phx_err *err)
 {
-	static const char *const names[] = {
-		[CLI_CMD_PROVISION] = "--provision-template",
-		[CLI_CMD_CHECK] = "--check",
-		[CLI_CMD_LIST_TEMPLATES] = "--list-templates",
-		[CLI_CMD_PRUNE] = "--prune",
-		[CLI_CMD_DESTROY] = "--destroy",
-	};
-
 	if (*seen && o->command != cmd)
 		return phx_err_set(err, PHX_E_USAGE, "%s cannot be combined with %s", name,
-				   names[o->command] ? names[o->command] : "that command");
+				   cli_command_names[o->command]);
 	*seen = true;
 	o->command = cmd;
 	return 0;
@@ -267,7 +273,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 	struct option longopts[N_OPTIONS + 1];
 	struct cli_opts o = {.command = CLI_CMD_DEPLOY, .jobs = 1};
 	const char *config = NULL;
-	bool cmd_seen = false, info = false;
+	bool cmd_seen = false, info = false, given[N_OPTIONS] = {false};
 	unsigned long v;
 	int c;
 
@@ -278,6 +284,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":acC:j:qvVh", longopts, NULL)) != -1) {
+		for (size_t i = 0; i < N_OPTIONS; i++)
+			given[i] = given[i] || cli_options[i].val == c;
 		switch (c) {
 		case OPT_PROVISION:
 			if (cli_set_command(&o, CLI_CMD_PROVISION, &cmd_seen, argv[optind - 1],
@@ -386,10 +394,17 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 		phx_err_set(err, PHX_E_USAGE, "--quiet and --verbose cannot be combined");
 		goto fail;
 	}
-	if ((o.rebuild || o.validate) && o.command != CLI_CMD_PROVISION) {
-		phx_err_set(err, PHX_E_USAGE, "%s only goes with --provision-template",
-			    o.rebuild ? "--rebuild" : "--validate");
-		goto fail;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		unsigned only = cli_options[i].only;
+
+		if (!given[i] || !only || (only & CLI_FOR(o.command)))
+			continue;
+		for (int k = 0; k < CLI_CMD_HELP; k++)
+			if (only & CLI_FOR(k)) {
+				phx_err_set(err, PHX_E_USAGE, "--%s only goes with %s",
+					    cli_options[i].name, cli_command_names[k]);
+				goto fail;
+			}
 	}
 	if (o.command == CLI_CMD_PROVISION) {
 		size_t n = (size_t)(argc - optind);
@@ -432,10 +447,6 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 		}
 	} else if (optind < argc) {
 		phx_err_set(err, PHX_E_USAGE, "unexpected argument '%s'", argv[optind]);
-		goto fail;
-	}
-	if (o.all && o.command != CLI_CMD_DEPLOY) {
-		phx_err_set(err, PHX_E_USAGE, "--all only goes with deploying VMs");
 		goto fail;
 	}
 	if (cli_resolve_config(&o, config, err) < 0)

@@ -173,17 +173,12 @@ static json_t *check_json(const struct cfg *cfg)
 	return root;
 }
 
-int cmd_check(const struct cli_opts *opts, struct phx_err *err)
+static int cmd_check_run(struct session *s, struct phx_err *err)
 {
-	struct cfg *cfg = NULL;
 	int r = 0;
 
-	if (cfg_load(opts->config_path, &cfg, err) < 0 || cfg_apply_env(cfg, err) < 0) {
-		cfg_free(cfg);
-		return -1;
-	}
-	if (opts->output == CLI_OUTPUT_JSON) {
-		json_t *doc = check_json(cfg);
+	if (s->opts->output == CLI_OUTPUT_JSON) {
+		json_t *doc = check_json(s->cfg);
 
 		if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
 		    fputc('\n', stdout) == EOF)
@@ -191,8 +186,10 @@ int cmd_check(const struct cli_opts *opts, struct phx_err *err)
 					"writing the check summary failed");
 		json_decref(doc);
 	} else {
-		check_print_text(stdout, cfg);
+		check_print_text(stdout, s->cfg);
 	}
-	cfg_free(cfg);
 	return r;
 }
+
+/* contacts no server: the config was loaded and validated by main */
+const struct cmd_entry cmd_check_entry = {"check", 0, cmd_check_run};

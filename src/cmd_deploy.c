@@ -732,7 +732,6 @@ static const char *dep_dash(const char *s)
 static int dep_print_json(const struct dep_vm *vms, size_t n, struct phx_err *err)
 {
 	json_t *arr = json_array();
-	char *text;
 
 	if (!arr)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
@@ -761,13 +760,7 @@ static int dep_print_json(const struct dep_vm *vms, size_t n, struct phx_err *er
 			json_object_set_new(o, "rollback", rm ? rm : json_null());
 		}
 	}
-	text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(arr);
-	if (!text)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	printf("%s\n", text);
-	free(text);
-	return 0;
+	return cmd_print_json(arr, err);
 }
 
 static void dep_print_table(const struct dep_vm *vms, size_t n)
@@ -842,36 +835,34 @@ static int dep_select(const struct cli_opts *opts, const struct cfg *cfg, struct
 	return 0;
 }
 
-int cmd_deploy(const struct cli_opts *opts, struct phx_err *err)
+static int cmd_deploy_run(struct session *s, struct phx_err *err)
 {
-	struct session s;
+	const struct cli_opts *opts = s->opts;
 	struct dep_run r = {.n = 0};
 	struct dep_vm *vms = NULL;
 	size_t n = 0, failed = 0;
 	unsigned jobs;
 	int rc = -1;
 
-	if (session_load(opts, &s, err) < 0)
-		return -1;
 	memset(&r, 0, sizeof(r));
-	if (dep_select(opts, s.cfg, &vms, &n, err) < 0)
+	if (dep_select(opts, s->cfg, &vms, &n, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		if (dep_prepare(s.cfg, &vms[i], err) < 0)
+		if (dep_prepare(s->cfg, &vms[i], err) < 0)
 			goto out;
-	if (session_connect(&s, true, err) < 0)
+	if (session_connect(s, err) < 0)
 		goto out;
 	/* before the first change: a snippets_dir no storage serves would fail every VM */
-	if (s.cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE && s.cfg->defaults.snippets_dir &&
-	    dep_snippet_storage(s.pve, s.cfg->defaults.snippets_dir, r.snippet_storage,
+	if (s->cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE && s->cfg->defaults.snippets_dir &&
+	    dep_snippet_storage(s->pve, s->cfg->defaults.snippets_dir, r.snippet_storage,
 				sizeof(r.snippet_storage), err) < 0)
 		goto out;
-	r.s = &s;
+	r.s = s;
 	r.vms = vms;
 	r.n = n;
-	r.task_timeout_s = session_task_timeout(&s);
-	r.agent_timeout_s = s.cfg->defaults.agent_timeout_s   ? s.cfg->defaults.agent_timeout_s
-			    : s.cfg->proxmox.timeouts.agent_s ? s.cfg->proxmox.timeouts.agent_s
+	r.task_timeout_s = session_task_timeout(s);
+	r.agent_timeout_s = s->cfg->defaults.agent_timeout_s   ? s->cfg->defaults.agent_timeout_s
+			    : s->cfg->proxmox.timeouts.agent_s ? s->cfg->proxmox.timeouts.agent_s
 							      : 600;
 	pthread_mutex_init(&r.mu, NULL);
 	jobs = opts->jobs ? opts->jobs : 1;
@@ -879,7 +870,7 @@ int cmd_deploy(const struct cli_opts *opts, struct phx_err *err)
 		jobs = (unsigned)n;
 	if (jobs <= 1) {
 		for (size_t i = 0; i < n; i++)
-			dep_run_one(&r, s.pve, &vms[i]);
+			dep_run_one(&r, s->pve, &vms[i]);
 	} else {
 		pthread_t *th = calloc(jobs, sizeof(*th));
 		unsigned started = 0;
@@ -895,7 +886,7 @@ int cmd_deploy(const struct cli_opts *opts, struct phx_err *err)
 		if (started == 0) {
 			/* no thread at all: do the work here rather than fail */
 			for (size_t i = 0; i < n; i++)
-				dep_run_one(&r, s.pve, &vms[i]);
+				dep_run_one(&r, s->pve, &vms[i]);
 		}
 		for (unsigned i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
@@ -947,6 +938,7 @@ out:
 	for (size_t i = 0; i < n; i++)
 		dep_vm_release(&vms[i]);
 	free(vms);
-	session_release(&s);
 	return rc;
 }
+
+const struct cmd_entry cmd_deploy_entry = {"deploy", CMD_SERVER | CMD_LOCK, cmd_deploy_run};

@@ -96,8 +96,6 @@ static void dsy_plan(const struct pve_vm_info *vm, bool running, const json_t *s
 static int dsy_report(const struct cli_opts *opts, const struct pve_vm_info *vm, json_t *seeds,
 		      const char *snippet, struct phx_err *err)
 {
-	json_t *o;
-	char *text;
 	size_t i;
 	json_t *v;
 
@@ -108,20 +106,14 @@ static int dsy_report(const struct cli_opts *opts, const struct pve_vm_info *vm,
 		json_array_foreach(seeds, i, v) printf("removed %s\n", json_string_value(v));
 		return 0;
 	}
-	o = json_pack("{si ss ss sb sO}", "vmid", vm->vmid, "name", vm->name, "node", vm->node,
-		      "dry_run", 0, "removed_volumes", seeds);
-	text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(o);
-	if (!text)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	printf("%s\n", text);
-	free(text);
-	return 0;
+	return cmd_print_json(json_pack("{si ss ss sb sO}", "vmid", vm->vmid, "name", vm->name,
+					"node", vm->node, "dry_run", 0, "removed_volumes", seeds),
+			      err);
 }
 
-int cmd_destroy(const struct cli_opts *opts, struct phx_err *err)
+static int cmd_destroy_run(struct session *s, struct phx_err *err)
 {
-	struct session s;
+	const struct cli_opts *opts = s->opts;
 	struct pve_vm_list l = {NULL, 0};
 	struct pve_vm_status st;
 	struct plan p = PLAN_INIT;
@@ -133,11 +125,7 @@ int cmd_destroy(const struct cli_opts *opts, struct phx_err *err)
 
 	if (!seeds)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	if (session_load(opts, &s, err) < 0) {
-		json_decref(seeds);
-		return -1;
-	}
-	if (session_connect(&s, true, err) < 0 || pve_cluster_vms(s.pve, &l, err) < 0)
+	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &l, err) < 0)
 		goto out;
 	for (size_t i = 0; i < l.n && !vm; i++)
 		if ((unsigned long)l.items[i].vmid == vmid)
@@ -160,14 +148,14 @@ int cmd_destroy(const struct cli_opts *opts, struct phx_err *err)
 			    vmid, vm->name);
 		goto out;
 	}
-	if (dsy_read_seeds(&s, vm, seeds, err) < 0 ||
-	    pve_vm_status_get(s.pve, vm->node, vm->vmid, &st, err) < 0)
+	if (dsy_read_seeds(s, vm, seeds, err) < 0 ||
+	    pve_vm_status_get(s->pve, vm->node, vm->vmid, &st, err) < 0)
 		goto out;
-	if (s.cfg->defaults.snippets_dir) {
+	if (s->cfg->defaults.snippets_dir) {
 		char name[96];
 
 		deploy_snippet_name(vmid, name, sizeof(name));
-		if (asprintf(&snippet, "%s/%s", s.cfg->defaults.snippets_dir, name) < 0) {
+		if (asprintf(&snippet, "%s/%s", s->cfg->defaults.snippets_dir, name) < 0) {
 			snippet = NULL;
 			phx_err_set(err, PHX_E_NOMEM, "out of memory");
 			goto out;
@@ -187,7 +175,7 @@ int cmd_destroy(const struct cli_opts *opts, struct phx_err *err)
 		goto out;
 	}
 	{
-		const struct plan_apply_ctx ax = {s.pve, NULL, session_task_timeout(&s)};
+		const struct plan_apply_ctx ax = {s->pve, NULL, session_task_timeout(s)};
 
 		if (plan_apply(&p, &ax, err) < 0) {
 			phx_err_wrap(err, "VM %lu", vmid);
@@ -200,6 +188,7 @@ out:
 	plan_release(&p);
 	json_decref(seeds);
 	pve_vm_list_release(&l);
-	session_release(&s);
 	return rc;
 }
+
+const struct cmd_entry cmd_destroy_entry = {"destroy", CMD_SERVER | CMD_LOCK, cmd_destroy_run};

@@ -978,41 +978,39 @@ out_wrapped:
 	return rc;
 }
 
-int cmd_provision(const struct cli_opts *opts, struct phx_err *err)
+static int cmd_provision_run(struct session *s, struct phx_err *err)
 {
-	struct session s;
+	const struct cli_opts *opts = s->opts;
 	struct cust_plan **plans = NULL;
 	const struct cfg_template **todo = NULL;
 	struct plan dry = PLAN_INIT;
 	size_t n = 0;
 	int rc = -1;
 
-	if (session_load(opts, &s, err) < 0)
-		return -1;
-	todo = calloc(s.cfg->n_templates + opts->n_names + 1, sizeof(*todo));
-	plans = calloc(s.cfg->n_templates + opts->n_names + 1, sizeof(*plans));
+	todo = calloc(s->cfg->n_templates + opts->n_names + 1, sizeof(*todo));
+	plans = calloc(s->cfg->n_templates + opts->n_names + 1, sizeof(*plans));
 	if (!todo || !plans) {
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto out;
 	}
 	if (opts->n_names) {
 		for (size_t i = 0; i < opts->n_names; i++) {
-			todo[n] = cfg_find_template(s.cfg, opts->names[i]);
+			todo[n] = cfg_find_template(s->cfg, opts->names[i]);
 			if (!todo[n]) {
 				phx_err_set(err, PHX_E_INPUT,
-					    "%s: $.templates: no template named '%s'", s.cfg->path,
+					    "%s: $.templates: no template named '%s'", s->cfg->path,
 					    opts->names[i]);
 				goto out;
 			}
 			n++;
 		}
 	} else {
-		for (size_t i = 0; i < s.cfg->n_templates; i++)
-			todo[n++] = &s.cfg->templates[i];
+		for (size_t i = 0; i < s->cfg->n_templates; i++)
+			todo[n++] = &s->cfg->templates[i];
 	}
 	if (!n) {
 		phx_err_set(err, PHX_E_INPUT, "%s: $.templates: no templates to provision",
-			    s.cfg->path);
+			    s->cfg->path);
 		goto out;
 	}
 	/* every local input is checked before the first request */
@@ -1022,19 +1020,19 @@ int cmd_provision(const struct cli_opts *opts, struct phx_err *err)
 				    "%s: $.templates: template '%s' has no 'versions': --rebuild "
 				    "needs a version series, so the current template is kept "
 				    "while a new one is built",
-				    s.cfg->path, todo[i]->name);
+				    s->cfg->path, todo[i]->name);
 			goto out;
 		}
 		if (prov_build_plan(todo[i], &plans[i], err) < 0)
 			goto out;
 	}
-	if (session_connect(&s, true, err) < 0)
+	if (session_connect(s, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		struct prov_ctx p = {.s = &s, .plan = plans[i], .dry = opts->dry_run ? &dry : NULL};
+		struct prov_ctx p = {.s = s, .plan = plans[i], .dry = opts->dry_run ? &dry : NULL};
 		struct prov_result res = {.t = todo[i]};
 
-		p.txn = txn_new(s.pve);
+		p.txn = txn_new(s->pve);
 		if (!p.txn) {
 			phx_err_set(err, PHX_E_NOMEM, "out of memory");
 			goto out;
@@ -1042,7 +1040,7 @@ int cmd_provision(const struct cli_opts *opts, struct phx_err *err)
 		rc = prov_one(&p, todo[i], &res, err);
 		txn_free(p.txn);
 		if (rc == 0 && !opts->dry_run)
-			prov_print(&s, &res);
+			prov_print(s, &res);
 		free(res.name);
 		if (rc < 0)
 			goto out;
@@ -1060,6 +1058,7 @@ out:
 		cust_plan_free(plans[i]);
 	free(plans);
 	free(todo);
-	session_release(&s);
 	return rc;
 }
+
+const struct cmd_entry cmd_provision_entry = {"provision", CMD_SERVER | CMD_LOCK, cmd_provision_run};

@@ -57,8 +57,8 @@ static bool deploy_seed_attached(const char *ide2, const char *volid)
 }
 
 static void deploy_plan_seed_iso(const struct deploy_vm_input *in, struct plan *p,
-				 struct plan_action *cfg_act, const char *object,
-				 char *old_seed, size_t old_len, bool *seed_changed)
+				 struct plan_action *cfg_act, const char *object, char *old_seed,
+				 size_t old_len, bool *seed_changed)
 {
 	const struct cfg_vm *vm = in->vm;
 	const char *cur = json_string_value(json_object_get(in->conf, "ide2"));
@@ -128,8 +128,7 @@ static void deploy_plan_seed_native(const struct deploy_vm_input *in, struct pla
 	}
 }
 
-static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p,
-			      const char *object)
+static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, const char *object)
 {
 	const struct cfg_vm *vm = in->vm;
 	const struct pve_vm_info *src = in->src;
@@ -202,8 +201,8 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 			plan_undo_file(p, a, in->snippet_path);
 	}
 
-	cfg_act = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST", "/nodes/%s/qemu/%lu/config",
-			   node, vm->vmid);
+	cfg_act = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST",
+			   "/nodes/%s/qemu/%lu/config", node, vm->vmid);
 	plan_summary(p, cfg_act, "configure VM %lu", vm->vmid);
 	if (deploy_net_rebridge(json_string_value(json_object_get(conf, "net0")),
 				vm->network.bridge, converge ? NULL : in->mac, &net0, mac, err) < 0)
@@ -272,8 +271,9 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 		char cur_s[32], want_s[32];
 
 		if (!disk) {
-			phx_err_set(err, PHX_E_API, "the VM has no system disk (scsi0/virtio0/...) "
-						    "to resize");
+			phx_err_set(err, PHX_E_API,
+				    "the VM has no system disk (scsi0/virtio0/...) "
+				    "to resize");
 			goto out;
 		}
 		if (deploy_drive_size(json_string_value(json_object_get(conf, disk)), &cur, err) <
@@ -290,8 +290,9 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 			plan_change(p, a, "size", cur_s, want_s, false);
 			info.hw_changed = true;
 		} else if (cur > want_b) {
-			plan_note(p, object, "%s is %s, larger than disk_size_gb %lu: not shrinking",
-				  disk, cur_s, vm->disk_size_gb);
+			plan_note(p, object,
+				  "%s is %s, larger than disk_size_gb %lu: not shrinking", disk,
+				  cur_s, vm->disk_size_gb);
 		}
 	}
 	if (!in->running) {

@@ -8,18 +8,32 @@
 #include "err.h"
 #include "http.h"
 #include "log.h"
+#include "session.h"
 
-struct command {
+static const struct {
 	enum cli_command id;
-	int (*run)(const struct cli_opts *opts, struct phx_err *err);
-	bool needs_http;
+	const struct cmd_entry *entry;
+} commands[] = {
+	{CLI_CMD_CHECK, &cmd_check_entry},   {CLI_CMD_PROVISION, &cmd_provision_entry},
+	{CLI_CMD_DEPLOY, &cmd_deploy_entry}, {CLI_CMD_LIST_TEMPLATES, &cmd_list_templates_entry},
+	{CLI_CMD_PRUNE, &cmd_prune_entry},   {CLI_CMD_DESTROY, &cmd_destroy_entry},
 };
 
-static const struct command commands[] = {
-	{CLI_CMD_CHECK, cmd_check, false},  {CLI_CMD_PROVISION, cmd_provision, true},
-	{CLI_CMD_DEPLOY, cmd_deploy, true}, {CLI_CMD_LIST_TEMPLATES, cmd_list_templates, true},
-	{CLI_CMD_PRUNE, cmd_prune, true},   {CLI_CMD_DESTROY, cmd_destroy, true},
-};
+/* Config first (exit 2 on bad input, nothing sent), then the command. */
+static void main_run(const struct cmd_entry *c, const struct cli_opts *opts, struct phx_err *err)
+{
+	struct session s;
+
+	if (session_load(opts, &s, err) < 0)
+		return;
+	s.lock = c->needs & CMD_LOCK;
+	if (!(c->needs & CMD_SERVER) || http_global_init(err) == 0) {
+		c->run(&s, err);
+		if (c->needs & CMD_SERVER)
+			http_global_cleanup();
+	}
+	session_release(&s);
+}
 
 static int main_print_error(const struct phx_err *err)
 {
@@ -54,15 +68,9 @@ int main(int argc, char **argv)
 		break;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		const struct command *c = &commands[i];
-
-		if (c->id != opts.command)
+		if (commands[i].id != opts.command)
 			continue;
-		if (c->needs_http && http_global_init(&err) < 0)
-			break;
-		c->run(&opts, &err);
-		if (c->needs_http)
-			http_global_cleanup();
+		main_run(commands[i].entry, &opts, &err);
 		break;
 	}
 	if (phx_err_is_set(&err))

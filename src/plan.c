@@ -154,8 +154,7 @@ void plan_param(struct plan *p, struct plan_action *a, const char *key, const ch
 		return;
 	}
 	a->params = grown;
-	a->params[a->n_params++] =
-		(struct plan_param){plan_dup(p, key), plan_dup(p, value), flags};
+	a->params[a->n_params++] = (struct plan_param){plan_dup(p, key), plan_dup(p, value), flags};
 }
 
 void plan_change(struct plan *p, struct plan_action *a, const char *key, const char *old,
@@ -182,8 +181,7 @@ void plan_set(struct plan *p, struct plan_action *a, const char *key, const char
 	plan_change(p, a, key, old, new, flags & PLAN_SECRET);
 }
 
-void plan_upload_file(struct plan *p, struct plan_action *a, const char *file,
-		      const char *filename)
+void plan_upload_file(struct plan *p, struct plan_action *a, const char *file, const char *filename)
 {
 	if (!a)
 		return;
@@ -210,12 +208,11 @@ void plan_undo_vm(struct plan *p, struct plan_action *a, const char *node, int v
 {
 	if (!a)
 		return;
-	a->undo = (struct plan_undo){PLAN_UNDO_VM, plan_dup(p, node), vmid, plan_dup(p, name),
-				     NULL};
+	a->undo =
+		(struct plan_undo){PLAN_UNDO_VM, plan_dup(p, node), vmid, plan_dup(p, name), NULL};
 }
 
-void plan_undo_volume(struct plan *p, struct plan_action *a, const char *node,
-		      const char *volid)
+void plan_undo_volume(struct plan *p, struct plan_action *a, const char *node, const char *volid)
 {
 	if (!a)
 		return;
@@ -433,13 +430,13 @@ static json_t *plan_action_json(const struct plan_action *a)
 	json_object_set_new(o, "params", params);
 	json_object_set_new(o, "pending", pending);
 	if (a->kind == PLAN_UPLOAD)
-		json_object_set_new(o, "upload", json_pack("{ss ss}", "file", a->file, "filename",
-							   a->filename));
+		json_object_set_new(o, "upload",
+				    json_pack("{ss ss}", "file", a->file, "filename", a->filename));
 	json_object_set_new(o, "changes", changes);
 	json_object_set_new(o, "condition", a->condition ? json_string(a->condition) : json_null());
 	json_object_set_new(o, "undo",
 			    plan_undo_text(&a->undo, undo, sizeof(undo)) ? json_string(undo)
-									  : json_null());
+									 : json_null());
 	json_object_set_new(o, "best_effort", json_boolean(a->flags & PLAN_BEST_EFFORT));
 	return o;
 }

@@ -103,13 +103,13 @@ static int session_resolve_node(struct session *s, struct phx_err *err)
 	return 0;
 }
 
-int session_connect(struct session *s, bool lock, struct phx_err *err)
+int session_connect(struct session *s, struct phx_err *err)
 {
 	char *path = NULL;
 
 	if (cfg_require_connection(s->cfg, err) < 0)
 		return -1;
-	if (lock) {
+	if (s->lock) {
 		int rc = session_lock_path(&path, err);
 
 		if (rc == 0)

@@ -79,8 +79,8 @@ int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char 
 			      timeout_s, err);
 }
 
-int undo_volume_remove(struct pve_client *c, const char *node, const char *volid,
-		       long timeout_s, bool *ret_removed, struct phx_err *err)
+int undo_volume_remove(struct pve_client *c, const char *node, const char *volid, long timeout_s,
+		       bool *ret_removed, struct phx_err *err)
 {
 	struct pve_volume_list l = {NULL, 0};
 	size_t colon = strcspn(volid, ":"), slash;
@@ -92,8 +92,8 @@ int undo_volume_remove(struct pve_client *c, const char *node, const char *volid
 	slash = strcspn(volid + colon + (volid[colon] == ':'), "/");
 	if (!volid[colon] || colon >= sizeof(storage) || slash >= sizeof(content) ||
 	    !volid[colon + 1 + slash])
-		return phx_err_set(err, PHX_E_INTERNAL, "volume '%s': expected STORAGE:CONTENT/NAME",
-				   volid);
+		return phx_err_set(err, PHX_E_INTERNAL,
+				   "volume '%s': expected STORAGE:CONTENT/NAME", volid);
 	snprintf(storage, sizeof(storage), "%.*s", (int)colon, volid);
 	snprintf(content, sizeof(content), "%.*s", (int)slash, volid + colon + 1);
 	if (pve_storage_content(c, node, storage, content, &l, err) < 0)

@@ -34,15 +34,16 @@ Test(plan, renders_changes_request_undo_and_redacts_secrets)
 	plan_note(&p, "VM 8001 'web'", "scsi0 is 20G, larger than disk_size_gb 10: not shrinking");
 	cr_assert_eq(plan_check(&p, NULL), 0);
 	text = render(&p);
-	cr_assert_str_eq(text, "VM 8001 'web':\n"
-			       "  ~ configure VM 8001\n"
-			       "      ~ cores: 2 -> 4\n"
-			       "      + cipassword: <redacted>\n"
-			       "      - ide0: local:cloudinit\n"
-			       "      POST /nodes/pve1/qemu/8001/config cores=4 cipassword=<redacted>\n"
-			       "      undo on failure: destroy VM 8001\n"
-			       "VM 8001 'web': = scsi0 is 20G, larger than disk_size_gb 10: not "
-			       "shrinking\n");
+	cr_assert_str_eq(text,
+			 "VM 8001 'web':\n"
+			 "  ~ configure VM 8001\n"
+			 "      ~ cores: 2 -> 4\n"
+			 "      + cipassword: <redacted>\n"
+			 "      - ide0: local:cloudinit\n"
+			 "      POST /nodes/pve1/qemu/8001/config cores=4 cipassword=<redacted>\n"
+			 "      undo on failure: destroy VM 8001\n"
+			 "VM 8001 'web': = scsi0 is 20G, larger than disk_size_gb 10: not "
+			 "shrinking\n");
 	cr_assert_null(strstr(text, "$6$"));
 	free(text);
 	plan_release(&p);
@@ -72,7 +73,8 @@ Test(plan, json_document_lists_pending_params_and_counts_actions)
 	dump = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	cr_assert_str_eq(
 		dump,
-		"{\"object\":\"template 9000 't'\",\"action\":\"+\",\"kind\":\"upload\",\"summary\":"
+		"{\"object\":\"template 9000 "
+		"'t'\",\"action\":\"+\",\"kind\":\"upload\",\"summary\":"
 		"\"upload\",\"method\":\"POST\",\"path\":\"/nodes/pve1/storage/local/upload\","
 		"\"params\":{\"content\":\"import\",\"checksum\":\"<known after customization>\"},"
 		"\"pending\":[\"checksum\"],\"upload\":{\"file\":\"/tmp/x.qcow2\",\"filename\":"
@@ -131,10 +133,11 @@ static const struct pve_vm_info tpl = {9000, "tpl", "pve1", "phoenix", "stopped"
 
 static json_t *tpl_conf(void)
 {
-	return json_pack("{ss ss si ss ss ss ss ss}", "net0", "virtio=BC:24:11:00:00:01,bridge=vmbr0",
-			 "scsi0", "local:9000/base-9000-disk-0.qcow2,size=10G", "cores", 2,
-			 "memory", "2048", "agent", "enabled=1", "tags", "phoenix", "ide2",
-			 "local:cloudinit", "boot", "order=scsi0");
+	return json_pack("{ss ss si ss ss ss ss ss}", "net0",
+			 "virtio=BC:24:11:00:00:01,bridge=vmbr0", "scsi0",
+			 "local:9000/base-9000-disk-0.qcow2,size=10G", "cores", 2, "memory", "2048",
+			 "agent", "enabled=1", "tags", "phoenix", "ide2", "local:cloudinit", "boot",
+			 "order=scsi0");
 }
 
 static const char *summaries(const struct plan *p, char *buf, size_t len)
@@ -152,12 +155,17 @@ Test(plan, deploy_new_vm_clones_uploads_configures_grows_and_starts)
 {
 	struct cfg_vm vm = test_vm();
 	json_t *conf = tpl_conf();
-	struct deploy_vm_input in = {
-		.vm = &vm, .config_path = "c.json", .src = &tpl, .conf = conf, .node = "pve1",
-		.mac = "BC:24:11:AA:BB:CC", .seed_sha = "0123456789abcdef0123456789abcdef0123456789"
-							 "abcdef0123456789abcdef",
-		.seed_storage = "local", .seed_volid = "local:iso/phoenix-ci-8001-0123456789ab.iso",
-		.seed_file = "/tmp/seed.iso"};
+	struct deploy_vm_input in = {.vm = &vm,
+				     .config_path = "c.json",
+				     .src = &tpl,
+				     .conf = conf,
+				     .node = "pve1",
+				     .mac = "BC:24:11:AA:BB:CC",
+				     .seed_sha = "0123456789abcdef0123456789abcdef0123456789"
+						 "abcdef0123456789abcdef",
+				     .seed_storage = "local",
+				     .seed_volid = "local:iso/phoenix-ci-8001-0123456789ab.iso",
+				     .seed_file = "/tmp/seed.iso"};
 	struct deploy_plan_info info;
 	struct phx_err err = PHX_ERR_INIT;
 	struct plan p = PLAN_INIT;
@@ -193,16 +201,21 @@ Test(plan, deploy_converged_vm_has_the_empty_plan_and_a_running_one_is_not_start
 	const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL);
 	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false};
-	json_t *conf = json_pack("{ss ss ss ss ss ss ss ss}", "net0",
-				 "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0", "scsi0",
-				 "local:8001/vm-8001-disk-0.qcow2,size=100G", "cores", "4", "memory",
-				 "8192", "agent", "1", "tags", "phoenix;web", "ide2",
-				 "local:iso/phoenix-ci-8001-0123456789ab.iso,media=cdrom",
-				 "description", desc);
-	struct deploy_vm_input in = {
-		.vm = &vm, .config_path = "c.json", .dst = &dst, .conf = conf, .node = "pve1",
-		.running = true, .seed_sha = sha, .seed_storage = "local",
-		.seed_volid = "local:iso/phoenix-ci-8001-0123456789ab.iso", .seed_present = true};
+	json_t *conf = json_pack(
+		"{ss ss ss ss ss ss ss ss}", "net0", "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0",
+		"scsi0", "local:8001/vm-8001-disk-0.qcow2,size=100G", "cores", "4", "memory",
+		"8192", "agent", "1", "tags", "phoenix;web", "ide2",
+		"local:iso/phoenix-ci-8001-0123456789ab.iso,media=cdrom", "description", desc);
+	struct deploy_vm_input in = {.vm = &vm,
+				     .config_path = "c.json",
+				     .dst = &dst,
+				     .conf = conf,
+				     .node = "pve1",
+				     .running = true,
+				     .seed_sha = sha,
+				     .seed_storage = "local",
+				     .seed_volid = "local:iso/phoenix-ci-8001-0123456789ab.iso",
+				     .seed_present = true};
 	struct deploy_plan_info info;
 	struct phx_err err = PHX_ERR_INIT;
 	struct plan p = PLAN_INIT;
@@ -239,9 +252,14 @@ Test(plan, deploy_native_mode_sends_the_hash_as_a_secret)
 {
 	struct cfg_vm vm = test_vm();
 	json_t *conf = tpl_conf();
-	struct deploy_vm_input in = {
-		.vm = &vm, .config_path = "c.json", .src = &tpl, .conf = conf, .node = "pve1",
-		.mac = "BC:24:11:AA:BB:CC", .seed_sha = "ab", .ipconfig = "ip=dhcp"};
+	struct deploy_vm_input in = {.vm = &vm,
+				     .config_path = "c.json",
+				     .src = &tpl,
+				     .conf = conf,
+				     .node = "pve1",
+				     .mac = "BC:24:11:AA:BB:CC",
+				     .seed_sha = "ab",
+				     .ipconfig = "ip=dhcp"};
 	struct deploy_plan_info info;
 	struct phx_err err = PHX_ERR_INIT;
 	struct plan p = PLAN_INIT;

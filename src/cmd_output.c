@@ -1,10 +1,23 @@
-/* cmd_plan: how every command prints the plan of a --dry-run, so they all read alike: text
- * (one block per object, then a count) or, with --output json, one plan document
- * (docs/plan-json.md). */
+/* cmd_output: how the commands print their results, so they all read alike: a JSON
+ * document, and the plan of a --dry-run as text (one block per object, then a count) or,
+ * with --output json, one plan document (docs/plan-json.md). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cmd.h"
 #include "plan.h"
+
+int cmd_print_json(json_t *doc, struct phx_err *err)
+{
+	char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(doc);
+	if (!text)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	printf("%s\n", text);
+	free(text);
+	return 0;
+}
 
 int cmd_plan_print(const struct cli_opts *opts, const char *command,
 		   const struct plan *const *plans, size_t n, struct phx_err *err)
@@ -13,7 +26,6 @@ int cmd_plan_print(const struct cli_opts *opts, const char *command,
 
 	if (opts->output == CLI_OUTPUT_JSON) {
 		json_t *doc = plan_json_document(command, err);
-		char *text;
 
 		if (!doc)
 			return -1;
@@ -22,13 +34,7 @@ int cmd_plan_print(const struct cli_opts *opts, const char *command,
 				json_decref(doc);
 				return -1;
 			}
-		text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		json_decref(doc);
-		if (!text)
-			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-		printf("%s\n", text);
-		free(text);
-		return 0;
+		return cmd_print_json(doc, err);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct buf b = BUF_INIT;

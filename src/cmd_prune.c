@@ -1,8 +1,7 @@
-/* cmd_templates: --list-templates and --prune over the templates this tool built. A template
- * is ours when it carries the `phoenix` tag; its series is its `phx-<name>` tag and its build
- * record (source, sha256, build time) is the description cmd_provision wrote. Pruning keeps
- * the newest `versions.keep` of each series and never removes a template whose base disk a
- * linked clone still uses (Proxmox would refuse, or worse, on some storages). */
+/* cmd_prune: --prune keeps the newest `versions.keep` of each series and never removes a
+ * template whose base disk a linked clone still uses (Proxmox would refuse, or worse, on some
+ * storages), the newest validated version, nor one a config VM clones. Read, decide (pure),
+ * then print the plan (--dry-run) or remove the versions that go. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,100 +14,6 @@
 #include "pve.h"
 #include "series.h"
 #include "session.h"
-
-/* Copies the value of "key: value" from a build-record description into ret ("" if absent). */
-static void tpl_record_field(const char *desc, const char *key, char *ret, size_t len)
-{
-	size_t klen = strlen(key);
-	const char *p = desc;
-
-	ret[0] = '\0';
-	while (p && *p) {
-		if (!strncmp(p, key, klen) && p[klen] == ':' && p[klen + 1] == ' ') {
-			size_t n = strcspn(p + klen + 2, "\n");
-
-			snprintf(ret, len, "%.*s", (int)n, p + klen + 2);
-			return;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-}
-
-/* The series name from a `phx-<name>` tag, "" when none. */
-static void tpl_series(const char *tags, char *ret, size_t len)
-{
-	const char *p = tags ? strstr(tags, "phx-") : NULL;
-
-	ret[0] = '\0';
-	if (p)
-		snprintf(ret, len, "%.*s", (int)strcspn(p + 4, ";, "), p + 4);
-}
-
-int cmd_list_templates(const struct cli_opts *opts, struct phx_err *err)
-{
-	struct session s;
-	struct pve_vm_list vms = {0};
-	json_t *out = json_array();
-	int rc = -1;
-
-	if (!out)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	if (session_load(opts, &s, err) < 0) {
-		json_decref(out);
-		return -1;
-	}
-	if (session_connect(&s, false, err) < 0 || pve_cluster_vms(s.pve, &vms, err) < 0)
-		goto out;
-	for (size_t i = 0; i < vms.n; i++) {
-		const struct pve_vm_info *vm = &vms.items[i];
-		char series[128], built[64] = "", sha[80] = "", source[512] = "";
-		json_t *config = NULL;
-		const char *desc;
-
-		if (!vm->template || !series_has_tag(vm->tags, SERIES_TAG_OURS))
-			continue;
-		if (pve_vm_config_get(s.pve, vm->node, vm->vmid, &config, err) < 0)
-			goto out;
-		desc = json_string_value(json_object_get(config, "description"));
-		tpl_record_field(desc, "built", built, sizeof(built));
-		tpl_record_field(desc, "sha256", sha, sizeof(sha));
-		tpl_record_field(desc, "source", source, sizeof(source));
-		tpl_series(vm->tags, series, sizeof(series));
-		json_array_append_new(
-			out, json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "vmid", vm->vmid,
-				       "name", vm->name, "node", vm->node, "series", series,
-				       "built", built, "sha256", sha, "source", source, "validated",
-				       series_has_tag(vm->tags, SERIES_TAG_VALIDATED)));
-		json_decref(config);
-	}
-	if (opts->output == CLI_OUTPUT_JSON) {
-		json_dumpf(out, stdout, JSON_COMPACT);
-		fputc('\n', stdout);
-	} else {
-		size_t i;
-		json_t *t;
-
-		printf("%-9s %-28s %-8s %-20s %-20s %-12s %s\n", "VMID", "NAME", "NODE", "SERIES",
-		       "BUILT", "SHA256", "VALIDATED");
-		json_array_foreach(out, i, t)
-			printf("%-9lld %-28s %-8s %-20s %-20s %-12.12s %s\n",
-			       json_integer_value(json_object_get(t, "vmid")),
-			       json_string_value(json_object_get(t, "name")),
-			       json_string_value(json_object_get(t, "node")),
-			       json_string_value(json_object_get(t, "series")),
-			       json_string_value(json_object_get(t, "built")),
-			       json_string_value(json_object_get(t, "sha256")),
-			       json_is_true(json_object_get(t, "validated")) ? "yes" : "no");
-	}
-	rc = 0;
-out:
-	json_decref(out);
-	pve_vm_list_release(&vms);
-	session_release(&s);
-	return rc;
-}
 
 /* A base volume a linked clone uses: template `base`, used by VM `user`. */
 struct tpl_use {
@@ -274,9 +179,9 @@ static void tpl_prune_report(json_t *out, const char *series, const struct pve_v
 	       why ? why : "");
 }
 
-int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
+static int cmd_prune_run(struct session *s, struct phx_err *err)
 {
-	struct session s;
+	const struct cli_opts *opts = s->opts;
 	struct pve_vm_list vms = {0};
 	struct series_guest *guests = NULL;
 	struct tpl_use *uses = NULL;
@@ -286,9 +191,7 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 	json_t *json_out = opts->output == CLI_OUTPUT_JSON ? json_array() : NULL;
 	int rc = -1, failed = 0;
 
-	if (session_load(opts, &s, err) < 0)
-		return -1;
-	if (session_connect(&s, true, err) < 0 || pve_cluster_vms(s.pve, &vms, err) < 0)
+	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0)
 		goto out;
 	guests = calloc(vms.n ? vms.n : 1, sizeof(*guests));
 	if (!guests) {
@@ -299,8 +202,8 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 		guests[i] =
 			(struct series_guest){(unsigned long)vms.items[i].vmid, vms.items[i].name,
 					      vms.items[i].tags, vms.items[i].template};
-	if (tpl_collect_uses(&s, &vms, &uses, &n_uses, err) < 0 ||
-	    tpl_prune_decide(s.cfg, &vms, guests, uses, n_uses, &d, &nd, err) < 0)
+	if (tpl_collect_uses(s, &vms, &uses, &n_uses, err) < 0 ||
+	    tpl_prune_decide(s->cfg, &vms, guests, uses, n_uses, &d, &nd, err) < 0)
 		goto out;
 	tpl_prune_plan(d, nd, &p);
 	if (plan_check(&p, err) < 0)
@@ -312,7 +215,7 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 		goto out;
 	}
 	for (size_t i = 0; i < nd; i++) {
-		const struct plan_apply_ctx ax = {s.pve, NULL, session_task_timeout(&s)};
+		const struct plan_apply_ctx ax = {s->pve, NULL, session_task_timeout(s)};
 		struct phx_err derr = PHX_ERR_INIT;
 
 		if (d[i].why[0]) {
@@ -328,8 +231,8 @@ int cmd_prune(const struct cli_opts *opts, struct phx_err *err)
 		}
 		tpl_prune_report(json_out, d[i].series, d[i].vm, "removed", NULL);
 	}
-	for (size_t t = 0; !json_out && t < s.cfg->n_templates; t++) {
-		const struct cfg_template *tpl = &s.cfg->templates[t];
+	for (size_t t = 0; !json_out && t < s->cfg->n_templates; t++) {
+		const struct cfg_template *tpl = &s->cfg->templates[t];
 		size_t *idx = NULL, members = 0;
 
 		if (!tpl->has_versions ||
@@ -360,6 +263,7 @@ out:
 	free(uses);
 	free(guests);
 	pve_vm_list_release(&vms);
-	session_release(&s);
 	return rc;
 }
+
+const struct cmd_entry cmd_prune_entry = {"prune", CMD_SERVER | CMD_LOCK, cmd_prune_run};
