@@ -203,10 +203,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
 	def read_body(self, n):
 		return b''.join(self.body_chunks(n))
 
+	def lenient_params(self, query, body):
+		"""Query and form/JSON body parameters as far as they decode (for the log of a
+		request that is not answered from them)."""
+		params = decode_form(query)
+		if body:
+			try:
+				bparams = decode_body(body, self.headers.get('Content-Type'))
+			except ApiError:
+				return params
+			bparams.update(params)
+			params = bparams
+		return params
+
 	def api(self, rec):
 		sim = self.server.sim
 		raw_path, _, query = self.path.partition('?')
 		path = urllib.parse.unquote(raw_path)
+		# the log shows every request's parameters, also of those refused before the body
+		# is read
+		rec['params'] = loggable(decode_form(query))
 		te = self.headers.get('Transfer-Encoding')
 		if te:
 			# phs AnyEvent.pm process_header
@@ -231,7 +247,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		if authid is None:
 			length = int(self.headers.get('Content-Length') or 0)
 			if length and length <= MAX_POST:
-				self.read_body(length)
+				rec['params'] = loggable(self.lenient_params(query, self.read_body(length)))
 			if sim.opts.auth_delay:
 				time.sleep(sim.opts.auth_delay)
 			raise ApiError(401, 'Authentication failed!', body=False)
@@ -243,11 +259,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		is_upload = tpl == '/nodes/{node}/storage/{storage}/upload'
 		if length and method not in ('POST', 'PUT'):
 			raise ApiError(501, "Unexpected content for method '%s'" % method, body=False)
-		# -- fault injection happens after auth, before the body is looked at
+		# -- fault injection happens after auth, before the body is looked at (it is read
+		# only for the log: nothing in it changes the fault's answer)
 		f = sim.take_fault('http', method=method, path=path)
 		if f:
 			rec['fault'] = f.get('action', 'error')
-			self.apply_fault(f, length)
+			rec['params'] = loggable(self.faulted_params(sim, query, length, is_upload,
+				uparams))
+			self.apply_fault(f)
 			return
 		params = decode_form(query)
 		upload = None
@@ -268,6 +287,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			bparams = decode_body(self.read_body(length), self.headers.get('Content-Type'))
 			bparams.update(params)  # query parameters win (phs extract_params)
 			params = bparams
+		rec['params'] = loggable(params)
 		if ms is None:
 			# pm HTTPServer.pm rest_handler
 			raise ApiError(501, "Method '%s %s' not implemented\n" % (method, rel))
@@ -384,12 +404,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			raise
 
 	# -- injected HTTP faults ---------------------------------------------------------------
-	def apply_fault(self, f, length):
-		if length:
-			self.read_body(length)
+	def faulted_params(self, sim, query, length, is_upload, uparams):
+		"""Reads the body of a request that an injected fault answers and returns the
+		request's parameters as sent (query, form/JSON body or multipart text fields, URI
+		parameters), as far as they decode; the file of an upload is thrown away."""
+		boundary = multipart_boundary(self.headers.get('Content-Type'))
+		if is_upload and length and boundary:
+			params = decode_form(query)
+			try:
+				os.unlink(self.receive_multipart(sim, boundary, length, params)[0])
+			except ApiError:
+				pass
+		else:
+			params = self.lenient_params(query, self.read_body(length) if length else b'')
+		for k, v in (uparams or {}).items():
+			params.setdefault(k, v)
+		return params
+
+	def apply_fault(self, f):
 		action = f.get('action', 'error')
 		if action in ('drop', 'close'):
+			# logged before the client sees anything, as every other answer is
 			self.status = 200 if action == 'drop' else 0
+			self.log_now()
 			if action == 'drop':
 				# answer 200 with a Content-Length, then cut the body halfway
 				body = json.dumps({'data': 'x' * 64}).encode()

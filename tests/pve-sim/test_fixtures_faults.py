@@ -234,6 +234,48 @@ class Faults(unittest.TestCase):
 		self.assertEqual([r['fault'] for r in self.sim.requests() if r.get('fault')],
 			['error', 'error'])
 
+	def test_faulted_requests_are_logged_with_their_params(self):
+		# the request log shows a request as sent, parameters and all, also when an injected
+		# fault answers it: form body, JSON body, query, multipart text fields, URI parameters
+		def fault(method, path, **kw):
+			self.sim.control('POST', '/_sim/fault', dict(kind='http', method=method,
+				path=path, **kw))
+
+		fault('POST', '/qemu$', status=503)
+		self.assertEqual(self.sim.api('POST', '/nodes/pve1/qemu', {'vmid': 150, 'name': 'web',
+			'cores': 2})[0], 503)
+		fault('PUT', '/config$', action='close')
+		with self.assertRaises(http_incomplete()):
+			self.sim.api('PUT', '/nodes/pve1/qemu/151/config', {'description': 'x',
+				'onboot': True}, json_body=True)
+		fault('GET', '/cluster/resources$', action='drop')
+		with self.assertRaises(http_incomplete()):
+			self.sim.api('GET', '/cluster/resources', {'type': 'vm'})
+		fault('POST', '/upload$', status=500, message='disk full')
+		iso = os.path.join(self.sim.state_dir, 'x.iso')
+		with open(iso, 'wb') as f:
+			f.write(b'\0' * 4096)
+		out = subprocess.run(['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert',
+			self.sim.cert_path, '-H', 'Authorization: ' + self.sim.auth_header,
+			'-F', 'content=iso', '-F', 'filename=@%s;filename=x.iso' % iso,
+			self.sim.url + '/api2/json/nodes/pve1/storage/local/upload'],
+			stdout=subprocess.PIPE, text=True, check=True).stdout
+		self.assertEqual(out, '500')
+		logged = [(r['method'], r['path'], r['status'], r['fault'], r['params'])
+			for r in self.sim.requests() if r.get('fault')]
+		self.assertEqual(logged, [
+			('POST', '/api2/json/nodes/pve1/qemu', 503, 'error',
+				{'node': 'pve1', 'vmid': '150', 'name': 'web', 'cores': '2'}),
+			('PUT', '/api2/json/nodes/pve1/qemu/151/config', 0, 'close',
+				{'node': 'pve1', 'vmid': '151', 'description': 'x', 'onboot': True}),
+			('GET', '/api2/json/cluster/resources', 200, 'drop', {'type': 'vm'}),
+			('POST', '/api2/json/nodes/pve1/storage/local/upload', 500, 'error',
+				{'node': 'pve1', 'storage': 'local', 'content': 'iso', 'filename': 'x.iso'})])
+		# the faults answered instead of the API: no VM, no upload, nothing left in the spool
+		state = self.sim.control('GET', '/_sim/state')
+		self.assertEqual((state['vms'], state['volumes']), ({}, []))
+		self.assertEqual(os.listdir(os.path.join(self.sim.state_dir, 'tmp')), [])
+
 	def test_drop_mid_body(self):
 		self.sim.control('POST', '/_sim/fault', {'kind': 'http', 'path': '/nodes$',
 			'action': 'drop'})
