@@ -7,7 +7,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import unittest
 import urllib.error
 import urllib.parse
@@ -305,8 +304,8 @@ class Faults(unittest.TestCase):
 
 	def test_clone_holds_template_lock(self):
 		# a running clone holds a shared flock on the template; exclusive ops time out
-		self.sim.api('POST', '/nodes/pve1/qemu', {'vmid': 130, 'scsi0': 'local:0.01'})
-		time.sleep(0.2)
+		self.sim.wait_task(self.sim.api('POST', '/nodes/pve1/qemu', {'vmid': 130,
+			'scsi0': 'local:0.01'})[2]['data'])
 		self.sim.wait_task(self.sim.api('POST', '/nodes/pve1/qemu/130/template')[2]['data'])
 		self.sim.control('POST', '/_sim/task-duration', {'type': 'qmclone', 'seconds': 1})
 		upid = self.sim.api('POST', '/nodes/pve1/qemu/130/clone', {'newid': 131})[2]['data']
