@@ -21,8 +21,8 @@
 /* Seed ISOs are named DEPLOY_SEED_PREFIX "<vmid>-<first 12 hex digits of its sha256>.iso". */
 #define DEPLOY_SEED_PREFIX "phoenix-ci-"
 #define DEPLOY_SEED_HASH_LEN 12
-/* The line of the description that records the seed's hash (see deploy_description). */
-#define DEPLOY_SEED_LINE "phoenix-seed: "
+/* The record key of the seed's hash in the description (see deploy_description). */
+#define DEPLOY_SEED_KEY "phoenix-seed"
 #define DEPLOY_MANAGED_LINE "managed by phoenix-orchestrator"
 #define DEPLOY_MAC_LEN 17
 
@@ -66,7 +66,7 @@ void deploy_snippet_name(unsigned long vmid, char *ret, size_t len);
 bool deploy_is_seed_volid(const char *volid, unsigned long vmid);
 
 /* The description record: the user's text (may be NULL), a blank line, then
- * DEPLOY_MANAGED_LINE, "config: PATH", "vm: NAME", DEPLOY_SEED_LINE "SHA". Caller frees. */
+ * DEPLOY_MANAGED_LINE, then the record (record.h) config, vm, DEPLOY_SEED_KEY. Caller frees. */
 char *deploy_description(const char *user_text, const char *config_path, const char *vm_name,
 			 const char *seed_sha256, struct phx_err *err);
 

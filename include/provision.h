@@ -8,6 +8,11 @@
 #include "err.h"
 #include "pve.h"
 
+/* Keys of a template's build record (record.h) that other commands read. */
+#define PROV_REC_SOURCE "source"
+#define PROV_REC_SHA256 "sha256"
+#define PROV_REC_BUILT "built"
+
 struct prov_validate_opts {
 	const char *node; /* borrowed */
 	int template_vmid;

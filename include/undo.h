@@ -25,9 +25,10 @@ int undo_add_volume(struct txn *t, const char *node, const char *volid, long tim
 /* Removes a local file (a cloud-init snippet). */
 int undo_add_file(struct txn *t, const char *path, struct phx_err *err);
 
-/* The procedures themselves, for cleanup outside a rollback. */
+/* The procedures themselves, for cleanup outside a rollback. `tag` is the tag the VM must
+ * carry (NULL: the name alone identifies it). */
 int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char *name,
-		   long timeout_s, struct phx_err *err);
+		   const char *tag, long timeout_s, struct phx_err *err);
 /* Deletes the volume if it is listed on its storage; *ret_removed (may be NULL) tells. */
 int undo_volume_remove(struct pve_client *c, const char *node, const char *volid, long timeout_s,
 		       bool *ret_removed, struct phx_err *err);

@@ -29,17 +29,15 @@
 #include "crypto.h"
 #include "deploy.h"
 #include "fsutil.h"
+#include "guest.h"
 #include "iso.h"
 #include "log.h"
 #include "plan.h"
+#include "seed.h"
 #include "series.h"
 #include "session.h"
 #include "txn.h"
 
-/* Agent polling: a cloud image boots in 10-60 s; a 3 s cap keeps the lag after boot small
- * at one cheap request per VM every 3 s. */
-#define DEP_AGENT_DELAY_FIRST_MS 200
-#define DEP_AGENT_DELAY_MAX_MS 3000
 /* Stands in for the clone's MAC in the trial render done before any request. */
 #define DEP_PLACEHOLDER_MAC "02:00:00:00:00:00"
 
@@ -282,7 +280,7 @@ struct dep_read {
 	char mac[DEPLOY_MAC_LEN + 1];
 	char sha[CRYPTO_SHA256_HEX_LEN + 1];
 	char seed_volid[256];
-	char iso_path[64]; /* local temp file of the seed, "" when none */
+	char iso_path[SEED_PATH_MAX]; /* local temp file of the seed, "" when none */
 	char *snippet_path, *cicustom;
 	bool seed_present, snippet_exists;
 };
@@ -360,63 +358,27 @@ static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm, const stru
 	return 0;
 }
 
-/* Polls agent/ping with backoff, then network-get-interfaces until an IPv4 address shows up,
- * all within timeout_s. A missing agent ends in PHX_E_TIMEOUT naming the likely cause; an
- * agent without an address yet is only a warning (ip stays ""). */
+/* Waits for the guest agent, then for an IPv4 address, both within timeout_s. A missing
+ * agent fails; an agent without an address yet is only a warning (ip stays ""). */
 static int dep_wait_agent(struct pve_client *c, const char *node, const struct cfg_vm *vm,
 			  unsigned long timeout_s, const char *mac, char *ip, size_t iplen,
 			  struct phx_err *err)
 {
 	double start = clk_now(), left;
-	unsigned delay = DEP_AGENT_DELAY_FIRST_MS;
 	struct phx_err last = PHX_ERR_INIT;
-	int vmid = (int)vm->vmid;
 
 	log_info("VM %lu '%s': waiting up to %lu s for the guest agent", vm->vmid, vm->name,
 		 timeout_s);
-	for (;;) {
-		phx_err_clear(&last);
-		if (pve_agent_ping(c, node, vmid, &last) == 0)
-			break;
-		if (last.code == PHX_E_AUTH || last.code == PHX_E_PERM) {
-			phx_err_set(err, last.code, "%s", last.msg);
-			return -1;
-		}
-		left = (double)timeout_s - (clk_now() - start);
-		if (left <= 0)
-			return phx_err_set(
-				err, PHX_E_TIMEOUT,
-				"VM %lu '%s': the guest agent did not answer within %lu s "
-				"(last answer: %s): install and enable qemu-guest-agent in "
-				"the template, or raise defaults.agent_timeout_s",
-				vm->vmid, vm->name, timeout_s, last.msg);
-		clk_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
-		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS
-							       : delay * 3 / 2;
-	}
-	delay = DEP_AGENT_DELAY_FIRST_MS;
-	for (;;) {
-		struct pve_iface_list l = {NULL, 0};
-
-		phx_err_clear(&last);
-		if (pve_agent_network(c, node, vmid, &l, &last) == 0) {
-			bool found = deploy_pick_ipv4(&l, mac, ip, iplen);
-
-			pve_iface_list_release(&l);
-			if (found)
-				return 0;
-		}
-		left = (double)timeout_s - (clk_now() - start);
-		if (left <= 0) {
-			log_warn("VM %lu '%s': the guest agent reports no IPv4 address yet%s%s",
-				 vm->vmid, vm->name, last.msg[0] ? ": " : "", last.msg);
-			ip[0] = '\0';
-			return 0;
-		}
-		clk_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
-		delay = delay * 3 / 2 > DEP_AGENT_DELAY_MAX_MS ? DEP_AGENT_DELAY_MAX_MS
-							       : delay * 3 / 2;
-	}
+	if (guest_wait_agent(c, node, (int)vm->vmid, (double)timeout_s,
+			     "install and enable qemu-guest-agent in the template, or raise "
+			     "defaults.agent_timeout_s",
+			     err) < 0)
+		return -1;
+	left = (double)timeout_s - (clk_now() - start);
+	if (!guest_wait_ipv4(c, node, (int)vm->vmid, mac, left > 0 ? left : 0, ip, iplen, &last))
+		log_warn("VM %lu '%s': the guest agent reports no IPv4 address yet%s%s", vm->vmid,
+			 vm->name, last.msg[0] ? ": " : "", last.msg);
+	return 0;
 }
 
 /* ISO mode: renders the seed for the VM's MAC and builds the ISO in a temp file (local work,
@@ -426,42 +388,21 @@ static int dep_seed_iso(const struct cfg *cfg, struct pve_client *c, const struc
 			struct dep_read *rd, struct phx_err *err)
 {
 	const char *storage = cfg->defaults.iso_storage;
-	struct ci_output out = CI_OUTPUT_INIT;
 	struct pve_volume_list l = {NULL, 0};
-	struct iso_file files[3];
 	struct ci_input in;
 	char name[128];
-	const char *tmpdir = getenv("TMPDIR");
-	int fd, rc = -1;
 
 	dep_ci_input(dv, rd->mac, &in);
-	if (ci_render(&in, &out, err) < 0)
-		return phx_err_wrap(err, "render cloud-init");
-	files[0] = (struct iso_file){"meta-data", out.meta_data, out.meta_data_len};
-	files[1] = (struct iso_file){"network-config", out.network_config, out.network_config_len};
-	files[2] = (struct iso_file){"user-data", out.user_data, out.user_data_len};
-	snprintf(rd->iso_path, sizeof(rd->iso_path), "%s/phoenix-ci-XXXXXX",
-		 tmpdir && *tmpdir && strlen(tmpdir) < 40 ? tmpdir : "/tmp");
-	fd = mkstemp(rd->iso_path);
-	if (fd < 0) {
-		phx_err_set_errno(err, PHX_E_IO, errno, "create '%s'", rd->iso_path);
-		rd->iso_path[0] = '\0';
-		goto out;
-	}
-	close(fd);
-	if (iso_build_cidata(files, 3, rd->iso_path, rd->sha, err) < 0 ||
+	if (seed_build_iso(&in, rd->iso_path, rd->sha, err) < 0 ||
 	    deploy_seed_name(dv->vm->vmid, rd->sha, name, sizeof(name), err) < 0)
-		goto out;
+		return -1;
 	snprintf(rd->seed_volid, sizeof(rd->seed_volid), "%s:iso/%s", storage, name);
 	if (pve_storage_content(c, rd->node, storage, "iso", &l, err) < 0)
-		goto out;
+		return -1;
 	for (size_t i = 0; i < l.n; i++)
 		rd->seed_present = rd->seed_present || !strcmp(l.items[i].volid, rd->seed_volid);
-	rc = 0;
-out:
 	pve_volume_list_release(&l);
-	ci_output_release(&out);
-	return rc;
+	return 0;
 }
 
 /* Native mode: the hash recorded in the description stands for the ci* values we set, since

@@ -9,29 +9,11 @@
 #include "cmd.h"
 #include "config.h"
 #include "log.h"
+#include "provision.h"
 #include "pve.h"
+#include "record.h"
 #include "series.h"
 #include "session.h"
-
-/* Copies the value of "key: value" from a build-record description into ret ("" if absent). */
-static void tpl_record_field(const char *desc, const char *key, char *ret, size_t len)
-{
-	size_t klen = strlen(key);
-	const char *p = desc;
-
-	ret[0] = '\0';
-	while (p && *p) {
-		if (!strncmp(p, key, klen) && p[klen] == ':' && p[klen + 1] == ' ') {
-			size_t n = strcspn(p + klen + 2, "\n");
-
-			snprintf(ret, len, "%.*s", (int)n, p + klen + 2);
-			return;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-}
 
 /* The series name from a `phx-<name>` tag, "" when none. */
 static void tpl_series(const char *tags, char *ret, size_t len)
@@ -65,9 +47,9 @@ static int cmd_list_templates_run(struct session *s, struct phx_err *err)
 		if (pve_vm_config_get(s->pve, vm->node, vm->vmid, &config, err) < 0)
 			goto out;
 		desc = json_string_value(json_object_get(config, "description"));
-		tpl_record_field(desc, "built", built, sizeof(built));
-		tpl_record_field(desc, "sha256", sha, sizeof(sha));
-		tpl_record_field(desc, "source", source, sizeof(source));
+		rec_get(desc, PROV_REC_BUILT, built, sizeof(built));
+		rec_get(desc, PROV_REC_SHA256, sha, sizeof(sha));
+		rec_get(desc, PROV_REC_SOURCE, source, sizeof(source));
 		tpl_series(vm->tags, series, sizeof(series));
 		json_array_append_new(
 			out, json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "vmid", vm->vmid,

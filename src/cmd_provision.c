@@ -29,6 +29,7 @@
 #include "plan.h"
 #include "provision.h"
 #include "pve.h"
+#include "record.h"
 #include "series.h"
 #include "session.h"
 #include "txn.h"
@@ -263,18 +264,11 @@ static int prov_recorded_sha256(struct session *s, const struct pve_vm_info *vm,
 				char ret[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
 {
 	json_t *config = NULL;
-	const char *desc, *p;
 
 	if (pve_vm_config_get(s->pve, vm->node, vm->vmid, &config, err) < 0)
 		return -1;
-	desc = json_string_value(json_object_get(config, "description"));
-	p = desc ? strstr(desc, "sha256: ") : NULL;
-	if (p && strspn(p + 8, "0123456789abcdef") >= CRYPTO_SHA256_HEX_LEN) {
-		memcpy(ret, p + 8, CRYPTO_SHA256_HEX_LEN);
-		ret[CRYPTO_SHA256_HEX_LEN] = '\0';
-	} else {
-		ret[0] = '\0';
-	}
+	rec_get(json_string_value(json_object_get(config, "description")), PROV_REC_SHA256, ret,
+		CRYPTO_SHA256_HEX_LEN + 1);
 	json_decref(config);
 	return 0;
 }
@@ -303,23 +297,24 @@ static int prov_fetch(struct session *s, const struct cfg_template *t, struct im
 	return rc;
 }
 
+/* The template's build record (record.h); --list-templates and rebuild_on_change read it. */
 static char *prov_description(const struct cfg_template *t, const char *name, const char *sha256,
 			      const char *custom_sha256)
 {
-	char when[32];
+	char when[32], intro[128];
 	time_t now = time(NULL);
 	struct tm tm;
-	char *d;
+	const struct rec_field f[] = {
+		{"template", t->name},	  {"name", name},
+		{PROV_REC_SOURCE, t->image_url}, {PROV_REC_SHA256, sha256},
+		{"customized-sha256", custom_sha256}, {PROV_REC_BUILT, when},
+	};
 
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (asprintf(&d,
-		     "Built by phoenix-orchestrator %s; do not edit the lines below.\n"
-		     "template: %s\nname: %s\nsource: %s\nsha256: %s\ncustomized-sha256: %s\n"
-		     "built: %s\n",
-		     cli_version(), t->name, name, t->image_url, sha256, custom_sha256, when) < 0)
-		return NULL;
-	return d;
+	snprintf(intro, sizeof(intro),
+		 "Built by phoenix-orchestrator %s; do not edit the lines below.", cli_version());
+	return rec_write(intro, f, sizeof(f) / sizeof(f[0]), NULL);
 }
 
 static int prov_tags(const struct cfg_template *t, char *ret, size_t len, struct phx_err *err)

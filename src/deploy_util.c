@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "record.h"
 #include "series.h"
 
 /* Finds option `name` in a Proxmox property string ("file,k=v,k=v"): returns a pointer to its
@@ -309,41 +310,30 @@ bool deploy_is_seed_volid(const char *volid, unsigned long vmid)
 char *deploy_description(const char *user_text, const char *config_path, const char *vm_name,
 			 const char *seed_sha256, struct phx_err *err)
 {
-	struct buf b = BUF_INIT;
-	char *res;
+	const struct rec_field f[] = {
+		{"config", config_path}, {"vm", vm_name}, {DEPLOY_SEED_KEY, seed_sha256}};
+	char *intro = NULL, *res;
 
-	if (user_text && *user_text && buf_printf(&b, err, "%s\n\n", user_text) < 0)
-		goto fail;
-	if (buf_printf(&b, err,
-		       DEPLOY_MANAGED_LINE "\nconfig: %s\nvm: %s\n" DEPLOY_SEED_LINE "%s\n",
-		       config_path, vm_name, seed_sha256) < 0)
-		goto fail;
-	res = buf_detach(&b);
-	if (!res)
+	if (user_text && *user_text &&
+	    asprintf(&intro, "%s\n\n" DEPLOY_MANAGED_LINE, user_text) < 0) {
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	res = rec_write(intro ? intro : DEPLOY_MANAGED_LINE, f, 3, err);
+	free(intro);
 	return res;
-fail:
-	buf_release(&b);
-	return NULL;
 }
 
 bool deploy_description_seed(const char *description, char ret[CRYPTO_SHA256_HEX_LEN + 1])
 {
-	const char *p = description;
-	size_t ll = strlen(DEPLOY_SEED_LINE);
+	char v[CRYPTO_SHA256_HEX_LEN + 2];
 
-	while (p && *p) {
-		if (!strncmp(p, DEPLOY_SEED_LINE, ll) &&
-		    strspn(p + ll, "0123456789abcdef") == CRYPTO_SHA256_HEX_LEN) {
-			memcpy(ret, p + ll, CRYPTO_SHA256_HEX_LEN);
-			ret[CRYPTO_SHA256_HEX_LEN] = '\0';
-			return true;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return false;
+	if (!rec_get(description, DEPLOY_SEED_KEY, v, sizeof(v)) ||
+	    strlen(v) != CRYPTO_SHA256_HEX_LEN ||
+	    strspn(v, "0123456789abcdef") != CRYPTO_SHA256_HEX_LEN)
+		return false;
+	memcpy(ret, v, CRYPTO_SHA256_HEX_LEN + 1);
+	return true;
 }
 
 int deploy_tags_merge(const char *current, const char *const *want, size_t n_want, char **ret,

@@ -12,7 +12,9 @@
 
 #include "clock.h"
 #include "cloudinit.h"
-#include "iso.h"
+#include "guest.h"
+#include "seed.h"
+#include "undo.h"
 #include "log.h"
 
 #define VAL_USER "phoenix-validate"
@@ -36,62 +38,6 @@ static int val_net0_mac(struct pve_client *c, const char *node, int vmid, char r
 		snprintf(ret, 18, "%.17s", eq + 1);
 	json_decref(config);
 	return rc;
-}
-
-/* Builds the seed ISO for the throwaway VM into `path`; fills its sha256. */
-static int val_seed(const char *mac, int vmid, const char *path,
-		    char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
-{
-	struct ci_output out = CI_OUTPUT_INIT;
-	char seed[32];
-	struct ci_input in = {
-		.hostname = "phoenix-validate",
-		.user = {.name = VAL_USER},
-		.network = {.mac = mac},
-		.instance_seed = seed,
-	};
-	int rc;
-
-	snprintf(seed, sizeof(seed), "validate-%d", vmid);
-	if (ci_render(&in, &out, err) < 0)
-		return -1;
-	{
-		const struct iso_file files[] = {
-			{"user-data", out.user_data, out.user_data_len},
-			{"meta-data", out.meta_data, out.meta_data_len},
-			{"network-config", out.network_config, out.network_config_len},
-		};
-
-		rc = iso_build_cidata(files, 3, path, ret_sha, err);
-	}
-	ci_output_release(&out);
-	return rc;
-}
-
-static int val_wait_agent(struct pve_client *c, const char *node, int vmid, long timeout_s,
-			  struct phx_err *err)
-{
-	double start = clk_now();
-	unsigned delay = 500;
-	struct phx_err last = PHX_ERR_INIT;
-
-	log_info("validate: waiting up to %ld s for the guest agent of VM %d", timeout_s, vmid);
-	for (;;) {
-		phx_err_clear(&last);
-		if (pve_agent_ping(c, node, vmid, &last) == 0)
-			return 0;
-		if (last.code == PHX_E_AUTH || last.code == PHX_E_PERM)
-			return phx_err_set(err, last.code, "%s", last.msg);
-		if (clk_now() - start > (double)timeout_s)
-			return phx_err_set(
-				err, PHX_E_TIMEOUT,
-				"the guest agent of the test VM %d did not answer within "
-				"%ld s (last answer: %s): is qemu-guest-agent installed in "
-				"the image (customize.packages or customize.debs)?",
-				vmid, timeout_s, last.msg);
-		clk_sleep_ms(delay);
-		delay = delay * 3 / 2 > 5000 ? 5000 : delay * 3 / 2;
-	}
 }
 
 /* Runs argv in the guest through the agent and waits for it; fills exit code and output. */
@@ -165,35 +111,27 @@ static int val_check_guest(struct pve_client *c, const char *node, int vmid, lon
 	return 0;
 }
 
+/* Removes the test VM (by its name: a cleanup must work whatever tags it has by then) and its
+ * seed, whatever happened; a failure is a warning. */
 static void val_cleanup(struct pve_client *c, const struct prov_validate_opts *o, int vmid,
-			bool created, const char *volid)
+			const char *name, const char *volid)
 {
 	struct phx_err e = PHX_ERR_INIT;
-	struct pve_vm_status st;
 
-	if (created) {
-		if (pve_vm_status_get(c, o->node, vmid, &st, &e) == 0 &&
-		    !strcmp(st.status, "running") &&
-		    pve_vm_stop(c, o->node, vmid, o->task_timeout_s, &e) < 0)
-			log_warn("validate: could not stop the test VM %d: %s", vmid, e.msg);
-		phx_err_clear(&e);
-		if (pve_vm_destroy(c, o->node, vmid,
-				   PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
-				   o->task_timeout_s, &e) < 0)
-			log_warn("validate: could not remove the test VM %d: %s", vmid, e.msg);
-		phx_err_clear(&e);
-	}
-	if (volid && pve_storage_content_delete(c, o->node, volid, o->task_timeout_s, &e) < 0)
+	if (vmid && undo_vm_remove(c, o->node, vmid, name, NULL, o->task_timeout_s, &e) < 0)
+		log_warn("validate: could not remove the test VM %d: %s", vmid, e.msg);
+	phx_err_clear(&e);
+	if (volid && undo_volume_remove(c, o->node, volid, o->task_timeout_s, NULL, &e) < 0)
 		log_warn("validate: could not remove the seed '%s': %s", volid, e.msg);
 }
 
 int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, struct phx_err *err)
 {
-	char tmpl[] = "/tmp/phoenix-validate-XXXXXX";
+	char iso[SEED_PATH_MAX] = "", seed_id[32];
 	char name[128], filename[128], ide2[300], mac[18], sha[CRYPTO_SHA256_HEX_LEN + 1];
 	char *volid = NULL;
 	bool created = false;
-	int vmid = 0, fd, rc = -1;
+	int vmid = 0, rc = -1;
 
 	if (pve_nextid(c, &vmid, err) < 0)
 		return -1;
@@ -219,16 +157,22 @@ int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, stru
 		}
 	}
 	created = true;
-	fd = mkstemp(tmpl);
-	if (fd < 0) {
-		phx_err_set_errno(err, PHX_E_IO, errno, "create '%s'", tmpl);
+	if (val_net0_mac(c, o->node, vmid, mac, err) < 0)
 		goto out;
+	snprintf(seed_id, sizeof(seed_id), "validate-%d", vmid);
+	{
+		const struct ci_input in = {
+			.hostname = "phoenix-validate",
+			.user = {.name = VAL_USER},
+			.network = {.mac = mac},
+			.instance_seed = seed_id,
+		};
+
+		if (seed_build_iso(&in, iso, sha, err) < 0)
+			goto out;
 	}
-	close(fd);
-	if (val_net0_mac(c, o->node, vmid, mac, err) < 0 || val_seed(mac, vmid, tmpl, sha, err) < 0)
-		goto out;
 	snprintf(filename, sizeof(filename), "phoenix-validate-%d-%.12s.iso", vmid, sha);
-	if (pve_storage_upload(c, o->node, o->iso_storage, "iso", tmpl, filename, "sha256", sha,
+	if (pve_storage_upload(c, o->node, o->iso_storage, "iso", iso, filename, "sha256", sha,
 			       NULL, o->task_timeout_s, &volid, err) < 0)
 		goto out;
 	snprintf(ide2, sizeof(ide2), "%s,media=cdrom", volid);
@@ -240,15 +184,21 @@ int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, stru
 		    pve_vm_start(c, o->node, vmid, o->task_timeout_s, err) < 0)
 			goto out;
 	}
-	if (val_wait_agent(c, o->node, vmid, o->agent_timeout_s, err) < 0 ||
+	log_info("validate: waiting up to %ld s for the guest agent of VM %d", o->agent_timeout_s,
+		 vmid);
+	if (guest_wait_agent(c, o->node, vmid, (double)o->agent_timeout_s,
+			     "is qemu-guest-agent installed in the image (customize.packages or "
+			     "customize.debs)?",
+			     err) < 0 ||
 	    val_check_guest(c, o->node, vmid, o->agent_timeout_s, err) < 0)
 		goto out;
 	rc = 0;
 out:
 	if (rc < 0)
 		phx_err_wrap(err, "validate template %d", o->template_vmid);
-	val_cleanup(c, o, vmid, created, volid);
-	unlink(tmpl);
+	val_cleanup(c, o, created ? vmid : 0, name, volid);
+	if (iso[0])
+		unlink(iso);
 	free(volid);
 	return rc;
 }

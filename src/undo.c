@@ -47,7 +47,7 @@ static struct undo_ref *undo_ref_new(const char *node, const char *name, const c
 }
 
 int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char *name,
-		   long timeout_s, struct phx_err *err)
+		   const char *tag, long timeout_s, struct phx_err *err)
 {
 	struct pve_vm_status st;
 	json_t *config = NULL;
@@ -64,7 +64,7 @@ int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char 
 		return -1;
 	have = json_string_value(json_object_get(config, "name"));
 	ours = (!name || (have && !strcmp(have, name))) &&
-	       series_has_tag(json_string_value(json_object_get(config, "tags")), SERIES_TAG_OURS);
+	       (!tag || series_has_tag(json_string_value(json_object_get(config, "tags")), tag));
 	json_decref(config);
 	if (!ours)
 		return phx_err_set(err, PHX_E_CONFLICT,
@@ -112,7 +112,7 @@ static int undo_vm(void *ctx, void *arg, struct phx_err *err)
 {
 	struct undo_ref *r = arg;
 
-	return undo_vm_remove(ctx, r->node, r->vmid, r->name, r->timeout_s, err);
+	return undo_vm_remove(ctx, r->node, r->vmid, r->name, SERIES_TAG_OURS, r->timeout_s, err);
 }
 
 static int undo_volume(void *ctx, void *arg, struct phx_err *err)

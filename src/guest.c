@@ -1,0 +1,70 @@
+/* guest: agent wait and address (see guest.h). */
+#include "guest.h"
+
+#include "clock.h"
+#include "deploy.h"
+
+/* A cloud image boots in 10-60 s: 200 ms growing by half to a 3 s cap keeps the lag after
+ * boot small at one cheap request per VM every 3 s. */
+#define GUEST_DELAY_FIRST_MS 200
+#define GUEST_DELAY_MAX_MS 3000
+
+/* Sleeps the current delay, never past the deadline, and grows it. */
+static void guest_backoff(double deadline, unsigned *delay)
+{
+	double left_ms = (deadline - clk_now()) * 1000;
+
+	clk_sleep_ms(left_ms < *delay ? (unsigned)(left_ms > 0 ? left_ms : 0) + 1 : *delay);
+	*delay = *delay * 3 / 2 > GUEST_DELAY_MAX_MS ? GUEST_DELAY_MAX_MS : *delay * 3 / 2;
+}
+
+int guest_wait_agent(struct pve_client *c, const char *node, int vmid, double timeout_s,
+		     const char *hint, struct phx_err *err)
+{
+	double deadline = clk_now() + timeout_s;
+	unsigned delay = GUEST_DELAY_FIRST_MS;
+	struct phx_err last = PHX_ERR_INIT;
+
+	for (;;) {
+		phx_err_clear(&last);
+		if (pve_agent_ping(c, node, vmid, &last) == 0)
+			return 0;
+		if (last.code == PHX_E_AUTH || last.code == PHX_E_PERM)
+			return phx_err_set(err, last.code, "%s", last.msg);
+		if (clk_now() >= deadline)
+			return phx_err_set(
+				err, PHX_E_TIMEOUT,
+				"VM %d: the guest agent did not answer within %.0f s (last "
+				"answer: %s): %s",
+				vmid, timeout_s, last.msg, hint);
+		guest_backoff(deadline, &delay);
+	}
+}
+
+bool guest_wait_ipv4(struct pve_client *c, const char *node, int vmid, const char *mac,
+		     double timeout_s, char *ret_ip, size_t ip_len, struct phx_err *ret_last)
+{
+	double deadline = clk_now() + timeout_s;
+	unsigned delay = GUEST_DELAY_FIRST_MS;
+	struct phx_err last = PHX_ERR_INIT;
+
+	for (;;) {
+		struct pve_iface_list l = {NULL, 0};
+
+		phx_err_clear(&last);
+		if (pve_agent_network(c, node, vmid, &l, &last) == 0) {
+			bool found = deploy_pick_ipv4(&l, mac, ret_ip, ip_len);
+
+			pve_iface_list_release(&l);
+			if (found)
+				return true;
+		}
+		if (clk_now() >= deadline) {
+			ret_ip[0] = '\0';
+			if (ret_last)
+				*ret_last = last;
+			return false;
+		}
+		guest_backoff(deadline, &delay);
+	}
+}
