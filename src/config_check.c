@@ -296,6 +296,28 @@ static bool cfg_check_sha_crypt(const char *s, size_t hash_len)
 	return strlen(dollar + 1) == hash_len && cfg_crypt_chars(dollar + 1, hash_len);
 }
 
+bool cfg_proxmox_keeps_hash(const char *s)
+{
+	/* ^\$(?:[156]|2[ay])(\$.+){2}: the prefix, then two more '$'-separated non-empty parts */
+	const char *p, *d;
+
+	if (s[0] != '$')
+		return false;
+	if (s[1] == '1' || s[1] == '5' || s[1] == '6')
+		p = s + 2;
+	else if (s[1] == '2' && (s[2] == 'a' || s[2] == 'y'))
+		p = s + 3;
+	else
+		return false;
+	if (*p != '$' || !p[1])
+		return false;
+	/* the first group's ".+" may hold '$': any later '$' with a character after it */
+	for (d = strchr(p + 2, '$'); d; d = strchr(d + 1, '$'))
+		if (d[1])
+			return true;
+	return false;
+}
+
 const char *cfg_check_password_hash(const char *s)
 {
 	static const char expected[] =

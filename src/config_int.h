@@ -41,6 +41,9 @@ const char *cfg_check_url(const char *s, bool https_only);
 /* NULL when `s` is a crypt(3) hash we accept ($6$, $y$, $5$, $2b$), else a reason that never
  * quotes the value (it may be a plaintext password). */
 const char *cfg_check_password_hash(const char *s);
+/* True when Proxmox keeps the hash as given in cipassword: it matches
+ * ^\$(?:[156]|2[ay])(\$.+){2} (qemu-server API2/Qemu.pm $update_vm_api). */
+bool cfg_proxmox_keeps_hash(const char *s);
 /* NULL when `s` is an OpenSSH public key line whose base64 blob decodes and names the same
  * key type, else a reason (static string). */
 const char *cfg_check_ssh_key(const char *s);

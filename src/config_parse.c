@@ -858,6 +858,20 @@ static void cfg_cross_check(struct cfg_ctx *ctx)
 					    "'%s' of this config",
 					    vm->clone_from_vmid, o->name ? o->name : "?");
 		}
+		/* Proxmox hashes cipassword again unless it matches ^\$(?:[156]|2[ay])(\$.+){2}
+		 * (qemu-server API2/Qemu.pm $update_vm_api, pve-common PVE::Tools::encrypt_pw):
+		 * a yescrypt or $2b$ hash would become the literal password. With snippets_dir
+		 * the hash travels in our user-data instead, untouched. */
+		if (cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE && !cfg->defaults.snippets_dir &&
+		    vm->user.password_hash && !cfg_proxmox_keeps_hash(vm->user.password_hash)) {
+			snprintf(jpath, sizeof(jpath), "$.vms[%zu].user_config.password_hash", i);
+			cfg_problem(ctx, jpath,
+				    "expected a $6$ or $5$ hash with cloudinit_mode 'native': Proxmox "
+				    "hashes a '%.4s...' hash again and the password becomes the hash "
+				    "text; use 'mkpasswd -m sha-512', or cloudinit_mode 'iso' (or "
+				    "defaults.snippets_dir), which deliver the hash as it is",
+				    vm->user.password_hash);
+		}
 		t = cfg_vm_template(cfg, vm);
 		if (t && vm->disk_size_gb && t->hardware.disk_size_gb > vm->disk_size_gb) {
 			snprintf(jpath, sizeof(jpath), "$.vms[%zu].disk_size_gb", i);

@@ -388,6 +388,21 @@ class TestDeploy(DeployBase):
         self.deploy(cfg, "8001")
         self.assertEqual(len(self.logged("POST", r"/qemu/8001/config$")), 1)
 
+    def test_native_mode_refuses_a_hash_proxmox_would_hash_again(self):
+        # qemu-server API2/Qemu.pm $update_vm_api hashes cipassword again with
+        # PVE::Tools::encrypt_pw unless it matches ^\$(?:[156]|2[ay])(\$.+){2}: a yescrypt
+        # hash would become the literal password. Refused before any request.
+        self.seed_template(cloudinit=False)
+        n = self.mark()
+        yescrypt = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$U4SOHmDd8SvW5vCUKSMR6N835VPwFAtgYNhQ9mFFeL5"
+        vm = self.vm_8001(features=[], user_config={"username": "admin",
+                                                    "password_hash": yescrypt})
+        cfg = self.config([vm], cloudinit_mode="native")
+        p = self.deploy(cfg, "8001", check=2)
+        self.assertIn("$.vms[0].user_config.password_hash: expected a $6$ or $5$ hash", p.stderr)
+        self.assertEqual(self.sim.requests()[n:], [])
+        self.run_bin("--config", cfg, "--check", check=2)
+
     def test_native_mode_with_snippets_uses_cicustom(self):
         self.seed_template(cloudinit=False)
         snippets = os.path.join(self.sim.state_dir, "storage", "local", "snippets")

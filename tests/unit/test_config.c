@@ -34,6 +34,9 @@
 /* a valid VM plus extra fields (each starting with ", ") */
 #define VM(extra) "{" F_VMID ", " F_NAME ", " F_CLONE ", " F_USER extra "}"
 #define VMS(vms) "{\"vms\": [" vms "]}"
+/* a valid VM whose user has only a password hash */
+#define VM_HASH(h)                                                                                 \
+	"{" F_VMID ", " F_NAME ", " F_CLONE ", " USER_WITH(", \"password_hash\": \"" h "\"") "}"
 #define TPL(extra)                                                                                 \
 	"{\"name\": \"ubuntu-noble\", \"image_url\": \"https://example.com/noble.img\", "         \
 	"\"checksum_url\": \"https://example.com/SHA256SUMS\"" extra "}"
@@ -285,6 +288,13 @@ static const struct bad_case bad_cases[] = {
 		{"bad cloudinit mode",
 		 "{\"defaults\": {\"cloudinit_mode\": \"nocloud\"}, \"vms\": [" VM("") "]}",
 		 "$.defaults.cloudinit_mode", "got 'nocloud'"},
+		/* qemu-server $update_vm_api re-hashes what does not match ^\$(?:[156]|2[ay])(\$.+){2} */
+		{"yescrypt hash in native mode",
+		 "{\"defaults\": {\"cloudinit_mode\": \"native\"}, \"vms\": [" VM_HASH(HASHY) "]}",
+		 "$.vms[0].user_config.password_hash", "Proxmox hashes a '$y$j...' hash again"},
+		{"bcrypt $2b$ hash in native mode",
+		 "{\"defaults\": {\"cloudinit_mode\": \"native\"}, \"vms\": [" VM_HASH(HASH2B) "]}",
+		 "$.vms[0].user_config.password_hash", "use 'mkpasswd -m sha-512'"},
 		{"bad dns server",
 		 "{\"defaults\": {\"dns_servers\": [\"1.1.1.1\", \"1.1.1\"]}, \"vms\": [" VM("") "]}",
 		 "$.defaults.dns_servers[1]", "got '1.1.1'"},
@@ -884,4 +894,44 @@ Test(config_check, fingerprint_normalization)
 	cr_assert_not(cfg_normalize_fingerprint("AB:CD", fp));
 	cr_assert_not(cfg_normalize_fingerprint(
 		"ABC:DEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", fp));
+}
+
+Test(config, native_mode_keeps_hashes_proxmox_keeps, .init = setup, .fini = teardown)
+{
+	/* the same hashes pass in iso mode and with snippets_dir (our user-data carries them) */
+	static const char *const ok[] = {
+		"{\"defaults\": {\"cloudinit_mode\": \"native\"}, \"vms\": [" VM("") "]}",
+		"{\"defaults\": {\"cloudinit_mode\": \"native\"}, \"vms\": [" VM_HASH(HASH5) "]}",
+		"{\"vms\": [" VM_HASH(HASHY) "]}",
+		"{\"defaults\": {\"cloudinit_mode\": \"native\", \"snippets_dir\": "
+		"\"/var/lib/vz/snippets\"}, \"vms\": [" VM_HASH(HASHY) "]}",
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cfg *cfg = NULL;
+		char path[256];
+
+		cr_assert_eq(load_json("ok.json", ok[i], &cfg, &err, path, sizeof(path)), 0,
+			     "case %zu: %s", i, err.msg);
+		cfg_free(cfg);
+	}
+}
+
+Test(config, proxmox_keeps_only_the_hashes_its_regex_matches)
+{
+	/* qemu-server API2/Qemu.pm $update_vm_api: ^\$(?:[156]|2[ay])(\$.+){2} */
+	static const struct {
+		const char *hash;
+		bool kept;
+	} cases[] = {
+		{HASH6, true},	     {HASH5, true},	 {"$1$salt$hash", true},
+		{"$2a$10$xy", true}, {"$2y$10$xy", true}, {"$6$$x$y", true},
+		{HASHY, false},	     {HASH2B, false},	 {"$7$salt$hash", false},
+		{"$6$onlysalt", false}, {"$6$salt$", false}, {"6$salt$hash", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_assert_eq(cfg_proxmox_keeps_hash(cases[i].hash), cases[i].kept, "%s",
+			     cases[i].hash);
 }
