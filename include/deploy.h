@@ -16,6 +16,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "plan.h"
+#include "preflight.h"
 #include "pve.h"
 
 /* Seed ISOs are named DEPLOY_SEED_PREFIX "<vmid>-<first 12 hex digits of its sha256>.iso". */
@@ -118,5 +119,11 @@ struct deploy_plan_info {
  * existing VM that already matches gets no action (notes only). */
 int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 		   struct deploy_plan_info *ret_info, struct phx_err *err);
+/* The privileges the plan needs, per ACL path, into needs (up to max); returns how many
+ * paths. `bridge_acl` is the VM's bridge's SDN path (pf_bridge_acl_path), `agent_priv` the
+ * one the guest agent calls need on this Proxmox version. */
+size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
+			 const char *bridge_acl, const char *agent_priv, struct pf_need *needs,
+			 size_t max);
 
 #endif

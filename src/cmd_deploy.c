@@ -33,6 +33,7 @@
 #include "iso.h"
 #include "log.h"
 #include "plan.h"
+#include "preflight.h"
 #include "seed.h"
 #include "series.h"
 #include "session.h"
@@ -79,6 +80,7 @@ struct dep_run {
 	long task_timeout_s;
 	unsigned long agent_timeout_s;
 	char snippet_storage[128]; /* storage holding defaults.snippets_dir, "" when unused */
+	const char *agent_priv;	   /* what agent/ping needs on this Proxmox version */
 	pthread_mutex_t mu; /* guards next */
 	size_t next;
 };
@@ -564,6 +566,20 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	snprintf(dv->res.node, sizeof(dv->res.node), "%s", rd.node);
 	if (deploy_plan_vm(&in, &dv->plan, &info, err) < 0)
 		goto out;
+	{
+		/* everything this VM's plan needs, before its first change */
+		struct pf_need needs[8];
+		char bridge_acl[300];
+		size_t n;
+
+		if (pf_bridge_acl_path(c, vm->network.bridge, bridge_acl, sizeof(bridge_acl), err) <
+		    0)
+			goto out;
+		n = deploy_plan_needs(&dv->plan, &in, bridge_acl, r->agent_priv, needs,
+				      sizeof(needs) / sizeof(needs[0]));
+		if (pf_check_privileges(c, needs, n, err) < 0)
+			goto out;
+	}
 	dv->res.changed = !plan_empty(&dv->plan);
 	if (r->s->opts->dry_run) {
 		dv->res.state = "planned";
@@ -798,6 +814,14 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	    dep_snippet_storage(s->pve, s->cfg->defaults.snippets_dir, r.snippet_storage,
 				sizeof(r.snippet_storage), err) < 0)
 		goto out;
+	{
+		struct pve_version v;
+
+		if (pve_version_get(s->pve, &v, err) < 0)
+			goto out;
+		/* qemu-server 9.0.3 split the agent's calls off VM.Monitor (NOTES.md §15) */
+		r.agent_priv = v.major >= 9 ? "VM.GuestAgent.Audit" : "VM.Monitor";
+	}
 	r.s = s;
 	r.vms = vms;
 	r.n = n;

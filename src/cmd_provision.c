@@ -27,6 +27,7 @@
 #include "image.h"
 #include "log.h"
 #include "plan.h"
+#include "preflight.h"
 #include "provision.h"
 #include "pve.h"
 #include "record.h"
@@ -63,72 +64,48 @@ struct prov_ctx {
 
 /* ---- preflight ---- */
 
-struct prov_priv_check {
-	char path[300];
-	const char *privs[12];
-	size_t n;
-};
-
-static void prov_priv_add(struct prov_priv_check *c, const char *priv)
-{
-	if (c->n < sizeof(c->privs) / sizeof(c->privs[0]))
-		c->privs[c->n++] = priv;
-}
-
 /* Every privilege the build (and --validate) needs, checked up front so a token that lacks
- * several learns all of them at once instead of one per failed run (NOTES.md §3 table). */
+ * several learns all of them at once instead of one per failed run (NOTES.md §3, §15). */
 static int prov_check_privileges(struct session *s, const struct cfg_template *t,
 				 const struct pve_version *v, struct phx_err *err)
 {
-	struct prov_priv_check checks[5] = {
-		{"/vms",
-		 {"VM.Allocate", "VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory",
-		  "VM.Config.Network", "VM.Config.Options", "VM.Config.HWType",
-		  "VM.Config.Cloudinit", "VM.Audit"},
-		 9},
-		{"", {"Datastore.AllocateTemplate", "Datastore.Allocate", "Datastore.Audit"}, 3},
-		{"", {"Datastore.AllocateSpace"}, 1},
-		{"", {"SDN.Use"}, 1},
-		{"", {"Datastore.AllocateTemplate", "Datastore.Allocate"}, 2},
-	};
-	size_t n_checks = 4;
-	char missing[PHX_ERR_MSG_MAX] = "";
-	size_t used = 0;
+	static const char *const vm_privs[] = {
+		"VM.Allocate",	     "VM.Config.Disk",	  "VM.Config.CPU",
+		"VM.Config.Memory",  "VM.Config.Network", "VM.Config.Options",
+		"VM.Config.HWType",  "VM.Config.Cloudinit", "VM.Audit"};
+	struct pf_need needs[5];
+	size_t n = 4;
 
-	snprintf(checks[1].path, sizeof(checks[1].path), "/storage/%s",
+	memset(needs, 0, sizeof(needs));
+	snprintf(needs[0].path, sizeof(needs[0].path), "/vms");
+	for (size_t i = 0; i < sizeof(vm_privs) / sizeof(vm_privs[0]); i++)
+		pf_need_add(&needs[0], vm_privs[i]);
+	snprintf(needs[1].path, sizeof(needs[1].path), "/storage/%s",
 		 s->cfg->defaults.import_storage);
-	snprintf(checks[2].path, sizeof(checks[2].path), "/storage/%s", t->hardware.storage);
-	/* net0 on a bridge needs SDN.Use on its local zone (pve-guest-common check_vnet_access) */
-	snprintf(checks[3].path, sizeof(checks[3].path), "/sdn/zones/localnetwork/%s",
-		 t->hardware.bridge);
+	pf_need_add(&needs[1], "Datastore.AllocateTemplate");
+	pf_need_add(&needs[1], "Datastore.Allocate");
+	pf_need_add(&needs[1], "Datastore.Audit");
+	snprintf(needs[2].path, sizeof(needs[2].path), "/storage/%s", t->hardware.storage);
+	pf_need_add(&needs[2], "Datastore.AllocateSpace");
+	/* net0 on a bridge: SDN.Use on its zone (qemu-server check_bridge_access) */
+	if (pf_bridge_acl_path(s->pve, t->hardware.bridge, needs[3].path, sizeof(needs[3].path),
+			       err) < 0)
+		return -1;
+	pf_need_add(&needs[3], "SDN.Use");
 	if (s->opts->validate) {
-		prov_priv_add(&checks[0], "VM.Clone");
-		prov_priv_add(&checks[0], "VM.PowerMgmt");
+		pf_need_add(&needs[0], "VM.Clone");
+		pf_need_add(&needs[0], "VM.PowerMgmt");
+		/* the test VM's seed is an ISO on ide2 (qemu-server $check_drive_perms) */
+		pf_need_add(&needs[0], "VM.Config.CDROM");
 		/* agent exec: its own privilege since PVE 9, VM.Monitor before */
-		prov_priv_add(&checks[0],
-			      v->major >= 9 ? "VM.GuestAgent.Unrestricted" : "VM.Monitor");
-		snprintf(checks[4].path, sizeof(checks[4].path), "/storage/%s",
+		pf_need_add(&needs[0], v->major >= 9 ? "VM.GuestAgent.Unrestricted" : "VM.Monitor");
+		snprintf(needs[4].path, sizeof(needs[4].path), "/storage/%s",
 			 s->cfg->defaults.iso_storage);
-		n_checks = 5;
+		pf_need_add(&needs[4], "Datastore.AllocateTemplate");
+		pf_need_add(&needs[4], "Datastore.Allocate");
+		n = 5;
 	}
-	for (size_t i = 0; i < n_checks; i++) {
-		struct phx_err perr = PHX_ERR_INIT;
-
-		if (pve_permissions_check(s->pve, checks[i].path, checks[i].privs, checks[i].n,
-					  &perr) == 0)
-			continue;
-		if (perr.code != PHX_E_PERM) {
-			phx_err_set(err, perr.code, "%s", perr.msg);
-			return -1;
-		}
-		used += (size_t)snprintf(missing + used, sizeof(missing) - used, "%s%s",
-					 used ? "; " : "", perr.msg);
-		if (used >= sizeof(missing))
-			break;
-	}
-	if (!used)
-		return 0;
-	return phx_err_set(err, PHX_E_PERM, "%s", missing);
+	return pf_check_privileges(s->pve, needs, n, err);
 }
 
 static int prov_check_storage(struct session *s, const struct cfg_template *t, struct phx_err *err)

@@ -311,3 +311,128 @@ out:
 	free(desc);
 	return rc;
 }
+
+/* ---- what the plan needs of the token ---- */
+
+static struct pf_need *deploy_need_at(struct pf_need *needs, size_t max, size_t *n,
+				      const char *path)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp(needs[i].path, path))
+			return &needs[i];
+	if (*n == max)
+		return NULL;
+	memset(&needs[*n], 0, sizeof(needs[*n]));
+	snprintf(needs[*n].path, sizeof(needs[*n].path), "%s", path);
+	return &needs[(*n)++];
+}
+
+static void deploy_need(struct pf_need *needs, size_t max, size_t *n, const char *path,
+			const char *priv)
+{
+	struct pf_need *need = deploy_need_at(needs, max, n, path);
+
+	if (need)
+		pf_need_add(need, priv);
+}
+
+static bool deploy_is_drive_key(const char *key)
+{
+	static const char *const buses[] = {"ide", "sata", "scsi", "virtio"};
+
+	for (size_t i = 0; i < sizeof(buses) / sizeof(buses[0]); i++) {
+		size_t l = strlen(buses[i]);
+
+		if (!strncmp(key, buses[i], l) && key[l] &&
+		    strspn(key + l, "0123456789") == strlen(key + l))
+			return true;
+	}
+	return false;
+}
+
+/* The privilege a drive value needs (qemu-server API2/Qemu.pm $check_drive_perms). */
+static const char *deploy_drive_priv(const char *drive)
+{
+	if (deploy_drive_is_cloudinit(drive))
+		return "VM.Config.Cloudinit";
+	return deploy_drive_is_cdrom(drive) ? "VM.Config.CDROM" : "VM.Config.Disk";
+}
+
+/* Per config option: qemu-server API2/Qemu.pm $check_vm_modify_config_perm. Cloud-init
+ * options need VM.Config.Cloudinit *or* VM.Config.Network there; Network is needed for
+ * net0 anyway, so it stands for both. */
+static void deploy_config_needs(const struct plan_action *a, const char *vm_path,
+				const char *bridge_acl, struct pf_need *needs, size_t max,
+				size_t *n)
+{
+	static const struct {
+		const char *key, *priv;
+	} opts[] = {
+		{"cores", "VM.Config.CPU"},	   {"memory", "VM.Config.Memory"},
+		{"agent", "VM.Config.Options"},	   {"tags", "VM.Config.Options"},
+		{"description", "VM.Config.Options"}, {"ciuser", "VM.Config.Network"},
+		{"cipassword", "VM.Config.Network"}, {"sshkeys", "VM.Config.Network"},
+		{"cicustom", "VM.Config.Network"},   {"ipconfig0", "VM.Config.Network"},
+		{"nameserver", "VM.Config.Network"}, {"searchdomain", "VM.Config.Network"},
+	};
+
+	for (size_t i = 0; i < a->n_params; i++)
+		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+			if (!strcmp(a->params[i].key, opts[k].key))
+				deploy_need(needs, max, n, vm_path, opts[k].priv);
+	if (plan_param_get(a, "net0")) {
+		deploy_need(needs, max, n, vm_path, "VM.Config.Network");
+		/* pve-guest-common check_vnet_access via qemu-server check_bridge_access */
+		deploy_need(needs, max, n, bridge_acl, "SDN.Use");
+	}
+	/* drives set or removed: the kind of the old and of the new value counts */
+	for (size_t i = 0; i < a->n_changes; i++) {
+		const struct plan_change *c = &a->changes[i];
+
+		if (!deploy_is_drive_key(c->key))
+			continue;
+		if (c->old)
+			deploy_need(needs, max, n, vm_path, deploy_drive_priv(c->old));
+		if (c->new)
+			deploy_need(needs, max, n, vm_path, deploy_drive_priv(c->new));
+	}
+}
+
+size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
+			 const char *bridge_acl, const char *agent_priv, struct pf_need *needs,
+			 size_t max)
+{
+	const struct cfg_vm *vm = in->vm;
+	char vm_path[64], path[300];
+	size_t n = 0;
+
+	snprintf(vm_path, sizeof(vm_path), "/vms/%lu", vm->vmid);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct plan_action *a = p->actions[i];
+
+		if (a->kind == PLAN_UPLOAD || (a->method && !strcmp(a->method, "DELETE") &&
+					       strstr(a->path, "/content/"))) {
+			/* ISOs: pve-storage API2/Storage/Status.pm upload, Content.pm delete */
+			snprintf(path, sizeof(path), "/storage/%s", in->seed_storage);
+			deploy_need(needs, max, &n, path, "Datastore.AllocateTemplate");
+		} else if (strstr(a->path, "/clone")) {
+			/* qemu-server API2/Qemu.pm clone_vm */
+			snprintf(path, sizeof(path), "/vms/%d", in->src->vmid);
+			deploy_need(needs, max, &n, path, "VM.Clone");
+			deploy_need(needs, max, &n, vm_path, "VM.Allocate");
+			if (!strcmp(plan_param_get(a, "full"), "1")) {
+				snprintf(path, sizeof(path), "/storage/%s", vm->storage);
+				deploy_need(needs, max, &n, path, "Datastore.AllocateSpace");
+			}
+		} else if (strstr(a->path, "/config")) {
+			deploy_config_needs(a, vm_path, bridge_acl, needs, max, &n);
+		} else if (strstr(a->path, "/resize")) {
+			deploy_need(needs, max, &n, vm_path, "VM.Config.Disk");
+		} else if (strstr(a->path, "/status/")) {
+			deploy_need(needs, max, &n, vm_path, "VM.PowerMgmt");
+		}
+	}
+	/* agent/ping and network-get-interfaces after the start */
+	deploy_need(needs, max, &n, vm_path, agent_priv);
+	return n;
+}

@@ -702,6 +702,51 @@ int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 	return rc;
 }
 
+/* ---- tasks started by a request ---- */
+
+int pve_request_task(struct pve_client *c, const char *method, const char *path,
+		     const struct pve_param *params, size_t n_params, long timeout_s,
+		     struct phx_err *err)
+{
+	for (int attempt = 1;; attempt++) {
+		struct phx_err e = PHX_ERR_INIT;
+		json_t *data = NULL;
+		int rc;
+
+		if (pve_request(c, method, path, params, n_params, &data, err) < 0)
+			return -1;
+		if (json_is_null(data)) {
+			json_decref(data);
+			return 0;
+		}
+		if (!json_is_string(data)) {
+			json_decref(data);
+			return phx_err_set(err, PHX_E_API,
+					   "%s %s: expected a task id (UPID) in the answer", method,
+					   path);
+		}
+		rc = pve_task_wait(c, json_string_value(data), timeout_s, NULL, &e);
+		json_decref(data);
+		if (rc == 0)
+			return 0;
+		/* Config-lock timeouts happen inside the worker for clone, template and resize
+		 * (qemu-server API2/Qemu.pm clone_vm, template, resize_vm) and for POST .../config
+		 * from qemu-server 9.1.19: the task failed before it changed anything, so it is
+		 * retried like a lock timeout that arrives as an HTTP error. */
+		if (e.code == PHX_E_TASK && pve_is_lock_timeout(e.msg) && attempt < c->max_tries) {
+			unsigned ms = backoff_ms(c, attempt);
+
+			log_debug("%s %s: %s; retrying in %u ms (attempt %d of %d)", method, path,
+				  e.msg, ms, attempt + 1, c->max_tries);
+			clk_sleep_ms(ms);
+			continue;
+		}
+		if (err && !phx_err_is_set(err))
+			*err = e;
+		return phx_err_wrap(err, "%s %s", method, path);
+	}
+}
+
 /* ---- upload ---- */
 
 int pve_upload_multipart(struct pve_client *c, const char *path,

@@ -24,31 +24,6 @@ static void fmt_int(char *buf, size_t len, long long v)
 }
 
 /* A call that returns a UPID (or null when it finished synchronously), then the wait. */
-int pve_request_task(struct pve_client *c, const char *method, const char *path,
-		     const struct pve_param *params, size_t n_params, long timeout_s,
-		     struct phx_err *err)
-{
-	json_t *data = NULL;
-	int rc;
-
-	if (pve_request(c, method, path, params, n_params, &data, err) < 0)
-		return -1;
-	if (json_is_null(data)) {
-		json_decref(data);
-		return 0;
-	}
-	if (!json_is_string(data)) {
-		json_decref(data);
-		return phx_err_set(err, PHX_E_API, "%s %s: expected a task id (UPID) in the answer",
-				   method, path);
-	}
-	rc = pve_task_wait(c, json_string_value(data), timeout_s, NULL, err);
-	if (rc < 0)
-		phx_err_wrap(err, "%s %s", method, path);
-	json_decref(data);
-	return rc;
-}
-
 /* "/nodes/{node}/qemu/{vmid}[/suffix parts]" */
 static char *vm_path(struct pve_client *c, const char *node, int vmid, const char *s1,
 		     const char *s2, struct phx_err *err)

@@ -552,5 +552,26 @@ class TestDeploy(DeployBase):
                          ["8002", "9000"])
 
 
+class TestDeployPreflight(DeployBase):
+    """qemu-server checks VM.Config.CDROM for an ISO on ide2 and VM.Config.Cloudinit for the
+    cloud-init drive it replaces (API2/Qemu.pm $check_drive_perms): a token without them must
+    learn so before the clone and the upload, not from a failed config POST after them."""
+    sim_opts = dict(DeployBase.sim_opts, token_privs=(
+        "phoenix@pve!ci=/:VM.Allocate,VM.Audit,VM.Clone,VM.Config.CPU,VM.Config.Disk,"
+        "VM.Config.HWType,VM.Config.Memory,VM.Config.Network,VM.Config.Options,VM.PowerMgmt,"
+        "VM.GuestAgent.Audit,Datastore.Allocate,Datastore.AllocateSpace,"
+        "Datastore.AllocateTemplate,Datastore.Audit,Sys.Audit,SDN.Use"))
+
+    def test_missing_cdrom_and_cloudinit_privileges_fail_before_any_change(self):
+        self.seed_template()
+        before = self.state()
+        n = self.mark()
+        p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
+        self.assertIn("lacks VM.Config.Cloudinit, VM.Config.CDROM on '/vms/8001'", p.stderr)
+        self.assertEqual(self.state(), before)
+        self.assertEqual([r for r in self.sim.requests()[n:]
+                          if r["method"] != "GET" and not r.get("control")], [])
+
+
 if __name__ == "__main__":
     unittest.main()

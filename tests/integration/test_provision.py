@@ -404,5 +404,29 @@ class MissingPrivilegeTest(ProvisionPreflightTest):
                              if not r.get("control")))
 
 
+ALL_BUT_CDROM = ("VM.Allocate,VM.Audit,VM.Clone,VM.Config.CPU,VM.Config.Cloudinit,VM.Config.Disk,"
+                 "VM.Config.HWType,VM.Config.Memory,VM.Config.Network,VM.Config.Options,"
+                 "VM.PowerMgmt,VM.GuestAgent.Audit,VM.GuestAgent.Unrestricted,"
+                 "Datastore.Allocate,Datastore.AllocateSpace,Datastore.AllocateTemplate,"
+                 "Datastore.Audit,Sys.Audit,SDN.Use")
+
+
+class ValidateNeedsCdromTest(ProvisionPreflightTest):
+    """--validate attaches the test VM's seed as a CD-ROM, which qemu-server checks with
+    VM.Config.CDROM (API2/Qemu.pm $check_drive_perms): a token without it must learn so in
+    preflight, not after a build, clone and upload."""
+    sim_opts = {"token_privs": "phoenix@pve!ci=/:" + ALL_BUT_CDROM}
+
+    def test_missing_cdrom_privilege_fails_before_any_change(self):
+        p = self.run_bin("--config", self.config(), "--provision-template", "--validate",
+                         check=1)
+        self.assertIn("VM.Config.CDROM", p.stderr)
+        self.assertFalse(any(r["method"] != "GET" for r in self.sim.requests()
+                             if not r.get("control")))
+        p = self.run_bin("--config", self.config(), "--provision-template", "--dry-run",
+                         check=0)
+        self.assertNotIn("VM.Config.CDROM", p.stderr, "without --validate it is not needed")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -288,3 +288,40 @@ Test(plan, deploy_mac_is_fixed_per_vmid)
 	cr_assert_eq(strncmp(a, "BC:24:11:", 9), 0, "%s", a);
 	cr_assert_eq(strspn(a + 9, "0123456789ABCDEF:"), 8, "%s", a);
 }
+
+Test(plan, deploy_needs_what_its_plan_does)
+{
+	struct cfg_vm vm = test_vm();
+	json_t *conf = tpl_conf();
+	struct deploy_vm_input in = {
+		.vm = &vm, .config_path = "c.json", .src = &tpl, .conf = conf, .node = "pve1",
+		.mac = "BC:24:11:AA:BB:CC", .seed_sha = "0123456789abcdef0123456789abcdef0123456789"
+							 "abcdef0123456789abcdef",
+		.seed_storage = "isos", .seed_volid = "isos:iso/phoenix-ci-8001-0123456789ab.iso",
+		.seed_file = "/tmp/seed.iso"};
+	struct deploy_plan_info info;
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+	struct pf_need needs[8];
+	char all[1024] = "";
+	size_t n, used = 0;
+
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	n = deploy_plan_needs(&p, &in, "/sdn/zones/z1/vnet1", "VM.GuestAgent.Audit", needs, 8);
+	for (size_t i = 0; i < n; i++) {
+		used += (size_t)snprintf(all + used, sizeof(all) - used, "%s:", needs[i].path);
+		for (size_t k = 0; k < needs[i].n; k++)
+			used += (size_t)snprintf(all + used, sizeof(all) - used, " %s",
+						 needs[i].privs[k]);
+		used += (size_t)snprintf(all + used, sizeof(all) - used, "; ");
+	}
+	/* the ISO replaces the template's cloud-init drive on ide2: CDROM and Cloudinit */
+	cr_assert_str_eq(all, "/vms/9000: VM.Clone; "
+			      "/vms/8001: VM.Allocate VM.Config.CPU VM.Config.Memory "
+			      "VM.Config.Options VM.Config.Network VM.Config.Cloudinit "
+			      "VM.Config.CDROM VM.Config.Disk VM.PowerMgmt VM.GuestAgent.Audit; "
+			      "/storage/isos: Datastore.AllocateTemplate; "
+			      "/sdn/zones/z1/vnet1: SDN.Use; ");
+	plan_release(&p);
+	json_decref(conf);
+}
