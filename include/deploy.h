@@ -40,6 +40,12 @@ bool deploy_drive_is_cloudinit(const char *drive);
  * NULL when there is none. Borrowed: points into static storage or into `config`. */
 const char *deploy_system_disk(const json_t *config);
 
+/* A template can be cloned linked only when every disk is a base volume (`base-N-disk-M`):
+ * template conversion renames disks where the storage supports base volumes and leaves them
+ * as they are where it does not (thick LVM, iSCSI: pve-storage create_base), and a linked
+ * clone of those dies with "Linked clone feature is not supported". Returns the key of the
+ * first disk that is not a base volume (borrowed from config), or NULL. */
+const char *deploy_unlinkable_disk(const json_t *config);
 /* Fills ret_keys with up to `max` keys (borrowed from `config`) whose value is a cloud-init
  * volume; returns how many there are (may exceed max). */
 size_t deploy_cloudinit_drives(const json_t *config, const char **ret_keys, size_t max);

@@ -143,4 +143,11 @@ int img_fetch(struct http_client *c, const struct img_fetch_opts *opts, struct i
 	      struct phx_err *err);
 void img_result_release(struct img_result *r);
 
+/* The format of a disk image file ("qcow2", "vmdk" or "raw": anything without a known
+ * header) and its virtual size, the size its disk has right after an import. The format
+ * names the import upload, since pve-storage probes an import volume as the format its
+ * extension says (NOTES.md §15). */
+int img_disk_info(const char *path, const char **ret_format, uint64_t *ret_size,
+		  struct phx_err *err);
+
 #endif

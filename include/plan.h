@@ -174,6 +174,9 @@ struct plan_apply_ctx {
  * failure stops, wrapped with the action's summary. A pending parameter is a bug
  * (PHX_E_INTERNAL): the plan was not completed before applying it. */
 int plan_apply(const struct plan *p, const struct plan_apply_ctx *ctx, struct phx_err *err);
+/* Logs the plan's notes (decisions a real run should say, like a full clone instead of a
+ * linked one); plan_apply does so first. */
+void plan_log_notes(const struct plan *p);
 int plan_apply_action(const struct plan_action *a, const struct plan_apply_ctx *ctx,
 		      struct phx_err *err);
 

@@ -311,32 +311,6 @@ static int prov_tags(const struct cfg_template *t, char *ret, size_t len, struct
 	return 0;
 }
 
-/* The virtual size of a qcow2 (big-endian u64 at offset 24 after the "QFI\xfb" magic) or raw
- * image: the size its disk has right after import-from.
- * NEEDSWORK: belongs in the image module once its split has landed. */
-static int prov_image_size(const char *path, uint64_t *ret, struct phx_err *err)
-{
-	unsigned char h[32];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (!f)
-		return phx_err_set_errno(err, PHX_E_IO, errno, "open '%s'", path);
-	n = fread(h, 1, sizeof(h), f);
-	if (n == sizeof(h) && !memcmp(h, "QFI\xfb", 4)) {
-		*ret = 0;
-		for (int i = 24; i < 32; i++)
-			*ret = *ret << 8 | h[i];
-	} else if (fseeko(f, 0, SEEK_END) == 0 && ftello(f) >= 0) {
-		*ret = (uint64_t)ftello(f);
-	} else {
-		fclose(f);
-		return phx_err_set_errno(err, PHX_E_IO, errno, "read '%s'", path);
-	}
-	fclose(f);
-	return 0;
-}
-
 /* Feeds one length-prefixed field into the customization key. */
 static int prov_key_add(struct crypto_sha256 *h, const char *tag, const char *value,
 			struct phx_err *err)
@@ -512,6 +486,7 @@ struct prov_build_input {
 	const char *name;
 	const char *source_sha, *custom_sha; /* NULL: not known yet */
 	const char *disk_path;		     /* the customized image, or NULL */
+	const char *disk_format;	     /* its format ("qcow2", "raw"), or NULL */
 	uint64_t disk_bytes;		     /* its virtual size; 0: not known yet */
 	const char *tags;
 };
@@ -530,11 +505,13 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	size_t first = p->n;
 
 	snprintf(object, sizeof(object), "template %lu '%s'", in->vmid, in->name);
-	if (sha)
-		snprintf(filename, sizeof(filename), "phoenix-%s-%.12s.qcow2", t->name, sha);
+	/* the extension is the format pve-storage probes the import as */
+	if (sha && in->disk_format)
+		snprintf(filename, sizeof(filename), "phoenix-%s-%.12s.%s", t->name, sha,
+			 in->disk_format);
 	else
 		snprintf(filename, sizeof(filename),
-			 "phoenix-%s-<customized sha256, known after customization>.qcow2",
+			 "phoenix-%s-<customized sha256 and format, known after customization>",
 			 t->name);
 	snprintf(volid, sizeof(volid), "%s:import/%s", in->import_storage, filename);
 
@@ -654,9 +631,10 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	in.source_sha = source_sha256;
 	in.custom_sha = custom_sha;
 	in.disk_path = disk_path;
-	if (prov_image_size(disk_path, &in.disk_bytes, err) < 0 ||
+	if (img_disk_info(disk_path, &in.disk_format, &in.disk_bytes, err) < 0 ||
 	    prov_plan_build(&in, &plan, phases, err) < 0)
 		goto out;
+	plan_log_notes(&plan);
 	for (size_t i = 0; i < plan.n; i++) {
 		double t0 = clk_now();
 

@@ -132,20 +132,29 @@ static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, 
 {
 	const struct cfg_vm *vm = in->vm;
 	const struct pve_vm_info *src = in->src;
+	const char *unlinkable = vm->full_clone ? NULL : deploy_unlinkable_disk(in->conf);
+	const bool full = vm->full_clone || unlinkable;
 	struct plan_action *a;
 	char newid[24];
 
 	snprintf(newid, sizeof(newid), "%lu", vm->vmid);
 	a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/nodes/%s/qemu/%d/clone",
 		     src->node, src->vmid);
-	plan_summary(p, a, "%s clone of template %d '%s'%s%s", vm->full_clone ? "full" : "linked",
+	plan_summary(p, a, "%s clone of template %d '%s'%s%s", full ? "full" : "linked",
 		     src->vmid, src->name, strcmp(in->node, src->node) ? " to node " : "",
 		     strcmp(in->node, src->node) ? in->node : "");
+	if (unlinkable)
+		plan_note(p, object,
+			  "full clone to '%s': %s of template %d is not a base volume, so its "
+			  "storage cannot hold linked clones ('%.*s')",
+			  vm->storage, unlinkable, src->vmid,
+			  (int)strcspn(json_string_value(json_object_get(in->conf, unlinkable)), ","),
+			  json_string_value(json_object_get(in->conf, unlinkable)));
 	plan_param(p, a, "newid", newid, 0);
 	plan_param(p, a, "name", vm->name, 0);
-	plan_param(p, a, "full", vm->full_clone ? "1" : "0", 0);
+	plan_param(p, a, "full", full ? "1" : "0", 0);
 	/* Proxmox refuses storage for linked clones: they live beside their base */
-	plan_param(p, a, "storage", vm->full_clone ? vm->storage : NULL, 0);
+	plan_param(p, a, "storage", full ? vm->storage : NULL, 0);
 	plan_param(p, a, "target", strcmp(in->node, src->node) ? in->node : NULL, 0);
 	plan_param(p, a, "pool", vm->pool, 0);
 	plan_undo_vm(p, a, in->node, (int)vm->vmid, vm->name);

@@ -84,6 +84,38 @@ bool deploy_drive_is_cdrom(const char *drive)
 	return (v && len == 5 && !strncmp(v, "cdrom", 5)) || deploy_drive_is_cloudinit(drive);
 }
 
+const char *deploy_unlinkable_disk(const json_t *config)
+{
+	static const char *const buses[] = {"ide", "sata", "scsi", "virtio", "efidisk",
+					    "tpmstate"};
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)config, key, v)
+	{
+		const char *drive = json_string_value(v), *name;
+		bool is_drive = false;
+		size_t n;
+
+		for (size_t i = 0; i < sizeof(buses) / sizeof(buses[0]) && !is_drive; i++) {
+			size_t l = strlen(buses[i]);
+
+			is_drive = !strncmp(key, buses[i], l) && key[l] &&
+				   strspn(key + l, "0123456789") == strlen(key + l);
+		}
+		if (!is_drive || !drive || deploy_drive_is_cdrom(drive) ||
+		    !strncmp(drive, "none", 4))
+			continue;
+		/* the volume name: after the storage and any "<vmid>/" directory */
+		n = strcspn(drive, ",");
+		for (name = drive + n; name > drive && name[-1] != ':' && name[-1] != '/'; name--)
+			;
+		if (strncmp(name, "base-", 5))
+			return key;
+	}
+	return NULL;
+}
+
 /* Like qemu-server's drive_is_cloudinit: the volume is "<sep>cloudinit" or
  * "<sep>vm-<id>-cloudinit", optionally with a format suffix, where <sep> is ':' or '/'. */
 bool deploy_drive_is_cloudinit(const char *drive)

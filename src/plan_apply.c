@@ -120,8 +120,15 @@ int plan_apply_action(const struct plan_action *a, const struct plan_apply_ctx *
 	return phx_err_wrap(err, "%s", a->summary);
 }
 
+void plan_log_notes(const struct plan *p)
+{
+	for (size_t i = 0; i < p->n_notes; i++)
+		log_info("%s: %s", p->notes[i].object, p->notes[i].text);
+}
+
 int plan_apply(const struct plan *p, const struct plan_apply_ctx *ctx, struct phx_err *err)
 {
+	plan_log_notes(p);
 	for (size_t i = 0; i < p->n; i++)
 		if (plan_apply_action(p->actions[i], ctx, err) < 0)
 			return -1;

@@ -338,3 +338,31 @@ Test(image, fetch_refuses_options_that_would_skip_verification)
 	img_result_release(&r);
 	img_result_release(NULL);
 }
+
+Test(image, disk_info_reads_format_and_virtual_size_from_the_header)
+{
+	char qcow[] = "/tmp/phx-img-qXXXXXX", raw[] = "/tmp/phx-img-rXXXXXX";
+	unsigned char h[64] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
+	struct phx_err err = PHX_ERR_INIT;
+	const char *fmt = NULL;
+	uint64_t size = 0;
+	int fq = mkstemp(qcow), fr = mkstemp(raw);
+
+	cr_assert(fq >= 0 && fr >= 0);
+	h[24 + 3] = 0x01; /* 1 << 32: 4 GiB */
+	cr_assert_eq(write(fq, h, sizeof(h)), (ssize_t)sizeof(h));
+	cr_assert_eq(ftruncate(fr, 3 << 20), 0);
+	close(fq);
+	close(fr);
+	cr_assert_eq(img_disk_info(qcow, &fmt, &size, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(fmt, "qcow2");
+	cr_assert_eq(size, 4ULL << 30);
+	cr_assert_eq(img_disk_info(raw, &fmt, &size, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(fmt, "raw");
+	cr_assert_eq(size, 3ULL << 20);
+	unlink(qcow);
+	unlink(raw);
+	cr_assert_eq(img_disk_info(raw, &fmt, &size, &err), -1);
+	cr_assert_eq(err.code, PHX_E_IO);
+	cr_assert(strstr(err.msg, raw), "%s", err.msg);
+}

@@ -325,3 +325,37 @@ Test(plan, deploy_needs_what_its_plan_does)
 	plan_release(&p);
 	json_decref(conf);
 }
+
+Test(plan, deploy_clones_full_where_the_template_has_no_base_volume)
+{
+	/* thick LVM: template conversion leaves vm-9000-disk-0 as it is (pve-storage
+	 * LVMPlugin has no base volumes), and a linked clone would die with "Linked clone
+	 * feature is not supported" */
+	struct cfg_vm vm = test_vm();
+	json_t *conf = tpl_conf();
+	struct deploy_vm_input in = {.vm = &vm, .config_path = "c.json", .src = &tpl,
+				     .conf = conf, .node = "pve1", .mac = "BC:24:11:AA:BB:CC",
+				     .seed_sha = "ab", .ipconfig = "ip=dhcp"};
+	struct deploy_plan_info info;
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+
+	cr_assert_str_eq(deploy_unlinkable_disk(conf) ? "x" : "none", "none");
+	json_object_set_new(conf, "scsi0", json_string("thick:vm-9000-disk-0,size=10G"));
+	cr_assert_str_eq(deploy_unlinkable_disk(conf), "scsi0");
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(p.actions[0]->summary, "full clone of template 9000 'tpl'");
+	cr_assert_str_eq(plan_param_get(p.actions[0], "full"), "1");
+	cr_assert_str_eq(plan_param_get(p.actions[0], "storage"), "local");
+	cr_assert_eq(p.n_notes, 1);
+	cr_assert(strstr(p.notes[0].text, "scsi0 of template 9000 is not a base volume"), "%s",
+		  p.notes[0].text);
+	cr_assert(strstr(p.notes[0].text, "'thick:vm-9000-disk-0'"), "%s", p.notes[0].text);
+	plan_release(&p);
+	/* every base volume kind counts as linkable */
+	json_object_set_new(conf, "scsi0", json_string("local-lvm:base-9000-disk-0,size=10G"));
+	json_object_set_new(conf, "virtio1", json_string("rbd:base-9000-disk-1,size=1G"));
+	json_object_set_new(conf, "ide0", json_string("none,media=cdrom"));
+	cr_assert_null(deploy_unlinkable_disk(conf));
+	json_decref(conf);
+}
