@@ -30,6 +30,10 @@ extern const struct cmd_entry cmd_check_entry, cmd_provision_entry, cmd_deploy_e
 struct plan;
 /* Prints doc indented on stdout and frees it (steals doc; NULL is out of memory). */
 int cmd_print_json(json_t *doc, struct phx_err *err);
+/* Checks a plan built with the plan_* setters; with --dry-run prints it. 1: the command is
+ * done (dry run printed), 0: apply it, -1: error. */
+int cmd_plan_checked(const struct cli_opts *opts, const char *command, const struct plan *p,
+		     struct phx_err *err);
 /* Prints the plans of a --dry-run (text, or one JSON document with --output json). */
 int cmd_plan_print(const struct cli_opts *opts, const char *command,
 		   const struct plan *const *plans, size_t n, struct phx_err *err);

@@ -166,14 +166,12 @@ static int cmd_destroy_run(struct session *s, struct phx_err *err)
 		}
 	}
 	dsy_plan(vm, !strcmp(st.status, "running"), seeds, snippet, &p);
-	if (plan_check(&p, err) < 0)
-		goto out;
-	if (opts->dry_run) {
-		const struct plan *plans[] = {&p};
-
-		rc = cmd_plan_print(opts, "destroy", plans, 1, err);
+	rc = cmd_plan_checked(opts, "destroy", &p, err);
+	if (rc != 0) {
+		rc = rc > 0 ? 0 : -1;
 		goto out;
 	}
+	rc = -1;
 	{
 		const struct plan_apply_ctx ax = {s->pve, NULL, session_task_timeout(s)};
 

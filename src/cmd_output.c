@@ -19,6 +19,18 @@ int cmd_print_json(json_t *doc, struct phx_err *err)
 	return 0;
 }
 
+int cmd_plan_checked(const struct cli_opts *opts, const char *command, const struct plan *p,
+		     struct phx_err *err)
+{
+	const struct plan *plans[] = {p};
+
+	if (plan_check(p, err) < 0)
+		return -1;
+	if (!opts->dry_run)
+		return 0;
+	return cmd_plan_print(opts, command, plans, 1, err) < 0 ? -1 : 1;
+}
+
 int cmd_plan_print(const struct cli_opts *opts, const char *command,
 		   const struct plan *const *plans, size_t n, struct phx_err *err)
 {

@@ -206,14 +206,12 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 	    tpl_prune_decide(s->cfg, &vms, guests, uses, n_uses, &d, &nd, err) < 0)
 		goto out;
 	tpl_prune_plan(d, nd, &p);
-	if (plan_check(&p, err) < 0)
-		goto out;
-	if (opts->dry_run) {
-		const struct plan *plans[] = {&p};
-
-		rc = cmd_plan_print(opts, "prune", plans, 1, err);
+	rc = cmd_plan_checked(opts, "prune", &p, err);
+	if (rc != 0) {
+		rc = rc > 0 ? 0 : -1;
 		goto out;
 	}
+	rc = -1;
 	for (size_t i = 0; i < nd; i++) {
 		const struct plan_apply_ctx ax = {s->pve, NULL, session_task_timeout(s)};
 		struct phx_err derr = PHX_ERR_INIT;

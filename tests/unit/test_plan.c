@@ -140,6 +140,27 @@ static json_t *tpl_conf(void)
 			 "order=scsi0");
 }
 
+/* A new VM from `tpl` in ISO mode, its seed on `storage`. */
+static struct deploy_vm_input iso_input(const struct cfg_vm *vm, const json_t *conf,
+					const char *storage)
+{
+	static char volid[128];
+
+	snprintf(volid, sizeof(volid), "%s:iso/phoenix-ci-8001-0123456789ab.iso", storage);
+	return (struct deploy_vm_input){
+		.vm = vm,
+		.config_path = "c.json",
+		.src = &tpl,
+		.conf = conf,
+		.node = "pve1",
+		.mac = "BC:24:11:AA:BB:CC",
+		.seed_sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		.seed_storage = storage,
+		.seed_volid = volid,
+		.seed_file = "/tmp/seed.iso",
+	};
+}
+
 static const char *summaries(const struct plan *p, char *buf, size_t len)
 {
 	size_t used = 0;
@@ -155,17 +176,7 @@ Test(plan, deploy_new_vm_clones_uploads_configures_grows_and_starts)
 {
 	struct cfg_vm vm = test_vm();
 	json_t *conf = tpl_conf();
-	struct deploy_vm_input in = {.vm = &vm,
-				     .config_path = "c.json",
-				     .src = &tpl,
-				     .conf = conf,
-				     .node = "pve1",
-				     .mac = "BC:24:11:AA:BB:CC",
-				     .seed_sha = "0123456789abcdef0123456789abcdef0123456789"
-						 "abcdef0123456789abcdef",
-				     .seed_storage = "local",
-				     .seed_volid = "local:iso/phoenix-ci-8001-0123456789ab.iso",
-				     .seed_file = "/tmp/seed.iso"};
+	struct deploy_vm_input in = iso_input(&vm, conf, "local");
 	struct deploy_plan_info info;
 	struct phx_err err = PHX_ERR_INIT;
 	struct plan p = PLAN_INIT;
@@ -293,12 +304,7 @@ Test(plan, deploy_needs_what_its_plan_does)
 {
 	struct cfg_vm vm = test_vm();
 	json_t *conf = tpl_conf();
-	struct deploy_vm_input in = {
-		.vm = &vm, .config_path = "c.json", .src = &tpl, .conf = conf, .node = "pve1",
-		.mac = "BC:24:11:AA:BB:CC", .seed_sha = "0123456789abcdef0123456789abcdef0123456789"
-							 "abcdef0123456789abcdef",
-		.seed_storage = "isos", .seed_volid = "isos:iso/phoenix-ci-8001-0123456789ab.iso",
-		.seed_file = "/tmp/seed.iso"};
+	struct deploy_vm_input in = iso_input(&vm, conf, "isos");
 	struct deploy_plan_info info;
 	struct phx_err err = PHX_ERR_INIT;
 	struct plan p = PLAN_INIT;
@@ -333,9 +339,14 @@ Test(plan, deploy_clones_full_where_the_template_has_no_base_volume)
 	 * feature is not supported" */
 	struct cfg_vm vm = test_vm();
 	json_t *conf = tpl_conf();
-	struct deploy_vm_input in = {.vm = &vm, .config_path = "c.json", .src = &tpl,
-				     .conf = conf, .node = "pve1", .mac = "BC:24:11:AA:BB:CC",
-				     .seed_sha = "ab", .ipconfig = "ip=dhcp"};
+	struct deploy_vm_input in = {.vm = &vm,
+				     .config_path = "c.json",
+				     .src = &tpl,
+				     .conf = conf,
+				     .node = "pve1",
+				     .mac = "BC:24:11:AA:BB:CC",
+				     .seed_sha = "ab",
+				     .ipconfig = "ip=dhcp"};
 	struct deploy_plan_info info;
 	struct phx_err err = PHX_ERR_INIT;
 	struct plan p = PLAN_INIT;
