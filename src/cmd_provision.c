@@ -60,6 +60,7 @@ struct prov_ctx {
 	struct pve_vm_list vms; /* cluster guests at the start of this template's build */
 	struct cust_plan *plan; /* for the template being built */
 	struct plan *dry;	/* --dry-run: the plan is collected here, nothing is sent */
+	const char *node;	/* where this template is built: its `node`, else the default */
 };
 
 /* ---- preflight ---- */
@@ -108,14 +109,15 @@ static int prov_check_privileges(struct session *s, const struct cfg_template *t
 	return pf_check_privileges(s->pve, needs, n, err);
 }
 
-static int prov_check_storage(struct session *s, const struct cfg_template *t, struct phx_err *err)
+static int prov_check_storage(struct session *s, const struct cfg_template *t, const char *node,
+			      struct phx_err *err)
 {
 	struct pve_storage_list list = {0};
 	const char *import = s->cfg->defaults.import_storage;
 	bool import_ok = false, disk_ok = false, iso_ok = false;
 	int rc = 0;
 
-	if (pve_storage_list(s->pve, s->node, &list, err) < 0)
+	if (pve_storage_list(s->pve, node, &list, err) < 0)
 		return -1;
 	for (size_t i = 0; i < list.n; i++) {
 		const struct pve_storage_info *st = &list.items[i];
@@ -128,7 +130,7 @@ static int prov_check_storage(struct session *s, const struct cfg_template *t, s
 					"storage '%s' on node '%s' does not allow content "
 					"'import' (it has '%s'): add it with 'pvesm set %s "
 					"--content %s,import'",
-					import, s->node, st->content, import, st->content);
+					import, node, st->content, import, st->content);
 		}
 		if (!strcmp(st->storage, t->hardware.storage))
 			disk_ok = series_has_tag(st->content, "images");
@@ -139,23 +141,24 @@ static int prov_check_storage(struct session *s, const struct cfg_template *t, s
 		rc = phx_err_set(err, PHX_E_RUNTIME,
 				 "storage '%s' (defaults.iso_storage) on node '%s' does not take "
 				 "content 'iso', which --validate needs for the test VM's seed",
-				 s->cfg->defaults.iso_storage, s->node);
+				 s->cfg->defaults.iso_storage, node);
 	if (rc == 0 && !import_ok)
 		rc = phx_err_set(err, PHX_E_RUNTIME,
 				 "storage '%s' (defaults.import_storage) is not available on node "
 				 "'%s'",
-				 import, s->node);
+				 import, node);
 	if (rc == 0 && !disk_ok)
 		rc = phx_err_set(
 			err, PHX_E_RUNTIME,
 			"storage '%s' (template '%s' hardware.storage) is not available on "
 			"node '%s' for VM disks (content 'images')",
-			t->hardware.storage, t->name, s->node);
+			t->hardware.storage, t->name, node);
 	pve_storage_list_release(&list);
 	return rc;
 }
 
-static int prov_preflight(struct session *s, const struct cfg_template *t, struct phx_err *err)
+static int prov_preflight(struct session *s, const struct cfg_template *t, const char *node,
+			  struct phx_err *err)
 {
 	struct pve_version v;
 
@@ -169,7 +172,7 @@ static int prov_preflight(struct session *s, const struct cfg_template *t, struc
 	log_debug("Proxmox VE %s", v.version);
 	if (prov_check_privileges(s, t, &v, err) < 0)
 		return -1;
-	return prov_check_storage(s, t, err);
+	return prov_check_storage(s, t, node, err);
 }
 
 /* ---- customization plan from the config (local checks only, before any request) ---- */
@@ -602,7 +605,7 @@ static int prov_build_input(struct prov_ctx *p, const struct cfg_template *t,
 		return -1;
 	*in = (struct prov_build_input){
 		.t = t,
-		.node = p->s->node,
+		.node = p->node,
 		.import_storage = p->s->cfg->defaults.import_storage,
 		.vmid = res->vmid,
 		.name = res->name,
@@ -731,7 +734,7 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 	struct session *s = p->s;
 	const struct cfg *cfg = s->cfg;
 	struct prov_validate_opts vo = {
-		.node = s->node,
+		.node = p->node,
 		.template_vmid = (int)res->vmid,
 		.iso_storage = cfg->defaults.iso_storage,
 		.task_timeout_s = session_task_timeout(s),
@@ -744,7 +747,7 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 	char *newtags = NULL;
 	int rc = -1;
 
-	if (pve_vm_config_get(s->pve, s->node, (int)res->vmid, &config, err) < 0)
+	if (pve_vm_config_get(s->pve, p->node, (int)res->vmid, &config, err) < 0)
 		return -1;
 	tags = json_string_value(json_object_get(config, "tags"));
 	if (series_has_tag(tags, SERIES_TAG_VALIDATED)) {
@@ -764,7 +767,7 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 	{
 		const struct pve_param params[] = {{"tags", newtags}};
 
-		if (pve_vm_config_set(s->pve, s->node, (int)res->vmid, params, 1,
+		if (pve_vm_config_set(s->pve, p->node, (int)res->vmid, params, 1,
 				      session_task_timeout(s), err) < 0)
 			goto out;
 	}
@@ -865,7 +868,7 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	double t0;
 	int decision, rc = -1;
 
-	if (prov_preflight(s, t, err) < 0 || pve_cluster_vms(s->pve, &p->vms, err) < 0)
+	if (prov_preflight(s, t, p->node, err) < 0 || pve_cluster_vms(s->pve, &p->vms, err) < 0)
 		goto out;
 	/* existing fixed-VMID templates and plain version checks need no download at all */
 	decision = prov_decide(p, t, res, NULL, err);
@@ -979,7 +982,10 @@ static int cmd_provision_run(struct session *s, struct phx_err *err)
 	if (session_connect(s, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		struct prov_ctx p = {.s = s, .plan = plans[i], .dry = opts->dry_run ? &dry : NULL};
+		struct prov_ctx p = {.s = s,
+				     .plan = plans[i],
+				     .dry = opts->dry_run ? &dry : NULL,
+				     .node = todo[i]->node ? todo[i]->node : s->node};
 		struct prov_result res = {.t = todo[i]};
 
 		p.txn = txn_new(s->pve);

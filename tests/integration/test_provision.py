@@ -404,6 +404,26 @@ class MissingPrivilegeTest(ProvisionPreflightTest):
                              if not r.get("control")))
 
 
+class TemplateNodeTest(ProvisionPreflightTest):
+    """A template's `node` decides where it is built, not the default node."""
+    sim_opts = {"nodes": "pve1,pve2"}
+
+    def test_template_node_is_where_the_plan_builds(self):
+        with open(self.config(), encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg["templates"][0]["node"] = "pve2"
+        cfg["proxmox"]["node"] = "pve1"
+        path = self.write_config(cfg)
+        p = self.run_bin("--config", path, "--provision-template", "--dry-run", "--output",
+                         "json", check=0)
+        plan = json.loads(p.stdout)
+        self.assertTrue(plan["actions"])
+        for a in plan["actions"]:
+            self.assertTrue(a["path"].startswith("/nodes/pve2/"), a["path"])
+        self.assertIn("/nodes/pve2/storage", [r["path"].replace("/api2/json", "")
+                                              for r in self.sim.requests()])
+
+
 ALL_BUT_CDROM = ("VM.Allocate,VM.Audit,VM.Clone,VM.Config.CPU,VM.Config.Cloudinit,VM.Config.Disk,"
                  "VM.Config.HWType,VM.Config.Memory,VM.Config.Network,VM.Config.Options,"
                  "VM.PowerMgmt,VM.GuestAgent.Audit,VM.GuestAgent.Unrestricted,"
