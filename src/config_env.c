@@ -127,6 +127,7 @@ int cfg_load_secret(const struct cfg *cfg, struct phx_secret **ret, struct phx_e
 		s = secret_from_string(env, err);
 		if (!s)
 			return phx_err_wrap(err, "environment PVE_TOKEN_SECRET");
+
 	} else if (cfg->proxmox.token_secret_file) {
 		s = secret_from_file(cfg->proxmox.token_secret_file, err);
 		if (!s)
@@ -141,6 +142,9 @@ int cfg_load_secret(const struct cfg *cfg, struct phx_secret **ret, struct phx_e
 				   "PVE_TOKEN_SECRET_FILE, or proxmox.token_secret_file in %s",
 				   cfg->path);
 	}
+	/* read once: the customization appliance and every other child must not inherit it */
+	unsetenv("PVE_TOKEN_SECRET");
+	unsetenv("PROXMOX_VE_API_TOKEN");
 	*ret = s;
 	return 0;
 }

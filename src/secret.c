@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +43,22 @@ struct phx_secret *secret_from_string(const char *value, struct phx_err *err)
 		phx_err_set(err, PHX_E_INPUT, "the token secret is empty");
 		return NULL;
 	}
+	for (size_t i = 0; i < s->len; i++) {
+		unsigned char c = (unsigned char)s->value[i];
+
+		/* it goes into an HTTP header: CR/LF would inject header lines */
+		if (c < 0x20 || c == 0x7f) {
+			secret_free(s);
+			phx_err_set(err, PHX_E_INPUT,
+				    "the token secret contains a control character (byte %zu); a "
+				    "Proxmox token secret is a UUID",
+				    i + 1);
+			return NULL;
+		}
+	}
+	/* no core dump may hold it (a dump of a run had a dozen copies) */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
 	return s;
 }
 

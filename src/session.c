@@ -20,6 +20,15 @@ int session_load(const struct cli_opts *opts, struct session *ret, struct phx_er
 		cfg_free(cfg);
 		return -1;
 	}
+	if (opts->insecure && cfg->proxmox.tls.fingerprint) {
+		/* a pin verifies the server better than anything --insecure could mean */
+		phx_err_set(err, PHX_E_USAGE,
+			    "--insecure cannot be combined with a pinned certificate "
+			    "(proxmox.tls.fingerprint in %s): drop one of them",
+			    cfg->path);
+		cfg_free(cfg);
+		return -1;
+	}
 	*ret = (struct session){.opts = opts, .cfg = cfg, .lock_fd = -1};
 	return 0;
 }

@@ -403,6 +403,20 @@ class TestDeploy(DeployBase):
         self.assertEqual(self.sim.requests()[n:], [])
         self.run_bin("--config", cfg, "--check", check=2)
 
+    def test_hostile_secret_and_insecure_with_a_pin_exit_2_unsent(self):
+        # a CR/LF secret would inject a header into every request; --insecure next to a
+        # pinned certificate used to drop the pin silently
+        self.seed_template()
+        cfg = self.config([self.vm_8001()])
+        n = self.mark()
+        p = self.run_bin("--config", cfg, "8001", check=2,
+                         env=self.env(PVE_TOKEN_SECRET="abc\r\nX-Injected: yes"))
+        self.assertIn("control character", p.stderr)
+        self.assertNotIn("X-Injected", p.stderr)
+        p = self.run_bin("--config", cfg, "--insecure", "8001", check=2)
+        self.assertIn("--insecure cannot be combined with a pinned certificate", p.stderr)
+        self.assertEqual([r for r in self.sim.requests()[n:] if not r.get("control")], [])
+
     def test_native_mode_with_snippets_uses_cicustom(self):
         self.seed_template(cloudinit=False)
         snippets = os.path.join(self.sim.state_dir, "storage", "local", "snippets")

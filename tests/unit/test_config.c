@@ -765,6 +765,9 @@ Test(config, secret_sources_in_order, .init = setup, .fini = teardown)
 	setenv("PVE_TOKEN_SECRET", "from-env", 1);
 	cr_assert_eq(cfg_load_secret(cfg, &s, &err), 0, "%s", err.msg);
 	cr_assert_str_eq(secret_value(s), "from-env");
+	/* read once: no child (the customization appliance) inherits it */
+	cr_assert_null(getenv("PVE_TOKEN_SECRET"));
+	cr_assert_null(getenv("PROXMOX_VE_API_TOKEN"));
 	secret_free(s);
 	cfg_free(cfg);
 }

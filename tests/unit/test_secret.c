@@ -1,5 +1,7 @@
 /* Unit tests for secret: file mode checks like ssh's, newline stripping, size limits. */
 #include <criterion/criterion.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,4 +134,32 @@ Test(secret, from_string_strips_and_rejects_empty)
 	cr_assert_null(secret_from_string("\n", &err));
 	cr_assert_eq(err.code, PHX_E_INPUT);
 	secret_free(NULL);
+}
+
+Test(secret, control_characters_are_refused_unechoed)
+{
+	/* the secret goes into the Authorization header: CR/LF would inject a header */
+	static const char *const bad[] = {"abc\r\nX-Injected: yes", "abc\tdef", "a\x7f"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+
+		cr_assert_null(secret_from_string(bad[i], &err));
+		cr_assert_eq(err.code, PHX_E_INPUT);
+		cr_assert(strstr(err.msg, "control character"), "%s", err.msg);
+		cr_assert_null(strstr(err.msg, "abc"), "secret echoed: %s", err.msg);
+	}
+}
+
+Test(secret, holding_a_secret_disables_core_dumps)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct phx_secret *s = secret_from_string("11111111-2222-3333-4444-555555555555", &err);
+	struct rlimit rl;
+
+	cr_assert_not_null(s, "%s", err.msg);
+	cr_assert_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+	cr_assert_eq(getrlimit(RLIMIT_CORE, &rl), 0);
+	cr_assert_eq(rl.rlim_cur, 0);
+	secret_free(s);
 }
