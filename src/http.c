@@ -733,6 +733,11 @@ int http_perform(struct http_client *c, const struct http_request *req,
 	} else if (strcmp(method, "HEAD") == 0) {
 		SETOPT(CURLOPT_NOBODY, 1L);
 	} else {
+		/* libcurl sends a request again, once, when a reused connection turns out dead
+		 * before any answer: for a clone or a create that is a second clone. A fresh
+		 * connection is never retried that way; after a failure the caller reads the
+		 * state instead. */
+		SETOPT(CURLOPT_FRESH_CONNECT, 1L);
 		if (strcmp(method, "POST") != 0)
 			SETOPT(CURLOPT_CUSTOMREQUEST, method);
 		if (req->body || strcmp(method, "POST") == 0) {
@@ -833,8 +838,10 @@ int http_upload_file(struct http_client *c, const char *url, const struct http_f
 	c->upload = &u;
 	if (http_setup(c, url, 0, err) < 0)
 		goto out;
-	/* POST with a read callback and a known size: curl sends Content-Length, not chunked. */
-	if (curl_easy_setopt(c->curl, CURLOPT_POST, 1L) != CURLE_OK ||
+	/* POST with a read callback and a known size: curl sends Content-Length, not chunked.
+	 * A fresh connection, as for every changing request (see http_perform). */
+	if (curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_POST, 1L) != CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, upload_read) != CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_READDATA, c) != CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)total) != CURLE_OK) {

@@ -534,6 +534,19 @@ class TestDeploy(DeployBase):
                                                       r["vmid"] % 250 + 2))
         self.assertEqual(len(self.isos()), 20)
 
+    def test_a_clone_whose_connection_closes_is_sent_once(self):
+        # libcurl used to send a request again when a reused connection closed before the
+        # answer: the simulator then received the clone twice
+        self.seed_template()
+        before = self.state()
+        self.sim.control("POST", "/_sim/fault", {"kind": "http", "method": "POST",
+                                                 "path": "/clone$", "action": "close"})
+        n = self.mark()
+        p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
+        self.assertEqual(len([r for r in self.sim.requests()[n:]
+                              if r["method"] == "POST" and r["path"].endswith("/clone")]), 1)
+        self.assertEqual(self.state(), before, p.stderr)
+
     def test_lock_timeouts_are_retried(self):
         self.seed_template()
         self.sim.control("POST", "/_sim/fault", {"kind": "lock-timeout", "vmid": 8001,
