@@ -25,6 +25,7 @@ enum phx_err_code {
 	PHX_E_GUEST,	/* a command inside the guest image failed */
 	PHX_E_NOMEM,
 	PHX_E_INTERNAL, /* a bug: exit 70 */
+	PHX_E_INTERRUPTED, /* a stop signal: exit 128 + the signal (main) */
 };
 
 enum { PHX_EXIT_OK = 0, PHX_EXIT_FAILURE = 1, PHX_EXIT_USAGE = 2, PHX_EXIT_SOFTWARE = 70 };

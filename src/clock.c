@@ -2,7 +2,10 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <time.h>
+
+static volatile sig_atomic_t clk_stop_signal;
 
 double clk_now(void)
 {
@@ -10,6 +13,16 @@ double clk_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void clk_signal_note(int signo)
+{
+	clk_stop_signal = signo;
+}
+
+int clk_signal(void)
+{
+	return clk_stop_signal;
 }
 
 void clk_sleep_ms(unsigned ms)

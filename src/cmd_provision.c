@@ -887,6 +887,11 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		goto out;
 	res->phase_s[PH_DOWNLOAD] = clk_now() - t0;
 	memcpy(res->sha256, img.sha256, sizeof(res->sha256));
+	if (clk_signal()) {
+		phx_err_set(err, PHX_E_INTERRUPTED, "stopped by signal %d after the download",
+			    clk_signal());
+		goto out;
+	}
 	if (decision == 0) {
 		/* rebuild_on_change: build only when the upstream image differs */
 		free(res->name);

@@ -115,6 +115,7 @@ const char *phx_err_code_name(enum phx_err_code code)
 		[PHX_E_GUEST] = "guest",
 		[PHX_E_NOMEM] = "out-of-memory",
 		[PHX_E_INTERNAL] = "internal",
+		[PHX_E_INTERRUPTED] = "interrupted",
 	};
 
 	if ((unsigned)code >= sizeof(names) / sizeof(names[0]) || !names[code])

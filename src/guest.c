@@ -26,6 +26,11 @@ int guest_wait_agent(struct pve_client *c, const char *node, int vmid, double ti
 	struct phx_err last = PHX_ERR_INIT;
 
 	for (;;) {
+		if (clk_signal())
+			return phx_err_set(err, PHX_E_INTERRUPTED,
+					   "stopped by signal %d while waiting for the guest agent "
+					   "of VM %d",
+					   clk_signal(), vmid);
 		phx_err_clear(&last);
 		if (pve_agent_ping(c, node, vmid, &last) == 0)
 			return 0;
@@ -59,7 +64,7 @@ bool guest_wait_ipv4(struct pve_client *c, const char *node, int vmid, const cha
 			if (found)
 				return true;
 		}
-		if (clk_now() >= deadline) {
+		if (clk_now() >= deadline || clk_signal()) {
 			ret_ip[0] = '\0';
 			if (ret_last)
 				*ret_last = last;

@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "crypto.h"
+#include "clock.h"
 #include "log.h"
 
 #ifndef PHX_VERSION
@@ -394,6 +395,10 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 {
 	struct http_client *c = ud;
 
+	/* a stop signal ends a long transfer (uploads, downloads to a file), never the
+	 * rollback's small requests that follow it */
+	if ((c->upload || c->sink) && clk_signal())
+		return 1;
 	if (!c->progress || !c->progress->update)
 		return 0;
 	/* a request with a body reports the body going out (the answer is small); one without
@@ -559,7 +564,7 @@ static int http_setup(struct http_client *c, const char *url, long timeout_s,
 	SETOPT(CURLOPT_WRITEDATA, c);
 	SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
 	SETOPT(CURLOPT_XFERINFODATA, c);
-	SETOPT(CURLOPT_NOPROGRESS, c->progress ? 0L : 1L);
+	SETOPT(CURLOPT_NOPROGRESS, 0L);
 	if (log_enabled(PHX_LOG_TRACE)) {
 		SETOPT(CURLOPT_DEBUGFUNCTION, on_debug);
 		SETOPT(CURLOPT_VERBOSE, 1L);

@@ -1,9 +1,12 @@
 /* main: parse argv, set up logging and libcurl, run one command from the table, print the
  * error and map it to the exit status. The only place that prints errors or exits. */
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "cmd.h"
 #include "err.h"
 #include "http.h"
@@ -35,10 +38,32 @@ static void main_run(const struct cmd_entry *c, const struct cli_opts *opts, str
 	session_release(&s);
 }
 
+static void main_on_stop(int signo)
+{
+	clk_signal_note(signo);
+}
+
+/* SIGINT, SIGTERM, SIGHUP: the first one asks the run to stop and roll back (clock.h); the
+ * handler resets itself, so a second one ends the process at once. */
+static void main_handle_stop_signals(void)
+{
+	static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = main_on_stop;
+	sa.sa_flags = SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		sigaction(signals[i], &sa, NULL);
+}
+
 static int main_print_error(const struct phx_err *err)
 {
 	int status = phx_err_exit_status(err);
 
+	if (clk_signal())
+		status = 128 + clk_signal();
 	log_error("%s", err->msg);
 	if (err->code == PHX_E_USAGE)
 		fprintf(stderr, "Try 'orchestrator --help' for more information.\n");
@@ -54,6 +79,7 @@ int main(int argc, char **argv)
 	if (cli_parse(argc, argv, &opts, &err) < 0)
 		return main_print_error(&err);
 	log_setup(opts.verbose, opts.quiet);
+	main_handle_stop_signals();
 	switch (opts.command) {
 	case CLI_CMD_HELP:
 		cli_print_help(stdout);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "http.h"
 #include "log.h"
@@ -99,6 +100,9 @@ int plan_apply_action(const struct plan_action *a, const struct plan_apply_ctx *
 {
 	struct phx_err e = PHX_ERR_INIT;
 
+	if (clk_signal())
+		return phx_err_set(err, PHX_E_INTERRUPTED, "stopped by signal %d before: %s",
+				   clk_signal(), a->summary);
 	for (size_t i = 0; i < a->n_params; i++)
 		if (a->params[i].flags & PLAN_PENDING)
 			return phx_err_set(err, PHX_E_INTERNAL,

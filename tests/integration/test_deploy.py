@@ -579,6 +579,52 @@ class TestDeploy(DeployBase):
                          ["8002", "9000"])
 
 
+class TestStopSignals(DeployBase):
+    """SIGTERM or SIGINT in the middle of a deploy: the task in flight ends, then the run
+    rolls back what it created, removes its temporary files and exits 128 + the signal."""
+
+    def stopped_at(self, signo, path_re, task_type):
+        import signal
+        self.seed_template()
+        before = self.state()
+        self.sim.control("POST", "/_sim/task-duration", {"type": task_type, "seconds": 2})
+        tmpdir = os.path.join(self.tmp, "tmpd")
+        os.makedirs(tmpdir)
+        n = self.mark()
+        proc = subprocess.Popen([phxtest.BIN, "--config", self.config([self.vm_8001()]),
+                                 "8001"], env=self.env(TMPDIR=tmpdir),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(300):
+                if any(re.search(path_re, r["path"]) for r in self.sim.requests()[n:]):
+                    break
+                time.sleep(0.05)
+            else:
+                self.fail("the run never reached %s" % path_re)
+            proc.send_signal(signo)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        self.outputs += [out, err]
+        self.assertEqual(proc.returncode, 128 + signo, err)
+        self.assertIn("stopped by signal %d" % signo, err)
+        self.assertIn("rolled back: ", err)
+        self.assertEqual(self.state(), before)
+        self.assertEqual(os.listdir(tmpdir), [], "temporary files left behind")
+        return err
+
+    def test_sigterm_during_the_clone_rolls_back(self):
+        import signal
+        err = self.stopped_at(signal.SIGTERM, r"/clone$", "qmclone")
+        self.assertIn("removed VM 8001", err)
+
+    def test_sigint_during_the_seed_upload_rolls_back(self):
+        import signal
+        err = self.stopped_at(signal.SIGINT, r"/storage/local/upload$", "imgcopy")
+        self.assertIn("removed local:iso/phoenix-ci-8001-", err)
+        self.assertIn("removed VM 8001", err)
+
+
 class TestDeployPreflight(DeployBase):
     """qemu-server checks VM.Config.CDROM for an ISO on ide2 and VM.Config.Cloudinit for the
     cloud-init drive it replaces (API2/Qemu.pm $check_drive_perms): a token without them must
