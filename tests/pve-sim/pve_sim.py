@@ -59,7 +59,13 @@ def parse_args(argv):
 	ap.add_argument('--lock-timeout', type=float, default=10.0)
 	ap.add_argument('--auth-delay', type=float, default=0.0,
 		help='delay of 401 answers (real servers: 3 s)')
-	ap.add_argument('--pve-version', default='9.1.9')
+	ap.add_argument('--pve-version', default='9.1',
+		help='8.4, 9.0 or 9.1 (default), or a full pve-manager version such as 9.1.9')
+	ap.add_argument('--qemu-server-version',
+		help='qemu-server version (default: the one of the release, see sim_state.RELEASES)')
+	ap.add_argument('--storage-config',
+		help='JSON list of storage definitions (default: one dir storage local)')
+	ap.add_argument('--sdn-config', help='JSON {"vnets": [{"vnet": ..., "zone": ...}]}')
 	q = ap.add_argument_group('qemu mode (real guests, see qemu_hv.py)')
 	q.add_argument('--qemu', action='store_true',
 		help='status/start boots the VM with qemu-system-x86_64; agent/* asks the real agent')

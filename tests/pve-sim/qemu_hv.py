@@ -310,7 +310,8 @@ class QemuHypervisor:
 		path, ctype, _ = self.sim.vol_path(volid)
 		if not os.path.exists(path):
 			raise self.TaskFailed("volume '%s' does not exist" % volid)
-		fmt = 'qcow2' if path.endswith('.qcow2') else 'raw'
+		# the file's own format: thin clones on block storages are qcow2 overlays
+		fmt = 'raw' if ctype == 'iso' else self.sim.phys_format(path)
 		return path, fmt
 
 	def cloudinit_image(self, vm, path):
@@ -333,8 +334,8 @@ class QemuHypervisor:
 				text=True)
 			if p.returncode:
 				raise self.TaskFailed('cloudinit drive: %s' % p.stderr.strip())
-			p = subprocess.run(['qemu-img', 'convert', '-q', '-f', 'raw', '-O', 'qcow2', iso,
-				path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+			p = subprocess.run(['qemu-img', 'convert', '-q', '-f', 'raw', '-O',
+				'qcow2' if path.endswith('.qcow2') else 'raw', iso, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 			if p.returncode:
 				raise self.TaskFailed('cloudinit drive: %s' % p.stderr.strip())
 		finally:
@@ -366,11 +367,11 @@ class QemuHypervisor:
 			bus, idx = m.group(1), int(m.group(2))
 			d = self.sim.parse_drive(k, str(conf[k]))
 			f = d['file']
-			if f in ('none', 'cdrom') or not f.startswith('local:'):
+			if f in ('none', 'cdrom') or f.split(':')[0] not in self.sim.storages:
 				continue
 			cd = d.get('media') == 'cdrom'
 			path, fmt = self.vol_file(f)
-			if cd and re.search(r'-cloudinit\.qcow2$', path):
+			if cd and re.search(r'-cloudinit(\.qcow2|\.raw)?$', path):
 				self.cloudinit_image(vm, path)
 			drv = 'file=%s,if=none,id=drive-%s,format=%s' % (qarg(path), k, fmt)
 			if cd:

@@ -171,6 +171,10 @@ class AgentHandlers:
 	def agent_call(self, r, command, privs):
 		vm = self.get_vm(r.vmid, r.node)
 		vmid = vm['vmid']
+		# qs API2/Qemu/Agent.pm: VM.Monitor before qemu-server 9.0.3 (commit b92a40ce),
+		# then VM.GuestAgent.Audit or .Unrestricted (reads), .Unrestricted (exec)
+		if not self.qs_at_least('9.0.3'):
+			privs = ['VM.Monitor']
 		self.check(r.authid, '/vms/%d' % vmid, privs, any_of=True)
 		# qs PVE/QemuServer/Agent.pm assert_agent_available
 		if not re.match(r'^(enabled=)?(1|on|yes|true)(,|$)', str(vm['conf'].get('agent', ''))):

@@ -1,10 +1,10 @@
 """Cluster-wide endpoints: version, nextid, cluster resources, nodes, access permissions."""
 
 import hashlib
+import json
 import os
 
-from sim_common import ApiError, param_exc
-from sim_storage import STORAGE_CONTENT
+from sim_common import ApiError, param_exc, perm_exc
 
 ALL_PRIVS = ['VM.Allocate', 'VM.Audit', 'VM.Clone', 'VM.Config.CDROM', 'VM.Config.CPU',
 	'VM.Config.Cloudinit', 'VM.Config.Disk', 'VM.Config.HWType', 'VM.Config.Memory',
@@ -12,7 +12,10 @@ ALL_PRIVS = ['VM.Allocate', 'VM.Audit', 'VM.Clone', 'VM.Config.CDROM', 'VM.Confi
 	'VM.PowerMgmt', 'VM.Snapshot', 'VM.Snapshot.Rollback', 'VM.GuestAgent.Audit',
 	'VM.GuestAgent.Unrestricted', 'Datastore.Allocate', 'Datastore.AllocateSpace',
 	'Datastore.AllocateTemplate', 'Datastore.Audit', 'Sys.Audit', 'Sys.Modify',
-	'Sys.AccessNetwork', 'SDN.Use']
+	'Sys.AccessNetwork', 'SDN.Use', 'SDN.Audit', 'SDN.Allocate']
+# pac AccessControl.pm before 9.0 (commit 0706945 'privileges: drop VM.Monitor', with the
+# VM.GuestAgent.* privileges of July 2025)
+ALL_PRIVS_8 = [p for p in ALL_PRIVS if not p.startswith('VM.GuestAgent.')] + ['VM.Monitor']
 
 
 def node_entry(n):
@@ -23,9 +26,13 @@ def node_entry(n):
 
 
 class ClusterHandlers:
+	def all_privs(self):
+		return ALL_PRIVS_8 if self.release.startswith('8.') else ALL_PRIVS
+
 	def h_get_version(self, r):
-		v = self.opts.pve_version
-		return {'version': v, 'release': '.'.join(v.split('.')[:2]),
+		# pm API2.pm version: the pve-manager version, the point release, a 16-hex repoid
+		v = self.manager_version
+		return {'version': v, 'release': self.release,
 			'repoid': hashlib.sha1(v.encode()).hexdigest()[:16]}
 
 	def h_get_cluster_nextid(self, r):
@@ -62,13 +69,15 @@ class ClusterHandlers:
 			for n in self.nodes:
 				res.append(dict(node_entry(n), **{'cgroup-mode': 2}))
 		if rtype in (None, 'storage'):
-			si = self.storage_info()
 			for n in self.nodes:
-				if not self.sees_storage(r.authid):
-					continue
-				res.append({'id': 'storage/%s/local' % n, 'type': 'storage', 'node': n,
-					'storage': 'local', 'status': 'available', 'plugintype': 'dir', 'shared': 0,
-					'content': STORAGE_CONTENT, 'disk': si['used'], 'maxdisk': si['total']})
+				for st in self.storages.values():
+					if not self.on_node(st, n) or not self.sees_storage(r.authid, st['storage']):
+						continue
+					si = self.storage_status(st)
+					res.append({'id': 'storage/%s/%s' % (n, st['storage']), 'type': 'storage',
+						'node': n, 'storage': st['storage'], 'status': 'available',
+						'plugintype': st['type'], 'shared': si['shared'],
+						'content': si['content'], 'disk': si['used'], 'maxdisk': si['total']})
 		return res
 
 	def h_get_nodes(self, r):
@@ -82,13 +91,13 @@ class ClusterHandlers:
 		tok = self.tokens.get(authid)
 		paths = {}
 		if tok is None or tok['privs'] is None:
-			acl = {'/': set(ALL_PRIVS)}
+			acl = {'/': set(self.all_privs())}
 		else:
 			acl = tok['privs']
 		if r.params.get('path'):
 			p = r.params['path']
 			pv = self.privs_at(authid, p)
-			paths[p] = {k: 1 for k in sorted(ALL_PRIVS if pv is None else pv)}
+			paths[p] = {k: 1 for k in sorted(self.all_privs() if pv is None else pv)}
 		else:
 			for p, pv in acl.items():
 				paths[p] = {k: 1 for k in sorted(pv)}
@@ -96,3 +105,26 @@ class ClusterHandlers:
 
 	def h_post_access_ticket(self, r):
 		raise ApiError(401, 'authentication failure\n')
+
+	# -- SDN (pve-network API2/Network/SDN/Vnets.pm index/read) ------------------------------
+	def vnet_entry(self, v):
+		d = {k: val for k, val in v.items()}
+		d['digest'] = hashlib.sha1(json.dumps(v, sort_keys=True).encode()).hexdigest()
+		return d
+
+	def sdn_audit(self, authid, v):
+		path = '/sdn/zones/%s/%s' % (v['zone'], v['vnet'])
+		return self.has(authid, path, 'SDN.Audit') or self.has(authid, path, 'SDN.Allocate')
+
+	def h_get_cluster_sdn_vnets(self, r):
+		# only entries with SDN.Audit or SDN.Allocate on /sdn/zones/<zone>/<vnet>
+		return [self.vnet_entry(v) for _, v in sorted(self.sdn_vnets.items())
+			if self.sdn_audit(r.authid, v)]
+
+	def h_get_cluster_sdn_vnets_vnet(self, r):
+		v = self.sdn_vnets.get(r.vnet)
+		if v is None:
+			raise ApiError(500, "sdn vnet '%s' does not exist\n" % r.vnet)
+		if not self.sdn_audit(r.authid, v):
+			raise perm_exc('/sdn/zones/%s/%s, SDN.Audit|SDN.Allocate' % (v['zone'], v['vnet']))
+		return self.vnet_entry(v)

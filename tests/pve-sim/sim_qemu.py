@@ -14,7 +14,12 @@ import pve_schema
 from pve_schema import format_size, parse_size
 from sim_common import (ApiError, TaskFailed, no_volume_exc, param_exc, qemu_img_info,
 	remove_files, root_path_exc, run)
+from sim_storage import TYPES
 from sim_tasks import Task
+
+
+def TYPES_FORMATS(st):
+	return TYPES[st['type']]['formats']
 
 DRIVE_RE = re.compile(r'^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5])'
 	r'|efidisk0|tpmstate0)$')
@@ -96,21 +101,65 @@ class QemuHandlers:
 			if self.has(r.authid, '/vms/%d' % vm['vmid'], 'VM.Audit')]
 
 	# -- options and drives ------------------------------------------------------------------
-	def check_opts_perm(self, r, vmid, params, create):
-		"""qs API2/Qemu.pm $check_vm_modify_config_perm and $check_storage_access."""
+	def check_opts_perm(self, r, vmid, keys):
+		"""qs API2/Qemu.pm $check_vm_modify_config_perm: per option kind; drives, cdrom,
+		unusedN, serialN, usbN, hostpciN, virtiofsN and tags are checked elsewhere (their
+		privilege depends on the value: $check_storage_access, $check_drive_perms)."""
 		path = '/vms/%d' % vmid
-		for k in sorted(params):
+		for k in sorted(keys):
 			if k in NOT_CONFIG:
 				continue
 			b = opt_base(k)
 			if k in ROOT_ONLY or b in ROOT_ONLY:
 				raise ApiError(500, "only root can set '%s' config\n" % k)
-			if DRIVE_RE.match(k):
-				self.check(r.authid, path, ['VM.Config.Disk'])
+			if DRIVE_RE.match(k) or k == 'cdrom' or k == 'tags' or \
+					re.match(r'^(unused|serial|usb|virtiofs)\d+$', k):
 				continue
 			privs = OPT_PRIV.get(b) or OPT_PRIV.get(k)
 			if privs:
 				self.check(r.authid, path, list(privs), any_of=len(privs) > 1)
+
+	def check_drive_perm(self, authid, vmid, key, value):
+		"""qs API2/Qemu.pm $update_vm_api $check_drive_perms (runs in the update worker):
+		cloud-init drive: VM.Config.Cloudinit and VM.Config.CDROM; CD-ROM (media=cdrom):
+		VM.Config.CDROM; any other disk: VM.Config.Disk."""
+		d = self.parse_drive(key, str(value))
+		f = d['file']
+		path = '/vms/%d' % vmid
+		if f == 'cloudinit' or f.endswith(':cloudinit') or self.is_cloudinit(f):
+			self.check(authid, path, ['VM.Config.Cloudinit', 'VM.Config.CDROM'])
+		elif d.get('media') == 'cdrom':
+			self.check(authid, path, ['VM.Config.CDROM'])
+		else:
+			self.check(authid, path, ['VM.Config.Disk'])
+
+	def check_bridge_access(self, r, conf):
+		"""qs QemuServer.pm check_bridge_access, pgc GuestHelpers.pm check_vnet_access: SDN.Use
+		on /sdn/zones/<zone>/<bridge>[/<tag>]; an SDN VNet is in its zone (from
+		/cluster/sdn/vnets), any other bridge in zone 'localnetwork'."""
+		for k in sorted(conf):
+			if not re.match(r'^net\d+$', k):
+				continue
+			v = str(conf[k])
+			m = re.search(r'(?:^|,)bridge=([^,]+)', v)
+			if not m:
+				continue
+			bridge = m.group(1)
+			tag = re.search(r'(?:^|,)tag=(\d+)', v)
+			trunks = re.search(r'(?:^|,)trunks=([^,]+)', v)
+			zone = (self.sdn_vnets.get(bridge) or {}).get('zone', 'localnetwork')
+			base = '/sdn/zones/%s/%s' % (zone, bridge)
+			if tag:
+				self.check(r.authid, base + '/' + tag.group(1), ['SDN.Use'])
+			if trunks:
+				tags = set()
+				for part in trunks.group(1).split(';'):
+					a, _, b = part.partition('-')
+					tags.update(range(int(a), int(b or a) + 1))
+				for tg in sorted(tags, key=str):
+					self.check(r.authid, '%s/%d' % (base, tg), ['SDN.Use'])
+			if not (tag or trunks):
+				self.check(r.authid, base, ['SDN.Use'])
 
 	def create_props(self):
 		"""The option schemas of POST /nodes/{node}/qemu (the VM config's options)."""
@@ -126,7 +175,8 @@ class QemuHandlers:
 		return ','.join(parts)
 
 	def plan_drives(self, r, vm_id, params, default_storage, existing_conf):
-		"""Checks the drive options before the fork; returns jobs to run in the task."""
+		"""qs API2/Qemu.pm $check_storage_access and $check_drive_param (before the fork):
+		returns the jobs create_disks runs in the task."""
 		jobs = []
 		ci_present = any('cloudinit' in str(v) for k, v in existing_conf.items()
 			if DRIVE_RE.match(k))
@@ -137,84 +187,85 @@ class QemuHandlers:
 			f = d['file']
 			imp = d.get('import-from')
 			m = NEW_DISK_RE.match(f)
-			if f.endswith(':cloudinit') or f == 'cloudinit':
+			cd = d.get('media') == 'cdrom'
+			if f == 'none':
+				jobs.append(('keep', k, d, None))
+			elif f.endswith(':cloudinit') or f == 'cloudinit':
 				sid = f.split(':')[0] if ':' in f else default_storage
 				if ci_present:
 					# qs API2/Qemu.pm create_disks
 					raise ApiError(500, "cloud-init drive is already attached at '%s'\n" % k)
 				ci_present = True
-				self.need_storage(r, sid)
+				if not sid:
+					raise ApiError(500, 'no storage ID specified (and no default storage)\n')
+				self.storage(sid)
 				jobs.append(('cloudinit', k, d, sid))
-			elif m:
+			elif cd and f == 'cdrom':
+				self.check(r.authid, '/', ['Sys.Console'])
+				jobs.append(('keep', k, d, None))
+			elif not cd and m:
 				sid = m.group(2) or default_storage
 				if not sid:
-					raise param_exc({k: 'missing storage'})
-				size = m.group(3)
+					raise ApiError(500, 'no storage ID specified (and no default storage)\n')
+				self.check(r.authid, '/storage/' + sid, ['Datastore.AllocateSpace'])
+				if 'images' not in self.storage(sid)['content']:
+					raise param_exc({'storage': "storage '%s' does not support vm images" % sid})
 				if imp is not None:
-					if float(size) != 0:
+					self.check_import_source(r, imp, k)
+					if float(m.group(3)) != 0:
 						# qs API2/Qemu.pm $check_drive_param
 						raise param_exc({k: IMPORT_FROM_SYNTAX})
-					self.check_import_source(r, imp)
-				self.need_storage(r, sid)
 				jobs.append(('import' if imp is not None else 'new', k, d, sid))
 			else:
+				if f.startswith('/'):
+					raise root_path_exc()
+				v = self.check_volume_access(r, f, vm_id)
+				if v['ctype'] not in ('images', 'iso'):
+					raise param_exc({k: "content type needs to be 'images' or 'iso'"})
 				if imp is not None:
 					raise param_exc({k: IMPORT_FROM_SYNTAX})
-				if f not in ('none', 'cdrom') and not f.startswith('/'):
-					path, ctype, owner = self.vol_path(f)
-					if not os.path.exists(path):
-						raise no_volume_exc(f)
-					if ctype == 'iso' and d.get('media') != 'cdrom':
-						raise param_exc({k: "explicit 'media=cdrom' is required for iso images"})
-				elif f.startswith('/'):
-					raise root_path_exc()
+				if not os.path.exists(v['path']):
+					raise no_volume_exc(f)
+				if v['ctype'] == 'iso' and not cd:
+					raise param_exc({k: "explicit 'media=cdrom' is required for iso images"})
 				jobs.append(('keep', k, d, None))
 		return jobs
 
-	def run_drive_jobs(self, t, vmid, jobs, created):
-		"""Executes plan_drives jobs inside a task; returns {key: final drive string}."""
+	def run_drive_jobs(self, t, vmid, jobs, created, node):
+		"""qs API2/Qemu.pm create_disks inside the task: allocates, imports (converting to
+		the target storage's format) or keeps each drive; returns {key: drive string}."""
 		out = {}
 		for kind, k, d, sid in jobs:
 			d = dict(d)
 			if kind == 'keep':
 				out[k] = self.print_drive(d)
 				continue
-			ddir = os.path.join(self.store, 'images', str(vmid))
-			os.makedirs(ddir, exist_ok=True)
+			st = self.storage(sid)
 			if kind == 'cloudinit':
-				name = 'vm-%d-cloudinit.qcow2' % vmid
-				path = os.path.join(ddir, name)
-				run(['qemu-img', 'create', '-q', '-f', 'qcow2', path, '4M'])
+				volid, path = self.alloc_cloudinit(st, vmid, node)
 				created.append(path)
-				d['file'] = 'local:%d/%s' % (vmid, name)
+				d['file'] = volid
 				d['media'] = 'cdrom'
 				out[k] = self.print_drive(d)
-				t.log("%s: successfully created disk 'local:%d/%s,media=cdrom'" % (k, vmid, name))
+				t.log("%s: successfully created disk '%s,media=cdrom'" % (k, volid))
 				continue
-			name = self.free_disk_name(vmid)
-			path = os.path.join(ddir, name)
-			created.append(path)
-			created.append(path + '.tmp')
 			if kind == 'new':
-				size = parse_size(NEW_DISK_RE.match(d['file']).group(3) + 'G') if '.' not in \
-					d['file'].split(':')[-1] else int(float(d['file'].split(':')[-1]) * (1 << 30))
-				t.log("Formatting '%s', fmt=qcow2 cluster_size=65536 extended_l2=off "
-					"preallocation=metadata compression_type=zlib size=%d lazy_refcounts=off "
-					"refcount_bits=16" % (path, size))
-				run(['qemu-img', 'create', '-q', '-f', 'qcow2', path, str(size)])
+				gb = NEW_DISK_RE.match(d['file']).group(3)
+				size = int(float(gb) * (1 << 30))
+				volid, path = self.alloc_disk(st, vmid, d, size, node)
+				created.append(path)
 			else:
 				src = d.pop('import-from')
-				spath, _, _ = self.vol_path(src)
-				sfmt = qemu_img_info(spath).get('format')
-				t.log('importing disk \'%s\' to VM %d ...' % (src, vmid))
+				spath = self.vol(src)['path']
+				t.log("importing disk '%s' to VM %d ..." % (src, vmid))
 				t.log("transferred 0.0 B of %s (0.00%%)" % format_size(
 					qemu_img_info(spath)['virtual-size']))
-				run(['qemu-img', 'convert', '-p', '-q', '-f', sfmt, '-O', 'qcow2', spath, path])
+				volid, path = self.import_disk(st, vmid, d, spath, node)
+				created.append(path)
 				t.log('transferred all data (100.00%)')
-			os.unlink(path + '.tmp')
-			size = qemu_img_info(path)['virtual-size']
-			d['file'] = 'local:%d/%s' % (vmid, name)
-			d['size'] = format_size(size)
+			d.pop('format', None)  # create_disks: 'no longer needed'
+			d['file'] = volid
+			d['size'] = format_size(self.volume_size(volid))
 			out[k] = self.print_drive(d)
 			t.log("%s: successfully created disk '%s'" % (k, out[k]))
 		return out
@@ -257,28 +308,31 @@ class QemuHandlers:
 		vmid = int(p['vmid'])
 		if p.get('archive'):
 			raise ApiError(501, 'restore is not supported by the simulator\n')
-		# qs API2/Qemu.pm create_vm: permissions first, then the VMID check
-		if p.get('pool'):
-			self.check(r.authid, '/pool/' + p['pool'], ['VM.Allocate'])
-		else:
-			self.check(r.authid, '/vms/%d' % vmid, ['VM.Allocate'])
-		self.check_opts_perm(r, vmid, p, True)
-		if p.get('start'):
-			self.check(r.authid, '/vms/%d' % vmid, ['VM.PowerMgmt'])
+		# qs API2/Qemu.pm create_vm, in its order: storage, start, VM.Allocate (a bare
+		# raise_perm_exc), $check_storage_access, $check_vm_modify_config_perm,
+		# check_bridge_access, $check_drive_param; then create_and_lock_config
 		if p.get('storage'):
 			self.need_storage(r, p['storage'])
+		if p.get('start'):
+			self.check(r.authid, '/vms/%d' % vmid, ['VM.PowerMgmt'])
+		if not (self.has(r.authid, '/vms/%d' % vmid, 'VM.Allocate') or (p.get('pool') and
+				self.has(r.authid, '/pool/' + p['pool'], 'VM.Allocate'))):
+			raise ApiError(403, 'Permission check failed\n')
+		jobs = self.plan_drives(r, vmid, p, p.get('storage'), {})
+		self.check_opts_perm(r, vmid, list(p))
+		self.check_bridge_access(r, p)
 		with self.lock:
 			if vmid in self.vms:
-				# pve-cluster Cluster.pm check_vmid_unused
-				raise ApiError(500, "VM %d already exists on node '%s'\n" % (vmid,
-					self.vms[vmid]['node']))
-			jobs = self.plan_drives(r, vmid, p, p.get('storage'), {})
+				# pgc AbstractConfig.pm create_and_lock_config -> pve-cluster Cluster.pm
+				# check_vmid_unused, prefixed with create_vm's $emsg
+				raise ApiError(500, "unable to create VM %d - VM %d already exists on node "
+					"'%s'\n" % (vmid, vmid, self.vms[vmid]['node']))
 			vm = self.add_locked_vm(vmid, r.node, 'create')
 		created = []
 
 		def work(t):
 			conf = {}
-			drives = self.run_drive_jobs(t, vmid, jobs, created)
+			drives = self.run_drive_jobs(t, vmid, jobs, created, r.node)
 			self.apply_simple_opts(conf, p)
 			conf.update(drives)
 			if 'smbios1' not in conf:
@@ -322,7 +376,11 @@ class QemuHandlers:
 			if k != 'cipassword']
 
 	def update_config(self, r, sync):
-		"""qs API2/Qemu.pm $update_vm_api."""
+		"""qs API2/Qemu.pm $update_vm_api. Before the fork: option privileges, storage
+		access, bridges, the config checks; the config flock is taken before the fork up to
+		qemu-server 9.1.18 and inside the worker from 9.1.19 (commit 797ab238 'api: update vm:
+		fork before locking'); the drive privileges ($check_drive_perms) are checked in the
+		worker."""
 		p = r.params
 		vm = self.get_vm(r.vmid, r.node)
 		vmid = vm['vmid']
@@ -331,22 +389,39 @@ class QemuHandlers:
 		if not keys and not dels and not p.get('revert'):
 			raise ApiError(400, 'no options specified\n')
 		self.check(r.authid, '/vms/%d' % vmid, ALL_VM_CONFIG, any_of=True)
-		self.check_opts_perm(r, vmid, {k: 1 for k in keys + dels}, False)
 		for k in dels:
 			if k in p:
 				raise ApiError(400, "unable to delete '%s' - there are pending changes\n" % k)
-		with self.config_lock(vmid):
-			self.assert_if_modified(vm, p.get('digest'))
+		drive_params = {k: p[k] for k in keys if DRIVE_RE.match(k)}
+		self.check_opts_perm(r, vmid, dels)
+		self.check_opts_perm(r, vmid, keys)
+		jobs = self.plan_drives(r, vmid, drive_params, None,
+			{k: v for k, v in vm['conf'].items() if k not in p})
+		self.check_bridge_access(r, p)
+
+		def load_and_check():
+			if p.get('digest') and p['digest'] != self.conf_digest(vm):
+				raise ApiError(500, 'checksum mismatch (file change by other user?)\n')
 			self.check_lock(vm)
-			jobs = self.plan_drives(r, vmid, {k: p[k] for k in keys if DRIVE_RE.match(k)},
-				None, {k: v for k, v in vm['conf'].items() if k not in p})
+
 		simple = {k: p[k] for k in keys if not DRIVE_RE.match(k)}
-		if 'cipassword' in simple and not re.match(r'^\$(1|5|6|2a|2y)\$', simple['cipassword']):
+		if 'cipassword' in simple and not re.match(r'^\$(?:[156]|2[ay])(\$.+){2}',
+				simple['cipassword']):
 			simple['cipassword'] = self.crypt(simple['cipassword'])
 		created = []
+		in_worker_lock = self.qs_at_least('9.1.19') and not sync
 
-		def work(t):
-			drives = self.run_drive_jobs(t, vmid, jobs, created) if jobs else {}
+		def apply(t):
+			for k in dels:
+				if DRIVE_RE.match(k) and k in vm['conf']:
+					self.check_drive_perm(r.authid, vmid, k, vm['conf'][k])
+			for k in sorted(drive_params):
+				if k in vm['conf']:
+					self.check_drive_perm(r.authid, vmid, k, vm['conf'][k])
+				self.check_drive_perm(r.authid, vmid, k, drive_params[k])
+			t.log('update VM %d: %s' % (vmid, ' '.join('-%s %s' % (k, '<hidden>' if
+				k == 'cipassword' else p[k]) for k in sorted(keys))))
+			drives = self.run_drive_jobs(t, vmid, jobs, created, r.node) if jobs else {}
 			with self.lock:
 				conf = vm['conf']
 				for k in dels:
@@ -359,17 +434,36 @@ class QemuHandlers:
 				self.apply_simple_opts(conf, simple)
 				conf.update(drives)
 				self.save_vm(vm)
-				t.log('update VM %d: %s' % (vmid, ' '.join('-%s %s' % (k, p[k]) for k in keys)))
+
+		def work(t):
+			if in_worker_lock:
+				with self.config_lock(vmid, ttype='qmconfig'):
+					load_and_check()
+					apply(t)
+			else:
+				apply(t)
 
 		if sync:
-			# PUT config runs in the API process; a failure is a plain 500
+			# PUT config runs in the API process under the lock; a failure is a plain 500
 			t = Task(self, r.node, 'qmconfig', vmid, r.authid)
-			try:
-				work(t)
-			except TaskFailed as e:
-				raise ApiError(500, str(e) + '\n')
+			with self.config_lock(vmid):
+				load_and_check()
+				try:
+					apply(t)
+				except TaskFailed as e:
+					raise ApiError(500, str(e) + '\n')
 			return None
-		return self.new_task(r.node, 'qmconfig', vmid, r.authid, work)
+		load_and_check()  # early checks before forking/locking
+		if in_worker_lock:
+			return self.new_task(r.node, 'qmconfig', vmid, r.authid, work)
+		# up to qemu-server 9.1.18: lock_config($vmid, $updatefn) forks the worker inside
+		release = self.flock(vmid)
+		try:
+			load_and_check()
+		except ApiError:
+			release()
+			raise
+		return self.new_task(r.node, 'qmconfig', vmid, r.authid, work, lock_release=release)
 
 	def crypt(self, pw):
 		try:
@@ -409,15 +503,17 @@ class QemuHandlers:
 			raise ApiError(500, 'Only root may use this option.\n')
 		ttype = {'start': 'qmstart', 'stop': 'qmstop', 'shutdown': 'qmshutdown',
 			'reboot': 'qmreboot'}[action]
-		if action == 'start':
-			if vm['conf'].get('template'):
-				# qs API2/Qemu.pm vm_start -> QemuServer.pm vm_start: check_lock then template
-				raise ApiError(500, "you can't start a vm if it's a template\n")
-		self.check_lock(vm)
+		if action != 'start':
+			self.check_lock(vm)
 
 		def work(t):
-			with self.config_lock(vmid):
+			with self.config_lock(vmid, ttype=ttype):
 				if action == 'start':
+					# qs QemuServer.pm vm_start (in the worker, under the config lock): the
+					# template check, then check_lock, then 'already running'
+					if vm['conf'].get('template'):
+						raise TaskFailed("you can't start a vm if it's a template")
+					self.check_lock(vm)
 					if vm['status'] == 'running':
 						raise TaskFailed('VM %d already running' % vmid)
 					self.hv.start(vm)
@@ -446,6 +542,19 @@ class QemuHandlers:
 		return self.power(r, 'reboot')
 
 	# -- destroy --------------------------------------------------------------------------
+	def drive_volids(self, conf, include_unused=True):
+		"""(key, volume id) of each managed, non-cdrom volume of a config."""
+		res = []
+		for k, v in sorted(conf.items()):
+			if not (DRIVE_RE.match(k) or (include_unused and re.match(r'^unused\d+$', k))):
+				continue
+			if 'media=cdrom' in str(v) and not self.is_cloudinit(str(v)):
+				continue
+			f = str(v).split(',')[0]
+			if ':' in f and f.split(':')[0] in self.storages:
+				res.append((k, f))
+		return res
+
 	def h_delete_nodes_node_qemu_vmid(self, r):
 		vm = self.get_vm(r.vmid, r.node)
 		vmid = vm['vmid']
@@ -460,29 +569,32 @@ class QemuHandlers:
 			raise ApiError(500, "can't remove VM %d - protection mode enabled\n" % vmid)
 
 		def work(t):
-			with self.config_lock(vmid):
-				children = self.linked_children(vmid)
-				if children:
-					base = [v for v in vm['conf'].values() if 'base-' in str(v)][0]
-					# ps Storage.pm vdisk_free
-					raise TaskFailed("base volume '%s' is still in use by linked cloned"
-						% str(base).split(',')[0].split(':', 1)[1])
-				ddir = os.path.join(self.store, 'images', str(vmid))
-				for k, v in list(vm['conf'].items()):
-					if DRIVE_RE.match(k) or re.match(r'^unused\d+$', k):
-						f = str(v).split(',')[0]
-						if f.startswith('local:'):
-							path, ctype, owner = self.vol_path(f)
-							if owner == vmid and os.path.exists(path):
-								os.unlink(path)
-								t.log("Removing image: 100% complete...done.")
-				if r.params.get('destroy-unreferenced-disks', 1) not in (0, '0', False) and \
-						os.path.isdir(ddir):
-					for fn in os.listdir(ddir):
-						if re.match(r'^(vm|base)-%d-' % vmid, fn):
-							os.unlink(os.path.join(ddir, fn))
-				if os.path.isdir(ddir) and not os.listdir(ddir):
-					os.rmdir(ddir)
+			with self.config_lock(vmid, ttype='qmdestroy'):
+				conf = vm['conf']
+				if conf.get('template'):
+					# qs QemuServer.pm destroy_vm: a base still used by a linked clone
+					for k, f in self.drive_volids(conf):
+						if self.base_in_use(f):
+							raise TaskFailed("base volume '%s' is still in use by linked cloned"
+								% f)
+				done = set()
+				for k, f in self.drive_volids(conf):
+					v = self.vol(f)
+					if v['owner'] != vmid or f in done:
+						continue
+					done.add(f)
+					try:
+						self.free_image(t, f)
+						t.log("Removing image: 100% complete...done.")
+					except (TaskFailed, ApiError) as e:
+						t.warn("Could not remove disk '%s', check manually: %s" % (f,
+							getattr(e, 'msg', str(e)).strip()))
+				if r.params.get('destroy-unreferenced-disks', 1) not in (0, '0', False):
+					for e in self.list_volumes('images', vmid):
+						try:
+							self.free_image(t, e['volid'])
+						except (TaskFailed, ApiError) as ex:
+							t.warn(getattr(ex, 'msg', str(ex)).strip())
 				self.drop_vm(vmid)
 				if r.params.get('purge'):
 					t.log('purging VM %d from related configurations..' % vmid)
@@ -493,38 +605,42 @@ class QemuHandlers:
 	def h_post_nodes_node_qemu_vmid_template(self, r):
 		vm = self.get_vm(r.vmid, r.node)
 		vmid = vm['vmid']
+		disk = r.params.get('disk')
 		self.check(r.authid, '/vms/%d' % vmid, ['VM.Allocate'])
-		with self.config_lock(vmid):
+
+		def load_and_check():
+			# qs API2/Qemu.pm template $load_and_check (before the fork and in the worker)
 			self.check_lock(vm)
-			# qs API2/Qemu.pm template
-			if vm['conf'].get('template'):
-				raise ApiError(500, 'you can\'t convert a template to a template\n')
-			if vm['status'] == 'running':
-				raise ApiError(500, "you can't convert a running VM to template\n")
 			if vm.get('snapshots'):
-				raise ApiError(500, "you can't convert a VM to template if VM has snapshots\n")
+				raise ApiError(500, 'unable to create template, because VM contains '
+					'snapshots\n')
+			if vm['conf'].get('template') and not disk:
+				raise ApiError(500, "you can't convert a template to a template\n")
+			if vm['status'] == 'running':
+				raise ApiError(500, "you can't convert a VM to template if VM is running\n")
+
+		load_and_check()
 
 		def work(t):
-			with self.config_lock(vmid):
+			with self.config_lock(vmid, ttype='qmtemplate'):
+				load_and_check()
 				with self.lock:
 					conf = vm['conf']
-				for k, v in sorted(conf.items()):
-					if not DRIVE_RE.match(k) or 'media=cdrom' in v:
-						continue
-					f = v.split(',')[0]
-					m = re.match(r'^local:(?:\d+/[^/]+/)?(\d+)/vm-(\d+-disk-\d+\.qcow2)$', f)
-					if not m:
-						continue
-					src = os.path.join(self.store, 'images', m.group(1), 'vm-' + m.group(2))
-					dst = os.path.join(self.store, 'images', m.group(1), 'base-' + m.group(2))
-					os.rename(src, dst)
-					with self.lock:
-						conf[k] = v.replace(f, 'local:%s/base-%s' % (m.group(1), m.group(2)))
-					t.log("%s: converting to base volume 'local:%s/base-%s'" % (k, m.group(1),
-						m.group(2)))
-				with self.lock:
 					conf['template'] = 1
 					self.save_vm(vm)
+				# qs QemuServer.pm template_create: each non-cdrom disk whose storage has
+				# the 'template' feature becomes a base volume (ps vdisk_create_base);
+				# thick LVM has none, so its volumes stay as they are
+				for k, f in self.drive_volids(conf, include_unused=False):
+					if disk and k != disk:
+						continue
+					if self.is_cloudinit(f) or not self.has_feature(f, 'template'):
+						continue
+					newf = self.create_base(f)
+					with self.lock:
+						conf[k] = conf[k].replace(f, newf, 1)
+						self.save_vm(vm)
+					t.log("%s: converted to base volume '%s'" % (k, newf))
 
 		return self.new_task(r.node, 'qmtemplate', vmid, r.authid, work)
 
@@ -533,101 +649,162 @@ class QemuHandlers:
 		vm = self.get_vm(r.vmid, r.node)
 		vmid = vm['vmid']
 		newid = int(p['newid'])
-		target = p.get('target') or r.node
-		is_tpl = bool(vm['conf'].get('template'))
-		full = bool(int(p['full'])) if p.get('full') is not None else not is_tpl
-		# qs API2/Qemu.pm clone_vm
+		target = p.get('target')
+		if target in (r.node, 'localhost'):
+			target = None
+		storage = p.get('storage')
+		fmt = p.get('format')
+		# qs API2/Qemu.pm clone_vm: schema permissions
 		self.check(r.authid, '/vms/%d' % vmid, ['VM.Clone'])
 		if p.get('pool'):
 			self.check(r.authid, '/pool/' + p['pool'], ['VM.Allocate'])
 		else:
 			self.check(r.authid, '/vms/%d' % newid, ['VM.Allocate'])
-		if p.get('storage'):
-			self.need_storage(r, p['storage'])
-		else:
-			self.check(r.authid, '/storage/local', ['Datastore.AllocateSpace'])
-		if target not in self.nodes:
-			raise param_exc({'target': "no such cluster node '%s'" % target})
-		if (p.get('storage') or p.get('format')) and not full:
-			raise param_exc({'storage': 'option is only allowed for full clones' if
-				p.get('storage') else None, 'format': 'option is only allowed for full clones'
-				if p.get('format') else None})
-		if not full and not is_tpl:
-			raise ApiError(500, 'parameter \'full\' must be set to 1 for VM that is not a '
-				'template - linked clones only from templates\n')
-		if target != r.node:
-			raise ApiError(500, "Can't clone to other node '%s' - storage 'local' is not shared\n"
-				% target)
-		with self.lock:
+		running = vm['status'] == 'running'
+
+		def load_and_check():
+			"""qs API2/Qemu.pm clone_vm $load_and_check: before the fork and again in the
+			worker under the locks."""
+			if target and target not in self.nodes:
+				raise ApiError(500, "no such cluster node '%s'\n" % target)
+			if storage:
+				st = self.storage(storage)
+				self.check_enabled(st, r.node)
+				if 'images' not in st['content']:
+					raise param_exc({'storage': "storage '%s' does not support vm images" %
+						storage})
+				if target:
+					self.check_enabled(st, target)
+					if not st.get('shared'):
+						raise ApiError(500, "can't clone to non-shared storage '%s'\n" % storage)
+			self.check_lock(vm)
+			if (vm['status'] == 'running') != running:
+				raise ApiError(500, 'unexpected state change\n')
+			is_tpl = bool(vm['conf'].get('template'))
+			full = bool(int(p['full'])) if p.get('full') is not None else not is_tpl
+			if storage is not None and not full:
+				raise ApiError(500, "parameter 'storage' not allowed for linked clones\n")
+			if fmt is not None and not full:
+				raise ApiError(500, "parameter 'format' not allowed for linked clones\n")
+			# $check_storage_access_clone
+			sharedvm = True
+			for k, v in sorted(vm['conf'].items()):
+				if not DRIVE_RE.match(k):
+					continue
+				f = str(v).split(',')[0]
+				if f == 'none':
+					continue
+				cd = 'media=cdrom' in str(v) and not self.is_cloudinit(f)
+				if cd and f == 'cdrom':
+					self.check(r.authid, '/', ['Sys.Console'])
+					continue
+				sid = f.split(':')[0]
+				if not self.storage(sid).get('shared'):
+					sharedvm = False
+				if not cd:
+					self.check(r.authid, '/storage/' + (storage or sid),
+						['Datastore.AllocateSpace'])
+			self.check_bridge_access(r, vm['conf'])
+			if target and not sharedvm:
+				raise ApiError(500, "can't clone VM to node '%s' (VM uses local storage)\n" %
+					target)
 			if newid in self.vms:
 				raise ApiError(500, "unable to create VM %d: config file already exists\n"
 					% newid)
-			self.check_lock(vm)
-			shared = vm['status'] != 'running'
-			# held until the task ends: new_task releases it
-			release_src = self.flock(vmid, shared=shared, timeout=1)
-			newvm = self.add_locked_vm(newid, target, 'clone')
+			drives = {}
+			for k, v in sorted(vm['conf'].items()):
+				if not DRIVE_RE.match(k):
+					continue
+				f = str(v).split(',')[0]
+				if 'media=cdrom' in str(v) and not self.is_cloudinit(f):
+					continue
+				if f == 'none' or ':' not in f:
+					continue
+				if full or self.is_cloudinit(f) or k == 'tpmstate0':
+					if not self.has_feature(f, 'copy'):
+						raise ApiError(500, "Full clone feature is not supported for '%s' (%s)\n"
+							% (f, k))
+					drives[k] = ('full', f)
+				else:
+					if not self.has_feature(f, 'clone'):
+						raise ApiError(500, "Linked clone feature is not supported for '%s' (%s)\n"
+							% (f, k))
+					drives[k] = ('linked', f)
+			return full, drives
+
+		load_and_check()  # early checks before forking/locking
+		held = []
 		created = []
+		made = []
 
 		def work(t):
+			# lock_source_vm: exclusive if running, else shared; then the new VM; 1 s each
+			held.append(self.flock(vmid, shared=not running, timeout=1, ttype='qmclone'))
+			held.append(self.flock(newid, timeout=1, ttype='qmclone'))
+			full, drives = load_and_check()
+			t.log('creating a clone of VM %d with ID %d' % (vmid, newid))
+			with self.lock:
+				if newid in self.vms:
+					raise TaskFailed('unable to create VM %d: config file already exists' % newid)
+				newvm = self.add_locked_vm(newid, r.node, 'clone')
+				made.append(newvm)
 			src = dict(vm['conf'])
-			conf = {}
-			t.log('create %s clone of drive(s) from VM %d' % ('full' if full else 'linked', vmid))
-			ddir = os.path.join(self.store, 'images', str(newid))
-			os.makedirs(ddir, exist_ok=True)
+			conf = {'lock': 'clone'}
 			for k, v in sorted(src.items()):
-				if k in ('template', 'lock', 'digest', 'meta') or re.match(r'^unused\d+$', k):
+				if k in ('template', 'lock', 'digest', 'meta', 'parent', 'snaptime', 'vmstate',
+						'runningcpu', 'runningmachine') or re.match(r'^unused\d+$', k):
 					continue
-				if DRIVE_RE.match(k) and v.split(',')[0].startswith('local:'):
-					f = v.split(',')[0]
-					spath, ctype, owner = self.vol_path(f)
-					if 'cloudinit' in f:
-						name = 'vm-%d-cloudinit.qcow2' % newid
-						dst = os.path.join(ddir, name)
-						created.append(dst)
-						shutil.copyfile(spath, dst)
-						conf[k] = v.replace(f, 'local:%d/%s' % (newid, name))
-						continue
-					if ctype != 'images':
-						conf[k] = v
-						continue
-					name = self.free_disk_name(newid)
-					dst = os.path.join(ddir, name)
-					created.extend([dst, dst + ".tmp"])
-					if full:
-						t.log("drive mirror / copy of '%s'" % f)
-						run(['qemu-img', 'convert', '-q', '-O', 'qcow2', spath, dst])
-						newf = 'local:%d/%s' % (newid, name)
-					else:
-						base = os.path.basename(spath)
-						run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b',
-							'../%d/%s' % (owner, base), dst])
-						newf = 'local:%d/%s/%d/%s' % (owner, base, newid, name)
-					os.unlink(dst + '.tmp')
-					conf[k] = v.replace(f, newf)
-					t.log("%s: clone of '%s' done" % (k, f))
-				elif re.match(r'^net\d+$', k):
+				if re.match(r'^net\d+$', k):
 					conf[k] = re.sub(r'=([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}', '=' + self.gen_mac(),
 						v, count=1)
 				elif k == 'smbios1':
 					conf[k] = re.sub(r'uuid=[0-9a-fA-F-]+', 'uuid=%s' % uuid.uuid4(), v)
 				elif k == 'vmgenid':
 					conf[k] = str(uuid.uuid4())
-				else:
+				elif k not in drives:
 					conf[k] = v
 			conf['name'] = p.get('name') or 'Copy-of-VM-%s' % src.get('name', vmid)
-			if p.get('description') is not None:
+			if p.get('description'):
 				conf['description'] = p['description']
 			conf['meta'] = creation_meta()
-			with self.lock:
-				newvm['conf'] = conf
-				self.save_vm(newvm)
+			try:
+				for k in sorted(drives):
+					kind, f = drives[k]
+					v = src[k]
+					if kind == 'linked':
+						t.log("create linked clone of drive %s (%s)" % (k, f))
+						newf, path = self.clone_image(f, newid)
+					else:
+						t.log("create full clone of drive %s (%s)" % (k, f))
+						sv = self.vol(f)
+						st = self.storage(storage) if storage else sv['st']
+						self.check_enabled(st, r.node)
+						newf, path = self.copy_disk(f, st, newid, fmt if fmt in
+							TYPES_FORMATS(st) else None)
+					created.append(path)
+					conf[k] = v.replace(f, newf, 1)
+					with self.lock:
+						newvm['conf'] = dict(conf)
+						self.save_vm(newvm)
+				del conf['lock']
+				with self.lock:
+					newvm['conf'] = conf
+					if target:
+						newvm['node'] = target
+					self.save_vm(newvm)
+			except (TaskFailed, ApiError) as e:
+				raise TaskFailed('clone failed: %s' % str(getattr(e, 'msg', e)).strip())
 
 		def on_error(t):
 			remove_files(created)
-			self.drop_vm(newid)
+			if made:
+				self.drop_vm(newid)
 
-		return self.new_task(r.node, 'qmclone', vmid, r.authid, work, on_error, release_src)
+		def release():
+			for rel in reversed(held):
+				rel()
+
+		return self.new_task(r.node, 'qmclone', vmid, r.authid, work, on_error, release)
 
 	def h_put_nodes_node_qemu_vmid_resize(self, r):
 		p = r.params
@@ -638,32 +815,28 @@ class QemuHandlers:
 		m = re.match(r'^(\+)?(\d+(\.\d+)?)([KMGT])?$', p['size'])
 		if not m:
 			raise param_exc({'size': "unable to parse size '%s'" % p['size']})
-		with self.config_lock(vmid):
-			self.assert_if_modified(vm, p.get('digest'))
-			self.check_lock(vm)
-			drive = vm['conf'].get(disk)
-			if not drive:
-				raise ApiError(500, "disk '%s' does not exist\n" % disk)
-			# qs API2/Qemu.pm resize_vm
-			if 'media=cdrom' in drive:
-				raise ApiError(500, "you can't resize a cdrom\n")
-			if vm['conf'].get('template'):
-				raise ApiError(500, "you can't resize a template\n")
-			f = drive.split(',')[0]
-			self.check(r.authid, '/storage/' + f.split(':')[0], ['Datastore.AllocateSpace'])
-			path, _, _ = self.vol_path(f)
-			cur = qemu_img_info(path)['virtual-size']
-			val = parse_size(m.group(2) + (m.group(4) or ''))
-			new = cur + val if m.group(1) else val
-			if new < cur:
-				raise ApiError(500, "shrinking disks is not supported\n")
 
 		def work(t):
-			with self.config_lock(vmid):
+			# qs API2/Qemu.pm resize_vm: every check runs in the worker, under the lock
+			with self.config_lock(vmid, ttype='resize'):
+				if p.get('digest') and p['digest'] != self.conf_digest(vm):
+					raise TaskFailed('checksum mismatch (file change by other user?)')
+				self.check_lock(vm)
+				drive = vm['conf'].get(disk)
+				if not drive:
+					raise TaskFailed("disk '%s' does not exist" % disk)
+				f = drive.split(',')[0]
+				if 'media=cdrom' in drive:
+					raise TaskFailed("you can't resize a cdrom")
+				self.check(r.authid, '/storage/' + f.split(':')[0], ['Datastore.AllocateSpace'])
+				cur = self.volume_size(f)
+				val = parse_size(m.group(2) + (m.group(4) or ''))
+				new = int(cur + val if m.group(1) else val)
+				if new < cur:
+					raise TaskFailed('shrinking disks is not supported')
 				if new == cur:
-					t.log('disk size unchanged')
-				else:
-					run(['qemu-img', 'resize', '-q', '-f', 'qcow2', path, str(new)])
+					return
+				new = self.resize_volume(f, new)
 				with self.lock:
 					d = vm['conf'][disk]
 					sz = format_size(new)

@@ -50,6 +50,46 @@ class RWLock:
 
 
 # ----------------------------------------------------------------------------------------------
+# Versions: --pve-version names a release (8.4, 9.0, 9.1) or a full pve-manager version; each
+# release has the pve-manager and qemu-server versions below (--qemu-server-version overrides
+# the latter). What differs between them:
+#   qemu-server < 9.0.3: agent calls need VM.Monitor (qs API2/Qemu/Agent.pm before commit
+#     b92a40ce 'api: agent: use more specific guest agent privileges'); pac < 9.0 has
+#     VM.Monitor and no VM.GuestAgent.* privileges (pac commit 0706945 drops VM.Monitor);
+#   qemu-server < 9.1.19: POST .../config takes the config flock before the fork (qs
+#     API2/Qemu.pm $update_vm_api; commit 797ab238 'api: update vm: fork before locking').
+RELEASES = {
+	# release: (pve-manager, qemu-server). 8.4: the heads of pve-manager stable-8 and
+	# qemu-server stable-bookworm; 9.0: the last 9.0.x of each; 9.1: pve-manager 9.1.9 (the
+	# simulator's default before versions) with the qemu-server of its day (9.1.6,
+	# 2026-03-30; pve-manager 9.1.9 is of 2026-04-21).
+	'8.4': ('8.4.21', '8.4.10'),
+	'9.0': ('9.0.18', '9.0.30'),
+	'9.1': ('9.1.9', '9.1.6'),
+}
+
+
+def vtuple(v):
+	return tuple(int(x) for x in re.findall(r'\d+', v)[:3])
+
+
+def load_sdn_config(path):
+	"""SDN VNets ({vnet: {vnet, zone, ...}}) from a JSON file: {"vnets": [{"vnet": "v1",
+	"zone": "z1", "tag": 100}]} or a bare list."""
+	if not path:
+		return {}
+	with open(path) as f:
+		raw = json.load(f)
+	if isinstance(raw, dict):
+		raw = raw.get('vnets', [])
+	res = {}
+	for e in raw:
+		if not e.get('vnet') or not e.get('zone'):
+			raise SystemExit('sdn config: each vnet needs "vnet" and "zone"')
+		res[e['vnet']] = dict(e, type='vnet')
+	return res
+
+
 class SimState:
 	"""The simulator's state. The endpoint mixins composed with it in pve_sim.SimServer
 	provide init_storage/reset_storage/list_volumes (sim_storage) and make_hypervisor
@@ -57,6 +97,8 @@ class SimState:
 
 	def __init__(self, opts):
 		self.opts = opts
+		self.init_versions(opts)
+		self.sdn_vnets = load_sdn_config(getattr(opts, 'sdn_config', None))
 		self.state_dir = os.path.abspath(opts.state_dir)
 		self.confdir = os.path.join(self.state_dir, 'qemu-server')
 		self.tmpdir = os.path.join(self.state_dir, 'tmp')
@@ -93,6 +135,22 @@ class SimState:
 				raise SystemExit('--token-privs for unknown token %s' % tid)
 			self.tokens[tid]['privs'] = privs
 		self.load_state()
+
+	def init_versions(self, opts):
+		v = opts.pve_version or '9.1'
+		m = re.match(r'^(\d+)\.(\d+)(?:\.(\d+))?$', v)
+		if not m:
+			raise SystemExit('--pve-version: expected 8.4, 9.0, 9.1 or a full version')
+		self.release = '%s.%s' % (m.group(1), m.group(2))
+		if self.release not in RELEASES:
+			raise SystemExit('--pve-version: release %s not simulated (one of %s)' % (
+				self.release, ', '.join(sorted(RELEASES))))
+		self.manager_version = v if m.group(3) is not None else RELEASES[self.release][0]
+		self.qs_version = getattr(opts, 'qemu_server_version', None) or \
+			RELEASES[self.release][1]
+
+	def qs_at_least(self, v):
+		return vtuple(self.qs_version) >= vtuple(v)
 
 	# -- bookkeeping ------------------------------------------------------------------------
 	def next_pid(self):
@@ -206,6 +264,10 @@ class SimState:
 				elif kind == 'lock-timeout':
 					if f.get('vmid') is not None and int(f['vmid']) != match['vmid']:
 						ok = False
+					# with a task type: only the flock taken inside such a task; without:
+					# only a flock the API process takes before it forks a worker
+					if (f.get('type') or None) != match.get('type'):
+						ok = False
 				if ok:
 					f['count'] = f.get('count', 1) - 1
 					if f['count'] <= 0:
@@ -214,11 +276,12 @@ class SimState:
 		return None
 
 	# -- the config flock ---------------------------------------------------------------------
-	def flock(self, vmid, shared=False, timeout=None):
+	def flock(self, vmid, shared=False, timeout=None, ttype=None):
 		"""Takes the config file lock or raises the Perl timeout error; returns its release
-		function (for a lock held past the request, as a clone source's is)."""
+		function (for a lock held past the request, as a clone source's is). ttype: the
+		type of the task that takes it (None: the API process, before any fork)."""
 		msg = "can't lock file '/var/lock/qemu-server/lock-%d.conf' - got timeout\n" % vmid
-		if self.take_fault('lock-timeout', vmid=vmid):
+		if self.take_fault('lock-timeout', vmid=vmid, type=ttype):
 			raise ApiError(500, msg)
 		with self.lock:
 			lk = self.flocks.setdefault(vmid, RWLock())
@@ -227,10 +290,10 @@ class SimState:
 		return lambda: lk.release(shared)
 
 	@contextlib.contextmanager
-	def config_lock(self, vmid, shared=False, timeout=None):
+	def config_lock(self, vmid, shared=False, timeout=None, ttype=None):
 		"""`with sim.config_lock(vmid):` holds the config flock for the block (the code qs
 		runs inside QemuConfig->lock_config)."""
-		release = self.flock(vmid, shared, timeout)
+		release = self.flock(vmid, shared, timeout, ttype)
 		try:
 			yield
 		finally:

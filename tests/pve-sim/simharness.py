@@ -6,7 +6,9 @@
 		sim.requests(); sim.schema_violations()
 
 Keyword options map to pve_sim.py flags: token='U@R!N=SECRET', token_privs='U@R!N=/p:Priv,..',
-nodes='pve1,pve2', task_duration=0.2, lock_timeout=10, pve_version='9.1.9', auth_delay=0,
+nodes='pve1,pve2', task_duration=0.2, lock_timeout=10, pve_version='9.1' (or '8.4', '9.0', or a
+full version), qemu_server_version='9.1.19', storage_config=[{...}] (list, or a file path),
+sdn_config={'vnets': [{'vnet': 'v1', 'zone': 'z1'}]} (or a file path), auth_delay=0,
 tls=True, name='<log file stem>', qemu=True (real guests) with qemu_kernel, qemu_initrd,
 qemu_append, qemu_accel, qemu_max_memory, qemu_max_cpus. Logs go to
 $PHX_BUILD/sim-logs/<test-name>.jsonl when PHX_BUILD is set, else into the state dir.
@@ -75,7 +77,18 @@ class Simulator:
 		privs = o.get('token_privs')
 		for p in ([privs] if isinstance(privs, str) else privs or []):
 			a += ['--token-privs', p]
-		for k in ('nodes', 'task_duration', 'lock_timeout', 'pve_version', 'auth_delay',
+		for k, name in (('storage_config', 'storage.json'), ('sdn_config', 'sdn.json')):
+			v = o.get(k)
+			if v is not None and not isinstance(v, str):
+				# a list/dict is written into the state dir and passed as a file
+				path = os.path.join(self.state_dir, name)
+				with open(path, 'w') as f:
+					json.dump(v, f)
+				v = path
+			if v is not None:
+				a += ['--' + k.replace('_', '-'), v]
+		for k in ('nodes', 'task_duration', 'lock_timeout', 'pve_version', 'qemu_server_version',
+				'auth_delay',
 				'qemu_kernel', 'qemu_initrd', 'qemu_append', 'qemu_accel', 'qemu_max_memory',
 				'qemu_max_cpus'):
 			if o.get(k) is not None:

@@ -127,8 +127,9 @@ class CurlSession(unittest.TestCase):
 			if st['status'] == 'stopped':
 				break
 			time.sleep(0.02)
-		self.assertEqual(st['exitstatus'], "base volume '9000/base-9000-disk-0.qcow2' is still "
-			"in use by linked cloned")
+		# qs QemuServer.pm destroy_vm names the whole volume id (and says 'cloned')
+		self.assertEqual(st['exitstatus'], "base volume 'local:9000/base-9000-disk-0.qcow2' is "
+			"still in use by linked cloned")
 		self.assertTrue(os.path.exists(base))
 		# after the linked clone is gone the template goes too
 		self.wait(self.curl('DELETE', '/nodes/pve1/qemu/101?purge=1'))

@@ -156,11 +156,12 @@ class Negative(unittest.TestCase):
 		self.expect(self.create({'boot': 'order=scsi0;floppy0'}), 400, PV, {'boot': 'invalid '
 			"format - format error\nboot.order: invalid format - invalid boot device 'floppy0'\n\n"})
 
-	# 13. pve-access-control RPCEnvironment.pm check (via qemu-server create_vm): no VM.Allocate
+	# 13. qemu-server API2/Qemu.pm create_vm: no VM.Allocate on /vms/N or the pool ->
+	#     pve-common Exception.pm raise_perm_exc() without a path
 	def test_13_missing_privilege(self):
 		st, rs, body = self.sim.api('POST', '/nodes/pve1/qemu', {'vmid': 300}, headers={
 			'Authorization': 'PVEAPIToken=%s=22222222-0000-0000-0000-000000000000' % LIMITED})
-		self.expect((st, rs, body), 403, 'Permission check failed (/vms/300, VM.Allocate)')
+		self.expect((st, rs, body), 403, 'Permission check failed')
 		# reads that need only VM.Audit work for the same token
 		st, _, _ = self.sim.api('GET', '/nodes/pve1/qemu/9000/config', headers={
 			'Authorization': 'PVEAPIToken=%s=22222222-0000-0000-0000-000000000000' % LIMITED})
@@ -173,30 +174,36 @@ class Negative(unittest.TestCase):
 		self.expect(self.create({'scsi0': 'local:0,import-from=/var/lib/vz/x.qcow2'}), 500,
 			msg.rstrip('\n'), message=msg)
 
-	# 15. pve-cluster Cluster.pm check_vmid_unused (qemu-server create_vm)
+	# 15. pve-cluster Cluster.pm check_vmid_unused via pgc create_and_lock_config, prefixed
+	#     with qemu-server create_vm's $emsg
 	def test_15_duplicate_vmid(self):
-		self.expect(self.create({'vmid': 9000}), 500, "VM 9000 already exists on node 'pve1'")
+		self.expect(self.create({'vmid': 9000}), 500, "unable to create VM 9000 - VM 9000 "
+			"already exists on node 'pve1'")
 		# pve-manager API2/Cluster.pm nextid: same fixture shape as a real server
 		self.expect(self.sim.api('GET', '/cluster/nextid', {'vmid': 9000}), 400, PV,
 			{'vmid': 'VM 9000 already exists'})
 
-	# 16. pve-guest-common AbstractConfig.pm check_lock: VM locked while its clone task runs
+	# 16. pve-guest-common AbstractConfig.pm check_lock on a VM left with 'lock: clone':
+	#     qemu-server QemuServer.pm vm_start checks it in the worker (failed task),
+	#     $update_vm_api before the fork (500)
 	def test_16_locked_vm(self):
-		# long enough that two more requests surely land inside it on a loaded CI machine
-		self.sim.control('POST', '/_sim/task-duration', {'type': 'qmclone', 'seconds': 6})
-		self.addCleanup(self.sim.control, 'POST', '/_sim/task-duration',
-			{'type': 'qmclone', 'seconds': 0.02})
-		upid = self.sim.api('POST', '/nodes/pve1/qemu/9000/clone', {'newid': 105})[2]['data']
-		self.expect(self.sim.api('POST', '/nodes/pve1/qemu/105/status/start'), 500,
-			'VM 105 is locked (clone)')
+		st, _, b = self.create({'vmid': 105})
+		self.sim.wait_task(b['data'])
+		self.sim.control('POST', '/_sim/vm/105', {'conf': {'lock': 'clone'}})
+		st, _, b = self.sim.api('POST', '/nodes/pve1/qemu/105/status/start')
+		self.assertEqual(st, 200, b)
+		self.assertEqual(self.sim.wait_task(b['data'])['exitstatus'], 'VM 105 is locked (clone)')
 		self.expect(self.sim.api('POST', '/nodes/pve1/qemu/105/config', {'cores': 2}), 500,
 			'VM 105 is locked (clone)')
-		self.assertEqual(self.sim.wait_task(upid)['exitstatus'], 'OK')
+		self.sim.control('POST', '/_sim/vm/105', {'conf': {'lock': None}})
 		self.sim.wait_task(self.sim.api('DELETE', '/nodes/pve1/qemu/105')[2]['data'])
 
-	# 17. qemu-server API2/Qemu.pm vm_start: templates cannot be started
+	# 17. qemu-server QemuServer.pm vm_start (in the worker; API2/Qemu.pm vm_start has no
+	#     template check before the fork): templates cannot be started
 	def test_17_start_template(self):
-		self.expect(self.sim.api('POST', '/nodes/pve1/qemu/9000/status/start'), 500,
+		st, _, b = self.sim.api('POST', '/nodes/pve1/qemu/9000/status/start')
+		self.assertEqual(st, 200, b)
+		self.assertEqual(self.sim.wait_task(b['data'])['exitstatus'],
 			"you can't start a vm if it's a template")
 
 	# 18. pve-http-server AnyEvent.pm process_header: chunked bodies are refused, empty body
@@ -225,8 +232,11 @@ class Negative(unittest.TestCase):
 		self.assertIsNone(body)
 
 	# 21. pve-storage API2/Storage/Status.pm upload: import needs .qcow2/.raw/.vmdk/.ova
+	#     ('invalid filename or wrong extension'; iso/vztmpl say 'wrong file extension')
 	def test_21_wrong_extension(self):
 		self.expect(self.upload([('content', 'import')], 'filename', 'noble.img', self.img), 400,
+			PV, {'filename': 'invalid filename or wrong extension'})
+		self.expect(self.upload([('content', 'iso')], 'filename', 'noble.qcow2', self.img), 400,
 			PV, {'filename': 'wrong file extension'})
 
 	# 22. pve-http-server authenticate_and_handle_request: bad token -> 401, empty body
@@ -234,10 +244,15 @@ class Negative(unittest.TestCase):
 		self.expect(self.sim.api('GET', '/version', headers={'Authorization':
 			'PVEAPIToken=phoenix@pve!ci=wrong'}), 401, 'Authentication failed!', empty=True)
 
-	# 23. qemu-server API2/Qemu.pm resize_vm: shrinking is refused; templates not resizable
+	# 23. qemu-server API2/Qemu.pm resize_vm: every check is in the worker ($updatefn under
+	#     lock_config): shrinking, a missing disk (there is no template check at all)
 	def test_23_resize(self):
-		self.expect(self.sim.api('PUT', '/nodes/pve1/qemu/9000/resize', {'disk': 'scsi0',
-			'size': '1G'}), 500, "you can't resize a template")
+		for size, disk, msg in (('1M', 'scsi0', 'shrinking disks is not supported'),
+				('1G', 'scsi5', "disk 'scsi5' does not exist")):
+			st, _, b = self.sim.api('PUT', '/nodes/pve1/qemu/9000/resize', {'disk': disk,
+				'size': size})
+			self.assertEqual(st, 200, b)
+			self.assertEqual(self.sim.wait_task(b['data'])['exitstatus'], msg)
 
 	# 24. pve-manager HTTPServer.pm rest_handler: unknown method/path
 	def test_24_not_implemented(self):
