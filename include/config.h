@@ -41,6 +41,8 @@ struct cfg_timeouts {
 	unsigned long task_s;	 /* waiting for one Proxmox task (default 1800) */
 	unsigned long agent_s;	 /* waiting for the guest agent to answer (default 600) */
 	unsigned long connect_s; /* TCP+TLS connect (default 10) */
+	unsigned long request_s; /* one API request, answer included (default 30); a stalled
+				  * or silent server costs at most this per attempt */
 };
 
 struct cfg_proxmox {

@@ -61,7 +61,7 @@ static void cfg_parse_proxmox(struct cfg_ctx *ctx, json_t *root)
 	static const char *const keys[] = {"api_url", "token_id", "token_secret_file",
 					   "node",    "tls",      "timeouts"};
 	static const char *const tls_keys[] = {"ca_file", "fingerprint", "insecure"};
-	static const char *const to_keys[] = {"task_s", "agent_s", "connect_s"};
+	static const char *const to_keys[] = {"task_s", "agent_s", "connect_s", "request_s"};
 	struct cfg_proxmox *px = &ctx->cfg->proxmox;
 	char q[CFG_SHOW_MAX + 16];
 	const char *s;
@@ -70,6 +70,7 @@ static void cfg_parse_proxmox(struct cfg_ctx *ctx, json_t *root)
 	px->timeouts.task_s = 1800;
 	px->timeouts.agent_s = 600;
 	px->timeouts.connect_s = 10;
+	px->timeouts.request_s = 30;
 	obj = cfg_get_obj(ctx, root, "$", "proxmox", false);
 	if (!obj)
 		return;
@@ -130,6 +131,8 @@ static void cfg_parse_proxmox(struct cfg_ctx *ctx, json_t *root)
 			     &px->timeouts.agent_s);
 		cfg_get_uint(ctx, to, "$.proxmox.timeouts", "connect_s", false, 1, 600,
 			     &px->timeouts.connect_s);
+		cfg_get_uint(ctx, to, "$.proxmox.timeouts", "request_s", false, 1, 3600,
+			     &px->timeouts.request_s);
 	}
 }
 

@@ -67,6 +67,7 @@ static struct pve_client *session_client(const struct session *s, const char *no
 		.tls = {px->tls.ca_file, px->tls.fingerprint,
 			px->tls.insecure || s->opts->insecure},
 		.connect_timeout_s = (long)px->timeouts.connect_s,
+		.request_timeout_s = (long)px->timeouts.request_s,
 		.read_only = s->opts->dry_run,
 	};
 

@@ -547,6 +547,22 @@ class TestDeploy(DeployBase):
                               if r["method"] == "POST" and r["path"].endswith("/clone")]), 1)
         self.assertEqual(self.state(), before, p.stderr)
 
+    def test_a_stalled_answer_ends_at_the_request_deadline_and_the_get_is_retried(self):
+        self.seed_template()
+        path = self.config([self.vm_8001(features=[])])
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg["proxmox"]["timeouts"] = {"request_s": 2}
+        path = self.write_config(cfg)
+        self.sim.control("POST", "/_sim/fault", {"kind": "http", "method": "GET",
+                                                 "path": "/cluster/resources$", "delay": 120,
+                                                 "status": 500, "message": "stalled"})
+        # waiting the stall out would hit run_bin's timeout long before it ends
+        with Guests(self.sim):
+            p = self.run_bin("--config", path, "8001", check=0, timeout=90)
+        self.assertNotIn("stalled", p.stderr)
+        self.assertEqual(self.conf(8001)["cores"], 4)
+
     def test_lock_timeouts_are_retried(self):
         self.seed_template()
         self.sim.control("POST", "/_sim/fault", {"kind": "lock-timeout", "vmid": 8001,
