@@ -46,6 +46,29 @@ static struct undo_ref *undo_ref_new(const char *node, const char *name, const c
 	return r;
 }
 
+static bool undo_volume_listed(struct pve_client *c, const char *node, const char *volid,
+			       struct phx_err *err);
+
+/* A removal whose request or task wait failed may still have happened (the status poll
+ * failed, not the task): what counts is whether the object is gone, so ask once more. */
+static int undo_settled(struct pve_client *c, int vmid, const char *node, const char *volid, int rc,
+			struct phx_err *err)
+{
+	struct phx_err e = PHX_ERR_INIT;
+	bool exists = true;
+
+	if (rc == 0)
+		return 0;
+	if (vmid && pve_vm_exists(c, vmid, &exists, NULL, &e) < 0)
+		return -1;
+	if (volid)
+		exists = undo_volume_listed(c, node, volid, &e) || phx_err_is_set(&e);
+	if (exists)
+		return -1;
+	phx_err_clear(err);
+	return 0;
+}
+
 int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char *name,
 		   const char *tag, long timeout_s, struct phx_err *err)
 {
@@ -75,12 +98,16 @@ int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char 
 		return -1;
 	if (!strcmp(st.status, "running") && pve_vm_stop(c, node, vmid, timeout_s, err) < 0)
 		return -1;
-	return pve_vm_destroy(c, node, vmid, PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
-			      timeout_s, err);
+	return undo_settled(c, vmid, NULL, NULL,
+			    pve_vm_destroy(c, node, vmid,
+					   PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
+					   timeout_s, err),
+			    err);
 }
 
-int undo_volume_remove(struct pve_client *c, const char *node, const char *volid, long timeout_s,
-		       bool *ret_removed, struct phx_err *err)
+/* Whether the volume is listed on its storage; false with err set when the listing failed. */
+static bool undo_volume_listed(struct pve_client *c, const char *node, const char *volid,
+			       struct phx_err *err)
 {
 	struct pve_volume_list l = {NULL, 0};
 	size_t colon = strcspn(volid, ":"), slash;
@@ -91,17 +118,34 @@ int undo_volume_remove(struct pve_client *c, const char *node, const char *volid
 	 * ("local:iso/x.iso", "local:import/x.qcow2") */
 	slash = strcspn(volid + colon + (volid[colon] == ':'), "/");
 	if (!volid[colon] || colon >= sizeof(storage) || slash >= sizeof(content) ||
-	    !volid[colon + 1 + slash])
-		return phx_err_set(err, PHX_E_INTERNAL,
-				   "volume '%s': expected STORAGE:CONTENT/NAME", volid);
+	    !volid[colon + 1 + slash]) {
+		phx_err_set(err, PHX_E_INTERNAL, "volume '%s': expected STORAGE:CONTENT/NAME",
+			    volid);
+		return false;
+	}
 	snprintf(storage, sizeof(storage), "%.*s", (int)colon, volid);
 	snprintf(content, sizeof(content), "%.*s", (int)slash, volid + colon + 1);
 	if (pve_storage_content(c, node, storage, content, &l, err) < 0)
-		return -1;
+		return false;
 	for (size_t i = 0; i < l.n && !there; i++)
 		there = !strcmp(l.items[i].volid, volid);
 	pve_volume_list_release(&l);
-	if (there && pve_storage_content_delete(c, node, volid, timeout_s, err) < 0)
+	return there;
+}
+
+int undo_volume_remove(struct pve_client *c, const char *node, const char *volid, long timeout_s,
+		       bool *ret_removed, struct phx_err *err)
+{
+	struct phx_err e = PHX_ERR_INIT;
+	bool there = undo_volume_listed(c, node, volid, &e);
+
+	if (phx_err_is_set(&e)) {
+		*err = e;
+		return -1;
+	}
+	if (there &&
+	    undo_settled(c, 0, node, volid,
+			 pve_storage_content_delete(c, node, volid, timeout_s, err), err) < 0)
 		return -1;
 	if (ret_removed)
 		*ret_removed = there;

@@ -494,6 +494,22 @@ class TestDeploy(DeployBase):
         p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
         self.assert_clean_failure(p, before, "kvm: no memory")
 
+    def test_rollback_that_cannot_poll_its_task_still_reports_what_is_gone(self):
+        # the destroy task ran; only its status could not be read: the VM is gone, and the
+        # report says so instead of "could not remove"
+        self.seed_template()
+        before = self.state()
+        self.sim.control("POST", "/_sim/fault", {"kind": "task", "type": "qmstart",
+                                                 "message": "start broke"})
+        self.sim.control("POST", "/_sim/fault", {"kind": "http", "method": "GET",
+                                                 "path": "qmdestroy.*/status$", "status": 500,
+                                                 "message": "status unavailable",
+                                                 "count": 50})
+        p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
+        self.assertIn("removed VM 8001", p.stderr)
+        self.assertNotIn("could not remove", p.stderr)
+        self.assertEqual(self.state(), before)
+
     def test_missing_agent_times_out_and_cleans(self):
         self.seed_template()
         before = self.state()
