@@ -26,9 +26,16 @@ enum phx_err_code {
 	PHX_E_NOMEM,
 	PHX_E_INTERNAL, /* a bug: exit 70 */
 	PHX_E_INTERRUPTED, /* a stop signal: exit 128 + the signal (main) */
+	PHX_E_BUSY,	   /* another run holds the lock: exit 75, try again later */
 };
 
-enum { PHX_EXIT_OK = 0, PHX_EXIT_FAILURE = 1, PHX_EXIT_USAGE = 2, PHX_EXIT_SOFTWARE = 70 };
+enum {
+	PHX_EXIT_OK = 0,
+	PHX_EXIT_FAILURE = 1,
+	PHX_EXIT_USAGE = 2,
+	PHX_EXIT_SOFTWARE = 70,
+	PHX_EXIT_TEMPFAIL = 75, /* sysexits EX_TEMPFAIL */
+};
 
 #define PHX_ERR_MSG_MAX 8192
 

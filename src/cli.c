@@ -102,7 +102,8 @@ static const char cli_environment[] =
 
 static const char cli_exit_status[] =
 	"0 success; 1 runtime failure (what was created was removed again); 2 invalid usage or "
-	"config (nothing was sent to the server); 70 internal error; 128+N stopped by signal N "
+	"config (nothing was sent to the server); 70 internal error; 75 another run holds the lock "
+	"(nothing was done; try again later); 128+N stopped by signal N "
 	"(SIGINT 130, SIGTERM 143: the task in flight ends, then what the run created is removed; "
 	"a second signal stops at once).";
 

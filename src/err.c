@@ -116,6 +116,7 @@ const char *phx_err_code_name(enum phx_err_code code)
 		[PHX_E_NOMEM] = "out-of-memory",
 		[PHX_E_INTERNAL] = "internal",
 		[PHX_E_INTERRUPTED] = "interrupted",
+		[PHX_E_BUSY] = "busy",
 	};
 
 	if ((unsigned)code >= sizeof(names) / sizeof(names[0]) || !names[code])
@@ -133,6 +134,8 @@ int phx_err_exit_status(const struct phx_err *err)
 		return PHX_EXIT_USAGE;
 	case PHX_E_INTERNAL:
 		return PHX_EXIT_SOFTWARE;
+	case PHX_E_BUSY:
+		return PHX_EXIT_TEMPFAIL;
 	default:
 		return PHX_EXIT_FAILURE;
 	}

@@ -259,7 +259,7 @@ int fs_lock_acquire(const char *path, int *ret_fd, struct phx_err *err)
 		pid[strcspn(pid, "\n")] = '\0';
 		close(fd);
 		if (e == EWOULDBLOCK)
-			return phx_err_set(err, PHX_E_CONFLICT,
+			return phx_err_set(err, PHX_E_BUSY,
 					   "another orchestrator run (pid %s) holds the lock '%s'; "
 					   "wait for it to finish",
 					   pid[0] ? pid : "unknown", path);

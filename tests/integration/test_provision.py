@@ -375,8 +375,9 @@ class RunLockTest(ProvisionPreflightTest):
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             f.write("4242\n")
             f.flush()
+            # 75 (EX_TEMPFAIL): a timer or CI can tell "try later" from a failure
             p = self.run_bin("--config", self.config(), "--provision-template", env=env,
-                             check=1)
+                             check=75)
         self.assertIn("another orchestrator run (pid 4242) holds the lock", p.stderr)
         self.assertEqual([r for r in self.sim.requests() if not r.get("control")], [])
 

@@ -103,7 +103,7 @@ Test(err, exit_status_mapping)
 		{PHX_E_IO, 1},	    {PHX_E_NET, 1},	{PHX_E_TLS, 1},	    {PHX_E_AUTH, 1},
 		{PHX_E_PERM, 1},    {PHX_E_API, 1},	{PHX_E_TASK, 1},    {PHX_E_TIMEOUT, 1},
 		{PHX_E_CONFLICT, 1}, {PHX_E_NOTFOUND, 1}, {PHX_E_VERIFY, 1}, {PHX_E_GUEST, 1},
-		{PHX_E_NOMEM, 1},   {PHX_E_INTERNAL, 70}, {PHX_E_INTERRUPTED, 1},
+		{PHX_E_NOMEM, 1},   {PHX_E_INTERNAL, 70}, {PHX_E_INTERRUPTED, 1}, {PHX_E_BUSY, 75},
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

@@ -70,7 +70,7 @@ Test(fsutil, second_lock_holder_is_refused_with_pid)
 	snprintf(path, sizeof(path), "%s/run.lock", dir);
 	cr_assert_eq(fs_lock_acquire(path, &fd1, &err), 0, "%s", err.msg);
 	cr_assert_eq(fs_lock_acquire(path, &fd2, &err), -1);
-	cr_assert_eq(err.code, PHX_E_CONFLICT);
+	cr_assert_eq(err.code, PHX_E_BUSY);
 	snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
 	cr_assert(strstr(err.msg, pid), "%s", err.msg);
 	cr_assert_eq(fd2, -1);
