@@ -82,6 +82,7 @@ class Simulator:
 			if v is not None and not isinstance(v, str):
 				# a list/dict is written into the state dir and passed as a file
 				path = os.path.join(self.state_dir, name)
+				os.makedirs(self.state_dir, exist_ok=True)
 				with open(path, 'w') as f:
 					json.dump(v, f)
 				v = path
