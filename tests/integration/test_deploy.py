@@ -589,6 +589,21 @@ class TestDeploy(DeployBase):
         self.assertIn("got timeout", posts[0]["error"])
         self.assertEqual(self.conf(8001)["cores"], 4)
 
+    def test_destroy_when_the_seed_is_already_gone(self):
+        # pve-storage answers a DELETE of a missing volume with a task that only warns
+        # (API2/Storage/Content.pm delete, Storage.pm vdisk_free): --destroy of a VM whose
+        # attached seed someone removed succeeds
+        self.seed_template()
+        cfg = self.config([self.vm_8001(features=[])])
+        self.deploy(cfg, "8001")
+        seed = self.conf(8001)["ide2"].split(",")[0]
+        self.api_ok("DELETE", "/nodes/pve1/storage/local/content/" +
+                    urllib.parse.quote(seed, safe=""))
+        self.assertEqual(self.isos(), [])
+        p = self.run_bin("--config", cfg, "--destroy", "8001", check=0)
+        self.assertIn("destroyed VM 8001", p.stdout)
+        self.assertEqual(sorted(self.state()["vms"]), ["9000"])
+
     def test_destroy(self):
         self.seed_template()
         cfg = self.config([self.vm_8001(features=[])])
@@ -655,6 +670,27 @@ class TestStopSignals(DeployBase):
         err = self.stopped_at(signal.SIGINT, r"/storage/local/upload$", "imgcopy")
         self.assertIn("removed local:iso/phoenix-ci-8001-", err)
         self.assertIn("removed VM 8001", err)
+
+
+class TestInTaskLocks(DeployBase):
+    """qemu-server 9.1.19 and later take the config lock of POST .../config inside the
+    worker too (commit 797ab238)."""
+    sim_opts = dict(DeployBase.sim_opts, qemu_server_version="9.1.19")
+
+    def test_lock_timeouts_inside_tasks_are_retried(self):
+        # qemu-server takes the config lock of clone, template and resize inside the worker
+        # (API2/Qemu.pm clone_vm, resize_vm), and of POST .../config from 9.1.19: the API
+        # answers a UPID and the task fails with "can't lock file ... got timeout"
+        self.seed_template()
+        for typ in ("qmclone", "qmconfig", "resize"):
+            self.sim.control("POST", "/_sim/fault", {"kind": "lock-timeout", "type": typ})
+        n = self.mark()
+        p = self.deploy(self.config([self.vm_8001()]), "8001", check=0)
+        self.assertRegex(p.stdout, r"8001\s+docker-host-1\s+pve1\s+\S+\s+created")
+        reqs = self.sim.requests()[n:]
+        for suffix in ("/clone", "/config", "/resize"):
+            sent = [r for r in reqs if r["method"] != "GET" and r["path"].endswith(suffix)]
+            self.assertEqual(len(sent), 2, suffix)
 
 
 class TestDeployPreflight(DeployBase):
