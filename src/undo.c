@@ -75,34 +75,40 @@ int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char 
 	struct pve_vm_status st;
 	json_t *config = NULL;
 	const char *have;
+	char *where = NULL;
 	bool exists = false, ours;
+	int rc = -1;
 
 	/* a failed create or clone task has already removed its VM (qemu-server create_vm,
-	 * clone_vm) */
-	if (pve_vm_exists(c, vmid, &exists, NULL, err) < 0)
+	 * clone_vm); one that was migrated is on its new node now */
+	if (pve_vm_exists(c, vmid, &exists, &where, err) < 0)
 		return -1;
 	if (!exists)
 		return 0;
+	node = where ? where : node;
 	if (pve_vm_config_get(c, node, vmid, &config, err) < 0)
-		return -1;
+		goto out;
 	have = json_string_value(json_object_get(config, "name"));
 	ours = (!name || (have && !strcmp(have, name))) &&
 	       (!tag || series_has_tag(json_string_value(json_object_get(config, "tags")), tag));
 	json_decref(config);
-	if (!ours)
-		return phx_err_set(err, PHX_E_CONFLICT,
-				   "VM %d is not the one this run created (name or tags differ); "
-				   "left alone",
-				   vmid);
-	if (pve_vm_status_get(c, node, vmid, &st, err) < 0)
-		return -1;
-	if (!strcmp(st.status, "running") && pve_vm_stop(c, node, vmid, timeout_s, err) < 0)
-		return -1;
-	return undo_settled(c, vmid, NULL, NULL,
-			    pve_vm_destroy(c, node, vmid,
-					   PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
-					   timeout_s, err),
-			    err);
+	if (!ours) {
+		phx_err_set(err, PHX_E_CONFLICT,
+			    "VM %d is not the one this run created (name or tags differ); left alone",
+			    vmid);
+		goto out;
+	}
+	if (pve_vm_status_get(c, node, vmid, &st, err) < 0 ||
+	    (!strcmp(st.status, "running") && pve_vm_stop(c, node, vmid, timeout_s, err) < 0))
+		goto out;
+	rc = undo_settled(c, vmid, NULL, NULL,
+			  pve_vm_destroy(c, node, vmid,
+					 PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS, timeout_s,
+					 err),
+			  err);
+out:
+	free(where);
+	return rc;
 }
 
 /* Whether the volume is listed on its storage; false with err set when the listing failed. */
