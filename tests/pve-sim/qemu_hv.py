@@ -310,8 +310,15 @@ class QemuHypervisor:
 		path, ctype, _ = self.sim.vol_path(volid)
 		if not os.path.exists(path):
 			raise self.TaskFailed("volume '%s' does not exist" % volid)
-		# the file's own format: thin clones on block storages are qcow2 overlays
-		fmt = 'raw' if ctype == 'iso' else self.sim.phys_format(path)
+		# the volume's format as Proxmox passes it (file storages: from the name); on block
+		# storages the file's own format, as thin clones there are qcow2 overlays
+		v = self.sim.vol(volid)
+		if ctype == 'iso':
+			fmt = 'raw'
+		elif self.sim.is_file(v['st']):
+			fmt = v['format']
+		else:
+			fmt = self.sim.phys_format(path)
 		return path, fmt
 
 	def cloudinit_image(self, vm, path):
