@@ -70,6 +70,8 @@ struct plan_undo {
 	int vmid;     /* VM undo */
 	char *name;   /* owned; VM undo: the name this run gives it (a VM by another name is
 		       * not ours and is left alone) */
+	char *tag;    /* owned; VM undo: a tag it must carry too, or NULL (a fresh clone has its
+		       * template's tags until it is configured) */
 	char *target; /* owned; the volume id or the file path */
 };
 
@@ -138,7 +140,7 @@ void plan_upload_file(struct plan *p, struct plan_action *a, const char *file,
 		      const char *filename);
 void plan_file_data(struct plan *p, struct plan_action *a, const char *data, size_t len);
 void plan_undo_vm(struct plan *p, struct plan_action *a, const char *node, int vmid,
-		  const char *name);
+		  const char *name, const char *tag);
 void plan_undo_volume(struct plan *p, struct plan_action *a, const char *node, const char *volid);
 void plan_undo_file(struct plan *p, struct plan_action *a, const char *path);
 void plan_note(struct plan *p, const char *object, const char *fmt, ...)

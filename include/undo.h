@@ -14,11 +14,12 @@
 #include "pve.h"
 #include "txn.h"
 
-/* Stops (if running) and destroys VM `vmid` on `node`, but only when it still carries the
- * name `name` (NULL: any) and the phoenix tag: if someone else took the VMID while this run
- * prepared its image, our create failed and the VM there is theirs (PHX_E_CONFLICT). */
-int undo_add_vm(struct txn *t, const char *node, int vmid, const char *name, long timeout_s,
-		struct phx_err *err);
+/* Stops (if running) and destroys VM `vmid` (on the node it is on now), but only when it
+ * still carries the name `name` (NULL: any) and the tag `tag` (NULL: any): if someone else
+ * took the VMID while this run prepared its image, our create failed and the VM there is
+ * theirs (PHX_E_CONFLICT). */
+int undo_add_vm(struct txn *t, const char *node, int vmid, const char *name, const char *tag,
+		long timeout_s, struct phx_err *err);
 /* Deletes the volume "STORAGE:CONTENT/NAME" when it is on the storage. */
 int undo_add_volume(struct txn *t, const char *node, const char *volid, long timeout_s,
 		    struct phx_err *err);

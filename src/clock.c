@@ -2,10 +2,11 @@
 #include "clock.h"
 
 #include <errno.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <time.h>
 
-static volatile sig_atomic_t clk_stop_signal;
+/* lock-free, so safe in a signal handler and between the --jobs worker threads */
+static atomic_int clk_stop_signal;
 
 double clk_now(void)
 {

@@ -618,8 +618,17 @@ out:
 static void dep_run_one(struct dep_run *r, struct pve_client *c, struct dep_vm *dv)
 {
 	struct phx_err err = PHX_ERR_INIT;
-	struct txn *t = txn_new(c);
+	struct txn *t;
 
+	if (clk_signal()) {
+		/* stopped: the VMs not begun are not even read */
+		dv->res.failed = true;
+		dv->res.state = "failed";
+		if (asprintf(&dv->res.error, "not started: stopped by signal %d", clk_signal()) < 0)
+			dv->res.error = NULL;
+		return;
+	}
+	t = txn_new(c);
 	if (!t) {
 		dv->res.failed = true;
 		dv->res.state = "failed";
@@ -631,6 +640,8 @@ static void dep_run_one(struct dep_run *r, struct pve_client *c, struct dep_vm *
 		txn_free(t);
 		return;
 	}
+	/* a VM that failed contributes nothing to a dry run's plan */
+	plan_release(&dv->plan);
 	dv->res.failed = true;
 	dv->res.state = "failed";
 	dv->res.changed = false;

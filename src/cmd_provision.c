@@ -552,8 +552,11 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	plan_param(p, a, "cores", cores, 0);
 	plan_param(p, a, "memory", memory, 0);
 	plan_param(p, a, "tags", in->tags, 0);
+	if (!desc)
+		p->oom = true; /* the build record is not optional */
 	plan_param(p, a, "description", desc, in->custom_sha && in->source_sha ? 0 : PLAN_PENDING);
-	plan_undo_vm(p, a, in->node, (int)in->vmid, in->name);
+	/* created with our tags: a VM under this VMID without them is someone else's */
+	plan_undo_vm(p, a, in->node, (int)in->vmid, in->name, SERIES_TAG_OURS);
 	free(desc);
 
 	snprintf(size, sizeof(size), "%luG", t->hardware.disk_size_gb);

@@ -140,16 +140,17 @@ static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, 
 	snprintf(newid, sizeof(newid), "%lu", vm->vmid);
 	a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/nodes/%s/qemu/%d/clone",
 		     src->node, src->vmid);
-	plan_summary(p, a, "%s clone of template %d '%s'%s%s", full ? "full" : "linked",
-		     src->vmid, src->name, strcmp(in->node, src->node) ? " to node " : "",
+	plan_summary(p, a, "%s clone of template %d '%s'%s%s", full ? "full" : "linked", src->vmid,
+		     src->name, strcmp(in->node, src->node) ? " to node " : "",
 		     strcmp(in->node, src->node) ? in->node : "");
 	if (unlinkable)
-		plan_note(p, object,
-			  "full clone to '%s': %s of template %d is not a base volume, so its "
-			  "storage cannot hold linked clones ('%.*s')",
-			  vm->storage, unlinkable, src->vmid,
-			  (int)strcspn(json_string_value(json_object_get(in->conf, unlinkable)), ","),
-			  json_string_value(json_object_get(in->conf, unlinkable)));
+		plan_note(
+			p, object,
+			"full clone to '%s': %s of template %d is not a base volume, so its "
+			"storage cannot hold linked clones ('%.*s')",
+			vm->storage, unlinkable, src->vmid,
+			(int)strcspn(json_string_value(json_object_get(in->conf, unlinkable)), ","),
+			json_string_value(json_object_get(in->conf, unlinkable)));
 	plan_param(p, a, "newid", newid, 0);
 	plan_param(p, a, "name", vm->name, 0);
 	plan_param(p, a, "full", full ? "1" : "0", 0);
@@ -157,7 +158,9 @@ static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, 
 	plan_param(p, a, "storage", full ? vm->storage : NULL, 0);
 	plan_param(p, a, "target", strcmp(in->node, src->node) ? in->node : NULL, 0);
 	plan_param(p, a, "pool", vm->pool, 0);
-	plan_undo_vm(p, a, in->node, (int)vm->vmid, vm->name);
+	/* the clone has its template's tags (any, or none) until it is configured: the name
+	 * identifies it */
+	plan_undo_vm(p, a, in->node, (int)vm->vmid, vm->name, NULL);
 }
 
 static char *deploy_fmt(struct plan *p, const char *fmt, unsigned long v)
@@ -184,11 +187,14 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 	const char *disk, *node = in->node;
 	const char **want = NULL;
 	bool tags_changed = false;
+	size_t first_created;
 	int rc = -1;
 
 	snprintf(object, sizeof(object), "VM %lu '%s'", vm->vmid, vm->name);
+	deploy_description_seed(json_string_value(json_object_get(conf, "description")), old_sha);
 	if (!converge)
 		deploy_plan_clone(in, p, object);
+	first_created = p->n;
 
 	/* ISO mode: the seed goes up before the config that attaches it */
 	if (in->seed_volid && !in->seed_present) {
@@ -201,7 +207,9 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 		plan_upload_file(p, a, in->seed_file, strchr(in->seed_volid, '/') + 1);
 		plan_undo_volume(p, a, node, in->seed_volid);
 	}
-	if (in->snippet_path) {
+	/* the snippet is part of the native seed's hash: written when that changed or the file
+	 * is gone, so a converged VM plans nothing */
+	if (in->snippet_path && (!in->snippet_exists || strcmp(old_sha, in->seed_sha))) {
 		a = plan_add(p, PLAN_WRITE_FILE, in->snippet_exists ? PLAN_CHANGE : PLAN_CREATE,
 			     object, NULL, "%s", in->snippet_path);
 		plan_summary(p, a, "write cloud-init user-data snippet '%s'", in->snippet_path);
@@ -244,7 +252,6 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 		plan_set(p, cfg_act, "tags", json_string_value(json_object_get(conf, "tags")), tags,
 			 0);
 
-	deploy_description_seed(json_string_value(json_object_get(conf, "description")), old_sha);
 	if (in->seed_volid)
 		deploy_plan_seed_iso(in, p, cfg_act, object, old_seed, sizeof(old_seed),
 				     &info.seed_changed);
@@ -254,11 +261,13 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 					err)))
 		goto out;
 	deploy_set_if(p, cfg_act, conf, "description", desc, 0);
-	if (cfg_act && cfg_act->n_params == 0) {
+	if (cfg_act && cfg_act->n_params == 0)
 		plan_drop(p, cfg_act); /* nothing to configure */
-	} else if (cfg_act && converge) {
-		/* the new seed is part of the VM now; a later failure must not delete it */
-		cfg_act->flags |= PLAN_COMMIT_AFTER;
+	if (converge && p->n > first_created) {
+		/* the new seed is part of the VM once configured, and a seed or snippet the VM
+		 * already names (re-created because it had gone) is part of it at once: a later
+		 * failure must not delete either */
+		p->actions[p->n - 1]->flags |= PLAN_COMMIT_AFTER;
 	}
 
 	if (old_seed[0] && strcmp(old_seed, in->seed_volid)) {
@@ -377,12 +386,12 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 	static const struct {
 		const char *key, *priv;
 	} opts[] = {
-		{"cores", "VM.Config.CPU"},	   {"memory", "VM.Config.Memory"},
-		{"agent", "VM.Config.Options"},	   {"tags", "VM.Config.Options"},
+		{"cores", "VM.Config.CPU"},	      {"memory", "VM.Config.Memory"},
+		{"agent", "VM.Config.Options"},	      {"tags", "VM.Config.Options"},
 		{"description", "VM.Config.Options"}, {"ciuser", "VM.Config.Network"},
-		{"cipassword", "VM.Config.Network"}, {"sshkeys", "VM.Config.Network"},
-		{"cicustom", "VM.Config.Network"},   {"ipconfig0", "VM.Config.Network"},
-		{"nameserver", "VM.Config.Network"}, {"searchdomain", "VM.Config.Network"},
+		{"cipassword", "VM.Config.Network"},  {"sshkeys", "VM.Config.Network"},
+		{"cicustom", "VM.Config.Network"},    {"ipconfig0", "VM.Config.Network"},
+		{"nameserver", "VM.Config.Network"},  {"searchdomain", "VM.Config.Network"},
 	};
 
 	for (size_t i = 0; i < a->n_params; i++)
@@ -419,10 +428,13 @@ size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
 	for (size_t i = 0; i < p->n; i++) {
 		const struct plan_action *a = p->actions[i];
 
-		if (a->kind == PLAN_UPLOAD || (a->method && !strcmp(a->method, "DELETE") &&
-					       strstr(a->path, "/content/"))) {
-			/* ISOs: pve-storage API2/Storage/Status.pm upload, Content.pm delete */
-			snprintf(path, sizeof(path), "/storage/%s", in->seed_storage);
+		if (a->kind == PLAN_UPLOAD ||
+		    (a->method && !strcmp(a->method, "DELETE") && strstr(a->path, "/content/"))) {
+			/* ISOs: pve-storage API2/Storage/Status.pm upload, Content.pm delete; the
+			 * storage is the path's ("/nodes/N/storage/S/...") */
+			const char *st = strstr(a->path, "/storage/") + 9;
+
+			snprintf(path, sizeof(path), "/storage/%.*s", (int)strcspn(st, "/"), st);
 			deploy_need(needs, max, &n, path, "Datastore.AllocateTemplate");
 		} else if (strstr(a->path, "/clone")) {
 			/* qemu-server API2/Qemu.pm clone_vm */
@@ -439,9 +451,9 @@ size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
 			deploy_need(needs, max, &n, vm_path, "VM.Config.Disk");
 		} else if (strstr(a->path, "/status/")) {
 			deploy_need(needs, max, &n, vm_path, "VM.PowerMgmt");
+			/* after a start the agent must answer; a running VM's is only asked */
+			deploy_need(needs, max, &n, vm_path, agent_priv);
 		}
 	}
-	/* agent/ping and network-get-interfaces after the start */
-	deploy_need(needs, max, &n, vm_path, agent_priv);
 	return n;
 }

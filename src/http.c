@@ -641,6 +641,11 @@ static int http_translate(struct http_client *c, CURLcode rc, const char *url,
 	case CURLE_OUT_OF_MEMORY:
 		return phx_err_set(err, PHX_E_NOMEM, "'%s': %s", origin, detail);
 	case CURLE_ABORTED_BY_CALLBACK:
+		if (clk_signal())
+			return phx_err_set(err, PHX_E_INTERRUPTED,
+					   "'%s': transfer stopped by signal %d", origin,
+					   clk_signal());
+		/* fall through */
 	case CURLE_READ_ERROR:
 	case CURLE_WRITE_ERROR:
 		return phx_err_set(err, PHX_E_IO, "'%s': %s", origin, detail);

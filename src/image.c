@@ -531,6 +531,11 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		}
 		if (d.bad_range && img_dl_restart(&d, err) < 0)
 			goto out;
+		if (aerr.code == PHX_E_INTERRUPTED) {
+			/* the part file stays for the next run to resume */
+			phx_err_set(err, aerr.code, "%s", aerr.msg);
+			goto out;
+		}
 		if (attempt == retries) {
 			phx_err_set(err, aerr.code, "%s", aerr.msg);
 			phx_err_wrap(err,

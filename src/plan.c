@@ -36,6 +36,7 @@ static void plan_undo_release(struct plan_undo *u)
 {
 	free(u->node);
 	free(u->name);
+	free(u->tag);
 	free(u->target);
 }
 
@@ -204,19 +205,19 @@ void plan_file_data(struct plan *p, struct plan_action *a, const char *data, siz
 }
 
 void plan_undo_vm(struct plan *p, struct plan_action *a, const char *node, int vmid,
-		  const char *name)
+		  const char *name, const char *tag)
 {
 	if (!a)
 		return;
-	a->undo =
-		(struct plan_undo){PLAN_UNDO_VM, plan_dup(p, node), vmid, plan_dup(p, name), NULL};
+	a->undo = (struct plan_undo){PLAN_UNDO_VM,	plan_dup(p, node), vmid,
+				     plan_dup(p, name), plan_dup(p, tag),  NULL};
 }
 
 void plan_undo_volume(struct plan *p, struct plan_action *a, const char *node, const char *volid)
 {
 	if (!a)
 		return;
-	a->undo = (struct plan_undo){PLAN_UNDO_VOLUME, plan_dup(p, node), 0, NULL,
+	a->undo = (struct plan_undo){PLAN_UNDO_VOLUME,	plan_dup(p, node), 0, NULL, NULL,
 				     plan_dup(p, volid)};
 }
 
@@ -224,7 +225,7 @@ void plan_undo_file(struct plan *p, struct plan_action *a, const char *path)
 {
 	if (!a)
 		return;
-	a->undo = (struct plan_undo){PLAN_UNDO_FILE, NULL, 0, NULL, plan_dup(p, path)};
+	a->undo = (struct plan_undo){PLAN_UNDO_FILE, NULL, 0, NULL, NULL, plan_dup(p, path)};
 }
 
 void plan_note(struct plan *p, const char *object, const char *fmt, ...)

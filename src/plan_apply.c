@@ -25,7 +25,8 @@ static int plan_record_undo(const struct plan_action *a, const struct plan_apply
 		return 0;
 	switch (u->kind) {
 	case PLAN_UNDO_VM:
-		return undo_add_vm(ctx->txn, u->node, u->vmid, u->name, ctx->timeout_s, err);
+		return undo_add_vm(ctx->txn, u->node, u->vmid, u->name, u->tag, ctx->timeout_s,
+				   err);
 	case PLAN_UNDO_VOLUME:
 		return undo_add_volume(ctx->txn, u->node, u->target, ctx->timeout_s, err);
 	case PLAN_UNDO_FILE:
@@ -100,6 +101,10 @@ int plan_apply_action(const struct plan_action *a, const struct plan_apply_ctx *
 {
 	struct phx_err e = PHX_ERR_INIT;
 
+	if (clk_signal() && (a->flags & PLAN_BEST_EFFORT)) {
+		log_warn("%s: skipped after signal %d: %s", a->object, clk_signal(), a->summary);
+		return 0;
+	}
 	if (clk_signal())
 		return phx_err_set(err, PHX_E_INTERRUPTED, "stopped by signal %d before: %s",
 				   clk_signal(), a->summary);

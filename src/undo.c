@@ -12,6 +12,7 @@
 struct undo_ref {
 	char *node;
 	char *name;   /* VM: expected name, NULL for any */
+	char *tag;    /* VM: a tag it must carry, NULL for any */
 	char *target; /* volume id or file path */
 	int vmid;
 	long timeout_s;
@@ -24,6 +25,7 @@ static void undo_ref_free(void *arg)
 	if (r) {
 		free(r->node);
 		free(r->name);
+		free(r->tag);
 		free(r->target);
 	}
 	free(r);
@@ -93,9 +95,10 @@ int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char 
 	       (!tag || series_has_tag(json_string_value(json_object_get(config, "tags")), tag));
 	json_decref(config);
 	if (!ours) {
-		phx_err_set(err, PHX_E_CONFLICT,
-			    "VM %d is not the one this run created (name or tags differ); left alone",
-			    vmid);
+		phx_err_set(
+			err, PHX_E_CONFLICT,
+			"VM %d is not the one this run created (name or tags differ); left alone",
+			vmid);
 		goto out;
 	}
 	if (pve_vm_status_get(c, node, vmid, &st, err) < 0 ||
@@ -103,8 +106,8 @@ int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char 
 		goto out;
 	rc = undo_settled(c, vmid, NULL, NULL,
 			  pve_vm_destroy(c, node, vmid,
-					 PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS, timeout_s,
-					 err),
+					 PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
+					 timeout_s, err),
 			  err);
 out:
 	free(where);
@@ -162,7 +165,7 @@ static int undo_vm(void *ctx, void *arg, struct phx_err *err)
 {
 	struct undo_ref *r = arg;
 
-	return undo_vm_remove(ctx, r->node, r->vmid, r->name, SERIES_TAG_OURS, r->timeout_s, err);
+	return undo_vm_remove(ctx, r->node, r->vmid, r->name, r->tag, r->timeout_s, err);
 }
 
 static int undo_volume(void *ctx, void *arg, struct phx_err *err)
@@ -186,12 +189,16 @@ static const struct txn_action undo_vm_action = {undo_vm, undo_ref_free};
 static const struct txn_action undo_volume_action = {undo_volume, undo_ref_free};
 static const struct txn_action undo_file_action = {undo_file, undo_ref_free};
 
-int undo_add_vm(struct txn *t, const char *node, int vmid, const char *name, long timeout_s,
-		struct phx_err *err)
+int undo_add_vm(struct txn *t, const char *node, int vmid, const char *name, const char *tag,
+		long timeout_s, struct phx_err *err)
 {
 	struct undo_ref *r = undo_ref_new(node, name, NULL, vmid, timeout_s);
 	char what[128];
 
+	if (r && tag && !(r->tag = strdup(tag))) {
+		undo_ref_free(r);
+		r = NULL;
+	}
 	if (!r)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	snprintf(what, sizeof(what), "VM %d on node '%s'", vmid, node);

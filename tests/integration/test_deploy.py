@@ -486,6 +486,17 @@ class TestDeploy(DeployBase):
         self.assert_clean_failure(p, before, "disk full")
         self.assertRegex(p.stderr, r"\(rolled back: [^)]*removed local:iso/phoenix-ci-8001-")
 
+    def test_failed_seed_upload_after_a_clone_of_a_foreign_template_leaves_nothing(self):
+        # a hand-made template: its clone has the template's tags (no 'phoenix') until it is
+        # configured, and the rollback must still know it as ours by its name
+        self.seed_template(tags="handmade")
+        before = self.state()
+        self.sim.control("POST", "/_sim/fault", {"kind": "http", "method": "POST",
+                                                 "path": "/upload$", "status": 500,
+                                                 "message": "no space left"})
+        p = self.deploy(self.config([self.vm_8001()]), "8001", check=1)
+        self.assert_clean_failure(p, before, "no space left")
+
     def test_failed_start_leaves_nothing(self):
         self.seed_template()
         before = self.state()

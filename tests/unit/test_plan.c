@@ -30,7 +30,7 @@ Test(plan, renders_changes_request_undo_and_redacts_secrets)
 	plan_set(&p, a, "cores", "2", "4", 0);
 	plan_set(&p, a, "cipassword", NULL, "$6$salt$hash", PLAN_SECRET);
 	plan_change(&p, a, "ide0", "local:cloudinit", NULL, false);
-	plan_undo_vm(&p, a, "pve1", 8001, "web");
+	plan_undo_vm(&p, a, "pve1", 8001, "web", NULL);
 	plan_note(&p, "VM 8001 'web'", "scsi0 is 20G, larger than disk_size_gb 10: not shrinking");
 	cr_assert_eq(plan_check(&p, NULL), 0);
 	text = render(&p);
@@ -369,4 +369,57 @@ Test(plan, deploy_clones_full_where_the_template_has_no_base_volume)
 	json_object_set_new(conf, "ide0", json_string("none,media=cdrom"));
 	cr_assert_null(deploy_unlinkable_disk(conf));
 	json_decref(conf);
+}
+
+Test(plan, converge_rewrites_nothing_and_keeps_what_the_vm_already_names)
+{
+	struct cfg_vm vm = test_vm();
+	const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL);
+	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false};
+	json_t *conf = json_pack(
+		"{ss ss ss ss ss ss ss ss ss}", "net0", "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0",
+		"scsi0", "local:8001/vm-8001-disk-0.qcow2,size=100G", "cores", "4", "memory",
+		"8192", "agent", "1", "tags", "phoenix;web", "ide2",
+		"local:iso/phoenix-ci-8001-0123456789ab.iso,media=cdrom", "description", desc,
+		"cicustom", "user=local:snippets/phoenix-ci-8001-user.yaml");
+	struct deploy_vm_input in = iso_input(&vm, conf, "local");
+	struct deploy_plan_info info;
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+
+	in.dst = &dst;
+	in.src = NULL;
+	in.running = true;
+	in.seed_sha = sha;
+	/* the seed the VM names was removed from the storage: uploaded again, and once there it
+	 * is the VM's, so a later failure must not delete it */
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert_eq(p.n, 1);
+	cr_assert_eq(p.actions[0]->kind, PLAN_UPLOAD);
+	cr_assert(p.actions[0]->flags & PLAN_COMMIT_AFTER);
+	plan_release(&p);
+
+	/* native mode with a snippet of the same content: nothing is written again */
+	in.seed_volid = NULL;
+	in.cicustom = "user=local:snippets/phoenix-ci-8001-user.yaml";
+	in.snippet_path = "/var/lib/vz/snippets/phoenix-ci-8001-user.yaml";
+	in.snippet = "#cloud-config\n";
+	in.snippet_len = 14;
+	in.snippet_exists = true;
+	in.ipconfig = "ip=dhcp";
+	json_object_set_new(conf, "ipconfig0", json_string("ip=dhcp"));
+	json_object_set_new(conf, "ide2",
+			    json_string("local:8001/vm-8001-cloudinit.qcow2,media=cdrom"));
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert(plan_empty(&p), "%zu actions, first: %s", p.n, p.n ? p.actions[0]->summary : "");
+	plan_release(&p);
+	/* the file is gone: written again */
+	in.snippet_exists = false;
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert_eq(p.n, 1);
+	cr_assert_eq(p.actions[0]->kind, PLAN_WRITE_FILE);
+	plan_release(&p);
+	json_decref(conf);
+	free(desc);
 }
