@@ -1,6 +1,6 @@
-/* cmd_prune: --prune keeps the newest `versions.keep` of each series and never removes a
- * template whose base disk a linked clone still uses (Proxmox would refuse, or worse, on some
- * storages), the newest validated version, nor one a config VM clones. Read, decide (pure),
+/* cmd_prune: --prune keeps the newest `versions.keep` of each series on each node and never
+ * removes a template whose base disk a linked clone still uses (Proxmox would refuse, or
+ * worse, on some storages), the newest validated version, nor one a config VM clones. Read, decide (pure),
  * then print the plan (--dry-run) or remove the versions that go. */
 #include <jansson.h>
 #include <stdio.h>
@@ -124,10 +124,17 @@ static int tpl_prune_decide(const struct cfg *cfg, const struct pve_vm_list *vms
 			free(d);
 			return -1;
 		}
-		for (size_t k = tpl->versions.keep; k < n; k++) {
-			struct tpl_decision *x = &d[nd++];
+		for (size_t k = 0; k < n; k++) {
+			struct tpl_decision *x;
+			size_t newer_here = 0;
 			int user;
 
+			/* keep N per node: each node has its own copy of the series */
+			for (size_t j = 0; j < k; j++)
+				newer_here += !strcmp(vms->items[idx[j]].node, vms->items[idx[k]].node);
+			if (newer_here < tpl->versions.keep)
+				continue;
+			x = &d[nd++];
 			x->series = tpl->name;
 			x->vm = &vms->items[idx[k]];
 			user = tpl_user_of(uses, n_uses, x->vm->vmid);
@@ -231,18 +238,13 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 	}
 	for (size_t t = 0; !json_out && t < s->cfg->n_templates; t++) {
 		const struct cfg_template *tpl = &s->cfg->templates[t];
-		size_t *idx = NULL, members = 0;
+		bool any = false;
 
-		if (!tpl->has_versions ||
-		    series_members(tpl->name, guests, vms.n, &idx, &members, err) < 0) {
-			if (tpl->has_versions)
-				goto out;
-			continue;
-		}
-		free(idx);
-		if (members <= tpl->versions.keep)
-			printf("%s: %zu version%s, keeping up to %lu: nothing to prune\n",
-			       tpl->name, members, members == 1 ? "" : "s", tpl->versions.keep);
+		for (size_t i = 0; i < nd && !any; i++)
+			any = d[i].series == tpl->name;
+		if (tpl->has_versions && !any)
+			printf("%s: keeping up to %lu version%s per node: nothing to prune\n",
+			       tpl->name, tpl->versions.keep, tpl->versions.keep == 1 ? "" : "s");
 	}
 	if (json_out) {
 		json_dumpf(json_out, stdout, JSON_COMPACT);

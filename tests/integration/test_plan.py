@@ -19,7 +19,7 @@ def changing(reqs):
             and "/agent/" not in r["path"]]
 
 
-class TestPlan(DeployBase):
+class PlanBase(DeployBase):
     def dry_plan(self, cfg, *args):
         n = self.mark()
         p = self.run_bin("--config", cfg, *args, "--dry-run", "--output", "json", check=0)
@@ -48,6 +48,9 @@ class TestPlan(DeployBase):
                        if k in a["params"] or v not in segments}
                 self.assertEqual(own, a["params"], a["summary"])
 
+
+
+class TestPlan(PlanBase):
     def test_new_vm_converge_and_destroy_send_what_was_planned(self):
         self.seed_template()
         before = self.state()
@@ -131,6 +134,37 @@ class TestPlan(DeployBase):
         self.assertIn("tpl: removed 9101 'tpl-20261201-001'", p.stdout)
         self.assert_sent_as_planned(plan, n)
         self.assertEqual(sorted(self.state()["vms"]), ["9100", "9102"])
+
+
+class TestPrunePerNode(PlanBase):
+    """Each node keeps its own newest versions: a series built on two nodes is pruned per
+    node, not across them."""
+    sim_opts = dict(PlanBase.sim_opts, nodes="pve1,pve2")
+
+    def version(self, node, vmid, day):
+        self.api_ok("POST", "/nodes/%s/qemu" % node,
+                    {"vmid": str(vmid), "name": "tpl-%s-001" % day, "scsi0": "local:1",
+                     "tags": "phoenix;phx-tpl"})
+        self.api_ok("POST", "/nodes/%s/qemu/%d/template" % (node, vmid))
+
+    def test_keep_applies_per_node(self):
+        self.version("pve1", 9100, "20261130")
+        self.version("pve1", 9101, "20261201")
+        self.version("pve2", 9102, "20261130")
+        self.version("pve2", 9103, "20261201")
+        tpl = {"name": "tpl", "os": "debian-12", "image_url": "https://example.org/x.img",
+               "sha256": "0" * 64, "hardware": {"cores": 1, "memory_mb": 512},
+               "versions": {"vmid_min": 9100, "vmid_max": 9109, "keep": 1}}
+        cfg = self.write_config({"proxmox": self.proxmox_section(),
+                                 "defaults": {"storage": "local"}, "templates": [tpl],
+                                 "vms": []})
+        plan = self.dry_plan(cfg, "--prune")
+        self.assertEqual([a["path"] for a in plan["actions"]],
+                         ["/nodes/pve1/qemu/9100", "/nodes/pve2/qemu/9102"])
+        n = self.mark()
+        self.run_bin("--config", cfg, "--prune", check=0)
+        self.assert_sent_as_planned(plan, n)
+        self.assertEqual(sorted(self.state()["vms"]), ["9101", "9103"])
 
 
 if __name__ == "__main__":
