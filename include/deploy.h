@@ -46,6 +46,9 @@ const char *deploy_system_disk(const json_t *config);
  * clone of those dies with "Linked clone feature is not supported". Returns the key of the
  * first disk that is not a base volume (borrowed from config), or NULL. */
 const char *deploy_unlinkable_disk(const json_t *config);
+/* True when the system disk of `config` is on a shared storage (`storages`: the array of
+ * GET /storage): its `shared` flag, or a type that is always shared. Unknown: false. */
+bool deploy_disks_shared(const json_t *storages, const json_t *config);
 /* Fills ret_keys with up to `max` keys (borrowed from `config`) whose value is a cloud-init
  * volume; returns how many there are (may exceed max). */
 size_t deploy_cloudinit_drives(const json_t *config, const char **ret_keys, size_t max);
@@ -101,6 +104,7 @@ struct deploy_vm_input {
 	const struct pve_vm_info *src; /* new clone: the template */
 	const json_t *conf;	       /* dst's config, or the template's (a clone starts as it) */
 	const char *node;	       /* where the VM is or will be */
+	bool src_shared;	       /* new clone: the template's disks are on shared storage */
 	const char *mac;	       /* new clone: the MAC net0 gets (deploy_mac_for_vmid) */
 	bool running;		       /* dst is running */
 	const char *seed_sha; /* hash recorded in the description (ISO content or native values) */

@@ -81,6 +81,7 @@ struct dep_run {
 	unsigned long agent_timeout_s;
 	char snippet_storage[128]; /* storage holding defaults.snippets_dir, "" when unused */
 	const char *agent_priv;	   /* what agent/ping needs on this Proxmox version */
+	json_t *storages;	   /* owned; GET /storage, read once, then only read */
 	pthread_mutex_t mu; /* guards next */
 	size_t next;
 };
@@ -434,16 +435,13 @@ static int dep_native_sha(const struct dep_vm *dv, char ret[CRYPTO_SHA256_HEX_LE
 
 /* The storage whose directory holds snippets_dir (GET /storage: type dir/nfs/cifs/...,
  * `path` + "/snippets" == snippets_dir, content includes snippets). */
-static int dep_snippet_storage(struct pve_client *c, const char *snippets_dir, char *ret,
+static int dep_snippet_storage(const json_t *storages, const char *snippets_dir, char *ret,
 			       size_t len, struct phx_err *err)
 {
-	json_t *list = NULL, *st;
+	const json_t *st;
 	size_t i;
-	int rc = -1;
 
-	if (pve_get(c, "/storage", NULL, 0, &list, err) < 0)
-		return -1;
-	json_array_foreach(list, i, st) {
+	json_array_foreach(storages, i, st) {
 		const char *path = json_string_value(json_object_get(st, "path"));
 		const char *content = json_string_value(json_object_get(st, "content"));
 		const char *id = json_string_value(json_object_get(st, "storage"));
@@ -455,16 +453,12 @@ static int dep_snippet_storage(struct pve_client *c, const char *snippets_dir, c
 		    strncmp(snippets_dir, path, n) || strcmp(snippets_dir + n, "/snippets"))
 			continue;
 		snprintf(ret, len, "%s", id);
-		rc = 0;
-		break;
+		return 0;
 	}
-	json_decref(list);
-	if (rc < 0)
-		phx_err_set(err, PHX_E_RUNTIME,
-			    "defaults.snippets_dir '%s' is not the 'snippets' directory of any "
-			    "storage with content 'snippets' (GET /storage)",
-			    snippets_dir);
-	return rc;
+	return phx_err_set(err, PHX_E_RUNTIME,
+			   "defaults.snippets_dir '%s' is not the 'snippets' directory of any "
+			   "storage with content 'snippets' (GET /storage)",
+			   snippets_dir);
 }
 
 static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm *dv,
@@ -547,6 +541,7 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		.src = rd.src,
 		.conf = rd.conf,
 		.node = rd.node,
+		.src_shared = rd.src && deploy_disks_shared(r->storages, rd.conf),
 		.mac = rd.mac,
 		.running = running,
 		.seed_sha = rd.sha,
@@ -821,8 +816,10 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	if (session_connect(s, err) < 0)
 		goto out;
 	/* before the first change: a snippets_dir no storage serves would fail every VM */
+	if (pve_get(s->pve, "/storage", NULL, 0, &r.storages, err) < 0)
+		goto out;
 	if (s->cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE && s->cfg->defaults.snippets_dir &&
-	    dep_snippet_storage(s->pve, s->cfg->defaults.snippets_dir, r.snippet_storage,
+	    dep_snippet_storage(r.storages, s->cfg->defaults.snippets_dir, r.snippet_storage,
 				sizeof(r.snippet_storage), err) < 0)
 		goto out;
 	{
@@ -914,6 +911,7 @@ out:
 	for (size_t i = 0; i < n; i++)
 		dep_vm_release(&vms[i]);
 	free(vms);
+	json_decref(r.storages);
 	return rc;
 }
 

@@ -132,8 +132,14 @@ static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, 
 {
 	const struct cfg_vm *vm = in->vm;
 	const struct pve_vm_info *src = in->src;
+	const bool cross = strcmp(in->node, src->node) != 0;
+	/* a clone of a template on node-local storage cannot be made on another node (qemu-server
+	 * clone_vm: "can't clone VM to node 'X' (VM uses local storage)"): clone beside the
+	 * template, then migrate it offline with its disks, as a full copy, since a linked
+	 * clone's base would stay behind */
+	const bool migrate = cross && !in->src_shared;
 	const char *unlinkable = vm->full_clone ? NULL : deploy_unlinkable_disk(in->conf);
-	const bool full = vm->full_clone || unlinkable;
+	const bool full = vm->full_clone || unlinkable || migrate;
 	struct plan_action *a;
 	char newid[24];
 
@@ -141,8 +147,8 @@ static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, 
 	a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/nodes/%s/qemu/%d/clone",
 		     src->node, src->vmid);
 	plan_summary(p, a, "%s clone of template %d '%s'%s%s", full ? "full" : "linked", src->vmid,
-		     src->name, strcmp(in->node, src->node) ? " to node " : "",
-		     strcmp(in->node, src->node) ? in->node : "");
+		     src->name, cross && !migrate ? " to node " : "",
+		     cross && !migrate ? in->node : "");
 	if (unlinkable)
 		plan_note(
 			p, object,
@@ -154,13 +160,27 @@ static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, 
 	plan_param(p, a, "newid", newid, 0);
 	plan_param(p, a, "name", vm->name, 0);
 	plan_param(p, a, "full", full ? "1" : "0", 0);
-	/* Proxmox refuses storage for linked clones: they live beside their base */
-	plan_param(p, a, "storage", full ? vm->storage : NULL, 0);
-	plan_param(p, a, "target", strcmp(in->node, src->node) ? in->node : NULL, 0);
+	/* Proxmox refuses storage for linked clones: they live beside their base; a clone to be
+	 * migrated stays on the template's storage until the migration moves it */
+	plan_param(p, a, "storage", full && !migrate ? vm->storage : NULL, 0);
+	plan_param(p, a, "target", cross && !migrate ? in->node : NULL, 0);
 	plan_param(p, a, "pool", vm->pool, 0);
 	/* the clone has its template's tags (any, or none) until it is configured: the name
 	 * identifies it */
 	plan_undo_vm(p, a, in->node, (int)vm->vmid, vm->name, NULL);
+	if (!migrate)
+		return;
+	plan_note(p, object,
+		  "template %d is on node-local storage on '%s': full clone there, then an "
+		  "offline migration to '%s' onto '%s'",
+		  src->vmid, src->node, in->node, vm->storage);
+	a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST", "/nodes/%s/qemu/%lu/migrate",
+		     src->node, vm->vmid);
+	plan_summary(p, a, "migrate VM %lu from '%s' to '%s'", vm->vmid, src->node, in->node);
+	plan_change(p, a, "node", src->node, in->node, false);
+	plan_param(p, a, "target", in->node, 0);
+	plan_param(p, a, "with-local-disks", "1", 0);
+	plan_param(p, a, "targetstorage", vm->storage, 0);
 }
 
 static char *deploy_fmt(struct plan *p, const char *fmt, unsigned long v)
@@ -445,6 +465,11 @@ size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
 				snprintf(path, sizeof(path), "/storage/%s", vm->storage);
 				deploy_need(needs, max, &n, path, "Datastore.AllocateSpace");
 			}
+		} else if (strstr(a->path, "/migrate")) {
+			/* qemu-server API2/Qemu.pm migrate_vm, and the target storage */
+			deploy_need(needs, max, &n, vm_path, "VM.Migrate");
+			snprintf(path, sizeof(path), "/storage/%s", vm->storage);
+			deploy_need(needs, max, &n, path, "Datastore.AllocateSpace");
 		} else if (strstr(a->path, "/config")) {
 			deploy_config_needs(a, vm_path, bridge_acl, needs, max, &n);
 		} else if (strstr(a->path, "/resize")) {

@@ -86,8 +86,7 @@ bool deploy_drive_is_cdrom(const char *drive)
 
 const char *deploy_unlinkable_disk(const json_t *config)
 {
-	static const char *const buses[] = {"ide", "sata", "scsi", "virtio", "efidisk",
-					    "tpmstate"};
+	static const char *const buses[] = {"ide", "sata", "scsi", "virtio", "efidisk", "tpmstate"};
 	const char *key;
 	json_t *v;
 
@@ -114,6 +113,39 @@ const char *deploy_unlinkable_disk(const json_t *config)
 			return key;
 	}
 	return NULL;
+}
+
+bool deploy_disks_shared(const json_t *storages, const json_t *config)
+{
+	/* pve-storage Plugin.pm @SHARED_STORAGE: these types are shared whatever the flag */
+	static const char *const always[] = {"nfs",   "cifs",	     "rbd",	 "cephfs",
+					     "iscsi", "iscsidirect", "glusterfs"};
+	const char *disk = deploy_system_disk(config);
+	const char *drive = disk ? json_string_value(json_object_get(config, disk)) : NULL;
+	size_t n = drive ? strcspn(drive, ":") : 0;
+	const json_t *st;
+	size_t i;
+
+	if (!n || !drive[n])
+		return false;
+	json_array_foreach((json_t *)storages, i, st)
+	{
+		const char *id = json_string_value(json_object_get(st, "storage"));
+		const char *type = json_string_value(json_object_get(st, "type"));
+		const json_t *shared = json_object_get(st, "shared");
+
+		if (!id || strlen(id) != n || strncmp(id, drive, n))
+			continue;
+		if (json_is_true(shared) ||
+		    (json_is_integer(shared) && json_integer_value(shared)) ||
+		    (json_is_string(shared) && !strcmp(json_string_value(shared), "1")))
+			return true;
+		for (size_t k = 0; type && k < sizeof(always) / sizeof(always[0]); k++)
+			if (!strcmp(type, always[k]))
+				return true;
+		return false;
+	}
+	return false;
 }
 
 /* Like qemu-server's drive_is_cloudinit: the volume is "<sep>cloudinit" or

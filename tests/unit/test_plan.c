@@ -423,3 +423,49 @@ Test(plan, converge_rewrites_nothing_and_keeps_what_the_vm_already_names)
 	json_decref(conf);
 	free(desc);
 }
+
+Test(plan, deploy_to_another_node_clones_with_target_or_clones_and_migrates)
+{
+	struct cfg_vm vm = test_vm();
+	json_t *conf = tpl_conf();
+	struct deploy_vm_input in = iso_input(&vm, conf, "local");
+	json_t *storages = json_pack("[{ss ss} {ss ss si}]", "storage", "local", "type", "dir",
+				     "storage", "shared", "type", "dir", "shared", 1);
+	struct deploy_plan_info info;
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+	char buf[1024];
+
+	in.node = "pve2";
+	/* the template's disk is on node-local 'local': clone beside it, then migrate */
+	in.src_shared = deploy_disks_shared(storages, conf);
+	cr_assert(!in.src_shared);
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(
+		summaries(&p, buf, sizeof(buf)),
+		"+ full clone of template 9000 'tpl'; ~ migrate VM 8001 from 'pve1' to "
+		"'pve2'; + upload cloud-init seed "
+		"'local:iso/phoenix-ci-8001-0123456789ab.iso'; ~ configure VM 8001; ~ grow "
+		"scsi0 to 100G; > start");
+	cr_assert_str_eq(p.actions[0]->path, "/nodes/pve1/qemu/9000/clone");
+	cr_assert_null(plan_param_get(p.actions[0], "target"));
+	cr_assert_null(plan_param_get(p.actions[0], "storage"));
+	cr_assert_str_eq(plan_param_get(p.actions[1], "target"), "pve2");
+	cr_assert_str_eq(plan_param_get(p.actions[1], "with-local-disks"), "1");
+	cr_assert_str_eq(plan_param_get(p.actions[1], "targetstorage"), "local");
+	cr_assert_str_eq(p.actions[2]->path, "/nodes/pve2/storage/local/upload");
+	cr_assert_str_eq(p.actions[3]->path, "/nodes/pve2/qemu/8001/config");
+	plan_release(&p);
+	/* on shared storage the clone is made on the target node directly, linked */
+	json_object_set_new(conf, "scsi0",
+			    json_string("shared:9000/base-9000-disk-0.qcow2,size=10G"));
+	in.src_shared = deploy_disks_shared(storages, conf);
+	cr_assert(in.src_shared);
+	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(p.actions[0]->summary, "linked clone of template 9000 'tpl' to node pve2");
+	cr_assert_str_eq(plan_param_get(p.actions[0], "target"), "pve2");
+	cr_assert(!strstr(p.actions[1]->path, "/migrate"));
+	plan_release(&p);
+	json_decref(storages);
+	json_decref(conf);
+}
