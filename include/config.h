@@ -116,6 +116,10 @@ struct cfg_template {
 	char *sha256;	    /* 64 lower-case hex digits, or NULL */
 	char *os;	    /* e.g. "ubuntu-24.04" (becomes tag os-ubuntu-24.04), or NULL */
 	char *node;	    /* or NULL: cfg_default_node() */
+	/* `nodes`: one build, a template on each of these nodes (each with its own VMID from
+	 * the version range); all_nodes: "all", every online node. Empty: `node` alone. */
+	struct cfg_strv nodes;
+	bool all_nodes;
 	struct cfg_customize customize;
 	struct cfg_hardware hardware;
 	bool has_versions;

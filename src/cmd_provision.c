@@ -46,6 +46,7 @@ static const char *const prov_phase_names[PH_COUNT] = {"download", "customize", 
 
 struct prov_result {
 	const struct cfg_template *t;
+	const char *node; /* borrowed */
 	unsigned long vmid;
 	char *name; /* owned */
 	char sha256[CRYPTO_SHA256_HEX_LEN + 1];
@@ -61,6 +62,17 @@ struct prov_ctx {
 	struct cust_plan *plan; /* for the template being built */
 	struct plan *dry;	/* --dry-run: the plan is collected here, nothing is sent */
 	const char *node;	/* where this template is built: its `node`, else the default */
+	struct prov_shared *sh; /* what every node of this template shares */
+};
+
+/* One build feeds every node of a template: the image is fetched and customized at most
+ * once, and every node's new version gets the same name. Owned by cmd_provision_run. */
+struct prov_shared {
+	struct img_result img;
+	bool fetched;
+	char *work;	  /* the customized image, or NULL */
+	char *build_name; /* the new version's name, once a node decided to build */
+	bool per_node;	  /* several nodes: versions are counted on each node */
 };
 
 /* ---- preflight ---- */
@@ -71,9 +83,9 @@ static int prov_check_privileges(struct session *s, const struct cfg_template *t
 				 const struct pve_version *v, struct phx_err *err)
 {
 	static const char *const vm_privs[] = {
-		"VM.Allocate",	     "VM.Config.Disk",	  "VM.Config.CPU",
-		"VM.Config.Memory",  "VM.Config.Network", "VM.Config.Options",
-		"VM.Config.HWType",  "VM.Config.Cloudinit", "VM.Audit"};
+		"VM.Allocate",	    "VM.Config.Disk",	   "VM.Config.CPU",
+		"VM.Config.Memory", "VM.Config.Network",   "VM.Config.Options",
+		"VM.Config.HWType", "VM.Config.Cloudinit", "VM.Audit"};
 	struct pf_need needs[5];
 	size_t n = 4;
 
@@ -285,9 +297,12 @@ static char *prov_description(const struct cfg_template *t, const char *name, co
 	time_t now = time(NULL);
 	struct tm tm;
 	const struct rec_field f[] = {
-		{"template", t->name},	  {"name", name},
-		{PROV_REC_SOURCE, t->image_url}, {PROV_REC_SHA256, sha256},
-		{"customized-sha256", custom_sha256}, {PROV_REC_BUILT, when},
+		{"template", t->name},
+		{"name", name},
+		{PROV_REC_SOURCE, t->image_url},
+		{PROV_REC_SHA256, sha256},
+		{"customized-sha256", custom_sha256},
+		{PROV_REC_BUILT, when},
 	};
 
 	gmtime_r(&now, &tm);
@@ -524,8 +539,7 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	plan_param(p, a, "content", "import", 0);
 	plan_param(p, a, "checksum-algorithm", "sha256", 0);
 	plan_param(p, a, "checksum", sha ? sha : "<known after customization>", pend);
-	plan_upload_file(p, a, in->disk_path ? in->disk_path : "<the customized image>",
-			 filename);
+	plan_upload_file(p, a, in->disk_path ? in->disk_path : "<the customized image>", filename);
 	/* before the upload: a task wait that fails after the body arrived still cleans up */
 	plan_undo_volume(p, a, in->node, volid);
 
@@ -535,7 +549,8 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	snprintf(cores, sizeof(cores), "%u", t->hardware.cores);
 	snprintf(memory, sizeof(memory), "%lu", t->hardware.memory_mb);
 	snprintf(vmid, sizeof(vmid), "%lu", in->vmid);
-	desc = prov_description(t, in->name, in->source_sha ? in->source_sha : "<known after download>",
+	desc = prov_description(t, in->name,
+				in->source_sha ? in->source_sha : "<known after download>",
 				sha ? sha : "<known after customization>");
 	a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/nodes/%s/qemu", in->node);
 	plan_summary(p, a, "create VM %lu '%s' from the imported image", in->vmid, in->name);
@@ -570,8 +585,9 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 		if (!in->disk_bytes)
 			plan_condition(p, a, "the image's disk is smaller than %s", size);
 	} else if (t->hardware.disk_size_gb) {
-		plan_note(p, object, "the image's disk is %" PRIu64 " GiB, not smaller than "
-				     "hardware.disk_size_gb %lu: no resize",
+		plan_note(p, object,
+			  "the image's disk is %" PRIu64 " GiB, not smaller than "
+			  "hardware.disk_size_gb %lu: no resize",
 			  in->disk_bytes >> 30, t->hardware.disk_size_gb);
 	}
 	a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST", "/nodes/%s/qemu/%lu/template",
@@ -601,8 +617,8 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 }
 
 static int prov_build_input(struct prov_ctx *p, const struct cfg_template *t,
-			    const struct prov_result *res, struct prov_build_input *in,
-			    char *tags, size_t tags_len, struct phx_err *err)
+			    const struct prov_result *res, struct prov_build_input *in, char *tags,
+			    size_t tags_len, struct phx_err *err)
 {
 	if (prov_tags(t, tags, tags_len, err) < 0)
 		return -1;
@@ -674,11 +690,12 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 					   "tag); refusing to touch it",
 					   t->vmid, vm->name, vm->node, SERIES_TAG_OURS);
 		if (vm && !vm->template)
-			return phx_err_set(err, PHX_E_CONFLICT,
-					   "VM %lu is ours but not a template (an interrupted "
-					   "build?): remove it with 'orchestrator --destroy %lu' and "
-					   "run again",
-					   t->vmid, t->vmid);
+			return phx_err_set(
+				err, PHX_E_CONFLICT,
+				"VM %lu is ours but not a template (an interrupted "
+				"build?): remove it with 'orchestrator --destroy %lu' and "
+				"run again",
+				t->vmid, t->vmid);
 		if (vm) {
 			res->vmid = t->vmid;
 			return 0;
@@ -691,7 +708,20 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 	}
 	if (prov_guests(&p->vms, &guests, err) < 0)
 		return -1;
-	newest = series_newest(t->name, guests, p->vms.n, false);
+	newest = -1;
+	/* on several nodes, each node's newest version counts (they are newest-first) */
+	if (p->sh->per_node) {
+		size_t *idx = NULL, n = 0;
+
+		if (series_members(t->name, guests, p->vms.n, &idx, &n, err) < 0)
+			goto out;
+		for (size_t k = 0; k < n && newest < 0; k++)
+			if (!strcmp(p->vms.items[idx[k]].node, p->node))
+				newest = (long)idx[k];
+		free(idx);
+	} else {
+		newest = series_newest(t->name, guests, p->vms.n, false);
+	}
 	if (newest >= 0) {
 		res->vmid = guests[newest].vmid;
 		free(res->name);
@@ -721,9 +751,21 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 	free(res->name);
 	res->name = NULL;
 	if (series_next_vmid(t->versions.vmid_min, t->versions.vmid_max, guests, p->vms.n,
-			     &res->vmid, err) < 0 ||
-	    series_next_name(t->name, time(NULL), guests, p->vms.n, &res->name, err) < 0)
+			     &res->vmid, err) < 0)
 		goto out;
+	if (p->sh->build_name) {
+		/* another node of this run builds the same version: same name */
+		res->name = strdup(p->sh->build_name);
+		if (!res->name) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
+	} else if (series_next_name(t->name, time(NULL), guests, p->vms.n, &res->name, err) < 0 ||
+		   !(p->sh->build_name = strdup(res->name))) {
+		if (!phx_err_is_set(err))
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
 	rc = 1;
 out:
 	free(guests);
@@ -795,6 +837,7 @@ static void prov_print(const struct session *s, const struct prov_result *r)
 		json_object_set_new(o, "template_name",
 				    json_string(r->name ? r->name : r->t->name));
 		json_object_set_new(o, "config_template", json_string(r->t->name));
+		json_object_set_new(o, "node", json_string(r->node));
 		json_object_set_new(o, "sha256",
 				    r->sha256[0] ? json_string(r->sha256) : json_null());
 		json_object_set_new(o, "changed", json_boolean(r->changed));
@@ -813,6 +856,8 @@ static void prov_print(const struct session *s, const struct prov_result *r)
 		json_decref(o);
 		return;
 	}
+	if (r->t->all_nodes || r->t->nodes.n > 1)
+		printf("[%s] ", r->node);
 	if (!r->changed) {
 		printf("%s: up to date (template %lu)\n", r->t->name, r->vmid);
 		return;
@@ -826,8 +871,8 @@ static void prov_print(const struct session *s, const struct prov_result *r)
 
 /* --dry-run: what a build would send, from reads only. Values that carry the hashes of
  * images not downloaded yet are pending; a template that is current plans nothing. */
-static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t,
-			 struct prov_result *res, int decision, struct phx_err *err)
+static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t, struct prov_result *res,
+			 int decision, struct phx_err *err)
 {
 	char object[160], tags[1024];
 	struct prov_build_input in;
@@ -866,8 +911,7 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		    struct phx_err *err)
 {
 	struct session *s = p->s;
-	struct img_result img = IMG_RESULT_INIT;
-	char *work = NULL;
+	struct prov_shared *sh = p->sh;
 	double t0;
 	int decision, rc = -1;
 
@@ -886,10 +930,11 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		goto out;
 	}
 	t0 = clk_now();
-	if (prov_fetch(s, t, &img, err) < 0)
+	if (!sh->fetched && prov_fetch(s, t, &sh->img, err) < 0)
 		goto out;
+	sh->fetched = true;
 	res->phase_s[PH_DOWNLOAD] = clk_now() - t0;
-	memcpy(res->sha256, img.sha256, sizeof(res->sha256));
+	memcpy(res->sha256, sh->img.sha256, sizeof(res->sha256));
 	if (clk_signal()) {
 		phx_err_set(err, PHX_E_INTERRUPTED, "stopped by signal %d after the download",
 			    clk_signal());
@@ -899,7 +944,7 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		/* rebuild_on_change: build only when the upstream image differs */
 		free(res->name);
 		res->name = NULL;
-		decision = prov_decide(p, t, res, img.sha256, err);
+		decision = prov_decide(p, t, res, sh->img.sha256, err);
 		if (decision < 0)
 			goto out;
 		if (decision == 0) {
@@ -908,10 +953,10 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		}
 	}
 	t0 = clk_now();
-	if (prov_customize(p, t, &img, &work, err) < 0)
+	if (!sh->work && prov_customize(p, t, &sh->img, &sh->work, err) < 0)
 		goto out;
 	res->phase_s[PH_CUSTOMIZE] = clk_now() - t0;
-	if (prov_build_on_server(p, t, res, work, img.sha256, err) < 0) {
+	if (prov_build_on_server(p, t, res, sh->work, sh->img.sha256, err) < 0) {
 		struct buf report = BUF_INIT;
 
 		txn_rollback(p->txn, &report);
@@ -933,9 +978,108 @@ out:
 	if (rc < 0)
 		phx_err_wrap(err, "template '%s'", t->name);
 out_wrapped:
-	free(work);
-	img_result_release(&img);
 	pve_vm_list_release(&p->vms);
+	return rc;
+}
+
+/* The nodes a template is built on: its `nodes` ("all": every online node), else its `node`,
+ * else the default node. Caller frees the array (the strings are borrowed from cfg, session
+ * or *ret_json, which the caller decrefs). */
+static int prov_nodes(struct session *s, const struct cfg_template *t, const char ***ret,
+		      size_t *ret_n, json_t **ret_json, struct phx_err *err)
+{
+	const char **v;
+	size_t n = 0, i;
+	json_t *e;
+
+	*ret_json = NULL;
+	if (t->all_nodes && pve_get(s->pve, "/nodes", NULL, 0, ret_json, err) < 0)
+		return -1;
+	v = calloc((t->all_nodes ? json_array_size(*ret_json) : t->nodes.n) + 1, sizeof(*v));
+	if (!v)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	if (t->all_nodes) {
+		json_array_foreach(*ret_json, i, e)
+		{
+			const char *name = json_string_value(json_object_get(e, "node"));
+			const char *status = json_string_value(json_object_get(e, "status"));
+
+			if (name && status && !strcmp(status, "online"))
+				v[n++] = name;
+			else if (name)
+				log_warn("template '%s': node '%s' is %s: skipped", t->name, name,
+					 status ? status : "not online");
+		}
+	} else {
+		for (i = 0; i < t->nodes.n; i++)
+			v[n++] = t->nodes.items[i];
+	}
+	if (!n)
+		v[n++] = t->node ? t->node : s->node;
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* Builds (or checks) one template on each of its nodes. With several nodes a failure on one
+ * rolls back that node's half-made template only; the others stay, and the error names every
+ * node that failed. */
+static int prov_template(struct session *s, const struct cfg_template *t, struct cust_plan *cplan,
+			 struct plan *dry, struct phx_err *err)
+{
+	struct prov_shared sh = {.img = IMG_RESULT_INIT,
+				 .per_node = t->all_nodes || t->nodes.n > 1};
+	struct buf failed = BUF_INIT;
+	const char **nodes = NULL;
+	json_t *node_list = NULL;
+	size_t n_nodes = 0, n_failed = 0;
+	enum phx_err_code code = PHX_E_RUNTIME;
+	int rc = -1;
+
+	if (prov_nodes(s, t, &nodes, &n_nodes, &node_list, err) < 0)
+		goto out;
+	for (size_t k = 0; k < n_nodes; k++) {
+		struct prov_ctx p = {
+			.s = s, .plan = cplan, .dry = dry, .node = nodes[k], .sh = &sh};
+		struct prov_result res = {.t = t, .node = nodes[k]};
+		struct phx_err nerr = PHX_ERR_INIT;
+		int nrc;
+
+		p.txn = txn_new(s->pve);
+		if (!p.txn) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
+		nrc = prov_one(&p, t, &res, &nerr);
+		txn_free(p.txn);
+		if (nrc == 0 && !dry)
+			prov_print(s, &res);
+		free(res.name);
+		if (nrc == 0)
+			continue;
+		if (!sh.per_node || nerr.code == PHX_E_INTERRUPTED) {
+			*err = nerr;
+			goto out;
+		}
+		code = nerr.code;
+		n_failed++;
+		buf_printf(&failed, NULL, "\n  node '%s': %s", nodes[k], nerr.msg);
+	}
+	if (n_failed) {
+		phx_err_set(err, code,
+			    "template '%s' failed on %zu of %zu nodes (the others are "
+			    "built):%s",
+			    t->name, n_failed, n_nodes, buf_str(&failed));
+		goto out;
+	}
+	rc = 0;
+out:
+	buf_release(&failed);
+	free(nodes);
+	json_decref(node_list);
+	img_result_release(&sh.img);
+	free(sh.work);
+	free(sh.build_name);
 	return rc;
 }
 
@@ -989,26 +1133,9 @@ static int cmd_provision_run(struct session *s, struct phx_err *err)
 	}
 	if (session_connect(s, err) < 0)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		struct prov_ctx p = {.s = s,
-				     .plan = plans[i],
-				     .dry = opts->dry_run ? &dry : NULL,
-				     .node = todo[i]->node ? todo[i]->node : s->node};
-		struct prov_result res = {.t = todo[i]};
-
-		p.txn = txn_new(s->pve);
-		if (!p.txn) {
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (prov_template(s, todo[i], plans[i], opts->dry_run ? &dry : NULL, err) < 0)
 			goto out;
-		}
-		rc = prov_one(&p, todo[i], &res, err);
-		txn_free(p.txn);
-		if (rc == 0 && !opts->dry_run)
-			prov_print(s, &res);
-		free(res.name);
-		if (rc < 0)
-			goto out;
-	}
 	if (opts->dry_run) {
 		const struct plan *all[] = {&dry};
 
@@ -1025,4 +1152,5 @@ out:
 	return rc;
 }
 
-const struct cmd_entry cmd_provision_entry = {"provision", CMD_SERVER | CMD_LOCK, cmd_provision_run};
+const struct cmd_entry cmd_provision_entry = {"provision", CMD_SERVER | CMD_LOCK,
+					      cmd_provision_run};

@@ -600,6 +600,7 @@ static void cfg_template_release(struct cfg_template *t)
 	free(t->sha256);
 	free(t->os);
 	free(t->node);
+	cfg_strv_free(&t->nodes);
 	cfg_strv_free(&t->customize.packages);
 	cfg_strv_free(&t->customize.debs);
 	cfg_strv_free(&t->customize.enable_services);

@@ -514,9 +514,9 @@ static void cfg_get_http_url(struct cfg_ctx *ctx, json_t *obj, const char *jpare
 static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 			       struct cfg_template *t)
 {
-	static const char *const keys[] = {"name",	"vmid",	  "image_url", "checksum_url",
-					   "sha256",	"os",	  "node",      "customize",
-					   "hardware",	"versions", "tags"};
+	static const char *const keys[] = {"name",     "vmid",	   "image_url", "checksum_url",
+					   "sha256",   "os",	   "node",	"nodes",
+					   "customize", "hardware", "versions", "tags"};
 	static const char *const vkeys[] = {"vmid_min", "vmid_max", "keep", "rebuild_on_change"};
 	char q[CFG_SHOW_MAX + 16], kpath[CFG_PATH_MAX];
 	const char *s;
@@ -547,10 +547,31 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 			"an OS name like 'ubuntu-24.04' (usable as a tag)", &t->os);
 	cfg_get_checked(ctx, obj, jpath, "node", false, cfg_is_dns_label, cfg_expect_node,
 			&t->node);
+	if (json_is_string(json_object_get(obj, "nodes"))) {
+		cfg_path_key(kpath, jpath, "nodes");
+		if (strcmp(json_string_value(json_object_get(obj, "nodes")), "all"))
+			cfg_problem(ctx, kpath, "expected \"all\" or a list of node names, got %s",
+				    cfg_quote(json_string_value(json_object_get(obj, "nodes")), q,
+					      sizeof(q)));
+		t->all_nodes = true;
+	} else {
+		cfg_get_strv(ctx, obj, jpath, "nodes", cfg_is_dns_label, cfg_expect_node, false,
+			     &t->nodes);
+	}
 	cfg_parse_customize(ctx, obj, jpath, &t->customize);
 	cfg_parse_hardware(ctx, obj, jpath, &t->hardware);
 	cfg_get_tags(ctx, obj, jpath, &t->tags);
 
+	if ((t->all_nodes || t->nodes.n) && json_object_get(obj, "node")) {
+		cfg_path_key(kpath, jpath, "nodes");
+		cfg_problem(ctx, kpath, "expected either 'node' or 'nodes', got both");
+	}
+	if ((t->all_nodes || t->nodes.n > 1) && !json_object_get(obj, "versions")) {
+		cfg_path_key(kpath, jpath, "nodes");
+		cfg_problem(ctx, kpath,
+			    "several nodes need 'versions': each node's template gets its own VMID "
+			    "from the version range");
+	}
 	vobj = cfg_get_obj(ctx, obj, jpath, "versions", false);
 	has_vmid = json_object_get(obj, "vmid") != NULL;
 	cfg_get_uint(ctx, obj, jpath, "vmid", !vobj, CFG_VMID_MIN, CFG_VMID_MAX, &t->vmid);
@@ -579,6 +600,13 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 				    ver->vmid_max - ver->vmid_min + 1, ver->keep);
 		} else if (ok) {
 			t->has_versions = true;
+			if (has_vmid && (t->all_nodes || t->nodes.n > 1)) {
+				cfg_path_key(kpath, jpath, "vmid");
+				cfg_problem(ctx, kpath,
+					    "expected no fixed VMID with several nodes (each node's "
+					    "copy gets its own VMID from versions %lu..%lu)",
+					    ver->vmid_min, ver->vmid_max);
+			}
 			if (has_vmid && t->vmid &&
 			    (t->vmid < ver->vmid_min || t->vmid > ver->vmid_max)) {
 				cfg_path_key(kpath, jpath, "vmid");

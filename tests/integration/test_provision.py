@@ -55,7 +55,9 @@ def changing(reqs):
     return [r for r in reqs if r["method"] != "GET" and not r.get("control")]
 
 
-class ProvisionTest(OrchestratorTest):
+class ProvisionBase(OrchestratorTest):
+    """The tiny image served over HTTP, a class-wide image cache, config helpers."""
+
     @classmethod
     def setUpClass(cls):
         image, why = build_tiny_image()
@@ -115,7 +117,8 @@ class ProvisionTest(OrchestratorTest):
     def provision(self, cfg, *args, check=0):
         return self.run_bin("--config", cfg, "--provision-template", *args, check=check)
 
-    # ---- scenarios ----
+
+class ProvisionTest(ProvisionBase):
 
     def test_fresh_build_then_rerun_is_a_noop(self):
         cfg = self.config()
@@ -350,6 +353,51 @@ class ProvisionTest(OrchestratorTest):
         execs = [r["params"].get("command") for r in self.sim.requests()
                  if r["path"].endswith("/agent/exec")]
         self.assertIn(["cloud-init", "status", "--wait"], execs)
+
+
+class MultiNodeTest(ProvisionBase):
+    """A template on every node of a 3-node cluster: one download and one customization feed
+    a template per node (own VMID, same version name and build record); a rerun is a no-op;
+    a node that fails rolls back only its own half-made template."""
+    sim_opts = {"nodes": "pve1,pve2,pve3"}
+
+    def test_one_build_a_template_on_every_node(self):
+        t = self.template(nodes="all", versions={"vmid_min": 9100, "vmid_max": 9109, "keep": 2})
+        del t["vmid"]
+        cfg = self.config(t)
+        p = self.provision(cfg, "--output", "json")
+        recs = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual([(r["node"], r["template_id"], r["changed"]) for r in recs],
+                         [("pve1", 9100, True), ("pve2", 9101, True), ("pve3", 9102, True)])
+        self.assertEqual(len({r["template_name"] for r in recs}), 1, recs)
+        self.assertEqual(len({r["sha256"] for r in recs}), 1, recs)
+        self.assertEqual(self.fs.image_gets(), 1, "one download for every node")
+        self.assertEqual(p.stderr.count("customize: appliance started"), 1, "one customization")
+        vms = self.state()["vms"]
+        self.assertEqual({v: vms[v]["node"] for v in vms},
+                         {"9100": "pve1", "9101": "pve2", "9102": "pve3"})
+        self.assertEqual([v for v in self.state()["volumes"] if ":import/" in v["volid"]], [])
+
+        n = len(self.sim.requests())
+        p = self.provision(cfg)
+        self.assertEqual(p.stdout.count("up to date"), 3, p.stdout)
+        self.assertEqual(changing(self.sim.requests()[n:]), [])
+
+        # a rebuild whose upload to pve2 fails: pve1 and pve3 get the new version, pve2 keeps
+        # its old one and nothing half-made
+        self.sim.control("POST", "/_sim/fault", {"kind": "http", "method": "POST",
+                                                 "path": "/nodes/pve2/storage/local/upload$",
+                                                 "status": 500, "message": "disk full"})
+        p = self.provision(cfg, "--rebuild", check=1)
+        self.assertIn("template 'debian-tiny' failed on 1 of 3 nodes", p.stderr)
+        self.assertIn("node 'pve2'", p.stderr)
+        self.assertIn("disk full", p.stderr)
+        vms = self.state()["vms"]
+        self.assertEqual(sorted((vms[v]["node"], v) for v in vms),
+                         [("pve1", "9100"), ("pve1", "9103"), ("pve2", "9101"),
+                          ("pve3", "9102"), ("pve3", "9104")])
+        self.assertEqual([v for v in self.state()["volumes"] if ":import/" in v["volid"]], [])
+        self.assertEqual(self.fs.image_gets(), 1, "--rebuild reused the cached image")
 
 
 class ProvisionPreflightTest(OrchestratorTest):
