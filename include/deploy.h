@@ -94,6 +94,23 @@ int deploy_tags_merge(const char *current, const char *const *want, size_t n_wan
  * 127.0.0.0/8 and 169.254.0.0/16 are skipped. False when there is none. */
 bool deploy_pick_ipv4(const struct pve_iface_list *l, const char *mac, char *ret, size_t len);
 
+/* ---- placement of `node: "auto"` VMs ---- */
+
+#define DEPLOY_NODE_AUTO "auto"
+
+/* What /cluster/resources says of a node, plus what this run placed there. */
+struct deploy_node {
+	const char *name; /* borrowed */
+	bool online;
+	uint64_t maxmem, mem; /* bytes */
+	unsigned ours;	      /* VMs of ours on it (counted, and placed by this run) */
+};
+
+/* Picks the online node with the most free memory for a VM that needs `mem` bytes (ties: fewer
+ * of our VMs, then the name), so a batch spreads over the cluster and the same inputs give
+ * the same placement; then books the VM there. -1 when no node is online. */
+long deploy_place(struct deploy_node *nodes, size_t n, uint64_t mem);
+
 /* ---- the planner of one VM (deploy_plan.c) ---- */
 
 /* What cmd_deploy read and prepared for one VM; everything borrowed. */

@@ -70,6 +70,8 @@ struct dep_vm {
 	char *snippet;	  /* native mode with snippets_dir: owned rendered user-data, or NULL */
 	size_t snippet_len;
 	struct plan plan; /* what this VM needs, read and decided before any change */
+	char placed[64];  /* node: "auto": the node chosen for it, else "" */
+	char placed_why[160];
 	struct dep_result res;
 };
 
@@ -82,7 +84,7 @@ struct dep_run {
 	char snippet_storage[128]; /* storage holding defaults.snippets_dir, "" when unused */
 	const char *agent_priv;	   /* what agent/ping needs on this Proxmox version */
 	json_t *storages;	   /* owned; GET /storage, read once, then only read */
-	pthread_mutex_t mu; /* guards next */
+	pthread_mutex_t mu;	   /* guards next */
 	size_t next;
 };
 
@@ -441,7 +443,8 @@ static int dep_snippet_storage(const json_t *storages, const char *snippets_dir,
 	const json_t *st;
 	size_t i;
 
-	json_array_foreach(storages, i, st) {
+	json_array_foreach(storages, i, st)
+	{
 		const char *path = json_string_value(json_object_get(st, "path"));
 		const char *content = json_string_value(json_object_get(st, "content"));
 		const char *id = json_string_value(json_object_get(st, "storage"));
@@ -480,7 +483,8 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 				"VM %lu already exists ('%s' on '%s') and is not ours (%s): "
 				"refusing to touch it; pick another vmid or remove it yourself",
 				vm->vmid, dst->name, dst->node,
-				dst->template ? "it is a template" : "no '" SERIES_TAG_OURS "' tag");
+				dst->template ? "it is a template"
+					      : "no '" SERIES_TAG_OURS "' tag");
 		snprintf(rd->node, sizeof(rd->node), "%s", dst->node);
 		log_info("VM %lu '%s' exists and is ours: converging", vm->vmid, vm->name);
 		if (pve_vm_config_get(c, rd->node, (int)vm->vmid, &rd->conf, err) < 0)
@@ -492,7 +496,9 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 		free(net0);
 	} else {
 		snprintf(rd->node, sizeof(rd->node), "%s",
-			 cfg_vm_node(cfg, vm) ? cfg_vm_node(cfg, vm) : r->s->node);
+			 dv->placed[0]		? dv->placed
+			 : cfg_vm_node(cfg, vm) ? cfg_vm_node(cfg, vm)
+						: r->s->node);
 		/* a clone starts as its template: plan against the template's config */
 		if (dep_source(cfg, vm, &rd->vms, &rd->src, err) < 0 ||
 		    pve_vm_config_get(c, rd->src->node, rd->src->vmid, &rd->conf, err) < 0 ||
@@ -561,6 +567,9 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	snprintf(dv->res.node, sizeof(dv->res.node), "%s", rd.node);
 	if (deploy_plan_vm(&in, &dv->plan, &info, err) < 0)
 		goto out;
+	if (dv->placed_why[0])
+		plan_note(&dv->plan, dv->plan.n ? dv->plan.actions[0]->object : vm->name, "%s",
+			  dv->placed_why);
 	{
 		/* everything this VM's plan needs, before its first change */
 		struct pf_need needs[8];
@@ -585,12 +594,12 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		goto out;
 	if (running) {
 		if ((info.seed_changed || info.hw_changed) &&
-		    !(dv->res.note =
-			      dep_strdupf(err,
-					  "VM %lu '%s' is running: reboot it to apply "
-					  "the new %s",
-					  vm->vmid, vm->name,
-					  info.seed_changed ? "cloud-init seed" : "hardware settings")))
+		    !(dv->res.note = dep_strdupf(err,
+						 "VM %lu '%s' is running: reboot it to apply "
+						 "the new %s",
+						 vm->vmid, vm->name,
+						 info.seed_changed ? "cloud-init seed"
+								   : "hardware settings")))
 			goto out;
 		/* best effort: a running VM of ours whose agent is gone is still converged */
 		if (dep_wait_agent(c, rd.node, vm, 1, rd.mac, dv->res.ip, sizeof(dv->res.ip), err) <
@@ -747,6 +756,107 @@ static void dep_print_table(const struct dep_vm *vms, size_t n)
 
 /* ---- the command ---- */
 
+/* node: "auto": places the new VMs of the batch, in config order, on the online nodes with
+ * the most free memory (/cluster/resources), spreading them; a VM that exists stays where
+ * it is. Decided before any VM is worked on, so parallel jobs see one placement. */
+static int dep_place(struct dep_run *r, struct phx_err *err)
+{
+	struct deploy_node *nodes = NULL;
+	json_t *res = NULL, *e;
+	size_t n = 0, i;
+	bool any = false;
+	int rc = -1;
+
+	for (size_t k = 0; k < r->n; k++) {
+		const char *node = cfg_vm_node(r->s->cfg, r->vms[k].vm);
+
+		any = any || (node && !strcmp(node, DEPLOY_NODE_AUTO));
+	}
+	if (!any)
+		return 0;
+	if (pve_get(r->s->pve, "/cluster/resources", NULL, 0, &res, err) < 0)
+		return -1;
+	nodes = calloc(json_array_size(res) + 1, sizeof(*nodes));
+	if (!nodes) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	json_array_foreach(res, i, e)
+	{
+		const char *type = json_string_value(json_object_get(e, "type"));
+		const char *status = json_string_value(json_object_get(e, "status"));
+		long long v;
+
+		if (!type || strcmp(type, "node"))
+			continue;
+		nodes[n].name = json_string_value(json_object_get(e, "node"));
+		nodes[n].online = status && !strcmp(status, "online");
+		if (pve_json_int(json_object_get(e, "maxmem"), "maxmem", &v, NULL) == 0)
+			nodes[n].maxmem = (uint64_t)v;
+		if (pve_json_int(json_object_get(e, "mem"), "mem", &v, NULL) == 0)
+			nodes[n].mem = (uint64_t)v;
+		if (nodes[n].name)
+			n++;
+	}
+	json_array_foreach(res, i, e)
+	{
+		const char *node = json_string_value(json_object_get(e, "node"));
+		const char *type = json_string_value(json_object_get(e, "type"));
+
+		/* our VMs, not our templates: those are where the images are, not the load */
+		if (!type || strcmp(type, "qemu") || !node ||
+		    json_is_true(json_object_get(e, "template")) ||
+		    json_integer_value(json_object_get(e, "template")) == 1 ||
+		    !series_has_tag(json_string_value(json_object_get(e, "tags")), SERIES_TAG_OURS))
+			continue;
+		for (size_t k = 0; k < n; k++)
+			nodes[k].ours += !strcmp(nodes[k].name, node);
+	}
+	for (size_t k = 0; k < r->n; k++) {
+		struct dep_vm *dv = &r->vms[k];
+		const char *node = cfg_vm_node(r->s->cfg, dv->vm), *where = NULL;
+		long best;
+
+		if (!node || strcmp(node, DEPLOY_NODE_AUTO))
+			continue;
+		json_array_foreach(res, i, e)
+		{
+			long long id;
+
+			if (pve_json_int(json_object_get(e, "vmid"), "vmid", &id, NULL) == 0 &&
+			    (unsigned long)id == dv->vm->vmid)
+				where = json_string_value(json_object_get(e, "node"));
+		}
+		if (where) {
+			snprintf(dv->placed, sizeof(dv->placed), "%s", where);
+			continue;
+		}
+		best = deploy_place(nodes, n, (uint64_t)dv->vm->memory_mb << 20);
+		if (best < 0) {
+			phx_err_set(err, PHX_E_RUNTIME,
+				    "VM %lu '%s': node \"auto\", but no node is online",
+				    dv->vm->vmid, dv->vm->name);
+			goto out;
+		}
+		snprintf(dv->placed, sizeof(dv->placed), "%s", nodes[best].name);
+		/* what it had before this VM was booked there */
+		snprintf(dv->placed_why, sizeof(dv->placed_why),
+			 "placed on %s: %.1f GiB free, %u of our VMs", nodes[best].name,
+			 (double)(nodes[best].maxmem > nodes[best].mem
+					  ? nodes[best].maxmem - nodes[best].mem +
+						    ((uint64_t)dv->vm->memory_mb << 20)
+					  : 0) /
+				 (1 << 30),
+			 nodes[best].ours - 1);
+		log_info("VM %lu '%s': %s", dv->vm->vmid, dv->vm->name, dv->placed_why);
+	}
+	rc = 0;
+out:
+	free(nodes);
+	json_decref(res);
+	return rc;
+}
+
 static int dep_cmp_index(const void *a, const void *b)
 {
 	const struct dep_vm *x = a, *y = b;
@@ -818,7 +928,8 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	/* before the first change: a snippets_dir no storage serves would fail every VM */
 	if (pve_get(s->pve, "/storage", NULL, 0, &r.storages, err) < 0)
 		goto out;
-	if (s->cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE && s->cfg->defaults.snippets_dir &&
+	if (s->cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE &&
+	    s->cfg->defaults.snippets_dir &&
 	    dep_snippet_storage(r.storages, s->cfg->defaults.snippets_dir, r.snippet_storage,
 				sizeof(r.snippet_storage), err) < 0)
 		goto out;
@@ -833,10 +944,12 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	r.s = s;
 	r.vms = vms;
 	r.n = n;
+	if (dep_place(&r, err) < 0)
+		goto out;
 	r.task_timeout_s = session_task_timeout(s);
 	r.agent_timeout_s = s->cfg->defaults.agent_timeout_s   ? s->cfg->defaults.agent_timeout_s
 			    : s->cfg->proxmox.timeouts.agent_s ? s->cfg->proxmox.timeouts.agent_s
-							      : 600;
+							       : 600;
 	pthread_mutex_init(&r.mu, NULL);
 	jobs = opts->jobs ? opts->jobs : 1;
 	if (jobs > n)

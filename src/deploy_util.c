@@ -115,6 +115,28 @@ const char *deploy_unlinkable_disk(const json_t *config)
 	return NULL;
 }
 
+long deploy_place(struct deploy_node *nodes, size_t n, uint64_t mem)
+{
+	long best = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct deploy_node *x = &nodes[i], *b = best >= 0 ? &nodes[best] : NULL;
+		uint64_t fx = x->maxmem > x->mem ? x->maxmem - x->mem : 0, fb;
+
+		if (!x->online)
+			continue;
+		fb = b && b->maxmem > b->mem ? b->maxmem - b->mem : 0;
+		if (!b || fx > fb || (fx == fb && x->ours < b->ours) ||
+		    (fx == fb && x->ours == b->ours && strcmp(x->name, b->name) < 0))
+			best = (long)i;
+	}
+	if (best >= 0) {
+		nodes[best].mem += mem;
+		nodes[best].ours++;
+	}
+	return best;
+}
+
 bool deploy_disks_shared(const json_t *storages, const json_t *config)
 {
 	/* pve-storage Plugin.pm @SHARED_STORAGE: these types are shared whatever the flag */

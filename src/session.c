@@ -78,12 +78,13 @@ static struct pve_client *session_client(const struct session *s, const char *no
 static int session_resolve_node(struct session *s, struct phx_err *err)
 {
 	const char *cfg_node = cfg_default_node(s->cfg);
+	const bool automatic = cfg_node && !strcmp(cfg_node, "auto");
 	json_t *nodes = NULL;
 	const char *only = NULL;
 	size_t i, online = 0;
 	json_t *n;
 
-	if (cfg_node) {
+	if (cfg_node && !automatic) {
 		s->node = strdup(cfg_node);
 		return s->node ? 0 : phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	}
@@ -93,12 +94,17 @@ static int session_resolve_node(struct session *s, struct phx_err *err)
 	{
 		const char *status = json_string_value(json_object_get(n, "status"));
 
-		if (status && strcmp(status, "online"))
+		const char *name = json_string_value(json_object_get(n, "node"));
+
+		if ((status && strcmp(status, "online")) || !name)
 			continue;
 		online++;
-		only = json_string_value(json_object_get(n, "node"));
+		/* "auto": VMs are placed one by one; what needs one node (a template without its
+		 * own) takes the first online one by name */
+		if (!only || (automatic && strcmp(name, only) < 0))
+			only = name;
 	}
-	if (online != 1 || !only) {
+	if ((online != 1 && !automatic) || !only) {
 		json_decref(nodes);
 		return phx_err_set(err, PHX_E_INPUT,
 				   "%s: the cluster has %zu online nodes: set proxmox.node (or "
@@ -130,7 +136,11 @@ int session_connect(struct session *s, struct phx_err *err)
 	}
 	if (cfg_load_secret(s->cfg, &s->secret, err) < 0)
 		return -1;
-	s->pve = session_client(s, cfg_default_node(s->cfg), err);
+	s->pve = session_client(s,
+				cfg_default_node(s->cfg) && strcmp(cfg_default_node(s->cfg), "auto")
+					? cfg_default_node(s->cfg)
+					: NULL,
+				err);
 	if (!s->pve)
 		return -1;
 	return session_resolve_node(s, err);

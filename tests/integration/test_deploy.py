@@ -62,8 +62,8 @@ class Guests:
                 {"ip-address": ip, "ip-address-type": "ipv4", "prefix": 24}]},
         ]
 
-    def boot(self, vmid):
-        st, _, body = self.sim.api("GET", "/nodes/pve1/qemu/%d/config" % vmid)
+    def boot(self, node, vmid):
+        st, _, body = self.sim.api("GET", "/nodes/%s/qemu/%d/config" % (node, vmid))
         if st != 200:
             return
         mac = body["data"]["net0"].split(",")[0].split("=")[1].lower()
@@ -89,7 +89,7 @@ class Guests:
                 m = START_RE.search(r.get("path", ""))
                 if r.get("method") == "POST" and m and r.get("status") == 200:
                     try:
-                        self.boot(int(m.group(1)))
+                        self.boot(m.group(1), int(m.group(2)))
                     except Exception:  # the simulator is shutting down
                         pass
 
@@ -102,7 +102,7 @@ class Guests:
         self.th.join(5)
 
 
-START_RE = re.compile(r"/qemu/(\d+)/status/start$")
+START_RE = re.compile(r"/nodes/([^/]+)/qemu/(\d+)/status/start$")
 
 
 class DeployBase(phxtest.OrchestratorTest):
@@ -702,6 +702,38 @@ class TestInTaskLocks(DeployBase):
         for suffix in ("/clone", "/config", "/resize"):
             sent = [r for r in reqs if r["method"] != "GET" and r["path"].endswith(suffix)]
             self.assertEqual(len(sent), 2, suffix)
+
+
+class TestPlacement(DeployBase):
+    """node "auto": new VMs go to the online nodes with the most free memory, spread over
+    the cluster; a template on shared storage is cloned straight onto each node (target)."""
+    sim_opts = dict(DeployBase.sim_opts, nodes="pve1,pve2,pve3", storage_config=[
+        {"storage": "local", "type": "dir", "content": "images,import,iso,snippets,vztmpl"},
+        {"storage": "shared", "type": "nfs", "server": "10.0.0.1", "export": "/x",
+         "content": "images"}])
+
+    def test_auto_spreads_a_batch_and_clones_onto_each_node(self):
+        self.api_ok("POST", "/nodes/pve1/qemu", {
+            "vmid": "9000", "name": "tpl", "scsi0": "shared:1", "scsihw": "virtio-scsi-single",
+            "net0": "virtio,bridge=vmbr0", "agent": "enabled=1", "tags": "phoenix",
+            "boot": "order=scsi0"})
+        self.api_ok("POST", "/nodes/pve1/qemu/9000/template")
+        vms = [self.vm_8001(vmid=8001 + i, name="web-%d" % i, node="auto", features=[],
+                            storage="shared", memory_mb=2048, disk_size_gb=None)
+               for i in range(3)]
+        cfg = self.config(vms)
+        p = self.run_bin("--config", cfg, "--all", "--dry-run", check=0)
+        self.assertIn("placed on pve2", p.stdout)
+        p = self.deploy(cfg, "--all", "--jobs", "3")
+        where = {v: d["node"] for v, d in self.sim.control("GET", "/_sim/state")["vms"].items()}
+        self.assertEqual(where, {"9000": "pve1", "8001": "pve1", "8002": "pve2",
+                                 "8003": "pve3"}, p.stderr)
+        clones = {r["params"]["newid"]: r["params"].get("target")
+                  for r in self.sim.requests() if r["path"].endswith("/clone")}
+        self.assertEqual(clones, {"8001": None, "8002": "pve2", "8003": "pve3"})
+        # a rerun leaves each VM where it is
+        p = self.deploy(cfg, "--all")
+        self.assertEqual(p.stdout.count("unchanged"), 3, p.stdout)
 
 
 class TestDeployPreflight(DeployBase):

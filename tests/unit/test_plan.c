@@ -469,3 +469,30 @@ Test(plan, deploy_to_another_node_clones_with_target_or_clones_and_migrates)
 	json_decref(storages);
 	json_decref(conf);
 }
+
+Test(plan, placement_spreads_by_free_memory_and_skips_offline_nodes)
+{
+	struct deploy_node nodes[] = {
+		{"pve1", true, 64ULL << 30, 8ULL << 30, 0},
+		{"pve2", true, 64ULL << 30, 8ULL << 30, 0},
+		{"pve3", false, 256ULL << 30, 0, 0},
+		{"pve4", true, 32ULL << 30, 8ULL << 30, 0},
+	};
+	const char *got[5];
+
+	/* equal free memory: the name decides first, then the booked memory spreads them */
+	for (int i = 0; i < 5; i++) {
+		long k = deploy_place(nodes, 4, 8ULL << 30);
+
+		cr_assert_geq(k, 0);
+		got[i] = nodes[k].name;
+	}
+	cr_assert_str_eq(got[0], "pve1");
+	cr_assert_str_eq(got[1], "pve2");
+	cr_assert_str_eq(got[2], "pve1");
+	cr_assert_str_eq(got[3], "pve2");
+	cr_assert_str_eq(got[4], "pve1", "pve4 has less free memory, pve3 is offline");
+	cr_assert_eq(nodes[0].ours, 3);
+	nodes[0].online = nodes[1].online = nodes[3].online = false;
+	cr_assert_eq(deploy_place(nodes, 4, 1), -1);
+}
