@@ -443,9 +443,11 @@ class QemuHypervisor:
 		g = Guest(vmid, proc, files, self.agent_enabled(vm['conf']))
 		with self.lock:
 			self.guests[vmid] = g
-		# qemu fails fast on a bad command line; a booting guest keeps running
+		# qemu fails fast on a bad command line or an image it cannot open; a booting guest
+		# keeps running. 2 s, not less: on a loaded 2-core machine a failing qemu took
+		# longer than 0.5 s to exit and its start was reported OK
 		try:
-			proc.wait(0.5)
+			proc.wait(2.0)
 		except subprocess.TimeoutExpired:
 			pass
 		if proc.poll() is not None:
