@@ -24,6 +24,7 @@ from sim_agent import AgentHandlers, FakeHypervisor  # noqa: E402,F401
 from sim_cluster import ClusterHandlers  # noqa: E402
 from sim_common import (PERL_AT, ApiError, TaskFailed, param_exc, perm_exc,  # noqa: E402,F401
 	qemu_img_info, run)
+from sim_migrate import MigrateHandlers  # noqa: E402
 from sim_http import (BASE, MAX_POST, Handler, Req, Router, Server,  # noqa: E402,F401
 	cert_fingerprint, decode_form, ensure_cert, write_log)
 from sim_qemu import (ALL_VM_CONFIG, DRIVE_RE, NEW_DISK_RE, NOT_CONFIG,  # noqa: E402,F401
@@ -35,8 +36,8 @@ from sim_tasks import Task, TaskHandlers  # noqa: E402,F401
 Sim = SimState
 
 
-class SimServer(ClusterHandlers, QemuHandlers, AgentHandlers, StorageHandlers, TaskHandlers,
-		SimState):
+class SimServer(ClusterHandlers, MigrateHandlers, QemuHandlers, AgentHandlers, StorageHandlers,
+		TaskHandlers, SimState):
 	"""The simulator: its state plus every endpoint (method h_<method>_<path>, see
 	sim_http.Router)."""
 	fingerprint = ''
@@ -66,6 +67,8 @@ def parse_args(argv):
 	ap.add_argument('--storage-config',
 		help='JSON list of storage definitions (default: one dir storage local)')
 	ap.add_argument('--sdn-config', help='JSON {"vnets": [{"vnet": ..., "zone": ...}]}')
+	ap.add_argument('--node-resources', help='JSON file or string {"pve2": {"maxmem": ..., '
+		'"mem": ..., "maxcpu": ..., "cpu": ..., "online": false}}')
 	q = ap.add_argument_group('qemu mode (real guests, see qemu_hv.py)')
 	q.add_argument('--qemu', action='store_true',
 		help='status/start boots the VM with qemu-system-x86_64; agent/* asks the real agent')

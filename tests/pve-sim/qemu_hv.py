@@ -306,13 +306,13 @@ class QemuHypervisor:
 	def agent_enabled(self, conf):
 		return bool(re.match(r'^(enabled=)?(1|on|yes|true)(,|$)', str(conf.get('agent', ''))))
 
-	def vol_file(self, volid):
-		path, ctype, _ = self.sim.vol_path(volid)
+	def vol_file(self, volid, node=None):
+		path, ctype, _ = self.sim.vol_path(volid, node)
 		if not os.path.exists(path):
 			raise self.TaskFailed("volume '%s' does not exist" % volid)
 		# the volume's format as Proxmox passes it (file storages: from the name); on block
 		# storages the file's own format, as thin clones there are qcow2 overlays
-		v = self.sim.vol(volid)
+		v = self.sim.vol(volid, node)
 		if ctype == 'iso':
 			fmt = 'raw'
 		elif self.sim.is_file(v['st']):
@@ -377,7 +377,7 @@ class QemuHypervisor:
 			if f in ('none', 'cdrom') or f.split(':')[0] not in self.sim.storages:
 				continue
 			cd = d.get('media') == 'cdrom'
-			path, fmt = self.vol_file(f)
+			path, fmt = self.vol_file(f, vm.get("node"))
 			if cd and re.search(r'-cloudinit(\.qcow2|\.raw)?$', path):
 				self.cloudinit_image(vm, path)
 			drv = 'file=%s,if=none,id=drive-%s,format=%s' % (qarg(path), k, fmt)

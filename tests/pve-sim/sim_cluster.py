@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 
 from sim_common import ApiError, param_exc, perm_exc
 
@@ -18,14 +19,96 @@ ALL_PRIVS = ['VM.Allocate', 'VM.Audit', 'VM.Clone', 'VM.Config.CDROM', 'VM.Confi
 ALL_PRIVS_8 = [p for p in ALL_PRIVS if not p.startswith('VM.GuestAgent.')] + ['VM.Monitor']
 
 
-def node_entry(n):
-	"""What /nodes and /cluster/resources say about a node (always online, idle)."""
-	return {'id': 'node/' + n, 'type': 'node', 'node': n, 'status': 'online', 'cpu': 0.01,
-		'maxcpu': os.cpu_count(), 'mem': 1 << 30, 'maxmem': 8 << 30, 'disk': 1 << 30,
-		'maxdisk': 100 << 30, 'uptime': 86400, 'level': ''}
+# Per-node resources (--node-resources, harness node_resources=, POST /_sim/node/<name>): what a
+# node has without any running VM. 'mem' grows by the memory of each running VM on the node.
+NODE_DEFAULTS = {'maxmem': 8 << 30, 'mem': 1 << 30, 'maxcpu': os.cpu_count() or 1, 'cpu': 0.01,
+	'maxdisk': 100 << 30, 'disk': 1 << 30, 'uptime': 86400}
+NODE_KEYS = ('maxmem', 'mem', 'maxcpu', 'cpu', 'maxdisk', 'disk', 'uptime')
+
+
+def load_node_resources(spec, nodes):
+	"""{node: {online, maxmem, mem, maxcpu, cpu, ...}} from --node-resources (a JSON file or
+	a JSON string) over the defaults."""
+	res = {n: dict(NODE_DEFAULTS, online=True) for n in nodes}
+	if not spec:
+		return res
+	if spec.lstrip().startswith('{'):
+		raw = json.loads(spec)
+	else:
+		with open(spec) as f:
+			raw = json.load(f)
+	for n, v in raw.items():
+		if n not in res:
+			raise SystemExit('node resources: unknown node %r (nodes: %s)' % (n, ', '.join(nodes)))
+		for k, val in v.items():
+			if k not in NODE_KEYS + ('online',):
+				raise SystemExit('node resources: %s: unknown key %r' % (n, k))
+			res[n][k] = bool(val) if k == 'online' else (float(val) if k == 'cpu' else int(val))
+	return res
 
 
 class ClusterHandlers:
+	# -- nodes online/offline and their resources --------------------------------------------
+	def node_online(self, n):
+		return self.node_res[n]['online']
+
+	def quorate(self):
+		# corosync votequorum: a majority of the votes (one per node)
+		return 2 * sum(1 for n in self.nodes if self.node_online(n)) > len(self.nodes)
+
+	def node_entry(self, n, audit=True):
+		"""pm API2Tools.pm extract_node_stats, as /nodes and /cluster/resources show a node.
+		An offline node: status 'offline' and nothing else, as once its rrd data has expired
+		(pmxcfs status.c rrd_entry_is_old: after 5 minutes; for the first 5 minutes Proxmox
+		still shows its level and max* values). Without Sys.Audit on /nodes/<n>: no stats."""
+		e = {'id': 'node/' + n, 'type': 'node', 'node': n, 'status': 'online'}
+		if not self.node_online(n):
+			e['status'] = 'offline'
+			return e
+		nr = self.node_res[n]
+		e['level'] = ''
+		if audit:
+			e.update(uptime=nr['uptime'], cpu=nr['cpu'], mem=self.node_mem_used(n),
+				disk=nr['disk'], maxcpu=nr['maxcpu'], maxmem=nr['maxmem'],
+				maxdisk=nr['maxdisk'])
+		return e
+
+	def node_mem_used(self, n):
+		"""The node's own memory use plus the memory of each running VM on it."""
+		with self.lock:
+			vms = [vm for vm in self.vms.values() if vm['node'] == n and
+				vm['status'] == 'running']
+		return self.node_res[n]['mem'] + sum(self.vm_resource(vm)['maxmem'] for vm in vms)
+
+	def set_node(self, n, body):
+		"""POST /_sim/node/<n>: online true/false and resource values. A node going offline
+		is a node that lost power: its running VMs are stopped."""
+		with self.lock:
+			nr = self.node_res[n]
+			for k, v in body.items():
+				if k == 'online':
+					nr['online'] = bool(v)
+				elif k in NODE_KEYS:
+					nr[k] = float(v) if k == 'cpu' else int(v)
+				else:
+					raise ValueError('unknown key %r' % k)
+			if not nr['online']:
+				for vm in list(self.vms.values()):
+					if vm['node'] == n and vm['status'] == 'running':
+						self.hv.stop(vm)
+			return dict(nr)
+
+	def check_schema_perms(self, ms, authid, params):
+		"""pm HTTPServer.pm rest_handler -> pac RPCEnvironment.pm check_api2_permissions: the
+		schema's ['perm', path, [privs], ('any', 1)] check, which pveproxy runs before it
+		proxies a call to the node (other check forms are left to the handlers)."""
+		chk = (ms.get('permissions') or {}).get('check')
+		if not isinstance(chk, list) or len(chk) < 3 or chk[0] != 'perm' or \
+				not isinstance(chk[2], list):
+			return
+		path = re.sub(r'\{(\w+)\}', lambda m: str(params.get(m.group(1), '')), chk[1])
+		self.check(authid, path, chk[2], any_of='any' in chk[3:])
+
 	def all_privs(self):
 		return ALL_PRIVS_8 if self.release.startswith('8.') else ALL_PRIVS
 
@@ -56,6 +139,16 @@ class ClusterHandlers:
 			for vm in vms:
 				if not self.has(r.authid, '/vms/%d' % vm['vmid'], 'VM.Audit'):
 					continue
+				if not self.node_online(vm['node']):
+					# pm API2Tools.pm extract_vm_stats without rrd data: status 'unknown';
+					# lock and tags come from the config (get_guest_config_properties)
+					d = {'id': 'qemu/%d' % vm['vmid'], 'vmid': vm['vmid'], 'type': 'qemu',
+						'node': vm['node'], 'status': 'unknown'}
+					for k in ('lock', 'tags'):
+						if vm['conf'].get(k):
+							d[k] = vm['conf'][k]
+					res.append(d)
+					continue
 				d = self.vm_resource(vm)
 				d.update({'id': 'qemu/%d' % vm['vmid'], 'type': 'qemu', 'node': vm['node'],
 					'template': 1 if vm['conf'].get('template') else 0})
@@ -67,21 +160,67 @@ class ClusterHandlers:
 				res.append(d)
 		if rtype in (None, 'node'):
 			for n in self.nodes:
-				res.append(dict(node_entry(n), **{'cgroup-mode': 2}))
+				res.append(dict(self.node_entry(n, self.has(r.authid, '/nodes/' + n,
+					'Sys.Audit')), **{'cgroup-mode': 2}))
 		if rtype in (None, 'storage'):
 			for n in self.nodes:
 				for st in self.storages.values():
 					if not self.on_node(st, n) or not self.sees_storage(r.authid, st['storage']):
 						continue
 					si = self.storage_status(st)
-					res.append({'id': 'storage/%s/%s' % (n, st['storage']), 'type': 'storage',
+					e = {'id': 'storage/%s/%s' % (n, st['storage']), 'type': 'storage',
 						'node': n, 'storage': st['storage'], 'status': 'available',
 						'plugintype': st['type'], 'shared': si['shared'],
-						'content': si['content'], 'disk': si['used'], 'maxdisk': si['total']})
+						'content': si['content'], 'disk': si['used'], 'maxdisk': si['total']}
+					if not self.node_online(n):
+						# pm API2Tools.pm extract_storage_stats without rrd data
+						e['status'] = 'unknown'
+						del e['disk'], e['maxdisk']
+					res.append(e)
 		return res
 
 	def h_get_nodes(self, r):
-		return [dict(node_entry(n), ssl_fingerprint=self.fingerprint) for n in self.nodes]
+		# pm API2/Nodes.pm index
+		return [dict(self.node_entry(n, self.has(r.authid, '/nodes/' + n, 'Sys.Audit')),
+			ssl_fingerprint=self.fingerprint) for n in self.nodes]
+
+	def h_get_nodes_node_status(self, r):
+		# pm API2/Nodes.pm status (the node answers itself: only reached when it is online)
+		self.check(r.authid, '/nodes/' + r.node, ['Sys.Audit'])
+		nr = self.node_res[r.node]
+		used = self.node_mem_used(r.node)
+		return {'cpu': nr['cpu'], 'uptime': nr['uptime'], 'loadavg': ['0.10', '0.05', '0.01'],
+			'wait': 0, 'idle': 0,
+			'cpuinfo': {'cpus': nr['maxcpu'], 'cores': nr['maxcpu'], 'sockets': 1,
+				'model': 'QEMU Virtual CPU (simulated)', 'mhz': '2400.000', 'hvm': '1',
+				'user_hz': 100, 'flags': ''},
+			'memory': {'total': nr['maxmem'], 'used': used, 'free': max(0, nr['maxmem'] - used),
+				'available': max(0, nr['maxmem'] - used)},
+			'swap': {'total': 0, 'used': 0, 'free': 0},
+			'rootfs': {'total': nr['maxdisk'], 'used': nr['disk'], 'free': nr['maxdisk'] -
+				nr['disk'], 'avail': nr['maxdisk'] - nr['disk']},
+			'ksm': {'shared': 0},
+			'kversion': 'Linux 6.14.11-4-pve #1 SMP PREEMPT_DYNAMIC PMX 6.14.11-4',
+			'current-kernel': {'sysname': 'Linux', 'release': '6.14.11-4-pve',
+				'version': '#1 SMP PREEMPT_DYNAMIC PMX 6.14.11-4', 'machine': 'x86_64'},
+			'boot-info': {'mode': 'efi', 'secureboot': 0},
+			'pveversion': 'pve-manager/%s/%s' % (self.manager_version, hashlib.sha1(
+				self.manager_version.encode()).hexdigest()[:16])}
+
+	def h_get_cluster_status(self, r):
+		# pm API2/Cluster.pm get_status: the cluster entry, then one per member
+		self.check(r.authid, '/', ['Sys.Audit'])
+		if len(self.nodes) == 1:
+			# no cluster: the fake entry for the local node
+			return [{'type': 'node', 'id': 'node/' + self.nodes[0], 'name': self.nodes[0],
+				'ip': '127.0.0.1', 'local': 1, 'nodeid': 0, 'online': 1, 'level': ''}]
+		res = [{'type': 'cluster', 'id': 'cluster', 'nodes': len(self.nodes), 'version':
+			len(self.nodes), 'name': 'phoenix-sim', 'quorate': 1 if self.quorate() else 0}]
+		for i, n in enumerate(self.nodes):
+			res.append({'type': 'node', 'id': 'node/' + n, 'name': n, 'nodeid': i + 1,
+				'local': 1 if i == 0 else 0, 'online': 1 if self.node_online(n) else 0,
+				'ip': '127.0.0.%d' % (i + 1), 'level': ''})
+		return res
 
 	def h_get_access_permissions(self, r):
 		# pac API2/AccessControl.pm permissions

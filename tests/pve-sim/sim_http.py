@@ -299,6 +299,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 				raise param_exc({k: 'duplicate parameter (URI and body)'})
 			params[k] = v
 		rec['params'] = loggable(params)
+		if ms.get('proxyto') == 'node' and uparams.get('node') in sim.nodes and \
+				uparams['node'] != sim.nodes[0] and not sim.node_online(uparams['node']):
+			# pm HTTPServer.pm rest_handler: the schema's permission check, then the call is
+			# proxied (phs AnyEvent.pm proxy_request) to a node that does not answer:
+			# AnyEvent::HTTP's pseudo-status 595 with the connect error as reason and no body
+			sim.check_schema_perms(ms, authid, params)
+			raise ApiError(595, 'No route to host', body=False)
 		errors = sim.validator.validate_params(ms, params)
 		if errors:
 			rec['violations'] = [{'param': k, 'message': v} for k, v in sorted(errors.items())]
@@ -521,6 +528,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			# the serial console of a qemu-mode guest (empty for the fake hypervisor)
 			self.ok(sim.hv.console_tail(int(p.rsplit('/', 1)[1]),
 				int(urllib.parse.parse_qs(query).get('bytes', ['8192'])[0])))
+		elif re.match(r'^/node/[^/]+$', p) and m == 'POST':
+			n = p.rsplit('/', 1)[1]
+			if n not in sim.nodes:
+				self.send(404, 'no such node', {'error': 'no such node %s' % n})
+				return
+			if n == sim.nodes[0] and body.get('online') is False:
+				self.send(400, 'entry node', {'error': 'the first node (%s) is the one the '
+					'client talks to; it cannot go offline' % n})
+				return
+			try:
+				self.ok(sim.set_node(n, body))
+			except (ValueError, TypeError) as e:
+				self.send(400, 'bad node values', {'error': str(e)})
 		elif re.match(r'^/vm/\d+$', p) and m == 'POST':
 			# force a state (e.g. a stale lock) for tests of recovery paths
 			vm = self.control_vm(p)

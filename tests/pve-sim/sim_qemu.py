@@ -256,7 +256,7 @@ class QemuHandlers:
 				created.append(path)
 			else:
 				src = d.pop('import-from')
-				spath = self.vol(src)['path']
+				spath = self.vol(src, node)['path']
 				t.log("importing disk '%s' to VM %d ..." % (src, vmid))
 				t.log("transferred 0.0 B of %s (0.00%%)" % format_size(
 					qemu_img_info(spath)['virtual-size']))
@@ -265,7 +265,7 @@ class QemuHandlers:
 				t.log('transferred all data (100.00%)')
 			d.pop('format', None)  # create_disks: 'no longer needed'
 			d['file'] = volid
-			d['size'] = format_size(self.volume_size(volid))
+			d['size'] = format_size(self.volume_size(volid, node))
 			out[k] = self.print_drive(d)
 			t.log("%s: successfully created disk '%s'" % (k, out[k]))
 		return out
@@ -571,28 +571,29 @@ class QemuHandlers:
 		def work(t):
 			with self.config_lock(vmid, ttype='qmdestroy'):
 				conf = vm['conf']
+				node = vm['node']
 				if conf.get('template'):
 					# qs QemuServer.pm destroy_vm: a base still used by a linked clone
 					for k, f in self.drive_volids(conf):
-						if self.base_in_use(f):
+						if self.base_in_use(f, node):
 							raise TaskFailed("base volume '%s' is still in use by linked cloned"
 								% f)
 				done = set()
 				for k, f in self.drive_volids(conf):
-					v = self.vol(f)
+					v = self.vol(f, node)
 					if v['owner'] != vmid or f in done:
 						continue
 					done.add(f)
 					try:
-						self.free_image(t, f)
+						self.free_image(t, f, node)
 						t.log("Removing image: 100% complete...done.")
 					except (TaskFailed, ApiError) as e:
 						t.warn("Could not remove disk '%s', check manually: %s" % (f,
 							getattr(e, 'msg', str(e)).strip()))
 				if r.params.get('destroy-unreferenced-disks', 1) not in (0, '0', False):
-					for e in self.list_volumes('images', vmid):
+					for e in self.list_volumes('images', vmid, node=node):
 						try:
-							self.free_image(t, e['volid'])
+							self.free_image(t, e['volid'], node)
 						except (TaskFailed, ApiError) as ex:
 							t.warn(getattr(ex, 'msg', str(ex)).strip())
 				self.drop_vm(vmid)
@@ -636,7 +637,7 @@ class QemuHandlers:
 						continue
 					if self.is_cloudinit(f) or not self.has_feature(f, 'template'):
 						continue
-					newf = self.create_base(f)
+					newf = self.create_base(f, vm['node'])
 					with self.lock:
 						conf[k] = conf[k].replace(f, newf, 1)
 						self.save_vm(vm)
@@ -773,14 +774,14 @@ class QemuHandlers:
 					v = src[k]
 					if kind == 'linked':
 						t.log("create linked clone of drive %s (%s)" % (k, f))
-						newf, path = self.clone_image(f, newid)
+						newf, path = self.clone_image(f, newid, r.node)
 					else:
 						t.log("create full clone of drive %s (%s)" % (k, f))
 						sv = self.vol(f)
 						st = self.storage(storage) if storage else sv['st']
 						self.check_enabled(st, r.node)
 						newf, path = self.copy_disk(f, st, newid, fmt if fmt in
-							TYPES_FORMATS(st) else None)
+							TYPES_FORMATS(st) else None, r.node)
 					created.append(path)
 					conf[k] = v.replace(f, newf, 1)
 					with self.lock:
@@ -829,14 +830,14 @@ class QemuHandlers:
 				if 'media=cdrom' in drive:
 					raise TaskFailed("you can't resize a cdrom")
 				self.check(r.authid, '/storage/' + f.split(':')[0], ['Datastore.AllocateSpace'])
-				cur = self.volume_size(f)
+				cur = self.volume_size(f, vm['node'])
 				val = parse_size(m.group(2) + (m.group(4) or ''))
 				new = int(cur + val if m.group(1) else val)
 				if new < cur:
 					raise TaskFailed('shrinking disks is not supported')
 				if new == cur:
 					return
-				new = self.resize_volume(f, new)
+				new = self.resize_volume(f, new, vm['node'])
 				with self.lock:
 					d = vm['conf'][disk]
 					sz = format_size(new)

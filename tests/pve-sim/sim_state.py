@@ -11,6 +11,7 @@ import threading
 import time
 
 import pve_schema
+from sim_cluster import load_node_resources
 from sim_common import ApiError, perm_exc
 
 DEFAULT_TOKEN = 'phoenix@pve!ci'
@@ -104,8 +105,9 @@ class SimState:
 		self.tmpdir = os.path.join(self.state_dir, 'tmp')
 		for d in (self.confdir, self.tmpdir):
 			os.makedirs(d, exist_ok=True)
-		self.init_storage()
 		self.nodes = opts.nodes.split(',')
+		self.node_res = load_node_resources(getattr(opts, 'node_resources', None), self.nodes)
+		self.init_storage()
 		self.lock = threading.RLock()
 		self.log_lock = threading.Lock()
 		self.vms = {}
@@ -217,7 +219,9 @@ class SimState:
 					vms[str(vmid)]['pid'] = vm['pid']
 			tasks = [t.status_dict() for t in self.tasks.values()]
 		return {'vms': vms, 'volumes': self.list_volumes(), 'tasks': tasks,
-			'faults': list(self.faults), 'nodes': self.nodes}
+			'faults': list(self.faults), 'nodes': self.nodes,
+			'node_status': {n: dict(self.node_res[n], mem_used=self.node_mem_used(n))
+				for n in self.nodes}}
 
 	# -- permissions (pac RPCEnvironment.pm permissions: most specific ACL path wins) -------
 	def privs_at(self, authid, path):

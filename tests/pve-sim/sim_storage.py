@@ -151,21 +151,57 @@ class StorageHandlers:
 		for e in load_storage_config(getattr(self.opts, 'storage_config', None)):
 			e['_root'] = os.path.join(self.state_dir, 'storage', e['storage'])
 			self.storages[e['storage']] = e
-			self.make_storage_dirs(e)
+			for root in self.storage_roots(e):
+				self.make_storage_dirs(e, root)
 		# the first file storage (the one 'local' was before storage types)
 		first = next((s for s in self.storages.values() if s['type'] in FILE_TYPES), None)
 		self.store = first['_root'] if first else None
 
-	def make_storage_dirs(self, st):
-		os.makedirs(st['_root'], exist_ok=True)
+	def make_storage_dirs(self, st, root):
+		os.makedirs(root, exist_ok=True)
 		if st['type'] in FILE_TYPES:
 			for sub in FILE_DIRS:
-				os.makedirs(os.path.join(st['_root'], sub), exist_ok=True)
+				os.makedirs(os.path.join(root, sub), exist_ok=True)
 
 	def reset_storage(self):
 		for st in self.storages.values():
-			shutil.rmtree(st['_root'], ignore_errors=True)
-			self.make_storage_dirs(st)
+			for root in self.storage_roots(st):
+				shutil.rmtree(root, ignore_errors=True)
+				self.make_storage_dirs(st, root)
+
+	# -- one storage per node (ps Storage.pm storage_check_node; Plugin.pm @SHARED_STORAGE) ---
+	# A shared storage is one store that every node of its 'nodes' list (all without one)
+	# sees. A local storage is a separate store on each node it is configured for: 'local-lvm'
+	# of pve1 and 'local-lvm' of pve2 are different volume groups whose volumes share names.
+	# Files: the first node of a storage keeps STATE/storage/<S>/, any other node's copy of a
+	# local storage is STATE/nodes/<node>/storage/<S>/.
+	def storage_nodes(self, st):
+		return [n for n in self.nodes if not st.get('nodes') or n in st['nodes']]
+
+	def st_root(self, st, node=None):
+		"""The directory of storage st as node sees it (None: its first node)."""
+		if st.get('shared') or node is None:
+			return st['_root']
+		ns = self.storage_nodes(st)
+		if not ns or node == ns[0]:
+			return st['_root']
+		return os.path.join(self.state_dir, 'nodes', node, 'storage', st['storage'])
+
+	def storage_roots(self, st):
+		"""The directory of every separate store of st."""
+		if st.get('shared'):
+			return [st['_root']]
+		return sorted(set([st['_root']] + [self.st_root(st, n) for n in self.storage_nodes(st)]))
+
+	def storage_instances(self, st):
+		"""[(node, directory)]: shared storages once (node None), local ones per node."""
+		if st.get('shared'):
+			return [(None, st['_root'])]
+		ns = self.storage_nodes(st)
+		return [(n, self.st_root(st, n)) for n in ns] or [(None, st['_root'])]
+
+	def same_store(self, st, node_a, node_b):
+		return self.st_root(st, node_a) == self.st_root(st, node_b)
 
 	def storage(self, sid):
 		st = self.storages.get(sid)
@@ -197,14 +233,16 @@ class StorageHandlers:
 		return ('base' if v['isbase'] else 'current') in keys and v['format'] != 'subvol'
 
 	# -- volume names -----------------------------------------------------------------------
-	def vol(self, volid):
+	def vol(self, volid, node=None):
 		"""Parses a volume id like the storage's plugin parse_volname: storage, name, content
-		type, owner, base flag, format, base name and vmid, and the file that holds it."""
+		type, owner, base flag, format, base name and vmid, and the file that holds it on
+		node (None: the storage's first node; see st_root)."""
 		sid, _, name = volid.partition(':')
 		st = self.storage(sid)
 		t = st['type']
+		root = self.st_root(st, node)
 		d = {'volid': volid, 'st': st, 'sid': sid, 'volname': name, 'basename': None,
-			'basevmid': None, 'isbase': False}
+			'basevmid': None, 'isbase': False, 'node': node, 'root': root}
 		if self.is_file(st):
 			m = re.match(r'^(import|iso|vztmpl|snippets)/([^/]+)$', name)
 			if m:
@@ -213,14 +251,14 @@ class StorageHandlers:
 					fmt = m.group(2).rsplit('.', 1)[-1] if '.' in m.group(2) else 'raw'
 					if m.group(1) == 'vztmpl':
 						fmt = 'tzst' if fmt == 'zst' else fmt
-				d.update(path=os.path.join(st['_root'], m.group(1), m.group(2)),
+				d.update(path=os.path.join(root, m.group(1), m.group(2)),
 					ctype=m.group(1), owner=None, format=fmt, name=m.group(2))
 				return d
 			# ps Plugin.pm parse_name_dir / parse_volname
 			m = re.match(r'^(?:(\d+)/([^/]+)/)?(\d+)/(((?:vm|base)-\d+-[^/]+?)(?:\.(raw|qcow2|'
 				r'vmdk|subvol))?)$', name)
 			if m:
-				d.update(path=os.path.join(st['_root'], 'images', m.group(3), m.group(4)),
+				d.update(path=os.path.join(root, 'images', m.group(3), m.group(4)),
 					ctype='images', owner=int(m.group(3)), name=m.group(4),
 					format=m.group(6) or 'raw', isbase=m.group(4).startswith('base-'))
 				if m.group(1):
@@ -249,12 +287,12 @@ class StorageHandlers:
 				raise ApiError(500, "unable to parse rbd volume name '%s'\n" % name)
 			d.update(name=m.group(4), owner=int(m.group(7)), isbase=bool(m.group(5)),
 				basename=m.group(2), basevmid=int(m.group(3)) if m.group(3) else None)
-		d.update(path=os.path.join(st['_root'], d['name']), ctype='images', format='raw')
+		d.update(path=os.path.join(root, d['name']), ctype='images', format='raw')
 		return d
 
-	def vol_path(self, volid):
-		"""(file, content type, owner vmid) of a volume id."""
-		v = self.vol(volid)
+	def vol_path(self, volid, node=None):
+		"""(file, content type, owner vmid) of a volume id on node."""
+		v = self.vol(volid, node)
 		return v['path'], v['ctype'], v['owner']
 
 	def phys_format(self, path):
@@ -268,11 +306,12 @@ class StorageHandlers:
 		# qs Drive.pm drive_is_cloudinit: vm-<vmid>-cloudinit volumes
 		return bool(re.search(r'vm-\d+-cloudinit', volid))
 
-	def image_files(self, st):
-		"""(owner, file name, path) of every image file of a storage."""
+	def image_files(self, st, node=None):
+		"""(owner, file name, path) of every image file of a storage (on node)."""
 		res = []
+		root = self.st_root(st, node)
 		if self.is_file(st):
-			idir = os.path.join(st['_root'], 'images')
+			idir = os.path.join(root, 'images')
 			for vd in sorted(os.listdir(idir), key=lambda x: int(x) if x.isdigit() else 0):
 				if not vd.isdigit():
 					continue
@@ -281,10 +320,10 @@ class StorageHandlers:
 						continue
 					res.append((int(vd), fn, os.path.join(idir, vd, fn)))
 		else:
-			for fn in sorted(os.listdir(st['_root'])):
+			for fn in sorted(os.listdir(root)):
 				m = re.match(r'^(?:vm|base)-(\d+)-', fn)
 				if m and not fn.endswith('.tmp'):
-					res.append((int(m.group(1)), fn, os.path.join(st['_root'], fn)))
+					res.append((int(m.group(1)), fn, os.path.join(root, fn)))
 		return res
 
 	def image_volid(self, st, owner, fn, path):
@@ -313,32 +352,44 @@ class StorageHandlers:
 			return None
 		return os.path.basename(back) if back else None
 
-	def list_volumes(self, content=None, vmid=None, sid=None):
+	def list_volumes(self, content=None, vmid=None, sid=None, node=None):
+		"""The volumes node sees; without node, those of every store (a local storage's
+		volumes carry the 'node' they are on)."""
 		res = []
 		for st in self.storages.values():
 			if sid is not None and st['storage'] != sid:
 				continue
-			res.extend(self.storage_volumes(st, content, vmid))
+			if node is not None:
+				if self.on_node(st, node):
+					res.extend(self.storage_volumes(st, content, vmid, node))
+				continue
+			for n, _ in self.storage_instances(st):
+				vols = self.storage_volumes(st, content, vmid, n)
+				if n is not None:
+					for e in vols:
+						e['node'] = n
+				res.extend(vols)
 		return res
 
-	def storage_volumes(self, st, content=None, vmid=None):
+	def storage_volumes(self, st, content=None, vmid=None, node=None):
 		res = []
 		sid = st['storage']
+		root = self.st_root(st, node)
 		if self.is_file(st):
 			for sub in ('import', 'iso', 'vztmpl', 'snippets'):
 				if (content and content != sub) or sub not in st['content']:
 					continue
-				d = os.path.join(st['_root'], sub)
+				d = os.path.join(root, sub)
 				for fn in sorted(os.listdir(d)):
 					p = os.path.join(d, fn)
 					if not os.path.isfile(p) or fn.startswith('.') or fn.endswith('.part'):
 						continue
-					v = self.vol('%s:%s/%s' % (sid, sub, fn))
+					v = self.vol('%s:%s/%s' % (sid, sub, fn), node)
 					res.append({'volid': v['volid'], 'content': sub, 'format': v['format'],
 						'size': os.path.getsize(p), 'ctime': int(os.path.getmtime(p))})
 		if content not in (None, 'images') or 'images' not in st['content']:
 			return res
-		for owner, fn, p in self.image_files(st):
+		for owner, fn, p in self.image_files(st, node):
 			if vmid is not None and owner != int(vmid):
 				continue
 			try:
@@ -346,7 +397,7 @@ class StorageHandlers:
 			except TaskFailed:
 				continue
 			volid = self.image_volid(st, owner, fn, p)
-			v = self.vol(volid)
+			v = self.vol(volid, node)
 			e = {'volid': volid, 'content': 'images', 'format': v['format'],
 				'size': info['virtual-size'], 'vmid': owner, 'ctime': int(os.path.getmtime(p))}
 			if self.is_file(st):
@@ -398,17 +449,20 @@ class StorageHandlers:
 			raise TaskFailed("unsupported format '%s'" % fmt)
 		return fmt
 
-	def free_disk_name(self, st, vmid, fmt, prefix='disk'):
+	def free_disk_name(self, st, vmid, fmt, node=None):
 		"""ps Plugin.pm get_next_vm_diskname: the lowest free vm-<vmid>-disk-N on the storage
-		(file storages add the format suffix); reserved with a .tmp marker."""
+		(of node; file storages add the format suffix); reserved with a .tmp marker."""
+		root = self.st_root(st, node)
 		if self.is_file(st):
-			d = os.path.join(st['_root'], 'images', str(vmid))
+			d = os.path.join(root, 'images', str(vmid))
 		else:
-			d = st['_root']
+			d = root
 		os.makedirs(d, exist_ok=True)
 		with self.lock:
 			used = set(os.listdir(d))
 			for vm in self.vms.values():
+				if not self.same_store(st, vm['node'], node):
+					continue
 				for v in vm['conf'].values():
 					if str(v).startswith(st['storage'] + ':'):
 						used.update(re.findall(r'((?:vm|base)-\d+-disk-\d+)', str(v)))
@@ -432,7 +486,7 @@ class StorageHandlers:
 		"""ps Storage.pm vdisk_alloc: a new empty disk; returns (volid, path)."""
 		self.check_enabled(st, node)
 		fmt = self.target_format(st, d)
-		name, path = self.free_disk_name(st, vmid, fmt)
+		name, path = self.free_disk_name(st, vmid, fmt, node)
 		try:
 			size = self.alloc_size(st, size)
 			run(['qemu-img', 'create', '-q', '-f', fmt, path, str(size)])
@@ -444,7 +498,7 @@ class StorageHandlers:
 		"""qs create_disks with import-from: converts into the target storage's format."""
 		self.check_enabled(st, node)
 		fmt = self.target_format(st, d)
-		name, path = self.free_disk_name(st, vmid, fmt)
+		name, path = self.free_disk_name(st, vmid, fmt, node)
 		try:
 			sfmt = self.phys_format(spath)
 			run(['qemu-img', 'convert', '-p', '-q', '-f', sfmt, '-O', fmt, spath, path])
@@ -463,23 +517,25 @@ class StorageHandlers:
 		self.check_enabled(st, node)
 		fmt = 'qcow2' if self.is_file(st) else 'raw'
 		name = 'vm-%d-cloudinit' % vmid + ('.' + fmt if self.is_file(st) else '')
-		d = os.path.join(st['_root'], 'images', str(vmid)) if self.is_file(st) else st['_root']
+		root = self.st_root(st, node)
+		d = os.path.join(root, 'images', str(vmid)) if self.is_file(st) else root
 		os.makedirs(d, exist_ok=True)
 		path = os.path.join(d, name)
 		run(['qemu-img', 'create', '-q', '-f', fmt, path, str(4 * MiB)])
 		return self.new_volid(st, vmid, name), path
 
-	def copy_disk(self, src_volid, st, vmid, fmt=None):
-		"""A full copy of a volume (qs clone_disk without a linked clone) into storage st."""
-		v = self.vol(src_volid)
+	def copy_disk(self, src_volid, st, vmid, fmt=None, node=None):
+		"""A full copy of a volume (qs clone_disk without a linked clone) into storage st,
+		both as node sees them."""
+		v = self.vol(src_volid, node)
+		root = self.st_root(st, node)
 		if self.is_cloudinit(src_volid):
 			name = 'vm-%d-cloudinit' % vmid
 			fmt = v['format'] if self.is_file(st) and self.is_file(v['st']) else (
 				st['format'] if self.is_file(st) else 'raw')
 			if self.is_file(st):
 				name += '.' + fmt
-			d = os.path.join(st['_root'], 'images', str(vmid)) if self.is_file(st) else \
-				st['_root']
+			d = os.path.join(root, 'images', str(vmid)) if self.is_file(st) else root
 			os.makedirs(d, exist_ok=True)
 			path = os.path.join(d, name)
 			run(['qemu-img', 'convert', '-q', '-f', self.phys_format(v['path']), '-O', fmt,
@@ -488,7 +544,7 @@ class StorageHandlers:
 		if fmt is None:
 			# qs clone_disk: keep the source format where the target supports it
 			fmt = v['format'] if v['format'] in TYPES[st['type']]['formats'] else st['format']
-		name, path = self.free_disk_name(st, vmid, fmt)
+		name, path = self.free_disk_name(st, vmid, fmt, node)
 		try:
 			run(['qemu-img', 'convert', '-q', '-f', self.phys_format(v['path']), '-O', fmt,
 				v['path'], path])
@@ -501,23 +557,23 @@ class StorageHandlers:
 			os.unlink(path + '.tmp')
 		return self.new_volid(st, vmid, name), path
 
-	def clone_image(self, base_volid, vmid):
+	def clone_image(self, base_volid, vmid, node=None):
 		"""ps <X>Plugin.pm clone_image: a linked clone of a base volume. File storages: a
 		qcow2 overlay 'base vmid/base/vmid/vm-..qcow2' (Plugin.pm); lvmthin: a thin snapshot
 		whose volume id does not name its base; zfspool, rbd: 'base-../vm-..'."""
-		v = self.vol(base_volid)
+		v = self.vol(base_volid, node)
 		st = v['st']
 		if not v['isbase']:
 			raise TaskFailed('clone_image only works on base images')
 		if self.is_file(st):
-			name, path = self.free_disk_name(st, vmid, 'qcow2')
+			name, path = self.free_disk_name(st, vmid, 'qcow2', node)
 			try:
 				run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', v['format'], '-b',
 					'../%d/%s' % (v['owner'], v['name']), path])
 			finally:
 				os.unlink(path + '.tmp')
 			return '%s:%d/%s/%d/%s' % (st['storage'], v['owner'], v['name'], vmid, name), path
-		name, path = self.free_disk_name(st, vmid, 'raw')
+		name, path = self.free_disk_name(st, vmid, 'raw', node)
 		try:
 			run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', v['name'], path])
 		finally:
@@ -526,10 +582,10 @@ class StorageHandlers:
 			return '%s:%s' % (st['storage'], name), path
 		return '%s:%s/%s' % (st['storage'], v['name'], name), path
 
-	def create_base(self, volid):
+	def create_base(self, volid, node=None):
 		"""ps <X>Plugin.pm create_base: vm- -> base- (file storages keep the base name of a
 		linked clone in the volume id); returns the new volume id."""
-		v = self.vol(volid)
+		v = self.vol(volid, node)
 		st = v['st']
 		if v['isbase']:
 			raise TaskFailed('create_base not possible with base image')
@@ -548,24 +604,24 @@ class StorageHandlers:
 			return '%s:%s/%s' % (st['storage'], v['basename'], newname)
 		return '%s:%s' % (st['storage'], newname)
 
-	def base_in_use(self, volid):
+	def base_in_use(self, volid, node=None):
 		"""ps Storage.pm volume_is_base_and_used: another image names this base (lvmthin
 		clones do not, so LVM-thin allows deleting a base that still has clones)."""
-		v = self.vol(volid)
+		v = self.vol(volid, node)
 		if not v['isbase']:
 			return False
-		for e in self.storage_volumes(v['st'], 'images'):
-			o = self.vol(e['volid'])
+		for e in self.storage_volumes(v['st'], 'images', node=node):
+			o = self.vol(e['volid'], node)
 			if o['basename'] == v['name'] and o['basevmid'] == v['owner']:
 				return True
 		return False
 
-	def free_image(self, t, volid):
+	def free_image(self, t, volid, node=None):
 		"""ps Storage.pm vdisk_free and the plugins' free_image (a missing volume: a warning
 		on file storages, nothing on lvmthin, the tool's error elsewhere)."""
-		v = self.vol(volid)
+		v = self.vol(volid, node)
 		st = v['st']
-		if self.base_in_use(volid):
+		if self.base_in_use(volid, node):
 			raise TaskFailed("base volume '%s' is still in use by linked clones" % v['volname'])
 		path = v['path']
 		if not os.path.exists(path):
@@ -584,7 +640,7 @@ class StorageHandlers:
 				"such file or directory" % (v['name'], v['name']))
 		if st['type'] == 'lvmthin' and v['isbase']:
 			# thin snapshots live on without their origin: make the overlays standalone
-			for _, fn, p in self.image_files(st):
+			for _, fn, p in self.image_files(st, node):
 				if self.thin_parent(p) == v['name']:
 					run(['qemu-img', 'rebase', '-q', '-f', 'qcow2', '-b', '', p])
 		os.unlink(path)
@@ -595,9 +651,9 @@ class StorageHandlers:
 				pass
 		return True
 
-	def resize_volume(self, volid, size):
+	def resize_volume(self, volid, size, node=None):
 		"""ps Storage.pm volume_resize (block storages round like their alloc_image)."""
-		v = self.vol(volid)
+		v = self.vol(volid, node)
 		if self.is_file(v['st']) and not re.search(r'\.(raw|qcow2)$', v['volname']):
 			raise TaskFailed("can't resize this image format")
 		size = (size + 1023) // 1024 * 1024
@@ -607,8 +663,8 @@ class StorageHandlers:
 			str(size)])
 		return size
 
-	def volume_size(self, volid):
-		return qemu_img_info(self.vol(volid)['path'])['virtual-size']
+	def volume_size(self, volid, node=None):
+		return qemu_img_info(self.vol(volid, node)['path'])['virtual-size']
 
 	def linked_children(self, vmid):
 		"""VMs whose disks are linked clones of a base volume of VM vmid (file, zfs, rbd:
@@ -645,7 +701,7 @@ class StorageHandlers:
 		"""ps Storage.pm check_volume_access."""
 		if volid.startswith('/'):
 			raise root_path_exc()
-		v = self.vol(volid)
+		v = self.vol(volid, r.node)
 		sid = v['sid']
 		if self.has(r.authid, '/storage/' + sid, 'Datastore.Allocate'):
 			return v
@@ -665,7 +721,7 @@ class StorageHandlers:
 		# qs $check_storage_access (import-from), ps Storage.pm check_volume_access
 		if src.startswith('/'):
 			raise root_path_exc()
-		v = self.vol(src)
+		v = self.vol(src, r.node)
 		if v['ctype'] not in ('images', 'import'):
 			raise param_exc({key or 'import-from': "%s has wrong type '%s' - needs to be "
 				"'images' or 'import'" % (src, v['ctype'])})
@@ -688,7 +744,7 @@ class StorageHandlers:
 	def request_volume(self, r):
 		"""The URI's volume (its storage prefix may be left out): id, path, content, owner."""
 		volid = r.volume if ':' in r.volume else r.storage + ':' + r.volume
-		return (volid,) + self.vol_path(volid)
+		return (volid,) + self.vol_path(volid, r.node)
 
 	# -- endpoints -------------------------------------------------------------------------------
 	def h_get_nodes_node_storage(self, r):
@@ -719,14 +775,14 @@ class StorageHandlers:
 	def h_get_nodes_node_storage_storage_content(self, r):
 		st = self.audit_storage(r)
 		self.check_enabled(st, r.node)
-		return self.storage_volumes(st, r.params.get('content'), r.params.get('vmid'))
+		return self.storage_volumes(st, r.params.get('content'), r.params.get('vmid'), r.node)
 
 	def h_get_nodes_node_storage_storage_content_volume(self, r):
 		self.audit_storage(r)
 		volid, path, ctype, owner = self.request_volume(r)
 		if not os.path.exists(path):
 			raise no_volume_exc(volid)
-		v = self.vol(volid)
+		v = self.vol(volid, r.node)
 		info = qemu_img_info(path) if ctype in ('images', 'import') else {}
 		return {'path': path, 'size': info.get('virtual-size', os.path.getsize(path)),
 			'used': info.get('actual-size', os.path.getsize(path)),
@@ -740,7 +796,7 @@ class StorageHandlers:
 
 		def work(t):
 			if ctype == 'images':
-				if self.free_image(t, volid) is not False:
+				if self.free_image(t, volid, r.node) is not False:
 					pass
 			elif os.path.exists(path):
 				os.unlink(path)
@@ -793,7 +849,7 @@ class StorageHandlers:
 		if not download and content not in st['content']:
 			raise ApiError(500, "storage '%s' does not support '%s' content\n" % (
 				st['storage'], content))
-		return fn, os.path.join(st['_root'], content, fn)
+		return fn, os.path.join(self.st_root(st, r.node), content, fn)
 
 	def h_post_nodes_node_storage_storage_upload(self, r):
 		p = r.params
@@ -929,7 +985,7 @@ class StorageHandlers:
 
 	def h_get_nodes_node_storage_storage_import_metadata(self, r):
 		self.storage_check(r)
-		path, ctype, _ = self.vol_path(r.params['volume'])
+		path, ctype, _ = self.vol_path(r.params['volume'], r.node)
 		if not os.path.exists(path):
 			raise no_volume_exc(r.params['volume'])
 		info = qemu_img_info(path)

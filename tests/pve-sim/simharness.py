@@ -8,7 +8,9 @@
 Keyword options map to pve_sim.py flags: token='U@R!N=SECRET', token_privs='U@R!N=/p:Priv,..',
 nodes='pve1,pve2', task_duration=0.2, lock_timeout=10, pve_version='9.1' (or '8.4', '9.0', or a
 full version), qemu_server_version='9.1.19', storage_config=[{...}] (list, or a file path),
-sdn_config={'vnets': [{'vnet': 'v1', 'zone': 'z1'}]} (or a file path), auth_delay=0,
+sdn_config={'vnets': [{'vnet': 'v1', 'zone': 'z1'}]} (or a file path),
+node_resources={'pve2': {'maxmem': 16 << 30, 'mem': 1 << 30, 'maxcpu': 8, 'cpu': 0.1,
+'online': False}} (or a file path), auth_delay=0,
 tls=True, name='<log file stem>', qemu=True (real guests) with qemu_kernel, qemu_initrd,
 qemu_append, qemu_accel, qemu_max_memory, qemu_max_cpus. Logs go to
 $PHX_BUILD/sim-logs/<test-name>.jsonl when PHX_BUILD is set, else into the state dir.
@@ -77,7 +79,8 @@ class Simulator:
 		privs = o.get('token_privs')
 		for p in ([privs] if isinstance(privs, str) else privs or []):
 			a += ['--token-privs', p]
-		for k, name in (('storage_config', 'storage.json'), ('sdn_config', 'sdn.json')):
+		for k, name in (('storage_config', 'storage.json'), ('sdn_config', 'sdn.json'),
+				('node_resources', 'node-resources.json')):
 			v = o.get(k)
 			if v is not None and not isinstance(v, str):
 				# a list/dict is written into the state dir and passed as a file
