@@ -10,6 +10,7 @@ volumes, the VM becomes a full clone and says so.
 One download and one customization serve every combination: the module shares the image
 cache. The hypervisor is the fake one; tests/integration/test_demo.py boots real guests.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -153,3 +154,36 @@ for _storage, _version in COMBOS:
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RawImageTest(MatrixBase):
+    """An import upload is named by its real format: pve-storage probes an import volume as
+    the format its extension says (API2/Storage/Status.pm upload, Plugin.pm file-format
+    checks), so a raw image named .qcow2 fails the import. The customized image cache is
+    turned into a raw image to get a raw build without another appliance run."""
+    storage_type = "dir"
+    sim_opts = {"storage_config": [
+        {"storage": "local", "type": "dir", "content": "images,import,iso,snippets,vztmpl"},
+        dict(STORAGES["dir"], storage="store")]}
+
+    def test_a_raw_image_is_uploaded_as_raw(self):
+        self.run_bin("--config", self.write_cfg([]), "--provision-template", check=0)
+        cache = os.path.join(self.tmp, "cache-raw")
+        shutil.copytree(SHARED["cache"], cache)
+        done = subprocess.run(["find", cache, "-name", "customized-*.qcow2"],
+                              capture_output=True, text=True, check=True).stdout.split()
+        self.assertEqual(len(done), 1, done)
+        subprocess.run(["qemu-img", "convert", "-O", "raw", done[0], done[0] + ".tmp"],
+                       check=True)
+        os.replace(done[0] + ".tmp", done[0])
+        with open(self.write_cfg([]), encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg["templates"][0].update(name="debian-raw", vmid=9001)
+        n = len(self.sim.requests())
+        p = self.run_bin("--config", self.write_config(cfg), "--provision-template",
+                         env=dict(self.env(), XDG_CACHE_HOME=cache), check=0)
+        self.assertIn("reusing the customized image", p.stderr)
+        up = [r for r in self.sim.requests()[n:] if r["path"].endswith("/upload")]
+        self.assertRegex(up[0]["params"]["filename"], r"^phoenix-debian-raw-[0-9a-f]{12}\.raw$")
+        conf = self.sim.control("GET", "/_sim/state")["vms"]["9001"]["conf"]
+        self.assertEqual(conf.get("template"), 1)
