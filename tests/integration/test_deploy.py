@@ -736,6 +736,44 @@ class TestPlacement(DeployBase):
         self.assertEqual(p.stdout.count("unchanged"), 3, p.stdout)
 
 
+class TestCrossNode(DeployBase):
+    """A VM on another node than its template, on node-local storage: qemu-server refuses a
+    clone with target from local storage (clone_vm: "can't clone VM to node 'X' (VM uses
+    local storage)"), so the VM is cloned in full beside the template and migrated offline
+    with its disks (migrate_vm, QemuMigrate sync_offline_local_volumes)."""
+    sim_opts = dict(DeployBase.sim_opts, nodes="pve1,pve2")
+
+    def test_clone_beside_the_template_then_migrate(self):
+        self.seed_template()
+        before = self.state()
+        cfg = self.config([self.vm_8001(node="pve2", features=[])])
+        p = self.run_bin("--config", cfg, "8001", "--dry-run", check=0)
+        self.assertIn("migrate VM 8001 from 'pve1' to 'pve2'", p.stdout)
+        n = self.mark()
+        p = self.deploy(cfg, "8001")
+        self.assertRegex(p.stdout, r"8001\s+docker-host-1\s+pve2\s+\S+\s+created")
+        st = self.sim.control("GET", "/_sim/state")
+        self.assertEqual(st["vms"]["8001"]["node"], "pve2")
+        self.assertEqual(st["vms"]["8001"]["status"], "running")
+        self.assertRegex(st["vms"]["8001"]["conf"]["scsi0"], r"^local:8001/vm-8001-disk-0\.")
+        self.assertIn("size=100G", st["vms"]["8001"]["conf"]["scsi0"])
+        seeds = [v for v in st["volumes"] if "phoenix-ci-8001" in v["volid"]]
+        self.assertEqual([v.get("node") for v in seeds], ["pve2"])
+        reqs = [r for r in self.sim.requests()[n:] if r["method"] != "GET" and
+                not r.get("control") and "/agent/" not in r["path"]]
+        self.assertEqual([r["path"].replace("/api2/json", "") for r in reqs[:2]],
+                         ["/nodes/pve1/qemu/9000/clone", "/nodes/pve1/qemu/8001/migrate"])
+        self.assertEqual(reqs[0]["params"].get("full"), "1")
+        self.assertNotIn("target", reqs[0]["params"])
+        # a failure after the migration removes the VM on the node it moved to
+        self.run_bin("--config", cfg, "--destroy", "8001", check=0)
+        self.sim.control("POST", "/_sim/fault", {"kind": "task", "type": "qmstart",
+                                                 "message": "start broke"})
+        p = self.deploy(cfg, "8001", check=1)
+        self.assertIn("removed VM 8001 on node 'pve2'", p.stderr)
+        self.assertEqual(self.state(), before)
+
+
 class TestDeployPreflight(DeployBase):
     """qemu-server checks VM.Config.CDROM for an ISO on ide2 and VM.Config.Cloudinit for the
     cloud-init drive it replaces (API2/Qemu.pm $check_drive_perms): a token without them must
