@@ -84,6 +84,9 @@ struct dep_run {
 	char snippet_storage[128]; /* storage holding defaults.snippets_dir, "" when unused */
 	const char *agent_priv;	   /* what agent/ping needs on this Proxmox version */
 	json_t *storages;	   /* owned; GET /storage, read once, then only read */
+	/* owned; the cluster's guests, read once: a VM costs the same requests however many
+	 * there are (each VM's entry is only read; what a VM's run creates is its own) */
+	struct pve_vm_list guests;
 	pthread_mutex_t mu;	   /* guards next */
 	size_t next;
 };
@@ -278,8 +281,7 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 
 /* What was read and prepared for one VM; released with dep_read_release(). */
 struct dep_read {
-	struct pve_vm_list vms;
-	const struct pve_vm_info *dst, *src; /* borrowed from vms */
+	const struct pve_vm_info *dst, *src; /* borrowed from the run's guest list */
 	json_t *conf;			     /* the VM's config, or its template's */
 	char node[64];
 	char mac[DEPLOY_MAC_LEN + 1];
@@ -292,7 +294,6 @@ struct dep_read {
 
 static void dep_read_release(struct dep_read *rd)
 {
-	pve_vm_list_release(&rd->vms);
 	json_decref(rd->conf);
 	if (rd->iso_path[0])
 		unlink(rd->iso_path);
@@ -471,9 +472,7 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 	const struct cfg_vm *vm = dv->vm;
 	const struct pve_vm_info *dst;
 
-	if (pve_cluster_vms(c, &rd->vms, err) < 0)
-		return -1;
-	dst = rd->dst = dep_find(&rd->vms, vm->vmid);
+	dst = rd->dst = dep_find(&r->guests, vm->vmid);
 	if (dst) {
 		char *net0 = NULL;
 
@@ -500,7 +499,7 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 			 : cfg_vm_node(cfg, vm) ? cfg_vm_node(cfg, vm)
 						: r->s->node);
 		/* a clone starts as its template: plan against the template's config */
-		if (dep_source(cfg, vm, &rd->vms, &rd->src, err) < 0 ||
+		if (dep_source(cfg, vm, &r->guests, &rd->src, err) < 0 ||
 		    pve_vm_config_get(c, rd->src->node, rd->src->vmid, &rd->conf, err) < 0 ||
 		    deploy_mac_for_vmid(vm->vmid, rd->mac, err) < 0)
 			return -1;
@@ -926,7 +925,8 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	if (session_connect(s, err) < 0)
 		goto out;
 	/* before the first change: a snippets_dir no storage serves would fail every VM */
-	if (pve_get(s->pve, "/storage", NULL, 0, &r.storages, err) < 0)
+	if (pve_get(s->pve, "/storage", NULL, 0, &r.storages, err) < 0 ||
+	    pve_cluster_vms(s->pve, &r.guests, err) < 0)
 		goto out;
 	if (s->cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE &&
 	    s->cfg->defaults.snippets_dir &&
@@ -1025,6 +1025,7 @@ out:
 		dep_vm_release(&vms[i]);
 	free(vms);
 	json_decref(r.storages);
+	pve_vm_list_release(&r.guests);
 	return rc;
 }
 

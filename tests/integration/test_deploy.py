@@ -552,8 +552,13 @@ class TestDeploy(DeployBase):
         self.seed_template()
         vms = [self.vm_8001(vmid=8100 + i, name="vm-%02d" % i, features=[], disk_size_gb=None)
                for i in range(20)]
+        n = self.mark()
         p = self.deploy(self.config(vms), "--all", "--jobs", "4", "--output", "json")
         res = json.loads(p.stdout)
+        # the cluster is read once per run, not once per VM: requests per VM stay constant
+        reads = [r for r in self.sim.requests()[n:]
+                 if r["method"] == "GET" and r["path"].endswith("/cluster/resources")]
+        self.assertEqual(len(reads), 1)
         self.assertEqual([r["vmid"] for r in res], list(range(8100, 8120)))
         self.assertEqual({r["state"] for r in res}, {"created"})
         for r in res:
