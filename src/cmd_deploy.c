@@ -87,7 +87,7 @@ struct dep_run {
 	/* owned; the cluster's guests, read once: a VM costs the same requests however many
 	 * there are (each VM's entry is only read; what a VM's run creates is its own) */
 	struct pve_vm_list guests;
-	pthread_mutex_t mu;	   /* guards next */
+	pthread_mutex_t mu; /* guards next */
 	size_t next;
 };
 
@@ -312,7 +312,7 @@ static const struct pve_vm_info *dep_find(const struct pve_vm_list *l, unsigned 
 /* The template to clone: clone_from_vmid, or the newest validated (else newest) version of
  * the clone_from_template series, or that template's fixed VMID. */
 static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm, const struct pve_vm_list *l,
-		      const struct pve_vm_info **ret, struct phx_err *err)
+		      const char *node, const struct pve_vm_info **ret, struct phx_err *err)
 {
 	unsigned long id = vm->clone_from_vmid;
 	const struct pve_vm_info *src;
@@ -329,19 +329,26 @@ static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm, const stru
 		id = t->vmid;
 		if (t->has_versions) {
 			struct series_guest *g = calloc(l->n ? l->n : 1, sizeof(*g));
-			long i;
+			long i = -1;
 
 			if (!g)
 				return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			for (size_t k = 0; k < l->n; k++)
-				g[k] = (struct series_guest){(unsigned long)l->items[k].vmid,
-							     l->items[k].name, l->items[k].tags,
-							     l->items[k].template};
-			i = series_newest(t->name, g, l->n, true);
-			if (i < 0)
-				i = series_newest(t->name, g, l->n, false);
-			if (i >= 0)
-				id = g[i].vmid;
+			/* the newest validated version (else the newest), the one on the VM's own
+			 * node first (a series built on every node), then anywhere */
+			for (int pass = 0; pass < 4 && i < 0; pass++) {
+				const bool anywhere = pass & 1, validated = pass < 2;
+				size_t n = 0;
+
+				for (size_t k = 0; k < l->n; k++)
+					if (anywhere || !strcmp(l->items[k].node, node))
+						g[n++] = (struct series_guest){
+							(unsigned long)l->items[k].vmid,
+							l->items[k].name, l->items[k].tags,
+							l->items[k].template};
+				i = series_newest(t->name, g, n, validated);
+				if (i >= 0)
+					id = g[i].vmid;
+			}
 			free(g);
 		}
 		if (!id)
@@ -499,7 +506,7 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 			 : cfg_vm_node(cfg, vm) ? cfg_vm_node(cfg, vm)
 						: r->s->node);
 		/* a clone starts as its template: plan against the template's config */
-		if (dep_source(cfg, vm, &r->guests, &rd->src, err) < 0 ||
+		if (dep_source(cfg, vm, &r->guests, rd->node, &rd->src, err) < 0 ||
 		    pve_vm_config_get(c, rd->src->node, rd->src->vmid, &rd->conf, err) < 0 ||
 		    deploy_mac_for_vmid(vm->vmid, rd->mac, err) < 0)
 			return -1;

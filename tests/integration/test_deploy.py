@@ -779,6 +779,30 @@ class TestCrossNode(DeployBase):
         self.assertEqual(self.state(), before)
 
 
+    def test_a_series_on_every_node_is_cloned_from_the_vms_own_node(self):
+        for node, vmid in (("pve1", 9100), ("pve2", 9101)):
+            self.api_ok("POST", "/nodes/%s/qemu" % node, {
+                "vmid": str(vmid), "name": "tpl-20261201-001", "scsi0": "local:1",
+                "net0": "virtio,bridge=vmbr0", "agent": "enabled=1", "boot": "order=scsi0",
+                "tags": "phoenix;phx-tpl"})
+            self.api_ok("POST", "/nodes/%s/qemu/%d/template" % (node, vmid))
+        tpl = {"name": "tpl", "os": "debian-12", "image_url": "https://example.org/x.img",
+               "sha256": "0" * 64, "hardware": {"cores": 1, "memory_mb": 512},
+               "nodes": ["pve1", "pve2"],
+               "versions": {"vmid_min": 9100, "vmid_max": 9109, "keep": 1}}
+        with open(self.config([self.vm_8001(node="pve2", features=[], clone_from_vmid=None,
+                                            clone_from_template="tpl",
+                                            disk_size_gb=None)]), encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg["templates"] = [tpl]
+        n = self.mark()
+        self.deploy(self.write_config(cfg), "8001")
+        clones = [r["path"].replace("/api2/json", "") for r in self.sim.requests()[n:]
+                  if r["path"].endswith("/clone")]
+        self.assertEqual(clones, ["/nodes/pve2/qemu/9101/clone"])
+        self.assertEqual(self.sim.control("GET", "/_sim/state")["vms"]["8001"]["node"], "pve2")
+
+
 class TestDeployPreflight(DeployBase):
     """qemu-server checks VM.Config.CDROM for an ISO on ide2 and VM.Config.Cloudinit for the
     cloud-init drive it replaces (API2/Qemu.pm $check_drive_perms): a token without them must
