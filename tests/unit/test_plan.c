@@ -161,6 +161,19 @@ static struct deploy_vm_input iso_input(const struct cfg_vm *vm, const json_t *c
 	};
 }
 
+/* A new VM from `tpl` in native mode (Proxmox's cloud-init options). */
+static struct deploy_vm_input native_input(const struct cfg_vm *vm, const json_t *conf)
+{
+	return (struct deploy_vm_input){.vm = vm,
+					.config_path = "c.json",
+					.src = &tpl,
+					.conf = conf,
+					.node = "pve1",
+					.mac = "BC:24:11:AA:BB:CC",
+					.seed_sha = "ab",
+					.ipconfig = "ip=dhcp"};
+}
+
 static const char *summaries(const struct plan *p, char *buf, size_t len)
 {
 	size_t used = 0;
@@ -263,14 +276,7 @@ Test(plan, deploy_native_mode_sends_the_hash_as_a_secret)
 {
 	struct cfg_vm vm = test_vm();
 	json_t *conf = tpl_conf();
-	struct deploy_vm_input in = {.vm = &vm,
-				     .config_path = "c.json",
-				     .src = &tpl,
-				     .conf = conf,
-				     .node = "pve1",
-				     .mac = "BC:24:11:AA:BB:CC",
-				     .seed_sha = "ab",
-				     .ipconfig = "ip=dhcp"};
+	struct deploy_vm_input in = native_input(&vm, conf);
 	struct deploy_plan_info info;
 	struct phx_err err = PHX_ERR_INIT;
 	struct plan p = PLAN_INIT;
@@ -339,14 +345,7 @@ Test(plan, deploy_clones_full_where_the_template_has_no_base_volume)
 	 * feature is not supported" */
 	struct cfg_vm vm = test_vm();
 	json_t *conf = tpl_conf();
-	struct deploy_vm_input in = {.vm = &vm,
-				     .config_path = "c.json",
-				     .src = &tpl,
-				     .conf = conf,
-				     .node = "pve1",
-				     .mac = "BC:24:11:AA:BB:CC",
-				     .seed_sha = "ab",
-				     .ipconfig = "ip=dhcp"};
+	struct deploy_vm_input in = native_input(&vm, conf);
 	struct deploy_plan_info info;
 	struct phx_err err = PHX_ERR_INIT;
 	struct plan p = PLAN_INIT;
