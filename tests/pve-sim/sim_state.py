@@ -144,12 +144,17 @@ class SimState:
 		if not m:
 			raise SystemExit('--pve-version: expected 8.4, 9.0, 9.1 or a full version')
 		self.release = '%s.%s' % (m.group(1), m.group(2))
+		behaves_as = self.release
 		if self.release not in RELEASES:
-			raise SystemExit('--pve-version: release %s not simulated (one of %s)' % (
-				self.release, ', '.join(sorted(RELEASES))))
-		self.manager_version = v if m.group(3) is not None else RELEASES[self.release][0]
+			# an older release is only ever asked for its GET /version (a client must refuse
+			# it before anything else); everything else then behaves as the oldest modelled
+			if vtuple(v) >= vtuple(min(RELEASES, key=vtuple)):
+				raise SystemExit('--pve-version: release %s not simulated (one of %s)' % (
+					self.release, ', '.join(sorted(RELEASES))))
+			behaves_as = min(RELEASES, key=vtuple)
+		self.manager_version = v if m.group(3) is not None else RELEASES[behaves_as][0]
 		self.qs_version = getattr(opts, 'qemu_server_version', None) or \
-			RELEASES[self.release][1]
+			RELEASES[behaves_as][1]
 
 	def qs_at_least(self, v):
 		return vtuple(self.qs_version) >= vtuple(v)
