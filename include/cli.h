@@ -30,6 +30,7 @@ struct cli_opts {
 	bool all, dry_run, rebuild, validate, insecure, quiet;
 	int verbose;
 	unsigned jobs;
+	unsigned long wait_lock_s; /* --wait-lock: how long to wait for another run's lock */
 	enum cli_output output;
 	char **names; /* owned copies; template names after --provision-template */
 	size_t n_names;

@@ -35,7 +35,7 @@ int fs_free_space(const char *dir, uint64_t *ret_bytes, struct phx_err *err);
 int fs_fsync_dir(const char *dir, struct phx_err *err);
 
 /* Takes an exclusive, non-blocking flock on `path` (created 0600) so overlapping cron runs
- * cannot build the same thing twice. Fails with PHX_E_CONFLICT naming the path and the pid
+ * cannot build the same thing twice. Fails with PHX_E_BUSY naming the path and the pid
  * written by the holder. On success *ret_fd holds the lock until fs_lock_release(). */
 int fs_lock_acquire(const char *path, int *ret_fd, struct phx_err *err);
 void fs_lock_release(int fd);

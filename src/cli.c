@@ -22,6 +22,7 @@ enum {
 	OPT_OUTPUT,
 	OPT_INSECURE,
 	OPT_MAN,
+	OPT_WAIT_LOCK,
 };
 
 #define CLI_FOR(cmd) (1u << (cmd))
@@ -72,6 +73,10 @@ static const struct cli_option cli_options[] = {
 	{"output", required_argument, OPT_OUTPUT, "FORMAT",
 	 "result format on stdout: text (default) or json", 0},
 	{"jobs", required_argument, 'j', "N", "work on up to N VMs in parallel (default 1)", 0},
+	{"wait-lock", required_argument, OPT_WAIT_LOCK, "SECONDS",
+	 "when another run holds the lock, wait up to SECONDS for it instead of exiting 75 at once",
+	 CLI_FOR(CLI_CMD_PROVISION) | CLI_FOR(CLI_CMD_DEPLOY) | CLI_FOR(CLI_CMD_PRUNE) |
+		 CLI_FOR(CLI_CMD_DESTROY)},
 	{"insecure", no_argument, OPT_INSECURE, NULL,
 	 "do not verify the server's TLS certificate (prefer tls.fingerprint in the config)", 0},
 	{"quiet", no_argument, 'q', NULL, "print only warnings and errors on stderr", 0},
@@ -356,6 +361,11 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 		case OPT_INSECURE:
 			o.insecure = true;
 			break;
+		case OPT_WAIT_LOCK:
+			if (cli_parse_ulong(optarg, "--wait-lock", 0, 86400, &v, err) < 0)
+				goto fail;
+			o.wait_lock_s = v;
+			break;
 		case 'q':
 			o.quiet = true;
 			break;
@@ -402,12 +412,22 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 
 		if (!given[i] || !only || (only & CLI_FOR(o.command)))
 			continue;
-		for (int k = 0; k < CLI_CMD_HELP; k++)
-			if (only & CLI_FOR(k)) {
-				phx_err_set(err, PHX_E_USAGE, "--%s only goes with %s",
-					    cli_options[i].name, cli_command_names[k]);
-				goto fail;
-			}
+		{
+			const char *names[CLI_CMD_HELP];
+			char with[256] = "";
+			size_t used = 0, n = 0;
+
+			for (int k = 0; k < CLI_CMD_HELP; k++)
+				if (only & CLI_FOR(k))
+					names[n++] = cli_command_names[k];
+			for (size_t k = 0; k < n; k++)
+				used += (size_t)snprintf(with + used, sizeof(with) - used, "%s%s",
+							 k == 0 ? "" : k + 1 < n ? ", " : " or ",
+							 names[k]);
+			phx_err_set(err, PHX_E_USAGE, "--%s only goes with %s", cli_options[i].name,
+				    with);
+			goto fail;
+		}
 	}
 	if (o.command == CLI_CMD_PROVISION) {
 		size_t n = (size_t)(argc - optind);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "image.h"
 #include "log.h"
@@ -119,6 +120,29 @@ static int session_resolve_node(struct session *s, struct phx_err *err)
 	return 0;
 }
 
+/* Takes the run lock, waiting up to --wait-lock seconds for a run that holds it (a timer and a
+ * person's run that overlap: the later one waits instead of failing). */
+static int session_lock(struct session *s, const char *path, struct phx_err *err)
+{
+	double deadline = clk_now() + (double)s->opts->wait_lock_s;
+	bool said = false;
+
+	for (;;) {
+		struct phx_err e = PHX_ERR_INIT;
+
+		if (fs_lock_acquire(path, &s->lock_fd, &e) == 0)
+			return 0;
+		if (e.code != PHX_E_BUSY || clk_now() >= deadline || clk_signal()) {
+			*err = e;
+			return -1;
+		}
+		if (!said)
+			log_info("%s; waiting up to %lu s", e.msg, s->opts->wait_lock_s);
+		said = true;
+		clk_sleep_ms(500);
+	}
+}
+
 int session_connect(struct session *s, struct phx_err *err)
 {
 	char *path = NULL;
@@ -129,7 +153,7 @@ int session_connect(struct session *s, struct phx_err *err)
 		int rc = session_lock_path(&path, err);
 
 		if (rc == 0)
-			rc = fs_lock_acquire(path, &s->lock_fd, err);
+			rc = session_lock(s, path, err);
 		free(path);
 		if (rc < 0)
 			return -1;

@@ -429,6 +429,27 @@ class RunLockTest(ProvisionPreflightTest):
         self.assertIn("another orchestrator run (pid 4242) holds the lock", p.stderr)
         self.assertEqual([r for r in self.sim.requests() if not r.get("control")], [])
 
+    def test_wait_lock_waits_for_the_holder(self):
+        import fcntl
+        import threading
+        env = self.env()
+        path = os.path.join(env["XDG_CACHE_HOME"], "phoenix", "images", "orchestrator.lock")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        f = open(path, "w")
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        f.write("4242\n")
+        f.flush()
+        # the holder finishes a moment after the run starts waiting
+        threading.Timer(1.5, f.close).start()
+        p = self.run_bin("--config", self.config(), "--provision-template", "--dry-run",
+                         "--wait-lock", "60", env=env, check=0)
+        self.assertIn("holds the lock", p.stderr)
+        self.assertIn("waiting up to 60 s", p.stderr)
+        self.assertIn("Plan:", p.stdout)
+        p = self.run_bin("--config", self.config(), "--check", "--wait-lock", "5", check=2)
+        self.assertIn("--wait-lock only goes with deploying VMs, --provision-template, --prune "
+                      "or --destroy", p.stderr)
+
 
 class OldVersionTest(ProvisionPreflightTest):
     sim_opts = {"pve_version": "8.3.2"}

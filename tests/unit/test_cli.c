@@ -148,6 +148,9 @@ static const struct usage_case usage_cases[] = {
 	{{"--rebuild", "--all"}, "--rebuild"},
 	{{"--quiet", "--verbose", "--all"}, "--quiet"},
 	{{"--check", "--all"}, "--all"},
+	{{"--check", "--wait-lock", "5"}, "--provision-template, --prune or --destroy"},
+	{{"--wait-lock", "soon", "--all"}, "--wait-lock"},
+	{{"--wait-lock", "86401", "--all"}, "'86401'"},
 	{{NULL}, "nothing to do"},
 };
 
@@ -177,6 +180,17 @@ ParameterizedTest(size_t *i, cli, usage_errors_name_the_argument)
 	cr_assert(strstr(err.msg, c->needle), "case %zu: '%s' not in '%s'", *i, c->needle,
 		  err.msg);
 	cr_assert_eq(o.jobs, 12345, "output written on failure");
+}
+
+Test(cli, wait_lock_goes_with_the_commands_that_lock)
+{
+	char *argv[] = {"orchestrator", "--wait-lock", "30", "--provision-template"};
+	struct cli_opts o;
+	struct phx_err err = PHX_ERR_INIT;
+
+	cr_assert_eq(parse(4, argv, &o, &err), 0, "%s", err.msg);
+	cr_assert_eq(o.wait_lock_s, 30);
+	cli_opts_release(&o);
 }
 
 Test(cli, help_mentions_every_option)
