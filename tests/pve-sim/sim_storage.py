@@ -499,9 +499,16 @@ class StorageHandlers:
 		self.check_enabled(st, node)
 		fmt = self.target_format(st, d)
 		name, path = self.free_disk_name(st, vmid, fmt, node)
+		self.convert_into(st, spath, fmt, path)
+		return self.new_volid(st, vmid, name), path
+
+	def convert_into(self, st, src, fmt, path):
+		"""Writes src as a new volume file of format fmt at path (reserved by free_disk_name
+		with a .tmp marker, removed here); a block storage rounds the size up to its
+		allocation unit (ps LVMPlugin/ZFSPoolPlugin/RBDPlugin alloc_image)."""
 		try:
-			sfmt = self.phys_format(spath)
-			run(['qemu-img', 'convert', '-p', '-q', '-f', sfmt, '-O', fmt, spath, path])
+			run(['qemu-img', 'convert', '-q', '-f', self.phys_format(src), '-O', fmt, src,
+				path])
 			if not self.is_file(st):
 				size = qemu_img_info(path)['virtual-size']
 				if self.alloc_size(st, size) != size:
@@ -509,7 +516,6 @@ class StorageHandlers:
 						str(self.alloc_size(st, size))])
 		finally:
 			os.unlink(path + '.tmp')
-		return self.new_volid(st, vmid, name), path
 
 	def alloc_cloudinit(self, st, vmid, node):
 		"""qs API2/Qemu.pm create_disks: vm-<vmid>-cloudinit, 4 MiB; qcow2 with the suffix on
@@ -545,16 +551,7 @@ class StorageHandlers:
 			# qs clone_disk: keep the source format where the target supports it
 			fmt = v['format'] if v['format'] in TYPES[st['type']]['formats'] else st['format']
 		name, path = self.free_disk_name(st, vmid, fmt, node)
-		try:
-			run(['qemu-img', 'convert', '-q', '-f', self.phys_format(v['path']), '-O', fmt,
-				v['path'], path])
-			if not self.is_file(st):
-				size = qemu_img_info(path)['virtual-size']
-				if self.alloc_size(st, size) != size:
-					run(['qemu-img', 'resize', '-q', '-f', 'raw', path,
-						str(self.alloc_size(st, size))])
-		finally:
-			os.unlink(path + '.tmp')
+		self.convert_into(st, v['path'], fmt, path)
 		return self.new_volid(st, vmid, name), path
 
 	def clone_image(self, base_volid, vmid, node=None):

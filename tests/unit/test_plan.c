@@ -174,6 +174,17 @@ static struct deploy_vm_input native_input(const struct cfg_vm *vm, const json_t
 					.ipconfig = "ip=dhcp"};
 }
 
+/* VM 8001 as test_vm() leaves it after a deploy in ISO mode, its record naming `desc`. */
+static json_t *converged_conf(const char *desc)
+{
+	return json_pack("{ss ss ss ss ss ss ss ss}", "net0",
+			 "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0", "scsi0",
+			 "local:8001/vm-8001-disk-0.qcow2,size=100G", "cores", "4", "memory", "8192",
+			 "agent", "1", "tags", "phoenix;web", "ide2",
+			 "local:iso/phoenix-ci-8001-0123456789ab.iso,media=cdrom", "description",
+			 desc);
+}
+
 static const char *summaries(const struct plan *p, char *buf, size_t len)
 {
 	size_t used = 0;
@@ -225,11 +236,7 @@ Test(plan, deploy_converged_vm_has_the_empty_plan_and_a_running_one_is_not_start
 	const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL);
 	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false};
-	json_t *conf = json_pack(
-		"{ss ss ss ss ss ss ss ss}", "net0", "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0",
-		"scsi0", "local:8001/vm-8001-disk-0.qcow2,size=100G", "cores", "4", "memory",
-		"8192", "agent", "1", "tags", "phoenix;web", "ide2",
-		"local:iso/phoenix-ci-8001-0123456789ab.iso,media=cdrom", "description", desc);
+	json_t *conf = converged_conf(desc);
 	struct deploy_vm_input in = {.vm = &vm,
 				     .config_path = "c.json",
 				     .dst = &dst,
@@ -376,17 +383,14 @@ Test(plan, converge_rewrites_nothing_and_keeps_what_the_vm_already_names)
 	const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL);
 	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false};
-	json_t *conf = json_pack(
-		"{ss ss ss ss ss ss ss ss ss}", "net0", "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0",
-		"scsi0", "local:8001/vm-8001-disk-0.qcow2,size=100G", "cores", "4", "memory",
-		"8192", "agent", "1", "tags", "phoenix;web", "ide2",
-		"local:iso/phoenix-ci-8001-0123456789ab.iso,media=cdrom", "description", desc,
-		"cicustom", "user=local:snippets/phoenix-ci-8001-user.yaml");
+	json_t *conf = converged_conf(desc);
 	struct deploy_vm_input in = iso_input(&vm, conf, "local");
 	struct deploy_plan_info info;
 	struct phx_err err = PHX_ERR_INIT;
 	struct plan p = PLAN_INIT;
 
+	json_object_set_new(conf, "cicustom",
+			    json_string("user=local:snippets/phoenix-ci-8001-user.yaml"));
 	in.dst = &dst;
 	in.src = NULL;
 	in.running = true;
