@@ -139,6 +139,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		# log before the answer leaves, so a client that reads the log right after its
 		# request sees it (the log is how tests count requests)
 		self.log_now()
+		if self.close_after:
+			# fault "close-after": the handler has run (a task may be running), then the
+			# connection closes with nothing sent, as when a proxy or the network drops it
+			self._headers_buffer = []
+			self.close_connection = True
+			try:
+				self.connection.shutdown(socket.SHUT_RDWR)
+			except OSError:
+				pass
+			return
 		self.end_headers()
 		self.wfile.write(data)
 
@@ -155,6 +165,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 	def handle_any(self):
 		self.t0 = time.monotonic()
 		self.status = None
+		self.close_after = False
 		rec = {'method': self.command, 'path': self.path.split('?', 1)[0], 'params': {}}
 		self.logrec = rec
 		try:
@@ -262,6 +273,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		# -- fault injection happens after auth, before the body is looked at (it is read
 		# only for the log: nothing in it changes the fault's answer)
 		f = sim.take_fault('http', method=method, path=path)
+		if f and f.get('action') == 'close-after':
+			# the request runs as usual; only its answer is lost (see send)
+			rec['fault'] = 'close-after'
+			self.close_after = True
+			f = None
 		if f:
 			rec['fault'] = f.get('action', 'error')
 			rec['params'] = loggable(self.faulted_params(sim, query, length, is_upload,
@@ -492,6 +508,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			kind = body.get('kind', 'http')
 			if kind not in ('http', 'task', 'lock-timeout'):
 				self.send(400, 'bad fault kind', {'error': 'kind must be http|task|lock-timeout'})
+				return
+			if kind == 'http' and body.get('action', 'error') not in ('error', 'drop', 'close',
+					'close-after'):
+				self.send(400, 'bad fault action', {'error': 'action must be '
+					'error|drop|close|close-after'})
 				return
 			f = dict(body, kind=kind)
 			f.setdefault('count', 1)

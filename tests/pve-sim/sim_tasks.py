@@ -2,6 +2,7 @@
 duration, stop requests), and the /nodes/{node}/tasks endpoints (status, log, list, stop)."""
 
 import random
+import re
 import threading
 import time
 
@@ -45,6 +46,25 @@ class Task:
 			d['tokenid'] = tok
 		if self.status == 'stopped':
 			d['exitstatus'] = self.exitstatus
+		return d
+
+	def list_entry(self, archived):
+		"""One task of GET /nodes/{node}/tasks. Archived (pm API2/Tasks.pm $parse_line): the
+		index line's UPID fields plus endtime and status, a token's task split into user
+		and tokenid. Active (pc INotify.pm read_active_workers): the UPID fields with the
+		token id whole in `user`, `saved` "0" and status RUNNING."""
+		d = {'upid': self.upid, 'node': self.node, 'pid': self.pid, 'pstart': self.pstart,
+			'starttime': self.starttime, 'type': self.type, 'id': self.id, 'user': self.user}
+		if archived:
+			user, _, tok = self.user.partition('!')
+			d['user'] = user
+			if tok:
+				d['tokenid'] = tok
+			d['endtime'] = self.endtime
+			d['status'] = self.exitstatus
+		else:
+			d['saved'] = '0'
+			d['status'] = 'RUNNING'
 		return d
 
 
@@ -136,21 +156,76 @@ class TaskHandlers:
 		return None
 
 	def h_get_nodes_node_tasks(self, r):
-		res = []
+		"""pm API2/Tasks.pm node_tasks: `source` archive (default: finished tasks, from the
+		index file), active (running ones, from the active file) or all (active first);
+		the filters, then start/limit over what passes them, `total` counting all of it."""
+		p = r.params
+		source = p.get('source') or 'archive'
+		userfilter = p.get('userfilter')
+		typefilter = p.get('typefilter')
+		vmid = p.get('vmid')
+		since, until = p.get('since'), p.get('until')
+		wanted = {'ok', 'warning', 'error', 'unknown'}
+		if p.get('statusfilter') is not None and not truthy(p.get('errors')):
+			wanted = {s.strip().lower() for s in re.split(r'[;,\s]+', str(p['statusfilter']))
+				if s.strip()}
+		elif truthy(p.get('errors')):
+			wanted.discard('ok')
+		auditor = self.has(r.authid, '/nodes/' + r.node, 'Sys.Audit')
 		with self.lock:
-			tasks = sorted(self.tasks.values(), key=lambda x: -x.starttime)
-		for t in tasks:
-			if t.node != r.node:
-				continue
-			if r.params.get('vmid') is not None and t.id != str(r.params['vmid']):
-				continue
-			d = t.status_dict()
-			if t.status == 'stopped':
-				d['status'] = t.exitstatus
-				d['endtime'] = t.endtime
-			else:
-				d.pop('status')
-			if r.params.get('errors') and d.get('status') in (None, 'OK'):
-				continue
-			res.append(d)
-		return page(r, res, False)[1]
+			mine = [t for t in self.tasks.values() if t.node == r.node]
+			# the active file holds running tasks (in start order); a finished task is
+			# archived at once here (RESTEnvironment.pm active_workers does it when the
+			# worker ends), newest end first as File::ReadBackwards reads the index
+			active = [t.list_entry(archived=False) for t in
+				sorted(mine, key=lambda t: t.starttime) if t.status == 'running']
+			archive = [t.list_entry(archived=True) for t in
+				sorted(mine, key=lambda t: (t.endtime or 0, t.starttime), reverse=True)
+				if t.status == 'stopped']
+		entries = (active if source in ('active', 'all') else []) + \
+			(archive if source != 'active' else [])
+
+		def visible(e):
+			# $filter_task; a token sees its own tasks ($check_task_user), an auditor all.
+			# An active entry keeps the full token id in `user` (no $convert_token_task)
+			if userfilter and userfilter.lower() not in e['user'].lower():
+				return False
+			if not auditor and not task_user_is(e, r.authid):
+				return False
+			if typefilter and e['type'] != typefilter:
+				return False
+			if vmid and (not e['id'] or e['id'] != str(vmid)):
+				return False
+			if since is not None and e['starttime'] < int(since):
+				return False
+			if until is not None and e['starttime'] > int(until):
+				return False
+			# filtered before a running task's status becomes RUNNING: 'unknown'
+			return status_type(None if 'saved' in e else e.get('status')) in wanted
+
+		return page(r, [e for e in entries if visible(e)], False)[1]
+
+
+def truthy(v):
+	return v in (1, True, '1', 'true', 'yes', 'on')
+
+
+def task_user_is(e, authid):
+	"""pm API2/Tasks.pm $check_task_user: a token sees only its own tasks, a user also the
+	tasks of its tokens."""
+	if e.get('tokenid'):
+		return authid in (e['user'] + '!' + e['tokenid'], e['user'])
+	return authid == e['user']
+
+
+def status_type(status):
+	"""pc UPID.pm normalize_status_type."""
+	if not status:
+		return 'unknown'
+	if status == 'OK':
+		return 'ok'
+	if re.match(r'^WARNINGS: \d+$', status):
+		return 'warning'
+	if status == 'unexpected status':
+		return 'unknown'
+	return 'error'

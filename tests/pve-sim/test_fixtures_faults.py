@@ -275,6 +275,81 @@ class Faults(unittest.TestCase):
 		self.assertEqual((state['vms'], state['volumes']), ({}, []))
 		self.assertEqual(os.listdir(os.path.join(self.sim.state_dir, 'tmp')), [])
 
+	def test_close_after_runs_the_request_and_loses_its_answer(self):
+		# "close": the request never reaches its handler; "close-after": the handler runs
+		# (here a clone's task starts), then the connection closes with no answer
+		self.sim.wait_task(self.sim.api('POST', '/nodes/pve1/qemu', {'vmid': 160,
+			'scsi0': 'local:0.01'})[2]['data'])
+		self.sim.control('POST', '/_sim/fault', {'kind': 'http', 'method': 'POST',
+			'path': '/clone$', 'action': 'close'})
+		with self.assertRaises(http_incomplete()):
+			self.sim.api('POST', '/nodes/pve1/qemu/160/clone', {'newid': 161})
+		self.sim.control('POST', '/_sim/fault', {'kind': 'http', 'method': 'POST',
+			'path': '/clone$', 'action': 'close-after'})
+		with self.assertRaises(http_incomplete()):
+			self.sim.api('POST', '/nodes/pve1/qemu/160/clone', {'newid': 162})
+		logged = [(r['params'].get('newid'), r['status'], r.get('fault'))
+			for r in self.sim.requests() if r['path'].endswith('/clone')]
+		self.assertEqual(logged, [('161', 0, 'close'), ('162', 200, 'close-after')])
+		tasks = self.sim.api('GET', '/nodes/pve1/tasks', {'source': 'all',
+			'typefilter': 'qmclone', 'vmid': 160})[2]['data']
+		self.assertEqual(len(tasks), 1)
+		self.assertEqual(self.sim.wait_task(tasks[0]['upid'])['exitstatus'], 'OK')
+		self.assertEqual(sorted(self.sim.control('GET', '/_sim/state')['vms']), ['160', '162'])
+		# an error answer is lost the same way; unknown actions are refused
+		self.sim.control('POST', '/_sim/fault', {'kind': 'http', 'path': '/clone$',
+			'action': 'close-after'})
+		with self.assertRaises(http_incomplete()):
+			self.sim.api('POST', '/nodes/pve1/qemu/160/clone', {'newid': 162})
+		self.assertEqual(self.sim.requests()[-1]['status'], 500)
+		with self.assertRaises(urllib.error.HTTPError):
+			self.sim.control('POST', '/_sim/fault', {'kind': 'http', 'action': 'explode'})
+		st, _, b = self.sim.api('GET', '/version')
+		self.assertEqual(st, 200, b)
+
+	def test_task_list_sources_and_filters(self):
+		# pm API2/Tasks.pm node_tasks: archive (finished) by default, active = running,
+		# all = active first; the filters; user/tokenid split only in archived entries
+		self.sim.control('POST', '/_sim/task-duration', {'type': 'qmstart', 'seconds': 30})
+		done = self.sim.api('POST', '/nodes/pve1/qemu', {'vmid': 170})[2]['data']
+		self.sim.wait_task(done)
+		running = self.sim.api('POST', '/nodes/pve1/qemu/170/status/start')[2]['data']
+		self.addCleanup(self.sim.api, 'DELETE', '/nodes/pve1/tasks/' +
+			urllib.parse.quote(running, safe=''))
+
+		def tasks(**q):
+			st, _, b = self.sim.api('GET', '/nodes/pve1/tasks', q)
+			self.assertEqual(st, 200, b)
+			return b
+
+		self.assertEqual([t['upid'] for t in tasks()['data']], [done])
+		self.assertEqual([t['upid'] for t in tasks(source='active')['data']], [running])
+		self.assertEqual([t['upid'] for t in tasks(source='all')['data']], [running, done])
+		act, arch = tasks(source='all')['data']
+		self.assertEqual({k: act[k] for k in ('user', 'saved', 'status')},
+			{'user': 'phoenix@pve!ci', 'saved': '0', 'status': 'RUNNING'})
+		self.assertNotIn('endtime', act)
+		self.assertEqual({k: arch[k] for k in ('user', 'tokenid', 'status', 'type', 'id')},
+			{'user': 'phoenix@pve', 'tokenid': 'ci', 'status': 'OK', 'type': 'qmcreate',
+			'id': '170'})
+		self.assertIsInstance(arch['endtime'], int)
+		self.assertEqual([t['type'] for t in tasks(source='all', typefilter='qmstart')['data']],
+			['qmstart'])
+		self.assertEqual(tasks(source='all', vmid=171)['data'], [])
+		self.assertEqual(len(tasks(source='all', since=arch['starttime'] + 3600)['data']), 0)
+		self.assertEqual(len(tasks(source='all', until=arch['starttime'] - 1)['data']), 0)
+		# userfilter is a case-insensitive substring of `user`: the full token id does not
+		# match an archived entry, whose user has lost the token name
+		self.assertEqual([t['upid'] for t in tasks(source='all',
+			userfilter='PHOENIX@pve!ci')['data']], [running])
+		self.assertEqual(len(tasks(source='all', userfilter='phoenix@pve')['data']), 2)
+		self.assertEqual([t['upid'] for t in tasks(source='all',
+			statusfilter='unknown')['data']], [running])
+		self.assertEqual([t['upid'] for t in tasks(source='all', errors=1)['data']], [running])
+		b = tasks(source='all', start=1, limit=1)
+		self.assertEqual(([t['upid'] for t in b['data']], b['total']), ([done], 2))
+		self.assertEqual(self.sim.schema_violations(), [])
+
 	def test_drop_mid_body(self):
 		self.sim.control('POST', '/_sim/fault', {'kind': 'http', 'path': '/nodes$',
 			'action': 'drop'})
