@@ -106,10 +106,34 @@ struct deploy_node {
 	unsigned ours;	      /* VMs of ours on it (counted, and placed by this run) */
 };
 
-/* Picks the online node with the most free memory for a VM that needs `mem` bytes (ties: fewer
- * of our VMs, then the name), so a batch spreads over the cluster and the same inputs give
- * the same placement; then books the VM there. -1 when no node is online. */
+/* The CPU figures of the same nodes, index for index: `cpu` is the node's load as
+ * /cluster/resources gives it (0..1 of all its CPUs), `maxcpu` how many it has (0: unknown,
+ * then memory alone counts). An array of its own, so that deploy_place() (memory alone) and
+ * callers that have no CPU figures pass none. */
+struct deploy_cpu {
+	double cpu;
+	unsigned maxcpu;
+};
+
+/* Picks the node for a new VM that needs `mem` bytes and `cores` CPUs, then books the VM
+ * there (its memory, `cores`/maxcpu of CPU load, one more of our VMs), so the VMs of a batch
+ * placed one after another spread over the cluster:
+ *  1. online nodes only; of those, the ones with `mem` free, when any has;
+ *  2. the lowest load once the VM is booked, load = max(memory used / maxmem, CPU load), in
+ *     thousandths (closer loads are a tie): a node busy on CPU is skipped although it has
+ *     memory, and a full node although its CPUs idle;
+ *  3. ties: more free memory (the bigger node keeps more room), fewer of our VMs, the name.
+ * The same inputs give the same placement. `cpu` may be NULL (memory alone). -1 when no node
+ * is online; nothing is booked then. */
+long deploy_place_vm(struct deploy_node *nodes, struct deploy_cpu *cpu, size_t n, uint64_t mem,
+		     unsigned cores);
+/* deploy_place_vm() without CPU figures. */
 long deploy_place(struct deploy_node *nodes, size_t n, uint64_t mem);
+/* Why the VM went to node `x` (and `c`, may be NULL), given as they are after
+ * deploy_place_vm() booked it there, in terms of before: "placed on pve2: 41.0 GiB free, CPU
+ * 12%, 3 of our VMs". Says so when even this node lacked the memory. */
+void deploy_place_why(const struct deploy_node *x, const struct deploy_cpu *c, uint64_t mem,
+		      unsigned cores, char *ret, size_t len);
 
 /* ---- the planner of one VM (deploy_plan.c) ---- */
 

@@ -71,7 +71,7 @@ struct dep_vm {
 	size_t snippet_len;
 	struct plan plan; /* what this VM needs, read and decided before any change */
 	char placed[64];  /* node: "auto": the node chosen for it, else "" */
-	char placed_why[160];
+	char placed_why[224];
 	struct dep_result res;
 };
 
@@ -762,12 +762,24 @@ static void dep_print_table(const struct dep_vm *vms, size_t n)
 
 /* ---- the command ---- */
 
-/* node: "auto": places the new VMs of the batch, in config order, on the online nodes with
- * the most free memory (/cluster/resources), spreading them; a VM that exists stays where
+/* What a new VM will take of its node: its own cores and memory, else its template's when the
+ * config describes the template (a clone keeps those), else 1 core and nothing known. */
+static void dep_vm_size(const struct cfg *cfg, const struct cfg_vm *vm, uint64_t *ret_mem,
+			unsigned *ret_cores)
+{
+	const struct cfg_template *t = cfg_vm_template(cfg, vm);
+
+	*ret_mem = (uint64_t)(vm->memory_mb ? vm->memory_mb : t ? t->hardware.memory_mb : 0) << 20;
+	*ret_cores = vm->cores ? vm->cores : t && t->hardware.cores ? t->hardware.cores : 1;
+}
+
+/* node: "auto": places the new VMs of the batch, in config order, by free memory and CPU
+ * load (/cluster/resources; deploy_place_vm), spreading them; a VM that exists stays where
  * it is. Decided before any VM is worked on, so parallel jobs see one placement. */
 static int dep_place(struct dep_run *r, struct phx_err *err)
 {
 	struct deploy_node *nodes = NULL;
+	struct deploy_cpu *cpus = NULL;
 	json_t *res = NULL, *e;
 	size_t n = 0, i;
 	bool any = false;
@@ -783,7 +795,8 @@ static int dep_place(struct dep_run *r, struct phx_err *err)
 	if (pve_get(r->s->pve, "/cluster/resources", NULL, 0, &res, err) < 0)
 		return -1;
 	nodes = calloc(json_array_size(res) + 1, sizeof(*nodes));
-	if (!nodes) {
+	cpus = calloc(json_array_size(res) + 1, sizeof(*cpus));
+	if (!nodes || !cpus) {
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto out;
 	}
@@ -801,6 +814,9 @@ static int dep_place(struct dep_run *r, struct phx_err *err)
 			nodes[n].maxmem = (uint64_t)v;
 		if (pve_json_int(json_object_get(e, "mem"), "mem", &v, NULL) == 0)
 			nodes[n].mem = (uint64_t)v;
+		if (pve_json_int(json_object_get(e, "maxcpu"), "maxcpu", &v, NULL) == 0 && v > 0)
+			cpus[n].maxcpu = (unsigned)v;
+		cpus[n].cpu = json_number_value(json_object_get(e, "cpu"));
 		if (nodes[n].name)
 			n++;
 	}
@@ -821,6 +837,8 @@ static int dep_place(struct dep_run *r, struct phx_err *err)
 	for (size_t k = 0; k < r->n; k++) {
 		struct dep_vm *dv = &r->vms[k];
 		const char *node = cfg_vm_node(r->s->cfg, dv->vm), *where = NULL;
+		uint64_t mem;
+		unsigned cores;
 		long best;
 
 		if (!node || strcmp(node, DEPLOY_NODE_AUTO))
@@ -837,7 +855,8 @@ static int dep_place(struct dep_run *r, struct phx_err *err)
 			snprintf(dv->placed, sizeof(dv->placed), "%s", where);
 			continue;
 		}
-		best = deploy_place(nodes, n, (uint64_t)dv->vm->memory_mb << 20);
+		dep_vm_size(r->s->cfg, dv->vm, &mem, &cores);
+		best = deploy_place_vm(nodes, cpus, n, mem, cores);
 		if (best < 0) {
 			phx_err_set(err, PHX_E_RUNTIME,
 				    "VM %lu '%s': node \"auto\", but no node is online",
@@ -845,20 +864,14 @@ static int dep_place(struct dep_run *r, struct phx_err *err)
 			goto out;
 		}
 		snprintf(dv->placed, sizeof(dv->placed), "%s", nodes[best].name);
-		/* what it had before this VM was booked there */
-		snprintf(dv->placed_why, sizeof(dv->placed_why),
-			 "placed on %s: %.1f GiB free, %u of our VMs", nodes[best].name,
-			 (double)(nodes[best].maxmem > nodes[best].mem
-					  ? nodes[best].maxmem - nodes[best].mem +
-						    ((uint64_t)dv->vm->memory_mb << 20)
-					  : 0) /
-				 (1 << 30),
-			 nodes[best].ours - 1);
+		deploy_place_why(&nodes[best], &cpus[best], mem, cores, dv->placed_why,
+				 sizeof(dv->placed_why));
 		log_info("VM %lu '%s': %s", dv->vm->vmid, dv->vm->name, dv->placed_why);
 	}
 	rc = 0;
 out:
 	free(nodes);
+	free(cpus);
 	json_decref(res);
 	return rc;
 }

@@ -115,26 +115,98 @@ const char *deploy_unlinkable_disk(const json_t *config)
 	return NULL;
 }
 
-long deploy_place(struct deploy_node *nodes, size_t n, uint64_t mem)
+static uint64_t place_free(const struct deploy_node *x)
 {
+	return x->maxmem > x->mem ? x->maxmem - x->mem : 0;
+}
+
+/* The node's load once the VM is booked, in thousandths. A node without memory figures counts
+ * as full: it is taken only when no other is online. */
+static unsigned long place_load(const struct deploy_node *x, const struct deploy_cpu *c,
+				uint64_t mem, unsigned cores)
+{
+	double m = x->maxmem ? ((double)x->mem + (double)mem) / (double)x->maxmem : 1.0;
+	double u = c && c->maxcpu ? c->cpu + (double)cores / c->maxcpu : 0.0;
+	double l = m > u ? m : u;
+
+	/* overcommitted far beyond any real node: all the same */
+	return l > 1e6 ? 1000000000UL : (unsigned long)(l * 1000.0 + 0.5);
+}
+
+long deploy_place_vm(struct deploy_node *nodes, struct deploy_cpu *cpu, size_t n, uint64_t mem,
+		     unsigned cores)
+{
+	bool any_fits = false;
+	unsigned long best_load = 0;
 	long best = -1;
 
+	for (size_t i = 0; i < n; i++)
+		any_fits = any_fits ||
+			   (nodes[i].online && place_free(&nodes[i]) >= mem && nodes[i].maxmem);
 	for (size_t i = 0; i < n; i++) {
 		const struct deploy_node *x = &nodes[i], *b = best >= 0 ? &nodes[best] : NULL;
-		uint64_t fx = x->maxmem > x->mem ? x->maxmem - x->mem : 0, fb;
+		unsigned long lx;
 
-		if (!x->online)
+		if (!x->online || (any_fits && (place_free(x) < mem || !x->maxmem)))
 			continue;
-		fb = b && b->maxmem > b->mem ? b->maxmem - b->mem : 0;
-		if (!b || fx > fb || (fx == fb && x->ours < b->ours) ||
-		    (fx == fb && x->ours == b->ours && strcmp(x->name, b->name) < 0))
-			best = (long)i;
+		lx = place_load(x, cpu ? &cpu[i] : NULL, mem, cores);
+		if (b) {
+			uint64_t fx = place_free(x), fb = place_free(b);
+
+			if (lx != best_load) {
+				if (lx > best_load)
+					continue;
+			} else if (fx != fb) {
+				if (fx < fb)
+					continue;
+			} else if (x->ours != b->ours) {
+				if (x->ours > b->ours)
+					continue;
+			} else if (strcmp(x->name, b->name) >= 0) {
+				continue;
+			}
+		}
+		best = (long)i;
+		best_load = lx;
 	}
-	if (best >= 0) {
-		nodes[best].mem += mem;
-		nodes[best].ours++;
-	}
+	if (best < 0)
+		return -1;
+	nodes[best].mem += mem;
+	nodes[best].ours++;
+	if (cpu && cpu[best].maxcpu)
+		cpu[best].cpu += (double)cores / cpu[best].maxcpu;
 	return best;
+}
+
+long deploy_place(struct deploy_node *nodes, size_t n, uint64_t mem)
+{
+	return deploy_place_vm(nodes, NULL, n, mem, 0);
+}
+
+void deploy_place_why(const struct deploy_node *x, const struct deploy_cpu *c, uint64_t mem,
+		      unsigned cores, char *ret, size_t len)
+{
+	uint64_t used = x->mem > mem ? x->mem - mem : 0;
+	uint64_t free_b = x->maxmem > used ? x->maxmem - used : 0;
+	char cpu_s[48] = "";
+	int k;
+
+	if (c && c->maxcpu) {
+		double u = c->cpu - (double)cores / c->maxcpu;
+
+		snprintf(cpu_s, sizeof(cpu_s), ", CPU %.0f%%", u > 0 ? u * 100.0 : 0.0);
+	}
+	k = snprintf(ret, len, "placed on %s: %.1f GiB free", x->name,
+		     (double)free_b / (double)(1ULL << 30));
+	if (k < 0 || (size_t)k >= len)
+		return;
+	if (free_b < mem)
+		k += snprintf(ret + k, len - (size_t)k,
+			      " (no online node has the %.1f GiB it needs)",
+			      (double)mem / (double)(1ULL << 30));
+	if (k < 0 || (size_t)k >= len)
+		return;
+	snprintf(ret + k, len - (size_t)k, "%s, %u of our VMs", cpu_s, x->ours ? x->ours - 1 : 0);
 }
 
 bool deploy_disks_shared(const json_t *storages, const json_t *config)

@@ -710,23 +710,33 @@ class TestInTaskLocks(DeployBase):
 
 
 class TestPlacement(DeployBase):
-    """node "auto": new VMs go to the online nodes with the most free memory, spread over
-    the cluster; a template on shared storage is cloned straight onto each node (target)."""
+    """node "auto": new VMs go to the online node with the lowest load (the larger of memory
+    used and CPU load, with the VM booked), spread over the cluster; a template on shared
+    storage is cloned straight onto each node (target)."""
     sim_opts = dict(DeployBase.sim_opts, nodes="pve1,pve2,pve3", storage_config=[
         {"storage": "local", "type": "dir", "content": "images,import,iso,snippets,vztmpl"},
         {"storage": "shared", "type": "nfs", "server": "10.0.0.1", "export": "/x",
-         "content": "images"}])
+         "content": "images"}],
+        # fixed figures: the default maxcpu is the host's CPU count
+        node_resources={n: {"maxmem": 16 * GiB, "mem": 2 * GiB, "maxcpu": 8, "cpu": 0.05}
+                        for n in ("pve1", "pve2", "pve3")})
 
-    def test_auto_spreads_a_batch_and_clones_onto_each_node(self):
+    def shared_template(self):
         self.api_ok("POST", "/nodes/pve1/qemu", {
             "vmid": "9000", "name": "tpl", "scsi0": "shared:1", "scsihw": "virtio-scsi-single",
             "net0": "virtio,bridge=vmbr0", "agent": "enabled=1", "tags": "phoenix",
             "boot": "order=scsi0"})
         self.api_ok("POST", "/nodes/pve1/qemu/9000/template")
-        vms = [self.vm_8001(vmid=8001 + i, name="web-%d" % i, node="auto", features=[],
-                            storage="shared", memory_mb=2048, disk_size_gb=None)
-               for i in range(3)]
-        cfg = self.config(vms)
+
+    def auto_vms(self, count, **over):
+        return [self.vm_8001(**dict(dict(vmid=8001 + i, name="web-%d" % i, node="auto",
+                                         features=[], storage="shared", memory_mb=2048,
+                                         disk_size_gb=None), **over))
+                for i in range(count)]
+
+    def test_auto_spreads_a_batch_and_clones_onto_each_node(self):
+        self.shared_template()
+        cfg = self.config(self.auto_vms(3))
         p = self.run_bin("--config", cfg, "--all", "--dry-run", check=0)
         self.assertIn("placed on pve2", p.stdout)
         p = self.deploy(cfg, "--all", "--jobs", "3")
@@ -739,6 +749,28 @@ class TestPlacement(DeployBase):
         # a rerun leaves each VM where it is
         p = self.deploy(cfg, "--all")
         self.assertEqual(p.stdout.count("unchanged"), 3, p.stdout)
+
+    def test_cpu_decides_between_nodes_with_equal_free_memory(self):
+        # pve1 and pve2 have the same free memory, pve1's CPUs are busy; pve3 is short of
+        # memory. By memory alone (and the name) pve1 would get the VM.
+        self.shared_template()
+        self.sim.control("POST", "/_sim/node/pve1", {"cpu": 0.9})
+        self.sim.control("POST", "/_sim/node/pve3", {"mem": 13 * GiB})
+        cfg = self.config(self.auto_vms(1, cores=2))
+        p = self.run_bin("--config", cfg, "--all", "--dry-run", check=0)
+        self.assertIn("placed on pve2: 14.0 GiB free, CPU 5%, 0 of our VMs", p.stdout)
+        self.assertIn("placed on pve2: 14.0 GiB free, CPU 5%, 0 of our VMs", p.stderr)
+        p = self.deploy(cfg, "--all")
+        self.assertEqual(self.sim.control("GET", "/_sim/state")["vms"]["8001"]["node"],
+                         "pve2", p.stderr)
+        # the load is the larger of the two: with pve2's memory 88% used once the VM is
+        # booked (10 GiB + 8001's 2 GiB + 2 GiB), pve1 at 60% + 25% CPU is the less loaded
+        self.sim.control("POST", "/_sim/node/pve1", {"cpu": 0.6})
+        self.sim.control("POST", "/_sim/node/pve2", {"mem": 10 * GiB})
+        cfg = self.config(self.auto_vms(2, cores=2))
+        p = self.run_bin("--config", cfg, "8002", "--dry-run", check=0)
+        self.assertIn("placed on pve1: 14.0 GiB free, CPU 60%, 0 of our VMs", p.stdout)
+        self.assertEqual(self.sim.schema_violations(), [])
 
 
 class TestCrossNode(DeployBase):

@@ -1,5 +1,5 @@
 /* deploy: the pure helpers of cmd_deploy (sizes, disks, net0, seed names, description,
- * tags, IP choice), table-driven where the rule has several shapes. */
+ * tags, IP choice, placement of node "auto"), table-driven where the rule has several shapes. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +103,8 @@ Test(deploy, rebridges_net0_keeping_model_mac_and_options)
 	cr_assert_str_eq(mac, "BC:24:11:AA:BB:CC");
 	free(out);
 	out = NULL;
-	cr_assert_eq(deploy_net_rebridge("e1000=bc:24:11:00:00:01", "vmbr0", NULL, &out, mac, &err), 0);
+	cr_assert_eq(deploy_net_rebridge("e1000=bc:24:11:00:00:01", "vmbr0", NULL, &out, mac, &err),
+		     0);
 	cr_assert_str_eq(out, "e1000=bc:24:11:00:00:01,bridge=vmbr0");
 	free(out);
 }
@@ -208,4 +209,163 @@ Test(deploy, picks_ipv4_of_net0_mac_then_first_non_loopback)
 	strcpy(ip, "untouched");
 	cr_assert(!deploy_pick_ipv4(&l, NULL, ip, sizeof(ip)));
 	cr_assert_str_eq(ip, "untouched");
+}
+
+/* ---- placement of node "auto" ---- */
+
+#define GiB (1ULL << 30)
+
+/* Places `count` VMs of mem/cores one after another; returns the node names, comma-joined. */
+static void place_batch(struct deploy_node *nodes, struct deploy_cpu *cpu, size_t n, int count,
+			uint64_t mem, unsigned cores, char *ret, size_t len)
+{
+	size_t k = 0;
+
+	ret[0] = '\0';
+	for (int i = 0; i < count; i++) {
+		long b = deploy_place_vm(nodes, cpu, n, mem, cores);
+
+		k += (size_t)snprintf(ret + k, len - k, "%s%s", i ? "," : "",
+				      b >= 0 ? nodes[b].name : "-");
+	}
+}
+
+Test(deploy, placement_by_cpu_when_free_memory_is_equal)
+{
+	struct deploy_node nodes[] = {
+		{"pve1", true, 64 * GiB, 16 * GiB, 0},
+		{"pve2", true, 64 * GiB, 16 * GiB, 0},
+	};
+	struct deploy_cpu cpu[] = {{0.90, 16}, {0.10, 16}};
+
+	cr_assert_eq(deploy_place_vm(nodes, cpu, 2, 4 * GiB, 4), 1, "pve1's CPUs are busy");
+	cr_assert_eq(nodes[1].mem, 20 * GiB, "the VM's memory is booked");
+	cr_assert_float_eq(cpu[1].cpu, 0.35, 1e-9, "and its cores / maxcpu");
+	cr_assert_eq(nodes[1].ours, 1);
+	cr_assert_eq(nodes[0].mem, 16 * GiB, "the other node is untouched");
+	cr_assert_float_eq(cpu[0].cpu, 0.90, 1e-9);
+}
+
+Test(deploy, placement_by_the_larger_of_memory_and_cpu_load)
+{
+	static const struct {
+		const char *why;
+		struct deploy_node nodes[3];
+		struct deploy_cpu cpu[3];
+		uint64_t mem;
+		unsigned cores;
+		const char *want; /* the names chosen for 3 VMs in a row */
+	} cases[] = {
+		{"more free memory does not win over a busy CPU",
+		 {{"a", true, 128 * GiB, 8 * GiB, 0}, {"b", true, 64 * GiB, 16 * GiB, 0}},
+		 {{0.80, 32}, {0.20, 32}},
+		 4 * GiB,
+		 2,
+		 "b,b,b"},
+		{"idle CPUs do not win over full memory",
+		 {{"a", true, 64 * GiB, 56 * GiB, 0}, {"b", true, 64 * GiB, 16 * GiB, 0}},
+		 {{0.01, 32}, {0.50, 32}},
+		 4 * GiB,
+		 2,
+		 "b,b,b"},
+		{"a node without room for the VM is skipped while another has room",
+		 {{"a", true, 16 * GiB, 13 * GiB, 0}, {"b", true, 64 * GiB, 40 * GiB, 0}},
+		 {{0.01, 8}, {0.70, 8}},
+		 4 * GiB,
+		 1,
+		 "b,b,b"},
+		{"no node has room: the least loaded still takes it",
+		 {{"a", true, 8 * GiB, 7 * GiB, 0}, {"b", true, 8 * GiB, 6 * GiB, 0}},
+		 {{0.01, 8}, {0.01, 8}},
+		 4 * GiB,
+		 1,
+		 "b,a,b"},
+		{"the booked load spreads a batch",
+		 {{"a", true, 32 * GiB, 4 * GiB, 0},
+		  {"b", true, 32 * GiB, 4 * GiB, 0},
+		  {"c", true, 32 * GiB, 4 * GiB, 0}},
+		 {{0.10, 4}, {0.10, 4}, {0.10, 4}},
+		 2 * GiB,
+		 2,
+		 "a,b,c"},
+		{"no CPU figures (maxcpu 0): memory alone",
+		 {{"a", true, 32 * GiB, 8 * GiB, 0}, {"b", true, 32 * GiB, 4 * GiB, 0}},
+		 {{0.99, 0}, {0.99, 0}},
+		 4 * GiB,
+		 8,
+		 "b,a,b"},
+		{"equal load: more free memory, then fewer of our VMs, then the name",
+		 {{"c", true, 64 * GiB, 16 * GiB, 0},
+		  {"b", true, 32 * GiB, 8 * GiB, 0},
+		  {"a", true, 64 * GiB, 16 * GiB, 2}},
+		 {{0, 0}, {0, 0}, {0, 0}},
+		 0,
+		 0,
+		 "c,c,a"},
+		{"an offline node is never chosen; a node without memory figures counts as full",
+		 {{"a", false, 512 * GiB, 0, 0},
+		  {"b", true, 0, 0, 0},
+		  {"c", true, 8 * GiB, 4 * GiB, 0}},
+		 {{0.0, 64}, {0.0, 64}, {0.1, 8}},
+		 2 * GiB,
+		 1,
+		 "c,c,b"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct deploy_node nodes[3];
+		struct deploy_cpu cpu[3];
+		size_t n = cases[i].nodes[2].name ? 3 : 2;
+		char got[64];
+
+		memcpy(nodes, cases[i].nodes, sizeof(nodes));
+		memcpy(cpu, cases[i].cpu, sizeof(cpu));
+		place_batch(nodes, cpu, n, 3, cases[i].mem, cases[i].cores, got, sizeof(got));
+		cr_assert_str_eq(got, cases[i].want, "%s", cases[i].why);
+	}
+}
+
+Test(deploy, placement_is_deterministic_and_needs_an_online_node)
+{
+	struct deploy_node a[] = {{"pve2", true, 32 * GiB, 4 * GiB, 1},
+				  {"pve1", true, 32 * GiB, 4 * GiB, 1},
+				  {"pve3", true, 32 * GiB, 4 * GiB, 0}};
+	struct deploy_node b[3];
+	struct deploy_cpu ca[] = {{0.25, 8}, {0.25, 8}, {0.50, 8}}, cb[3];
+	char got_a[64], got_b[64];
+
+	memcpy(b, a, sizeof(a));
+	memcpy(cb, ca, sizeof(ca));
+	place_batch(a, ca, 3, 6, 4 * GiB, 2, got_a, sizeof(got_a));
+	place_batch(b, cb, 3, 6, 4 * GiB, 2, got_b, sizeof(got_b));
+	cr_assert_str_eq(got_a, got_b, "same inputs, same placement");
+	/* pve3's busier CPU waits until the others have caught up; then its free memory wins */
+	cr_assert_str_eq(got_a, "pve1,pve2,pve3,pve1,pve2,pve3", "%s", got_a);
+
+	for (size_t i = 0; i < 3; i++)
+		a[i].online = false;
+	memcpy(b, a, sizeof(a));
+	cr_assert_eq(deploy_place_vm(a, ca, 3, GiB, 1), -1);
+	cr_assert_eq(memcmp(a, b, sizeof(a)), 0, "nothing booked");
+	cr_assert_eq(deploy_place(a, 3, GiB), -1, "memory alone: the same rule");
+}
+
+Test(deploy, placement_explains_the_node_as_it_was_before_the_vm)
+{
+	struct deploy_node x = {"pve2", true, 64 * GiB, 23 * GiB + 4 * GiB, 4};
+	struct deploy_cpu c = {0.12 + 2.0 / 16, 16};
+	char why[224];
+
+	deploy_place_why(&x, &c, 4 * GiB, 2, why, sizeof(why));
+	cr_assert_str_eq(why, "placed on pve2: 41.0 GiB free, CPU 12%, 3 of our VMs");
+	deploy_place_why(&x, NULL, 4 * GiB, 2, why, sizeof(why));
+	cr_assert_str_eq(why, "placed on pve2: 41.0 GiB free, 3 of our VMs", "no CPU figures");
+	x.mem = 10 * GiB;
+	x.maxmem = 8 * GiB;
+	x.ours = 1;
+	deploy_place_why(&x, &c, 4 * GiB, 2, why, sizeof(why));
+	cr_assert_str_eq(why, "placed on pve2: 2.0 GiB free (no online node has the 4.0 GiB it "
+			      "needs), CPU 12%, 0 of our VMs");
+	deploy_place_why(&x, &c, 4 * GiB, 2, why, 12);
+	cr_assert_str_eq(why, "placed on p", "truncated, still terminated");
 }
