@@ -16,6 +16,7 @@ enum cli_command {
 	CLI_CMD_LIST_TEMPLATES,
 	CLI_CMD_PRUNE,
 	CLI_CMD_DESTROY,
+	CLI_CMD_RECOVER,
 	CLI_CMD_HELP,
 	CLI_CMD_VERSION,
 	CLI_CMD_MAN, /* hidden: print the man page (used to build docs/orchestrator.1) */

@@ -31,6 +31,10 @@ bool fs_exists(const char *path);
 /* Bytes available to an unprivileged writer in the file system holding `dir`. */
 int fs_free_space(const char *dir, uint64_t *ret_bytes, struct phx_err *err);
 
+/* rm -r: removes `path` and everything under it, never following a symlink. A path that does
+ * not exist is fine. */
+int fs_remove_tree(const char *path, struct phx_err *err);
+
 /* fsync a directory so a rename in it is durable. */
 int fs_fsync_dir(const char *dir, struct phx_err *err);
 

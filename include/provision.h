@@ -6,6 +6,7 @@
 #define PHX_PROVISION_H
 
 #include "err.h"
+#include "journal.h"
 #include "pve.h"
 
 /* Keys of a template's build record (record.h) that other commands read. */
@@ -19,6 +20,8 @@ struct prov_validate_opts {
 	const char *iso_storage; /* borrowed; where the seed ISO goes (content=iso) */
 	long task_timeout_s;
 	long agent_timeout_s; /* agent answer, and again for cloud-init to finish */
+	struct journal *journal; /* borrowed; the run's (session.h), NULL in tests */
+	const char *tmp_dir;	 /* borrowed; the run's private temp dir, NULL: $TMPDIR */
 };
 
 /* Runs the boot proof. 0 when the guest booted, cloud-init reached `done` and sshd is active;

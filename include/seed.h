@@ -9,11 +9,15 @@
 #include "crypto.h"
 #include "err.h"
 
-#define SEED_PATH_MAX 64
+#define SEED_PATH_MAX 512
 
-/* Renders `in` and builds the ISO in a new file under $TMPDIR (else /tmp); ret_path gets its
- * path (caller unlinks it) and ret_sha its sha256. On failure no file is left and ret_path
- * is "". */
+/* Renders `in` and builds the ISO in a new file under `dir` (the run's private temp dir,
+ * session.h: a killed run's seed, which holds password hashes and keys, is swept by the next
+ * run; NULL: $TMPDIR, else /tmp); ret_path gets its path (caller unlinks it) and ret_sha its
+ * sha256. On failure no file is left and ret_path is "". */
+int seed_build_iso_in(const char *dir, const struct ci_input *in, char ret_path[SEED_PATH_MAX],
+		      char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err);
+/* NEEDSWORK: the same under $TMPDIR, until deploy passes its private dir */
 int seed_build_iso(const struct ci_input *in, char ret_path[SEED_PATH_MAX],
 		   char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err);
 

@@ -8,9 +8,12 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "config.h"
 #include "err.h"
+#include "journal.h"
 #include "pve.h"
 #include "secret.h"
 
@@ -22,6 +25,11 @@ struct session {
 	char *node;		     /* owned; the default node (config, env or the only node) */
 	int lock_fd;		     /* -1 when no lock is held */
 	bool lock;		     /* session_connect() takes the run lock */
+	/* With the lock (not in a dry run): */
+	struct journal *journal; /* owned; this run's undo journal, for txn_new_journaled() */
+	char *tmp_dir;		 /* owned; private (0700) temp dir, removed at release */
+	json_t *recovered;	 /* owned; what the start undid for dead runs (recover.h) */
+	size_t recover_failed;	 /* how many of those undos failed */
 };
 
 /* Loads and validates the config (cfg_load + cfg_apply_env): PHX_E_INPUT, no network. */
@@ -29,7 +37,9 @@ int session_load(const struct cli_opts *opts, struct session *ret, struct phx_er
 
 /* Takes the run lock (when s->lock: <image cache dir>/orchestrator.lock, so cron and login
  * shells exclude each other), loads the secret, builds the client and resolves the default
- * node (asking /nodes only when the config names none). */
+ * node (asking /nodes only when the config names none). With the lock it then finishes what
+ * dead runs left half-made (recover.h: <cache>/journal, <cache>/tmp) and opens this run's
+ * journal and temp dir; a dry run only reports what a real run would undo. */
 int session_connect(struct session *s, struct phx_err *err);
 
 /* A new client for a worker thread, same settings. Caller owns (pve_client_free()). */

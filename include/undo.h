@@ -26,6 +26,10 @@ int undo_add_volume(struct txn *t, const char *node, const char *volid, long tim
 /* Removes a local file (a cloud-init snippet). */
 int undo_add_file(struct txn *t, const char *path, struct phx_err *err);
 
+/* Runs an undo from its journal record (journal.h), as the next run does for a dead one. */
+int undo_run_record(struct pve_client *c, const json_t *rec, long timeout_s,
+		    struct phx_err *err);
+
 /* The procedures themselves, for cleanup outside a rollback. `tag` is the tag the VM must
  * carry (NULL: the name alone identifies it). */
 int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char *name,

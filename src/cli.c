@@ -15,6 +15,7 @@ enum {
 	OPT_PROVISION = 256,
 	OPT_LIST_TEMPLATES,
 	OPT_PRUNE,
+	OPT_RECOVER,
 	OPT_DESTROY,
 	OPT_REBUILD,
 	OPT_VALIDATE,
@@ -44,6 +45,7 @@ static const char *const cli_command_names[] = {
 	[CLI_CMD_LIST_TEMPLATES] = "--list-templates",
 	[CLI_CMD_PRUNE] = "--prune",
 	[CLI_CMD_DESTROY] = "--destroy",
+	[CLI_CMD_RECOVER] = "--recover",
 };
 
 static const struct cli_option cli_options[] = {
@@ -66,6 +68,9 @@ static const struct cli_option cli_options[] = {
 	 "linked clones are kept", 0},
 	{"destroy", required_argument, OPT_DESTROY, "VMID",
 	 "stop and remove a VM this tool created, with its cloud-init seed ISO", 0},
+	{"recover", no_argument, OPT_RECOVER, NULL,
+	 "only finish what an interrupted run left half-made (every run does this first): remove "
+	 "its half-built VMs, uploads and seed ISOs as its journal lists them", 0},
 	{"config", required_argument, 'C', "FILE",
 	 "config file (default ./" CLI_DEFAULT_CONFIG ", then " CLI_SYSTEM_CONFIG ")", 0},
 	{"dry-run", no_argument, OPT_DRY_RUN, NULL,
@@ -76,7 +81,7 @@ static const struct cli_option cli_options[] = {
 	{"wait-lock", required_argument, OPT_WAIT_LOCK, "SECONDS",
 	 "when another run holds the lock, wait up to SECONDS for it instead of exiting 75 at once",
 	 CLI_FOR(CLI_CMD_PROVISION) | CLI_FOR(CLI_CMD_DEPLOY) | CLI_FOR(CLI_CMD_PRUNE) |
-		 CLI_FOR(CLI_CMD_DESTROY)},
+		 CLI_FOR(CLI_CMD_DESTROY) | CLI_FOR(CLI_CMD_RECOVER)},
 	{"insecure", no_argument, OPT_INSECURE, NULL,
 	 "do not verify the server's TLS certificate (prefer tls.fingerprint in the config)", 0},
 	{"quiet", no_argument, 'q', NULL, "print only warnings and errors on stderr", 0},
@@ -93,7 +98,7 @@ static const char cli_usage[] =
 	"orchestrator [OPTION...] VMID...\n"
 	"orchestrator [OPTION...] --all\n"
 	"orchestrator [OPTION...] --provision-template [NAME...]\n"
-	"orchestrator [OPTION...] --check | --list-templates | --prune | --destroy VMID\n";
+	"orchestrator [OPTION...] --check | --list-templates | --prune | --recover | --destroy VMID\n";
 
 static const char cli_description[] =
 	"Builds Proxmox VE templates from Ubuntu cloud images and clones configured VMs from them, "
@@ -311,6 +316,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			break;
 		case OPT_PRUNE:
 			if (cli_set_command(&o, CLI_CMD_PRUNE, &cmd_seen, "--prune", err) < 0)
+				goto fail;
+			break;
+		case OPT_RECOVER:
+			if (cli_set_command(&o, CLI_CMD_RECOVER, &cmd_seen, "--recover", err) < 0)
 				goto fail;
 			break;
 		case OPT_DESTROY:

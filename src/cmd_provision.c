@@ -786,6 +786,8 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 		.agent_timeout_s =
 			(long)(cfg->defaults.agent_timeout_s ? cfg->defaults.agent_timeout_s
 							     : cfg->proxmox.timeouts.agent_s),
+		.journal = s->journal,
+		.tmp_dir = s->tmp_dir,
 	};
 	json_t *config = NULL;
 	const char *tags;
@@ -1045,7 +1047,7 @@ static int prov_template(struct session *s, const struct cfg_template *t, struct
 		struct phx_err nerr = PHX_ERR_INIT;
 		int nrc;
 
-		p.txn = txn_new(s->pve);
+		p.txn = txn_new_journaled(s->pve, s->journal);
 		if (!p.txn) {
 			phx_err_set(err, PHX_E_NOMEM, "out of memory");
 			goto out;

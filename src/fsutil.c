@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
 #include <linux/fs.h>
@@ -280,4 +281,24 @@ void fs_lock_release(int fd)
 {
 	if (fd >= 0)
 		close(fd);
+}
+
+static int fs_remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+		return errno;
+	return 0;
+}
+
+int fs_remove_tree(const char *path, struct phx_err *err)
+{
+	int rc = nftw(path, fs_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+
+	if (rc < 0 && errno == ENOENT)
+		return 0;
+	if (rc != 0)
+		return phx_err_set_errno(err, PHX_E_IO, rc > 0 ? rc : errno, "remove '%s'", path);
+	return 0;
 }

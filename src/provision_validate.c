@@ -111,31 +111,24 @@ static int val_check_guest(struct pve_client *c, const char *node, int vmid, lon
 	return 0;
 }
 
-/* Removes the test VM (by its name: a cleanup must work whatever tags it has by then) and its
- * seed, whatever happened; a failure is a warning. */
-static void val_cleanup(struct pve_client *c, const struct prov_validate_opts *o, int vmid,
-			const char *name, const char *volid)
-{
-	struct phx_err e = PHX_ERR_INIT;
-
-	if (vmid && undo_vm_remove(c, o->node, vmid, name, NULL, o->task_timeout_s, &e) < 0)
-		log_warn("validate: could not remove the test VM %d: %s", vmid, e.msg);
-	phx_err_clear(&e);
-	if (volid && undo_volume_remove(c, o->node, volid, o->task_timeout_s, NULL, &e) < 0)
-		log_warn("validate: could not remove the seed '%s': %s", volid, e.msg);
-}
-
 int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, struct phx_err *err)
 {
 	char iso[SEED_PATH_MAX] = "", seed_id[32];
 	char name[128], filename[128], ide2[300], mac[18], sha[CRYPTO_SHA256_HEX_LEN + 1];
 	char *volid = NULL;
-	bool created = false;
+	struct txn *t = txn_new_journaled(c, o->journal);
+	struct buf report = BUF_INIT;
 	int vmid = 0, rc = -1;
 
+	if (!t)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	if (pve_nextid(c, &vmid, err) < 0)
-		return -1;
+		goto out;
 	snprintf(name, sizeof(name), "phx-validate-%d", o->template_vmid);
+	/* the test VM and its seed go whatever happens, also when the run is killed (the next
+	 * run replays the journal); by name only: the tags change from the template's */
+	if (undo_add_vm(t, o->node, vmid, name, NULL, o->task_timeout_s, err) < 0)
+		goto out;
 	{
 		const struct pve_param linked[] = {{"name", name}, {"full", "0"}};
 		const struct pve_param full[] = {{"name", name}, {"full", "1"}};
@@ -156,7 +149,6 @@ int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, stru
 				goto out;
 		}
 	}
-	created = true;
 	if (val_net0_mac(c, o->node, vmid, mac, err) < 0)
 		goto out;
 	snprintf(seed_id, sizeof(seed_id), "validate-%d", vmid);
@@ -168,10 +160,13 @@ int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, stru
 			.instance_seed = seed_id,
 		};
 
-		if (seed_build_iso(&in, iso, sha, err) < 0)
+		if (seed_build_iso_in(o->tmp_dir, &in, iso, sha, err) < 0)
 			goto out;
 	}
 	snprintf(filename, sizeof(filename), "phoenix-validate-%d-%.12s.iso", vmid, sha);
+	snprintf(ide2, sizeof(ide2), "%s:iso/%s", o->iso_storage, filename);
+	if (undo_add_volume(t, o->node, ide2, o->task_timeout_s, err) < 0)
+		goto out;
 	if (pve_storage_upload(c, o->node, o->iso_storage, "iso", iso, filename, "sha256", sha,
 			       NULL, o->task_timeout_s, &volid, err) < 0)
 		goto out;
@@ -196,7 +191,10 @@ int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, stru
 out:
 	if (rc < 0)
 		phx_err_wrap(err, "validate template %d", o->template_vmid);
-	val_cleanup(c, o, created ? vmid : 0, name, volid);
+	if (txn_rollback(t, &report))
+		log_warn("validate: %s", buf_str(&report));
+	buf_release(&report);
+	txn_free(t);
 	if (iso[0])
 		unlink(iso);
 	free(volid);

@@ -9,18 +9,20 @@
 
 #include "iso.h"
 
-int seed_build_iso(const struct ci_input *in, char ret_path[SEED_PATH_MAX],
-		   char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
+int seed_build_iso_in(const char *dir, const struct ci_input *in, char ret_path[SEED_PATH_MAX],
+		      char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
 {
 	struct ci_output out = CI_OUTPUT_INIT;
-	const char *tmpdir = getenv("TMPDIR");
+	const char *tmpdir = dir ? dir : getenv("TMPDIR");
 	int fd, rc;
 
 	ret_path[0] = '\0';
+	if (tmpdir && strlen(tmpdir) >= SEED_PATH_MAX - 20)
+		return phx_err_set(err, PHX_E_IO, "temp dir '%s': path too long", tmpdir);
 	if (ci_render(in, &out, err) < 0)
 		return phx_err_wrap(err, "render cloud-init");
 	snprintf(ret_path, SEED_PATH_MAX, "%s/phoenix-ci-XXXXXX",
-		 tmpdir && *tmpdir && strlen(tmpdir) < SEED_PATH_MAX - 20 ? tmpdir : "/tmp");
+		 tmpdir && *tmpdir ? tmpdir : "/tmp");
 	fd = mkstemp(ret_path);
 	if (fd < 0) {
 		rc = phx_err_set_errno(err, PHX_E_IO, errno, "create '%s'", ret_path);
@@ -45,4 +47,10 @@ int seed_build_iso(const struct ci_input *in, char ret_path[SEED_PATH_MAX],
 		ret_path[0] = '\0';
 	}
 	return rc;
+}
+
+int seed_build_iso(const struct ci_input *in, char ret_path[SEED_PATH_MAX],
+		   char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
+{
+	return seed_build_iso_in(NULL, in, ret_path, ret_sha, err);
 }

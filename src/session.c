@@ -10,6 +10,7 @@
 #include "fsutil.h"
 #include "image.h"
 #include "log.h"
+#include "recover.h"
 
 int session_load(const struct cli_opts *opts, struct session *ret, struct phx_err *err)
 {
@@ -36,12 +37,12 @@ int session_load(const struct cli_opts *opts, struct session *ret, struct phx_er
 
 /* One lock per image cache, whatever the environment: cron (no XDG_RUNTIME_DIR) and a login
  * shell must exclude each other, and the cache (shared under /var/cache for root) is what
- * overlapping runs would corrupt. */
-static int session_lock_path(char **ret, struct phx_err *err)
+ * overlapping runs would corrupt. The journal and temp files live beside it, under the same
+ * lock. */
+static int session_cache_dir(char **ret, struct phx_err *err)
 {
 	const char *env = getenv("PHX_CACHE_DIR");
 	char *dir = NULL;
-	int rc;
 
 	if (env && *env)
 		dir = strdup(env);
@@ -49,11 +50,12 @@ static int session_lock_path(char **ret, struct phx_err *err)
 		return -1;
 	if (!dir)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	rc = fs_mkdir_p(dir, 0755, err);
-	if (rc == 0 && asprintf(ret, "%s/orchestrator.lock", dir) < 0)
-		rc = phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	free(dir);
-	return rc;
+	if (fs_mkdir_p(dir, 0755, err) < 0) {
+		free(dir);
+		return -1;
+	}
+	*ret = dir;
+	return 0;
 }
 
 static struct pve_client *session_client(const struct session *s, const char *node,
@@ -143,31 +145,67 @@ static int session_lock(struct session *s, const char *path, struct phx_err *err
 	}
 }
 
+/* Under the lock: dead runs' temp files and half-made work first, then this run's journal. */
+static int session_recover(struct session *s, const char *cache, struct phx_err *err)
+{
+	char *dir = NULL;
+	int rc = -1;
+
+	if (!(s->recovered = json_array()) || asprintf(&dir, "%s/tmp", cache) < 0) {
+		dir = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (!s->opts->dry_run && rcv_private_tmp(dir, &s->tmp_dir, err) < 0)
+		goto out;
+	free(dir);
+	if (asprintf(&dir, "%s/journal", cache) < 0) {
+		dir = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (rcv_run(s->pve, dir, session_task_timeout(s), s->opts->dry_run, s->recovered,
+		    &s->recover_failed, err) < 0 ||
+	    (!s->opts->dry_run && jrn_open(dir, &s->journal, err) < 0))
+		goto out;
+	rc = 0;
+out:
+	free(dir);
+	return rc;
+}
+
 int session_connect(struct session *s, struct phx_err *err)
 {
-	char *path = NULL;
+	char *cache = NULL, *path = NULL;
+	int rc = -1;
 
 	if (cfg_require_connection(s->cfg, err) < 0)
 		return -1;
 	if (s->lock) {
-		int rc = session_lock_path(&path, err);
-
-		if (rc == 0)
-			rc = session_lock(s, path, err);
-		free(path);
-		if (rc < 0)
+		if (session_cache_dir(&cache, err) < 0)
 			return -1;
+		if (asprintf(&path, "%s/orchestrator.lock", cache) < 0) {
+			path = NULL;
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
+		if (session_lock(s, path, err) < 0)
+			goto out;
 	}
 	if (cfg_load_secret(s->cfg, &s->secret, err) < 0)
-		return -1;
+		goto out;
 	s->pve = session_client(s,
 				cfg_default_node(s->cfg) && strcmp(cfg_default_node(s->cfg), "auto")
 					? cfg_default_node(s->cfg)
 					: NULL,
 				err);
-	if (!s->pve)
-		return -1;
-	return session_resolve_node(s, err);
+	if (!s->pve || (s->lock && session_recover(s, cache, err) < 0))
+		goto out;
+	rc = session_resolve_node(s, err);
+out:
+	free(path);
+	free(cache);
+	return rc;
 }
 
 struct pve_client *session_new_client(const struct session *s, struct phx_err *err)
@@ -182,6 +220,10 @@ long session_task_timeout(const struct session *s)
 
 void session_release(struct session *s)
 {
+	jrn_close(s->journal);
+	rcv_private_tmp_remove(s->tmp_dir);
+	free(s->tmp_dir);
+	json_decref(s->recovered);
 	pve_client_free(s->pve);
 	secret_free(s->secret);
 	cfg_free(s->cfg);

@@ -10,11 +10,14 @@ struct txn_entry {
 	char *what;
 	const struct txn_action *action;
 	void *arg;
+	unsigned long seq; /* its journal line, 0 when not journaled */
 	struct txn_entry *prev;
 };
 
 struct txn {
 	void *ctx;
+	struct journal *jrn; /* borrowed, may be NULL */
+	unsigned long id;    /* the transaction's id in jrn */
 	struct txn_entry *last;
 	size_t count;
 };
@@ -25,6 +28,17 @@ struct txn *txn_new(void *ctx)
 
 	if (t)
 		t->ctx = ctx;
+	return t;
+}
+
+struct txn *txn_new_journaled(void *ctx, struct journal *j)
+{
+	struct txn *t = txn_new(ctx);
+
+	if (t && j) {
+		t->jrn = j;
+		t->id = jrn_txn_begin(j);
+	}
 	return t;
 }
 
@@ -41,6 +55,20 @@ int txn_add_undo(struct txn *t, const char *what, const struct txn_action *actio
 		if (action->free_arg)
 			action->free_arg(arg);
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory recording undo for %s", what);
+	}
+	if (t->jrn && action->record) {
+		json_t *rec = action->record(arg);
+		int rc = rec ? jrn_add_undo(t->jrn, t->id, what, rec, &e->seq, err)
+			     : phx_err_set(err, PHX_E_NOMEM, "out of memory");
+
+		json_decref(rec);
+		if (rc < 0) {
+			free(e->what);
+			free(e);
+			if (action->free_arg)
+				action->free_arg(arg);
+			return phx_err_wrap(err, "record the undo of %s", what);
+		}
 	}
 	e->action = action;
 	e->arg = arg;
@@ -82,6 +110,10 @@ int txn_rollback(struct txn *t, struct buf *report)
 				buf_printf(report, NULL, "could not remove %s: %s\n", e->what,
 					   uerr.msg);
 		} else {
+			struct phx_err jerr = PHX_ERR_INIT;
+
+			if (e->seq && jrn_undone(t->jrn, e->seq, &jerr) < 0)
+				log_warn("%s", jerr.msg);
 			log_info("rollback: removed %s", e->what);
 			if (report)
 				buf_printf(report, NULL, "removed %s\n", e->what);
@@ -91,10 +123,8 @@ int txn_rollback(struct txn *t, struct buf *report)
 	return failed;
 }
 
-void txn_commit(struct txn *t)
+static void txn_forget(struct txn *t)
 {
-	if (!t)
-		return;
 	while (t->last) {
 		struct txn_entry *e = t->last;
 
@@ -104,10 +134,28 @@ void txn_commit(struct txn *t)
 	t->count = 0;
 }
 
+void txn_commit(struct txn *t)
+{
+	bool journaled = false;
+
+	if (!t)
+		return;
+	for (struct txn_entry *e = t->last; e && !journaled; e = e->prev)
+		journaled = e->seq != 0;
+	if (journaled) {
+		struct phx_err err = PHX_ERR_INIT;
+
+		/* a missing commit line makes the next run undo finished work: say so loudly */
+		if (jrn_commit(t->jrn, t->id, &err) < 0)
+			log_warn("%s: the next run will take this run's work for half-made", err.msg);
+	}
+	txn_forget(t);
+}
+
 void txn_free(struct txn *t)
 {
 	if (!t)
 		return;
-	txn_commit(t);
+	txn_forget(t);
 	free(t);
 }

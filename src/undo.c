@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "series.h"
 
 struct undo_ref {
@@ -71,6 +72,42 @@ static int undo_settled(struct pve_client *c, int vmid, const char *node, const 
 	return 0;
 }
 
+/* A VM whose clone or create task still runs (a run killed while it waited, or stopped by a
+ * signal) carries Proxmox's `lock: clone|create` and cannot be destroyed until the task ends;
+ * wait for it. *ret_config is NULL when the VM went away meanwhile. */
+static int undo_vm_unlocked(struct pve_client *c, const char *node, int vmid, long timeout_s,
+			    json_t **ret_config, struct phx_err *err)
+{
+	double deadline = clk_now() + (double)(timeout_s > 0 ? timeout_s : 600);
+	json_t *config = NULL;
+
+	/* the caller has just seen it exist */
+	for (bool first = true;; first = false) {
+		const char *lock;
+		bool exists = true;
+
+		if (!first && pve_vm_exists(c, vmid, &exists, NULL, err) < 0)
+			return -1;
+		if (!exists) {
+			*ret_config = NULL;
+			return 0;
+		}
+		if (pve_vm_config_get(c, node, vmid, &config, err) < 0)
+			return -1;
+		lock = json_string_value(json_object_get(config, "lock"));
+		if (!lock || (strcmp(lock, "clone") && strcmp(lock, "create"))) {
+			*ret_config = config;
+			return 0;
+		}
+		json_decref(config);
+		if (clk_now() >= deadline)
+			return phx_err_set(err, PHX_E_TIMEOUT,
+					   "VM %d is still locked (%s) after %ld s", vmid, lock,
+					   timeout_s);
+		clk_sleep_ms(1000);
+	}
+}
+
 int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char *name,
 		   const char *tag, long timeout_s, struct phx_err *err)
 {
@@ -88,8 +125,12 @@ int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char 
 	if (!exists)
 		return 0;
 	node = where ? where : node;
-	if (pve_vm_config_get(c, node, vmid, &config, err) < 0)
+	if (undo_vm_unlocked(c, node, vmid, timeout_s, &config, err) < 0)
 		goto out;
+	if (!config) {
+		rc = 0; /* the task that held the lock failed and removed the VM */
+		goto out;
+	}
 	have = json_string_value(json_object_get(config, "name"));
 	ours = (!name || (have && !strcmp(have, name))) &&
 	       (!tag || series_has_tag(json_string_value(json_object_get(config, "tags")), tag));
@@ -185,9 +226,58 @@ static int undo_file(void *ctx, void *arg, struct phx_err *err)
 	return 0;
 }
 
-static const struct txn_action undo_vm_action = {undo_vm, undo_ref_free};
-static const struct txn_action undo_volume_action = {undo_volume, undo_ref_free};
-static const struct txn_action undo_file_action = {undo_file, undo_ref_free};
+static json_t *undo_vm_record(const void *arg)
+{
+	const struct undo_ref *r = arg;
+
+	return json_pack("{s:s, s:s, s:i, s:s?, s:s?}", "kind", "vm", "node", r->node, "vmid",
+			 r->vmid, "name", r->name, "tag", r->tag);
+}
+
+static json_t *undo_volume_record(const void *arg)
+{
+	const struct undo_ref *r = arg;
+
+	return json_pack("{s:s, s:s, s:s}", "kind", "volume", "node", r->node, "volid",
+			 r->target);
+}
+
+static json_t *undo_file_record(const void *arg)
+{
+	const struct undo_ref *r = arg;
+
+	return json_pack("{s:s, s:s}", "kind", "file", "path", r->target);
+}
+
+static const struct txn_action undo_vm_action = {undo_vm, undo_ref_free, undo_vm_record};
+static const struct txn_action undo_volume_action = {undo_volume, undo_ref_free,
+						     undo_volume_record};
+static const struct txn_action undo_file_action = {undo_file, undo_ref_free, undo_file_record};
+
+int undo_run_record(struct pve_client *c, const json_t *rec, long timeout_s,
+		    struct phx_err *err)
+{
+	const char *kind = json_string_value(json_object_get(rec, "kind"));
+	const char *node = json_string_value(json_object_get(rec, "node"));
+	const char *volid = json_string_value(json_object_get(rec, "volid"));
+	const char *path = json_string_value(json_object_get(rec, "path"));
+	json_int_t vmid = json_integer_value(json_object_get(rec, "vmid"));
+	struct undo_ref r = {.node = (char *)node, .target = (char *)(volid ? volid : path),
+			     .timeout_s = timeout_s};
+
+	if (kind && !strcmp(kind, "vm") && node && vmid > 0 && vmid < 1000000000) {
+		r.vmid = (int)vmid;
+		r.name = (char *)json_string_value(json_object_get(rec, "name"));
+		r.tag = (char *)json_string_value(json_object_get(rec, "tag"));
+		return undo_vm(c, &r, err);
+	}
+	if (kind && !strcmp(kind, "volume") && node && volid)
+		return undo_volume(c, &r, err);
+	if (kind && !strcmp(kind, "file") && path)
+		return undo_file(c, &r, err);
+	return phx_err_set(err, PHX_E_INPUT, "unknown undo record (kind '%s')",
+			   kind ? kind : "?");
+}
 
 int undo_add_vm(struct txn *t, const char *node, int vmid, const char *name, const char *tag,
 		long timeout_s, struct phx_err *err)

@@ -26,7 +26,7 @@ static void free_int(void *arg)
 	free(arg);
 }
 
-static const struct txn_action int_action = {record_undo, free_int};
+static const struct txn_action int_action = {record_undo, free_int, NULL};
 
 static int *new_int(int v)
 {

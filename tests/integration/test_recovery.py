@@ -1,0 +1,102 @@
+"""Crash safety: a run killed with SIGKILL (no handler, no rollback) leaves its journal; the
+next run, or `--recover`, undoes the half-made work it lists and then converges, with no
+manual step and no leaked volume or temp file (docs/failure-and-recovery.md)."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import phxtest
+import test_deploy
+import test_provision
+
+
+def kill_when(test, proc, path_re, since, settle=0.3):
+    """SIGKILL the run once the simulator has logged a request matching path_re."""
+    try:
+        for _ in range(600):
+            if any(re.search(path_re, r["path"]) and r["method"] != "GET"
+                   for r in test.sim.requests()[since:]):
+                break
+            if proc.poll() is not None:
+                test.fail("the run ended before %s: %s" % (path_re, proc.stderr.read()))
+            time.sleep(0.05)
+        else:
+            test.fail("the run never reached %s" % path_re)
+        time.sleep(settle)  # the request (or its task) is in flight
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    test.outputs += [out, err]
+    test.assertEqual(proc.returncode, -signal.SIGKILL)
+
+
+def journals(cache):
+    d = os.path.join(cache, "phoenix", "images", "journal")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def temp_files(cache):
+    d = os.path.join(cache, "phoenix", "images", "tmp")
+    out = []
+    for root, _, files in os.walk(d) if os.path.isdir(d) else []:
+        out += [os.path.join(root, f) for f in files]
+    return out
+
+
+class ProvisionKillTest(test_provision.ProvisionBase):
+    """SIGKILL at the import upload, the create task and the template task."""
+
+    def killed_at(self, path_re, task_type=None, fault=None):
+        cfg = self.config()
+        self.provision(cfg)  # the customized image is cached: later builds are quick
+        self.api_ok("DELETE", "/nodes/pve1/qemu/9000")
+        before = self.state()
+        if task_type:
+            self.sim.control("POST", "/_sim/task-duration", {"type": task_type, "seconds": 3})
+        if fault:
+            self.sim.control("POST", "/_sim/fault", fault)
+        n = len(self.sim.requests())
+        proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "--provision-template"],
+                                env=self.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        kill_when(self, proc, path_re, n)
+        self.assertEqual(len(journals(self.cache)), 1, "the killed run left its journal")
+        self.sim.control("DELETE", "/_sim/faults")
+        if task_type:
+            self.sim.control("POST", "/_sim/task-duration", {"type": task_type,
+                                                              "seconds": 0.05})
+        p = self.provision(cfg, check=0)
+        self.assertIn("recover: cleaned up", p.stderr)
+        st = self.state()
+        self.assertEqual(st["vms"]["9000"]["conf"].get("template"), 1)
+        self.assertEqual(list(st["vms"]), ["9000"])
+        self.assertEqual([v["volid"] for v in st["volumes"]],
+                         [v["volid"] for v in before["volumes"]] +
+                         ["local:9000/base-9000-disk-0.qcow2"],
+                         "no import volume or half-made disk left")
+        self.assertEqual(journals(self.cache), [])
+        self.assertEqual(temp_files(self.cache), [])
+        return p
+
+    def api_ok(self, method, path, params=None):
+        st, _, body = self.sim.api(method, path, params)
+        self.assertEqual(st, 200, body)
+        if isinstance(body.get("data"), str) and body["data"].startswith("UPID:"):
+            self.sim.wait_task(body["data"])
+
+    def test_killed_after_the_upload(self):
+        # the create request is held back: the kill comes between the upload and the create
+        self.killed_at(r"/storage/local/upload$", fault={
+            "kind": "http", "method": "POST", "path": "/nodes/pve1/qemu$",
+            "status": 500, "message": "slow", "delay": 10})
+
+    def test_killed_during_the_create_task(self):
+        p = self.killed_at(r"/nodes/pve1/qemu$", task_type="qmcreate")
+        self.assertIn("VM 9000", p.stderr)
+
+    def test_killed_during_the_template_task(self):
+        self.killed_at(r"/qemu/9000/template$", task_type="qmtemplate")
