@@ -135,6 +135,18 @@ long deploy_place(struct deploy_node *nodes, size_t n, uint64_t mem);
 void deploy_place_why(const struct deploy_node *x, const struct deploy_cpu *c, uint64_t mem,
 		      unsigned cores, char *ret, size_t len);
 
+/* ---- the worker pool of --jobs ---- */
+
+/* How many VMs may be in flight on one node: ceil(jobs / nodes that have work in this run), so
+ * that one node is not hammered while the others idle, and a batch all on one node still gets
+ * every job. At least 1. */
+unsigned deploy_jobs_per_node(unsigned jobs, size_t nodes_with_work);
+/* The VM a free worker starts next: the first in config order that is not started yet and
+ * whose node (node_of[i], an index into in_flight) has fewer than `bound` VMs in flight. -1
+ * when none may start now (the worker waits for one in flight to end). */
+long deploy_next_job(const size_t *node_of, const bool *started, size_t n,
+		     const unsigned *in_flight, unsigned bound);
+
 /* ---- the planner of one VM (deploy_plan.c) ---- */
 
 /* What cmd_deploy read and prepared for one VM; everything borrowed. */

@@ -87,8 +87,14 @@ struct dep_run {
 	/* owned; the cluster's guests, read once: a VM costs the same requests however many
 	 * there are (each VM's entry is only read; what a VM's run creates is its own) */
 	struct pve_vm_list guests;
-	pthread_mutex_t mu; /* guards next */
-	size_t next;
+	/* --jobs: which VM runs next (deploy_next_job); all guarded by mu, waited on with cv */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t *node_of;     /* owned [n]: each VM's node, an index into in_flight */
+	bool *started;	     /* owned [n] */
+	unsigned *in_flight; /* owned [n]: VMs in flight per node */
+	size_t n_started;
+	unsigned per_node; /* deploy_jobs_per_node() */
 };
 
 /* ---- preparation (no network) ---- */
@@ -472,6 +478,15 @@ static int dep_snippet_storage(const json_t *storages, const char *snippets_dir,
 			   snippets_dir);
 }
 
+/* Where a VM that does not exist yet goes: the node placement chose, else its configured one,
+ * else the session's. */
+static const char *dep_new_node(const struct dep_run *r, const struct dep_vm *dv)
+{
+	const char *node = cfg_vm_node(r->s->cfg, dv->vm);
+
+	return dv->placed[0] ? dv->placed : node ? node : r->s->node;
+}
+
 static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm *dv,
 		    struct dep_read *rd, struct phx_err *err)
 {
@@ -501,10 +516,7 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 			return -1;
 		free(net0);
 	} else {
-		snprintf(rd->node, sizeof(rd->node), "%s",
-			 dv->placed[0]		? dv->placed
-			 : cfg_vm_node(cfg, vm) ? cfg_vm_node(cfg, vm)
-						: r->s->node);
+		snprintf(rd->node, sizeof(rd->node), "%s", dep_new_node(r, dv));
 		/* a clone starts as its template: plan against the template's config */
 		if (dep_source(cfg, vm, &r->guests, rd->node, &rd->src, err) < 0 ||
 		    pve_vm_config_get(c, rd->src->node, rd->src->vmid, &rd->conf, err) < 0 ||
@@ -677,27 +689,73 @@ static void dep_fail_all_from(struct dep_run *r, struct dep_vm *dv, const struct
 	dv->res.error = strdup(err->msg);
 }
 
+/* A worker takes the next VM whose node is under its bound (deploy_next_job) and waits when
+ * none is; a VM that ends frees its node's slot and wakes the waiting workers. */
 static void *dep_worker(void *arg)
 {
 	struct dep_run *r = arg;
 	struct phx_err err = PHX_ERR_INIT;
 	struct pve_client *c = session_new_client(r->s, &err);
 
+	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		size_t i;
+		long i = deploy_next_job(r->node_of, r->started, r->n, r->in_flight, r->per_node);
 
-		pthread_mutex_lock(&r->mu);
-		i = r->next++;
+		if (i < 0) {
+			if (r->n_started == r->n)
+				break;
+			pthread_cond_wait(&r->cv, &r->mu);
+			continue;
+		}
+		r->started[i] = true;
+		r->in_flight[r->node_of[i]]++;
+		/* nothing left to start: idle workers may go (and free their connection) */
+		if (++r->n_started == r->n)
+			pthread_cond_broadcast(&r->cv);
 		pthread_mutex_unlock(&r->mu);
-		if (i >= r->n)
-			break;
 		if (!c)
 			dep_fail_all_from(r, &r->vms[i], &err);
 		else
 			dep_run_one(r, c, &r->vms[i]);
+		pthread_mutex_lock(&r->mu);
+		r->in_flight[r->node_of[i]]--;
+		pthread_cond_broadcast(&r->cv);
 	}
+	pthread_mutex_unlock(&r->mu);
 	pve_client_free(c);
 	return NULL;
+}
+
+/* Each VM's node for the --jobs bound: where it is, else where it will be (as dep_read
+ * decides); returns how many nodes have work. A cross-node clone's clone task runs beside
+ * its template, but the rest of its work (migrate, upload, config, start) is on its node. */
+static int dep_jobs_nodes(struct dep_run *r, size_t *ret_nodes, struct phx_err *err)
+{
+	const char **names = calloc(r->n ? r->n : 1, sizeof(*names));
+	size_t k = 0;
+
+	r->node_of = calloc(r->n ? r->n : 1, sizeof(*r->node_of));
+	r->started = calloc(r->n ? r->n : 1, sizeof(*r->started));
+	r->in_flight = calloc(r->n ? r->n : 1, sizeof(*r->in_flight));
+	if (!names || !r->node_of || !r->started || !r->in_flight) {
+		free(names);
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		const struct dep_vm *dv = &r->vms[i];
+		const struct pve_vm_info *dst = dep_find(&r->guests, dv->vm->vmid);
+		const char *node = dst ? dst->node : dep_new_node(r, dv);
+		size_t j = 0;
+
+		while (j < k && strcmp(names[j], node ? node : ""))
+			j++;
+		if (j == k)
+			names[k++] = node ? node : "";
+		r->node_of[i] = j;
+	}
+	free(names);
+	*ret_nodes = k;
+	return 0;
 }
 
 /* ---- report ---- */
@@ -970,10 +1028,20 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	r.agent_timeout_s = s->cfg->defaults.agent_timeout_s   ? s->cfg->defaults.agent_timeout_s
 			    : s->cfg->proxmox.timeouts.agent_s ? s->cfg->proxmox.timeouts.agent_s
 							       : 600;
-	pthread_mutex_init(&r.mu, NULL);
 	jobs = opts->jobs ? opts->jobs : 1;
 	if (jobs > n)
 		jobs = (unsigned)n;
+	if (jobs > 1) {
+		size_t busy_nodes = 0;
+
+		if (dep_jobs_nodes(&r, &busy_nodes, err) < 0)
+			goto out;
+		r.per_node = deploy_jobs_per_node(jobs, busy_nodes);
+		log_debug("--jobs %u over %zu node%s: at most %u VMs in flight per node", jobs,
+			  busy_nodes, busy_nodes == 1 ? "" : "s", r.per_node);
+	}
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
 	if (jobs <= 1) {
 		for (size_t i = 0; i < n; i++)
 			dep_run_one(&r, s->pve, &vms[i]);
@@ -983,6 +1051,7 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 
 		if (!th) {
 			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			pthread_cond_destroy(&r.cv);
 			pthread_mutex_destroy(&r.mu);
 			goto out;
 		}
@@ -998,6 +1067,7 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 			pthread_join(th[i], NULL);
 		free(th);
 	}
+	pthread_cond_destroy(&r.cv);
 	pthread_mutex_destroy(&r.mu);
 
 	if (opts->dry_run) {
@@ -1046,6 +1116,9 @@ out:
 	free(vms);
 	json_decref(r.storages);
 	pve_vm_list_release(&r.guests);
+	free(r.node_of);
+	free(r.started);
+	free(r.in_flight);
 	return rc;
 }
 

@@ -209,6 +209,23 @@ void deploy_place_why(const struct deploy_node *x, const struct deploy_cpu *c, u
 	snprintf(ret + k, len - (size_t)k, "%s, %u of our VMs", cpu_s, x->ours ? x->ours - 1 : 0);
 }
 
+unsigned deploy_jobs_per_node(unsigned jobs, size_t nodes_with_work)
+{
+	size_t k = nodes_with_work ? nodes_with_work : 1;
+	size_t b = ((size_t)jobs + k - 1) / k;
+
+	return b ? (unsigned)b : 1;
+}
+
+long deploy_next_job(const size_t *node_of, const bool *started, size_t n,
+		     const unsigned *in_flight, unsigned bound)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!started[i] && in_flight[node_of[i]] < bound)
+			return (long)i;
+	return -1;
+}
+
 bool deploy_disks_shared(const json_t *storages, const json_t *config)
 {
 	/* pve-storage Plugin.pm @SHARED_STORAGE: these types are shared whatever the flag */

@@ -773,6 +773,61 @@ class TestPlacement(DeployBase):
         self.assertEqual(self.sim.schema_violations(), [])
 
 
+class TestJobsPerNode(DeployBase):
+    """--jobs N bounds the VMs in flight per node to ceil(N / nodes with work), and in total
+    to N: a batch mostly on one node does not hammer it while the others idle."""
+    sim_opts = dict(DeployBase.sim_opts, nodes="pve1,pve2,pve3")
+
+    @staticmethod
+    def max_overlap(tasks):
+        """Most tasks running at once. Task times are whole seconds (as in Proxmox): a task is
+        [starttime, endtime), an end sorts before a start at the same second, so truncated
+        times can hide an overlap shorter than a second but never make one up."""
+        events = sorted([(t["starttime"], 1) for t in tasks] +
+                        [(t["endtime"], -1) for t in tasks], key=lambda e: (e[0], e[1]))
+        most = cur = 0
+        for _, d in events:
+            cur += d
+            most = max(most, cur)
+        return most
+
+    def test_jobs_are_bounded_per_node(self):
+        # a template on each node, so every VM's clone task runs on the VM's own node
+        for node, vmid in (("pve1", 9001), ("pve2", 9002), ("pve3", 9003)):
+            self.api_ok("POST", "/nodes/%s/qemu" % node, {
+                "vmid": str(vmid), "name": "tpl-%s" % node, "scsi0": "local:1",
+                "net0": "virtio,bridge=vmbr0", "agent": "enabled=1", "boot": "order=scsi0",
+                "tags": "phoenix"})
+            self.api_ok("POST", "/nodes/%s/qemu/%d/template" % (node, vmid))
+        # 2 s, not 1: two clones started in the same second then overlap in whole seconds too
+        self.sim.control("POST", "/_sim/task-duration", {"type": "qmclone", "seconds": 2})
+        where = ["pve1"] * 6 + ["pve2", "pve3"]
+        vms = [self.vm_8001(vmid=8101 + i, name="vm-%d" % i, node=node, features=[],
+                            disk_size_gb=None, clone_from_vmid=9001 + int(node[-1]) - 1)
+               for i, node in enumerate(where)]
+        p = self.deploy(self.config(vms), "--all", "--jobs", "4", "--output", "json",
+                        "--verbose")
+        self.assertIn("at most 2 VMs in flight per node", p.stderr)
+        res = json.loads(p.stdout)
+        self.assertEqual([r["vmid"] for r in res], list(range(8101, 8109)), "config order")
+        self.assertEqual({r["state"] for r in res}, {"created"}, p.stderr)
+        self.assertEqual([r["node"] for r in res], where)
+        clones = {}
+        for node in ("pve1", "pve2", "pve3"):
+            st, _, body = self.sim.api("GET", "/nodes/%s/tasks" % node,
+                                       {"typefilter": "qmclone", "limit": 100})
+            self.assertEqual(st, 200, body)
+            clones[node] = body["data"]
+        self.assertEqual(len(clones["pve1"]), 6)
+        every = [t for ts in clones.values() for t in ts]
+        self.assertTrue(all(t.get("endtime") for t in every), every)
+        # ceil(4 jobs / 3 nodes with work) = 2 on pve1, reached, never more; 4 in all
+        self.assertEqual(self.max_overlap(clones["pve1"]), 2, clones["pve1"])
+        self.assertLessEqual(self.max_overlap(every), 4)
+        self.assertGreater(self.max_overlap(every), 2, "the other nodes worked meanwhile")
+        self.assertEqual(self.sim.schema_violations(), [])
+
+
 class TestCrossNode(DeployBase):
     """A VM on another node than its template, on node-local storage: qemu-server refuses a
     clone with target from local storage (clone_vm: "can't clone VM to node 'X' (VM uses

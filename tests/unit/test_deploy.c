@@ -369,3 +369,54 @@ Test(deploy, placement_explains_the_node_as_it_was_before_the_vm)
 	deploy_place_why(&x, &c, 4 * GiB, 2, why, 12);
 	cr_assert_str_eq(why, "placed on p", "truncated, still terminated");
 }
+
+/* ---- the worker pool of --jobs ---- */
+
+Test(deploy, jobs_per_node_is_the_ceiling_of_jobs_over_busy_nodes)
+{
+	static const struct {
+		unsigned jobs;
+		size_t nodes;
+		unsigned want;
+	} cases[] = {
+		{4, 1, 4}, /* a batch all on one node still gets every job */
+		{4, 2, 2}, {4, 3, 2}, {4, 4, 1}, {4, 9, 1}, {8, 3, 3}, {1, 3, 1}, {5, 0, 5},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_assert_eq(deploy_jobs_per_node(cases[i].jobs, cases[i].nodes), cases[i].want,
+			     "--jobs %u over %zu nodes", cases[i].jobs, cases[i].nodes);
+}
+
+Test(deploy, next_job_is_the_first_not_started_vm_whose_node_has_room)
+{
+	/* six VMs on node 0, then one on node 1 and one on node 2; --jobs 4 over 3 nodes */
+	const size_t node_of[] = {0, 0, 0, 0, 0, 0, 1, 2};
+	bool started[8] = {false};
+	unsigned in_flight[3] = {0};
+	const unsigned bound = deploy_jobs_per_node(4, 3);
+	long order[4];
+
+	for (int w = 0; w < 4; w++) {
+		long i = deploy_next_job(node_of, started, 8, in_flight, bound);
+
+		cr_assert_geq(i, 0);
+		started[i] = true;
+		in_flight[node_of[i]]++;
+		order[w] = i;
+	}
+	cr_assert_eq(order[0], 0);
+	cr_assert_eq(order[1], 1);
+	cr_assert_eq(order[2], 6, "node 0 is at its bound: the next node's VM goes");
+	cr_assert_eq(order[3], 7);
+	cr_assert_eq(deploy_next_job(node_of, started, 8, in_flight, bound), -1,
+		     "a fifth worker waits");
+	in_flight[1]--; /* the VM on node 1 ended: still nothing for node 0 */
+	cr_assert_eq(deploy_next_job(node_of, started, 8, in_flight, bound), -1);
+	in_flight[0]--; /* one on node 0 ended: the next in config order */
+	cr_assert_eq(deploy_next_job(node_of, started, 8, in_flight, bound), 2);
+	for (size_t i = 0; i < 8; i++)
+		started[i] = true;
+	in_flight[0] = 0;
+	cr_assert_eq(deploy_next_job(node_of, started, 8, in_flight, bound), -1, "all started");
+}
