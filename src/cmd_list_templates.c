@@ -1,6 +1,8 @@
 /* cmd_list_templates: --list-templates, the templates this tool built. A template is ours
  * when it carries the `phoenix` tag; its series is its `phx-<name>` tag and its build record
- * (source, sha256, build time) is the description cmd_provision wrote. Reads only. */
+ * (source, sha256, build time) is the description cmd_provision wrote. Listed by series, then
+ * node, then VMID (the versions of a series on each node, oldest first), in text and JSON
+ * alike: /cluster/resources has no useful order. Reads only. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,74 @@ static void tpl_series(const char *tags, char *ret, size_t len)
 	ret[0] = '\0';
 	if (p)
 		snprintf(ret, len, "%.*s", (int)strcspn(p + 4, ";, "), p + 4);
+}
+
+static const char *tpl_str(const json_t *t, const char *key)
+{
+	const char *v = json_string_value(json_object_get(t, key));
+
+	return v ? v : "";
+}
+
+/* Series (templates without one last), node, VMID. */
+static int tpl_cmp(const void *a, const void *b)
+{
+	const json_t *x = *(const json_t *const *)a, *y = *(const json_t *const *)b;
+	const char *sx = tpl_str(x, "series"), *sy = tpl_str(y, "series");
+	json_int_t vx = json_integer_value(json_object_get(x, "vmid"));
+	json_int_t vy = json_integer_value(json_object_get(y, "vmid"));
+	int c;
+
+	if (!*sx != !*sy)
+		return *sx ? -1 : 1;
+	if ((c = strcmp(sx, sy)) || (c = strcmp(tpl_str(x, "node"), tpl_str(y, "node"))))
+		return c;
+	return vx < vy ? -1 : vx > vy;
+}
+
+/* Sorts the array in place (tpl_cmp). */
+static int tpl_sort(json_t *arr, struct phx_err *err)
+{
+	size_t n = json_array_size(arr);
+	json_t **items = calloc(n ? n : 1, sizeof(*items));
+
+	if (!items)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		items[i] = json_incref(json_array_get(arr, i));
+	qsort(items, n, sizeof(*items), tpl_cmp);
+	json_array_clear(arr);
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(arr, items[i]) < 0) {
+			for (size_t k = i + 1; k < n; k++)
+				json_decref(items[k]);
+			free(items);
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		}
+	free(items);
+	return 0;
+}
+
+/* "-" for an empty text cell, so every row has every column */
+static const char *tpl_cell(const json_t *t, const char *key)
+{
+	const char *v = tpl_str(t, key);
+
+	return *v ? v : "-";
+}
+
+static int tpl_width(const json_t *arr, const char *key, int min)
+{
+	size_t i;
+	const json_t *t;
+
+	json_array_foreach(arr, i, t)
+	{
+		int l = (int)strlen(tpl_str(t, key));
+
+		min = l > min ? l : min;
+	}
+	return min;
 }
 
 static int cmd_list_templates_run(struct session *s, struct phx_err *err)
@@ -58,23 +128,25 @@ static int cmd_list_templates_run(struct session *s, struct phx_err *err)
 				       series_has_tag(vm->tags, SERIES_TAG_VALIDATED)));
 		json_decref(config);
 	}
+	if (tpl_sort(out, err) < 0)
+		goto out;
 	if (opts->output == CLI_OUTPUT_JSON) {
 		json_dumpf(out, stdout, JSON_COMPACT);
 		fputc('\n', stdout);
 	} else {
+		/* grouped: a series' versions on one node follow each other, then its next node */
+		const int ws = tpl_width(out, "series", 6), wd = tpl_width(out, "node", 4),
+			  wn = tpl_width(out, "name", 4);
 		size_t i;
 		json_t *t;
 
-		printf("%-9s %-28s %-8s %-20s %-20s %-12s %s\n", "VMID", "NAME", "NODE", "SERIES",
-		       "BUILT", "SHA256", "VALIDATED");
+		printf("%-*s  %-*s  %-9s  %-*s  %-20s  %-12s  %s\n", ws, "SERIES", wd, "NODE",
+		       "VMID", wn, "NAME", "BUILT", "SHA256", "VALIDATED");
 		json_array_foreach(out, i, t)
-			printf("%-9lld %-28s %-8s %-20s %-20s %-12.12s %s\n",
-			       json_integer_value(json_object_get(t, "vmid")),
-			       json_string_value(json_object_get(t, "name")),
-			       json_string_value(json_object_get(t, "node")),
-			       json_string_value(json_object_get(t, "series")),
-			       json_string_value(json_object_get(t, "built")),
-			       json_string_value(json_object_get(t, "sha256")),
+			printf("%-*s  %-*s  %-9lld  %-*s  %-20s  %-12.12s  %s\n", ws,
+			       tpl_cell(t, "series"), wd, tpl_str(t, "node"),
+			       (long long)json_integer_value(json_object_get(t, "vmid")), wn,
+			       tpl_str(t, "name"), tpl_cell(t, "built"), tpl_cell(t, "sha256"),
 			       json_is_true(json_object_get(t, "validated")) ? "yes" : "no");
 	}
 	rc = 0;

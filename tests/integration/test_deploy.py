@@ -828,6 +828,39 @@ class TestJobsPerNode(DeployBase):
         self.assertEqual(self.sim.schema_violations(), [])
 
 
+class TestListTemplates(DeployBase):
+    """--list-templates on a cluster: the versions of each series per node, sorted by series,
+    node and VMID whatever order /cluster/resources gives."""
+    sim_opts = dict(DeployBase.sim_opts, nodes="pve1,pve2,pve3")
+
+    def test_versions_listed_by_series_node_and_vmid(self):
+        made = [("pve2", 9102, "noble-20261202-001", "phoenix;phx-noble"),
+                ("pve3", 9105, "noble-20261203-001", "phoenix;phx-noble;validated"),
+                ("pve1", 9101, "noble-20261202-001", "phoenix;phx-noble"),
+                ("pve3", 9200, "alpine-20261201-001", "phoenix;phx-alpine"),
+                ("pve1", 9100, "noble-20261201-001", "phoenix;phx-noble;validated"),
+                ("pve2", 9300, "handmade-ours", "phoenix"),
+                ("pve1", 9400, "not-ours", "golden")]
+        for node, vmid, name, tags in made:
+            self.api_ok("POST", "/nodes/%s/qemu" % node, {"vmid": str(vmid), "name": name,
+                                                           "tags": tags})
+            self.api_ok("POST", "/nodes/%s/qemu/%d/template" % (node, vmid))
+        cfg = self.config([])
+        want = [("alpine", "pve3", 9200), ("noble", "pve1", 9100), ("noble", "pve1", 9101),
+                ("noble", "pve2", 9102), ("noble", "pve3", 9105), ("", "pve2", 9300)]
+        p = self.run_bin("--config", cfg, "--list-templates", "--output", "json", check=0)
+        listed = json.loads(p.stdout)
+        self.assertEqual([(x["series"], x["node"], x["vmid"]) for x in listed], want)
+        self.assertEqual([x["validated"] for x in listed],
+                         [False, True, False, False, True, False])
+        p = self.run_bin("--config", cfg, "--list-templates", check=0)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0].split()[:4], ["SERIES", "NODE", "VMID", "NAME"])
+        self.assertEqual([tuple(l.split()[:3]) for l in lines[1:]],
+                         [(s or "-", n, str(v)) for s, n, v in want])
+        self.assertEqual(self.sim.schema_violations(), [])
+
+
 class TestCrossNode(DeployBase):
     """A VM on another node than its template, on node-local storage: qemu-server refuses a
     clone with target from local storage (clone_vm: "can't clone VM to node 'X' (VM uses
