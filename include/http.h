@@ -66,6 +66,10 @@ struct http_response {
 	char reason[256]; /* reason phrase of the status line (Proxmox puts its error there) */
 	struct buf body;  /* body when no sink was given, or when the status is not 2xx */
 	struct buf headers; /* raw header lines of the final response */
+	/* The connection (and TLS) was up, so the request went out at least in part: after a
+	 * transport failure the server may have acted on it. False when the failure came before
+	 * (DNS, connect, TLS handshake, pin mismatch): nothing was sent. */
+	bool sent;
 };
 
 void http_response_init(struct http_response *r);
@@ -75,9 +79,18 @@ void http_response_release(struct http_response *r);
 bool http_response_header(const struct http_response *r, const char *name, char *ret,
 			  size_t len);
 
+/* The response's Date header as seconds since the epoch (the server's clock); false when
+ * absent or unparsable. */
+bool http_response_date(const struct http_response *r, long long *ret);
+
 /* Performs one request. Returns 0 when an HTTP response arrived, whatever its status (the
  * caller decides what a 404 means); -1 on transport, TLS or sink failure with err filled
- * (PHX_E_NET, PHX_E_TLS, ...). `resp` must be initialised; it is reset first. */
+ * (PHX_E_NET, PHX_E_TLS, ...); resp->sent tells whether the request may have reached the
+ * server. `resp` must be initialised; it is reset first.
+ * A request other than GET and HEAD is sent at most once: it always goes on a new
+ * connection (libcurl re-sends a request by itself only on a reused connection that died
+ * before any answer, lib/transfer.c Curl_retry_request), redirects are not followed and no
+ * authentication scheme makes libcurl repeat it; the caller decides what a failure means. */
 int http_perform(struct http_client *c, const struct http_request *req,
 		 struct http_response *resp, struct phx_err *err);
 

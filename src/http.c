@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -63,6 +64,7 @@ void http_response_init(struct http_response *r)
 {
 	r->status = 0;
 	r->reason[0] = '\0';
+	r->sent = false;
 	buf_init(&r->body, HTTP_BODY_MAX);
 	buf_init(&r->headers, HTTP_HEADERS_MAX);
 }
@@ -81,6 +83,7 @@ static void http_response_reset(struct http_response *r)
 {
 	r->status = 0;
 	r->reason[0] = '\0';
+	r->sent = false;
 	buf_reset(&r->body);
 	buf_reset(&r->headers);
 	if (!r->body.max)
@@ -122,6 +125,20 @@ bool http_response_header(const struct http_response *r, const char *name, char 
 		p = eol + 1;
 	}
 	return false;
+}
+
+bool http_response_date(const struct http_response *r, long long *ret)
+{
+	char text[128];
+	time_t t;
+
+	if (!http_response_header(r, "Date", text, sizeof(text)))
+		return false;
+	t = curl_getdate(text, NULL);
+	if (t == (time_t)-1)
+		return false;
+	*ret = (long long)t;
+	return true;
 }
 
 int http_global_init(struct phx_err *err)
@@ -658,12 +675,18 @@ static int http_run(struct http_client *c, const char *url, struct curl_slist *h
 		    struct http_response *resp, struct phx_err *err)
 {
 	CURLcode rc;
+	curl_off_t pretransfer = 0;
 
 	if (curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK)
 		return phx_err_set(err, PHX_E_INTERNAL, "libcurl refused the request headers");
 	phx_err_clear(&c->cb_err);
 	c->resp = resp;
 	rc = curl_easy_perform(c->curl);
+	/* libcurl stamps "pre-transfer" once the connection and TLS are up, just before the
+	 * request goes out; zero means the failure came first and nothing was sent */
+	resp->sent = curl_easy_getinfo(c->curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) !=
+			     CURLE_OK ||
+		     pretransfer > 0;
 	/* the header list dies after this call: do not leave a dangling pointer in the handle */
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
 	c->resp = NULL;
@@ -743,10 +766,11 @@ int http_perform(struct http_client *c, const struct http_request *req,
 	} else if (strcmp(method, "HEAD") == 0) {
 		SETOPT(CURLOPT_NOBODY, 1L);
 	} else {
-		/* libcurl sends a request again, once, when a reused connection turns out dead
-		 * before any answer: for a clone or a create that is a second clone. A fresh
-		 * connection is never retried that way; after a failure the caller reads the
-		 * state instead. */
+		/* libcurl sends a request again when a reused connection turns out dead before
+		 * any answer (lib/transfer.c Curl_retry_request, only for conn->bits.reuse):
+		 * for a clone or a create that is a second clone. A fresh connection is never
+		 * retried that way; after a failure the caller reads the state instead (see
+		 * pve_request_task_key). */
 		SETOPT(CURLOPT_FRESH_CONNECT, 1L);
 		if (strcmp(method, "POST") != 0)
 			SETOPT(CURLOPT_CUSTOMREQUEST, method);
