@@ -1,7 +1,9 @@
 /* pve: the Proxmox VE REST client. Token authentication, path escaping, the {"data":...}
  * envelope, error mapping (HTTP status + reason phrase + `errors` object -> one message),
  * retries (GETs on connection errors and 5xx; other methods only on Proxmox lock timeouts),
- * task polling and the typed calls the commands need. A read-only mode (--dry-run) refuses
+ * task polling and the typed calls the commands need. A changing request is never sent twice
+ * on a mere connection failure: when its answer is lost, the client reads the task list to
+ * learn what became of it (pve_request_task_key). A read-only mode (--dry-run) refuses
  * changing requests. Uses http.h for the wire and jansson for JSON; does not
  * know about config files or the undo transaction (cmd_* wire those in).
  *
@@ -48,6 +50,9 @@ struct pve_client_opts {
 	int max_tries;			 /* GET / lock-timeout attempts; 0: 4 */
 	unsigned retry_base_ms;		 /* first retry delay before jitter; 0: 250 ms */
 	bool read_only;			 /* --dry-run: POST/PUT/DELETE are refused, unsent */
+	/* how long to look for the task of a request whose answer was lost; 0: 5 s (a
+	 * request cut off in flight may still be before its fork on the server) */
+	long task_lookup_s;
 };
 
 struct pve_client;
@@ -67,7 +72,9 @@ const char *pve_client_token_id(const struct pve_client *c);
  * (pve_path() builds one). GET and DELETE put params in the query string, POST and PUT in an
  * application/x-www-form-urlencoded body. On success *ret_data (may be NULL to ignore) gets
  * the envelope's "data" member (caller owns: json_decref; JSON null when the server said so).
- * A read-only client refuses POST/PUT/DELETE with PHX_E_INTERNAL. */
+ * A read-only client refuses POST/PUT/DELETE with PHX_E_INTERNAL.
+ * POST/PUT/DELETE go out once: when the connection fails after the request was sent, the
+ * error (PHX_E_NET) says the outcome is unknown and the request is not repeated. */
 int pve_request(struct pve_client *c, const char *method, const char *path,
 		const struct pve_param *params, size_t n_params, json_t **ret_data,
 		struct phx_err *err);
@@ -130,10 +137,36 @@ int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 		  unsigned *ret_warnings, struct phx_err *err);
 
 /* A request that starts a task (UPID answer; a JSON null answer is a synchronous success),
- * then waits for the task (pve_task_wait). Errors are wrapped with "METHOD PATH". */
+ * then waits for the task (pve_task_wait). Errors are wrapped with "METHOD PATH". The task is
+ * identified from METHOD and path (and the `vmid`/`newid` params) for the endpoints Phoenix
+ * calls: pve_request_task_key with key NULL. */
 int pve_request_task(struct pve_client *c, const char *method, const char *path,
 		     const struct pve_param *params, size_t n_params, long timeout_s,
 		     struct phx_err *err);
+
+/* What identifies the task a changing request starts: the type and id of its UPID (the
+ * `fork_worker` call of the Proxmox endpoint). Strings borrowed for the call. */
+struct pve_task_key {
+	const char *type;     /* "qmclone", "qmcreate", "qmstart", "qmdestroy", "imgdel", ... */
+	const char *id;	      /* the UPID's id, for VM tasks the VMID ("9000"; a clone's is
+			       * the SOURCE VM's); NULL: any id */
+	const char *log_mark; /* text this request's task writes to its log, for tasks whose
+			       * id others share (clones of one template: "creating a clone of
+			       * VM 9000 with ID 9001"); NULL: none */
+};
+
+/* pve_request_task with the task named by `key` (NULL: derived as pve_request_task does).
+ * When the connection fails after the request went out (closed or timed out without an
+ * answer), the request is NOT sent again; instead GET /nodes/{node of the path}/tasks
+ * (source=all) is read, for up to task_lookup_s, for a task of key's type and id by this
+ * client's token, started since the request was sent (server clock, learnt from the Date
+ * headers), that this client did not already know and whose log contains key->log_mark.
+ * Exactly one: it is waited for as if its UPID had been the answer. None, several, no key,
+ * or the list unreadable: PHX_E_NET "METHOD PATH: <transport error>; the outcome is unknown:
+ * <what was checked>; it was not sent again ...". */
+int pve_request_task_key(struct pve_client *c, const char *method, const char *path,
+			 const struct pve_param *params, size_t n_params,
+			 const struct pve_task_key *key, long timeout_s, struct phx_err *err);
 
 /* ---- typed calls ---- */
 

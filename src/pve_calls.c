@@ -253,16 +253,21 @@ int pve_vm_config_get(struct pve_client *c, const char *node, int vmid, json_t *
 	return rc;
 }
 
+/* A VM request that starts a task of type `ttype` whose id is the VMID (qemu-server
+ * API2/Qemu.pm fork_worker calls), so a lost answer can be followed to its task. */
 static int vm_async(struct pve_client *c, const char *method, const char *node, int vmid,
 		    const char *s1, const char *s2, const struct pve_param *params, size_t n,
-		    long timeout_s, struct phx_err *err)
+		    const char *ttype, long timeout_s, struct phx_err *err)
 {
 	char *path = vm_path(c, node, vmid, s1, s2, err);
+	char id[24];
+	struct pve_task_key key = {ttype, id, NULL};
 	int rc;
 
 	if (!path)
 		return -1;
-	rc = pve_request_task(c, method, path, params, n, timeout_s, err);
+	fmt_int(id, sizeof(id), vmid);
+	rc = pve_request_task_key(c, method, path, params, n, &key, timeout_s, err);
 	free(path);
 	return rc;
 }
@@ -271,18 +276,27 @@ int pve_vm_config_set(struct pve_client *c, const char *node, int vmid,
 		      const struct pve_param *params, size_t n_params, long timeout_s,
 		      struct phx_err *err)
 {
-	return vm_async(c, "POST", node, vmid, "config", NULL, params, n_params, timeout_s, err);
+	return vm_async(c, "POST", node, vmid, "config", NULL, params, n_params, "qmconfig",
+			timeout_s, err);
 }
 
 int pve_vm_create(struct pve_client *c, const char *node, const struct pve_param *params,
 		  size_t n_params, long timeout_s, struct phx_err *err)
 {
 	char *path = pve_path(err, "nodes", node_or_default(c, node), "qemu", NULL);
+	const char *vmid = NULL;
+	/* create_vm forks qmcreate with the new VMID */
+	struct pve_task_key key = {"qmcreate", NULL, NULL};
 	int rc;
 
 	if (!path)
 		return -1;
-	rc = pve_request_task(c, "POST", path, params, n_params, timeout_s, err);
+	for (size_t i = 0; i < n_params; i++)
+		if (params[i].value && strcmp(params[i].key, "vmid") == 0)
+			vmid = params[i].value;
+	key.id = vmid;
+	rc = pve_request_task_key(c, "POST", path, params, n_params, vmid ? &key : NULL,
+				  timeout_s, err);
 	free(path);
 	return rc;
 }
@@ -292,17 +306,26 @@ int pve_vm_clone(struct pve_client *c, const char *node, int vmid, int newid,
 		 struct phx_err *err)
 {
 	struct pve_param *all = calloc(n_params + 1, sizeof(*all));
-	char id[24];
-	int rc;
+	char id[24], src[24], mark[96];
+	/* clone_vm forks qmclone with the SOURCE VMID, which parallel clones of one template
+	 * share; its worker logs "creating a clone of VM $vmid with ID $newid" */
+	struct pve_task_key key = {"qmclone", src, mark};
+	char *path;
+	int rc = -1;
 
 	if (!all)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	fmt_int(id, sizeof(id), newid);
+	fmt_int(src, sizeof(src), vmid);
+	snprintf(mark, sizeof(mark), "creating a clone of VM %d with ID %d", vmid, newid);
 	all[0].key = "newid";
 	all[0].value = id;
 	if (n_params)
 		memcpy(all + 1, params, n_params * sizeof(*params));
-	rc = vm_async(c, "POST", node, vmid, "clone", NULL, all, n_params + 1, timeout_s, err);
+	path = vm_path(c, node, vmid, "clone", NULL, err);
+	if (path)
+		rc = pve_request_task_key(c, "POST", path, all, n_params + 1, &key, timeout_s, err);
+	free(path);
 	free(all);
 	return rc;
 }
@@ -310,7 +333,8 @@ int pve_vm_clone(struct pve_client *c, const char *node, int vmid, int newid,
 int pve_vm_template(struct pve_client *c, const char *node, int vmid, long timeout_s,
 		    struct phx_err *err)
 {
-	return vm_async(c, "POST", node, vmid, "template", NULL, NULL, 0, timeout_s, err);
+	return vm_async(c, "POST", node, vmid, "template", NULL, NULL, 0, "qmtemplate", timeout_s,
+			err);
 }
 
 int pve_vm_resize(struct pve_client *c, const char *node, int vmid, const char *disk,
@@ -318,19 +342,21 @@ int pve_vm_resize(struct pve_client *c, const char *node, int vmid, const char *
 {
 	struct pve_param p[] = {{"disk", disk}, {"size", size}};
 
-	return vm_async(c, "PUT", node, vmid, "resize", NULL, p, 2, timeout_s, err);
+	return vm_async(c, "PUT", node, vmid, "resize", NULL, p, 2, "resize", timeout_s, err);
 }
 
 int pve_vm_start(struct pve_client *c, const char *node, int vmid, long timeout_s,
 		 struct phx_err *err)
 {
-	return vm_async(c, "POST", node, vmid, "status", "start", NULL, 0, timeout_s, err);
+	return vm_async(c, "POST", node, vmid, "status", "start", NULL, 0, "qmstart", timeout_s,
+			err);
 }
 
 int pve_vm_stop(struct pve_client *c, const char *node, int vmid, long timeout_s,
 		struct phx_err *err)
 {
-	return vm_async(c, "POST", node, vmid, "status", "stop", NULL, 0, timeout_s, err);
+	return vm_async(c, "POST", node, vmid, "status", "stop", NULL, 0, "qmstop", timeout_s,
+			err);
 }
 
 int pve_vm_shutdown(struct pve_client *c, const char *node, int vmid, bool force_stop,
@@ -338,7 +364,8 @@ int pve_vm_shutdown(struct pve_client *c, const char *node, int vmid, bool force
 {
 	struct pve_param p[] = {{"forceStop", force_stop ? "1" : NULL}};
 
-	return vm_async(c, "POST", node, vmid, "status", "shutdown", p, 1, timeout_s, err);
+	return vm_async(c, "POST", node, vmid, "status", "shutdown", p, 1, "qmshutdown",
+			timeout_s, err);
 }
 
 int pve_vm_destroy(struct pve_client *c, const char *node, int vmid, unsigned flags,
@@ -349,7 +376,7 @@ int pve_vm_destroy(struct pve_client *c, const char *node, int vmid, unsigned fl
 		{"destroy-unreferenced-disks", flags & PVE_DESTROY_UNREFERENCED_DISKS ? "1" : NULL},
 	};
 
-	return vm_async(c, "DELETE", node, vmid, NULL, NULL, p, 2, timeout_s, err);
+	return vm_async(c, "DELETE", node, vmid, NULL, NULL, p, 2, "qmdestroy", timeout_s, err);
 }
 
 int pve_vm_status_parse(const json_t *data, struct pve_vm_status *ret, struct phx_err *err)
@@ -764,7 +791,8 @@ int pve_storage_content_delete(struct pve_client *c, const char *node, const cha
 {
 	const char *colon = volid ? strchr(volid, ':') : NULL;
 	char storage[128];
-	char *path;
+	char *path, *mark = NULL;
+	struct pve_task_key key = {"imgdel", NULL, NULL};
 	int rc;
 
 	if (!colon || colon == volid || (size_t)(colon - volid) >= sizeof(storage))
@@ -775,7 +803,15 @@ int pve_storage_content_delete(struct pve_client *c, const char *node, const cha
 			volid, NULL);
 	if (!path)
 		return -1;
-	rc = pve_request_task(c, "DELETE", path, NULL, 0, timeout_s, err);
+	/* pve-storage Content.pm delete forks imgdel with id "<owner VMID>@<storage>" and logs
+	 * "Removed volume '$volid'" once it is gone */
+	if (asprintf(&mark, "Removed volume '%s'", volid) < 0) {
+		free(path);
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	}
+	key.log_mark = mark;
+	rc = pve_request_task_key(c, "DELETE", path, NULL, 0, &key, timeout_s, err);
+	free(mark);
 	free(path);
 	return rc;
 }

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "clock.h"
 #include "crypto.h"
 #include "log.h"
 #include "pve.h"
@@ -689,5 +690,250 @@ Test(pve_client, http_sink_streams_2xx_and_buffers_errors)
 	cr_assert(strstr(err.msg, "disk full (test sink)"), "%s", err.msg);
 	http_response_release(&r);
 	buf_release(&rec.data);
+	sim_finish(&x);
+}
+
+/* ---- lost answers: a changing request goes out once; the task list tells what happened ---- */
+
+static struct pve_client *client_lookup(struct ctx *x, long lookup_s)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client_opts o = {
+		.api_url = x->sim.url,
+		.token_id = SIM_TOKEN_ID,
+		.secret = x->secret,
+		.node = "pve1",
+		.tls = {.fingerprint = x->sim.fingerprint},
+		.retry_base_ms = 20,
+		.task_lookup_s = lookup_s,
+	};
+	struct pve_client *c = pve_client_new(&o, &err);
+
+	cr_assert_not_null(c, "%s", err.msg);
+	return c;
+}
+
+static void make_template(struct pve_client *c, int vmid)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char id[16];
+	struct pve_param p[] = {{"vmid", id}, {"name", "phx-tpl"}, {"scsi0", "local:1"}};
+
+	snprintf(id, sizeof(id), "%d", vmid);
+	cr_assert_eq(pve_vm_create(c, NULL, p, 3, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(pve_vm_template(c, NULL, vmid, 60, &err), 0, "%s", err.msg);
+}
+
+/* How often /cluster/resources lists the VM. */
+static size_t vm_listed(struct pve_client *c, int vmid)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_vm_list l;
+	size_t i, n = 0;
+
+	cr_assert_eq(pve_cluster_vms(c, &l, &err), 0, "%s", err.msg);
+	for (i = 0; i < l.n; i++)
+		n += l.items[i].vmid == vmid;
+	pve_vm_list_release(&l);
+	return n;
+}
+
+/* Logged requests with `method` whose path ends with `suffix` and whose parameter `key` is
+ * `value`. */
+static size_t count_with_param(struct ctx *x, const char *method, const char *suffix,
+			       const char *key, const char *value)
+{
+	json_t *all = simproc_requests(&x->sim), *o;
+	size_t i, n = 0;
+
+	json_array_foreach(all, i, o) {
+		const char *m = json_string_value(json_object_get(o, "method"));
+		const char *p = json_string_value(json_object_get(o, "path"));
+		json_t *params = json_object_get(o, "params");
+		const char *v = json_string_value(json_object_get(params, key));
+
+		if (m && p && v && strcmp(m, method) == 0 && strlen(p) >= strlen(suffix) &&
+		    strcmp(p + strlen(p) - strlen(suffix), suffix) == 0 && strcmp(v, value) == 0)
+			n++;
+	}
+	json_decref(all);
+	return n;
+}
+
+Test(pve_client, clone_whose_answer_is_lost_is_sent_once_and_its_task_waited_for)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_param p[] = {{"name", "phx-clone"}};
+	struct pve_param guessed[] = {{"newid", "9802"}, {"name", "phx-clone-2"}};
+	json_t *conf = NULL;
+
+	sim_setup(&x, "lost-clone", NULL);
+	c = client(&x);
+	make_template(c, 9800);
+	/* the clone still runs when the client looks for it (the active task list) */
+	ctl(&x, "POST", "/_sim/task-duration", "{\"type\":\"qmclone\",\"seconds\":1}");
+	/* the simulator clones, then closes the connection without the answer; before the
+	 * fix libcurl or a retry sent the clone again on a reused connection */
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"http\",\"method\":\"POST\",\"path\":\"/clone$\","
+	    "\"action\":\"close-after\"}");
+	cr_assert_eq(pve_vm_clone(c, NULL, 9800, 9801, p, 1, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(count_with_param(&x, "POST", "/qemu/9800/clone", "newid", "9801"), 1);
+	cr_assert_geq(simproc_count(&x.sim, "GET", "/nodes/pve1/tasks"), 1);
+	cr_assert_eq(vm_listed(c, 9801), 1);
+	cr_assert_eq(pve_vm_config_get(c, NULL, 9801, &conf, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(json_string_value(json_object_get(conf, "name")), "phx-clone");
+	json_decref(conf);
+	fflush(stderr);
+	cr_assert(simproc_file_contains(x.our_stderr, "found the task it started"));
+
+	/* the generic call (plan actions) knows the clone's task from its path and newid, and
+	 * tells it from the earlier clone of the same template, already finished */
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"http\",\"method\":\"POST\",\"path\":\"/clone$\","
+	    "\"action\":\"close-after\"}");
+	cr_assert_eq(pve_request_task(c, "POST", "/nodes/pve1/qemu/9800/clone", guessed, 2, 60,
+				      &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(count_with_param(&x, "POST", "/qemu/9800/clone", "newid", "9802"), 1);
+	cr_assert_eq(vm_listed(c, 9802), 1);
+	cr_assert_eq(simproc_count(&x.sim, "POST", "/clone"), 2);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, create_and_config_whose_answers_are_lost_find_their_finished_tasks)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_param create[] = {{"vmid", "9810"}, {"name", "lost-create"}, {"memory", "512"}};
+	struct pve_param set1[] = {{"description", "first"}};
+	struct pve_param set2[] = {{"description", "second"}};
+	json_t *conf = NULL;
+
+	sim_setup(&x, "lost-create", NULL);
+	c = client(&x);
+	/* the tasks end before the client looks: found in the archive */
+	ctl(&x, "POST", "/_sim/task-duration", "{\"seconds\":0}");
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"http\",\"method\":\"POST\",\"path\":\"/qemu$\","
+	    "\"action\":\"close-after\"}");
+	cr_assert_eq(pve_vm_create(c, NULL, create, 3, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(simproc_count(&x.sim, "POST", "/nodes/pve1/qemu"), 1);
+	cr_assert_eq(vm_listed(c, 9810), 1);
+
+	/* two config tasks of one VM within a second: the one this client was answered with
+	 * is not taken for the one whose answer was lost */
+	cr_assert_eq(pve_vm_config_set(c, NULL, 9810, set1, 1, 60, &err), 0, "%s", err.msg);
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"http\",\"method\":\"POST\",\"path\":\"/config$\","
+	    "\"action\":\"close-after\"}");
+	cr_assert_eq(pve_vm_config_set(c, NULL, 9810, set2, 1, 60, &err), 0, "%s", err.msg);
+	cr_assert_eq(simproc_count(&x.sim, "POST", "/qemu/9810/config"), 2);
+	cr_assert_eq(pve_vm_config_get(c, NULL, 9810, &conf, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(json_string_value(json_object_get(conf, "description")), "second");
+	json_decref(conf);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, clone_cut_off_before_the_server_is_not_sent_again_and_reported_unknown)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c, *other;
+	struct pve_param p[] = {{"name", "never"}};
+	struct pve_param q[] = {{"newid", "9822"}};
+	json_t *upid = NULL;
+	double t0;
+
+	sim_setup(&x, "lost-before", NULL);
+	c = client_lookup(&x, 1);
+	other = client(&x);
+	make_template(c, 9820);
+	/* another worker with the same token clones the same template meanwhile: its task has
+	 * the type, id and user a lost clone would have, but its log names another VMID */
+	ctl(&x, "POST", "/_sim/task-duration", "{\"type\":\"qmclone\",\"seconds\":2}");
+	cr_assert_eq(pve_request(other, "POST", "/nodes/pve1/qemu/9820/clone", q, 1, &upid, &err),
+		     0, "%s", err.msg);
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"http\",\"method\":\"POST\",\"path\":\"/clone$\",\"action\":\"close\"}");
+	t0 = clk_now();
+	cr_assert_eq(pve_vm_clone(c, NULL, 9820, 9821, p, 1, 60, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NET, "%s", err.msg);
+	cr_assert(strstr(err.msg, "POST /nodes/pve1/qemu/9820/clone: "), "%s", err.msg);
+	cr_assert(strstr(err.msg, "the outcome is unknown: GET /nodes/pve1/tasks shows no qmclone "
+				  "task for '9820' by 'phoenix@pve!ci' started since "),
+		  "%s", err.msg);
+	cr_assert(strstr(err.msg, "whose log says 'creating a clone of VM 9820 with ID 9821'"),
+		  "%s", err.msg);
+	cr_assert(strstr(err.msg, "it was not sent again"), "%s", err.msg);
+	cr_assert_lt(clk_now() - t0, 10.0);
+	cr_assert_eq(count_with_param(&x, "POST", "/qemu/9820/clone", "newid", "9821"), 1);
+	cr_assert_eq(simproc_count(&x.sim, "POST", "/clone"), 2);
+	phx_err_clear(&err);
+	cr_assert_eq(pve_task_wait(other, json_string_value(upid), 60, NULL, &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(vm_listed(c, 9821), 0);
+	cr_assert_eq(vm_listed(c, 9822), 1);
+	json_decref(upid);
+	pve_client_free(other);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, lost_answer_without_a_task_is_reported_unknown_and_not_sent_again)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_param create[] = {{"vmid", "9830"}, {"name", "sync"}};
+	struct pve_param set[] = {{"description", "sync"}};
+
+	sim_setup(&x, "lost-sync", NULL);
+	c = client(&x);
+	cr_assert_eq(pve_vm_create(c, NULL, create, 2, 60, &err), 0, "%s", err.msg);
+	/* PUT .../config answers synchronously: there is no task to look for */
+	ctl(&x, "POST", "/_sim/fault",
+	    "{\"kind\":\"http\",\"method\":\"PUT\",\"path\":\"/config$\","
+	    "\"action\":\"close-after\",\"count\":2}");
+	cr_assert_eq(pve_request(c, "PUT", "/nodes/pve1/qemu/9830/config", set, 1, NULL, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NET, "%s", err.msg);
+	cr_assert(strstr(err.msg, "no answer arrived, so whether Proxmox carried the request out "
+				  "is unknown; it was not sent again"),
+		  "%s", err.msg);
+	phx_err_clear(&err);
+	cr_assert_eq(pve_request_task(c, "PUT", "/nodes/pve1/qemu/9830/config", set, 1, 60, &err),
+		     -1);
+	cr_assert_eq(err.code, PHX_E_NET, "%s", err.msg);
+	cr_assert(strstr(err.msg, "the outcome is unknown: this request starts no task"), "%s",
+		  err.msg);
+	cr_assert_eq(simproc_count(&x.sim, "PUT", "/qemu/9830/config"), 2);
+	pve_client_free(c);
+	sim_finish(&x);
+}
+
+Test(pve_client, request_that_never_left_is_not_called_unknown)
+{
+	struct ctx x;
+	struct phx_err err = PHX_ERR_INIT;
+	struct pve_client *c;
+	struct pve_param p[] = {{"vmid", "9840"}, {"name", "unsent"}};
+	struct pve_client_opts o;
+
+	sim_setup(&x, "never-left", NULL);
+	/* nothing listens on port 1: the connection fails before a byte of the request */
+	o = (struct pve_client_opts){.api_url = "https://127.0.0.1:1", .token_id = SIM_TOKEN_ID,
+				     .secret = x.secret, .node = "pve1",
+				     .tls = {.fingerprint = x.sim.fingerprint}};
+	c = pve_client_new(&o, &err);
+	cr_assert_not_null(c, "%s", err.msg);
+	cr_assert_eq(pve_vm_create(c, NULL, p, 2, 60, &err), -1);
+	cr_assert_eq(err.code, PHX_E_NET, "%s", err.msg);
+	cr_assert_null(strstr(err.msg, "unknown"), "%s", err.msg);
+	pve_client_free(c);
 	sim_finish(&x);
 }
