@@ -177,9 +177,11 @@ struct deploy_plan_info {
 	bool hw_changed;
 };
 
-/* Appends the VM's actions to *p: clone (new VM), seed upload or snippet, one config POST
- * with every differing option, deleting a replaced seed, growing the disk, start. An
- * existing VM that already matches gets no action (notes only). */
+/* Appends the VM's actions to *p: clone (new VM; with a migration when deploy_clone_path
+ * says so), seed upload or snippet, one config POST with every differing option, deleting a
+ * replaced seed, growing the disk, start. An existing VM that already matches gets no action
+ * (notes only). The note naming a new VM's clone path is the caller's to add
+ * (deploy_clone_path_note), beside its placement. */
 int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 		   struct deploy_plan_info *ret_info, struct phx_err *err);
 /* The privileges the plan needs, per ACL path, into needs (up to max); returns how many
@@ -188,5 +190,36 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
 			 const char *bridge_acl, const char *agent_priv, struct pf_need *needs,
 			 size_t max);
+
+/* ---- the clone path of a new VM ---- */
+
+enum deploy_clone_path {
+	DEPLOY_CLONE_OWN_NODE, /* the template is on the VM's node: a clone there */
+	DEPLOY_CLONE_TARGET,   /* on another node, disks on shared storage: clone with target */
+	/* on another node, disks on node-local storage: a full clone beside the template, then
+	 * an offline migration with its disks */
+	DEPLOY_CLONE_MIGRATE,
+	/* offline: on another node, TARGET or MIGRATE (only the server's storages tell) */
+	DEPLOY_CLONE_CROSS_NODE,
+	DEPLOY_CLONE_PLACED,  /* offline: node "auto", the node is chosen at run time */
+	DEPLOY_CLONE_UNKNOWN, /* offline: the config does not say where the template is */
+};
+
+/* "own-node", "target", "migrate", "cross-node", "placed", "unknown" (--check's JSON). */
+const char *deploy_clone_path_name(enum deploy_clone_path path);
+/* The path a new clone takes (in->src on in->node, in->src_shared): OWN_NODE, TARGET or
+ * MIGRATE. deploy_plan_vm plans by it. */
+enum deploy_clone_path deploy_clone_path(const struct deploy_vm_input *in);
+/* What the plan says of it, "clone path: ..." (naming the nodes, the template and, for a
+ * migration, why), into ret. */
+void deploy_clone_path_note(const struct deploy_vm_input *in, char *ret, size_t len);
+/* As far as the config alone tells (--check contacts no server): PLACED for node "auto";
+ * OWN_NODE when the template's node (`node`, one of `nodes`, every node with "all", else the
+ * default node) is the VM's; CROSS_NODE when it is another; UNKNOWN when the config does not
+ * say (a template that is not in the config, one VMID of a template on several nodes, a
+ * node left to the server). *ret_node (borrowed from cfg) gets the VM's node for OWN_NODE:
+ * NULL when none is named (the cluster's only node). */
+enum deploy_clone_path deploy_clone_path_offline(const struct cfg *cfg, const struct cfg_vm *vm,
+						 const char **ret_node);
 
 #endif

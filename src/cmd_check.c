@@ -6,6 +6,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "deploy.h"
 
 static const char *check_clone_source(const struct cfg *cfg, const struct cfg_vm *vm, char *buf,
 				      size_t n)
@@ -22,6 +23,40 @@ static const char *check_clone_source(const struct cfg *cfg, const struct cfg_vm
 	return buf;
 }
 
+/* The clone path as far as the config tells (deploy_clone_path_offline), as a sentence. */
+static const char *check_clone_path(const struct cfg *cfg, const struct cfg_vm *vm, char *buf,
+				    size_t n)
+{
+	const char *node = NULL;
+
+	switch (deploy_clone_path_offline(cfg, vm, &node)) {
+	case DEPLOY_CLONE_OWN_NODE:
+		if (node)
+			snprintf(buf, n, "clones the template on %s", node);
+		else
+			snprintf(buf, n, "clones the template on the cluster's only node");
+		break;
+	case DEPLOY_CLONE_PLACED:
+		snprintf(buf, n,
+			 "node \"auto\": placed at run time (--dry-run shows where and how "
+			 "it is cloned)");
+		break;
+	case DEPLOY_CLONE_CROSS_NODE:
+		snprintf(
+			buf, n,
+			"across nodes: a clone with target when the template's disks are on shared "
+			"storage, else a full clone and an offline migration (--dry-run shows "
+			"which)");
+		break;
+	default:
+		snprintf(buf, n,
+			 "the config does not say where the template is: --dry-run "
+			 "shows the clone path");
+		break;
+	}
+	return buf;
+}
+
 static void check_print_strv(FILE *out, const struct cfg_strv *v)
 {
 	for (size_t i = 0; i < v->n; i++)
@@ -32,7 +67,7 @@ static void check_print_text(FILE *out, const struct cfg *cfg)
 {
 	const struct cfg_proxmox *px = &cfg->proxmox;
 	const char *node = cfg_default_node(cfg);
-	char src[160];
+	char src[160], path[200];
 
 	fprintf(out, "config %s: valid\n", cfg->path);
 	fprintf(out, "proxmox: %s, token %s, node %s, tls %s\n",
@@ -54,8 +89,8 @@ static void check_print_text(FILE *out, const struct cfg *cfg)
 		else
 			fprintf(out, "VMID %lu", t->vmid);
 		fprintf(out, ", %u cores, %lu MiB, storage %s, image %s, verified by %s\n",
-			t->hardware.cores, t->hardware.memory_mb, t->hardware.storage,
-			t->image_url, t->sha256 ? "pinned sha256" : "SHA256SUMS");
+			t->hardware.cores, t->hardware.memory_mb, t->hardware.storage, t->image_url,
+			t->sha256 ? "pinned sha256" : "SHA256SUMS");
 	}
 	fprintf(out, "vms: %zu\n", cfg->n_vms);
 	for (size_t i = 0; i < cfg->n_vms; i++) {
@@ -80,16 +115,17 @@ static void check_print_text(FILE *out, const struct cfg *cfg)
 			fprintf(out, ", features ");
 			check_print_strv(out, &vm->features);
 		}
-		fputc('\n', out);
+		fprintf(out, "\n    clone path: %s\n",
+			check_clone_path(cfg, vm, path, sizeof(path)));
 	}
 	fprintf(out, "features: %zu\n", cfg->n_features);
 	for (size_t i = 0; i < cfg->n_features; i++) {
 		const struct cfg_feature *f = &cfg->features[i];
 
-		fprintf(out, "  %s: %s%s\n", f->name,
-			f->script_path ? f->script_path : f->script,
-			f->builtin ? (f->script_path ? " (built-in)" : " (built-in, script not found)")
-				   : "");
+		fprintf(out, "  %s: %s%s\n", f->name, f->script_path ? f->script_path : f->script,
+			f->builtin
+				? (f->script_path ? " (built-in)" : " (built-in, script not found)")
+				: "");
 	}
 }
 
@@ -144,10 +180,22 @@ static json_t *check_json(const struct cfg *cfg)
 		if (t)
 			json_object_set_new(o, "template", json_string(t->name));
 		json_object_set_new(o, "template_on_server_only", json_boolean(!t));
+		{
+			const char *node = NULL;
+			enum deploy_clone_path path = deploy_clone_path_offline(cfg, vm, &node);
+
+			/* the VM's node as configured: null leaves it to the server */
+			json_object_set_new(o, "node",
+					    cfg_vm_node(cfg, vm) ? json_string(cfg_vm_node(cfg, vm))
+								 : json_null());
+			json_object_set_new(o, "clone_path",
+					    json_string(deploy_clone_path_name(path)));
+		}
 		if (vm->cores)
 			json_object_set_new(o, "cores", json_integer(vm->cores));
 		if (vm->memory_mb)
-			json_object_set_new(o, "memory_mb", json_integer((json_int_t)vm->memory_mb));
+			json_object_set_new(o, "memory_mb",
+					    json_integer((json_int_t)vm->memory_mb));
 		if (vm->disk_size_gb)
 			json_object_set_new(o, "disk_size_gb",
 					    json_integer((json_int_t)vm->disk_size_gb));
@@ -159,10 +207,9 @@ static json_t *check_json(const struct cfg *cfg)
 	for (size_t i = 0; features && i < cfg->n_features; i++) {
 		const struct cfg_feature *f = &cfg->features[i];
 
-		json_array_append_new(features,
-				      json_pack("{s:s, s:s, s:s?, s:b}", "name", f->name, "script",
-						f->script, "script_path", f->script_path, "builtin",
-						f->builtin));
+		json_array_append_new(features, json_pack("{s:s, s:s, s:s?, s:b}", "name", f->name,
+							  "script", f->script, "script_path",
+							  f->script_path, "builtin", f->builtin));
 	}
 	/* the secret is never part of this: only where it would come from */
 	root = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?, s:s?, s:b}, s:o, s:o, s:o}", "config",

@@ -588,6 +588,16 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	if (dv->placed_why[0])
 		plan_note(&dv->plan, dv->plan.n ? dv->plan.actions[0]->object : vm->name, "%s",
 			  dv->placed_why);
+	if (!rd.dst) {
+		char path[400];
+
+		deploy_clone_path_note(&in, path, sizeof(path));
+		plan_note(&dv->plan, dv->plan.n ? dv->plan.actions[0]->object : vm->name, "%s",
+			  path);
+		log_msg(deploy_clone_path(&in) == DEPLOY_CLONE_OWN_NODE ? PHX_LOG_DEBUG
+									: PHX_LOG_INFO,
+			"VM %lu '%s': %s", vm->vmid, vm->name, path);
+	}
 	{
 		/* everything this VM's plan needs, before its first change */
 		struct pf_need needs[8];

@@ -128,16 +128,49 @@ static void deploy_plan_seed_native(const struct deploy_vm_input *in, struct pla
 	}
 }
 
+enum deploy_clone_path deploy_clone_path(const struct deploy_vm_input *in)
+{
+	if (!strcmp(in->node, in->src->node))
+		return DEPLOY_CLONE_OWN_NODE;
+	/* a clone of a template on node-local storage cannot be made on another node (qemu-server
+	 * clone_vm: "can't clone VM to node 'X' (VM uses local storage)"): clone beside the
+	 * template, then migrate it offline with its disks */
+	return in->src_shared ? DEPLOY_CLONE_TARGET : DEPLOY_CLONE_MIGRATE;
+}
+
+void deploy_clone_path_note(const struct deploy_vm_input *in, char *ret, size_t len)
+{
+	const struct pve_vm_info *src = in->src;
+
+	switch (deploy_clone_path(in)) {
+	case DEPLOY_CLONE_TARGET:
+		snprintf(ret, len,
+			 "clone path: template %d is on '%s', on shared storage: a clone with "
+			 "target '%s'",
+			 src->vmid, src->node, in->node);
+		break;
+	case DEPLOY_CLONE_MIGRATE:
+		snprintf(ret, len,
+			 "clone path: template %d is on node-local storage on '%s': a full clone "
+			 "there, then an offline migration to '%s' onto '%s'",
+			 src->vmid, src->node, in->node, in->vm->storage);
+		break;
+	default:
+		snprintf(ret, len,
+			 "clone path: template %d is on the VM's node '%s': a clone there",
+			 src->vmid, in->node);
+		break;
+	}
+}
+
 static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, const char *object)
 {
 	const struct cfg_vm *vm = in->vm;
 	const struct pve_vm_info *src = in->src;
-	const bool cross = strcmp(in->node, src->node) != 0;
-	/* a clone of a template on node-local storage cannot be made on another node (qemu-server
-	 * clone_vm: "can't clone VM to node 'X' (VM uses local storage)"): clone beside the
-	 * template, then migrate it offline with its disks, as a full copy, since a linked
-	 * clone's base would stay behind */
-	const bool migrate = cross && !in->src_shared;
+	const enum deploy_clone_path path = deploy_clone_path(in);
+	const bool cross = path != DEPLOY_CLONE_OWN_NODE;
+	/* a full copy: a linked clone's base would stay behind */
+	const bool migrate = path == DEPLOY_CLONE_MIGRATE;
 	const char *unlinkable = vm->full_clone ? NULL : deploy_unlinkable_disk(in->conf);
 	const bool full = vm->full_clone || unlinkable || migrate;
 	struct plan_action *a;
@@ -170,10 +203,7 @@ static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, 
 	plan_undo_vm(p, a, in->node, (int)vm->vmid, vm->name, NULL);
 	if (!migrate)
 		return;
-	plan_note(p, object,
-		  "template %d is on node-local storage on '%s': full clone there, then an "
-		  "offline migration to '%s' onto '%s'",
-		  src->vmid, src->node, in->node, vm->storage);
+	/* the note that says so is deploy_clone_path_note's, which the caller adds */
 	a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST", "/nodes/%s/qemu/%lu/migrate",
 		     src->node, vm->vmid);
 	plan_summary(p, a, "migrate VM %lu from '%s' to '%s'", vm->vmid, src->node, in->node);

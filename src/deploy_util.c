@@ -226,6 +226,68 @@ long deploy_next_job(const size_t *node_of, const bool *started, size_t n,
 	return -1;
 }
 
+const char *deploy_clone_path_name(enum deploy_clone_path path)
+{
+	switch (path) {
+	case DEPLOY_CLONE_OWN_NODE:
+		return "own-node";
+	case DEPLOY_CLONE_TARGET:
+		return "target";
+	case DEPLOY_CLONE_MIGRATE:
+		return "migrate";
+	case DEPLOY_CLONE_CROSS_NODE:
+		return "cross-node";
+	case DEPLOY_CLONE_PLACED:
+		return "placed";
+	case DEPLOY_CLONE_UNKNOWN:
+		break;
+	}
+	return "unknown";
+}
+
+static bool same_node(const char *a, const char *b)
+{
+	return a && b && !strcmp(a, b);
+}
+
+enum deploy_clone_path deploy_clone_path_offline(const struct cfg *cfg, const struct cfg_vm *vm,
+						 const char **ret_node)
+{
+	const char *node = cfg_vm_node(cfg, vm), *tnode;
+	const struct cfg_template *t = cfg_vm_template(cfg, vm);
+
+	if (same_node(node, DEPLOY_NODE_AUTO))
+		return DEPLOY_CLONE_PLACED;
+	if (!t)
+		return DEPLOY_CLONE_UNKNOWN;
+	if (t->all_nodes || t->nodes.n > 1) {
+		bool listed = t->all_nodes;
+
+		/* each node's version has its own VMID: which node holds this one? */
+		if (vm->clone_from_vmid)
+			return DEPLOY_CLONE_UNKNOWN;
+		for (size_t i = 0; i < t->nodes.n && !listed; i++)
+			listed = same_node(node, t->nodes.items[i]);
+		/* no node named: the cluster has one online node (session.c), every list's */
+		if (listed || (!node && t->all_nodes)) {
+			*ret_node = node;
+			return DEPLOY_CLONE_OWN_NODE;
+		}
+		return node ? DEPLOY_CLONE_CROSS_NODE : DEPLOY_CLONE_UNKNOWN;
+	}
+	tnode = t->nodes.n ? t->nodes.items[0] : t->node ? t->node : cfg_default_node(cfg);
+	if ((!node && !tnode) || same_node(node, tnode)) {
+		/* neither named: both on the cluster's only node */
+		*ret_node = node;
+		return DEPLOY_CLONE_OWN_NODE;
+	}
+	/* one side named, the other left to the server (the only node; the first online one
+	 * for a template under defaults.node "auto") */
+	if (!node || !tnode || same_node(tnode, DEPLOY_NODE_AUTO))
+		return DEPLOY_CLONE_UNKNOWN;
+	return DEPLOY_CLONE_CROSS_NODE;
+}
+
 bool deploy_disks_shared(const json_t *storages, const json_t *config)
 {
 	/* pve-storage Plugin.pm @SHARED_STORAGE: these types are shared whatever the flag */

@@ -185,6 +185,38 @@ class CheckTest(unittest.TestCase):
             except BlockingIOError:
                 pass
 
+    def test_clone_path_of_each_vm(self):
+        # --check contacts no server: it names the clone path as far as the config tells
+        tpl = {"name": "noble", "image_url": "https://example.org/noble.img",
+               "sha256": "0" * 64, "node": "pve1", "vmid": 9000}
+        doc = {"proxmox": {"node": "pve1"}, "templates": [tpl], "vms": [
+            vm(clone_from_vmid=None, clone_from_template="noble"),
+            vm(vmid=8002, name="web-2", node="pve2"),
+            vm(vmid=8003, name="web-3", node="auto"),
+            vm(vmid=8004, name="web-4", clone_from_vmid=4242)]}
+        for v in doc["vms"]:
+            if v.get("clone_from_vmid") is None:
+                del v["clone_from_vmid"]
+        path = self.write(doc)
+        res = self.run_bin("--check", "--config", path)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        paths = [l.strip() for l in res.stdout.splitlines() if "clone path:" in l]
+        self.assertEqual(paths, [
+            "clone path: clones the template on pve1",
+            "clone path: across nodes: a clone with target when the template's disks are on "
+            "shared storage, else a full clone and an offline migration (--dry-run shows "
+            "which)",
+            'clone path: node "auto": placed at run time (--dry-run shows where and how it '
+            "is cloned)",
+            "clone path: the config does not say where the template is: --dry-run shows the "
+            "clone path"])
+        res = self.run_bin("--check", "--output", "json", "--config", path)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        vms = json.loads(res.stdout)["vms"]
+        self.assertEqual([(v["node"], v["clone_path"]) for v in vms],
+                         [("pve1", "own-node"), ("pve2", "cross-node"), ("auto", "placed"),
+                          ("pve1", "unknown")])
+
     def test_valgrind_clean(self):
         if os.environ.get("PHX_SANITIZE"):
             self.skipTest("sanitizer build: valgrind cannot run an ASan binary")

@@ -739,6 +739,14 @@ class TestPlacement(DeployBase):
         cfg = self.config(self.auto_vms(3))
         p = self.run_bin("--config", cfg, "--all", "--dry-run", check=0)
         self.assertIn("placed on pve2", p.stdout)
+        # the plan names each VM's clone path; --check only knows they are placed
+        self.assertIn("clone path: template 9000 is on the VM's node 'pve1': a clone there",
+                      p.stdout)
+        for node in ("pve2", "pve3"):
+            self.assertIn("clone path: template 9000 is on 'pve1', on shared storage: a clone "
+                          "with target '%s'" % node, p.stdout)
+        p = self.run_bin("--config", cfg, "--check", "--output", "json", check=0)
+        self.assertEqual({v["clone_path"] for v in json.loads(p.stdout)["vms"]}, {"placed"})
         p = self.deploy(cfg, "--all", "--jobs", "3")
         where = {v: d["node"] for v, d in self.sim.control("GET", "/_sim/state")["vms"].items()}
         self.assertEqual(where, {"9000": "pve1", "8001": "pve1", "8002": "pve2",
@@ -874,6 +882,11 @@ class TestCrossNode(DeployBase):
         cfg = self.config([self.vm_8001(node="pve2", features=[])])
         p = self.run_bin("--config", cfg, "8001", "--dry-run", check=0)
         self.assertIn("migrate VM 8001 from 'pve1' to 'pve2'", p.stdout)
+        self.assertIn("clone path: template 9000 is on node-local storage on 'pve1': a full "
+                      "clone there, then an offline migration to 'pve2' onto 'local'", p.stdout)
+        # template 9000 is not in the config: offline, nothing tells where it is
+        p = self.run_bin("--config", cfg, "--check", "--output", "json", check=0)
+        self.assertEqual(json.loads(p.stdout)["vms"][0]["clone_path"], "unknown")
         n = self.mark()
         p = self.deploy(cfg, "8001")
         self.assertRegex(p.stdout, r"8001\s+docker-host-1\s+pve2\s+\S+\s+created")
@@ -915,8 +928,14 @@ class TestCrossNode(DeployBase):
                                             disk_size_gb=None)]), encoding="utf-8") as f:
             cfg = json.load(f)
         cfg["templates"] = [tpl]
+        path = self.write_config(cfg)
+        p = self.run_bin("--config", path, "--check", check=0)
+        self.assertIn("clone path: clones the template on pve2", p.stdout)
+        p = self.run_bin("--config", path, "8001", "--dry-run", check=0)
+        self.assertIn("clone path: template 9101 is on the VM's node 'pve2': a clone there",
+                      p.stdout)
         n = self.mark()
-        self.deploy(self.write_config(cfg), "8001")
+        self.deploy(path, "8001")
         clones = [r["path"].replace("/api2/json", "") for r in self.sim.requests()[n:]
                   if r["path"].endswith("/clone")]
         self.assertEqual(clones, ["/nodes/pve2/qemu/9101/clone"])

@@ -420,3 +420,96 @@ Test(deploy, next_job_is_the_first_not_started_vm_whose_node_has_room)
 	in_flight[0] = 0;
 	cr_assert_eq(deploy_next_job(node_of, started, 8, in_flight, bound), -1, "all started");
 }
+
+/* ---- the clone path ---- */
+
+Test(deploy, clone_path_as_far_as_the_config_tells)
+{
+	char *both[] = {"pve1", "pve2"};
+	struct cfg_template tpls[] = {
+		{.name = "one", .vmid = 9000, .node = "pve1"},
+		{.name = "pair",
+		 .nodes = {both, 2},
+		 .has_versions = true,
+		 .versions = {9100, 9199, 1, false}},
+		{.name = "everywhere",
+		 .all_nodes = true,
+		 .has_versions = true,
+		 .versions = {9200, 9299, 1, false}},
+		{.name = "default", .vmid = 9300},
+	};
+	static const struct {
+		const char *why, *default_node, *vm_node, *tpl;
+		unsigned long vmid;
+		enum deploy_clone_path want;
+		const char *want_node;
+	} cases[] = {
+		{"template on the VM's node", NULL, "pve1", "one", 0, DEPLOY_CLONE_OWN_NODE,
+		 "pve1"},
+		{"by its VMID too", NULL, "pve1", NULL, 9000, DEPLOY_CLONE_OWN_NODE, "pve1"},
+		{"template elsewhere", NULL, "pve2", "one", 0, DEPLOY_CLONE_CROSS_NODE, NULL},
+		{"the default node for both", "pve2", NULL, "default", 0, DEPLOY_CLONE_OWN_NODE,
+		 "pve2"},
+		{"none named: the cluster's only node", NULL, NULL, "default", 0,
+		 DEPLOY_CLONE_OWN_NODE, NULL},
+		{"the VM left to the server, the template named", NULL, NULL, "one", 0,
+		 DEPLOY_CLONE_UNKNOWN, NULL},
+		{"a template under node auto goes where the server says", "auto", "pve1", "default",
+		 0, DEPLOY_CLONE_UNKNOWN, NULL},
+		{"node auto", "auto", NULL, "one", 0, DEPLOY_CLONE_PLACED, NULL},
+		{"one of its nodes", NULL, "pve2", "pair", 0, DEPLOY_CLONE_OWN_NODE, "pve2"},
+		{"not one of its nodes", NULL, "pve3", "pair", 0, DEPLOY_CLONE_CROSS_NODE, NULL},
+		{"one node's version by VMID", NULL, "pve2", NULL, 9101, DEPLOY_CLONE_UNKNOWN,
+		 NULL},
+		{"every node", NULL, "pve7", "everywhere", 0, DEPLOY_CLONE_OWN_NODE, "pve7"},
+		{"not in the config", NULL, "pve1", NULL, 4242, DEPLOY_CLONE_UNKNOWN, NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cfg cfg = {.templates = tpls, .n_templates = 4};
+		struct cfg_vm vm = {.vmid = 8001, .name = "web"};
+		const char *node = "untouched";
+		enum deploy_clone_path got;
+
+		cfg.defaults.node = (char *)cases[i].default_node;
+		vm.node = (char *)cases[i].vm_node;
+		vm.clone_from_template = (char *)cases[i].tpl;
+		vm.clone_from_vmid = cases[i].vmid;
+		got = deploy_clone_path_offline(&cfg, &vm, &node);
+		cr_assert_eq(got, cases[i].want, "%s: got %s", cases[i].why,
+			     deploy_clone_path_name(got));
+		if (got == DEPLOY_CLONE_OWN_NODE && cases[i].want_node)
+			cr_assert_str_eq(node, cases[i].want_node, "%s", cases[i].why);
+		else if (got == DEPLOY_CLONE_OWN_NODE)
+			cr_assert_null(node, "%s", cases[i].why);
+		else
+			cr_assert_str_eq(node, "untouched", "%s: output left alone", cases[i].why);
+	}
+	cr_assert_str_eq(deploy_clone_path_name(DEPLOY_CLONE_CROSS_NODE), "cross-node");
+	cr_assert_str_eq(deploy_clone_path_name(DEPLOY_CLONE_PLACED), "placed");
+}
+
+Test(deploy, clone_path_of_a_new_clone_names_its_nodes)
+{
+	struct cfg_vm vm = {.vmid = 8001, .name = "web", .storage = "local-lvm"};
+	struct pve_vm_info src = {.vmid = 9000, .name = "tpl", .node = "pve1"};
+	struct deploy_vm_input in = {.vm = &vm, .src = &src, .node = "pve1"};
+	char note[300];
+
+	cr_assert_eq(deploy_clone_path(&in), DEPLOY_CLONE_OWN_NODE);
+	deploy_clone_path_note(&in, note, sizeof(note));
+	cr_assert_str_eq(note,
+			 "clone path: template 9000 is on the VM's node 'pve1': a clone there");
+	in.node = "pve2";
+	in.src_shared = true;
+	cr_assert_eq(deploy_clone_path(&in), DEPLOY_CLONE_TARGET);
+	deploy_clone_path_note(&in, note, sizeof(note));
+	cr_assert_str_eq(note, "clone path: template 9000 is on 'pve1', on shared storage: a clone "
+			       "with target 'pve2'");
+	in.src_shared = false;
+	cr_assert_eq(deploy_clone_path(&in), DEPLOY_CLONE_MIGRATE);
+	deploy_clone_path_note(&in, note, sizeof(note));
+	cr_assert_str_eq(note, "clone path: template 9000 is on node-local storage on 'pve1': a "
+			       "full clone there, then an offline migration to 'pve2' onto "
+			       "'local-lvm'");
+}
