@@ -25,6 +25,9 @@ struct session {
 	char *node;		     /* owned; the default node (config, env or the only node) */
 	int lock_fd;		     /* -1 when no lock is held */
 	bool lock;		     /* session_connect() takes the run lock */
+	/* Random, per run: in the names of server objects two runs (on two hosts, with two
+	 * caches and two locks) could otherwise both create and each roll back. */
+	char run_id[9];
 	/* With the lock (not in a dry run): */
 	struct journal *journal; /* owned; this run's undo journal, for txn_new_journaled() */
 	char *tmp_dir;		 /* owned; private (0700) temp dir, removed at release */
@@ -44,6 +47,10 @@ int session_connect(struct session *s, struct phx_err *err);
 
 /* A new client for a worker thread, same settings. Caller owns (pve_client_free()). */
 struct pve_client *session_new_client(const struct session *s, struct phx_err *err);
+
+/* The same for work on `node` (a template built on several nodes at once). */
+struct pve_client *session_node_client(const struct session *s, const char *node,
+				       struct phx_err *err);
 
 /* Task timeout from the config, for pve_* calls. */
 long session_task_timeout(const struct session *s);

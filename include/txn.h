@@ -42,6 +42,10 @@ size_t txn_count(const struct txn *t);
  * remove X: why" lines to `report` when non-NULL. Returns the number of failed undos. */
 int txn_rollback(struct txn *t, struct buf *report);
 
+/* Drops the newest undo without running it (its change was refused, so nothing was made);
+ * the journal records it as settled. */
+void txn_forget_last(struct txn *t);
+
 /* Success: forget the undo list (the objects stay); the journal says so. */
 void txn_commit(struct txn *t);
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ struct prov_result {
 
 struct prov_ctx {
 	struct session *s;
+	size_t index; /* this node's place in the template's node list */
+	struct pve_client *pve; /* this node's thread's client (the session's with one node) */
 	struct txn *txn;
 	struct pve_vm_list vms; /* cluster guests at the start of this template's build */
 	struct cust_plan *plan; /* for the template being built */
@@ -73,13 +76,21 @@ struct prov_shared {
 	char *work;	  /* the customized image, or NULL */
 	char *build_name; /* the new version's name, once a node decided to build */
 	bool per_node;	  /* several nodes: versions are counted on each node */
+	/* the nodes' threads take turns to decide, fetch and customize: the first to need the
+	 * image makes it while the others wait, then they upload and build in parallel */
+	pthread_mutex_t mu;
+	pthread_cond_t turn_cv;
+	size_t turn; /* the node (index) whose turn it is: VMIDs go in node order */
+	unsigned long taken[64]; /* VMIDs this run's nodes chose for the new version */
+	size_t n_taken;
 };
 
 /* ---- preflight ---- */
 
 /* Every privilege the build (and --validate) needs, checked up front so a token that lacks
  * several learns all of them at once instead of one per failed run (NOTES.md §3, §15). */
-static int prov_check_privileges(struct session *s, const struct cfg_template *t,
+static int prov_check_privileges(struct session *s, struct pve_client *c,
+				 const struct cfg_template *t,
 				 const struct pve_version *v, struct phx_err *err)
 {
 	static const char *const vm_privs[] = {
@@ -101,7 +112,7 @@ static int prov_check_privileges(struct session *s, const struct cfg_template *t
 	snprintf(needs[2].path, sizeof(needs[2].path), "/storage/%s", t->hardware.storage);
 	pf_need_add(&needs[2], "Datastore.AllocateSpace");
 	/* net0 on a bridge: SDN.Use on its zone (qemu-server check_bridge_access) */
-	if (pf_bridge_acl_path(s->pve, t->hardware.bridge, needs[3].path, sizeof(needs[3].path),
+	if (pf_bridge_acl_path(c, t->hardware.bridge, needs[3].path, sizeof(needs[3].path),
 			       err) < 0)
 		return -1;
 	pf_need_add(&needs[3], "SDN.Use");
@@ -118,18 +129,18 @@ static int prov_check_privileges(struct session *s, const struct cfg_template *t
 		pf_need_add(&needs[4], "Datastore.Allocate");
 		n = 5;
 	}
-	return pf_check_privileges(s->pve, needs, n, err);
+	return pf_check_privileges(c, needs, n, err);
 }
 
-static int prov_check_storage(struct session *s, const struct cfg_template *t, const char *node,
-			      struct phx_err *err)
+static int prov_check_storage(struct session *s, struct pve_client *c,
+			      const struct cfg_template *t, const char *node, struct phx_err *err)
 {
 	struct pve_storage_list list = {0};
 	const char *import = s->cfg->defaults.import_storage;
 	bool import_ok = false, disk_ok = false, iso_ok = false;
 	int rc = 0;
 
-	if (pve_storage_list(s->pve, node, &list, err) < 0)
+	if (pve_storage_list(c, node, &list, err) < 0)
 		return -1;
 	for (size_t i = 0; i < list.n; i++) {
 		const struct pve_storage_info *st = &list.items[i];
@@ -169,12 +180,12 @@ static int prov_check_storage(struct session *s, const struct cfg_template *t, c
 	return rc;
 }
 
-static int prov_preflight(struct session *s, const struct cfg_template *t, const char *node,
-			  struct phx_err *err)
+static int prov_preflight(struct session *s, struct pve_client *c, const struct cfg_template *t,
+			  const char *node, struct phx_err *err)
 {
 	struct pve_version v;
 
-	if (pve_version_get(s->pve, &v, err) < 0)
+	if (pve_version_get(c, &v, err) < 0)
 		return -1;
 	if (v.major < PROV_MIN_MAJOR || (v.major == PROV_MIN_MAJOR && v.minor < PROV_MIN_MINOR))
 		return phx_err_set(err, PHX_E_RUNTIME,
@@ -182,9 +193,9 @@ static int prov_preflight(struct session *s, const struct cfg_template *t, const
 				   "needs %d.%d or later (import of uploaded qcow2 images)",
 				   v.version, PROV_MIN_MAJOR, PROV_MIN_MINOR);
 	log_debug("Proxmox VE %s", v.version);
-	if (prov_check_privileges(s, t, &v, err) < 0)
+	if (prov_check_privileges(s, c, t, &v, err) < 0)
 		return -1;
-	return prov_check_storage(s, t, node, err);
+	return prov_check_storage(s, c, t, node, err);
 }
 
 /* ---- customization plan from the config (local checks only, before any request) ---- */
@@ -252,12 +263,12 @@ static int prov_guests(const struct pve_vm_list *l, struct series_guest **ret, s
 }
 
 /* The source sha256 recorded in a template's description by an earlier build. */
-static int prov_recorded_sha256(struct session *s, const struct pve_vm_info *vm,
+static int prov_recorded_sha256(struct pve_client *c, const struct pve_vm_info *vm,
 				char ret[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
 {
 	json_t *config = NULL;
 
-	if (pve_vm_config_get(s->pve, vm->node, vm->vmid, &config, err) < 0)
+	if (pve_vm_config_get(c, vm->node, vm->vmid, &config, err) < 0)
 		return -1;
 	rec_get(json_string_value(json_object_get(config, "description")), PROV_REC_SHA256, ret,
 		CRYPTO_SHA256_HEX_LEN + 1);
@@ -507,6 +518,9 @@ struct prov_build_input {
 	const char *disk_format;	     /* its format ("qcow2", "raw"), or NULL */
 	uint64_t disk_bytes;		     /* its virtual size; 0: not known yet */
 	const char *tags;
+	/* with the node, in the import volume's name: two runs (or two nodes' uploads to one
+	 * shared storage) never write, or roll back, the same volume */
+	const char *run_id;
 };
 
 /* The pure planner of a template build: upload the image as an import volume, create the VM
@@ -525,12 +539,13 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	snprintf(object, sizeof(object), "template %lu '%s'", in->vmid, in->name);
 	/* the extension is the format pve-storage probes the import as */
 	if (sha && in->disk_format)
-		snprintf(filename, sizeof(filename), "phoenix-%s-%.12s.%s", t->name, sha,
-			 in->disk_format);
+		snprintf(filename, sizeof(filename), "phoenix-%s-%.12s-%s-%s.%s", t->name, sha,
+			 in->run_id, in->node, in->disk_format);
 	else
 		snprintf(filename, sizeof(filename),
-			 "phoenix-%s-<customized sha256 and format, known after customization>",
-			 t->name);
+			 "phoenix-%s-<customized sha256>-<run id>-%s.<format, known after "
+			 "customization>",
+			 t->name, in->node);
 	snprintf(volid, sizeof(volid), "%s:import/%s", in->import_storage, filename);
 
 	a = plan_add(p, PLAN_UPLOAD, PLAN_CREATE, object, "POST", "/nodes/%s/storage/%s/upload",
@@ -629,6 +644,7 @@ static int prov_build_input(struct prov_ctx *p, const struct cfg_template *t,
 		.vmid = res->vmid,
 		.name = res->name,
 		.tags = tags,
+		.run_id = p->s->run_id,
 	};
 	return 0;
 }
@@ -644,7 +660,7 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	struct prov_build_input in;
 	struct plan plan = PLAN_INIT;
 	enum prov_phase phases[8];
-	const struct plan_apply_ctx ax = {s->pve, p->txn, session_task_timeout(s)};
+	const struct plan_apply_ctx ax = {p->pve, p->txn, session_task_timeout(s)};
 	int rc = -1;
 
 	if (crypto_sha256_file(disk_path, custom_sha, err) < 0 ||
@@ -737,7 +753,7 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 		if (!o->rebuild) {
 			char recorded[CRYPTO_SHA256_HEX_LEN + 1];
 
-			if (prov_recorded_sha256(p->s, &p->vms.items[newest], recorded, err) < 0)
+			if (prov_recorded_sha256(p->pve, &p->vms.items[newest], recorded, err) < 0)
 				goto out;
 			if (!strcmp(recorded, source_sha256)) {
 				rc = 0;
@@ -750,9 +766,25 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 	/* a new version: the newest one's name was only for the "up to date" report */
 	free(res->name);
 	res->name = NULL;
-	if (series_next_vmid(t->versions.vmid_min, t->versions.vmid_max, guests, p->vms.n,
-			     &res->vmid, err) < 0)
-		goto out;
+	{
+		/* VMIDs other nodes of this run took after this node read the cluster count as
+		 * taken (the nodes create at the same time) */
+		struct series_guest *all = realloc(guests, (p->vms.n + p->sh->n_taken + 1) *
+								   sizeof(*all));
+
+		if (!all) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
+		guests = all;
+		for (size_t k = 0; k < p->sh->n_taken; k++)
+			guests[p->vms.n + k] = (struct series_guest){.vmid = p->sh->taken[k]};
+		if (series_next_vmid(t->versions.vmid_min, t->versions.vmid_max, guests,
+				     p->vms.n + p->sh->n_taken, &res->vmid, err) < 0)
+			goto out;
+		if (p->sh->n_taken < sizeof(p->sh->taken) / sizeof(p->sh->taken[0]))
+			p->sh->taken[p->sh->n_taken++] = res->vmid;
+	}
 	if (p->sh->build_name) {
 		/* another node of this run builds the same version: same name */
 		res->name = strdup(p->sh->build_name);
@@ -794,7 +826,7 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 	char *newtags = NULL;
 	int rc = -1;
 
-	if (pve_vm_config_get(s->pve, p->node, (int)res->vmid, &config, err) < 0)
+	if (pve_vm_config_get(p->pve, p->node, (int)res->vmid, &config, err) < 0)
 		return -1;
 	tags = json_string_value(json_object_get(config, "tags"));
 	if (series_has_tag(tags, SERIES_TAG_VALIDATED)) {
@@ -803,7 +835,7 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 		json_decref(config);
 		return 0;
 	}
-	if (prov_validate(s->pve, &vo, err) < 0)
+	if (prov_validate(p->pve, &vo, err) < 0)
 		goto out;
 	if (asprintf(&newtags, "%s%s%s", tags ? tags : "", tags && *tags ? ";" : "",
 		     SERIES_TAG_VALIDATED) < 0) {
@@ -814,7 +846,7 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 	{
 		const struct pve_param params[] = {{"tags", newtags}};
 
-		if (pve_vm_config_set(s->pve, p->node, (int)res->vmid, params, 1,
+		if (pve_vm_config_set(p->pve, p->node, (int)res->vmid, params, 1,
 				      session_task_timeout(s), err) < 0)
 			goto out;
 	}
@@ -909,6 +941,25 @@ static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t, struc
 	return plan_check(p->dry, err);
 }
 
+/* The nodes of a template take turns, in node order, from the preflight to the customized
+ * image: the first node that needs the image makes it while the others wait, and VMIDs and
+ * names are chosen in node order; then the uploads and builds run at the same time. */
+static void prov_turn_take(struct prov_shared *sh, size_t index)
+{
+	pthread_mutex_lock(&sh->mu);
+	while (sh->turn != index)
+		pthread_cond_wait(&sh->turn_cv, &sh->mu);
+	pthread_mutex_unlock(&sh->mu);
+}
+
+static void prov_turn_give(struct prov_shared *sh)
+{
+	pthread_mutex_lock(&sh->mu);
+	sh->turn++;
+	pthread_cond_broadcast(&sh->turn_cv);
+	pthread_mutex_unlock(&sh->mu);
+}
+
 static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct prov_result *res,
 		    struct phx_err *err)
 {
@@ -916,8 +967,11 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	struct prov_shared *sh = p->sh;
 	double t0;
 	int decision, rc = -1;
+	bool locked = true;
 
-	if (prov_preflight(s, t, p->node, err) < 0 || pve_cluster_vms(s->pve, &p->vms, err) < 0)
+	prov_turn_take(sh, p->index);
+	if (prov_preflight(s, p->pve, t, p->node, err) < 0 ||
+	    pve_cluster_vms(p->pve, &p->vms, err) < 0)
 		goto out;
 	/* existing fixed-VMID templates and plain version checks need no download at all */
 	decision = prov_decide(p, t, res, NULL, err);
@@ -958,6 +1012,8 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	if (!sh->work && prov_customize(p, t, &sh->img, &sh->work, err) < 0)
 		goto out;
 	res->phase_s[PH_CUSTOMIZE] = clk_now() - t0;
+	prov_turn_give(sh);
+	locked = false;
 	if (prov_build_on_server(p, t, res, sh->work, sh->img.sha256, err) < 0) {
 		struct buf report = BUF_INIT;
 
@@ -980,6 +1036,8 @@ out:
 	if (rc < 0)
 		phx_err_wrap(err, "template '%s'", t->name);
 out_wrapped:
+	if (locked)
+		prov_turn_give(sh);
 	pve_vm_list_release(&p->vms);
 	return rc;
 }
@@ -1023,9 +1081,56 @@ static int prov_nodes(struct session *s, const struct cfg_template *t, const cha
 	return 0;
 }
 
-/* Builds (or checks) one template on each of its nodes. With several nodes a failure on one
- * rolls back that node's half-made template only; the others stay, and the error names every
- * node that failed. */
+/* One node's build, in its own thread with its own connection and undo list. */
+struct prov_node_job {
+	struct session *s;
+	const struct cfg_template *t;
+	struct cust_plan *cplan;
+	struct plan *dry;
+	struct prov_shared *sh;
+	size_t index;
+	struct pve_client *pve; /* NULL: a client of its own */
+	struct prov_result res;
+	struct phx_err err;
+	int rc;
+};
+
+static void *prov_node_run(void *arg)
+{
+	struct prov_node_job *j = arg;
+	struct pve_client *own = j->pve ? NULL : session_node_client(j->s, j->res.node, &j->err);
+	struct prov_ctx p = {.s = j->s,
+			     .index = j->index,
+			     .pve = j->pve ? j->pve : own,
+			     .plan = j->cplan,
+			     .dry = j->dry,
+			     .node = j->res.node,
+			     .sh = j->sh};
+
+	j->rc = -1;
+	if (!p.pve) {
+		/* the nodes after this one wait for its turn */
+		prov_turn_take(j->sh, j->index);
+		prov_turn_give(j->sh);
+		return NULL;
+	}
+	p.txn = txn_new_journaled(p.pve, j->s->journal);
+	if (!p.txn) {
+		phx_err_set(&j->err, PHX_E_NOMEM, "out of memory");
+		prov_turn_take(j->sh, j->index);
+		prov_turn_give(j->sh);
+	} else {
+		j->rc = prov_one(&p, j->t, &j->res, &j->err);
+	}
+	txn_free(p.txn);
+	pve_client_free(own);
+	return NULL;
+}
+
+/* Builds (or checks) one template on each of its nodes: the image is fetched and customized
+ * once, then every node uploads and builds at the same time. With several nodes a failure
+ * on one rolls back that node's half-made template only; the others stay, and the error
+ * names every node that failed. */
 static int prov_template(struct session *s, const struct cfg_template *t, struct cust_plan *cplan,
 			 struct plan *dry, struct phx_err *err)
 {
@@ -1034,38 +1139,58 @@ static int prov_template(struct session *s, const struct cfg_template *t, struct
 	struct buf failed = BUF_INIT;
 	const char **nodes = NULL;
 	json_t *node_list = NULL;
-	size_t n_nodes = 0, n_failed = 0;
+	struct prov_node_job *jobs = NULL;
+	pthread_t *th = NULL;
+	size_t n_nodes = 0, n_failed = 0, started = 0;
 	enum phx_err_code code = PHX_E_RUNTIME;
 	int rc = -1;
 
+	pthread_mutex_init(&sh.mu, NULL);
+	pthread_cond_init(&sh.turn_cv, NULL);
 	if (prov_nodes(s, t, &nodes, &n_nodes, &node_list, err) < 0)
 		goto out;
+	jobs = calloc(n_nodes, sizeof(*jobs));
+	th = calloc(n_nodes, sizeof(*th));
+	if (!jobs || !th) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t k = 0; k < n_nodes; k++)
+		jobs[k] = (struct prov_node_job){.s = s, .t = t, .cplan = cplan, .dry = dry,
+						 .sh = &sh, .index = k,
+						 .res = {.t = t, .node = nodes[k]},
+						 .err = PHX_ERR_INIT};
+	if (dry || n_nodes == 1) {
+		/* a dry run's plan is collected in node order */
+		for (size_t k = 0; k < n_nodes; k++) {
+			jobs[k].pve = s->pve;
+			prov_node_run(&jobs[k]);
+		}
+	} else {
+		for (; started < n_nodes; started++)
+			if (pthread_create(&th[started], NULL, prov_node_run, &jobs[started]) != 0)
+				break;
+		for (size_t k = started; k < n_nodes; k++) {
+			jobs[k].pve = s->pve;
+			prov_node_run(&jobs[k]);
+		}
+		for (size_t k = 0; k < started; k++)
+			pthread_join(th[k], NULL);
+	}
 	for (size_t k = 0; k < n_nodes; k++) {
-		struct prov_ctx p = {
-			.s = s, .plan = cplan, .dry = dry, .node = nodes[k], .sh = &sh};
-		struct prov_result res = {.t = t, .node = nodes[k]};
-		struct phx_err nerr = PHX_ERR_INIT;
-		int nrc;
+		struct prov_node_job *j = &jobs[k];
 
-		p.txn = txn_new_journaled(s->pve, s->journal);
-		if (!p.txn) {
-			phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			goto out;
-		}
-		nrc = prov_one(&p, t, &res, &nerr);
-		txn_free(p.txn);
-		if (nrc == 0 && !dry)
-			prov_print(s, &res);
-		free(res.name);
-		if (nrc == 0)
+		if (j->rc == 0 && !dry)
+			prov_print(s, &j->res);
+		if (j->rc == 0)
 			continue;
-		if (!sh.per_node || nerr.code == PHX_E_INTERRUPTED) {
-			*err = nerr;
+		if (!sh.per_node || j->err.code == PHX_E_INTERRUPTED) {
+			*err = j->err;
 			goto out;
 		}
-		code = nerr.code;
+		code = j->err.code;
 		n_failed++;
-		buf_printf(&failed, NULL, "\n  node '%s': %s", nodes[k], nerr.msg);
+		buf_printf(&failed, NULL, "\n  node '%s': %s", nodes[k], j->err.msg);
 	}
 	if (n_failed) {
 		phx_err_set(err, code,
@@ -1076,6 +1201,12 @@ static int prov_template(struct session *s, const struct cfg_template *t, struct
 	}
 	rc = 0;
 out:
+	for (size_t k = 0; jobs && k < n_nodes; k++)
+		free(jobs[k].res.name);
+	free(jobs);
+	free(th);
+	pthread_mutex_destroy(&sh.mu);
+	pthread_cond_destroy(&sh.turn_cv);
 	buf_release(&failed);
 	free(nodes);
 	json_decref(node_list);

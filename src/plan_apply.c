@@ -121,6 +121,11 @@ int plan_apply_action(const struct plan_action *a, const struct plan_apply_ctx *
 			txn_commit(ctx->txn);
 		return 0;
 	}
+	/* Proxmox answered an error for the request itself (no task was started): nothing was
+	 * made, and what is there now (a VMID another run took meanwhile, "already exists") is
+	 * not ours to remove */
+	if (e.http_status && ctx->txn && a->undo.kind != PLAN_UNDO_NONE)
+		txn_forget_last(ctx->txn);
 	if (a->flags & PLAN_BEST_EFFORT) {
 		log_warn("%s: could not %s: %s", a->object, a->summary, e.msg);
 		return 0;

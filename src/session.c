@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -32,6 +34,18 @@ int session_load(const struct cli_opts *opts, struct session *ret, struct phx_er
 		return -1;
 	}
 	*ret = (struct session){.opts = opts, .cfg = cfg, .lock_fd = -1};
+	{
+		unsigned char r[4] = {0};
+
+		/* not a secret, just unlikely to repeat: pid and time are the fallback */
+		if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+			unsigned v = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+
+			memcpy(r, &v, sizeof(r));
+		}
+		snprintf(ret->run_id, sizeof(ret->run_id), "%02x%02x%02x%02x", r[0], r[1], r[2],
+			 r[3]);
+	}
 	return 0;
 }
 
@@ -211,6 +225,12 @@ out:
 struct pve_client *session_new_client(const struct session *s, struct phx_err *err)
 {
 	return session_client(s, s->node, err);
+}
+
+struct pve_client *session_node_client(const struct session *s, const char *node,
+				       struct phx_err *err)
+{
+	return session_client(s, node, err);
 }
 
 long session_task_timeout(const struct session *s)

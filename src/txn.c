@@ -123,6 +123,20 @@ int txn_rollback(struct txn *t, struct buf *report)
 	return failed;
 }
 
+void txn_forget_last(struct txn *t)
+{
+	struct txn_entry *e = t ? t->last : NULL;
+	struct phx_err err = PHX_ERR_INIT;
+
+	if (!e)
+		return;
+	if (e->seq && jrn_undone(t->jrn, e->seq, &err) < 0)
+		log_warn("%s", err.msg);
+	t->last = e->prev;
+	t->count--;
+	txn_entry_free(e);
+}
+
 static void txn_forget(struct txn *t)
 {
 	while (t->last) {
