@@ -262,6 +262,21 @@ static int prov_guests(const struct pve_vm_list *l, struct series_guest **ret, s
 	return 0;
 }
 
+/* Proxmox's lock on a VM ("" when none): `create` or `clone` while another run builds it. */
+static int prov_vm_lock(struct prov_ctx *p, const struct pve_vm_info *vm, char *ret, size_t len,
+			struct phx_err *err)
+{
+	json_t *config = NULL;
+	const char *lock;
+
+	if (pve_vm_config_get(p->pve, vm->node, vm->vmid, &config, err) < 0)
+		return -1;
+	lock = json_string_value(json_object_get(config, "lock"));
+	snprintf(ret, len, "%s", lock ? lock : "");
+	json_decref(config);
+	return 0;
+}
+
 /* The source sha256 recorded in a template's description by an earlier build. */
 static int prov_recorded_sha256(struct pve_client *c, const struct pve_vm_info *vm,
 				char ret[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
@@ -698,6 +713,7 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 
 	if (!t->has_versions) {
 		const struct pve_vm_info *vm = prov_find_vm(&p->vms, t->vmid);
+		char lock[32] = "";
 
 		if (vm && !series_has_tag(vm->tags, SERIES_TAG_OURS))
 			return phx_err_set(err, PHX_E_CONFLICT,
@@ -705,6 +721,13 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 					   "and was not built by phoenix-orchestrator (no '%s' "
 					   "tag); refusing to touch it",
 					   t->vmid, vm->name, vm->node, SERIES_TAG_OURS);
+		if (vm && !vm->template && prov_vm_lock(p, vm, lock, sizeof(lock), err) < 0)
+			return -1;
+		if (vm && !vm->template && (!strcmp(lock, "create") || !strcmp(lock, "clone")))
+			return phx_err_set(err, PHX_E_BUSY,
+					   "VM %lu is being created right now (Proxmox lock '%s'), "
+					   "by another run of ours: try again when it is done",
+					   t->vmid, lock);
 		if (vm && !vm->template)
 			return phx_err_set(
 				err, PHX_E_CONFLICT,

@@ -100,3 +100,40 @@ class ProvisionKillTest(test_provision.ProvisionBase):
 
     def test_killed_during_the_template_task(self):
         self.killed_at(r"/qemu/9000/template$", task_type="qmtemplate")
+
+
+class TwoHostsTest(test_provision.ProvisionBase):
+    """Two runs with different caches (two hosts: two locks) build the same template at once:
+    one template, no leaked import volume, and both say clearly what happened."""
+
+    def test_same_template_from_two_caches_at_once(self):
+        import shutil
+        cfg = self.config()
+        self.provision(cfg)  # warms the class cache
+        st, _, body = self.sim.api("DELETE", "/nodes/pve1/qemu/9000")
+        self.sim.wait_task(body["data"])
+        other = os.path.join(self.tmp, "other-host-cache")
+        shutil.copytree(self.cache, other)
+        self.sim.control("POST", "/_sim/task-duration", {"type": "qmcreate", "seconds": 2})
+        env_b = self.env()
+        env_b["XDG_CACHE_HOME"] = other
+        procs = [subprocess.Popen([phxtest.BIN, "--config", cfg, "--provision-template"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+                 for env in (self.env(), env_b)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        for out, err in outs:
+            self.outputs += [out, err]
+        codes = sorted(p.returncode for p in procs)
+        self.assertEqual(codes[0], 0, outs)
+        self.assertIn(codes[1], (0, 1, 75), outs)
+        loser = outs[[p.returncode for p in procs].index(codes[1])][1]
+        if codes[1]:
+            self.assertRegex(loser, r"being created right now \(Proxmox lock 'create'\)"
+                                    r"|already exists")
+        st = self.state()
+        self.assertEqual(list(st["vms"]), ["9000"])
+        self.assertEqual(st["vms"]["9000"]["conf"].get("template"), 1)
+        self.assertEqual([v["volid"] for v in st["volumes"] if ":import/" in v["volid"]], [],
+                         "no import volume leaked")
+        self.assertEqual(journals(self.cache) + journals(other), [])
