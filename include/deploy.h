@@ -94,6 +94,11 @@ int deploy_tags_merge(const char *current, const char *const *want, size_t n_wan
  * 127.0.0.0/8 and 169.254.0.0/16 are skipped. False when there is none. */
 bool deploy_pick_ipv4(const struct pve_iface_list *l, const char *mac, char *ret, size_t len);
 
+/* True for the locks Proxmox holds while a VM is being made: "clone" (qemu-server clone_vm,
+ * from the temporary config to the end of the disk copies) and "create" (create_vm). A VM
+ * with one is another run's work in progress, not a finished VM. */
+bool deploy_lock_is_creation(const char *lock);
+
 /* ---- placement of `node: "auto"` VMs ---- */
 
 #define DEPLOY_NODE_AUTO "auto"

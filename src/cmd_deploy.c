@@ -287,8 +287,13 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 
 /* What was read and prepared for one VM; released with dep_read_release(). */
 struct dep_read {
-	const struct pve_vm_info *dst, *src; /* borrowed from the run's guest list */
-	json_t *conf;			     /* the VM's config, or its template's */
+	const struct pve_vm_info *dst; /* the existing VM as read now (&cur), or NULL */
+	const struct pve_vm_info *src; /* borrowed from the run's guest list */
+	json_t *conf;		       /* the VM's config, or its template's */
+	/* the existing VM read fresh (the run's guest list may be older than another run's
+	 * work on it): its status, and dst's fields, borrowed from st, conf and the list */
+	struct pve_vm_status st;
+	struct pve_vm_info cur;
 	char node[64];
 	char mac[DEPLOY_MAC_LEN + 1];
 	char sha[CRYPTO_SHA256_HEX_LEN + 1];
@@ -487,29 +492,116 @@ static const char *dep_new_node(const struct dep_run *r, const struct dep_vm *dv
 	return dv->placed[0] ? dv->placed : node ? node : r->s->node;
 }
 
+/* Another run is making the VM (Proxmox's lock "clone" or "create"): waits for the lock to go,
+ * within the task timeout, rereading the VM's status into rd->st. 1: it is there and
+ * unlocked; 0: it went away (that run failed and removed it); -1: still locked at the
+ * deadline, stopped, or an error. */
+static int dep_wait_created(const struct dep_run *r, struct pve_client *c, const struct cfg_vm *vm,
+			    struct dep_read *rd, struct phx_err *err)
+{
+	const double deadline = clk_now() + (double)r->task_timeout_s;
+	unsigned delay = 250;
+	char lock[sizeof(rd->st.lock)];
+
+	snprintf(lock, sizeof(lock), "%s", rd->st.lock);
+	log_info("VM %lu is being created by another run (lock: %s); waiting", vm->vmid, lock);
+	for (;;) {
+		double left = deadline - clk_now();
+
+		if (clk_signal())
+			return phx_err_set(err, PHX_E_INTERRUPTED,
+					   "stopped by signal %d while waiting for VM %lu, which "
+					   "another run is creating",
+					   clk_signal(), vm->vmid);
+		if (left <= 0)
+			return phx_err_set(
+				err, PHX_E_TIMEOUT,
+				"VM %lu is still being created by another run (lock: "
+				"%s) after %ld s: rerun once that run is done, or remove "
+				"the VM if that run died",
+				vm->vmid, lock, r->task_timeout_s);
+		clk_sleep_ms(left * 1000 < delay ? (unsigned)(left * 1000) + 1 : delay);
+		delay = delay < 1000 ? delay * 2 : 2000;
+		if (pve_vm_status_get(c, rd->node, (int)vm->vmid, &rd->st, err) < 0) {
+			if (err->code != PHX_E_NOTFOUND)
+				return -1;
+			phx_err_clear(err);
+			log_info("VM %lu is gone (the run creating it failed): cloning it anew",
+				 vm->vmid);
+			return 0;
+		}
+		if (!deploy_lock_is_creation(rd->st.lock)) {
+			log_info("VM %lu: the other run's %s is done", vm->vmid, lock);
+			return 1;
+		}
+	}
+}
+
+/* An existing VM (not a template) read fresh: its status and config. One another run is
+ * creating is waited for (dep_wait_created) and then treated as a rerun would: converged when
+ * it is ours, refused when not. rd->dst stays NULL when it went away meanwhile. */
+static int dep_read_existing(const struct dep_run *r, struct pve_client *c, const struct cfg_vm *vm,
+			     const struct pve_vm_info *listed, struct dep_read *rd,
+			     struct phx_err *err)
+{
+	const char *tags, *name;
+
+	snprintf(rd->node, sizeof(rd->node), "%s", listed->node);
+	if (pve_vm_status_get(c, rd->node, (int)vm->vmid, &rd->st, err) < 0) {
+		if (err->code != PHX_E_NOTFOUND)
+			return -1;
+		phx_err_clear(err); /* gone since the guest list was read */
+		return 0;
+	}
+	if (deploy_lock_is_creation(rd->st.lock)) {
+		int rc = dep_wait_created(r, c, vm, rd, err);
+
+		if (rc <= 0)
+			return rc;
+	}
+	if (pve_vm_config_get(c, rd->node, (int)vm->vmid, &rd->conf, err) < 0)
+		return -1;
+	tags = json_string_value(json_object_get(rd->conf, "tags"));
+	name = json_string_value(json_object_get(rd->conf, "name"));
+	if (!series_has_tag(tags, SERIES_TAG_OURS))
+		return phx_err_set(
+			err, PHX_E_CONFLICT,
+			"VM %lu already exists ('%s' on '%s') and is not ours (no '" SERIES_TAG_OURS
+			"' tag): refusing to touch it; pick another vmid or remove it "
+			"yourself",
+			vm->vmid, name ? name : listed->name, rd->node);
+	/* borrowed: conf and st live as long as rd */
+	rd->cur = (struct pve_vm_info){
+		.vmid = (int)vm->vmid,
+		.name = (char *)(name ? name : listed->name),
+		.node = rd->node,
+		.tags = (char *)tags,
+		.status = rd->st.status,
+	};
+	rd->dst = &rd->cur;
+	return 0;
+}
+
 static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm *dv,
 		    struct dep_read *rd, struct phx_err *err)
 {
 	const struct cfg *cfg = r->s->cfg;
 	const struct cfg_vm *vm = dv->vm;
-	const struct pve_vm_info *dst;
+	const struct pve_vm_info *listed = dep_find(&r->guests, vm->vmid);
 
-	dst = rd->dst = dep_find(&r->guests, vm->vmid);
-	if (dst) {
+	if (listed && listed->template)
+		return phx_err_set(
+			err, PHX_E_CONFLICT,
+			"VM %lu already exists ('%s' on '%s') and is not ours (it is a "
+			"template): refusing to touch it; pick another vmid or remove it "
+			"yourself",
+			vm->vmid, listed->name, listed->node);
+	if (listed && dep_read_existing(r, c, vm, listed, rd, err) < 0)
+		return -1;
+	if (rd->dst) {
 		char *net0 = NULL;
 
-		if (dst->template || !series_has_tag(dst->tags, SERIES_TAG_OURS))
-			return phx_err_set(
-				err, PHX_E_CONFLICT,
-				"VM %lu already exists ('%s' on '%s') and is not ours (%s): "
-				"refusing to touch it; pick another vmid or remove it yourself",
-				vm->vmid, dst->name, dst->node,
-				dst->template ? "it is a template"
-					      : "no '" SERIES_TAG_OURS "' tag");
-		snprintf(rd->node, sizeof(rd->node), "%s", dst->node);
 		log_info("VM %lu '%s' exists and is ours: converging", vm->vmid, vm->name);
-		if (pve_vm_config_get(c, rd->node, (int)vm->vmid, &rd->conf, err) < 0)
-			return -1;
 		/* converging keeps the VM's MAC */
 		if (deploy_net_rebridge(json_string_value(json_object_get(rd->conf, "net0")),
 					vm->network.bridge, NULL, &net0, rd->mac, err) < 0)

@@ -115,6 +115,11 @@ const char *deploy_unlinkable_disk(const json_t *config)
 	return NULL;
 }
 
+bool deploy_lock_is_creation(const char *lock)
+{
+	return lock && (!strcmp(lock, "clone") || !strcmp(lock, "create"));
+}
+
 static uint64_t place_free(const struct deploy_node *x)
 {
 	return x->maxmem > x->mem ? x->maxmem - x->mem : 0;

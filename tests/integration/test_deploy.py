@@ -642,6 +642,89 @@ class TestDeploy(DeployBase):
                          ["8002", "9000"])
 
 
+class TestAnotherRunsClone(DeployBase):
+    """A VM with Proxmox's lock "clone" or "create" is another run's work in progress
+    (qemu-server clone_vm writes a config holding only the lock, then the copied options, and
+    drops the lock when the disks are done): deploy waits for the lock to go, within the task
+    timeout, then decides as a rerun would, instead of refusing it as not ours."""
+
+    def later(self, vmid, conf, delay=1.0):
+        def go():
+            time.sleep(delay)
+            self.sim.control("POST", "/_sim/vm/%d" % vmid, {"conf": conf})
+        th = threading.Thread(target=go, daemon=True)
+        th.start()
+        return th
+
+    def test_a_vm_of_ours_being_cloned_is_waited_for_then_converged(self):
+        self.seed_template()
+        cfg = self.config([self.vm_8001(features=[])])
+        self.deploy(cfg, "8001")
+        self.sim.control("POST", "/_sim/vm/8001", {"conf": {"lock": "clone"}})
+        n = self.mark()
+        th = self.later(8001, {"lock": None})
+        p = self.deploy(cfg, "8001")
+        th.join()
+        self.assertIn("VM 8001 is being created by another run (lock: clone); waiting",
+                      p.stderr)
+        self.assertRegex(p.stdout, r"8001\s+docker-host-1\s+pve1\s+\S+\s+unchanged")
+        reqs = self.sim.requests()[n:]
+        cleared = [i for i, r in enumerate(reqs)
+                   if r.get("control") and r["path"].endswith("/_sim/vm/8001")]
+        sent = [i for i, r in enumerate(reqs) if r["method"] != "GET" and not r.get("control")]
+        self.assertEqual(len(cleared), 1)
+        self.assertTrue(sent and min(sent) > cleared[0], "nothing sent before the lock went")
+        self.assertEqual(self.sim.schema_violations(), [])
+
+    def test_a_vm_early_in_its_clone_is_judged_once_the_clone_is_done(self):
+        self.seed_template()
+        cfg = self.config([self.vm_8001(features=[], disk_size_gb=None),
+                           self.vm_8001(vmid=8002, name="web-2", features=[],
+                                        disk_size_gb=None)])
+        # early in clone_vm the config holds no name and no tags: not ours, not foreign yet
+        for vmid in (8001, 8002):
+            self.api_ok("POST", "/nodes/pve1/qemu", {"vmid": str(vmid),
+                                                      "net0": "virtio,bridge=vmbr0"})
+            self.sim.control("POST", "/_sim/vm/%d" % vmid, {"conf": {"lock": "clone"}})
+        theirs = dict(self.conf(8002), name="theirs", tags="prod")
+        del theirs["lock"]
+        # 8001 is a clone of our template (its tags come along), 8002 someone else's
+        ths = [self.later(8001, {"lock": None, "tags": "phoenix", "name": "docker-host-1"}),
+               self.later(8002, {"lock": None, "tags": "prod", "name": "theirs"})]
+        p = self.deploy(cfg, "--all", "--jobs", "2", "--output", "json", check=1)
+        for th in ths:
+            th.join()
+        res = {r["vmid"]: r for r in json.loads(p.stdout)}
+        self.assertEqual(res[8001]["state"], "updated", p.stderr)
+        self.assertEqual(res[8002]["state"], "failed")
+        self.assertIn("not ours", res[8002]["error"])
+        for vmid in (8001, 8002):
+            self.assertIn("VM %d is being created by another run (lock: clone)" % vmid,
+                          p.stderr)
+        st = self.sim.control("GET", "/_sim/state")["vms"]
+        self.assertEqual(st["8001"]["status"], "running")
+        self.assertIn("phoenix-ci-8001-", st["8001"]["conf"]["ide2"])
+        self.assertEqual(st["8002"]["conf"], theirs, "someone else's VM is left untouched")
+
+    def test_a_lock_that_stays_ends_at_the_task_timeout(self):
+        self.seed_template()
+        path = self.config([self.vm_8001(features=[])])
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg["proxmox"]["timeouts"] = {"task_s": 2}
+        path = self.write_config(cfg)
+        self.api_ok("POST", "/nodes/pve1/qemu", {"vmid": "8001", "net0": "virtio,bridge=vmbr0"})
+        self.sim.control("POST", "/_sim/vm/8001", {"conf": {"lock": "create"}})
+        before = self.state()
+        n = self.mark()
+        p = self.deploy(path, "8001", check=1)
+        self.assertIn("VM 8001 is still being created by another run (lock: create) after 2 s",
+                      p.stderr)
+        self.assertEqual(self.state(), before)
+        self.assertEqual([r for r in self.sim.requests()[n:]
+                          if r["method"] != "GET" and not r.get("control")], [])
+
+
 class TestStopSignals(DeployBase):
     """SIGTERM or SIGINT in the middle of a deploy: the task in flight ends, then the run
     rolls back what it created, removes its temporary files and exits 128 + the signal."""

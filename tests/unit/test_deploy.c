@@ -513,3 +513,18 @@ Test(deploy, clone_path_of_a_new_clone_names_its_nodes)
 			       "full clone there, then an offline migration to 'pve2' onto "
 			       "'local-lvm'");
 }
+
+Test(deploy, only_clone_and_create_locks_mean_another_run_is_making_the_vm)
+{
+	static const struct {
+		const char *lock;
+		bool creating;
+	} cases[] = {
+		{"clone", true},     {"create", true}, {"migrate", false}, {"backup", false},
+		{"snapshot", false}, {"", false},      {NULL, false},	   {"clone2", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_assert_eq(deploy_lock_is_creation(cases[i].lock), cases[i].creating, "%s",
+			     cases[i].lock ? cases[i].lock : "(null)");
+}
