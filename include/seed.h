@@ -17,8 +17,5 @@
  * sha256. On failure no file is left and ret_path is "". */
 int seed_build_iso_in(const char *dir, const struct ci_input *in, char ret_path[SEED_PATH_MAX],
 		      char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err);
-/* NEEDSWORK: the same under $TMPDIR, until deploy passes its private dir */
-int seed_build_iso(const struct ci_input *in, char ret_path[SEED_PATH_MAX],
-		   char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err);
 
 #endif

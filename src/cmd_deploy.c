@@ -408,16 +408,16 @@ static int dep_wait_agent(struct pve_client *c, const char *node, const struct c
 /* ISO mode: renders the seed for the VM's MAC and builds the ISO in a temp file (local work,
  * no request); its content hash names the volume. Then asks whether that volume is already
  * on the storage (same name = same content: nothing to upload). */
-static int dep_seed_iso(const struct cfg *cfg, struct pve_client *c, const struct dep_vm *dv,
+static int dep_seed_iso(const struct dep_run *r, struct pve_client *c, const struct dep_vm *dv,
 			struct dep_read *rd, struct phx_err *err)
 {
-	const char *storage = cfg->defaults.iso_storage;
+	const char *storage = r->s->cfg->defaults.iso_storage;
 	struct pve_volume_list l = {NULL, 0};
 	struct ci_input in;
 	char name[128];
 
 	dep_ci_input(dv, rd->mac, &in);
-	if (seed_build_iso(&in, rd->iso_path, rd->sha, err) < 0 ||
+	if (seed_build_iso_in(r->s->tmp_dir, &in, rd->iso_path, rd->sha, err) < 0 ||
 	    deploy_seed_name(dv->vm->vmid, rd->sha, name, sizeof(name), err) < 0)
 		return -1;
 	snprintf(rd->seed_volid, sizeof(rd->seed_volid), "%s:iso/%s", storage, name);
@@ -616,7 +616,7 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 			return -1;
 	}
 	if (cfg->defaults.cloudinit_mode != CFG_CLOUDINIT_NATIVE)
-		return dep_seed_iso(cfg, c, dv, rd, err);
+		return dep_seed_iso(r, c, dv, rd, err);
 	if (dep_native_sha(dv, rd->sha, err) < 0)
 		return -1;
 	if (dv->snippet) {
@@ -752,7 +752,7 @@ static void dep_run_one(struct dep_run *r, struct pve_client *c, struct dep_vm *
 			dv->res.error = NULL;
 		return;
 	}
-	t = txn_new(c);
+	t = txn_new_journaled(c, r->s->journal);
 	if (!t) {
 		dv->res.failed = true;
 		dv->res.state = "failed";

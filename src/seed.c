@@ -48,9 +48,3 @@ int seed_build_iso_in(const char *dir, const struct ci_input *in, char ret_path[
 	}
 	return rc;
 }
-
-int seed_build_iso(const struct ci_input *in, char ret_path[SEED_PATH_MAX],
-		   char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
-{
-	return seed_build_iso_in(NULL, in, ret_path, ret_sha, err);
-}

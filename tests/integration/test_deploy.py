@@ -757,6 +757,9 @@ class TestStopSignals(DeployBase):
         self.assertIn("rolled back: ", err)
         self.assertEqual(self.state(), before)
         self.assertEqual(os.listdir(tmpdir), [], "temporary files left behind")
+        # the seed is built in the run's private dir under the cache, removed at exit
+        private = os.path.join(self.tmp, "cache", "phoenix", "images", "tmp")
+        self.assertEqual(os.listdir(private), [], "the run's private temp dir is left")
         return err
 
     def test_sigterm_during_the_clone_rolls_back(self):

@@ -137,3 +137,44 @@ class TwoHostsTest(test_provision.ProvisionBase):
         self.assertEqual([v["volid"] for v in st["volumes"] if ":import/" in v["volid"]], [],
                          "no import volume leaked")
         self.assertEqual(journals(self.cache) + journals(other), [])
+
+
+class DeployKillTest(test_deploy.DeployBase):
+    """SIGKILL during the clone and right after the seed upload: the rerun removes the
+    half-made VM and seed (the clone task is waited for), then deploys the VM afresh."""
+
+    def killed_at(self, path_re, task_type=None, fault=None):
+        self.seed_template()
+        before = self.state()
+        cfg = self.config([self.vm_8001()])
+        if task_type:
+            self.sim.control("POST", "/_sim/task-duration", {"type": task_type, "seconds": 3})
+        if fault:
+            self.sim.control("POST", "/_sim/fault", fault)
+        n = self.mark()
+        proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "8001"], env=self.env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        kill_when(self, proc, path_re, n)
+        cache = os.path.join(self.tmp, "cache")
+        self.assertEqual(len(journals(cache)), 1, "the killed run left its journal")
+        self.sim.control("DELETE", "/_sim/faults")
+        p = self.deploy(cfg, "8001", check=0)
+        self.assertIn("recover: cleaned up VM 8001", p.stderr)
+        self.assertRegex(p.stdout, r"8001\s+docker-host-1\s+pve1\s+\S+\s+created")
+        st = self.state()
+        self.assertEqual(sorted(st["vms"]), sorted(list(before["vms"]) + ["8001"]))
+        seeds = [v["volid"] for v in st["volumes"] if ":iso/" in v["volid"]]
+        self.assertEqual(len(seeds), 1, seeds)
+        self.assertIn(seeds[0].split(":", 1)[1], st["vms"]["8001"]["conf"]["ide2"])
+        self.assertEqual(journals(cache), [])
+        self.assertEqual(temp_files(cache), [])
+        return p
+
+    def test_killed_during_the_clone(self):
+        self.killed_at(r"/qemu/9000/clone$", task_type="qmclone")
+
+    def test_killed_after_the_seed_upload(self):
+        # the next change is held back: the kill comes between the upload and the config
+        self.killed_at(r"/storage/local/upload$", fault={
+            "kind": "http", "method": "POST", "path": "/qemu/8001/config$",
+            "status": 500, "message": "slow", "delay": 10})
