@@ -476,6 +476,8 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 	struct http_request req;
 	bool idempotent = strcmp(method, "GET") == 0;
 	bool body_params = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
+	bool lock_retried = false;
+	double deadline = clk_now() + (double)c->request_timeout_s;
 	int attempt, rc = -1;
 
 	http_response_init(&resp);
@@ -514,8 +516,17 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 	}
 	for (attempt = 1;; attempt++) {
 		struct phx_err e = PHX_ERR_INIT;
-		bool retry = false;
+		bool retry = false, lock_retry = false;
 		long long date;
+
+		if (attempt > 1) {
+			double left = deadline - clk_now();
+
+			/* a lock wait starts the clock again: it is Proxmox telling us to wait */
+			req.timeout_s = lock_retried	? c->request_timeout_s
+					: left < 1	? 1
+							: (long)left;
+		}
 
 		if (http_perform(c->http, &req, &resp, &e) < 0) {
 			phx_err_wrap(&e, "%s %s", method, path);
@@ -543,10 +554,18 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 			/* 5xx on a GET is retried (59x are pveproxy's timeouts); anything else
 			 * may have done something, except a lock timeout, which by definition
 			 * ran nothing */
+			lock_retry = pve_is_lock_timeout(resp.reason) ||
+				     pve_is_lock_timeout(buf_str(&resp.body));
 			retry = (idempotent && resp.status >= 500 &&
 				 !pve_error_is_deterministic(resp.status, e.msg)) ||
-				pve_is_lock_timeout(resp.reason) ||
-				pve_is_lock_timeout(buf_str(&resp.body));
+				lock_retry;
+		}
+		if (retry && !lock_retry && clk_now() + backoff_ms(c, attempt) / 1000.0 + 1 >= deadline) {
+			/* the request's deadline covers its retries: a silent or trickling server
+			 * holds a run request_timeout_s, not attempts x request_timeout_s */
+			phx_err_wrap(&e, "gave up after %d attempt%s in %ld s", attempt,
+				     attempt == 1 ? "" : "s", c->request_timeout_s);
+			retry = false;
 		}
 		if (!retry || attempt >= c->max_tries) {
 			if (err && !phx_err_is_set(err))
@@ -559,6 +578,9 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 			log_debug("%s; retrying in %u ms (attempt %d of %d)", e.msg, ms,
 				  attempt + 1, c->max_tries);
 			clk_sleep_ms(ms);
+			lock_retried = lock_retry;
+			if (lock_retry)
+				deadline = clk_now() + (double)c->request_timeout_s;
 		}
 	}
 out:

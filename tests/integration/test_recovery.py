@@ -178,3 +178,55 @@ class DeployKillTest(test_deploy.DeployBase):
         self.killed_at(r"/storage/local/upload$", fault={
             "kind": "http", "method": "POST", "path": "/qemu/8001/config$",
             "status": 500, "message": "slow", "delay": 10})
+
+
+class DeadlineTest(test_deploy.DeployBase):
+    """A server that answers 2 bytes a second ends a run within the request deadline
+    (proxmox.timeouts.request_s), retries included."""
+
+    def test_trickling_server_ends_the_run_within_the_deadline(self):
+        self.seed_template()
+        path = self.config([self.vm_8001()])
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg["proxmox"]["timeouts"] = {"request_s": 3}
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(cfg, f)
+        self.sim.control("POST", "/_sim/fault", {"kind": "http", "method": "GET",
+                                                 "path": "/storage$", "action": "trickle",
+                                                 "count": 100})
+        n = self.mark()
+        t0 = time.monotonic()
+        p = self.run_bin("--config", path, "8001", check=1)
+        took = time.monotonic() - t0
+        self.assertRegex(p.stderr, r"GET /storage: .*(timed out|[Tt]imeout)")
+        self.assertIn("gave up after 1 attempt in 3 s", p.stderr)
+        gets = [r for r in self.sim.requests()[n:] if r["path"].endswith("/storage")]
+        self.assertEqual(len(gets), 1, "no retry once the deadline has passed")
+        # the bound itself: 3 s for the request (4 attempts x 3 s before deadlines covered
+        # retries), plus process start and the other requests
+        self.assertLess(took, 3 * 3, p.stderr)
+
+
+class ChildEnvironmentTest(test_provision.ProvisionBase):
+    """The token secret never reaches a child's environment: libguestfs starts qemu (here a
+    wrapper that records /proc/self/environ and fails) after the secret was read."""
+
+    def test_secret_is_not_in_the_customization_childs_environment(self):
+        dump = os.path.join(self.tmp, "child-environ")
+        hv = os.path.join(self.tmp, "qemu-wrapper")
+        with open(hv, "w", encoding="utf-8") as f:
+            f.write("#!/bin/sh\ntr '\\0' '\\n' < /proc/$$/environ >> %s\nexit 1\n" % dump)
+        os.chmod(hv, 0o755)
+        # a recipe of its own, so the customization runs rather than hitting the cache
+        t = self.template()
+        t["customize"]["files"][0]["content"] = "child environment test\n"
+        p = self.run_bin("--config", self.config(t), "--provision-template",
+                         env=self.env(LIBGUESTFS_HV=hv), check=1)
+        self.assertIn("customize", p.stderr)
+        with open(dump, encoding="utf-8") as f:
+            child_env = f.read()
+        self.assertIn("LIBGUESTFS_HV=", child_env, "the wrapper ran as the child")
+        self.assertNotIn(self.sim.secret, child_env)
+        self.assertNotIn("PVE_TOKEN_SECRET", child_env)
+        self.assertEqual(self.state()["vms"], {})

@@ -465,6 +465,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			except OSError:
 				pass
 			return
+		if action == 'trickle':
+			# a server that answers at a few bytes a second (a hung proxy, a dying link):
+			# only the client's own deadline ends the request
+			self.status = 200
+			self.log_now()
+			body = json.dumps({'data': 'x' * 4096}).encode()
+			rate = max(1, int(f.get('rate', 2)))
+			try:
+				self.send_response(200, 'OK')
+				self.send_header('Content-Type', 'application/json;charset=UTF-8')
+				self.send_header('Content-Length', str(len(body)))
+				self.end_headers()
+				for i in range(0, len(body), rate):
+					self.wfile.write(body[i:i + rate])
+					self.wfile.flush()
+					time.sleep(1)
+			except OSError:
+				pass
+			self.close_connection = True
+			return
 		if f.get('delay'):
 			time.sleep(float(f['delay']))
 		code = int(f.get('status', 500))
@@ -510,9 +530,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 				self.send(400, 'bad fault kind', {'error': 'kind must be http|task|lock-timeout'})
 				return
 			if kind == 'http' and body.get('action', 'error') not in ('error', 'drop', 'close',
-					'close-after'):
+					'close-after', 'trickle'):
 				self.send(400, 'bad fault action', {'error': 'action must be '
-					'error|drop|close|close-after'})
+					'error|drop|close|close-after|trickle'})
 				return
 			f = dict(body, kind=kind)
 			f.setdefault('count', 1)
