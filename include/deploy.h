@@ -99,6 +99,14 @@ bool deploy_pick_ipv4(const struct pve_iface_list *l, const char *mac, char *ret
  * with one is another run's work in progress, not a finished VM. */
 bool deploy_lock_is_creation(const char *lock);
 
+/* How long to wait for the guest agent of a VM that was already running, `uptime_s` after its
+ * start: a VM started less than agent_timeout_s ago may be a run's that was stopped while its
+ * guest booted, so it gets the rest of the timeout (at least 1 s), and an agent that does not
+ * answer then fails it, as it would have failed that run (*ret_must_answer); a VM running
+ * longer whose agent is gone gets 1 s, best effort: it is converged all the same. */
+unsigned long deploy_running_agent_wait(long long uptime_s, unsigned long agent_timeout_s,
+					bool *ret_must_answer);
+
 /* ---- placement of `node: "auto"` VMs ---- */
 
 #define DEPLOY_NODE_AUTO "auto"

@@ -713,6 +713,9 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	if (plan_apply(&dv->plan, &ax, err) < 0)
 		goto out;
 	if (running) {
+		bool must = false;
+		unsigned long wait_s;
+
 		if ((info.seed_changed || info.hw_changed) &&
 		    !(dv->res.note = dep_strdupf(err,
 						 "VM %lu '%s' is running: reboot it to apply "
@@ -721,9 +724,20 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 						 info.seed_changed ? "cloud-init seed"
 								   : "hardware settings")))
 			goto out;
-		/* best effort: a running VM of ours whose agent is gone is still converged */
-		if (dep_wait_agent(c, rd.node, vm, 1, rd.mac, dv->res.ip, sizeof(dv->res.ip), err) <
-		    0) {
+		/* a VM started recently (a run stopped while its guest booted) gets the rest of
+		 * the agent timeout; one whose agent is gone long since is converged anyway */
+		wait_s = deploy_running_agent_wait(rd.st.uptime, r->agent_timeout_s, &must);
+		if (must)
+			log_info("VM %lu '%s' was started %lld s ago: its guest may still be "
+				 "booting",
+				 vm->vmid, vm->name, rd.st.uptime);
+		if (dep_wait_agent(c, rd.node, vm, wait_s, rd.mac, dv->res.ip, sizeof(dv->res.ip),
+				   err) < 0) {
+			if (must) {
+				phx_err_wrap(err, "VM %lu was started %lld s before this run",
+					     vm->vmid, rd.st.uptime);
+				goto out;
+			}
 			log_warn("VM %lu '%s': %s", vm->vmid, vm->name, err->msg);
 			phx_err_clear(err);
 		}

@@ -120,6 +120,19 @@ bool deploy_lock_is_creation(const char *lock)
 	return lock && (!strcmp(lock, "clone") || !strcmp(lock, "create"));
 }
 
+unsigned long deploy_running_agent_wait(long long uptime_s, unsigned long agent_timeout_s,
+					bool *ret_must_answer)
+{
+	if (uptime_s < 0 || (unsigned long long)uptime_s >= agent_timeout_s) {
+		*ret_must_answer = false;
+		return 1;
+	}
+	*ret_must_answer = true;
+	return agent_timeout_s - (unsigned long)uptime_s > 1
+		       ? agent_timeout_s - (unsigned long)uptime_s
+		       : 1;
+}
+
 static uint64_t place_free(const struct deploy_node *x)
 {
 	return x->maxmem > x->mem ? x->maxmem - x->mem : 0;

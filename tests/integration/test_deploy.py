@@ -725,6 +725,56 @@ class TestAnotherRunsClone(DeployBase):
                           if r["method"] != "GET" and not r.get("control")], [])
 
 
+class TestRunningAgent(DeployBase):
+    """A rerun that finds a VM of ours running: one started less than the agent timeout ago
+    (a run killed while its guest booted) gets the rest of the timeout for its agent; one
+    running longer whose agent is gone is converged all the same, after a 1 s look."""
+
+    def agent(self, vmid, up):
+        self.sim.control("POST", "/_sim/agent/%d" % vmid, {"up": up})
+
+    def uptime(self, vmid):
+        st, _, body = self.sim.api("GET", "/nodes/pve1/qemu/%d/status/current" % vmid)
+        self.assertEqual(st, 200, body)
+        return body["data"]["uptime"]
+
+    def test_a_rerun_waits_for_the_agent_of_a_vm_started_recently(self):
+        self.seed_template()
+        cfg = self.config([self.vm_8001(features=[])])
+        self.deploy(cfg, "8001", ips={8001: "192.168.1.51"})
+        # the run was killed while the guest booted: no agent yet, and it answers 2 s later
+        self.agent(8001, False)
+        th = threading.Timer(2.0, self.agent, (8001, True))
+        th.start()
+        p = self.deploy(cfg, "8001", "--output", "json")
+        th.join()
+        self.assertRegex(p.stderr, r"VM 8001 'docker-host-1' was started \d+ s ago: its guest "
+                                   r"may still be booting")
+        res = json.loads(p.stdout)[0]
+        self.assertEqual((res["state"], res["ip"]), ("unchanged", "192.168.1.51"), p.stderr)
+
+    def test_no_agent_fails_a_recent_vm_and_is_only_a_warning_for_an_old_one(self):
+        self.seed_template()
+        cfg = self.config([self.vm_8001(features=[])], agent_timeout_s=3)
+        self.deploy(cfg, "8001")
+        self.agent(8001, False)
+        p = self.deploy(cfg, "8001", check=1)
+        self.assertRegex(p.stderr, r"VM 8001 was started \d+ s before this run: VM 8001: the "
+                                   r"guest agent did not answer within [123] s")
+        self.assertIn("8001", self.sim.control("GET", "/_sim/state")["vms"],
+                      "a VM this run did not create stays")
+        # once it has run longer than the agent timeout, its agent is simply gone
+        for _ in range(100):
+            if self.uptime(8001) > 3:
+                break
+            time.sleep(0.1)
+        p = self.deploy(cfg, "8001", "--output", "json")
+        res = json.loads(p.stdout)[0]
+        self.assertEqual((res["state"], res["ip"]), ("unchanged", None))
+        self.assertIn("the guest agent did not answer within 1 s", p.stderr)
+        self.assertNotIn("was started", p.stderr)
+
+
 class TestStopSignals(DeployBase):
     """SIGTERM or SIGINT in the middle of a deploy: the task in flight ends, then the run
     rolls back what it created, removes its temporary files and exits 128 + the signal."""

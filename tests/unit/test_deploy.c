@@ -528,3 +528,26 @@ Test(deploy, only_clone_and_create_locks_mean_another_run_is_making_the_vm)
 		cr_assert_eq(deploy_lock_is_creation(cases[i].lock), cases[i].creating, "%s",
 			     cases[i].lock ? cases[i].lock : "(null)");
 }
+
+Test(deploy, a_recently_started_vm_gets_the_rest_of_the_agent_timeout)
+{
+	static const struct {
+		long long uptime;
+		unsigned long timeout, want;
+		bool must;
+	} cases[] = {
+		{0, 600, 600, true},  /* started by a run killed at once */
+		{40, 600, 560, true}, /* killed while the guest booted */
+		{599, 600, 1, true},  /* the rest, at least 1 s */
+		{600, 600, 1, false}, /* long enough: the agent is gone, best effort */
+		{86400, 600, 1, false}, {-1, 600, 1, false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool must = !cases[i].must;
+
+		cr_assert_eq(deploy_running_agent_wait(cases[i].uptime, cases[i].timeout, &must),
+			     cases[i].want, "uptime %lld", cases[i].uptime);
+		cr_assert_eq(must, cases[i].must, "uptime %lld", cases[i].uptime);
+	}
+}
