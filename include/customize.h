@@ -102,13 +102,33 @@ struct cust_report {
  * line per step. On failure returns -1: PHX_E_GUEST with the guest command's exit status and
  * last lines of output for a failing step, PHX_E_NET when a packages step finds no network in
  * the guest, PHX_E_NOTFOUND for no OS, PHX_E_INPUT for several OSes; *ret_report is written
- * only on success. opts may be NULL for defaults. */
+ * only on success. opts may be NULL for defaults.
+ *
+ * The disk file grows while the guest writes, on the file system that holds it (the image
+ * cache). Before the appliance starts, that file system must have the free space
+ * cust_space_estimate() expects, else PHX_E_IO at once naming the directory, the free and the
+ * needed MiB. */
 int cust_run(const struct cust_plan *plan, const char *disk_path, const struct cust_opts *opts,
 	     struct cust_report *ret_report, struct phx_err *err);
 
 /* Copies the cached image `src` to `dst` for cust_run (reflink or copy_file_range), so the
  * cache stays pristine. */
 int cust_prepare_copy(const char *src, const char *dst, struct phx_err *err);
+
+/* The growth a run of `plan` is expected to add to `disk_path`'s file, for the free-space
+ * check: a fixed allowance per kind of step (see customize_plan.c for the numbers and why),
+ * never more than the disk can grow at all (its virtual size less what the file holds). */
+struct cust_space {
+	unsigned long long virtual_bytes; /* the disk as the guest sees it */
+	unsigned long long alloc_bytes;	  /* what the file holds now (st_blocks) */
+	unsigned long long need_bytes;	  /* the expected growth */
+	char why[320];			  /* how need_bytes was reached, for messages */
+};
+
+/* Fills *ret from the disk's header and the plan (.deb and source files are stat'ed).
+ * PHX_E_IO naming the file when one cannot be read. */
+int cust_space_estimate(const struct cust_plan *plan, const char *disk_path, struct cust_space *ret,
+			struct phx_err *err);
 
 /* Exposed for tests. */
 

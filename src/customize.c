@@ -1,14 +1,16 @@
 /* customize: runs a cust_plan against a disk image inside one libguestfs appliance. The only
  * file with <guestfs.h>: every libguestfs error is translated to a phx_err here (the default
- * handler that prints to stderr is switched off). Plan building lives in customize_plan.c,
- * the accelerator probe in customize_accel.c. */
+ * handler that prints to stderr is switched off). Plan building and the space estimate live
+ * in customize_plan.c, the accelerator probe in customize_accel.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <guestfs.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -904,16 +906,43 @@ static int cust_hygiene(struct cust_ctx *c)
 	return 0;
 }
 
+/* The free-space check before the appliance starts: the disk file grows on its own file
+ * system while the guest writes, and qemu pauses (it does not fail) when that fills up. */
+static int cust_check_space(const struct cust_plan *plan, const char *disk, const char *dir,
+			    struct cust_space *ret, struct phx_err *err)
+{
+	struct statvfs vfs;
+	unsigned long long avail;
+
+	if (cust_space_estimate(plan, disk, ret, err) < 0)
+		return -1;
+	if (statvfs(dir, &vfs) < 0)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "free space of '%s'", dir);
+	/* f_bavail, not f_bfree: blocks reserved for root are the system's, not the cache's */
+	avail = (unsigned long long)vfs.f_bavail * (unsigned long long)vfs.f_frsize;
+	log_debug("customize: '%s' has %llu MiB free; the customization needs about %llu MiB (%s)",
+		  dir, avail / CUST_MIB, (ret->need_bytes + CUST_MIB - 1) / CUST_MIB, ret->why);
+	if (avail >= ret->need_bytes)
+		return 0;
+	return phx_err_set(err, PHX_E_IO,
+			   "'%s' has %llu MiB free; the customization needs about %llu MiB (%s); "
+			   "free space there or point PHX_CACHE_DIR at a larger file system",
+			   dir, avail / CUST_MIB, (ret->need_bytes + CUST_MIB - 1) / CUST_MIB,
+			   ret->why);
+}
+
 int cust_run(const struct cust_plan *plan, const char *disk_path, const struct cust_opts *opts,
 	     struct cust_report *ret_report, struct phx_err *err)
 {
 	static const struct cust_opts defaults = CUST_OPTS_INIT;
 	struct cust_report rep = {0};
 	struct cust_ctx c = {.disk = disk_path, .err = err};
+	struct cust_space space;
 	struct rusage ru;
 	double t0 = clk_now(), t;
 	const char *fmt;
-	char *root = NULL;
+	char *root = NULL, dir[PATH_MAX];
+	const char *slash = strrchr(disk_path, '/');
 	bool root_ro = false;
 	int rc = -1;
 
@@ -922,6 +951,11 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	fmt = cust_disk_format(disk_path);
 	if (!fmt)
 		return phx_err_set_errno(err, PHX_E_IO, errno, "open disk '%s'", disk_path);
+	snprintf(dir, sizeof(dir), "%.*s",
+		 slash ? (slash == disk_path ? 1 : (int)(slash - disk_path)) : 1,
+		 slash ? disk_path : ".");
+	if (cust_check_space(plan, disk_path, dir, &space, err) < 0)
+		return phx_err_wrap(err, "customize '%s'", disk_path);
 	c.g = guestfs_create_flags(0);
 	if (!c.g)
 		return phx_err_set_errno(err, PHX_E_RUNTIME, errno, "create libguestfs handle");

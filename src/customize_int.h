@@ -35,4 +35,6 @@ bool cust_valid_timezone(const char *s);
 int cust_accel_decide(enum cust_accel want, const char *qemu, const char *state_dir, bool *ret_kvm,
 		      struct phx_err *err);
 
+#define CUST_MIB (1024ULL * 1024ULL)
+
 #endif

@@ -505,3 +505,144 @@ int cust_prepare_copy(const char *src, const char *dst, struct phx_err *err)
 		return phx_err_wrap(err, "copy image for customization");
 	return 0;
 }
+
+/* --- how much room a run needs --- */
+
+/* A qcow2 grows by every cluster the guest writes for the first time and never shrinks (the
+ * appliance's disk has no discard), so what counts is everything written, even what is deleted
+ * again before the end (apt's lists, uploaded .debs). Real sizes are unknown before the
+ * appliance runs (apt decides the dependencies inside the guest), so each kind of step gets an
+ * allowance that covers the common case; the watchdog catches the rest. */
+/* Every run: the ext4 journal (64 MiB on a 2-16 GiB root) can be unallocated in an image made
+ * with qemu-img convert and fills as it is used; dpkg/apt state rewrites; the hygiene steps. */
+#define CUST_SPACE_BASE (64 * CUST_MIB)
+/* A packages step: apt-get update's lists and pkgcache.bin/srcpkgcache.bin, ~150 MiB for
+ * Debian bookworm main, more for Ubuntu with universe. */
+#define CUST_SPACE_APT (256 * CUST_MIB)
+/* Each package named: its .deb in /var/cache/apt/archives, its unpacked files and the
+ * dependencies apt adds (qemu-guest-agent: ~2 MiB in all; a database server: ~150 MiB). */
+#define CUST_SPACE_PKG (32 * CUST_MIB)
+/* A local .deb: its upload into the guest plus its unpacked files (xz packs ~3:1). */
+#define CUST_SPACE_DEB_FACTOR 4
+/* A command: anything is possible; a guess that keeps small steps from being refused. */
+#define CUST_SPACE_RUN (32 * CUST_MIB)
+
+/* Reads the guest-visible size from a qcow2 header (big-endian u64 at offset 24). */
+static int cust_qcow2_size(const char *path, unsigned long long *ret, struct phx_err *err)
+{
+	unsigned char h[32];
+	unsigned long long v = 0;
+	FILE *f = fopen(path, "rbe");
+	size_t n;
+
+	if (!f)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "open disk '%s'", path);
+	n = fread(h, 1, sizeof(h), f);
+	fclose(f);
+	if (n != sizeof(h))
+		return phx_err_set(err, PHX_E_IO, "read disk '%s': short qcow2 header", path);
+	for (int i = 24; i < 32; i++)
+		v = v << 8 | h[i];
+	*ret = v;
+	return 0;
+}
+
+static void cust_space_part(char *why, size_t len, const char *what, unsigned long long bytes)
+{
+	size_t used = strlen(why);
+
+	if (bytes)
+		snprintf(why + used, len - used, "%s%s %llu MiB", used ? ", " : "", what,
+			 (bytes + CUST_MIB - 1) / CUST_MIB);
+}
+
+int cust_space_estimate(const struct cust_plan *plan, const char *disk_path, struct cust_space *ret,
+			struct phx_err *err)
+{
+	struct cust_space sp = {0};
+	unsigned long long apt = 0, pkgs = 0, debs = 0, files = 0, runs = 0, room;
+	size_t npkgs = 0, nruns = 0;
+	char label[64];
+	struct stat st;
+	unsigned char magic[4] = {0};
+	FILE *f;
+
+	f = fopen(disk_path, "rbe");
+	if (!f || stat(disk_path, &st) < 0) {
+		int e = errno;
+
+		if (f)
+			fclose(f);
+		return phx_err_set_errno(err, PHX_E_IO, e, "open disk '%s'", disk_path);
+	}
+	if (fread(magic, 1, sizeof(magic), f) != sizeof(magic))
+		memset(magic, 0, sizeof(magic));
+	fclose(f);
+	sp.alloc_bytes = (unsigned long long)st.st_blocks * 512ULL;
+	if (!memcmp(magic, "QFI\xfb", 4)) {
+		if (cust_qcow2_size(disk_path, &sp.virtual_bytes, err) < 0)
+			return -1;
+	} else {
+		sp.virtual_bytes = (unsigned long long)st.st_size;
+	}
+	for (size_t i = 0; i < plan->n; i++) {
+		const struct cust_op *op = &plan->ops[i];
+
+		switch (op->kind) {
+		case CUST_OP_PACKAGES:
+			apt += CUST_SPACE_APT;
+			pkgs += op->nargs * CUST_SPACE_PKG;
+			npkgs += op->nargs;
+			break;
+		case CUST_OP_DEBS:
+		case CUST_OP_FILE:
+			if (op->kind == CUST_OP_FILE && op->nargs < 2) {
+				files += op->len;
+				break;
+			}
+			for (size_t k = op->kind == CUST_OP_FILE ? 1 : 0; k < op->nargs; k++) {
+				struct stat ds;
+
+				if (stat(op->args[k], &ds) < 0)
+					return phx_err_set_errno(err, PHX_E_IO, errno, "stat '%s'",
+								 op->args[k]);
+				if (op->kind == CUST_OP_DEBS)
+					debs += CUST_SPACE_DEB_FACTOR *
+						(unsigned long long)ds.st_size;
+				else
+					files += (unsigned long long)ds.st_size;
+			}
+			break;
+		case CUST_OP_RUN:
+			runs += CUST_SPACE_RUN;
+			nruns++;
+			break;
+		case CUST_OP_ENABLE_SERVICES:
+		case CUST_OP_TIMEZONE:
+			break; /* links and a few bytes: within the base */
+		}
+	}
+	sp.need_bytes = CUST_SPACE_BASE + apt + pkgs + debs + files + runs;
+	cust_space_part(sp.why, sizeof(sp.why), "journal and hygiene", CUST_SPACE_BASE);
+	cust_space_part(sp.why, sizeof(sp.why), "apt indexes", apt);
+	snprintf(label, sizeof(label), "%zu package%s", npkgs, npkgs == 1 ? "" : "s");
+	cust_space_part(sp.why, sizeof(sp.why), label, pkgs);
+	cust_space_part(sp.why, sizeof(sp.why), "local .debs x4", debs);
+	cust_space_part(sp.why, sizeof(sp.why), "files", files);
+	snprintf(label, sizeof(label), "%zu command%s", nruns, nruns == 1 ? "" : "s");
+	cust_space_part(sp.why, sizeof(sp.why), label, runs);
+	/* The file cannot outgrow the disk it represents (qcow2 metadata is ~1/8192 of it). */
+	room = sp.virtual_bytes > sp.alloc_bytes ? sp.virtual_bytes - sp.alloc_bytes : 0;
+	room += sp.virtual_bytes / 8192;
+	if (sp.need_bytes > room) {
+		size_t used = strlen(sp.why);
+
+		sp.need_bytes = room;
+		snprintf(sp.why + used, sizeof(sp.why) - used,
+			 "; at most the disk's %llu MiB virtual size less the %llu MiB its file "
+			 "holds",
+			 sp.virtual_bytes / CUST_MIB, sp.alloc_bytes / CUST_MIB);
+	}
+	*ret = sp;
+	return 0;
+}

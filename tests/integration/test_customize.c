@@ -1,9 +1,12 @@
 /* Integration tests for customize with the real libguestfs appliance (TCG here, ~25 s per
  * launch) on qcow2 overlays of the tiny test image from scripts/build-test-image.sh --tiny.
  * The result is verified from outside, without libguestfs or our code: the overlay is
- * converted to raw with qemu-img and read with e2fsprogs' debugfs. Two launches in all: one
- * positive run, one failing `run` command. Env: PHX_SRC (repo root), PHX_BUILD (build dir). */
+ * converted to raw with qemu-img and read with e2fsprogs' debugfs. Three launches in all: one
+ * positive run, one failing `run` command, one without network; the free-space refusal on a
+ * small tmpfs cache starts none (it needs root, for mount).
+ * Env: PHX_SRC (repo root), PHX_BUILD (build dir). */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <glob.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,9 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "customize.h"
 #include "log.h"
 
@@ -287,4 +292,120 @@ Test(customize, packages_without_a_reachable_mirror_fail_as_no_network, .timeout
 	cr_assert(strstr(err.msg, "phx-no-such-mirror.invalid"), "apt's output missing: %s",
 		  err.msg);
 	fprintf(stderr, "customize itest: no-network error as users see it:\n%s\n", err.msg);
+}
+
+/* --- a cache file system that is too small (issue #15) --- */
+
+/* The mounted tmpfs, for the teardown (which runs even when an assertion failed). */
+static char tmpfs_dir[1100];
+
+static void mount_tmpfs(const char *dir, unsigned long long bytes)
+{
+	if (geteuid() != 0)
+		cr_skip_test("mounting a tmpfs needs root");
+	snprintf(tmpfs_dir, sizeof(tmpfs_dir), "%s", dir);
+	cr_assert_eq(sh(NULL, "mkdir -p '%s' && mount -t tmpfs -o size=%llu phx-itest '%s'", dir,
+			bytes, dir),
+		     0, "mount a tmpfs on %s", dir);
+}
+
+static void umount_tmpfs(void)
+{
+	/* lazy: a qemu left behind by a failed test must not keep the mount around */
+	if (tmpfs_dir[0])
+		sh(NULL, "umount -l '%s' 2>/dev/null; rmdir '%s' 2>/dev/null", tmpfs_dir,
+		   tmpfs_dir);
+	tmpfs_dir[0] = '\0';
+}
+
+static void tmpfs_fini(void)
+{
+	umount_tmpfs();
+}
+
+/* Processes still naming `disk` on their command line, and children of this process:
+ * "pid:cmd" lines in out (empty when none). */
+static void leftover_processes(const char *disk, struct buf *out)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	cr_assert_not_null(d);
+	buf_reset(out);
+	while ((e = readdir(d))) {
+		char path[300], stat[512], cmd[4096] = "";
+		int pid = atoi(e->d_name), ppid = 0;
+		size_t n = 0;
+		FILE *f;
+
+		if (pid <= 0 || pid == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+		if ((f = fopen(path, "r"))) {
+			n = fread(cmd, 1, sizeof(cmd) - 1, f);
+			fclose(f);
+		}
+		for (size_t i = 0; i < n; i++)
+			cmd[i] = cmd[i] ? cmd[i] : ' ';
+		cmd[n] = '\0';
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		if ((f = fopen(path, "r"))) {
+			if (fgets(stat, sizeof(stat), f) && strrchr(stat, ')'))
+				sscanf(strrchr(stat, ')') + 1, " %*c %d", &ppid);
+			fclose(f);
+		}
+		if (strstr(cmd, disk) || ppid == getpid())
+			buf_printf(out, NULL, "%d:%.120s\n", pid, cmd);
+	}
+	closedir(d);
+}
+
+Test(customize, too_little_free_space_is_refused_before_the_appliance_starts, .timeout = 60,
+     .fini = tmpfs_fini)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_report rep = {.steps = 4242};
+	struct cust_plan *p;
+	struct stat before, after;
+	struct buf left = BUF_INIT;
+	const char *pkgs[] = {"qemu-guest-agent"};
+	const char *work = getenv("PHX_BUILD");
+	char cache[1100], disk[1200];
+	double t0, took;
+
+	/* no OS needed: nothing may look inside the disk */
+	snprintf(cache, sizeof(cache), "%s/customize-itest/precheck",
+		 work && *work ? work : "/tmp");
+	mount_tmpfs(cache, 64ULL * 1024 * 1024);
+	snprintf(disk, sizeof(disk), "%s/disk.qcow2", cache);
+	cr_assert_eq(sh(NULL, "qemu-img create -q -f qcow2 '%s' 2G", disk), 0);
+	cr_assert_eq(stat(disk, &before), 0);
+	p = cust_plan_new(&err);
+	cr_assert_not_null(p);
+	cr_assert_eq(cust_plan_add_packages(p, pkgs, 1, &err), 0);
+
+	t0 = clk_now();
+	cr_assert_eq(cust_run(p, disk, NULL, &rep, &err), -1);
+	took = clk_now() - t0;
+	cust_plan_free(p);
+	fprintf(stderr, "customize itest: refused in %.3f s:\n%s\n", took, err.msg);
+	cr_assert_eq(err.code, PHX_E_IO, "%s", err.msg);
+	cr_assert(strstr(err.msg, disk), "%s", err.msg);
+	cr_assert(strstr(err.msg, "has 63 MiB free") || strstr(err.msg, "has 64 MiB free"), "%s",
+		  err.msg);
+	cr_assert(strstr(err.msg, "needs about 352 MiB (journal and hygiene 64 MiB, apt indexes "
+				  "256 MiB, 1 package 32 MiB)"),
+		  "%s", err.msg);
+	cr_assert(strstr(err.msg, "PHX_CACHE_DIR"), "no hint: %s", err.msg);
+	/* refused before libguestfs started anything: an appliance takes seconds to start */
+	cr_assert_lt(took, 2.0);
+	leftover_processes(disk, &left);
+	cr_assert_eq(left.len, 0, "processes started: %s", buf_str(&left));
+	buf_release(&left);
+	cr_assert_eq(stat(disk, &after), 0);
+	cr_assert(before.st_size == after.st_size &&
+			  before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
+			  before.st_mtim.tv_nsec == after.st_mtim.tv_nsec,
+		  "disk modified");
+	cr_assert_eq(rep.steps, 4242, "report written on failure");
 }

@@ -1,5 +1,6 @@
 /* Unit tests for customize without an appliance: plan building and validation, the OS-root
- * decision, os-release parsing, the KVM probe against fake qemu programs, and the image copy.
+ * decision, os-release parsing, the KVM probe against fake qemu programs, the image copy and
+ * the free-space estimate.
  * Data in tests/data/customize/ (run from the repository root, as `make unit` does). */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -457,5 +458,135 @@ Test(customize, prepare_copy_copies_and_names_a_missing_source)
 	cr_assert_eq(err.code, PHX_E_IO);
 	cr_assert(strstr(err.msg, DATA "no-such.qcow2"), "%s", err.msg);
 	unlink(dst);
+	rmdir(dir);
+}
+
+#define MIB (1024ULL * 1024ULL)
+
+/* A file that is only a qcow2 header saying the disk is `virt` bytes: all the estimate reads. */
+static void fake_qcow2(const char *path, unsigned long long virt)
+{
+	unsigned char h[512] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
+	FILE *f = fopen(path, "w");
+
+	for (int i = 0; i < 8; i++)
+		h[24 + i] = (unsigned char)(virt >> (56 - 8 * i));
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(h, 1, sizeof(h), f), sizeof(h));
+	cr_assert_eq(fclose(f), 0);
+}
+
+Test(customize, space_estimate_adds_an_allowance_per_kind_of_step)
+{
+	char dir[] = "/tmp/cust-space-XXXXXX", disk[64], deb[64];
+	const char *one[] = {"qemu-guest-agent"}, *three[] = {"curl", "vim", "htop"},
+		   *debs[] = {deb};
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_space sp;
+	struct cust_plan *p;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(disk, sizeof(disk), "%s/disk.qcow2", dir);
+	snprintf(deb, sizeof(deb), "%s/big_1_all.deb", dir);
+	fake_qcow2(disk, 20ULL * 1024 * MIB);
+	f = fopen(deb, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(ftruncate(fileno(f), (off_t)MIB), 0);
+	cr_assert_eq(fclose(f), 0);
+
+	struct {
+		const char *name;
+		unsigned long long need;
+		const char *why;
+	} cases[] = {
+		{"empty", 64 * MIB, "journal and hygiene 64 MiB"},
+		{"packages", (64 + 256 + 96) * MIB,
+		 "journal and hygiene 64 MiB, apt indexes 256 MiB, 3 packages 96 MiB"},
+		{"two package steps", (64 + 512 + 64) * MIB,
+		 "journal and hygiene 64 MiB, apt indexes 512 MiB, 2 packages 64 MiB"},
+		{"debs", (64 + 4) * MIB, "journal and hygiene 64 MiB, local .debs x4 4 MiB"},
+		{"commands", (64 + 64) * MIB, "journal and hygiene 64 MiB, 2 commands 64 MiB"},
+		{"files", 64 * MIB + 3 + 23, "journal and hygiene 64 MiB, files 1 MiB"},
+		{"services and timezone", 64 * MIB, "journal and hygiene 64 MiB"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *svc[] = {"ssh"};
+
+		p = new_plan();
+		if (i == 1)
+			cr_assert_eq(cust_plan_add_packages(p, three, 3, &err), 0);
+		if (i == 2) {
+			cr_assert_eq(cust_plan_add_packages(p, one, 1, &err), 0);
+			cr_assert_eq(cust_plan_add_packages(p, one, 1, &err), 0);
+		}
+		if (i == 3)
+			cr_assert_eq(cust_plan_add_debs(p, debs, 1, &err), 0, "%s", err.msg);
+		if (i == 4) {
+			cr_assert_eq(cust_plan_add_run(p, "true", &err), 0);
+			cr_assert_eq(cust_plan_add_run(p, "false", &err), 0);
+		}
+		if (i == 5) {
+			cr_assert_eq(cust_plan_add_file_content(p, "/etc/x", 0644, "abc", 3, &err),
+				     0);
+			cr_assert_eq(cust_plan_add_file_source(p, "/etc/y", 0644,
+							       DATA "file-source.txt", &err),
+				     0, "%s", err.msg);
+		}
+		if (i == 6) {
+			cr_assert_eq(cust_plan_add_services(p, svc, 1, &err), 0);
+			cr_assert_eq(cust_plan_add_timezone(p, "UTC", &err), 0);
+		}
+		cr_assert_eq(cust_space_estimate(p, disk, &sp, &err), 0, "%s", err.msg);
+		cr_assert_eq(sp.need_bytes, cases[i].need, "%s: %llu", cases[i].name,
+			     sp.need_bytes);
+		cr_assert_str_eq(sp.why, cases[i].why, "%s", cases[i].name);
+		cr_assert_eq(sp.virtual_bytes, 20ULL * 1024 * MIB);
+		cust_plan_free(p);
+	}
+	unlink(deb);
+	unlink(disk);
+	rmdir(dir);
+}
+
+Test(customize, space_estimate_never_exceeds_what_the_disk_can_grow)
+{
+	char dir[] = "/tmp/cust-space-XXXXXX", disk[64], raw[64];
+	const char *pkgs[] = {"postgresql"};
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_space sp;
+	struct cust_plan *p = new_plan();
+	char *zeros;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(disk, sizeof(disk), "%s/small.qcow2", dir);
+	snprintf(raw, sizeof(raw), "%s/full.raw", dir);
+	cr_assert_eq(cust_plan_add_packages(p, pkgs, 1, &err), 0);
+	/* a 100 MiB disk cannot add 352 MiB, whatever is installed */
+	fake_qcow2(disk, 100 * MIB);
+	cr_assert_eq(cust_space_estimate(p, disk, &sp, &err), 0, "%s", err.msg);
+	cr_assert_leq(sp.need_bytes, 100 * MIB + 100 * MIB / 8192);
+	cr_assert_gt(sp.need_bytes, 99 * MIB);
+	cr_assert(strstr(sp.why, "; at most the disk's 100 MiB virtual size less the 0 MiB its "
+				 "file holds"),
+		  "%s", sp.why);
+	/* a raw disk with every block written grows no more */
+	zeros = calloc(1, MIB);
+	f = fopen(raw, "w");
+	cr_assert(zeros && f);
+	cr_assert_eq(fwrite(zeros, 1, MIB, f), MIB);
+	cr_assert_eq(fclose(f), 0);
+	free(zeros);
+	cr_assert_eq(cust_space_estimate(p, raw, &sp, &err), 0, "%s", err.msg);
+	cr_assert_eq(sp.virtual_bytes, MIB);
+	cr_assert_lt(sp.need_bytes, 4096, "%llu", sp.need_bytes);
+	/* the disk must be readable: the error names it */
+	cr_assert_eq(cust_space_estimate(p, DATA "no-such.qcow2", &sp, &err), -1);
+	cr_assert_eq(err.code, PHX_E_IO);
+	cr_assert(strstr(err.msg, "'" DATA "no-such.qcow2'"), "%s", err.msg);
+	cust_plan_free(p);
+	unlink(disk);
+	unlink(raw);
 	rmdir(dir);
 }
