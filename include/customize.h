@@ -107,7 +107,17 @@ struct cust_report {
  * The disk file grows while the guest writes, on the file system that holds it (the image
  * cache). Before the appliance starts, that file system must have the free space
  * cust_space_estimate() expects, else PHX_E_IO at once naming the directory, the free and the
- * needed MiB. */
+ * needed MiB. While the appliance runs a watchdog thread stops it (the blocked libguestfs
+ * call then fails and everything is released):
+ *   - PHX_E_IO when that file system is full (under 16 MiB free) and the appliance made no
+ *     progress for 30 s: qemu pauses on ENOSPC and would wait forever;
+ *   - PHX_E_TIMEOUT when the appliance made no progress for PHX_CUSTOMIZE_STALL_S seconds
+ *     (environment, default 600; the 30 s above shrink to it when it is smaller). Progress
+ *     is the appliance using at least 2% of a CPU or the disk file growing;
+ *   - PHX_E_INTERRUPTED within a second of SIGINT, SIGTERM or SIGHUP (clk_signal()).
+ * A bad PHX_CUSTOMIZE_STALL_S is PHX_E_INPUT. The watchdog needs the qemu process, which the
+ * default "direct" backend runs as our child; under LIBGUESTFS_BACKEND=libvirt it can neither
+ * judge nor stop it. */
 int cust_run(const struct cust_plan *plan, const char *disk_path, const struct cust_opts *opts,
 	     struct cust_report *ret_report, struct phx_err *err);
 

@@ -1,11 +1,14 @@
 /* customize: runs a cust_plan against a disk image inside one libguestfs appliance. The only
  * file with <guestfs.h>: every libguestfs error is translated to a phx_err here (the default
- * handler that prints to stderr is switched off). Plan building and the space estimate live
- * in customize_plan.c, the accelerator probe in customize_accel.c. */
+ * handler that prints to stderr is switched off). Plan building, the space estimate and the
+ * watchdog's judgement live in customize_plan.c; the accelerator probe and the watchdog
+ * thread in customize_accel.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <guestfs.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,8 @@ struct cust_ctx {
 	guestfs_h *g;
 	const char *disk;
 	struct phx_err *err;
+	struct cust_watch *wd; /* owned by cust_run */
+	bool wd_reported;      /* err holds the watchdog's verdict */
 };
 
 static void cust_free_strv(char **v)
@@ -40,13 +45,20 @@ static void cust_free_strv(char **v)
 	free(v);
 }
 
-/* Records libguestfs's last error for the call described by fmt. Returns -1. */
+/* Records libguestfs's last error for the call described by fmt. Returns -1. When the
+ * watchdog killed the appliance, its reason is the root cause, not the lost connection. */
 static int cust_gerr(struct cust_ctx *c, const char *fmt, const char *arg)
 {
-	const char *msg = guestfs_last_error(c->g);
-	int e = guestfs_last_errno(c->g);
+	const char *msg;
+	int e;
 	char what[512];
 
+	if (cust_watch_fired(c->wd, c->err)) {
+		c->wd_reported = true;
+		return -1;
+	}
+	msg = guestfs_last_error(c->g);
+	e = guestfs_last_errno(c->g);
 	snprintf(what, sizeof(what), fmt, arg);
 	if (e == ENOMEM)
 		return phx_err_set(c->err, PHX_E_NOMEM, "%s: out of memory", what);
@@ -807,8 +819,18 @@ static int cust_run_shell_steps(struct cust_ctx *c, const struct cust_plan *plan
 		st[k].script = texts[k];
 	}
 	upload = clk_now() - up0;
-	if (cust_guest_batch(c, st, n) < 0)
+	if (cust_guest_batch(c, st, n) < 0) {
+		char what[700];
+
+		/* which of the batched steps was running is lost with the command's output */
+		if (n == 1)
+			cust_step_what(plan, first, what, sizeof(what));
+		else
+			snprintf(what, sizeof(what), "steps %zu-%zu/%zu", first + 1, end,
+				 cust_plan_len(plan));
+		phx_err_wrap(c->err, "%s", what);
 		goto out;
+	}
 	for (size_t k = 0; k < n; k++) {
 		const struct cust_op *op = cust_plan_op(plan, first + k);
 		char what[700], note[160] = "";
@@ -906,6 +928,29 @@ static int cust_hygiene(struct cust_ctx *c)
 	return 0;
 }
 
+/* PHX_CUSTOMIZE_STALL_S, else the default. No config key: the limit is a safety net that
+ * the default fits, and an environment override reaches cron jobs and tests alike. */
+static int cust_stall_seconds(double *ret, struct phx_err *err)
+{
+	const char *v = getenv("PHX_CUSTOMIZE_STALL_S");
+	char *end;
+	long n;
+
+	if (!v || !*v) {
+		*ret = CUST_WATCH_STALL_S;
+		return 0;
+	}
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < 1 || n > 86400)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "PHX_CUSTOMIZE_STALL_S: expected whole seconds from 1 to 86400, "
+				   "got '%s'",
+				   v);
+	*ret = (double)n;
+	return 0;
+}
+
 /* The free-space check before the appliance starts: the disk file grows on its own file
  * system while the guest writes, and qemu pauses (it does not fail) when that fills up. */
 static int cust_check_space(const struct cust_plan *plan, const char *disk, const char *dir,
@@ -938,27 +983,43 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	struct cust_report rep = {0};
 	struct cust_ctx c = {.disk = disk_path, .err = err};
 	struct cust_space space;
+	struct cust_watch_cfg wcfg;
 	struct rusage ru;
-	double t0 = clk_now(), t;
+	sigset_t pipe_set, old_mask;
+	double t0 = clk_now(), t, stall_s = CUST_WATCH_STALL_S;
 	const char *fmt;
 	char *root = NULL, dir[PATH_MAX];
 	const char *slash = strrchr(disk_path, '/');
 	bool root_ro = false;
-	int rc = -1;
+	int rc = -1, pid;
 
 	if (!opts)
 		opts = &defaults;
+	if (clk_signal())
+		return phx_err_set(
+			err, PHX_E_INTERRUPTED,
+			"customize '%s': stopped by signal %d before the appliance started",
+			disk_path, clk_signal());
 	fmt = cust_disk_format(disk_path);
 	if (!fmt)
 		return phx_err_set_errno(err, PHX_E_IO, errno, "open disk '%s'", disk_path);
 	snprintf(dir, sizeof(dir), "%.*s",
 		 slash ? (slash == disk_path ? 1 : (int)(slash - disk_path)) : 1,
 		 slash ? disk_path : ".");
-	if (cust_check_space(plan, disk_path, dir, &space, err) < 0)
+	if (cust_stall_seconds(&stall_s, err) < 0 ||
+	    cust_check_space(plan, disk_path, dir, &space, err) < 0)
 		return phx_err_wrap(err, "customize '%s'", disk_path);
+	/* libguestfs writes to the appliance's socket with write(): once the appliance is gone
+	 * (killed by the watchdog, or crashed) that raises SIGPIPE, which would end the whole
+	 * program. Blocked here, the write fails with EPIPE and libguestfs reports it. */
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
 	c.g = guestfs_create_flags(0);
-	if (!c.g)
-		return phx_err_set_errno(err, PHX_E_RUNTIME, errno, "create libguestfs handle");
+	if (!c.g) {
+		phx_err_set_errno(err, PHX_E_RUNTIME, errno, "create libguestfs handle");
+		goto out;
+	}
 	/* Errors come back through guestfs_last_error() and become phx_err; nothing below main
 	 * prints. */
 	guestfs_set_error_handler(c.g, NULL, NULL);
@@ -968,17 +1029,35 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 		cust_gerr(&c, "add disk '%s'", disk_path);
 		goto out;
 	}
+	wcfg = (struct cust_watch_cfg){.disk = disk_path,
+				       .dir = dir,
+				       .full_s = stall_s < CUST_WATCH_FULL_S ? stall_s
+									     : CUST_WATCH_FULL_S,
+				       .stall_s = stall_s,
+				       .space = &space};
+	if (cust_watch_start(&wcfg, &c.wd, err) < 0)
+		goto out;
 	t = clk_now();
 	if (guestfs_launch(c.g) < 0) {
 		cust_gerr(&c, "%s", "start the libguestfs appliance");
-		phx_err_wrap(err,
-			     "customize '%s' (accelerator %s; 'libguestfs-test-tool' "
-			     "diagnoses the appliance)",
-			     disk_path, rep.accel);
+		if (c.wd_reported)
+			phx_err_wrap(err, "customize '%s'", disk_path);
+		else
+			phx_err_wrap(err,
+				     "customize '%s' (accelerator %s; 'libguestfs-test-tool' "
+				     "diagnoses the appliance)",
+				     disk_path, rep.accel);
 		goto out;
 	}
 	rep.launch_seconds = clk_now() - t;
 	log_info("customize: appliance started in %.1f s (%s)", rep.launch_seconds, rep.accel);
+	pid = guestfs_get_pid(c.g);
+	if (pid > 0)
+		cust_watch_set_pid(c.wd, pid);
+	else /* NEEDSWORK: libvirt's qemu is not our child: the watchdog finds nothing */
+		log_debug("customize: no appliance pid from libguestfs (%s): the watchdog looks "
+			  "for it itself",
+			  guestfs_last_error(c.g));
 
 	t = clk_now();
 	if (cust_find_root(&c, &root, &root_ro) < 0)
@@ -1011,6 +1090,8 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 		cust_gerr(&c, "%s", "shut down the appliance (changes may be incomplete)");
 		goto fail;
 	}
+	/* Everything is on disk: a verdict reached from here on changes nothing. */
+	cust_watch_disarm(c.wd);
 	log_debug("customize: appliance shut down in %.1f s", clk_now() - t);
 	rep.total_seconds = clk_now() - t0;
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -1021,9 +1102,25 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 	rc = 0;
 	goto out;
 fail:
+	/* A killed appliance makes later calls fail in ways that look like other causes (a
+	 * root file system that no longer mounts reads as "no operating system"). */
+	if (!c.wd_reported && cust_watch_fired(c.wd, NULL)) {
+		phx_err_clear(err);
+		cust_watch_fired(c.wd, err);
+	}
 	phx_err_wrap(err, "customize '%s'", disk_path);
 out:
 	free(root);
-	guestfs_close(c.g);
+	if (c.g)
+		guestfs_close(c.g);
+	/* after close: a close stuck on a hung qemu is still watched */
+	cust_watch_free(c.wd);
+	if (!sigismember(&old_mask, SIGPIPE)) {
+		struct timespec now = {0, 0};
+
+		while (sigtimedwait(&pipe_set, NULL, &now) > 0)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	return rc;
 }

@@ -37,4 +37,68 @@ int cust_accel_decide(enum cust_accel want, const char *qemu, const char *state_
 
 #define CUST_MIB (1024ULL * 1024ULL)
 
+/* --- the watchdog (customize_accel.c runs it, customize_plan.c judges) --- */
+
+/* Below this much free space the disk's file system counts as full: qemu stops the guest on
+ * the first write that does not fit, which leaves at most a few MiB. */
+#define CUST_WATCH_FULL_BYTES (16 * CUST_MIB)
+/* A full file system and no progress for this long: qemu has paused on ENOSPC. */
+#define CUST_WATCH_FULL_S 30
+/* No progress at all for this long (PHX_CUSTOMIZE_STALL_S overrides). */
+#define CUST_WATCH_STALL_S 600
+/* Progress: the appliance used at least this share of one CPU since the last progress. An
+ * idle appliance under TCG uses ~0.6% (timer ticks), one paused on ENOSPC exactly 0. */
+#define CUST_WATCH_BUSY 0.02
+
+/* One look at the appliance. */
+struct cust_watch_sample {
+	double t;		  /* clk_now() */
+	double cpu_s;		  /* the appliance's CPU seconds so far; < 0: unknown */
+	unsigned long long alloc; /* bytes the disk file holds */
+	unsigned long long avail; /* bytes free for it on its file system */
+};
+
+/* The last sample that showed progress; zero-initialise. */
+struct cust_watch_state {
+	bool started;
+	double t_ref, cpu_ref;
+	unsigned long long alloc_ref;
+};
+
+enum cust_watch_verdict {
+	CUST_WATCH_OK = 0,
+	CUST_WATCH_FULL,  /* full file system and no progress for full_s */
+	CUST_WATCH_STALL, /* no progress for stall_s */
+};
+
+/* Feeds one sample; *ret_idle_s is how long there has been no progress. An unknown CPU time
+ * counts as progress: without the process nothing can be judged (or stopped). */
+enum cust_watch_verdict cust_watch_judge(struct cust_watch_state *st,
+					 const struct cust_watch_sample *s, double full_s,
+					 double stall_s, double *ret_idle_s);
+
+/* The watchdog thread. Opaque; cust_watch_free() stops and frees it. */
+struct cust_watch;
+
+struct cust_watch_cfg {
+	const char *disk;		/* borrowed: the disk file, as given to qemu */
+	const char *dir;		/* borrowed: its directory, for statvfs and messages */
+	double full_s;			/* CUST_WATCH_FULL_S, or stall_s when smaller */
+	double stall_s;			/* CUST_WATCH_STALL_S or PHX_CUSTOMIZE_STALL_S */
+	const struct cust_space *space; /* borrowed: the estimate, for messages */
+};
+
+/* Starts the thread; it copies what it needs from cfg. Until cust_watch_set_pid() it finds
+ * the appliance itself: the child of this process whose command line names cfg->disk. */
+int cust_watch_start(const struct cust_watch_cfg *cfg, struct cust_watch **ret,
+		     struct phx_err *err);
+/* The appliance's qemu pid from libguestfs, once launched. */
+void cust_watch_set_pid(struct cust_watch *w, int pid);
+/* Once this returns the watchdog kills nothing more; a verdict it reached stays readable. */
+void cust_watch_disarm(struct cust_watch *w);
+/* True when the watchdog stopped (or is stopping) the appliance; then sets err to why. */
+bool cust_watch_fired(struct cust_watch *w, struct phx_err *err);
+/* Stops and joins the thread; NULL is fine. */
+void cust_watch_free(struct cust_watch *w);
+
 #endif

@@ -506,7 +506,7 @@ int cust_prepare_copy(const char *src, const char *dst, struct phx_err *err)
 	return 0;
 }
 
-/* --- how much room a run needs --- */
+/* --- how much room a run needs, and whether the appliance still makes progress --- */
 
 /* A qcow2 grows by every cluster the guest writes for the first time and never shrinks (the
  * appliance's disk has no discard), so what counts is everything written, even what is deleted
@@ -645,4 +645,32 @@ int cust_space_estimate(const struct cust_plan *plan, const char *disk_path, str
 	}
 	*ret = sp;
 	return 0;
+}
+
+/* Below this much CPU time (on top of CUST_WATCH_BUSY) a timer tick or two is not progress. */
+#define CUST_WATCH_CPU_SLACK_S 0.05
+
+enum cust_watch_verdict cust_watch_judge(struct cust_watch_state *st,
+					 const struct cust_watch_sample *s, double full_s,
+					 double stall_s, double *ret_idle_s)
+{
+	double idle = s->t - st->t_ref;
+	bool progress = !st->started || s->cpu_s < 0 || st->cpu_ref < 0 || s->cpu_s < st->cpu_ref ||
+			s->alloc != st->alloc_ref ||
+			s->cpu_s - st->cpu_ref > CUST_WATCH_BUSY * idle + CUST_WATCH_CPU_SLACK_S;
+
+	if (progress) {
+		st->started = true;
+		st->t_ref = s->t;
+		st->cpu_ref = s->cpu_s;
+		st->alloc_ref = s->alloc;
+		*ret_idle_s = 0;
+		return CUST_WATCH_OK;
+	}
+	*ret_idle_s = idle;
+	if (s->avail < CUST_WATCH_FULL_BYTES && idle >= full_s)
+		return CUST_WATCH_FULL;
+	if (idle >= stall_s)
+		return CUST_WATCH_STALL;
+	return CUST_WATCH_OK;
 }

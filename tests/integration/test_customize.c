@@ -1,18 +1,21 @@
 /* Integration tests for customize with the real libguestfs appliance (TCG here, ~25 s per
  * launch) on qcow2 overlays of the tiny test image from scripts/build-test-image.sh --tiny.
  * The result is verified from outside, without libguestfs or our code: the overlay is
- * converted to raw with qemu-img and read with e2fsprogs' debugfs. Three launches in all: one
- * positive run, one failing `run` command, one without network; the free-space refusal on a
- * small tmpfs cache starts none (it needs root, for mount).
+ * converted to raw with qemu-img and read with e2fsprogs' debugfs. Four launches in all: one
+ * positive run, one failing `run` command, one without network, one filling a small tmpfs
+ * cache; the free-space refusal starts none. The tmpfs tests need root (mount).
  * Env: PHX_SRC (repo root), PHX_BUILD (build dir). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <glob.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -294,7 +297,7 @@ Test(customize, packages_without_a_reachable_mirror_fail_as_no_network, .timeout
 	fprintf(stderr, "customize itest: no-network error as users see it:\n%s\n", err.msg);
 }
 
-/* --- a cache file system that is too small (issue #15) --- */
+/* --- a cache file system that fills up (issue #15) --- */
 
 /* The mounted tmpfs, for the teardown (which runs even when an assertion failed). */
 static char tmpfs_dir[1100];
@@ -408,4 +411,137 @@ Test(customize, too_little_free_space_is_refused_before_the_appliance_starts, .t
 			  before.st_mtim.tv_nsec == after.st_mtim.tv_nsec,
 		  "disk modified");
 	cr_assert_eq(rep.steps, 4242, "report written on failure");
+}
+
+static unsigned long long avail_bytes(const char *dir)
+{
+	struct statvfs v;
+
+	cr_assert_eq(statvfs(dir, &v), 0, "statvfs %s", dir);
+	return (unsigned long long)v.f_bavail * v.f_frsize;
+}
+
+/* Watches a file system from the test's side: when it first ran (nearly) full, and when its
+ * free space last changed: qemu's last write before it paused. */
+struct fill_probe {
+	const char *dir;
+	atomic_bool stop;
+	double full_at, last_write_at; /* clk_now(), 0 until then */
+	unsigned long long avail;
+	pthread_t thread;
+};
+
+static void *fill_probe_main(void *arg)
+{
+	struct fill_probe *p = arg;
+
+	while (!p->stop) {
+		unsigned long long a = avail_bytes(p->dir);
+
+		if (p->full_at == 0 && a < 16ULL * 1024 * 1024)
+			p->full_at = clk_now();
+		if (a != p->avail)
+			p->last_write_at = clk_now();
+		p->avail = a;
+		clk_sleep_ms(100);
+	}
+	return NULL;
+}
+
+/* A real package whose files are `mib` MiB but whose .deb is tiny (repeated text packs
+ * ~1000:1): the download-size-based estimate passes, the unpacked files do not fit. */
+static void make_fill_deb(const struct env *e, unsigned mib, char *ret, size_t len)
+{
+	snprintf(ret, len, "%s/phx-fill_1.0_all.deb", e->work);
+	cr_assert_eq(sh(NULL,
+			"set -e; d='%s/fill-pkg'; rm -rf \"$d\"; mkdir -p \"$d/DEBIAN\" "
+			"\"$d/var/lib/phx-fill\"; printf 'Package: phx-fill\\nVersion: 1.0\\n"
+			"Architecture: all\\nMaintainer: phoenix tests <t@example.invalid>\\n"
+			"Description: fills the disk\\n' >\"$d/DEBIAN/control\"; "
+			"yes phoenix-fill-data | head -c %uM >\"$d/var/lib/phx-fill/blob\"; "
+			"dpkg-deb -Zgzip -z9 --root-owner-group --build \"$d\" '%s' >/dev/null; "
+			"rm -rf \"$d\"",
+			e->work, mib, ret),
+		     0, "build the fill package");
+}
+
+Test(customize, a_cache_that_fills_up_stops_the_appliance_with_a_clear_error, .timeout = 600,
+     .fini = tmpfs_fini)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_opts opts = CUST_OPTS_INIT;
+	struct cust_report rep = {.steps = 4242};
+	struct cust_space sp;
+	struct cust_plan *p;
+	struct fill_probe probe = {0};
+	struct buf left = BUF_INIT;
+	struct stat st;
+	struct env e;
+	char cache[1100], disk[1200], deb[1200];
+	const char *debs[1];
+	unsigned long long free0;
+	const unsigned fill_mib = 256;
+	double t0, t_end;
+	int rc;
+
+	setup_env(&e, "cache-full");
+	snprintf(cache, sizeof(cache), "%s/cache", e.work);
+	cr_assert_eq(stat(e.image, &st), 0);
+	/* the image copy plus 128 MiB: room for the estimate, not for the package's files */
+	mount_tmpfs(cache, (unsigned long long)st.st_size + 128ULL * 1024 * 1024);
+	snprintf(disk, sizeof(disk), "%s/.work-itest/debian-tiny.qcow2", cache);
+	cr_assert_eq(sh(NULL, "mkdir -p '%s/.work-itest'", cache), 0);
+	/* as provisioning does: a full copy of the cached image, customized in place */
+	cr_assert_eq(cust_prepare_copy(e.image, disk, &err), 0, "%s", err.msg);
+	make_fill_deb(&e, fill_mib, deb, sizeof(deb));
+	debs[0] = deb;
+	opts.state_dir = e.state;
+	p = cust_plan_new(&err);
+	cr_assert_not_null(p);
+	cr_assert_eq(cust_plan_add_debs(p, debs, 1, &err), 0, "%s", err.msg);
+
+	/* the premise, checked rather than assumed: the precheck passes, the files cannot fit */
+	free0 = avail_bytes(cache);
+	cr_assert_eq(cust_space_estimate(p, disk, &sp, &err), 0, "%s", err.msg);
+	cr_assert_lt(sp.need_bytes, free0, "estimate %llu >= free %llu: the precheck would refuse",
+		     sp.need_bytes, free0);
+	cr_assert_gt((unsigned long long)fill_mib * 1024 * 1024, free0);
+
+	setenv("PHX_CUSTOMIZE_STALL_S", "10", 1);
+	probe.dir = cache;
+	probe.avail = free0;
+	cr_assert_eq(pthread_create(&probe.thread, NULL, fill_probe_main, &probe), 0);
+	t0 = clk_now();
+	rc = cust_run(p, disk, &opts, &rep, &err);
+	t_end = clk_now();
+	probe.stop = true;
+	pthread_join(probe.thread, NULL);
+	unsetenv("PHX_CUSTOMIZE_STALL_S");
+	cust_plan_free(p);
+	fprintf(stderr,
+		"customize itest: cache nearly full after %.1f s, last write at %.1f s, cust_run "
+		"returned %.1f s after it (%.1f s in all); the error as users see it:\n%s\n",
+		probe.full_at ? probe.full_at - t0 : -1.0, probe.last_write_at - t0,
+		t_end - probe.last_write_at, t_end - t0, err.msg);
+
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(err.code, PHX_E_IO, "%s", err.msg);
+	cr_assert(strstr(err.msg, "install local packages 'phx-fill_1.0_all.deb'"),
+		  "the step is not named: %s", err.msg);
+	cr_assert(strstr(err.msg, cache), "the directory is not named: %s", err.msg);
+	cr_assert(strstr(err.msg, "is full (") && strstr(err.msg, " MiB free)"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "no progress for 10 s"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "it needs more than the ") || strstr(err.msg, "MiB more"), "%s",
+		  err.msg);
+	cr_assert_eq(rep.steps, 4242, "report written on failure");
+	/* ended within the watchdog's time (10 s, sampled once a second), counted from qemu's
+	 * last write: the guest keeps working until a write does not fit */
+	cr_assert_gt(probe.full_at, 0.0, "the cache never filled");
+	cr_assert_leq(probe.avail, 16ULL * 1024 * 1024);
+	cr_assert_leq(t_end - probe.last_write_at, 10.0 + 6.0, "took %.1f s after the last write",
+		      t_end - probe.last_write_at);
+	/* no qemu (nor libguestfs's recovery process) left behind */
+	leftover_processes(disk, &left);
+	cr_assert_eq(left.len, 0, "processes left: %s", buf_str(&left));
+	buf_release(&left);
 }

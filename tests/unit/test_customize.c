@@ -1,17 +1,22 @@
 /* Unit tests for customize without an appliance: plan building and validation, the OS-root
- * decision, os-release parsing, the KVM probe against fake qemu programs, the image copy and
- * the free-space estimate.
+ * decision, os-release parsing, the KVM probe against fake qemu programs, the image copy, the
+ * free-space estimate and the watchdog's judgement.
  * Data in tests/data/customize/ (run from the repository root, as `make unit` does). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../../src/customize_int.h"
 #include "buf.h"
+#include "clock.h"
 #include "customize.h"
 #include "fsutil.h"
 
@@ -589,4 +594,245 @@ Test(customize, space_estimate_never_exceeds_what_the_disk_can_grow)
 	unlink(disk);
 	unlink(raw);
 	rmdir(dir);
+}
+
+/* Feeds samples once a second from t = 0 to `until` s, CPU growing by cpu_per_s and the disk
+ * file by alloc_per_s; returns the first verdict and when it came (*ret_t), or OK. */
+static enum cust_watch_verdict judge_run(double cpu_per_s, unsigned long long alloc_per_s,
+					 unsigned long long avail, double cpu_unknown_until,
+					 int until, double *ret_t)
+{
+	struct cust_watch_state st = {0};
+
+	for (int t = 0; t <= until; t++) {
+		struct cust_watch_sample s = {.t = t,
+					      .cpu_s = t < cpu_unknown_until ? -1
+									     : 3.0 + cpu_per_s * t,
+					      .alloc = 100 * MIB + alloc_per_s * (unsigned)t,
+					      .avail = avail};
+		double idle;
+		enum cust_watch_verdict v = cust_watch_judge(&st, &s, 30, 600, &idle);
+
+		if (v != CUST_WATCH_OK) {
+			*ret_t = t;
+			cr_assert_geq(idle, v == CUST_WATCH_FULL ? 30 : 600);
+			return v;
+		}
+	}
+	return CUST_WATCH_OK;
+}
+
+Test(customize, watchdog_judges_a_paused_appliance_on_a_full_disk_after_30_s)
+{
+	double t = -1;
+
+	/* qemu paused on ENOSPC: no CPU at all, the file does not grow */
+	cr_assert_eq(judge_run(0, 0, 0, 0, 700, &t), CUST_WATCH_FULL);
+	cr_assert_eq(t, 30.0);
+	cr_assert_eq(judge_run(0, 0, 15 * MIB, 0, 700, &t), CUST_WATCH_FULL);
+	/* the same with room left is a stall, judged after the long limit only */
+	cr_assert_eq(judge_run(0, 0, 17 * MIB, 0, 700, &t), CUST_WATCH_STALL);
+	cr_assert_eq(t, 600.0);
+}
+
+Test(customize, watchdog_counts_cpu_work_or_disk_growth_as_progress)
+{
+	double t = -1;
+
+	/* busy guest (dpkg, apt) on an almost full disk: working, not stuck */
+	cr_assert_eq(judge_run(0.5, 0, 0, 0, 700, &t), CUST_WATCH_OK);
+	/* the file grows (a download being written) */
+	cr_assert_eq(judge_run(0, MIB, 10 * 1024 * MIB, 0, 700, &t), CUST_WATCH_OK);
+	/* 5% of a CPU is progress, an idle TCG appliance (0.6%: timer ticks) is not */
+	cr_assert_eq(judge_run(0.05, 0, 10 * 1024 * MIB, 0, 700, &t), CUST_WATCH_OK);
+	cr_assert_eq(judge_run(0.006, 0, 10 * 1024 * MIB, 0, 700, &t), CUST_WATCH_STALL);
+	cr_assert_eq(t, 600.0);
+	/* without the process (launch not done yet) nothing is judged ... */
+	cr_assert_eq(judge_run(0, 0, 0, 1000, 700, &t), CUST_WATCH_OK);
+	/* ... and the clock starts when it is found */
+	cr_assert_eq(judge_run(0, 0, 0, 100, 700, &t), CUST_WATCH_FULL);
+	cr_assert_eq(t, 130.0);
+}
+
+Test(customize, a_bad_stall_limit_is_an_input_error_before_anything_starts)
+{
+	const char *bad[] = {"abc", "0", "-5", "10s", "", "999999"};
+	char dir[] = "/tmp/cust-stall-XXXXXX", disk[64];
+	struct cust_report rep = {.steps = 4242};
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(disk, sizeof(disk), "%s/disk.qcow2", dir);
+	fake_qcow2(disk, 1024 * MIB);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cust_plan *p = new_plan();
+
+		setenv("PHX_CUSTOMIZE_STALL_S", bad[i], 1);
+		if (!*bad[i]) {
+			/* empty means unset: the default; an empty plan then fails later, so only
+			 * the parse is checked, through an unreadable disk */
+			cr_assert_eq(cust_run(p, DATA "no-such.qcow2", NULL, &rep, &err), -1);
+			cr_assert_eq(err.code, PHX_E_IO, "%s", err.msg);
+		} else {
+			cr_assert_eq(cust_run(p, disk, NULL, &rep, &err), -1);
+			cr_assert_eq(err.code, PHX_E_INPUT, "%s", err.msg);
+			cr_assert(strstr(err.msg, "PHX_CUSTOMIZE_STALL_S") &&
+					  strstr(err.msg, bad[i]),
+				  "%s", err.msg);
+		}
+		cust_plan_free(p);
+	}
+	unsetenv("PHX_CUSTOMIZE_STALL_S");
+	cr_assert_eq(rep.steps, 4242);
+	unlink(disk);
+	rmdir(dir);
+}
+
+/* --- the watchdog thread, against a stand-in appliance --- */
+
+extern char **environ;
+
+/* A child of this process whose command line names `disk`, as libguestfs's qemu does: a shell
+ * that waits on a pipe (no CPU) or spins (busy). *ret_in is the pipe's write end. */
+static pid_t fake_appliance(const char *disk, bool busy, int *ret_in)
+{
+	char arg[128];
+	char *argv[] = {"sh", "-c", busy ? "while :; do :; done" : "read x", "sh", arg, NULL};
+	posix_spawn_file_actions_t fa;
+	int fds[2];
+	pid_t pid;
+
+	snprintf(arg, sizeof(arg), "file=%s,cache=writeback", disk);
+	cr_assert_eq(pipe(fds), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
+	posix_spawn_file_actions_addclose(&fa, fds[1]);
+	cr_assert_eq(posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[0]);
+	*ret_in = fds[1];
+	return pid;
+}
+
+struct watch_fixture {
+	char dir[32], disk[64];
+	struct cust_space space;
+	struct cust_watch *w;
+	pid_t pid; /* 0 once reaped */
+	int in;
+};
+
+/* Waits up to `secs` for the stand-in to end; its wait status, or -1 while it still runs. */
+static int reaped_within(struct watch_fixture *f, double secs)
+{
+	double end = now_s() + secs;
+	int st;
+
+	do {
+		if (waitpid(f->pid, &st, WNOHANG) == f->pid) {
+			f->pid = 0;
+			return st;
+		}
+		clk_sleep_ms(50);
+	} while (now_s() < end);
+	return -1;
+}
+
+static void watch_start(struct watch_fixture *f, bool busy, double stall_s)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_watch_cfg cfg;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/cust-watch-XXXXXX");
+	cr_assert_not_null(mkdtemp(f->dir));
+	snprintf(f->disk, sizeof(f->disk), "%s/disk.qcow2", f->dir);
+	fake_qcow2(f->disk, 1024 * MIB);
+	f->space = (struct cust_space){.virtual_bytes = 1024 * MIB, .need_bytes = 64 * MIB};
+	cfg = (struct cust_watch_cfg){.disk = f->disk,
+				      .dir = f->dir,
+				      .full_s = stall_s,
+				      .stall_s = stall_s,
+				      .space = &f->space};
+	cr_assert_eq(cust_watch_start(&cfg, &f->w, &err), 0, "%s", err.msg);
+	f->pid = fake_appliance(f->disk, busy, &f->in);
+}
+
+static void watch_finish(struct watch_fixture *f)
+{
+	cust_watch_free(f->w);
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, NULL, 0);
+	}
+	close(f->in);
+	unlink(f->disk);
+	rmdir(f->dir);
+}
+
+Test(customize, watchdog_finds_and_kills_an_appliance_that_makes_no_progress)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct watch_fixture f;
+	int st;
+
+	/* found by its command line while libguestfs is still launching it (no pid given) */
+	watch_start(&f, false, 1);
+	cr_assert_not(cust_watch_fired(f.w, &err));
+	st = reaped_within(&f, 5);
+	cr_assert(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "not killed: %d", st);
+	cr_assert(cust_watch_fired(f.w, &err));
+	cr_assert_eq(err.code, PHX_E_TIMEOUT, "%s", err.msg);
+	cr_assert(strstr(err.msg, "no progress for 1 s") && strstr(err.msg, f.dir) &&
+			  strstr(err.msg, "PHX_CUSTOMIZE_STALL_S"),
+		  "%s", err.msg);
+	watch_finish(&f);
+}
+
+Test(customize, watchdog_leaves_a_busy_appliance_alone)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct watch_fixture f;
+
+	watch_start(&f, true, 1);
+	cust_watch_set_pid(f.w, f.pid);
+	cr_assert_eq(reaped_within(&f, 2.5), -1, "a working appliance was killed");
+	cr_assert_not(cust_watch_fired(f.w, &err), "%s", err.msg);
+	cr_assert_eq(err.code, PHX_E_NONE);
+	watch_finish(&f);
+}
+
+Test(customize, watchdog_kills_the_appliance_promptly_on_a_stop_signal)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct watch_fixture f;
+	double t;
+	int st;
+
+	watch_start(&f, true, 600);
+	cust_watch_set_pid(f.w, f.pid);
+	clk_sleep_ms(300);
+	t = now_s();
+	clk_signal_note(SIGTERM); /* what main's handler does */
+	st = reaped_within(&f, 3);
+	cr_assert(st != -1 && WIFSIGNALED(st), "not killed after the signal");
+	cr_assert_lt(now_s() - t, 1.0, "took %.2f s", now_s() - t);
+	cr_assert(cust_watch_fired(f.w, &err));
+	cr_assert_eq(err.code, PHX_E_INTERRUPTED);
+	cr_assert(strstr(err.msg, "stopped by signal 15"), "%s", err.msg);
+	watch_finish(&f);
+}
+
+Test(customize, a_disarmed_watchdog_kills_nothing)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct watch_fixture f;
+
+	watch_start(&f, false, 1);
+	cust_watch_set_pid(f.w, f.pid);
+	/* the run's writes are on disk: a late verdict must not kill anything */
+	cust_watch_disarm(f.w);
+	clk_signal_note(SIGINT);
+	cr_assert_eq(reaped_within(&f, 1.5), -1, "killed after disarm");
+	cust_watch_fired(f.w, &err); /* a verdict may be recorded; it is only not acted on */
+	watch_finish(&f);
 }
