@@ -1,8 +1,11 @@
 /* deploy: the pure helpers of cmd_deploy (Flow 2): reading values out of a Proxmox VM config
  * (drive sizes, the system disk, cloud-init drives, net0), naming the per-VM seed ISO, the
- * description record, tag merging and picking the guest's address from the agent's answer.
- * No I/O and no server calls, so every rule here is unit-tested (tests/unit/test_deploy.c).
- * The orchestration itself (clone, config, upload, start, undo) lives in cmd_deploy.c. */
+ * description record, tag merging and picking the guest's address from the agent's answer;
+ * and the decisions of a run: where node "auto" places a VM, which VM a --jobs worker takes
+ * next, a new VM's clone path, whether a lock means another run is making the VM, how long a
+ * running VM's agent is waited for. No I/O and no server calls, so every rule here is
+ * unit-tested (tests/unit/test_deploy.c). The orchestration itself (clone, config, upload,
+ * start, undo) lives in cmd_deploy.c. */
 #ifndef PHX_DEPLOY_H
 #define PHX_DEPLOY_H
 

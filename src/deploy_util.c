@@ -1,5 +1,6 @@
-/* deploy_util: pure helpers for cmd_deploy (see deploy.h). Only string work on values that
- * Proxmox returned or that we are about to send; no I/O. */
+/* deploy_util: pure helpers for cmd_deploy (see deploy.h): string work on values that Proxmox
+ * returned or that we are about to send, and the run's decisions (placement, the --jobs
+ * queue, clone paths, locks, agent waits) on figures read before; no I/O. */
 #include "deploy.h"
 
 #include <ctype.h>

@@ -1,5 +1,6 @@
 /* deploy: the pure helpers of cmd_deploy (sizes, disks, net0, seed names, description,
- * tags, IP choice, placement of node "auto"), table-driven where the rule has several shapes. */
+ * tags, IP choice) and the run's decisions (placement of node "auto", the --jobs queue, clone
+ * paths, creation locks, agent waits), table-driven where the rule has several shapes. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
