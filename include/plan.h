@@ -48,6 +48,9 @@ enum plan_action_flags {
 	PLAN_BEST_EFFORT = 1 << 0,  /* a failure is a warning; the plan goes on */
 	PLAN_COMMIT_AFTER = 1 << 1, /* once done, earlier undos are dropped: the server now
 				     * refers to what they would remove */
+	PLAN_CLEANUP = 1 << 2,	    /* removes this run's own leftover (an import volume): done
+				     * even after a stop signal; its undo, the same removal,
+				     * stays in the journal until it is done */
 };
 
 enum plan_undo_kind { PLAN_UNDO_NONE, PLAN_UNDO_VM, PLAN_UNDO_VOLUME, PLAN_UNDO_FILE };

@@ -633,8 +633,10 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 		     esc ? esc : "");
 	free(esc);
 	plan_summary(p, a, "delete the import volume '%s'", volid);
+	/* a failed or interrupted delete stays in the journal: the next run removes it */
+	plan_undo_volume(p, a, in->node, volid);
 	if (a)
-		a->flags |= PLAN_BEST_EFFORT;
+		a->flags |= PLAN_BEST_EFFORT | PLAN_CLEANUP | PLAN_COMMIT_AFTER;
 	for (size_t i = first; ret_phases && i < p->n; i++) {
 		const struct plan_action *x = p->actions[i];
 
@@ -1051,7 +1053,8 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		buf_release(&report);
 		goto out;
 	}
-	txn_commit(p->txn);
+	/* committed by the plan; a removal left pending (a failed delete of the import
+	 * volume) stays in the journal for the next run */
 	res->changed = true;
 	/* a template that fails validation stays, untagged: it is complete, just unproven */
 	rc = s->opts->validate ? prov_validate_template(p, res, err) : 0;

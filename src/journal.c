@@ -202,61 +202,54 @@ void jrn_close(struct journal *j)
 
 /* ---- reading a journal ---- */
 
-static bool jrn_seq_in(json_t *set, json_int_t seq)
+/* Drops from `undos` those of transaction `txn` (recorded before its commit line). */
+static void jrn_settle_txn(json_t *undos, json_int_t txn)
 {
-	char key[32];
+	for (size_t i = json_array_size(undos); i-- > 0;)
+		if (json_integer_value(json_object_get(json_array_get(undos, i), "txn")) == txn)
+			json_array_remove(undos, i);
+}
 
-	snprintf(key, sizeof(key), "%lld", (long long)seq);
-	return json_object_get(set, key) != NULL;
+static void jrn_settle_seq(json_t *undos, json_int_t seq)
+{
+	for (size_t i = json_array_size(undos); i-- > 0;)
+		if (json_integer_value(json_object_get(json_array_get(undos, i), "seq")) == seq)
+			json_array_remove(undos, i);
 }
 
 json_t *jrn_pending(const char *text, size_t len)
 {
-	json_t *undos = json_array(), *committed = json_object(), *undone = json_object();
-	json_t *ret = json_array();
+	json_t *undos = json_array(), *ret = json_array();
 	const char *p = text, *end = text + len;
 	size_t i;
 	json_t *u;
 
-	if (!undos || !committed || !undone || !ret)
+	if (!undos || !ret)
 		goto oom;
+	/* in order: a commit settles the undos its transaction recorded before it, not the
+	 * ones after (a cleanup recorded once the work stood) */
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		json_t *line = json_loadb(p, n, 0, NULL);
-		char key[32];
 
 		p += n + 1;
-		if (!json_is_object(line)) {
-			json_decref(line);
-			continue;
-		}
-		if (json_is_object(json_object_get(line, "undo"))) {
-			if (json_array_append(undos, line) < 0)
-				goto oom_line;
-		} else if (json_is_string(json_object_get(line, "end"))) {
-			snprintf(key, sizeof(key), "%lld",
-				 json_integer_value(json_object_get(line, "txn")));
-			if (json_object_set(committed, key, json_true()) < 0)
-				goto oom_line;
-		} else if (json_is_integer(json_object_get(line, "undone"))) {
-			snprintf(key, sizeof(key), "%lld",
-				 json_integer_value(json_object_get(line, "undone")));
-			if (json_object_set(undone, key, json_true()) < 0)
-				goto oom_line;
+		if (json_is_object(line) && json_is_object(json_object_get(line, "undo")) &&
+		    json_is_integer(json_object_get(line, "seq"))) {
+			if (json_array_append(undos, line) < 0) {
+				json_decref(line);
+				goto oom;
+			}
+		} else if (json_is_object(line) && json_is_string(json_object_get(line, "end"))) {
+			jrn_settle_txn(undos, json_integer_value(json_object_get(line, "txn")));
+		} else if (json_is_object(line) &&
+			   json_is_integer(json_object_get(line, "undone"))) {
+			jrn_settle_seq(undos, json_integer_value(json_object_get(line, "undone")));
 		}
 		json_decref(line);
-		continue;
-oom_line:
-		json_decref(line);
-		goto oom;
 	}
 	for (i = json_array_size(undos); i-- > 0;) {
 		u = json_array_get(undos, i);
-		if (!json_is_integer(json_object_get(u, "seq")) ||
-		    jrn_seq_in(committed, json_integer_value(json_object_get(u, "txn"))) ||
-		    jrn_seq_in(undone, json_integer_value(json_object_get(u, "seq"))))
-			continue;
 		if (json_array_append_new(ret, json_pack("{s:O, s:O?, s:O}", "seq",
 							 json_object_get(u, "seq"), "what",
 							 json_object_get(u, "what"), "undo",
@@ -264,13 +257,9 @@ oom_line:
 			goto oom;
 	}
 	json_decref(undos);
-	json_decref(committed);
-	json_decref(undone);
 	return ret;
 oom:
 	json_decref(undos);
-	json_decref(committed);
-	json_decref(undone);
 	json_decref(ret);
 	return NULL;
 }

@@ -101,11 +101,11 @@ int plan_apply_action(const struct plan_action *a, const struct plan_apply_ctx *
 {
 	struct phx_err e = PHX_ERR_INIT;
 
-	if (clk_signal() && (a->flags & PLAN_BEST_EFFORT)) {
+	if (clk_signal() && (a->flags & PLAN_BEST_EFFORT) && !(a->flags & PLAN_CLEANUP)) {
 		log_warn("%s: skipped after signal %d: %s", a->object, clk_signal(), a->summary);
 		return 0;
 	}
-	if (clk_signal())
+	if (clk_signal() && !(a->flags & PLAN_CLEANUP))
 		return phx_err_set(err, PHX_E_INTERRUPTED, "stopped by signal %d before: %s",
 				   clk_signal(), a->summary);
 	for (size_t i = 0; i < a->n_params; i++)
@@ -117,6 +117,11 @@ int plan_apply_action(const struct plan_action *a, const struct plan_apply_ctx *
 		return -1;
 	log_info("%s: %s", a->object, a->summary);
 	if (plan_send(a, ctx, &e) == 0) {
+		/* a stop that came while the task ran wins over the commit: the run ends as it
+		 * began (the next run would only find half of what was asked for) */
+		if (clk_signal() && (a->flags & PLAN_COMMIT_AFTER) && !(a->flags & PLAN_CLEANUP))
+			return phx_err_set(err, PHX_E_INTERRUPTED, "stopped by signal %d during: %s",
+					   clk_signal(), a->summary);
 		if ((a->flags & PLAN_COMMIT_AFTER) && ctx->txn)
 			txn_commit(ctx->txn);
 		return 0;
@@ -124,7 +129,7 @@ int plan_apply_action(const struct plan_action *a, const struct plan_apply_ctx *
 	/* Proxmox answered an error for the request itself (no task was started): nothing was
 	 * made, and what is there now (a VMID another run took meanwhile, "already exists") is
 	 * not ours to remove */
-	if (e.http_status && ctx->txn && a->undo.kind != PLAN_UNDO_NONE)
+	if (e.http_status && ctx->txn && a->sym == PLAN_CREATE && a->undo.kind != PLAN_UNDO_NONE)
 		txn_forget_last(ctx->txn);
 	if (a->flags & PLAN_BEST_EFFORT) {
 		log_warn("%s: could not %s: %s", a->object, a->summary, e.msg);

@@ -47,8 +47,10 @@ def temp_files(cache):
     return out
 
 
-class ProvisionKillTest(test_provision.ProvisionBase):
-    """SIGKILL at the import upload, the create task and the template task."""
+class ProvisionRecoveryTest(test_provision.ProvisionBase):
+    """Provision: SIGKILL after the import upload and during the create and template tasks,
+    stop signals, two caches at once, a leftover import volume, the child's environment. One
+    class, so one customization feeds them all."""
 
     def killed_at(self, path_re, task_type=None, fault=None):
         cfg = self.config()
@@ -101,10 +103,9 @@ class ProvisionKillTest(test_provision.ProvisionBase):
     def test_killed_during_the_template_task(self):
         self.killed_at(r"/qemu/9000/template$", task_type="qmtemplate")
 
-
-class TwoHostsTest(test_provision.ProvisionBase):
-    """Two runs with different caches (two hosts: two locks) build the same template at once:
-    one template, no leaked import volume, and both say clearly what happened."""
+    # ---- TwoHostsTest
+    # Two runs with different caches (two hosts: two locks) build the same template at once:
+    # one template, no leaked import volume, and both say clearly what happened.
 
     def test_same_template_from_two_caches_at_once(self):
         import shutil
@@ -137,6 +138,91 @@ class TwoHostsTest(test_provision.ProvisionBase):
         self.assertEqual([v["volid"] for v in st["volumes"] if ":import/" in v["volid"]], [],
                          "no import volume leaked")
         self.assertEqual(journals(self.cache) + journals(other), [])
+
+    # ---- ChildEnvironmentTest
+    # The token secret never reaches a child's environment: libguestfs starts qemu (here a
+    # wrapper that records /proc/self/environ and fails) after the secret was read.
+
+    def test_secret_is_not_in_the_customization_childs_environment(self):
+        dump = os.path.join(self.tmp, "child-environ")
+        hv = os.path.join(self.tmp, "qemu-wrapper")
+        with open(hv, "w", encoding="utf-8") as f:
+            f.write("#!/bin/sh\ntr '\\0' '\\n' < /proc/$$/environ >> %s\nexit 1\n" % dump)
+        os.chmod(hv, 0o755)
+        # a recipe of its own, so the customization runs rather than hitting the cache
+        t = self.template()
+        t["customize"]["files"][0]["content"] = "child environment test\n"
+        p = self.run_bin("--config", self.config(t), "--provision-template",
+                         env=self.env(LIBGUESTFS_HV=hv), check=1)
+        self.assertIn("customize", p.stderr)
+        with open(dump, encoding="utf-8") as f:
+            child_env = f.read()
+        self.assertIn("LIBGUESTFS_HV=", child_env, "the wrapper ran as the child")
+        self.assertNotIn(self.sim.secret, child_env)
+        self.assertNotIn("PVE_TOKEN_SECRET", child_env)
+        self.assertEqual(self.state()["vms"], {})
+
+    # ---- ProvisionSignalTest
+    # SIGTERM during the create task and SIGINT during the template task: the task in flight
+    # ends, the run removes what it made, leaves no journal or temp file and exits 128 + N.
+
+    def stopped_at(self, signo, path_re, task_type):
+        cfg = self.config()
+        self.provision(cfg)  # the customized image is cached: later builds are quick
+        st, _, body = self.sim.api("DELETE", "/nodes/pve1/qemu/9000")
+        self.sim.wait_task(body["data"])
+        before = self.state()
+        self.sim.control("POST", "/_sim/task-duration", {"type": task_type, "seconds": 2})
+        n = len(self.sim.requests())
+        proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "--provision-template"],
+                                env=self.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(600):
+                if any(re.search(path_re, r["path"]) and r["method"] != "GET"
+                       for r in self.sim.requests()[n:]):
+                    break
+                time.sleep(0.05)
+            else:
+                self.fail("the run never reached %s" % path_re)
+            proc.send_signal(signo)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        self.outputs += [out, err]
+        self.assertEqual(proc.returncode, 128 + signo, err)
+        self.assertIn("stopped by signal %d" % signo, err)
+        self.assertIn("removed VM 9000", err)
+        self.assertEqual(self.state(), before)
+        self.assertEqual(journals(self.cache), [])
+        self.assertEqual(temp_files(self.cache), [])
+
+    def test_sigterm_during_the_create_task(self):
+        self.stopped_at(signal.SIGTERM, r"/nodes/pve1/qemu$", "qmcreate")
+
+    def test_sigint_during_the_template_task(self):
+        self.stopped_at(signal.SIGINT, r"/qemu/9000/template$", "qmtemplate")
+
+    # ---- LeftoverImportTest
+    # A failed delete of the import volume does not fail the build (the template is done),
+    # but stays in the journal: the next run removes the volume.
+
+    def test_failed_import_delete_is_finished_by_the_next_run(self):
+        cfg = self.config()
+        self.sim.control("POST", "/_sim/fault", {"kind": "http", "method": "DELETE",
+                                                 "path": "/storage/local/content/",
+                                                 "status": 500, "message": "storage busy"})
+        p = self.provision(cfg)
+        self.assertIn("storage busy", p.stderr)
+        self.assertEqual(len(journals(self.cache)), 1)
+        imports = [v["volid"] for v in self.state()["volumes"] if ":import/" in v["volid"]]
+        self.assertEqual(len(imports), 1)
+        p = self.provision(cfg)
+        self.assertIn("recover: cleaned up %s" % imports[0], p.stderr)
+        self.assertIn("up to date", p.stdout)
+        self.assertEqual([v for v in self.state()["volumes"] if ":import/" in v["volid"]], [])
+        self.assertEqual(journals(self.cache), [])
+
 
 
 class DeployKillTest(test_deploy.DeployBase):
@@ -206,27 +292,3 @@ class DeadlineTest(test_deploy.DeployBase):
         # the bound itself: 3 s for the request (4 attempts x 3 s before deadlines covered
         # retries), plus process start and the other requests
         self.assertLess(took, 3 * 3, p.stderr)
-
-
-class ChildEnvironmentTest(test_provision.ProvisionBase):
-    """The token secret never reaches a child's environment: libguestfs starts qemu (here a
-    wrapper that records /proc/self/environ and fails) after the secret was read."""
-
-    def test_secret_is_not_in_the_customization_childs_environment(self):
-        dump = os.path.join(self.tmp, "child-environ")
-        hv = os.path.join(self.tmp, "qemu-wrapper")
-        with open(hv, "w", encoding="utf-8") as f:
-            f.write("#!/bin/sh\ntr '\\0' '\\n' < /proc/$$/environ >> %s\nexit 1\n" % dump)
-        os.chmod(hv, 0o755)
-        # a recipe of its own, so the customization runs rather than hitting the cache
-        t = self.template()
-        t["customize"]["files"][0]["content"] = "child environment test\n"
-        p = self.run_bin("--config", self.config(t), "--provision-template",
-                         env=self.env(LIBGUESTFS_HV=hv), check=1)
-        self.assertIn("customize", p.stderr)
-        with open(dump, encoding="utf-8") as f:
-            child_env = f.read()
-        self.assertIn("LIBGUESTFS_HV=", child_env, "the wrapper ran as the child")
-        self.assertNotIn(self.sim.secret, child_env)
-        self.assertNotIn("PVE_TOKEN_SECRET", child_env)
-        self.assertEqual(self.state()["vms"], {})

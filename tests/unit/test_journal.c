@@ -183,3 +183,17 @@ Test(journal, a_clean_run_deletes_its_journal)
 	free(path);
 	rmdir(dir);
 }
+
+Test(journal, a_commit_settles_only_what_its_transaction_recorded_before_it)
+{
+	const char text[] =
+		"{\"seq\":1,\"txn\":1,\"what\":\"VM 9000\",\"undo\":{\"kind\":\"vm\"}}\n"
+		"{\"txn\":1,\"end\":\"commit\"}\n"
+		"{\"seq\":2,\"txn\":1,\"what\":\"local:import/x\",\"undo\":{\"kind\":\"volume\"}}\n";
+	json_t *p = jrn_pending(text, strlen(text));
+	char seqs[64];
+
+	cr_assert_str_eq(pending_seqs(p, seqs, sizeof(seqs)), "2",
+			 "a cleanup recorded after the commit stays pending");
+	json_decref(p);
+}
