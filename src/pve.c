@@ -477,7 +477,10 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 	bool idempotent = strcmp(method, "GET") == 0;
 	bool body_params = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
 	bool lock_retried = false;
-	double deadline = clk_now() + (double)c->request_timeout_s;
+	/* one full attempt, and as long again for retries: a stalled answer is retried once,
+	 * a silent or trickling server holds a run twice request_timeout_s, not
+	 * attempts x request_timeout_s */
+	double deadline = clk_now() + 2.0 * (double)c->request_timeout_s;
 	int attempt, rc = -1;
 
 	http_response_init(&resp);
@@ -523,9 +526,10 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 			double left = deadline - clk_now();
 
 			/* a lock wait starts the clock again: it is Proxmox telling us to wait */
-			req.timeout_s = lock_retried	? c->request_timeout_s
-					: left < 1	? 1
-							: (long)left;
+			req.timeout_s = lock_retried			? c->request_timeout_s
+					: left > c->request_timeout_s	? c->request_timeout_s
+					: left < 1			? 1
+									: (long)left;
 		}
 
 		if (http_perform(c->http, &req, &resp, &e) < 0) {
@@ -560,11 +564,10 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 				 !pve_error_is_deterministic(resp.status, e.msg)) ||
 				lock_retry;
 		}
-		if (retry && !lock_retry && clk_now() + backoff_ms(c, attempt) / 1000.0 + 1 >= deadline) {
-			/* the request's deadline covers its retries: a silent or trickling server
-			 * holds a run request_timeout_s, not attempts x request_timeout_s */
-			phx_err_wrap(&e, "gave up after %d attempt%s in %ld s", attempt,
-				     attempt == 1 ? "" : "s", c->request_timeout_s);
+		if (retry && !lock_retry &&
+		    clk_now() + backoff_ms(c, attempt) / 1000.0 + 1 >= deadline) {
+			phx_err_wrap(&e, "gave up after %d attempt%s (deadline %ld s)", attempt,
+				     attempt == 1 ? "" : "s", 2 * c->request_timeout_s);
 			retry = false;
 		}
 		if (!retry || attempt >= c->max_tries) {
@@ -580,7 +583,7 @@ static int pve_call(struct pve_client *c, const char *method, const char *path,
 			clk_sleep_ms(ms);
 			lock_retried = lock_retry;
 			if (lock_retry)
-				deadline = clk_now() + (double)c->request_timeout_s;
+				deadline = clk_now() + 2.0 * (double)c->request_timeout_s;
 		}
 	}
 out:

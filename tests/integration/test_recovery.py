@@ -286,9 +286,9 @@ class DeadlineTest(test_deploy.DeployBase):
         p = self.run_bin("--config", path, "8001", check=1)
         took = time.monotonic() - t0
         self.assertRegex(p.stderr, r"GET /storage: .*(timed out|[Tt]imeout)")
-        self.assertIn("gave up after 1 attempt in 3 s", p.stderr)
+        self.assertRegex(p.stderr, r"gave up after [12] attempts? \(deadline 6 s\)")
         gets = [r for r in self.sim.requests()[n:] if r["path"].endswith("/storage")]
-        self.assertEqual(len(gets), 1, "no retry once the deadline has passed")
-        # the bound itself: 3 s for the request (4 attempts x 3 s before deadlines covered
-        # retries), plus process start and the other requests
-        self.assertLess(took, 3 * 3, p.stderr)
+        self.assertIn(len(gets), (1, 2), "no retry once the deadline has passed")
+        # the bound itself: 2 x 3 s for the request and its retry (4 attempts x 3 s before
+        # the deadline covered retries), plus process start and the other requests
+        self.assertLess(took, 2 * 3 + 3, p.stderr)
