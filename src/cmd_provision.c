@@ -60,6 +60,7 @@ struct prov_ctx {
 	struct session *s;
 	size_t index; /* this node's place in the template's node list */
 	struct pve_client *pve; /* this node's thread's client (the session's with one node) */
+	bool import_shared;	/* the import storage is shared (all nodes see one copy) */
 	struct txn *txn;
 	struct pve_vm_list vms; /* cluster guests at the start of this template's build */
 	struct cust_plan *plan; /* for the template being built */
@@ -81,6 +82,11 @@ struct prov_shared {
 	pthread_mutex_t mu;
 	pthread_cond_t turn_cv;
 	size_t turn; /* the node (index) whose turn it is: VMIDs go in node order */
+	/* A shared import storage gets one upload for every node: the first node to build
+	 * uploads it in its turn, under the template's own undo list, and the template removes
+	 * it once every node has imported it. */
+	struct txn *import_txn;
+	char import_node[64]; /* the node that uploaded it; "" until then */
 	unsigned long taken[64]; /* VMIDs this run's nodes chose for the new version */
 	size_t n_taken;
 };
@@ -133,7 +139,8 @@ static int prov_check_privileges(struct session *s, struct pve_client *c,
 }
 
 static int prov_check_storage(struct session *s, struct pve_client *c,
-			      const struct cfg_template *t, const char *node, struct phx_err *err)
+			      const struct cfg_template *t, const char *node, bool *ret_import_shared,
+			      struct phx_err *err)
 {
 	struct pve_storage_list list = {0};
 	const char *import = s->cfg->defaults.import_storage;
@@ -147,6 +154,7 @@ static int prov_check_storage(struct session *s, struct pve_client *c,
 
 		if (!strcmp(st->storage, import)) {
 			import_ok = series_has_tag(st->content, "import");
+			*ret_import_shared = st->shared;
 			if (!import_ok)
 				rc = phx_err_set(
 					err, PHX_E_RUNTIME,
@@ -181,7 +189,7 @@ static int prov_check_storage(struct session *s, struct pve_client *c,
 }
 
 static int prov_preflight(struct session *s, struct pve_client *c, const struct cfg_template *t,
-			  const char *node, struct phx_err *err)
+			  const char *node, bool *ret_import_shared, struct phx_err *err)
 {
 	struct pve_version v;
 
@@ -195,7 +203,7 @@ static int prov_preflight(struct session *s, struct pve_client *c, const struct 
 	log_debug("Proxmox VE %s", v.version);
 	if (prov_check_privileges(s, c, t, &v, err) < 0)
 		return -1;
-	return prov_check_storage(s, c, t, node, err);
+	return prov_check_storage(s, c, t, node, ret_import_shared, err);
 }
 
 /* ---- customization plan from the config (local checks only, before any request) ---- */
@@ -536,6 +544,7 @@ struct prov_build_input {
 	/* with the node, in the import volume's name: two runs (or two nodes' uploads to one
 	 * shared storage) never write, or roll back, the same volume */
 	const char *run_id;
+	const char *import_node; /* the node that uploads the image (its name is in the volume's) */
 };
 
 /* The pure planner of a template build: upload the image as an import volume, create the VM
@@ -555,7 +564,7 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	/* the extension is the format pve-storage probes the import as */
 	if (sha && in->disk_format)
 		snprintf(filename, sizeof(filename), "phoenix-%s-%.12s-%s-%s.%s", t->name, sha,
-			 in->run_id, in->node, in->disk_format);
+			 in->run_id, in->import_node, in->disk_format);
 	else
 		snprintf(filename, sizeof(filename),
 			 "phoenix-%s-<customized sha256>-<run id>-%s.<format, known after "
@@ -662,17 +671,39 @@ static int prov_build_input(struct prov_ctx *p, const struct cfg_template *t,
 		.name = res->name,
 		.tags = tags,
 		.run_id = p->s->run_id,
+		.import_node = p->node,
 	};
 	return 0;
+}
+
+/* The nodes of a template take turns, in node order, from the preflight to the customized
+ * image: the first node that needs the image makes it while the others wait, and VMIDs and
+ * names are chosen in node order; then the uploads and builds run at the same time. */
+static void prov_turn_take(struct prov_shared *sh, size_t index)
+{
+	pthread_mutex_lock(&sh->mu);
+	while (sh->turn != index)
+		pthread_cond_wait(&sh->turn_cv, &sh->mu);
+	pthread_mutex_unlock(&sh->mu);
+}
+
+static void prov_turn_give(struct prov_shared *sh)
+{
+	pthread_mutex_lock(&sh->mu);
+	sh->turn++;
+	pthread_cond_broadcast(&sh->turn_cv);
+	pthread_mutex_unlock(&sh->mu);
 }
 
 /* Upload, create, grow, template: the part that changes the server, as a plan applied with
  * the run's transaction. */
 static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t,
 				struct prov_result *res, const char *disk_path,
-				const char *source_sha256, struct phx_err *err)
+				const char *source_sha256, bool *turn_held, struct phx_err *err)
 {
 	struct session *s = p->s;
+	const bool shared = p->import_shared && p->sh->import_txn;
+	size_t first, last;
 	char custom_sha[CRYPTO_SHA256_HEX_LEN + 1], tags[1024];
 	struct prov_build_input in;
 	struct plan plan = PLAN_INIT;
@@ -686,11 +717,36 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	in.source_sha = source_sha256;
 	in.custom_sha = custom_sha;
 	in.disk_path = disk_path;
+	if (shared && p->sh->import_node[0])
+		in.import_node = p->sh->import_node;
 	if (img_disk_info(disk_path, &in.disk_format, &in.disk_bytes, err) < 0 ||
 	    prov_plan_build(&in, &plan, phases, err) < 0)
 		goto out;
 	plan_log_notes(&plan);
-	for (size_t i = 0; i < plan.n; i++) {
+	/* the plan is upload, create, [resize,] template, delete the import volume */
+	first = 0;
+	last = plan.n;
+	if (shared) {
+		const struct plan_apply_ctx up = {p->pve, p->sh->import_txn,
+						  session_task_timeout(s)};
+		double t0 = clk_now();
+
+		if (!p->sh->import_node[0]) {
+			if (plan_apply_action(plan.actions[0], &up, err) < 0)
+				goto out;
+			snprintf(p->sh->import_node, sizeof(p->sh->import_node), "%s", p->node);
+			res->phase_s[phases[0]] += clk_now() - t0;
+		} else {
+			log_info("template %lu '%s': import from '%s', uploaded once for every node "
+				 "(shared storage)",
+				 in.vmid, in.name, in.import_storage);
+		}
+		first = 1;
+		last = plan.n - 1; /* the template deletes it once every node has imported it */
+	}
+	prov_turn_give(p->sh);
+	*turn_held = false;
+	for (size_t i = first; i < last; i++) {
 		double t0 = clk_now();
 
 		if (plan_apply_action(plan.actions[i], &ax, err) < 0)
@@ -958,31 +1014,18 @@ static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t, struc
 	if (prov_build_input(p, t, res, &in, tags, sizeof(tags), err) < 0 ||
 	    prov_plan_build(&in, p->dry, NULL, err) < 0)
 		return -1;
+	if (p->sh->per_node && p->import_shared)
+		plan_note(p->dry, object,
+			  "the import storage '%s' is shared: a real run uploads the image once, "
+			  "from the first node that builds, every node imports that volume, and it "
+			  "is deleted after the last; the other nodes' upload and delete are not sent",
+			  in.import_storage);
 	if (p->s->opts->validate)
 		plan_note(p->dry, object,
 			  "--validate then boots a throwaway clone of template %lu and tags it "
 			  "'" SERIES_TAG_VALIDATED "'",
 			  res->vmid);
 	return plan_check(p->dry, err);
-}
-
-/* The nodes of a template take turns, in node order, from the preflight to the customized
- * image: the first node that needs the image makes it while the others wait, and VMIDs and
- * names are chosen in node order; then the uploads and builds run at the same time. */
-static void prov_turn_take(struct prov_shared *sh, size_t index)
-{
-	pthread_mutex_lock(&sh->mu);
-	while (sh->turn != index)
-		pthread_cond_wait(&sh->turn_cv, &sh->mu);
-	pthread_mutex_unlock(&sh->mu);
-}
-
-static void prov_turn_give(struct prov_shared *sh)
-{
-	pthread_mutex_lock(&sh->mu);
-	sh->turn++;
-	pthread_cond_broadcast(&sh->turn_cv);
-	pthread_mutex_unlock(&sh->mu);
 }
 
 static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct prov_result *res,
@@ -995,7 +1038,7 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	bool locked = true;
 
 	prov_turn_take(sh, p->index);
-	if (prov_preflight(s, p->pve, t, p->node, err) < 0 ||
+	if (prov_preflight(s, p->pve, t, p->node, &p->import_shared, err) < 0 ||
 	    pve_cluster_vms(p->pve, &p->vms, err) < 0)
 		goto out;
 	/* existing fixed-VMID templates and plain version checks need no download at all */
@@ -1037,9 +1080,8 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	if (!sh->work && prov_customize(p, t, &sh->img, &sh->work, err) < 0)
 		goto out;
 	res->phase_s[PH_CUSTOMIZE] = clk_now() - t0;
-	prov_turn_give(sh);
-	locked = false;
-	if (prov_build_on_server(p, t, res, sh->work, sh->img.sha256, err) < 0) {
+	/* gives the turn once the shared upload (if any) is done */
+	if (prov_build_on_server(p, t, res, sh->work, sh->img.sha256, &locked, err) < 0) {
 		struct buf report = BUF_INIT;
 
 		txn_rollback(p->txn, &report);
@@ -1175,6 +1217,10 @@ static int prov_template(struct session *s, const struct cfg_template *t, struct
 	pthread_cond_init(&sh.turn_cv, NULL);
 	if (prov_nodes(s, t, &nodes, &n_nodes, &node_list, err) < 0)
 		goto out;
+	if (!dry && n_nodes > 1 && !(sh.import_txn = txn_new_journaled(s->pve, s->journal))) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
 	jobs = calloc(n_nodes, sizeof(*jobs));
 	th = calloc(n_nodes, sizeof(*th));
 	if (!jobs || !th) {
@@ -1202,6 +1248,12 @@ static int prov_template(struct session *s, const struct cfg_template *t, struct
 		}
 		for (size_t k = 0; k < started; k++)
 			pthread_join(th[k], NULL);
+	}
+	if (txn_count(sh.import_txn)) {
+		/* every node has imported the shared upload (or failed): it is only clutter now;
+		 * a removal that fails stays in the journal for the next run */
+		log_info("template '%s': deleting the import volume the nodes shared", t->name);
+		txn_rollback(sh.import_txn, NULL);
 	}
 	for (size_t k = 0; k < n_nodes; k++) {
 		struct prov_node_job *j = &jobs[k];
@@ -1231,6 +1283,7 @@ out:
 		free(jobs[k].res.name);
 	free(jobs);
 	free(th);
+	txn_free(sh.import_txn);
 	pthread_mutex_destroy(&sh.mu);
 	pthread_cond_destroy(&sh.turn_cv);
 	buf_release(&failed);

@@ -360,7 +360,34 @@ class MultiNodeTest(ProvisionBase):
     """A template on every node of a 3-node cluster: one download and one customization feed
     a template per node (own VMID, same version name and build record); a rerun is a no-op;
     a node that fails rolls back only its own half-made template."""
-    sim_opts = {"nodes": "pve1,pve2,pve3"}
+    sim_opts = {"nodes": "pve1,pve2,pve3", "storage_config": [
+        {"storage": "local", "type": "dir", "content": "images,import,iso,snippets,vztmpl"},
+        {"storage": "nfs-import", "type": "nfs", "server": "10.0.0.1", "export": "/x",
+         "content": "images,import"}]}
+
+    def test_shared_import_storage_gets_one_upload_for_every_node(self):
+        t = self.template(nodes="all", versions={"vmid_min": 9100, "vmid_max": 9109, "keep": 2})
+        del t["vmid"]
+        cfg = self.write_config({
+            "proxmox": self.proxmox_section(),
+            "defaults": {"storage": "local", "import_storage": "nfs-import",
+                         "iso_storage": "local"},
+            "templates": [t], "vms": []})
+        n = len(self.sim.requests())
+        p = self.provision(cfg, "--output", "json")
+        recs = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual([(r["node"], r["template_id"]) for r in recs],
+                         [("pve1", 9100), ("pve2", 9101), ("pve3", 9102)])
+        reqs = self.sim.requests()[n:]
+        ups = [r for r in reqs if r["path"].endswith("/upload")]
+        self.assertEqual([u["path"].split("/")[4] for u in ups], ["pve1"], "one upload")
+        creates = [r for r in reqs if r["method"] == "POST" and r["path"].endswith("/qemu")]
+        self.assertEqual(len({c["params"]["scsi0"] for c in creates}), 1, "one import for all")
+        self.assertIn("uploaded once for every node", p.stderr)
+        st = self.state()
+        self.assertEqual(sorted(st["vms"]), ["9100", "9101", "9102"])
+        self.assertEqual([v for v in st["volumes"] if ":import/" in v["volid"]], [],
+                         "the shared import volume is deleted once every node imported it")
 
     def test_one_build_a_template_on_every_node(self):
         t = self.template(nodes="all", versions={"vmid_min": 9100, "vmid_max": 9109, "keep": 2})
