@@ -146,9 +146,11 @@ out:
 	return rc;
 }
 
-int jrn_commit(struct journal *j, unsigned long txn, struct phx_err *err)
+/* Writes `line` (stolen), then marks settled the entries of transaction `txn` (0: any) or
+ * the one numbered `seq` (0: any). */
+static int jrn_settle(struct journal *j, json_t *line, unsigned long txn, unsigned long seq,
+		      struct phx_err *err)
 {
-	json_t *line = json_pack("{s:I, s:s}", "txn", (json_int_t)txn, "end", "commit");
 	int rc;
 
 	if (!line)
@@ -156,26 +158,21 @@ int jrn_commit(struct journal *j, unsigned long txn, struct phx_err *err)
 	pthread_mutex_lock(&j->mu);
 	rc = jrn_write(j, line, err);
 	for (size_t i = 0; rc == 0 && i < j->n; i++)
-		if (j->entries[i].txn == txn)
+		if ((!txn || j->entries[i].txn == txn) && (!seq || j->entries[i].seq == seq))
 			j->entries[i].pending = false;
 	pthread_mutex_unlock(&j->mu);
 	return rc;
 }
 
+int jrn_commit(struct journal *j, unsigned long txn, struct phx_err *err)
+{
+	return jrn_settle(j, json_pack("{s:I, s:s}", "txn", (json_int_t)txn, "end", "commit"), txn,
+			  0, err);
+}
+
 int jrn_undone(struct journal *j, unsigned long seq, struct phx_err *err)
 {
-	json_t *line = json_pack("{s:I}", "undone", (json_int_t)seq);
-	int rc;
-
-	if (!line)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	pthread_mutex_lock(&j->mu);
-	rc = jrn_write(j, line, err);
-	for (size_t i = 0; rc == 0 && i < j->n; i++)
-		if (j->entries[i].seq == seq)
-			j->entries[i].pending = false;
-	pthread_mutex_unlock(&j->mu);
-	return rc;
+	return jrn_settle(j, json_pack("{s:I}", "undone", (json_int_t)seq), 0, seq, err);
 }
 
 bool jrn_has_pending(const struct journal *j)

@@ -13,8 +13,9 @@ import test_deploy
 import test_provision
 
 
-def kill_when(test, proc, path_re, since, settle=0.3):
-    """SIGKILL the run once the simulator has logged a request matching path_re."""
+def signal_when(test, proc, path_re, since, signo=signal.SIGKILL, settle=0.3):
+    """Sends signo to the run once the simulator has logged a request matching path_re;
+    returns its stderr."""
     try:
         for _ in range(600):
             if any(re.search(path_re, r["path"]) and r["method"] != "GET"
@@ -26,12 +27,14 @@ def kill_when(test, proc, path_re, since, settle=0.3):
         else:
             test.fail("the run never reached %s" % path_re)
         time.sleep(settle)  # the request (or its task) is in flight
-        proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate(timeout=60)
+        proc.send_signal(signo)
+        out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     test.outputs += [out, err]
-    test.assertEqual(proc.returncode, -signal.SIGKILL)
+    test.assertEqual(proc.returncode, -signal.SIGKILL if signo == signal.SIGKILL
+                     else 128 + signo, err)
+    return err
 
 
 def journals(cache):
@@ -65,7 +68,7 @@ class ProvisionRecoveryTest(test_provision.ProvisionBase):
         proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "--provision-template"],
                                 env=self.env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        kill_when(self, proc, path_re, n)
+        signal_when(self, proc, path_re, n)
         self.assertEqual(len(journals(self.cache)), 1, "the killed run left its journal")
         self.sim.control("DELETE", "/_sim/faults")
         if task_type:
@@ -177,20 +180,7 @@ class ProvisionRecoveryTest(test_provision.ProvisionBase):
         proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "--provision-template"],
                                 env=self.env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        try:
-            for _ in range(600):
-                if any(re.search(path_re, r["path"]) and r["method"] != "GET"
-                       for r in self.sim.requests()[n:]):
-                    break
-                time.sleep(0.05)
-            else:
-                self.fail("the run never reached %s" % path_re)
-            proc.send_signal(signo)
-            out, err = proc.communicate(timeout=120)
-        finally:
-            proc.kill()
-        self.outputs += [out, err]
-        self.assertEqual(proc.returncode, 128 + signo, err)
+        err = signal_when(self, proc, path_re, n, signo, settle=0)
         self.assertIn("stopped by signal %d" % signo, err)
         self.assertIn("removed VM 9000", err)
         self.assertEqual(self.state(), before)
@@ -240,7 +230,7 @@ class DeployKillTest(test_deploy.DeployBase):
         n = self.mark()
         proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "8001"], env=self.env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        kill_when(self, proc, path_re, n)
+        signal_when(self, proc, path_re, n)
         cache = os.path.join(self.tmp, "cache")
         self.assertEqual(len(journals(cache)), 1, "the killed run left its journal")
         self.sim.control("DELETE", "/_sim/faults")

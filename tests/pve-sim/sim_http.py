@@ -143,11 +143,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			# fault "close-after": the handler has run (a task may be running), then the
 			# connection closes with nothing sent, as when a proxy or the network drops it
 			self._headers_buffer = []
-			self.close_connection = True
-			try:
-				self.connection.shutdown(socket.SHUT_RDWR)
-			except OSError:
-				pass
+			self.hang_up()
 			return
 		self.end_headers()
 		self.wfile.write(data)
@@ -444,6 +440,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			params.setdefault(k, v)
 		return params
 
+	def hang_up(self):
+		"""Closes the connection with nothing more sent."""
+		self.close_connection = True
+		try:
+			self.connection.shutdown(socket.SHUT_RDWR)
+		except OSError:
+			pass
+
+	def send_json_head(self, doc):
+		"""The status line and headers of a 200 JSON answer; returns the body, for a fault
+		to send (part of) it its own way."""
+		body = json.dumps(doc).encode()
+		self.send_response(200, 'OK')
+		self.send_header('Content-Type', 'application/json;charset=UTF-8')
+		self.send_header('Content-Length', str(len(body)))
+		self.end_headers()
+		return body
+
 	def apply_fault(self, f):
 		action = f.get('action', 'error')
 		if action in ('drop', 'close'):
@@ -452,31 +466,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
 			self.log_now()
 			if action == 'drop':
 				# answer 200 with a Content-Length, then cut the body halfway
-				body = json.dumps({'data': 'x' * 64}).encode()
-				self.send_response(200, 'OK')
-				self.send_header('Content-Type', 'application/json;charset=UTF-8')
-				self.send_header('Content-Length', str(len(body)))
-				self.end_headers()
+				body = self.send_json_head({'data': 'x' * 64})
 				self.wfile.write(body[:len(body) // 2])
 				self.wfile.flush()
-			self.close_connection = True
-			try:
-				self.connection.shutdown(socket.SHUT_RDWR)
-			except OSError:
-				pass
+			self.hang_up()
 			return
 		if action == 'trickle':
 			# a server that answers at a few bytes a second (a hung proxy, a dying link):
 			# only the client's own deadline ends the request
 			self.status = 200
 			self.log_now()
-			body = json.dumps({'data': 'x' * 4096}).encode()
 			rate = max(1, int(f.get('rate', 2)))
 			try:
-				self.send_response(200, 'OK')
-				self.send_header('Content-Type', 'application/json;charset=UTF-8')
-				self.send_header('Content-Length', str(len(body)))
-				self.end_headers()
+				body = self.send_json_head({'data': 'x' * 4096})
 				for i in range(0, len(body), rate):
 					self.wfile.write(body[i:i + rate])
 					self.wfile.flush()
