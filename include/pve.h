@@ -315,6 +315,7 @@ struct pve_volume {
 	char *format;  /* owned; "" when absent */
 	uint64_t size;
 	int vmid;      /* 0 when not owned by a VM */
+	long long ctime; /* creation time (unix), 0 when not given */
 };
 struct pve_volume_list {
 	struct pve_volume *items; /* owned */

@@ -768,6 +768,7 @@ int pve_storage_content(struct pve_client *c, const char *node, const char *stor
 		if (!v->volid || !v->content || !v->format)
 			goto nomem;
 		v->size = json_u64(json_object_get(e, "size"));
+		v->ctime = (long long)json_u64(json_object_get(e, "ctime"));
 		if (json_object_get(e, "vmid"))
 			pve_json_int(json_object_get(e, "vmid"), "vmid", &vmid, NULL);
 		v->vmid = (int)vmid;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -114,6 +115,103 @@ int rcv_run(struct pve_client *c, const char *dir, long timeout_s, bool dry_run,
 	free(names);
 	*ret_failed = failed;
 	return 0;
+}
+
+/* The VMID a seed ISO of ours names ("STORAGE:iso/phoenix-ci-8001-<sha>.iso"), 0 if none. */
+static long rcv_seed_vmid(const char *volid)
+{
+	static const char *const prefixes[] = {":iso/phoenix-ci-", ":iso/phoenix-validate-"};
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		const char *p = strstr(volid, prefixes[i]);
+		char *end;
+		long v;
+
+		if (!p)
+			continue;
+		v = strtol(p + strlen(prefixes[i]), &end, 10);
+		if (v > 0 && *end == '-')
+			return v;
+	}
+	return 0;
+}
+
+static bool rcv_vm_exists(const struct pve_vm_list *vms, long vmid)
+{
+	for (size_t i = 0; i < vms->n; i++)
+		if (vms->items[i].vmid == vmid)
+			return true;
+	return false;
+}
+
+/* Whether `volid` on this storage is a leftover to sweep now. */
+static bool rcv_is_leftover(const struct pve_volume *v, bool import, const struct pve_vm_list *vms,
+			    long long before)
+{
+	long vmid;
+
+	if (!v->ctime || v->ctime > before)
+		return false; /* young: a run on another host may be using it */
+	if (import)
+		return strstr(v->volid, ":import/phoenix-") != NULL;
+	vmid = rcv_seed_vmid(v->volid);
+	return vmid && !rcv_vm_exists(vms, vmid);
+}
+
+int rcv_sweep(struct pve_client *c, const char *const *nodes, size_t n_nodes,
+	      const char *import_storage, const char *iso_storage, const struct pve_vm_list *vms,
+	      long grace_s, long timeout_s, json_t *report, size_t *ret_failed,
+	      struct phx_err *err)
+{
+	const long long before = (long long)time(NULL) - grace_s;
+	json_t *seen = json_object();
+	size_t failed = 0;
+	int rc = -1;
+
+	if (!seen)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	for (size_t k = 0; k < n_nodes; k++) {
+		for (int import = 1; import >= 0; import--) {
+			const char *storage = import ? import_storage : iso_storage;
+			struct pve_volume_list l = {NULL, 0};
+
+			if (!storage)
+				continue;
+			if (pve_storage_content(c, nodes[k], storage, import ? "import" : "iso", &l,
+						err) < 0)
+				goto out;
+			for (size_t i = 0; i < l.n; i++) {
+				const struct pve_volume *v = &l.items[i];
+				struct phx_err e = PHX_ERR_INIT;
+				char result[PHX_ERR_MSG_MAX + 16];
+
+				if (json_object_get(seen, v->volid) ||
+				    !rcv_is_leftover(v, import, vms, before))
+					continue;
+				json_object_set_new(seen, v->volid, json_true());
+				if (undo_volume_remove(c, nodes[k], v->volid, timeout_s, NULL, &e) <
+				    0) {
+					failed++;
+					log_warn("sweep: could not remove %s: %s", v->volid, e.msg);
+					snprintf(result, sizeof(result), "failed: %s", e.msg);
+				} else {
+					log_info("sweep: removed %s, a leftover of ours older than "
+						 "%ld h that no journal and no VM refers to",
+						 v->volid, grace_s / 3600);
+					snprintf(result, sizeof(result), "swept");
+				}
+				json_array_append_new(report,
+						      json_pack("{s:s, s:s}", "what", v->volid,
+								"result", result));
+			}
+			pve_volume_list_release(&l);
+		}
+	}
+	*ret_failed = failed;
+	rc = 0;
+out:
+	json_decref(seen);
+	return rc;
 }
 
 int rcv_private_tmp(const char *dir, char **ret_path, struct phx_err *err)

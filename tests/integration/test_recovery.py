@@ -282,3 +282,40 @@ class DeadlineTest(test_deploy.DeployBase):
         # the bound itself: 2 x 3 s for the request and its retry (4 attempts x 3 s before
         # the deadline covered retries), plus process start and the other requests
         self.assertLess(took, 2 * 3 + 3, p.stderr)
+
+class SweepTest(test_deploy.DeployBase):
+    """--recover also sweeps leftovers of ours that no journal covers (a host that died and
+    never ran again): import volumes and seeds of VMs that are gone, older than a day."""
+
+    def test_recover_sweeps_old_leftovers_of_ours_only(self):
+        self.seed_template()
+        root = os.path.join(self.sim.state_dir, "storage", "local")
+        files = {"import/phoenix-tpl-0123456789ab-deadbeef-pve1.qcow2": 2,  # old: swept
+                 "import/phoenix-tpl-0123456789ab-feedf00d-pve1.qcow2": 0,  # young: kept
+                 "import/ubuntu-noble.qcow2": 2,                            # not ours: kept
+                 "iso/phoenix-ci-8999-0123456789ab.iso": 2,   # its VM is gone: swept
+                 "iso/phoenix-ci-9000-0123456789ab.iso": 2,   # VM 9000 exists: kept
+                 "iso/phoenix-validate-8998-0123456789ab.iso": 2,  # gone: swept
+                 "iso/debian.iso": 2}                         # not ours: kept
+        now = time.time()
+        for rel, days in files.items():
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(b"x" * 512)
+            os.utime(path, (now - days * 86400, now - days * 86400))
+        p = self.run_bin("--config", self.config([self.vm_8001()]), "--recover",
+                         "--output", "json", check=0)
+        swept = sorted(r["what"] for r in json.loads(p.stdout) if r["result"] == "swept")
+        self.assertEqual(swept, ["local:import/phoenix-tpl-0123456789ab-deadbeef-pve1.qcow2",
+                                 "local:iso/phoenix-ci-8999-0123456789ab.iso",
+                                 "local:iso/phoenix-validate-8998-0123456789ab.iso"])
+        left = sorted(v["volid"] for v in self.state()["volumes"]
+                      if ":import/" in v["volid"] or ":iso/" in v["volid"])
+        self.assertEqual(left, ["local:import/phoenix-tpl-0123456789ab-feedf00d-pve1.qcow2",
+                                "local:import/ubuntu-noble.qcow2",
+                                "local:import/x.qcow2",  # the seeded template's image
+                                "local:iso/debian.iso",
+                                "local:iso/phoenix-ci-9000-0123456789ab.iso"])
+        p = self.run_bin("--config", self.config([self.vm_8001()]), "--recover", check=0)
+        self.assertIn("nothing to recover", p.stdout)
