@@ -184,6 +184,7 @@ class RawImageTest(MatrixBase):
                          env=dict(self.env(), XDG_CACHE_HOME=cache), check=0)
         self.assertIn("reusing the customized image", p.stderr)
         up = [r for r in self.sim.requests()[n:] if r["path"].endswith("/upload")]
-        self.assertRegex(up[0]["params"]["filename"], r"^phoenix-debian-raw-[0-9a-f]{12}\.raw$")
+        self.assertRegex(up[0]["params"]["filename"],
+                         r"^phoenix-debian-raw-[0-9a-f]{12}-[0-9a-f]{8}-pve1\.raw$")
         conf = self.sim.control("GET", "/_sim/state")["vms"]["9001"]["conf"]
         self.assertEqual(conf.get("template"), 1)

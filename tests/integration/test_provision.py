@@ -480,8 +480,8 @@ class RunLockTest(ProvisionPreflightTest):
         self.assertIn("waiting up to 60 s", p.stderr)
         self.assertIn("Plan:", p.stdout)
         p = self.run_bin("--config", self.config(), "--check", "--wait-lock", "5", check=2)
-        self.assertIn("--wait-lock only goes with deploying VMs, --provision-template, --prune "
-                      "or --destroy", p.stderr)
+        self.assertIn("--wait-lock only goes with deploying VMs, --provision-template, --prune, "
+                      "--destroy or --recover", p.stderr)
 
 
 class OldVersionTest(ProvisionPreflightTest):
