@@ -105,6 +105,8 @@ struct cfg_hardware {
 struct cfg_versions {
 	unsigned long vmid_min, vmid_max; /* builds take the next free VMID in this range */
 	unsigned long keep;		  /* --prune keeps the newest `keep` (>= 1), default 3 */
+	unsigned long max_age_days;	  /* --prune also retires versions built longer ago than
+					   * this; 0: no age limit (the key is absent) */
 	bool rebuild_on_change;		  /* a changed upstream image builds a new version */
 };
 

@@ -52,4 +52,77 @@ int series_members(const char *base, const struct series_guest *guests, size_t n
 long series_newest(const char *base, const struct series_guest *guests, size_t n,
 		   bool validated_only);
 
+/* ---- what linked clones use ---- */
+
+/* VM `user` has a disk on the base volume of template `base`. */
+struct series_use {
+	unsigned long base, user;
+};
+
+/* Filled by series_uses_scan(); owns items, release with series_uses_release(). */
+struct series_uses {
+	struct series_use *items;
+	size_t n, cap;
+};
+
+#define SERIES_USES_INIT                                                                           \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
+
+/* Records the template base volumes that one value of VM `user`'s config names. A linked
+ * clone's volume names its template's base volume before the first ',':
+ * "local:9000/base-9000-disk-0.qcow2/8001/vm-8001-disk-0.qcow2" (dir, nfs),
+ * "tank:base-9000-disk-0/vm-8001-disk-0" (zfs, rbd). An lvmthin clone's volume does not name
+ * its base, so it is not seen. Values that are no volume add nothing. -1 only when out of
+ * memory. */
+int series_uses_scan(struct series_uses *u, unsigned long user, const char *value,
+		     struct phx_err *err);
+/* The first VM recorded as using template `base`, 0 when none. */
+unsigned long series_uses_user(const struct series_uses *u, unsigned long base);
+void series_uses_release(struct series_uses *u);
+
+/* ---- retention (--prune) ---- */
+
+/* Parses a build record's time, "YYYY-MM-DDTHH:MM:SSZ" (UTC, as cmd_provision writes it).
+ * False, *ret untouched, for anything else. */
+bool series_parse_time(const char *text, time_t *ret);
+
+/* What --prune knows of a guest beyond struct series_guest; an array parallel to it. */
+struct series_prune_guest {
+	const char *node; /* borrowed */
+	time_t built;	  /* from the build record; 0: unknown */
+};
+
+struct series_retention {
+	unsigned long keep;		/* newest versions kept on each node, >= 1 */
+	unsigned long max_age_days;	/* 0: no age limit */
+	const struct series_uses *uses; /* borrowed; bases linked clones use */
+	const unsigned long *pinned;	/* borrowed; VMIDs config VMs clone (clone_from_vmid) */
+	size_t n_pinned;
+};
+
+/* One version --prune looked at: it goes, or it stays and why. */
+struct series_verdict {
+	size_t guest; /* index into the guest arrays */
+	bool remove;
+	/* why it goes ("beyond keep 3", "older than 90 days (built 2026-08-01)", both joined
+	 * with ", ") or why it stays ("linked clone 8100 uses it", "the newest version on
+	 * 'pve1'", "the newest validated version", "a VM in the config clones it
+	 * (clone_from_vmid)", "build time unknown: ...") */
+	char why[160];
+};
+
+/* The retention decision for series `base`, pure, with the clock passed in. A version is a
+ * candidate when it is beyond the newest `keep` of its node or built more than max_age_days
+ * before `now`; a candidate goes unless a linked clone uses it, it is the newest version or
+ * the newest validated version of the series on its node (deploys clone those), or a config
+ * VM clones it. With max_age_days, a version whose build time is unknown stays, and says so.
+ * Versions within keep and young enough are not listed. Verdicts come newest first; caller
+ * owns *ret (free()), *ret_n may be 0. */
+int series_prune_decide(const char *base, const struct series_guest *guests,
+			const struct series_prune_guest *extra, size_t n,
+			const struct series_retention *r, time_t now, struct series_verdict **ret,
+			size_t *ret_n, struct phx_err *err);
+
 #endif

@@ -1,34 +1,31 @@
-/* cmd_prune: --prune keeps the newest `versions.keep` of each series on each node and never
- * removes a template whose base disk a linked clone still uses (Proxmox would refuse, or
- * worse, on some storages), the newest validated version, nor one a config VM clones. Read, decide (pure),
- * then print the plan (--dry-run) or remove the versions that go. */
+/* cmd_prune: --prune removes the versions of each series beyond the newest `versions.keep`
+ * on each node, and those built more than `versions.max_age_days` ago, but never one whose
+ * base disk a linked clone still uses (Proxmox would refuse, or worse, on some storages), the
+ * newest or newest validated version on a node, nor one a config VM clones. Read (VM
+ * configs, build records), decide (series_prune_decide, pure), then print the plan
+ * (--dry-run) or remove the versions that go. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "config.h"
 #include "log.h"
 #include "plan.h"
+#include "provision.h"
 #include "pve.h"
+#include "record.h"
 #include "series.h"
 #include "session.h"
 
-/* A base volume a linked clone uses: template `base`, used by VM `user`. */
-struct tpl_use {
-	int base, user;
-};
-
-/* Reads every VM's config once and records the base volumes its disks sit on (a linked
- * clone's volume names its template's base volume before the first ',', e.g.
- * "local:9000/base-9000-disk-0.qcow2/8001/vm-8001-disk-0.qcow2" or
- * "local-lvm:base-9000-disk-0/vm-8001-disk-0"). Only VMs the token may audit are seen. */
-static int tpl_collect_uses(struct session *s, const struct pve_vm_list *vms, struct tpl_use **ret,
-			    size_t *ret_n, struct phx_err *err)
+/* Reads every VM's config once and records the template base volumes its disks sit on
+ * (series_uses_scan). Only VMs the token may audit are seen. */
+static int tpl_collect_uses(struct session *s, const struct pve_vm_list *vms,
+			    struct series_uses *ret, struct phx_err *err)
 {
-	struct tpl_use *uses = NULL;
-	size_t n = 0, cap = 0;
+	struct series_uses uses = SERIES_USES_INIT;
 
 	for (size_t i = 0; i < vms->n; i++) {
 		json_t *config = NULL, *v;
@@ -37,121 +34,112 @@ static int tpl_collect_uses(struct session *s, const struct pve_vm_list *vms, st
 		if (vms->items[i].template)
 			continue;
 		if (pve_vm_config_get(s->pve, vms->items[i].node, vms->items[i].vmid, &config,
-				      err) < 0) {
-			free(uses);
-			return -1;
-		}
+				      err) < 0)
+			goto fail;
 		json_object_foreach(config, key, v)
 		{
-			const char *val = json_string_value(v), *b;
-			size_t vol_len;
-
-			if (!val)
-				continue;
-			vol_len = strcspn(val, ",");
-			for (b = strstr(val, "base-"); b && b < val + vol_len;
-			     b = strstr(b + 5, "base-")) {
-				int base = atoi(b + 5);
-
-				if (base <= 0)
-					continue;
-				if (n == cap) {
-					struct tpl_use *nu;
-
-					cap = cap ? cap * 2 : 16;
-					nu = realloc(uses, cap * sizeof(*uses));
-					if (!nu) {
-						free(uses);
-						json_decref(config);
-						return phx_err_set(err, PHX_E_NOMEM,
-								   "out of memory");
-					}
-					uses = nu;
-				}
-				uses[n++] = (struct tpl_use){base, vms->items[i].vmid};
+			if (series_uses_scan(&uses, (unsigned long)vms->items[i].vmid,
+					     json_string_value(v), err) < 0) {
+				json_decref(config);
+				goto fail;
 			}
 		}
 		json_decref(config);
 	}
 	*ret = uses;
-	*ret_n = n;
 	return 0;
+fail:
+	series_uses_release(&uses);
+	return -1;
 }
 
-static int tpl_user_of(const struct tpl_use *uses, size_t n, int vmid)
+/* The build time of each version of a series with max_age_days, from the `built` line of
+ * its build record: the time the build finished, which a rename or a node's clock cannot
+ * change (the date in the version name is only the day). Other guests keep 0 (unknown). */
+static int tpl_read_built(struct session *s, const struct pve_vm_list *vms,
+			  const struct series_guest *guests, struct series_prune_guest *extra,
+			  struct phx_err *err)
 {
-	for (size_t i = 0; i < n; i++)
-		if (uses[i].base == vmid)
-			return uses[i].user;
-	return 0;
-}
-
-/* True when a VM in the config clones this VMID explicitly. */
-static bool tpl_cloned_by_config(const struct cfg *cfg, int vmid)
-{
-	for (size_t i = 0; i < cfg->n_vms; i++)
-		if (cfg->vms[i].clone_from_vmid == (unsigned long)vmid)
-			return true;
-	return false;
-}
-
-/* One prune decision: a version kept (why != NULL) or removed. */
-struct tpl_decision {
-	const char *series; /* borrowed from the config */
-	const struct pve_vm_info *vm;
-	char why[96]; /* "" when it goes */
-};
-
-/* The pure part of --prune: which versions go, each with its reason to stay otherwise. */
-static int tpl_prune_decide(const struct cfg *cfg, const struct pve_vm_list *vms,
-			    const struct series_guest *guests, const struct tpl_use *uses,
-			    size_t n_uses, struct tpl_decision **ret, size_t *ret_n,
-			    struct phx_err *err)
-{
-	struct tpl_decision *d = calloc(vms->n ? vms->n : 1, sizeof(*d));
-	size_t nd = 0;
-
-	if (!d)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	for (size_t t = 0; t < cfg->n_templates; t++) {
-		const struct cfg_template *tpl = &cfg->templates[t];
-		long validated = series_newest(tpl->name, guests, vms->n, true);
+	for (size_t t = 0; t < s->cfg->n_templates; t++) {
+		const struct cfg_template *tpl = &s->cfg->templates[t];
 		size_t *idx = NULL, n = 0;
 
-		if (!tpl->has_versions)
+		if (!tpl->has_versions || !tpl->versions.max_age_days)
 			continue;
-		if (series_members(tpl->name, guests, vms->n, &idx, &n, err) < 0) {
-			free(d);
+		if (series_members(tpl->name, guests, vms->n, &idx, &n, err) < 0)
 			return -1;
-		}
 		for (size_t k = 0; k < n; k++) {
-			struct tpl_decision *x;
-			size_t newer_here = 0;
-			int user;
+			const struct pve_vm_info *vm = &vms->items[idx[k]];
+			json_t *config = NULL;
+			char built[64];
 
-			/* keep N per node: each node has its own copy of the series */
-			for (size_t j = 0; j < k; j++)
-				newer_here += !strcmp(vms->items[idx[j]].node, vms->items[idx[k]].node);
-			if (newer_here < tpl->versions.keep)
-				continue;
-			x = &d[nd++];
-			x->series = tpl->name;
-			x->vm = &vms->items[idx[k]];
-			user = tpl_user_of(uses, n_uses, x->vm->vmid);
-			if (user)
-				snprintf(x->why, sizeof(x->why), "linked clone %d uses it", user);
-			/* clone_from_template picks the newest validated version */
-			else if ((long)idx[k] == validated)
-				snprintf(x->why, sizeof(x->why), "the newest validated version");
-			else if (tpl_cloned_by_config(cfg, x->vm->vmid))
-				snprintf(x->why, sizeof(x->why),
-					 "a VM in the config clones it (clone_from_vmid)");
+			if (pve_vm_config_get(s->pve, vm->node, vm->vmid, &config, err) < 0) {
+				free(idx);
+				return -1;
+			}
+			if (rec_get(json_string_value(json_object_get(config, "description")),
+				    PROV_REC_BUILT, built, sizeof(built)) &&
+			    !series_parse_time(built, &extra[idx[k]].built))
+				log_warn("%s: version %d '%s' has an unreadable build time '%s'",
+					 tpl->name, vm->vmid, vm->name, built);
+			json_decref(config);
 		}
 		free(idx);
 	}
+	return 0;
+}
+
+/* One prune decision: a version removed or kept, with why (series.h). */
+struct tpl_decision {
+	const char *series; /* borrowed from the config */
+	const struct pve_vm_info *vm;
+	struct series_verdict verdict;
+};
+
+/* Runs the pure retention decision (series_prune_decide) for every series in the config. */
+static int tpl_prune_decide(const struct cfg *cfg, const struct pve_vm_list *vms,
+			    const struct series_guest *guests,
+			    const struct series_prune_guest *extra, const struct series_uses *uses,
+			    time_t now, struct tpl_decision **ret, size_t *ret_n,
+			    struct phx_err *err)
+{
+	struct tpl_decision *d = calloc(vms->n ? vms->n : 1, sizeof(*d));
+	unsigned long *pinned = calloc(cfg->n_vms ? cfg->n_vms : 1, sizeof(*pinned));
+	size_t nd = 0, n_pinned = 0;
+	int rc = -1;
+
+	if (!d || !pinned) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_vms; i++)
+		if (cfg->vms[i].clone_from_vmid)
+			pinned[n_pinned++] = cfg->vms[i].clone_from_vmid;
+	for (size_t t = 0; t < cfg->n_templates; t++) {
+		const struct cfg_template *tpl = &cfg->templates[t];
+		const struct series_retention r = {tpl->versions.keep, tpl->versions.max_age_days,
+						   uses, pinned, n_pinned};
+		struct series_verdict *v = NULL;
+		size_t nv = 0;
+
+		if (!tpl->has_versions)
+			continue;
+		if (series_prune_decide(tpl->name, guests, extra, vms->n, &r, now, &v, &nv, err) <
+		    0)
+			goto out;
+		/* a guest is in one series at most (its phx-<name> tag), so nd stays <= vms->n */
+		for (size_t k = 0; k < nv && nd < vms->n; k++)
+			d[nd++] = (struct tpl_decision){tpl->name, &vms->items[v[k].guest], v[k]};
+		free(v);
+	}
 	*ret = d;
 	*ret_n = nd;
-	return 0;
+	d = NULL;
+	rc = 0;
+out:
+	free(pinned);
+	free(d);
+	return rc;
 }
 
 static void tpl_prune_plan(const struct tpl_decision *d, size_t n, struct plan *p)
@@ -160,13 +148,16 @@ static void tpl_prune_plan(const struct tpl_decision *d, size_t n, struct plan *
 		const struct pve_vm_info *vm = d[i].vm;
 		struct plan_action *a;
 
-		if (d[i].why[0]) {
-			plan_note(p, d[i].series, "kept %d '%s': %s", vm->vmid, vm->name, d[i].why);
+		if (!d[i].verdict.remove) {
+			plan_note(p, d[i].series, "kept %d '%s': %s", vm->vmid, vm->name,
+				  d[i].verdict.why);
 			continue;
 		}
 		a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, d[i].series, "DELETE",
 			     "/nodes/%s/qemu/%d", vm->node, vm->vmid);
 		plan_summary(p, a, "remove version %d '%s'", vm->vmid, vm->name);
+		/* a removal says why as a change of its own: the summary stays the version */
+		plan_change(p, a, "reason", NULL, d[i].verdict.why, false);
 		plan_param(p, a, "purge", "1", 0);
 		plan_param(p, a, "destroy-unreferenced-disks", "1", 0);
 	}
@@ -191,26 +182,31 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 	const struct cli_opts *opts = s->opts;
 	struct pve_vm_list vms = {0};
 	struct series_guest *guests = NULL;
-	struct tpl_use *uses = NULL;
+	struct series_prune_guest *extra = NULL;
+	struct series_uses uses = SERIES_USES_INIT;
 	struct tpl_decision *d = NULL;
 	struct plan p = PLAN_INIT;
-	size_t n_uses = 0, nd = 0, act = 0;
+	size_t nd = 0, act = 0;
 	json_t *json_out = opts->output == CLI_OUTPUT_JSON ? json_array() : NULL;
 	int rc = -1, failed = 0;
 
 	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0)
 		goto out;
 	guests = calloc(vms.n ? vms.n : 1, sizeof(*guests));
-	if (!guests) {
+	extra = calloc(vms.n ? vms.n : 1, sizeof(*extra));
+	if (!guests || !extra) {
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < vms.n; i++)
+	for (size_t i = 0; i < vms.n; i++) {
 		guests[i] =
 			(struct series_guest){(unsigned long)vms.items[i].vmid, vms.items[i].name,
 					      vms.items[i].tags, vms.items[i].template};
-	if (tpl_collect_uses(s, &vms, &uses, &n_uses, err) < 0 ||
-	    tpl_prune_decide(s->cfg, &vms, guests, uses, n_uses, &d, &nd, err) < 0)
+		extra[i] = (struct series_prune_guest){vms.items[i].node, 0};
+	}
+	if (tpl_collect_uses(s, &vms, &uses, err) < 0 ||
+	    tpl_read_built(s, &vms, guests, extra, err) < 0 ||
+	    tpl_prune_decide(s->cfg, &vms, guests, extra, &uses, time(NULL), &d, &nd, err) < 0)
 		goto out;
 	tpl_prune_plan(d, nd, &p);
 	rc = cmd_plan_checked(opts, "prune", &p, err);
@@ -223,8 +219,8 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 		const struct plan_apply_ctx ax = {s->pve, NULL, session_task_timeout(s)};
 		struct phx_err derr = PHX_ERR_INIT;
 
-		if (d[i].why[0]) {
-			tpl_prune_report(json_out, d[i].series, d[i].vm, "kept", d[i].why);
+		if (!d[i].verdict.remove) {
+			tpl_prune_report(json_out, d[i].series, d[i].vm, "kept", d[i].verdict.why);
 			continue;
 		}
 		if (plan_apply_action(p.actions[act++], &ax, &derr) < 0) {
@@ -234,7 +230,7 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 			failed++;
 			continue;
 		}
-		tpl_prune_report(json_out, d[i].series, d[i].vm, "removed", NULL);
+		tpl_prune_report(json_out, d[i].series, d[i].vm, "removed", d[i].verdict.why);
 	}
 	for (size_t t = 0; !json_out && t < s->cfg->n_templates; t++) {
 		const struct cfg_template *tpl = &s->cfg->templates[t];
@@ -242,7 +238,14 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 
 		for (size_t i = 0; i < nd && !any; i++)
 			any = d[i].series == tpl->name;
-		if (tpl->has_versions && !any)
+		if (!tpl->has_versions || any)
+			continue;
+		if (tpl->versions.max_age_days)
+			printf("%s: keeping up to %lu version%s per node, none older than %lu "
+			       "days: nothing to prune\n",
+			       tpl->name, tpl->versions.keep, tpl->versions.keep == 1 ? "" : "s",
+			       tpl->versions.max_age_days);
+		else
 			printf("%s: keeping up to %lu version%s per node: nothing to prune\n",
 			       tpl->name, tpl->versions.keep, tpl->versions.keep == 1 ? "" : "s");
 	}
@@ -260,7 +263,8 @@ out:
 	plan_release(&p);
 	free(d);
 	json_decref(json_out);
-	free(uses);
+	series_uses_release(&uses);
+	free(extra);
 	free(guests);
 	pve_vm_list_release(&vms);
 	return rc;

@@ -517,7 +517,8 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 	static const char *const keys[] = {"name",     "vmid",	   "image_url", "checksum_url",
 					   "sha256",   "os",	   "node",	"nodes",
 					   "customize", "hardware", "versions", "tags"};
-	static const char *const vkeys[] = {"vmid_min", "vmid_max", "keep", "rebuild_on_change"};
+	static const char *const vkeys[] = {"vmid_min", "vmid_max", "keep", "max_age_days",
+					    "rebuild_on_change"};
 	char q[CFG_SHOW_MAX + 16], kpath[CFG_PATH_MAX];
 	const char *s;
 	json_t *vobj;
@@ -588,6 +589,8 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 		ok &= cfg_get_uint(ctx, vobj, vpath, "vmid_max", true, CFG_VMID_MIN, CFG_VMID_MAX,
 				   &ver->vmid_max);
 		cfg_get_uint(ctx, vobj, vpath, "keep", false, 1, 1000, &ver->keep);
+		/* 36500 days: a century, far beyond any template's useful life */
+		cfg_get_uint(ctx, vobj, vpath, "max_age_days", false, 1, 36500, &ver->max_age_days);
 		cfg_get_bool(ctx, vobj, vpath, "rebuild_on_change", &ver->rebuild_on_change);
 		if (ok && ver->vmid_min > ver->vmid_max) {
 			cfg_path_key(kpath, vpath, "vmid_max");

@@ -1,4 +1,4 @@
-/* series: template version names, tags and selection. */
+/* series: template version names, tags, selection and retention. */
 #include "series.h"
 
 #include <ctype.h>
@@ -174,4 +174,160 @@ long series_newest(const char *base, const struct series_guest *guests, size_t n
 			found = (long)idx[i];
 	free(idx);
 	return found;
+}
+
+int series_uses_scan(struct series_uses *u, unsigned long user, const char *value,
+		     struct phx_err *err)
+{
+	size_t vol_len;
+
+	if (!value)
+		return 0;
+	/* only the volume id counts: options after ',' could spell "base-" too */
+	vol_len = strcspn(value, ",");
+	for (const char *b = strstr(value, "base-"); b && b < value + vol_len;
+	     b = strstr(b + 5, "base-")) {
+		unsigned long base = strtoul(b + 5, NULL, 10);
+
+		if (!base)
+			continue;
+		if (u->n == u->cap) {
+			size_t cap = u->cap ? u->cap * 2 : 16;
+			struct series_use *items = realloc(u->items, cap * sizeof(*items));
+
+			if (!items)
+				return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			u->items = items;
+			u->cap = cap;
+		}
+		u->items[u->n++] = (struct series_use){base, user};
+	}
+	return 0;
+}
+
+unsigned long series_uses_user(const struct series_uses *u, unsigned long base)
+{
+	for (size_t i = 0; u && i < u->n; i++)
+		if (u->items[i].base == base)
+			return u->items[i].user;
+	return 0;
+}
+
+void series_uses_release(struct series_uses *u)
+{
+	if (!u)
+		return;
+	free(u->items);
+	u->items = NULL;
+	u->n = u->cap = 0;
+}
+
+bool series_parse_time(const char *text, time_t *ret)
+{
+	struct tm tm;
+	const char *end;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!text || !(end = strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm)) || *end)
+		return false;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return false;
+	*ret = t;
+	return true;
+}
+
+/* Why a candidate must stay; "" when nothing holds it. `k` indexes idx (newest first). */
+static void series_hold(const struct series_guest *guests, const struct series_prune_guest *extra,
+			const size_t *idx, size_t k, const struct series_retention *r, char *why,
+			size_t len)
+{
+	const struct series_guest *g = &guests[idx[k]];
+	const char *node = extra[idx[k]].node;
+	unsigned long user = series_uses_user(r->uses, g->vmid);
+	bool newest = true, newest_validated = series_has_tag(g->tags, SERIES_TAG_VALIDATED);
+
+	why[0] = '\0';
+	for (size_t j = 0; j < k; j++) {
+		if (strcmp(extra[idx[j]].node, node))
+			continue;
+		newest = false;
+		if (series_has_tag(guests[idx[j]].tags, SERIES_TAG_VALIDATED))
+			newest_validated = false;
+	}
+	if (user) {
+		snprintf(why, len, "linked clone %lu uses it", user);
+	} else if (newest) {
+		snprintf(why, len, "the newest version on '%s'", node);
+	} else if (newest_validated) {
+		/* clone_from_template picks the newest validated version on the VM's node */
+		snprintf(why, len, "the newest validated version");
+	} else {
+		for (size_t p = 0; p < r->n_pinned && !why[0]; p++)
+			if (r->pinned[p] == g->vmid)
+				snprintf(why, len,
+					 "a VM in the config clones it (clone_from_vmid)");
+	}
+}
+
+int series_prune_decide(const char *base, const struct series_guest *guests,
+			const struct series_prune_guest *extra, size_t n,
+			const struct series_retention *r, time_t now, struct series_verdict **ret,
+			size_t *ret_n, struct phx_err *err)
+{
+	struct series_verdict *v;
+	size_t *idx = NULL, count = 0, nv = 0;
+
+	if (series_members(base, guests, n, &idx, &count, err) < 0)
+		return -1;
+	v = calloc(count ? count : 1, sizeof(*v));
+	if (!v) {
+		free(idx);
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	}
+	for (size_t k = 0; k < count; k++) {
+		const struct series_prune_guest *x = &extra[idx[k]];
+		struct series_verdict *d;
+		size_t newer_here = 0, used = 0;
+		bool beyond, aged, unknown;
+
+		/* keep N per node: each node has its own copy of the series */
+		for (size_t j = 0; j < k; j++)
+			newer_here += !strcmp(extra[idx[j]].node, x->node);
+		beyond = newer_here >= r->keep;
+		aged = r->max_age_days && x->built &&
+		       now - x->built > (time_t)r->max_age_days * 86400;
+		unknown = r->max_age_days && !x->built;
+		if (!beyond && !aged && !unknown)
+			continue;
+		d = &v[nv++];
+		d->guest = idx[k];
+		series_hold(guests, extra, idx, k, r, d->why, sizeof(d->why));
+		if (d->why[0])
+			continue;
+		if (!beyond && !aged) {
+			snprintf(d->why, sizeof(d->why),
+				 "build time unknown (no 'built' line in its description): not "
+				 "removed for age");
+			continue;
+		}
+		d->remove = true;
+		if (beyond)
+			used = (size_t)snprintf(d->why, sizeof(d->why), "beyond keep %lu", r->keep);
+		if (aged && used < sizeof(d->why)) {
+			struct tm tm;
+			char day[16] = "?";
+
+			if (gmtime_r(&x->built, &tm))
+				strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+			snprintf(d->why + used, sizeof(d->why) - used,
+				 "%solder than %lu days (built %s)", used ? ", " : "",
+				 r->max_age_days, day);
+		}
+	}
+	free(idx);
+	*ret = v;
+	*ret_n = nv;
+	return 0;
 }

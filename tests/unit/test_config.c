@@ -344,6 +344,21 @@ static const struct bad_case bad_cases[] = {
 		 DOC(TPL(", \"versions\": {\"vmid_min\": 9000, \"vmid_max\": 9010, \"keep\": 0}"),
 		     ""),
 		 "$.templates[0].versions.keep", "got 0"},
+		{"versions max_age_days zero",
+		 DOC(TPL(", \"versions\": {\"vmid_min\": 9000, \"vmid_max\": 9010, "
+			 "\"max_age_days\": 0}"),
+		     ""),
+		 "$.templates[0].versions.max_age_days", "from 1 to 36500, got 0"},
+		{"versions max_age_days beyond a century",
+		 DOC(TPL(", \"versions\": {\"vmid_min\": 9000, \"vmid_max\": 9010, "
+			 "\"max_age_days\": 36501}"),
+		     ""),
+		 "$.templates[0].versions.max_age_days", "got 36501"},
+		{"versions max_age_days as string",
+		 DOC(TPL(", \"versions\": {\"vmid_min\": 9000, \"vmid_max\": 9010, "
+			 "\"max_age_days\": \"90\"}"),
+		     ""),
+		 "$.templates[0].versions.max_age_days", "expected an integer"},
 		{"versions overlap a template",
 		 DOC(TPL(", \"versions\": {\"vmid_min\": 9000, \"vmid_max\": 9010}") ","
 		     "{\"name\": \"other\", \"vmid\": 9005, \"sha256\": "
@@ -603,7 +618,7 @@ Test(config, template_defaults_versions_and_features, .init = setup, .fini = tea
 				  ", \"sha256\": "
 				  "\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\", "
 				  "\"versions\": {\"vmid_min\": 9000, \"vmid_max\": 9009, \"keep\": 2, "
-				  "\"rebuild_on_change\": true}, \"customize\": {\"files\": [{\"path\": "
+				  "\"max_age_days\": 90, \"rebuild_on_change\": true}, \"customize\": {\"files\": [{\"path\": "
 				  "\"/etc/motd\", \"source\": \"motd\", \"mode\": \"0600\"}]}") "], "
 			  "\"vms\": [{\"vmid\": 8001, \"name\": \"k\", \"clone_from_vmid\": 9003, "
 			  "\"features\": [\"k8s\", \"docker\"], \"user_config\": {\"username\": \"u\", "
@@ -617,6 +632,7 @@ Test(config, template_defaults_versions_and_features, .init = setup, .fini = tea
 	cr_assert(t->has_versions);
 	cr_assert_eq(t->versions.vmid_min, 9000);
 	cr_assert_eq(t->versions.keep, 2);
+	cr_assert_eq(t->versions.max_age_days, 90);
 	cr_assert(t->versions.rebuild_on_change);
 	cr_assert_str_eq(t->sha256,
 			 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");

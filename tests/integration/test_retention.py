@@ -1,0 +1,153 @@
+"""Template retention against the Proxmox simulator: `--prune` with `versions.max_age_days`.
+
+Versions are seeded through the simulator's API the way `--provision-template` leaves them
+(name `<series>-<YYYYMMDD>-<NNN>`, tags `phoenix;phx-<series>`, the build record in the
+description, converted to a template), with build times in the past, so the clock is
+controlled through the records: no image is built or customized and each test takes seconds.
+"""
+import json
+import time
+import unittest
+
+from test_plan import PlanBase, changing
+
+DAY = 86400
+
+
+def record(name, built):
+    """The build record cmd_provision writes into a template's description."""
+    return ("Built by phoenix-orchestrator 0.1.0; do not edit the lines below.\n"
+            "template: tpl\nname: %s\nsource: https://example.org/x.img\nsha256: %s\n"
+            "customized-sha256: %s\nbuilt: %s\n"
+            % (name, "0" * 64, "1" * 64, time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                         time.gmtime(built))))
+
+
+class RetentionBase(PlanBase):
+    def setUp(self):
+        super().setUp()
+        self.built = {}
+
+    def version(self, vmid, days_ago, node="pve1", tags="phoenix;phx-tpl", with_record=True):
+        """A version of series 'tpl' built `days_ago` days ago; returns its name."""
+        built = time.time() - days_ago * DAY
+        self.built[vmid] = built
+        name = "tpl-%s-001" % time.strftime("%Y%m%d", time.gmtime(built))
+        params = {"vmid": str(vmid), "name": name, "scsi0": "local:1", "tags": tags}
+        if with_record:
+            params["description"] = record(name, built)
+        self.api_ok("POST", "/nodes/%s/qemu" % node, params)
+        self.api_ok("POST", "/nodes/%s/qemu/%d/template" % (node, vmid))
+        return name
+
+    def day(self, vmid):
+        """The build day of a seeded version, as --prune shows it."""
+        return time.strftime("%Y-%m-%d", time.gmtime(self.built[vmid]))
+
+    def tpl_config(self, vms=(), **versions):
+        tpl = {"name": "tpl", "os": "debian-12", "image_url": "https://example.org/x.img",
+               "sha256": "0" * 64, "hardware": {"cores": 1, "memory_mb": 512},
+               "versions": dict({"vmid_min": 9100, "vmid_max": 9109}, **versions)}
+        return self.write_config({"proxmox": self.proxmox_section(),
+                                  "defaults": {"storage": "local", "import_storage": "local",
+                                               "iso_storage": "local"},
+                                  "templates": [tpl], "features": self.features(),
+                                  "vms": list(vms)})
+
+
+class TestMaxAge(RetentionBase):
+    def test_old_versions_go_with_their_reason_and_the_plan_is_what_is_sent(self):
+        self.version(9100, 400)
+        self.version(9101, 200, tags="phoenix;phx-tpl;validated")
+        n9102 = self.version(9102, 100)
+        self.version(9103, 10)
+        cfg = self.tpl_config(keep=3, max_age_days=90)
+        plan = self.dry_plan(cfg, "--prune")
+        why_9102 = "older than 90 days (built %s)" % self.day(9102)
+        why_9100 = "beyond keep 3, older than 90 days (built %s)" % self.day(9100)
+        self.assertEqual([(a["path"], a["changes"]) for a in plan["actions"]], [
+            ("/nodes/pve1/qemu/9102", [{"key": "reason", "old": None, "new": why_9102}]),
+            ("/nodes/pve1/qemu/9100", [{"key": "reason", "old": None, "new": why_9100}]),
+        ])
+        self.assertEqual([x["text"] for x in plan["notes"]],
+                         ["kept 9101 '%s': the newest validated version"
+                          % self.state()["vms"]["9101"]["conf"]["name"]])
+        text = self.run_bin("--config", cfg, "--prune", "--dry-run", check=0).stdout
+        self.assertIn("tpl:\n  - remove version 9102 '%s'\n      + reason: %s\n"
+                      % (n9102, why_9102), text)
+        self.assertEqual(sorted(self.state()["vms"]), ["9100", "9101", "9102", "9103"])
+
+        n = self.mark()
+        p = self.run_bin("--config", cfg, "--prune", "--output", "json", check=0)
+        self.assert_sent_as_planned(plan, n)
+        self.assertEqual([(x["vmid"], x["action"], x["reason"]) for x in json.loads(p.stdout)], [
+            (9102, "removed", why_9102),
+            (9101, "kept", "the newest validated version"),
+            (9100, "removed", why_9100),
+        ])
+        self.assertEqual(sorted(self.state()["vms"]), ["9101", "9103"])
+
+        # a second prune finds nothing more to remove
+        n = self.mark()
+        p = self.run_bin("--config", cfg, "--prune", check=0)
+        self.assertIn("tpl: kept 9101", p.stdout)
+        self.assertEqual(changing(self.sim.requests()[n:]), [])
+
+    def test_what_is_used_newest_or_of_unknown_age_stays(self):
+        self.version(9100, 400)
+        self.version(9101, 300)
+        self.version(9102, 250, with_record=False)
+        self.version(9103, 200)
+        # a linked clone of 9100 (its disk names 9100's base volume)
+        upid = self.api_ok("POST", "/nodes/pve1/qemu/9100/clone",
+                           {"newid": "8100", "name": "user"})
+        self.assertTrue(upid)
+        # and a VM in the config clones 9101 by VMID
+        cfg = self.tpl_config([self.vm_8001(clone_from_vmid=9101)], keep=10, max_age_days=90)
+        plan = self.dry_plan(cfg, "--prune")
+        self.assertEqual(plan["actions"], [])
+        notes = {x["text"].split("'")[0]: x["text"].split(": ", 1)[1] for x in plan["notes"]}
+        self.assertEqual(notes, {
+            "kept 9103 ": "the newest version on 'pve1'",
+            "kept 9102 ": "build time unknown (no 'built' line in its description): not "
+                          "removed for age",
+            "kept 9101 ": "a VM in the config clones it (clone_from_vmid)",
+            "kept 9100 ": "linked clone 8100 uses it",
+        })
+        n = self.mark()
+        p = self.run_bin("--config", cfg, "--prune", check=0)
+        self.assertIn("tpl: kept 9100 '%s': linked clone 8100 uses it"
+                      % self.state()["vms"]["9100"]["conf"]["name"], p.stdout)
+        self.assertEqual(changing(self.sim.requests()[n:]), [])
+        self.assertEqual(sorted(self.state()["vms"]), ["8100", "9100", "9101", "9102", "9103"])
+
+    def test_bad_max_age_exits_2_before_any_request(self):
+        cfg = self.tpl_config(keep=3, max_age_days=0)
+        n = len(self.sim.requests())
+        p = self.run_bin("--config", cfg, "--prune", check=2)
+        self.assertIn("$.templates[0].versions.max_age_days: expected an integer from 1 to "
+                      "36500, got 0", p.stderr)
+        self.assertEqual(len(self.sim.requests()), n)
+
+
+class TestMaxAgePerNode(RetentionBase):
+    """Each node keeps its own newest version, however old."""
+    sim_opts = dict(RetentionBase.sim_opts, nodes="pve1,pve2")
+
+    def test_the_newest_on_each_node_is_never_aged_out(self):
+        self.version(9100, 400)
+        self.version(9101, 5)
+        self.version(9102, 400, node="pve2")
+        cfg = self.tpl_config(keep=3, max_age_days=90)
+        plan = self.dry_plan(cfg, "--prune")
+        self.assertEqual([a["path"] for a in plan["actions"]], ["/nodes/pve1/qemu/9100"])
+        self.assertEqual([x["text"].split(": ", 1)[1] for x in plan["notes"]],
+                         ["the newest version on 'pve2'"])
+        n = self.mark()
+        self.run_bin("--config", cfg, "--prune", check=0)
+        self.assert_sent_as_planned(plan, n)
+        self.assertEqual(sorted(self.state()["vms"]), ["9101", "9102"])
+
+
+if __name__ == "__main__":
+    unittest.main()
