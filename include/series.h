@@ -125,4 +125,23 @@ int series_prune_decide(const char *base, const struct series_guest *guests,
 			const struct series_retention *r, time_t now, struct series_verdict **ret,
 			size_t *ret_n, struct phx_err *err);
 
+/* ---- removing one template (--remove-template) ---- */
+
+/* Which guest `arg` names: all digits is a VMID; else the one guest Proxmox calls `arg` (a
+ * version's name, or a fixed-VMID template's name); else `config_vmid`, the VMID the config
+ * gives a template named `arg` (0: none). `config_series`: the config has a version series
+ * named `arg` (the hint then says to name one version). Fills *ret_idx (index into guests;
+ * `nodes` is parallel to them and names where each guest is). PHX_E_NOTFOUND when nothing
+ * matches; PHX_E_CONFLICT when several guests share the name (a series built on several nodes
+ * has a copy of each version on each), naming their VMIDs and nodes. */
+int series_resolve(const char *arg, const struct series_guest *guests, const char *const *nodes,
+		   size_t n, unsigned long config_vmid, bool config_series, size_t *ret_idx,
+		   struct phx_err *err);
+
+/* Refuses (PHX_E_CONFLICT) to remove guest `g` when it is not ours (no `phoenix` tag), not a
+ * template, or when linked clones use its base volume (all of them named, as --prune would
+ * keep it). 0 when it may go. */
+int series_check_removable(const struct series_guest *g, const struct series_uses *u,
+			   struct phx_err *err);
+
 #endif

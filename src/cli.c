@@ -24,6 +24,7 @@ enum {
 	OPT_INSECURE,
 	OPT_MAN,
 	OPT_WAIT_LOCK,
+	OPT_REMOVE_TEMPLATE,
 };
 
 #define CLI_FOR(cmd) (1u << (cmd))
@@ -46,6 +47,7 @@ static const char *const cli_command_names[] = {
 	[CLI_CMD_PRUNE] = "--prune",
 	[CLI_CMD_DESTROY] = "--destroy",
 	[CLI_CMD_RECOVER] = "--recover",
+	[CLI_CMD_REMOVE_TEMPLATE] = "--remove-template",
 };
 
 static const struct cli_option cli_options[] = {
@@ -68,6 +70,9 @@ static const struct cli_option cli_options[] = {
 	 "linked clones are kept", 0},
 	{"destroy", required_argument, OPT_DESTROY, "VMID",
 	 "stop and remove a VM this tool created, with its cloud-init seed ISO", 0},
+	{"remove-template", required_argument, OPT_REMOVE_TEMPLATE, "NAME|VMID",
+	 "remove a template this tool built, given by VMID, by its name or by a fixed-VMID "
+	 "template's name in the config; refused while linked clones use it", 0},
 	{"recover", no_argument, OPT_RECOVER, NULL,
 	 "only finish what an interrupted run left half-made (every run does this first): remove "
 	 "its half-built VMs, uploads and seed ISOs as its journal lists them", 0},
@@ -98,7 +103,8 @@ static const char cli_usage[] =
 	"orchestrator [OPTION...] VMID...\n"
 	"orchestrator [OPTION...] --all\n"
 	"orchestrator [OPTION...] --provision-template [NAME...]\n"
-	"orchestrator [OPTION...] --check | --list-templates | --prune | --recover | --destroy VMID\n";
+	"orchestrator [OPTION...] --check | --list-templates | --prune | --recover | --destroy VMID\n"
+	"orchestrator [OPTION...] --remove-template NAME|VMID\n";
 
 static const char cli_description[] =
 	"Builds Proxmox VE templates from Ubuntu cloud images and clones configured VMs from them, "
@@ -334,6 +340,31 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			}
 			o.vmids[0] = v;
 			o.n_vmids = 1;
+			break;
+		case OPT_REMOVE_TEMPLATE:
+			if (cli_set_command(&o, CLI_CMD_REMOVE_TEMPLATE, &cmd_seen,
+					    "--remove-template", err) < 0)
+				goto fail;
+			if (!*optarg) {
+				phx_err_set(err, PHX_E_USAGE,
+					    "--remove-template: expected a template name or VMID, "
+					    "got ''");
+				goto fail;
+			}
+			/* a VMID is checked here like --destroy's; a name is looked up later */
+			if (optarg[strspn(optarg, "0123456789")] == '\0' &&
+			    cli_parse_ulong(optarg, "--remove-template", 100, 999999999, &v, err) < 0)
+				goto fail;
+			for (size_t i = 0; i < o.n_names; i++)
+				free(o.names[i]);
+			free(o.names);
+			o.n_names = 0;
+			o.names = calloc(2, sizeof(*o.names));
+			if (!o.names || !(o.names[0] = strdup(optarg))) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			o.n_names = 1;
 			break;
 		case OPT_REBUILD:
 			o.rebuild = true;

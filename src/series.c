@@ -331,3 +331,102 @@ int series_prune_decide(const char *base, const struct series_guest *guests,
 	*ret_n = nv;
 	return 0;
 }
+
+int series_resolve(const char *arg, const struct series_guest *guests, const char *const *nodes,
+		   size_t n, unsigned long config_vmid, bool config_series, size_t *ret_idx,
+		   struct phx_err *err)
+{
+	size_t found = 0, first = 0, all_digits = strspn(arg, "0123456789");
+	unsigned long want = 0;
+	bool by_config = false;
+	char list[256] = "";
+
+	if (*arg && !arg[all_digits]) {
+		want = strtoul(arg, NULL, 10);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			size_t used = strlen(list);
+
+			if (!guests[i].name || strcmp(guests[i].name, arg))
+				continue;
+			if (!found++)
+				first = i;
+			if (used < sizeof(list))
+				snprintf(list + used, sizeof(list) - used, "%s%lu on '%s'",
+					 used ? ", " : "", guests[i].vmid, nodes[i]);
+		}
+		if (found == 1) {
+			*ret_idx = first;
+			return 0;
+		}
+		if (found > 1)
+			return phx_err_set(err, PHX_E_CONFLICT,
+					   "'%s' names %zu guests (%s): give the VMID of the one to "
+					   "remove",
+					   arg, found, list);
+		if (config_series)
+			return phx_err_set(err, PHX_E_NOTFOUND,
+					   "'%s' is a version series in the config, not one template: "
+					   "give a version's name or VMID (--list-templates lists them)",
+					   arg);
+		if (!config_vmid)
+			return phx_err_set(err, PHX_E_NOTFOUND,
+					   "no guest named '%s' on the cluster and no template '%s' in "
+					   "the config",
+					   arg, arg);
+		want = config_vmid;
+		by_config = true;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (guests[i].vmid == want) {
+			*ret_idx = i;
+			return 0;
+		}
+	if (by_config)
+		return phx_err_set(err, PHX_E_NOTFOUND,
+				   "template '%s' (VMID %lu in the config) does not exist on the "
+				   "cluster",
+				   arg, want);
+	return phx_err_set(err, PHX_E_NOTFOUND, "VM %lu does not exist on the cluster", want);
+}
+
+int series_check_removable(const struct series_guest *g, const struct series_uses *u,
+			   struct phx_err *err)
+{
+	char users[256] = "";
+	size_t n_users = 0;
+
+	if (!series_has_tag(g->tags, SERIES_TAG_OURS))
+		return phx_err_set(err, PHX_E_CONFLICT,
+				   "VM %lu '%s' has no '" SERIES_TAG_OURS "' tag: it was not built "
+				   "by phoenix-orchestrator, refusing to remove it",
+				   g->vmid, g->name ? g->name : "");
+	if (!g->is_template)
+		return phx_err_set(err, PHX_E_CONFLICT,
+				   "VM %lu '%s' is not a template: --remove-template removes "
+				   "templates; use --destroy for VMs",
+				   g->vmid, g->name ? g->name : "");
+	for (size_t i = 0; u && i < u->n; i++) {
+		size_t used = strlen(users);
+		bool seen = false;
+
+		if (u->items[i].base != g->vmid)
+			continue;
+		/* a clone with several disks on the base is named once */
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = u->items[j].base == g->vmid && u->items[j].user == u->items[i].user;
+		if (seen)
+			continue;
+		n_users++;
+		if (used < sizeof(users))
+			snprintf(users + used, sizeof(users) - used, "%s%lu", used ? ", " : "",
+				 u->items[i].user);
+	}
+	if (n_users)
+		return phx_err_set(err, PHX_E_CONFLICT,
+				   "template %lu '%s' is in use by linked clone%s %s: remove %s "
+				   "first (--destroy VMID)",
+				   g->vmid, g->name ? g->name : "", n_users == 1 ? "" : "s", users,
+				   n_users == 1 ? "it" : "them");
+	return 0;
+}

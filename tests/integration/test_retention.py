@@ -1,4 +1,5 @@
-"""Template retention against the Proxmox simulator: `--prune` with `versions.max_age_days`.
+"""Template retention against the Proxmox simulator: `--prune` with `versions.max_age_days`,
+and `--remove-template NAME|VMID`.
 
 Versions are seeded through the simulator's API the way `--provision-template` leaves them
 (name `<series>-<YYYYMMDD>-<NNN>`, tags `phoenix;phx-<series>`, the build record in the
@@ -6,6 +7,7 @@ description, converted to a template), with build times in the past, so the cloc
 controlled through the records: no image is built or customized and each test takes seconds.
 """
 import json
+import os
 import time
 import unittest
 
@@ -130,8 +132,8 @@ class TestMaxAge(RetentionBase):
         self.assertEqual(len(self.sim.requests()), n)
 
 
-class TestMaxAgePerNode(RetentionBase):
-    """Each node keeps its own newest version, however old."""
+class TestTwoNodes(RetentionBase):
+    """Each node keeps its own newest version, however old, and has its own copy of each."""
     sim_opts = dict(RetentionBase.sim_opts, nodes="pve1,pve2")
 
     def test_the_newest_on_each_node_is_never_aged_out(self):
@@ -147,6 +149,134 @@ class TestMaxAgePerNode(RetentionBase):
         self.run_bin("--config", cfg, "--prune", check=0)
         self.assert_sent_as_planned(plan, n)
         self.assertEqual(sorted(self.state()["vms"]), ["9101", "9102"])
+
+    def test_remove_template_refuses_a_version_name_two_nodes_share(self):
+        name = self.version(9100, 400)
+        self.version(9102, 400, node="pve2")
+        cfg = self.tpl_config()
+        n = self.mark()
+        p = self.run_bin("--config", cfg, "--remove-template", name, check=1)
+        self.assertIn("'%s' names 2 guests (9100 on 'pve1', 9102 on 'pve2'): give the VMID"
+                      % name, p.stderr)
+        self.assertEqual(changing(self.sim.requests()[n:]), [])
+        n = self.mark()
+        self.run_bin("--config", cfg, "--remove-template", "9102", check=0)
+        self.assertEqual([(r["method"], r["path"]) for r in changing(self.sim.requests()[n:])],
+                         [("DELETE", "/api2/json/nodes/pve2/qemu/9102")])
+        self.assertEqual(sorted(self.state()["vms"]), ["9100"])
+
+
+class TestRemoveTemplate(RetentionBase):
+    def test_a_version_goes_by_name_or_vmid_and_the_dry_run_sends_nothing(self):
+        old = self.version(9100, 400)
+        self.version(9101, 10)
+        cfg = self.tpl_config()
+        plan = self.dry_plan(cfg, "--remove-template", old)  # asserts: nothing changing sent
+        self.assertEqual(plan["command"], "remove-template")
+        self.assertEqual([(a["action"], a["method"], a["path"], a["params"])
+                          for a in plan["actions"]],
+                         [("-", "DELETE", "/nodes/pve1/qemu/9100",
+                           {"purge": "1", "destroy-unreferenced-disks": "1"})])
+        n = self.mark()
+        text = self.run_bin("--config", cfg, "--remove-template", old, "--dry-run",
+                            check=0).stdout
+        self.assertIn("template 9100 '%s':\n  - remove template 9100 on 'pve1'\n" % old, text)
+        self.assertIn("Plan: 1 change (dry run: nothing was sent)", text)
+        self.assertEqual(changing(self.sim.requests()[n:]), [])
+        self.assertEqual(sorted(self.state()["vms"]), ["9100", "9101"])
+
+        n = self.mark()
+        p = self.run_bin("--config", cfg, "--remove-template", old, check=0)
+        self.assertIn("removed template 9100 '%s' on 'pve1'" % old, p.stdout)
+        self.assert_sent_as_planned(plan, n)
+        self.assertEqual(sorted(self.state()["vms"]), ["9101"])
+
+        p = self.run_bin("--config", cfg, "--remove-template", "9101", "--output", "json",
+                         check=0)
+        out = json.loads(p.stdout)
+        self.assertEqual((out["vmid"], out["node"], out["action"], out["dry_run"]),
+                         (9101, "pve1", "removed", False))
+        self.assertEqual(self.state()["vms"], {})
+
+    def test_a_fixed_vmid_template_goes_by_its_config_name(self):
+        self.api_ok("POST", "/nodes/pve1/qemu", {"vmid": "9000", "name": "golden-image",
+                                                 "scsi0": "local:1", "tags": "phoenix"})
+        self.api_ok("POST", "/nodes/pve1/qemu/9000/template")
+        cfg = self.write_config({"proxmox": self.proxmox_section(),
+                                 "defaults": {"storage": "local"},
+                                 "templates": [{"name": "golden", "vmid": 9000,
+                                                "image_url": "https://example.org/x.img",
+                                                "sha256": "0" * 64}],
+                                 "vms": []})
+        n = self.mark()
+        p = self.run_bin("--config", cfg, "--remove-template", "golden", check=0)
+        self.assertIn("removed template 9000 'golden-image' on 'pve1'", p.stdout)
+        self.assertEqual([(r["method"], r["path"]) for r in changing(self.sim.requests()[n:])],
+                         [("DELETE", "/api2/json/nodes/pve1/qemu/9000")])
+        # gone now: the config's name finds nothing on the cluster
+        p = self.run_bin("--config", cfg, "--remove-template", "golden", check=1)
+        self.assertIn("template 'golden' (VMID 9000 in the config) does not exist", p.stderr)
+
+    def test_refused_while_linked_clones_use_it_naming_them(self):
+        name = self.version(9100, 400)
+        for newid in (8100, 8101):
+            self.api_ok("POST", "/nodes/pve1/qemu/9100/clone",
+                        {"newid": str(newid), "name": "user-%d" % newid})
+        cfg = self.tpl_config()
+        before = self.state()
+        n = self.mark()
+        for extra in ((), ("--dry-run",)):
+            p = self.run_bin("--config", cfg, "--remove-template", name, *extra, check=1)
+            self.assertIn("template 9100 '%s' is in use by linked clones 8100, 8101: remove "
+                          "them first" % name, p.stderr)
+        self.assertEqual(changing(self.sim.requests()[n:]), [])
+        self.assertEqual(self.state(), before)
+
+    def test_not_ours_and_not_a_template_are_refused(self):
+        self.api_ok("POST", "/nodes/pve1/qemu", {"vmid": "9500", "name": "golden",
+                                                 "scsi0": "local:1", "tags": "base"})
+        self.api_ok("POST", "/nodes/pve1/qemu/9500/template")
+        self.api_ok("POST", "/nodes/pve1/qemu", {"vmid": "8100", "name": "web",
+                                                 "scsi0": "local:1", "tags": "phoenix"})
+        cfg = self.tpl_config()
+        n = self.mark()
+        p = self.run_bin("--config", cfg, "--remove-template", "golden", check=1)
+        self.assertIn("VM 9500 'golden' has no 'phoenix' tag: it was not built by "
+                      "phoenix-orchestrator, refusing to remove it", p.stderr)
+        p = self.run_bin("--config", cfg, "--remove-template", "8100", check=1)
+        self.assertIn("VM 8100 'web' is not a template: --remove-template removes templates; "
+                      "use --destroy for VMs", p.stderr)
+        p = self.run_bin("--config", cfg, "--remove-template", "tpl", check=1)
+        self.assertIn("'tpl' is a version series in the config", p.stderr)
+        p = self.run_bin("--config", cfg, "--remove-template", "4242", check=1)
+        self.assertIn("VM 4242 does not exist on the cluster", p.stderr)
+        self.assertEqual(changing(self.sim.requests()[n:]), [])
+        self.assertEqual(sorted(self.state()["vms"]), ["8100", "9500"])
+
+    def test_takes_the_run_lock(self):
+        import fcntl
+        self.version(9100, 400)
+        env = self.env()
+        path = os.path.join(env["XDG_CACHE_HOME"], "phoenix", "images", "orchestrator.lock")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        n = self.mark()
+        with open(path, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            f.write("4242\n")
+            f.flush()
+            p = self.run_bin("--config", self.tpl_config(), "--remove-template", "9100",
+                             env=env, check=75)
+        self.assertIn("another orchestrator run (pid 4242) holds the lock", p.stderr)
+        self.assertEqual([r for r in self.sim.requests()[n:] if not r.get("control")], [])
+        self.assertIn("9100", self.state()["vms"])
+
+    def test_a_bad_vmid_is_a_usage_error_before_any_request(self):
+        cfg = self.tpl_config()
+        n = len(self.sim.requests())
+        p = self.run_bin("--config", cfg, "--remove-template", "99", check=2)
+        self.assertIn("--remove-template: expected a whole number from 100 to 999999999, "
+                      "got '99'", p.stderr)
+        self.assertEqual(len(self.sim.requests()), n)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,27 @@ Test(cli, destroy_takes_one_vmid)
 	cli_opts_release(&o);
 }
 
+Test(cli, remove_template_takes_one_name_or_vmid)
+{
+	struct cli_opts o;
+	struct phx_err err = PHX_ERR_INIT;
+
+	cr_assert_eq(PARSE(&o, &err, "--remove-template", "tpl-20261201-001", "--dry-run",
+			   "--output", "json"),
+		     0, "%s", err.msg);
+	cr_assert_eq(o.command, CLI_CMD_REMOVE_TEMPLATE);
+	cr_assert_eq(o.n_names, 1);
+	cr_assert_str_eq(o.names[0], "tpl-20261201-001");
+	cr_assert(o.dry_run);
+	cli_opts_release(&o);
+	/* given twice, the last one counts */
+	cr_assert_eq(PARSE(&o, &err, "--remove-template", "a", "--remove-template", "9100"), 0,
+		     "%s", err.msg);
+	cr_assert_eq(o.n_names, 1);
+	cr_assert_str_eq(o.names[0], "9100");
+	cli_opts_release(&o);
+}
+
 Test(cli, all_deploys_everything)
 {
 	struct cli_opts o;
@@ -141,6 +162,11 @@ static const struct usage_case usage_cases[] = {
 	{{"--output", "yaml", "--all"}, "'yaml'"},
 	{{"--destroy", "x"}, "'x'"},
 	{{"--destroy"}, "--destroy"},
+	{{"--remove-template", "99"}, "'99'"},
+	{{"--remove-template", ""}, "expected a template name or VMID"},
+	{{"--remove-template"}, "--remove-template"},
+	{{"--prune", "--remove-template", "x"}, "--remove-template cannot be combined with --prune"},
+	{{"--remove-template", "x", "extra"}, "'extra'"},
 	{{"--config"}, "--config"},
 	{{"--check", "--prune"}, "--check"},
 	{{"--check", "8001"}, "'8001'"},
@@ -199,7 +225,7 @@ Test(cli, help_mentions_every_option)
 		"--provision-template", "--rebuild", "--validate", "--all",    "--check",
 		"--list-templates",	"--prune",   "--destroy",  "--config", "--dry-run",
 		"--output",		"--jobs",    "--insecure", "--quiet",  "--verbose",
-		"--version",		"--help",
+		"--version",		"--help",    "--remove-template",
 	};
 	char *text = NULL;
 	size_t len = 0;

@@ -284,3 +284,92 @@ Test(series, prune_keeps_a_version_of_unknown_age_and_says_so)
 	cr_assert_eq(n, 0);
 	free(v);
 }
+
+/* ---- --remove-template: which guest, and may it go ---- */
+
+static const char *const ret_nodes[] = {"pve1", "pve1", "pve1", "pve1", "pve2", "pve1", "pve1"};
+
+Test(series, resolve_takes_a_vmid_a_unique_name_or_the_config_vmid)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	size_t idx = 99;
+
+	cr_assert_eq(series_resolve("9102", ret_guests, ret_nodes, N_RET, 0, false, &idx, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(ret_guests[idx].vmid, 9102);
+	cr_assert_eq(series_resolve("noble-20261101-001", ret_guests, ret_nodes, N_RET, 0, false,
+				    &idx, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(ret_guests[idx].vmid, 9102);
+	/* a guest's own name wins over the config's VMID for that name */
+	cr_assert_eq(series_resolve("user", ret_guests, ret_nodes, N_RET, 9103, false, &idx, &err),
+		     0);
+	cr_assert_eq(ret_guests[idx].vmid, 8100);
+	/* a fixed-VMID template named in the config, whatever Proxmox calls it */
+	cr_assert_eq(series_resolve("jammy", ret_guests, ret_nodes, N_RET, 9300, false, &idx, &err),
+		     0);
+	cr_assert_eq(ret_guests[idx].vmid, 9300);
+}
+
+Test(series, resolve_refuses_ambiguous_and_unknown_names)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	size_t idx = 99;
+
+	/* the same version on two nodes */
+	cr_assert_eq(series_resolve("noble-20250801-001", ret_guests, ret_nodes, N_RET, 0, false,
+				    &idx, &err),
+		     -1);
+	cr_assert_eq(err.code, PHX_E_CONFLICT);
+	cr_assert(strstr(err.msg, "9100 on 'pve1', 9200 on 'pve2'"), "%s", err.msg);
+	phx_err_clear(&err);
+	cr_assert_eq(series_resolve("noble", ret_guests, ret_nodes, N_RET, 0, true, &idx, &err),
+		     -1);
+	cr_assert_eq(err.code, PHX_E_NOTFOUND);
+	cr_assert(strstr(err.msg, "'noble' is a version series"), "%s", err.msg);
+	phx_err_clear(&err);
+	cr_assert_eq(series_resolve("nope", ret_guests, ret_nodes, N_RET, 0, false, &idx, &err),
+		     -1);
+	cr_assert(strstr(err.msg, "no guest named 'nope'"), "%s", err.msg);
+	phx_err_clear(&err);
+	cr_assert_eq(series_resolve("gone", ret_guests, ret_nodes, N_RET, 9000, false, &idx, &err),
+		     -1);
+	cr_assert(strstr(err.msg, "template 'gone' (VMID 9000 in the config) does not exist"),
+		  "%s", err.msg);
+	phx_err_clear(&err);
+	cr_assert_eq(series_resolve("4242", ret_guests, ret_nodes, N_RET, 0, false, &idx, &err),
+		     -1);
+	cr_assert_eq(err.code, PHX_E_NOTFOUND);
+	cr_assert(strstr(err.msg, "VM 4242 does not exist"), "%s", err.msg);
+	cr_assert_eq(idx, 99, "output untouched on failure");
+}
+
+Test(series, removable_only_when_ours_a_template_and_unused)
+{
+	struct series_uses u = SERIES_USES_INIT;
+	struct phx_err err = PHX_ERR_INIT;
+	const struct series_guest foreign = {9500, "golden", "base;prod", true};
+
+	cr_assert_eq(series_check_removable(&ret_guests[2], &u, &err), 0, "%s", err.msg);
+	cr_assert_eq(series_check_removable(&foreign, &u, &err), -1);
+	cr_assert_eq(err.code, PHX_E_CONFLICT);
+	cr_assert(strstr(err.msg, "VM 9500 'golden' has no 'phoenix' tag"), "%s", err.msg);
+	phx_err_clear(&err);
+	cr_assert_eq(series_check_removable(&ret_guests[6], &u, &err), -1);
+	cr_assert(strstr(err.msg, "VM 8100 'user' is not a template"), "%s", err.msg);
+	phx_err_clear(&err);
+	/* two clones, one of them with two disks on the base: each named once */
+	cr_assert_eq(series_uses_scan(&u, 8100, "local:9102/base-9102-disk-0.qcow2/8100/x", &err),
+		     0);
+	cr_assert_eq(series_uses_scan(&u, 8100, "local:9102/base-9102-disk-1.qcow2/8100/y", &err),
+		     0);
+	cr_assert_eq(series_uses_scan(&u, 8101, "local:9102/base-9102-disk-0.qcow2/8101/x", &err),
+		     0);
+	cr_assert_eq(series_uses_scan(&u, 8102, "local:9103/base-9103-disk-0.qcow2/8102/x", &err),
+		     0);
+	cr_assert_eq(series_check_removable(&ret_guests[2], &u, &err), -1);
+	cr_assert_eq(err.code, PHX_E_CONFLICT);
+	cr_assert(strstr(err.msg, "in use by linked clones 8100, 8101: remove them first"), "%s",
+		  err.msg);
+	series_uses_release(&u);
+}

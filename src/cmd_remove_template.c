@@ -1,0 +1,151 @@
+/* cmd_remove_template: `--remove-template NAME|VMID`, removes one template this tool built.
+ * Reads the cluster's guests and every VM's config, resolves the argument (series_resolve: a
+ * VMID, else the guest of that name, such as a version, else the VMID of a fixed-VMID
+ * template of that name in the config), refuses what is not ours, not a template or used by
+ * linked clones (series_check_removable, the check --prune keeps versions by), then prints the
+ * plan (--dry-run) or sends its one DELETE. Takes the run lock, like --prune. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "plan.h"
+#include "pve.h"
+#include "series.h"
+#include "session.h"
+
+/* The base volumes linked clones use, from every VM's config (as --prune reads them; only
+ * VMs the token may audit are seen). */
+static int rmt_collect_uses(struct session *s, const struct pve_vm_list *vms,
+			    struct series_uses *ret, struct phx_err *err)
+{
+	struct series_uses uses = SERIES_USES_INIT;
+
+	for (size_t i = 0; i < vms->n; i++) {
+		json_t *config = NULL, *v;
+		const char *key;
+		int rc = 0;
+
+		if (vms->items[i].template)
+			continue;
+		if (pve_vm_config_get(s->pve, vms->items[i].node, vms->items[i].vmid, &config,
+				      err) < 0) {
+			series_uses_release(&uses);
+			return -1;
+		}
+		json_object_foreach(config, key, v)
+		{
+			if (rc == 0)
+				rc = series_uses_scan(&uses, (unsigned long)vms->items[i].vmid,
+						      json_string_value(v), err);
+		}
+		json_decref(config);
+		if (rc < 0) {
+			series_uses_release(&uses);
+			return -1;
+		}
+	}
+	*ret = uses;
+	return 0;
+}
+
+/* The pure part: one DELETE, and a note for each config VM that names the template. */
+static void rmt_plan(const struct cfg *cfg, const struct pve_vm_info *vm, struct plan *p)
+{
+	struct plan_action *a;
+	char object[192];
+
+	snprintf(object, sizeof(object), "template %d '%s'", vm->vmid, vm->name);
+	a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE", "/nodes/%s/qemu/%d", vm->node,
+		     vm->vmid);
+	plan_summary(p, a, "remove template %d on '%s'", vm->vmid, vm->node);
+	plan_param(p, a, "purge", "1", 0);
+	plan_param(p, a, "destroy-unreferenced-disks", "1", 0);
+	/* asked for by name, so not refused; but deploying that VM will fail afterwards */
+	for (size_t i = 0; i < cfg->n_vms; i++)
+		if (cfg->vms[i].clone_from_vmid == (unsigned long)vm->vmid)
+			plan_note(
+				p, object,
+				"VM %lu '%s' in the config clones it (clone_from_vmid): deploying "
+				"it fails until the config names another template",
+				cfg->vms[i].vmid, cfg->vms[i].name);
+}
+
+static int rmt_report(const struct cli_opts *opts, const struct pve_vm_info *vm,
+		      struct phx_err *err)
+{
+	if (opts->output != CLI_OUTPUT_JSON) {
+		printf("removed template %d '%s' on '%s'\n", vm->vmid, vm->name, vm->node);
+		return 0;
+	}
+	return cmd_print_json(json_pack("{si ss ss sb ss}", "vmid", vm->vmid, "name", vm->name,
+					"node", vm->node, "dry_run", 0, "action", "removed"),
+			      err);
+}
+
+static int cmd_remove_template_run(struct session *s, struct phx_err *err)
+{
+	const struct cli_opts *opts = s->opts;
+	const char *arg = opts->n_names ? opts->names[0] : "";
+	const struct cfg_template *t = cfg_find_template(s->cfg, arg);
+	struct pve_vm_list vms = {NULL, 0};
+	struct series_guest *guests = NULL;
+	const char **nodes = NULL;
+	struct series_uses uses = SERIES_USES_INIT;
+	struct plan p = PLAN_INIT;
+	const struct pve_vm_info *vm;
+	size_t idx = 0;
+	int rc = -1;
+
+	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0)
+		goto out;
+	guests = calloc(vms.n ? vms.n : 1, sizeof(*guests));
+	nodes = calloc(vms.n ? vms.n : 1, sizeof(*nodes));
+	if (!guests || !nodes) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < vms.n; i++) {
+		guests[i] =
+			(struct series_guest){(unsigned long)vms.items[i].vmid, vms.items[i].name,
+					      vms.items[i].tags, vms.items[i].template};
+		nodes[i] = vms.items[i].node;
+	}
+	if (series_resolve(arg, guests, nodes, vms.n, t && !t->has_versions ? t->vmid : 0,
+			   t && t->has_versions, &idx, err) < 0)
+		goto out;
+	vm = &vms.items[idx];
+	/* ours and a template first: a foreign VM's disks are none of our business */
+	if (series_check_removable(&guests[idx], NULL, err) < 0 ||
+	    rmt_collect_uses(s, &vms, &uses, err) < 0 ||
+	    series_check_removable(&guests[idx], &uses, err) < 0)
+		goto out;
+	rmt_plan(s->cfg, vm, &p);
+	rc = cmd_plan_checked(opts, "remove-template", &p, err);
+	if (rc != 0) {
+		rc = rc > 0 ? 0 : -1;
+		goto out;
+	}
+	rc = -1;
+	{
+		const struct plan_apply_ctx ax = {s->pve, NULL, session_task_timeout(s)};
+
+		if (plan_apply(&p, &ax, err) < 0) {
+			phx_err_wrap(err, "template %d '%s'", vm->vmid, vm->name);
+			goto out;
+		}
+	}
+	rc = rmt_report(opts, vm, err);
+out:
+	plan_release(&p);
+	series_uses_release(&uses);
+	free(nodes);
+	free(guests);
+	pve_vm_list_release(&vms);
+	return rc;
+}
+
+const struct cmd_entry cmd_remove_template_entry = {"remove-template", CMD_SERVER | CMD_LOCK,
+						    cmd_remove_template_run};
