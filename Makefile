@@ -109,15 +109,25 @@ demo: $(BIN)
 deps:
 	scripts/install-deps.sh
 
+# The systemd units go to $(PREFIX)/lib/systemd/system (systemd reads /usr/local/lib/systemd/system
+# too); UNITDIR=/etc/systemd/system puts them elsewhere. The service runs $(PREFIX)/bin/orchestrator.
+install uninstall: UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: $(BIN)
-	install -D -m 0755 orchestrator $(DESTDIR)$(PREFIX)/bin/orchestrator
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/orchestrator
 	install -D -m 0644 docs/orchestrator.1 $(DESTDIR)$(PREFIX)/share/man/man1/orchestrator.1
 	install -d $(DESTDIR)$(PREFIX)/share/phoenix/features
 	install -m 0644 configs/features/*.sh $(DESTDIR)$(PREFIX)/share/phoenix/features/
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/systemd/phoenix-orchestrator.service.in \
+		> $(DESTDIR)$(UNITDIR)/phoenix-orchestrator.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/phoenix-orchestrator.service
+	install -m 0644 contrib/systemd/phoenix-orchestrator.timer $(DESTDIR)$(UNITDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/orchestrator $(DESTDIR)$(PREFIX)/share/man/man1/orchestrator.1
 	rm -rf $(DESTDIR)$(PREFIX)/share/phoenix
+	rm -f $(DESTDIR)$(UNITDIR)/phoenix-orchestrator.service \
+		$(DESTDIR)$(UNITDIR)/phoenix-orchestrator.timer
 
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c
