@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "series.h"
 #include "session.h"
 
 enum cmd_needs {
@@ -38,5 +39,13 @@ int cmd_plan_checked(const struct cli_opts *opts, const char *command, const str
 /* Prints the plans of a --dry-run (text, or one JSON document with --output json). */
 int cmd_plan_print(const struct cli_opts *opts, const char *command,
 		   const struct plan *const *plans, size_t n, struct phx_err *err);
+
+/* The guests as series.h sees them (strings borrowed from vms). Caller frees *ret. */
+int cmd_series_guests(const struct pve_vm_list *vms, struct series_guest **ret,
+		      struct phx_err *err);
+/* Which templates the VMs' disks are linked clones of: each VM's config is read (templates
+ * are skipped; only VMs the token may audit are listed, so only those are seen). Caller releases *ret (series_uses_release). */
+int cmd_linked_clone_uses(struct pve_client *c, const struct pve_vm_list *vms,
+			  struct series_uses *ret, struct phx_err *err);
 
 #endif

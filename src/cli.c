@@ -86,7 +86,8 @@ static const struct cli_option cli_options[] = {
 	{"wait-lock", required_argument, OPT_WAIT_LOCK, "SECONDS",
 	 "when another run holds the lock, wait up to SECONDS for it instead of exiting 75 at once",
 	 CLI_FOR(CLI_CMD_PROVISION) | CLI_FOR(CLI_CMD_DEPLOY) | CLI_FOR(CLI_CMD_PRUNE) |
-		 CLI_FOR(CLI_CMD_DESTROY) | CLI_FOR(CLI_CMD_RECOVER)},
+		 CLI_FOR(CLI_CMD_DESTROY) | CLI_FOR(CLI_CMD_RECOVER) |
+		 CLI_FOR(CLI_CMD_REMOVE_TEMPLATE)},
 	{"insecure", no_argument, OPT_INSECURE, NULL,
 	 "do not verify the server's TLS certificate (prefer tls.fingerprint in the config)", 0},
 	{"quiet", no_argument, 'q', NULL, "print only warnings and errors on stderr", 0},

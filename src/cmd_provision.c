@@ -257,19 +257,6 @@ static const struct pve_vm_info *prov_find_vm(const struct pve_vm_list *l, unsig
 	return NULL;
 }
 
-static int prov_guests(const struct pve_vm_list *l, struct series_guest **ret, struct phx_err *err)
-{
-	struct series_guest *g = calloc(l->n ? l->n : 1, sizeof(*g));
-
-	if (!g)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	for (size_t i = 0; i < l->n; i++)
-		g[i] = (struct series_guest){(unsigned long)l->items[i].vmid, l->items[i].name,
-					     l->items[i].tags, l->items[i].template};
-	*ret = g;
-	return 0;
-}
-
 /* Proxmox's lock on a VM ("" when none): `create` or `clone` while another run builds it. */
 static int prov_vm_lock(struct prov_ctx *p, const struct pve_vm_info *vm, char *ret, size_t len,
 			struct phx_err *err)
@@ -803,7 +790,7 @@ static int prov_decide(struct prov_ctx *p, const struct cfg_template *t, struct 
 			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		return 1;
 	}
-	if (prov_guests(&p->vms, &guests, err) < 0)
+	if (cmd_series_guests(&p->vms, &guests, err) < 0)
 		return -1;
 	newest = -1;
 	/* on several nodes, each node's newest version counts (they are newest-first) */

@@ -20,39 +20,6 @@
 #include "series.h"
 #include "session.h"
 
-/* Reads every VM's config once and records the template base volumes its disks sit on
- * (series_uses_scan). Only VMs the token may audit are seen. */
-static int tpl_collect_uses(struct session *s, const struct pve_vm_list *vms,
-			    struct series_uses *ret, struct phx_err *err)
-{
-	struct series_uses uses = SERIES_USES_INIT;
-
-	for (size_t i = 0; i < vms->n; i++) {
-		json_t *config = NULL, *v;
-		const char *key;
-
-		if (vms->items[i].template)
-			continue;
-		if (pve_vm_config_get(s->pve, vms->items[i].node, vms->items[i].vmid, &config,
-				      err) < 0)
-			goto fail;
-		json_object_foreach(config, key, v)
-		{
-			if (series_uses_scan(&uses, (unsigned long)vms->items[i].vmid,
-					     json_string_value(v), err) < 0) {
-				json_decref(config);
-				goto fail;
-			}
-		}
-		json_decref(config);
-	}
-	*ret = uses;
-	return 0;
-fail:
-	series_uses_release(&uses);
-	return -1;
-}
-
 /* The build time of each version of a series with max_age_days, from the `built` line of
  * its build record: the time the build finished, which a rename or a node's clock cannot
  * change (the date in the version name is only the day). Other guests keep 0 (unknown). */
@@ -192,19 +159,15 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 
 	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0)
 		goto out;
-	guests = calloc(vms.n ? vms.n : 1, sizeof(*guests));
-	extra = calloc(vms.n ? vms.n : 1, sizeof(*extra));
-	if (!guests || !extra) {
+	if (cmd_series_guests(&vms, &guests, err) < 0)
+		goto out;
+	if (!(extra = calloc(vms.n ? vms.n : 1, sizeof(*extra)))) {
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < vms.n; i++) {
-		guests[i] =
-			(struct series_guest){(unsigned long)vms.items[i].vmid, vms.items[i].name,
-					      vms.items[i].tags, vms.items[i].template};
+	for (size_t i = 0; i < vms.n; i++)
 		extra[i] = (struct series_prune_guest){vms.items[i].node, 0};
-	}
-	if (tpl_collect_uses(s, &vms, &uses, err) < 0 ||
+	if (cmd_linked_clone_uses(s->pve, &vms, &uses, err) < 0 ||
 	    tpl_read_built(s, &vms, guests, extra, err) < 0 ||
 	    tpl_prune_decide(s->cfg, &vms, guests, extra, &uses, time(NULL), &d, &nd, err) < 0)
 		goto out;

@@ -18,39 +18,6 @@
 
 /* The base volumes linked clones use, from every VM's config (as --prune reads them; only
  * VMs the token may audit are seen). */
-static int rmt_collect_uses(struct session *s, const struct pve_vm_list *vms,
-			    struct series_uses *ret, struct phx_err *err)
-{
-	struct series_uses uses = SERIES_USES_INIT;
-
-	for (size_t i = 0; i < vms->n; i++) {
-		json_t *config = NULL, *v;
-		const char *key;
-		int rc = 0;
-
-		if (vms->items[i].template)
-			continue;
-		if (pve_vm_config_get(s->pve, vms->items[i].node, vms->items[i].vmid, &config,
-				      err) < 0) {
-			series_uses_release(&uses);
-			return -1;
-		}
-		json_object_foreach(config, key, v)
-		{
-			if (rc == 0)
-				rc = series_uses_scan(&uses, (unsigned long)vms->items[i].vmid,
-						      json_string_value(v), err);
-		}
-		json_decref(config);
-		if (rc < 0) {
-			series_uses_release(&uses);
-			return -1;
-		}
-	}
-	*ret = uses;
-	return 0;
-}
-
 /* The pure part: one DELETE, and a note for each config VM that names the template. */
 static void rmt_plan(const struct cfg *cfg, const struct pve_vm_info *vm, struct plan *p)
 {
@@ -101,25 +68,21 @@ static int cmd_remove_template_run(struct session *s, struct phx_err *err)
 
 	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0)
 		goto out;
-	guests = calloc(vms.n ? vms.n : 1, sizeof(*guests));
-	nodes = calloc(vms.n ? vms.n : 1, sizeof(*nodes));
-	if (!guests || !nodes) {
+	if (cmd_series_guests(&vms, &guests, err) < 0)
+		goto out;
+	if (!(nodes = calloc(vms.n ? vms.n : 1, sizeof(*nodes)))) {
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < vms.n; i++) {
-		guests[i] =
-			(struct series_guest){(unsigned long)vms.items[i].vmid, vms.items[i].name,
-					      vms.items[i].tags, vms.items[i].template};
+	for (size_t i = 0; i < vms.n; i++)
 		nodes[i] = vms.items[i].node;
-	}
 	if (series_resolve(arg, guests, nodes, vms.n, t && !t->has_versions ? t->vmid : 0,
 			   t && t->has_versions, &idx, err) < 0)
 		goto out;
 	vm = &vms.items[idx];
 	/* ours and a template first: a foreign VM's disks are none of our business */
 	if (series_check_removable(&guests[idx], NULL, err) < 0 ||
-	    rmt_collect_uses(s, &vms, &uses, err) < 0 ||
+	    cmd_linked_clone_uses(s->pve, &vms, &uses, err) < 0 ||
 	    series_check_removable(&guests[idx], &uses, err) < 0)
 		goto out;
 	rmt_plan(s->cfg, vm, &p);

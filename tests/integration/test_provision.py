@@ -481,7 +481,7 @@ class RunLockTest(ProvisionPreflightTest):
         self.assertIn("Plan:", p.stdout)
         p = self.run_bin("--config", self.config(), "--check", "--wait-lock", "5", check=2)
         self.assertIn("--wait-lock only goes with deploying VMs, --provision-template, --prune, "
-                      "--destroy or --recover", p.stderr)
+                      "--destroy, --recover or --remove-template", p.stderr)
 
 
 class OldVersionTest(ProvisionPreflightTest):

@@ -174,7 +174,7 @@ static const struct usage_case usage_cases[] = {
 	{{"--rebuild", "--all"}, "--rebuild"},
 	{{"--quiet", "--verbose", "--all"}, "--quiet"},
 	{{"--check", "--all"}, "--all"},
-	{{"--check", "--wait-lock", "5"}, "--provision-template, --prune, --destroy or --recover"},
+	{{"--check", "--wait-lock", "5"}, "--provision-template, --prune, --destroy, --recover or --remove-template"},
 	{{"--wait-lock", "soon", "--all"}, "--wait-lock"},
 	{{"--wait-lock", "86401", "--all"}, "'86401'"},
 	{{NULL}, "nothing to do"},
