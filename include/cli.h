@@ -33,6 +33,7 @@ struct cli_opts {
 	int verbose;
 	unsigned jobs;
 	unsigned long wait_lock_s; /* --wait-lock: how long to wait for another run's lock */
+	char *metrics_file;	   /* owned; --metrics-file PATH, NULL when not given */
 	enum cli_output output;
 	char **names; /* owned copies; template names after --provision-template, or the one
 		       * NAME|VMID of --remove-template */

@@ -6,6 +6,9 @@
 /* Seconds on the monotonic clock (not wall time: immune to NTP steps). */
 double clk_now(void);
 
+/* Seconds since the epoch on the wall clock, for timestamps others read (metrics). */
+double clk_wall(void);
+
 /* Sleeps `ms` milliseconds, resuming after signal interruptions. */
 void clk_sleep_ms(unsigned ms);
 

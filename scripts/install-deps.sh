@@ -11,7 +11,7 @@ libyaml-dev libguestfs-dev libisofs-dev"
 # builder (debootstrap and its kernel), ISO reader, valgrind for leak checks
 TEST_PKGS="libcriterion-dev python3 qemu-utils qemu-system-x86 libguestfs-tools
 linux-image-cloud-amd64 debootstrap xorriso valgrind openssl curl e2fsprogs fdisk
-ca-certificates systemd python3-yaml python3-jsonschema python3-requests python3-jsonpatch python3-jinja2 python3-configobj python3-oauthlib"
+ca-certificates systemd python3-prometheus-client python3-yaml python3-jsonschema python3-requests python3-jsonpatch python3-jinja2 python3-configobj python3-oauthlib"
 # bench: whole-command timing
 BENCH_PKGS="hyperfine"
 

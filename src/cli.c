@@ -24,6 +24,7 @@ enum {
 	OPT_INSECURE,
 	OPT_MAN,
 	OPT_WAIT_LOCK,
+	OPT_METRICS_FILE,
 	OPT_REMOVE_TEMPLATE,
 };
 
@@ -88,6 +89,10 @@ static const struct cli_option cli_options[] = {
 	 CLI_FOR(CLI_CMD_PROVISION) | CLI_FOR(CLI_CMD_DEPLOY) | CLI_FOR(CLI_CMD_PRUNE) |
 		 CLI_FOR(CLI_CMD_DESTROY) | CLI_FOR(CLI_CMD_RECOVER) |
 		 CLI_FOR(CLI_CMD_REMOVE_TEMPLATE)},
+	{"metrics-file", required_argument, OPT_METRICS_FILE, "PATH",
+	 "write Prometheus text-format metrics of the run (success, last success time, phase "
+	 "times, what changed) to PATH atomically, for node_exporter's textfile collector",
+	 CLI_FOR(CLI_CMD_PROVISION)},
 	{"insecure", no_argument, OPT_INSECURE, NULL,
 	 "do not verify the server's TLS certificate (prefer tls.fingerprint in the config)", 0},
 	{"quiet", no_argument, 'q', NULL, "print only warnings and errors on stderr", 0},
@@ -407,6 +412,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 				goto fail;
 			o.wait_lock_s = v;
 			break;
+		case OPT_METRICS_FILE:
+			free(o.metrics_file);
+			if (!(o.metrics_file = strdup(optarg))) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			break;
 		case 'q':
 			o.quiet = true;
 			break;
@@ -528,6 +540,7 @@ void cli_opts_release(struct cli_opts *opts)
 		free(opts->names[i]);
 	free(opts->names);
 	free(opts->vmids);
+	free(opts->metrics_file);
 	free(opts->config_path);
 	opts->names = NULL;
 	opts->vmids = NULL;

@@ -27,6 +27,7 @@
 #include "http.h"
 #include "image.h"
 #include "log.h"
+#include "metrics.h"
 #include "plan.h"
 #include "preflight.h"
 #include "provision.h"
@@ -1136,6 +1137,56 @@ static int prov_nodes(struct session *s, const struct cfg_template *t, const cha
 	return 0;
 }
 
+/* One template on one node, as the metrics file reports it (metrics.h). */
+static int prov_metrics_add(json_t *metrics, const struct prov_result *r, bool ok)
+{
+	json_t *phases = json_array();
+
+	for (size_t k = 0; phases && k < PH_COUNT; k++)
+		if (json_array_append_new(phases, json_real(r->phase_s[k])) < 0)
+			return -1;
+	return json_array_append_new(metrics,
+				     json_pack("{s:s, s:s, s:s?, s:s, s:I, s:b, s:b, s:o}",
+					       "template", r->t->name, "node", r->node, "version",
+					       r->name, "sha256", r->sha256, "vmid",
+					       (json_int_t)r->vmid, "ok", ok, "changed", r->changed,
+					       "phases", phases));
+}
+
+/* Writes the run's metrics file from what prov_metrics_add collected. */
+static int prov_metrics_write(const char *path, json_t *metrics, double started, bool success,
+			      struct phx_err *err)
+{
+	struct met_template *ts = calloc(json_array_size(metrics) + 1, sizeof(*ts));
+	struct met_run run = {.started = started, .finished = clk_wall(), .success = success,
+			      .last_success = met_read_last_success(path), .templates = ts,
+			      .n = json_array_size(metrics)};
+	size_t i;
+	json_t *m;
+	int rc;
+
+	if (!ts)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	json_array_foreach(metrics, i, m)
+	{
+		ts[i] = (struct met_template){
+			.template = json_string_value(json_object_get(m, "template")),
+			.node = json_string_value(json_object_get(m, "node")),
+			.version = json_string_value(json_object_get(m, "version")),
+			.sha256 = json_string_value(json_object_get(m, "sha256")),
+			.vmid = (unsigned long)json_integer_value(json_object_get(m, "vmid")),
+			.ok = json_is_true(json_object_get(m, "ok")),
+			.changed = json_is_true(json_object_get(m, "changed")),
+		};
+		for (size_t k = 0; k < MET_PHASES && k < PH_COUNT; k++)
+			ts[i].phase_s[k] =
+				json_real_value(json_array_get(json_object_get(m, "phases"), k));
+	}
+	rc = met_write(path, &run, err);
+	free(ts);
+	return rc;
+}
+
 /* One node's build, in its own thread with its own connection and undo list. */
 struct prov_node_job {
 	struct session *s;
@@ -1187,7 +1238,7 @@ static void *prov_node_run(void *arg)
  * on one rolls back that node's half-made template only; the others stay, and the error
  * names every node that failed. */
 static int prov_template(struct session *s, const struct cfg_template *t, struct cust_plan *cplan,
-			 struct plan *dry, struct phx_err *err)
+			 struct plan *dry, json_t *metrics, struct phx_err *err)
 {
 	struct prov_shared sh = {.img = IMG_RESULT_INIT,
 				 .per_node = t->all_nodes || t->nodes.n > 1};
@@ -1245,6 +1296,10 @@ static int prov_template(struct session *s, const struct cfg_template *t, struct
 	for (size_t k = 0; k < n_nodes; k++) {
 		struct prov_node_job *j = &jobs[k];
 
+		if (metrics && prov_metrics_add(metrics, &j->res, j->rc == 0) < 0) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
 		if (j->rc == 0 && !dry)
 			prov_print(s, &j->res);
 		if (j->rc == 0)
@@ -1288,6 +1343,8 @@ static int cmd_provision_run(struct session *s, struct phx_err *err)
 	struct cust_plan **plans = NULL;
 	const struct cfg_template **todo = NULL;
 	struct plan dry = PLAN_INIT;
+	json_t *metrics = NULL;
+	double started = clk_wall();
 	size_t n = 0;
 	int rc = -1;
 
@@ -1330,10 +1387,15 @@ static int cmd_provision_run(struct session *s, struct phx_err *err)
 		if (prov_build_plan(todo[i], &plans[i], err) < 0)
 			goto out;
 	}
+	if (opts->metrics_file && !opts->dry_run && !(metrics = json_array())) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
 	if (session_connect(s, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		if (prov_template(s, todo[i], plans[i], opts->dry_run ? &dry : NULL, err) < 0)
+		if (prov_template(s, todo[i], plans[i], opts->dry_run ? &dry : NULL, metrics,
+				  err) < 0)
 			goto out;
 	if (opts->dry_run) {
 		const struct plan *all[] = {&dry};
@@ -1343,6 +1405,18 @@ static int cmd_provision_run(struct session *s, struct phx_err *err)
 	}
 	rc = 0;
 out:
+	if (metrics) {
+		/* also after a failure: the file is how a timer's failure is noticed */
+		struct phx_err merr = PHX_ERR_INIT;
+
+		if (prov_metrics_write(opts->metrics_file, metrics, started, rc == 0, &merr) < 0) {
+			if (rc == 0)
+				rc = phx_err_set(err, merr.code, "%s", merr.msg);
+			else
+				log_warn("%s", merr.msg);
+		}
+		json_decref(metrics);
+	}
 	plan_release(&dry);
 	for (size_t i = 0; plans && i < n; i++)
 		cust_plan_free(plans[i]);

@@ -118,7 +118,59 @@ class ProvisionBase(OrchestratorTest):
         return self.run_bin("--config", cfg, "--provision-template", *args, check=check)
 
 
+def prometheus_parser():
+    """prometheus_client's text-format parser (Debian's python3-prometheus-client; a python3
+    from elsewhere, such as pyenv, is pointed at Debian's dist-packages)."""
+    try:
+        import prometheus_client.parser as parser
+    except ImportError:
+        import sys
+        sys.path.append("/usr/lib/python3/dist-packages")
+        import prometheus_client.parser as parser
+    return parser
+
+
 class ProvisionTest(ProvisionBase):
+
+    def test_metrics_file_for_node_exporter(self):
+        parser = prometheus_parser()
+        path = os.path.join(self.tmp, "phoenix.prom")
+
+        def samples():
+            with open(path, encoding="utf-8") as f:
+                fams = list(parser.text_string_to_metric_families(f.read()))
+            return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items()
+                                          if k in ("template", "node", "phase")))): s
+                    for fam in fams for s in fam.samples}
+
+        self.provision(self.config(), "--metrics-file", path)
+        m = samples()
+        self.assertEqual(m[("phoenix_provision_success", ())].value, 1)
+        ok_key = (("node", "pve1"), ("template", "debian-tiny"))
+        self.assertEqual(m[("phoenix_template_ok", ok_key)].value, 1)
+        self.assertEqual(m[("phoenix_template_changed", ok_key)].value, 1)
+        info = m[("phoenix_template_info", ok_key)].labels
+        self.assertEqual((info["vmid"], info["version"]), ("9000", "debian-tiny"))
+        self.assertRegex(info["sha256"], "^[0-9a-f]{64}$")
+        self.assertIn(("phoenix_template_phase_seconds", (("node", "pve1"), ("phase", "upload"),
+                                                          ("template", "debian-tiny"))), m)
+        good = m[("phoenix_provision_last_success_timestamp_seconds", ())].value
+        self.assertGreater(good, time.time() - 600)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
+
+        # a failed run says so and keeps when the last good one was
+        t = self.template(name="other", vmid=9001)
+        self.sim.control("POST", "/_sim/fault", {"kind": "http", "method": "POST",
+                                                 "path": "/upload$", "status": 500,
+                                                 "message": "storage gone"})
+        self.provision(self.config(self.template(), t), "--metrics-file", path, check=1)
+        m = samples()
+        self.assertEqual(m[("phoenix_provision_success", ())].value, 0)
+        self.assertEqual(m[("phoenix_provision_last_success_timestamp_seconds", ())].value, good)
+        self.assertEqual(m[("phoenix_template_ok", ok_key)].value, 1)
+        self.assertEqual(m[("phoenix_template_changed", ok_key)].value, 0)
+        self.assertEqual(m[("phoenix_template_ok", (("node", "pve1"), ("template", "other")))]
+                         .value, 0)
 
     def test_fresh_build_then_rerun_is_a_noop(self):
         cfg = self.config()
