@@ -36,6 +36,10 @@ int cmd_print_json(json_t *doc, struct phx_err *err);
  * done (dry run printed), 0: apply it, -1: error. */
 int cmd_plan_checked(const struct cli_opts *opts, const char *command, const struct plan *p,
 		     struct phx_err *err);
+/* cmd_plan_checked, then (no --dry-run) applies the plan with the session's client and no
+ * undo list. 1: dry run printed, 0: applied, -1: error (the caller adds its context). */
+int cmd_plan_run(struct session *s, const char *command, const struct plan *p,
+		 struct phx_err *err);
 /* Prints the plans of a --dry-run (text, or one JSON document with --output json). */
 int cmd_plan_print(const struct cli_opts *opts, const char *command,
 		   const struct plan *const *plans, size_t n, struct phx_err *err);

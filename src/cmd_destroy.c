@@ -166,19 +166,12 @@ static int cmd_destroy_run(struct session *s, struct phx_err *err)
 		}
 	}
 	dsy_plan(vm, !strcmp(st.status, "running"), seeds, snippet, &p);
-	rc = cmd_plan_checked(opts, "destroy", &p, err);
+	rc = cmd_plan_run(s, "destroy", &p, err);
 	if (rc != 0) {
+		if (rc < 0)
+			phx_err_wrap(err, "VM %lu", vmid);
 		rc = rc > 0 ? 0 : -1;
 		goto out;
-	}
-	rc = -1;
-	{
-		const struct plan_apply_ctx ax = {s->pve, NULL, session_task_timeout(s)};
-
-		if (plan_apply(&p, &ax, err) < 0) {
-			phx_err_wrap(err, "VM %lu", vmid);
-			goto out;
-		}
 	}
 	rc = dsy_report(opts, vm, seeds, snippet, err);
 out:

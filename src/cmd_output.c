@@ -31,6 +31,17 @@ int cmd_plan_checked(const struct cli_opts *opts, const char *command, const str
 	return cmd_plan_print(opts, command, plans, 1, err) < 0 ? -1 : 1;
 }
 
+int cmd_plan_run(struct session *s, const char *command, const struct plan *p,
+		 struct phx_err *err)
+{
+	const struct plan_apply_ctx ax = {s->pve, NULL, session_task_timeout(s)};
+	int rc = cmd_plan_checked(s->opts, command, p, err);
+
+	if (rc != 0)
+		return rc;
+	return plan_apply(p, &ax, err);
+}
+
 int cmd_plan_print(const struct cli_opts *opts, const char *command,
 		   const struct plan *const *plans, size_t n, struct phx_err *err)
 {

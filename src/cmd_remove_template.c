@@ -86,19 +86,12 @@ static int cmd_remove_template_run(struct session *s, struct phx_err *err)
 	    series_check_removable(&guests[idx], &uses, err) < 0)
 		goto out;
 	rmt_plan(s->cfg, vm, &p);
-	rc = cmd_plan_checked(opts, "remove-template", &p, err);
+	rc = cmd_plan_run(s, "remove-template", &p, err);
 	if (rc != 0) {
+		if (rc < 0)
+			phx_err_wrap(err, "template %d '%s'", vm->vmid, vm->name);
 		rc = rc > 0 ? 0 : -1;
 		goto out;
-	}
-	rc = -1;
-	{
-		const struct plan_apply_ctx ax = {s->pve, NULL, session_task_timeout(s)};
-
-		if (plan_apply(&p, &ax, err) < 0) {
-			phx_err_wrap(err, "template %d '%s'", vm->vmid, vm->name);
-			goto out;
-		}
 	}
 	rc = rmt_report(opts, vm, err);
 out:
