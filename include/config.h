@@ -117,6 +117,7 @@ struct cfg_template {
 	char *checksum_url; /* SHA256SUMS URL, or NULL when sha256 is given */
 	char *sha256;	    /* 64 lower-case hex digits, or NULL */
 	char *os;	    /* e.g. "ubuntu-24.04" (becomes tag os-ubuntu-24.04), or NULL */
+	char *type;	    /* e.g. "minimal" (becomes tag type-minimal), or NULL */
 	char *node;	    /* or NULL: cfg_default_node() */
 	/* `nodes`: one build, a template on each of these nodes (each with its own VMID from
 	 * the version range); all_nodes: "all", every online node. Empty: `node` alone. */
@@ -152,12 +153,18 @@ struct cfg_user {
 	struct cfg_strv ssh_public_keys; /* ssh_public_key: one string or an array */
 };
 
+enum cfg_select { CFG_SELECT_VALIDATED, CFG_SELECT_LATEST, CFG_SELECT_PINNED };
+
 struct cfg_vm {
 	unsigned long vmid;
 	char *name; /* DNS label, unique among VMs */
 	/* Exactly one clone source: clone_from_template != NULL, or clone_from_vmid != 0. */
 	unsigned long clone_from_vmid;
 	char *clone_from_template;
+	/* Which version of a clone_from_template series: the newest validated one (else the
+	 * newest, with a warning), the newest, or the version named in template_version. */
+	enum cfg_select template_select;
+	char *template_version; /* CFG_SELECT_PINNED: "<series>-YYYYMMDD-NNN"; else NULL */
 	unsigned cores;		    /* 0 = keep the template's */
 	unsigned long memory_mb;    /* 0 = keep the template's */
 	unsigned long disk_size_gb; /* 0 = keep the template's; else grow to this */

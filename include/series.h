@@ -14,6 +14,7 @@
 
 #define SERIES_TAG_OURS "phoenix"
 #define SERIES_TAG_VALIDATED "validated"
+#define SERIES_TAG_BUILDER "builder-phoenix"
 
 /* One guest as listed by /cluster/resources. Strings borrowed from the caller. */
 struct series_guest {
@@ -51,6 +52,10 @@ int series_members(const char *base, const struct series_guest *guests, size_t n
 /* The newest member, optionally only among validated ones. -1 when there is none. */
 long series_newest(const char *base, const struct series_guest *guests, size_t n,
 		   bool validated_only);
+
+/* The member named `version` (a pinned template_version), -1 when there is none. */
+long series_find_version(const char *base, const struct series_guest *guests, size_t n,
+			 const char *version);
 
 /* ---- what linked clones use ---- */
 

@@ -13,7 +13,12 @@ static const char *check_clone_source(const struct cfg *cfg, const struct cfg_vm
 {
 	const struct cfg_template *t = cfg_vm_template(cfg, vm);
 
-	if (vm->clone_from_template)
+	if (vm->clone_from_template && t && t->has_versions)
+		snprintf(buf, n, "template '%s', %s", vm->clone_from_template,
+			 vm->template_select == CFG_SELECT_PINNED   ? vm->template_version
+			 : vm->template_select == CFG_SELECT_LATEST ? "its newest version"
+								    : "its newest validated version");
+	else if (vm->clone_from_template)
 		snprintf(buf, n, "template '%s'", vm->clone_from_template);
 	else if (t)
 		snprintf(buf, n, "VMID %lu (template '%s')", vm->clone_from_vmid, t->name);
@@ -55,6 +60,25 @@ static const char *check_clone_path(const struct cfg *cfg, const struct cfg_vm *
 		break;
 	}
 	return buf;
+}
+
+/* Which template a VM resolves to, as far as the config tells: a fixed VMID, or a policy
+ * over a series whose members only the server knows (--dry-run names the VMID). */
+static json_t *check_selection_json(const struct cfg_template *t, const struct cfg_vm *vm)
+{
+	static const char *const policy[] = {
+		[CFG_SELECT_VALIDATED] = "validated",
+		[CFG_SELECT_LATEST] = "latest",
+		[CFG_SELECT_PINNED] = "pinned",
+	};
+
+	if (!t->has_versions)
+		return json_pack("{s:s, s:s, s:I}", "template", t->name, "policy", "fixed",
+				 "vmid", (json_int_t)t->vmid);
+	return json_pack("{s:s, s:s, s:s?, s:[I, I]}", "template", t->name, "policy",
+			 policy[vm->template_select], "version", vm->template_version,
+			 "vmid_range", (json_int_t)t->versions.vmid_min,
+			 (json_int_t)t->versions.vmid_max);
 }
 
 static void check_print_strv(FILE *out, const struct cfg_strv *v)
@@ -179,6 +203,8 @@ static json_t *check_json(const struct cfg *cfg)
 					    json_integer((json_int_t)vm->clone_from_vmid));
 		if (t)
 			json_object_set_new(o, "template", json_string(t->name));
+		if (t && vm->clone_from_template)
+			json_object_set_new(o, "template_selection", check_selection_json(t, vm));
 		json_object_set_new(o, "template_on_server_only", json_boolean(!t));
 		{
 			const char *node = NULL;

@@ -320,8 +320,61 @@ static const struct pve_vm_info *dep_find(const struct pve_vm_list *l, unsigned 
 	return NULL;
 }
 
-/* The template to clone: clone_from_vmid, or the newest validated (else newest) version of
- * the clone_from_template series, or that template's fixed VMID. */
+/* Which guests of `l` a series pass looks at: the VM's own node only, or anywhere. */
+static size_t dep_series_guests(const struct pve_vm_list *l, const char *node, bool anywhere,
+				struct series_guest *g)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < l->n; k++)
+		if (anywhere || !strcmp(l->items[k].node, node))
+			g[n++] = (struct series_guest){(unsigned long)l->items[k].vmid,
+						       l->items[k].name, l->items[k].tags,
+						       l->items[k].template};
+	return n;
+}
+
+/* The version of series `t` that vm->template_select picks, the one on the VM's own node
+ * first (a series built on every node has a copy of each version there), then anywhere.
+ * 0 when the series has none that fits. */
+static unsigned long dep_series_pick(const struct cfg_template *t, const struct cfg_vm *vm,
+				     const struct pve_vm_list *l, const char *node,
+				     struct series_guest *g)
+{
+	for (int pass = 0; pass < 4; pass++) {
+		const bool anywhere = pass & 1, validated = pass < 2;
+		size_t n = dep_series_guests(l, node, anywhere, g);
+		long i;
+
+		switch (vm->template_select) {
+		case CFG_SELECT_PINNED:
+			if (pass >= 2)
+				return 0;
+			i = series_find_version(t->name, g, n, vm->template_version);
+			break;
+		case CFG_SELECT_LATEST:
+			if (pass >= 2)
+				return 0;
+			i = series_newest(t->name, g, n, false);
+			break;
+		default:
+			i = series_newest(t->name, g, n, validated);
+			if (i >= 0 && !validated)
+				log_warn("VM %lu '%s': template '%s' has no validated version: "
+					 "cloning the newest, '%s' (run --provision-template "
+					 "--validate, or set template_version \"latest\" to say "
+					 "so)",
+					 vm->vmid, vm->name, t->name, g[i].name);
+			break;
+		}
+		if (i >= 0)
+			return g[i].vmid;
+	}
+	return 0;
+}
+
+/* The template to clone: clone_from_vmid, or the version of the clone_from_template series
+ * that template_version selects, or that template's fixed VMID. */
 static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm, const struct pve_vm_list *l,
 		      const char *node, const struct pve_vm_info **ret, struct phx_err *err)
 {
@@ -340,28 +393,18 @@ static int dep_source(const struct cfg *cfg, const struct cfg_vm *vm, const stru
 		id = t->vmid;
 		if (t->has_versions) {
 			struct series_guest *g = calloc(l->n ? l->n : 1, sizeof(*g));
-			long i = -1;
 
 			if (!g)
 				return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-			/* the newest validated version (else the newest), the one on the VM's own
-			 * node first (a series built on every node), then anywhere */
-			for (int pass = 0; pass < 4 && i < 0; pass++) {
-				const bool anywhere = pass & 1, validated = pass < 2;
-				size_t n = 0;
-
-				for (size_t k = 0; k < l->n; k++)
-					if (anywhere || !strcmp(l->items[k].node, node))
-						g[n++] = (struct series_guest){
-							(unsigned long)l->items[k].vmid,
-							l->items[k].name, l->items[k].tags,
-							l->items[k].template};
-				i = series_newest(t->name, g, n, validated);
-				if (i >= 0)
-					id = g[i].vmid;
-			}
+			id = dep_series_pick(t, vm, l, node, g);
 			free(g);
 		}
+		if (!id && vm->template_select == CFG_SELECT_PINNED)
+			return phx_err_set(err, PHX_E_NOTFOUND,
+					   "template_version '%s' of template '%s' is not on the "
+					   "cluster (pruned or never built): 'orchestrator "
+					   "--list-templates' shows the versions",
+					   vm->template_version, t->name);
 		if (!id)
 			return phx_err_set(err, PHX_E_NOTFOUND,
 					   "template '%s' has no built version yet: run "

@@ -311,14 +311,38 @@ static int prov_fetch(struct session *s, const struct cfg_template *t, struct im
 	return rc;
 }
 
+/* When and which build a version is: the date and number in its name for a series member
+ * ("<name>-YYYYMMDD-NNN"), today's date and no number for a fixed-VMID template. */
+struct prov_build_id {
+	char date[16];	 /* "20261202" */
+	char number[16]; /* "003", "" for a fixed-VMID template */
+};
+
+static void prov_build_id(const struct cfg_template *t, const char *name, time_t now,
+			  struct prov_build_id *ret)
+{
+	unsigned date, seq;
+	struct tm tm;
+
+	memset(ret, 0, sizeof(*ret));
+	if (t->has_versions && series_parse_version(t->name, name, &date, &seq)) {
+		snprintf(ret->date, sizeof(ret->date), "%08u", date);
+		snprintf(ret->number, sizeof(ret->number), "%03u", seq);
+		return;
+	}
+	gmtime_r(&now, &tm);
+	strftime(ret->date, sizeof(ret->date), "%Y%m%d", &tm);
+}
+
 /* The template's build record (record.h); --list-templates and rebuild_on_change read it. */
 static char *prov_description(const struct cfg_template *t, const char *name, const char *sha256,
 			      const char *custom_sha256)
 {
-	char when[32], intro[128];
+	char when[32], intro[128], builder[64];
 	time_t now = time(NULL);
+	struct prov_build_id id;
 	struct tm tm;
-	const struct rec_field f[] = {
+	struct rec_field f[12] = {
 		{"template", t->name},
 		{"name", name},
 		{PROV_REC_SOURCE, t->image_url},
@@ -326,24 +350,46 @@ static char *prov_description(const struct cfg_template *t, const char *name, co
 		{"customized-sha256", custom_sha256},
 		{PROV_REC_BUILT, when},
 	};
+	size_t n = 6;
 
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	prov_build_id(t, name, now, &id);
+	snprintf(builder, sizeof(builder), "phoenix-orchestrator %s", cli_version());
+	f[n++] = (struct rec_field){"build-date", id.date};
+	if (id.number[0])
+		f[n++] = (struct rec_field){"build-number", id.number};
+	f[n++] = (struct rec_field){"builder", builder};
+	if (t->os)
+		f[n++] = (struct rec_field){"os", t->os};
+	if (t->type)
+		f[n++] = (struct rec_field){"type", t->type};
 	snprintf(intro, sizeof(intro),
 		 "Built by phoenix-orchestrator %s; do not edit the lines below.", cli_version());
-	return rec_write(intro, f, sizeof(f) / sizeof(f[0]), NULL);
+	return rec_write(intro, f, n, NULL);
 }
 
-static int prov_tags(const struct cfg_template *t, char *ret, size_t len, struct phx_err *err)
+/* The tags a build gets, all in Proxmox's tag alphabet and lower case, so the server's
+ * normalisation (lower-cased, de-duplicated, sorted: pgc GuestHelpers get_unique_tags)
+ * changes nothing but their order. docs/lifecycle.md documents the scheme. */
+static int prov_tags(const struct cfg_template *t, const char *name, char *ret, size_t len,
+		     struct phx_err *err)
 {
 	char series[128];
+	struct prov_build_id id;
 	size_t used;
 
 	if (series_tag(t->name, series, sizeof(series), err) < 0)
 		return -1;
-	used = (size_t)snprintf(ret, len, "%s;%s", SERIES_TAG_OURS, series);
+	prov_build_id(t, name, time(NULL), &id);
+	used = (size_t)snprintf(ret, len, "%s;%s;%s;built-%s", SERIES_TAG_OURS, series,
+				SERIES_TAG_BUILDER, id.date);
+	if (id.number[0] && used < len)
+		used += (size_t)snprintf(ret + used, len - used, ";build-%s", id.number);
 	if (t->os && used < len)
 		used += (size_t)snprintf(ret + used, len - used, ";os-%s", t->os);
+	if (t->type && used < len)
+		used += (size_t)snprintf(ret + used, len - used, ";type-%s", t->type);
 	for (size_t i = 0; i < t->tags.n && used < len; i++)
 		used += (size_t)snprintf(ret + used, len - used, ";%s", t->tags.items[i]);
 	if (used >= len)
@@ -649,7 +695,7 @@ static int prov_build_input(struct prov_ctx *p, const struct cfg_template *t,
 			    const struct prov_result *res, struct prov_build_input *in, char *tags,
 			    size_t tags_len, struct phx_err *err)
 {
-	if (prov_tags(t, tags, tags_len, err) < 0)
+	if (prov_tags(t, res->name, tags, tags_len, err) < 0)
 		return -1;
 	*in = (struct prov_build_input){
 		.t = t,

@@ -599,6 +599,7 @@ static void cfg_template_release(struct cfg_template *t)
 	free(t->checksum_url);
 	free(t->sha256);
 	free(t->os);
+	free(t->type);
 	free(t->node);
 	cfg_strv_free(&t->nodes);
 	cfg_strv_free(&t->customize.packages);
@@ -621,6 +622,7 @@ static void cfg_vm_release(struct cfg_vm *vm)
 {
 	free(vm->name);
 	free(vm->clone_from_template);
+	free(vm->template_version);
 	free(vm->network.ip);
 	free(vm->network.gw);
 	free(vm->network.bridge);

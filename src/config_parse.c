@@ -515,8 +515,9 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 			       struct cfg_template *t)
 {
 	static const char *const keys[] = {"name",     "vmid",	   "image_url", "checksum_url",
-					   "sha256",   "os",	   "node",	"nodes",
-					   "customize", "hardware", "versions", "tags"};
+					   "sha256",   "os",	   "type",	"node",
+					   "nodes",    "customize", "hardware", "versions",
+					   "tags"};
 	static const char *const vkeys[] = {"vmid_min", "vmid_max", "keep", "max_age_days",
 					    "rebuild_on_change"};
 	char q[CFG_SHOW_MAX + 16], kpath[CFG_PATH_MAX];
@@ -546,6 +547,9 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 			    "an image is never used unverified");
 	cfg_get_checked(ctx, obj, jpath, "os", false, cfg_is_os,
 			"an OS name like 'ubuntu-24.04' (usable as a tag)", &t->os);
+	cfg_get_checked(ctx, obj, jpath, "type", false, cfg_is_os,
+			"a lower-case image type like 'minimal' or 'docker' (usable as a tag)",
+			&t->type);
 	cfg_get_checked(ctx, obj, jpath, "node", false, cfg_is_dns_label, cfg_expect_node,
 			&t->node);
 	if (json_is_string(json_object_get(obj, "nodes"))) {
@@ -750,6 +754,53 @@ static void cfg_parse_user(struct cfg_ctx *ctx, json_t *vobj, const char *vpath,
 					"neither; the user could never log in");
 }
 
+/* "<series>-YYYYMMDD-N...": the name provisioning gives a version (series.c). */
+static bool cfg_is_version_of(const char *series, const char *s)
+{
+	size_t n = strlen(series), digits = 0;
+
+	if (strncmp(s, series, n) || s[n] != '-')
+		return false;
+	s += n + 1;
+	for (size_t i = 0; i < 8; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+	if (s[8] != '-')
+		return false;
+	for (s += 9; isdigit((unsigned char)*s); s++)
+		digits++;
+	return digits > 0 && !*s;
+}
+
+static void cfg_parse_template_version(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				       struct cfg_vm *vm)
+{
+	const char *s = cfg_get_str(ctx, obj, jpath, "template_version", false);
+	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
+
+	if (!s)
+		return;
+	cfg_path_key(kpath, jpath, "template_version");
+	if (!vm->clone_from_template) {
+		cfg_problem(ctx, kpath, "only goes with 'clone_from_template' (a series to choose "
+					"a version of), got 'clone_from_vmid'");
+		return;
+	}
+	if (!strcmp(s, "validated")) {
+		vm->template_select = CFG_SELECT_VALIDATED;
+	} else if (!strcmp(s, "latest")) {
+		vm->template_select = CFG_SELECT_LATEST;
+	} else if (cfg_is_version_of(vm->clone_from_template, s)) {
+		vm->template_select = CFG_SELECT_PINNED;
+		vm->template_version = cfg_strdup(ctx, s);
+	} else {
+		cfg_problem(ctx, kpath,
+			    "expected \"validated\", \"latest\" or a version name like "
+			    "'%s-20261202-001', got %s",
+			    vm->clone_from_template, cfg_quote(s, q, sizeof(q)));
+	}
+}
+
 static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, struct cfg_vm *vm)
 {
 	static const char *const keys[] = {
@@ -757,7 +808,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 		"cores",    "memory_mb",    "disk_size_gb",    "network_config",
 		"user_config", "features",  "node",	       "storage",
 		"full_clone", "pool",	    "tags",	       "description",
-		"packages", "dns_servers",
+		"packages", "dns_servers", "template_version",
 	};
 	const struct cfg_defaults *d = &ctx->cfg->defaults;
 	char kpath[CFG_PATH_MAX];
@@ -782,6 +833,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 		     &vm->clone_from_vmid);
 	cfg_get_checked(ctx, obj, jpath, "clone_from_template", false, cfg_is_dns_label,
 			"a template name", &vm->clone_from_template);
+	cfg_parse_template_version(ctx, obj, jpath, vm);
 	cfg_get_sizes(ctx, obj, jpath, &vm->cores, &vm->memory_mb, &vm->disk_size_gb);
 	cfg_parse_network(ctx, obj, jpath, &vm->network);
 	cfg_parse_user(ctx, obj, jpath, vm);
@@ -878,6 +930,13 @@ static void cfg_cross_check(struct cfg_ctx *ctx)
 			snprintf(jpath, sizeof(jpath), "$.vms[%zu].clone_from_template", i);
 			cfg_problem(ctx, jpath, "expected the name of a template in $.templates, got "
 						"'%s'",
+				    vm->clone_from_template);
+		} else if (vm->template_select != CFG_SELECT_VALIDATED &&
+			   !cfg_find_template(cfg, vm->clone_from_template)->has_versions) {
+			snprintf(jpath, sizeof(jpath), "$.vms[%zu].template_version", i);
+			cfg_problem(ctx, jpath,
+				    "template '%s' has a fixed VMID and no versions to choose from: "
+				    "remove 'template_version' or give the template 'versions'",
 				    vm->clone_from_template);
 		}
 		if (vm->clone_from_vmid) {

@@ -176,6 +176,21 @@ long series_newest(const char *base, const struct series_guest *guests, size_t n
 	return found;
 }
 
+long series_find_version(const char *base, const struct series_guest *guests, size_t n,
+			 const char *version)
+{
+	size_t *idx = NULL, count = 0;
+	long found = -1;
+
+	if (series_members(base, guests, n, &idx, &count, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < count && found < 0; i++)
+		if (!strcasecmp(guests[idx[i]].name, version))
+			found = (long)idx[i];
+	free(idx);
+	return found;
+}
+
 int series_uses_scan(struct series_uses *u, unsigned long user, const char *value,
 		     struct phx_err *err)
 {

@@ -179,8 +179,12 @@ class ProvisionTest(ProvisionBase):
         vm = st["vms"]["9000"]
         conf = vm["conf"]
         self.assertEqual(conf.get("template"), 1)
+        day = time.strftime("%Y%m%d", time.gmtime())
         self.assertEqual(set(conf["tags"].split(";")),
-                         {"phoenix", "phx-debian-tiny", "os-debian-12"})
+                         {"phoenix", "phx-debian-tiny", "os-debian-12", "builder-phoenix",
+                          "built-" + day})
+        self.assertIn("build-date: %s\nbuilder: phoenix-orchestrator " % day,
+                      conf["description"])
         self.assertIn("sha256: ", conf["description"])
         self.assertIn("source: %s/tiny.img" % self.fs.url, conf["description"])
         self.assertEqual(conf["scsihw"], "virtio-scsi-single")
@@ -332,13 +336,27 @@ class ProvisionTest(ProvisionBase):
                     self.assertEqual(r["params"].get(k), v, (a["summary"], k))
 
     def test_versions_rebuild_and_prune(self):
-        t = self.template(versions={"vmid_min": 9100, "vmid_max": 9109, "keep": 1})
+        t = self.template(versions={"vmid_min": 9100, "vmid_max": 9109, "keep": 1},
+                          type="minimal")
         del t["vmid"]
         cfg = self.config(t)
+        n = len(self.sim.requests())
         self.provision(cfg)
         day = time.strftime("%Y%m%d", time.gmtime())
-        self.assertEqual(self.state()["vms"]["9100"]["conf"]["name"],
-                         "debian-tiny-%s-001" % day)
+        conf = self.state()["vms"]["9100"]["conf"]
+        self.assertEqual(conf["name"], "debian-tiny-%s-001" % day)
+        # the metadata tags, and Proxmox's normalisation (lower case, unique, sorted) changes
+        # nothing but their order
+        sent = [r["params"]["tags"] for r in self.sim.requests()[n:]
+                if r["method"] == "POST" and r["path"].endswith("/nodes/pve1/qemu")]
+        self.assertEqual(len(sent), 1)
+        want = {"phoenix", "phx-debian-tiny", "builder-phoenix", "built-" + day, "build-001",
+                "os-debian-12", "type-minimal"}
+        self.assertEqual(set(sent[0].split(";")), want)
+        self.assertEqual(conf["tags"], ";".join(sorted(want)))
+        for line in ("build-date: " + day, "build-number: 001", "os: debian-12",
+                     "type: minimal"):
+            self.assertIn(line + "\n", conf["description"])
         p = self.provision(cfg, check=0)
         self.assertIn("up to date", p.stdout)
         # a work dir left by a killed run is removed by the next customization
@@ -352,6 +370,7 @@ class ProvisionTest(ProvisionBase):
         self.assertFalse(os.path.exists(stale))
         vms = self.state()["vms"]
         self.assertEqual(vms["9101"]["conf"]["name"], "debian-tiny-%s-002" % day)
+        self.assertIn("build-002", vms["9101"]["conf"]["tags"].split(";"))
         # a linked clone of the old version keeps it alive through a prune
         st, reason, body = self.sim.api("POST", "/nodes/pve1/qemu/9100/clone",
                                         {"newid": "8100", "name": "user"})

@@ -35,7 +35,8 @@ class RetentionBase(PlanBase):
         built = time.time() - days_ago * DAY
         self.built[vmid] = built
         name = "tpl-%s-001" % time.strftime("%Y%m%d", time.gmtime(built))
-        params = {"vmid": str(vmid), "name": name, "scsi0": "local:1", "tags": tags}
+        params = {"vmid": str(vmid), "name": name, "scsi0": "local:1", "tags": tags,
+                  "net0": "virtio,bridge=vmbr0"}
         if with_record:
             params["description"] = record(name, built)
         self.api_ok("POST", "/nodes/%s/qemu" % node, params)
@@ -278,6 +279,69 @@ class TestRemoveTemplate(RetentionBase):
                       "got '99'", p.stderr)
         self.assertEqual(len(self.sim.requests()), n)
 
+
+
+class TestSelection(RetentionBase):
+    """`template_version`: which version of a series a new VM clones."""
+
+    def setUp(self):
+        super().setUp()
+        self.old = self.version(9100, 20, tags="phoenix;phx-tpl;validated")
+        self.new = self.version(9101, 2)
+
+    def source(self, **vm):
+        """The template VMID the dry run clones for VM 8001, and the dry run's notes."""
+        cfg = self.tpl_config([self.vm_8001(clone_from_vmid=None, clone_from_template="tpl",
+                                            **vm)])
+        plan = self.dry_plan(cfg, "8001")
+        clones = [a["path"] for a in plan["actions"] if a["path"].endswith("/clone")]
+        self.assertEqual(len(clones), 1, plan["actions"])
+        return int(clones[0].split("/")[4])
+
+    def test_each_policy_picks_its_version(self):
+        self.assertEqual(self.source(), 9100)
+        self.assertEqual(self.source(template_version="validated"), 9100)
+        self.assertEqual(self.source(template_version="latest"), 9101)
+        self.assertEqual(self.source(template_version=self.new), 9101)
+        self.assertEqual(self.source(template_version=self.old), 9100)
+
+    def test_validated_falls_back_to_the_newest_with_a_warning(self):
+        self.api_ok("PUT", "/nodes/pve1/qemu/9100/config", {"tags": "phoenix;phx-tpl"})
+        cfg = self.tpl_config([self.vm_8001(clone_from_vmid=None, clone_from_template="tpl")])
+        p = self.run_bin("--config", cfg, "8001", "--dry-run", check=0)
+        self.assertIn("/qemu/9101/clone", p.stdout)
+        self.assertIn("template 'tpl' has no validated version: cloning the newest, '%s'"
+                      % self.new, p.stderr)
+
+    def test_a_pinned_version_that_is_gone_fails_naming_it(self):
+        cfg = self.tpl_config([self.vm_8001(clone_from_vmid=None, clone_from_template="tpl",
+                                            template_version="tpl-20200101-001")])
+        n = self.mark()
+        p = self.run_bin("--config", cfg, "8001", check=1)
+        self.assertIn("template_version 'tpl-20200101-001' of template 'tpl' is not on the "
+                      "cluster", p.stderr)
+        self.assertEqual(changing(self.sim.requests()[n:]), [])
+
+    def test_check_shows_the_selection_and_rejects_bad_values(self):
+        cfg = self.tpl_config([self.vm_8001(clone_from_vmid=None, clone_from_template="tpl",
+                                            template_version="latest")])
+        doc = json.loads(self.run_bin("--config", cfg, "--check", "--output", "json").stdout)
+        self.assertEqual(doc["vms"][0]["template_selection"],
+                         {"template": "tpl", "policy": "latest", "version": None,
+                          "vmid_range": [9100, 9109]})
+        for bad, why in (("newest", "expected \"validated\", \"latest\" or a version name "
+                                    "like 'tpl-20261202-001', got 'newest'"),
+                         ("other-20261202-001", "got 'other-20261202-001'")):
+            cfg = self.tpl_config([self.vm_8001(clone_from_vmid=None,
+                                                clone_from_template="tpl",
+                                                template_version=bad)])
+            p = self.run_bin("--config", cfg, "--check", check=2)
+            self.assertIn("$.vms[0].template_version: ", p.stderr)
+            self.assertIn(why, p.stderr)
+        cfg = self.tpl_config([self.vm_8001(template_version="latest")])
+        p = self.run_bin("--config", cfg, "--check", check=2)
+        self.assertIn("$.vms[0].template_version: only goes with 'clone_from_template'",
+                      p.stderr)
 
 if __name__ == "__main__":
     unittest.main()

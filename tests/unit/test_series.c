@@ -71,6 +71,10 @@ Test(series, members_are_our_templates_of_that_series_newest_first)
 	cr_assert_eq(guests[series_newest("noble", guests, N_GUESTS, false)].vmid, 9002);
 	cr_assert_eq(guests[series_newest("noble", guests, N_GUESTS, true)].vmid, 9000);
 	cr_assert_eq(series_newest("focal", guests, N_GUESTS, false), -1);
+	cr_assert_eq(guests[series_find_version("noble", guests, N_GUESTS, "noble-20261121-001")]
+			     .vmid,
+		     9001);
+	cr_assert_eq(series_find_version("noble", guests, N_GUESTS, "noble-20200101-001"), -1);
 }
 
 Test(series, parse_version_rejects_other_shapes)
