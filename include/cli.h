@@ -18,6 +18,7 @@ enum cli_command {
 	CLI_CMD_DESTROY,
 	CLI_CMD_RECOVER,
 	CLI_CMD_REMOVE_TEMPLATE, /* names[0]: the NAME or VMID */
+	CLI_CMD_DIFF,		 /* names[0], names[1]: two versions, NAME or VMID */
 	CLI_CMD_HELP,
 	CLI_CMD_VERSION,
 	CLI_CMD_MAN, /* hidden: print the man page (used to build docs/orchestrator.1) */
@@ -34,9 +35,10 @@ struct cli_opts {
 	unsigned jobs;
 	unsigned long wait_lock_s; /* --wait-lock: how long to wait for another run's lock */
 	char *metrics_file;	   /* owned; --metrics-file PATH, NULL when not given */
+	char *packages_series;	   /* owned; --list-templates --packages SERIES, or NULL */
 	enum cli_output output;
-	char **names; /* owned copies; template names after --provision-template, or the one
-		       * NAME|VMID of --remove-template */
+	char **names; /* owned copies; template names after --provision-template, the one
+		       * NAME|VMID of --remove-template, or the two of --diff */
 	size_t n_names;
 	unsigned long *vmids; /* owned; VMIDs for deploy, or the one for --destroy */
 	size_t n_vmids;

@@ -27,7 +27,7 @@ struct cmd_entry {
 
 extern const struct cmd_entry cmd_check_entry, cmd_provision_entry, cmd_deploy_entry,
 	cmd_list_templates_entry, cmd_prune_entry, cmd_destroy_entry, cmd_recover_entry,
-	cmd_remove_template_entry;
+	cmd_remove_template_entry, cmd_diff_entry;
 
 struct plan;
 /* Prints doc indented on stdout and frees it (steals doc; NULL is out of memory). */
@@ -51,5 +51,19 @@ int cmd_series_guests(const struct pve_vm_list *vms, struct series_guest **ret,
  * are skipped; only VMs the token may audit are listed, so only those are seen). Caller releases *ret (series_uses_release). */
 int cmd_linked_clone_uses(struct pve_client *c, const struct pve_vm_list *vms,
 			  struct series_uses *ret, struct phx_err *err);
+
+/* The package list of template `vm` (pkglist.h text): the build record names its image and
+ * the list's digest; the list is loaded from this host's cache and must match the digest.
+ * PHX_E_NOTFOUND when the template has no list (built before lists were kept) or this host
+ * does not have it (built elsewhere). Caller frees *ret. */
+int cmd_template_packages(struct pve_client *c, const struct pve_vm_info *vm, char **ret,
+			  struct phx_err *err);
+
+/* Prints what changed between two package lists, one line each: "  changed name:arch old ->
+ * new", "  added name:arch version", "  removed name:arch version" (no claim of up or down:
+ * version order is each package manager's own); or, when `json` is not NULL, appends
+ * {"name", "arch", "change", "from", "to"} objects to it. The number of changes, or -1. */
+long cmd_print_package_changes(const char *from, const char *to, json_t *json,
+			       struct phx_err *err);
 
 #endif

@@ -95,7 +95,13 @@ struct cust_report {
 	double launch_seconds; /* appliance start */
 	double total_seconds;  /* whole cust_run */
 	long peak_rss_kib;     /* this process's peak RSS (getrusage), not the appliance's */
+	/* the installed packages after customization, from the guest's own package database
+	 * (dpkg-query or rpm), "name\tversion\tarch\n" per package in the database's order;
+	 * NULL when the guest has neither. Owned: cust_report_release(). */
+	char *packages;
 };
+
+void cust_report_release(struct cust_report *rep);
 
 /* Runs the plan and then the hygiene steps on `disk_path` IN PLACE (qcow2 or raw, detected),
  * in one appliance launch. The disk must hold exactly one OS root file system. Logs one info

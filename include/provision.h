@@ -13,6 +13,8 @@
 #define PROV_REC_SOURCE "source"
 #define PROV_REC_SHA256 "sha256"
 #define PROV_REC_BUILT "built"
+#define PROV_REC_PACKAGES "packages"
+#define PROV_REC_CUSTOM_SHA256 "customized-sha256"
 
 struct prov_validate_opts {
 	const char *node; /* borrowed */

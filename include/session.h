@@ -52,6 +52,10 @@ struct pve_client *session_new_client(const struct session *s, struct phx_err *e
 struct pve_client *session_node_client(const struct session *s, const char *node,
 				       struct phx_err *err);
 
+/* The image cache directory (PHX_CACHE_DIR, else img_cache_dir_default()), created when
+ * missing; the run lock, journal and package lists live in it. Caller frees *ret. */
+int session_cache_dir(char **ret, struct phx_err *err);
+
 /* Task timeout from the config, for pve_* calls. */
 long session_task_timeout(const struct session *s);
 

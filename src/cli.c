@@ -26,6 +26,8 @@ enum {
 	OPT_WAIT_LOCK,
 	OPT_METRICS_FILE,
 	OPT_REMOVE_TEMPLATE,
+	OPT_PACKAGES,
+	OPT_DIFF,
 };
 
 #define CLI_FOR(cmd) (1u << (cmd))
@@ -49,6 +51,7 @@ static const char *const cli_command_names[] = {
 	[CLI_CMD_DESTROY] = "--destroy",
 	[CLI_CMD_RECOVER] = "--recover",
 	[CLI_CMD_REMOVE_TEMPLATE] = "--remove-template",
+	[CLI_CMD_DIFF] = "--diff",
 };
 
 static const struct cli_option cli_options[] = {
@@ -74,6 +77,13 @@ static const struct cli_option cli_options[] = {
 	{"remove-template", required_argument, OPT_REMOVE_TEMPLATE, "NAME|VMID",
 	 "remove a template this tool built, given by VMID, by its name or by a fixed-VMID "
 	 "template's name in the config; refused while linked clones use it", 0},
+	{"packages", required_argument, OPT_PACKAGES, "SERIES",
+	 "with --list-templates: each version of the series with its package count and the "
+	 "packages that changed since the version before it",
+	 CLI_FOR(CLI_CMD_LIST_TEMPLATES)},
+	{"diff", no_argument, OPT_DIFF, NULL,
+	 "--diff V1 V2: the packages that changed between two template versions (names or "
+	 "VMIDs): changed, added, removed", 0},
 	{"recover", no_argument, OPT_RECOVER, NULL,
 	 "only finish what an interrupted run left half-made (every run does this first): remove "
 	 "its half-built VMs, uploads and seed ISOs as its journal lists them", 0},
@@ -372,6 +382,17 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			}
 			o.n_names = 1;
 			break;
+		case OPT_DIFF:
+			if (cli_set_command(&o, CLI_CMD_DIFF, &cmd_seen, "--diff", err) < 0)
+				goto fail;
+			break;
+		case OPT_PACKAGES:
+			free(o.packages_series);
+			if (!(o.packages_series = strdup(optarg))) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			break;
 		case OPT_REBUILD:
 			o.rebuild = true;
 			break;
@@ -482,7 +503,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			goto fail;
 		}
 	}
-	if (o.command == CLI_CMD_PROVISION) {
+	if (o.command == CLI_CMD_DIFF && argc - optind != 2) {
+		phx_err_set(err, PHX_E_USAGE,
+			    "--diff: expected two template versions (names or VMIDs), got %d",
+			    argc - optind);
+		goto fail;
+	}
+	if (o.command == CLI_CMD_PROVISION || o.command == CLI_CMD_DIFF) {
 		size_t n = (size_t)(argc - optind);
 
 		o.names = calloc(n + 1, sizeof(*o.names));
@@ -541,9 +568,11 @@ void cli_opts_release(struct cli_opts *opts)
 	free(opts->names);
 	free(opts->vmids);
 	free(opts->metrics_file);
+	free(opts->packages_series);
 	free(opts->config_path);
 	opts->names = NULL;
 	opts->vmids = NULL;
 	opts->config_path = NULL;
+	opts->packages_series = NULL;
 	opts->n_names = opts->n_vmids = 0;
 }

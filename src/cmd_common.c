@@ -1,7 +1,12 @@
 /* cmd_common: what several commands read from the server the same way (see cmd.h). */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cmd.h"
+#include "pkglist.h"
+#include "provision.h"
+#include "record.h"
 
 int cmd_series_guests(const struct pve_vm_list *vms, struct series_guest **ret,
 		      struct phx_err *err)
@@ -46,4 +51,86 @@ int cmd_linked_clone_uses(struct pve_client *c, const struct pve_vm_list *vms,
 fail:
 	series_uses_release(&uses);
 	return -1;
+}
+
+int cmd_template_packages(struct pve_client *c, const struct pve_vm_info *vm, char **ret,
+			  struct phx_err *err)
+{
+	json_t *config = NULL;
+	char image[80] = "", want[128] = "", got[128], *cache = NULL, *text = NULL;
+	const char *desc;
+	int rc = -1;
+
+	if (pve_vm_config_get(c, vm->node, vm->vmid, &config, err) < 0)
+		return -1;
+	desc = json_string_value(json_object_get(config, "description"));
+	rec_get(desc, PROV_REC_CUSTOM_SHA256, image, sizeof(image));
+	rec_get(desc, PROV_REC_PACKAGES, want, sizeof(want));
+	json_decref(config);
+	if (!image[0] || !want[0])
+		return phx_err_set(err, PHX_E_NOTFOUND,
+				   "template %d '%s' has no package list in its build record "
+				   "(built before lists were kept, or from a guest without dpkg "
+				   "or rpm)",
+				   vm->vmid, vm->name);
+	if (session_cache_dir(&cache, err) < 0 || pkg_load(cache, image, &text, err) < 0 ||
+	    pkg_summary(text, got, sizeof(got), err) < 0)
+		goto out;
+	if (strcmp(got, want)) {
+		phx_err_set(err, PHX_E_CONFLICT,
+			    "the package list kept for template %d '%s' does not match its build "
+			    "record (record: %s, kept: %s)",
+			    vm->vmid, vm->name, want, got);
+		goto out;
+	}
+	*ret = text;
+	text = NULL;
+	rc = 0;
+out:
+	if (rc < 0)
+		phx_err_wrap(err, "template %d '%s'", vm->vmid, vm->name);
+	free(text);
+	free(cache);
+	return rc;
+}
+
+long cmd_print_package_changes(const char *from, const char *to, json_t *json,
+			       struct phx_err *err)
+{
+	static const char *const verb[] = {[PKG_ADDED] = "added", [PKG_REMOVED] = "removed",
+					   [PKG_CHANGED] = "changed"};
+	struct pkg_list a = {NULL, 0}, b = {NULL, 0};
+	struct pkg_delta *d = NULL;
+	size_t n = 0;
+	long rc = -1;
+
+	if (pkg_parse(from, &a, err) < 0 || pkg_parse(to, &b, err) < 0 ||
+	    pkg_diff(&a, &b, &d, &n, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct pkg_delta *x = &d[i];
+
+		if (json) {
+			if (json_array_append_new(
+				    json, json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "name", x->name,
+						    "arch", x->arch, "change", verb[x->change],
+						    "from", x->old_version, "to",
+						    x->new_version)) < 0) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto out;
+			}
+		} else if (x->change == PKG_CHANGED) {
+			printf("  changed  %s:%s %s -> %s\n", x->name, x->arch, x->old_version,
+			       x->new_version);
+		} else {
+			printf("  %-7s  %s:%s %s\n", verb[x->change], x->name, x->arch,
+			       x->change == PKG_ADDED ? x->new_version : x->old_version);
+		}
+	}
+	rc = (long)n;
+out:
+	free(d);
+	pkg_list_release(&a);
+	pkg_list_release(&b);
+	return rc;
 }

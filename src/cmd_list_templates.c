@@ -95,6 +95,90 @@ static int tpl_width(const json_t *arr, const char *key, int min)
 	return min;
 }
 
+/* --packages SERIES: the versions of the series, oldest first (one per build: the copies
+ * on other nodes share its list), each with its package count and what changed since the
+ * version before it that has a list. */
+static int tpl_packages(struct session *s, const struct pve_vm_list *vms, const char *series,
+			struct phx_err *err)
+{
+	const bool json = s->opts->output == CLI_OUTPUT_JSON;
+	struct series_guest *g = NULL;
+	size_t *idx = NULL, n = 0;
+	char *prev = NULL;
+	json_t *out = json_array();
+	int rc = -1;
+
+	if (!out)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	if (cmd_series_guests(vms, &g, err) < 0 ||
+	    series_members(series, g, vms->n, &idx, &n, err) < 0)
+		goto out;
+	if (!n) {
+		phx_err_set(err, PHX_E_NOTFOUND,
+			    "--packages: series '%s' has no versions on the cluster", series);
+		goto out;
+	}
+	for (size_t k = n; k-- > 0;) {
+		const struct pve_vm_info *vm = &vms->items[idx[k]];
+		struct phx_err why = PHX_ERR_INIT;
+		json_t *row = NULL, *changes = NULL;
+		char *text = NULL;
+		bool dup = false;
+		long count = -1;
+
+		for (size_t j = k + 1; j < n && !dup; j++)
+			dup = !strcmp(vms->items[idx[j]].name, vm->name);
+		if (dup)
+			continue;
+		if (cmd_template_packages(s->pve, vm, &text, &why) < 0) {
+			if (why.code == PHX_E_NOMEM) {
+				*err = why;
+				goto out;
+			}
+		} else {
+			count = 0;
+			for (const char *p = text; (p = strchr(p, '\n')); p++)
+				count++;
+		}
+		if (json) {
+			row = json_pack("{s:i, s:s, s:s}", "vmid", vm->vmid, "name", vm->name,
+					"node", vm->node);
+			json_object_set_new(row, "packages",
+					    count < 0 ? json_null() : json_integer(count));
+			if (count < 0)
+				json_object_set_new(row, "error", json_string(why.msg));
+			changes = prev && text ? json_array() : NULL;
+		} else if (count < 0) {
+			printf("%s (%d on %s): no package list: %s\n", vm->name, vm->vmid, vm->node,
+			       why.msg);
+		} else {
+			printf("%s (%d on %s): %ld packages%s\n", vm->name, vm->vmid, vm->node,
+			       count, prev ? "" : " (the oldest with a list)");
+		}
+		if (prev && text && cmd_print_package_changes(prev, text, changes, err) < 0) {
+			json_decref(changes);
+			json_decref(row);
+			free(text);
+			goto out;
+		}
+		if (row) {
+			json_object_set_new(row, "changes", changes ? changes : json_null());
+			json_array_append_new(out, row);
+		}
+		if (text) {
+			free(prev);
+			prev = text;
+		}
+	}
+	rc = json ? cmd_print_json(json_incref(out), err) : 0;
+out:
+	json_decref(out);
+	free(prev);
+	free(idx);
+	free(g);
+	return rc;
+}
+
 static int cmd_list_templates_run(struct session *s, struct phx_err *err)
 {
 	const struct cli_opts *opts = s->opts;
@@ -106,6 +190,10 @@ static int cmd_list_templates_run(struct session *s, struct phx_err *err)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0)
 		goto out;
+	if (opts->packages_series) {
+		rc = tpl_packages(s, &vms, opts->packages_series, err);
+		goto out;
+	}
 	for (size_t i = 0; i < vms.n; i++) {
 		const struct pve_vm_info *vm = &vms.items[i];
 		char series[128], built[64] = "", sha[80] = "", source[512] = "";

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "customize.h"
+#include "buf.h"
 #include "fsutil.h"
 #include "http.h"
 #include "image.h"
@@ -31,6 +32,7 @@
 #include "plan.h"
 #include "preflight.h"
 #include "provision.h"
+#include "pkglist.h"
 #include "pve.h"
 #include "record.h"
 #include "series.h"
@@ -336,7 +338,7 @@ static void prov_build_id(const struct cfg_template *t, const char *name, time_t
 
 /* The template's build record (record.h); --list-templates and rebuild_on_change read it. */
 static char *prov_description(const struct cfg_template *t, const char *name, const char *sha256,
-			      const char *custom_sha256)
+			      const char *custom_sha256, const char *packages)
 {
 	char when[32], intro[128], builder[64];
 	time_t now = time(NULL);
@@ -347,7 +349,7 @@ static char *prov_description(const struct cfg_template *t, const char *name, co
 		{"name", name},
 		{PROV_REC_SOURCE, t->image_url},
 		{PROV_REC_SHA256, sha256},
-		{"customized-sha256", custom_sha256},
+		{PROV_REC_CUSTOM_SHA256, custom_sha256},
 		{PROV_REC_BUILT, when},
 	};
 	size_t n = 6;
@@ -364,6 +366,8 @@ static char *prov_description(const struct cfg_template *t, const char *name, co
 		f[n++] = (struct rec_field){"os", t->os};
 	if (t->type)
 		f[n++] = (struct rec_field){"type", t->type};
+	if (packages && *packages)
+		f[n++] = (struct rec_field){PROV_REC_PACKAGES, packages};
 	snprintf(intro, sizeof(intro),
 		 "Built by phoenix-orchestrator %s; do not edit the lines below.", cli_version());
 	return rec_write(intro, f, n, NULL);
@@ -499,6 +503,61 @@ static void prov_remove_stale_work(const char *dir)
 	closedir(d);
 }
 
+/* Keeps the guest's package list (canonical form) beside the customized image `image` as
+ * "<image>.packages", where the build finds it after a cache hit too. None: nothing kept. */
+static int prov_keep_packages(const char *raw, const char *image, struct phx_err *err)
+{
+	char *canon = NULL, *path = NULL;
+	int rc;
+
+	if (!raw)
+		return 0;
+	if (pkg_canonical(raw, &canon, err) < 0)
+		return phx_err_wrap(err, "the guest's package list");
+	if (asprintf(&path, "%s.packages", image) < 0) {
+		free(canon);
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	}
+	rc = fs_write_atomic(path, canon, strlen(canon), 0644, err);
+	free(path);
+	free(canon);
+	return rc;
+}
+
+/* The build record's `packages` value ("<count> <sha256>") of the customized image at
+ * `disk_path`, and its list kept under the image's sha256 for --list-templates --packages
+ * and --diff. ret "" when customization left no list (an image customized by a version
+ * before lists were kept). */
+static int prov_record_packages(const char *disk_path, const char *custom_sha, char *ret,
+				size_t len, struct phx_err *err)
+{
+	struct buf b = BUF_INIT;
+	char *path = NULL, *cache = NULL;
+	int rc = -1;
+
+	ret[0] = '\0';
+	if (asprintf(&path, "%s.packages", disk_path) < 0)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	if (!fs_exists(path)) {
+		log_info("no package list beside '%s' (customized before lists were kept): the "
+			 "build record has none",
+			 disk_path);
+		rc = 0;
+		goto out;
+	}
+	buf_init(&b, 64u << 20);
+	if (fs_read_file(path, &b, err) < 0 || (!b.data && buf_puts(&b, "", err) < 0) ||
+	    pkg_summary(buf_str(&b), ret, len, err) < 0 || session_cache_dir(&cache, err) < 0 ||
+	    pkg_store(cache, custom_sha, buf_str(&b), err) < 0)
+		goto out;
+	rc = 0;
+out:
+	buf_release(&b);
+	free(cache);
+	free(path);
+	return rc;
+}
+
 /* Makes sure a customized copy of the cached image exists beside it and returns its path
  * (caller owns; free()). The copy is customized in a private work dir and renamed into place
  * only when every step succeeded, so a half-customized image is never reused. --rebuild
@@ -512,6 +571,7 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 	char dir[4096], state_dir[4096], *work = NULL, *final = NULL;
 	const char *slash = strrchr(img->path, '/');
 	const int dirlen = slash ? (int)(slash - img->path) : 1;
+	int rc;
 
 	if (prov_customize_key(t, img->sha256, key, err) < 0)
 		return phx_err_wrap(err, "customize '%s'", t->name);
@@ -544,6 +604,11 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 		phx_err_wrap(err, "customize '%s'", t->name);
 		goto fail;
 	}
+	/* the list before the image: a customized image in the cache implies its list */
+	rc = prov_keep_packages(rep.packages, final, err);
+	cust_report_release(&rep);
+	if (rc < 0)
+		goto fail;
 	if (rename(work, final) < 0) {
 		phx_err_set_errno(err, PHX_E_IO, errno, "rename '%s' to '%s'", work, final);
 		goto fail;
@@ -575,6 +640,7 @@ struct prov_build_input {
 	const char *disk_format;	     /* its format ("qcow2", "raw"), or NULL */
 	uint64_t disk_bytes;		     /* its virtual size; 0: not known yet */
 	const char *tags;
+	const char *packages; /* the record's `packages` value; "": none; NULL: not known yet */
 	/* with the node, in the import volume's name: two runs (or two nodes' uploads to one
 	 * shared storage) never write, or roll back, the same volume */
 	const char *run_id;
@@ -624,7 +690,8 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	snprintf(vmid, sizeof(vmid), "%lu", in->vmid);
 	desc = prov_description(t, in->name,
 				in->source_sha ? in->source_sha : "<known after download>",
-				sha ? sha : "<known after customization>");
+				sha ? sha : "<known after customization>",
+				in->packages ? in->packages : "<known after customization>");
 	a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/nodes/%s/qemu", in->node);
 	plan_summary(p, a, "create VM %lu '%s' from the imported image", in->vmid, in->name);
 	plan_param(p, a, "vmid", vmid, 0);
@@ -738,7 +805,7 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	struct session *s = p->s;
 	const bool shared = p->import_shared && p->sh->import_txn;
 	size_t first, last;
-	char custom_sha[CRYPTO_SHA256_HEX_LEN + 1], tags[1024];
+	char custom_sha[CRYPTO_SHA256_HEX_LEN + 1], tags[1024], packages[128];
 	struct prov_build_input in;
 	struct plan plan = PLAN_INIT;
 	enum prov_phase phases[8];
@@ -748,8 +815,11 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	if (crypto_sha256_file(disk_path, custom_sha, err) < 0 ||
 	    prov_build_input(p, t, res, &in, tags, sizeof(tags), err) < 0)
 		return -1;
+	if (prov_record_packages(disk_path, custom_sha, packages, sizeof(packages), err) < 0)
+		return -1;
 	in.source_sha = source_sha256;
 	in.custom_sha = custom_sha;
+	in.packages = packages;
 	in.disk_path = disk_path;
 	if (shared && p->sh->import_node[0])
 		in.import_node = p->sh->import_node;

@@ -928,6 +928,46 @@ static int cust_hygiene(struct cust_ctx *c)
 	return 0;
 }
 
+void cust_report_release(struct cust_report *rep)
+{
+	if (rep) {
+		free(rep->packages);
+		rep->packages = NULL;
+	}
+}
+
+/* What is installed, asked of the guest's own package tools (they know their database's
+ * format and version), in the database's order. */
+static int cust_list_packages(struct cust_ctx *c, char **ret)
+{
+	static const char script[] =
+		"if command -v dpkg-query >/dev/null 2>&1; then\n"
+		"  dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\t"
+		"${Architecture}\\n' | sed -n 's/^ii \\t//p'\n"
+		"elif command -v rpm >/dev/null 2>&1; then\n"
+		"  rpm -qa --qf '%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t"
+		"%{ARCH}\\n'\n"
+		"else exit 3; fi\n";
+	char *out = NULL;
+	int status;
+
+	*ret = NULL;
+	if (cust_guest_sh(c, script, &status, &out) < 0)
+		return -1;
+	if (status == 3) {
+		log_info("customize: no dpkg or rpm in the guest: the build has no package list");
+	} else if (status != 0) {
+		cust_guest_failed(c, PHX_E_GUEST, "list the installed packages: ", status, out);
+		free(out);
+		return -1;
+	} else {
+		*ret = out;
+		out = NULL;
+	}
+	free(out);
+	return 0;
+}
+
 /* PHX_CUSTOMIZE_STALL_S, else the default. No config key: the limit is a safety net that
  * the default fits, and an environment override reaches cron jobs and tests alike. */
 static int cust_stall_seconds(double *ret, struct phx_err *err)
@@ -1084,6 +1124,11 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 		goto fail;
 	if (cust_hygiene(&c) < 0)
 		goto fail;
+	t = clk_now();
+	if (cust_list_packages(&c, &rep.packages) < 0)
+		goto fail;
+	if (rep.packages)
+		log_info("customize: listed the installed packages (%.1f s)", clk_now() - t);
 	/* shutdown syncs and unmounts; its failure means the writes may not be on disk. */
 	t = clk_now();
 	if (guestfs_shutdown(c.g) < 0) {

@@ -22,6 +22,7 @@ static const struct {
 	{CLI_CMD_PRUNE, &cmd_prune_entry},   {CLI_CMD_DESTROY, &cmd_destroy_entry},
 	{CLI_CMD_RECOVER, &cmd_recover_entry},
 	{CLI_CMD_REMOVE_TEMPLATE, &cmd_remove_template_entry},
+	{CLI_CMD_DIFF, &cmd_diff_entry},
 };
 
 /* Config first (exit 2 on bad input, nothing sent), then the command. */

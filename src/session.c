@@ -53,7 +53,7 @@ int session_load(const struct cli_opts *opts, struct session *ret, struct phx_er
  * shell must exclude each other, and the cache (shared under /var/cache for root) is what
  * overlapping runs would corrupt. The journal and temp files live beside it, under the same
  * lock. */
-static int session_cache_dir(char **ret, struct phx_err *err)
+int session_cache_dir(char **ret, struct phx_err *err)
 {
 	const char *env = getenv("PHX_CACHE_DIR");
 	char *dir = NULL;

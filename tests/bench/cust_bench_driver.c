@@ -45,6 +45,7 @@ int main(int argc, char **argv)
 	printf("seconds=%.2f launch=%.2f accel=%s distro=%s version=%s root=%s peak_rss_kib=%ld\n",
 	       rep.total_seconds, rep.launch_seconds, rep.accel, rep.distro, rep.version,
 	       rep.root_device, rep.peak_rss_kib);
+	cust_report_release(&rep);
 	cust_plan_free(plan);
 	return 0;
 }

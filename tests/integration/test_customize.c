@@ -181,6 +181,12 @@ Test(customize, installs_the_agent_offline_and_leaves_a_clean_identity, .timeout
 	/* the appliance is a separate process: ours stays small */
 	cr_assert(rep.peak_rss_kib > 1000 && rep.peak_rss_kib < 200 * 1024, "%ld",
 		  rep.peak_rss_kib);
+	/* the package list, from the guest's dpkg, includes what the plan installed */
+	cr_assert_not_null(rep.packages);
+	cr_assert(strstr(rep.packages, "qemu-guest-agent\t"), "%.300s", rep.packages);
+	cr_assert(strstr(rep.packages, "\nsystemd\t") || !strncmp(rep.packages, "systemd\t", 8),
+		  "%.300s", rep.packages);
+	cust_report_release(&rep);
 	fprintf(stderr, "customize itest: %.1f s (launch %.1f s, %s), peak RSS %ld KiB\n",
 		rep.total_seconds, rep.launch_seconds, rep.accel, rep.peak_rss_kib);
 

@@ -101,6 +101,20 @@ class ProvisionBase(OrchestratorTest):
         t.update(over)
         return t
 
+    def canary_deb(self, version):
+        """A tiny package 'phx-canary' at `version`: two builds that install two versions of
+        it differ by one package, as a monthly rebuild differs by its security updates."""
+        root = os.path.join(self.cls_tmp, "canary-" + version)
+        os.makedirs(os.path.join(root, "DEBIAN"), exist_ok=True)
+        with open(os.path.join(root, "DEBIAN", "control"), "w") as f:
+            f.write("Package: phx-canary\nVersion: %s\nArchitecture: all\n"
+                    "Maintainer: phoenix tests <t@example.org>\n"
+                    "Description: canary for package diffs\n" % version)
+        deb = os.path.join(self.cls_tmp, "phx-canary_%s_all.deb" % version)
+        subprocess.run(["dpkg-deb", "--build", "--root-owner-group", root, deb], check=True,
+                       capture_output=True)
+        return deb
+
     def config(self, *templates, agent_timeout_s=600):
         return self.write_config({
             "proxmox": self.proxmox_section(),
@@ -339,6 +353,7 @@ class ProvisionTest(ProvisionBase):
         t = self.template(versions={"vmid_min": 9100, "vmid_max": 9109, "keep": 1},
                           type="minimal")
         del t["vmid"]
+        t["customize"]["debs"] = self.debs + [self.canary_deb("1.0")]
         cfg = self.config(t)
         n = len(self.sim.requests())
         self.provision(cfg)
@@ -366,11 +381,38 @@ class ProvisionTest(ProvisionBase):
         stale = os.path.join(shadir, ".work-stale")
         os.makedirs(stale, exist_ok=True)
         open(os.path.join(stale, "debian-tiny.qcow2"), "w").close()
+        # the next month's rebuild brings a newer phx-canary
+        t["customize"]["debs"] = self.debs + [self.canary_deb("2.0")]
+        cfg = self.config(t)
         self.provision(cfg, "--rebuild")
         self.assertFalse(os.path.exists(stale))
         vms = self.state()["vms"]
         self.assertEqual(vms["9101"]["conf"]["name"], "debian-tiny-%s-002" % day)
         self.assertIn("build-002", vms["9101"]["conf"]["tags"].split(";"))
+        # what is inside each version, and what the rebuild changed
+        self.assertRegex(vms["9101"]["conf"]["description"], r"\npackages: \d+ [0-9a-f]{64}\n")
+        p = self.run_bin("--config", cfg, "--list-templates", "--packages", "debian-tiny",
+                         "--output", "json")
+        rows = json.loads(p.stdout)
+        self.assertEqual([r["vmid"] for r in rows], [9100, 9101])
+        self.assertGreater(rows[0]["packages"], 50)
+        self.assertEqual(rows[1]["packages"], rows[0]["packages"])
+        self.assertIsNone(rows[0]["changes"])
+        self.assertEqual(rows[1]["changes"], [{"name": "phx-canary", "arch": "all",
+                                               "change": "changed", "from": "1.0",
+                                               "to": "2.0"}])
+        v1 = vms["9100"]["conf"]["name"]
+        p = self.run_bin("--config", cfg, "--diff", v1, "9101")
+        self.assertEqual(p.stdout, "packages from 9100 '%s' to 9101 'debian-tiny-%s-002':\n"
+                         "  changed  phx-canary:all 1.0 -> 2.0\n1 change\n" % (v1, day))
+        # a list that does not match its record is refused, not shown
+        kept = glob.glob(os.path.join(self.cache, "phoenix", "images", "packages", "*.tsv"))
+        self.assertEqual(len(kept), 2)
+        for path in kept:
+            with open(path, "a") as f:
+                f.write("intruder\t1\tall\n")
+        p = self.run_bin("--config", cfg, "--diff", v1, "9101", check=1)
+        self.assertIn("does not match its build record", p.stderr)
         # a linked clone of the old version keeps it alive through a prune
         st, reason, body = self.sim.api("POST", "/nodes/pve1/qemu/9100/clone",
                                         {"newid": "8100", "name": "user"})
