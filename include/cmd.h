@@ -27,7 +27,7 @@ struct cmd_entry {
 
 extern const struct cmd_entry cmd_check_entry, cmd_provision_entry, cmd_deploy_entry,
 	cmd_list_templates_entry, cmd_prune_entry, cmd_destroy_entry, cmd_recover_entry,
-	cmd_remove_template_entry, cmd_diff_entry;
+	cmd_remove_template_entry, cmd_diff_entry, cmd_publish_entry;
 
 struct plan;
 /* Prints doc indented on stdout and frees it (steals doc; NULL is out of memory). */
@@ -51,6 +51,12 @@ int cmd_series_guests(const struct pve_vm_list *vms, struct series_guest **ret,
  * are skipped; only VMs the token may audit are listed, so only those are seen). Caller releases *ret (series_uses_release). */
 int cmd_linked_clone_uses(struct pve_client *c, const struct pve_vm_list *vms,
 			  struct series_uses *ret, struct phx_err *err);
+
+/* A template of ours named by VMID or by name. The copies of a version built on several
+ * nodes are one build (one image, one package list), so the first of them is returned.
+ * PHX_E_NOTFOUND when there is none. Borrowed from l. */
+const struct pve_vm_info *cmd_find_template(const struct pve_vm_list *l, const char *arg,
+					    struct phx_err *err);
 
 /* The package list of template `vm` (pkglist.h text): the build record names its image and
  * the list's digest; the list is loaded from this host's cache and must match the digest.

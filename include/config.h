@@ -113,7 +113,8 @@ struct cfg_versions {
 struct cfg_template {
 	char *name;	    /* DNS label, unique among templates */
 	unsigned long vmid; /* 0 only when has_versions and no vmid was given */
-	char *image_url;    /* http(s) */
+	char *image_url;    /* http(s); NULL with an artifact */
+	char *artifact;	    /* a --publish version directory (absolute), or NULL */
 	char *checksum_url; /* SHA256SUMS URL, or NULL when sha256 is given */
 	char *sha256;	    /* 64 lower-case hex digits, or NULL */
 	char *os;	    /* e.g. "ubuntu-24.04" (becomes tag os-ubuntu-24.04), or NULL */

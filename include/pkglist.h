@@ -39,7 +39,7 @@ enum pkg_change { PKG_ADDED, PKG_REMOVED, PKG_CHANGED };
 
 struct pkg_delta {
 	enum pkg_change change;
-	const char *name, *arch;	   /* borrowed from the lists */
+	const char *name, *arch;	       /* borrowed from the lists */
 	const char *old_version, *new_version; /* NULL for added / removed */
 };
 
@@ -49,8 +49,7 @@ int pkg_diff(const struct pkg_list *from, const struct pkg_list *to, struct pkg_
 	     size_t *ret_n, struct phx_err *err);
 
 /* Keeps `text` as the list of the image whose sha256 is `image_sha` (atomic write). */
-int pkg_store(const char *cache_dir, const char *image_sha, const char *text,
-	      struct phx_err *err);
+int pkg_store(const char *cache_dir, const char *image_sha, const char *text, struct phx_err *err);
 /* The stored list of that image; PHX_E_NOTFOUND when this host has none. Caller frees. */
 int pkg_load(const char *cache_dir, const char *image_sha, char **ret, struct phx_err *err);
 

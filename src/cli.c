@@ -28,6 +28,7 @@ enum {
 	OPT_REMOVE_TEMPLATE,
 	OPT_PACKAGES,
 	OPT_DIFF,
+	OPT_PUBLISH,
 };
 
 #define CLI_FOR(cmd) (1u << (cmd))
@@ -51,7 +52,7 @@ static const char *const cli_command_names[] = {
 	[CLI_CMD_DESTROY] = "--destroy",
 	[CLI_CMD_RECOVER] = "--recover",
 	[CLI_CMD_REMOVE_TEMPLATE] = "--remove-template",
-	[CLI_CMD_DIFF] = "--diff",
+	[CLI_CMD_DIFF] = "--diff",	    [CLI_CMD_PUBLISH] = "--publish",
 };
 
 static const struct cli_option cli_options[] = {
@@ -89,6 +90,11 @@ static const struct cli_option cli_options[] = {
 	 "its half-built VMs, uploads and seed ISOs as its journal lists them", 0},
 	{"config", required_argument, 'C', "FILE",
 	 "config file (default ./" CLI_DEFAULT_CONFIG ", then " CLI_SYSTEM_CONFIG ")", 0},
+	{"publish", required_argument, OPT_PUBLISH, "NAME|VMID",
+	 "--publish NAME|VMID DIR: write a template version's customized image, SHA256SUMS, "
+	 "build record and package list to DIR/<template>/<version>, for templates with "
+	 "'artifact' on other clusters",
+	 0},
 	{"dry-run", no_argument, OPT_DRY_RUN, NULL,
 	 "read only, then print the plan: each change (old -> new), its request and undo; with --output json as a document (docs/plan-json.md)", 0},
 	{"output", required_argument, OPT_OUTPUT, "FORMAT",
@@ -386,6 +392,15 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			if (cli_set_command(&o, CLI_CMD_DIFF, &cmd_seen, "--diff", err) < 0)
 				goto fail;
 			break;
+		case OPT_PUBLISH:
+			if (cli_set_command(&o, CLI_CMD_PUBLISH, &cmd_seen, "--publish", err) < 0)
+				goto fail;
+			free(o.publish_version);
+			if (!(o.publish_version = strdup(optarg))) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			break;
 		case OPT_PACKAGES:
 			free(o.packages_series);
 			if (!(o.packages_series = strdup(optarg))) {
@@ -509,7 +524,16 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			    argc - optind);
 		goto fail;
 	}
-	if (o.command == CLI_CMD_PROVISION || o.command == CLI_CMD_DIFF) {
+	if (o.command == CLI_CMD_PUBLISH && argc - optind != 1) {
+		phx_err_set(
+			err, PHX_E_USAGE,
+			"--publish: expected the version and one directory (--publish NAME|VMID "
+			"DIR), got %d director%s",
+			argc - optind, argc - optind == 1 ? "y" : "ies");
+		goto fail;
+	}
+	if (o.command == CLI_CMD_PROVISION || o.command == CLI_CMD_DIFF ||
+	    o.command == CLI_CMD_PUBLISH) {
 		size_t n = (size_t)(argc - optind);
 
 		o.names = calloc(n + 1, sizeof(*o.names));
@@ -569,10 +593,12 @@ void cli_opts_release(struct cli_opts *opts)
 	free(opts->vmids);
 	free(opts->metrics_file);
 	free(opts->packages_series);
+	free(opts->publish_version);
 	free(opts->config_path);
 	opts->names = NULL;
 	opts->vmids = NULL;
 	opts->config_path = NULL;
 	opts->packages_series = NULL;
+	opts->publish_version = NULL;
 	opts->n_names = opts->n_vmids = 0;
 }

@@ -112,9 +112,16 @@ static void check_print_text(FILE *out, const struct cfg *cfg)
 				t->versions.vmid_max, t->versions.keep);
 		else
 			fprintf(out, "VMID %lu", t->vmid);
-		fprintf(out, ", %u cores, %lu MiB, storage %s, image %s, verified by %s\n",
-			t->hardware.cores, t->hardware.memory_mb, t->hardware.storage, t->image_url,
-			t->sha256 ? "pinned sha256" : "SHA256SUMS");
+		if (t->artifact)
+			fprintf(out,
+				", %u cores, %lu MiB, storage %s, published artifact %s (used as "
+				"built)\n",
+				t->hardware.cores, t->hardware.memory_mb, t->hardware.storage,
+				t->artifact);
+		else
+			fprintf(out, ", %u cores, %lu MiB, storage %s, image %s, verified by %s\n",
+				t->hardware.cores, t->hardware.memory_mb, t->hardware.storage,
+				t->image_url, t->sha256 ? "pinned sha256" : "SHA256SUMS");
 	}
 	fprintf(out, "vms: %zu\n", cfg->n_vms);
 	for (size_t i = 0; i < cfg->n_vms; i++) {
@@ -170,13 +177,15 @@ static json_t *check_json(const struct cfg *cfg)
 	templates = json_array();
 	for (size_t i = 0; templates && i < cfg->n_templates; i++) {
 		const struct cfg_template *t = &cfg->templates[i];
-		json_t *o = json_pack("{s:s, s:I, s:s, s:s?, s:s?, s:s?, s:i, s:I, s:s, s:o}",
+		json_t *o = json_pack("{s:s, s:I, s:s?, s:s?, s:s?, s:s?, s:i, s:I, s:s, s:o}",
 				      "name", t->name, "vmid", (json_int_t)t->vmid, "image_url",
 				      t->image_url, "checksum_url", t->checksum_url, "sha256",
 				      t->sha256, "os", t->os, "cores", (int)t->hardware.cores,
 				      "memory_mb", (json_int_t)t->hardware.memory_mb, "storage",
 				      t->hardware.storage, "tags", check_strv_json(&t->tags));
 
+		if (o && t->artifact)
+			json_object_set_new(o, "artifact", json_string(t->artifact));
 		if (o && t->has_versions)
 			json_object_set_new(o, "versions",
 					    json_pack("{s:I, s:I, s:I, s:b}", "vmid_min",

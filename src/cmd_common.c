@@ -134,3 +134,22 @@ out:
 	pkg_list_release(&b);
 	return rc;
 }
+
+const struct pve_vm_info *cmd_find_template(const struct pve_vm_list *l, const char *arg,
+					    struct phx_err *err)
+{
+	const bool by_vmid = arg[strspn(arg, "0123456789")] == '\0';
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct pve_vm_info *vm = &l->items[i];
+
+		if (!vm->template || !series_has_tag(vm->tags, SERIES_TAG_OURS))
+			continue;
+		if (by_vmid ? vm->vmid == atoi(arg) : !strcmp(vm->name, arg))
+			return vm;
+	}
+	phx_err_set(err, PHX_E_NOTFOUND,
+		    "no template of ours is %s '%s' ('orchestrator --list-templates' lists them)",
+		    by_vmid ? "VMID" : "named", arg);
+	return NULL;
+}

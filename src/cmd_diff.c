@@ -10,28 +10,6 @@
 #include "series.h"
 #include "session.h"
 
-/* A template of ours named by VMID or name. The copies of a version built on several nodes
- * are one build with one package list, so the first of them will do. */
-static const struct pve_vm_info *diff_find(const struct pve_vm_list *l, const char *arg,
-					   struct phx_err *err)
-{
-	const bool by_vmid = arg[strspn(arg, "0123456789")] == '\0';
-
-	for (size_t i = 0; i < l->n; i++) {
-		const struct pve_vm_info *vm = &l->items[i];
-
-		if (!vm->template || !series_has_tag(vm->tags, SERIES_TAG_OURS))
-			continue;
-		if (by_vmid ? vm->vmid == atoi(arg) : !strcmp(vm->name, arg))
-			return vm;
-	}
-	phx_err_set(err, PHX_E_NOTFOUND,
-		    "--diff: no template of ours is %s '%s' ('orchestrator --list-templates' "
-		    "lists them)",
-		    by_vmid ? "VMID" : "named", arg);
-	return NULL;
-}
-
 static int cmd_diff_run(struct session *s, struct phx_err *err)
 {
 	const struct cli_opts *opts = s->opts;
@@ -46,8 +24,8 @@ static int cmd_diff_run(struct session *s, struct phx_err *err)
 	if (json && !changes)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0 ||
-	    !(a = diff_find(&vms, opts->names[0], err)) ||
-	    !(b = diff_find(&vms, opts->names[1], err)) ||
+	    !(a = cmd_find_template(&vms, opts->names[0], err)) ||
+	    !(b = cmd_find_template(&vms, opts->names[1], err)) ||
 	    cmd_template_packages(s->pve, a, &from, err) < 0 ||
 	    cmd_template_packages(s->pve, b, &to, err) < 0)
 		goto out;

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "customize.h"
+#include "artifact.h"
 #include "buf.h"
 #include "fsutil.h"
 #include "http.h"
@@ -303,9 +304,21 @@ static int prov_fetch(struct session *s, const struct cfg_template *t, struct im
 		.cache_dir = getenv("PHX_CACHE_DIR"),
 		.progress = log_is_tty(),
 	};
-	struct http_client *http = http_client_new(&ho, err);
+	struct http_client *http;
 	int rc;
 
+	if (t->artifact) {
+		struct art_image a = {0};
+
+		log_info("template '%s': verifying the published artifact '%s'", t->name,
+			 t->artifact);
+		if (art_read(t->artifact, &a, err) < 0)
+			return -1;
+		*ret = (struct img_result){.path = a.path, .size = a.size};
+		memcpy(ret->sha256, a.sha256, sizeof(ret->sha256));
+		return 0;
+	}
+	http = http_client_new(&ho, err);
 	if (!http)
 		return -1;
 	rc = img_fetch(http, &io, ret, err);
@@ -347,7 +360,7 @@ static char *prov_description(const struct cfg_template *t, const char *name, co
 	struct rec_field f[12] = {
 		{"template", t->name},
 		{"name", name},
-		{PROV_REC_SOURCE, t->image_url},
+		{PROV_REC_SOURCE, t->artifact ? t->artifact : t->image_url},
 		{PROV_REC_SHA256, sha256},
 		{PROV_REC_CUSTOM_SHA256, custom_sha256},
 		{PROV_REC_BUILT, when},
@@ -573,6 +586,13 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 	const int dirlen = slash ? (int)(slash - img->path) : 1;
 	int rc;
 
+	if (t->artifact) {
+		log_info("template '%s': the artifact is used as it was built: no customization",
+			 t->name);
+		if (!(*ret_path = strdup(img->path)))
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		return 0;
+	}
 	if (prov_customize_key(t, img->sha256, key, err) < 0)
 		return phx_err_wrap(err, "customize '%s'", t->name);
 	if (asprintf(&final, "%.*s/customized-%.16s.qcow2", dirlen, img->path, key) < 0)
@@ -1101,7 +1121,7 @@ static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t, struc
 		plan_note(p->dry, object,
 			  "version %lu '%s' is built; a real run downloads '%s' and builds a new "
 			  "version only if it changed",
-			  res->vmid, res->name, t->image_url);
+			  res->vmid, res->name, t->artifact ? t->artifact : t->image_url);
 		return plan_check(p->dry, err);
 	}
 	if (decision == 0) {
@@ -1113,8 +1133,15 @@ static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t, struc
 				  res->vmid);
 		return plan_check(p->dry, err);
 	}
-	plan_note(p->dry, object, "download '%s', verify it and customize a copy in %zu steps",
-		  t->image_url, cust_plan_len(p->plan));
+	if (t->artifact)
+		plan_note(p->dry, object,
+			  "use the published artifact '%s' as it was built: verified by its "
+			  "SHA256SUMS, not downloaded, not customized",
+			  t->artifact);
+	else
+		plan_note(p->dry, object,
+			  "download '%s', verify it and customize a copy in %zu steps",
+			  t->image_url, cust_plan_len(p->plan));
 	if (prov_build_input(p, t, res, &in, tags, sizeof(tags), err) < 0 ||
 	    prov_plan_build(&in, p->dry, NULL, err) < 0)
 		return -1;

@@ -596,6 +596,7 @@ static void cfg_template_release(struct cfg_template *t)
 {
 	free(t->name);
 	free(t->image_url);
+	free(t->artifact);
 	free(t->checksum_url);
 	free(t->sha256);
 	free(t->os);

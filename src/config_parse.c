@@ -511,13 +511,41 @@ static void cfg_get_http_url(struct cfg_ctx *ctx, json_t *obj, const char *jpare
 	*field = cfg_strdup(ctx, s);
 }
 
+/* `artifact`: a version directory --publish wrote (DIR/<template>/<version>), used as
+ * published: its SHA256SUMS verifies the image, and nothing is downloaded or customized. */
+static void cfg_parse_artifact(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+			       struct cfg_template *t)
+{
+	static const char *const not_with[] = {"image_url", "checksum_url", "sha256", "customize"};
+	const char *s = cfg_get_str(ctx, obj, jpath, "artifact", true);
+	char kpath[CFG_PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(not_with) / sizeof(not_with[0]); i++)
+		if (json_object_get(obj, not_with[i])) {
+			cfg_path_key(kpath, jpath, not_with[i]);
+			cfg_problem(ctx, kpath,
+				    "does not go with 'artifact': a published artifact is used as "
+				    "it was built and verified by its own SHA256SUMS");
+		}
+	if (!s)
+		return;
+	if (!*s) {
+		cfg_path_key(kpath, jpath, "artifact");
+		cfg_problem(ctx, kpath,
+			    "expected the directory --publish wrote, like "
+			    "'/srv/images/ubuntu-noble/ubuntu-noble-20261202-001', got ''");
+		return;
+	}
+	t->artifact = cfg_resolve(ctx, s);
+}
+
 static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 			       struct cfg_template *t)
 {
 	static const char *const keys[] = {"name",     "vmid",	   "image_url", "checksum_url",
 					   "sha256",   "os",	   "type",	"node",
 					   "nodes",    "customize", "hardware", "versions",
-					   "tags"};
+					   "tags",     "artifact"};
 	static const char *const vkeys[] = {"vmid_min", "vmid_max", "keep", "max_age_days",
 					    "rebuild_on_change"};
 	char q[CFG_SHOW_MAX + 16], kpath[CFG_PATH_MAX];
@@ -530,6 +558,10 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 			"a DNS label like 'ubuntu-noble' (letters, digits, inner hyphens, at most "
 			"63)",
 			&t->name);
+	if (json_object_get(obj, "artifact")) {
+		cfg_parse_artifact(ctx, obj, jpath, t);
+		goto image_done;
+	}
 	cfg_get_http_url(ctx, obj, jpath, "image_url", true, &t->image_url);
 	cfg_get_http_url(ctx, obj, jpath, "checksum_url", false, &t->checksum_url);
 	s = cfg_get_str(ctx, obj, jpath, "sha256", false);
@@ -545,6 +577,7 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 		cfg_problem(ctx, jpath,
 			    "expected 'checksum_url' (a SHA256SUMS file) or 'sha256', got neither; "
 			    "an image is never used unverified");
+image_done:
 	cfg_get_checked(ctx, obj, jpath, "os", false, cfg_is_os,
 			"an OS name like 'ubuntu-24.04' (usable as a tag)", &t->os);
 	cfg_get_checked(ctx, obj, jpath, "type", false, cfg_is_os,

@@ -144,7 +144,8 @@ int pkg_diff(const struct pkg_list *from, const struct pkg_list *to, struct pkg_
 		int c = !a ? 1 : !b ? -1 : pkg_cmp(a, b);
 
 		if (c < 0) {
-			d[n++] = (struct pkg_delta){PKG_REMOVED, a->name, a->arch, a->version, NULL};
+			d[n++] =
+				(struct pkg_delta){PKG_REMOVED, a->name, a->arch, a->version, NULL};
 			i++;
 		} else if (c > 0) {
 			d[n++] = (struct pkg_delta){PKG_ADDED, b->name, b->arch, NULL, b->version};
@@ -173,8 +174,7 @@ static int pkg_path(const char *cache_dir, const char *image_sha, char *ret, siz
 	return 0;
 }
 
-int pkg_store(const char *cache_dir, const char *image_sha, const char *text,
-	      struct phx_err *err)
+int pkg_store(const char *cache_dir, const char *image_sha, const char *text, struct phx_err *err)
 {
 	char path[4096], dir[4096];
 

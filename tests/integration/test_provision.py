@@ -235,6 +235,58 @@ class ProvisionTest(ProvisionBase):
         self.assertEqual([l for l in p.stdout.split("\n") if l], ["true", "phoenix", "0"],
                          p.stdout)
 
+    def test_publish_then_provision_from_the_artifact(self):
+        cfg = self.config()
+        self.provision(cfg)
+        conf = self.state()["vms"]["9000"]["conf"]
+        name = conf["name"]
+        out = os.path.join(self.tmp, "artifacts")
+        p = self.run_bin("--config", cfg, "--publish", "9000", out, "--output", "json")
+        doc = json.loads(p.stdout)
+        vdir = os.path.join(out, "debian-tiny", name)
+        self.assertEqual((doc["artifact"], doc["changed"]), (vdir, True))
+        self.assertIn("customized-sha256: %s\n" % doc["sha256"], conf["description"])
+        self.assertEqual(sorted(os.listdir(vdir)),
+                         sorted(["SHA256SUMS", name + ".qcow2", name + ".qcow2.packages",
+                                 name + ".record"]))
+        with open(os.path.join(vdir, "SHA256SUMS")) as f:
+            self.assertEqual(f.read(), "%s  %s.qcow2\n" % (doc["sha256"], name))
+        with open(os.path.join(vdir, name + ".record")) as f:
+            self.assertEqual(f.read(), conf["description"])
+        p = self.run_bin("--config", cfg, "--publish", name, out)
+        self.assertEqual(p.stdout, "already published '%s': %s\n" % (name, vdir))
+
+        # another cluster (here: another template) is provisioned from it as published
+        t = {"name": "from-artifact", "vmid": 9050, "os": "debian-12", "artifact": vdir,
+             "hardware": {"cores": 1, "memory_mb": 512, "disk_size_gb": 3}}
+        gets = self.fs.image_gets()
+        p = self.provision(self.config(t))
+        self.assertNotIn("customize: appliance started", p.stderr)
+        self.assertEqual(self.fs.image_gets(), gets, "an artifact is not downloaded")
+        built = self.state()["vms"]["9050"]["conf"]
+        self.assertEqual(built.get("template"), 1)
+        self.assertIn("source: %s\n" % vdir, built["description"])
+        self.assertIn("customized-sha256: %s\n" % doc["sha256"], built["description"])
+        packages = [l for l in conf["description"].split("\n") if l.startswith("packages: ")]
+        self.assertEqual(len(packages), 1)
+        self.assertIn(packages[0] + "\n", built["description"])
+
+        bad = dict(t, image_url=self.fs.url + "/tiny.img")
+        p = self.run_bin("--config", self.config(bad), "--check", check=2)
+        self.assertIn("$.templates[0].image_url: does not go with 'artifact'", p.stderr)
+
+        # a damaged artifact is refused before anything is sent
+        with open(os.path.join(vdir, name + ".qcow2"), "r+b") as f:
+            f.seek(65536)
+            f.write(b"tampered")
+        t.update(name="from-damaged", vmid=9051)
+        n = len(self.sim.requests())
+        p = self.provision(self.config(t), check=1)
+        self.assertIn("does not match its SHA256SUMS", p.stderr)
+        self.assertEqual([r for r in self.sim.requests()[n:] if r["method"] != "GET"
+                          and not r.get("control")], [])
+        self.assertNotIn("9051", self.state()["vms"])
+
     def test_failure_at_each_step_is_rolled_back(self):
         cfg = self.config()
         cases = [
