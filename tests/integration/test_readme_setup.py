@@ -90,6 +90,10 @@ class ReadmeSetupTest(unittest.TestCase):
         block = os.path.join(self.tmp, "block.sh")
         with open(block, "w", encoding="utf-8") as f:
             f.write(readme_setup_block())
+        # the block runs in a checkout: a scratch one, so nothing it writes lands in the repo
+        checkout = os.path.join(self.tmp, "checkout")
+        os.makedirs(checkout)
+        shutil.copy(os.path.join(REPO, "phoenix_vm_configs.example.json"), checkout)
         upper, work = os.path.join(self.tmp, "upper"), os.path.join(self.tmp, "work")
         os.makedirs(upper)
         os.makedirs(work)
@@ -99,7 +103,7 @@ class ReadmeSetupTest(unittest.TestCase):
                  'PATH="$3:$PATH" exec bash -e "$4"')
         p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner,
                             "sh", upper, work, stubs, block],
-                           cwd=REPO, input=SECRET + "\n", capture_output=True, text=True,
+                           cwd=checkout, input=SECRET + "\n", capture_output=True, text=True,
                            timeout=120)
         self.assertEqual(p.returncode, 0, "the README block failed:\n" + p.stdout + p.stderr)
         with open(os.path.join(stubs, "calls.jsonl"), encoding="utf-8") as f:
