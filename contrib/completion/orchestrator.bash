@@ -6,7 +6,7 @@
 # document is printed with a fixed layout (two spaces per level, one member a line).
 
 _orchestrator_options="--provision-template --rebuild --validate --all --check --list-templates
---prune --destroy --remove-template --recover --config --dry-run --output --jobs --wait-lock
+--prune --destroy --remove-template --packages --diff --recover --config --dry-run --output --jobs --wait-lock
 --metrics-file --insecure --quiet --verbose --version --help -a -c -C -j -q -v -V -h"
 
 # _orchestrator_config_ids PROGRAM SECTION FIELD [--config FILE]: prints FIELD (name or vmid)
@@ -34,7 +34,7 @@ _orchestrator_config_ids()
 _orchestrator()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-	local prog=${COMP_WORDS[0]} i w provision=0 config=()
+	local prog=${COMP_WORDS[0]} i w provision=0 diff=0 config=()
 
 	if [ "$prev" = "=" ] && [ "$COMP_CWORD" -ge 2 ]; then
 		prev=${COMP_WORDS[COMP_CWORD-2]}
@@ -51,6 +51,7 @@ _orchestrator()
 			fi
 			;;
 		--provision-template) provision=1 ;;
+		--diff) diff=1 ;;
 		esac
 	done
 	# a path as typed (./orchestrator) when it runs, else the one on PATH
@@ -73,6 +74,11 @@ _orchestrator()
 			"${config[@]}")" -- "$cur")
 		return
 		;;
+	--packages)
+		mapfile -t COMPREPLY < <(compgen -W "$(_orchestrator_config_ids "$prog" templates \
+			name "${config[@]}")" -- "$cur")
+		return
+		;;
 	--remove-template)
 		mapfile -t COMPREPLY < <(compgen -W "$(_orchestrator_config_ids "$prog" templates \
 			name "${config[@]}") $(_orchestrator_config_ids "$prog" templates vmid \
@@ -86,6 +92,9 @@ _orchestrator()
 	esac
 	if [ "${cur#-}" != "$cur" ]; then
 		mapfile -t COMPREPLY < <(compgen -W "$_orchestrator_options" -- "$cur")
+	elif [ "$diff" = 1 ]; then
+		# versions are named on the server (--list-templates), not in the config
+		COMPREPLY=()
 	elif [ "$provision" = 1 ]; then
 		mapfile -t COMPREPLY < <(compgen -W "$(_orchestrator_config_ids "$prog" templates \
 			name "${config[@]}")" -- "$cur")

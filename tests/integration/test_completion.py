@@ -147,6 +147,10 @@ class CompletionTest(unittest.TestCase):
                                        "ubuntu-noble", "deb"), ["debian-12"])
         self.assertEqual(sorted(self.complete("--config", self.config, "--remove-template", "")),
                          ["9000", "9001", "debian-12", "ubuntu-noble"])
+        self.assertEqual(self.complete("--config", self.config, "--list-templates",
+                                       "--packages", ""), ["ubuntu-noble", "debian-12"])
+        # versions to compare are named on the server, not in the config
+        self.assertEqual(self.complete("--config", self.config, "--diff", ""), [])
 
     def test_default_config_in_the_working_directory(self):
         work = tempfile.mkdtemp(prefix="phx-compl-cwd-")
@@ -174,6 +178,9 @@ class CompletionTest(unittest.TestCase):
                                        ""], self.dir), ["ubuntu-noble", "debian-12"])
         self.assertEqual(zsh_complete([BIN, "-C", self.config, "--output", ""], self.dir),
                          ["text", "json"])
+        self.assertEqual(zsh_complete([BIN, "-C", self.config, "--list-templates",
+                                       "--packages", ""], self.dir),
+                         ["ubuntu-noble", "debian-12"])
 
 if __name__ == "__main__":
     unittest.main()
