@@ -111,7 +111,12 @@ deps:
 
 # The systemd units go to $(PREFIX)/lib/systemd/system (systemd reads /usr/local/lib/systemd/system
 # too); UNITDIR=/etc/systemd/system puts them elsewhere. The service runs $(PREFIX)/bin/orchestrator.
+# Completions go where bash-completion and Debian's zsh look under /usr/local (debian/rules
+# passes /usr's ZSHCOMPDIR); the example config goes with the docs.
 install uninstall: UNITDIR ?= $(PREFIX)/lib/systemd/system
+install uninstall: BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+install uninstall: ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+install uninstall: EXAMPLEDIR ?= $(PREFIX)/share/doc/phoenix-orchestrator/examples
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/orchestrator
 	install -D -m 0644 docs/orchestrator.1 $(DESTDIR)$(PREFIX)/share/man/man1/orchestrator.1
@@ -122,12 +127,18 @@ install: $(BIN)
 		> $(DESTDIR)$(UNITDIR)/phoenix-orchestrator.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/phoenix-orchestrator.service
 	install -m 0644 contrib/systemd/phoenix-orchestrator.timer $(DESTDIR)$(UNITDIR)/
+	install -D -m 0644 contrib/completion/orchestrator.bash $(DESTDIR)$(BASHCOMPDIR)/orchestrator
+	install -D -m 0644 contrib/completion/_orchestrator $(DESTDIR)$(ZSHCOMPDIR)/_orchestrator
+	install -D -m 0644 phoenix_vm_configs.example.json \
+		$(DESTDIR)$(EXAMPLEDIR)/phoenix_vm_configs.example.json
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/orchestrator $(DESTDIR)$(PREFIX)/share/man/man1/orchestrator.1
 	rm -rf $(DESTDIR)$(PREFIX)/share/phoenix
 	rm -f $(DESTDIR)$(UNITDIR)/phoenix-orchestrator.service \
 		$(DESTDIR)$(UNITDIR)/phoenix-orchestrator.timer
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/orchestrator $(DESTDIR)$(ZSHCOMPDIR)/_orchestrator
+	rm -f $(DESTDIR)$(EXAMPLEDIR)/phoenix_vm_configs.example.json
 
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c

@@ -132,11 +132,102 @@ static const char cli_description[] =
 	"Builds Proxmox VE templates from Ubuntu cloud images and clones configured VMs from them, "
 	"through the Proxmox API with an API token only.";
 
-static const char cli_environment[] =
-	"PVE_API_URL, PVE_TOKEN_ID, PVE_TOKEN_SECRET or PVE_TOKEN_SECRET_FILE, PVE_NODE override "
-	"the config's proxmox object (PROXMOX_VE_ENDPOINT and PROXMOX_VE_API_TOKEN are accepted "
-	"too). The secret is never read from the command line; a secret file must not be readable "
-	"by group or others. NO_COLOR disables colour.";
+/* A name (or names) and what it means: the environment, files and examples sections of
+ * --help and the man page. */
+struct cli_entry {
+	const char *name;
+	const char *help;
+};
+
+static const struct cli_entry cli_environment[] = {
+	{"PVE_API_URL", "the API URL, instead of proxmox.api_url"},
+	{"PVE_TOKEN_ID", "the API token ID (USER@REALM!TOKENNAME), instead of proxmox.token_id"},
+	{"PVE_TOKEN_SECRET",
+	 "the API token secret; wins over a secret file; removed from the environment once read, "
+	 "so no child process sees it. The secret is never read from the command line"},
+	{"PVE_TOKEN_SECRET_FILE",
+	 "a file holding the token secret on its first line, instead of "
+	 "proxmox.token_secret_file; it must not be readable by group or others"},
+	{"PVE_NODE", "the node to work on, instead of proxmox.node and defaults.node"},
+	{"PVE_TLS_FINGERPRINT",
+	 "the SHA-256 fingerprint of the server's certificate to pin ('AB:CD:...', as "
+	 "'pvenode cert info' prints it), instead of proxmox.tls.fingerprint"},
+	{"PVE_TLS_CA_FILE",
+	 "a PEM CA bundle to verify the server with, instead of proxmox.tls.ca_file"},
+	{"PROXMOX_VE_ENDPOINT", "as PVE_API_URL (the Terraform bpg provider's name); "
+				"PVE_API_URL wins"},
+	{"PROXMOX_VE_API_TOKEN",
+	 "'USER@REALM!TOKENNAME=SECRET', the token ID and secret in one (the bpg provider's "
+	 "form); PVE_TOKEN_ID, PVE_TOKEN_SECRET and a secret file win"},
+	{"PHX_CACHE_DIR",
+	 "the directory of the image cache, the run lock and the recovery journal, instead of "
+	 "the default (see FILES in the man page)"},
+	{"XDG_CACHE_HOME, HOME",
+	 "the default cache is $XDG_CACHE_HOME/phoenix/images, else ~/.cache/phoenix/images; "
+	 "root without XDG_CACHE_HOME uses /var/cache/phoenix/images"},
+	{"PHX_CUSTOMIZE_STALL_S",
+	 "seconds without progress after which the image customization appliance is stopped "
+	 "(1 to 86400)"},
+	{"LIBGUESTFS_BACKEND, LIBGUESTFS_BACKEND_SETTINGS",
+	 "libguestfs's own: a backend other than 'direct', or 'force_tcg' to never use KVM"},
+	{"SUPERMIN_KERNEL", "the kernel libguestfs builds its appliance from (default: the "
+			    "newest /boot/vmlinuz-*)"},
+	{"TMPDIR", "where cloud-init seed ISOs are written before the upload (default /tmp)"},
+	{"NO_COLOR", "set: no colour on stderr"},
+};
+
+static const struct cli_entry cli_files[] = {
+	{"./" CLI_DEFAULT_CONFIG, "the config, when --config is not given and this file exists"},
+	{CLI_SYSTEM_CONFIG, "the config otherwise, and the one the systemd service reads"},
+	{"/etc/phoenix/token.secret",
+	 "the API token secret the example config names in proxmox.token_secret_file: one line, "
+	 "owner root, mode 0600 (the systemd service loads /etc/phoenix/token as a credential "
+	 "instead)"},
+	{"/var/cache/phoenix/images/, ~/.cache/phoenix/images/",
+	 "the image cache (downloaded and customized images) for root and for other users; "
+	 "PHX_CACHE_DIR or XDG_CACHE_HOME move it. Clearing it costs a download and a "
+	 "customization at the next build"},
+	{"CACHE/orchestrator.lock",
+	 "the run lock in that directory: one changing run at a time (exit 75, or --wait-lock)"},
+	{"CACHE/journal/",
+	 "the recovery journal: what a run has created and not yet committed; the next run, or "
+	 "--recover, removes what a killed run left"},
+	{"/usr/share/phoenix/features/, /usr/local/share/phoenix/features/",
+	 "the built-in feature scripts (docker.sh) of the Debian package and of 'make install'"},
+	{"/usr/lib/systemd/system/phoenix-orchestrator.{service,timer}",
+	 "the monthly rebuild (--provision-template, then --prune); enable it with 'systemctl "
+	 "enable --now phoenix-orchestrator.timer'"},
+};
+
+/* Shell commands, one per line; the name is what they do. */
+static const struct cli_entry cli_examples[] = {
+	{"Check a config, then build its templates (the first build downloads and customizes the "
+	 "image; a rerun does nothing):",
+	 "orchestrator --check\n"
+	 "orchestrator --provision-template"},
+	{"Deploy two VMs, or every VM in the config four at a time; a rerun changes only what "
+	 "differs:",
+	 "orchestrator 8001 8002\n"
+	 "orchestrator --all --jobs 4"},
+	{"See what a run would change without changing anything:",
+	 "orchestrator --dry-run --all"},
+	{"Rebuild monthly from /etc/cron.d with the system config, waiting for a run that holds "
+	 "the lock (the systemd timer does the same):",
+	 "0 3 1 * * root orchestrator --config /etc/phoenix/phoenix_vm_configs.json "
+	 "--wait-lock 3600 --provision-template && orchestrator --config "
+	 "/etc/phoenix/phoenix_vm_configs.json --wait-lock 3600 --prune"},
+	{"In CI, with the secret from the CI's secret store and a JSON result to parse "
+	 "(exit 2: bad input, nothing was sent):",
+	 "export PVE_TOKEN_SECRET_FILE=\"$CI_SECRET_FILE\"\n"
+	 "orchestrator --config ci.json --all --output json > result.json"},
+};
+
+static const char cli_see_also[] =
+	"pveum(1), pvesm(1), pvesh(1), pvenode(1), qm(1), virt-customize(1), systemd.timer(5); "
+	"docs/ in the source tree, installed as /usr/share/doc/phoenix-orchestrator/ by the "
+	"Debian package";
+
+#define N_ENTRIES(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char cli_exit_status[] =
 	"0 success; 1 runtime failure (what was created was removed again); 2 invalid usage or "
@@ -196,9 +287,13 @@ void cli_print_help(FILE *out)
 		cli_print_wrapped(out, o->help, 8, 79);
 	}
 	fprintf(out, "\nEnvironment:\n");
-	cli_print_wrapped(out, cli_environment, 2, 79);
+	for (size_t i = 0; i < N_ENTRIES(cli_environment); i++) {
+		fprintf(out, "  %s\n", cli_environment[i].name);
+		cli_print_wrapped(out, cli_environment[i].help, 8, 79);
+	}
 	fprintf(out, "\nExit status:\n");
 	cli_print_wrapped(out, cli_exit_status, 2, 79);
+	fprintf(out, "\nFiles, examples: man orchestrator\n");
 }
 
 static void cli_man_text(FILE *out, const char *s)
@@ -216,25 +311,41 @@ static void cli_man_text(FILE *out, const char *s)
 	}
 }
 
+/* Each line of text as its own roff line, after `before`. */
+static void cli_man_lines(FILE *out, const char *text, const char *before)
+{
+	while (*text) {
+		size_t n = strcspn(text, "\n");
+		char line[512];
+
+		snprintf(line, sizeof(line), "%.*s", (int)n, text);
+		fputs(before, out);
+		cli_man_text(out, line);
+		fputc('\n', out);
+		text += n + (text[n] == '\n');
+	}
+}
+
+static void cli_man_entries(FILE *out, const char *section, const struct cli_entry *e, size_t n)
+{
+	fprintf(out, ".SH %s\n", section);
+	for (size_t i = 0; i < n; i++) {
+		fputs(".TP\n\\fB", out);
+		cli_man_text(out, e[i].name);
+		fputs("\\fR\n", out);
+		cli_man_text(out, e[i].help);
+		fputc('\n', out);
+	}
+}
+
 void cli_print_man(FILE *out)
 {
-	const char *line = cli_usage;
-
 	fprintf(out, ".\\\" Generated by 'orchestrator --man'; do not edit.\n");
 	fprintf(out, ".TH ORCHESTRATOR 1 \"\" \"orchestrator %s\" \"User Commands\"\n",
 		PHX_VERSION);
 	fprintf(out, ".SH NAME\norchestrator \\- build Proxmox VE templates and VMs from cloud "
 		     "images\n.SH SYNOPSIS\n");
-	while (*line) {
-		size_t n = strcspn(line, "\n");
-		char tmp[256];
-
-		snprintf(tmp, sizeof(tmp), "%.*s", (int)n, line);
-		fputs(".br\n", out);
-		cli_man_text(out, tmp);
-		fputc('\n', out);
-		line += n + (line[n] == '\n');
-	}
+	cli_man_lines(out, cli_usage, ".br\n");
 	fprintf(out, ".SH DESCRIPTION\n");
 	cli_man_text(out, cli_description);
 	fprintf(out, "\n.SH OPTIONS\n");
@@ -255,12 +366,22 @@ void cli_print_man(FILE *out)
 		cli_man_text(out, o->help);
 		fputc('\n', out);
 	}
-	fprintf(out, ".SH ENVIRONMENT\n");
-	cli_man_text(out, cli_environment);
-	fprintf(out, "\n.SH EXIT STATUS\n");
+	fprintf(out, ".SH EXIT STATUS\n");
 	cli_man_text(out, cli_exit_status);
-	fprintf(out, "\n.SH FILES\n.I ./%s\n.br\n.I %s\n", CLI_DEFAULT_CONFIG, CLI_SYSTEM_CONFIG);
-	fprintf(out, ".SH SEE ALSO\nqm(1), pvesh(1), virt\\-customize(1)\n");
+	fputc('\n', out);
+	cli_man_entries(out, "ENVIRONMENT", cli_environment, N_ENTRIES(cli_environment));
+	cli_man_entries(out, "FILES", cli_files, N_ENTRIES(cli_files));
+	fprintf(out, ".SH EXAMPLES\n");
+	for (size_t i = 0; i < N_ENTRIES(cli_examples); i++) {
+		fputs(".PP\n", out);
+		cli_man_text(out, cli_examples[i].name);
+		fputs("\n.PP\n.RS 4\n.nf\n", out);
+		cli_man_lines(out, cli_examples[i].help, "");
+		fputs(".fi\n.RE\n", out);
+	}
+	fprintf(out, ".SH SEE ALSO\n");
+	cli_man_text(out, cli_see_also);
+	fputc('\n', out);
 }
 
 static int cli_parse_ulong(const char *s, const char *what, unsigned long min, unsigned long max,

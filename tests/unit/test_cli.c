@@ -255,6 +255,30 @@ Test(cli, man_page_is_roff_with_every_section)
 	free(text);
 }
 
+Test(cli, help_lists_the_tls_variables_and_man_has_the_admin_sections)
+{
+	static const char *const man_sections[] = {".SH ENVIRONMENT", ".SH FILES", ".SH EXAMPLES",
+						   ".SH SEE ALSO", ".SH EXIT STATUS"};
+	char *help = NULL, *man = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&help, &len);
+
+	cli_print_help(f);
+	fclose(f);
+	cr_assert(strstr(help, "\n  PVE_TLS_FINGERPRINT\n"), "help lacks PVE_TLS_FINGERPRINT");
+	cr_assert(strstr(help, "\n  PVE_TLS_CA_FILE\n"), "help lacks PVE_TLS_CA_FILE");
+	f = open_memstream(&man, &len);
+	cli_print_man(f);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(man_sections) / sizeof(man_sections[0]); i++)
+		cr_assert(strstr(man, man_sections[i]), "man page lacks %s", man_sections[i]);
+	/* an example is shown as typed: no fill, and the options escaped */
+	cr_assert(strstr(man, ".nf\norchestrator \\-\\-check\n"), "example not verbatim");
+	cr_assert(strstr(man, "/etc/phoenix/phoenix_vm_configs.json"), "FILES lacks the config");
+	free(help);
+	free(man);
+}
+
 Test(cli, missing_option_argument_and_clustered_unknown_flag_are_named)
 {
 	struct cli_opts o;
