@@ -181,8 +181,7 @@ static const struct cli_entry cli_files[] = {
 	{CLI_SYSTEM_CONFIG, "the config otherwise, and the one the systemd service reads"},
 	{"/etc/phoenix/token.secret",
 	 "the API token secret the example config names in proxmox.token_secret_file: one line, "
-	 "owner root, mode 0600 (the systemd service loads /etc/phoenix/token as a credential "
-	 "instead)"},
+	 "owner root, mode 0600; the systemd service loads the same file as a credential"},
 	{"/var/cache/phoenix/images/, ~/.cache/phoenix/images/",
 	 "the image cache (downloaded and customized images) for root and for other users; "
 	 "PHX_CACHE_DIR or XDG_CACHE_HOME move it. Clearing it costs a download and a "

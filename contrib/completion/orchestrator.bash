@@ -6,7 +6,7 @@
 # document is printed with a fixed layout (two spaces per level, one member a line).
 
 _orchestrator_options="--provision-template --rebuild --validate --all --check --list-templates
---prune --destroy --remove-template --packages --diff --recover --config --dry-run --output --jobs --wait-lock
+--prune --destroy --remove-template --packages --diff --publish --recover --config --dry-run --output --jobs --wait-lock
 --metrics-file --insecure --quiet --verbose --version --help -a -c -C -j -q -v -V -h"
 
 # _orchestrator_config_ids PROGRAM SECTION FIELD [--config FILE]: prints FIELD (name or vmid)
@@ -51,7 +51,7 @@ _orchestrator()
 			fi
 			;;
 		--provision-template) provision=1 ;;
-		--diff) diff=1 ;;
+		--diff | --publish) diff=1 ;;
 		esac
 	done
 	# a path as typed (./orchestrator) when it runs, else the one on PATH
@@ -83,6 +83,11 @@ _orchestrator()
 		mapfile -t COMPREPLY < <(compgen -W "$(_orchestrator_config_ids "$prog" templates \
 			name "${config[@]}") $(_orchestrator_config_ids "$prog" templates vmid \
 			"${config[@]}")" -- "$cur")
+		return
+		;;
+	--publish)
+		# versions are named on the server (--list-templates), not in the config
+		COMPREPLY=()
 		return
 		;;
 	--jobs | -j | --wait-lock)

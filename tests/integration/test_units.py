@@ -98,7 +98,7 @@ class UnitInstallTest(unittest.TestCase):
             self.assertIn(status, prevent)
         self.assertEqual(values(svc, "Service", "SuccessExitStatus"), [])
         self.assertEqual(values(svc, "Service", "LoadCredential"),
-                         ["pve-token-secret:/etc/phoenix/token"])
+                         ["pve-token-secret:/etc/phoenix/token.secret"])
         self.assertIn("PVE_TOKEN_SECRET_FILE=%d/pve-token-secret",
                       values(svc, "Service", "Environment"))
         self.assertEqual(values(svc, "Service", "EnvironmentFile"), [])
