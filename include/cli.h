@@ -20,6 +20,7 @@ enum cli_command {
 	CLI_CMD_REMOVE_TEMPLATE, /* names[0]: the NAME or VMID */
 	CLI_CMD_DIFF,		 /* names[0], names[1]: two versions, NAME or VMID */
 	CLI_CMD_PUBLISH,	 /* publish_version, and names[0]: DIR */
+	CLI_CMD_CAPTURE,	 /* vmids[0] --as capture_as */
 	CLI_CMD_HELP,
 	CLI_CMD_VERSION,
 	CLI_CMD_MAN, /* hidden: print the man page (used to build docs/orchestrator.1) */
@@ -37,6 +38,7 @@ struct cli_opts {
 	unsigned long wait_lock_s; /* --wait-lock: how long to wait for another run's lock */
 	char *metrics_file;	   /* owned; --metrics-file PATH, NULL when not given */
 	char *packages_series;	   /* owned; --list-templates --packages SERIES, or NULL */
+	char *capture_as;	   /* owned; --capture VMID --as SERIES, or NULL */
 	char *publish_version;	   /* owned; --publish NAME|VMID (DIR is names[0]), or NULL */
 	enum cli_output output;
 	char **names; /* owned copies; template names after --provision-template, the one

@@ -27,7 +27,8 @@ struct cmd_entry {
 
 extern const struct cmd_entry cmd_check_entry, cmd_provision_entry, cmd_deploy_entry,
 	cmd_list_templates_entry, cmd_prune_entry, cmd_destroy_entry, cmd_recover_entry,
-	cmd_remove_template_entry, cmd_diff_entry, cmd_publish_entry;
+	cmd_remove_template_entry, cmd_diff_entry, cmd_publish_entry,
+	cmd_capture_entry;
 
 struct plan;
 /* Prints doc indented on stdout and frees it (steals doc; NULL is out of memory). */

@@ -20,4 +20,10 @@ int guest_wait_agent(struct pve_client *c, const char *node, int vmid, double ti
 bool guest_wait_ipv4(struct pve_client *c, const char *node, int vmid, const char *mac,
 		     double timeout_s, char *ret_ip, size_t ip_len, struct phx_err *ret_last);
 
+/* Runs argv (NULL-terminated) in the guest through the agent's exec and polls exec-status
+ * until it ends or timeout_s passed (PHX_E_TIMEOUT). *ret_code: its exit status (128 + the
+ * signal when killed); ret_out: stdout then stderr, cut to out_len. */
+int guest_exec(struct pve_client *c, const char *node, int vmid, const char *const *argv,
+	       long timeout_s, int *ret_code, char *ret_out, size_t out_len, struct phx_err *err);
+
 #endif

@@ -16,6 +16,19 @@
 #define PROV_REC_PACKAGES "packages"
 #define PROV_REC_CUSTOM_SHA256 "customized-sha256"
 
+struct cfg_template;
+
+/* A template version's build record (record.h): template, name, source, sha256 and
+ * customized-sha256 (each left out when NULL), built now, build date and number (from a
+ * series version's name), builder, os, type, packages ("" or NULL: none). --list-templates,
+ * rebuild_on_change, --diff and --publish read it. Caller frees; NULL when out of memory. */
+char *prov_description(const struct cfg_template *t, const char *name, const char *source,
+		       const char *sha256, const char *custom_sha256, const char *packages);
+/* A version's tags (docs/lifecycle.md: phoenix, phx-<template>, builder-phoenix,
+ * built-YYYYMMDD, build-NNN, os-, type-, then the template's own), ';'-joined into ret. */
+int prov_tags(const struct cfg_template *t, const char *name, char *ret, size_t len,
+	      struct phx_err *err);
+
 struct prov_validate_opts {
 	const char *node; /* borrowed */
 	int template_vmid;

@@ -29,6 +29,8 @@ enum {
 	OPT_PACKAGES,
 	OPT_DIFF,
 	OPT_PUBLISH,
+	OPT_CAPTURE,
+	OPT_AS,
 };
 
 #define CLI_FOR(cmd) (1u << (cmd))
@@ -85,6 +87,13 @@ static const struct cli_option cli_options[] = {
 	{"diff", no_argument, OPT_DIFF, NULL,
 	 "--diff V1 V2: the packages that changed between two template versions (names or "
 	 "VMIDs): changed, added, removed", 0},
+	{"capture", required_argument, OPT_CAPTURE, "VMID",
+	 "--capture VMID --as SERIES: turn a running VM of ours into the next template version of "
+	 "SERIES: reset its identity through the guest agent, shut it down, full-clone it, "
+	 "convert the clone; the VM itself stays and is started again", 0},
+	{"as", required_argument, OPT_AS, "SERIES",
+	 "with --capture: the config template (with versions) the captured version joins",
+	 CLI_FOR(CLI_CMD_CAPTURE)},
 	{"recover", no_argument, OPT_RECOVER, NULL,
 	 "only finish what an interrupted run left half-made (every run does this first): remove "
 	 "its half-built VMs, uploads and seed ISOs as its journal lists them", 0},
@@ -512,6 +521,25 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			if (cli_set_command(&o, CLI_CMD_DIFF, &cmd_seen, "--diff", err) < 0)
 				goto fail;
 			break;
+		case OPT_CAPTURE:
+			if (cli_set_command(&o, CLI_CMD_CAPTURE, &cmd_seen, "--capture", err) < 0 ||
+			    cli_parse_ulong(optarg, "--capture", 100, 999999999, &v, err) < 0)
+				goto fail;
+			free(o.vmids);
+			if (!(o.vmids = malloc(sizeof(*o.vmids)))) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			o.vmids[0] = v;
+			o.n_vmids = 1;
+			break;
+		case OPT_AS:
+			free(o.capture_as);
+			if (!(o.capture_as = strdup(optarg))) {
+				phx_err_set(err, PHX_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			break;
 		case OPT_PUBLISH:
 			if (cli_set_command(&o, CLI_CMD_PUBLISH, &cmd_seen, "--publish", err) < 0)
 				goto fail;
@@ -644,6 +672,11 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			    argc - optind);
 		goto fail;
 	}
+	if (o.command == CLI_CMD_CAPTURE && !o.capture_as) {
+		phx_err_set(err, PHX_E_USAGE,
+			    "--capture: expected --as SERIES, the template the version joins");
+		goto fail;
+	}
 	if (o.command == CLI_CMD_PUBLISH && argc - optind != 1) {
 		phx_err_set(
 			err, PHX_E_USAGE,
@@ -714,11 +747,13 @@ void cli_opts_release(struct cli_opts *opts)
 	free(opts->metrics_file);
 	free(opts->packages_series);
 	free(opts->publish_version);
+	free(opts->capture_as);
 	free(opts->config_path);
 	opts->names = NULL;
 	opts->vmids = NULL;
 	opts->config_path = NULL;
 	opts->packages_series = NULL;
 	opts->publish_version = NULL;
+	opts->capture_as = NULL;
 	opts->n_names = opts->n_vmids = 0;
 }

@@ -349,9 +349,8 @@ static void prov_build_id(const struct cfg_template *t, const char *name, time_t
 	strftime(ret->date, sizeof(ret->date), "%Y%m%d", &tm);
 }
 
-/* The template's build record (record.h); --list-templates and rebuild_on_change read it. */
-static char *prov_description(const struct cfg_template *t, const char *name, const char *sha256,
-			      const char *custom_sha256, const char *packages)
+char *prov_description(const struct cfg_template *t, const char *name, const char *source,
+		       const char *sha256, const char *custom_sha256, const char *packages)
 {
 	char when[32], intro[128], builder[64];
 	time_t now = time(NULL);
@@ -360,15 +359,17 @@ static char *prov_description(const struct cfg_template *t, const char *name, co
 	struct rec_field f[12] = {
 		{"template", t->name},
 		{"name", name},
-		{PROV_REC_SOURCE, t->artifact ? t->artifact : t->image_url},
-		{PROV_REC_SHA256, sha256},
-		{PROV_REC_CUSTOM_SHA256, custom_sha256},
-		{PROV_REC_BUILT, when},
+		{PROV_REC_SOURCE, source},
 	};
-	size_t n = 6;
+	size_t n = 3;
 
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (sha256)
+		f[n++] = (struct rec_field){PROV_REC_SHA256, sha256};
+	if (custom_sha256)
+		f[n++] = (struct rec_field){PROV_REC_CUSTOM_SHA256, custom_sha256};
+	f[n++] = (struct rec_field){PROV_REC_BUILT, when};
 	prov_build_id(t, name, now, &id);
 	snprintf(builder, sizeof(builder), "phoenix-orchestrator %s", cli_version());
 	f[n++] = (struct rec_field){"build-date", id.date};
@@ -389,8 +390,8 @@ static char *prov_description(const struct cfg_template *t, const char *name, co
 /* The tags a build gets, all in Proxmox's tag alphabet and lower case, so the server's
  * normalisation (lower-cased, de-duplicated, sorted: pgc GuestHelpers get_unique_tags)
  * changes nothing but their order. docs/lifecycle.md documents the scheme. */
-static int prov_tags(const struct cfg_template *t, const char *name, char *ret, size_t len,
-		     struct phx_err *err)
+int prov_tags(const struct cfg_template *t, const char *name, char *ret, size_t len,
+	      struct phx_err *err)
 {
 	char series[128];
 	struct prov_build_id id;
@@ -708,7 +709,7 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	snprintf(cores, sizeof(cores), "%u", t->hardware.cores);
 	snprintf(memory, sizeof(memory), "%lu", t->hardware.memory_mb);
 	snprintf(vmid, sizeof(vmid), "%lu", in->vmid);
-	desc = prov_description(t, in->name,
+	desc = prov_description(t, in->name, t->artifact ? t->artifact : t->image_url,
 				in->source_sha ? in->source_sha : "<known after download>",
 				sha ? sha : "<known after customization>",
 				in->packages ? in->packages : "<known after customization>");

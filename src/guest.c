@@ -73,3 +73,35 @@ bool guest_wait_ipv4(struct pve_client *c, const char *node, int vmid, const cha
 		guest_backoff(deadline, &delay);
 	}
 }
+
+int guest_exec(struct pve_client *c, const char *node, int vmid, const char *const *argv,
+		    long timeout_s, int *ret_code, char *ret_out, size_t out_len,
+		    struct phx_err *err)
+{
+	double start = clk_now();
+	long long pid = 0;
+	unsigned delay = 200;
+
+	if (pve_agent_exec(c, node, vmid, argv, NULL, &pid, err) < 0)
+		return phx_err_wrap(err, "run '%s' in VM %d", argv[0], vmid);
+	for (;;) {
+		struct pve_exec_status st = {0};
+
+		if (pve_agent_exec_status(c, node, vmid, pid, &st, err) < 0)
+			return phx_err_wrap(err, "run '%s' in VM %d", argv[0], vmid);
+		if (st.exited) {
+			*ret_code = st.signalled ? 128 + st.signal : st.exitcode;
+			snprintf(ret_out, out_len, "%s%s", st.out_data ? st.out_data : "",
+				 st.err_data ? st.err_data : "");
+			pve_exec_status_release(&st);
+			return 0;
+		}
+		pve_exec_status_release(&st);
+		if (clk_now() - start > (double)timeout_s)
+			return phx_err_set(err, PHX_E_TIMEOUT,
+					   "'%s' did not finish in VM %d within %ld s", argv[0],
+					   vmid, timeout_s);
+		clk_sleep_ms(delay);
+		delay = delay * 3 / 2 > 2000 ? 2000 : delay * 3 / 2;
+	}
+}

@@ -24,6 +24,7 @@ static const struct {
 	{CLI_CMD_REMOVE_TEMPLATE, &cmd_remove_template_entry},
 	{CLI_CMD_DIFF, &cmd_diff_entry},
 	{CLI_CMD_PUBLISH, &cmd_publish_entry},
+	{CLI_CMD_CAPTURE, &cmd_capture_entry},
 };
 
 /* Config first (exit 2 on bad input, nothing sent), then the command. */

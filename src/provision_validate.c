@@ -40,39 +40,6 @@ static int val_net0_mac(struct pve_client *c, const char *node, int vmid, char r
 	return rc;
 }
 
-/* Runs argv in the guest through the agent and waits for it; fills exit code and output. */
-static int val_exec(struct pve_client *c, const char *node, int vmid, const char *const *argv,
-		    long timeout_s, int *ret_code, char *ret_out, size_t out_len,
-		    struct phx_err *err)
-{
-	double start = clk_now();
-	long long pid = 0;
-	unsigned delay = 200;
-
-	if (pve_agent_exec(c, node, vmid, argv, NULL, &pid, err) < 0)
-		return phx_err_wrap(err, "run '%s' in the test VM", argv[0]);
-	for (;;) {
-		struct pve_exec_status st = {0};
-
-		if (pve_agent_exec_status(c, node, vmid, pid, &st, err) < 0)
-			return phx_err_wrap(err, "run '%s' in the test VM", argv[0]);
-		if (st.exited) {
-			*ret_code = st.signalled ? 128 + st.signal : st.exitcode;
-			snprintf(ret_out, out_len, "%s%s", st.out_data ? st.out_data : "",
-				 st.err_data ? st.err_data : "");
-			pve_exec_status_release(&st);
-			return 0;
-		}
-		pve_exec_status_release(&st);
-		if (clk_now() - start > (double)timeout_s)
-			return phx_err_set(err, PHX_E_TIMEOUT,
-					   "'%s' did not finish in the test VM within %ld s",
-					   argv[0], timeout_s);
-		clk_sleep_ms(delay);
-		delay = delay * 3 / 2 > 2000 ? 2000 : delay * 3 / 2;
-	}
-}
-
 static int val_check_guest(struct pve_client *c, const char *node, int vmid, long timeout_s,
 			   struct phx_err *err)
 {
@@ -83,7 +50,7 @@ static int val_check_guest(struct pve_client *c, const char *node, int vmid, lon
 	char out[2048];
 	int code = -1;
 
-	if (val_exec(c, node, vmid, ci_status, timeout_s, &code, out, sizeof(out), err) < 0)
+	if (guest_exec(c, node, vmid, ci_status, timeout_s, &code, out, sizeof(out), err) < 0)
 		return -1;
 	/* cloud-init >= 23.4 exits 2 for "done, with recoverable errors" (e.g. deprecated keys) */
 	if (code == 2)
@@ -99,7 +66,7 @@ static int val_check_guest(struct pve_client *c, const char *node, int vmid, lon
 		st = st ? st : out;
 		log_info("validate: cloud-init finished: %.*s", (int)strcspn(st, "\n"), st);
 	}
-	if (val_exec(c, node, vmid, sshd, timeout_s, &code, out, sizeof(out), err) < 0)
+	if (guest_exec(c, node, vmid, sshd, timeout_s, &code, out, sizeof(out), err) < 0)
 		return -1;
 	/* is-active exits 0 when any unit named is active */
 	if (code != 0)

@@ -6,7 +6,7 @@
 # document is printed with a fixed layout (two spaces per level, one member a line).
 
 _orchestrator_options="--provision-template --rebuild --validate --all --check --list-templates
---prune --destroy --remove-template --packages --diff --publish --recover --config --dry-run --output --jobs --wait-lock
+--prune --destroy --remove-template --packages --diff --publish --capture --as --recover --config --dry-run --output --jobs --wait-lock
 --metrics-file --insecure --quiet --verbose --version --help -a -c -C -j -q -v -V -h"
 
 # _orchestrator_config_ids PROGRAM SECTION FIELD [--config FILE]: prints FIELD (name or vmid)
@@ -85,9 +85,14 @@ _orchestrator()
 			"${config[@]}")" -- "$cur")
 		return
 		;;
-	--publish)
-		# versions are named on the server (--list-templates), not in the config
+	--publish | --capture)
+		# versions and VMs are named on the server, not in the config
 		COMPREPLY=()
+		return
+		;;
+	--as)
+		mapfile -t COMPREPLY < <(compgen -W "$(_orchestrator_config_ids "$prog" templates \
+			name "${config[@]}")" -- "$cur")
 		return
 		;;
 	--jobs | -j | --wait-lock)

@@ -343,5 +343,87 @@ class TestSelection(RetentionBase):
         self.assertIn("$.vms[0].template_version: only goes with 'clone_from_template'",
                       p.stderr)
 
+
+class TestCapture(RetentionBase):
+    """`--capture VMID --as SERIES` with the fake hypervisor: what is sent, in which order,
+    and what is undone. (The identity reset on a real guest's disk is proved in
+    test_demo.py's boot.)"""
+
+    def setUp(self):
+        super().setUp()
+        self.version(9100, 5, tags="phoenix;phx-tpl;validated")
+        self.api_ok("POST", "/nodes/pve1/qemu", {
+            "vmid": "8001", "name": "web-1", "scsi0": "local:1", "tags": "phoenix;web",
+            "net0": "virtio,bridge=vmbr0", "agent": "enabled=1", "ciuser": "admin",
+            "ipconfig0": "ip=dhcp"})
+        self.api_ok("POST", "/nodes/pve1/qemu/8001/status/start")
+        self.sim.control("POST", "/_sim/agent/8001", {"up": True})
+        self.cfg = self.tpl_config()
+        self.name = "tpl-%s-001" % time.strftime("%Y%m%d", time.gmtime())
+
+    def test_a_running_vm_becomes_the_next_version_and_runs_again(self):
+        plan = self.dry_plan(self.cfg, "--capture", "8001", "--as", "tpl")
+        self.assertEqual([(a["method"], a["path"]) for a in plan["actions"]], [
+            ("POST", "/nodes/pve1/qemu/8001/status/shutdown"),
+            ("POST", "/nodes/pve1/qemu/8001/clone"),
+            ("POST", "/nodes/pve1/qemu/9101/config"),
+            ("POST", "/nodes/pve1/qemu/9101/template"),
+            ("POST", "/nodes/pve1/qemu/8001/status/start")])
+        self.assertEqual(plan["actions"][1]["params"],
+                         {"newid": "9101", "name": self.name, "full": "1", "storage": "local"})
+        self.assertEqual(plan["actions"][2]["params"]["delete"], "ciuser,ipconfig0")
+        self.assertIn("identity of VM 8001", plan["notes"][0]["text"])
+        n = self.mark()
+        p = self.run_bin("--config", self.cfg, "--capture", "8001", "--as", "tpl")
+        self.assertEqual(p.stdout, "captured VM 8001 'web-1' as template 9101 '%s' (series "
+                                   "'tpl')\n" % self.name)
+        self.assert_sent_as_planned(plan, n)
+        execs = [r for r in self.sim.requests()[n:] if r["path"].endswith("/agent/exec")]
+        self.assertEqual(len(execs), 1)
+        self.assertIn("cloud-init clean", json.dumps(execs[0]["params"]))
+        vms = self.state()["vms"]
+        conf = vms["9101"]["conf"]
+        self.assertEqual(conf.get("template"), 1)
+        self.assertNotIn("ciuser", conf)
+        self.assertNotIn("ipconfig0", conf)
+        self.assertIn("source: capture of VM 8001 'web-1'\n", conf["description"])
+        tags = set(conf["tags"].split(";"))
+        self.assertTrue({"phoenix", "phx-tpl", "builder-phoenix", "build-001",
+                         "os-debian-12"} <= tags, tags)
+        self.assertEqual(vms["8001"]["status"], "running")
+        # the captured version is the series' newest: --list-templates lists it
+        listed = json.loads(self.run_bin("--config", self.cfg, "--list-templates",
+                                         "--output", "json").stdout)
+        self.assertEqual([x["vmid"] for x in listed], [9100, 9101])
+
+    def test_a_failed_conversion_removes_the_clone_and_restarts_the_vm(self):
+        before = sorted(self.state()["vms"])
+        self.sim.control("POST", "/_sim/fault", {"kind": "task", "type": "qmtemplate",
+                                                 "message": "template failed"})
+        p = self.run_bin("--config", self.cfg, "--capture", "8001", "--as", "tpl", check=1)
+        self.assertIn("template failed", p.stderr)
+        self.assertIn("started VM 8001 'web-1' again", p.stderr)
+        vms = self.state()["vms"]
+        self.assertEqual(sorted(vms), before, "the clone must be removed")
+        self.assertEqual(vms["8001"]["status"], "running")
+
+    def test_refusals_change_nothing(self):
+        self.api_ok("POST", "/nodes/pve1/qemu", {"vmid": "8002", "name": "other",
+                                                 "scsi0": "local:1"})
+        self.api_ok("POST", "/nodes/pve1/qemu/8002/status/start")
+        self.api_ok("POST", "/nodes/pve1/qemu/8001/status/stop")
+        n = self.mark()
+        for args, code, why in (
+                (("8002", "--as", "tpl"), 1, "was not made by this tool"),
+                (("8001", "--as", "tpl"), 1, "is stopped: --capture resets its identity"),
+                (("9100", "--as", "tpl"), 1, "is a template already"),
+                (("8001", "--as", "nope"), 2, "--as 'nope': expected a template with "
+                                              "'versions'")):
+            p = self.run_bin("--config", self.cfg, "--capture", *args, check=code)
+            self.assertIn(why, p.stderr)
+        p = self.run_bin("--config", self.cfg, "--capture", "8001", check=2)
+        self.assertIn("expected --as SERIES", p.stderr)
+        self.assertEqual(changing(self.sim.requests()[n:]), [])
+
 if __name__ == "__main__":
     unittest.main()
