@@ -296,13 +296,18 @@ static void pgp_child(const struct pgp_job *j, int fd)
 
 /* ---- in the parent ----------------------------------------------------------------------- */
 
+static const char pgp_conf[] = "no-autostart\n"
+			       "no-auto-key-retrieve\n"
+			       "no-auto-key-import\n"
+			       "auto-key-locate local\n";
+
 static int pgp_run(struct pgp_job *j, struct pgp_report *rep, struct buf *text,
 		   struct phx_err *err)
 {
 	const char *tmp = getenv("TMPDIR");
 	struct phx_err ignored = PHX_ERR_INIT;
 	struct buf out;
-	char *home = NULL;
+	char *home = NULL, *conf = NULL;
 	int fds[2] = {-1, -1}, st = 0, rc = -1;
 	pid_t pid;
 
@@ -317,6 +322,15 @@ static int pgp_run(struct pgp_job *j, struct pgp_report *rep, struct buf *text,
 		return -1;
 	}
 	j->home = home;
+	/* gpg needs no agent to import public keys or verify, and must not fetch or import a
+	 * key from anywhere but the keyring: not from a keyserver, not from inside a signature */
+	if (asprintf(&conf, "%s/gpg.conf", home) < 0) {
+		conf = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (fs_write_atomic(conf, pgp_conf, strlen(pgp_conf), 0600, err) < 0)
+		goto out;
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		phx_err_set_errno(err, PHX_E_RUNTIME, errno, "pipe");
 		goto out;
@@ -381,6 +395,7 @@ out:
 	/* a leftover temp dir is not worth failing a verified run for */
 	fs_remove_tree(home, &ignored);
 	free(home);
+	free(conf);
 	buf_release(&out);
 	return rc;
 }
