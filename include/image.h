@@ -37,6 +37,7 @@ struct img_sums_entry {
 	char hex[CRYPTO_HEX_MAX + 1]; /* lower-case hex, crypto_alg_hex_len(alg) digits */
 	char *name;		      /* owned by the img_sums */
 	bool binary;		      /* listed as "HASH *name" */
+	bool bare;		      /* a hash alone on its line; name is "" */
 };
 
 struct img_sums {
@@ -46,7 +47,8 @@ struct img_sums {
 
 /* Parses a checksum listing, each line in whichever form it has: GNU "HASH *name" (binary)
  * or "HASH  name" (text) with 64 (SHA-256) or 128 (SHA-512) hex digits, or BSD tagged
- * "SHA256 (name) = HASH" / "SHA512 (name) = HASH". Blank lines and '#' comments are
+ * "SHA256 (name) = HASH" / "SHA512 (name) = HASH"; or a sidecar whose one line is a bare
+ * hash (then it is the only entry, and img_sums_lookup gives it for any name). Blank lines and '#' comments are
  * skipped; CRLF is accepted; hex may be upper case. An OpenPGP clear-signed frame around
  * the listing is taken apart (armor headers, dash-escapes, the signature block), without
  * judging the signature (pgp_verify does); text outside the frame is an error, so unsigned

@@ -1,8 +1,8 @@
 /* image_sums: the checksum-file parser (see image.h). Pure text processing, no I/O. The
  * format is picked per line by its content, never by configuration: GNU coreutils
- * ("HASH  name", "HASH *name"; sha256sum and sha512sum, told apart by the hash length) and
- * BSD tagged ("SHA256 (name) = HASH", as `sha256sum --tag`, Fedora and Rocky write it), in
- * any mix, inside an OpenPGP clear-signed frame or not. The frame is only taken apart here:
+ * ("HASH  name", "HASH *name"; sha256sum and sha512sum, told apart by the hash length), BSD
+ * tagged ("SHA256 (name) = HASH", as `sha256sum --tag`, Fedora and Rocky write it), in any
+ * mix, or a lone bare hash (a per-image sidecar), inside an OpenPGP clear-signed frame or not. The frame is only taken apart here:
  * whether its signature is good is pgp.h's business, and a caller that verified it parses
  * the text the verifier returned instead of the file. */
 #include "image.h"
@@ -123,10 +123,18 @@ static int sums_parse_gnu(const char *line, size_t len, const char *src, size_t 
 	    (i < len && line[i] != ' '))
 		return sums_fail(err, src, lineno, line, len,
 				 "expected 64 hex digits of a SHA-256 hash (or 128 of a SHA-512)");
+	e->alg = i == CRYPTO_SHA256_HEX_LEN ? CRYPTO_SHA256 : CRYPTO_SHA512;
+	if (i == len) {
+		/* a sidecar holding the bare hash of the one file it is named after (Alpine's
+		 * <image>.sha512): img_sums_parse allows it only alone */
+		sums_set_hex(e, line, i);
+		e->bare = true;
+		e->name = strdup("");
+		return e->name ? 0 : phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	}
 	if (len < i + 2 || (line[i + 1] != ' ' && line[i + 1] != '*'))
 		return sums_fail(err, src, lineno, line, len,
 				 "expected 'HASH  NAME' or 'HASH *NAME'");
-	e->alg = i == CRYPTO_SHA256_HEX_LEN ? CRYPTO_SHA256 : CRYPTO_SHA512;
 	sums_set_hex(e, line, i);
 	e->binary = line[i + 1] == '*';
 	return sums_set_name(e, line + i + 2, len - i - 2, src, lineno, line, len, err);
@@ -248,8 +256,15 @@ int img_sums_parse(const char *text, size_t len, const char *source_name, struct
 		}
 		if (ll == 0 || line[0] == '#')
 			continue;
-		if (sums_parse_line(line, ll, source_name, lineno, &e, err) < 0 ||
-		    sums_add(s, &alloc, &e, source_name, lineno, err) < 0)
+		if (sums_parse_line(line, ll, source_name, lineno, &e, err) < 0)
+			goto fail;
+		if (s->n && (e.bare || s->entries[0].bare)) {
+			free(e.name);
+			sums_fail(err, source_name, lineno, line, ll,
+				  "a hash without a file name must be alone in its file");
+			goto fail;
+		}
+		if (sums_add(s, &alloc, &e, source_name, lineno, err) < 0)
 			goto fail;
 	}
 	if (frame == SUMS_HEADERS || frame == SUMS_TEXT || frame == SUMS_SIG) {
@@ -284,9 +299,13 @@ const struct img_sums_entry *img_sums_lookup(const struct img_sums *sums, const 
 	filename = sums_strip_dot(filename);
 	/* SHA-256 first: it is the image's identity anyway, so no second hash is needed */
 	for (size_t i = 0; i < sums->n; i++)
-		if (!strcmp(sums_strip_dot(sums->entries[i].name), filename) &&
+		if (!sums->entries[i].bare &&
+		    !strcmp(sums_strip_dot(sums->entries[i].name), filename) &&
 		    (!found || sums->entries[i].alg == CRYPTO_SHA256))
 			found = &sums->entries[i];
+	/* a bare hash is alone in its file (img_sums_parse makes sure) */
+	if (!found && sums->n == 1 && sums->entries[0].bare)
+		found = &sums->entries[0];
 	return found;
 }
 

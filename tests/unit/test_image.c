@@ -168,6 +168,28 @@ Test(image, sums_lookup_prefers_sha256_when_both_are_listed)
 	img_sums_free(s);
 }
 
+/* Alpine's per-image <image>.sha512 sidecar: the hash alone names no file */
+Test(image, sums_bare_hash_sidecar_stands_for_its_one_file)
+{
+	static const char h[] = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_sums *s;
+	char text[512];
+
+	snprintf(text, sizeof(text), "%s%s\n", h, h);
+	s = parse_ok(text);
+	cr_assert_eq(img_sums_lookup(s, "nocloud_alpine-3.20.3-x86_64-bios-cloudinit-r0.qcow2")->alg,
+		     CRYPTO_SHA512);
+	img_sums_free(s);
+	/* next to a named entry it could be anyone's */
+	snprintf(text, sizeof(text), "%s\n%s  b.img\n", h, h);
+	s = NULL;
+	cr_assert_eq(img_sums_parse(text, strlen(text), "SUMS", &s, &err), -1);
+	cr_assert_eq(err.code, PHX_E_VERIFY);
+	cr_assert(strstr(err.msg, "SUMS:2: a hash without a file name"), "%s", err.msg);
+	cr_assert_null(s);
+}
+
 Test(image, sums_refuses_text_outside_a_clear_signed_frame)
 {
 	static const char *const cases[] = {
@@ -242,7 +264,7 @@ Test(image, sums_rejects_each_malformed_line_kind)
 		const char *line;
 		const char *why;
 	} cases[] = {
-		{"%s\n", "expected 'HASH  NAME' or 'HASH *NAME'"}, /* hash only */
+		{"%s\n", "without a file name must be alone"}, /* hash only, not alone */
 		{"%s  \n", "missing file name"},
 		{"%s name.img\n", "expected 'HASH  NAME' or 'HASH *NAME'"}, /* one space */
 		{"%s\tname.img\n", "64 hex digits"},
