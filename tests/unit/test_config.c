@@ -429,6 +429,11 @@ static const struct bad_case bad_cases[] = {
 		     "\"signature_url\": \"https://e.com/S.gpg\", \"keyring\": \"motd\"}",
 		     ""),
 		 "$.templates[0].signature_url", "expected 'checksum_url' next to it"},
+		{"signature of a published artifact",
+		 DOC("{\"name\": \"n\", \"vmid\": 9000, \"artifact\": \"motd\", "
+		     "\"signature_url\": \"https://e.com/S.gpg\", \"keyring\": \"motd\"}",
+		     ""),
+		 "$.templates[0].keyring", "does not go with 'artifact'"},
 };
 
 #define N_BAD_CASES (sizeof(bad_cases) / sizeof(bad_cases[0]))
