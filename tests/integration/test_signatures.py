@@ -9,6 +9,7 @@ zero-byte rerun) are proved by tests/integration/test_image.c against the same f
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -139,3 +140,6 @@ class SignatureTest(OrchestratorTest):
                 continue  # the test itself hands the orchestrator the variable
             self.assertNotIn(self.sim.secret, line, prog)
             self.assertNotIn("PVE_TOKEN_SECRET", line, prog)
+            env = line.rsplit("], [", 1)[1]
+            self.assertEqual(sorted(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)=', env)),
+                             ["LC_ALL", "PATH"], prog)
