@@ -117,6 +117,11 @@ struct cfg_template {
 	char *artifact;	    /* a --publish version directory (absolute), or NULL */
 	char *checksum_url; /* SHA256SUMS URL, or NULL when sha256 is given */
 	char *sha256;	    /* 64 lower-case hex digits, or NULL */
+	/* The checksum file's OpenPGP signature (detached, or checksum_url itself when that is
+	 * clear-signed) and the keyring (path resolved against the config's directory; holds at
+	 * least one key) whose keys may sign it: both or neither, and only with checksum_url. */
+	char *signature_url;
+	char *keyring;
 	char *os;	    /* e.g. "ubuntu-24.04" (becomes tag os-ubuntu-24.04), or NULL */
 	char *type;	    /* e.g. "minimal" (becomes tag type-minimal), or NULL */
 	char *node;	    /* or NULL: cfg_default_node() */

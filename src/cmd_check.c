@@ -121,7 +121,10 @@ static void check_print_text(FILE *out, const struct cfg *cfg)
 		else
 			fprintf(out, ", %u cores, %lu MiB, storage %s, image %s, verified by %s\n",
 				t->hardware.cores, t->hardware.memory_mb, t->hardware.storage,
-				t->image_url, t->sha256 ? "pinned sha256" : "SHA256SUMS");
+				t->image_url,
+				t->sha256	 ? "pinned sha256"
+				: t->keyring ? "signed checksums"
+					     : "checksums");
 	}
 	fprintf(out, "vms: %zu\n", cfg->n_vms);
 	for (size_t i = 0; i < cfg->n_vms; i++) {
@@ -186,6 +189,10 @@ static json_t *check_json(const struct cfg *cfg)
 
 		if (o && t->artifact)
 			json_object_set_new(o, "artifact", json_string(t->artifact));
+		if (o && t->keyring)
+			json_object_set_new(o, "signature",
+					    json_pack("{s:s, s:s}", "url", t->signature_url,
+						      "keyring", t->keyring));
 		if (o && t->has_versions)
 			json_object_set_new(o, "versions",
 					    json_pack("{s:I, s:I, s:I, s:b}", "vmid_min",

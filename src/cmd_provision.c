@@ -301,6 +301,8 @@ static int prov_fetch(struct session *s, const struct cfg_template *t, struct im
 		.image_url = t->image_url,
 		.checksum_url = t->checksum_url,
 		.sha256 = t->sha256,
+		.signature_url = t->signature_url,
+		.keyring = t->keyring,
 		.cache_dir = getenv("PHX_CACHE_DIR"),
 		.progress = log_is_tty(),
 	};

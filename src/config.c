@@ -599,6 +599,8 @@ static void cfg_template_release(struct cfg_template *t)
 	free(t->artifact);
 	free(t->checksum_url);
 	free(t->sha256);
+	free(t->signature_url);
+	free(t->keyring);
 	free(t->os);
 	free(t->type);
 	free(t->node);

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "config_int.h"
+#include "pgp.h"
 
 #ifndef PHX_DATADIR
 #define PHX_DATADIR "/usr/local/share/phoenix"
@@ -516,7 +517,8 @@ static void cfg_get_http_url(struct cfg_ctx *ctx, json_t *obj, const char *jpare
 static void cfg_parse_artifact(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 			       struct cfg_template *t)
 {
-	static const char *const not_with[] = {"image_url", "checksum_url", "sha256", "customize"};
+	static const char *const not_with[] = {"image_url", "checksum_url",  "sha256",
+					       "customize", "signature_url", "keyring"};
 	const char *s = cfg_get_str(ctx, obj, jpath, "artifact", true);
 	char kpath[CFG_PATH_MAX];
 
@@ -539,13 +541,54 @@ static void cfg_parse_artifact(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 	t->artifact = cfg_resolve(ctx, s);
 }
 
+/* signature_url and keyring: both or neither, verifying a checksum_url; the keyring must
+ * hold a key, or every run would fail after the download of the checksums. */
+static void cfg_parse_signature(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				struct cfg_template *t)
+{
+	bool has_sig = json_object_get(obj, "signature_url"), has_ring = json_object_get(obj, "keyring");
+	struct phx_err perr = PHX_ERR_INIT;
+	char kpath[CFG_PATH_MAX];
+	size_t nkeys = 0;
+
+	cfg_get_http_url(ctx, obj, jpath, "signature_url", false, &t->signature_url);
+	cfg_get_local_file(ctx, obj, jpath, "keyring", false, &t->keyring);
+	if (has_sig && !has_ring) {
+		cfg_path_key(kpath, jpath, "signature_url");
+		cfg_problem(ctx, kpath,
+			    "expected 'keyring' next to it (a file of the OpenPGP keys that may "
+			    "sign the checksums), got none");
+	} else if (has_ring && !has_sig) {
+		cfg_path_key(kpath, jpath, "keyring");
+		cfg_problem(ctx, kpath,
+			    "expected 'signature_url' next to it (the checksum file's signature, "
+			    "or the checksum_url itself when that is clear-signed), got none");
+	}
+	if (has_sig && !json_object_get(obj, "checksum_url")) {
+		cfg_path_key(kpath, jpath, "signature_url");
+		cfg_problem(ctx, kpath,
+			    "expected 'checksum_url' next to it: a signature verifies a checksum "
+			    "file, not a pinned sha256");
+	}
+	if (!t->keyring)
+		return;
+	cfg_path_key(kpath, jpath, "keyring");
+	if (pgp_keyring_count(t->keyring, &nkeys, &perr) < 0)
+		cfg_problem(ctx, kpath, "%s", perr.msg);
+	else if (nkeys == 0)
+		cfg_problem(ctx, kpath,
+			    "expected a file of OpenPGP public keys (binary or armored), got '%s' "
+			    "with no key in it",
+			    t->keyring);
+}
+
 static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 			       struct cfg_template *t)
 {
-	static const char *const keys[] = {"name",     "vmid",	   "image_url", "checksum_url",
-					   "sha256",   "os",	   "type",	"node",
-					   "nodes",    "customize", "hardware", "versions",
-					   "tags",     "artifact"};
+	static const char *const keys[] = {
+		"name",	    "vmid",	"image_url", "checksum_url", "sha256", "signature_url",
+		"keyring",  "os",	"type",	     "node",	     "nodes",  "customize",
+		"hardware", "versions", "tags",	     "artifact"};
 	static const char *const vkeys[] = {"vmid_min", "vmid_max", "keep", "max_age_days",
 					    "rebuild_on_change"};
 	char q[CFG_SHOW_MAX + 16], kpath[CFG_PATH_MAX];
@@ -577,6 +620,7 @@ static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpa
 		cfg_problem(ctx, jpath,
 			    "expected 'checksum_url' (a SHA256SUMS file) or 'sha256', got neither; "
 			    "an image is never used unverified");
+	cfg_parse_signature(ctx, obj, jpath, t);
 image_done:
 	cfg_get_checked(ctx, obj, jpath, "os", false, cfg_is_os,
 			"an OS name like 'ubuntu-24.04' (usable as a tag)", &t->os);

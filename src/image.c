@@ -15,15 +15,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "fsutil.h"
 #include "http.h"
 #include "image_int.h"
 #include "log.h"
+#include "pgp.h"
 #include "progress.h"
 
 enum {
 	IMG_DEFAULT_RETRIES = 3,
+	IMG_SMALL_MAX = 16 << 20, /* a checksum file or signature bigger than this is not one */
 };
 
 /* State of one download into <name>.part, shared by the sink and the progress callback. */
@@ -193,29 +196,52 @@ static int img_normalise_sha(const char *in, char out[CRYPTO_SHA256_HEX_LEN + 1]
 	return 0;
 }
 
-/* ---- the sums file --------------------------------------------------------------------- */
+/* ---- the checksum file and its signature ----------------------------------------------- */
 
-/* Fetches the checksum listing (conditionally when `prev` recorded validators for the same
- * URL) and returns the hash for `name`. Fills sums_url/etag/last_modified of *val. */
-static int img_expected_from_sums(struct http_client *c, const char *url, const char *name,
-				  const struct img_meta *prev, char ret[CRYPTO_SHA256_HEX_LEN + 1],
-				  struct img_meta *val, struct phx_err *err)
+/* What the image must hash to: SHA-256 from configuration or most checksum files, SHA-512
+ * from Debian's SHA512SUMS. */
+struct img_digest {
+	enum crypto_alg alg;
+	char hex[CRYPTO_HEX_MAX + 1];
+};
+
+/* A small file (checksums, signature) fetched conditionally against its cached copy. */
+struct img_small {
+	struct buf body;
+	char *etag, *last_modified; /* validators of what body holds; owned */
+	bool fresh;		    /* body came from the network: cache it once all is verified */
+};
+
+static void img_small_release(struct img_small *f)
+{
+	buf_release(&f->body);
+	free(f->etag);
+	free(f->last_modified);
+}
+
+static char *img_strdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* GETs `url` into f->body. When the previous run fetched the same URL (`prev_url`) and its
+ * copy is still at `cache_path`, asks with that copy's validators and reads the copy on a
+ * 304. */
+static int img_small_get(struct http_client *c, const char *what, const char *url,
+			 const char *cache_path, const char *prev_url, const char *prev_etag,
+			 const char *prev_lm, struct img_small *f, struct phx_err *err)
 {
 	struct http_response resp;
 	struct http_request req = {.method = "GET", .url = url, .timeout_s = 300};
 	char *hdr[3] = {NULL, NULL, NULL};
 	const char *headers[3] = {NULL, NULL, NULL};
-	struct img_sums *sums = NULL;
-	const char *hit;
 	size_t nh = 0;
 	int rc = -1;
 
-	if (prev && img_str_eq(prev->sums_url, url)) {
-		if (prev->sums_etag &&
-		    asprintf(&hdr[nh], "If-None-Match: %s", prev->sums_etag) >= 0)
+	if (img_str_eq(prev_url, url) && fs_exists(cache_path)) {
+		if (prev_etag && asprintf(&hdr[nh], "If-None-Match: %s", prev_etag) >= 0)
 			nh++;
-		if (prev->sums_last_modified &&
-		    asprintf(&hdr[nh], "If-Modified-Since: %s", prev->sums_last_modified) >= 0)
+		if (prev_lm && asprintf(&hdr[nh], "If-Modified-Since: %s", prev_lm) >= 0)
 			nh++;
 	}
 	for (size_t i = 0; i < nh; i++)
@@ -223,51 +249,132 @@ static int img_expected_from_sums(struct http_client *c, const char *url, const 
 	req.headers = headers;
 	http_response_init(&resp);
 	if (http_perform(c, &req, &resp, err) < 0) {
-		phx_err_wrap(err, "fetch checksums '%s'", url);
+		phx_err_wrap(err, "fetch %s '%s'", what, url);
 		goto out;
 	}
 	if (resp.status == 304 && nh > 0) {
 		log_debug("'%s' not modified", url);
-		memcpy(ret, prev->sha256, CRYPTO_SHA256_HEX_LEN + 1);
-		val->sums_etag = prev->sums_etag ? strdup(prev->sums_etag) : NULL;
-		val->sums_last_modified =
-			prev->sums_last_modified ? strdup(prev->sums_last_modified) : NULL;
+		if (fs_read_file(cache_path, &f->body, err) < 0)
+			goto out;
+		f->etag = img_strdup_or_null(prev_etag);
+		f->last_modified = img_strdup_or_null(prev_lm);
 	} else if (resp.status == 200) {
-		if (img_sums_parse(resp.body.data ? resp.body.data : "", resp.body.len, url, &sums,
-				   err) < 0)
+		if (buf_append(&f->body, resp.body.data ? resp.body.data : "", resp.body.len,
+			       err) < 0)
 			goto out;
-		hit = img_sums_lookup(sums, name);
-		if (!hit) {
-			phx_err_set(err, PHX_E_NOTFOUND,
-				    "checksums '%s' list no file named '%s' (%zu entries)", url,
-				    name, sums->n);
-			goto out;
-		}
-		memcpy(ret, hit, CRYPTO_SHA256_HEX_LEN + 1);
-		val->sums_etag = img_header_dup(&resp, "ETag");
-		val->sums_last_modified = img_header_dup(&resp, "Last-Modified");
+		f->etag = img_header_dup(&resp, "ETag");
+		f->last_modified = img_header_dup(&resp, "Last-Modified");
+		f->fresh = true;
 	} else {
-		img_http_fail("fetch checksums", url, &resp, err);
-		goto out;
-	}
-	val->sums_url = strdup(url);
-	if (!val->sums_url) {
-		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		char act[64];
+
+		snprintf(act, sizeof(act), "fetch %s", what);
+		img_http_fail(act, url, &resp, err);
 		goto out;
 	}
 	rc = 0;
 out:
-	img_sums_free(sums);
 	http_response_release(&resp);
 	for (size_t i = 0; i < nh; i++)
 		free(hdr[i]);
 	return rc;
 }
 
+/* Fetches the checksum file (and with o->signature_url its signature), verifies the
+ * signature and returns the digest listed for `name`, from the signed text only. Fills the
+ * sums and sig validators of *val; *sums and *sig hold the files for img_small_commit. */
+static int img_expected_from_sums(struct http_client *c, const struct img_fetch_opts *o,
+				  const char *name, const char *sums_cache, const char *sig_cache,
+				  const struct img_meta *prev, struct img_digest *ret,
+				  struct img_meta *val, struct img_small *sums, struct img_small *sig,
+				  struct phx_err *err)
+{
+	const char *url = o->checksum_url;
+	struct pgp_verified v = PGP_VERIFIED_INIT;
+	struct img_sums *parsed = NULL;
+	const struct img_sums_entry *hit;
+	const char *text;
+	size_t len;
+	int rc = -1;
+
+	if (img_small_get(c, "checksums", url, sums_cache, prev ? prev->sums_url : NULL,
+			  prev ? prev->sums_etag : NULL, prev ? prev->sums_last_modified : NULL,
+			  sums, err) < 0)
+		return -1;
+	text = buf_str(&sums->body);
+	len = sums->body.len;
+	if (o->signature_url && img_str_eq(o->signature_url, url)) {
+		/* the checksum file signs itself (Fedora's CHECKSUM) */
+		if (!img_sums_is_clearsigned(text, len)) {
+			phx_err_set(err, PHX_E_VERIFY,
+				    "checksums '%s' are not clear-signed, but signature_url names "
+				    "that file itself; name its detached signature instead",
+				    url);
+			goto out;
+		}
+		if (pgp_verify(o->keyring, text, len, url, NULL, 0, NULL, &v, err) < 0)
+			goto out;
+	} else if (o->signature_url) {
+		if (img_small_get(c, "signature", o->signature_url, sig_cache,
+				  prev ? prev->sig_url : NULL, prev ? prev->sig_etag : NULL,
+				  prev ? prev->sig_last_modified : NULL, sig, err) < 0)
+			goto out;
+		if (pgp_verify(o->keyring, text, len, url, sig->body.data ? sig->body.data : "",
+			       sig->body.len, o->signature_url, &v, err) < 0)
+			goto out;
+	}
+	if (o->signature_url) {
+		log_info("checksums '%s' signed by key %s", url, v.signer);
+		text = v.text;
+		len = v.len;
+	}
+	if (img_sums_parse(text, len, url, &parsed, err) < 0)
+		goto out;
+	hit = img_sums_lookup(parsed, name);
+	if (!hit) {
+		phx_err_set(err, PHX_E_NOTFOUND, "checksums '%s' list no file named '%s' (%zu entries)",
+			    url, name, parsed->n);
+		goto out;
+	}
+	ret->alg = hit->alg;
+	memcpy(ret->hex, hit->hex, sizeof(ret->hex));
+	val->sums_url = strdup(url);
+	val->sums_etag = img_strdup_or_null(sums->etag);
+	val->sums_last_modified = img_strdup_or_null(sums->last_modified);
+	if (o->signature_url) {
+		val->sig_url = strdup(o->signature_url);
+		val->sig_etag = img_strdup_or_null(sig->etag);
+		val->sig_last_modified = img_strdup_or_null(sig->last_modified);
+	}
+	if (!val->sums_url || (o->signature_url && !val->sig_url)) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	img_sums_free(parsed);
+	pgp_verified_release(&v);
+	return rc;
+}
+
+/* Keeps a freshly fetched small file for the next run's conditional GET. Called only after
+ * everything verified, so a copy on disk is always one that was accepted. */
+static int img_small_commit(const struct img_small *f, const char *path, struct phx_err *err)
+{
+	if (!f->fresh)
+		return 0;
+	return fs_write_atomic(path, f->body.data ? f->body.data : "", f->body.len, 0644, err);
+}
+
+static bool img_digest_matches(const struct img_meta *m, const struct img_digest *d)
+{
+	return !strcmp(d->alg == CRYPTO_SHA256 ? m->sha256 : m->sha512, d->hex);
+}
+
 /* ---- the download ---------------------------------------------------------------------- */
 
 struct img_paths {
-	char *cache, *name, *meta, *part, *part_meta, *final_dir, *final;
+	char *cache, *name, *meta, *part, *part_meta, *sums, *sig, *final_dir, *final;
 };
 
 static void img_paths_release(struct img_paths *p)
@@ -277,8 +384,22 @@ static void img_paths_release(struct img_paths *p)
 	free(p->meta);
 	free(p->part);
 	free(p->part_meta);
+	free(p->sums);
+	free(p->sig);
 	free(p->final_dir);
 	free(p->final);
+}
+
+/* (Re)names the final file by `sha`: a SHA-512 download learns its SHA-256 only at the end. */
+static int img_paths_final(struct img_paths *p, const char *sha, struct phx_err *err)
+{
+	free(p->final_dir);
+	free(p->final);
+	p->final_dir = p->final = NULL;
+	if (asprintf(&p->final_dir, "%s/%s", p->cache, sha) < 0 ||
+	    asprintf(&p->final, "%s/%s/%s", p->cache, sha, p->name) < 0)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return 0;
 }
 
 /* The If-Range value for a file with these validators: a strong ETag, else the date (RFC
@@ -320,7 +441,8 @@ static int img_head(struct http_client *c, const char *url, struct img_meta *inf
 
 /* Opens and locks the .part and decides where to resume: returns the prefix length worth
  * keeping (0: start over) in *ret_offset and the validator to send with If-Range. */
-static int img_part_open(struct img_dl *d, const struct img_paths *p, const char *expected,
+static int img_part_open(struct img_dl *d, const struct img_paths *p,
+			 const struct img_digest *expected,
 			 const struct img_meta *head, char **ret_validator, uint64_t *ret_offset,
 			 struct phx_err *err)
 {
@@ -341,7 +463,7 @@ static int img_part_open(struct img_dl *d, const struct img_paths *p, const char
 	if (fstat(d->fd, &st) < 0)
 		return phx_err_set_errno(err, PHX_E_IO, errno, "stat '%s'", p->part);
 	if (st.st_size > 0 && img_meta_read(p->part_meta, &pm, &ignored) == 0 &&
-	    img_str_eq(pm.url, d->url) && !strcmp(pm.sha256, expected)) {
+	    img_str_eq(pm.url, d->url) && img_digest_matches(&pm, expected)) {
 		keep = (uint64_t)st.st_size;
 		/* a changed validator means another file upstream: the prefix is worthless */
 		if ((head->etag && pm.etag && strcmp(head->etag, pm.etag)) ||
@@ -360,15 +482,19 @@ static int img_part_open(struct img_dl *d, const struct img_paths *p, const char
 	return 0;
 }
 
-static int img_part_meta_write(const struct img_paths *p, const char *url, const char *expected,
-			       const char *etag, const char *last_modified, struct phx_err *err)
+static int img_part_meta_write(const struct img_paths *p, const char *url,
+			       const struct img_digest *expected, const char *etag,
+			       const char *last_modified, struct phx_err *err)
 {
 	struct img_meta pm = IMG_META_INIT;
 
 	pm.url = (char *)url; /* borrowed for the write only */
 	pm.etag = (char *)etag;
 	pm.last_modified = (char *)last_modified;
-	memcpy(pm.sha256, expected, sizeof(pm.sha256));
+	if (expected->alg == CRYPTO_SHA256)
+		memcpy(pm.sha256, expected->hex, sizeof(pm.sha256));
+	else
+		memcpy(pm.sha512, expected->hex, sizeof(pm.sha512));
 	pm.fetched_at = (int64_t)time(NULL);
 	return img_meta_write(p->part_meta, &pm, err);
 }
@@ -379,11 +505,12 @@ static void img_part_discard(const struct img_paths *p)
 	unlink(p->part_meta);
 }
 
-/* Downloads into p->part and moves it to p->final when its hash is `expected`. Fills
- * info->etag/last_modified/size on success; *ret_received counts body bytes. */
+/* Downloads into p->part and moves it to p->final when its hash is `expected` (for a SHA-512
+ * digest p->final is named here, by the SHA-256 computed alongside). Fills
+ * info->etag/last_modified/size/sha256/sha512 on success; *ret_received counts body bytes. */
 static int img_download(struct http_client *c, const struct img_fetch_opts *o,
-			const struct img_paths *p, const char *expected, struct img_meta *info,
-			uint64_t *ret_received, struct phx_err *err)
+			struct img_paths *p, const struct img_digest *expected,
+			struct img_meta *info, uint64_t *ret_received, struct phx_err *err)
 {
 	struct img_dl d = {.url = o->image_url,
 			   .name = p->name,
@@ -396,13 +523,14 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	struct http_progress prog = {img_progress_update, &d};
 	unsigned retries = o->retries ? o->retries : IMG_DEFAULT_RETRIES;
 	char *validator = NULL, *range = NULL, *ifrange = NULL;
-	char got[CRYPTO_SHA256_HEX_LEN + 1];
+	char got[CRYPTO_SHA256_HEX_LEN + 1], got_verify[CRYPTO_HEX_MAX + 1];
 	uint64_t offset = 0, avail;
 	bool complete = false;
 	int rc = -1;
 
 	if (img_writer_init(&d.w, p->part, p->cache) < 0)
 		return phx_err_set(err, PHX_E_RUNTIME, "cannot initialise a mutex");
+	d.w.verify_alg = expected->alg;
 	http_response_init(&resp);
 	d.resp = &resp;
 	d.show_bar = o->progress && log_is_tty();
@@ -558,18 +686,24 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		phx_err_set_errno(err, PHX_E_IO, errno, "fsync '%s'", p->part);
 		goto out;
 	}
-	if (crypto_sha256_final(d.w.h, got, err) < 0) {
+	if (crypto_sha256_final(d.w.h, got, err) < 0 ||
+	    (d.w.verify && crypto_hash_final(d.w.verify, got_verify, err) < 0)) {
 		phx_err_wrap(err, "hash '%s'", p->part);
 		goto out;
 	}
-	if (strcmp(got, expected)) {
+	if (!d.w.verify)
+		memcpy(got_verify, got, sizeof(got));
+	if (strcmp(got_verify, expected->hex)) {
 		img_part_discard(p);
 		phx_err_set(err, PHX_E_VERIFY,
-			    "'%s': sha256 mismatch: expected %s, got %s (%" PRIu64
+			    "'%s': %s mismatch: expected %s, got %s (%" PRIu64
 			    " bytes); the download was deleted",
-			    o->image_url, expected, got, d.written);
+			    o->image_url, crypto_alg_name(expected->alg), expected->hex, got_verify,
+			    d.written);
 		goto out;
 	}
+	if (d.w.verify && img_paths_final(p, got, err) < 0)
+		goto out;
 	if (fs_mkdir_p(p->final_dir, 0755, err) < 0)
 		goto out;
 	if (rename(p->part, p->final) < 0) {
@@ -584,14 +718,18 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		char sz[32];
 
 		prog_format_bytes(d.written, sz, sizeof(sz));
-		log_info("downloaded '%s' (%s in %.1f s, %.1f MiB/s), sha256 %s verified", p->name,
-			 sz, secs, secs > 0 ? (double)d.received / secs / (1 << 20) : 0.0, got);
+		log_info("downloaded '%s' (%s in %.1f s, %.1f MiB/s), %s %s verified", p->name, sz,
+			 secs, secs > 0 ? (double)d.received / secs / (1 << 20) : 0.0,
+			 crypto_alg_name(expected->alg), got_verify);
 	}
 	if (!info->etag && head.etag)
 		info->etag = strdup(head.etag);
 	if (!info->last_modified && head.last_modified)
 		info->last_modified = strdup(head.last_modified);
 	info->size = d.written;
+	memcpy(info->sha256, got, sizeof(info->sha256));
+	if (d.w.verify)
+		memcpy(info->sha512, got_verify, sizeof(info->sha512));
 	*ret_received = d.received;
 	rc = 0;
 out:
@@ -625,39 +763,47 @@ static int img_paths_init(struct img_paths *p, const struct img_fetch_opts *o, s
 	}
 	if (asprintf(&p->meta, "%s/%s.meta.json", p->cache, p->name) < 0 ||
 	    asprintf(&p->part, "%s/%s.part", p->cache, p->name) < 0 ||
-	    asprintf(&p->part_meta, "%s/%s.part.meta", p->cache, p->name) < 0)
+	    asprintf(&p->part_meta, "%s/%s.part.meta", p->cache, p->name) < 0 ||
+	    asprintf(&p->sums, "%s/%s.sums", p->cache, p->name) < 0 ||
+	    asprintf(&p->sig, "%s/%s.sums.sig", p->cache, p->name) < 0)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	return fs_mkdir_p(p->cache, 0755, err);
 }
 
-static int img_paths_final(struct img_paths *p, const char *sha, struct phx_err *err)
-{
-	if (asprintf(&p->final_dir, "%s/%s", p->cache, sha) < 0 ||
-	    asprintf(&p->final, "%s/%s/%s", p->cache, sha, p->name) < 0)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	return 0;
-}
-
-/* True when the cached final file can be trusted without downloading. */
-static bool img_cache_hit(const struct img_paths *p, const struct img_fetch_opts *o,
-			  const struct img_meta *prev, const char *expected, uint64_t *ret_size)
+/* True when the cached final file can be trusted without downloading; then p->final names
+ * it and ret_sha256 holds its SHA-256. A SHA-512 digest finds the file only through the
+ * record of the run that verified it. */
+static bool img_cache_hit(struct img_paths *p, const struct img_fetch_opts *o,
+			  const struct img_meta *prev, const struct img_digest *expected,
+			  char ret_sha256[CRYPTO_SHA256_HEX_LEN + 1], uint64_t *ret_size)
 {
 	struct phx_err ignored = PHX_ERR_INIT;
-	char got[CRYPTO_SHA256_HEX_LEN + 1];
+	char got[CRYPTO_HEX_MAX + 1];
+	const char *sha256 = expected->hex;
+	bool recorded = prev && img_digest_matches(prev, expected);
 	uint64_t size;
 
-	if (fs_file_size(p->final, &size, &ignored) < 0)
+	if (expected->alg != CRYPTO_SHA256) {
+		if (!recorded || !prev->sha256[0])
+			return false;
+		sha256 = prev->sha256;
+	}
+	if (img_paths_final(p, sha256, &ignored) < 0 || fs_file_size(p->final, &size, &ignored) < 0)
 		return false;
-	if (!o->verify_cached && prev && !strcmp(prev->sha256, expected) && prev->size == size) {
+	if (!o->verify_cached && recorded && prev->size == size) {
+		memcpy(ret_sha256, sha256, CRYPTO_SHA256_HEX_LEN + 1);
 		*ret_size = size;
 		return true;
 	}
 	/* no trustworthy record: the file is named by its hash, so check that name */
-	if (crypto_sha256_file(p->final, got, &ignored) == 0 && !strcmp(got, expected)) {
+	if (crypto_hash_file(expected->alg, p->final, got, &ignored) == 0 &&
+	    !strcmp(got, expected->hex)) {
+		memcpy(ret_sha256, sha256, CRYPTO_SHA256_HEX_LEN + 1);
 		*ret_size = size;
 		return true;
 	}
-	log_warn("cached '%s' does not match its sha256, downloading it again", p->final);
+	log_warn("cached '%s' does not match its %s, downloading it again", p->final,
+		 crypto_alg_name(expected->alg));
 	unlink(p->final);
 	return false;
 }
@@ -667,8 +813,10 @@ int img_fetch(struct http_client *c, const struct img_fetch_opts *o, struct img_
 {
 	struct img_paths p = {0};
 	struct img_meta prev = IMG_META_INIT, next = IMG_META_INIT;
+	struct img_small sums = {0}, sig = {0};
 	struct phx_err ignored = PHX_ERR_INIT;
-	char expected[CRYPTO_SHA256_HEX_LEN + 1];
+	struct img_digest expected = {.alg = CRYPTO_SHA256};
+	char sha256[CRYPTO_SHA256_HEX_LEN + 1];
 	bool have_prev = false;
 	uint64_t received = 0, size = 0;
 	char *prev_path = NULL, *out_path = NULL;
@@ -684,6 +832,17 @@ int img_fetch(struct http_client *c, const struct img_fetch_opts *o, struct img_
 				   "image '%s': no checksum URL and no sha256 given; an unverified "
 				   "image is never used",
 				   o->image_url);
+	if (!o->signature_url != !o->keyring)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "image '%s': a signature URL needs a keyring and a keyring a "
+				   "signature URL",
+				   o->image_url);
+	if (o->signature_url && !o->checksum_url)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "image '%s': a signature URL needs a checksum URL it signs",
+				   o->image_url);
+	buf_init(&sums.body, IMG_SMALL_MAX);
+	buf_init(&sig.body, IMG_SMALL_MAX);
 	if (img_paths_init(&p, o, err) < 0)
 		goto out;
 	if (img_meta_read(p.meta, &prev, &ignored) == 0)
@@ -692,28 +851,31 @@ int img_fetch(struct http_client *c, const struct img_fetch_opts *o, struct img_
 		log_warn("ignoring cache record: %s", ignored.msg);
 
 	if (o->sha256) {
-		if (img_normalise_sha(o->sha256, expected, err) < 0)
+		if (img_normalise_sha(o->sha256, expected.hex, err) < 0)
 			goto out;
-	} else if (img_expected_from_sums(c, o->checksum_url, p.name, have_prev ? &prev : NULL,
-					  expected, &next, err) < 0) {
+	} else if (img_expected_from_sums(c, o, p.name, p.sums, p.sig, have_prev ? &prev : NULL,
+					  &expected, &next, &sums, &sig, err) < 0) {
 		goto out;
 	}
-	if (img_paths_final(&p, expected, err) < 0)
-		goto out;
 
-	if (img_cache_hit(&p, o, have_prev ? &prev : NULL, expected, &size)) {
+	if (img_cache_hit(&p, o, have_prev ? &prev : NULL, &expected, sha256, &size)) {
 		log_debug("'%s' is cached and current: '%s'", p.name, p.final);
-		if (have_prev && !strcmp(prev.sha256, expected)) {
+		if (have_prev && !strcmp(prev.sha256, sha256)) {
 			next.etag = prev.etag ? strdup(prev.etag) : NULL;
 			next.last_modified = prev.last_modified ? strdup(prev.last_modified) : NULL;
 			next.fetched_at = prev.fetched_at;
 		} else {
 			next.fetched_at = (int64_t)time(NULL);
 		}
+		if (expected.alg != CRYPTO_SHA256)
+			memcpy(next.sha512, expected.hex, sizeof(next.sha512));
 	} else {
-		if (img_download(c, o, &p, expected, &next, &received, err) < 0)
+		if (expected.alg == CRYPTO_SHA256 && img_paths_final(&p, expected.hex, err) < 0)
+			goto out;
+		if (img_download(c, o, &p, &expected, &next, &received, err) < 0)
 			goto out;
 		size = next.size;
+		memcpy(sha256, next.sha256, sizeof(sha256));
 		next.fetched_at = (int64_t)time(NULL);
 	}
 	next.url = strdup(o->image_url);
@@ -721,11 +883,12 @@ int img_fetch(struct http_client *c, const struct img_fetch_opts *o, struct img_
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto out;
 	}
-	memcpy(next.sha256, expected, sizeof(next.sha256));
+	memcpy(next.sha256, sha256, sizeof(next.sha256));
 	next.size = size;
-	if (img_meta_write(p.meta, &next, err) < 0)
+	if (img_small_commit(&sums, p.sums, err) < 0 || img_small_commit(&sig, p.sig, err) < 0 ||
+	    img_meta_write(p.meta, &next, err) < 0)
 		goto out;
-	if (have_prev && strcmp(prev.sha256, expected)) {
+	if (have_prev && strcmp(prev.sha256, sha256)) {
 		if (asprintf(&prev_path, "%s/%s/%s", p.cache, prev.sha256, p.name) < 0) {
 			phx_err_set(err, PHX_E_NOMEM, "out of memory");
 			goto out;
@@ -743,14 +906,16 @@ int img_fetch(struct http_client *c, const struct img_fetch_opts *o, struct img_
 	*ret = (struct img_result){.path = out_path,
 				   .size = size,
 				   .downloaded = received,
-				   .changed = !have_prev || strcmp(prev.sha256, expected),
+				   .changed = !have_prev || strcmp(prev.sha256, sha256),
 				   .previous_path = prev_path};
-	memcpy(ret->sha256, expected, sizeof(ret->sha256));
+	memcpy(ret->sha256, sha256, sizeof(ret->sha256));
 	out_path = prev_path = NULL;
 	rc = 0;
 out:
 	free(prev_path);
 	free(out_path);
+	img_small_release(&sums);
+	img_small_release(&sig);
 	img_meta_release(&prev);
 	img_meta_release(&next);
 	img_paths_release(&p);

@@ -21,17 +21,20 @@ void img_meta_release(struct img_meta *m)
 	free(m->sums_url);
 	free(m->sums_etag);
 	free(m->sums_last_modified);
+	free(m->sig_url);
+	free(m->sig_etag);
+	free(m->sig_last_modified);
 	*m = (struct img_meta)IMG_META_INIT;
 }
 
-static bool meta_is_sha256(const char *s)
+static bool meta_is_hex(const char *s, size_t want)
 {
 	size_t i;
 
 	for (i = 0; s[i]; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
-	return i == CRYPTO_SHA256_HEX_LEN;
+	return i == want;
 }
 
 /* Copies an optional string member; a present non-string is an error naming the key. */
@@ -73,18 +76,30 @@ int img_meta_read(const char *path, struct img_meta *ret, struct phx_err *err)
 	    meta_get_str(root, "last_modified", path, &m.last_modified, err) < 0 ||
 	    meta_get_str(root, "sums_url", path, &m.sums_url, err) < 0 ||
 	    meta_get_str(root, "sums_etag", path, &m.sums_etag, err) < 0 ||
-	    meta_get_str(root, "sums_last_modified", path, &m.sums_last_modified, err) < 0)
+	    meta_get_str(root, "sums_last_modified", path, &m.sums_last_modified, err) < 0 ||
+	    meta_get_str(root, "sig_url", path, &m.sig_url, err) < 0 ||
+	    meta_get_str(root, "sig_etag", path, &m.sig_etag, err) < 0 ||
+	    meta_get_str(root, "sig_last_modified", path, &m.sig_last_modified, err) < 0)
 		goto fail;
 	if (!m.url) {
 		phx_err_set(err, PHX_E_IO, "%s: $.url: missing", path);
 		goto fail;
 	}
+	sha = json_string_value(json_object_get(root, "sha512"));
+	if (sha && !meta_is_hex(sha, CRYPTO_SHA512_HEX_LEN)) {
+		phx_err_set(err, PHX_E_IO, "%s: $.sha512: expected 128 lower-case hex digits",
+			    path);
+		goto fail;
+	}
+	if (sha)
+		memcpy(m.sha512, sha, sizeof(m.sha512));
 	sha = json_string_value(json_object_get(root, "sha256"));
-	if (!sha || !meta_is_sha256(sha)) {
+	if ((sha || !m.sha512[0]) && (!sha || !meta_is_hex(sha, CRYPTO_SHA256_HEX_LEN))) {
 		phx_err_set(err, PHX_E_IO, "%s: $.sha256: expected 64 lower-case hex digits", path);
 		goto fail;
 	}
-	memcpy(m.sha256, sha, sizeof(m.sha256));
+	if (sha)
+		memcpy(m.sha256, sha, sizeof(m.sha256));
 	v = json_object_get(root, "size");
 	if (!json_is_integer(v) || json_integer_value(v) < 0) {
 		phx_err_set(err, PHX_E_IO, "%s: $.size: expected a non-negative integer", path);
@@ -117,12 +132,16 @@ int img_meta_write(const char *path, const struct img_meta *m, struct phx_err *e
 	if (!root || json_object_set_new(root, "url", meta_str(m->url)) ||
 	    json_object_set_new(root, "etag", meta_str(m->etag)) ||
 	    json_object_set_new(root, "last_modified", meta_str(m->last_modified)) ||
-	    json_object_set_new(root, "sha256", json_string(m->sha256)) ||
+	    json_object_set_new(root, "sha256", meta_str(m->sha256[0] ? m->sha256 : NULL)) ||
+	    (m->sha512[0] && json_object_set_new(root, "sha512", json_string(m->sha512))) ||
 	    json_object_set_new(root, "size", json_integer((json_int_t)m->size)) ||
 	    json_object_set_new(root, "fetched_at", json_integer((json_int_t)m->fetched_at)) ||
 	    json_object_set_new(root, "sums_url", meta_str(m->sums_url)) ||
 	    json_object_set_new(root, "sums_etag", meta_str(m->sums_etag)) ||
 	    json_object_set_new(root, "sums_last_modified", meta_str(m->sums_last_modified)) ||
+	    json_object_set_new(root, "sig_url", meta_str(m->sig_url)) ||
+	    json_object_set_new(root, "sig_etag", meta_str(m->sig_etag)) ||
+	    json_object_set_new(root, "sig_last_modified", meta_str(m->sig_last_modified)) ||
 	    !(text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER))) {
 		json_decref(root);
 		return phx_err_set(err, PHX_E_NOMEM, "encode '%s': out of memory", path);

@@ -27,6 +27,10 @@ struct img_writer {
 	int fd;
 	const char *part_path, *cache_dir; /* borrowed, for messages */
 	struct crypto_sha256 *h;
+	/* The checksum file's algorithm when it is not SHA-256 (Debian's SHA512SUMS): hashed
+	 * next to h, which stays the image's identity. Set before img_writer_start. */
+	enum crypto_alg verify_alg;
+	struct crypto_hash *verify; /* NULL for SHA-256 */
 	unsigned char *buf[2];
 	int cur;	 /* buffer the network thread fills */
 	size_t fill;	 /* bytes in buf[cur] */

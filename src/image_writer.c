@@ -1,6 +1,6 @@
 /* image_writer: the double-buffered writer behind an image download. The network thread
  * copies the body into one buffer while a helper thread writes the other to the .part and
- * hashes it (see struct img_writer in image_int.h). Knows files, threads and SHA-256; nothing
+ * hashes it (see struct img_writer in image_int.h). Knows files, threads and the hashes; nothing
  * about HTTP, the cache layout or progress. */
 #include "image_int.h"
 
@@ -41,7 +41,9 @@ static void *img_writer_main(void *arg)
 	struct img_writer *w = arg;
 	bool ok = true;
 
-	if (w->prefix && crypto_sha256_fd_prefix(w->h, w->fd, w->prefix, &w->err) < 0)
+	if (w->prefix && (crypto_sha256_fd_prefix(w->h, w->fd, w->prefix, &w->err) < 0 ||
+			  (w->verify &&
+			   crypto_hash_fd_prefix(w->verify, w->fd, w->prefix, &w->err) < 0)))
 		ok = false;
 	pthread_mutex_lock(&w->mu);
 	if (!ok) {
@@ -62,7 +64,8 @@ static void *img_writer_main(void *arg)
 		off = w->poff;
 		pthread_mutex_unlock(&w->mu);
 		ok = img_writer_write(w, b, len, off) == 0 &&
-		     crypto_sha256_update(w->h, b, len, &w->err) == 0;
+		     crypto_sha256_update(w->h, b, len, &w->err) == 0 &&
+		     (!w->verify || crypto_hash_update(w->verify, b, len, &w->err) == 0);
 		pthread_mutex_lock(&w->mu);
 		w->busy = false;
 		w->failed = !ok;
@@ -87,6 +90,10 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	crypto_sha256_free(w->h);
 	w->h = crypto_sha256_new(err);
 	if (!w->h)
+		return -1;
+	crypto_hash_free(w->verify);
+	w->verify = NULL;
+	if (w->verify_alg != CRYPTO_SHA256 && !(w->verify = crypto_hash_new(w->verify_alg, err)))
 		return -1;
 	e = pthread_create(&w->thread, NULL, img_writer_main, w);
 	if (e)
@@ -198,6 +205,7 @@ void img_writer_release(struct img_writer *w)
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	crypto_sha256_free(w->h);
+	crypto_hash_free(w->verify);
 	free(w->buf[0]);
 	free(w->buf[1]);
 }

@@ -32,7 +32,7 @@ GOLDEN = os.path.join(REPO, "tests", "data", "cloudinit")
 CASES = ("static", "dhcp", "tricky")
 # cloud-init's Debian dependencies live in the system interpreter, not in a pyenv/venv one
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
-PKGLIBS = "libcurl openssl jansson yaml-0.1 libguestfs libisofs-1"
+PKGLIBS = "libcurl openssl jansson yaml-0.1 libguestfs libisofs-1 gpgme"
 
 
 def run(cmd, **kw):

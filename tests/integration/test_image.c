@@ -1,7 +1,8 @@
 /* image: img_fetch() against tests/servers/file_server.py on 127.0.0.1 — resume after a
  * dropped connection, restart when ranges are ignored, wrong hash, 404/500, zero-byte second
- * run (asserted from the server's request log), changed upstream, full disk. Each test gets
- * a fresh server, a random 8 MiB "image", its SHA256SUMS and an empty cache. */
+ * run (asserted from the server's request log), changed upstream, full disk; and (suite
+ * image_sigs) signed checksum files, good and refused, and SHA512SUMS. Each test gets a fresh
+ * server, a random 8 MiB "image", its SHA256SUMS and an empty cache. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -651,4 +652,296 @@ Test(image_fetch, resume_without_etag_guards_with_last_modified)
 	fclose(f);
 	cr_assert(strstr(last, "\"if_range\": \"") && strstr(last, " GMT\""), "%s", last);
 	img_result_release(&r);
+}
+
+/* ---- signed checksum files and other formats ----------------------------------------------
+ * Keys come from tests/tools/pgp-keys.sh (made once per build tree); the signatures are made
+ * here with gpg over the checksum files this test writes. */
+
+static struct {
+	char dir[512];		    /* the key set */
+	char good[64], other[64], old[64]; /* fingerprints */
+	char ring[600];		    /* binary keyring of good and old */
+} K;
+
+static void sh(const char *cmd)
+{
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void keys_load(void)
+{
+	const char *build = getenv("PHX_BUILD"), *src = getenv("PHX_SRC");
+	char cmd[2048], path[600], name[16], fpr[64];
+	FILE *f;
+
+	snprintf(K.dir, sizeof(K.dir), "%s/pgp-keys", build ? build : "build");
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && flock '%s.lock' '%s/tests/tools/pgp-keys.sh' '%s'",
+		 K.dir, K.dir, src, K.dir);
+	sh(cmd);
+	snprintf(path, sizeof(path), "%s/ids", K.dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fscanf(f, "%15s %63s", name, fpr) == 2)
+		strcpy(!strcmp(name, "good") ? K.good : !strcmp(name, "other") ? K.other : K.old, fpr);
+	fclose(f);
+	snprintf(K.ring, sizeof(K.ring), "%s/trusted.gpg", K.dir);
+}
+
+static void sig_setup(void)
+{
+	setup();
+	keys_load();
+}
+
+static void sig_teardown(void)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof(cmd), "gpgconf --homedir '%s/gnupg' --kill gpg-agent", K.dir);
+	if (system(cmd) != 0)
+		cr_log_warn("could not stop the test keys' gpg-agent");
+	teardown();
+}
+
+TestSuite(image_sigs, .init = sig_setup, .fini = sig_teardown, .timeout = 120);
+
+/* Signs www/<file> as `who` into www/<out> with gpg options `how` (and `extra`). */
+static void sign_file(const char *who, const char *how, const char *extra, const char *file,
+		      const char *out)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd),
+		 "gpg --homedir '%s/gnupg' --batch --yes --quiet --no-tty %s -u %s %s -o '%s/%s' "
+		 "'%s/%s' 2>/dev/null",
+		 K.dir, extra ? extra : "", who, how, T.root, out, T.root, file);
+	sh(cmd);
+}
+
+static void write_www(const char *name, const char *text)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", T.root, name);
+	cr_assert_eq(fs_write_atomic(path, text, strlen(text), 0644, &err), 0, "%s", err.msg);
+}
+
+static struct img_fetch_opts signed_opts(const char *sums, const char *sig)
+{
+	static char su[300], gu[300];
+
+	snprintf(su, sizeof(su), "%s/%s", T.url, sums);
+	snprintf(gu, sizeof(gu), "%s/%s", T.url, sig);
+	return (struct img_fetch_opts){.image_url = T.img_url,
+				       .checksum_url = su,
+				       .signature_url = gu,
+				       .keyring = K.ring,
+				       .cache_dir = T.cache};
+}
+
+/* No request of any method ever named the image. */
+static void assert_image_never_requested(void)
+{
+	static const char *const methods[] = {"GET", "HEAD"};
+
+	for (size_t i = 0; i < 2; i++) {
+		size_t n = 0;
+
+		log_bytes(0, methods[i], "/" IMG_NAME, &n, NULL, 0);
+		cr_assert_eq(n, 0, "%s of the image after a refused signature", methods[i]);
+	}
+}
+
+/* and a rerun re-verifies the cached copies against the keyring of the day */
+Test(image_sigs, detached_signature_verified_and_rerun_costs_no_bytes)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = signed_opts("SHA256SUMS", "SHA256SUMS.gpg");
+	struct img_result r = IMG_RESULT_INIT;
+	struct img_meta m = IMG_META_INIT;
+	size_t before, n = 0;
+	char st[64], other[600];
+
+	sign_file(K.good, "--detach-sign", NULL, "SHA256SUMS", "SHA256SUMS.gpg");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	img_result_release(&r);
+	cr_assert_eq(img_meta_read(cache_path(IMG_NAME ".meta.json"), &m, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(m.sig_url, o.signature_url);
+	cr_assert_not_null(m.sig_etag);
+	img_meta_release(&m);
+	cr_assert(fs_exists(cache_path(IMG_NAME ".sums")) &&
+		  fs_exists(cache_path(IMG_NAME ".sums.sig")),
+		  "the checksums and the signature are kept beside the meta");
+
+	/* unchanged upstream: both small files answer 304, the image is not asked for */
+	before = log_lines();
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(r.downloaded, 0);
+	cr_assert_not(r.changed);
+	cr_assert_eq(log_bytes(before, "GET", NULL, &n, st, sizeof(st)), 0, "bytes sent on rerun");
+	cr_assert_str_eq(st, "304,304");
+	img_result_release(&r);
+
+	/* the operator stops trusting the key: the cached, unchanged files are refused */
+	snprintf(other, sizeof(other), "%s/other.asc", K.dir);
+	o.keyring = other;
+	before = log_lines();
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_VERIFY, "%s", err.msg);
+	cr_assert(strstr(err.msg, "not in keyring"), "%s", err.msg);
+	log_bytes(before, "GET", NULL, &n, st, sizeof(st));
+	cr_assert_str_eq(st, "304,304");
+	cr_assert_null(r.path);
+}
+
+Test(image_sigs, clear_signed_bsd_checksum_is_fetched_once_and_verified)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = signed_opts("CHECKSUM", "CHECKSUM");
+	struct img_result r = IMG_RESULT_INIT;
+	char text[512];
+	size_t n = 0;
+
+	snprintf(text, sizeof(text),
+		 "# " IMG_NAME ": %zu bytes\nSHA256 (" IMG_NAME ") = %s\n", IMG_SIZE, T.sha);
+	write_www("CHECKSUM.in", text);
+	sign_file(K.good, "--clearsign", NULL, "CHECKSUM.in", "CHECKSUM");
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	log_bytes(0, "GET", "/CHECKSUM", &n, NULL, 0);
+	cr_assert_eq(n, 1, "the clear-signed file is its own signature");
+	cr_assert_not(fs_exists(cache_path(IMG_NAME ".sums.sig")));
+	img_result_release(&r);
+}
+
+/* Each way a signature is refused: a verify error naming the key or the file, and no
+ * request for the image, nothing in the cache but what was there. */
+Test(image_sigs, refused_signatures_fetch_no_image_byte)
+{
+	static const struct {
+		const char *what, *who, *how, *extra, *sig, *needle;
+		bool tamper, clear;
+	} cases[] = {
+		{"bad signature", "good", "--detach-sign", NULL, "SHA256SUMS.gpg", "bad signature",
+		 true, false},
+		{"key not in keyring", "other", "--detach-sign", NULL, "SHA256SUMS.gpg",
+		 "not in keyring", false, false},
+		{"expired key", "old", "--detach-sign", "--faked-system-time 20200601T000000",
+		 "SHA256SUMS.gpg", "the key expired on", false, false},
+		{"not a signature", NULL, NULL, NULL, "SHA256SUMS.gpg", "no OpenPGP signature",
+		 false, false},
+		{"clear-signed by a stranger", "other", "--clearsign", NULL, "SHA256SUMS",
+		 "not in keyring", false, true},
+		{"not clear-signed", NULL, NULL, NULL, "SHA256SUMS", "not clear-signed", false,
+		 true},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct img_fetch_opts o;
+		struct img_result r = IMG_RESULT_INIT;
+		const char *fpr = NULL;
+		char files[4096] = "", sums[512];
+
+		make_image(IMG_SIZE); /* fresh SHA256SUMS */
+		if (cases[i].who)
+			fpr = !strcmp(cases[i].who, "good")   ? K.good
+			      : !strcmp(cases[i].who, "other") ? K.other
+							       : K.old;
+		if (fpr && cases[i].clear) {
+			sign_file(fpr, cases[i].how, NULL, "SHA256SUMS", "SHA256SUMS.asc");
+			snprintf(sums, sizeof(sums), "mv '%s/SHA256SUMS.asc' '%s/SHA256SUMS'", T.root,
+				 T.root);
+			sh(sums);
+		} else if (fpr) {
+			sign_file(fpr, cases[i].how, cases[i].extra, "SHA256SUMS", cases[i].sig);
+		} else if (!cases[i].clear) {
+			write_www(cases[i].sig, "<html>not found</html>\n");
+		}
+		if (cases[i].tamper) {
+			/* a mirror changes the listing after it was signed */
+			snprintf(sums, sizeof(sums), "%064d *" IMG_NAME "\n", 0);
+			write_www("SHA256SUMS", sums);
+		}
+		o = signed_opts("SHA256SUMS", cases[i].sig);
+		cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1, "%s", cases[i].what);
+		cr_assert_eq(err.code, PHX_E_VERIFY, "%s: %s", cases[i].what, err.msg);
+		cr_assert(strstr(err.msg, cases[i].needle), "%s: %s", cases[i].what, err.msg);
+		/* names the key (gpg gives the 16-digit key ID when the key is unknown) */
+		if (fpr)
+			cr_assert(strstr(err.msg, fpr + 24), "%s: no key ID: %s", cases[i].what,
+				  err.msg);
+		cr_assert(strstr(err.msg, cases[i].clear ? o.checksum_url : o.signature_url),
+			  "%s: no file: %s", cases[i].what, err.msg);
+		cr_assert_null(r.path);
+		assert_image_never_requested();
+		cache_files("", files, sizeof(files));
+		cr_assert_str_eq(files, "", "%s: cache must hold nothing, has:\n%s", cases[i].what,
+				 files);
+	}
+}
+
+/* Debian publishes SHA512SUMS only: the download is checked against SHA-512 and still known
+ * by its SHA-256. */
+static void write_sha512sums(bool wrong)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char path[512], hex[CRYPTO_HEX_MAX + 1], text[512];
+
+	snprintf(path, sizeof(path), "%s/" IMG_NAME, T.root);
+	cr_assert_eq(crypto_hash_file(CRYPTO_SHA512, path, hex, &err), 0, "%s", err.msg);
+	if (wrong)
+		hex[0] = hex[0] == '0' ? '1' : '0';
+	snprintf(text, sizeof(text), "%s  " IMG_NAME ".json\n%s  " IMG_NAME "\n",
+		 "00000000000000000000000000000000000000000000000000000000000000000000000000000000"
+		 "000000000000000000000000000000000000000000000000",
+		 hex);
+	write_www("SHA512SUMS", text);
+}
+
+Test(image_sigs, sha512sums_verify_the_download_and_the_cache_by_sha512)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	struct img_meta m = IMG_META_INIT;
+	char sums_url[300], hex[CRYPTO_HEX_MAX + 1], files[4096] = "";
+	size_t n = 0;
+
+	snprintf(sums_url, sizeof(sums_url), "%s/SHA512SUMS", T.url);
+	o.checksum_url = sums_url;
+	/* a listing whose SHA-512 does not match: the download is refused and deleted */
+	write_sha512sums(true);
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(err.code, PHX_E_VERIFY, "%s", err.msg);
+	cr_assert(strstr(err.msg, "sha512 mismatch"), "%s", err.msg);
+	cr_assert_null(r.path);
+	cache_files("", files, sizeof(files));
+	cr_assert_str_eq(files, "", "cache must hold no file, has:\n%s", files);
+
+	err = (struct phx_err)PHX_ERR_INIT;
+	write_sha512sums(false);
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r); /* named and reported by SHA-256 */
+	cr_assert_eq(crypto_hash_file(CRYPTO_SHA512, r.path, hex, &err), 0, "%s", err.msg);
+	img_result_release(&r);
+	cr_assert_eq(img_meta_read(cache_path(IMG_NAME ".meta.json"), &m, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(m.sha512, hex);
+	cr_assert_str_eq(m.sha256, T.sha);
+	img_meta_release(&m);
+
+	/* a rerun finds it through the record, and a paranoid one re-hashes it with SHA-512 */
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(r.downloaded, 0);
+	cr_assert_str_eq(r.sha256, T.sha);
+	img_result_release(&r);
+	o.verify_cached = true;
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(r.downloaded, 0);
+	img_result_release(&r);
+	log_bytes(0, "GET", "/" IMG_NAME, &n, NULL, 0);
+	cr_assert_eq(n, 2, "the refused download and one good one in four runs");
 }

@@ -405,6 +405,35 @@ static const struct bad_case bad_cases[] = {
 		 "$.templates[0].customize.timezone", "got '../etc'"},
 		{"listed twice", VMS(VM(", \"packages\": [\"curl\", \"curl\"]")),
 		 "$.vms[0].packages[1]", "listed twice"},
+		{"signature without keyring",
+		 DOC(TPLV(", \"signature_url\": \"https://example.com/SHA256SUMS.gpg\""), ""),
+		 "$.templates[0].signature_url", "expected 'keyring' next to it"},
+		{"keyring without signature", DOC(TPLV(", \"keyring\": \"motd\""), ""),
+		 "$.templates[0].keyring", "expected 'signature_url' next to it"},
+		{"keyring with no key",
+		 DOC(TPLV(", \"signature_url\": \"https://example.com/SHA256SUMS.gpg\", "
+			  "\"keyring\": \"motd\""),
+		     ""),
+		 "$.templates[0].keyring", "with no key in it"},
+		{"keyring missing",
+		 DOC(TPLV(", \"signature_url\": \"https://example.com/SHA256SUMS.gpg\", "
+			  "\"keyring\": \"nope.gpg\""),
+		     ""),
+		 "$.templates[0].keyring", "no file at"},
+		{"signature url not a url",
+		 DOC(TPLV(", \"signature_url\": \"SHA256SUMS.gpg\", \"keyring\": \"motd\""), ""),
+		 "$.templates[0].signature_url", "expected an http(s) URL"},
+		{"signature of a pinned sha256",
+		 DOC("{\"name\": \"n\", \"vmid\": 9000, \"image_url\": \"https://e.com/n.img\", "
+		     "\"sha256\": \"a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90\", "
+		     "\"signature_url\": \"https://e.com/S.gpg\", \"keyring\": \"motd\"}",
+		     ""),
+		 "$.templates[0].signature_url", "expected 'checksum_url' next to it"},
+		{"signature of a published artifact",
+		 DOC("{\"name\": \"n\", \"vmid\": 9000, \"artifact\": \"motd\", "
+		     "\"signature_url\": \"https://e.com/S.gpg\", \"keyring\": \"motd\"}",
+		     ""),
+		 "$.templates[0].keyring", "does not go with 'artifact'"},
 };
 
 #define N_BAD_CASES (sizeof(bad_cases) / sizeof(bad_cases[0]))
@@ -440,6 +469,31 @@ ParameterizedTest(size_t *i, config, rejects_bad_config_with_json_path, .init = 
 		  err.msg);
 	cr_assert(every_line_names_file(err.msg, path), "%s: a line without the file:\n%s",
 		  c->what, err.msg);
+}
+
+Test(config, keeps_signature_url_and_resolves_keyring_holding_keys, .init = setup,
+     .fini = teardown)
+{
+	const char *build = getenv("PHX_BUILD"), *src = getenv("PHX_SRC");
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256], cmd[1024], want[300];
+
+	snprintf(cmd, sizeof(cmd),
+		 "k='%s/pgp-keys' && mkdir -p \"$k\" && flock \"$k.lock\" '%s/tests/tools/pgp-keys.sh' "
+		 "\"$k\" && cp \"$k/trusted.asc\" '%s/ring.asc'",
+		 build ? build : "build", src ? src : ".", tmpdir);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(load_json("ok.json",
+			       DOC(TPLV(", \"signature_url\": \"https://example.com/SHA256SUMS.gpg\", "
+					"\"keyring\": \"ring.asc\""),
+				   ""),
+			       &cfg, &err, path, sizeof(path)),
+		     0, "%s", err.msg);
+	cr_assert_str_eq(cfg->templates[0].signature_url, "https://example.com/SHA256SUMS.gpg");
+	snprintf(want, sizeof(want), "%s/ring.asc", tmpdir);
+	cr_assert_str_eq(cfg->templates[0].keyring, want);
+	cfg_free(cfg);
 }
 
 Test(config, reports_every_problem_not_just_the_first, .init = setup, .fini = teardown)

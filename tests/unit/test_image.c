@@ -58,10 +58,10 @@ Test(image, sums_parses_binary_form_of_ubuntu_listing)
 	cr_assert_eq(s->n, 3);
 	cr_assert(s->entries[0].binary);
 	cr_assert_str_eq(s->entries[0].name, "noble-server-cloudimg-amd64.img");
-	cr_assert_str_eq(img_sums_lookup(s, "noble-server-cloudimg-amd64.img"),
+	cr_assert_str_eq(img_sums_lookup(s, "noble-server-cloudimg-amd64.img")->hex,
 			 "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90");
 	/* upper-case hex is folded so comparisons with computed hashes work */
-	cr_assert_str_eq(img_sums_lookup(s, "noble-server-cloudimg-arm64.img"),
+	cr_assert_str_eq(img_sums_lookup(s, "noble-server-cloudimg-arm64.img")->hex,
 			 "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
 	img_sums_free(s);
 	buf_release(&b);
@@ -76,13 +76,148 @@ Test(image, sums_parses_text_form_with_crlf_comments_and_spaces_in_names)
 	s = parse_ok(buf_str(&b));
 	cr_assert_eq(s->n, 2);
 	cr_assert_not(s->entries[0].binary);
-	cr_assert_str_eq(img_sums_lookup(s, "debian-12-generic-amd64.qcow2"),
+	cr_assert_str_eq(img_sums_lookup(s, "debian-12-generic-amd64.qcow2")->hex,
 			 "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210");
 	/* "./" prefixes are ignored on both sides, inner spaces are part of the name */
-	cr_assert_str_eq(img_sums_lookup(s, "with space.img"),
+	cr_assert_str_eq(img_sums_lookup(s, "with space.img")->hex,
 			 "1111111111111111111111111111111111111111111111111111111111111111");
 	img_sums_free(s);
 	buf_release(&b);
+}
+
+/* The line formats of the checksum files distributions publish (names and hashes made up). */
+Test(image, sums_parses_debian_sha512sums_as_sha512)
+{
+	struct buf b = BUF_INIT;
+	struct img_sums *s;
+	const struct img_sums_entry *e;
+
+	read_fixture("SHA512SUMS.debian", &b);
+	s = parse_ok(buf_str(&b));
+	cr_assert_eq(s->n, 3);
+	e = img_sums_lookup(s, "debian-12-genericcloud-amd64.qcow2");
+	cr_assert_not_null(e);
+	cr_assert_eq(e->alg, CRYPTO_SHA512);
+	cr_assert_not(e->binary);
+	cr_assert_eq(strlen(e->hex), CRYPTO_SHA512_HEX_LEN);
+	cr_assert_str_eq(e->hex, "1f2e3d4c5b6a798897a6b5c4d3e2f1011f2e3d4c5b6a798897a6b5c4d3e2f101"
+				 "1f2e3d4c5b6a798897a6b5c4d3e2f1011f2e3d4c5b6a798897a6b5c4d3e2f101");
+	img_sums_free(s);
+	buf_release(&b);
+}
+
+Test(image, sums_parses_fedora_clear_signed_bsd_checksum)
+{
+	struct buf b = BUF_INIT;
+	struct img_sums *s;
+	const struct img_sums_entry *e;
+
+	read_fixture("CHECKSUM.fedora", &b);
+	cr_assert(img_sums_is_clearsigned(b.data, b.len));
+	s = parse_ok(buf_str(&b));
+	/* the armor header and the signature block are not entries */
+	cr_assert_eq(s->n, 2);
+	e = img_sums_lookup(s, "Fedora-Cloud-Base-Generic-41-1.4.x86_64.qcow2");
+	cr_assert_not_null(e);
+	cr_assert_eq(e->alg, CRYPTO_SHA256);
+	cr_assert_str_eq(e->hex, "3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b");
+	img_sums_free(s);
+	buf_release(&b);
+}
+
+Test(image, sums_parses_rocky_bsd_checksum_with_size_comments)
+{
+	struct buf b = BUF_INIT;
+	struct img_sums *s;
+
+	read_fixture("CHECKSUM.rocky", &b);
+	cr_assert_not(img_sums_is_clearsigned(b.data, b.len));
+	s = parse_ok(buf_str(&b));
+	cr_assert_eq(s->n, 2);
+	cr_assert_str_eq(img_sums_lookup(s, "Rocky-9-GenericCloud-LVM-9.5-20241118.0.x86_64.qcow2")->hex,
+			 "6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e");
+	img_sums_free(s);
+	buf_release(&b);
+}
+
+Test(image, sums_bsd_names_may_hold_parentheses_and_equals)
+{
+	static const char h[] = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+	char text[256];
+	struct img_sums *s;
+
+	snprintf(text, sizeof(text), "SHA256 (odd (1) = x.img) = %s\r\n", h);
+	s = parse_ok(text);
+	cr_assert_eq(s->n, 1);
+	cr_assert_str_eq(s->entries[0].name, "odd (1) = x.img");
+	img_sums_free(s);
+}
+
+Test(image, sums_lookup_prefers_sha256_when_both_are_listed)
+{
+	static const char h256[] =
+		"a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+	char text[512];
+	struct img_sums *s;
+
+	/* one mixed file: GNU SHA-512 first, then BSD SHA-256 of the same name */
+	snprintf(text, sizeof(text), "%s%s  a.img\nSHA256 (a.img) = %s\n", h256, h256, h256);
+	s = parse_ok(text);
+	cr_assert_eq(s->n, 2);
+	cr_assert_eq(img_sums_lookup(s, "a.img")->alg, CRYPTO_SHA256);
+	img_sums_free(s);
+}
+
+/* Alpine's per-image <image>.sha512 sidecar: the hash alone names no file */
+Test(image, sums_bare_hash_sidecar_stands_for_its_one_file)
+{
+	static const char h[] = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_sums *s;
+	char text[512];
+
+	snprintf(text, sizeof(text), "%s%s\n", h, h);
+	s = parse_ok(text);
+	cr_assert_eq(img_sums_lookup(s, "nocloud_alpine-3.20.3-x86_64-bios-cloudinit-r0.qcow2")->alg,
+		     CRYPTO_SHA512);
+	img_sums_free(s);
+	/* next to a named entry it could be anyone's */
+	snprintf(text, sizeof(text), "%s\n%s  b.img\n", h, h);
+	s = NULL;
+	cr_assert_eq(img_sums_parse(text, strlen(text), "SUMS", &s, &err), -1);
+	cr_assert_eq(err.code, PHX_E_VERIFY);
+	cr_assert(strstr(err.msg, "SUMS:2: a hash without a file name"), "%s", err.msg);
+	cr_assert_null(s);
+}
+
+Test(image, sums_refuses_text_outside_a_clear_signed_frame)
+{
+	static const char *const cases[] = {
+		/* appended after the signature: would pass for signed if parsed */
+		"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n# x\n"
+		"-----BEGIN PGP SIGNATURE-----\nAAAA\n-----END PGP SIGNATURE-----\n"
+		"SHA256 (evil.img) = a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90\n",
+		/* put before the frame */
+		"SHA256 (evil.img) = a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90\n"
+		"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n# x\n"
+		"-----BEGIN PGP SIGNATURE-----\nAAAA\n-----END PGP SIGNATURE-----\n",
+		/* cut short */
+		"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n# x\n",
+	};
+	static const char *const why[] = {"text after the end of the signature",
+					  "must be the whole file", "ends before"};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct img_sums *s = NULL;
+
+		cr_assert_eq(img_sums_parse(cases[i], strlen(cases[i]), "CHECKSUM", &s, &err), -1,
+			     "case %zu", i);
+		cr_assert_null(s);
+		cr_assert_eq(err.code, PHX_E_VERIFY);
+		cr_assert(strstr(err.msg, "CHECKSUM:") && strstr(err.msg, why[i]), "case %zu: %s", i,
+			  err.msg);
+	}
 }
 
 Test(image, sums_lookup_miss_returns_null)
@@ -129,13 +264,20 @@ Test(image, sums_rejects_each_malformed_line_kind)
 		const char *line;
 		const char *why;
 	} cases[] = {
-		{"%s\n", "expected 'HASH  NAME' or 'HASH *NAME'"}, /* hash only */
+		{"%s\n", "without a file name must be alone"}, /* hash only, not alone */
 		{"%s  \n", "missing file name"},
 		{"%s name.img\n", "expected 'HASH  NAME' or 'HASH *NAME'"}, /* one space */
 		{"%s\tname.img\n", "64 hex digits"},
 		{"%sa *name.img\n", "64 hex digits"}, /* 65 digits */
 		{"g%s *name.img\n", "64 hex digits"},
-		{"SHA256 (name.img) = %s\n", "64 hex digits"}, /* BSD style */
+		{"SHA256 (name.img) = %.60s\n", "64 hex digits"}, /* BSD, short */
+		{"SHA512 (name.img) = %s\n", "128 hex digits"}, /* BSD, a SHA-256 hash */
+		{"MD5 (name.img) = %.32s\n", "unsupported hash algorithm"},
+		{"SHA256 (name.img) %s\n", "expected 'SHA256 (NAME) = HASH'"},
+		{"SHA256 () = %s\n", "missing file name"},
+		/* 127 digits: 128 would be SHA-512 */
+		{"%sabcdef0123456789abcdef0123456789abcdef0123456789abcdef012345678  name.img\n",
+		 "64 hex digits"},
 		{"\\%s  na\\nme.img\n", "escaped file names"},
 	};
 
