@@ -224,7 +224,8 @@ static int prov_build_plan(const struct cfg_template *t, struct cust_plan **ret,
 						    c->packages.n, err) < 0)
 		goto fail;
 	if (c->debs.n &&
-	    cust_plan_add_debs(plan, (const char *const *)c->debs.items, c->debs.n, err) < 0)
+	    cust_plan_add_local_packages(plan, (const char *const *)c->debs.items,
+					 c->debs.n, err) < 0)
 		goto fail;
 	if (c->enable_services.n &&
 	    cust_plan_add_services(plan, (const char *const *)c->enable_services.items,

@@ -123,7 +123,7 @@ static void add_debs(struct cust_plan *p, const struct env *e)
 
 	snprintf(pattern, sizeof(pattern), "%s/debs/*.deb", e->image_dir);
 	cr_assert_eq(glob(pattern, 0, NULL, &gl), 0, "no .debs in %s/debs", e->image_dir);
-	cr_assert_eq(cust_plan_add_debs(p, (const char *const *)gl.gl_pathv, gl.gl_pathc, &err), 0,
+	cr_assert_eq(cust_plan_add_local_packages(p, (const char *const *)gl.gl_pathv, gl.gl_pathc, &err), 0,
 		     "%s", err.msg);
 	globfree(&gl);
 }
@@ -504,7 +504,7 @@ Test(customize, a_cache_that_fills_up_stops_the_appliance_with_a_clear_error, .t
 	opts.state_dir = e.state;
 	p = cust_plan_new(&err);
 	cr_assert_not_null(p);
-	cr_assert_eq(cust_plan_add_debs(p, debs, 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_local_packages(p, debs, 1, &err), 0, "%s", err.msg);
 
 	/* the premise, checked rather than assumed: the precheck passes, the files cannot fit */
 	free0 = avail_bytes(cache);
