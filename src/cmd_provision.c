@@ -637,8 +637,9 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 	}
 	rmdir(dir);
 	free(work);
-	log_info("customized %s %s (%s, %zu steps) in %.1f s, appliance start %.1f s", rep.distro,
-		 rep.version, rep.accel, rep.steps, rep.total_seconds, rep.launch_seconds);
+	log_info("customized %s %s (family %s, %s, %zu steps) in %.1f s, appliance start %.1f s",
+		 rep.distro, rep.version, rep.family, rep.accel, rep.steps, rep.total_seconds,
+		 rep.launch_seconds);
 	*ret_path = final;
 	return 0;
 fail:
