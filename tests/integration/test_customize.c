@@ -403,7 +403,7 @@ Test(customize, too_little_free_space_is_refused_before_the_appliance_starts, .t
 	cr_assert(strstr(err.msg, disk), "%s", err.msg);
 	cr_assert(strstr(err.msg, "has 63 MiB free") || strstr(err.msg, "has 64 MiB free"), "%s",
 		  err.msg);
-	cr_assert(strstr(err.msg, "needs about 352 MiB (journal and hygiene 64 MiB, apt indexes "
+	cr_assert(strstr(err.msg, "needs about 352 MiB (journal and hygiene 64 MiB, package indexes "
 				  "256 MiB, 1 package 32 MiB)"),
 		  "%s", err.msg);
 	cr_assert(strstr(err.msg, "PHX_CACHE_DIR"), "no hint: %s", err.msg);
