@@ -595,14 +595,25 @@ int cust_family_pick(const char *id, const char *id_like, const struct cust_fami
 			fam = cust_family_by_word(p, len);
 		p += len;
 	}
-	if (!fam)
+	if (!fam) {
+		char list[256] = "";
+
+		/* from the table, so the message cannot fall behind it */
+		for (size_t f = 0; f < sizeof(cust_families) / sizeof(cust_families[0]); f++) {
+			const struct cust_family *k = &cust_families[f];
+
+			snprintf(list + strlen(list), sizeof(list) - strlen(list),
+				 "%s%s (%s:", f ? ", " : "", k->name, cust_pkg_tool_name(k->pkg));
+			for (const char *const *w = k->ids; *w; w++)
+				snprintf(list + strlen(list), sizeof(list) - strlen(list), " %s%s",
+					 *w, w[1] ? "," : ")");
+		}
 		return phx_err_set(
 			err, PHX_E_INPUT,
 			"os-release ID '%s' (ID_LIKE '%s') is not of a supported family; "
-			"supported: debian (apt: ID or ID_LIKE debian, ubuntu), rhel (dnf "
-			"or yum: rhel, fedora, centos), suse (zypper: suse, opensuse, "
-			"sles), alpine (apk, OpenRC)",
-			id, id_like ? id_like : "");
+			"supported, by os-release ID or ID_LIKE: %s",
+			id, id_like ? id_like : "", list);
+	}
 	*ret = fam;
 	return 0;
 }
