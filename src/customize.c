@@ -995,25 +995,19 @@ void cust_report_release(struct cust_report *rep)
 }
 
 /* What is installed, asked of the guest's own package tools (they know their database's
- * format and version), in the database's order. */
+ * format and version), in the database's order; which tool is the family's. */
 static int cust_list_packages(struct cust_ctx *c, char **ret)
 {
-	static const char script[] =
-		"if command -v dpkg-query >/dev/null 2>&1; then\n"
-		"  dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\t"
-		"${Architecture}\\n' | sed -n 's/^ii \\t//p'\n"
-		"elif command -v rpm >/dev/null 2>&1; then\n"
-		"  rpm -qa --qf '%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t"
-		"%{ARCH}\\n'\n"
-		"else exit 3; fi\n";
 	char *out = NULL;
 	int status;
 
 	*ret = NULL;
-	if (cust_guest_sh(c, script, &status, &out) < 0)
+	if (cust_guest_sh(c, c->target.family->installed, &status, &out) < 0)
 		return -1;
 	if (status == 3) {
-		log_info("customize: no dpkg or rpm in the guest: the build has no package list");
+		log_info("customize: no package database tool of family %s in the guest: the build "
+			 "has no package list",
+			 c->target.family->name);
 	} else if (status != 0) {
 		cust_guest_failed(c, PHX_E_GUEST, "list the installed packages: ", status, out);
 		free(out);

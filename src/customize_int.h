@@ -40,6 +40,9 @@ struct cust_family {
 	const char *const *cache_globs;	  /* package manager state hygiene removes */
 	const char *const *cache_keep;	  /* basenames those globs must not remove */
 	const char *const *offline_signs; /* index refresh output that means "no network" */
+	/* sh script printing "name\tversion\tarch\n" per installed package, asking the
+	 * family's own tool (it knows its database); exits 3 when the image lacks it */
+	const char *installed;
 };
 
 /* The guest a plan is turned into commands for. */

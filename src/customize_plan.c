@@ -560,15 +560,29 @@ static const char *const cust_rhel_caches[] = {"/var/cache/dnf/*", "/var/cache/l
 static const char *const cust_suse_caches[] = {"/var/cache/zypp/*", NULL};
 static const char *const cust_alpine_caches[] = {"/var/cache/apk/*", NULL};
 
+static const char cust_dpkg_installed[] =
+	"command -v dpkg-query >/dev/null 2>&1 || exit 3\n"
+	"dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n' "
+	"| sed -n 's/^ii \\t//p'\n";
+static const char cust_rpm_installed[] =
+	"command -v rpm >/dev/null 2>&1 || exit 3\n"
+	"rpm -qa --qf '%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'\n";
+/* "qemu-guest-agent-9.0.2-r0 x86_64 {qemu} (GPL-2.0-only) [installed]": an apk version
+ * always ends in -r<N> and holds no other '-' */
+static const char cust_apk_installed[] =
+	"command -v apk >/dev/null 2>&1 || exit 3\n"
+	"apk list -I | awk '{ n = $1; sub(/-[^-]*-r[0-9]+$/, \"\", n); "
+	"print n \"\\t\" substr($1, length(n) + 2) \"\\t\" $2 }'\n";
+
 static const struct cust_family cust_families[] = {
 	{"debian", cust_debian_ids, CUST_PKG_APT, CUST_INIT_SYSTEMD, ".deb", cust_apt_caches,
-	 cust_apt_keep, cust_apt_offline},
+	 cust_apt_keep, cust_apt_offline, cust_dpkg_installed},
 	{"rhel", cust_rhel_ids, CUST_PKG_DNF, CUST_INIT_SYSTEMD, ".rpm", cust_rhel_caches, NULL,
-	 cust_rpm_offline},
+	 cust_rpm_offline, cust_rpm_installed},
 	{"suse", cust_suse_ids, CUST_PKG_ZYPPER, CUST_INIT_SYSTEMD, ".rpm", cust_suse_caches, NULL,
-	 cust_zypper_offline},
+	 cust_zypper_offline, cust_rpm_installed},
 	{"alpine", cust_alpine_ids, CUST_PKG_APK, CUST_INIT_OPENRC, ".apk", cust_alpine_caches,
-	 NULL, cust_apk_offline},
+	 NULL, cust_apk_offline, cust_apk_installed},
 };
 
 static const struct cust_family *cust_family_by_word(const char *w, size_t len)

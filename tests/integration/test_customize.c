@@ -403,8 +403,9 @@ Test(customize, too_little_free_space_is_refused_before_the_appliance_starts, .t
 	cr_assert(strstr(err.msg, disk), "%s", err.msg);
 	cr_assert(strstr(err.msg, "has 63 MiB free") || strstr(err.msg, "has 64 MiB free"), "%s",
 		  err.msg);
-	cr_assert(strstr(err.msg, "needs about 352 MiB (journal and hygiene 64 MiB, package indexes "
-				  "256 MiB, 1 package 32 MiB)"),
+	cr_assert(strstr(err.msg,
+			 "needs about 352 MiB (journal and hygiene 64 MiB, package indexes "
+			 "256 MiB, 1 package 32 MiB)"),
 		  "%s", err.msg);
 	cr_assert(strstr(err.msg, "PHX_CACHE_DIR"), "no hint: %s", err.msg);
 	/* refused before libguestfs started anything: an appliance takes seconds to start */
@@ -730,7 +731,13 @@ Test(customize, dnf_family_recording_standin, .timeout = 600)
 		       "rpm -Uvh /tmp/phx-packages-1/a-1.0-1.noarch.rpm "
 		       "/tmp/phx-packages-1/b-1.0-1.noarch.rpm\n"
 		       "systemctl enable qemu-guest-agent sshd.service\n"
-		       "local packages removed\n");
+		       "local packages removed\n"
+		       /* the build's package list, asked of rpm (which lists nothing here) */
+		       "rpm -qa --qf "
+		       "%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t%{ARCH}\\n\n");
+	cr_assert_not_null(rep.packages);
+	cr_assert_str_eq(rep.packages, "");
+	cust_report_release(&rep);
 	/* the family's hygiene: dnf's cache, the SELinux relabel request, systemd's identity */
 	assert_gone(&o, "/var/cache/dnf/repomd.xml");
 	assert_empty_file(&o, "/.autorelabel");
@@ -837,7 +844,10 @@ Test(customize, apk_openrc_family_recording_standin, .timeout = 600)
 		       "rc-update add qemu-guest-agent default\n"
 		       "apk add --no-network --allow-untrusted /tmp/phx-packages-1/c-1.0-r0.apk\n"
 		       "rc-update add sshd default\n"
-		       "rc-update add chronyd default\n");
+		       "rc-update add chronyd default\n"
+		       "apk list -I\n");
+	cr_assert_not_null(rep.packages);
+	cust_report_release(&rep);
 	/* OpenRC's identity: emptied in place, D-Bus's removed (dbus makes a new one at boot) */
 	assert_empty_file(&o, "/etc/machine-id");
 	assert_gone(&o, "/var/lib/dbus/machine-id");

@@ -463,6 +463,73 @@ Test(customize, rhel_family_uses_yum_only_where_dnf_is_missing)
 	cr_assert_eq(t.family, deb);
 }
 
+/* Runs a family's package-list script under /bin/sh with `tool` (a fake printing `output`)
+ * first in PATH; returns its stdout in out and the exit status. */
+static int run_installed(const struct cust_family *f, const char *tool, const char *output,
+			 struct buf *out)
+{
+	char dir[] = "/tmp/cust-inst-XXXXXX", path[64], cmd[256], chunk[512];
+	FILE *fp;
+	size_t n;
+	int st;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, tool);
+	fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	fprintf(fp, "#!/bin/sh\ncat <<'PHX_EOF'\n%sPHX_EOF\n", output);
+	cr_assert_eq(fclose(fp), 0);
+	cr_assert_eq(chmod(path, 0755), 0);
+	snprintf(cmd, sizeof(cmd), "PATH='%s':/usr/bin:/bin /bin/sh -c \"$PHX_SCRIPT\"", dir);
+	setenv("PHX_SCRIPT", f->installed, 1);
+	fp = popen(cmd, "r");
+	cr_assert_not_null(fp);
+	buf_reset(out);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		cr_assert_eq(buf_append(out, chunk, n, NULL), 0);
+	st = pclose(fp);
+	unsetenv("PHX_SCRIPT");
+	unlink(path);
+	rmdir(dir);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(customize, each_family_lists_installed_packages_as_name_version_arch)
+{
+	struct buf out = BUF_INIT;
+
+	/* dpkg-query's format as the script asks for it: only fully installed ones count */
+	cr_assert_eq(run_installed(family("debian", ""), "dpkg-query",
+				   "ii \tqemu-guest-agent\t1:7.2+dfsg-7\tamd64\n"
+				   "rc \told-thing\t1.0\tamd64\n"
+				   "ii \tbase-files\t12.4+deb12u5\tamd64\n",
+				   &out),
+		     0);
+	cr_assert_str_eq(
+		buf_str(&out),
+		"qemu-guest-agent\t1:7.2+dfsg-7\tamd64\nbase-files\t12.4+deb12u5\tamd64\n");
+	/* rpm formats it itself (--qf): what it prints is the list */
+	cr_assert_eq(run_installed(family("rocky", "rhel"), "rpm",
+				   "qemu-guest-agent\t2:8.2.0-11.el9_4\tx86_64\n", &out),
+		     0);
+	cr_assert_str_eq(buf_str(&out), "qemu-guest-agent\t2:8.2.0-11.el9_4\tx86_64\n");
+	cr_assert_eq(family("sles", "")->installed, family("rocky", "rhel")->installed);
+	/* apk list -I: name and version split at the version's own '-' */
+	cr_assert_eq(run_installed(family("alpine", ""), "apk",
+				   "qemu-guest-agent-9.0.2-r0 x86_64 {qemu} (GPL-2.0-only) "
+				   "[installed]\n"
+				   "ca-certificates-bundle-20240705-r0 x86_64 {ca-certificates} "
+				   "(MPL-2.0 AND MIT) [installed]\n",
+				   &out),
+		     0);
+	cr_assert_str_eq(buf_str(&out), "qemu-guest-agent\t9.0.2-r0\tx86_64\n"
+					"ca-certificates-bundle\t20240705-r0\tx86_64\n");
+	/* the tool missing: exit 3, which the run reports as "no package list" */
+	cr_assert_eq(run_installed(family("alpine", ""), "not-apk", "", &out), 3);
+	cr_assert_eq(out.len, 0);
+	buf_release(&out);
+}
+
 /* All commands of step `i` on a target, one per line; the refresh first as "refresh: ...". */
 static void step_commands(const struct cust_plan *p, size_t i, const char *id, bool has_dnf,
 			  struct buf *out)
