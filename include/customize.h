@@ -1,10 +1,12 @@
 /* customize: offline changes to a guest disk image with libguestfs, all steps in ONE appliance
  * launch. The only includer of <guestfs.h>; libguestfs errors are translated here.
- * Owns: the plan of ordered operations (packages, local .debs, services, shell commands,
- * files, timezone), choosing the accelerator (KVM when it really works, else TCG), locating and
- * verifying the root file system, and the always-on hygiene that makes a template safe to
- * clone (empty machine-id, D-Bus machine-id relinked, cloud-init state cleaned, SSH host keys
- * and apt lists removed).
+ * Owns: the plan of ordered operations (packages, local package files, services, shell
+ * commands, files, timezone), choosing the accelerator (KVM when it really works, else TCG),
+ * locating and verifying the root file system, the guest's OS family (os-release: Debian/apt,
+ * RHEL/dnf or yum, SUSE/zypper, Alpine/apk with OpenRC) that decides the commands, and the
+ * always-on hygiene that makes a template safe to clone (empty machine-id, D-Bus machine-id
+ * relinked or removed, cloud-init state cleaned, SSH host keys and package caches removed,
+ * SELinux relabel requested).
  * Does not own: reading config (cmd_* fills the plan), downloading or caching images (the
  * caller passes a disk path it may modify; cust_prepare_copy keeps a cache pristine). */
 #ifndef PHX_CUSTOMIZE_H
@@ -16,9 +18,9 @@
 #include "err.h"
 
 enum cust_op_kind {
-	CUST_OP_PACKAGES,	 /* apt-get install inside the guest, needs network */
-	CUST_OP_DEBS,		 /* local .deb files uploaded and installed with dpkg -i */
-	CUST_OP_ENABLE_SERVICES, /* systemctl enable */
+	CUST_OP_PACKAGES,	 /* the family's package manager, needs network */
+	CUST_OP_LOCAL_PACKAGES,	 /* local .deb/.rpm/.apk files uploaded and installed offline */
+	CUST_OP_ENABLE_SERVICES, /* systemctl enable, or rc-update add NAME default (OpenRC) */
 	CUST_OP_RUN,		 /* sh -c COMMAND inside the guest */
 	CUST_OP_FILE,		 /* write a file with a mode, from content or a host file */
 	CUST_OP_TIMEZONE,	 /* /etc/localtime link and /etc/timezone */
@@ -35,15 +37,20 @@ void cust_plan_free(struct cust_plan *plan);
  * with PHX_E_INPUT naming the offending value; the plan is unchanged on failure. All string
  * arguments are borrowed (copied into the plan). */
 
-/* Debian package names, optionally `name=version` or `name:arch`; n >= 1. */
+/* Package names (Debian's or RPM's character set: letters, digits, "+._-"), optionally
+ * `name=version` or `name:arch`, written the same for every family (cust_step_commands
+ * translates); n >= 1. */
 int cust_plan_add_packages(struct cust_plan *plan, const char *const *names, size_t n,
 			   struct phx_err *err);
-/* Paths of local .deb files (each must be a readable regular file ending in .deb, basenames
- * unique); installed together with one `dpkg -i` so they may depend on each other. */
-int cust_plan_add_debs(struct cust_plan *plan, const char *const *paths, size_t n,
-		       struct phx_err *err);
-/* systemd unit names ('qemu-guest-agent' or 'foo.service'). A unit whose [Install] section is
- * empty (qemu-guest-agent: udev starts it) is reported as static, not as a failure. */
+/* Paths of local package files (each a readable regular file ending in .deb, .rpm or .apk,
+ * basenames unique; the guest's family must install that format, which is known only once
+ * the appliance runs); installed together with one `dpkg -i`, `rpm -Uvh` or `apk add` so they
+ * may depend on each other. Errors name them `debs[i]`, the config key. */
+int cust_plan_add_local_packages(struct cust_plan *plan, const char *const *paths, size_t n,
+				 struct phx_err *err);
+/* Service names ('qemu-guest-agent' or 'foo.service'; OpenRC gets 'foo'). A systemd unit whose
+ * [Install] section is empty (qemu-guest-agent: udev starts it) is reported as static, not as
+ * a failure. */
 int cust_plan_add_services(struct cust_plan *plan, const char *const *names, size_t n,
 			   struct phx_err *err);
 /* A shell command run with /bin/sh -c inside the guest; non-zero exit fails the run. */
@@ -88,6 +95,7 @@ struct cust_opts {
 
 struct cust_report {
 	char distro[32];       /* os-release ID, e.g. "ubuntu", "debian" */
+	char family[16];       /* "debian", "rhel", "suse" or "alpine" */
 	char version[32];      /* os-release VERSION_ID, e.g. "24.04", "12" */
 	char root_device[64];  /* appliance device of the root file system, e.g. "/dev/sda1" */
 	char accel[8];	       /* "kvm" or "tcg" */
@@ -105,10 +113,11 @@ void cust_report_release(struct cust_report *rep);
 
 /* Runs the plan and then the hygiene steps on `disk_path` IN PLACE (qcow2 or raw, detected),
  * in one appliance launch. The disk must hold exactly one OS root file system. Logs one info
- * line per step. On failure returns -1: PHX_E_GUEST with the guest command's exit status and
- * last lines of output for a failing step, PHX_E_NET when a packages step finds no network in
- * the guest, PHX_E_NOTFOUND for no OS, PHX_E_INPUT for several OSes; *ret_report is written
- * only on success. opts may be NULL for defaults.
+ * line per step. On failure returns -1: PHX_E_GUEST with the failing guest command, its exit
+ * status and last lines of output, PHX_E_NET when a packages step finds no network in the
+ * guest, PHX_E_NOTFOUND for no OS, PHX_E_INPUT for several OSes, an OS of no supported family
+ * (naming its os-release ID and the families) or a step its family cannot do; *ret_report is
+ * written only on success. opts may be NULL for defaults.
  *
  * The disk file grows while the guest writes, on the file system that holds it (the image
  * cache). Before the appliance starts, that file system must have the free space

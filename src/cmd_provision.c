@@ -224,7 +224,8 @@ static int prov_build_plan(const struct cfg_template *t, struct cust_plan **ret,
 						    c->packages.n, err) < 0)
 		goto fail;
 	if (c->debs.n &&
-	    cust_plan_add_debs(plan, (const char *const *)c->debs.items, c->debs.n, err) < 0)
+	    cust_plan_add_local_packages(plan, (const char *const *)c->debs.items,
+					 c->debs.n, err) < 0)
 		goto fail;
 	if (c->enable_services.n &&
 	    cust_plan_add_services(plan, (const char *const *)c->enable_services.items,
@@ -638,8 +639,9 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 	}
 	rmdir(dir);
 	free(work);
-	log_info("customized %s %s (%s, %zu steps) in %.1f s, appliance start %.1f s", rep.distro,
-		 rep.version, rep.accel, rep.steps, rep.total_seconds, rep.launch_seconds);
+	log_info("customized %s %s (family %s, %s, %zu steps) in %.1f s, appliance start %.1f s",
+		 rep.distro, rep.version, rep.family, rep.accel, rep.steps, rep.total_seconds,
+		 rep.launch_seconds);
 	*ret_path = final;
 	return 0;
 fail:

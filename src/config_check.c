@@ -87,13 +87,14 @@ bool cfg_is_package(const char *s)
 	const char *eq = strchr(s, '=');
 	size_t n = eq ? (size_t)(eq - s) : strlen(s);
 
-	/* Debian policy 5.6.1: lower case, digits, + - . ; at least two, starting alnum */
-	if (n < 2 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
+	/* Debian policy 5.6.1 (lower case, digits, + - . ; at least two, starting alnum) widened
+	 * to RPM names (NetworkManager, python3-ruamel_yaml): the family is known only later */
+	if (n < 2 || !isalnum((unsigned char)s[0]))
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (!(islower(c) || isdigit(c) || c == '+' || c == '-' || c == '.'))
+		if (!(isalnum(c) || c == '+' || c == '-' || c == '.' || c == '_'))
 			return false;
 	}
 	if (eq)

@@ -23,7 +23,7 @@ bool cfg_is_storage_id(const char *s);	/* pve-storage-id */
 bool cfg_is_bridge(const char *s);	/* pve-bridge-id */
 bool cfg_is_tag(const char *s);		/* pve-tag */
 bool cfg_is_pool(const char *s);	/* pve-poolid */
-bool cfg_is_package(const char *s);	/* Debian package name, optionally "=version" */
+bool cfg_is_package(const char *s);	/* Debian or RPM package name, optionally "=version" */
 bool cfg_is_unit(const char *s);	/* systemd unit name */
 bool cfg_is_username(const char *s);	/* Linux user name as useradd accepts by default */
 bool cfg_is_token_id(const char *s);	/* USER@REALM!TOKENNAME */

@@ -40,7 +40,7 @@ static const char cfg_expect_node[] = "a Proxmox node name like 'pve1'";
 static const char cfg_expect_bridge[] = "a bridge name like 'vmbr0'";
 static const char cfg_expect_tag[] = "a Proxmox tag like 'web' ([a-z0-9_][a-z0-9_+.-]*)";
 static const char cfg_expect_ipv4[] = "an IPv4 address like '1.1.1.1'";
-static const char cfg_expect_package[] = "a Debian package name like 'curl'";
+static const char cfg_expect_package[] = "a package name like 'curl'";
 
 /* ---- proxmox ----------------------------------------------------------------------------- */
 
@@ -368,11 +368,13 @@ static void cfg_parse_file(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 	}
 }
 
-static bool cfg_is_deb_path(const char *s)
+/* The guest's family decides which one it installs (customize), known only in the image. */
+static bool cfg_is_local_package_path(const char *s)
 {
 	size_t n = strlen(s);
 
-	return n > 4 && !strcmp(s + n - 4, ".deb");
+	return n > 4 && (!strcmp(s + n - 4, ".deb") || !strcmp(s + n - 4, ".rpm") ||
+			 !strcmp(s + n - 4, ".apk"));
 }
 
 static void cfg_parse_customize(struct cfg_ctx *ctx, json_t *tobj, const char *tpath,
@@ -393,8 +395,8 @@ static void cfg_parse_customize(struct cfg_ctx *ctx, json_t *tobj, const char *t
 	if (!obj)
 		return;
 	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	cfg_get_strv(ctx, obj, jpath, "debs", cfg_is_deb_path, "a path to a .deb file", false,
-		     &debs);
+	cfg_get_strv(ctx, obj, jpath, "debs", cfg_is_local_package_path,
+		     "a path to a .deb, .rpm or .apk file", false, &debs);
 	cfg_path_key(fpath, jpath, "debs");
 	for (i = 0; i < debs.n; i++) {
 		char *p = cfg_resolve(ctx, debs.items[i]);
@@ -402,7 +404,7 @@ static void cfg_parse_customize(struct cfg_ctx *ctx, json_t *tobj, const char *t
 
 		if (p && !cfg_is_regular(p)) {
 			cfg_path_idx(ipath, fpath, i);
-			cfg_problem(ctx, ipath, "expected an existing .deb file, got %s (no file at "
+			cfg_problem(ctx, ipath, "expected an existing package file, got %s (no file at "
 						"'%s')",
 				    cfg_quote(debs.items[i], q, sizeof(q)), p);
 		} else if (p) {

@@ -23,17 +23,21 @@
 #include "customize_int.h"
 #include "log.h"
 
+/* Steps per guest command, and so commands per guest command (one argv entry each). */
+#define CUST_BATCH_STEPS 16
+#define CUST_BATCH_MAX (CUST_BATCH_STEPS * CUST_CMDS_MAX)
 /* Lines of a failing command's output that go into the error message. */
 #define CUST_TAIL_LINES 20
 #define CUST_GUEST_OUT "/tmp/.phx-customize.out"
-#define CUST_GUEST_DEBS "/tmp/phx-debs"
+#define CUST_GUEST_PKGS "/tmp/phx-packages"
 
 struct cust_ctx {
 	guestfs_h *g;
 	const char *disk;
 	struct phx_err *err;
-	struct cust_watch *wd; /* owned by cust_run */
-	bool wd_reported;      /* err holds the watchdog's verdict */
+	struct cust_target target; /* the guest's family, once os-release is read */
+	struct cust_watch *wd;	   /* owned by cust_run */
+	bool wd_reported;	   /* err holds the watchdog's verdict */
 };
 
 static void cust_free_strv(char **v)
@@ -244,124 +248,95 @@ static int cust_sh_checked(struct cust_ctx *c, const char *script)
 	return status ? -1 : 0;
 }
 
-/* Single-quotes s for sh. */
-static int cust_shell_quote(struct buf *b, const char *s, struct phx_err *err)
+static bool cust_no_network(const struct cust_family *fam, const char *out)
 {
-	if (buf_puts(b, "'", err) < 0)
-		return -1;
-	for (; *s; s++) {
-		if (*s == '\'' ? buf_puts(b, "'\\''", err) < 0 : buf_append(b, s, 1, err) < 0)
-			return -1;
-	}
-	return buf_puts(b, "'", err);
-}
-
-static bool cust_no_network(const char *out)
-{
-	static const char *const signs[] = {
-		"Temporary failure resolving", "Could not resolve", "Network is unreachable",
-		"Could not connect",	       "Failed to fetch",   "Connection timed out"};
-
-	for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++)
-		if (strstr(out, signs[i]))
+	for (const char *const *sign = fam->offline_signs; *sign; sign++)
+		if (strstr(out, *sign))
 			return true;
 	return false;
 }
 
+/* Judges one batch entry running `cmd`: logs its output or fails naming the command, unless
+ * it is the user's own (`run`, already in the step's description). */
+static int cust_cmd_outcome(struct cust_ctx *c, const struct cust_shell_step *st, const char *cmd,
+			    bool name_it)
+{
+	char what[600];
+
+	if (!st->ran)
+		return phx_err_set(c->err, PHX_E_GUEST, "\"%.500s\": gave no exit status", cmd);
+	if (st->status == 0) {
+		cust_log_out(st->out);
+		return 0;
+	}
+	snprintf(what, sizeof(what), "\"%.500s\": ", cmd);
+	return cust_guest_failed(c, PHX_E_GUEST, name_it ? what : "", st->status, st->out);
+}
+
 static int cust_op_packages(struct cust_ctx *c, const struct cust_op *op)
 {
-	struct buf cmd = BUF_INIT;
-	char *tail = NULL;
+	const struct cust_family *fam = c->target.family;
+	struct cust_shell_step st[CUST_CMDS_MAX];
+	struct cust_cmds cmds;
+	char *tail = NULL, what[700];
 	int status, rc = -1;
 
-	/* apt-get update exits 0 even when it fetched nothing, so judge it by its output too. */
-	if (cust_guest_sh(c, "apt-get -q update", &status, &tail) < 0)
+	memset(st, 0, sizeof(st));
+	if (cust_step_commands(op, &c->target, NULL, &cmds, c->err) < 0)
 		return -1;
-	if (cust_no_network(tail)) {
-		cust_guest_failed(c, PHX_E_NET,
-				  "the guest has no network: 'apt-get update' could not reach the "
-				  "image's apt sources (hint: use 'debs' with local .deb files on "
-				  "offline sites): ",
-				  status, tail);
+	/* Refreshing exits 0 with apt even when it fetched nothing, so judge it by its output
+	 * too, before the install runs into the same wall with a vaguer message. */
+	if (cust_guest_sh(c, cmds.refresh, &status, &tail) < 0)
+		goto out;
+	if (cust_no_network(fam, tail)) {
+		snprintf(what, sizeof(what),
+			 "the guest has no network: \"%s\" could not reach the image's package "
+			 "sources (hint: use 'debs' with local %s files on offline sites): ",
+			 cmds.refresh, fam->local_ext);
+		cust_guest_failed(c, PHX_E_NET, what, status, tail);
 		goto out;
 	}
 	if (status != 0) {
-		cust_guest_failed(c, PHX_E_GUEST, "apt-get update: ", status, tail);
+		snprintf(what, sizeof(what), "\"%s\": ", cmds.refresh);
+		cust_guest_failed(c, PHX_E_GUEST, what, status, tail);
 		goto out;
 	}
 	cust_log_out(tail);
-	if (buf_puts(&cmd, "apt-get -q -y -o Dpkg::Options::=--force-confold install", c->err) < 0)
+	for (size_t i = 0; i < cmds.n; i++)
+		st[i].script = cmds.v[i];
+	if (cust_guest_batch(c, st, cmds.n) < 0)
 		goto out;
-	for (size_t i = 0; i < op->nargs; i++)
-		if (buf_puts(&cmd, " ", c->err) < 0 ||
-		    cust_shell_quote(&cmd, op->args[i], c->err) < 0)
+	for (size_t i = 0; i < cmds.n; i++)
+		if (cust_cmd_outcome(c, &st[i], cmds.v[i], true) < 0)
 			goto out;
-	rc = cust_sh_checked(c, buf_str(&cmd));
+	rc = 0;
 out:
+	cust_steps_release(st, cmds.n);
+	cust_cmds_release(&cmds);
 	free(tail);
-	buf_release(&cmd);
 	return rc;
 }
 
-/* Builds the shell text of a DEBS, ENABLE_SERVICES or RUN step into *ret (caller frees).
- * A DEBS step uploads its files first, to a directory named after the step. */
-static int cust_shell_text(struct cust_ctx *c, const struct cust_op *op, size_t step, char **ret)
+/* Uploads a LOCAL_PACKAGES step's files to guest directory `dir`. */
+static int cust_upload_local(struct cust_ctx *c, const struct cust_op *op, const char *dir)
 {
-	struct buf cmd = BUF_INIT;
-	char dir[64];
+	if (guestfs_mkdir_p(c->g, dir) < 0)
+		return cust_gerr(c, "mkdir '%s'", dir);
+	for (size_t i = 0; i < op->nargs; i++) {
+		const char *base = strrchr(op->args[i], '/');
+		char dst[4096];
 
-	switch (op->kind) {
-	case CUST_OP_RUN:
-		if (buf_puts(&cmd, op->args[0], c->err) < 0)
-			goto fail;
-		break;
-	case CUST_OP_ENABLE_SERVICES:
-		if (buf_puts(&cmd, "systemctl enable", c->err) < 0)
-			goto fail;
-		for (size_t i = 0; i < op->nargs; i++)
-			if (buf_puts(&cmd, " ", c->err) < 0 ||
-			    cust_shell_quote(&cmd, op->args[i], c->err) < 0)
-				goto fail;
-		break;
-	case CUST_OP_DEBS:
-		snprintf(dir, sizeof(dir), CUST_GUEST_DEBS "-%zu", step);
-		if (guestfs_mkdir_p(c->g, dir) < 0) {
-			cust_gerr(c, "mkdir '%s'", dir);
-			goto fail;
-		}
-		for (size_t i = 0; i < op->nargs; i++) {
-			const char *base = strrchr(op->args[i], '/');
-			char dst[4096];
-
-			base = base ? base + 1 : op->args[i];
-			snprintf(dst, sizeof(dst), "%s/%s", dir, base);
-			if (guestfs_upload(c->g, op->args[i], dst) < 0) {
-				cust_gerr(c, "upload '%s'", op->args[i]);
-				goto fail;
-			}
-		}
-		/* One dpkg call so the packages may depend on each other in any order. */
-		if (buf_printf(&cmd, c->err, "dpkg -i %s/*.deb; s=$?; rm -rf %s; exit $s", dir,
-			       dir) < 0)
-			goto fail;
-		break;
-	default:
-		phx_err_set(c->err, PHX_E_INTERNAL, "step kind %d is not a shell step",
-			    (int)op->kind);
-		goto fail;
+		base = base ? base + 1 : op->args[i];
+		snprintf(dst, sizeof(dst), "%s/%s", dir, base);
+		if (guestfs_upload(c->g, op->args[i], dst) < 0)
+			return cust_gerr(c, "upload '%s'", op->args[i]);
 	}
-	*ret = buf_detach(&cmd);
-	if (!*ret)
-		return phx_err_set(c->err, PHX_E_NOMEM, "out of memory");
 	return 0;
-fail:
-	buf_release(&cmd);
-	return -1;
 }
 
 static bool cust_is_shell_op(enum cust_op_kind k)
 {
-	return k == CUST_OP_DEBS || k == CUST_OP_ENABLE_SERVICES || k == CUST_OP_RUN;
+	return k == CUST_OP_LOCAL_PACKAGES || k == CUST_OP_ENABLE_SERVICES || k == CUST_OP_RUN;
 }
 
 static int cust_op_file(struct cust_ctx *c, const struct cust_op *op)
@@ -410,11 +385,36 @@ static int cust_op_timezone(struct cust_ctx *c, const struct cust_op *op)
 
 /* --- hygiene: what every template needs so its clones get their own identity --- */
 
+/* Without systemd nothing fills an empty /etc/machine-id at boot, and D-Bus makes its own id
+ * when its file is missing (dbus-uuidgen --ensure in the dbus init script): so an existing
+ * /etc/machine-id is emptied, none is created, and D-Bus's copy is removed. As virt-sysprep's
+ * machine-id and dbus-machine-id operations do. */
+static int cust_hyg_machine_id_openrc(struct cust_ctx *c, char *note, size_t note_len)
+{
+	static const char dbus[] = "/var/lib/dbus/machine-id";
+	int etc = guestfs_is_file(c->g, "/etc/machine-id"), r;
+
+	if (etc < 0)
+		return cust_gerr(c, "%s", "stat /etc/machine-id");
+	if (etc == 1 && guestfs_write(c->g, "/etc/machine-id", "", 0) < 0)
+		return cust_gerr(c, "%s", "truncate /etc/machine-id");
+	r = guestfs_is_file(c->g, dbus);
+	if (r < 0)
+		return cust_gerr(c, "stat '%s'", dbus);
+	if (r == 1 && guestfs_rm(c->g, dbus) < 0)
+		return cust_gerr(c, "remove '%s'", dbus);
+	snprintf(note, note_len, "%s, '%s' %s", etc ? "" : " (none there: not created)", dbus,
+		 r ? "removed" : "absent");
+	return 0;
+}
+
 static int cust_hyg_machine_id(struct cust_ctx *c, char *note, size_t note_len)
 {
 	static const char dbus[] = "/var/lib/dbus/machine-id";
 	int r;
 
+	if (c->target.family->init == CUST_INIT_OPENRC)
+		return cust_hyg_machine_id_openrc(c, note, note_len);
 	if (guestfs_write(c->g, "/etc/machine-id", "", 0) < 0)
 		return cust_gerr(c, "%s", "truncate /etc/machine-id");
 	/* systemd copies the D-Bus id back into an empty /etc/machine-id at boot, so a regular
@@ -524,17 +524,40 @@ static int cust_hyg_ssh_keys(struct cust_ctx *c, char *note, size_t note_len)
 	return 0;
 }
 
-static int cust_hyg_apt(struct cust_ctx *c, char *note, size_t note_len)
+static int cust_hyg_pkg_caches(struct cust_ctx *c, char *note, size_t note_len)
 {
-	static const char *const keep[] = {"lock", "partial", NULL};
+	const struct cust_family *fam = c->target.family;
 	size_t n = 0;
 
-	if (cust_rm_glob(c, "/var/lib/apt/lists/*", keep, &n) < 0 ||
-	    cust_rm_glob(c, "/var/lib/apt/lists/partial/*", NULL, &n) < 0 ||
-	    cust_rm_glob(c, "/var/cache/apt/*.bin", NULL, &n) < 0 ||
-	    cust_rm_glob(c, "/var/cache/apt/archives/*.deb", NULL, &n) < 0)
-		return -1;
-	snprintf(note, note_len, ": %zu files removed", n);
+	for (const char *const *g = fam->cache_globs; *g; g++)
+		if (cust_rm_glob(c, *g, fam->cache_keep, &n) < 0)
+			return -1;
+	snprintf(note, note_len, " (%s): %zu removed", cust_pkg_tool_name(c->target.pkg), n);
+	return 0;
+}
+
+/* Files written here carry no SELinux label, and an SELinux guest that boots with unlabeled
+ * files denies access to them. As virt-customize's SELinux_relabel.relabel: a guest with
+ * /usr/sbin/load_policy and /etc/selinux/config is an SELinux guest, and when its files
+ * cannot be relabeled now it gets /.autorelabel, which makes it relabel everything on the
+ * first boot and reboot once. NEEDSWORK: virt-customize first tries setfiles in the appliance
+ * (guestfs_setfiles with the policy's file_contexts), which spares that boot. */
+static int cust_hyg_selinux(struct cust_ctx *c, char *note, size_t note_len)
+{
+	int lp = guestfs_is_file_opts(c->g, "/usr/sbin/load_policy",
+				      GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1);
+	int cfg = guestfs_is_file_opts(c->g, "/etc/selinux/config",
+				       GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1);
+
+	if (lp < 0 || cfg < 0)
+		return cust_gerr(c, "%s", "stat /usr/sbin/load_policy and /etc/selinux/config");
+	if (lp == 0 || cfg == 0) {
+		snprintf(note, note_len, ": not an SELinux guest");
+		return 0;
+	}
+	if (guestfs_touch(c->g, "/.autorelabel") < 0)
+		return cust_gerr(c, "%s", "touch /.autorelabel");
+	snprintf(note, note_len, ": /.autorelabel created (relabels on first boot)");
 	return 0;
 }
 
@@ -706,7 +729,9 @@ static int cust_mount_fstab(struct cust_ctx *c)
 	return 0;
 }
 
-static int cust_read_os_release(struct cust_ctx *c, struct cust_report *rep)
+/* Reads os-release into rep (ID, VERSION_ID) and id_like. */
+static int cust_read_os_release(struct cust_ctx *c, struct cust_report *rep, char *id_like,
+				size_t like_len)
 {
 	const char *paths[] = {"/etc/os-release", "/usr/lib/os-release"};
 
@@ -724,10 +749,34 @@ static int cust_read_os_release(struct cust_ctx *c, struct cust_report *rep)
 			continue;
 		cust_parse_os_release(text, rep->distro, sizeof(rep->distro), rep->version,
 				      sizeof(rep->version));
+		cust_os_release_get(text, "ID_LIKE", id_like, like_len);
 		free(text);
 		return 0;
 	}
 	return cust_gerr(c, "%s", "read os-release");
+}
+
+/* The guest's family from os-release, then which of its tools the image has. */
+static int cust_detect_family(struct cust_ctx *c, struct cust_report *rep)
+{
+	const struct cust_family *fam;
+	char like[128];
+	int dnf = 0, yum = 0;
+
+	if (cust_read_os_release(c, rep, like, sizeof(like)) < 0 ||
+	    cust_family_pick(rep->distro, like, &fam, c->err) < 0)
+		return -1;
+	if (fam->pkg == CUST_PKG_DNF) {
+		dnf = guestfs_is_file_opts(c->g, "/usr/bin/dnf",
+					   GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1);
+		yum = guestfs_is_file_opts(c->g, "/usr/bin/yum",
+					   GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1);
+		if (dnf < 0 || yum < 0)
+			return cust_gerr(c, "%s", "stat /usr/bin/dnf and /usr/bin/yum");
+	}
+	cust_target_init(&c->target, fam, dnf == 1, yum == 1);
+	snprintf(rep->family, sizeof(rep->family), "%s", fam->name);
+	return 0;
 }
 
 /* --- the run --- */
@@ -797,29 +846,38 @@ static void cust_step_what(const struct cust_plan *plan, size_t i, char *what, s
 		 cust_plan_op(plan, i)->desc);
 }
 
-/* Runs the consecutive shell steps [first, end) in one guest command and logs each. */
+/* Runs the consecutive shell steps [first, end) in one guest command and logs each: every
+ * command of every step is one entry of the batch, so a failure names its command. */
 static int cust_run_shell_steps(struct cust_ctx *c, const struct cust_plan *plan, size_t first,
 				size_t end, size_t *steps_done)
 {
-	struct cust_shell_step st[64];
-	char *texts[64] = {NULL};
-	size_t n = end - first;
+	struct cust_shell_step st[CUST_BATCH_MAX];
+	struct cust_cmds cmds[CUST_BATCH_STEPS];
+	size_t n = end - first, at[CUST_BATCH_STEPS + 1], total = 0;
 	double up0 = clk_now(), upload;
 	int rc = -1;
 
 	memset(st, 0, sizeof(st));
+	memset(cmds, 0, sizeof(cmds));
 	for (size_t k = 0; k < n; k++) {
-		if (cust_shell_text(c, cust_plan_op(plan, first + k), first + k, &texts[k]) < 0) {
-			char what[700];
+		const struct cust_op *op = cust_plan_op(plan, first + k);
+		char dir[64] = "", what[700];
 
+		at[k] = total;
+		/* a directory per step: two steps' files may share a name */
+		snprintf(dir, sizeof(dir), CUST_GUEST_PKGS "-%zu", first + k);
+		if (cust_step_commands(op, &c->target, dir, &cmds[k], c->err) < 0 ||
+		    (op->kind == CUST_OP_LOCAL_PACKAGES && cust_upload_local(c, op, dir) < 0)) {
 			cust_step_what(plan, first + k, what, sizeof(what));
 			phx_err_wrap(c->err, "%s", what);
 			goto out;
 		}
-		st[k].script = texts[k];
+		for (size_t j = 0; j < cmds[k].n; j++)
+			st[total++].script = cmds[k].v[j];
 	}
+	at[n] = total;
 	upload = clk_now() - up0;
-	if (cust_guest_batch(c, st, n) < 0) {
+	if (cust_guest_batch(c, st, total) < 0) {
 		char what[700];
 
 		/* which of the batched steps was running is lost with the command's output */
@@ -834,35 +892,32 @@ static int cust_run_shell_steps(struct cust_ctx *c, const struct cust_plan *plan
 	for (size_t k = 0; k < n; k++) {
 		const struct cust_op *op = cust_plan_op(plan, first + k);
 		char what[700], note[160] = "";
+		double secs = op->kind == CUST_OP_LOCAL_PACKAGES ? upload : 0;
 
 		cust_step_what(plan, first + k, what, sizeof(what));
-		if (!st[k].ran) {
-			phx_err_set(c->err, PHX_E_GUEST, "%s: gave no exit status", what);
-			goto out;
+		for (size_t j = at[k]; j < at[k + 1]; j++) {
+			if (cust_cmd_outcome(c, &st[j], st[j].script, op->kind != CUST_OP_RUN) <
+			    0) {
+				phx_err_wrap(c->err, "%s", what);
+				goto out;
+			}
+			secs += st[j].seconds;
+			/* Units with an empty [Install] section (qemu-guest-agent is started by
+			 * udev when its virtio port appears) make systemctl explain and exit 0:
+			 * not a failure, but say so. */
+			if (op->kind == CUST_OP_ENABLE_SERVICES &&
+			    strstr(st[j].out, "no installation config"))
+				snprintf(note, sizeof(note),
+					 " (static unit: started by its trigger, not by enable)");
 		}
-		if (st[k].status != 0) {
-			cust_guest_failed(c, PHX_E_GUEST, "", st[k].status, st[k].out);
-			phx_err_wrap(c->err, "%s", what);
-			goto out;
-		}
-		cust_log_out(st[k].out);
-		/* Units with an empty [Install] section (qemu-guest-agent is started by udev
-		 * when its virtio port appears) make systemctl explain and exit 0: not a
-		 * failure, but say so. */
-		if (op->kind == CUST_OP_ENABLE_SERVICES &&
-		    strstr(st[k].out, "no installation config"))
-			snprintf(note, sizeof(note),
-				 " (static unit: started by its trigger, not "
-				 "by enable)");
-		log_info("customize: %s: done%s (%.1f s)", what, note,
-			 st[k].seconds + (op->kind == CUST_OP_DEBS ? upload : 0));
+		log_info("customize: %s: done%s (%.1f s)", what, note, secs);
 		(*steps_done)++;
 	}
 	rc = 0;
 out:
-	cust_steps_release(st, n);
+	cust_steps_release(st, total);
 	for (size_t k = 0; k < n; k++)
-		free(texts[k]);
+		cust_cmds_release(&cmds[k]);
 	return rc;
 }
 
@@ -880,7 +935,8 @@ static int cust_run_plan(struct cust_ctx *c, const struct cust_plan *plan, size_
 		if (cust_is_shell_op(op->kind)) {
 			size_t end = i;
 
-			while (end < n && end - i < 64 &&
+			/* each step has at most CUST_CMDS_MAX commands */
+			while (end < n && end - i < CUST_BATCH_STEPS &&
 			       cust_is_shell_op(cust_plan_op(plan, end)->kind))
 				end++;
 			if (cust_run_shell_steps(c, plan, i, end, steps_done) < 0)
@@ -914,7 +970,9 @@ static int cust_hygiene(struct cust_ctx *c)
 		{"empty /etc/machine-id", cust_hyg_machine_id},
 		{"cloud-init clean", cust_hyg_cloud_init},
 		{"delete SSH host keys", cust_hyg_ssh_keys},
-		{"clear apt lists and caches", cust_hyg_apt},
+		{"clear package caches", cust_hyg_pkg_caches},
+		/* last: after every file change */
+		{"SELinux relabel", cust_hyg_selinux},
 	};
 
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
@@ -937,25 +995,19 @@ void cust_report_release(struct cust_report *rep)
 }
 
 /* What is installed, asked of the guest's own package tools (they know their database's
- * format and version), in the database's order. */
+ * format and version), in the database's order; which tool is the family's. */
 static int cust_list_packages(struct cust_ctx *c, char **ret)
 {
-	static const char script[] =
-		"if command -v dpkg-query >/dev/null 2>&1; then\n"
-		"  dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\t"
-		"${Architecture}\\n' | sed -n 's/^ii \\t//p'\n"
-		"elif command -v rpm >/dev/null 2>&1; then\n"
-		"  rpm -qa --qf '%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t"
-		"%{ARCH}\\n'\n"
-		"else exit 3; fi\n";
 	char *out = NULL;
 	int status;
 
 	*ret = NULL;
-	if (cust_guest_sh(c, script, &status, &out) < 0)
+	if (cust_guest_sh(c, c->target.family->installed, &status, &out) < 0)
 		return -1;
 	if (status == 3) {
-		log_info("customize: no dpkg or rpm in the guest: the build has no package list");
+		log_info("customize: no package database tool of family %s in the guest: the build "
+			 "has no package list",
+			 c->target.family->name);
 	} else if (status != 0) {
 		cust_guest_failed(c, PHX_E_GUEST, "list the installed packages: ", status, out);
 		free(out);
@@ -1114,11 +1166,12 @@ int cust_run(const struct cust_plan *plan, const char *disk_path, const struct c
 		cust_gerr(&c, "mount root '%s'", root);
 		goto fail;
 	}
-	if (cust_mount_fstab(&c) < 0 || cust_read_os_release(&c, &rep) < 0)
+	if (cust_mount_fstab(&c) < 0 || cust_detect_family(&c, &rep) < 0)
 		goto fail;
 	snprintf(rep.root_device, sizeof(rep.root_device), "%s", root);
-	log_info("customize: root file system '%s': %s %s (%.1f s)", root, rep.distro, rep.version,
-		 clk_now() - t);
+	log_info("customize: root file system '%s': %s %s, family %s (%s, %s) (%.1f s)", root,
+		 rep.distro, rep.version, rep.family, cust_pkg_tool_name(c.target.pkg),
+		 c.target.family->init == CUST_INIT_OPENRC ? "OpenRC" : "systemd", clk_now() - t);
 
 	if (cust_run_plan(&c, plan, &rep.steps) < 0)
 		goto fail;

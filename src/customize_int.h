@@ -25,6 +25,65 @@ struct cust_plan {
 /* Borrowed; valid until the plan is freed. */
 const struct cust_op *cust_plan_op(const struct cust_plan *plan, size_t i);
 
+/* --- OS families: which tools and conventions a guest's distribution has --- */
+
+enum cust_pkg_tool { CUST_PKG_APT, CUST_PKG_DNF, CUST_PKG_YUM, CUST_PKG_ZYPPER, CUST_PKG_APK };
+enum cust_init { CUST_INIT_SYSTEMD, CUST_INIT_OPENRC };
+
+/* One row of the family table (customize_plan.c); static, never freed. */
+struct cust_family {
+	const char *name;		  /* "debian", "rhel", "suse", "alpine" */
+	const char *const *ids;		  /* os-release ID or ID_LIKE words that mean it */
+	enum cust_pkg_tool pkg;		  /* the usual tool (rhel: dnf; yum where only yum is) */
+	enum cust_init init;		  /* how enable_services is done */
+	const char *local_ext;		  /* local package files it installs: ".deb", ... */
+	const char *const *cache_globs;	  /* package manager state hygiene removes */
+	const char *const *cache_keep;	  /* basenames those globs must not remove */
+	const char *const *offline_signs; /* index refresh output that means "no network" */
+	/* sh script printing "name\tversion\tarch\n" per installed package, asking the
+	 * family's own tool (it knows its database); exits 3 when the image lacks it */
+	const char *installed;
+};
+
+/* The guest a plan is turned into commands for. */
+struct cust_target {
+	const struct cust_family *family; /* borrowed from the table */
+	enum cust_pkg_tool pkg;		  /* family->pkg, or CUST_PKG_YUM (cust_target_init) */
+};
+
+/* Picks the family from os-release: ID first, then the ID_LIKE words in order (Rocky says
+ * ID=rocky ID_LIKE="rhel centos fedora"). PHX_E_INPUT naming the ID, ID_LIKE and the
+ * supported families when none matches. id_like may be NULL or "". */
+int cust_family_pick(const char *id, const char *id_like, const struct cust_family **ret,
+		     struct phx_err *err);
+/* The target for `family` given what the image has: a RHEL-family image without dnf but with
+ * yum (EL7) uses yum. */
+void cust_target_init(struct cust_target *t, const struct cust_family *family, bool has_dnf,
+		      bool has_yum);
+/* "apt", "dnf", ... */
+const char *cust_pkg_tool_name(enum cust_pkg_tool pkg);
+
+/* The guest commands of one step, in order; each must exit 0. */
+#define CUST_CMDS_MAX 8
+struct cust_cmds {
+	char *refresh; /* PACKAGES: the index refresh, judged for no network first; else NULL */
+	char *v[CUST_CMDS_MAX]; /* owned */
+	size_t n;
+};
+
+/* Fills *ret (release with cust_cmds_release()) with the commands `op` runs on target `t`.
+ * A LOCAL_PACKAGES step's files are expected uploaded to guest directory `dir` (no shell
+ * metacharacters; may be NULL for other kinds), which its last command removes. Pure: no I/O.
+ * PHX_E_INPUT when the step cannot be done on this family (local files of another format; an
+ * architecture apk cannot select); PHX_E_INTERNAL for a kind that runs no commands (FILE,
+ * TIMEZONE). */
+int cust_step_commands(const struct cust_op *op, const struct cust_target *t, const char *dir,
+		       struct cust_cmds *ret, struct phx_err *err);
+void cust_cmds_release(struct cust_cmds *c);
+
+/* The value of `key` in os-release text without quotes or escapes ("" when absent). */
+void cust_os_release_get(const char *text, const char *key, char *out, size_t out_len);
+
 bool cust_valid_package(const char *s);
 bool cust_valid_unit(const char *s);
 bool cust_valid_guest_path(const char *s);

@@ -1,6 +1,7 @@
 /* customize_plan: building and validating the ordered customization plan, and the pure
- * decisions of a run (which file system is the OS root, what os-release says). No libguestfs
- * here, so all of it is unit-testable without an appliance. */
+ * decisions of a run (which file system is the OS root, what os-release says, which OS family
+ * that is and the exact guest commands each step runs on it). No libguestfs here, so all of it
+ * is unit-testable without an appliance. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -108,7 +109,7 @@ static int cust_op_set_args(struct cust_op *op, const char *verb, const char *co
 	for (size_t i = 0; i < n; i++) {
 		const char *shown = v[i];
 
-		if (op->kind == CUST_OP_DEBS && strrchr(shown, '/'))
+		if (op->kind == CUST_OP_LOCAL_PACKAGES && strrchr(shown, '/'))
 			shown = strrchr(shown, '/') + 1;
 		if (buf_printf(&d, err, "%s%s", i ? " " : "", shown) < 0)
 			goto fail;
@@ -124,24 +125,26 @@ fail:
 	return -1;
 }
 
-/* Debian policy: [a-z0-9][a-z0-9+.-]+, then optionally :arch and/or =version. */
+/* Debian policy's [a-z0-9][a-z0-9+.-]+ widened to what RPM names use too (NetworkManager,
+ * perl-Net-SSLeay, python3-ruamel_yaml), then optionally :arch and/or =version. */
 bool cust_valid_package(const char *s)
 {
 	const char *p = s;
 
-	if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p))
+	if (!isalnum((unsigned char)*p))
 		return false;
 	for (p++; *p && *p != ':' && *p != '='; p++)
-		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
-		    !strchr("+.-", *p))
+		if (!isalnum((unsigned char)*p) && !strchr("+._-", *p))
 			return false;
 	if (p - s < 2)
 		return false;
 	if (*p == ':') {
 		const char *a = ++p;
 
+		/* Debian's amd64, RPM's x86_64 */
 		for (; *p && *p != '='; p++)
-			if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-')
+			if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+			    !strchr("-_", *p))
 				return false;
 		if (p == a)
 			return false;
@@ -234,7 +237,7 @@ int cust_plan_add_packages(struct cust_plan *plan, const char *const *names, siz
 	struct cust_op op = {.kind = CUST_OP_PACKAGES};
 
 	if (cust_check_list("packages", names, n, cust_valid_package,
-			    "a Debian package name like 'qemu-guest-agent'", err) < 0)
+			    "a package name like 'qemu-guest-agent'", err) < 0)
 		return -1;
 	if (cust_op_set_args(&op, "install packages", names, n, err) < 0) {
 		cust_op_release(&op);
@@ -248,21 +251,40 @@ static bool cust_any(const char *s)
 	return s && *s;
 }
 
-int cust_plan_add_debs(struct cust_plan *plan, const char *const *paths, size_t n,
-		       struct phx_err *err)
+/* The package format of a local file name: ".deb", ".rpm", ".apk", or NULL. */
+static const char *cust_local_ext(const char *base)
 {
-	struct cust_op op = {.kind = CUST_OP_DEBS};
+	static const char *const exts[] = {".deb", ".rpm", ".apk"};
+	size_t len = strlen(base);
 
-	if (cust_check_list("debs", paths, n, cust_any, "a path to a .deb file", err) < 0)
+	for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++)
+		if (len > 4 && !strcmp(base + len - 4, exts[i]))
+			return exts[i];
+	return NULL;
+}
+
+int cust_plan_add_local_packages(struct cust_plan *plan, const char *const *paths, size_t n,
+				 struct phx_err *err)
+{
+	struct cust_op op = {.kind = CUST_OP_LOCAL_PACKAGES};
+
+	if (cust_check_list("debs", paths, n, cust_any, "a path to a .deb, .rpm or .apk file",
+			    err) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		const char *base = strrchr(paths[i], '/') ? strrchr(paths[i], '/') + 1 : paths[i];
-		size_t len = strlen(base);
 		struct stat st;
 
-		if (len < 5 || strcmp(base + len - 4, ".deb") != 0)
+		if (!cust_local_ext(base))
 			return phx_err_set(err, PHX_E_INPUT,
-					   "debs[%zu]: '%s' does not end in '.deb'", i, paths[i]);
+					   "debs[%zu]: '%s' does not end in '.deb', '.rpm' or "
+					   "'.apk'",
+					   i, paths[i]);
+		if (i > 0 && cust_local_ext(base) != cust_local_ext(paths[0]))
+			return phx_err_set(err, PHX_E_INPUT,
+					   "debs[%zu]: '%s' is not a '%s' package like debs[0] "
+					   "'%s'; one image installs one format",
+					   i, paths[i], cust_local_ext(paths[0]), paths[0]);
 		if (stat(paths[i], &st) < 0)
 			return phx_err_set_errno(err, PHX_E_INPUT, errno, "debs[%zu]: '%s'", i,
 						 paths[i]);
@@ -295,7 +317,7 @@ int cust_plan_add_services(struct cust_plan *plan, const char *const *names, siz
 	struct cust_op op = {.kind = CUST_OP_ENABLE_SERVICES};
 
 	if (cust_check_list("enable_services", names, n, cust_valid_unit,
-			    "a systemd unit name like 'qemu-guest-agent'", err) < 0)
+			    "a service name like 'qemu-guest-agent'", err) < 0)
 		return -1;
 	if (cust_op_set_args(&op, "enable services", names, n, err) < 0) {
 		cust_op_release(&op);
@@ -459,8 +481,7 @@ int cust_pick_root(const struct cust_fs_candidate *c, size_t n, const char *disk
 	return 0;
 }
 
-/* Copies the value of `key=` from os-release text without quotes or escapes. */
-static void cust_os_release_value(const char *text, const char *key, char *out, size_t out_len)
+void cust_os_release_get(const char *text, const char *key, char *out, size_t out_len)
 {
 	size_t klen = strlen(key);
 	const char *line = text;
@@ -495,8 +516,364 @@ static void cust_os_release_value(const char *text, const char *key, char *out, 
 void cust_parse_os_release(const char *text, char *id, size_t id_len, char *version,
 			   size_t version_len)
 {
-	cust_os_release_value(text, "ID", id, id_len);
-	cust_os_release_value(text, "VERSION_ID", version, version_len);
+	cust_os_release_get(text, "ID", id, id_len);
+	cust_os_release_get(text, "VERSION_ID", version, version_len);
+}
+
+/* --- OS families --- */
+
+/* What the tools print when the index refresh reached no mirror. apt-get update exits 0 even
+ * then, so its output is what tells. */
+static const char *const cust_apt_offline[] = {"Temporary failure resolving",
+					       "Could not resolve",
+					       "Network is unreachable",
+					       "Could not connect",
+					       "Failed to fetch",
+					       "Connection timed out",
+					       NULL};
+/* librepo (dnf) and urlgrabber (yum) report curl's messages */
+static const char *const cust_rpm_offline[] = {
+	"Could not resolve host",      "Couldn't resolve host",
+	"Couldn't connect to server",  "Failed to download metadata",
+	"Cannot find a valid baseurl", "Network is unreachable",
+	"Connection timed out",	       NULL};
+static const char *const cust_zypper_offline[] = {
+	"Could not resolve host", "Couldn't resolve host", "Download (curl) error",
+	"Network is unreachable", "Connection timed out",  NULL};
+static const char *const cust_apk_offline[] = {"DNS lookup error", "temporary error",
+					       "Network is unreachable", "network error", NULL};
+
+static const char *const cust_debian_ids[] = {"debian", "ubuntu", NULL};
+static const char *const cust_rhel_ids[] = {"rhel", "fedora", "centos", NULL};
+static const char *const cust_suse_ids[] = {"suse", "opensuse", "sles", NULL};
+static const char *const cust_alpine_ids[] = {"alpine", NULL};
+
+/* What `apt-get clean`, `dnf clean all` (dnf 4 and 5, yum), `zypper clean --all` and
+ * `apk cache clean` remove, plus apt's lists: indexes and downloaded packages a clone would
+ * only find stale. History and the package databases stay. */
+static const char *const cust_apt_caches[] = {
+	"/var/lib/apt/lists/*", "/var/lib/apt/lists/partial/*", "/var/cache/apt/*.bin",
+	"/var/cache/apt/archives/*.deb", NULL};
+static const char *const cust_apt_keep[] = {"lock", "partial", NULL};
+static const char *const cust_rhel_caches[] = {"/var/cache/dnf/*", "/var/cache/libdnf5/*",
+					       "/var/cache/yum/*", NULL};
+static const char *const cust_suse_caches[] = {"/var/cache/zypp/*", NULL};
+static const char *const cust_alpine_caches[] = {"/var/cache/apk/*", NULL};
+
+static const char cust_dpkg_installed[] =
+	"command -v dpkg-query >/dev/null 2>&1 || exit 3\n"
+	"dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n' "
+	"| sed -n 's/^ii \\t//p'\n";
+static const char cust_rpm_installed[] =
+	"command -v rpm >/dev/null 2>&1 || exit 3\n"
+	"rpm -qa --qf '%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'\n";
+/* "qemu-guest-agent-9.0.2-r0 x86_64 {qemu} (GPL-2.0-only) [installed]": an apk version
+ * always ends in -r<N> and holds no other '-' */
+static const char cust_apk_installed[] =
+	"command -v apk >/dev/null 2>&1 || exit 3\n"
+	"apk list -I | awk '{ n = $1; sub(/-[^-]*-r[0-9]+$/, \"\", n); "
+	"print n \"\\t\" substr($1, length(n) + 2) \"\\t\" $2 }'\n";
+
+static const struct cust_family cust_families[] = {
+	{"debian", cust_debian_ids, CUST_PKG_APT, CUST_INIT_SYSTEMD, ".deb", cust_apt_caches,
+	 cust_apt_keep, cust_apt_offline, cust_dpkg_installed},
+	{"rhel", cust_rhel_ids, CUST_PKG_DNF, CUST_INIT_SYSTEMD, ".rpm", cust_rhel_caches, NULL,
+	 cust_rpm_offline, cust_rpm_installed},
+	{"suse", cust_suse_ids, CUST_PKG_ZYPPER, CUST_INIT_SYSTEMD, ".rpm", cust_suse_caches, NULL,
+	 cust_zypper_offline, cust_rpm_installed},
+	{"alpine", cust_alpine_ids, CUST_PKG_APK, CUST_INIT_OPENRC, ".apk", cust_alpine_caches,
+	 NULL, cust_apk_offline, cust_apk_installed},
+};
+
+static const struct cust_family *cust_family_by_word(const char *w, size_t len)
+{
+	for (size_t f = 0; f < sizeof(cust_families) / sizeof(cust_families[0]); f++)
+		for (const char *const *id = cust_families[f].ids; *id; id++)
+			if (strlen(*id) == len && !strncmp(*id, w, len))
+				return &cust_families[f];
+	return NULL;
+}
+
+int cust_family_pick(const char *id, const char *id_like, const struct cust_family **ret,
+		     struct phx_err *err)
+{
+	const struct cust_family *fam = cust_family_by_word(id, strlen(id));
+	const char *p = id_like ? id_like : "";
+
+	while (!fam && *p) {
+		size_t len;
+
+		p += strspn(p, " \t");
+		len = strcspn(p, " \t");
+		if (len)
+			fam = cust_family_by_word(p, len);
+		p += len;
+	}
+	if (!fam) {
+		char list[256] = "";
+
+		/* from the table, so the message cannot fall behind it */
+		for (size_t f = 0; f < sizeof(cust_families) / sizeof(cust_families[0]); f++) {
+			const struct cust_family *k = &cust_families[f];
+
+			snprintf(list + strlen(list), sizeof(list) - strlen(list),
+				 "%s%s (%s:", f ? ", " : "", k->name, cust_pkg_tool_name(k->pkg));
+			for (const char *const *w = k->ids; *w; w++)
+				snprintf(list + strlen(list), sizeof(list) - strlen(list), " %s%s",
+					 *w, w[1] ? "," : ")");
+		}
+		return phx_err_set(
+			err, PHX_E_INPUT,
+			"os-release ID '%s' (ID_LIKE '%s') is not of a supported family; "
+			"supported, by os-release ID or ID_LIKE: %s",
+			id, id_like ? id_like : "", list);
+	}
+	*ret = fam;
+	return 0;
+}
+
+void cust_target_init(struct cust_target *t, const struct cust_family *family, bool has_dnf,
+		      bool has_yum)
+{
+	t->family = family;
+	t->pkg = family->pkg;
+	if (family->pkg == CUST_PKG_DNF && !has_dnf && has_yum)
+		t->pkg = CUST_PKG_YUM;
+}
+
+const char *cust_pkg_tool_name(enum cust_pkg_tool pkg)
+{
+	static const char *const names[] = {"apt", "dnf", "yum", "zypper", "apk"};
+
+	return (size_t)pkg < sizeof(names) / sizeof(names[0]) ? names[pkg] : "?";
+}
+
+void cust_cmds_release(struct cust_cmds *c)
+{
+	free(c->refresh);
+	c->refresh = NULL;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i]);
+	c->n = 0;
+}
+
+/* Single-quotes s for sh. */
+static int cust_shell_quote(struct buf *b, const char *s, struct phx_err *err)
+{
+	if (buf_puts(b, "'", err) < 0)
+		return -1;
+	for (; *s; s++) {
+		if (*s == '\'' ? buf_puts(b, "'\\''", err) < 0 : buf_append(b, s, 1, err) < 0)
+			return -1;
+	}
+	return buf_puts(b, "'", err);
+}
+
+/* Moves the built command into c (at the end, or as the refresh). */
+static int cust_cmds_take(struct cust_cmds *c, struct buf *b, bool refresh, struct phx_err *err)
+{
+	char *s;
+
+	if (!refresh && c->n == CUST_CMDS_MAX) {
+		buf_release(b);
+		return phx_err_set(err, PHX_E_INTERNAL, "more than %d commands in one step",
+				   CUST_CMDS_MAX);
+	}
+	s = buf_detach(b);
+	if (!s)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	if (refresh)
+		c->refresh = s;
+	else
+		c->v[c->n++] = s;
+	return 0;
+}
+
+/* Adds the command a b z (concatenated). */
+static int cust_cmds_add(struct cust_cmds *c, bool refresh, const char *a, const char *b,
+			 const char *z, struct phx_err *err)
+{
+	struct buf t = BUF_INIT;
+
+	if (buf_puts(&t, a, err) < 0 || buf_puts(&t, b, err) < 0 || buf_puts(&t, z, err) < 0) {
+		buf_release(&t);
+		return -1;
+	}
+	return cust_cmds_take(c, &t, refresh, err);
+}
+
+/* Appends one package as `tool` spells `name[:arch][=version]`: dnf and yum take
+ * name-version.arch (a NEVRA), zypper name.arch=version, apk name=version and no arch. */
+static int cust_pkg_spec(struct buf *b, enum cust_pkg_tool tool, const char *spec,
+			 struct phx_err *err)
+{
+	size_t nlen = strcspn(spec, ":="), alen = 0;
+	const char *arch = spec[nlen] == ':' ? spec + nlen + 1 : NULL;
+	const char *ver = strchr(spec, '=');
+	struct buf t = BUF_INIT;
+	int rc = -1;
+
+	if (arch)
+		alen = strcspn(arch, "=");
+	ver = ver ? ver + 1 : NULL;
+	if (arch && tool == CUST_PKG_APK)
+		return phx_err_set(
+			err, PHX_E_INPUT,
+			"packages: '%s': apk installs the image's own architecture only; "
+			"drop ':%.*s'",
+			spec, (int)alen, arch);
+	if (tool == CUST_PKG_APT || tool == CUST_PKG_APK) {
+		rc = buf_printf(&t, err, "%s", spec);
+	} else if (tool == CUST_PKG_ZYPPER) {
+		rc = buf_printf(&t, err, "%.*s%s%.*s%s%s", (int)nlen, spec, arch ? "." : "",
+				(int)alen, arch ? arch : "", ver ? "=" : "", ver ? ver : "");
+	} else {
+		rc = buf_printf(&t, err, "%.*s%s%s%s%.*s", (int)nlen, spec, ver ? "-" : "",
+				ver ? ver : "", arch ? "." : "", (int)alen, arch ? arch : "");
+	}
+	if (rc == 0)
+		rc = cust_shell_quote(b, buf_str(&t), err);
+	buf_release(&t);
+	return rc;
+}
+
+/* The agent ships an OpenRC script but no runlevel link, and no udev rule starts it there. */
+#define CUST_AGENT "qemu-guest-agent"
+
+static bool cust_names_agent(const struct cust_op *op)
+{
+	for (size_t i = 0; i < op->nargs; i++) {
+		const char *base =
+			strrchr(op->args[i], '/') ? strrchr(op->args[i], '/') + 1 : op->args[i];
+		size_t len = strlen(CUST_AGENT);
+
+		if (!strncmp(base, CUST_AGENT, len) &&
+		    (op->kind == CUST_OP_PACKAGES ? strchr(":=", base[len]) != NULL
+						  : base[len] == '-' || base[len] == '_'))
+			return true;
+	}
+	return false;
+}
+
+static int cust_packages_commands(const struct cust_op *op, const struct cust_target *t,
+				  struct cust_cmds *c, struct phx_err *err)
+{
+	static const struct {
+		const char *refresh, *install;
+	} tools[] = {
+		[CUST_PKG_APT] = {"apt-get -q update",
+				  "apt-get -q -y -o Dpkg::Options::=--force-confold install"},
+		[CUST_PKG_DNF] = {"dnf -y makecache", "dnf -y install"},
+		[CUST_PKG_YUM] = {"yum -y makecache", "yum -y install"},
+		[CUST_PKG_ZYPPER] = {"zypper --non-interactive refresh",
+				     "zypper --non-interactive install --auto-agree-with-licenses"},
+		[CUST_PKG_APK] = {"apk update", "apk add"},
+	};
+	struct buf b = BUF_INIT;
+
+	if (cust_cmds_add(c, true, tools[t->pkg].refresh, "", "", err) < 0 ||
+	    buf_puts(&b, tools[t->pkg].install, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < op->nargs; i++)
+		if (buf_puts(&b, " ", err) < 0 || cust_pkg_spec(&b, t->pkg, op->args[i], err) < 0)
+			goto fail;
+	return cust_cmds_take(c, &b, false, err);
+fail:
+	buf_release(&b);
+	return -1;
+}
+
+static int cust_local_commands(const struct cust_op *op, const struct cust_target *t,
+			       const char *dir, struct cust_cmds *c, struct phx_err *err)
+{
+	const char *ext = cust_local_ext(op->args[0]);
+
+	if (ext != t->family->local_ext)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "debs[0]: '%s' is a '%s' package, but the image's family %s "
+				   "installs '%s' packages",
+				   op->args[0], ext ? ext : "?", t->family->name,
+				   t->family->local_ext);
+	/* One call for all files, so they may depend on each other in any order; rpm and apk
+	 * read no repository here, as dpkg does not: the offline mode stays offline. */
+	if (t->pkg == CUST_PKG_APT)
+		return cust_cmds_add(c, false, "dpkg -i ", dir, "/*.deb", err);
+	if (t->pkg == CUST_PKG_APK)
+		return cust_cmds_add(c, false, "apk add --no-network --allow-untrusted ", dir,
+				     "/*.apk", err);
+	return cust_cmds_add(c, false, "rpm -Uvh ", dir, "/*.rpm", err);
+}
+
+static int cust_services_commands(const struct cust_op *op, const struct cust_target *t,
+				  struct cust_cmds *c, struct phx_err *err)
+{
+	struct buf b = BUF_INIT;
+
+	if (t->family->init == CUST_INIT_SYSTEMD) {
+		/* offline: systemctl only makes the [Install] links, which is what we want */
+		if (buf_puts(&b, "systemctl enable", err) < 0)
+			goto fail;
+		for (size_t i = 0; i < op->nargs; i++)
+			if (buf_puts(&b, " ", err) < 0 ||
+			    cust_shell_quote(&b, op->args[i], err) < 0)
+				goto fail;
+		return cust_cmds_take(c, &b, false, err);
+	}
+	/* rc-update takes one service per call; an init script has no ".service" */
+	for (size_t i = 0; i < op->nargs; i++) {
+		size_t len = strlen(op->args[i]);
+		char name[256];
+
+		if (len > 8 && !strcmp(op->args[i] + len - 8, ".service"))
+			len -= 8;
+		snprintf(name, sizeof(name), "%.*s", (int)len, op->args[i]);
+		buf_reset(&b);
+		if (buf_puts(&b, "rc-update add ", err) < 0 ||
+		    cust_shell_quote(&b, name, err) < 0 || buf_puts(&b, " default", err) < 0 ||
+		    cust_cmds_take(c, &b, false, err) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	buf_release(&b);
+	return -1;
+}
+
+int cust_step_commands(const struct cust_op *op, const struct cust_target *t, const char *dir,
+		       struct cust_cmds *ret, struct phx_err *err)
+{
+	struct cust_cmds c = {0};
+	int rc;
+
+	switch (op->kind) {
+	case CUST_OP_PACKAGES:
+		rc = cust_packages_commands(op, t, &c, err);
+		break;
+	case CUST_OP_LOCAL_PACKAGES:
+		rc = cust_local_commands(op, t, dir, &c, err);
+		break;
+	case CUST_OP_ENABLE_SERVICES:
+		rc = cust_services_commands(op, t, &c, err);
+		break;
+	case CUST_OP_RUN:
+		rc = cust_cmds_add(&c, false, op->args[0], "", "", err);
+		break;
+	default:
+		rc = phx_err_set(err, PHX_E_INTERNAL, "step kind %d runs no commands",
+				 (int)op->kind);
+	}
+	if (rc == 0 && t->family->init == CUST_INIT_OPENRC &&
+	    (op->kind == CUST_OP_PACKAGES || op->kind == CUST_OP_LOCAL_PACKAGES) &&
+	    cust_names_agent(op))
+		rc = cust_cmds_add(&c, false, "rc-update add ", CUST_AGENT, " default", err);
+	if (rc == 0 && op->kind == CUST_OP_LOCAL_PACKAGES)
+		rc = cust_cmds_add(&c, false, "rm -rf ", dir, "", err);
+	if (rc < 0) {
+		cust_cmds_release(&c);
+		return -1;
+	}
+	*ret = c;
+	return 0;
 }
 
 int cust_prepare_copy(const char *src, const char *dst, struct phx_err *err)
@@ -517,12 +894,13 @@ int cust_prepare_copy(const char *src, const char *dst, struct phx_err *err)
  * with qemu-img convert and fills as it is used; dpkg/apt state rewrites; the hygiene steps. */
 #define CUST_SPACE_BASE (64 * CUST_MIB)
 /* A packages step: apt-get update's lists and pkgcache.bin/srcpkgcache.bin, ~150 MiB for
- * Debian bookworm main, more for Ubuntu with universe. */
+ * Debian bookworm main, more for Ubuntu with universe (dnf's metadata for a RHEL-like
+ * BaseOS+AppStream is of the same order). */
 #define CUST_SPACE_APT (256 * CUST_MIB)
 /* Each package named: its .deb in /var/cache/apt/archives, its unpacked files and the
  * dependencies apt adds (qemu-guest-agent: ~2 MiB in all; a database server: ~150 MiB). */
 #define CUST_SPACE_PKG (32 * CUST_MIB)
-/* A local .deb: its upload into the guest plus its unpacked files (xz packs ~3:1). */
+/* A local package file: its upload into the guest plus its unpacked files (xz packs ~3:1). */
 #define CUST_SPACE_DEB_FACTOR 4
 /* A command: anything is possible; a guess that keeps small steps from being refused. */
 #define CUST_SPACE_RUN (32 * CUST_MIB)
@@ -594,7 +972,7 @@ int cust_space_estimate(const struct cust_plan *plan, const char *disk_path, str
 			pkgs += op->nargs * CUST_SPACE_PKG;
 			npkgs += op->nargs;
 			break;
-		case CUST_OP_DEBS:
+		case CUST_OP_LOCAL_PACKAGES:
 		case CUST_OP_FILE:
 			if (op->kind == CUST_OP_FILE && op->nargs < 2) {
 				files += op->len;
@@ -606,7 +984,7 @@ int cust_space_estimate(const struct cust_plan *plan, const char *disk_path, str
 				if (stat(op->args[k], &ds) < 0)
 					return phx_err_set_errno(err, PHX_E_IO, errno, "stat '%s'",
 								 op->args[k]);
-				if (op->kind == CUST_OP_DEBS)
+				if (op->kind == CUST_OP_LOCAL_PACKAGES)
 					debs += CUST_SPACE_DEB_FACTOR *
 						(unsigned long long)ds.st_size;
 				else
@@ -624,10 +1002,10 @@ int cust_space_estimate(const struct cust_plan *plan, const char *disk_path, str
 	}
 	sp.need_bytes = CUST_SPACE_BASE + apt + pkgs + debs + files + runs;
 	cust_space_part(sp.why, sizeof(sp.why), "journal and hygiene", CUST_SPACE_BASE);
-	cust_space_part(sp.why, sizeof(sp.why), "apt indexes", apt);
+	cust_space_part(sp.why, sizeof(sp.why), "package indexes", apt);
 	snprintf(label, sizeof(label), "%zu package%s", npkgs, npkgs == 1 ? "" : "s");
 	cust_space_part(sp.why, sizeof(sp.why), label, pkgs);
-	cust_space_part(sp.why, sizeof(sp.why), "local .debs x4", debs);
+	cust_space_part(sp.why, sizeof(sp.why), "local packages x4", debs);
 	cust_space_part(sp.why, sizeof(sp.why), "files", files);
 	snprintf(label, sizeof(label), "%zu command%s", nruns, nruns == 1 ? "" : "s");
 	cust_space_part(sp.why, sizeof(sp.why), label, runs);

@@ -34,8 +34,8 @@ int main(int argc, char **argv)
 	log_setup(verbose, false);
 	plan = cust_plan_new(&err);
 	if (!plan ||
-	    cust_plan_add_debs(plan, (const char *const *)argv + optind + 1,
-			       (size_t)(argc - optind - 1), &err) < 0 ||
+	    cust_plan_add_local_packages(plan, (const char *const *)argv + optind + 1,
+					 (size_t)(argc - optind - 1), &err) < 0 ||
 	    cust_plan_add_services(plan, svc, 1, &err) < 0 ||
 	    cust_run(plan, argv[optind], &opts, &rep, &err) < 0) {
 		fprintf(stderr, "cust_bench_driver: %s\n", err.msg);

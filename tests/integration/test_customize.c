@@ -123,8 +123,9 @@ static void add_debs(struct cust_plan *p, const struct env *e)
 
 	snprintf(pattern, sizeof(pattern), "%s/debs/*.deb", e->image_dir);
 	cr_assert_eq(glob(pattern, 0, NULL, &gl), 0, "no .debs in %s/debs", e->image_dir);
-	cr_assert_eq(cust_plan_add_debs(p, (const char *const *)gl.gl_pathv, gl.gl_pathc, &err), 0,
-		     "%s", err.msg);
+	cr_assert_eq(cust_plan_add_local_packages(p, (const char *const *)gl.gl_pathv, gl.gl_pathc,
+						  &err),
+		     0, "%s", err.msg);
 	globfree(&gl);
 }
 
@@ -402,8 +403,9 @@ Test(customize, too_little_free_space_is_refused_before_the_appliance_starts, .t
 	cr_assert(strstr(err.msg, disk), "%s", err.msg);
 	cr_assert(strstr(err.msg, "has 63 MiB free") || strstr(err.msg, "has 64 MiB free"), "%s",
 		  err.msg);
-	cr_assert(strstr(err.msg, "needs about 352 MiB (journal and hygiene 64 MiB, apt indexes "
-				  "256 MiB, 1 package 32 MiB)"),
+	cr_assert(strstr(err.msg,
+			 "needs about 352 MiB (journal and hygiene 64 MiB, package indexes "
+			 "256 MiB, 1 package 32 MiB)"),
 		  "%s", err.msg);
 	cr_assert(strstr(err.msg, "PHX_CACHE_DIR"), "no hint: %s", err.msg);
 	/* refused before libguestfs started anything: an appliance takes seconds to start */
@@ -504,7 +506,7 @@ Test(customize, a_cache_that_fills_up_stops_the_appliance_with_a_clear_error, .t
 	opts.state_dir = e.state;
 	p = cust_plan_new(&err);
 	cr_assert_not_null(p);
-	cr_assert_eq(cust_plan_add_debs(p, debs, 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_local_packages(p, debs, 1, &err), 0, "%s", err.msg);
 
 	/* the premise, checked rather than assumed: the precheck passes, the files cannot fit */
 	free0 = avail_bytes(cache);
@@ -550,4 +552,307 @@ Test(customize, a_cache_that_fills_up_stops_the_appliance_with_a_clear_error, .t
 	leftover_processes(disk, &left);
 	cr_assert_eq(left.len, 0, "processes left: %s", buf_str(&left));
 	buf_release(&left);
+}
+
+/* --- OS families other than Debian: recording stand-ins (issue #20) ---
+ * No RHEL, SUSE or Alpine image can be built here (the Debian mirror only), so these prove
+ * what can be proved without one: the family detection, the exact commands, their order, the
+ * family's hygiene and the error handling. The image is a raw copy of the tiny Debian image
+ * whose os-release says another distribution and whose package and service managers are
+ * shell scripts that append their name and arguments to STANDIN_LOG and install nothing. It
+ * is edited with debugfs before the run, so each family costs one appliance launch. What the
+ * real dnf, zypper, rpm, apk and rc-update do with these commands is NOT proved here. */
+
+#define STANDIN_LOG "/var/log/phx-standin.log"
+#define STANDIN_RECORD                                                                             \
+	"#!/bin/sh\n"                                                                              \
+	"# test stand-in: records how it was called, installs nothing\n"                           \
+	"{ printf '%%s' \"${0##*/}\"; for a in \"$@\"; do printf ' %%s' \"$a\"; done; echo; } "    \
+	">>" STANDIN_LOG "\n"
+
+/* Writes host file dir/name with printf-style content. */
+static void host_file(const char *dir, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void host_file(const char *dir, const char *name, const char *fmt, ...)
+{
+	char path[1200];
+	va_list ap;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	cr_assert_not_null(f, "%s", path);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* A raw copy of the tiny image in o->raw, edited by the debugfs requests in `edits` (one per
+ * line; "@" stands for the host directory e->work/host, which holds os-release and the
+ * stand-in scripts "record" and "fail"). Every edit must succeed. */
+static void standin_image(const struct env *e, struct outside *o, const char *os_release,
+			  const char *fail_script, const char *edits)
+{
+	struct buf out = BUF_INIT, req = BUF_INIT;
+	char host[1100], reqfile[1200];
+
+	snprintf(host, sizeof(host), "%s/host", e->work);
+	cr_assert_eq(sh(NULL, "mkdir -p '%s'", host), 0);
+	host_file(host, "os-release", "%s", os_release);
+	host_file(host, "record", STANDIN_RECORD);
+	host_file(host, "fail", STANDIN_RECORD "%s", fail_script ? fail_script : "");
+	host_file(host, "junk", "stale index\n");
+	host_file(host, "id", "0123456789abcdef0123456789abcdef\n");
+	cr_assert_eq(sh(NULL, "chmod 755 '%s/record' '%s/fail'", host, host), 0);
+	for (const char *p = "rm /etc/os-release\nwrite @/os-release /etc/os-release\n"; *p; p++)
+		*p == '@' ? buf_puts(&req, host, NULL) : buf_append(&req, p, 1, NULL);
+	for (const char *p = edits; *p; p++)
+		*p == '@' ? buf_puts(&req, host, NULL) : buf_append(&req, p, 1, NULL);
+	snprintf(reqfile, sizeof(reqfile), "%s/debugfs.req", e->work);
+	host_file(e->work, "debugfs.req", "%s", buf_str(&req));
+
+	snprintf(o->raw, sizeof(o->raw), "%s/standin.raw", e->work);
+	cr_assert_eq(sh(NULL, "qemu-img convert -O raw '%s' '%s'", e->image, o->raw), 0);
+	cr_assert_eq(
+		sh(&out, "sfdisk -d '%s' | sed -n 's/.*start= *\\([0-9]*\\),.*/\\1/p'", o->raw), 0);
+	o->offset = atol(buf_str(&out)) * 512;
+	cr_assert_gt(o->offset, 0);
+	buf_reset(&out);
+	/* debugfs reports a failed request on stderr but exits 0: any complaint is a failure */
+	sh(&out, "debugfs -w -f '%s' '%s?offset=%ld' 2>&1 >/dev/null | grep -v '^debugfs '",
+	   reqfile, o->raw, o->offset);
+	cr_assert_eq(out.len, 0, "editing the stand-in image failed:\n%s", buf_str(&out));
+	buf_release(&out);
+	buf_release(&req);
+}
+
+/* Installs the recording stand-in as guest program `path`, new or replacing the real one. */
+#define STANDIN(path) "write @/record " path "\nsif " path " mode 0100755\n"
+#define STANDIN_REPLACE(path) "rm " path "\n" STANDIN(path)
+
+static void local_files(const struct env *e, const char *const *names, size_t n, char **ret)
+{
+	for (size_t i = 0; i < n; i++) {
+		char dir[1100];
+
+		snprintf(dir, sizeof(dir), "%s", e->work);
+		host_file(dir, names[i], "not really a package\n");
+		cr_assert_neq(asprintf(&ret[i], "%s/%s", dir, names[i]), -1);
+	}
+}
+
+static void assert_gone(const struct outside *o, const char *path)
+{
+	struct buf out = BUF_INIT;
+	char req[300];
+
+	snprintf(req, sizeof(req), "stat %s", path);
+	debugfs(o, &out, req);
+	cr_assert(strstr(buf_str(&out), "File not found"), "'%s' is still there: %s", path,
+		  buf_str(&out));
+	buf_release(&out);
+}
+
+static void assert_empty_file(const struct outside *o, const char *path)
+{
+	struct buf out = BUF_INIT;
+	char req[300];
+
+	snprintf(req, sizeof(req), "stat %s", path);
+	debugfs(o, &out, req);
+	cr_assert(strstr(buf_str(&out), "Type: regular") && strstr(buf_str(&out), "Size: 0\n"),
+		  "'%s' is not an empty file: %s", path, buf_str(&out));
+	buf_release(&out);
+}
+
+static void assert_log(const struct outside *o, const char *expect)
+{
+	struct buf out = BUF_INIT;
+	const char *log;
+
+	debugfs(o, &out, "cat " STANDIN_LOG);
+	/* after debugfs's banner line */
+	log = strstr(buf_str(&out), "debugfs ") == buf_str(&out) ? strchr(buf_str(&out), '\n') + 1
+								 : buf_str(&out);
+	cr_assert_str_eq(log, expect, "stand-in log:\n%s\nexpected:\n%s", log, expect);
+	buf_release(&out);
+}
+
+Test(customize, dnf_family_recording_standin, .timeout = 600)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_opts opts = CUST_OPTS_INIT;
+	struct cust_report rep;
+	struct cust_plan *p;
+	struct outside o;
+	struct env e;
+	const char *pkgs[] = {"qemu-guest-agent", "curl=8.5.0-1"},
+		   *svcs[] = {"qemu-guest-agent", "sshd.service"};
+	const char *names[] = {"a-1.0-1.noarch.rpm", "b-1.0-1.noarch.rpm"};
+	char *rpms[2];
+	/* an SELinux guest as virt-customize tells one; a stale dnf cache */
+	static const char edits[] = STANDIN("/usr/bin/dnf") STANDIN("/usr/bin/rpm")
+		STANDIN_REPLACE("/usr/bin/systemctl")
+			STANDIN("/usr/sbin/load_policy") "write @/junk /etc/selinux/config\n"
+							 "mkdir /var/cache/dnf\n"
+							 "write @/junk /var/cache/dnf/repomd.xml\n";
+
+	setup_env(&e, "standin-dnf");
+	opts.state_dir = e.state;
+	standin_image(&e, &o,
+		      "NAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n"
+		      "VERSION_ID=\"9.4\"\n",
+		      NULL, edits);
+	local_files(&e, names, 2, rpms);
+	p = cust_plan_new(&err);
+	cr_assert_not_null(p);
+	cr_assert_eq(cust_plan_add_packages(p, pkgs, 2, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_local_packages(p, (const char *const *)rpms, 2, &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(cust_plan_add_services(p, svcs, 2, &err), 0, "%s", err.msg);
+	cr_assert_eq(
+		cust_plan_add_run(p,
+				  "[ -e /tmp/phx-packages-1 ] || echo 'local packages removed' "
+				  ">>" STANDIN_LOG,
+				  &err),
+		0);
+	cr_assert_eq(cust_run(p, o.raw, &opts, &rep, &err), 0, "%s", err.msg);
+	cust_plan_free(p);
+	free(rpms[0]);
+	free(rpms[1]);
+
+	cr_assert_str_eq(rep.distro, "rocky");
+	cr_assert_str_eq(rep.version, "9.4");
+	cr_assert_str_eq(rep.family, "rhel");
+	cr_assert_eq(rep.steps, 4);
+	assert_log(&o, "dnf -y makecache\n"
+		       "dnf -y install qemu-guest-agent curl-8.5.0-1\n"
+		       "rpm -Uvh /tmp/phx-packages-1/a-1.0-1.noarch.rpm "
+		       "/tmp/phx-packages-1/b-1.0-1.noarch.rpm\n"
+		       "systemctl enable qemu-guest-agent sshd.service\n"
+		       "local packages removed\n"
+		       /* the build's package list, asked of rpm (which lists nothing here) */
+		       "rpm -qa --qf "
+		       "%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t%{ARCH}\\n\n");
+	cr_assert_not_null(rep.packages);
+	cr_assert_str_eq(rep.packages, "");
+	cust_report_release(&rep);
+	/* the family's hygiene: dnf's cache, the SELinux relabel request, systemd's identity */
+	assert_gone(&o, "/var/cache/dnf/repomd.xml");
+	assert_empty_file(&o, "/.autorelabel");
+	assert_empty_file(&o, "/etc/machine-id");
+	unlink(o.raw);
+}
+
+Test(customize, zypper_family_recording_standin_failure_names_the_command, .timeout = 600)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_opts opts = CUST_OPTS_INIT;
+	struct cust_report rep = {.steps = 4242};
+	struct cust_plan *p;
+	struct outside o;
+	struct env e;
+	/* what zypper says and exits with when a package does not exist */
+	static const char fail[] = "case \" $* \" in *' install '*)\n"
+				   "  echo 'Loading repository data...'\n"
+				   "  echo \"No provider of 'phx-no-such-package' found.\" >&2\n"
+				   "  exit 104;;\n"
+				   "esac\n";
+	static const char edits[] =
+		"write @/fail /usr/bin/zypper\n"
+		"sif /usr/bin/zypper mode 0100755\n" STANDIN_REPLACE("/usr/bin/systemctl");
+	const char *svcs[] = {"sshd.service"},
+		   *pkgs[] = {"qemu-guest-agent", "phx-no-such-package"};
+
+	setup_env(&e, "standin-zypper");
+	opts.state_dir = e.state;
+	standin_image(&e, &o,
+		      "NAME=\"openSUSE Leap\"\nVERSION=\"15.6\"\nID=\"opensuse-leap\"\n"
+		      "ID_LIKE=\"suse opensuse\"\nVERSION_ID=\"15.6\"\n",
+		      fail, edits);
+	p = cust_plan_new(&err);
+	cr_assert_not_null(p);
+	cr_assert_eq(cust_plan_add_services(p, svcs, 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_packages(p, pkgs, 2, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_run(p, "echo never >>" STANDIN_LOG, &err), 0);
+
+	cr_assert_eq(cust_run(p, o.raw, &opts, &rep, &err), -1);
+	cust_plan_free(p);
+	fprintf(stderr, "customize itest: a failing zypper stand-in as users see it:\n%s\n",
+		err.msg);
+	cr_assert_eq(err.code, PHX_E_GUEST, "%s", err.msg);
+	cr_assert(strstr(err.msg, o.raw), "disk not named: %s", err.msg);
+	cr_assert(strstr(err.msg,
+			 "step 2/3 install packages 'qemu-guest-agent phx-no-such-package': "
+			 "\"zypper --non-interactive install --auto-agree-with-licenses "
+			 "'qemu-guest-agent' 'phx-no-such-package'\": exit status 104; last output "
+			 "lines:\n  | Loading repository data...\n  | No provider of "
+			 "'phx-no-such-package' found."),
+		  "%s", err.msg);
+	cr_assert_eq(rep.steps, 4242, "report written on failure");
+	/* what ran before, in order; nothing after the failure */
+	assert_log(&o, "systemctl enable sshd.service\n"
+		       "zypper --non-interactive refresh\n"
+		       "zypper --non-interactive install --auto-agree-with-licenses "
+		       "qemu-guest-agent phx-no-such-package\n");
+	unlink(o.raw);
+}
+
+Test(customize, apk_openrc_family_recording_standin, .timeout = 600)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_opts opts = CUST_OPTS_INIT;
+	struct cust_report rep;
+	struct cust_plan *p;
+	struct outside o;
+	struct env e;
+	const char *pkgs[] = {"qemu-guest-agent", "curl"}, *svcs[] = {"sshd.service", "chronyd"};
+	const char *names[] = {"c-1.0-r0.apk"};
+	char *apks[1];
+	/* a booted Alpine's identity: both ids set, D-Bus's a file of its own; a stale index */
+	static const char edits[] = STANDIN("/usr/sbin/apk")
+		STANDIN("/usr/sbin/rc-update") "rm /etc/machine-id\n"
+					       "write @/id /etc/machine-id\n"
+					       "mkdir /var/lib/dbus\n"
+					       "write @/id /var/lib/dbus/machine-id\n"
+					       "mkdir /var/cache/apk\n"
+					       "write @/junk /var/cache/apk/APKINDEX.x.tar.gz\n";
+
+	setup_env(&e, "standin-apk");
+	opts.state_dir = e.state;
+	standin_image(&e, &o,
+		      "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.3\n"
+		      "PRETTY_NAME=\"Alpine Linux v3.20\"\n",
+		      NULL, edits);
+	local_files(&e, names, 1, apks);
+	p = cust_plan_new(&err);
+	cr_assert_not_null(p);
+	cr_assert_eq(cust_plan_add_packages(p, pkgs, 2, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_local_packages(p, (const char *const *)apks, 1, &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(cust_plan_add_services(p, svcs, 2, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_run(p, o.raw, &opts, &rep, &err), 0, "%s", err.msg);
+	cust_plan_free(p);
+	free(apks[0]);
+
+	cr_assert_str_eq(rep.distro, "alpine");
+	cr_assert_str_eq(rep.family, "alpine");
+	cr_assert_eq(rep.steps, 3);
+	assert_log(&o, "apk update\n"
+		       "apk add qemu-guest-agent curl\n"
+		       "rc-update add qemu-guest-agent default\n"
+		       "apk add --no-network --allow-untrusted /tmp/phx-packages-1/c-1.0-r0.apk\n"
+		       "rc-update add sshd default\n"
+		       "rc-update add chronyd default\n"
+		       "apk list -I\n");
+	cr_assert_not_null(rep.packages);
+	cust_report_release(&rep);
+	/* OpenRC's identity: emptied in place, D-Bus's removed (dbus makes a new one at boot) */
+	assert_empty_file(&o, "/etc/machine-id");
+	assert_gone(&o, "/var/lib/dbus/machine-id");
+	assert_gone(&o, "/var/cache/apk/APKINDEX.x.tar.gz");
+	assert_gone(&o, "/tmp/phx-packages-1");
+	assert_gone(&o, "/.autorelabel"); /* not an SELinux guest */
+	unlink(o.raw);
 }
