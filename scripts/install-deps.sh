@@ -9,10 +9,12 @@ BUILD_PKGS="build-essential pkg-config libcurl4-openssl-dev libssl-dev libjansso
 libyaml-dev libguestfs-dev libisofs-dev"
 # test: Criterion, the simulator's qemu-img, libguestfs appliance and tools, the test image
 # builder (debootstrap and its kernel), ISO reader, valgrind for leak checks, the Debian
-# package build and its checker (test_deb), zsh for the completion test
+# package build and its checker (test_deb), zsh for the completion test; zstd for the
+# container rootfs tarball (build-test-rootfs.sh) and the simulator's vztmpl archives,
+# openssh-client for the simulator's ssh-keygen check of LXC ssh-public-keys
 TEST_PKGS="debhelper lintian zsh libcriterion-dev python3 qemu-utils qemu-system-x86 libguestfs-tools
 linux-image-cloud-amd64 debootstrap xorriso valgrind openssl curl e2fsprogs fdisk
-ca-certificates systemd python3-prometheus-client python3-yaml python3-jsonschema python3-requests python3-jsonpatch python3-jinja2 python3-configobj python3-oauthlib"
+ca-certificates systemd zstd openssh-client python3-prometheus-client python3-yaml python3-jsonschema python3-requests python3-jsonpatch python3-jinja2 python3-configobj python3-oauthlib"
 # bench: whole-command timing
 BENCH_PKGS="hyperfine"
 

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 
 import pve_schema
 from pve_schema import format_size, parse_size
@@ -481,12 +482,30 @@ class LxcHandlers:
 		if 'arch' not in conf:
 			conf['arch'] = 'amd64'
 			t.log('Detected container architecture: amd64')
+		if 'etc/ssh' in set(x.rstrip('/') for x in members):
+			# pc-ct Setup.pm rewrite_ssh_host_keys (post_create_hook): new host keys are
+			# written into the root file system at creation, not at clone
+			for keytype in ('ecdsa', 'ed25519', 'rsa'):
+				t.log("Creating SSH host key 'ssh_host_%s_key' - this may take some time ..."
+					% keytype)
+				t.log('done: SHA256:%s root@%s' % (uuid.uuid4().hex, re.sub(r'\..*$', '',
+					conf.get('hostname') or 'localhost')))
+		vm['rootfs_info'] = {'systemd': systemd_version(members)}
+		self.warn_systemd_nesting(t, vm, conf)
 		conf['hostname'] = conf.get('hostname') or 'CT%d' % vmid
 		conf['memory'] = conf.get('memory') or 512
 		conf.setdefault('swap', 512)
 		with self.lock:
 			vm['conf'] = conf
 			self.save_vm(vm)
+
+	def warn_systemd_nesting(self, t, vm, conf):
+		"""pc-ct Setup/Base.pm check_systemd_nesting (after post_create_hook and
+		post_clone_hook): a task warning for systemd newer than 241 without nesting."""
+		sdver = (vm.get('rootfs_info') or {}).get('systemd')
+		features = conf.get('features') or ''
+		if sdver and sdver > 241 and not re.search(r'(^|,)nesting=(1|on|yes|true)', features):
+			t.warn('Systemd %d detected. You may need to enable nesting.' % sdver)
 
 	# -- config (pc-ct API2/LXC/Config.pm) ------------------------------------------------------
 	def h_get_nodes_node_lxc_vmid_config(self, r):
@@ -914,6 +933,8 @@ class LxcHandlers:
 						self.save_vm(newvm)
 			except (TaskFailed, ApiError) as e:
 				raise TaskFailed('clone failed: %s' % str(getattr(e, 'msg', e)).strip())
+			newvm['rootfs_info'] = dict(vm.get('rootfs_info') or {})
+			self.warn_systemd_nesting(t, newvm, newvm['conf'])
 			with self.lock:
 				newvm['conf'].pop('lock', None)
 				if target:
@@ -1004,6 +1025,19 @@ class LxcHandlers:
 						t.log("resize2fs 1.47.0 (5-Feb-2023)")
 
 		return self.new_task(r.node, 'resize', vmid, r.authid, work)
+
+
+def systemd_version(members):
+	"""pc-ct Setup/Base.pm get_systemd_version reads the libsystemd-shared-N.so that objdump
+	shows the init binary needs; here the library's name in the archive (None: no systemd)."""
+	names = set(x.rstrip('/') for x in members)
+	if not names & {'lib/systemd/systemd', 'usr/lib/systemd/systemd'}:
+		return None
+	for x in members:
+		m = re.search(r'/libsystemd-shared-(\d+)(?:[-_.][a-zA-Z0-9]+)*\.so$', x)
+		if m:
+			return int(m.group(1))
+	return None
 
 
 def iface(name, mac, addrs):

@@ -180,7 +180,7 @@ class SimState:
 			path = os.path.join(self.confdir, '%d.json' % vm['vmid'])
 			tmp = path + '.tmp'
 			keep = {k: v for k, v in vm.items() if k in ('vmid', 'node', 'conf', 'snapshots',
-				'type', 'pending')}
+				'type', 'pending', 'rootfs_info')}
 			with open(tmp, 'w') as f:
 				json.dump(keep, f, indent=1, sort_keys=True)
 			os.replace(tmp, path)

@@ -30,7 +30,7 @@ KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRaeJ3bVdPTJ9z8B6ZGyzYNPZ4jyvtLpW2Z
 TEMPLATE = 'local:vztmpl/debian-12-phoenix_amd64.tar.gz'
 
 
-def rootfs_tarball(compress='gz', os_release='ID=debian\nVERSION_ID="12"\n'):
+def rootfs_tarball(compress='gz', os_release='ID=debian\nVERSION_ID="12"\n', systemd=False):
 	"""A small container root file system as Proxmox's check_tar_archive wants it: './'
 	members, a sbin link, more than 10 members, an /etc/os-release."""
 	buf = io.BytesIO()
@@ -59,6 +59,12 @@ def rootfs_tarball(compress='gz', os_release='ID=debian\nVERSION_ID="12"\n'):
 		add('etc/debian_version', b'12.7\n')
 		add('etc/hostname', b'localhost\n')
 		add('etc/machine-id', b'')
+		if systemd:
+			for d in ('etc/ssh', 'usr/lib', 'usr/lib/systemd', 'usr/lib/x86_64-linux-gnu',
+					'usr/lib/x86_64-linux-gnu/systemd'):
+				add(d, kind='dir')
+			add('usr/lib/systemd/systemd', b'\x7fELF')
+			add('usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so', b'\x7fELF')
 	raw = buf.getvalue()
 	if compress == 'gz':
 		import gzip
@@ -267,6 +273,27 @@ class Create(Base):
 		self.assertRegex(res['exitstatus'], r"^unable to create CT 214 - command 'tar xpf - -z ")
 		self.assertNotIn('214', self.sim.control('GET', 'state')['vms'])
 		self.assertEqual(self.volumes('tank'), {})
+
+	def test_systemd_nesting_warning_and_ssh_host_keys(self):
+		# pc-ct Setup.pm post_create_hook: rewrite_ssh_host_keys, then check_systemd_nesting
+		# warns for systemd > 241 without nesting (the task ends WARNINGS: 1); the clone's
+		# post_clone_hook warns again but writes no host keys
+		st, body = self.upload('local', 'sd.tar.gz', rootfs_tarball(systemd=True))
+		self.sim.wait_task(body['data'])
+		upid = self.ok('POST', NODE + '/lxc', {'vmid': 216, 'ostemplate':
+			'local:vztmpl/sd.tar.gz', 'rootfs': 'local-lvm:1', 'hostname': 'sd.example.com'})
+		self.assertEqual(self.sim.wait_task(upid)['exitstatus'], 'WARNINGS: 1')
+		log = self.log(upid)
+		self.assertIn('WARN: Systemd 252 detected. You may need to enable nesting.', log)
+		self.assertIn("Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ...",
+			log)
+		self.assertTrue(any(re.match(r'^done: SHA256:\S+ root@sd$', x) for x in log))
+		self.template(216)
+		res = self.task('POST', NODE + '/lxc/216/clone', {'newid': 217}, status='WARNINGS: 1')
+		self.assertFalse(any('SSH host key' in x for x in self.log(res['upid'])))
+		self.create(218, ostemplate='local:vztmpl/sd.tar.gz', features='nesting=1')
+		for vmid in (217, 216, 218):
+			self.destroy(vmid)
 
 	def test_os_detection(self):
 		# pc-ct Setup.pm $autodetect_type: an os-release ID without a plugin falls back to
