@@ -26,7 +26,8 @@ import uuid
 
 import pve_schema
 from pve_schema import format_size, parse_size
-from sim_common import ApiError, TaskFailed, param_exc, perm_exc, remove_files, run
+from sim_common import (ApiError, TaskFailed, param_exc, perm_exc, remove_files,
+	root_path_exc, run)
 from sim_qemu import NEW_DISK_RE
 
 CT_NEW_DISK_RE = re.compile(r'^([^:\s]+):(\d+(\.\d+)?)$')  # pc-ct LXC.pm $NEW_DISK_RE
@@ -256,7 +257,7 @@ class LxcHandlers:
 	def ct_volume_access(self, r, vmid, volid, ctype):
 		"""ps Storage.pm check_volume_access with a content type (rootdir accepts images)."""
 		if ':' not in volid:
-			raise ApiError(500, 'Only root can pass arbitrary filesystem paths.\n')
+			raise root_path_exc()
 		v = self.vol(volid, r.node)
 		if ctype and v['ctype'] != ctype and not (ctype == 'rootdir' and v['ctype'] == 'images'):
 			raise ApiError(500, "unable to use volume %s - content type needs to be '%s'\n" % (
@@ -408,7 +409,7 @@ class LxcHandlers:
 		for k in sorted(mp_params):
 			mp = self.parse_mp(k, mp_params[k])
 			if mp['volume'].startswith('/'):
-				raise ApiError(500, 'Only root can pass arbitrary filesystem paths.\n')
+				raise root_path_exc()
 			self.check_rootdir_storage(r, mp['volume'].split(':')[0])
 			jobs.append((k, mp))
 		if not mp_params:

@@ -256,6 +256,11 @@ class Create(Base):
 		# pve-common validate_ssh_public_keys: ssh-keygen -l must read every line
 		self.err('POST', NODE + '/lxc', {'vmid': 213, 'ostemplate': TEMPLATE,
 			'ssh-public-keys': 'ssh-rsa not-a-key'}, 500, 'SSH public key validation error')
+		# a bare size is checked as a volume before create_vm adds the default storage
+		# (check_ct_modify_config_perm -> ps check_volume_access): only root@pam may
+		self.err('POST', NODE + '/lxc', {'vmid': 213, 'ostemplate': TEMPLATE, 'rootfs': '8'},
+			500, 'Only root can pass arbitrary filesystem paths. at '
+			'/usr/share/perl5/PVE/Storage.pm line 651.')
 		# mount points need a rootfs
 		self.err('POST', NODE + '/lxc', {'vmid': 213, 'ostemplate': TEMPLATE,
 			'mp0': 'local-lvm:1,mp=/srv'}, 500,
