@@ -25,8 +25,10 @@
 #   of build-test-image.sh, so a rebuilt image gives a new tarball. Built in a temporary
 #   directory and renamed into place under a flock, like the image.
 #
-# Measured on a 2-core bookworm VM, image cache warm (see docs/lxc-notes.md for the figures):
-#   full: ~40 s (appliance ~25 s), tiny: ~30 s; cache hit: <0.1 s plus the image script's.
+# Measured on the 2-core bookworm machine, image cache warm, load average ~17 (other builds):
+#   full: 199 s, 13083 members, 91 MiB (334 MiB unpacked); tiny: 91 s, 4977 members, 31 MiB;
+#   nearly all of it the TCG appliance's tar-out. zstd -19 instead of the default level 3:
+#   tiny 24 MiB in 488 s. Cache hit: 0.45-2 s, mostly build-test-image.sh's own hit.
 set -eu
 
 log() { printf 'build-test-rootfs: %s\n' "$*" >&2; }
