@@ -78,10 +78,10 @@ class LxcHandlers:
 		return vm
 
 	def check_ct_lock(self, vm):
-		# pgc AbstractConfig.pm check_lock with guest_type 'CT'
+		# pgc AbstractConfig.pm check_lock: guest_type ('CT', pc-ct LXC/Config.pm), no VMID
 		lk = vm['conf'].get('lock')
 		if lk:
-			raise ApiError(500, 'CT %d is locked (%s)\n' % (vm['vmid'], lk))
+			raise ApiError(500, 'CT is locked (%s)\n' % lk)
 
 	def vmid_unused(self, vmid):
 		# pve-cluster Cluster.pm check_vmid_unused: names the type of the guest that has it

@@ -392,7 +392,7 @@ class Lifecycle(Base):
 			self.assertEqual(self.conf(250)['lock'], 'disk')
 			self.assertEqual(self.conf(251)['lock'], 'create')
 			self.err('POST', NODE + '/lxc/250/clone', {'newid': 252}, 500,
-				'CT 250 is locked (disk)')
+				'CT is locked (disk)')
 			self.assertEqual(self.sim.wait_task(upid)['exitstatus'], 'OK')
 		finally:
 			self.sim.control('POST', 'task-duration', {'type': 'vzclone', 'seconds': 0.02})
