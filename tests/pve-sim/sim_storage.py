@@ -272,7 +272,9 @@ class StorageHandlers:
 				if fmt is None:
 					fmt = m.group(2).rsplit('.', 1)[-1] if '.' in m.group(2) else 'raw'
 					if m.group(1) == 'vztmpl':
-						fmt = 'tzst' if fmt == 'zst' else fmt
+						# ps Plugin.pm get_subdir_files: 'tar', else 't' + the compression
+						mt = re.search(r'\.tar(?:\.(\w+))?$', m.group(2))
+						fmt = 't' + mt.group(1) if mt and mt.group(1) else 'tar'
 				d.update(path=os.path.join(root, m.group(1), m.group(2)),
 					ctype=m.group(1), owner=None, format=fmt, name=m.group(2))
 				return d

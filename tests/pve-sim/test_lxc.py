@@ -230,6 +230,26 @@ class Create(Base):
 		self.assertEqual(self.conf(204)['ostype'], 'alpine')
 		self.destroy(204)
 
+	def test_vztmpl_uploads(self):
+		# ps API2/Storage/Status.pm upload: file storages only, names by $VZTMPL_EXT_RE_1
+		# (.tar, .tar.gz, .tar.xz, .tar.zst, .tar.bz2), the storage must hold vztmpl content
+		st, body = self.upload('local-lvm', 'x.tar.gz', rootfs_tarball())
+		self.assertEqual((st, body['message']), (500, "can't upload to storage type "
+			"'lvmthin'\n"))
+		st, body = self.upload('local', 'x.tar.lzo', rootfs_tarball())
+		self.assertEqual((st, body['errors']), (400, {'filename': 'wrong file extension'}))
+		st, body = self.upload('isos', 'second.tar.gz', rootfs_tarball())
+		self.assertEqual(st, 200, body)
+		self.sim.wait_task(body['data'])
+		vols = {e['volid']: e for e in self.ok('GET', NODE + '/storage/isos/content',
+			{'content': 'vztmpl'})}
+		self.assertEqual((vols['isos:vztmpl/second.tar.gz']['format'],
+			vols['isos:vztmpl/second.tar.gz']['content']), ('tgz', 'vztmpl'))
+		# a template on a storage without rootdir content still creates a container whose
+		# rootfs is elsewhere
+		self.create(219, ostemplate='isos:vztmpl/second.tar.gz')
+		self.destroy(219)
+
 	def test_refusals_before_the_task(self):
 		# a storage without 'rootdir' content ($check_and_activate_storage)
 		b = self.err('POST', NODE + '/lxc', {'vmid': 210, 'ostemplate': TEMPLATE,
