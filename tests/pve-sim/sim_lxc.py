@@ -457,25 +457,21 @@ class LxcHandlers:
 			if m:
 				# pc-ct LXC.pm create_disks: size_kb = int(GB * 1024) * 1024
 				size = int(float(m.group(2)) * 1024) * 1024 * 1024
-				volid, path = self.ct_alloc_disk(self.storage(m.group(1)), vmid, size, node)
+				st = self.storage(m.group(1))
+				volid, path = self.ct_alloc_disk(st, vmid, size, node)
 				created.append(path)
 				mp['volume'] = volid
 				mp['size'] = format_size(size)
-				if not self.is_file(self.storage(m.group(1))) and \
-						self.storage(m.group(1))['type'] != 'zfspool':
-					t.log('  Logical volume "%s" created.' % volid.split(':', 1)[1])
-				if mp.get('size') and volid.split(':')[0] and \
-						self.vol(volid, node)['format'] == 'raw':
+				if st['type'] in ('lvm', 'lvmthin'):
+					t.log('  Logical volume "%s" created.' % volid.split(':', 1)[1])  # lvcreate
+				if self.vol(volid, node)['format'] == 'raw':
+					# LXC.pm mkfs passes on mke2fs's 'Creating filesystem' line
 					t.log('Creating filesystem with %d 4k blocks and %d inodes' % (size // 4096,
 						size // 16384))
 			conf[k] = self.print_mp(mp)
 		if not os.path.exists(tv['path']):
 			raise TaskFailed("volume '%s' does not exist" % tv['volid'])
 		members = self.check_archive(t, tv['path'])
-		if not any(re.match(r'^sbin/?$', x) for x in members) or len(members) < 10:
-			# what unpacking a tarball without a root file system leads to: Setup finds no
-			# /etc and the ostype check below fails
-			t.log('WARNING: /etc not present in CT, is the rootfs mounted?')
 		ostype = self.detect_ostype(t, tv['path'], members)
 		if conf.get('ostype') and conf['ostype'] != ostype:
 			t.log('got unexpected ostype (%s != %s)' % (ostype, conf['ostype']))
