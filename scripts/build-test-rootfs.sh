@@ -17,8 +17,9 @@
 #
 # How: libguestfs tar-out of the image's root file system (read-only, no inspection), piped
 #   through zstd on the host (libguestfs 1.48's tar-out has no zstd). Runs the appliance under
-#   TCG unless LIBGUESTFS_BACKEND_SETTINGS is set (see /work/shared/TEST-IMAGE.md: this
-#   machine's /dev/kvm hangs guests; set LIBGUESTFS_BACKEND_SETTINGS= to let libguestfs pick).
+#   TCG unless LIBGUESTFS_BACKEND_SETTINGS is set (the CI machines' /dev/kvm hangs guests, as
+#   tests/pve-sim/README.md says for qemu mode; set LIBGUESTFS_BACKEND_SETTINGS= to let
+#   libguestfs pick).
 #
 # Cache: ${PHX_TEST_ROOTFS_CACHE:-$HOME/.cache/phoenix/test-rootfs}/<sha256 of this script's
 #   non-comment lines and the image's path>/{full,tiny}/. The image's path carries the hash
