@@ -10,10 +10,12 @@ libyaml-dev libguestfs-dev libisofs-dev libgpgme-dev"
 # test: Criterion, the simulator's qemu-img, libguestfs appliance and tools, the test image
 # builder (debootstrap and its kernel), ISO reader, valgrind for leak checks, the Debian
 # package build and its checker (test_deb), zsh for the completion test, gnupg (the
-# signature tests make keys and sign with it), strace (what gpg is started with)
+# signature tests make keys and sign with it), strace (what gpg is started with); zstd for
+# the container rootfs tarball (build-test-rootfs.sh) and the simulator's vztmpl archives,
+# openssh-client for the simulator's ssh-keygen check of LXC ssh-public-keys
 TEST_PKGS="debhelper lintian zsh libcriterion-dev python3 qemu-utils qemu-system-x86 libguestfs-tools
 linux-image-cloud-amd64 debootstrap xorriso valgrind openssl curl e2fsprogs fdisk
-ca-certificates systemd gnupg strace python3-prometheus-client python3-yaml python3-jsonschema python3-requests python3-jsonpatch python3-jinja2 python3-configobj python3-oauthlib"
+ca-certificates systemd gnupg strace zstd openssh-client python3-prometheus-client python3-yaml python3-jsonschema python3-requests python3-jsonpatch python3-jinja2 python3-configobj python3-oauthlib"
 # bench: whole-command timing
 BENCH_PKGS="hyperfine"
 

@@ -226,6 +226,20 @@ def _verify_phys_bits(v):
 	raise FormatError("invalid phys-bits '%s'\n" % v)
 
 
+def _verify_lxc_mp_string(v):
+	# pve-container PVE/LXC/Config.pm verify_lxc_mp_string
+	if re.search(r'/\.\.?/', v) or re.search(r'/\.\.?$', v) or v.startswith('../'):
+		raise FormatError('%s contains illegal character sequences\n' % v)
+	return v
+
+
+def _verify_lxc_dev_string(v):
+	# pve-container PVE/LXC/Config.pm verify_lxc_dev_string
+	if re.search(r'/\.\.?(?:/|$)', v) or not v.startswith('/dev/'):
+		raise FormatError('%s is not a valid device path\n' % v)
+	return v
+
+
 VERIFIERS = {
 	'urlencoded': _re_verifier(r"^[-%a-zA-Z0-9_.!~*'()]*$", 'invalid urlencoded string: {v}\n'),
 	'pve-configid': _re_verifier(r'^[a-z][a-z0-9_-]+$', "invalid configuration ID '{v}'\n", re.I),
@@ -262,6 +276,8 @@ VERIFIERS = {
 	'pve-realm': _re_verifier(r'^[A-Za-z][A-Za-z0-9\.\-_]+$', "realm ID '{v}' contains illegal characters\n"),
 	'pve-priv': _re_verifier(r'^[A-Za-z][A-Za-z0-9.]*$', "invalid privilege name '{v}'\n"),
 	'pve-task-status-type': _re_verifier(r'^(ok|error|warning|unknown)$', "invalid status '{v}'\n", re.I),
+	'pve-lxc-mp-string': _verify_lxc_mp_string,
+	'pve-lxc-dev-string': _verify_lxc_dev_string,
 	'string': lambda v: v,
 }
 

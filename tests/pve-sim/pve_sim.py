@@ -22,6 +22,7 @@ import pve_schema  # noqa: E402,F401
 from pve_schema import format_size, parse_size  # noqa: E402,F401
 from sim_agent import AgentHandlers, FakeHypervisor  # noqa: E402,F401
 from sim_cluster import ClusterHandlers  # noqa: E402
+from sim_lxc import LxcHandlers  # noqa: E402
 from sim_common import (PERL_AT, ApiError, TaskFailed, param_exc, perm_exc,  # noqa: E402,F401
 	qemu_img_info, run)
 from sim_migrate import MigrateHandlers  # noqa: E402
@@ -36,8 +37,8 @@ from sim_tasks import Task, TaskHandlers  # noqa: E402,F401
 Sim = SimState
 
 
-class SimServer(ClusterHandlers, MigrateHandlers, QemuHandlers, AgentHandlers, StorageHandlers,
-		TaskHandlers, SimState):
+class SimServer(ClusterHandlers, MigrateHandlers, LxcHandlers, QemuHandlers, AgentHandlers,
+		StorageHandlers, TaskHandlers, SimState):
 	"""The simulator: its state plus every endpoint (method h_<method>_<path>, see
 	sim_http.Router)."""
 	fingerprint = ''

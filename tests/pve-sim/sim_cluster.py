@@ -139,10 +139,11 @@ class ClusterHandlers:
 			for vm in vms:
 				if not self.has(r.authid, '/vms/%d' % vm['vmid'], 'VM.Audit'):
 					continue
+				vtype = vm.get('type', 'qemu')
 				if not self.node_online(vm['node']):
 					# pm API2Tools.pm extract_vm_stats without rrd data: status 'unknown';
 					# lock and tags come from the config (get_guest_config_properties)
-					d = {'id': 'qemu/%d' % vm['vmid'], 'vmid': vm['vmid'], 'type': 'qemu',
+					d = {'id': '%s/%d' % (vtype, vm['vmid']), 'vmid': vm['vmid'], 'type': vtype,
 						'node': vm['node'], 'status': 'unknown'}
 					for k in ('lock', 'tags'):
 						if vm['conf'].get(k):
@@ -150,8 +151,9 @@ class ClusterHandlers:
 					res.append(d)
 					continue
 				d = self.vm_resource(vm)
-				d.update({'id': 'qemu/%d' % vm['vmid'], 'type': 'qemu', 'node': vm['node'],
+				d.update({'id': '%s/%d' % (vtype, vm['vmid']), 'type': vtype, 'node': vm['node'],
 					'template': 1 if vm['conf'].get('template') else 0})
+				d.pop('maxswap', None)
 				d['maxcpu'] = d.pop('cpus')  # /cluster/resources names it maxcpu
 				d.pop('pid', None)
 				d.setdefault('tags', vm['conf'].get('tags', ''))

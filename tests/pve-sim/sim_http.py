@@ -596,7 +596,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 					else:
 						vm['conf'][k] = v
 				if body.get('status') in ('running', 'stopped'):
-					(sim.hv.start if body['status'] == 'running' else sim.hv.stop)(vm)
+					if sim.is_ct(vm):
+						(sim.ct_start if body['status'] == 'running' else sim.ct_stop)(vm)
+					else:
+						(sim.hv.start if body['status'] == 'running' else sim.hv.stop)(vm)
 				sim.save_vm(vm)
 			self.ok()
 		else:

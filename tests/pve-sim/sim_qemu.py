@@ -67,6 +67,8 @@ def creation_meta():
 class QemuHandlers:
 	# -- listing --------------------------------------------------------------------------
 	def vm_resource(self, vm, full=True):
+		if vm.get('type') == 'lxc':
+			return self.ct_resource(vm)
 		conf = vm['conf']
 		d = {'vmid': vm['vmid'], 'name': conf.get('name', 'VM %d' % vm['vmid']),
 			'status': vm['status'], 'maxmem': int(str(conf.get('memory', '512')).split(',')[0]
@@ -96,7 +98,8 @@ class QemuHandlers:
 
 	def h_get_nodes_node_qemu(self, r):
 		with self.lock:
-			vms = [vm for vm in self.vms.values() if vm['node'] == r.node]
+			vms = [vm for vm in self.vms.values() if vm['node'] == r.node and
+				vm.get('type') != 'lxc']
 		return [self.vm_resource(vm) for vm in sorted(vms, key=lambda v: v['vmid'])
 			if self.has(r.authid, '/vms/%d' % vm['vmid'], 'VM.Audit')]
 

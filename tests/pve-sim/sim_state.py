@@ -179,7 +179,8 @@ class SimState:
 		with self.lock:
 			path = os.path.join(self.confdir, '%d.json' % vm['vmid'])
 			tmp = path + '.tmp'
-			keep = {k: v for k, v in vm.items() if k in ('vmid', 'node', 'conf', 'snapshots')}
+			keep = {k: v for k, v in vm.items() if k in ('vmid', 'node', 'conf', 'snapshots',
+				'type', 'pending', 'rootfs_info')}
 			with open(tmp, 'w') as f:
 				json.dump(keep, f, indent=1, sort_keys=True)
 			os.replace(tmp, path)
@@ -219,7 +220,10 @@ class SimState:
 			for vmid, vm in sorted(self.vms.items()):
 				vms[str(vmid)] = {'node': vm['node'], 'status': vm['status'],
 					'conf': dict(vm['conf']), 'agent_up': bool(vm.get('agent_up')),
-					'snapshots': sorted(vm.get('snapshots', {}))}
+					'snapshots': sorted(vm.get('snapshots', {})),
+					'type': vm.get('type', 'qemu')}
+				if vm.get('pending'):
+					vms[str(vmid)]['pending'] = dict(vm['pending'])
 				if vm.get('pid'):
 					vms[str(vmid)]['pid'] = vm['pid']
 			tasks = [t.status_dict() for t in self.tasks.values()]
@@ -311,8 +315,9 @@ class SimState:
 	# -- VM configs -------------------------------------------------------------------------
 	def get_vm(self, vmid, node=None):
 		vm = self.vms.get(int(vmid))
-		if vm is None or (node is not None and vm['node'] != node):
-			# qs PVE/QemuConfig.pm load_config via PVE::Cluster
+		if vm is None or vm.get('type') == 'lxc' or (node is not None and vm['node'] != node):
+			# qs PVE/QemuConfig.pm load_config via PVE::Cluster (a container's config is
+			# elsewhere: nodes/<node>/lxc/<vmid>.conf)
 			raise ApiError(500, "Configuration file 'nodes/%s/qemu-server/%s.conf' does not "
 				"exist\n" % (node or self.nodes[0], vmid))
 		return vm

@@ -4,7 +4,9 @@ base volumes and linked clones of their pve-storage plugins; every volume is a r
 STATE/storage/<storage>/ (qcow2 or raw) so that qemu mode can boot it. Plus the storage
 endpoints (list, content, upload, download-url, import-metadata).
 
-Block storages keep their volumes as flat files STATE/storage/<sid>/<name>. A thin snapshot
+Block storages keep their volumes as flat files STATE/storage/<sid>/<name>. A zfspool subvolume
+(a container's rootfs, subvol-<vmid>-disk-N) is a directory there; its refquota and, for a linked
+clone, the base it was cloned from are in its SUBVOL_META file. A thin snapshot
 (lvmthin, zfspool and rbd linked clones) is a qcow2 overlay on the base file; the API reports it
 as the raw volume Proxmox would show."""
 
@@ -24,6 +26,7 @@ MiB = 1 << 20
 FILE_CONTENT = ('backup', 'images', 'import', 'iso', 'rootdir', 'snippets', 'vztmpl')
 FILE_DIRS = ('import', 'iso', 'vztmpl', 'snippets', 'images')
 STORAGE_CONTENT = 'images,import,iso,snippets,vztmpl'  # the default storage 'local'
+SUBVOL_META = '.pve-sim-subvol.json'  # {"refquota": bytes, "origin": base name or null}
 
 # ps PVE/Storage/<X>Plugin.pm plugindata (content: allowed, default; format: allowed, default),
 # Plugin.pm @SHARED_STORAGE (inherently shared types), the unit each plugin's alloc_image
@@ -69,6 +72,14 @@ FEATURES = {
 
 def checksum_exc(got, want):
 	return TaskFailed("checksum mismatch: got '%s' != expect '%s'" % (got, want))
+
+
+def dir_bytes(path):
+	"""The bytes of the files below path (the 'used' of a subvolume)."""
+	total = 0
+	for d, _, files in os.walk(path):
+		total += sum(os.lstat(os.path.join(d, f)).st_size for f in files if f != SUBVOL_META)
+	return total
 
 
 def split_list(v):
@@ -226,11 +237,22 @@ class StorageHandlers:
 	def features(self, st):
 		return FEATURES['file' if self.is_file(st) else st['type']]
 
-	def has_feature(self, volid, feature):
-		"""ps Storage.pm volume_has_feature (the plugins' tables above)."""
+	def has_feature(self, volid, feature, target_formats=None):
+		"""ps Storage.pm volume_has_feature (the plugins' tables above). target_formats: the
+		formats the caller can use (pve-container clone_vm passes raw and subvol)."""
 		v = self.vol(volid)
-		keys = self.features(v['st']).get(feature, set())
-		return ('base' if v['isbase'] else 'current') in keys and v['format'] != 'subvol'
+		st = v['st']
+		if self.is_file(st):
+			# Plugin.pm volume_has_feature: clone_image makes a qcow2 overlay, so a caller
+			# that cannot use qcow2 gets no linked clone; a directory subvol can only become
+			# a template
+			if feature == 'clone' and target_formats is not None and \
+					'qcow2' not in target_formats:
+				return False
+			if v['format'] == 'subvol' and feature != 'template':
+				return False
+		keys = self.features(st).get(feature, set())
+		return ('base' if v['isbase'] else 'current') in keys
 
 	# -- volume names -----------------------------------------------------------------------
 	def vol(self, volid, node=None):
@@ -250,7 +272,9 @@ class StorageHandlers:
 				if fmt is None:
 					fmt = m.group(2).rsplit('.', 1)[-1] if '.' in m.group(2) else 'raw'
 					if m.group(1) == 'vztmpl':
-						fmt = 'tzst' if fmt == 'zst' else fmt
+						# ps Plugin.pm get_subdir_files: 'tar', else 't' + the compression
+						mt = re.search(r'\.tar(?:\.(\w+))?$', m.group(2))
+						fmt = 't' + mt.group(1) if mt and mt.group(1) else 'tar'
 				d.update(path=os.path.join(root, m.group(1), m.group(2)),
 					ctype=m.group(1), owner=None, format=fmt, name=m.group(2))
 				return d
@@ -272,14 +296,16 @@ class StorageHandlers:
 				raise ApiError(500, "unable to parse lvm volume name '%s'\n" % name)
 			d.update(name=m.group(1), owner=int(m.group(3)), isbase=m.group(2) == 'base')
 		elif t == 'zfspool':
-			# ps ZFSPoolPlugin.pm parse_volname
-			m = re.match(r'^(((base|vm)-(\d+)-\S+)/)?((base)?(vm|subvol|basevol)?-(\d+)-\S+)$',
+			# ps ZFSPoolPlugin.pm parse_volname: subvol/basevol are container subvolumes
+			m = re.match(r'^(((base|basevol)-(\d+)-\S+)/)?((base|basevol|vm|subvol)-(\d+)-\S+)$',
 				name)
 			if not m:
 				raise ApiError(500, "unable to parse zfs volume name '%s'\n" % name)
-			d.update(name=m.group(5), owner=int(m.group(8)), isbase=bool(m.group(6)) or
-				m.group(7) == 'basevol', basename=m.group(2), basevmid=int(m.group(4)) if
-				m.group(4) else None)
+			d.update(name=m.group(5), owner=int(m.group(7)), isbase=m.group(6) in ('base',
+				'basevol'), basename=m.group(2), basevmid=int(m.group(4)) if m.group(4) else None)
+			if m.group(6) in ('subvol', 'basevol'):
+				d.update(path=os.path.join(root, d['name']), ctype='images', format='subvol')
+				return d
 		else:
 			# ps RBDPlugin.pm parse_volname
 			m = re.match(r'^((base-(\d+)-\S+)/)?((base)?(vm)?-(\d+)-\S+)$', name)
@@ -321,7 +347,7 @@ class StorageHandlers:
 					res.append((int(vd), fn, os.path.join(idir, vd, fn)))
 		else:
 			for fn in sorted(os.listdir(root)):
-				m = re.match(r'^(?:vm|base)-(\d+)-', fn)
+				m = re.match(r'^(?:vm|base|subvol|basevol)-(\d+)-', fn)
 				if m and not fn.endswith('.tmp'):
 					res.append((int(m.group(1)), fn, os.path.join(root, fn)))
 		return res
@@ -338,6 +364,9 @@ class StorageHandlers:
 			if m:
 				return '%s:%s/%s/%d/%s' % (sid, m.group(1), m.group(2), owner, fn)
 			return '%s:%d/%s' % (sid, owner, fn)
+		if os.path.isdir(path):
+			base = self.subvol_meta(path).get('origin')
+			return '%s:%s' % (sid, base + '/' + fn if base else fn)
 		if st['type'] in ('zfspool', 'rbd'):
 			base = self.thin_parent(path)
 			if base:
@@ -391,6 +420,12 @@ class StorageHandlers:
 			return res
 		for owner, fn, p in self.image_files(st, node):
 			if vmid is not None and owner != int(vmid):
+				continue
+			if os.path.isdir(p):
+				# ZFSPoolPlugin.pm list_images: a subvol's size is its refquota
+				res.append({'volid': self.image_volid(st, owner, fn, p), 'content': 'rootdir',
+					'format': 'subvol', 'size': self.subvol_meta(p)['refquota'], 'vmid': owner,
+					'used': dir_bytes(p), 'ctime': int(os.path.getmtime(p))})
 				continue
 			try:
 				info = qemu_img_info(p)
@@ -450,8 +485,9 @@ class StorageHandlers:
 		return fmt
 
 	def free_disk_name(self, st, vmid, fmt, node=None):
-		"""ps Plugin.pm get_next_vm_diskname: the lowest free vm-<vmid>-disk-N on the storage
-		(of node; file storages add the format suffix); reserved with a .tmp marker."""
+		"""ps Plugin.pm get_next_vm_diskname: the lowest free vm-<vmid>-disk-N (subvol-.. for
+		the subvol format) on the storage (of node; file storages add the format suffix);
+		reserved with a .tmp marker. N counts the disks of every prefix."""
 		root = self.st_root(st, node)
 		if self.is_file(st):
 			d = os.path.join(root, 'images', str(vmid))
@@ -465,12 +501,13 @@ class StorageHandlers:
 					continue
 				for v in vm['conf'].values():
 					if str(v).startswith(st['storage'] + ':'):
-						used.update(re.findall(r'((?:vm|base)-\d+-disk-\d+)', str(v)))
+						used.update(re.findall(r'((?:vm|base|subvol|basevol)-\d+-disk-\d+)',
+							str(v)))
+			prefix = 'subvol' if fmt == 'subvol' else 'vm'
 			for n in range(1000):
-				if not any(u.startswith('vm-%d-disk-%d' % (vmid, n)) and
-						re.match(r'^vm-%d-disk-%d(\.|$)' % (vmid, n), u) or
-						re.match(r'^base-%d-disk-%d(\.|$)' % (vmid, n), u) for u in used):
-					name = 'vm-%d-disk-%d' % (vmid, n)
+				if not any(re.match(r'^(vm|base|subvol|basevol)-%d-disk-%d(\.|$)' % (vmid, n), u)
+						for u in used):
+					name = '%s-%d-disk-%d' % (prefix, vmid, n)
 					if self.is_file(st):
 						name += '.' + fmt
 					open(os.path.join(d, name + '.tmp'), 'w').close()  # reserve
@@ -570,6 +607,15 @@ class StorageHandlers:
 			finally:
 				os.unlink(path + '.tmp')
 			return '%s:%d/%s/%d/%s' % (st['storage'], v['owner'], v['name'], vmid, name), path
+		if v['format'] == 'subvol':
+			# ZFSPoolPlugin.pm clone_image: zfs clone of base@__base__ keeping its refquota
+			name, path = self.free_disk_name(st, vmid, 'subvol', node)
+			try:
+				shutil.copytree(v['path'], path, symlinks=True)
+				self.set_subvol_meta(path, origin=v['name'])
+			finally:
+				os.unlink(path + '.tmp')
+			return '%s:%s/%s' % (st['storage'], v['name'], name), path
 		name, path = self.free_disk_name(st, vmid, 'raw', node)
 		try:
 			run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', v['name'], path])
@@ -586,7 +632,9 @@ class StorageHandlers:
 		st = v['st']
 		if v['isbase']:
 			raise TaskFailed('create_base not possible with base image')
-		newname = re.sub(r'^vm-', 'base-', v['name'])
+		# ZFSPoolPlugin.pm create_base: a subvol becomes basevol-
+		newname = re.sub(r'^subvol-', 'basevol-', v['name']) if v['format'] == 'subvol' else \
+			re.sub(r'^vm-', 'base-', v['name'])
 		newpath = os.path.join(os.path.dirname(v['path']), newname)
 		if os.path.exists(newpath):
 			raise TaskFailed("file '%s' already exists" % newpath)
@@ -640,7 +688,10 @@ class StorageHandlers:
 			for _, fn, p in self.image_files(st, node):
 				if self.thin_parent(p) == v['name']:
 					run(['qemu-img', 'rebase', '-q', '-f', 'qcow2', '-b', '', p])
-		os.unlink(path)
+		if os.path.isdir(path):
+			shutil.rmtree(path)  # ZFSPoolPlugin.pm free_image: zfs destroy -r of the subvol
+		else:
+			os.unlink(path)
 		if self.is_file(st):
 			try:
 				os.rmdir(os.path.dirname(path))
@@ -651,6 +702,11 @@ class StorageHandlers:
 	def resize_volume(self, volid, size, node=None):
 		"""ps Storage.pm volume_resize (block storages round like their alloc_image)."""
 		v = self.vol(volid, node)
+		if v['format'] == 'subvol':
+			# ZFSPoolPlugin.pm volume_resize: refquota, in KiB, not aligned
+			size = size // 1024 * 1024
+			self.set_subvol_meta(v['path'], refquota=size)
+			return size
 		if self.is_file(v['st']) and not re.search(r'\.(raw|qcow2)$', v['volname']):
 			raise TaskFailed("can't resize this image format")
 		size = (size + 1023) // 1024 * 1024
@@ -661,7 +717,34 @@ class StorageHandlers:
 		return size
 
 	def volume_size(self, volid, node=None):
-		return qemu_img_info(self.vol(volid, node)['path'])['virtual-size']
+		v = self.vol(volid, node)
+		if v['format'] == 'subvol':
+			return self.subvol_meta(v['path'])['refquota']
+		return qemu_img_info(v['path'])['virtual-size']
+
+	# -- zfs subvolumes (container root file systems) --------------------------------------
+	def subvol_meta(self, path):
+		with open(os.path.join(path, SUBVOL_META)) as f:
+			return json.load(f)
+
+	def set_subvol_meta(self, path, **kv):
+		meta = self.subvol_meta(path) if os.path.exists(os.path.join(path, SUBVOL_META)) else \
+			{'refquota': 0, 'origin': None}
+		meta.update(kv)
+		with open(os.path.join(path, SUBVOL_META), 'w') as f:
+			json.dump(meta, f)
+
+	def alloc_subvol(self, st, vmid, size, node):
+		"""ps ZFSPoolPlugin.pm alloc_image with format subvol (zfs_create_subvol: a dataset
+		with refquota = size); returns (volid, path)."""
+		self.check_enabled(st, node)
+		name, path = self.free_disk_name(st, vmid, 'subvol', node)
+		try:
+			os.mkdir(path)
+			self.set_subvol_meta(path, refquota=size)
+		finally:
+			os.unlink(path + '.tmp')
+		return self.new_volid(st, vmid, name), path
 
 	def linked_children(self, vmid):
 		"""VMs whose disks are linked clones of a base volume of VM vmid (file, zfs, rbd:
