@@ -153,8 +153,9 @@ struct img_result {
  *    re-hashing its prefix), with a free-space check when the size is known, retrying a
  *    dropped transfer by resuming; a server that answers 200 to a Range request restarts
  *    the file from zero. A helper thread writes and hashes each received buffer while the
- *    next one arrives, so hashing overlaps the transfer; memory use is constant (two
- *    256 KiB buffers);
+ *    next one arrives, so hashing overlaps the transfer, and another starts writeback of
+ *    the written part, so the disk writes while the rest arrives; memory use is constant
+ *    (two 256 KiB buffers);
  * 4. fsync, compare hashes, rename into place only on a match. A mismatch deletes the .part
  *    and fails with PHX_E_VERIFY naming the URL and both hashes.
  * Progress: a bar on stderr (bytes, rate, ETA) when opts->progress and log_is_tty(); one

@@ -28,6 +28,10 @@ enum {
 	HTTP_BODY_MAX = 16 << 20,   /* buffered body cap: API answers are small */
 	HTTP_HEADERS_MAX = 64 << 10,
 	HTTP_TRACE_DATA_MAX = 4096, /* bytes of a body shown in the trace */
+	/* receive buffer of a download to a sink: libcurl's default 16 KiB costs a recv and a
+	 * poll per 16 KiB, the largest part of a loopback download's CPU time after SHA-256
+	 * (perf, tests/bench/bench_download); the curl tool uses 100 KiB */
+	HTTP_SINK_BUFFER = 512 << 10,
 };
 
 /* The multipart body of an upload, produced piecewise by upload_read(). */
@@ -761,6 +765,8 @@ int http_perform(struct http_client *c, const struct http_request *req,
 	c->upload = NULL;
 	if (http_setup(c, req->url, req->timeout_s, err) < 0)
 		return -1;
+	if (req->sink)
+		SETOPT(CURLOPT_BUFFERSIZE, (long)HTTP_SINK_BUFFER);
 	if (strcmp(method, "GET") == 0) {
 		SETOPT(CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(method, "HEAD") == 0) {

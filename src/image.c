@@ -679,9 +679,8 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	prog_bar_finish_at(&d.bar, d.written, d.size);
 	if (img_writer_finish(&d.w, err) < 0)
 		goto out;
-	/* One fsync at the end, like `curl -o && sync`. Starting writeback while downloading
-	 * (sync_file_range) was measured slower here: it blocks the writer thread whenever the
-	 * disk queue is congested, which stalls the transfer. */
+	/* the writer's flusher started writeback while the body arrived: this waits for the
+	 * tail and the journal */
 	if (fsync(d.fd) < 0) {
 		phx_err_set_errno(err, PHX_E_IO, errno, "fsync '%s'", p->part);
 		goto out;

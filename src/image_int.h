@@ -18,12 +18,16 @@
  * would make a download cost transfer + hash time; this way it costs about the larger of
  * the two, and re-reading the file for the hash (a copy plus page-cache lookups) is not
  * needed. The worker also re-hashes a resumed prefix while the first new bytes arrive. The
- * crypto context and the buffer being written belong to the worker while it runs. */
+ * crypto context and the buffer being written belong to the worker while it runs.
+ * A third thread, the flusher, starts writeback of what the worker has written (in chunks of
+ * IMG_WB_CHUNK) so the final fsync finds little left to write. It is the only thread that
+ * may block on the disk's queue: the worker hands it a range end and never waits for it, and
+ * ranges that pile up while it is blocked become one. */
 struct img_writer {
-	pthread_t thread;
+	pthread_t thread, flusher;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool running;
+	pthread_cond_t cv, wb_cv;
+	bool running, flusher_running;
 	int fd;
 	const char *part_path, *cache_dir; /* borrowed, for messages */
 	struct crypto_sha256 *h;
@@ -41,6 +45,8 @@ struct img_writer {
 	int pending;
 	size_t plen;
 	uint64_t poff;
+	uint64_t wb_end;    /* the worker wrote the file up to here */
+	uint64_t wb_start;  /* writeback was started up to here (flusher) */
 	bool stop;	    /* no more buffers: exit when idle */
 	bool failed;	    /* err is set; nothing more is written */
 	struct phx_err err; /* the worker's failure */
