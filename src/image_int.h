@@ -13,6 +13,12 @@
 #include "crypto.h"
 #include "err.h"
 
+enum {
+	/* Writeback is started once this much is written and not yet started: large enough that
+	 * the flusher wakes rarely, small enough that the disk starts early. */
+	IMG_WB_CHUNK = 8 << 20,
+};
+
 /* The writer: the network thread copies the body into one of two buffers; a helper thread
  * writes the other full buffer to the .part and hashes it. Hashing in the network thread
  * would make a download cost transfer + hash time; this way it costs about the larger of

@@ -13,9 +13,6 @@
 
 enum {
 	IMG_WBUF = 256 << 10, /* each of the two write buffers: small enough to stay in cache */
-	/* Writeback is started once this much is written and not yet started: large enough that
-	 * the flusher wakes rarely, small enough that the disk starts early. */
-	IMG_WB_CHUNK = 8 << 20,
 };
 
 /* Starts writeback of the written part of the file, IMG_WB_CHUNK or more at a time, so the

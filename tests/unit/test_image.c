@@ -1,11 +1,14 @@
-/* image: SHA256SUMS parser, cache metadata, names and the cache directory choice. The
- * download itself is covered by tests/integration/test_image.c against a real server. */
+/* image: SHA256SUMS parser, cache metadata, names, the cache directory choice and the
+ * download's writer threads. The download itself is covered by tests/integration/test_image.c
+ * against a real server. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../../src/image_int.h"
 #include "fsutil.h"
 #include "image.h"
 
@@ -507,4 +510,167 @@ Test(image, disk_info_reads_format_and_virtual_size_from_the_header)
 	cr_assert_eq(img_disk_info(raw, &fmt, &size, &err), -1);
 	cr_assert_eq(err.code, PHX_E_IO);
 	cr_assert(strstr(err.msg, raw), "%s", err.msg);
+}
+
+/* ---- the download writer (image_writer.c) ------------------------------------------- */
+
+static unsigned char *pattern(size_t len)
+{
+	unsigned char *p = malloc(len);
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)(i * 7 + i / 4093);
+	return p;
+}
+
+static void put_in_odd_pieces(struct img_writer *w, const unsigned char *p, size_t len)
+{
+	struct phx_err err = PHX_ERR_INIT;
+
+	for (size_t off = 0, n; off < len; off += n) {
+		n = len - off < 7919 ? len - off : 7919;
+		cr_assert_eq(img_writer_put(w, p + off, n, &err), 0, "%s", err.msg);
+	}
+}
+
+static void assert_file_is(const char *path, const unsigned char *p, size_t len)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct buf got = BUF_INIT;
+
+	cr_assert_eq(fs_read_file(path, &got, &err), 0, "%s", err.msg);
+	cr_assert_eq(got.len, len);
+	cr_assert(memcmp(got.data, p, len) == 0);
+	buf_release(&got);
+}
+
+static void assert_hash_is(struct img_writer *w, const unsigned char *p, size_t len)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	char got[CRYPTO_SHA256_HEX_LEN + 1], want[CRYPTO_SHA256_HEX_LEN + 1];
+
+	cr_assert_eq(crypto_sha256_final(w->h, got, &err), 0, "%s", err.msg);
+	cr_assert_eq(crypto_sha256_buf(p, len, want, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got, want);
+}
+
+Test(image, writer_writes_hashes_and_starts_writeback_behind_itself)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_writer w;
+	const size_t len = 3 * IMG_WB_CHUNK + 12345;
+	unsigned char *p = pattern(len);
+	char path[512];
+	uint64_t started = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/x.part", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(img_writer_init(&w, path, dir), 0);
+	cr_assert_eq(img_writer_start(&w, fd, 0, &err), 0, "%s", err.msg);
+	put_in_odd_pieces(&w, p, len);
+	cr_assert_eq(img_writer_flush(&w, &err), 0, "%s", err.msg);
+	/* the flusher runs on its own: give it a moment to catch up with the worker */
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&w.mu);
+		started = w.wb_start;
+		pthread_mutex_unlock(&w.mu);
+		if (started + IMG_WB_CHUNK > len)
+			break;
+		usleep(10 * 1000);
+	}
+	cr_assert_gt(started + IMG_WB_CHUNK, len, "writeback started only up to %llu of %zu",
+		     (unsigned long long)started, len);
+	cr_assert_leq(started, len);
+	cr_assert_eq(started % 4096, 0, "a partial page was started: %llu",
+		     (unsigned long long)started);
+	cr_assert_eq(img_writer_finish(&w, &err), 0, "%s", err.msg);
+	assert_hash_is(&w, p, len);
+	assert_file_is(path, p, len);
+	img_writer_release(&w);
+	close(fd);
+	free(p);
+}
+
+Test(image, writer_hashes_a_kept_prefix_before_the_new_bytes)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_writer w;
+	const size_t len = IMG_WB_CHUNK + 4097, keep = 1000003;
+	unsigned char *p = pattern(len);
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/x.part", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, p, keep), (ssize_t)keep);
+	cr_assert_eq(img_writer_init(&w, path, dir), 0);
+	cr_assert_eq(img_writer_start(&w, fd, keep, &err), 0, "%s", err.msg);
+	put_in_odd_pieces(&w, p + keep, len - keep);
+	cr_assert_eq(img_writer_finish(&w, &err), 0, "%s", err.msg);
+	assert_hash_is(&w, p, len);
+	assert_file_is(path, p, len);
+	img_writer_release(&w);
+	close(fd);
+	free(p);
+}
+
+Test(image, writer_restarted_on_an_emptied_file_hashes_only_the_new_bytes)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_writer w;
+	const size_t len = 2 * IMG_WB_CHUNK;
+	unsigned char *p = pattern(len);
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/x.part", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(img_writer_init(&w, path, dir), 0);
+	cr_assert_eq(img_writer_start(&w, fd, 0, &err), 0, "%s", err.msg);
+	put_in_odd_pieces(&w, p + 5, len - 5); /* the whole file of another version */
+	/* what image.c does when the server restarts the body from zero */
+	img_writer_stop(&w);
+	cr_assert_eq(ftruncate(fd, 0), 0);
+	cr_assert_eq(img_writer_start(&w, fd, 0, &err), 0, "%s", err.msg);
+	put_in_odd_pieces(&w, p, len);
+	cr_assert_eq(img_writer_finish(&w, &err), 0, "%s", err.msg);
+	assert_hash_is(&w, p, len);
+	assert_file_is(path, p, len);
+	img_writer_release(&w);
+	close(fd);
+	free(p);
+}
+
+Test(image, writer_write_failure_names_the_part_file)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_writer w;
+	const size_t len = IMG_WB_CHUNK;
+	unsigned char *p = pattern(len);
+	char path[512];
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/x.part", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	fd = open(path, O_RDONLY); /* every write fails with EBADF */
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(img_writer_init(&w, path, dir), 0);
+	cr_assert_eq(img_writer_start(&w, fd, 0, &err), 0, "%s", err.msg);
+	for (size_t off = 0; off < len && rc == 0; off += 65536)
+		rc = img_writer_put(&w, p + off, 65536, &err);
+	if (rc == 0)
+		rc = img_writer_finish(&w, &err);
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(err.code, PHX_E_IO);
+	cr_assert(strstr(err.msg, path), "%s", err.msg);
+	img_writer_release(&w);
+	close(fd);
+	free(p);
 }
