@@ -103,7 +103,10 @@ struct http_form_field {
 /* POSTs multipart/form-data with `fields` (n_fields, in order) and then the file at `path`
  * as the last part, `Content-Disposition: form-data; name="<file_field>";
  * filename="<filename>"`, streaming the file with a precomputed Content-Length and constant
- * memory. Same return contract as http_perform. */
+ * memory: the file is read straight into libcurl's 512 KiB send buffer, with readahead asked
+ * for well ahead of it. A checksum field has to be known before the call: Proxmox takes text
+ * fields only before the file part (NOTES.md §6), so it cannot be hashed while it is sent.
+ * Same return contract as http_perform. */
 int http_upload_file(struct http_client *c, const char *url, const struct http_form_field *fields,
 		     size_t n_fields, const char *file_field, const char *filename,
 		     const char *path, const struct http_progress *progress,
