@@ -20,11 +20,13 @@ enum { MAX_FIELDS = 8 };
 static const char *upid_of(struct http_response *r)
 {
 	static char upid[256];
-	const char *p = r->body.data ? strstr(buf_str(&r->body), "\"data\":\"") : NULL;
+	const char *p = r->body.data ? strstr(buf_str(&r->body), "\"data\":") : NULL;
 
 	if (!p)
 		return "-";
-	p += 8;
+	p += strspn(p + 7, " ") + 7;
+	if (*p++ != '"')
+		return "-";
 	snprintf(upid, sizeof(upid), "%.*s", (int)strcspn(p, "\""), p);
 	return upid;
 }
