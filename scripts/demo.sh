@@ -178,6 +178,13 @@ cat >"$demo/config.json" <<EOF
       "checksum_url": "$img_url/SHA256SUMS",
       "customize": { "packages": [], "debs": [$debs] },
       "hardware": { "cores": 2, "memory_mb": 1024 }
+    },
+    {
+      "name": "debian-golden",
+      "image_url": "$img_url/debian-12-genericcloud-amd64.img",
+      "checksum_url": "$img_url/SHA256SUMS",
+      "versions": { "vmid_min": 9100, "vmid_max": 9109 },
+      "hardware": { "cores": 2, "memory_mb": 1024 }
     }
   ],
   "features": {
@@ -218,14 +225,14 @@ orch() {
 }
 rc=0
 if [ "${DEMO_VALIDATE:-1}" != 0 ]; then
-	orch provision --provision-template --validate || rc=$?
+	orch provision --provision-template --validate debian-demo || rc=$?
 	if [ $rc -ne 0 ] && grep -q 'not implemented' "$demo/provision.log"; then
 		echo "(--validate is not implemented yet in this build: provisioning without it)"
 		rc=0
-		orch provision --provision-template || rc=$?
+		orch provision --provision-template debian-demo || rc=$?
 	fi
 else
-	orch provision --provision-template || rc=$?
+	orch provision --provision-template debian-demo || rc=$?
 fi
 [ $rc -eq 0 ] || die "orchestrator --provision-template failed (exit $rc)"
 phase_end
@@ -294,6 +301,35 @@ with open(summary, 'w') as f:
 	f.write('\n'.join(lines) + '\n')
 sys.exit(0 if ok else 1)
 PY
+phase_end
+
+# ---------------------------------------------------------------------------------------------
+# The golden-image lifecycle's other way in: a deployed (and maybe hand-updated) VM becomes the
+# next version of a series. Only the "debian-demo" template is provisioned above; the
+# "debian-golden" series gets its first version from VM 8002.
+phase_start "orchestrator --capture 8002 --as debian-golden"
+orch capture --capture 8002 --as debian-golden || die "orchestrator --capture failed (exit $?)"
+phase_end
+
+phase_start "proof: the captured template's disk (libguestfs)"
+golden=$(sed -n "s/^captured VM 8002 .* as template \([0-9]*\) .*/\1/p" "$demo/capture.log")
+[ -n "$golden" ] || die "no captured template in $demo/capture.log"
+disk=$demo/sim-state/storage/local/images/$golden/base-$golden-disk-0.qcow2
+[ -f "$disk" ] || die "the captured template's disk '$disk' is missing"
+# identity reset: an empty machine-id, no SSH host keys, no cloud-init instance, no history
+facts=$(LIBGUESTFS_BACKEND=direct guestfish --ro --format=qcow2 -a "$disk" <<'GF' 2>&1
+run
+mount-ro /dev/sda1 /
+filesize /etc/machine-id
+glob-expand /etc/ssh/ssh_host_*
+exists /var/lib/cloud/instance
+exists /root/.bash_history
+GF
+) || die "guestfish could not read '$disk': $facts"
+echo "$facts" | tr '\n' ' ' | grep -qx '0 false false ' ||
+	die "the captured template still carries an identity: $facts"
+echo "  template $golden: machine-id empty, no SSH host keys, no cloud-init instance, no shell history" |
+	tee -a "$demo/proof.txt"
 phase_end
 
 total=$(($(date +%s) - t_begin))

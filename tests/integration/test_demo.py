@@ -1,8 +1,9 @@
 """The boot proof, in CI: real guests under qemu (TCG here) behind the simulator's qemu mode.
 
 - test_demo_end_to_end runs `scripts/demo.sh` (what `make demo` runs): a template built from
-  the test image with --validate, VMs 8001 and 8002 deployed from it, and proof through the
-  agent that cloud-init created the user and ran the feature script in each guest.
+  the test image with --validate, VMs 8001 and 8002 deployed from it, proof through the
+  agent that cloud-init created the user and ran the feature script in each guest, then
+  `--capture 8002` into a series, its identity reset checked on the new template's disk.
 - test_validate_fails_clearly_without_an_agent builds a template on purpose WITHOUT the
   guest agent and expects --validate to fail with a clear message in bounded time, leaving
   the template untagged and no test VM behind.
@@ -54,6 +55,11 @@ class DemoTest(unittest.TestCase):
                                                                    p.stderr[-4000:]))
         out = p.stdout
         self.assertIn("validated", out)
+        # --capture of VM 8002, its identity reset checked on the template's disk
+        self.assertRegex(out, r"captured VM 8002 'demo-2' as template 91\d\d "
+                              r"'debian-golden-\d{8}-001'")
+        self.assertRegex(out, r"template 91\d\d: machine-id empty, no SSH host keys, no "
+                              r"cloud-init instance, no shell history")
         for vmid in ("8001", "8002"):
             self.assertRegex(out, r"VM %s: cloud-init done; user: uid=\d+\(demo\)" % vmid)
             self.assertRegex(out, r"VM %s: .*feature: .+" % vmid)
