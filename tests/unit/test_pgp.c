@@ -73,9 +73,10 @@ static void sign(const char *who, const char *how, const char *extra)
 
 	snprintf(path, sizeof(path), "%s/SUMS", dir);
 	cr_assert_eq(fs_write_atomic(path, sums, strlen(sums), 0644, &err), 0, "%s", err.msg);
-	sh("gpg --homedir '%s/gnupg' --batch --yes --quiet --no-tty %s -u %s %s -o '%s/SUMS.out' "
-	   "'%s/SUMS' 2>/dev/null",
-	   keys, extra ? extra : "", who, how, dir, dir);
+	/* one gpg at a time in the shared home: parallel ones race to start its agent */
+	sh("flock '%s.lock' gpg --homedir '%s/gnupg' --batch --yes --quiet --no-tty %s -u %s %s -o "
+	   "'%s/SUMS.out' '%s/SUMS' 2>/dev/null",
+	   keys, keys, extra ? extra : "", who, how, dir, dir);
 }
 
 static void slurp(const char *name, struct buf *b)
