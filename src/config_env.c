@@ -22,7 +22,7 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 {
 	const char *url = cfg_env("PVE_API_URL"), *url_var = "PVE_API_URL";
 	const char *id = cfg_env("PVE_TOKEN_ID"), *id_var = "PVE_TOKEN_ID";
-	const char *id_expect = "a token ID like 'phoenix@pve!ci'", *id_got = "";
+	const char *id_expect = CFG_EXPECT_TOKEN_ID, *id_got = "";
 	const char *file = cfg_env("PVE_TOKEN_SECRET_FILE");
 	const char *node = cfg_env("PVE_NODE");
 	const char *fp = cfg_env("PVE_TLS_FINGERPRINT");
@@ -30,7 +30,7 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 	const char *bpg = cfg_env("PROXMOX_VE_API_TOKEN");
 	char *new_url = NULL, *new_id = NULL, *new_file = NULL, *new_node = NULL, *new_node2 = NULL;
 	char *new_fp = NULL, *new_ca = NULL;
-	char q[CFG_SHOW_MAX + 16], fpbuf[96], idbuf[256];
+	char q[CFG_SHOW_MAX + 16], fpbuf[96], idbuf[256], idwhy[160];
 	const char *why;
 
 	if (!url && (url = cfg_env("PROXMOX_VE_ENDPOINT")))
@@ -55,9 +55,9 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 		id_expect = "'USER@REALM!TOKEN=SECRET'";
 		id_got = "the token ID ";
 	}
-	if (id && !cfg_is_token_id(id))
-		return phx_err_set(err, PHX_E_INPUT, "environment %s: expected %s, got %s%s",
-				   id_var, id_expect, id_got, cfg_quote(id, q, sizeof(q)));
+	if (id && (why = cfg_check_token_id(id, idwhy, sizeof(idwhy))))
+		return phx_err_set(err, PHX_E_INPUT, "environment %s: expected %s, got %s%s: %s",
+				   id_var, id_expect, id_got, cfg_quote(id, q, sizeof(q)), why);
 	if (id && !(new_id = strdup(id)))
 		goto oom;
 	if (node && !cfg_is_dns_label(node)) {

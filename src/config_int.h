@@ -36,6 +36,14 @@ bool cfg_parse_ipv4(const char *s, uint32_t *ret);
 /* "a.b.c.d/p", p 1..32. */
 bool cfg_parse_cidr(const char *s, uint32_t *ret_addr, unsigned *ret_prefix);
 
+/* The rule of a token ID, for messages (pve-access-control AccessControl.pm
+ * pve_verify_tokenid, $token_subid_regex). */
+#define CFG_EXPECT_TOKEN_ID                                                                       \
+	"a token ID USER@REALM!TOKENNAME like 'phoenix@pve!ci' (realm and token name: a letter "  \
+	"then 1 or more of A-Z a-z 0-9 . - _; the user: no space, ':' or '/')"
+/* NULL when `s` is a token ID, else which part breaks the rule, written into buf (len
+ * bytes; quotes the ID's parts, never a secret). */
+const char *cfg_check_token_id(const char *s, char *buf, size_t len);
 /* NULL when `s` is an acceptable URL, else a short reason (static string). */
 const char *cfg_check_url(const char *s, bool https_only);
 /* NULL when `s` is a crypt(3) hash we accept ($6$, $y$, $5$, $2b$), else a reason that never

@@ -92,7 +92,7 @@ static void cfg_parse_proxmox(struct cfg_ctx *ctx, json_t *root)
 		}
 	}
 	cfg_get_checked(ctx, obj, "$.proxmox", "token_id", false, cfg_is_token_id,
-			"a token ID like 'phoenix@pve!ci'", &px->token_id);
+			CFG_EXPECT_TOKEN_ID, &px->token_id);
 	s = cfg_get_str(ctx, obj, "$.proxmox", "token_secret_file", false);
 	if (s) {
 		free(px->token_secret_file);

@@ -820,6 +820,40 @@ Test(config, bad_env_fails_naming_the_variable_and_changes_nothing, .init = setu
 	cfg_free(cfg);
 }
 
+Test(config, bad_token_id_names_the_rule_and_the_broken_part, .init = setup, .fini = teardown)
+{
+	static const struct {
+		const char *id, *why;
+	} cases[] = {
+		{"a@pve!b", "the token name 'b' has 1 character, 2 or more are needed"},
+		{"a@pve!1ci", "the token name '1ci' does not start with a letter"},
+		{"a@p!ci", "the realm 'p' has 1 character"},
+		{"a@pve!c+i", "the token name 'c+i' has a '+'"},
+		{"a/b@pve!ci", "the user has a space, control character, ':', '/' or '!'"},
+		{"a@pve", "it is not USER@REALM!TOKENNAME"},
+		{"@pve!ci", "the user is empty"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cfg *cfg = load_minimal();
+
+		setenv("PVE_TOKEN_ID", cases[i].id, 1);
+		cr_assert_eq(cfg_apply_env(cfg, &err), -1, "%s", cases[i].id);
+		cr_assert_eq(err.code, PHX_E_INPUT);
+		cr_assert(strstr(err.msg, "environment PVE_TOKEN_ID: expected a token ID "
+					  "USER@REALM!TOKENNAME like 'phoenix@pve!ci' (realm and token "
+					  "name: a letter then 1 or more of A-Z a-z 0-9 . - _"),
+			  "%s", err.msg);
+		cr_assert(strstr(err.msg, cases[i].why), "%s: %s", cases[i].id, err.msg);
+		cr_assert_str_eq(cfg->proxmox.token_id, "cfg@pve!tk");
+		cfg_free(cfg);
+	}
+	/* the shortest IDs Proxmox accepts */
+	cr_assert(cfg_is_token_id("a@pv!ci"));
+	cr_assert(cfg_is_token_id("a.b-c@pve!c_1.x-y"));
+}
+
 Test(config, bad_bpg_token_never_echoes_the_secret, .init = setup, .fini = teardown)
 {
 	struct phx_err err = PHX_ERR_INIT;
