@@ -227,6 +227,12 @@ int cfg_load_secret(const struct cfg *cfg, struct phx_secret **ret, struct phx_e
  * api_url or token_id is missing. Commands that talk to the server call it first. */
 int cfg_require_connection(const struct cfg *cfg, struct phx_err *err);
 
+/* Optimal string alignment distance (Levenshtein plus adjacent transposition). */
+size_t cfg_edit_distance(const char *a, const char *b);
+/* The closest of `words` to `word` when it is close enough to be a likely typo, else NULL
+ * (borrowed from words). For config keys, and for the command line's options. */
+const char *cfg_suggest(const char *word, const char *const *words, size_t n);
+
 /* Lookups: borrowed results, NULL when absent. */
 const struct cfg_vm *cfg_find_vm(const struct cfg *cfg, unsigned long vmid);
 const struct cfg_template *cfg_find_template(const struct cfg *cfg, const char *name);

@@ -59,11 +59,6 @@ const char *cfg_check_ssh_key(const char *s);
  * to "AA:BB:..." into ret (96 bytes); false when it is not one. */
 bool cfg_normalize_fingerprint(const char *s, char ret[96]);
 
-/* Optimal string alignment distance (Levenshtein plus adjacent transposition). */
-size_t cfg_edit_distance(const char *a, const char *b);
-/* The closest of `words` to `word` when it is close enough to be a likely typo, else NULL. */
-const char *cfg_suggest(const char *word, const char *const *words, size_t n);
-
 /* ---- the loader (config.c) ---------------------------------------------------------------- */
 
 #define CFG_PATH_MAX 512 /* a JSON path in a message, "$.vms[3].network_config.ip" */
