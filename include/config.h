@@ -223,6 +223,13 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err);
  * the secret part of PROXMOX_VE_API_TOKEN. *ret: caller owns; free with secret_free(). */
 int cfg_load_secret(const struct cfg *cfg, struct phx_secret **ret, struct phx_err *err);
 
+/* Checks, without reading the secret, what cfg_load_secret would read: the file it would
+ * open passes secret_check_file() (exists, ours or root's, not group/other accessible).
+ * *ret_from: "PVE_TOKEN_SECRET", the file's path (borrowed from cfg) or
+ * "PROXMOX_VE_API_TOKEN"; NULL when there is no secret anywhere (not an error here: like an
+ * unset API URL, the connection is simply not configured). */
+int cfg_check_secret(const struct cfg *cfg, const char **ret_from, struct phx_err *err);
+
 /* Fails with PHX_E_INPUT, naming the config key and the environment variable to set, when
  * api_url or token_id is missing. Commands that talk to the server call it first. */
 int cfg_require_connection(const struct cfg *cfg, struct phx_err *err);

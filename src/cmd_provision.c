@@ -252,6 +252,18 @@ fail:
 	return phx_err_wrap(err, "template '%s': customize", t->name);
 }
 
+int cmd_provision_check(const struct cfg *cfg, struct phx_err *err)
+{
+	for (size_t i = 0; i < cfg->n_templates; i++) {
+		struct cust_plan *plan = NULL;
+
+		if (prov_build_plan(&cfg->templates[i], &plan, err) < 0)
+			return phx_err_wrap(err, "%s: $.templates[%zu]", cfg->path, i);
+		cust_plan_free(plan);
+	}
+	return 0;
+}
+
 /* ---- helpers over the cluster's guest list ---- */
 
 static const struct pve_vm_info *prov_find_vm(const struct pve_vm_list *l, unsigned long vmid)

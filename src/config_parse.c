@@ -7,10 +7,12 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config_int.h"
 #include "pgp.h"
@@ -207,11 +209,35 @@ static void cfg_get_tags(struct cfg_ctx *ctx, json_t *obj, const char *jparent,
 
 /* ---- features ---------------------------------------------------------------------------- */
 
-/* Finds a feature script: absolute as is; relative against the config's directory, then the
- * installed data directory (where `make install` puts configs/features/ as features/). */
+/* The directory of the running binary, or "" when /proc cannot tell. */
+static void cfg_self_dir(char *ret, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", ret, len - 1);
+	char *slash;
+
+	if (n <= 0 || (size_t)n >= len - 1) {
+		ret[0] = '\0';
+		return;
+	}
+	ret[n] = '\0';
+	slash = strrchr(ret, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		ret[0] = '\0';
+}
+
+/* Finds a feature script: absolute as is; relative against the config's directory, then where
+ * the running binary's own copies are (so a config anywhere finds the built-in features
+ * without `make install`): beside a binary run from the build tree (<dir>/configs/features/),
+ * in the data directory of an installed one (<dir>/../share/phoenix/features/, as make install
+ * and the package put them), then the data directory compiled in. */
 static char *cfg_find_script(struct cfg_ctx *ctx, const char *script, char *looked, size_t n)
 {
-	char *cand[3] = {NULL, NULL, NULL};
+	enum { N_CAND = 5 };
+	char *cand[N_CAND] = {NULL};
+	const char *in_data = strncmp(script, "configs/", 8) ? script : script + 8;
+	char self[PATH_MAX], prefix[PATH_MAX + 16];
 	char *found = NULL;
 	size_t o = 0;
 
@@ -219,12 +245,21 @@ static char *cfg_find_script(struct cfg_ctx *ctx, const char *script, char *look
 		cand[0] = cfg_strdup(ctx, script);
 	} else {
 		cand[0] = cfg_join(ctx, ctx->cfg->dir, script);
-		cand[1] = cfg_join(ctx, PHX_DATADIR, script);
-		if (!strncmp(script, "configs/", 8))
-			cand[2] = cfg_join(ctx, PHX_DATADIR, script + 8);
+		cfg_self_dir(self, sizeof(self));
+		if (self[0]) {
+			char *up = strrchr(self, '/');
+
+			cand[1] = cfg_join(ctx, self, script);
+			snprintf(prefix, sizeof(prefix), "%.*s/share/phoenix",
+				 up ? (int)(up - self) : 0, self);
+			cand[2] = cfg_join(ctx, prefix, in_data);
+		}
+		cand[3] = cfg_join(ctx, PHX_DATADIR, in_data);
+		if (in_data != script)
+			cand[4] = cfg_join(ctx, PHX_DATADIR, script);
 	}
 	looked[0] = '\0';
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < N_CAND; i++) {
 		if (!cand[i])
 			continue;
 		if (!found && cfg_is_regular(cand[i])) {
@@ -1063,7 +1098,8 @@ static void cfg_cross_check(struct cfg_ctx *ctx)
 			else if (f->builtin && !f->script_path)
 				cfg_problem(ctx, jpath,
 					    "the built-in feature '%s' needs its script '%s', which "
-					    "is neither next to the config nor in '%s'",
+					    "is neither next to the config, nor beside this binary or "
+					    "in its ../share/phoenix, nor in '%s'",
 					    f->name, f->script, PHX_DATADIR);
 		}
 	}

@@ -39,6 +39,15 @@ class CheckTest(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def secret_env(self, mode=0o600, **more):
+        """CLEAN_ENV with PVE_TOKEN_SECRET_FILE naming a file of that mode (the example's own
+        /etc/phoenix/token.secret does not exist here)."""
+        path = os.path.join(self.tmp, "token.secret")
+        with open(path, "w") as f:
+            f.write("11111111-2222-3333-4444-555555555555\n")
+        os.chmod(path, mode)
+        return dict(CLEAN_ENV, PVE_TOKEN_SECRET_FILE=path, **more), path
+
     def write(self, doc, name="cfg.json"):
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
@@ -68,18 +77,22 @@ class CheckTest(unittest.TestCase):
         return lines
 
     def test_example_config_passes(self):
-        res = self.run_bin("--check", "--config", EXAMPLE)
+        env, secret = self.secret_env()
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env)
         self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("secret: " + secret, res.stdout)
         self.assertIn("valid", res.stdout)
         self.assertIn("ubuntu-noble", res.stdout)
         self.assertIn("8001", res.stdout)
         self.assertIn("docker", res.stdout)
 
     def test_example_json_summary(self):
-        res = self.run_bin("--check", "--output", "json", "--config", EXAMPLE)
+        env, secret = self.secret_env()
+        res = self.run_bin("--check", "--output", "json", "--config", EXAMPLE, env=env)
         self.assertEqual(res.returncode, 0, res.stderr)
         doc = json.loads(res.stdout)
         self.assertTrue(doc["valid"])
+        self.assertEqual(doc["proxmox"]["secret_from"], secret)
         self.assertEqual([t["name"] for t in doc["templates"]], ["ubuntu-noble"])
         self.assertEqual(doc["templates"][0]["vmid"], 9000)
         vms = {v["vmid"]: v for v in doc["vms"]}
@@ -91,7 +104,7 @@ class CheckTest(unittest.TestCase):
         self.assertIn("docker", [f["name"] for f in doc["features"]])
 
     def test_env_overrides_show_in_summary(self):
-        env = dict(CLEAN_ENV, PVE_API_URL="https://127.0.0.1:9/api2/json", PVE_NODE="pve7")
+        env, _ = self.secret_env(PVE_API_URL="https://127.0.0.1:9/api2/json", PVE_NODE="pve7")
         res = self.run_bin("--check", "--output", "json", "--config", EXAMPLE, env=env)
         self.assertEqual(res.returncode, 0, res.stderr)
         doc = json.loads(res.stdout)
@@ -160,6 +173,95 @@ class CheckTest(unittest.TestCase):
         self.assertEqual(res.returncode, 2)
         self.assertRegex(res.stderr, "^error: " + path.replace(".", r"\.") + r":3:\d+: ")
 
+    def test_secret_file_is_checked_as_a_run_would_open_it(self):
+        # the example names /etc/phoenix/token.secret, which does not exist here: a run would
+        # exit 2 when it reads the secret, so --check does too, with the fix
+        res = self.run_bin("--check", "--config", EXAMPLE)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertEqual(res.stdout, "")
+        self.assertIn("error: token secret file '/etc/phoenix/token.secret' does not exist: "
+                      "create it with 'install -m 600 /dev/null /etc/phoenix/token.secret'",
+                      res.stderr)
+        env, secret = self.secret_env(mode=0o640)
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertIn("token secret file '%s': mode 0640 lets others read it; run 'chmod 600 "
+                      "%s'" % (secret, secret), res.stderr)
+        os.chmod(secret, 0o600)
+        # a secret in the environment wins over the file, as in a run: nothing to check
+        env = dict(CLEAN_ENV, PVE_TOKEN_SECRET="x")
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("secret: PVE_TOKEN_SECRET", res.stdout)
+        # no secret anywhere is an unset connection, like a missing API URL: still valid
+        path = self.write({"vms": [vm()]})
+        res = self.run_bin("--check", "--config", path)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("secret: (none: set PVE_TOKEN_SECRET_FILE", res.stdout)
+        if os.geteuid() != 0:
+            return  # the owner case needs a chown
+        os.chown(secret, 65534, 65534)
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env | {
+            "PVE_TOKEN_SECRET": "", "PVE_TOKEN_SECRET_FILE": secret})
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertIn("token secret file '%s': owned by uid 65534, not by the user running this "
+                      "(uid 0) or root; run 'chown 0 %s'" % (secret, secret), res.stderr)
+
+    def test_deploy_preparation_runs_at_check(self):
+        # native mode cannot deliver features without a snippet: deploy refuses it before
+        # any request, and --check refuses it the same way (one code path)
+        path = self.write({"defaults": {"cloudinit_mode": "native"},
+                           "vms": [vm(features=["docker"]),
+                                   vm(vmid=8002, name="web-2", packages=["htop"]),
+                                   vm(vmid=8003, name="web-3")]})
+        res = self.run_bin("--check", "--config", path)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertEqual(res.stdout, "")
+        lines = self.problem_lines(res.stderr)
+        self.assertEqual(lines, [
+            "%s: $.vms[%d]: features and packages need cloudinit_mode 'iso', or "
+            "defaults.snippets_dir for native mode (Proxmox's native cloud-init cannot "
+            "deliver them without a snippet)" % (path, i) for i in (0, 1)])
+        # iso mode creates the user: a VM without user_config is refused at --check too
+        path = self.write({"vms": [vm(user_config=None)]})
+        doc = json.load(open(path))
+        del doc["vms"][0]["user_config"]
+        path = self.write(doc)
+        res = self.run_bin("--check", "--config", path)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertIn("$.vms[0].user_config: required with cloudinit_mode 'iso'", res.stderr)
+
+    def test_built_in_features_are_found_beside_the_binary(self):
+        # a config outside the repository, no `make install`: the build tree's binary finds
+        # configs/features/docker.sh beside itself
+        env, _ = self.secret_env()
+        path = self.write({"vms": [vm(features=["docker"])]})
+        res = self.run_bin("--check", "--output", "json", "--config", path, env=env)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        docker = [f for f in json.loads(res.stdout)["features"] if f["name"] == "docker"][0]
+        self.assertEqual(docker["script_path"],
+                         os.path.join(os.path.dirname(os.path.realpath(BIN)), "configs",
+                                      "features", "docker.sh"))
+        res = self.run_bin("--check", "--config", path, env=env)
+        self.assertNotIn("script not found", res.stdout)
+        # installed: <prefix>/bin/orchestrator finds <prefix>/share/phoenix/features/
+        prefix = os.path.join(self.tmp, "prefix")
+        os.makedirs(os.path.join(prefix, "bin"))
+        shutil.copy(BIN, os.path.join(prefix, "bin", "orchestrator"))
+        run = [os.path.join(prefix, "bin", "orchestrator"), "--check", "--config", path]
+        if not os.path.exists("/usr/local/share/phoenix/features/docker.sh"):
+            res = subprocess.run(run, capture_output=True, text=True, env=env, timeout=60)
+            self.assertEqual(res.returncode, 2, res.stdout)
+            self.assertIn("$.vms[0].features[0]: the built-in feature 'docker' needs its "
+                          "script 'configs/features/docker.sh', which is neither next to the "
+                          "config, nor beside this binary", res.stderr)
+        shutil.copytree(os.path.join(REPO, "configs", "features"),
+                        os.path.join(prefix, "share", "phoenix", "features"))
+        res = subprocess.run(run, capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("  docker: %s/share/phoenix/features/docker.sh (built-in)\n" % prefix,
+                      res.stdout)
+
     def test_missing_config_exits_2(self):
         res = self.run_bin("--check", "--config", os.path.join(self.tmp, "nope.json"))
         self.assertEqual(res.returncode, 2)
@@ -223,12 +325,13 @@ class CheckTest(unittest.TestCase):
         if not shutil.which("valgrind"):
             self.skipTest("valgrind is not installed")
         bad = self.write({"vms": [vm(cores=0), vm(name="x_y", corse=1)]})
+        env, _ = self.secret_env()
         for args, want in ((["--check", "--config", EXAMPLE], 0),
                            (["--check", "--output", "json", "--config", EXAMPLE], 0),
                            (["--check", "--config", bad], 2)):
             res = subprocess.run(["valgrind", "-q", "--leak-check=full", "--error-exitcode=9",
                                   BIN, *args], capture_output=True, text=True, timeout=300,
-                                 env=CLEAN_ENV)
+                                 env=env)
             self.assertEqual(res.returncode, want, res.stderr)
             self.assertNotIn("==", res.stderr, res.stderr)
 
