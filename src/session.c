@@ -1,6 +1,8 @@
 /* session: config -> lock -> secret -> client -> node, shared by the commands. */
 #include "session.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,16 @@ int session_load(const struct cli_opts *opts, struct session *ret, struct phx_er
 {
 	struct cfg *cfg = NULL;
 
+	if (!opts->config_explicit && access(opts->config_path, F_OK) != 0 && errno == ENOENT) {
+		char cwd[PATH_MAX];
+
+		/* cli picked the default: neither place has a config */
+		return phx_err_set(err, PHX_E_INPUT,
+				   "no config found: looked for '%s' in the working directory (%s) "
+				   "and for '%s'; give its path with --config FILE",
+				   CLI_DEFAULT_CONFIG, getcwd(cwd, sizeof(cwd)) ? cwd : "?",
+				   CLI_SYSTEM_CONFIG);
+	}
 	if (cfg_load(opts->config_path, &cfg, err) < 0)
 		return -1;
 	if (cfg_apply_env(cfg, err) < 0) {

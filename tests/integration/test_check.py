@@ -262,6 +262,17 @@ class CheckTest(unittest.TestCase):
         self.assertIn("  docker: %s/share/phoenix/features/docker.sh (built-in)\n" % prefix,
                       res.stdout)
 
+    def test_no_config_anywhere_names_the_places_tried(self):
+        if os.path.exists("/etc/phoenix/phoenix_vm_configs.json"):
+            self.skipTest("this machine has /etc/phoenix/phoenix_vm_configs.json")
+        res = subprocess.run([BIN, "--check"], capture_output=True, text=True, timeout=60,
+                             env=CLEAN_ENV, cwd=self.tmp)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertEqual(res.stderr.splitlines(), [
+            "error: no config found: looked for 'phoenix_vm_configs.json' in the working "
+            "directory (%s) and for '/etc/phoenix/phoenix_vm_configs.json'; give its path "
+            "with --config FILE" % os.path.realpath(self.tmp)])
+
     def test_missing_config_exits_2(self):
         res = self.run_bin("--check", "--config", os.path.join(self.tmp, "nope.json"))
         self.assertEqual(res.returncode, 2)
