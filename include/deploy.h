@@ -77,6 +77,10 @@ int deploy_seed_name(unsigned long vmid, const char *sha256, char *ret, size_t l
 void deploy_snippet_name(unsigned long vmid, char *ret, size_t len);
 /* True when `volid` ("STORAGE:iso/FILE", options after ',' ignored) is a seed ISO of vmid. */
 bool deploy_is_seed_volid(const char *volid, unsigned long vmid);
+/* The volume ID of our user-data snippet of vmid in a VM's cicustom value
+ * ("user=local:snippets/phoenix-ci-8001-user.yaml[,...]") into ret; false when cicustom (may
+ * be NULL) names none of ours (another snippet is the user's: never ours to remove). */
+bool deploy_cicustom_snippet(const char *cicustom, unsigned long vmid, char *ret, size_t len);
 
 /* The description record: the user's text (may be NULL), a blank line, then
  * DEPLOY_MANAGED_LINE, then the record (record.h) config, vm, DEPLOY_SEED_KEY. Caller frees. */

@@ -539,6 +539,30 @@ void deploy_snippet_name(unsigned long vmid, char *ret, size_t len)
 	snprintf(ret, len, DEPLOY_SEED_PREFIX "%lu-user.yaml", vmid);
 }
 
+bool deploy_cicustom_snippet(const char *cicustom, unsigned long vmid, char *ret, size_t len)
+{
+	char name[96];
+	const char *p = cicustom;
+
+	deploy_snippet_name(vmid, name, sizeof(name));
+	/* qemu-server's cicustom format: meta=, network=, user=, vendor= volume IDs */
+	while (p && *p) {
+		size_t n = strcspn(p, ",");
+		const char *colon = memchr(p, ':', n);
+
+		if (n > 5 && !strncmp(p, "user=", 5) && colon &&
+		    (size_t)(p + n - colon - 1) == strlen("snippets/") + strlen(name) &&
+		    !strncmp(colon + 1, "snippets/", 9) && !strncmp(colon + 10, name, strlen(name)) &&
+		    n - 5 < len) {
+			memcpy(ret, p + 5, n - 5);
+			ret[n - 5] = '\0';
+			return true;
+		}
+		p += n + (p[n] == ',');
+	}
+	return false;
+}
+
 bool deploy_is_seed_volid(const char *volid, unsigned long vmid)
 {
 	char prefix[64];

@@ -433,9 +433,26 @@ class TestDeploy(DeployBase):
         for want in ("admin", HASH, KEY, "/var/lib/phoenix/features/docker.sh"):
             self.assertIn(want, ud)
         self.assertEqual(self.isos(), [])
-        p = self.run_bin("--config", cfg, "--destroy", "8001", check=0)
-        self.assertIn("removed " + path, p.stdout)
+        # the snippet's volume ID is in the VM's cicustom: --destroy deletes it through the
+        # storage API, so a config without snippets_dir (another host's, or edited since)
+        # leaves nothing behind either
+        plain = self.config([self.vm_8001()], cloudinit_mode="native",
+                            snippets_dir=snippets)
+        with open(plain, encoding="utf-8") as f:
+            doc = json.load(f)
+        del doc["defaults"]["snippets_dir"]
+        plain = self.write_config(doc, "no-snippets-dir.json")
+        p = self.run_bin("--config", plain, "--destroy", "8001", "--dry-run", check=0)
+        self.assertIn("/storage/local/content/local%3Asnippets%2Fphoenix-ci-8001-user.yaml",
+                      p.stdout)
+        self.assertTrue(os.path.exists(path))
+        n = self.mark()
+        p = self.run_bin("--config", plain, "--destroy", "8001", check=0)
+        self.assertIn("removed local:snippets/phoenix-ci-8001-user.yaml", p.stdout)
         self.assertFalse(os.path.exists(path))
+        self.assertEqual(len([r for r in self.sim.requests()[n:] if r["method"] == "DELETE" and
+                              "snippets" in urllib.parse.unquote(r["path"])]), 1)
+        self.assertEqual(sorted(self.state()["vms"]), ["9000"])
 
     def test_native_snippets_dir_must_belong_to_a_storage(self):
         self.seed_template(cloudinit=False)

@@ -150,6 +150,29 @@ Test(deploy, names_and_recognises_seed_isos)
 	cr_assert_eq(err.code, PHX_E_INTERNAL);
 }
 
+Test(deploy, cicustom_names_our_snippet_only)
+{
+	char v[128];
+
+	cr_assert(deploy_cicustom_snippet("user=local:snippets/phoenix-ci-8001-user.yaml", 8001, v,
+					  sizeof(v)));
+	cr_assert_str_eq(v, "local:snippets/phoenix-ci-8001-user.yaml");
+	cr_assert(deploy_cicustom_snippet("network=nfs:snippets/net.yaml,user=nfs:snippets/"
+					  "phoenix-ci-8001-user.yaml,vendor=nfs:snippets/v.yaml",
+					  8001, v, sizeof(v)));
+	cr_assert_str_eq(v, "nfs:snippets/phoenix-ci-8001-user.yaml");
+	cr_assert_not(deploy_cicustom_snippet("user=local:snippets/phoenix-ci-8002-user.yaml", 8001,
+					      v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet("user=local:snippets/mine.yaml", 8001, v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet("vendor=local:snippets/phoenix-ci-8001-user.yaml",
+					      8001, v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet("user=local:snippets/phoenix-ci-8001-user.yaml.bak",
+					      8001, v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet(NULL, 8001, v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet("user=local:snippets/phoenix-ci-8001-user.yaml", 8001,
+					      v, 8));
+}
+
 Test(deploy, description_records_seed_and_reads_it_back)
 {
 	struct phx_err err = PHX_ERR_INIT;
