@@ -161,6 +161,8 @@ struct cfg_user {
 
 enum cfg_select { CFG_SELECT_VALIDATED, CFG_SELECT_LATEST, CFG_SELECT_PINNED };
 
+#define CFG_ID_MAX 72 /* "sha256:" + 64 hex digits + NUL */
+
 struct cfg_vm {
 	unsigned long vmid;
 	char *name; /* DNS label, unique among VMs */
@@ -187,6 +189,10 @@ struct cfg_vm {
 	struct cfg_strv packages;
 	struct cfg_strv dns_servers; /* vms[].dns_servers, else a copy of defaults.dns_servers */
 	char *search_domain;	     /* copy of defaults.search_domain, or NULL */
+	/* "sha256:<hex>" of this VM's entry in the file as canonical JSON (keys sorted, no
+	 * whitespace, '_' comment keys dropped): the config identity a deployed VM records.
+	 * The same wherever and however the file is named, read or formatted. */
+	char config_id[CFG_ID_MAX];
 };
 
 struct cfg {

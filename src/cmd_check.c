@@ -250,6 +250,8 @@ static json_t *check_json(const struct cfg *cfg, const char *secret_from)
 					    json_integer((json_int_t)vm->disk_size_gb));
 		if (vm->has_user)
 			json_object_set_new(o, "username", json_string(vm->user.username));
+		/* what a deployed VM's record says as "config:", to match it to its entry */
+		json_object_set_new(o, "config_id", json_string(vm->config_id));
 		json_array_append_new(vms, o);
 	}
 	features = json_array();

@@ -737,7 +737,6 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	running = rd.dst && !strcmp(rd.dst->status, "running");
 	in = (struct deploy_vm_input){
 		.vm = vm,
-		.config_path = cfg->path,
 		.dst = rd.dst,
 		.src = rd.src,
 		.conf = rd.conf,

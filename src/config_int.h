@@ -130,6 +130,10 @@ void cfg_get_checked(struct cfg_ctx *ctx, json_t *obj, const char *jparent, cons
 void cfg_get_local_file(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
 			bool required, char **field);
 
+/* The identity of a config entry: "sha256:<hex>" of obj as canonical JSON (keys sorted,
+ * compact, keys starting with '_' dropped at every level) into ret (CFG_ID_MAX bytes). */
+void cfg_entry_id(struct cfg_ctx *ctx, const json_t *obj, char ret[CFG_ID_MAX]);
+
 /* True when `vmid` is the template's own or inside its version range. */
 bool cfg_template_owns(const struct cfg_template *t, unsigned long vmid);
 

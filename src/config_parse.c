@@ -928,6 +928,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 	char kpath[CFG_PATH_MAX];
 	bool by_vmid, by_name;
 
+	cfg_entry_id(ctx, obj, vm->config_id);
 	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
 	cfg_get_uint(ctx, obj, jpath, "vmid", true, CFG_VMID_MIN, CFG_VMID_MAX, &vm->vmid);
 	cfg_get_checked(ctx, obj, jpath, "name", true, cfg_is_dns_label,

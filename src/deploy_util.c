@@ -587,11 +587,11 @@ bool deploy_is_seed_volid(const char *volid, unsigned long vmid)
 	return true;
 }
 
-char *deploy_description(const char *user_text, const char *config_path, const char *vm_name,
+char *deploy_description(const char *user_text, const char *config_id, const char *vm_name,
 			 const char *seed_sha256, struct phx_err *err)
 {
 	const struct rec_field f[] = {
-		{"config", config_path}, {"vm", vm_name}, {DEPLOY_SEED_KEY, seed_sha256}};
+		{"config", config_id}, {"vm", vm_name}, {DEPLOY_SEED_KEY, seed_sha256}};
 	char *intro = NULL, *res;
 
 	if (user_text && *user_text &&
@@ -602,6 +602,22 @@ char *deploy_description(const char *user_text, const char *config_path, const c
 	res = rec_write(intro ? intro : DEPLOY_MANAGED_LINE, f, 3, err);
 	free(intro);
 	return res;
+}
+
+char *deploy_description_keep(const char *current, const char *user_text,
+			      const char *config_id, const char *vm_name,
+			      const char *seed_sha256, struct phx_err *err)
+{
+	char old_id[1024];
+	char *old;
+
+	if (!rec_get(current, "config", old_id, sizeof(old_id)) || !strncmp(old_id, "sha256:", 7))
+		return deploy_description(user_text, config_id, vm_name, seed_sha256, err);
+	old = deploy_description(user_text, old_id, vm_name, seed_sha256, err);
+	if (!old || !strcmp(old, current))
+		return old;
+	free(old);
+	return deploy_description(user_text, config_id, vm_name, seed_sha256, err);
 }
 
 bool deploy_description_seed(const char *description, char ret[CRYPTO_SHA256_HEX_LEN + 1])

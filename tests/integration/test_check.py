@@ -101,6 +101,8 @@ class CheckTest(unittest.TestCase):
         self.assertEqual(vms[8001]["disk_size_gb"], 100)
         self.assertEqual(vms[8001]["features"], ["docker"])
         self.assertEqual(vms[8001]["template"], "ubuntu-noble")
+        self.assertRegex(vms[8001]["config_id"], "^sha256:[0-9a-f]{64}$")
+        self.assertNotEqual(vms[8001]["config_id"], vms[8002]["config_id"])
         self.assertIn("docker", [f["name"] for f in doc["features"]])
 
     def test_env_overrides_show_in_summary(self):
