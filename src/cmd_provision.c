@@ -1246,6 +1246,10 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	/* committed by the plan; a removal left pending (a failed delete of the import
 	 * volume) stays in the journal for the next run */
 	res->changed = true;
+	/* said now, not only in the result line after the validation: that one ends the run */
+	if (s->opts->validate)
+		log_info("template %lu '%s' built; validating it", res->vmid,
+			 res->name ? res->name : t->name);
 	/* a template that fails validation stays, untagged: it is complete, just unproven */
 	rc = s->opts->validate ? prov_validate_template(p, res, err) : 0;
 out:
