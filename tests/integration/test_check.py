@@ -118,6 +118,19 @@ class CheckTest(unittest.TestCase):
         res = self.run_bin("--check", "--config", EXAMPLE, env=env)
         self.assertEqual(res.returncode, 2)
         self.assertIn("PVE_API_URL", res.stderr)
+        # a token name of one character: the message says the rule and what breaks it
+        env = dict(CLEAN_ENV, PVE_TOKEN_ID="a@pve!b")
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env)
+        self.assertEqual(res.returncode, 2)
+        self.assertEqual(res.stderr.splitlines(), [
+            "error: environment PVE_TOKEN_ID: expected a token ID USER@REALM!TOKENNAME like "
+            "'phoenix@pve!ci' (realm and token name: a letter then 1 or more of A-Z a-z 0-9 . "
+            "- _; the user: no space, ':' or '/'), got 'a@pve!b': the token name 'b' has 1 "
+            "character, 2 or more are needed"])
+        # a mistyped option gets a hint, like a mistyped config key
+        res = self.run_bin("--chek", "--config", EXAMPLE)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("unknown option '--chek'; did you mean '--check'?", res.stderr)
 
     def test_one_bad_value_exits_2_with_file_and_path(self):
         path = self.write({"vms": [vm(network_config={"ip": "10.0.0.5", "gw": "10.0.0.1"})]})
