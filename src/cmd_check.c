@@ -6,6 +6,7 @@
  * an unset connection is still valid, the summary says so. */
 #include <jansson.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "buf.h"
 #include "cmd.h"
@@ -179,7 +180,8 @@ static json_t *check_strv_json(const struct cfg_strv *v)
 	return a;
 }
 
-static json_t *check_json(const struct cfg *cfg, const char *secret_from)
+/* problems: the offline checks' lines, or NULL when they passed */
+static json_t *check_json(const struct cfg *cfg, const char *secret_from, const char *problems)
 {
 	const struct cfg_proxmox *px = &cfg->proxmox;
 	json_t *root, *templates, *vms, *features;
@@ -264,10 +266,21 @@ static json_t *check_json(const struct cfg *cfg, const char *secret_from)
 	}
 	/* the secret is never part of this: only where it would come from */
 	root = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?, s:s?, s:b, s:s?}, s:o, s:o, s:o}",
-			 "config", cfg->path, "valid", 1, "proxmox", "api_url", px->api_url,
+			 "config", cfg->path, "valid", !problems, "proxmox", "api_url", px->api_url,
 			 "token_id", px->token_id, "node", cfg_default_node(cfg), "tls_fingerprint",
 			 px->tls.fingerprint, "tls_insecure", px->tls.insecure, "secret_from",
 			 secret_from, "templates", templates, "vms", vms, "features", features);
+	if (root && problems) {
+		json_t *lines = json_array();
+
+		for (const char *p = problems; lines && *p;) {
+			size_t n = strcspn(p, "\n");
+
+			json_array_append_new(lines, json_stringn(p, n));
+			p += n + (p[n] == '\n');
+		}
+		json_object_set_new(root, "problems", lines);
+	}
 	return root;
 }
 
@@ -298,21 +311,28 @@ static int check_offline(const struct cfg *cfg, const char **ret_secret_from,
 
 static int cmd_check_run(struct session *s, struct phx_err *err)
 {
+	struct phx_err problems = PHX_ERR_INIT;
 	const char *secret_from = NULL;
 	int r = 0;
 
-	if (check_offline(s->cfg, &secret_from, err) < 0)
-		return -1;
+	check_offline(s->cfg, &secret_from, &problems);
+	/* JSON readers (the shell completions, CI) still get the config's names when a check
+	 * failed, marked "valid": false with the problems; text shows only the problems */
 	if (s->opts->output == CLI_OUTPUT_JSON) {
-		json_t *doc = check_json(s->cfg, secret_from);
+		json_t *doc = check_json(s->cfg, secret_from,
+					 phx_err_is_set(&problems) ? problems.msg : NULL);
 
 		if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
 		    fputc('\n', stdout) == EOF)
 			r = phx_err_set(err, doc ? PHX_E_IO : PHX_E_NOMEM,
 					"writing the check summary failed");
 		json_decref(doc);
-	} else {
+	} else if (!phx_err_is_set(&problems)) {
 		check_print_text(stdout, s->cfg, secret_from);
+	}
+	if (phx_err_is_set(&problems)) {
+		*err = problems;
+		return -1;
 	}
 	return r;
 }

@@ -237,6 +237,13 @@ class CheckTest(unittest.TestCase):
             "%s: $.vms[%d]: features and packages need cloudinit_mode 'iso', or "
             "defaults.snippets_dir for native mode (Proxmox's native cloud-init cannot "
             "deliver them without a snippet)" % (path, i) for i in (0, 1)])
+        # JSON readers (the completions) still get the names, marked invalid, exit 2 as well
+        res = self.run_bin("--check", "--output", "json", "--config", path)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        doc = json.loads(res.stdout)
+        self.assertFalse(doc["valid"])
+        self.assertEqual([v["vmid"] for v in doc["vms"]], [8001, 8002, 8003])
+        self.assertEqual(doc["problems"], lines)
         # iso mode creates the user: a VM without user_config is refused at --check too
         path = self.write({"vms": [vm(user_config=None)]})
         doc = json.load(open(path))
