@@ -92,9 +92,8 @@ char *deploy_description(const char *user_text, const char *config_id, const cha
 /* deploy_description(), except that `current`, a record written before config identities
  * (its config line is the path as typed, not "sha256:..."), is kept as it is when nothing else
  * in it would change: old records are read, not rewritten for the sake of the new line. */
-char *deploy_description_keep(const char *current, const char *user_text,
-			      const char *config_id, const char *vm_name,
-			      const char *seed_sha256, struct phx_err *err);
+char *deploy_description_keep(const char *current, const char *user_text, const char *config_id,
+			      const char *vm_name, const char *seed_sha256, struct phx_err *err);
 
 /* Copies the seed hash recorded by deploy_description into ret; false when there is none. */
 bool deploy_description_seed(const char *description, char ret[CRYPTO_SHA256_HEX_LEN + 1]);

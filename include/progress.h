@@ -45,8 +45,8 @@ void prog_format_bytes(uint64_t n, char *ret, size_t len);
 struct prog_wait {
 	char what[160];
 	double t0;
-	double drawn;	  /* elapsed seconds last drawn on the TTY, -1 before the first */
-	unsigned logged;  /* log lines written so far */
+	double drawn;	 /* elapsed seconds last drawn on the TTY, -1 before the first */
+	unsigned logged; /* log lines written so far */
 	bool tty;
 };
 

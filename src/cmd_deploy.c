@@ -285,8 +285,7 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 
 /* dep_prepare for each VM, reporting every VM that fails, one line each: the offline checks
  * of a deploy, which --check runs too (cmd_deploy_check), so the two cannot disagree. */
-static int dep_prepare_all(const struct cfg *cfg, struct dep_vm *vms, size_t n,
-			   struct phx_err *err)
+static int dep_prepare_all(const struct cfg *cfg, struct dep_vm *vms, size_t n, struct phx_err *err)
 {
 	enum phx_err_code code = PHX_E_INPUT;
 	struct buf msgs = BUF_INIT;

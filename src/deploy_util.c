@@ -552,8 +552,8 @@ bool deploy_cicustom_snippet(const char *cicustom, unsigned long vmid, char *ret
 
 		if (n > 5 && !strncmp(p, "user=", 5) && colon &&
 		    (size_t)(p + n - colon - 1) == strlen("snippets/") + strlen(name) &&
-		    !strncmp(colon + 1, "snippets/", 9) && !strncmp(colon + 10, name, strlen(name)) &&
-		    n - 5 < len) {
+		    !strncmp(colon + 1, "snippets/", 9) &&
+		    !strncmp(colon + 10, name, strlen(name)) && n - 5 < len) {
 			memcpy(ret, p + 5, n - 5);
 			ret[n - 5] = '\0';
 			return true;
@@ -604,9 +604,8 @@ char *deploy_description(const char *user_text, const char *config_id, const cha
 	return res;
 }
 
-char *deploy_description_keep(const char *current, const char *user_text,
-			      const char *config_id, const char *vm_name,
-			      const char *seed_sha256, struct phx_err *err)
+char *deploy_description_keep(const char *current, const char *user_text, const char *config_id,
+			      const char *vm_name, const char *seed_sha256, struct phx_err *err)
 {
 	char old_id[1024];
 	char *old;

@@ -64,8 +64,7 @@ struct phx_secret *secret_from_string(const char *value, struct phx_err *err)
 
 /* What a secret file must be, checked on the open file: the one rule --check and every
  * command that reads the secret apply. */
-static int secret_file_check_fd(int fd, const char *path, struct stat *ret_st,
-				struct phx_err *err)
+static int secret_file_check_fd(int fd, const char *path, struct stat *ret_st, struct phx_err *err)
 {
 	uid_t me = geteuid();
 
@@ -79,7 +78,8 @@ static int secret_file_check_fd(int fd, const char *path, struct stat *ret_st,
 		return phx_err_set(err, PHX_E_INPUT,
 				   "token secret file '%s': owned by uid %u, not by the user "
 				   "running this (uid %u) or root; run 'chown %u %s'",
-				   path, (unsigned)ret_st->st_uid, (unsigned)me, (unsigned)me, path);
+				   path, (unsigned)ret_st->st_uid, (unsigned)me, (unsigned)me,
+				   path);
 	if (ret_st->st_mode & (S_IRWXG | S_IRWXO))
 		return phx_err_set(err, PHX_E_INPUT,
 				   "token secret file '%s': mode %04o lets others read it; run "
@@ -93,11 +93,12 @@ static int secret_file_open(const char *path, struct stat *ret_st, struct phx_er
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (fd < 0 && errno == ENOENT)
-		return phx_err_set(err, PHX_E_INPUT,
-				   "token secret file '%s' does not exist: create it with 'install "
-				   "-m 600 /dev/null %s' and write the token's secret into it, or set "
-				   "PVE_TOKEN_SECRET_FILE to the file that has it",
-				   path, path);
+		return phx_err_set(
+			err, PHX_E_INPUT,
+			"token secret file '%s' does not exist: create it with 'install "
+			"-m 600 /dev/null %s' and write the token's secret into it, or set "
+			"PVE_TOKEN_SECRET_FILE to the file that has it",
+			path, path);
 	if (fd < 0)
 		return phx_err_set_errno(err, PHX_E_INPUT, errno, "token secret file '%s'", path);
 	if (secret_file_check_fd(fd, path, ret_st, err) < 0) {
@@ -116,8 +117,10 @@ int secret_check_file(const char *path, struct phx_err *err)
 		return -1;
 	close(fd);
 	if (st.st_size == 0)
-		return phx_err_set(err, PHX_E_INPUT, "token secret file '%s': the token secret is "
-						     "empty", path);
+		return phx_err_set(err, PHX_E_INPUT,
+				   "token secret file '%s': the token secret is "
+				   "empty",
+				   path);
 	return 0;
 }
 

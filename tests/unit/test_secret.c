@@ -170,13 +170,12 @@ Test(secret, check_file_applies_the_rules_of_a_read_without_reading)
 
 	cr_assert_eq(secret_check_file(path, &err), -1);
 	cr_assert_eq(err.code, PHX_E_INPUT);
-	cr_assert(strstr(err.msg, "does not exist: create it with 'install -m 600 /dev/null"),
-		  "%s", err.msg);
+	cr_assert(strstr(err.msg, "does not exist: create it with 'install -m 600 /dev/null"), "%s",
+		  err.msg);
 	phx_err_clear(&err);
 	write_secret("abc\n", 4, 0604);
 	cr_assert_eq(secret_check_file(path, &err), -1);
-	cr_assert(strstr(err.msg, "mode 0604 lets others read it; run 'chmod 600 "), "%s",
-		  err.msg);
+	cr_assert(strstr(err.msg, "mode 0604 lets others read it; run 'chmod 600 "), "%s", err.msg);
 	phx_err_clear(&err);
 	write_secret("", 0, 0600);
 	cr_assert_eq(secret_check_file(path, &err), -1);
@@ -191,8 +190,9 @@ Test(secret, check_file_applies_the_rules_of_a_read_without_reading)
 		/* another user's file: its owner could swap the token under us */
 		cr_assert_eq(chown(path, 65534, 65534), 0);
 		cr_assert_eq(secret_check_file(path, &err), -1);
-		cr_assert(strstr(err.msg, "owned by uid 65534, not by the user running this (uid 0) "
-					  "or root; run 'chown 0 "),
+		cr_assert(strstr(err.msg,
+				 "owned by uid 65534, not by the user running this (uid 0) "
+				 "or root; run 'chown 0 "),
 			  "%s", err.msg);
 		phx_err_clear(&err);
 		s = secret_from_file(path, &err);
