@@ -30,6 +30,16 @@ extern const struct cmd_entry cmd_check_entry, cmd_provision_entry, cmd_deploy_e
 	cmd_remove_template_entry, cmd_diff_entry, cmd_publish_entry,
 	cmd_capture_entry;
 
+struct cfg;
+/* The offline checks of a deploy (feature scripts read, the seed or snippet trial-rendered,
+ * what the cloud-init mode can deliver) for every VM of cfg, as deploy runs them: --check
+ * calls it so that what --check accepts a deploy accepts. Every VM that fails is one line. */
+int cmd_deploy_check(const struct cfg *cfg, struct phx_err *err);
+
+/* The same for provisioning: each template's customization plan is built as a provision
+ * builds it (local .debs and files read, names checked). */
+int cmd_provision_check(const struct cfg *cfg, struct phx_err *err);
+
 struct plan;
 /* Prints doc indented on stdout and frees it (steals doc; NULL is out of memory). */
 int cmd_print_json(json_t *doc, struct phx_err *err);

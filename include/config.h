@@ -161,6 +161,8 @@ struct cfg_user {
 
 enum cfg_select { CFG_SELECT_VALIDATED, CFG_SELECT_LATEST, CFG_SELECT_PINNED };
 
+#define CFG_ID_MAX 72 /* "sha256:" + 64 hex digits + NUL */
+
 struct cfg_vm {
 	unsigned long vmid;
 	char *name; /* DNS label, unique among VMs */
@@ -187,6 +189,10 @@ struct cfg_vm {
 	struct cfg_strv packages;
 	struct cfg_strv dns_servers; /* vms[].dns_servers, else a copy of defaults.dns_servers */
 	char *search_domain;	     /* copy of defaults.search_domain, or NULL */
+	/* "sha256:<hex>" of this VM's entry in the file as canonical JSON (keys sorted, no
+	 * whitespace, '_' comment keys dropped): the config identity a deployed VM records.
+	 * The same wherever and however the file is named, read or formatted. */
+	char config_id[CFG_ID_MAX];
 };
 
 struct cfg {
@@ -223,9 +229,22 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err);
  * the secret part of PROXMOX_VE_API_TOKEN. *ret: caller owns; free with secret_free(). */
 int cfg_load_secret(const struct cfg *cfg, struct phx_secret **ret, struct phx_err *err);
 
+/* Checks, without reading the secret, what cfg_load_secret would read: the file it would
+ * open passes secret_check_file() (exists, ours or root's, not group/other accessible).
+ * *ret_from: "PVE_TOKEN_SECRET", the file's path (borrowed from cfg) or
+ * "PROXMOX_VE_API_TOKEN"; NULL when there is no secret anywhere (not an error here: like an
+ * unset API URL, the connection is simply not configured). */
+int cfg_check_secret(const struct cfg *cfg, const char **ret_from, struct phx_err *err);
+
 /* Fails with PHX_E_INPUT, naming the config key and the environment variable to set, when
  * api_url or token_id is missing. Commands that talk to the server call it first. */
 int cfg_require_connection(const struct cfg *cfg, struct phx_err *err);
+
+/* Optimal string alignment distance (Levenshtein plus adjacent transposition). */
+size_t cfg_edit_distance(const char *a, const char *b);
+/* The closest of `words` to `word` when it is close enough to be a likely typo, else NULL
+ * (borrowed from words). For config keys, and for the command line's options. */
+const char *cfg_suggest(const char *word, const char *const *words, size_t n);
 
 /* Lookups: borrowed results, NULL when absent. */
 const struct cfg_vm *cfg_find_vm(const struct cfg *cfg, unsigned long vmid);

@@ -77,11 +77,23 @@ int deploy_seed_name(unsigned long vmid, const char *sha256, char *ret, size_t l
 void deploy_snippet_name(unsigned long vmid, char *ret, size_t len);
 /* True when `volid` ("STORAGE:iso/FILE", options after ',' ignored) is a seed ISO of vmid. */
 bool deploy_is_seed_volid(const char *volid, unsigned long vmid);
+/* The volume ID of our user-data snippet of vmid in a VM's cicustom value
+ * ("user=local:snippets/phoenix-ci-8001-user.yaml[,...]") into ret; false when cicustom (may
+ * be NULL) names none of ours (another snippet is the user's: never ours to remove). */
+bool deploy_cicustom_snippet(const char *cicustom, unsigned long vmid, char *ret, size_t len);
 
 /* The description record: the user's text (may be NULL), a blank line, then
- * DEPLOY_MANAGED_LINE, then the record (record.h) config, vm, DEPLOY_SEED_KEY. Caller frees. */
-char *deploy_description(const char *user_text, const char *config_path, const char *vm_name,
+ * DEPLOY_MANAGED_LINE, then the record (record.h) config, vm, DEPLOY_SEED_KEY. `config_id` is
+ * the VM entry's identity (struct cfg_vm config_id), not the file's path: a path depends on
+ * how and where the file is read, and a rerun from another spelling of it would "change"
+ * every VM. Caller frees. */
+char *deploy_description(const char *user_text, const char *config_id, const char *vm_name,
 			 const char *seed_sha256, struct phx_err *err);
+/* deploy_description(), except that `current`, a record written before config identities
+ * (its config line is the path as typed, not "sha256:..."), is kept as it is when nothing else
+ * in it would change: old records are read, not rewritten for the sake of the new line. */
+char *deploy_description_keep(const char *current, const char *user_text, const char *config_id,
+			      const char *vm_name, const char *seed_sha256, struct phx_err *err);
 
 /* Copies the seed hash recorded by deploy_description into ret; false when there is none. */
 bool deploy_description_seed(const char *description, char ret[CRYPTO_SHA256_HEX_LEN + 1]);
@@ -168,7 +180,6 @@ long deploy_next_job(const size_t *node_of, const bool *started, size_t n,
 /* What cmd_deploy read and prepared for one VM; everything borrowed. */
 struct deploy_vm_input {
 	const struct cfg_vm *vm;
-	const char *config_path;       /* for the description record */
 	const struct pve_vm_info *dst; /* the existing VM (ours), or NULL: a new clone */
 	const struct pve_vm_info *src; /* new clone: the template */
 	const json_t *conf;	       /* dst's config, or the template's (a clone starts as it) */

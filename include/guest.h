@@ -1,7 +1,8 @@
 /* guest: waiting for a started VM's guest agent and reading its address, the one way deploy
  * and --validate do it. Polls with backoff (fast at first, capped) within a deadline; an
  * agent that never answers is PHX_E_TIMEOUT with Proxmox's last answer, which the caller
- * wraps with its own hint. Auth and permission errors end the wait at once. */
+ * wraps with its own hint. Auth and permission errors end the wait at once. Each wait shows
+ * its elapsed time (progress.h prog_wait: a live line on a TTY, else a log line every 30 s). */
 #ifndef PHX_GUEST_H
 #define PHX_GUEST_H
 

@@ -12,8 +12,14 @@ struct phx_secret;
 struct phx_secret *secret_from_string(const char *value, struct phx_err *err);
 
 /* Reads the first line of `path`. Refuses a file readable by group or others (like ssh does
- * for keys), an empty file, and a file over 4 KiB. */
+ * for keys), owned by another user than the effective one or root, an empty file, and a file
+ * over 4 KiB. */
 struct phx_secret *secret_from_file(const char *path, struct phx_err *err);
+
+/* What secret_from_file() checks before it reads, without reading: the file opens (no
+ * symlink), is a regular non-empty file owned by the effective user or root, and neither group
+ * nor others have any access. For --check. */
+int secret_check_file(const char *path, struct phx_err *err);
 
 /* Borrowed; valid until secret_free(). */
 const char *secret_value(const struct phx_secret *s);

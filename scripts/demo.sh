@@ -15,7 +15,8 @@
 #      which print their results (the second one a table of VMs and IPs),
 #   7. proves through the simulator's API (agent exec in each guest) that cloud-init created
 #      the user and ran the feature script, and prints the time of each phase,
-#   8. stops everything it started (simulator -> its qemu guests, file server) on any exit.
+#   8. stops everything it started (simulator -> its qemu guests, file server) on any exit,
+#      then ends with a verdict line: "demo: PASSED in N s: ..." (or "demo: FAILED (exit N)").
 #
 # Logs: build/sim-logs/demo.jsonl (every API request), build/demo/ (config, orchestrator
 # output, simulator stderr, guest consoles under build/demo/sim-state/qemu/*.console.log).
@@ -48,6 +49,7 @@ jobs=${DEMO_JOBS:-2}
 
 sim_pid=
 fs_pid=
+verdict=
 t_begin=$(date +%s)
 phases=
 
@@ -67,7 +69,9 @@ cleanup() {
 	for p in $sim_pid $fs_pid; do
 		wait "$p" 2>/dev/null || :
 	done
-	if [ "$rc" -ne 0 ]; then
+	if [ "$rc" -eq 0 ] && [ -n "$verdict" ]; then
+		printf '\n%s\n' "$verdict"
+	elif [ "$rc" -ne 0 ]; then
 		printf '\ndemo: FAILED (exit %s). Logs: %s, %s\n' "$rc" "$demo" "$simlog" >&2
 		for c in "$demo"/sim-state/qemu/*.console.log; do
 			[ -s "$c" ] || continue
@@ -341,4 +345,10 @@ cat "$demo/proof.txt"
 echo "time per phase:"
 printf '%s' "$phases"
 printf '  %-46s %5d s\n' "total" "$total"
+vdone=built
+if grep -Eq "template [0-9]+ (validated|is already validated)" "$demo/provision.log"; then
+	vdone="built and validated"
+fi
+# the last line, printed by cleanup once everything it started is stopped
+verdict="demo: PASSED in $total s: template 9000 $vdone, VMs 8001 and 8002 deployed, cloud-init and the feature checked in each guest, VM 8002 captured as template $golden with its identity reset"
 say "stopping the simulator (and its qemu guests) and the file server"

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
+
 #ifndef PHX_VERSION
 #define PHX_VERSION "0.0.0-dev"
 #endif
@@ -438,6 +440,24 @@ static int cli_resolve_config(struct cli_opts *o, const char *given, struct phx_
 	return 0;
 }
 
+/* "unknown option '--dryrun'; did you mean '--dry-run'?" (config keys get the same hint) */
+static void cli_unknown_long(const char *arg, struct phx_err *err)
+{
+	const char *names[N_OPTIONS], *best;
+	char word[64];
+	size_t n = strcspn(arg + strspn(arg, "-"), "=");
+
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		names[i] = cli_options[i].name;
+	snprintf(word, sizeof(word), "%.*s", (int)n, arg + strspn(arg, "-"));
+	best = n < sizeof(word) ? cfg_suggest(word, names, N_OPTIONS) : NULL;
+	if (best)
+		phx_err_set(err, PHX_E_USAGE, "unknown option '%s'; did you mean '--%s'?", arg,
+			    best);
+	else
+		phx_err_set(err, PHX_E_USAGE, "unknown option '%s'", arg);
+}
+
 int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 {
 	struct option longopts[N_OPTIONS + 1];
@@ -630,8 +650,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			if (optopt && optopt < 256)
 				phx_err_set(err, PHX_E_USAGE, "unknown option '-%c'", optopt);
 			else
-				phx_err_set(err, PHX_E_USAGE, "unknown option '%s'",
-					    argv[optind - 1]);
+				cli_unknown_long(argv[optind - 1], err);
 			goto fail;
 		}
 	}

@@ -1,9 +1,14 @@
-/* cmd_check: --check loads and validates the config, applies the environment overrides and
- * prints a summary (templates, VMs, features) as text or JSON. Contacts no server and reads no
- * secret: a valid config with an unset connection is still valid, the summary says so. */
+/* cmd_check: --check loads and validates the config, applies the environment overrides, runs
+ * every check a real run would make before its first request (the secret file as the run
+ * would open it, each template's customization plan, each VM's deploy preparation: the same
+ * functions, so --check cannot accept what a run refuses) and prints a summary (templates,
+ * VMs, features) as text or JSON. Contacts no server and reads no secret: a valid config with
+ * an unset connection is still valid, the summary says so. */
 #include <jansson.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "buf.h"
 #include "cmd.h"
 #include "config.h"
 #include "deploy.h"
@@ -87,7 +92,7 @@ static void check_print_strv(FILE *out, const struct cfg_strv *v)
 		fprintf(out, "%s%s", i ? "," : "", v->items[i]);
 }
 
-static void check_print_text(FILE *out, const struct cfg *cfg)
+static void check_print_text(FILE *out, const struct cfg *cfg, const char *secret_from)
 {
 	const struct cfg_proxmox *px = &cfg->proxmox;
 	const char *node = cfg_default_node(cfg);
@@ -102,6 +107,9 @@ static void check_print_text(FILE *out, const struct cfg *cfg)
 		: px->tls.insecure  ? "NOT VERIFIED (insecure)"
 		: px->tls.ca_file   ? "CA file"
 				    : "system CAs");
+	fprintf(out, "secret: %s\n",
+		secret_from ? secret_from
+			    : "(none: set PVE_TOKEN_SECRET_FILE or proxmox.token_secret_file)");
 	fprintf(out, "templates: %zu\n", cfg->n_templates);
 	for (size_t i = 0; i < cfg->n_templates; i++) {
 		const struct cfg_template *t = &cfg->templates[i];
@@ -172,7 +180,8 @@ static json_t *check_strv_json(const struct cfg_strv *v)
 	return a;
 }
 
-static json_t *check_json(const struct cfg *cfg)
+/* problems: the offline checks' lines, or NULL when they passed */
+static json_t *check_json(const struct cfg *cfg, const char *secret_from, const char *problems)
 {
 	const struct cfg_proxmox *px = &cfg->proxmox;
 	json_t *root, *templates, *vms, *features;
@@ -243,6 +252,8 @@ static json_t *check_json(const struct cfg *cfg)
 					    json_integer((json_int_t)vm->disk_size_gb));
 		if (vm->has_user)
 			json_object_set_new(o, "username", json_string(vm->user.username));
+		/* what a deployed VM's record says as "config:", to match it to its entry */
+		json_object_set_new(o, "config_id", json_string(vm->config_id));
 		json_array_append_new(vms, o);
 	}
 	features = json_array();
@@ -254,31 +265,77 @@ static json_t *check_json(const struct cfg *cfg)
 							  f->script_path, "builtin", f->builtin));
 	}
 	/* the secret is never part of this: only where it would come from */
-	root = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?, s:s?, s:b}, s:o, s:o, s:o}", "config",
-			 cfg->path, "valid", 1, "proxmox", "api_url", px->api_url, "token_id",
-			 px->token_id, "node", cfg_default_node(cfg), "tls_fingerprint",
-			 px->tls.fingerprint, "tls_insecure", px->tls.insecure, "templates",
-			 templates, "vms", vms, "features", features);
+	root = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?, s:s?, s:b, s:s?}, s:o, s:o, s:o}",
+			 "config", cfg->path, "valid", !problems, "proxmox", "api_url", px->api_url,
+			 "token_id", px->token_id, "node", cfg_default_node(cfg), "tls_fingerprint",
+			 px->tls.fingerprint, "tls_insecure", px->tls.insecure, "secret_from",
+			 secret_from, "templates", templates, "vms", vms, "features", features);
+	if (root && problems) {
+		json_t *lines = json_array();
+
+		for (const char *p = problems; lines && *p;) {
+			size_t n = strcspn(p, "\n");
+
+			json_array_append_new(lines, json_stringn(p, n));
+			p += n + (p[n] == '\n');
+		}
+		json_object_set_new(root, "problems", lines);
+	}
 	return root;
+}
+
+/* Every offline check of a real run, each problem one line; the first failing check's code. */
+static int check_offline(const struct cfg *cfg, const char **ret_secret_from,
+			 struct phx_err *err)
+{
+	struct phx_err e[3] = {PHX_ERR_INIT, PHX_ERR_INIT, PHX_ERR_INIT};
+	struct buf msgs = BUF_INIT;
+	enum phx_err_code code = PHX_E_NONE;
+
+	cfg_check_secret(cfg, ret_secret_from, &e[0]);
+	cmd_provision_check(cfg, &e[1]);
+	cmd_deploy_check(cfg, &e[2]);
+	for (size_t i = 0; i < 3; i++) {
+		if (!phx_err_is_set(&e[i]))
+			continue;
+		if (code == PHX_E_NONE)
+			code = e[i].code;
+		buf_printf(&msgs, NULL, "%s%s", msgs.len ? "\n" : "", e[i].msg);
+	}
+	if (code == PHX_E_NONE)
+		return 0;
+	phx_err_set(err, code, "%s", msgs.len ? buf_str(&msgs) : e[0].msg);
+	buf_release(&msgs);
+	return -1;
 }
 
 static int cmd_check_run(struct session *s, struct phx_err *err)
 {
+	struct phx_err problems = PHX_ERR_INIT;
+	const char *secret_from = NULL;
 	int r = 0;
 
+	check_offline(s->cfg, &secret_from, &problems);
+	/* JSON readers (the shell completions, CI) still get the config's names when a check
+	 * failed, marked "valid": false with the problems; text shows only the problems */
 	if (s->opts->output == CLI_OUTPUT_JSON) {
-		json_t *doc = check_json(s->cfg);
+		json_t *doc = check_json(s->cfg, secret_from,
+					 phx_err_is_set(&problems) ? problems.msg : NULL);
 
 		if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
 		    fputc('\n', stdout) == EOF)
 			r = phx_err_set(err, doc ? PHX_E_IO : PHX_E_NOMEM,
 					"writing the check summary failed");
 		json_decref(doc);
-	} else {
-		check_print_text(stdout, s->cfg);
+	} else if (!phx_err_is_set(&problems)) {
+		check_print_text(stdout, s->cfg, secret_from);
+	}
+	if (phx_err_is_set(&problems)) {
+		*err = problems;
+		return -1;
 	}
 	return r;
 }
 
-/* contacts no server: the config was loaded and validated by main */
+/* contacts no server: the config was loaded and validated by main, the rest is checked here */
 const struct cmd_entry cmd_check_entry = {"check", 0, cmd_check_run};

@@ -283,6 +283,47 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 	return 0;
 }
 
+/* dep_prepare for each VM, reporting every VM that fails, one line each: the offline checks
+ * of a deploy, which --check runs too (cmd_deploy_check), so the two cannot disagree. */
+static int dep_prepare_all(const struct cfg *cfg, struct dep_vm *vms, size_t n, struct phx_err *err)
+{
+	enum phx_err_code code = PHX_E_INPUT;
+	struct buf msgs = BUF_INIT;
+
+	for (size_t i = 0; i < n; i++) {
+		struct phx_err e = PHX_ERR_INIT;
+
+		if (dep_prepare(cfg, &vms[i], &e) == 0)
+			continue;
+		if (e.code != PHX_E_INPUT)
+			code = e.code;
+		buf_printf(&msgs, NULL, "%s%s", msgs.len ? "\n" : "", e.msg);
+	}
+	if (!msgs.len)
+		return 0;
+	phx_err_set(err, code, "%s", buf_str(&msgs));
+	buf_release(&msgs);
+	return -1;
+}
+
+int cmd_deploy_check(const struct cfg *cfg, struct phx_err *err)
+{
+	struct dep_vm *vms = calloc(cfg->n_vms ? cfg->n_vms : 1, sizeof(*vms));
+	int rc;
+
+	if (!vms)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < cfg->n_vms; i++) {
+		vms[i].vm = &cfg->vms[i];
+		vms[i].index = i;
+	}
+	rc = dep_prepare_all(cfg, vms, cfg->n_vms, err);
+	for (size_t i = 0; i < cfg->n_vms; i++)
+		dep_vm_release(&vms[i]);
+	free(vms);
+	return rc;
+}
+
 /* ---- read: what one VM's plan needs from Proxmox (GETs only) and from local work ---- */
 
 /* What was read and prepared for one VM; released with dep_read_release(). */
@@ -695,7 +736,6 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	running = rd.dst && !strcmp(rd.dst->status, "running");
 	in = (struct deploy_vm_input){
 		.vm = vm,
-		.config_path = cfg->path,
 		.dst = rd.dst,
 		.src = rd.src,
 		.conf = rd.conf,
@@ -1156,9 +1196,8 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	memset(&r, 0, sizeof(r));
 	if (dep_select(opts, s->cfg, &vms, &n, err) < 0)
 		goto out;
-	for (size_t i = 0; i < n; i++)
-		if (dep_prepare(s->cfg, &vms[i], err) < 0)
-			goto out;
+	if (dep_prepare_all(s->cfg, vms, n, err) < 0)
+		goto out;
 	if (session_connect(s, err) < 0)
 		goto out;
 	/* before the first change: a snippets_dir no storage serves would fail every VM */

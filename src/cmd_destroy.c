@@ -1,7 +1,8 @@
 /* cmd_destroy: `--destroy VMID`, the undo of a deploy. Reads the VM (ours, not a template),
- * its seed ISOs (attached, and any left on the ISO storage under its name) and its snippet,
- * plans stop -> destroy -> delete seeds -> remove snippet, then prints the plan (--dry-run)
- * or applies it. */
+ * its seed ISOs (attached, and any left on the ISO storage under its name) and its snippet
+ * (the one its cicustom names, deleted through the storage API, so the config needs no
+ * snippets_dir; else a file of ours left in snippets_dir), plans stop -> destroy -> delete
+ * seeds -> remove snippet, then prints the plan (--dry-run) or applies it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +27,18 @@ static int dsy_collect_seed(json_t *list, const char *volid, unsigned long vmid)
 	return json_array_append_new(list, json_stringn(volid, l));
 }
 
-/* The seed volumes of the VM, from its config and from the ISO storage. */
+/* The seed volumes of the VM, from its config and from the ISO storage, and the snippet its
+ * cicustom names when that is ours and still on its storage (ret_snippet, "" when none). */
 static int dsy_read_seeds(struct session *s, const struct pve_vm_info *vm, json_t *seeds,
-			  struct phx_err *err)
+			  char *ret_snippet, size_t snippet_len, struct phx_err *err)
 {
 	struct pve_volume_list vols = {NULL, 0};
 	json_t *conf = NULL, *v;
 	const char *k;
+	char snippet[256];
 	int rc = -1;
 
+	ret_snippet[0] = '\0';
 	if (pve_vm_config_get(s->pve, vm->node, vm->vmid, &conf, err) < 0)
 		return -1;
 	json_object_foreach(conf, k, v) if (json_is_string(v) &&
@@ -46,6 +50,19 @@ static int dsy_read_seeds(struct session *s, const struct pve_vm_info *vm, json_
 	for (size_t i = 0; i < vols.n; i++)
 		if (dsy_collect_seed(seeds, vols.items[i].volid, (unsigned long)vm->vmid) < 0)
 			goto oom;
+	pve_volume_list_release(&vols);
+	if (deploy_cicustom_snippet(json_string_value(json_object_get(conf, "cicustom")),
+				    (unsigned long)vm->vmid, snippet, sizeof(snippet))) {
+		char storage[128];
+
+		/* gone already (removed by hand): nothing to delete, as with a seed */
+		snprintf(storage, sizeof(storage), "%.*s", (int)strcspn(snippet, ":"), snippet);
+		if (pve_storage_content(s->pve, vm->node, storage, "snippets", &vols, err) < 0)
+			goto out;
+		for (size_t i = 0; i < vols.n; i++)
+			if (!strcmp(vols.items[i].volid, snippet))
+				snprintf(ret_snippet, snippet_len, "%s", snippet);
+	}
 	rc = 0;
 	goto out;
 oom:
@@ -58,7 +75,7 @@ out:
 
 /* The pure part: what removing the VM takes. */
 static void dsy_plan(const struct pve_vm_info *vm, bool running, const json_t *seeds,
-		     const char *snippet, struct plan *p)
+		     const char *snippet_volid, const char *snippet, struct plan *p)
 {
 	struct plan_action *a;
 	char object[192];
@@ -87,7 +104,16 @@ static void dsy_plan(const struct pve_vm_info *vm, bool running, const json_t *s
 		plan_summary(p, a, "delete seed '%s'", volid);
 		free(esc);
 	}
-	if (snippet) {
+	if (snippet_volid) {
+		char storage[128], *esc = plan_escape(p, snippet_volid);
+
+		snprintf(storage, sizeof(storage), "%.*s", (int)strcspn(snippet_volid, ":"),
+			 snippet_volid);
+		a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE",
+			     "/nodes/%s/storage/%s/content/%s", vm->node, storage, esc ? esc : "");
+		plan_summary(p, a, "delete snippet '%s'", snippet_volid);
+		free(esc);
+	} else if (snippet) {
 		a = plan_add(p, PLAN_REMOVE_FILE, PLAN_DESTROY, object, NULL, "%s", snippet);
 		plan_summary(p, a, "remove snippet '%s'", snippet);
 	}
@@ -120,7 +146,7 @@ static int cmd_destroy_run(struct session *s, struct phx_err *err)
 	const struct pve_vm_info *vm = NULL;
 	json_t *seeds = json_array();
 	unsigned long vmid = opts->n_vmids ? opts->vmids[0] : 0;
-	char *snippet = NULL;
+	char *snippet = NULL, snippet_volid[256];
 	int rc = -1;
 
 	if (!seeds)
@@ -148,10 +174,16 @@ static int cmd_destroy_run(struct session *s, struct phx_err *err)
 			    vmid, vm->name);
 		goto out;
 	}
-	if (dsy_read_seeds(s, vm, seeds, err) < 0 ||
+	if (dsy_read_seeds(s, vm, seeds, snippet_volid, sizeof(snippet_volid), err) < 0 ||
 	    pve_vm_status_get(s->pve, vm->node, vm->vmid, &st, err) < 0)
 		goto out;
-	if (s->cfg->defaults.snippets_dir) {
+	if (snippet_volid[0]) {
+		if (!(snippet = strdup(snippet_volid))) {
+			phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			goto out;
+		}
+	} else if (s->cfg->defaults.snippets_dir) {
+		/* a snippet of ours the VM no longer names (a run that failed before its config) */
 		char name[96];
 
 		deploy_snippet_name(vmid, name, sizeof(name));
@@ -165,7 +197,8 @@ static int cmd_destroy_run(struct session *s, struct phx_err *err)
 			snippet = NULL;
 		}
 	}
-	dsy_plan(vm, !strcmp(st.status, "running"), seeds, snippet, &p);
+	dsy_plan(vm, !strcmp(st.status, "running"), seeds, snippet_volid[0] ? snippet : NULL,
+		 snippet, &p);
 	rc = cmd_plan_run(s, "destroy", &p, err);
 	if (rc != 0) {
 		if (rc < 0)

@@ -252,6 +252,18 @@ fail:
 	return phx_err_wrap(err, "template '%s': customize", t->name);
 }
 
+int cmd_provision_check(const struct cfg *cfg, struct phx_err *err)
+{
+	for (size_t i = 0; i < cfg->n_templates; i++) {
+		struct cust_plan *plan = NULL;
+
+		if (prov_build_plan(&cfg->templates[i], &plan, err) < 0)
+			return phx_err_wrap(err, "%s: $.templates[%zu]", cfg->path, i);
+		cust_plan_free(plan);
+	}
+	return 0;
+}
+
 /* ---- helpers over the cluster's guest list ---- */
 
 static const struct pve_vm_info *prov_find_vm(const struct pve_vm_list *l, unsigned long vmid)
@@ -1234,6 +1246,10 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	/* committed by the plan; a removal left pending (a failed delete of the import
 	 * volume) stays in the journal for the next run */
 	res->changed = true;
+	/* said now, not only in the result line after the validation: that one ends the run */
+	if (s->opts->validate)
+		log_info("template %lu '%s' built; validating it", res->vmid,
+			 res->name ? res->name : t->name);
 	/* a template that fails validation stays, untagged: it is complete, just unproven */
 	rc = s->opts->validate ? prov_validate_template(p, res, err) : 0;
 out:

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "config_int.h"
+#include "crypto.h"
 #include "fsutil.h"
 
 #define CFG_FILE_MAX ((size_t)16 << 20)
@@ -220,6 +221,47 @@ void cfg_strv_push(struct cfg_ctx *ctx, struct cfg_strv *v, const char *s)
 	}
 	v->items = items;
 	v->items[v->n++] = copy;
+}
+
+/* Drops the comment keys of v and everything in it, so a comment never changes an identity. */
+static void cfg_drop_comments(json_t *v)
+{
+	const char *key;
+	json_t *item;
+	void *tmp;
+	size_t i;
+
+	if (json_is_object(v)) {
+		json_object_foreach_safe(v, tmp, key, item)
+		{
+			if (key[0] == '_')
+				json_object_del(v, key);
+			else
+				cfg_drop_comments(item);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, item)
+			cfg_drop_comments(item);
+	}
+}
+
+void cfg_entry_id(struct cfg_ctx *ctx, const json_t *obj, char ret[CFG_ID_MAX])
+{
+	json_t *copy = json_deep_copy(obj);
+	char hex[CRYPTO_SHA256_HEX_LEN + 1];
+	char *text = NULL;
+
+	ret[0] = '\0';
+	if (copy) {
+		cfg_drop_comments(copy);
+		text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	}
+	if (!text || crypto_sha256_buf(text, strlen(text), hex, NULL) < 0)
+		ctx->oom = true;
+	else
+		snprintf(ret, CFG_ID_MAX, "sha256:%s", hex);
+	free(text);
+	json_decref(copy);
 }
 
 void cfg_strv_copy(struct cfg_ctx *ctx, struct cfg_strv *dst, const struct cfg_strv *src)

@@ -4,6 +4,7 @@
 #include "config_int.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -122,26 +123,65 @@ bool cfg_is_username(const char *s)
 	return true;
 }
 
-bool cfg_is_token_id(const char *s)
+/* The parts of a token ID that may be a realm or a token name: pve-access-control's
+ * $PVE::Auth::Plugin::realm_regex [A-Za-z][A-Za-z0-9\.\-_]+ (AccessControl.pm reuses it as
+ * $token_subid_regex). */
+static const char *cfg_check_realm_like(const char *s, size_t n, const char *what, char *buf,
+					size_t len)
+{
+	if (n < 2) {
+		snprintf(buf, len, "the %s '%.*s' has %zu character%s, 2 or more are needed", what,
+			 (int)n, s, n, n == 1 ? "" : "s");
+		return buf;
+	}
+	if (!isalpha((unsigned char)s[0])) {
+		snprintf(buf, len, "the %s '%.*s' does not start with a letter", what, (int)n, s);
+		return buf;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i])) {
+			snprintf(buf, len, "the %s '%.*s' has a '%c'", what, (int)n, s, s[i]);
+			return buf;
+		}
+	return NULL;
+}
+
+const char *cfg_check_token_id(const char *s, char *buf, size_t len)
 {
 	const char *at = strchr(s, '@');
 	const char *bang = strrchr(s, '!');
 
-	/* pve-userid: user (no '@' ':' whitespace) '@' realm ([A-Za-z][A-Za-z0-9.-_]+);
-	 * tokenid: [A-Za-z][A-Za-z0-9._-]+ */
-	if (!at || !bang || at == s || bang < at || strchr(at + 1, '@'))
-		return false;
+	/* pve_verify_tokenid: user_regex [^\s:/]+ '@' realm '!' token name; we also refuse a
+	 * second '@' or a '!' in the user, which only makes the ID ambiguous */
+	if (!at || !bang || bang < at) {
+		snprintf(buf, len, "it is not USER@REALM!TOKENNAME");
+		return buf;
+	}
+	if (at == s) {
+		snprintf(buf, len, "the user is empty");
+		return buf;
+	}
+	if (strchr(at + 1, '@')) {
+		snprintf(buf, len, "it has more than one '@'");
+		return buf;
+	}
 	for (const char *p = s; p < at; p++)
-		if (*p == ':' || *p == '!' || isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
-			return false;
-	if (bang - at < 3 || !isalpha((unsigned char)at[1]))
-		return false;
-	for (const char *p = at + 1; p < bang; p++)
-		if (!isalnum((unsigned char)*p) && !strchr(".-_", *p))
-			return false;
-	if (strlen(bang + 1) < 2 || !isalpha((unsigned char)bang[1]))
-		return false;
-	return cfg_all_chars(bang + 1, "._-", true);
+		if (*p == ':' || *p == '/' || *p == '!' || isspace((unsigned char)*p) ||
+		    iscntrl((unsigned char)*p)) {
+			snprintf(buf, len, "the user has a space, control character, ':', '/' or '!'");
+			return buf;
+		}
+	if (cfg_check_realm_like(at + 1, (size_t)(bang - at - 1), "realm", buf, len) ||
+	    cfg_check_realm_like(bang + 1, strlen(bang + 1), "token name", buf, len))
+		return buf;
+	return NULL;
+}
+
+bool cfg_is_token_id(const char *s)
+{
+	char why[160];
+
+	return !cfg_check_token_id(s, why, sizeof(why));
 }
 
 bool cfg_is_feature_name(const char *s)

@@ -22,7 +22,7 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 {
 	const char *url = cfg_env("PVE_API_URL"), *url_var = "PVE_API_URL";
 	const char *id = cfg_env("PVE_TOKEN_ID"), *id_var = "PVE_TOKEN_ID";
-	const char *id_expect = "a token ID like 'phoenix@pve!ci'", *id_got = "";
+	const char *id_expect = CFG_EXPECT_TOKEN_ID, *id_got = "";
 	const char *file = cfg_env("PVE_TOKEN_SECRET_FILE");
 	const char *node = cfg_env("PVE_NODE");
 	const char *fp = cfg_env("PVE_TLS_FINGERPRINT");
@@ -30,7 +30,7 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 	const char *bpg = cfg_env("PROXMOX_VE_API_TOKEN");
 	char *new_url = NULL, *new_id = NULL, *new_file = NULL, *new_node = NULL, *new_node2 = NULL;
 	char *new_fp = NULL, *new_ca = NULL;
-	char q[CFG_SHOW_MAX + 16], fpbuf[96], idbuf[256];
+	char q[CFG_SHOW_MAX + 16], fpbuf[96], idbuf[256], idwhy[160];
 	const char *why;
 
 	if (!url && (url = cfg_env("PROXMOX_VE_ENDPOINT")))
@@ -55,9 +55,9 @@ int cfg_apply_env(struct cfg *cfg, struct phx_err *err)
 		id_expect = "'USER@REALM!TOKEN=SECRET'";
 		id_got = "the token ID ";
 	}
-	if (id && !cfg_is_token_id(id))
-		return phx_err_set(err, PHX_E_INPUT, "environment %s: expected %s, got %s%s",
-				   id_var, id_expect, id_got, cfg_quote(id, q, sizeof(q)));
+	if (id && (why = cfg_check_token_id(id, idwhy, sizeof(idwhy))))
+		return phx_err_set(err, PHX_E_INPUT, "environment %s: expected %s, got %s%s: %s",
+				   id_var, id_expect, id_got, cfg_quote(id, q, sizeof(q)), why);
 	if (id && !(new_id = strdup(id)))
 		goto oom;
 	if (node && !cfg_is_dns_label(node)) {
@@ -117,26 +117,43 @@ oom:
 	return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 }
 
+/* Where the secret comes from, in the order cfg_load_secret reads it. */
+enum cfg_secret_from { CFG_SECRET_NONE, CFG_SECRET_ENV, CFG_SECRET_FILE, CFG_SECRET_BPG };
+
+static enum cfg_secret_from cfg_secret_from(const struct cfg *cfg)
+{
+	const char *bpg = cfg_env("PROXMOX_VE_API_TOKEN");
+
+	if (cfg_env("PVE_TOKEN_SECRET"))
+		return CFG_SECRET_ENV;
+	if (cfg->proxmox.token_secret_file)
+		return CFG_SECRET_FILE;
+	if (bpg && strrchr(bpg, '=') && strrchr(bpg, '=')[1])
+		return CFG_SECRET_BPG;
+	return CFG_SECRET_NONE;
+}
+
 int cfg_load_secret(const struct cfg *cfg, struct phx_secret **ret, struct phx_err *err)
 {
-	const char *env = cfg_env("PVE_TOKEN_SECRET");
-	const char *bpg = cfg_env("PROXMOX_VE_API_TOKEN");
 	struct phx_secret *s;
 
-	if (env) {
-		s = secret_from_string(env, err);
+	switch (cfg_secret_from(cfg)) {
+	case CFG_SECRET_ENV:
+		s = secret_from_string(cfg_env("PVE_TOKEN_SECRET"), err);
 		if (!s)
 			return phx_err_wrap(err, "environment PVE_TOKEN_SECRET");
-
-	} else if (cfg->proxmox.token_secret_file) {
+		break;
+	case CFG_SECRET_FILE:
 		s = secret_from_file(cfg->proxmox.token_secret_file, err);
 		if (!s)
 			return -1; /* secret_from_file names the file */
-	} else if (bpg && strrchr(bpg, '=') && strrchr(bpg, '=')[1]) {
-		s = secret_from_string(strrchr(bpg, '=') + 1, err);
+		break;
+	case CFG_SECRET_BPG:
+		s = secret_from_string(strrchr(cfg_env("PROXMOX_VE_API_TOKEN"), '=') + 1, err);
 		if (!s)
 			return phx_err_wrap(err, "environment PROXMOX_VE_API_TOKEN");
-	} else {
+		break;
+	default:
 		return phx_err_set(err, PHX_E_INPUT,
 				   "no API token secret: set PVE_TOKEN_SECRET or "
 				   "PVE_TOKEN_SECRET_FILE, or proxmox.token_secret_file in %s",
@@ -147,6 +164,26 @@ int cfg_load_secret(const struct cfg *cfg, struct phx_secret **ret, struct phx_e
 	unsetenv("PROXMOX_VE_API_TOKEN");
 	*ret = s;
 	return 0;
+}
+
+int cfg_check_secret(const struct cfg *cfg, const char **ret_from, struct phx_err *err)
+{
+	switch (cfg_secret_from(cfg)) {
+	case CFG_SECRET_ENV:
+		*ret_from = "PVE_TOKEN_SECRET";
+		return 0;
+	case CFG_SECRET_FILE:
+		if (secret_check_file(cfg->proxmox.token_secret_file, err) < 0)
+			return -1;
+		*ret_from = cfg->proxmox.token_secret_file;
+		return 0;
+	case CFG_SECRET_BPG:
+		*ret_from = "PROXMOX_VE_API_TOKEN";
+		return 0;
+	default:
+		*ret_from = NULL;
+		return 0;
+	}
 }
 
 int cfg_require_connection(const struct cfg *cfg, struct phx_err *err)

@@ -36,6 +36,14 @@ bool cfg_parse_ipv4(const char *s, uint32_t *ret);
 /* "a.b.c.d/p", p 1..32. */
 bool cfg_parse_cidr(const char *s, uint32_t *ret_addr, unsigned *ret_prefix);
 
+/* The rule of a token ID, for messages (pve-access-control AccessControl.pm
+ * pve_verify_tokenid, $token_subid_regex). */
+#define CFG_EXPECT_TOKEN_ID                                                                       \
+	"a token ID USER@REALM!TOKENNAME like 'phoenix@pve!ci' (realm and token name: a letter "  \
+	"then 1 or more of A-Z a-z 0-9 . - _; the user: no space, ':' or '/')"
+/* NULL when `s` is a token ID, else which part breaks the rule, written into buf (len
+ * bytes; quotes the ID's parts, never a secret). */
+const char *cfg_check_token_id(const char *s, char *buf, size_t len);
 /* NULL when `s` is an acceptable URL, else a short reason (static string). */
 const char *cfg_check_url(const char *s, bool https_only);
 /* NULL when `s` is a crypt(3) hash we accept ($6$, $y$, $5$, $2b$), else a reason that never
@@ -50,11 +58,6 @@ const char *cfg_check_ssh_key(const char *s);
 /* Normalizes a SHA-256 certificate fingerprint (hex, with or without ':' separators, any case)
  * to "AA:BB:..." into ret (96 bytes); false when it is not one. */
 bool cfg_normalize_fingerprint(const char *s, char ret[96]);
-
-/* Optimal string alignment distance (Levenshtein plus adjacent transposition). */
-size_t cfg_edit_distance(const char *a, const char *b);
-/* The closest of `words` to `word` when it is close enough to be a likely typo, else NULL. */
-const char *cfg_suggest(const char *word, const char *const *words, size_t n);
 
 /* ---- the loader (config.c) ---------------------------------------------------------------- */
 
@@ -126,6 +129,10 @@ void cfg_get_checked(struct cfg_ctx *ctx, json_t *obj, const char *jparent, cons
 		     bool required, bool (*valid)(const char *), const char *expect, char **field);
 void cfg_get_local_file(struct cfg_ctx *ctx, json_t *obj, const char *jparent, const char *key,
 			bool required, char **field);
+
+/* The identity of a config entry: "sha256:<hex>" of obj as canonical JSON (keys sorted,
+ * compact, keys starting with '_' dropped at every level) into ret (CFG_ID_MAX bytes). */
+void cfg_entry_id(struct cfg_ctx *ctx, const json_t *obj, char ret[CFG_ID_MAX]);
 
 /* True when `vmid` is the template's own or inside its version range. */
 bool cfg_template_owns(const struct cfg_template *t, unsigned long vmid);

@@ -7,10 +7,12 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config_int.h"
 #include "pgp.h"
@@ -92,7 +94,7 @@ static void cfg_parse_proxmox(struct cfg_ctx *ctx, json_t *root)
 		}
 	}
 	cfg_get_checked(ctx, obj, "$.proxmox", "token_id", false, cfg_is_token_id,
-			"a token ID like 'phoenix@pve!ci'", &px->token_id);
+			CFG_EXPECT_TOKEN_ID, &px->token_id);
 	s = cfg_get_str(ctx, obj, "$.proxmox", "token_secret_file", false);
 	if (s) {
 		free(px->token_secret_file);
@@ -207,11 +209,35 @@ static void cfg_get_tags(struct cfg_ctx *ctx, json_t *obj, const char *jparent,
 
 /* ---- features ---------------------------------------------------------------------------- */
 
-/* Finds a feature script: absolute as is; relative against the config's directory, then the
- * installed data directory (where `make install` puts configs/features/ as features/). */
+/* The directory of the running binary, or "" when /proc cannot tell. */
+static void cfg_self_dir(char *ret, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", ret, len - 1);
+	char *slash;
+
+	if (n <= 0 || (size_t)n >= len - 1) {
+		ret[0] = '\0';
+		return;
+	}
+	ret[n] = '\0';
+	slash = strrchr(ret, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		ret[0] = '\0';
+}
+
+/* Finds a feature script: absolute as is; relative against the config's directory, then where
+ * the running binary's own copies are (so a config anywhere finds the built-in features
+ * without `make install`): beside a binary run from the build tree (<dir>/configs/features/),
+ * in the data directory of an installed one (<dir>/../share/phoenix/features/, as make install
+ * and the package put them), then the data directory compiled in. */
 static char *cfg_find_script(struct cfg_ctx *ctx, const char *script, char *looked, size_t n)
 {
-	char *cand[3] = {NULL, NULL, NULL};
+	enum { N_CAND = 5 };
+	char *cand[N_CAND] = {NULL};
+	const char *in_data = strncmp(script, "configs/", 8) ? script : script + 8;
+	char self[PATH_MAX], prefix[PATH_MAX + 16];
 	char *found = NULL;
 	size_t o = 0;
 
@@ -219,12 +245,21 @@ static char *cfg_find_script(struct cfg_ctx *ctx, const char *script, char *look
 		cand[0] = cfg_strdup(ctx, script);
 	} else {
 		cand[0] = cfg_join(ctx, ctx->cfg->dir, script);
-		cand[1] = cfg_join(ctx, PHX_DATADIR, script);
-		if (!strncmp(script, "configs/", 8))
-			cand[2] = cfg_join(ctx, PHX_DATADIR, script + 8);
+		cfg_self_dir(self, sizeof(self));
+		if (self[0]) {
+			char *up = strrchr(self, '/');
+
+			cand[1] = cfg_join(ctx, self, script);
+			snprintf(prefix, sizeof(prefix), "%.*s/share/phoenix",
+				 up ? (int)(up - self) : 0, self);
+			cand[2] = cfg_join(ctx, prefix, in_data);
+		}
+		cand[3] = cfg_join(ctx, PHX_DATADIR, in_data);
+		if (in_data != script)
+			cand[4] = cfg_join(ctx, PHX_DATADIR, script);
 	}
 	looked[0] = '\0';
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < N_CAND; i++) {
 		if (!cand[i])
 			continue;
 		if (!found && cfg_is_regular(cand[i])) {
@@ -893,6 +928,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 	char kpath[CFG_PATH_MAX];
 	bool by_vmid, by_name;
 
+	cfg_entry_id(ctx, obj, vm->config_id);
 	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
 	cfg_get_uint(ctx, obj, jpath, "vmid", true, CFG_VMID_MIN, CFG_VMID_MAX, &vm->vmid);
 	cfg_get_checked(ctx, obj, jpath, "name", true, cfg_is_dns_label,
@@ -1063,7 +1099,8 @@ static void cfg_cross_check(struct cfg_ctx *ctx)
 			else if (f->builtin && !f->script_path)
 				cfg_problem(ctx, jpath,
 					    "the built-in feature '%s' needs its script '%s', which "
-					    "is neither next to the config nor in '%s'",
+					    "is neither next to the config, nor beside this binary or "
+					    "in its ../share/phoenix, nor in '%s'",
 					    f->name, f->script, PHX_DATADIR);
 		}
 	}

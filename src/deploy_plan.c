@@ -307,8 +307,9 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 				     &info.seed_changed);
 	else
 		deploy_plan_seed_native(in, p, cfg_act, old_sha, &info.seed_changed);
-	if (!(desc = deploy_description(vm->description, in->config_path, vm->name, in->seed_sha,
-					err)))
+	if (!(desc = deploy_description_keep(
+		      json_string_value(json_object_get(conf, "description")), vm->description,
+		      vm->config_id, vm->name, in->seed_sha, err)))
 		goto out;
 	deploy_set_if(p, cfg_act, conf, "description", desc, 0);
 	if (cfg_act && cfg_act->n_params == 0)

@@ -539,6 +539,30 @@ void deploy_snippet_name(unsigned long vmid, char *ret, size_t len)
 	snprintf(ret, len, DEPLOY_SEED_PREFIX "%lu-user.yaml", vmid);
 }
 
+bool deploy_cicustom_snippet(const char *cicustom, unsigned long vmid, char *ret, size_t len)
+{
+	char name[96];
+	const char *p = cicustom;
+
+	deploy_snippet_name(vmid, name, sizeof(name));
+	/* qemu-server's cicustom format: meta=, network=, user=, vendor= volume IDs */
+	while (p && *p) {
+		size_t n = strcspn(p, ",");
+		const char *colon = memchr(p, ':', n);
+
+		if (n > 5 && !strncmp(p, "user=", 5) && colon &&
+		    (size_t)(p + n - colon - 1) == strlen("snippets/") + strlen(name) &&
+		    !strncmp(colon + 1, "snippets/", 9) &&
+		    !strncmp(colon + 10, name, strlen(name)) && n - 5 < len) {
+			memcpy(ret, p + 5, n - 5);
+			ret[n - 5] = '\0';
+			return true;
+		}
+		p += n + (p[n] == ',');
+	}
+	return false;
+}
+
 bool deploy_is_seed_volid(const char *volid, unsigned long vmid)
 {
 	char prefix[64];
@@ -563,11 +587,11 @@ bool deploy_is_seed_volid(const char *volid, unsigned long vmid)
 	return true;
 }
 
-char *deploy_description(const char *user_text, const char *config_path, const char *vm_name,
+char *deploy_description(const char *user_text, const char *config_id, const char *vm_name,
 			 const char *seed_sha256, struct phx_err *err)
 {
 	const struct rec_field f[] = {
-		{"config", config_path}, {"vm", vm_name}, {DEPLOY_SEED_KEY, seed_sha256}};
+		{"config", config_id}, {"vm", vm_name}, {DEPLOY_SEED_KEY, seed_sha256}};
 	char *intro = NULL, *res;
 
 	if (user_text && *user_text &&
@@ -578,6 +602,21 @@ char *deploy_description(const char *user_text, const char *config_path, const c
 	res = rec_write(intro ? intro : DEPLOY_MANAGED_LINE, f, 3, err);
 	free(intro);
 	return res;
+}
+
+char *deploy_description_keep(const char *current, const char *user_text, const char *config_id,
+			      const char *vm_name, const char *seed_sha256, struct phx_err *err)
+{
+	char old_id[1024];
+	char *old;
+
+	if (!rec_get(current, "config", old_id, sizeof(old_id)) || !strncmp(old_id, "sha256:", 7))
+		return deploy_description(user_text, config_id, vm_name, seed_sha256, err);
+	old = deploy_description(user_text, old_id, vm_name, seed_sha256, err);
+	if (!old || !strcmp(old, current))
+		return old;
+	free(old);
+	return deploy_description(user_text, config_id, vm_name, seed_sha256, err);
 }
 
 bool deploy_description_seed(const char *description, char ret[CRYPTO_SHA256_HEX_LEN + 1])

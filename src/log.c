@@ -46,6 +46,8 @@ void log_msg(enum phx_log_level level, const char *fmt, ...)
 	if (!log_enabled(level))
 		return;
 	flockfile(stderr);
+	if (log_cfg.tty)
+		fputs("\r\033[K", stderr); /* over a wait's or transfer's live line, if any */
 	if (tags[level])
 		fprintf(stderr, "%s%s:%s ", log_cfg.colour ? colours[level] : "", tags[level],
 			log_cfg.colour ? "\033[0m" : "");

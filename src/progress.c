@@ -1,7 +1,9 @@
-/* progress: TTY progress bar for transfers (uploads, image downloads). */
+/* progress: TTY progress bar for transfers (uploads, image downloads), and the elapsed time
+ * of long waits. */
 #include "progress.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "clock.h"
 #include "log.h"
@@ -72,4 +74,45 @@ void prog_bar_finish_at(struct prog_bar *b, uint64_t now, uint64_t total)
 	b->total = total;
 	if (b->active)
 		prog_draw(b, true);
+}
+
+void prog_wait_start(struct prog_wait *w, const char *what)
+{
+	*w = (struct prog_wait){.t0 = clk_now(), .drawn = -1, .tty = log_is_tty()};
+	snprintf(w->what, sizeof(w->what), "%s", what);
+}
+
+void prog_wait_tick_at(struct prog_wait *w, double now)
+{
+	double secs = now - w->t0;
+
+	if (secs < PROG_WAIT_QUIET_S)
+		return; /* most waits end sooner: no line flashing by */
+	if (w->tty) {
+		if (w->drawn >= 0 && (unsigned)secs == (unsigned)w->drawn)
+			return;
+		w->drawn = secs;
+		fprintf(stderr, "\r\033[K%s: %u s", w->what, (unsigned)secs);
+		fflush(stderr);
+		return;
+	}
+	/* a log is read later, line by line: one line per interval, not a redraw */
+	if (secs >= (double)(w->logged + 1) * PROG_WAIT_LOG_S) {
+		w->logged = (unsigned)(secs / PROG_WAIT_LOG_S);
+		log_info("%s: %u s", w->what, w->logged * PROG_WAIT_LOG_S);
+	}
+}
+
+void prog_wait_tick(struct prog_wait *w)
+{
+	prog_wait_tick_at(w, clk_now());
+}
+
+void prog_wait_end(struct prog_wait *w)
+{
+	if (w->tty && w->drawn >= 0) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+	}
+	w->drawn = -1;
 }

@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "crypto.h"
 #include "log.h"
+#include "progress.h"
 
 enum {
 	PVE_KNOWN_UPIDS = 64,
@@ -728,6 +729,18 @@ out:
 	free(path);
 }
 
+/* "waiting for task qmclone 8001 on pve1" from UPID:node:pid:pstart:starttime:type:id:user: */
+static void task_wait_label(const char *upid, const char *node, char *ret, size_t len)
+{
+	const char *type = upid, *id;
+
+	for (int i = 0; i < 5 && type; i++)
+		type = strchr(type, ':') ? strchr(type, ':') + 1 : NULL;
+	id = type && strchr(type, ':') ? strchr(type, ':') + 1 : "";
+	snprintf(ret, len, "waiting for task %.*s%s%.*s on %s", type ? (int)strcspn(type, ":") : 1,
+		 type ? type : "?", *id && *id != ':' ? " " : "", (int)strcspn(id, ":"), id, node);
+}
+
 int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 		  unsigned *ret_warnings, struct phx_err *err)
 {
@@ -735,6 +748,8 @@ int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 	char *path;
 	double start = clk_now(), elapsed;
 	unsigned delay_ms = 50;
+	struct prog_wait wait;
+	char what[192];
 	int rc = -1;
 
 	if (pve_upid_node(upid, node, sizeof(node), err) < 0)
@@ -746,12 +761,15 @@ int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 	path = pve_path(err, "nodes", node, "tasks", upid, "status", NULL);
 	if (!path)
 		return -1;
+	task_wait_label(upid, node, what, sizeof(what));
+	prog_wait_start(&wait, what);
 	for (;;) {
 		enum pve_task_state state;
 		const char *exit;
 		json_t *data = NULL;
 
 		clk_sleep_ms(delay_ms);
+		prog_wait_tick(&wait);
 		if (pve_get(c, path, NULL, 0, &data, err) < 0)
 			break;
 		if (pve_task_status_parse(data, &state, &exit, err) < 0) {

@@ -62,6 +62,68 @@ struct phx_secret *secret_from_string(const char *value, struct phx_err *err)
 	return s;
 }
 
+/* What a secret file must be, checked on the open file: the one rule --check and every
+ * command that reads the secret apply. */
+static int secret_file_check_fd(int fd, const char *path, struct stat *ret_st, struct phx_err *err)
+{
+	uid_t me = geteuid();
+
+	if (fstat(fd, ret_st) < 0)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "token secret file '%s'", path);
+	if (!S_ISREG(ret_st->st_mode))
+		return phx_err_set(err, PHX_E_INPUT, "token secret file '%s': not a regular file",
+				   path);
+	/* someone else's file could be swapped under us by its owner */
+	if (ret_st->st_uid != me && ret_st->st_uid != 0)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "token secret file '%s': owned by uid %u, not by the user "
+				   "running this (uid %u) or root; run 'chown %u %s'",
+				   path, (unsigned)ret_st->st_uid, (unsigned)me, (unsigned)me,
+				   path);
+	if (ret_st->st_mode & (S_IRWXG | S_IRWXO))
+		return phx_err_set(err, PHX_E_INPUT,
+				   "token secret file '%s': mode %04o lets others read it; run "
+				   "'chmod 600 %s'",
+				   path, (unsigned)(ret_st->st_mode & 07777), path);
+	return 0;
+}
+
+static int secret_file_open(const char *path, struct stat *ret_st, struct phx_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0 && errno == ENOENT)
+		return phx_err_set(
+			err, PHX_E_INPUT,
+			"token secret file '%s' does not exist: create it with 'install "
+			"-m 600 /dev/null %s' and write the token's secret into it, or set "
+			"PVE_TOKEN_SECRET_FILE to the file that has it",
+			path, path);
+	if (fd < 0)
+		return phx_err_set_errno(err, PHX_E_INPUT, errno, "token secret file '%s'", path);
+	if (secret_file_check_fd(fd, path, ret_st, err) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int secret_check_file(const char *path, struct phx_err *err)
+{
+	struct stat st;
+	int fd = secret_file_open(path, &st, err);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	if (st.st_size == 0)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "token secret file '%s': the token secret is "
+				   "empty",
+				   path);
+	return 0;
+}
+
 struct phx_secret *secret_from_file(const char *path, struct phx_err *err)
 {
 	char data[SECRET_MAX + 1];
@@ -69,23 +131,11 @@ struct phx_secret *secret_from_file(const char *path, struct phx_err *err)
 	struct stat st;
 	ssize_t n;
 	char *nl;
-	int fd;
+	int fd = secret_file_open(path, &st, err);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		phx_err_set_errno(err, PHX_E_INPUT, errno, "token secret file '%s'", path);
+	if (fd < 0)
 		return NULL;
-	}
-	if (fstat(fd, &st) < 0) {
-		phx_err_set_errno(err, PHX_E_IO, errno, "token secret file '%s'", path);
-	} else if (!S_ISREG(st.st_mode)) {
-		phx_err_set(err, PHX_E_INPUT, "token secret file '%s': not a regular file", path);
-	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		phx_err_set(err, PHX_E_INPUT,
-			    "token secret file '%s': mode %04o lets others read it; run "
-			    "'chmod 600 %s'",
-			    path, (unsigned)(st.st_mode & 07777), path);
-	} else if ((n = read(fd, data, SECRET_MAX + 1)) < 0) {
+	if ((n = read(fd, data, SECRET_MAX + 1)) < 0) {
 		phx_err_set_errno(err, PHX_E_IO, errno, "token secret file '%s'", path);
 	} else if (n > SECRET_MAX) {
 		phx_err_set(err, PHX_E_INPUT, "token secret file '%s': larger than %d bytes", path,

@@ -1,6 +1,8 @@
 /* session: config -> lock -> secret -> client -> node, shared by the commands. */
 #include "session.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +14,23 @@
 #include "fsutil.h"
 #include "image.h"
 #include "log.h"
+#include "progress.h"
 #include "recover.h"
 
 int session_load(const struct cli_opts *opts, struct session *ret, struct phx_err *err)
 {
 	struct cfg *cfg = NULL;
 
+	if (!opts->config_explicit && access(opts->config_path, F_OK) != 0 && errno == ENOENT) {
+		char cwd[PATH_MAX];
+
+		/* cli picked the default: neither place has a config */
+		return phx_err_set(err, PHX_E_INPUT,
+				   "no config found: looked for '%s' in the working directory (%s) "
+				   "and for '%s'; give its path with --config FILE",
+				   CLI_DEFAULT_CONFIG, getcwd(cwd, sizeof(cwd)) ? cwd : "?",
+				   CLI_SYSTEM_CONFIG);
+	}
 	if (cfg_load(opts->config_path, &cfg, err) < 0)
 		return -1;
 	if (cfg_apply_env(cfg, err) < 0) {
@@ -141,22 +154,33 @@ static int session_resolve_node(struct session *s, struct phx_err *err)
 static int session_lock(struct session *s, const char *path, struct phx_err *err)
 {
 	double deadline = clk_now() + (double)s->opts->wait_lock_s;
+	struct prog_wait w;
 	bool said = false;
+	int rc;
 
 	for (;;) {
 		struct phx_err e = PHX_ERR_INIT;
 
-		if (fs_lock_acquire(path, &s->lock_fd, &e) == 0)
-			return 0;
+		if (fs_lock_acquire(path, &s->lock_fd, &e) == 0) {
+			rc = 0;
+			break;
+		}
 		if (e.code != PHX_E_BUSY || clk_now() >= deadline || clk_signal()) {
 			*err = e;
-			return -1;
+			rc = -1;
+			break;
 		}
-		if (!said)
+		if (!said) {
 			log_info("%s; waiting up to %lu s", e.msg, s->opts->wait_lock_s);
+			prog_wait_start(&w, "waiting for the run lock");
+		}
 		said = true;
 		clk_sleep_ms(500);
+		prog_wait_tick(&w);
 	}
+	if (said)
+		prog_wait_end(&w);
+	return rc;
 }
 
 /* Under the lock: dead runs' temp files and half-made work first, then this run's journal. */

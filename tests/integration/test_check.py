@@ -39,6 +39,15 @@ class CheckTest(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def secret_env(self, mode=0o600, **more):
+        """CLEAN_ENV with PVE_TOKEN_SECRET_FILE naming a file of that mode (the example's own
+        /etc/phoenix/token.secret does not exist here)."""
+        path = os.path.join(self.tmp, "token.secret")
+        with open(path, "w") as f:
+            f.write("11111111-2222-3333-4444-555555555555\n")
+        os.chmod(path, mode)
+        return dict(CLEAN_ENV, PVE_TOKEN_SECRET_FILE=path, **more), path
+
     def write(self, doc, name="cfg.json"):
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
@@ -68,18 +77,22 @@ class CheckTest(unittest.TestCase):
         return lines
 
     def test_example_config_passes(self):
-        res = self.run_bin("--check", "--config", EXAMPLE)
+        env, secret = self.secret_env()
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env)
         self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("secret: " + secret, res.stdout)
         self.assertIn("valid", res.stdout)
         self.assertIn("ubuntu-noble", res.stdout)
         self.assertIn("8001", res.stdout)
         self.assertIn("docker", res.stdout)
 
     def test_example_json_summary(self):
-        res = self.run_bin("--check", "--output", "json", "--config", EXAMPLE)
+        env, secret = self.secret_env()
+        res = self.run_bin("--check", "--output", "json", "--config", EXAMPLE, env=env)
         self.assertEqual(res.returncode, 0, res.stderr)
         doc = json.loads(res.stdout)
         self.assertTrue(doc["valid"])
+        self.assertEqual(doc["proxmox"]["secret_from"], secret)
         self.assertEqual([t["name"] for t in doc["templates"]], ["ubuntu-noble"])
         self.assertEqual(doc["templates"][0]["vmid"], 9000)
         vms = {v["vmid"]: v for v in doc["vms"]}
@@ -88,10 +101,12 @@ class CheckTest(unittest.TestCase):
         self.assertEqual(vms[8001]["disk_size_gb"], 100)
         self.assertEqual(vms[8001]["features"], ["docker"])
         self.assertEqual(vms[8001]["template"], "ubuntu-noble")
+        self.assertRegex(vms[8001]["config_id"], "^sha256:[0-9a-f]{64}$")
+        self.assertNotEqual(vms[8001]["config_id"], vms[8002]["config_id"])
         self.assertIn("docker", [f["name"] for f in doc["features"]])
 
     def test_env_overrides_show_in_summary(self):
-        env = dict(CLEAN_ENV, PVE_API_URL="https://127.0.0.1:9/api2/json", PVE_NODE="pve7")
+        env, _ = self.secret_env(PVE_API_URL="https://127.0.0.1:9/api2/json", PVE_NODE="pve7")
         res = self.run_bin("--check", "--output", "json", "--config", EXAMPLE, env=env)
         self.assertEqual(res.returncode, 0, res.stderr)
         doc = json.loads(res.stdout)
@@ -103,6 +118,19 @@ class CheckTest(unittest.TestCase):
         res = self.run_bin("--check", "--config", EXAMPLE, env=env)
         self.assertEqual(res.returncode, 2)
         self.assertIn("PVE_API_URL", res.stderr)
+        # a token name of one character: the message says the rule and what breaks it
+        env = dict(CLEAN_ENV, PVE_TOKEN_ID="a@pve!b")
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env)
+        self.assertEqual(res.returncode, 2)
+        self.assertEqual(res.stderr.splitlines(), [
+            "error: environment PVE_TOKEN_ID: expected a token ID USER@REALM!TOKENNAME like "
+            "'phoenix@pve!ci' (realm and token name: a letter then 1 or more of A-Z a-z 0-9 . "
+            "- _; the user: no space, ':' or '/'), got 'a@pve!b': the token name 'b' has 1 "
+            "character, 2 or more are needed"])
+        # a mistyped option gets a hint, like a mistyped config key
+        res = self.run_bin("--chek", "--config", EXAMPLE)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("unknown option '--chek'; did you mean '--check'?", res.stderr)
 
     def test_one_bad_value_exits_2_with_file_and_path(self):
         path = self.write({"vms": [vm(network_config={"ip": "10.0.0.5", "gw": "10.0.0.1"})]})
@@ -159,6 +187,113 @@ class CheckTest(unittest.TestCase):
         res = self.run_bin("--check", "--config", path)
         self.assertEqual(res.returncode, 2)
         self.assertRegex(res.stderr, "^error: " + path.replace(".", r"\.") + r":3:\d+: ")
+
+    def test_secret_file_is_checked_as_a_run_would_open_it(self):
+        # the example names /etc/phoenix/token.secret, which does not exist here: a run would
+        # exit 2 when it reads the secret, so --check does too, with the fix
+        res = self.run_bin("--check", "--config", EXAMPLE)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertEqual(res.stdout, "")
+        self.assertIn("error: token secret file '/etc/phoenix/token.secret' does not exist: "
+                      "create it with 'install -m 600 /dev/null /etc/phoenix/token.secret'",
+                      res.stderr)
+        env, secret = self.secret_env(mode=0o640)
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertIn("token secret file '%s': mode 0640 lets others read it; run 'chmod 600 "
+                      "%s'" % (secret, secret), res.stderr)
+        os.chmod(secret, 0o600)
+        # a secret in the environment wins over the file, as in a run: nothing to check
+        env = dict(CLEAN_ENV, PVE_TOKEN_SECRET="x")
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("secret: PVE_TOKEN_SECRET", res.stdout)
+        # no secret anywhere is an unset connection, like a missing API URL: still valid
+        path = self.write({"vms": [vm()]})
+        res = self.run_bin("--check", "--config", path)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("secret: (none: set PVE_TOKEN_SECRET_FILE", res.stdout)
+        if os.geteuid() != 0:
+            return  # the owner case needs a chown
+        os.chown(secret, 65534, 65534)
+        res = self.run_bin("--check", "--config", EXAMPLE, env=env | {
+            "PVE_TOKEN_SECRET": "", "PVE_TOKEN_SECRET_FILE": secret})
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertIn("token secret file '%s': owned by uid 65534, not by the user running this "
+                      "(uid 0) or root; run 'chown 0 %s'" % (secret, secret), res.stderr)
+
+    def test_deploy_preparation_runs_at_check(self):
+        # native mode cannot deliver features without a snippet: deploy refuses it before
+        # any request, and --check refuses it the same way (one code path)
+        path = self.write({"defaults": {"cloudinit_mode": "native"},
+                           "vms": [vm(features=["docker"]),
+                                   vm(vmid=8002, name="web-2", packages=["htop"]),
+                                   vm(vmid=8003, name="web-3")]})
+        res = self.run_bin("--check", "--config", path)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertEqual(res.stdout, "")
+        lines = self.problem_lines(res.stderr)
+        self.assertEqual(lines, [
+            "%s: $.vms[%d]: features and packages need cloudinit_mode 'iso', or "
+            "defaults.snippets_dir for native mode (Proxmox's native cloud-init cannot "
+            "deliver them without a snippet)" % (path, i) for i in (0, 1)])
+        # JSON readers (the completions) still get the names, marked invalid, exit 2 as well
+        res = self.run_bin("--check", "--output", "json", "--config", path)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        doc = json.loads(res.stdout)
+        self.assertFalse(doc["valid"])
+        self.assertEqual([v["vmid"] for v in doc["vms"]], [8001, 8002, 8003])
+        self.assertEqual(doc["problems"], lines)
+        # iso mode creates the user: a VM without user_config is refused at --check too
+        path = self.write({"vms": [vm(user_config=None)]})
+        doc = json.load(open(path))
+        del doc["vms"][0]["user_config"]
+        path = self.write(doc)
+        res = self.run_bin("--check", "--config", path)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertIn("$.vms[0].user_config: required with cloudinit_mode 'iso'", res.stderr)
+
+    def test_built_in_features_are_found_beside_the_binary(self):
+        # a config outside the repository, no `make install`: the build tree's binary finds
+        # configs/features/docker.sh beside itself
+        env, _ = self.secret_env()
+        path = self.write({"vms": [vm(features=["docker"])]})
+        res = self.run_bin("--check", "--output", "json", "--config", path, env=env)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        docker = [f for f in json.loads(res.stdout)["features"] if f["name"] == "docker"][0]
+        self.assertEqual(docker["script_path"],
+                         os.path.join(os.path.dirname(os.path.realpath(BIN)), "configs",
+                                      "features", "docker.sh"))
+        res = self.run_bin("--check", "--config", path, env=env)
+        self.assertNotIn("script not found", res.stdout)
+        # installed: <prefix>/bin/orchestrator finds <prefix>/share/phoenix/features/
+        prefix = os.path.join(self.tmp, "prefix")
+        os.makedirs(os.path.join(prefix, "bin"))
+        shutil.copy(BIN, os.path.join(prefix, "bin", "orchestrator"))
+        run = [os.path.join(prefix, "bin", "orchestrator"), "--check", "--config", path]
+        if not os.path.exists("/usr/local/share/phoenix/features/docker.sh"):
+            res = subprocess.run(run, capture_output=True, text=True, env=env, timeout=60)
+            self.assertEqual(res.returncode, 2, res.stdout)
+            self.assertIn("$.vms[0].features[0]: the built-in feature 'docker' needs its "
+                          "script 'configs/features/docker.sh', which is neither next to the "
+                          "config, nor beside this binary", res.stderr)
+        shutil.copytree(os.path.join(REPO, "configs", "features"),
+                        os.path.join(prefix, "share", "phoenix", "features"))
+        res = subprocess.run(run, capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("  docker: %s/share/phoenix/features/docker.sh (built-in)\n" % prefix,
+                      res.stdout)
+
+    def test_no_config_anywhere_names_the_places_tried(self):
+        if os.path.exists("/etc/phoenix/phoenix_vm_configs.json"):
+            self.skipTest("this machine has /etc/phoenix/phoenix_vm_configs.json")
+        res = subprocess.run([BIN, "--check"], capture_output=True, text=True, timeout=60,
+                             env=CLEAN_ENV, cwd=self.tmp)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertEqual(res.stderr.splitlines(), [
+            "error: no config found: looked for 'phoenix_vm_configs.json' in the working "
+            "directory (%s) and for '/etc/phoenix/phoenix_vm_configs.json'; give its path "
+            "with --config FILE" % os.path.realpath(self.tmp)])
 
     def test_missing_config_exits_2(self):
         res = self.run_bin("--check", "--config", os.path.join(self.tmp, "nope.json"))
@@ -223,12 +358,13 @@ class CheckTest(unittest.TestCase):
         if not shutil.which("valgrind"):
             self.skipTest("valgrind is not installed")
         bad = self.write({"vms": [vm(cores=0), vm(name="x_y", corse=1)]})
+        env, _ = self.secret_env()
         for args, want in ((["--check", "--config", EXAMPLE], 0),
                            (["--check", "--output", "json", "--config", EXAMPLE], 0),
                            (["--check", "--config", bad], 2)):
             res = subprocess.run(["valgrind", "-q", "--leak-check=full", "--error-exitcode=9",
                                   BIN, *args], capture_output=True, text=True, timeout=300,
-                                 env=CLEAN_ENV)
+                                 env=env)
             self.assertEqual(res.returncode, want, res.stderr)
             self.assertNotIn("==", res.stderr, res.stderr)
 

@@ -108,9 +108,6 @@ class DebianPackageTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertNotIn("\nE: ", "\n" + p.stdout)
 
-    # NEEDSWORK: passes once the `fixes` branch (#18: built-in features found relative to the
-    # running binary, ../share/phoenix/features) is merged too; then drop this decorator.
-    @unittest.expectedFailure
     def test_installed_binary_checks_a_config_outside_the_repo_with_docker(self):
         work = os.path.join(self.tmp, "admin")
         os.makedirs(work)

@@ -60,6 +60,13 @@ class DemoTest(unittest.TestCase):
                               r"'debian-golden-\d{8}-001'")
         self.assertRegex(out, r"template 91\d\d: machine-id empty, no SSH host keys, no "
                               r"cloud-init instance, no shell history")
+        # the build is said before its validation, and the run ends with its verdict
+        built = out.index("template 9000 'debian-demo' built; validating it")
+        self.assertLess(built, out.index("template 9000 validated: booted"))
+        self.assertRegex(out.rstrip("\n").splitlines()[-1],
+                         r"^demo: PASSED in \d+ s: template 9000 built and validated, VMs "
+                         r"8001 and 8002 deployed, cloud-init and the feature checked in each "
+                         r"guest, VM 8002 captured as template 91\d\d with its identity reset$")
         for vmid in ("8001", "8002"):
             self.assertRegex(out, r"VM %s: cloud-init done; user: uid=\d+\(demo\)" % vmid)
             self.assertRegex(out, r"VM %s: .*feature: .+" % vmid)

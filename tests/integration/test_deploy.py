@@ -277,6 +277,36 @@ class TestDeploy(DeployBase):
         self.assertRegex(p.stdout, r"8001\s+docker-host-1\s+pve1\s+192\.168\.1\.51\s+unchanged")
         self.assertEqual(self.conf(8001)["ide2"], conf["ide2"])
 
+        # the record names the VM's entry, not how the file was spelled or where it is: a
+        # relative path, a copy elsewhere with other formatting are all unchanged
+        desc = self.conf(8001)["description"]
+        self.assertRegex(desc, r"\nconfig: sha256:[0-9a-f]{64}\n")
+        other = os.path.join(self.tmp, "elsewhere")
+        os.makedirs(other)
+        with open(cfg, encoding="utf-8") as f:
+            doc = json.load(f)
+        doc["_comment"] = "copied"
+        with open(os.path.join(other, "copy.json"), "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=7, sort_keys=True)
+        for cwd, path in ((self.tmp, os.path.basename(cfg)),
+                          (other, "../" + os.path.basename(cfg)), (other, "copy.json")):
+            with Guests(self.sim):
+                p = subprocess.run([phxtest.BIN, "--config", path, "--output", "json", "8001"],
+                                   cwd=cwd, env=self.env(), capture_output=True, text=True,
+                                   timeout=300)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual([(r["state"], r["changed"]) for r in json.loads(p.stdout)],
+                             [("unchanged", False)], path)
+        self.assertEqual(self.conf(8001)["description"], desc)
+        # a record written before config identities (the path as typed) is read, not
+        # rewritten: still unchanged
+        old = desc.replace(re.search(r"config: (\S+)", desc).group(1), "cfg3.json")
+        self.api_ok("POST", "/nodes/pve1/qemu/8001/config", {"description": old})
+        p = self.deploy(cfg, "--output", "json", "8001")
+        self.assertEqual([(r["state"], r["changed"]) for r in json.loads(p.stdout)],
+                         [("unchanged", False)])
+        self.assertEqual(self.conf(8001)["description"], old)
+
     def test_converge_changes_cores_disk_and_seed(self):
         self.seed_template()
         cfg = self.config([self.vm_8001(features=[], disk_size_gb=2)])
@@ -433,9 +463,26 @@ class TestDeploy(DeployBase):
         for want in ("admin", HASH, KEY, "/var/lib/phoenix/features/docker.sh"):
             self.assertIn(want, ud)
         self.assertEqual(self.isos(), [])
-        p = self.run_bin("--config", cfg, "--destroy", "8001", check=0)
-        self.assertIn("removed " + path, p.stdout)
+        # the snippet's volume ID is in the VM's cicustom: --destroy deletes it through the
+        # storage API, so a config without snippets_dir (another host's, or edited since)
+        # leaves nothing behind either
+        plain = self.config([self.vm_8001()], cloudinit_mode="native",
+                            snippets_dir=snippets)
+        with open(plain, encoding="utf-8") as f:
+            doc = json.load(f)
+        del doc["defaults"]["snippets_dir"]
+        plain = self.write_config(doc, "no-snippets-dir.json")
+        p = self.run_bin("--config", plain, "--destroy", "8001", "--dry-run", check=0)
+        self.assertIn("/storage/local/content/local%3Asnippets%2Fphoenix-ci-8001-user.yaml",
+                      p.stdout)
+        self.assertTrue(os.path.exists(path))
+        n = self.mark()
+        p = self.run_bin("--config", plain, "--destroy", "8001", check=0)
+        self.assertIn("removed local:snippets/phoenix-ci-8001-user.yaml", p.stdout)
         self.assertFalse(os.path.exists(path))
+        self.assertEqual(len([r for r in self.sim.requests()[n:] if r["method"] == "DELETE" and
+                              "snippets" in urllib.parse.unquote(r["path"])]), 1)
+        self.assertEqual(sorted(self.state()["vms"]), ["9000"])
 
     def test_native_snippets_dir_must_belong_to_a_storage(self):
         self.seed_template(cloudinit=False)

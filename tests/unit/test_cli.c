@@ -279,6 +279,31 @@ Test(cli, help_lists_the_tls_variables_and_man_has_the_admin_sections)
 	free(man);
 }
 
+Test(cli, unknown_long_option_gets_a_did_you_mean_hint)
+{
+	static const struct {
+		char arg[32];
+		const char *msg;
+	} cases[] = {
+		{"--dryrun", "unknown option '--dryrun'; did you mean '--dry-run'?"},
+		{"--provison-template", "unknown option '--provison-template'; did you mean "
+					"'--provision-template'?"},
+		{"--ouput=json", "unknown option '--ouput=json'; did you mean '--output'?"},
+		{"--banana", "unknown option '--banana'"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cli_opts o;
+		struct phx_err err = PHX_ERR_INIT;
+		char arg[32];
+
+		memcpy(arg, cases[i].arg, sizeof(arg)); /* getopt may permute argv */
+		cr_assert_eq(PARSE(&o, &err, "8001", arg), -1, "%s", arg);
+		cr_assert_eq(err.code, PHX_E_USAGE);
+		cr_assert_str_eq(err.msg, cases[i].msg);
+	}
+}
+
 Test(cli, missing_option_argument_and_clustered_unknown_flag_are_named)
 {
 	struct cli_opts o;

@@ -820,6 +820,70 @@ Test(config, bad_env_fails_naming_the_variable_and_changes_nothing, .init = setu
 	cfg_free(cfg);
 }
 
+Test(config, bad_token_id_names_the_rule_and_the_broken_part, .init = setup, .fini = teardown)
+{
+	static const struct {
+		const char *id, *why;
+	} cases[] = {
+		{"a@pve!b", "the token name 'b' has 1 character, 2 or more are needed"},
+		{"a@pve!1ci", "the token name '1ci' does not start with a letter"},
+		{"a@p!ci", "the realm 'p' has 1 character"},
+		{"a@pve!c+i", "the token name 'c+i' has a '+'"},
+		{"a/b@pve!ci", "the user has a space, control character, ':', '/' or '!'"},
+		{"a@pve", "it is not USER@REALM!TOKENNAME"},
+		{"@pve!ci", "the user is empty"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cfg *cfg = load_minimal();
+
+		setenv("PVE_TOKEN_ID", cases[i].id, 1);
+		cr_assert_eq(cfg_apply_env(cfg, &err), -1, "%s", cases[i].id);
+		cr_assert_eq(err.code, PHX_E_INPUT);
+		cr_assert(strstr(err.msg, "environment PVE_TOKEN_ID: expected a token ID "
+					  "USER@REALM!TOKENNAME like 'phoenix@pve!ci' (realm and token "
+					  "name: a letter then 1 or more of A-Z a-z 0-9 . - _"),
+			  "%s", err.msg);
+		cr_assert(strstr(err.msg, cases[i].why), "%s: %s", cases[i].id, err.msg);
+		cr_assert_str_eq(cfg->proxmox.token_id, "cfg@pve!tk");
+		cfg_free(cfg);
+	}
+	/* the shortest IDs Proxmox accepts */
+	cr_assert(cfg_is_token_id("a@pv!ci"));
+	cr_assert(cfg_is_token_id("a.b-c@pve!c_1.x-y"));
+}
+
+Test(config, vm_identity_ignores_layout_order_and_comments_only, .init = setup, .fini = teardown)
+{
+	static const char *const docs[] = {
+		"{\"vms\": [{\"vmid\": 8001, \"name\": \"a\", \"clone_from_vmid\": 9000, "
+		"\"network_config\": {\"ip\": \"10.0.0.5/24\", \"gw\": \"10.0.0.1\"}}]}",
+		"{\"_c\": 1, \"vms\": [\n  {\"network_config\": {\"gw\": \"10.0.0.1\", \"_why\": \"x\", "
+		"\"ip\": \"10.0.0.5/24\"},\n   \"clone_from_vmid\": 9000, \"name\": \"a\", "
+		"\"vmid\": 8001, \"_note\": \"moved\"}]}",
+		"{\"vms\": [{\"vmid\": 8001, \"name\": \"a\", \"clone_from_vmid\": 9000, "
+		"\"network_config\": {\"ip\": \"10.0.0.6/24\", \"gw\": \"10.0.0.1\"}}]}",
+	};
+	char ids[3][CFG_ID_MAX];
+
+	for (size_t i = 0; i < 3; i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct cfg *cfg = NULL;
+		char path[512], name[32];
+
+		snprintf(name, sizeof(name), "id%zu.json", i);
+		cr_assert_eq(load_json(name, docs[i], &cfg, &err, path, sizeof(path)), 0, "%s",
+			     err.msg);
+		cr_assert_eq(strncmp(cfg->vms[0].config_id, "sha256:", 7), 0);
+		cr_assert_eq(strlen(cfg->vms[0].config_id), 7 + 64);
+		memcpy(ids[i], cfg->vms[0].config_id, CFG_ID_MAX);
+		cfg_free(cfg);
+	}
+	cr_assert_str_eq(ids[0], ids[1], "key order, whitespace and comments are no change");
+	cr_assert_str_neq(ids[0], ids[2], "a value is");
+}
+
 Test(config, bad_bpg_token_never_echoes_the_secret, .init = setup, .fini = teardown)
 {
 	struct phx_err err = PHX_ERR_INIT;

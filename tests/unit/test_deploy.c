@@ -150,6 +150,61 @@ Test(deploy, names_and_recognises_seed_isos)
 	cr_assert_eq(err.code, PHX_E_INTERNAL);
 }
 
+Test(deploy, cicustom_names_our_snippet_only)
+{
+	char v[128];
+
+	cr_assert(deploy_cicustom_snippet("user=local:snippets/phoenix-ci-8001-user.yaml", 8001, v,
+					  sizeof(v)));
+	cr_assert_str_eq(v, "local:snippets/phoenix-ci-8001-user.yaml");
+	cr_assert(deploy_cicustom_snippet("network=nfs:snippets/net.yaml,user=nfs:snippets/"
+					  "phoenix-ci-8001-user.yaml,vendor=nfs:snippets/v.yaml",
+					  8001, v, sizeof(v)));
+	cr_assert_str_eq(v, "nfs:snippets/phoenix-ci-8001-user.yaml");
+	cr_assert_not(deploy_cicustom_snippet("user=local:snippets/phoenix-ci-8002-user.yaml", 8001,
+					      v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet("user=local:snippets/mine.yaml", 8001, v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet("vendor=local:snippets/phoenix-ci-8001-user.yaml",
+					      8001, v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet("user=local:snippets/phoenix-ci-8001-user.yaml.bak",
+					      8001, v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet(NULL, 8001, v, sizeof(v)));
+	cr_assert_not(deploy_cicustom_snippet("user=local:snippets/phoenix-ci-8001-user.yaml", 8001,
+					      v, 8));
+}
+
+Test(deploy, description_keeps_an_old_path_record_until_something_else_changes)
+{
+	const char *sha = "69e186fe8369aabbccddeeff00112233445566778899aabbccddeeff00112233";
+	const char *sha2 = "79e186fe8369aabbccddeeff00112233445566778899aabbccddeeff00112233";
+	const char *id = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+	char *old = deploy_description("web", "cfg3.json", "web-1", sha, NULL);
+	char *want = deploy_description("web", id, "web-1", sha, NULL);
+	char *d;
+
+	/* written by an older version, with the path as typed: read, not rewritten */
+	d = deploy_description_keep(old, "web", id, "web-1", sha, NULL);
+	cr_assert_str_eq(d, old);
+	free(d);
+	/* the seed changed: the record is rewritten, with the identity */
+	d = deploy_description_keep(old, "web", id, "web-1", sha2, NULL);
+	cr_assert(strstr(d, "config: sha256:0000"), "%s", d);
+	cr_assert(strstr(d, sha2), "%s", d);
+	free(d);
+	/* a record with an identity is compared as it is: another entry is a change */
+	d = deploy_description_keep(want, "web", id, "web-1", sha, NULL);
+	cr_assert_str_eq(d, want);
+	free(d);
+	d = deploy_description_keep(want, "web", "sha256:ff", "web-1", sha, NULL);
+	cr_assert(strstr(d, "config: sha256:ff\n"), "%s", d);
+	free(d);
+	d = deploy_description_keep(NULL, "web", id, "web-1", sha, NULL);
+	cr_assert_str_eq(d, want);
+	free(d);
+	free(old);
+	free(want);
+}
+
 Test(deploy, description_records_seed_and_reads_it_back)
 {
 	struct phx_err err = PHX_ERR_INIT;

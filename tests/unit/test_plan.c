@@ -149,7 +149,6 @@ static struct deploy_vm_input iso_input(const struct cfg_vm *vm, const json_t *c
 	snprintf(volid, sizeof(volid), "%s:iso/phoenix-ci-8001-0123456789ab.iso", storage);
 	return (struct deploy_vm_input){
 		.vm = vm,
-		.config_path = "c.json",
 		.src = &tpl,
 		.conf = conf,
 		.node = "pve1",
@@ -165,7 +164,6 @@ static struct deploy_vm_input iso_input(const struct cfg_vm *vm, const json_t *c
 static struct deploy_vm_input native_input(const struct cfg_vm *vm, const json_t *conf)
 {
 	return (struct deploy_vm_input){.vm = vm,
-					.config_path = "c.json",
 					.src = &tpl,
 					.conf = conf,
 					.node = "pve1",
@@ -238,7 +236,6 @@ Test(plan, deploy_converged_vm_has_the_empty_plan_and_a_running_one_is_not_start
 	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false};
 	json_t *conf = converged_conf(desc);
 	struct deploy_vm_input in = {.vm = &vm,
-				     .config_path = "c.json",
 				     .dst = &dst,
 				     .conf = conf,
 				     .node = "pve1",

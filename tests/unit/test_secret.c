@@ -163,3 +163,40 @@ Test(secret, holding_a_secret_disables_core_dumps)
 	cr_assert_eq(rl.rlim_cur, 0);
 	secret_free(s);
 }
+
+Test(secret, check_file_applies_the_rules_of_a_read_without_reading)
+{
+	struct phx_err err = PHX_ERR_INIT;
+
+	cr_assert_eq(secret_check_file(path, &err), -1);
+	cr_assert_eq(err.code, PHX_E_INPUT);
+	cr_assert(strstr(err.msg, "does not exist: create it with 'install -m 600 /dev/null"), "%s",
+		  err.msg);
+	phx_err_clear(&err);
+	write_secret("abc\n", 4, 0604);
+	cr_assert_eq(secret_check_file(path, &err), -1);
+	cr_assert(strstr(err.msg, "mode 0604 lets others read it; run 'chmod 600 "), "%s", err.msg);
+	phx_err_clear(&err);
+	write_secret("", 0, 0600);
+	cr_assert_eq(secret_check_file(path, &err), -1);
+	cr_assert(strstr(err.msg, "empty"), "%s", err.msg);
+	phx_err_clear(&err);
+	write_secret("abc\n", 4, 0600);
+	cr_assert_eq(secret_check_file(path, &err), 0, "%s", err.msg);
+	cr_assert_not(phx_err_is_set(&err));
+	if (geteuid() == 0) {
+		struct phx_secret *s;
+
+		/* another user's file: its owner could swap the token under us */
+		cr_assert_eq(chown(path, 65534, 65534), 0);
+		cr_assert_eq(secret_check_file(path, &err), -1);
+		cr_assert(strstr(err.msg,
+				 "owned by uid 65534, not by the user running this (uid 0) "
+				 "or root; run 'chown 0 "),
+			  "%s", err.msg);
+		phx_err_clear(&err);
+		s = secret_from_file(path, &err);
+		cr_assert_null(s);
+		cr_assert(strstr(err.msg, "owned by uid 65534"), "%s", err.msg);
+	}
+}
