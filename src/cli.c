@@ -185,6 +185,8 @@ static const struct cli_entry cli_environment[] = {
 			    "newest /boot/vmlinuz-*)"},
 	{"TMPDIR", "where cloud-init seed ISOs are written before the upload (default /tmp)"},
 	{"NO_COLOR", "set: no colour on stderr"},
+	{"PATH", "where gpg is found for signature_url checks (it gets PATH and LC_ALL, no other "
+		 "variable)"},
 };
 
 static const struct cli_entry cli_files[] = {
