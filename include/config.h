@@ -94,12 +94,34 @@ struct cfg_customize {
 	char *timezone; /* e.g. "Europe/Berlin", or NULL */
 };
 
+/* A boolean a VM may leave to its template (and a template to Proxmox's default). */
+enum cfg_tri { CFG_TRI_UNSET = 0, CFG_TRI_FALSE, CFG_TRI_TRUE };
+
+#define CFG_CPU_DEFAULT "x86-64-v2-AES" /* Proxmox's GUI default since 8.0 */
+#define CFG_SOCKETS_MAX 4U		/* qemu-server's schema */
+
+/* The hardware keys templates (under `hardware`) and VMs share. Each is unset (NULL, 0,
+ * CFG_TRI_UNSET, has_* false) when not given: a VM then keeps what its template has, a
+ * template what Proxmox makes by default. */
+struct cfg_machine {
+	char *bios;			   /* "seabios" or "ovmf" */
+	enum cfg_tri efi_pre_enrolled_keys; /* the EFI disk's Microsoft keys (Secure Boot) */
+	char *machine;			   /* "q35", "pc", "pc-q35-9.2+pve1", ... */
+	enum cfg_tri tpm;		   /* a tpmstate0 (TPM 2.0) volume */
+	char *cpu;			   /* CPU type, e.g. "x86-64-v2-AES", "host" */
+	unsigned sockets;		   /* 1..CFG_SOCKETS_MAX, 0: unset */
+	bool has_balloon;
+	unsigned long balloon_mb; /* minimum memory of the balloon device; 0 disables it */
+	enum cfg_tri numa;
+};
+
 struct cfg_hardware {
 	unsigned cores;		    /* default 2 */
 	unsigned long memory_mb;    /* default 2048 */
 	unsigned long disk_size_gb; /* 0 = keep the image's size; else grow to this */
 	char *bridge;		    /* always set: hardware.bridge or defaults.bridge */
 	char *storage;		    /* always set: hardware.storage or defaults.storage */
+	struct cfg_machine mach;    /* cpu defaults to CFG_CPU_DEFAULT */
 };
 
 struct cfg_versions {
@@ -193,6 +215,7 @@ struct cfg_vm {
 	 * whitespace, '_' comment keys dropped): the config identity a deployed VM records.
 	 * The same wherever and however the file is named, read or formatted. */
 	char config_id[CFG_ID_MAX];
+	struct cfg_machine mach;     /* overrides of the template's hardware */
 };
 
 struct cfg {

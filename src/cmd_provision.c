@@ -26,6 +26,7 @@
 #include "artifact.h"
 #include "buf.h"
 #include "fsutil.h"
+#include "hardware.h"
 #include "http.h"
 #include "image.h"
 #include "log.h"
@@ -743,6 +744,7 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	plan_param(p, a, "net0", net0, 0);
 	plan_param(p, a, "cores", cores, 0);
 	plan_param(p, a, "memory", memory, 0);
+	hw_create_params(&t->hardware.mach, t->hardware.storage, p, a);
 	plan_param(p, a, "tags", in->tags, 0);
 	if (!desc)
 		p->oom = true; /* the build record is not optional */

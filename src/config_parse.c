@@ -500,11 +500,78 @@ static void cfg_get_sizes(struct cfg_ctx *ctx, json_t *obj, const char *jpath, u
 	cfg_get_uint(ctx, obj, jpath, "disk_size_gb", false, 1, CFG_DISK_GB_MAX, disk_size_gb);
 }
 
+static enum cfg_tri cfg_get_tri(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				const char *key)
+{
+	bool b;
+
+	if (!cfg_get_bool(ctx, obj, jpath, key, &b))
+		return CFG_TRI_UNSET;
+	return b ? CFG_TRI_TRUE : CFG_TRI_FALSE;
+}
+
+/* The keys of struct cfg_machine, which a template's `hardware` and a VM share; `memory_mb`
+ * is the object's own (0: not given) for the balloon's bound. */
+#define CFG_MACHINE_KEYS                                                                           \
+	"bios", "efi_pre_enrolled_keys", "machine", "tpm", "cpu", "sockets", "balloon", "numa"
+
+static void cfg_parse_machine(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+			      unsigned long memory_mb, struct cfg_machine *m)
+{
+	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
+	unsigned long v;
+	const char *s;
+
+	s = cfg_get_str(ctx, obj, jpath, "bios", false);
+	if (s && (!strcmp(s, "seabios") || !strcmp(s, "ovmf"))) {
+		cfg_set_str(ctx, &m->bios, s);
+	} else if (s) {
+		cfg_path_key(kpath, jpath, "bios");
+		cfg_problem(ctx, kpath, "expected 'seabios' or 'ovmf' (UEFI), got %s",
+			    cfg_quote(s, q, sizeof(q)));
+	}
+	m->efi_pre_enrolled_keys = cfg_get_tri(ctx, obj, jpath, "efi_pre_enrolled_keys");
+	if (m->efi_pre_enrolled_keys == CFG_TRI_TRUE && m->bios && !strcmp(m->bios, "seabios")) {
+		cfg_path_key(kpath, jpath, "efi_pre_enrolled_keys");
+		cfg_problem(ctx, kpath, "expected bios 'ovmf' with pre-enrolled EFI keys, got bios "
+					"'seabios'");
+	}
+	cfg_get_checked(ctx, obj, jpath, "machine", false, cfg_is_machine,
+			"a machine type like 'q35', 'pc' or 'pc-q35-9.2+pve1'", &m->machine);
+	m->tpm = cfg_get_tri(ctx, obj, jpath, "tpm");
+	cfg_get_checked(ctx, obj, jpath, "cpu", false, cfg_is_cpu_type,
+			"a Proxmox CPU type like 'x86-64-v2-AES', 'host' or 'custom-NAME'",
+			&m->cpu);
+	if (cfg_get_uint(ctx, obj, jpath, "sockets", false, 1, CFG_SOCKETS_MAX, &v))
+		m->sockets = (unsigned)v;
+	if (cfg_get_uint(ctx, obj, jpath, "balloon", false, 0, CFG_MEMORY_MB_MAX, &v)) {
+		if (memory_mb && v > memory_mb) {
+			/* qemu-server API2/Qemu.pm $update_vm_api: "balloon value too large" */
+			cfg_path_key(kpath, jpath, "balloon");
+			cfg_problem(ctx, kpath,
+				    "expected at most memory_mb (%lu; the balloon's minimum cannot "
+				    "exceed the memory), got %lu",
+				    memory_mb, v);
+		} else {
+			m->has_balloon = true;
+			m->balloon_mb = v;
+		}
+	}
+	m->numa = cfg_get_tri(ctx, obj, jpath, "numa");
+}
+
+void cfg_machine_release(struct cfg_machine *m)
+{
+	free(m->bios);
+	free(m->machine);
+	free(m->cpu);
+}
+
 static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tpath,
 			       struct cfg_hardware *hw)
 {
-	static const char *const keys[] = {"cores", "memory_mb", "disk_size_gb", "bridge",
-					   "storage"};
+	static const char *const keys[] = {"cores",  "memory_mb", "disk_size_gb",
+					   "bridge", "storage",	  CFG_MACHINE_KEYS};
 	char jpath[CFG_PATH_MAX];
 	json_t *obj = cfg_get_obj(ctx, tobj, tpath, "hardware", false);
 
@@ -512,8 +579,10 @@ static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tp
 	hw->memory_mb = 2048;
 	cfg_set_str(ctx, &hw->bridge, ctx->cfg->defaults.bridge);
 	cfg_set_str(ctx, &hw->storage, ctx->cfg->defaults.storage);
-	if (!obj)
+	if (!obj) {
+		cfg_set_str(ctx, &hw->mach.cpu, CFG_CPU_DEFAULT);
 		return;
+	}
 	cfg_path_key(jpath, tpath, "hardware");
 	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
 	cfg_get_sizes(ctx, obj, jpath, &hw->cores, &hw->memory_mb, &hw->disk_size_gb);
@@ -521,6 +590,9 @@ static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tp
 			&hw->bridge);
 	cfg_get_checked(ctx, obj, jpath, "storage", false, cfg_is_storage_id, cfg_expect_storage,
 			&hw->storage);
+	cfg_parse_machine(ctx, obj, jpath, hw->memory_mb, &hw->mach);
+	if (!hw->mach.cpu)
+		cfg_set_str(ctx, &hw->mach.cpu, CFG_CPU_DEFAULT);
 }
 
 static bool cfg_is_os(const char *s)
@@ -922,7 +994,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 		"cores",    "memory_mb",    "disk_size_gb",    "network_config",
 		"user_config", "features",  "node",	       "storage",
 		"full_clone", "pool",	    "tags",	       "description",
-		"packages", "dns_servers", "template_version",
+		"packages", "dns_servers", "template_version", CFG_MACHINE_KEYS,
 	};
 	const struct cfg_defaults *d = &ctx->cfg->defaults;
 	char kpath[CFG_PATH_MAX];
@@ -980,6 +1052,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 			  &vm->dns_servers))
 		cfg_strv_copy(ctx, &vm->dns_servers, &d->dns_servers);
 	vm->search_domain = cfg_strdup(ctx, d->search_domain);
+	cfg_parse_machine(ctx, obj, jpath, vm->memory_mb, &vm->mach);
 }
 
 /* ---- cross checks ------------------------------------------------------------------------ */
@@ -1087,6 +1160,14 @@ static void cfg_cross_check(struct cfg_ctx *ctx)
 				    "expected at least the template's %lu GB (disks only grow), got "
 				    "%lu",
 				    t->hardware.disk_size_gb, vm->disk_size_gb);
+		}
+		if (t && vm->mach.has_balloon && !vm->memory_mb &&
+		    vm->mach.balloon_mb > t->hardware.memory_mb) {
+			snprintf(jpath, sizeof(jpath), "$.vms[%zu].balloon", i);
+			cfg_problem(ctx, jpath,
+				    "expected at most the template's memory_mb (%lu; the VM keeps "
+				    "it), got %lu",
+				    t->hardware.memory_mb, vm->mach.balloon_mb);
 		}
 		for (size_t k = 0; k < vm->features.n; k++) {
 			const struct cfg_feature *f = cfg_find_feature(cfg, vm->features.items[k]);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "hardware.h"
 #include "series.h"
 
 #define DEPLOY_MAX_CI_DRIVES 8
@@ -61,7 +62,8 @@ static void deploy_plan_seed_iso(const struct deploy_vm_input *in, struct plan *
 				 size_t old_len, bool *seed_changed)
 {
 	const struct cfg_vm *vm = in->vm;
-	const char *cur = json_string_value(json_object_get(in->conf, "ide2"));
+	const char *drive = hw_seed_drive(vm->mach.bios, vm->mach.machine);
+	const char *cur = json_string_value(json_object_get(in->conf, drive));
 	const char *ci_keys[DEPLOY_MAX_CI_DRIVES];
 	size_t n_ci = deploy_cloudinit_drives(in->conf, ci_keys, DEPLOY_MAX_CI_DRIVES);
 	struct buf del = BUF_INIT;
@@ -73,14 +75,14 @@ static void deploy_plan_seed_iso(const struct deploy_vm_input *in, struct plan *
 			ide2 = NULL;
 			p->oom = true;
 		}
-		plan_set(p, cfg_act, "ide2", cur, ide2, 0);
+		plan_set(p, cfg_act, drive, cur, ide2, 0);
 		free(ide2);
 		if (cur && deploy_is_seed_volid(cur, vm->vmid))
 			snprintf(old_seed, old_len, "%.*s", (int)strcspn(cur, ","), cur);
 	}
 	/* Proxmox's own cloud-init drive would hand the guest a second seed */
 	for (size_t i = 0; i < n_ci && i < DEPLOY_MAX_CI_DRIVES; i++) {
-		if (!strcmp(ci_keys[i], "ide2"))
+		if (!strcmp(ci_keys[i], drive))
 			continue;
 		if (buf_printf(&del, NULL, "%s%s", del.len ? "," : "", ci_keys[i]) < 0)
 			p->oom = true;
@@ -123,7 +125,7 @@ static void deploy_plan_seed_native(const struct deploy_vm_input *in, struct pla
 			drive = NULL;
 			p->oom = true;
 		}
-		plan_set(p, cfg_act, "ide2", NULL, drive, 0);
+		plan_set(p, cfg_act, hw_seed_drive(vm->mach.bios, vm->mach.machine), NULL, drive, 0);
 		free(drive);
 	}
 }
@@ -283,6 +285,8 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 		info.hw_changed |= deploy_set_if(p, cfg_act, conf, "memory", s, 0);
 		free(s);
 	}
+	info.hw_changed |= hw_plan_config(&vm->mach, vm->storage, conf, !converge, object, p,
+					  cfg_act);
 	if (!deploy_agent_enabled(conf))
 		plan_set(p, cfg_act, "agent", json_string_value(json_object_get(conf, "agent")),
 			 "enabled=1", 0);
@@ -409,6 +413,8 @@ static bool deploy_is_drive_key(const char *key)
 {
 	static const char *const buses[] = {"ide", "sata", "scsi", "virtio"};
 
+	if (!strcmp(key, "efidisk0") || !strcmp(key, "tpmstate0"))
+		return true;
 	for (size_t i = 0; i < sizeof(buses) / sizeof(buses[0]); i++) {
 		size_t l = strlen(buses[i]);
 
@@ -443,6 +449,10 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 		{"cipassword", "VM.Config.Network"},  {"sshkeys", "VM.Config.Network"},
 		{"cicustom", "VM.Config.Network"},    {"ipconfig0", "VM.Config.Network"},
 		{"nameserver", "VM.Config.Network"},  {"searchdomain", "VM.Config.Network"},
+		{"cpu", "VM.Config.CPU"},	      {"sockets", "VM.Config.CPU"},
+		{"numa", "VM.Config.CPU"},	      {"balloon", "VM.Config.Memory"},
+		{"machine", "VM.Config.HWType"},      {"tpmstate0", "VM.Config.HWType"},
+		{"bios", "VM.Config.Options"},
 	};
 
 	for (size_t i = 0; i < a->n_params; i++)
@@ -464,6 +474,15 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 			deploy_need(needs, max, n, vm_path, deploy_drive_priv(c->old));
 		if (c->new)
 			deploy_need(needs, max, n, vm_path, deploy_drive_priv(c->new));
+		if (c->new && !c->old && !deploy_drive_is_cdrom(c->new) &&
+		    !deploy_drive_is_cloudinit(c->new)) {
+			/* a new volume: qemu-server API2/Qemu.pm $check_storage_access */
+			char path[160];
+
+			snprintf(path, sizeof(path), "/storage/%.*s", (int)strcspn(c->new, ":"),
+				 c->new);
+			deploy_need(needs, max, n, path, "Datastore.AllocateSpace");
+		}
 	}
 }
 

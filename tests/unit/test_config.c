@@ -437,6 +437,45 @@ static const struct bad_case bad_cases[] = {
 		     "\"signature_url\": \"https://e.com/S.gpg\", \"keyring\": \"motd\"}",
 		     ""),
 		 "$.templates[0].keyring", "does not go with 'artifact'"},
+		/* hardware (#17): firmware, machine, CPU */
+		{"bios unknown", VMS(VM(", \"bios\": \"uefi\"")), "$.vms[0].bios",
+		 "'seabios' or 'ovmf' (UEFI), got 'uefi'"},
+		{"bios not a string", VMS(VM(", \"bios\": 1")), "$.vms[0].bios", "got an integer"},
+		{"template bios unknown", DOC(TPLV(", \"hardware\": {\"bios\": \"OVMF\"}"), ""),
+		 "$.templates[0].hardware.bios", "got 'OVMF'"},
+		{"pre-enrolled keys with seabios",
+		 VMS(VM(", \"bios\": \"seabios\", \"efi_pre_enrolled_keys\": true")),
+		 "$.vms[0].efi_pre_enrolled_keys", "expected bios 'ovmf'"},
+		{"pre-enrolled keys not a bool", VMS(VM(", \"efi_pre_enrolled_keys\": \"yes\"")),
+		 "$.vms[0].efi_pre_enrolled_keys", "expected true or false"},
+		{"machine unknown", VMS(VM(", \"machine\": \"q36\"")), "$.vms[0].machine",
+		 "machine type like 'q35'"},
+		{"machine version without number", VMS(VM(", \"machine\": \"pc-q35-\"")),
+		 "$.vms[0].machine", "got 'pc-q35-'"},
+		{"machine arm on x86", DOC(TPLV(", \"hardware\": {\"machine\": \"virt\"}"), ""),
+		 "$.templates[0].hardware.machine", "got 'virt'"},
+		{"tpm not a bool", VMS(VM(", \"tpm\": 1")), "$.vms[0].tpm", "expected true or false"},
+		{"cpu unknown", VMS(VM(", \"cpu\": \"pentium9\"")), "$.vms[0].cpu",
+		 "CPU type like 'x86-64-v2-AES'"},
+		{"cpu with flags", VMS(VM(", \"cpu\": \"host,flags=+aes\"")), "$.vms[0].cpu",
+		 "got 'host,flags=+aes'"},
+		{"cpu custom without name", VMS(VM(", \"cpu\": \"custom-\"")), "$.vms[0].cpu",
+		 "got 'custom-'"},
+		{"sockets zero", VMS(VM(", \"sockets\": 0")), "$.vms[0].sockets", "from 1 to 4, got 0"},
+		{"sockets five", DOC(TPLV(", \"hardware\": {\"sockets\": 5}"), ""),
+		 "$.templates[0].hardware.sockets", "got 5"},
+		{"balloon negative", VMS(VM(", \"balloon\": -1")), "$.vms[0].balloon", "got -1"},
+		{"balloon above memory", VMS(VM(", \"memory_mb\": 2048, \"balloon\": 4096")),
+		 "$.vms[0].balloon", "at most memory_mb (2048"},
+		{"template balloon above memory", DOC(TPLV(", \"hardware\": {\"balloon\": 4096}"), ""),
+		 "$.templates[0].hardware.balloon", "at most memory_mb (2048"},
+		{"vm balloon above template memory",
+		 DOC(TPLV(", \"hardware\": {\"memory_mb\": 1024}"), VM(", \"balloon\": 2048")),
+		 "$.vms[0].balloon", "at most the template's memory_mb (1024"},
+		{"numa not a bool", VMS(VM(", \"numa\": \"on\"")), "$.vms[0].numa",
+		 "expected true or false, got a string 'on'"},
+		{"hardware key misspelt", VMS(VM(", \"socket\": 2")), "$.vms[0].socket",
+		 "did you mean 'sockets'?"},
 };
 
 #define N_BAD_CASES (sizeof(bad_cases) / sizeof(bad_cases[0]))
@@ -716,6 +755,75 @@ Test(config, template_defaults_versions_and_features, .init = setup, .fini = tea
 	cr_assert_str_eq(f->script_path, want);
 	cr_assert_str_eq(f->packages.items[0], "kubeadm");
 	cfg_free(cfg);
+}
+
+/* ---- hardware (#17) ---------------------------------------------------------------------- */
+
+Test(config, hardware_keys_of_templates_and_vms, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256];
+	const struct cfg_machine *t, *v, *plain;
+
+	cr_assert_eq(load_json("hw.json",
+			       DOC(TPLV(", \"hardware\": {\"bios\": \"ovmf\", "
+					"\"efi_pre_enrolled_keys\": true, \"machine\": "
+					"\"pc-q35-9.2+pve1\", \"tpm\": true, \"sockets\": 2, "
+					"\"balloon\": 0, \"numa\": false}"),
+				   VM(", \"bios\": \"seabios\", \"machine\": \"pc\", \"tpm\": false, "
+				      "\"cpu\": \"custom-fast\", \"sockets\": 4, \"balloon\": 512, "
+				      "\"numa\": true") ","
+				   "{\"vmid\": 8002, \"name\": \"b\", \"clone_from_vmid\": 9000}"),
+			       &cfg, &err, path, sizeof(path)),
+		     0, "%s", err.msg);
+	t = &cfg->templates[0].hardware.mach;
+	cr_assert_str_eq(t->bios, "ovmf");
+	cr_assert_eq(t->efi_pre_enrolled_keys, CFG_TRI_TRUE);
+	cr_assert_str_eq(t->machine, "pc-q35-9.2+pve1");
+	cr_assert_eq(t->tpm, CFG_TRI_TRUE);
+	cr_assert_str_eq(t->cpu, CFG_CPU_DEFAULT, "a template gets the default CPU");
+	cr_assert_eq(t->sockets, 2);
+	cr_assert(t->has_balloon);
+	cr_assert_eq(t->balloon_mb, 0, "0 turns the balloon off");
+	cr_assert_eq(t->numa, CFG_TRI_FALSE);
+	v = &cfg->vms[0].mach;
+	cr_assert_str_eq(v->bios, "seabios");
+	cr_assert_str_eq(v->machine, "pc");
+	cr_assert_eq(v->tpm, CFG_TRI_FALSE);
+	cr_assert_str_eq(v->cpu, "custom-fast");
+	cr_assert_eq(v->sockets, 4);
+	cr_assert_eq(v->balloon_mb, 512);
+	cr_assert_eq(v->numa, CFG_TRI_TRUE);
+	plain = &cfg->vms[1].mach;
+	cr_assert_null(plain->bios, "a VM keeps its template's firmware");
+	cr_assert_null(plain->cpu, "a VM keeps its template's CPU");
+	cr_assert_null(plain->machine);
+	cr_assert_eq(plain->tpm, CFG_TRI_UNSET);
+	cr_assert_eq(plain->sockets, 0);
+	cr_assert(!plain->has_balloon);
+	cr_assert_eq(plain->numa, CFG_TRI_UNSET);
+	cfg_free(cfg);
+}
+
+Test(config_check, machine_and_cpu_types)
+{
+	static const char *const machines[] = {"q35", "pc", "pc-q35-9.2", "pc-q35-9.2+pve1",
+					       "pc-i440fx-8.1", "pc-8.1.5.pxe"};
+	static const char *const not_machines[] = {"", "q35 ", "pc-q35", "virt", "pc-q35-9.x",
+						   "microvm"};
+	static const char *const cpus[] = {"x86-64-v2-AES", "host", "kvm64", "EPYC-Genoa",
+					   "custom-my_model"};
+	static const char *const not_cpus[] = {"", "Host", "custom-", "x86-64-v5", "host,flags=+aes"};
+
+	for (size_t i = 0; i < sizeof(machines) / sizeof(machines[0]); i++)
+		cr_assert(cfg_is_machine(machines[i]), "%s", machines[i]);
+	for (size_t i = 0; i < sizeof(not_machines) / sizeof(not_machines[0]); i++)
+		cr_assert(!cfg_is_machine(not_machines[i]), "%s", not_machines[i]);
+	for (size_t i = 0; i < sizeof(cpus) / sizeof(cpus[0]); i++)
+		cr_assert(cfg_is_cpu_type(cpus[i]), "%s", cpus[i]);
+	for (size_t i = 0; i < sizeof(not_cpus) / sizeof(not_cpus[0]); i++)
+		cr_assert(!cfg_is_cpu_type(not_cpus[i]), "%s", not_cpus[i]);
 }
 
 /* ---- environment ------------------------------------------------------------------------- */

@@ -1,0 +1,102 @@
+"""Hardware keys of a VM (#17) against the simulator in fake-hypervisor mode: firmware,
+machine and CPU; each group deploys, then a rerun converges (a changed value is planned as
+old -> new and applied, an unchanged one is not sent). Templates are seeded through the API
+as in test_deploy (no customization)."""
+import re
+import unittest
+
+from test_plan import PlanBase
+
+
+def cfg_changes(plan, vmid):
+    """{key: (old, new)} of the VM's config action, {} when there is none."""
+    for a in plan["actions"]:
+        if a["method"] == "POST" and a["path"].endswith("/qemu/%d/config" % vmid):
+            return {c["key"]: (c["old"], c["new"]) for c in a["changes"]}
+    return {}
+
+
+class TestHardware(PlanBase):
+    def vm(self, **over):
+        return self.vm_8001(features=[], disk_size_gb=None, **over)
+
+    def test_firmware_machine_and_cpu_deploy_and_converge(self):
+        self.seed_template()
+        fw = {"bios": "ovmf", "machine": "q35", "tpm": True, "cpu": "host", "sockets": 2,
+              "balloon": 1024, "numa": True}
+        cfg = self.config([self.vm(**fw)])
+        plan = self.dry_plan(cfg, "8001")
+        ch = cfg_changes(plan, 8001)
+        self.assertEqual(ch["bios"], (None, "ovmf"))
+        self.assertEqual(ch["efidisk0"], (None, "local:1,efitype=4m,pre-enrolled-keys=0"))
+        self.assertEqual(ch["tpmstate0"], (None, "local:1,version=v2.0"))
+        self.assertEqual(ch["machine"], (None, "q35"))
+        self.assertEqual(ch["cpu"], (None, "host"))
+        self.assertEqual(ch["sockets"], (None, "2"))
+        self.assertEqual(ch["balloon"], (None, "1024"))
+        self.assertEqual(ch["numa"], (None, "1"))
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        conf = self.conf(8001)
+        self.assertEqual(conf["bios"], "ovmf")
+        # qemu-server OVMF.pm create_efidisk: the size of OVMF_VARS_4M.fd
+        self.assertRegex(conf["efidisk0"], r"^local:8001/vm-8001-disk-\d\.qcow2,efitype=4m,"
+                                           r"pre-enrolled-keys=0,size=528K$")
+        self.assertRegex(conf["tpmstate0"], r"^local:8001/vm-8001-disk-\d\.qcow2,size=4M,"
+                                            r"version=v2.0$")
+        self.assertEqual((conf["machine"], conf["cpu"], conf["sockets"], conf["balloon"],
+                          conf["numa"]), ("q35", "host", 2, 1024, 1))
+
+        # rerun: nothing to change, nothing sent
+        plan = self.dry_plan(cfg, "8001")
+        self.assertEqual(cfg_changes(plan, 8001), {})
+        p = self.deploy(cfg, "8001")
+        self.assertRegex(p.stdout, r"8001\s+docker-host-1\s+pve1\s+\S+\s+unchanged")
+
+        # changed values only: old -> new; the EFI and TPM volumes stay as they are
+        cfg = self.config([self.vm(**dict(fw, cpu="x86-64-v3", sockets=1, numa=False,
+                                          efi_pre_enrolled_keys=True))])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertEqual(cfg_changes(plan, 8001), {"cpu": ("host", "x86-64-v3"),
+                                                   "sockets": ("2", "1"),
+                                                   "numa": ("1", "0")})
+        self.assertTrue([x for x in plan["notes"] if "efi_pre_enrolled_keys true" in x["text"]],
+                        plan["notes"])
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        after = self.conf(8001)
+        self.assertEqual((after["cpu"], after["sockets"], after["numa"]), ("x86-64-v3", 1, 0))
+        self.assertEqual(after["efidisk0"], conf["efidisk0"])
+        self.assertEqual(after["tpmstate0"], conf["tpmstate0"])
+
+    def test_cpu_default_only_for_new_vms(self):
+        self.seed_template()  # no cpu: Proxmox's kvm64
+        cfg = self.config([self.vm()])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertEqual(cfg_changes(plan, 8001)["cpu"], (None, "x86-64-v2-AES"))
+        self.deploy(cfg, "8001")
+        self.assertEqual(self.conf(8001)["cpu"], "x86-64-v2-AES")
+        # a VM of ours made before the key existed keeps Proxmox's default
+        self.sim.control("POST", "/_sim/vm/8001", {"conf": {"cpu": None}})
+        plan = self.dry_plan(cfg, "8001")
+        self.assertNotIn("cpu", cfg_changes(plan, 8001))
+        # ... unless the config names one; seabios and pc are the defaults, no change
+        cfg = self.config([self.vm(cpu="x86-64-v2-AES", bios="seabios", machine="pc")])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertEqual(cfg_changes(plan, 8001), {"cpu": (None, "x86-64-v2-AES")})
+
+    def test_bad_values_exit_2_before_any_request(self):
+        self.seed_template()
+        n = self.mark()
+        cfg = self.config([self.vm(bios="uefi", machine="q36", cpu="pentium9", sockets=9,
+                                   balloon=99999, numa="yes", tpm=1)])
+        p = self.run_bin("--config", cfg, "8001", check=2)
+        for path in ("bios", "machine", "cpu", "sockets", "balloon", "numa", "tpm"):
+            self.assertRegex(p.stderr, r"\$\.vms\[0\]\.%s: expected" % re.escape(path))
+        self.assertEqual(self.sim.requests()[n:], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
