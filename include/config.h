@@ -175,6 +175,32 @@ struct cfg_network {
 	char *bridge;	     /* always set: network_config.bridge or defaults.bridge */
 };
 
+/* A route of a NIC: `to` a CIDR (IPv4 or IPv6, "0.0.0.0/0" for a default), `via` an address
+ * of the same family. */
+struct cfg_route {
+	char *to, *via;
+};
+
+/* One NIC of `networks`: the Proxmox device netN (N = its index) and its cloud-init settings,
+ * matched by MAC in network-config v2. */
+struct cfg_nic {
+	char *model;	       /* "virtio" (default), "e1000", "e1000e", "rtl8139", "vmxnet3" */
+	unsigned vlan;	       /* Proxmox `tag` 1..4094, 0: none */
+	unsigned mtu;	       /* 1..65520 (1: the bridge's), 0: not set; virtio only */
+	enum cfg_tri firewall; /* unset: as the VM has it */
+	char *macaddr;	       /* "BC:24:11:..." upper-case, or NULL: derived from VMID and index */
+	char *rate;	       /* MB/s as written ("12.5"), or NULL: no limit */
+	struct cfg_network v4; /* ip (NULL: DHCP or, with ip4_none, none), gw, bridge */
+	bool ip4_none;	       /* ip "none": no IPv4 on this NIC */
+	char *ip6;	       /* IPv6 CIDR, "dhcp", "auto" (SLAAC), or NULL: no IPv6 */
+	char *gateway6;	       /* with a static ip6 only, or NULL */
+	struct cfg_route *routes;
+	size_t n_routes;
+	struct cfg_strv dns; /* this NIC's DNS servers (IPv4/IPv6); NIC 0 without `dns`: the
+			      * VM's dns_servers */
+	bool has_dns;
+};
+
 struct cfg_user {
 	char *username;
 	char *password_hash;		/* crypt(3) hash ($6$, $y$, $5$, $2b$), or NULL */
@@ -216,6 +242,10 @@ struct cfg_vm {
 	 * The same wherever and however the file is named, read or formatted. */
 	char config_id[CFG_ID_MAX];
 	struct cfg_machine mach;     /* overrides of the template's hardware */
+	/* `networks`: NIC i is net<i>; `network` then mirrors nics[0]'s IPv4 and bridge, so
+	 * what reads the first NIC reads one place. Empty with `network_config` (or neither). */
+	struct cfg_nic *nics;
+	size_t n_nics;
 };
 
 struct cfg {

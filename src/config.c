@@ -685,6 +685,9 @@ static void cfg_vm_release(struct cfg_vm *vm)
 	cfg_strv_free(&vm->dns_servers);
 	free(vm->search_domain);
 	cfg_machine_release(&vm->mach);
+	for (size_t i = 0; i < vm->n_nics; i++)
+		cfg_nic_release(&vm->nics[i]);
+	free(vm->nics);
 }
 
 void cfg_free(struct cfg *cfg)

@@ -145,6 +145,7 @@ bool cfg_template_owns(const struct cfg_template *t, unsigned long vmid);
 void cfg_parse_root(struct cfg_ctx *ctx, json_t *root);
 /* Frees what a struct cfg_machine owns (not the struct). */
 void cfg_machine_release(struct cfg_machine *m);
+void cfg_nic_release(struct cfg_nic *n);
 /* "https://h:8006/api2/json/" -> "https://h:8006" in place; for proxmox.api_url and the
  * environment alike. */
 void cfg_normalize_api_url(char *url);

@@ -3,6 +3,7 @@
  * decides every change as a plan action; cmd_deploy reads, prints or applies. No I/O. */
 #include "deploy.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,39 @@ static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, 
 	plan_param(p, a, "targetstorage", vm->storage, 0);
 }
 
+/* `networks`: net<i> for each NIC as the config says; a NIC the VM has beyond them stays. */
+static int deploy_plan_nics(const struct deploy_vm_input *in, struct plan *p,
+			    struct plan_action *cfg_act, const char *object, struct phx_err *err)
+{
+	const struct cfg_vm *vm = in->vm;
+	const char *key;
+	json_t *v;
+
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		char k[16], *want = NULL;
+
+		snprintf(k, sizeof(k), "net%zu", i);
+		if (deploy_nic_value(&vm->nics[i], json_string_value(json_object_get(in->conf, k)),
+				     in->macs[i], &want, err) < 0)
+			return -1;
+		deploy_set_if(p, cfg_act, in->conf, k, want, 0);
+		free(want);
+	}
+	json_object_foreach((json_t *)in->conf, key, v) {
+		char *end;
+		unsigned long idx;
+
+		if (strncmp(key, "net", 3) || !isdigit((unsigned char)key[3]))
+			continue;
+		idx = strtoul(key + 3, &end, 10);
+		if (!*end && idx >= vm->n_nics && in->dst)
+			plan_note(p, object,
+				  "%s is not in networks (%zu NICs): kept ('%s')", key, vm->n_nics,
+				  json_string_value(v) ? json_string_value(v) : "");
+	}
+	return 0;
+}
+
 static char *deploy_fmt(struct plan *p, const char *fmt, unsigned long v)
 {
 	char *s;
@@ -273,10 +307,16 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 	cfg_act = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST",
 			   "/nodes/%s/qemu/%lu/config", node, vm->vmid);
 	plan_summary(p, cfg_act, "configure VM %lu", vm->vmid);
-	if (deploy_net_rebridge(json_string_value(json_object_get(conf, "net0")),
-				vm->network.bridge, converge ? NULL : in->mac, &net0, mac, err) < 0)
-		goto out;
-	deploy_set_if(p, cfg_act, conf, "net0", net0, 0);
+	if (vm->n_nics) {
+		if (deploy_plan_nics(in, p, cfg_act, object, err) < 0)
+			goto out;
+	} else {
+		if (deploy_net_rebridge(json_string_value(json_object_get(conf, "net0")),
+					vm->network.bridge, converge ? NULL : in->mac, &net0, mac,
+					err) < 0)
+			goto out;
+		deploy_set_if(p, cfg_act, conf, "net0", net0, 0);
+	}
 	if (vm->cores && (s = deploy_fmt(p, "%lu", vm->cores))) {
 		info.hw_changed |= deploy_set_if(p, cfg_act, conf, "cores", s, 0);
 		free(s);
@@ -459,6 +499,9 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
 			if (!strcmp(a->params[i].key, opts[k].key))
 				deploy_need(needs, max, n, vm_path, opts[k].priv);
+	for (size_t i = 0; i < a->n_params; i++)
+		if (!strncmp(a->params[i].key, "net", 3) && isdigit((unsigned char)a->params[i].key[3]))
+			deploy_need(needs, max, n, vm_path, "VM.Config.Network");
 	if (plan_param_get(a, "net0")) {
 		deploy_need(needs, max, n, vm_path, "VM.Config.Network");
 		/* pve-guest-common check_vnet_access via qemu-server check_bridge_access */

@@ -5,6 +5,8 @@ as in test_deploy (no customization)."""
 import re
 import unittest
 
+import yaml
+
 from test_plan import PlanBase
 
 
@@ -86,6 +88,65 @@ class TestHardware(PlanBase):
         cfg = self.config([self.vm(cpu="x86-64-v2-AES", bios="seabios", machine="pc")])
         plan = self.dry_plan(cfg, "8001")
         self.assertEqual(cfg_changes(plan, 8001), {"cpu": (None, "x86-64-v2-AES")})
+
+    def test_two_nics_with_vlan_ipv6_and_routes_deploy_and_converge(self):
+        self.seed_template()
+        nics = [{"bridge": "vmbr0", "vlan": 10, "mtu": 1400, "firewall": True,
+                 "ip": "10.0.0.5/24", "gateway": "10.0.0.1", "ip6": "2001:db8::5/64",
+                 "gateway6": "2001:db8::1", "dns": ["10.0.0.53", "2001:db8::53"]},
+                {"model": "e1000", "bridge": "vmbr1", "macaddr": "bc:24:11:0a:0b:0c",
+                 "rate": 12.5, "ip6": "auto",
+                 "routes": [{"to": "10.1.0.0/16", "via": "10.0.1.1"}]}]
+        vm = self.vm()
+        del vm["network_config"]
+        cfg = self.config([dict(vm, networks=nics)])
+        plan = self.dry_plan(cfg, "8001")
+        ch = cfg_changes(plan, 8001)
+        self.assertRegex(ch["net0"][1], r"^virtio=BC:24:11:[0-9A-F:]{8},bridge=vmbr0,"
+                                        r"firewall=1,mtu=1400,tag=10$")
+        self.assertEqual(ch["net1"], (None, "e1000=BC:24:11:0A:0B:0C,bridge=vmbr1,rate=12.5"))
+        n = self.mark()
+        self.deploy(cfg, "8001", ips={8001: "10.0.0.5"})
+        self.assert_sent_as_planned(plan, n)
+        conf = self.conf(8001)
+        self.assertEqual(conf["net0"], ch["net0"][1])
+        self.assertEqual(conf["net1"], "e1000=BC:24:11:0A:0B:0C,bridge=vmbr1,rate=12.5")
+        mac0 = conf["net0"].split(",")[0].split("=")[1].lower()
+        nc = yaml.safe_load(self.iso_files(conf["ide2"].split(",")[0])["network-config"])
+        self.assertEqual(nc, {"version": 2, "ethernets": {
+            "eth0": {"match": {"macaddress": mac0}, "set-name": "eth0",
+                     "addresses": ["10.0.0.5/24", "2001:db8::5/64"],
+                     "routes": [{"to": "0.0.0.0/0", "via": "10.0.0.1"},
+                                {"to": "::/0", "via": "2001:db8::1"}],
+                     "nameservers": {"addresses": ["10.0.0.53", "2001:db8::53"]}},
+            "eth1": {"match": {"macaddress": "bc:24:11:0a:0b:0c"}, "set-name": "eth1",
+                     "dhcp4": True, "dhcp6": False, "accept-ra": True,
+                     "routes": [{"to": "10.1.0.0/16", "via": "10.0.1.1"}]}}})
+
+        # rerun: nothing
+        self.assertEqual(cfg_changes(self.dry_plan(cfg, "8001"), 8001), {})
+
+        # another VLAN, no rate limit, the firewall left as it is: only the NICs change,
+        # the seed (which knows nothing of VLANs) stays
+        nics[0] = dict(nics[0], vlan=20)
+        del nics[0]["firewall"]
+        del nics[1]["rate"]
+        cfg = self.config([dict(vm, networks=nics)])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertEqual(cfg_changes(plan, 8001), {
+            "net0": (conf["net0"], conf["net0"].replace("tag=10", "tag=20")),
+            "net1": (conf["net1"], "e1000=BC:24:11:0A:0B:0C,bridge=vmbr1")})
+        n = self.mark()
+        self.deploy(cfg, "8001", ips={8001: "10.0.0.5"})
+        self.assert_sent_as_planned(plan, n)
+        self.assertIn("tag=20", self.conf(8001)["net0"])
+        self.assertEqual(self.conf(8001)["ide2"], conf["ide2"])
+
+        # a NIC left out of the config stays, and the plan says so
+        cfg = self.config([dict(vm, networks=nics[:1])])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertTrue([x for x in plan["notes"] if x["text"].startswith("net1 is not in")],
+                        plan["notes"])
 
     def test_bad_values_exit_2_before_any_request(self):
         self.seed_template()
