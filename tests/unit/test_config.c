@@ -474,6 +474,64 @@ static const struct bad_case bad_cases[] = {
 		 "$.vms[0].balloon", "at most the template's memory_mb (1024"},
 		{"numa not a bool", VMS(VM(", \"numa\": \"on\"")), "$.vms[0].numa",
 		 "expected true or false, got a string 'on'"},
+		/* networks (#17) */
+		{"networks and network_config", VMS(VM(NET("\"ip\": \"dhcp\"") ", \"networks\": [{}]")),
+		 "$.vms[0].networks", "either 'networks' or 'network_config', got both"},
+		{"networks empty", VMS(VM(", \"networks\": []")), "$.vms[0].networks",
+		 "1 to 32 NICs, got 0"},
+		{"nic not an object", VMS(VM(", \"networks\": [\"vmbr0\"]")), "$.vms[0].networks[0]",
+		 "expected an object"},
+		{"nic model unknown", VMS(VM(", \"networks\": [{\"model\": \"virtio-net\"}]")),
+		 "$.vms[0].networks[0].model", "got 'virtio-net'"},
+		{"nic vlan zero", VMS(VM(", \"networks\": [{}, {\"vlan\": 0}]")),
+		 "$.vms[0].networks[1].vlan", "from 1 to 4094, got 0"},
+		{"nic vlan too big", VMS(VM(", \"networks\": [{\"vlan\": 4095}]")),
+		 "$.vms[0].networks[0].vlan", "got 4095"},
+		{"nic mtu on e1000", VMS(VM(", \"networks\": [{\"model\": \"e1000\", \"mtu\": 9000}]")),
+		 "$.vms[0].networks[0].mtu", "virtio only"},
+		{"nic mtu too big", VMS(VM(", \"networks\": [{\"mtu\": 65521}]")),
+		 "$.vms[0].networks[0].mtu", "from 1 to 65520"},
+		{"nic firewall string", VMS(VM(", \"networks\": [{\"firewall\": \"1\"}]")),
+		 "$.vms[0].networks[0].firewall", "true or false"},
+		{"nic multicast mac", VMS(VM(", \"networks\": [{\"macaddr\": \"01:00:5E:00:00:01\"}]")),
+		 "$.vms[0].networks[0].macaddr", "unicast MAC"},
+		{"nic mac twice",
+		 VMS(VM(", \"networks\": [{\"macaddr\": \"BC:24:11:00:00:01\"}, "
+			"{\"macaddr\": \"bc:24:11:00:00:01\"}]")),
+		 "$.vms[0].networks[1].macaddr", "already $.vms[0].networks[0]'s"},
+		{"nic rate negative", VMS(VM(", \"networks\": [{\"rate\": -1}]")),
+		 "$.vms[0].networks[0].rate", "from 0"},
+		{"nic rate string", VMS(VM(", \"networks\": [{\"rate\": \"fast\"}]")),
+		 "$.vms[0].networks[0].rate", "number of MB/s"},
+		{"nic ip not cidr", VMS(VM(", \"networks\": [{\"ip\": \"10.0.0.5\"}]")),
+		 "$.vms[0].networks[0].ip", "expected CIDR"},
+		{"nic gateway outside", VMS(VM(", \"networks\": [{\"ip\": \"10.0.0.5/24\", "
+					   "\"gateway\": \"10.0.1.1\"}]")),
+		 "$.vms[0].networks[0].gateway", "inside '10.0.0.5/24'"},
+		{"nic gateway with dhcp", VMS(VM(", \"networks\": [{\"gateway\": \"10.0.0.1\"}]")),
+		 "$.vms[0].networks[0].gateway", "needs a static 'ip'"},
+		{"nic ip6 bad", VMS(VM(", \"networks\": [{\"ip6\": \"slaac\"}]")),
+		 "$.vms[0].networks[0].ip6", "'dhcp' or 'auto' (SLAAC), got 'slaac'"},
+		{"nic ip6 prefix too long", VMS(VM(", \"networks\": [{\"ip6\": \"2001:db8::5/129\"}]")),
+		 "$.vms[0].networks[0].ip6", "got '2001:db8::5/129'"},
+		{"nic gateway6 with slaac",
+		 VMS(VM(", \"networks\": [{\"ip6\": \"auto\", \"gateway6\": \"2001:db8::1\"}]")),
+		 "$.vms[0].networks[0].gateway6", "needs a static 'ip6'"},
+		{"nic gateway6 v4", VMS(VM(", \"networks\": [{\"ip6\": \"2001:db8::5/64\", "
+					  "\"gateway6\": \"10.0.0.1\"}]")),
+		 "$.vms[0].networks[0].gateway6", "IPv6 address"},
+		{"nic route family mismatch",
+		 VMS(VM(", \"networks\": [{\"routes\": [{\"to\": \"10.1.0.0/16\", \"via\": \"fe80::1\"}]}]")),
+		 "$.vms[0].networks[0].routes[0].via", "IPv4 address (the family of 'to')"},
+		{"nic route without via", VMS(VM(", \"networks\": [{\"routes\": [{\"to\": \"10.1.0.0/16\"}]}]")),
+		 "$.vms[0].networks[0].routes[0].via", "required"},
+		{"nic route bad cidr",
+		 VMS(VM(", \"networks\": [{\"routes\": [{\"to\": \"10.1.0.0\", \"via\": \"10.0.0.1\"}]}]")),
+		 "$.vms[0].networks[0].routes[0].to", "CIDR"},
+		{"nic dns not ip", VMS(VM(", \"networks\": [{\"dns\": [\"dns.example\"]}]")),
+		 "$.vms[0].networks[0].dns[0]", "IP address"},
+		{"nic key misspelt", VMS(VM(", \"networks\": [{\"vlam\": 10}]")),
+		 "$.vms[0].networks[0].vlam", "did you mean 'vlan'?"},
 		{"hardware key misspelt", VMS(VM(", \"socket\": 2")), "$.vms[0].socket",
 		 "did you mean 'sockets'?"},
 };
@@ -804,6 +862,62 @@ Test(config, hardware_keys_of_templates_and_vms, .init = setup, .fini = teardown
 	cr_assert(!plain->has_balloon);
 	cr_assert_eq(plain->numa, CFG_TRI_UNSET);
 	cfg_free(cfg);
+}
+
+Test(config, networks_several_nics_and_the_first_mirrors_network, .init = setup,
+     .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256];
+	const struct cfg_vm *vm;
+
+	cr_assert_eq(load_json("nics.json",
+			       VMS(VM(", \"networks\": [{\"bridge\": \"vmbr1\", \"vlan\": 10, "
+				      "\"mtu\": 1400, \"firewall\": true, \"ip\": \"10.0.0.5/24\", "
+				      "\"gateway\": \"10.0.0.1\", \"ip6\": \"2001:db8::5/64\", "
+				      "\"gateway6\": \"2001:db8::1\", \"dns\": [\"2001:db8::53\"]}, "
+				      "{\"model\": \"e1000\", \"macaddr\": \"bc:24:11:0a:0b:0c\", "
+				      "\"rate\": 12.5, \"ip\": \"none\", \"ip6\": \"auto\", "
+				      "\"routes\": [{\"to\": \"fd00::/8\", \"via\": \"fe80::1\"}]}]")),
+			       &cfg, &err, path, sizeof(path)),
+		     0, "%s", err.msg);
+	vm = &cfg->vms[0];
+	cr_assert_eq(vm->n_nics, 2);
+	cr_assert_str_eq(vm->nics[0].model, "virtio");
+	cr_assert_eq(vm->nics[0].vlan, 10);
+	cr_assert_eq(vm->nics[0].mtu, 1400);
+	cr_assert_eq(vm->nics[0].firewall, CFG_TRI_TRUE);
+	cr_assert_str_eq(vm->nics[0].ip6, "2001:db8::5/64");
+	cr_assert_str_eq(vm->nics[0].gateway6, "2001:db8::1");
+	cr_assert(vm->nics[0].has_dns);
+	cr_assert_str_eq(vm->network.ip, "10.0.0.5/24", "NIC 0 is also vm->network");
+	cr_assert_str_eq(vm->network.gw, "10.0.0.1");
+	cr_assert_str_eq(vm->network.bridge, "vmbr1");
+	cr_assert_str_eq(vm->nics[1].macaddr, "BC:24:11:0A:0B:0C", "upper-cased like Proxmox");
+	cr_assert_str_eq(vm->nics[1].rate, "12.5");
+	cr_assert(vm->nics[1].ip4_none);
+	cr_assert_null(vm->nics[1].v4.ip);
+	cr_assert_eq(vm->nics[1].firewall, CFG_TRI_UNSET);
+	cr_assert_eq(vm->nics[1].n_routes, 1);
+	cr_assert_str_eq(vm->nics[1].routes[0].via, "fe80::1");
+	cr_assert_str_eq(vm->nics[1].v4.bridge, "vmbr0", "defaults.bridge");
+	cfg_free(cfg);
+}
+
+Test(config, native_mode_takes_one_ipv4_nic, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256];
+
+	cr_assert_eq(load_json("native.json",
+			       "{\"defaults\": {\"cloudinit_mode\": \"native\"}, \"vms\": ["
+			       VM(", \"networks\": [{\"ip\": \"10.0.0.5/24\"}, {}]") "]}",
+			       &cfg, &err, path, sizeof(path)),
+		     -1);
+	cr_assert(has_line(err.msg, path, "$.vms[0].networks", "use cloudinit_mode 'iso'"), "%s",
+		  err.msg);
 }
 
 Test(config_check, machine_and_cpu_types)
