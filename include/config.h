@@ -100,6 +100,23 @@ enum cfg_tri { CFG_TRI_UNSET = 0, CFG_TRI_FALSE, CFG_TRI_TRUE };
 #define CFG_CPU_DEFAULT "x86-64-v2-AES" /* Proxmox's GUI default since 8.0 */
 #define CFG_SOCKETS_MAX 4U		/* qemu-server's schema */
 
+/* Options of a disk drive (the system disk's `disk`, each of `disks`); unset: as it is. */
+struct cfg_drive_opts {
+	char *bus;		/* "scsi", "virtio" or "sata"; NULL: the system disk's as it is,
+				 * a data disk's "scsi" */
+	enum cfg_tri ssd;	/* ssd=1 (not on virtio) */
+	enum cfg_tri discard;	/* discard=on / ignore */
+	enum cfg_tri iothread;	/* iothread=1 (scsi with virtio-scsi-single, virtio) */
+	char *cache;		/* "none", "writethrough", "writeback", "directsync", "unsafe" */
+};
+
+/* A data disk of `disks`: the drive <bus><i + 1> for item i (scsi1, virtio2, ...). */
+struct cfg_data_disk {
+	unsigned long size_gb; /* 1..CFG_DISK_GB_MAX */
+	char *storage;	       /* always set: the item's, else the VM's/template's storage */
+	struct cfg_drive_opts o;
+};
+
 /* The hardware keys templates (under `hardware`) and VMs share. Each is unset (NULL, 0,
  * CFG_TRI_UNSET, has_* false) when not given: a VM then keeps what its template has, a
  * template what Proxmox makes by default. */
@@ -113,6 +130,9 @@ struct cfg_machine {
 	bool has_balloon;
 	unsigned long balloon_mb; /* minimum memory of the balloon device; 0 disables it */
 	enum cfg_tri numa;
+	struct cfg_drive_opts disk; /* the system disk */
+	struct cfg_data_disk *disks;
+	size_t n_disks;
 };
 
 struct cfg_hardware {

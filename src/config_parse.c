@@ -514,10 +514,119 @@ static enum cfg_tri cfg_get_tri(struct cfg_ctx *ctx, json_t *obj, const char *jp
 /* The keys of struct cfg_machine, which a template's `hardware` and a VM share; `memory_mb`
  * is the object's own (0: not given) for the balloon's bound. */
 #define CFG_MACHINE_KEYS                                                                           \
-	"bios", "efi_pre_enrolled_keys", "machine", "tpm", "cpu", "sockets", "balloon", "numa"
+	"bios", "efi_pre_enrolled_keys", "machine", "tpm", "cpu", "sockets", "balloon", "numa",    \
+		"disk", "disks"
+
+/* qemu-server Drive.pm: the highest index of each bus */
+static unsigned cfg_bus_max(const char *bus)
+{
+	return !strcmp(bus, "sata") ? 5 : !strcmp(bus, "virtio") ? 15 : 30;
+}
+
+static void cfg_parse_drive_opts(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				 struct cfg_drive_opts *o)
+{
+	static const char *const caches[] = {"none", "writethrough", "writeback", "directsync",
+					     "unsafe"};
+	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
+	const char *s;
+
+	s = cfg_get_str(ctx, obj, jpath, "bus", false);
+	if (s && (!strcmp(s, "scsi") || !strcmp(s, "virtio") || !strcmp(s, "sata"))) {
+		cfg_set_str(ctx, &o->bus, s);
+	} else if (s) {
+		cfg_path_key(kpath, jpath, "bus");
+		cfg_problem(ctx, kpath, "expected 'scsi', 'virtio' or 'sata', got %s",
+			    cfg_quote(s, q, sizeof(q)));
+	}
+	o->ssd = cfg_get_tri(ctx, obj, jpath, "ssd");
+	if (o->ssd == CFG_TRI_TRUE && o->bus && !strcmp(o->bus, "virtio")) {
+		/* qemu-server Drive.pm: virtio drives have no ssd option */
+		cfg_path_key(kpath, jpath, "ssd");
+		cfg_problem(ctx, kpath, "expected no ssd emulation on bus 'virtio' (scsi or sata "
+					"only), got true");
+	}
+	o->discard = cfg_get_tri(ctx, obj, jpath, "discard");
+	o->iothread = cfg_get_tri(ctx, obj, jpath, "iothread");
+	if (o->iothread == CFG_TRI_TRUE && o->bus && !strcmp(o->bus, "sata")) {
+		cfg_path_key(kpath, jpath, "iothread");
+		cfg_problem(ctx, kpath, "expected no iothread on bus 'sata' (scsi or virtio only), "
+					"got true");
+	}
+	s = cfg_get_str(ctx, obj, jpath, "cache", false);
+	if (s) {
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(caches) / sizeof(caches[0]); i++)
+			ok |= !strcmp(s, caches[i]);
+		if (ok) {
+			cfg_set_str(ctx, &o->cache, s);
+		} else {
+			cfg_path_key(kpath, jpath, "cache");
+			cfg_problem(ctx, kpath, "expected 'none', 'writethrough', 'writeback', "
+						"'directsync' or 'unsafe', got %s",
+				    cfg_quote(s, q, sizeof(q)));
+		}
+	}
+}
+
+static void cfg_parse_disks(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+			    const char *storage, struct cfg_machine *m)
+{
+	static const char *const dkeys[] = {"bus", "ssd", "discard", "iothread", "cache"};
+	static const char *const keys[] = {"size_gb", "storage", "bus",	  "ssd",
+					   "discard", "iothread", "cache"};
+	char dpath[CFG_PATH_MAX], ipath[CFG_PATH_MAX], kpath[CFG_PATH_MAX];
+	char got[CFG_SHOW_MAX + 32];
+	json_t *d = cfg_get_obj(ctx, obj, jpath, "disk", false);
+	json_t *arr = cfg_get_array(ctx, obj, jpath, "disks", false), *item;
+	size_t i;
+
+	if (d) {
+		cfg_path_key(dpath, jpath, "disk");
+		CFG_CHECK_KEYS(ctx, d, dpath, dkeys);
+		cfg_parse_drive_opts(ctx, d, dpath, &m->disk);
+	}
+	if (!arr || !json_array_size(arr))
+		return;
+	cfg_path_key(dpath, jpath, "disks");
+	m->disks = calloc(json_array_size(arr), sizeof(*m->disks));
+	if (!m->disks) {
+		ctx->oom = true;
+		return;
+	}
+	json_array_foreach(arr, i, item) {
+		struct cfg_data_disk *x = &m->disks[m->n_disks];
+		unsigned long v;
+
+		cfg_path_idx(ipath, dpath, i);
+		if (!json_is_object(item)) {
+			cfg_problem(ctx, ipath, "expected an object like {\"size_gb\": 50}, got %s",
+				    cfg_got(item, got, sizeof(got)));
+			continue;
+		}
+		m->n_disks++;
+		CFG_CHECK_KEYS(ctx, item, ipath, keys);
+		if (cfg_get_uint(ctx, item, ipath, "size_gb", true, 1, CFG_DISK_GB_MAX, &v))
+			x->size_gb = v;
+		cfg_set_str(ctx, &x->storage, storage);
+		cfg_get_checked(ctx, item, ipath, "storage", false, cfg_is_storage_id,
+				cfg_expect_storage, &x->storage);
+		cfg_parse_drive_opts(ctx, item, ipath, &x->o);
+		if (!x->o.bus)
+			cfg_set_str(ctx, &x->o.bus, "scsi");
+		if (x->o.bus && i + 1 > cfg_bus_max(x->o.bus)) {
+			cfg_path_key(kpath, ipath, "bus");
+			cfg_problem(ctx, kpath,
+				    "expected another bus: disk %zu would be %s%zu, and '%s' goes up "
+				    "to %s%u",
+				    i, x->o.bus, i + 1, x->o.bus, x->o.bus, cfg_bus_max(x->o.bus));
+		}
+	}
+}
 
 static void cfg_parse_machine(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
-			      unsigned long memory_mb, struct cfg_machine *m)
+			      unsigned long memory_mb, const char *storage, struct cfg_machine *m)
 {
 	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
 	unsigned long v;
@@ -559,6 +668,13 @@ static void cfg_parse_machine(struct cfg_ctx *ctx, json_t *obj, const char *jpat
 		}
 	}
 	m->numa = cfg_get_tri(ctx, obj, jpath, "numa");
+	cfg_parse_disks(ctx, obj, jpath, storage, m);
+}
+
+static void cfg_drive_opts_release(struct cfg_drive_opts *o)
+{
+	free(o->bus);
+	free(o->cache);
 }
 
 void cfg_machine_release(struct cfg_machine *m)
@@ -566,6 +682,12 @@ void cfg_machine_release(struct cfg_machine *m)
 	free(m->bios);
 	free(m->machine);
 	free(m->cpu);
+	cfg_drive_opts_release(&m->disk);
+	for (size_t i = 0; i < m->n_disks; i++) {
+		free(m->disks[i].storage);
+		cfg_drive_opts_release(&m->disks[i].o);
+	}
+	free(m->disks);
 }
 
 static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tpath,
@@ -591,7 +713,7 @@ static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tp
 			&hw->bridge);
 	cfg_get_checked(ctx, obj, jpath, "storage", false, cfg_is_storage_id, cfg_expect_storage,
 			&hw->storage);
-	cfg_parse_machine(ctx, obj, jpath, hw->memory_mb, &hw->mach);
+	cfg_parse_machine(ctx, obj, jpath, hw->memory_mb, hw->storage, &hw->mach);
 	if (!hw->mach.cpu)
 		cfg_set_str(ctx, &hw->mach.cpu, CFG_CPU_DEFAULT);
 }
@@ -1341,7 +1463,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 			  &vm->dns_servers))
 		cfg_strv_copy(ctx, &vm->dns_servers, &d->dns_servers);
 	vm->search_domain = cfg_strdup(ctx, d->search_domain);
-	cfg_parse_machine(ctx, obj, jpath, vm->memory_mb, &vm->mach);
+	cfg_parse_machine(ctx, obj, jpath, vm->memory_mb, vm->storage, &vm->mach);
 }
 
 /* ---- cross checks ------------------------------------------------------------------------ */

@@ -327,6 +327,8 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 	}
 	info.hw_changed |= hw_plan_config(&vm->mach, vm->storage, conf, !converge, object, p,
 					  cfg_act);
+	info.hw_changed |= hw_plan_disks(&vm->mach, deploy_system_disk(conf), conf, !converge,
+					 object, p, cfg_act);
 	if (!deploy_agent_enabled(conf))
 		plan_set(p, cfg_act, "agent", json_string_value(json_object_get(conf, "agent")),
 			 "enabled=1", 0);
@@ -408,6 +410,7 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 				  cur_s, vm->disk_size_gb);
 		}
 	}
+	hw_plan_disk_growth(&vm->mach, conf, node, vm->vmid, object, p);
 	if (!in->running) {
 		a = plan_add(p, PLAN_REQUEST, PLAN_RUN, object, "POST",
 			     "/nodes/%s/qemu/%lu/status/start", node, vm->vmid);

@@ -94,6 +94,17 @@ void hw_create_params(const struct cfg_machine *m, const char *storage, struct p
 	hw_num(balloon, sizeof(balloon), m->balloon_mb, m->has_balloon);
 	plan_param(p, a, "balloon", balloon[0] ? balloon : NULL, 0);
 	plan_param(p, a, "numa", hw_bool(m->numa), 0);
+	for (size_t i = 0; i < m->n_disks; i++) {
+		char k[16], *fresh = NULL, *v = NULL;
+
+		hw_data_disk_key(m, i, k, sizeof(k));
+		if (asprintf(&fresh, "%s:%lu", m->disks[i].storage, m->disks[i].size_gb) < 0 ||
+		    !(v = hw_drive_value(fresh, &m->disks[i].o)))
+			p->oom = true;
+		plan_param(p, a, k, v, 0);
+		free(fresh);
+		free(v);
+	}
 }
 
 /* The CPU type of a `cpu` value, "[cputype=]TYPE[,flags=...]", into ret. */
@@ -207,6 +218,249 @@ bool hw_plan_config(const struct cfg_machine *m, const char *storage, const json
 	restart |= hw_set(p, a, conf, "balloon", num[0] ? num : NULL, NULL);
 	restart |= hw_set(p, a, conf, "numa", hw_bool(m->numa), "0");
 	return restart;
+}
+
+const char *hw_system_disk_key(const struct cfg_machine *m)
+{
+	const char *bus = m->disk.bus;
+
+	return !bus ? "scsi0" : !strcmp(bus, "virtio") ? "virtio0" : !strcmp(bus, "sata") ? "sata0"
+												: "scsi0";
+}
+
+void hw_data_disk_key(const struct cfg_machine *m, size_t i, char *ret, size_t len)
+{
+	snprintf(ret, len, "%s%zu", m->disks[i].o.bus ? m->disks[i].o.bus : "scsi", i + 1);
+}
+
+static int hw_item_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+char *hw_drive_value(const char *cur, const struct cfg_drive_opts *o)
+{
+	static const char *const managed[] = {"ssd=", "discard=", "iothread=", "cache="};
+	char *items[40], *out = NULL;
+	size_t n = 0, len, total;
+	const char *p = cur + strcspn(cur, ",");
+	char own[4][32];
+	size_t n_own = 0;
+	bool set[4] = {o->ssd != CFG_TRI_UNSET, o->discard != CFG_TRI_UNSET,
+		       o->iothread != CFG_TRI_UNSET, o->cache != NULL};
+
+	if (set[0])
+		snprintf(own[n_own++], sizeof(own[0]), "ssd=%d", o->ssd == CFG_TRI_TRUE);
+	if (set[1])
+		snprintf(own[n_own++], sizeof(own[0]), "discard=%s",
+			 o->discard == CFG_TRI_TRUE ? "on" : "ignore");
+	if (set[2])
+		snprintf(own[n_own++], sizeof(own[0]), "iothread=%d", o->iothread == CFG_TRI_TRUE);
+	if (set[3])
+		snprintf(own[n_own++], sizeof(own[0]), "cache=%s", o->cache);
+	for (size_t i = 0; i < n_own; i++)
+		items[n++] = own[i];
+	while (*p == ',' && n < sizeof(items) / sizeof(items[0])) {
+		const char *item = p + 1;
+		bool skip = false;
+
+		len = strcspn(item, ",");
+		for (size_t k = 0; k < 4; k++)
+			skip |= set[k] && !strncmp(item, managed[k], strlen(managed[k]));
+		if (!skip && len && !(items[n++] = strndup(item, len))) {
+			n--;
+			goto out;
+		}
+		p = item + len;
+	}
+	/* PVE::JSONSchema::print_property_string: the volume first, the options sorted */
+	qsort(items, n, sizeof(items[0]), hw_item_cmp);
+	total = strcspn(cur, ",") + 1;
+	for (size_t i = 0; i < n; i++)
+		total += strlen(items[i]) + 1;
+	if (!(out = malloc(total)))
+		goto out;
+	len = strcspn(cur, ",");
+	memcpy(out, cur, len);
+	for (size_t i = 0; i < n; i++) {
+		out[len++] = ',';
+		memcpy(out + len, items[i], strlen(items[i]));
+		len += strlen(items[i]);
+	}
+	out[len] = '\0';
+out:
+	for (size_t i = 0; i < n; i++) {
+		bool mine = false;
+
+		for (size_t k = 0; k < n_own; k++)
+			mine |= items[i] == own[k];
+		if (!mine)
+			free(items[i]);
+	}
+	return out;
+}
+
+static bool hw_is_disk_key(const char *key, char *bus, size_t len, unsigned long *idx)
+{
+	static const char *const buses[] = {"scsi", "virtio", "sata"};
+
+	for (size_t i = 0; i < sizeof(buses) / sizeof(buses[0]); i++) {
+		size_t l = strlen(buses[i]);
+		char *end;
+
+		if (!strncmp(key, buses[i], l) && key[l] >= '0' && key[l] <= '9') {
+			*idx = strtoul(key + l, &end, 10);
+			snprintf(bus, len, "%s", buses[i]);
+			return !*end;
+		}
+	}
+	return false;
+}
+
+/* A new clone's drives are its template's volumes until the clone names its own, which the
+ * plan cannot know: their options are set on the next run. */
+static void hw_note_clone_drive(struct plan *p, const char *object, const char *key,
+				const char *want)
+{
+	plan_note(p, object,
+		  "%s of the new clone gets '%s' on the next run: its volume is named by the "
+		  "clone",
+		  key, want + strcspn(want, ",") + (want[strcspn(want, ",")] ? 1 : 0));
+}
+
+bool hw_plan_disks(const struct cfg_machine *m, const char *sysdisk, const json_t *conf,
+		   bool new_vm, const char *object, struct plan *p, struct plan_action *a)
+{
+	const char *cur, *key;
+	bool changed = false;
+	json_t *v;
+	char *want;
+
+	const struct cfg_drive_opts *o = &m->disk;
+	bool any = o->bus || o->ssd || o->discard || o->iothread || o->cache;
+
+	if (any && sysdisk && (cur = json_string_value(json_object_get(conf, sysdisk)))) {
+		if (m->disk.bus && strncmp(sysdisk, m->disk.bus, strlen(m->disk.bus)))
+			plan_note(p, object,
+				  "disk.bus '%s': the system disk is %s and is not moved to another "
+				  "bus (a template built with it has it)",
+				  m->disk.bus, sysdisk);
+		if (!(want = hw_drive_value(cur, &m->disk))) {
+			p->oom = true;
+		} else if (strcmp(want, cur) && new_vm) {
+			hw_note_clone_drive(p, object, sysdisk, want);
+		} else if (strcmp(want, cur)) {
+			plan_set(p, a, sysdisk, cur, want, 0);
+			changed = true;
+		}
+		free(want);
+	}
+	for (size_t i = 0; i < m->n_disks; i++) {
+		const struct cfg_data_disk *d = &m->disks[i];
+		char k[16], *fresh = NULL;
+
+		hw_data_disk_key(m, i, k, sizeof(k));
+		cur = json_string_value(json_object_get(conf, k));
+		if (cur && !(d->o.ssd || d->o.discard || d->o.iothread || d->o.cache)) {
+			continue; /* nothing to set; its size is hw_plan_disk_growth's */
+		} else if (cur) {
+			want = hw_drive_value(cur, &d->o);
+		} else if (asprintf(&fresh, "%s:%lu", d->storage, d->size_gb) >= 0) {
+			/* qemu-server Drive.pm NEW_DISK_RE: STORAGE:SIZE_IN_GiB allocates */
+			want = hw_drive_value(fresh, &d->o);
+			free(fresh);
+		} else {
+			want = NULL;
+		}
+		if (!want) {
+			p->oom = true;
+			continue;
+		}
+		if (cur && new_vm && strcmp(want, cur)) {
+			hw_note_clone_drive(p, object, k, want);
+		} else if (!cur || strcmp(want, cur)) {
+			plan_set(p, a, k, cur, want, 0);
+			changed = true;
+		}
+		free(want);
+	}
+	json_object_foreach((json_t *)conf, key, v) {
+		char bus[8], k[16];
+		unsigned long idx;
+		bool listed = false;
+
+		if (!hw_is_disk_key(key, bus, sizeof(bus), &idx) || (sysdisk && !strcmp(key, sysdisk)) ||
+		    !json_is_string(v) || strstr(json_string_value(v), "media=cdrom"))
+			continue;
+		for (size_t i = 0; i < m->n_disks; i++) {
+			hw_data_disk_key(m, i, k, sizeof(k));
+			listed |= !strcmp(k, key);
+		}
+		if (!listed && !new_vm)
+			plan_note(p, object, "%s is not in disks: kept ('%.*s')", key,
+				  (int)strcspn(json_string_value(v), ","), json_string_value(v));
+	}
+	return changed;
+}
+
+/* Bytes of a drive's size= option; 0 when absent. */
+static unsigned long long hw_drive_bytes(const char *drive)
+{
+	char sz[32], *end;
+	double v;
+
+	if (!hw_drive_opt(drive, "size", sz, sizeof(sz)))
+		return 0;
+	v = strtod(sz, &end);
+	switch (*end) {
+	case 'T':
+		v *= 1024;
+		/* fall through */
+	case 'G':
+		v *= 1024;
+		/* fall through */
+	case 'M':
+		v *= 1024;
+		/* fall through */
+	case 'K':
+		v *= 1024;
+		break;
+	default:
+		break;
+	}
+	return (unsigned long long)v;
+}
+
+void hw_plan_disk_growth(const struct cfg_machine *m, const json_t *conf, const char *node,
+			 unsigned long vmid, const char *object, struct plan *p)
+{
+	for (size_t i = 0; i < m->n_disks; i++) {
+		const struct cfg_data_disk *d = &m->disks[i];
+		const char *cur;
+		unsigned long long have, want = (unsigned long long)d->size_gb << 30;
+		struct plan_action *a;
+		char k[16], want_s[32], cur_s[32];
+
+		hw_data_disk_key(m, i, k, sizeof(k));
+		cur = json_string_value(json_object_get(conf, k));
+		if (!cur)
+			continue; /* made at its size by the config request */
+		have = hw_drive_bytes(cur);
+		snprintf(want_s, sizeof(want_s), "%luG", d->size_gb);
+		hw_drive_opt(cur, "size", cur_s, sizeof(cur_s));
+		if (have && have < want) {
+			a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "PUT",
+				     "/nodes/%s/qemu/%lu/resize", node, vmid);
+			plan_summary(p, a, "grow %s to %s", k, want_s);
+			plan_param(p, a, "disk", k, 0);
+			plan_param(p, a, "size", want_s, 0);
+			plan_change(p, a, "size", cur_s, want_s, false);
+		} else if (have > want) {
+			plan_note(p, object, "%s is %s, larger than disks[%zu].size_gb %lu: not "
+					     "shrinking",
+				  k, cur_s, i, d->size_gb);
+		}
+	}
 }
 
 const char *hw_seed_drive(const char *bios, const char *machine)

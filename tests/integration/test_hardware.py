@@ -148,6 +148,66 @@ class TestHardware(PlanBase):
         self.assertTrue([x for x in plan["notes"] if x["text"].startswith("net1 is not in")],
                         plan["notes"])
 
+    def test_system_disk_options_and_data_disks_grow_or_are_added_never_shrunk(self):
+        self.seed_template()
+        disks = [{"size_gb": 2, "ssd": True, "discard": True},
+                 {"size_gb": 1, "bus": "virtio", "iothread": True, "cache": "writeback"}]
+        cfg = self.config([self.vm(disk={"ssd": True, "discard": True}, disks=disks)])
+        plan = self.dry_plan(cfg, "8001")
+        ch = cfg_changes(plan, 8001)
+        # the clone's system disk is named by the clone: never the template's volume
+        self.assertNotIn("scsi0", ch)
+        self.assertIn("scsi0 of the new clone gets 'discard=on,size=1G,ssd=1' on the next run: "
+                      "its volume is named by the clone", [x["text"] for x in plan["notes"]])
+        self.assertEqual(ch["scsi1"], (None, "local:2,discard=on,ssd=1"))
+        self.assertEqual(ch["virtio2"], (None, "local:1,cache=writeback,iothread=1"))
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        vol = self.conf(8001)["scsi0"].split(",")[0]
+        self.assertRegex(vol, r"^local:9000/base-9000-disk-0\.qcow2/8001/vm-8001-disk-\d\.qcow2$")
+        plan = self.dry_plan(cfg, "8001")
+        self.assertEqual(cfg_changes(plan, 8001), {"scsi0": (vol + ",size=1G",
+                                                             vol + ",discard=on,size=1G,ssd=1")})
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        conf = self.conf(8001)
+        self.assertRegex(conf["scsi0"], r"^local:9000/base-9000-disk-0\.qcow2/8001/vm-8001-disk-"
+                                        r"\d\.qcow2,discard=on,size=1G,ssd=1$")
+        self.assertRegex(conf["scsi1"], r"^local:8001/vm-8001-disk-\d\.qcow2,discard=on,"
+                                        r"size=2G,ssd=1$")
+        self.assertRegex(conf["virtio2"], r"^local:8001/vm-8001-disk-\d\.qcow2,cache=writeback,"
+                                          r"iothread=1,size=1G$")
+        self.assertEqual(cfg_changes(self.dry_plan(cfg, "8001"), 8001), {}, "converged")
+
+        # grow one, add one, ask to shrink the other: grown and added, not shrunk
+        disks = [{"size_gb": 3, "ssd": True, "discard": True},
+                 {"size_gb": 1, "bus": "virtio", "iothread": True, "cache": "writeback"},
+                 {"size_gb": 1, "bus": "sata", "storage": "local"}]
+        cfg = self.config([self.vm(disk={"ssd": True, "discard": True}, disks=disks)])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertEqual(cfg_changes(plan, 8001), {"sata3": (None, "local:1")})
+        grows = [a for a in plan["actions"] if a["path"].endswith("/resize")]
+        self.assertEqual([(a["params"]["disk"], a["params"]["size"]) for a in grows],
+                         [("scsi1", "3G")])
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        conf = self.conf(8001)
+        self.assertIn("size=3G", conf["scsi1"])
+        self.assertIn("size=1G", conf["sata3"])
+
+        cfg = self.config([self.vm(disk={"ssd": True, "discard": True},
+                                   disks=[dict(disks[0], size_gb=2)])])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertFalse([a for a in plan["actions"] if a["path"].endswith("/resize")])
+        texts = [x["text"] for x in plan["notes"]]
+        self.assertIn("scsi1 is 3G, larger than disks[0].size_gb 2: not shrinking", texts)
+        self.assertTrue([t for t in texts if t.startswith("virtio2 is not in disks: kept")],
+                        texts)
+        self.assertTrue([t for t in texts if t.startswith("sata3 is not in disks: kept")], texts)
+
     def test_bad_values_exit_2_before_any_request(self):
         self.seed_template()
         n = self.mark()

@@ -1,6 +1,7 @@
 /* hardware: the config's hardware keys as create options and as the changes of an existing
  * VM or a new clone, against Proxmox's defaults for absent options. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -148,4 +149,61 @@ Test(hardware, seed_drive_is_ide2)
 {
 	cr_assert_str_eq(hw_seed_drive(NULL, NULL), "ide2");
 	cr_assert_str_eq(hw_seed_drive("ovmf", "q35"), "ide2");
+}
+
+Test(hardware, drive_value_sets_given_options_and_keeps_the_rest_sorted)
+{
+	struct cfg_drive_opts o = {.ssd = CFG_TRI_TRUE, .discard = CFG_TRI_FALSE, .cache = "none"};
+	char *v = hw_drive_value("local-lvm:vm-1-disk-0,discard=on,iothread=1,size=8G", &o);
+
+	cr_assert_str_eq(v, "local-lvm:vm-1-disk-0,cache=none,discard=ignore,iothread=1,size=8G,"
+			    "ssd=1");
+	free(v);
+	v = hw_drive_value("local:4", &(struct cfg_drive_opts){.iothread = CFG_TRI_TRUE});
+	cr_assert_str_eq(v, "local:4,iothread=1");
+	free(v);
+}
+
+Test(hardware, data_disks_are_added_grown_and_never_shrunk)
+{
+	struct cfg_data_disk d[3] = {{.size_gb = 10, .storage = "local-lvm", .o = {.bus = "scsi"}},
+				     {.size_gb = 4, .storage = "tank", .o = {.bus = "virtio"}},
+				     {.size_gb = 2, .storage = "local", .o = {.bus = "sata"}}};
+	struct cfg_machine m = {.disks = d, .n_disks = 3};
+	json_t *c = conf("{\"scsi0\": \"local-lvm:vm-1-disk-0,size=3G\", "
+			 "\"scsi1\": \"local-lvm:vm-1-disk-1,size=8G\", "
+			 "\"virtio2\": \"tank:vm-1-disk-2,size=6G\", "
+			 "\"scsi7\": \"local-lvm:vm-1-disk-3,size=1G\", "
+			 "\"ide2\": \"local:iso/seed.iso,media=cdrom\"}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	cr_assert(hw_plan_disks(&m, "scsi0", c, false, "VM 1 'a'", &p, a));
+	cr_assert_eq(a->n_changes, 1);
+	cr_assert_str_eq(change(a, "sata3")->new, "local:2");
+	hw_plan_disk_growth(&m, c, "pve1", 1, "VM 1 'a'", &p);
+	cr_assert_eq(p.n, 2, "the config and one resize");
+	cr_assert_str_eq(plan_param_get(p.actions[1], "disk"), "scsi1");
+	cr_assert_str_eq(plan_param_get(p.actions[1], "size"), "10G");
+	cr_assert_eq(p.n_notes, 2);
+	cr_assert(strstr(p.notes[0].text, "scsi7 is not in disks: kept"), "%s", p.notes[0].text);
+	cr_assert(strstr(p.notes[1].text, "virtio2 is 6G, larger than disks[1].size_gb 4"), "%s",
+		  p.notes[1].text);
+	json_decref(c);
+	plan_release(&p);
+}
+
+Test(hardware, a_new_clones_drives_are_never_repointed)
+{
+	struct cfg_machine m = {.disk = {.ssd = CFG_TRI_TRUE}};
+	json_t *c = conf("{\"scsi0\": \"local:9000/base-9000-disk-0.qcow2,size=3G\"}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	cr_assert(!hw_plan_disks(&m, "scsi0", c, true, "VM 1 'a'", &p, a));
+	cr_assert_eq(a->n_changes, 0, "the template's volume must not become the clone's disk");
+	cr_assert_eq(p.n_notes, 1);
+	cr_assert(strstr(p.notes[0].text, "on the next run"), "%s", p.notes[0].text);
+	json_decref(c);
+	plan_release(&p);
 }
