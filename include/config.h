@@ -262,6 +262,14 @@ struct cfg_vm {
 	 * The same wherever and however the file is named, read or formatted. */
 	char config_id[CFG_ID_MAX];
 	struct cfg_machine mach;     /* overrides of the template's hardware */
+	/* lifecycle: onboot, startup, protection as Proxmox's options (unset: as they are) */
+	enum cfg_tri onboot, protection;
+	bool has_startup;
+	struct {
+		bool has_order, has_up, has_down;
+		unsigned long order, up, down; /* boot order, seconds */
+	} startup;
+	bool no_start; /* `start: false`: created and configured, never started */
 	/* `networks`: NIC i is net<i>; `network` then mirrors nics[0]'s IPv4 and bridge, so
 	 * what reads the first NIC reads one place. Empty with `network_config` (or neither). */
 	struct cfg_nic *nics;

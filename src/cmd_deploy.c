@@ -892,6 +892,12 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 			log_warn("VM %lu '%s': %s", vm->vmid, vm->name, err->msg);
 			phx_err_clear(err);
 		}
+	} else if (vm->no_start) {
+		if (!(dv->res.note = dep_strdupf(err,
+						 "VM %lu '%s': start false: created and configured, "
+						 "not started; its guest agent was not awaited",
+						 vm->vmid, vm->name)))
+			goto out;
 	} else if (dep_wait_agent(c, rd.node, vm, r->agent_timeout_s, rd.mac, dv->res.ip,
 				  sizeof(dv->res.ip), err) < 0) {
 		goto out;

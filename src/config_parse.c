@@ -1396,6 +1396,35 @@ static void cfg_parse_template_version(struct cfg_ctx *ctx, json_t *obj, const c
 	}
 }
 
+static void cfg_parse_lifecycle(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				struct cfg_vm *vm)
+{
+	static const char *const skeys[] = {"order", "up", "down"};
+	char spath[CFG_PATH_MAX];
+	bool start;
+	json_t *st;
+
+	vm->onboot = cfg_get_tri(ctx, obj, jpath, "onboot");
+	vm->protection = cfg_get_tri(ctx, obj, jpath, "protection");
+	if (cfg_get_bool(ctx, obj, jpath, "start", &start))
+		vm->no_start = !start;
+	st = cfg_get_obj(ctx, obj, jpath, "startup", false);
+	if (!st)
+		return;
+	cfg_path_key(spath, jpath, "startup");
+	CFG_CHECK_KEYS(ctx, st, spath, skeys);
+	/* pve-common JSONSchema.pm pve-startup-order: order, up, down are non-negative */
+	vm->startup.has_order =
+		cfg_get_uint(ctx, st, spath, "order", false, 0, 1000000, &vm->startup.order);
+	vm->startup.has_up = cfg_get_uint(ctx, st, spath, "up", false, 0, 86400, &vm->startup.up);
+	vm->startup.has_down =
+		cfg_get_uint(ctx, st, spath, "down", false, 0, 86400, &vm->startup.down);
+	vm->has_startup = vm->startup.has_order || vm->startup.has_up || vm->startup.has_down;
+	if (!json_object_size(st))
+		cfg_problem(ctx, spath, "expected at least one of 'order', 'up' or 'down', got an "
+					"empty object");
+}
+
 static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, struct cfg_vm *vm)
 {
 	static const char *const keys[] = {
@@ -1404,7 +1433,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 		"user_config", "features",  "node",	       "storage",
 		"full_clone", "pool",	    "tags",	       "description",
 		"packages", "dns_servers", "template_version",
-		"networks", CFG_MACHINE_KEYS,
+		"networks", "onboot", "startup", "protection", "start", CFG_MACHINE_KEYS,
 	};
 	const struct cfg_defaults *d = &ctx->cfg->defaults;
 	char kpath[CFG_PATH_MAX];
@@ -1464,6 +1493,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 		cfg_strv_copy(ctx, &vm->dns_servers, &d->dns_servers);
 	vm->search_domain = cfg_strdup(ctx, d->search_domain);
 	cfg_parse_machine(ctx, obj, jpath, vm->memory_mb, vm->storage, &vm->mach);
+	cfg_parse_lifecycle(ctx, obj, jpath, vm);
 }
 
 /* ---- cross checks ------------------------------------------------------------------------ */

@@ -249,6 +249,37 @@ static int deploy_plan_nics(const struct deploy_vm_input *in, struct plan *p,
 	return 0;
 }
 
+/* onboot, startup and protection; an absent option is Proxmox's default (off, none). */
+static void deploy_plan_lifecycle(const struct cfg_vm *vm, const json_t *conf, struct plan *p,
+				  struct plan_action *a)
+{
+	char num[32], want[96] = "";
+	const char *cur;
+	int n = 0;
+
+	if (vm->onboot != CFG_TRI_UNSET &&
+	    !(vm->onboot == CFG_TRI_FALSE && !json_object_get(conf, "onboot")))
+		deploy_set_if(p, a, conf, "onboot", vm->onboot == CFG_TRI_TRUE ? "1" : "0", 0);
+	if (vm->protection != CFG_TRI_UNSET &&
+	    !(vm->protection == CFG_TRI_FALSE && !json_object_get(conf, "protection")))
+		deploy_set_if(p, a, conf, "protection", vm->protection == CFG_TRI_TRUE ? "1" : "0",
+			      0);
+	if (!vm->has_startup)
+		return;
+	/* the order pve-manager's GUI writes it in; Proxmox keeps the string as sent */
+	if (vm->startup.has_order)
+		n += snprintf(want + n, sizeof(want) - (size_t)n, "order=%lu", vm->startup.order);
+	if (vm->startup.has_up)
+		n += snprintf(want + n, sizeof(want) - (size_t)n, "%sup=%lu", n ? "," : "",
+			      vm->startup.up);
+	if (vm->startup.has_down)
+		snprintf(want + n, sizeof(want) - (size_t)n, "%sdown=%lu", n ? "," : "",
+			 vm->startup.down);
+	cur = deploy_conf_str(conf, "startup", num, sizeof(num));
+	if (!cur || strcmp(cur, want))
+		plan_set(p, a, "startup", cur, want, 0);
+}
+
 static char *deploy_fmt(struct plan *p, const char *fmt, unsigned long v)
 {
 	char *s;
@@ -329,6 +360,7 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 					  cfg_act);
 	info.hw_changed |= hw_plan_disks(&vm->mach, deploy_system_disk(conf), conf, !converge,
 					 object, p, cfg_act);
+	deploy_plan_lifecycle(vm, conf, p, cfg_act);
 	if (!deploy_agent_enabled(conf))
 		plan_set(p, cfg_act, "agent", json_string_value(json_object_get(conf, "agent")),
 			 "enabled=1", 0);
@@ -411,10 +443,12 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 		}
 	}
 	hw_plan_disk_growth(&vm->mach, conf, node, vm->vmid, object, p);
-	if (!in->running) {
+	if (!in->running && !vm->no_start) {
 		a = plan_add(p, PLAN_REQUEST, PLAN_RUN, object, "POST",
 			     "/nodes/%s/qemu/%lu/status/start", node, vm->vmid);
 		plan_summary(p, a, "start");
+	} else if (!in->running) {
+		plan_note(p, object, "start false: not started, its guest agent is not awaited");
 	}
 	if (plan_check(p, err) < 0)
 		goto out;
@@ -495,7 +529,8 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 		{"cpu", "VM.Config.CPU"},	      {"sockets", "VM.Config.CPU"},
 		{"numa", "VM.Config.CPU"},	      {"balloon", "VM.Config.Memory"},
 		{"machine", "VM.Config.HWType"},      {"tpmstate0", "VM.Config.HWType"},
-		{"bios", "VM.Config.Options"},
+		{"bios", "VM.Config.Options"},	      {"onboot", "VM.Config.Options"},
+		{"startup", "VM.Config.Options"},     {"protection", "VM.Config.Options"},
 	};
 
 	for (size_t i = 0; i < a->n_params; i++)

@@ -2,6 +2,7 @@
 machine and CPU; each group deploys, then a rerun converges (a changed value is planned as
 old -> new and applied, an unchanged one is not sent). Templates are seeded through the API
 as in test_deploy (no customization)."""
+import json
 import re
 import unittest
 
@@ -207,6 +208,40 @@ class TestHardware(PlanBase):
         self.assertTrue([t for t in texts if t.startswith("virtio2 is not in disks: kept")],
                         texts)
         self.assertTrue([t for t in texts if t.startswith("sata3 is not in disks: kept")], texts)
+
+    def test_lifecycle_onboot_startup_protection_and_start_false(self):
+        self.seed_template()
+        life = {"onboot": True, "startup": {"order": 2, "up": 30}, "protection": True,
+                "start": False}
+        cfg = self.config([self.vm(**life)])
+        plan = self.dry_plan(cfg, "8001")
+        ch = cfg_changes(plan, 8001)
+        self.assertEqual((ch["onboot"], ch["startup"], ch["protection"]),
+                         ((None, "1"), (None, "order=2,up=30"), (None, "1")))
+        self.assertFalse([a for a in plan["actions"] if a["path"].endswith("/status/start")])
+        n = self.mark()
+        p = self.deploy(cfg, "--output", "json", "8001", guests=False)
+        self.assert_sent_as_planned(plan, n)
+        res = json.loads(p.stdout)[0]
+        self.assertEqual(res["state"], "created")
+        self.assertIn("not started; its guest agent was not awaited", res["note"])
+        st = self.sim.control("GET", "/_sim/state")["vms"]["8001"]
+        self.assertEqual(st["status"], "stopped")
+        self.assertEqual((st["conf"]["onboot"], st["conf"]["startup"], st["conf"]["protection"]),
+                         (1, "order=2,up=30", 1))
+        self.assertFalse(self.logged("POST", r"/agent/"), "no agent call for a VM not started")
+
+        # rerun: stays stopped, nothing to change; then only what changed
+        self.assertEqual(cfg_changes(self.dry_plan(cfg, "8001"), 8001), {})
+        life = dict(life, startup={"order": 2, "up": 30, "down": 60}, protection=False)
+        cfg = self.config([self.vm(**life)])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertEqual(cfg_changes(plan, 8001), {
+            "startup": ("order=2,up=30", "order=2,up=30,down=60"), "protection": ("1", "0")})
+        n = self.mark()
+        self.deploy(cfg, "8001", guests=False)
+        self.assert_sent_as_planned(plan, n)
+        self.assertEqual(self.conf(8001)["protection"], 0)
 
     def test_bad_values_exit_2_before_any_request(self):
         self.seed_template()

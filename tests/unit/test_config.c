@@ -558,6 +558,20 @@ static const struct bad_case bad_cases[] = {
 		 VMS(VM(", \"disks\": [{\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, "
 			"{\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1, \"bus\": \"sata\"}]")),
 		 "$.vms[0].disks[5].bus", "would be sata6"},
+		/* lifecycle (#17) */
+		{"onboot string", VMS(VM(", \"onboot\": \"yes\"")), "$.vms[0].onboot",
+		 "true or false"},
+		{"protection number", VMS(VM(", \"protection\": 1")), "$.vms[0].protection",
+		 "true or false"},
+		{"start string", VMS(VM(", \"start\": \"no\"")), "$.vms[0].start", "true or false"},
+		{"startup not an object", VMS(VM(", \"startup\": \"order=1\"")), "$.vms[0].startup",
+		 "expected an object"},
+		{"startup empty", VMS(VM(", \"startup\": {}")), "$.vms[0].startup",
+		 "at least one of 'order', 'up' or 'down'"},
+		{"startup order negative", VMS(VM(", \"startup\": {\"order\": -1}")),
+		 "$.vms[0].startup.order", "got -1"},
+		{"startup unknown key", VMS(VM(", \"startup\": {\"delay\": 5}")),
+		 "$.vms[0].startup.delay", "unknown key"},
 		{"hardware key misspelt", VMS(VM(", \"socket\": 2")), "$.vms[0].socket",
 		 "did you mean 'sockets'?"},
 };
@@ -944,6 +958,31 @@ Test(config, native_mode_takes_one_ipv4_nic, .init = setup, .fini = teardown)
 		     -1);
 	cr_assert(has_line(err.msg, path, "$.vms[0].networks", "use cloudinit_mode 'iso'"), "%s",
 		  err.msg);
+}
+
+Test(config, lifecycle_keys, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256];
+
+	cr_assert_eq(load_json("life.json",
+			       VMS(VM(", \"onboot\": true, \"protection\": false, \"start\": false, "
+				      "\"startup\": {\"order\": 0, \"down\": 60}") ","
+				   "{\"vmid\": 8002, \"name\": \"b\", \"clone_from_vmid\": 9000}"),
+			       &cfg, &err, path, sizeof(path)),
+		     0, "%s", err.msg);
+	cr_assert_eq(cfg->vms[0].onboot, CFG_TRI_TRUE);
+	cr_assert_eq(cfg->vms[0].protection, CFG_TRI_FALSE);
+	cr_assert(cfg->vms[0].no_start);
+	cr_assert(cfg->vms[0].has_startup);
+	cr_assert(cfg->vms[0].startup.has_order && cfg->vms[0].startup.order == 0);
+	cr_assert(!cfg->vms[0].startup.has_up);
+	cr_assert_eq(cfg->vms[0].startup.down, 60);
+	cr_assert(!cfg->vms[1].no_start, "start defaults to true");
+	cr_assert_eq(cfg->vms[1].onboot, CFG_TRI_UNSET);
+	cr_assert(!cfg->vms[1].has_startup);
+	cfg_free(cfg);
 }
 
 Test(config_check, machine_and_cpu_types)
