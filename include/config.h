@@ -270,6 +270,16 @@ struct cfg_vm {
 		unsigned long order, up, down; /* boot order, seconds */
 	} startup;
 	bool no_start; /* `start: false`: created and configured, never started */
+	/* `ha`: an HA resource vm:<vmid> in /cluster/ha/resources (pve-ha-manager) */
+	bool has_ha;
+	struct {
+		char *state;   /* "started" (default), "stopped", "enabled", "disabled", "ignored" */
+		char *group;   /* Proxmox 8 HA group, or NULL */
+		char *comment; /* or NULL */
+		bool has_max_restart, has_max_relocate;
+		unsigned long max_restart, max_relocate; /* 0..10 */
+		enum cfg_tri failback;
+	} ha;
 	/* `networks`: NIC i is net<i>; `network` then mirrors nics[0]'s IPv4 and bridge, so
 	 * what reads the first NIC reads one place. Empty with `network_config` (or neither). */
 	struct cfg_nic *nics;

@@ -213,6 +213,7 @@ struct deploy_vm_input {
 	size_t snippet_len;
 	bool snippet_exists;
 	const char *sshkeys, *ipconfig, *nameserver;
+	const json_t *ha; /* the VM's entry of GET /cluster/ha/resources, or NULL */
 };
 
 struct deploy_plan_info {

@@ -85,6 +85,7 @@ struct dep_run {
 	char snippet_storage[128]; /* storage holding defaults.snippets_dir, "" when unused */
 	const char *agent_priv;	   /* what agent/ping needs on this Proxmox version */
 	json_t *storages;	   /* owned; GET /storage, read once, then only read */
+	json_t *ha;		   /* owned; GET /cluster/ha/resources when a VM has `ha`, or NULL */
 	/* owned; the cluster's guests, read once: a VM costs the same requests however many
 	 * there are (each VM's entry is only read; what a VM's run creates is its own) */
 	struct pve_vm_list guests;
@@ -782,6 +783,21 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 	return 0;
 }
 
+/* The HA resource vm:<vmid> of GET /cluster/ha/resources (borrowed), or NULL. */
+static const json_t *dep_ha_entry(const json_t *ha, unsigned long vmid)
+{
+	char sid[32];
+	size_t i;
+	json_t *e;
+
+	snprintf(sid, sizeof(sid), "vm:%lu", vmid);
+	json_array_foreach(ha, i, e)
+		if (json_is_string(json_object_get(e, "sid")) &&
+		    !strcmp(json_string_value(json_object_get(e, "sid")), sid))
+			return e;
+	return NULL;
+}
+
 /* ---- one VM: read, plan, then print or apply ---- */
 
 static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t, struct dep_vm *dv,
@@ -824,6 +840,7 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		.sshkeys = dv->sshkeys,
 		.ipconfig = dv->ipconfig,
 		.nameserver = dv->nameserver,
+		.ha = dep_ha_entry(r->ha, vm->vmid),
 	};
 	snprintf(dv->res.node, sizeof(dv->res.node), "%s", rd.node);
 	if (deploy_plan_vm(&in, &dv->plan, &info, err) < 0)
@@ -1278,6 +1295,10 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	if (pve_get(s->pve, "/storage", NULL, 0, &r.storages, err) < 0 ||
 	    pve_cluster_vms(s->pve, &r.guests, err) < 0)
 		goto out;
+	for (size_t i = 0; i < n && !r.ha; i++)
+		if (vms[i].vm->has_ha &&
+		    pve_get(s->pve, "/cluster/ha/resources", NULL, 0, &r.ha, err) < 0)
+			goto out;
 	if (s->cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE &&
 	    s->cfg->defaults.snippets_dir &&
 	    dep_snippet_storage(r.storages, s->cfg->defaults.snippets_dir, r.snippet_storage,
@@ -1387,6 +1408,7 @@ out:
 		dep_vm_release(&vms[i]);
 	free(vms);
 	json_decref(r.storages);
+	json_decref(r.ha);
 	pve_vm_list_release(&r.guests);
 	free(r.node_of);
 	free(r.started);

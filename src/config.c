@@ -687,6 +687,9 @@ static void cfg_vm_release(struct cfg_vm *vm)
 	cfg_machine_release(&vm->mach);
 	for (size_t i = 0; i < vm->n_nics; i++)
 		cfg_nic_release(&vm->nics[i]);
+	free(vm->ha.state);
+	free(vm->ha.group);
+	free(vm->ha.comment);
 	free(vm->nics);
 }
 

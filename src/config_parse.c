@@ -1396,6 +1396,60 @@ static void cfg_parse_template_version(struct cfg_ctx *ctx, json_t *obj, const c
 	}
 }
 
+static bool cfg_is_ha_state(const char *s)
+{
+	/* pve-ha-manager Resources.pm: the requested states */
+	return !strcmp(s, "started") || !strcmp(s, "stopped") || !strcmp(s, "enabled") ||
+	       !strcmp(s, "disabled") || !strcmp(s, "ignored");
+}
+
+static bool cfg_is_ha_group(const char *s)
+{
+	/* pve-common pve-configid: [a-z][a-z0-9_-]+ (case-insensitive) */
+	return isalpha((unsigned char)s[0]) && strlen(s) >= 2 && strlen(s) <= 64 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+		       strlen(s);
+}
+
+static void cfg_parse_ha(struct cfg_ctx *ctx, json_t *obj, const char *jpath, struct cfg_vm *vm)
+{
+	static const char *const keys[] = {"state",	   "group",	   "comment",
+					   "max_restart", "max_relocate", "failback"};
+	char hpath[CFG_PATH_MAX], kpath[CFG_PATH_MAX];
+	json_t *h = cfg_get_obj(ctx, obj, jpath, "ha", false);
+	const char *s;
+
+	if (!h)
+		return;
+	vm->has_ha = true;
+	cfg_path_key(hpath, jpath, "ha");
+	CFG_CHECK_KEYS(ctx, h, hpath, keys);
+	cfg_set_str(ctx, &vm->ha.state, "started");
+	cfg_get_checked(ctx, h, hpath, "state", false, cfg_is_ha_state,
+			"'started', 'stopped', 'enabled', 'disabled' or 'ignored'", &vm->ha.state);
+	cfg_get_checked(ctx, h, hpath, "group", false, cfg_is_ha_group,
+			"an HA group name like 'prod' (Proxmox 8; Proxmox 9 has rules instead)",
+			&vm->ha.group);
+	s = cfg_get_str(ctx, h, hpath, "comment", false);
+	if (s && (strlen(s) > 4096 || strchr(s, '\n'))) {
+		cfg_path_key(kpath, hpath, "comment");
+		cfg_problem(ctx, kpath, "expected one line of at most 4096 characters");
+	} else if (s) {
+		vm->ha.comment = cfg_strdup(ctx, s);
+	}
+	/* Resources.pm: max_restart and max_relocate 0..10 */
+	vm->ha.has_max_restart =
+		cfg_get_uint(ctx, h, hpath, "max_restart", false, 0, 10, &vm->ha.max_restart);
+	vm->ha.has_max_relocate =
+		cfg_get_uint(ctx, h, hpath, "max_relocate", false, 0, 10, &vm->ha.max_relocate);
+	vm->ha.failback = cfg_get_tri(ctx, h, hpath, "failback");
+	if (vm->no_start && vm->ha.state && !strcmp(vm->ha.state, "started")) {
+		cfg_path_key(kpath, hpath, "state");
+		cfg_problem(ctx, kpath, "expected 'stopped' (or another state) with start false: the "
+					"HA manager starts a 'started' resource, got 'started'");
+	}
+}
+
 static void cfg_parse_lifecycle(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 				struct cfg_vm *vm)
 {
@@ -1408,6 +1462,7 @@ static void cfg_parse_lifecycle(struct cfg_ctx *ctx, json_t *obj, const char *jp
 	vm->protection = cfg_get_tri(ctx, obj, jpath, "protection");
 	if (cfg_get_bool(ctx, obj, jpath, "start", &start))
 		vm->no_start = !start;
+	cfg_parse_ha(ctx, obj, jpath, vm);
 	st = cfg_get_obj(ctx, obj, jpath, "startup", false);
 	if (!st)
 		return;
@@ -1433,7 +1488,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 		"user_config", "features",  "node",	       "storage",
 		"full_clone", "pool",	    "tags",	       "description",
 		"packages", "dns_servers", "template_version",
-		"networks", "onboot", "startup", "protection", "start", CFG_MACHINE_KEYS,
+		"networks", "onboot", "startup", "protection", "start", "ha", CFG_MACHINE_KEYS,
 	};
 	const struct cfg_defaults *d = &ctx->cfg->defaults;
 	char kpath[CFG_PATH_MAX];

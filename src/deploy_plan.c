@@ -280,6 +280,51 @@ static void deploy_plan_lifecycle(const struct cfg_vm *vm, const json_t *conf, s
 		plan_set(p, a, "startup", cur, want, 0);
 }
 
+/* `ha`: the resource vm:<vmid> added (POST) or its changed options updated (PUT), after the
+ * VM is configured and started. */
+static void deploy_plan_ha(const struct deploy_vm_input *in, struct plan *p, const char *object)
+{
+	const struct cfg_vm *vm = in->vm;
+	char sid[32], restart[16], relocate[16], num[32];
+	struct plan_action *a;
+	const struct {
+		const char *key, *want;
+	} opts[] = {
+		{"state", vm->ha.state},
+		{"group", vm->ha.group},
+		{"comment", vm->ha.comment},
+		{"max_restart", vm->ha.has_max_restart ? restart : NULL},
+		{"max_relocate", vm->ha.has_max_relocate ? relocate : NULL},
+		{"failback", vm->ha.failback == CFG_TRI_UNSET	? NULL
+			     : vm->ha.failback == CFG_TRI_TRUE ? "1"
+							       : "0"},
+	};
+
+	if (!vm->has_ha)
+		return;
+	snprintf(sid, sizeof(sid), "vm:%lu", vm->vmid);
+	snprintf(restart, sizeof(restart), "%lu", vm->ha.max_restart);
+	snprintf(relocate, sizeof(relocate), "%lu", vm->ha.max_relocate);
+	if (!in->ha) {
+		a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/cluster/ha/resources");
+		plan_summary(p, a, "add HA resource '%s'", sid);
+		plan_param(p, a, "sid", sid, 0);
+	} else {
+		a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "PUT", "/cluster/ha/resources/%s",
+			     sid);
+		plan_summary(p, a, "update HA resource '%s'", sid);
+	}
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		const char *cur = in->ha ? deploy_conf_str(in->ha, opts[i].key, num, sizeof(num))
+					 : NULL;
+
+		if (opts[i].want && (!cur || strcmp(cur, opts[i].want)))
+			plan_set(p, a, opts[i].key, cur, opts[i].want, 0);
+	}
+	if (a && in->ha && a->n_params == 0)
+		plan_drop(p, a);
+}
+
 static char *deploy_fmt(struct plan *p, const char *fmt, unsigned long v)
 {
 	char *s;
@@ -450,6 +495,7 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 	} else if (!in->running) {
 		plan_note(p, object, "start false: not started, its guest agent is not awaited");
 	}
+	deploy_plan_ha(in, p, object);
 	if (plan_check(p, err) < 0)
 		goto out;
 	*ret_info = info;
@@ -540,6 +586,10 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 	for (size_t i = 0; i < a->n_params; i++)
 		if (!strncmp(a->params[i].key, "net", 3) && isdigit((unsigned char)a->params[i].key[3]))
 			deploy_need(needs, max, n, vm_path, "VM.Config.Network");
+	/* qemu-server API2/Qemu.pm $check_vm_modify_config_perm: startup also needs Sys.Modify
+	 * on / */
+	if (plan_param_get(a, "startup"))
+		deploy_need(needs, max, n, "/", "Sys.Modify");
 	if (plan_param_get(a, "net0")) {
 		deploy_need(needs, max, n, vm_path, "VM.Config.Network");
 		/* pve-guest-common check_vnet_access via qemu-server check_bridge_access */
@@ -603,6 +653,9 @@ size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
 			deploy_need(needs, max, &n, path, "Datastore.AllocateSpace");
 		} else if (strstr(a->path, "/config")) {
 			deploy_config_needs(a, vm_path, bridge_acl, needs, max, &n);
+		} else if (!strncmp(a->path, "/cluster/ha/", 12)) {
+			/* pve-ha-manager API2/HA/Resources.pm create, update */
+			deploy_need(needs, max, &n, "/", "Sys.Console");
 		} else if (strstr(a->path, "/resize")) {
 			deploy_need(needs, max, &n, vm_path, "VM.Config.Disk");
 		} else if (strstr(a->path, "/status/")) {

@@ -243,6 +243,47 @@ class TestHardware(PlanBase):
         self.assert_sent_as_planned(plan, n)
         self.assertEqual(self.conf(8001)["protection"], 0)
 
+    def test_ha_resource_added_then_updated_only_where_it_differs(self):
+        self.seed_template()
+        cfg = self.config([self.vm(ha={"max_restart": 2, "comment": "db primary"})])
+        plan = self.dry_plan(cfg, "8001")
+        ha = [a for a in plan["actions"] if a["path"].startswith("/cluster/ha/")]
+        self.assertEqual([(a["method"], a["path"], a["params"]) for a in ha],
+                         [("POST", "/cluster/ha/resources",
+                           {"sid": "vm:8001", "state": "started", "max_restart": "2",
+                            "comment": "db primary"})])
+        self.assertEqual(plan["actions"][-1], ha[0], "added once the VM is configured")
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        res = self.sim.control("GET", "/_sim/state")["ha_resources"]
+        self.assertEqual(res, {"vm:8001": {"type": "vm", "state": "started", "max_restart": 2,
+                                           "comment": "db primary"}})
+
+        # converged: nothing; then only what differs, as old -> new
+        plan = self.dry_plan(cfg, "8001")
+        self.assertFalse([a for a in plan["actions"] if a["path"].startswith("/cluster/ha/")])
+        cfg = self.config([self.vm(ha={"max_restart": 2, "max_relocate": 0,
+                                       "comment": "db replica"})])
+        plan = self.dry_plan(cfg, "8001")
+        ha = [a for a in plan["actions"] if a["path"].startswith("/cluster/ha/")]
+        self.assertEqual([(a["method"], a["path"]) for a in ha],
+                         [("PUT", "/cluster/ha/resources/vm:8001")])
+        self.assertEqual({c["key"]: (c["old"], c["new"]) for c in ha[0]["changes"]},
+                         {"comment": ("db primary", "db replica"), "max_relocate": (None, "0")})
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        self.assertEqual(self.sim.control("GET", "/_sim/state")["ha_resources"]["vm:8001"]
+                         ["max_relocate"], 0)
+        # Proxmox 9 has no HA groups (migrated to rules): the server's refusal is reported
+        cfg = self.config([self.vm(ha={"group": "prod"})])
+        p = self.deploy(cfg, "8001", check=1)
+        self.assertIn("ha groups have been migrated to rules", p.stderr)
+        # --destroy purges it with the VM
+        self.run_bin("--config", cfg, "--destroy", "8001", check=0)
+        self.assertEqual(self.sim.control("GET", "/_sim/state")["ha_resources"], {})
+
     def test_bad_values_exit_2_before_any_request(self):
         self.seed_template()
         n = self.mark()

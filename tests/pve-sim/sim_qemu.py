@@ -125,6 +125,9 @@ class QemuHandlers:
 			privs = OPT_PRIV.get(b) or OPT_PRIV.get(k)
 			if privs:
 				self.check(r.authid, path, list(privs), any_of=len(privs) > 1)
+			if k == 'startup':
+				# "special case for startup since it changes host behaviour"
+				self.check(r.authid, '/', ['Sys.Modify'])
 
 	def check_drive_perm(self, authid, vmid, key, value):
 		"""qs API2/Qemu.pm $update_vm_api $check_drive_perms (runs in the update worker):
@@ -581,6 +584,9 @@ class QemuHandlers:
 			raise ApiError(500, 'VM %d is running - destroy failed\n' % vmid)
 		if vm['conf'].get('protection'):
 			raise ApiError(500, "can't remove VM %d - protection mode enabled\n" % vmid)
+		if 'vm:%d' % vmid in self.ha_resources and not r.params.get('purge'):
+			raise ApiError(500, 'unable to remove VM %d - used in HA resources and purge '
+				'parameter not set.\n' % vmid)
 
 		def work(t):
 			with self.config_lock(vmid, ttype='qmdestroy'):
@@ -613,6 +619,9 @@ class QemuHandlers:
 				self.drop_vm(vmid)
 				if r.params.get('purge'):
 					t.log('purging VM %d from related configurations..' % vmid)
+					# qs QemuServer.pm destroy_vm -> HA Config.pm delete_service_from_config
+					with self.lock:
+						self.ha_resources.pop('vm:%d' % vmid, None)
 
 		return self.new_task(r.node, 'qmdestroy', vmid, r.authid, work)
 

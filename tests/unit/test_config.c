@@ -572,6 +572,22 @@ static const struct bad_case bad_cases[] = {
 		 "$.vms[0].startup.order", "got -1"},
 		{"startup unknown key", VMS(VM(", \"startup\": {\"delay\": 5}")),
 		 "$.vms[0].startup.delay", "unknown key"},
+		/* ha (#17) */
+		{"ha not an object", VMS(VM(", \"ha\": true")), "$.vms[0].ha", "expected an object"},
+		{"ha state unknown", VMS(VM(", \"ha\": {\"state\": \"running\"}")), "$.vms[0].ha.state",
+		 "'started', 'stopped'"},
+		{"ha max_restart above 10", VMS(VM(", \"ha\": {\"max_restart\": 11}")),
+		 "$.vms[0].ha.max_restart", "from 0 to 10, got 11"},
+		{"ha max_relocate string", VMS(VM(", \"ha\": {\"max_relocate\": \"1\"}")),
+		 "$.vms[0].ha.max_relocate", "got a string"},
+		{"ha group bad", VMS(VM(", \"ha\": {\"group\": \"9prod\"}")), "$.vms[0].ha.group",
+		 "HA group name"},
+		{"ha comment two lines", VMS(VM(", \"ha\": {\"comment\": \"a\\nb\"}")),
+		 "$.vms[0].ha.comment", "one line"},
+		{"ha started with start false", VMS(VM(", \"start\": false, \"ha\": {}")),
+		 "$.vms[0].ha.state", "HA manager starts a 'started' resource"},
+		{"ha key misspelt", VMS(VM(", \"ha\": {\"max_restarts\": 1}")),
+		 "$.vms[0].ha.max_restarts", "did you mean 'max_restart'?"},
 		{"hardware key misspelt", VMS(VM(", \"socket\": 2")), "$.vms[0].socket",
 		 "did you mean 'sockets'?"},
 };
@@ -980,6 +996,7 @@ Test(config, lifecycle_keys, .init = setup, .fini = teardown)
 	cr_assert(!cfg->vms[0].startup.has_up);
 	cr_assert_eq(cfg->vms[0].startup.down, 60);
 	cr_assert(!cfg->vms[1].no_start, "start defaults to true");
+	cr_assert(!cfg->vms[1].has_ha);
 	cr_assert_eq(cfg->vms[1].onboot, CFG_TRI_UNSET);
 	cr_assert(!cfg->vms[1].has_startup);
 	cfg_free(cfg);
