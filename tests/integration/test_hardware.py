@@ -12,10 +12,12 @@ from test_plan import PlanBase
 
 
 def cfg_changes(plan, vmid):
-    """{key: (old, new)} of the VM's config action, {} when there is none."""
+    """{key: (old, new)} of the VM's config action, {} when there is none; without the
+    description, whose record names the VM's config entry (any change of it changes that)."""
     for a in plan["actions"]:
         if a["method"] == "POST" and a["path"].endswith("/qemu/%d/config" % vmid):
-            return {c["key"]: (c["old"], c["new"]) for c in a["changes"]}
+            return {c["key"]: (c["old"], c["new"]) for c in a["changes"]
+                    if c["key"] != "description"}
     return {}
 
 
