@@ -23,6 +23,7 @@
 #ifndef PHX_CLOUDINIT_H
 #define PHX_CLOUDINIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "crypto.h"
@@ -58,10 +59,20 @@ struct ci_feature {
 	const char *script_content; /* the whole script, shebang included */
 };
 
+struct ci_route {
+	const char *to, *via; /* a CIDR and an address of the same family */
+};
+
+/* One NIC, rendered as ethernets "eth<i>" (i: its index, net<i> in Proxmox) matched by MAC. */
 struct ci_network {
 	const char *mac;     /* the NIC's MAC from the clone's config (net0), required */
 	const char *ip_cidr; /* "10.0.0.5/24" or an IPv6 CIDR; NULL: DHCP */
 	const char *gateway; /* NULL: no default route; requires ip_cidr */
+	bool no_dhcp4;	     /* with ip_cidr NULL: no IPv4 at all instead of DHCP */
+	const char *ip6;     /* an IPv6 CIDR, "dhcp" (DHCPv6), "auto" (SLAAC), or NULL: none */
+	const char *gateway6; /* NULL: no IPv6 default route; requires a static ip6 */
+	const struct ci_route *routes;
+	size_t n_routes;
 	const char *const *dns_servers;
 	size_t n_dns_servers;
 	const char *const *search_domains;
@@ -79,6 +90,9 @@ struct ci_input {
 	const struct ci_feature *features; /* run once per instance, in this order */
 	size_t n_features;
 	struct ci_network network;
+	/* NICs 1.. (net1 ...), after `network`; may be NULL when n_more_networks is 0 */
+	const struct ci_network *more_networks;
+	size_t n_more_networks;
 	/* Mixed into the instance-id only (e.g. "<vmid>"), so two VMs with identical content
 	 * still get distinct ids. NULL means "". */
 	const char *instance_seed;
@@ -113,6 +127,9 @@ int ci_render_user_data(const struct ci_input *in, char **ret, size_t *ret_len,
 			struct phx_err *err);
 int ci_render_network_config(const struct ci_network *net, char **ret, size_t *ret_len,
 			     struct phx_err *err);
+/* The same for net (NIC 0) and the `n_more` NICs after it. */
+int ci_render_network_config_n(const struct ci_network *net, const struct ci_network *more,
+			       size_t n_more, char **ret, size_t *ret_len, struct phx_err *err);
 /* instance_id: as computed by ci_render (borrowed). */
 int ci_render_meta_data(const char *instance_id, const char *hostname, char **ret, size_t *ret_len,
 			struct phx_err *err);

@@ -94,12 +94,54 @@ struct cfg_customize {
 	char *timezone; /* e.g. "Europe/Berlin", or NULL */
 };
 
+/* A boolean a VM may leave to its template (and a template to Proxmox's default). */
+enum cfg_tri { CFG_TRI_UNSET = 0, CFG_TRI_FALSE, CFG_TRI_TRUE };
+
+#define CFG_CPU_DEFAULT "x86-64-v2-AES" /* Proxmox's GUI default since 8.0 */
+#define CFG_SOCKETS_MAX 4U		/* qemu-server's schema */
+
+/* Options of a disk drive (the system disk's `disk`, each of `disks`); unset: as it is. */
+struct cfg_drive_opts {
+	char *bus;		/* "scsi", "virtio" or "sata"; NULL: the system disk's as it is,
+				 * a data disk's "scsi" */
+	enum cfg_tri ssd;	/* ssd=1 (not on virtio) */
+	enum cfg_tri discard;	/* discard=on / ignore */
+	enum cfg_tri iothread;	/* iothread=1 (scsi with virtio-scsi-single, virtio) */
+	char *cache;		/* "none", "writethrough", "writeback", "directsync", "unsafe" */
+};
+
+/* A data disk of `disks`: the drive <bus><i + 1> for item i (scsi1, virtio2, ...). */
+struct cfg_data_disk {
+	unsigned long size_gb; /* 1..CFG_DISK_GB_MAX */
+	char *storage;	       /* always set: the item's, else the VM's/template's storage */
+	struct cfg_drive_opts o;
+};
+
+/* The hardware keys templates (under `hardware`) and VMs share. Each is unset (NULL, 0,
+ * CFG_TRI_UNSET, has_* false) when not given: a VM then keeps what its template has, a
+ * template what Proxmox makes by default. */
+struct cfg_machine {
+	char *bios;			   /* "seabios" or "ovmf" */
+	enum cfg_tri efi_pre_enrolled_keys; /* the EFI disk's Microsoft keys (Secure Boot) */
+	char *machine;			   /* "q35", "pc", "pc-q35-9.2+pve1", ... */
+	enum cfg_tri tpm;		   /* a tpmstate0 (TPM 2.0) volume */
+	char *cpu;			   /* CPU type, e.g. "x86-64-v2-AES", "host" */
+	unsigned sockets;		   /* 1..CFG_SOCKETS_MAX, 0: unset */
+	bool has_balloon;
+	unsigned long balloon_mb; /* minimum memory of the balloon device; 0 disables it */
+	enum cfg_tri numa;
+	struct cfg_drive_opts disk; /* the system disk */
+	struct cfg_data_disk *disks;
+	size_t n_disks;
+};
+
 struct cfg_hardware {
 	unsigned cores;		    /* default 2 */
 	unsigned long memory_mb;    /* default 2048 */
 	unsigned long disk_size_gb; /* 0 = keep the image's size; else grow to this */
 	char *bridge;		    /* always set: hardware.bridge or defaults.bridge */
 	char *storage;		    /* always set: hardware.storage or defaults.storage */
+	struct cfg_machine mach;    /* cpu defaults to CFG_CPU_DEFAULT */
 };
 
 struct cfg_versions {
@@ -153,6 +195,32 @@ struct cfg_network {
 	char *bridge;	     /* always set: network_config.bridge or defaults.bridge */
 };
 
+/* A route of a NIC: `to` a CIDR (IPv4 or IPv6, "0.0.0.0/0" for a default), `via` an address
+ * of the same family. */
+struct cfg_route {
+	char *to, *via;
+};
+
+/* One NIC of `networks`: the Proxmox device netN (N = its index) and its cloud-init settings,
+ * matched by MAC in network-config v2. */
+struct cfg_nic {
+	char *model;	       /* "virtio" (default), "e1000", "e1000e", "rtl8139", "vmxnet3" */
+	unsigned vlan;	       /* Proxmox `tag` 1..4094, 0: none */
+	unsigned mtu;	       /* 1..65520 (1: the bridge's), 0: not set; virtio only */
+	enum cfg_tri firewall; /* unset: as the VM has it */
+	char *macaddr;	       /* "BC:24:11:..." upper-case, or NULL: derived from VMID and index */
+	char *rate;	       /* MB/s as written ("12.5"), or NULL: no limit */
+	struct cfg_network v4; /* ip (NULL: DHCP or, with ip4_none, none), gw, bridge */
+	bool ip4_none;	       /* ip "none": no IPv4 on this NIC */
+	char *ip6;	       /* IPv6 CIDR, "dhcp", "auto" (SLAAC), or NULL: no IPv6 */
+	char *gateway6;	       /* with a static ip6 only, or NULL */
+	struct cfg_route *routes;
+	size_t n_routes;
+	struct cfg_strv dns; /* this NIC's DNS servers (IPv4/IPv6); NIC 0 without `dns`: the
+			      * VM's dns_servers */
+	bool has_dns;
+};
+
 struct cfg_user {
 	char *username;
 	char *password_hash;		/* crypt(3) hash ($6$, $y$, $5$, $2b$), or NULL */
@@ -193,6 +261,29 @@ struct cfg_vm {
 	 * whitespace, '_' comment keys dropped): the config identity a deployed VM records.
 	 * The same wherever and however the file is named, read or formatted. */
 	char config_id[CFG_ID_MAX];
+	struct cfg_machine mach;     /* overrides of the template's hardware */
+	/* lifecycle: onboot, startup, protection as Proxmox's options (unset: as they are) */
+	enum cfg_tri onboot, protection;
+	bool has_startup;
+	struct {
+		bool has_order, has_up, has_down;
+		unsigned long order, up, down; /* boot order, seconds */
+	} startup;
+	bool no_start; /* `start: false`: created and configured, never started */
+	/* `ha`: an HA resource vm:<vmid> in /cluster/ha/resources (pve-ha-manager) */
+	bool has_ha;
+	struct {
+		char *state;   /* "started" (default), "stopped", "enabled", "disabled", "ignored" */
+		char *group;   /* Proxmox 8 HA group, or NULL */
+		char *comment; /* or NULL */
+		bool has_max_restart, has_max_relocate;
+		unsigned long max_restart, max_relocate; /* 0..10 */
+		enum cfg_tri failback;
+	} ha;
+	/* `networks`: NIC i is net<i>; `network` then mirrors nics[0]'s IPv4 and bridge, so
+	 * what reads the first NIC reads one place. Empty with `network_config` (or neither). */
+	struct cfg_nic *nics;
+	size_t n_nics;
 };
 
 struct cfg {

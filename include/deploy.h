@@ -68,6 +68,20 @@ int deploy_net_rebridge(const char *net, const char *bridge, const char *mac, ch
  * the same VMID keeps its DHCP lease. */
 int deploy_mac_for_vmid(unsigned long vmid, char ret[DEPLOY_MAC_LEN + 1], struct phx_err *err);
 
+#define DEPLOY_MAX_NICS 32 /* net0..net31 */
+
+/* The MAC of NIC `idx` of vm: its `macaddr`, else the one net<idx> of `conf` (an existing
+ * VM's config, or NULL) has, else derived from the VMID and the index (NIC 0: as
+ * deploy_mac_for_vmid), so a new VM's NICs and their seed are known before the clone. */
+int deploy_nic_mac(const struct cfg_vm *vm, size_t idx, const json_t *conf,
+		   char ret[DEPLOY_MAC_LEN + 1], struct phx_err *err);
+/* The netN value of NIC `n` with `mac`: "MODEL=MAC" then, sorted as Proxmox prints them,
+ * bridge, tag (vlan), mtu, rate and firewall as the config says (vlan, mtu, rate absent:
+ * none; firewall unset: as in `cur`) and the other options of `cur` (the current value, or
+ * NULL) kept. *ret is malloc'd (caller frees). */
+int deploy_nic_value(const struct cfg_nic *n, const char *cur, const char *mac, char **ret,
+		     struct phx_err *err);
+
 /* "phoenix-ci-<vmid>-<sha256[0..12)>.iso" into ret. PHX_E_INTERNAL when it does not fit or
  * the hash is not hex. */
 int deploy_seed_name(unsigned long vmid, const char *sha256, char *ret, size_t len,
@@ -186,6 +200,8 @@ struct deploy_vm_input {
 	const char *node;	       /* where the VM is or will be */
 	bool src_shared;	       /* new clone: the template's disks are on shared storage */
 	const char *mac;	       /* new clone: the MAC net0 gets (deploy_mac_for_vmid) */
+	/* with `networks`: NIC i's MAC (deploy_nic_mac), vm->n_nics of them */
+	const char (*macs)[DEPLOY_MAC_LEN + 1];
 	bool running;		       /* dst is running */
 	const char *seed_sha; /* hash recorded in the description (ISO content or native values) */
 	/* ISO mode (seed_volid != NULL) */
@@ -197,6 +213,7 @@ struct deploy_vm_input {
 	size_t snippet_len;
 	bool snippet_exists;
 	const char *sshkeys, *ipconfig, *nameserver;
+	const json_t *ha; /* the VM's entry of GET /cluster/ha/resources, or NULL */
 };
 
 struct deploy_plan_info {

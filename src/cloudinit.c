@@ -356,6 +356,26 @@ static int ci_check_network(const struct ci_network *net, struct phx_err *err)
 				"as '%s', got '%s'",
 				net->ip_cidr, net->gateway);
 	}
+	if (net->ip6 && strcmp(net->ip6, "dhcp") && strcmp(net->ip6, "auto") &&
+	    ci_cidr_family(net->ip6) != AF_INET6)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "network.ip6: expected an IPv6 CIDR, 'dhcp' or 'auto', got '%s'",
+				   net->ip6);
+	if (net->gateway6 && (!net->ip6 || !strchr(net->ip6, '/') ||
+			      ci_addr_family(net->gateway6) != AF_INET6))
+		return phx_err_set(err, PHX_E_INPUT,
+				   "network.gateway6: '%s' needs a static IPv6 address (ip6)",
+				   net->gateway6);
+	for (size_t i = 0; i < net->n_routes; i++) {
+		const struct ci_route *r = &net->routes[i];
+
+		if (!r->to || !r->via || !ci_cidr_family(r->to) ||
+		    ci_cidr_family(r->to) != ci_addr_family(r->via))
+			return phx_err_set(err, PHX_E_INPUT,
+					   "network.routes[%zu]: expected a CIDR and an address of "
+					   "its family, got '%s' via '%s'",
+					   i, r->to ? r->to : "", r->via ? r->via : "");
+	}
 	if (ci_check_list(net->dns_servers, net->n_dns_servers, "network.dns_servers", err) < 0 ||
 	    ci_check_list(net->search_domains, net->n_search_domains, "network.search_domains",
 			  err) < 0)
@@ -548,70 +568,116 @@ out:
 
 /* --- network-config v2 --- */
 
-int ci_render_network_config(const struct ci_network *net, char **ret, size_t *ret_len,
-			     struct phx_err *err)
+static int ci_route(struct ci_emit *e, const char *to, const char *via, const char *what)
 {
-	struct ci_emit e;
-	char mac[18];
-	int rc = -1;
+	return ci_map_start(e) < 0 || ci_key_str(e, "to", to, what) < 0 ||
+			       ci_key_str(e, "via", via, what) < 0 || ci_map_end(e) < 0
+		       ? -1
+		       : 0;
+}
 
-	if (ci_check_network(net, err) < 0)
-		return -1;
+/* One ethernets entry "eth<idx>". */
+static int ci_render_nic(struct ci_emit *e, const struct ci_network *net, size_t idx)
+{
+	char mac[18], name[16];
+	const char *addrs[2];
+	size_t n_addrs = 0;
+	bool v6_static = net->ip6 && strchr(net->ip6, '/');
+
 	/* Proxmox prints MACs upper-case; netplan and cloud-init compare them lower-case. */
 	for (int i = 0; i < 17; i++)
 		mac[i] = (net->mac[i] >= 'A' && net->mac[i] <= 'F') ? (char)(net->mac[i] + 32)
 								    : net->mac[i];
 	mac[17] = '\0';
+	snprintf(name, sizeof(name), "eth%zu", idx);
+	if (ci_raw(e, name) < 0 || ci_map_start(e) < 0)
+		return -1;
+	if (ci_raw(e, "match") < 0 || ci_map_start(e) < 0 ||
+	    ci_key_str(e, "macaddress", mac, "network.mac") < 0 || ci_map_end(e) < 0 ||
+	    ci_key_str(e, "set-name", name, "set-name") < 0)
+		return -1;
+	if (!net->ip_cidr && !net->no_dhcp4 && (ci_raw(e, "dhcp4") < 0 || ci_raw(e, "true") < 0))
+		return -1;
+	if (net->ip6 && !strcmp(net->ip6, "dhcp") &&
+	    (ci_raw(e, "dhcp6") < 0 || ci_raw(e, "true") < 0))
+		return -1;
+	/* SLAAC: router advertisements without DHCPv6 (netplan accept-ra) */
+	if (net->ip6 && !strcmp(net->ip6, "auto") &&
+	    (ci_raw(e, "dhcp6") < 0 || ci_raw(e, "false") < 0 || ci_raw(e, "accept-ra") < 0 ||
+	     ci_raw(e, "true") < 0))
+		return -1;
+	if (net->ip_cidr)
+		addrs[n_addrs++] = net->ip_cidr;
+	if (v6_static)
+		addrs[n_addrs++] = net->ip6;
+	if (n_addrs && ci_key_list(e, "addresses", addrs, n_addrs, "network.ip") < 0)
+		return -1;
+	/* `gateway4`/`gateway6` are deprecated in netplan; default routes are the portable form */
+	if ((net->ip_cidr && net->gateway) || (v6_static && net->gateway6) || net->n_routes) {
+		if (ci_raw(e, "routes") < 0 || ci_seq_start(e, false) < 0)
+			return -1;
+		if (net->ip_cidr && net->gateway &&
+		    ci_route(e, ci_addr_family(net->gateway) == AF_INET ? "0.0.0.0/0" : "::/0",
+			     net->gateway, "network.gateway") < 0)
+			return -1;
+		if (v6_static && net->gateway6 &&
+		    ci_route(e, "::/0", net->gateway6, "network.gateway6") < 0)
+			return -1;
+		for (size_t i = 0; i < net->n_routes; i++)
+			if (ci_route(e, net->routes[i].to, net->routes[i].via, "network.routes") < 0)
+				return -1;
+		if (ci_seq_end(e) < 0)
+			return -1;
+	}
+	if (net->n_dns_servers + net->n_search_domains) {
+		if (ci_raw(e, "nameservers") < 0 || ci_map_start(e) < 0)
+			return -1;
+		if (net->n_dns_servers &&
+		    ci_key_list(e, "addresses", net->dns_servers, net->n_dns_servers,
+				"network.dns_servers") < 0)
+			return -1;
+		if (net->n_search_domains &&
+		    ci_key_list(e, "search", net->search_domains, net->n_search_domains,
+				"network.search_domains") < 0)
+			return -1;
+		if (ci_map_end(e) < 0)
+			return -1;
+	}
+	return ci_map_end(e);
+}
+
+int ci_render_network_config_n(const struct ci_network *net, const struct ci_network *more,
+			       size_t n_more, char **ret, size_t *ret_len, struct phx_err *err)
+{
+	struct ci_emit e;
+	int rc = -1;
+
+	if (ci_check_network(net, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n_more; i++)
+		if (ci_check_network(&more[i], err) < 0)
+			return phx_err_wrap(err, "NIC %zu", i + 1);
 	if (ci_emit_init(&e, NULL, err) < 0)
 		goto out;
 	if (ci_doc_start(&e) < 0 || ci_map_start(&e) < 0 || ci_raw(&e, "version") < 0 ||
 	    ci_raw(&e, "2") < 0 || ci_raw(&e, "ethernets") < 0 || ci_map_start(&e) < 0 ||
-	    ci_raw(&e, "eth0") < 0 || ci_map_start(&e) < 0)
+	    ci_render_nic(&e, net, 0) < 0)
 		goto out;
-	if (ci_raw(&e, "match") < 0 || ci_map_start(&e) < 0 ||
-	    ci_key_str(&e, "macaddress", mac, "network.mac") < 0 || ci_map_end(&e) < 0 ||
-	    ci_key_str(&e, "set-name", "eth0", "set-name") < 0)
-		goto out;
-	if (!net->ip_cidr) {
-		if (ci_raw(&e, "dhcp4") < 0 || ci_raw(&e, "true") < 0)
+	for (size_t i = 0; i < n_more; i++)
+		if (ci_render_nic(&e, &more[i], i + 1) < 0)
 			goto out;
-	} else {
-		const char *const addrs[] = {net->ip_cidr};
-
-		if (ci_key_list(&e, "addresses", addrs, 1, "network.ip") < 0)
-			goto out;
-		/* `gateway4` is deprecated in netplan; a default route is the portable form */
-		if (net->gateway &&
-		    (ci_raw(&e, "routes") < 0 || ci_seq_start(&e, false) < 0 ||
-		     ci_map_start(&e) < 0 ||
-		     ci_key_str(&e, "to",
-				ci_addr_family(net->gateway) == AF_INET ? "0.0.0.0/0" : "::/0",
-				"route") < 0 ||
-		     ci_key_str(&e, "via", net->gateway, "network.gateway") < 0 ||
-		     ci_map_end(&e) < 0 || ci_seq_end(&e) < 0))
-			goto out;
-	}
-	if (net->n_dns_servers + net->n_search_domains) {
-		if (ci_raw(&e, "nameservers") < 0 || ci_map_start(&e) < 0)
-			goto out;
-		if (net->n_dns_servers &&
-		    ci_key_list(&e, "addresses", net->dns_servers, net->n_dns_servers,
-				"network.dns_servers") < 0)
-			goto out;
-		if (net->n_search_domains &&
-		    ci_key_list(&e, "search", net->search_domains, net->n_search_domains,
-				"network.search_domains") < 0)
-			goto out;
-		if (ci_map_end(&e) < 0)
-			goto out;
-	}
-	if (ci_map_end(&e) < 0 || ci_map_end(&e) < 0 || ci_map_end(&e) < 0 ||
-	    ci_doc_finish(&e, ret, ret_len) < 0)
+	if (ci_map_end(&e) < 0 || ci_map_end(&e) < 0 || ci_doc_finish(&e, ret, ret_len) < 0)
 		goto out;
 	rc = 0;
 out:
 	ci_emit_release(&e);
 	return rc;
+}
+
+int ci_render_network_config(const struct ci_network *net, char **ret, size_t *ret_len,
+			     struct phx_err *err)
+{
+	return ci_render_network_config_n(net, NULL, 0, ret, ret_len, err);
 }
 
 /* --- meta-data --- */
@@ -670,7 +736,8 @@ int ci_render(const struct ci_input *in, struct ci_output *ret_out, struct phx_e
 	struct ci_output o = CI_OUTPUT_INIT;
 
 	if (ci_render_user_data(in, &o.user_data, &o.user_data_len, err) < 0 ||
-	    ci_render_network_config(&in->network, &o.network_config, &o.network_config_len, err) <
+	    ci_render_network_config_n(&in->network, in->more_networks, in->n_more_networks,
+				       &o.network_config, &o.network_config_len, err) <
 		    0 ||
 	    ci_instance_id(&o, in, o.instance_id, err) < 0 ||
 	    ci_render_meta_data(o.instance_id, in->hostname, &o.meta_data, &o.meta_data_len, err) <

@@ -69,6 +69,7 @@ struct dep_vm {
 	char *nameserver; /* native mode: owned, space-joined DNS servers, or NULL */
 	char *snippet;	  /* native mode with snippets_dir: owned rendered user-data, or NULL */
 	size_t snippet_len;
+	struct ci_route *routes; /* owned array: every NIC's routes in order (strings borrowed) */
 	struct plan plan; /* what this VM needs, read and decided before any change */
 	char placed[64];  /* node: "auto": the node chosen for it, else "" */
 	char placed_why[224];
@@ -84,6 +85,7 @@ struct dep_run {
 	char snippet_storage[128]; /* storage holding defaults.snippets_dir, "" when unused */
 	const char *agent_priv;	   /* what agent/ping needs on this Proxmox version */
 	json_t *storages;	   /* owned; GET /storage, read once, then only read */
+	json_t *ha;		   /* owned; GET /cluster/ha/resources when a VM has `ha`, or NULL */
 	/* owned; the cluster's guests, read once: a VM costs the same requests however many
 	 * there are (each VM's entry is only read; what a VM's run creates is its own) */
 	struct pve_vm_list guests;
@@ -112,6 +114,7 @@ static void dep_vm_release(struct dep_vm *dv)
 	free(dv->ipconfig);
 	free(dv->nameserver);
 	free(dv->snippet);
+	free(dv->routes);
 	free(dv->res.error);
 	free(dv->res.removed);
 	free(dv->res.note);
@@ -144,9 +147,13 @@ static bool dep_strv_has(const char *const *v, size_t n, const char *s)
 	return false;
 }
 
-static void dep_ci_input(const struct dep_vm *dv, const char *mac, struct ci_input *in)
+/* `macs`: NIC i's MAC (one for a VM without `networks`); `more` has room for
+ * DEPLOY_MAX_NICS - 1 NICs after the first (borrowed by *in). */
+static void dep_ci_input(const struct dep_vm *dv, const char (*macs)[DEPLOY_MAC_LEN + 1],
+			 struct ci_network *more, struct ci_input *in)
 {
 	const struct cfg_vm *vm = dv->vm;
+	const char *mac = macs[0];
 
 	memset(in, 0, sizeof(*in));
 	in->hostname = vm->name;
@@ -168,7 +175,42 @@ static void dep_ci_input(const struct dep_vm *dv, const char *mac, struct ci_inp
 		vm->search_domain ? (const char *const *)&vm->search_domain : NULL;
 	in->network.n_search_domains = vm->search_domain ? 1 : 0;
 	in->instance_seed = dv->seed_id;
+	for (size_t i = 0, r = 0; i < vm->n_nics && i < DEPLOY_MAX_NICS; i++) {
+		const struct cfg_nic *n = &vm->nics[i];
+		struct ci_network *net = i ? &more[i - 1] : &in->network;
+
+		if (i) {
+			memset(net, 0, sizeof(*net));
+			net->mac = macs[i];
+			net->ip_cidr = n->v4.ip;
+			net->gateway = n->v4.gw;
+		}
+		net->no_dhcp4 = n->ip4_none;
+		net->ip6 = n->ip6;
+		net->gateway6 = n->gateway6;
+		net->routes = dv->routes ? dv->routes + r : NULL;
+		net->n_routes = n->n_routes;
+		r += n->n_routes;
+		if (n->has_dns) {
+			net->dns_servers = (const char *const *)n->dns.items;
+			net->n_dns_servers = n->dns.n;
+		}
+		in->n_more_networks = i;
+	}
+	in->more_networks = in->n_more_networks ? more : NULL;
 }
+
+/* Stands in for the clones' MACs in the trial render. */
+static const char dep_placeholder_macs[DEPLOY_MAX_NICS][DEPLOY_MAC_LEN + 1] = {
+	DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC,
+	DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC,
+	DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC,
+	DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC,
+	DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC,
+	DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC,
+	DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC,
+	DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC,
+};
 
 /* Reads the feature scripts and checks that the seed renders, all before any request. */
 static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err *err)
@@ -177,6 +219,20 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 	size_t nf = vm->features.n, npk = vm->packages.n;
 
 	snprintf(dv->seed_id, sizeof(dv->seed_id), "%lu", vm->vmid);
+	for (size_t i = 0, k = 0; i < vm->n_nics; i++) {
+		if (vm->nics[i].n_routes && !dv->routes) {
+			size_t n = 0;
+
+			for (size_t j = 0; j < vm->n_nics; j++)
+				n += vm->nics[j].n_routes;
+			if (!(dv->routes = calloc(n, sizeof(*dv->routes))))
+				return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		}
+		for (size_t j = 0; j < vm->nics[i].n_routes; j++, k++) {
+			dv->routes[k].to = vm->nics[i].routes[j].to;
+			dv->routes[k].via = vm->nics[i].routes[j].via;
+		}
+	}
 	if (vm->search_domain && asprintf(&dv->fqdn, "%s.%s", vm->name, vm->search_domain) < 0) {
 		dv->fqdn = NULL;
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
@@ -222,6 +278,7 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 
 		if (cfg->defaults.snippets_dir) {
 			struct ci_input in;
+			struct ci_network more[DEPLOY_MAX_NICS - 1];
 
 			/* cicustom user=...: our user-data replaces the one Proxmox would
 			 * generate from ciuser/cipassword/sshkeys, so features and packages
@@ -232,7 +289,7 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 						   "defaults.snippets_dir (the snippet creates the "
 						   "user)",
 						   cfg->path, dv->index);
-			dep_ci_input(dv, DEP_PLACEHOLDER_MAC, &in);
+			dep_ci_input(dv, dep_placeholder_macs, more, &in);
 			if (ci_render_user_data(&in, &dv->snippet, &dv->snippet_len, err) < 0)
 				return phx_err_wrap(err, "%s: $.vms[%zu]: cloud-init", cfg->path,
 						    dv->index);
@@ -266,6 +323,7 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 	{
 		struct ci_output out = CI_OUTPUT_INIT;
 		struct ci_input in;
+		struct ci_network more[DEPLOY_MAX_NICS - 1];
 
 		if (!vm->has_user)
 			return phx_err_set(
@@ -274,7 +332,7 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 				"'iso' (the seed creates this user; give at least a "
 				"username and an ssh_public_key)",
 				cfg->path, dv->index);
-		dep_ci_input(dv, DEP_PLACEHOLDER_MAC, &in);
+		dep_ci_input(dv, dep_placeholder_macs, more, &in);
 		if (ci_render(&in, &out, err) < 0)
 			return phx_err_wrap(err, "%s: $.vms[%zu]: cloud-init", cfg->path,
 					    dv->index);
@@ -337,6 +395,8 @@ struct dep_read {
 	struct pve_vm_info cur;
 	char node[64];
 	char mac[DEPLOY_MAC_LEN + 1];
+	/* NIC i's MAC (macs[0] is `mac`); one without `networks` */
+	char macs[DEPLOY_MAX_NICS][DEPLOY_MAC_LEN + 1];
 	char sha[CRYPTO_SHA256_HEX_LEN + 1];
 	char seed_volid[256];
 	char iso_path[SEED_PATH_MAX]; /* local temp file of the seed, "" when none */
@@ -498,9 +558,10 @@ static int dep_seed_iso(const struct dep_run *r, struct pve_client *c, const str
 	const char *storage = r->s->cfg->defaults.iso_storage;
 	struct pve_volume_list l = {NULL, 0};
 	struct ci_input in;
+	struct ci_network more[DEPLOY_MAX_NICS - 1];
 	char name[128];
 
-	dep_ci_input(dv, rd->mac, &in);
+	dep_ci_input(dv, (const char(*)[DEPLOY_MAC_LEN + 1])rd->macs, more, &in);
 	if (seed_build_iso_in(r->s->tmp_dir, &in, rd->iso_path, rd->sha, err) < 0 ||
 	    deploy_seed_name(dv->vm->vmid, rd->sha, name, sizeof(name), err) < 0)
 		return -1;
@@ -699,6 +760,13 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 		    deploy_mac_for_vmid(vm->vmid, rd->mac, err) < 0)
 			return -1;
 	}
+	for (size_t i = 0; i < vm->n_nics; i++)
+		if (deploy_nic_mac(vm, i, rd->dst ? rd->conf : NULL, rd->macs[i], err) < 0)
+			return -1;
+	if (vm->n_nics) /* the first NIC's, which the guest's address is picked by */
+		memcpy(rd->mac, rd->macs[0], sizeof(rd->mac));
+	else
+		memcpy(rd->macs[0], rd->mac, sizeof(rd->mac));
 	if (cfg->defaults.cloudinit_mode != CFG_CLOUDINIT_NATIVE)
 		return dep_seed_iso(r, c, dv, rd, err);
 	if (dep_native_sha(dv, rd->sha, err) < 0)
@@ -713,6 +781,21 @@ static int dep_read(struct dep_run *r, struct pve_client *c, const struct dep_vm
 		rd->snippet_exists = fs_exists(rd->snippet_path);
 	}
 	return 0;
+}
+
+/* The HA resource vm:<vmid> of GET /cluster/ha/resources (borrowed), or NULL. */
+static const json_t *dep_ha_entry(const json_t *ha, unsigned long vmid)
+{
+	char sid[32];
+	size_t i;
+	json_t *e;
+
+	snprintf(sid, sizeof(sid), "vm:%lu", vmid);
+	json_array_foreach(ha, i, e)
+		if (json_is_string(json_object_get(e, "sid")) &&
+		    !strcmp(json_string_value(json_object_get(e, "sid")), sid))
+			return e;
+	return NULL;
 }
 
 /* ---- one VM: read, plan, then print or apply ---- */
@@ -742,6 +825,7 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		.node = rd.node,
 		.src_shared = rd.src && deploy_disks_shared(r->storages, rd.conf),
 		.mac = rd.mac,
+		.macs = (const char(*)[DEPLOY_MAC_LEN + 1])rd.macs,
 		.running = running,
 		.seed_sha = rd.sha,
 		.seed_storage = cfg->defaults.iso_storage,
@@ -756,6 +840,7 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		.sshkeys = dv->sshkeys,
 		.ipconfig = dv->ipconfig,
 		.nameserver = dv->nameserver,
+		.ha = dep_ha_entry(r->ha, vm->vmid),
 	};
 	snprintf(dv->res.node, sizeof(dv->res.node), "%s", rd.node);
 	if (deploy_plan_vm(&in, &dv->plan, &info, err) < 0)
@@ -824,6 +909,12 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 			log_warn("VM %lu '%s': %s", vm->vmid, vm->name, err->msg);
 			phx_err_clear(err);
 		}
+	} else if (vm->no_start) {
+		if (!(dv->res.note = dep_strdupf(err,
+						 "VM %lu '%s': start false: created and configured, "
+						 "not started; its guest agent was not awaited",
+						 vm->vmid, vm->name)))
+			goto out;
 	} else if (dep_wait_agent(c, rd.node, vm, r->agent_timeout_s, rd.mac, dv->res.ip,
 				  sizeof(dv->res.ip), err) < 0) {
 		goto out;
@@ -1204,6 +1295,10 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	if (pve_get(s->pve, "/storage", NULL, 0, &r.storages, err) < 0 ||
 	    pve_cluster_vms(s->pve, &r.guests, err) < 0)
 		goto out;
+	for (size_t i = 0; i < n && !r.ha; i++)
+		if (vms[i].vm->has_ha &&
+		    pve_get(s->pve, "/cluster/ha/resources", NULL, 0, &r.ha, err) < 0)
+			goto out;
 	if (s->cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE &&
 	    s->cfg->defaults.snippets_dir &&
 	    dep_snippet_storage(r.storages, s->cfg->defaults.snippets_dir, r.snippet_storage,
@@ -1313,6 +1408,7 @@ out:
 		dep_vm_release(&vms[i]);
 	free(vms);
 	json_decref(r.storages);
+	json_decref(r.ha);
 	pve_vm_list_release(&r.guests);
 	free(r.node_of);
 	free(r.started);

@@ -26,6 +26,7 @@
 #include "artifact.h"
 #include "buf.h"
 #include "fsutil.h"
+#include "hardware.h"
 #include "http.h"
 #include "image.h"
 #include "log.h"
@@ -693,7 +694,7 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	const char *sha = in->custom_sha;
 	const unsigned pend = sha ? 0 : PLAN_PENDING;
 	char object[160], filename[256], volid[400], scsi0[600], net0[128], cores[16], memory[24],
-		vmid[16], size[32], *desc = NULL, *esc = NULL;
+		vmid[16], size[32], boot[32], *desc = NULL, *esc = NULL, *sysdisk;
 	struct plan_action *a;
 	size_t first = p->n;
 
@@ -721,6 +722,9 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 
 	snprintf(scsi0, sizeof(scsi0), "%s:0,import-from=%s,discard=on", t->hardware.storage,
 		 volid);
+	if (!(sysdisk = hw_drive_value(scsi0, &t->hardware.mach.disk)))
+		p->oom = true;
+	snprintf(boot, sizeof(boot), "order=%s", hw_system_disk_key(&t->hardware.mach));
 	snprintf(net0, sizeof(net0), "virtio,bridge=%s", t->hardware.bridge);
 	snprintf(cores, sizeof(cores), "%u", t->hardware.cores);
 	snprintf(memory, sizeof(memory), "%lu", t->hardware.memory_mb);
@@ -734,8 +738,9 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	plan_param(p, a, "vmid", vmid, 0);
 	plan_param(p, a, "name", in->name, 0);
 	plan_param(p, a, "scsihw", "virtio-scsi-single", 0);
-	plan_param(p, a, "scsi0", scsi0, pend);
-	plan_param(p, a, "boot", "order=scsi0", 0);
+	plan_param(p, a, hw_system_disk_key(&t->hardware.mach), sysdisk, pend);
+	free(sysdisk);
+	plan_param(p, a, "boot", boot, 0);
 	plan_param(p, a, "serial0", "socket", 0);
 	plan_param(p, a, "vga", "serial0", 0);
 	plan_param(p, a, "agent", "enabled=1", 0);
@@ -743,6 +748,7 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	plan_param(p, a, "net0", net0, 0);
 	plan_param(p, a, "cores", cores, 0);
 	plan_param(p, a, "memory", memory, 0);
+	hw_create_params(&t->hardware.mach, t->hardware.storage, p, a);
 	plan_param(p, a, "tags", in->tags, 0);
 	if (!desc)
 		p->oom = true; /* the build record is not optional */
@@ -756,8 +762,9 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	    (!in->disk_bytes || in->disk_bytes < (uint64_t)t->hardware.disk_size_gb << 30)) {
 		a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "PUT",
 			     "/nodes/%s/qemu/%lu/resize", in->node, in->vmid);
-		plan_summary(p, a, "grow the disk of VM %lu (scsi0) to %s", in->vmid, size);
-		plan_param(p, a, "disk", "scsi0", 0);
+		plan_summary(p, a, "grow the disk of VM %lu (%s) to %s", in->vmid,
+			     hw_system_disk_key(&t->hardware.mach), size);
+		plan_param(p, a, "disk", hw_system_disk_key(&t->hardware.mach), 0);
 		plan_param(p, a, "size", size, 0);
 		if (!in->disk_bytes)
 			plan_condition(p, a, "the image's disk is smaller than %s", size);

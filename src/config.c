@@ -660,6 +660,7 @@ static void cfg_template_release(struct cfg_template *t)
 	free(t->customize.timezone);
 	free(t->hardware.bridge);
 	free(t->hardware.storage);
+	cfg_machine_release(&t->hardware.mach);
 	cfg_strv_free(&t->tags);
 }
 
@@ -683,6 +684,13 @@ static void cfg_vm_release(struct cfg_vm *vm)
 	cfg_strv_free(&vm->packages);
 	cfg_strv_free(&vm->dns_servers);
 	free(vm->search_domain);
+	cfg_machine_release(&vm->mach);
+	for (size_t i = 0; i < vm->n_nics; i++)
+		cfg_nic_release(&vm->nics[i]);
+	free(vm->ha.state);
+	free(vm->ha.group);
+	free(vm->ha.comment);
+	free(vm->nics);
 }
 
 void cfg_free(struct cfg *cfg)

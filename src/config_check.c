@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -207,6 +208,64 @@ bool cfg_is_timezone(const char *s)
 	if (!*s || *s == '/' || s[strlen(s) - 1] == '/' || strstr(s, "..") || strlen(s) > 64)
 		return false;
 	return isalpha((unsigned char)*s) && cfg_all_chars(s, "/_-+", true);
+}
+
+static bool cfg_matches(const char *re, const char *s)
+{
+	regex_t rx;
+	bool ok;
+
+	if (regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0)
+		return false;
+	ok = regexec(&rx, s, 0, NULL, 0) == 0;
+	regfree(&rx);
+	return ok;
+}
+
+bool cfg_is_machine(const char *s)
+{
+	/* qemu-server Machine.pm $machine_fmt type pattern (x86 only: no virt), anchored as
+	 * JSONSchema.pm anchors patterns */
+	return strlen(s) <= 40 &&
+	       cfg_matches("^(pc|pc(-i440fx)?-[0-9]+(\\.[0-9]+)+(\\+pve[0-9]+)?(\\.pxe)?|q35|"
+			   "pc-q35-[0-9]+(\\.[0-9]+)+(\\+pve[0-9]+)?(\\.pxe)?)$",
+			   s);
+}
+
+bool cfg_is_cpu_type(const char *s)
+{
+	/* qemu-server CPUConfig.pm: $cpu_models_by_arch->{x86_64}, host, the built-in
+	 * x86-64-v* models, and custom-NAME models (validate_vm_cpu_conf) */
+	static const char *const models[] = {
+		"486", "pentium", "pentium2", "pentium3", "coreduo", "core2duo", "Conroe", "Penryn",
+		"Nehalem", "Nehalem-IBRS", "Westmere", "Westmere-IBRS", "SandyBridge",
+		"SandyBridge-IBRS", "IvyBridge", "IvyBridge-IBRS", "Haswell", "Haswell-IBRS",
+		"Haswell-noTSX", "Haswell-noTSX-IBRS", "Broadwell", "Broadwell-IBRS",
+		"Broadwell-noTSX", "Broadwell-noTSX-IBRS", "Skylake-Client", "Skylake-Client-IBRS",
+		"Skylake-Client-noTSX-IBRS", "Skylake-Client-v4", "Skylake-Server",
+		"Skylake-Server-IBRS", "Skylake-Server-noTSX-IBRS", "Skylake-Server-v4",
+		"Skylake-Server-v5", "Cascadelake-Server", "Cascadelake-Server-v2",
+		"Cascadelake-Server-noTSX", "Cascadelake-Server-v4", "Cascadelake-Server-v5",
+		"Cooperlake", "Cooperlake-v2", "KnightsMill", "Icelake-Client",
+		"Icelake-Client-noTSX", "Icelake-Server", "Icelake-Server-noTSX", "Icelake-Server-v3",
+		"Icelake-Server-v4", "Icelake-Server-v5", "Icelake-Server-v6", "Icelake-Server-v7",
+		"SapphireRapids", "SapphireRapids-v2", "SapphireRapids-v3", "SapphireRapids-v4",
+		"GraniteRapids", "GraniteRapids-v2", "GraniteRapids-v3", "SierraForest",
+		"SierraForest-v2", "SierraForest-v3", "ClearwaterForest", "athlon", "phenom",
+		"Opteron_G1", "Opteron_G2", "Opteron_G3", "Opteron_G4", "Opteron_G5", "EPYC",
+		"EPYC-IBPB", "EPYC-v3", "EPYC-v4", "EPYC-v5", "EPYC-Rome", "EPYC-Rome-v2",
+		"EPYC-Rome-v3", "EPYC-Rome-v4", "EPYC-Rome-v5", "EPYC-Milan", "EPYC-Milan-v2",
+		"EPYC-Milan-v3", "EPYC-Genoa", "EPYC-Genoa-v2", "EPYC-Turin", "kvm32", "kvm64",
+		"qemu32", "qemu64", "max", "host", "x86-64-v2", "x86-64-v2-AES", "x86-64-v3",
+		"x86-64-v4",
+	};
+
+	if (!strncmp(s, "custom-", 7))
+		return s[7] && strlen(s) <= 7 + 64 && cfg_all_chars(s + 7, "-_.", true);
+	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+		if (!strcmp(s, models[i]))
+			return true;
+	return false;
 }
 
 bool cfg_parse_ipv4(const char *s, uint32_t *ret)

@@ -30,6 +30,8 @@ bool cfg_is_token_id(const char *s);	/* USER@REALM!TOKENNAME */
 bool cfg_is_feature_name(const char *s);
 bool cfg_is_sha256_hex(const char *s);
 bool cfg_is_timezone(const char *s);
+bool cfg_is_machine(const char *s);	/* qemu-server Machine.pm machine type (x86) */
+bool cfg_is_cpu_type(const char *s);	/* qemu-server CPUConfig.pm x86 model, host, custom-X */
 
 /* Dotted quad, each part 0..255 without leading zeros; *ret in host order. */
 bool cfg_parse_ipv4(const char *s, uint32_t *ret);
@@ -141,6 +143,9 @@ bool cfg_template_owns(const struct cfg_template *t, unsigned long vmid);
 
 /* Parses the whole document into ctx->cfg (whose path and dir are set), reporting problems. */
 void cfg_parse_root(struct cfg_ctx *ctx, json_t *root);
+/* Frees what a struct cfg_machine owns (not the struct). */
+void cfg_machine_release(struct cfg_machine *m);
+void cfg_nic_release(struct cfg_nic *n);
 /* "https://h:8006/api2/json/" -> "https://h:8006" in place; for proxmox.api_url and the
  * environment alike. */
 void cfg_normalize_api_url(char *url);

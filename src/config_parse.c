@@ -5,6 +5,7 @@
  * schema; does not read files other than to check that named local files exist. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <limits.h>
@@ -500,11 +501,200 @@ static void cfg_get_sizes(struct cfg_ctx *ctx, json_t *obj, const char *jpath, u
 	cfg_get_uint(ctx, obj, jpath, "disk_size_gb", false, 1, CFG_DISK_GB_MAX, disk_size_gb);
 }
 
+static enum cfg_tri cfg_get_tri(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				const char *key)
+{
+	bool b;
+
+	if (!cfg_get_bool(ctx, obj, jpath, key, &b))
+		return CFG_TRI_UNSET;
+	return b ? CFG_TRI_TRUE : CFG_TRI_FALSE;
+}
+
+/* The keys of struct cfg_machine, which a template's `hardware` and a VM share; `memory_mb`
+ * is the object's own (0: not given) for the balloon's bound. */
+#define CFG_MACHINE_KEYS                                                                           \
+	"bios", "efi_pre_enrolled_keys", "machine", "tpm", "cpu", "sockets", "balloon", "numa",    \
+		"disk", "disks"
+
+/* qemu-server Drive.pm: the highest index of each bus */
+static unsigned cfg_bus_max(const char *bus)
+{
+	return !strcmp(bus, "sata") ? 5 : !strcmp(bus, "virtio") ? 15 : 30;
+}
+
+static void cfg_parse_drive_opts(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				 struct cfg_drive_opts *o)
+{
+	static const char *const caches[] = {"none", "writethrough", "writeback", "directsync",
+					     "unsafe"};
+	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
+	const char *s;
+
+	s = cfg_get_str(ctx, obj, jpath, "bus", false);
+	if (s && (!strcmp(s, "scsi") || !strcmp(s, "virtio") || !strcmp(s, "sata"))) {
+		cfg_set_str(ctx, &o->bus, s);
+	} else if (s) {
+		cfg_path_key(kpath, jpath, "bus");
+		cfg_problem(ctx, kpath, "expected 'scsi', 'virtio' or 'sata', got %s",
+			    cfg_quote(s, q, sizeof(q)));
+	}
+	o->ssd = cfg_get_tri(ctx, obj, jpath, "ssd");
+	if (o->ssd == CFG_TRI_TRUE && o->bus && !strcmp(o->bus, "virtio")) {
+		/* qemu-server Drive.pm: virtio drives have no ssd option */
+		cfg_path_key(kpath, jpath, "ssd");
+		cfg_problem(ctx, kpath, "expected no ssd emulation on bus 'virtio' (scsi or sata "
+					"only), got true");
+	}
+	o->discard = cfg_get_tri(ctx, obj, jpath, "discard");
+	o->iothread = cfg_get_tri(ctx, obj, jpath, "iothread");
+	if (o->iothread == CFG_TRI_TRUE && o->bus && !strcmp(o->bus, "sata")) {
+		cfg_path_key(kpath, jpath, "iothread");
+		cfg_problem(ctx, kpath, "expected no iothread on bus 'sata' (scsi or virtio only), "
+					"got true");
+	}
+	s = cfg_get_str(ctx, obj, jpath, "cache", false);
+	if (s) {
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(caches) / sizeof(caches[0]); i++)
+			ok |= !strcmp(s, caches[i]);
+		if (ok) {
+			cfg_set_str(ctx, &o->cache, s);
+		} else {
+			cfg_path_key(kpath, jpath, "cache");
+			cfg_problem(ctx, kpath, "expected 'none', 'writethrough', 'writeback', "
+						"'directsync' or 'unsafe', got %s",
+				    cfg_quote(s, q, sizeof(q)));
+		}
+	}
+}
+
+static void cfg_parse_disks(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+			    const char *storage, struct cfg_machine *m)
+{
+	static const char *const dkeys[] = {"bus", "ssd", "discard", "iothread", "cache"};
+	static const char *const keys[] = {"size_gb", "storage", "bus",	  "ssd",
+					   "discard", "iothread", "cache"};
+	char dpath[CFG_PATH_MAX], ipath[CFG_PATH_MAX], kpath[CFG_PATH_MAX];
+	char got[CFG_SHOW_MAX + 32];
+	json_t *d = cfg_get_obj(ctx, obj, jpath, "disk", false);
+	json_t *arr = cfg_get_array(ctx, obj, jpath, "disks", false), *item;
+	size_t i;
+
+	if (d) {
+		cfg_path_key(dpath, jpath, "disk");
+		CFG_CHECK_KEYS(ctx, d, dpath, dkeys);
+		cfg_parse_drive_opts(ctx, d, dpath, &m->disk);
+	}
+	if (!arr || !json_array_size(arr))
+		return;
+	cfg_path_key(dpath, jpath, "disks");
+	m->disks = calloc(json_array_size(arr), sizeof(*m->disks));
+	if (!m->disks) {
+		ctx->oom = true;
+		return;
+	}
+	json_array_foreach(arr, i, item) {
+		struct cfg_data_disk *x = &m->disks[m->n_disks];
+		unsigned long v;
+
+		cfg_path_idx(ipath, dpath, i);
+		if (!json_is_object(item)) {
+			cfg_problem(ctx, ipath, "expected an object like {\"size_gb\": 50}, got %s",
+				    cfg_got(item, got, sizeof(got)));
+			continue;
+		}
+		m->n_disks++;
+		CFG_CHECK_KEYS(ctx, item, ipath, keys);
+		if (cfg_get_uint(ctx, item, ipath, "size_gb", true, 1, CFG_DISK_GB_MAX, &v))
+			x->size_gb = v;
+		cfg_set_str(ctx, &x->storage, storage);
+		cfg_get_checked(ctx, item, ipath, "storage", false, cfg_is_storage_id,
+				cfg_expect_storage, &x->storage);
+		cfg_parse_drive_opts(ctx, item, ipath, &x->o);
+		if (!x->o.bus)
+			cfg_set_str(ctx, &x->o.bus, "scsi");
+		if (x->o.bus && i + 1 > cfg_bus_max(x->o.bus)) {
+			cfg_path_key(kpath, ipath, "bus");
+			cfg_problem(ctx, kpath,
+				    "expected another bus: disk %zu would be %s%zu, and '%s' goes up "
+				    "to %s%u",
+				    i, x->o.bus, i + 1, x->o.bus, x->o.bus, cfg_bus_max(x->o.bus));
+		}
+	}
+}
+
+static void cfg_parse_machine(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+			      unsigned long memory_mb, const char *storage, struct cfg_machine *m)
+{
+	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
+	unsigned long v;
+	const char *s;
+
+	s = cfg_get_str(ctx, obj, jpath, "bios", false);
+	if (s && (!strcmp(s, "seabios") || !strcmp(s, "ovmf"))) {
+		cfg_set_str(ctx, &m->bios, s);
+	} else if (s) {
+		cfg_path_key(kpath, jpath, "bios");
+		cfg_problem(ctx, kpath, "expected 'seabios' or 'ovmf' (UEFI), got %s",
+			    cfg_quote(s, q, sizeof(q)));
+	}
+	m->efi_pre_enrolled_keys = cfg_get_tri(ctx, obj, jpath, "efi_pre_enrolled_keys");
+	if (m->efi_pre_enrolled_keys == CFG_TRI_TRUE && m->bios && !strcmp(m->bios, "seabios")) {
+		cfg_path_key(kpath, jpath, "efi_pre_enrolled_keys");
+		cfg_problem(ctx, kpath, "expected bios 'ovmf' with pre-enrolled EFI keys, got bios "
+					"'seabios'");
+	}
+	cfg_get_checked(ctx, obj, jpath, "machine", false, cfg_is_machine,
+			"a machine type like 'q35', 'pc' or 'pc-q35-9.2+pve1'", &m->machine);
+	m->tpm = cfg_get_tri(ctx, obj, jpath, "tpm");
+	cfg_get_checked(ctx, obj, jpath, "cpu", false, cfg_is_cpu_type,
+			"a Proxmox CPU type like 'x86-64-v2-AES', 'host' or 'custom-NAME'",
+			&m->cpu);
+	if (cfg_get_uint(ctx, obj, jpath, "sockets", false, 1, CFG_SOCKETS_MAX, &v))
+		m->sockets = (unsigned)v;
+	if (cfg_get_uint(ctx, obj, jpath, "balloon", false, 0, CFG_MEMORY_MB_MAX, &v)) {
+		if (memory_mb && v > memory_mb) {
+			/* qemu-server API2/Qemu.pm $update_vm_api: "balloon value too large" */
+			cfg_path_key(kpath, jpath, "balloon");
+			cfg_problem(ctx, kpath,
+				    "expected at most memory_mb (%lu; the balloon's minimum cannot "
+				    "exceed the memory), got %lu",
+				    memory_mb, v);
+		} else {
+			m->has_balloon = true;
+			m->balloon_mb = v;
+		}
+	}
+	m->numa = cfg_get_tri(ctx, obj, jpath, "numa");
+	cfg_parse_disks(ctx, obj, jpath, storage, m);
+}
+
+static void cfg_drive_opts_release(struct cfg_drive_opts *o)
+{
+	free(o->bus);
+	free(o->cache);
+}
+
+void cfg_machine_release(struct cfg_machine *m)
+{
+	free(m->bios);
+	free(m->machine);
+	free(m->cpu);
+	cfg_drive_opts_release(&m->disk);
+	for (size_t i = 0; i < m->n_disks; i++) {
+		free(m->disks[i].storage);
+		cfg_drive_opts_release(&m->disks[i].o);
+	}
+	free(m->disks);
+}
+
 static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tpath,
 			       struct cfg_hardware *hw)
 {
-	static const char *const keys[] = {"cores", "memory_mb", "disk_size_gb", "bridge",
-					   "storage"};
+	static const char *const keys[] = {"cores",  "memory_mb", "disk_size_gb",
+					   "bridge", "storage",	  CFG_MACHINE_KEYS};
 	char jpath[CFG_PATH_MAX];
 	json_t *obj = cfg_get_obj(ctx, tobj, tpath, "hardware", false);
 
@@ -512,8 +702,10 @@ static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tp
 	hw->memory_mb = 2048;
 	cfg_set_str(ctx, &hw->bridge, ctx->cfg->defaults.bridge);
 	cfg_set_str(ctx, &hw->storage, ctx->cfg->defaults.storage);
-	if (!obj)
+	if (!obj) {
+		cfg_set_str(ctx, &hw->mach.cpu, CFG_CPU_DEFAULT);
 		return;
+	}
 	cfg_path_key(jpath, tpath, "hardware");
 	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
 	cfg_get_sizes(ctx, obj, jpath, &hw->cores, &hw->memory_mb, &hw->disk_size_gb);
@@ -521,6 +713,9 @@ static void cfg_parse_hardware(struct cfg_ctx *ctx, json_t *tobj, const char *tp
 			&hw->bridge);
 	cfg_get_checked(ctx, obj, jpath, "storage", false, cfg_is_storage_id, cfg_expect_storage,
 			&hw->storage);
+	cfg_parse_machine(ctx, obj, jpath, hw->memory_mb, hw->storage, &hw->mach);
+	if (!hw->mach.cpu)
+		cfg_set_str(ctx, &hw->mach.cpu, CFG_CPU_DEFAULT);
 }
 
 static bool cfg_is_os(const char *s)
@@ -741,24 +936,16 @@ image_done:
 
 /* ---- VMs --------------------------------------------------------------------------------- */
 
-static void cfg_parse_network(struct cfg_ctx *ctx, json_t *vobj, const char *vpath,
-			      struct cfg_network *net)
+/* The IPv4 settings of obj (`ip`: CIDR or "dhcp"; the gateway under `gwkey`) into net. */
+static void cfg_parse_v4(struct cfg_ctx *ctx, json_t *obj, const char *jpath, const char *gwkey,
+			 bool allow_none, struct cfg_network *net)
 {
-	static const char *const keys[] = {"ip", "gw", "bridge"};
-	char jpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16], q2[CFG_SHOW_MAX + 16];
-	json_t *obj = cfg_get_obj(ctx, vobj, vpath, "network_config", false);
+	char q[CFG_SHOW_MAX + 16], q2[CFG_SHOW_MAX + 16];
 	const char *ip, *gw;
 
-	cfg_set_str(ctx, &net->bridge, ctx->cfg->defaults.bridge);
-	if (!obj)
-		return;
-	cfg_path_key(jpath, vpath, "network_config");
-	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
-	cfg_get_checked(ctx, obj, jpath, "bridge", false, cfg_is_bridge, cfg_expect_bridge,
-			&net->bridge);
 	ip = cfg_get_str(ctx, obj, jpath, "ip", false);
-	gw = cfg_get_str(ctx, obj, jpath, "gw", false);
-	if (ip && !strcmp(ip, "dhcp"))
+	gw = cfg_get_str(ctx, obj, jpath, gwkey, false);
+	if (ip && (!strcmp(ip, "dhcp") || (allow_none && !strcmp(ip, "none"))))
 		ip = NULL;
 	else if (ip) {
 		char kpath[CFG_PATH_MAX];
@@ -790,7 +977,7 @@ static void cfg_parse_network(struct cfg_ctx *ctx, json_t *vobj, const char *vpa
 		if (gw) {
 			uint32_t gaddr;
 
-			cfg_path_key(kpath, jpath, "gw");
+			cfg_path_key(kpath, jpath, gwkey);
 			if (!cfg_parse_ipv4(gw, &gaddr)) {
 				cfg_problem(ctx, kpath, "expected an IPv4 address like '10.0.0.1', "
 							"got %s",
@@ -812,11 +999,305 @@ static void cfg_parse_network(struct cfg_ctx *ctx, json_t *vobj, const char *vpa
 	if (gw) {
 		char kpath[CFG_PATH_MAX];
 
-		cfg_path_key(kpath, jpath, "gw");
+		cfg_path_key(kpath, jpath, gwkey);
 		cfg_problem(ctx, kpath, "a gateway needs a static 'ip' (with DHCP the server sends "
 					"the route), got %s",
 			    cfg_quote(gw, q, sizeof(q)));
 	}
+}
+
+static void cfg_parse_network(struct cfg_ctx *ctx, json_t *vobj, const char *vpath,
+			      struct cfg_network *net)
+{
+	static const char *const keys[] = {"ip", "gw", "bridge"};
+	char jpath[CFG_PATH_MAX];
+	json_t *obj = cfg_get_obj(ctx, vobj, vpath, "network_config", false);
+
+	cfg_set_str(ctx, &net->bridge, ctx->cfg->defaults.bridge);
+	if (!obj)
+		return;
+	cfg_path_key(jpath, vpath, "network_config");
+	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
+	cfg_get_checked(ctx, obj, jpath, "bridge", false, cfg_is_bridge, cfg_expect_bridge,
+			&net->bridge);
+	cfg_parse_v4(ctx, obj, jpath, "gw", false, net);
+}
+
+static bool cfg_is_mac(const char *s)
+{
+	/* unicast (Proxmox's mac-addr format refuses multicast: the low bit of the first byte) */
+	if (strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+	return !(strtoul((char[3]){s[0], s[1], 0}, NULL, 16) & 1);
+}
+
+static bool cfg_is_ipv6_cidr(const char *s)
+{
+	char addr[64];
+	const char *slash = strchr(s, '/');
+	char *end;
+	unsigned long pfx;
+	unsigned char buf[16];
+
+	if (!slash || (size_t)(slash - s) >= sizeof(addr))
+		return false;
+	snprintf(addr, sizeof(addr), "%.*s", (int)(slash - s), s);
+	pfx = strtoul(slash + 1, &end, 10);
+	return !*end && slash[1] && isdigit((unsigned char)slash[1]) && pfx <= 128 &&
+	       inet_pton(AF_INET6, addr, buf) == 1;
+}
+
+static bool cfg_is_ipv6(const char *s)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static bool cfg_is_ip(const char *s)
+{
+	return cfg_is_ipv4(s) || cfg_is_ipv6(s);
+}
+
+static bool cfg_is_nic_model(const char *s)
+{
+	/* the models cloud images drive (qemu-server Network.pm $nic_model_list has more) */
+	static const char *const models[] = {"virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"};
+
+	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+		if (!strcmp(s, models[i]))
+			return true;
+	return false;
+}
+
+static bool cfg_is_rate(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	return *s && !*end && isdigit((unsigned char)*s) && v >= 0 && v <= 1e6;
+}
+
+static void cfg_parse_routes(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+			     struct cfg_nic *n)
+{
+	static const char *const keys[] = {"to", "via"};
+	char rpath[CFG_PATH_MAX], ipath[CFG_PATH_MAX], kpath[CFG_PATH_MAX];
+	char q[CFG_SHOW_MAX + 16], got[CFG_SHOW_MAX + 32];
+	json_t *arr = cfg_get_array(ctx, obj, jpath, "routes", false), *item;
+	size_t i;
+
+	if (!arr || !json_array_size(arr))
+		return;
+	n->routes = calloc(json_array_size(arr), sizeof(*n->routes));
+	if (!n->routes) {
+		ctx->oom = true;
+		return;
+	}
+	cfg_path_key(rpath, jpath, "routes");
+	json_array_foreach(arr, i, item) {
+		struct cfg_route r = {NULL, NULL};
+		const char *to, *via;
+		uint32_t a;
+		unsigned pfx;
+		bool v6;
+
+		cfg_path_idx(ipath, rpath, i);
+		if (!json_is_object(item)) {
+			cfg_problem(ctx, ipath, "expected an object like {\"to\": \"10.1.0.0/16\", "
+						"\"via\": \"10.0.0.1\"}, got %s",
+				    cfg_got(item, got, sizeof(got)));
+			continue;
+		}
+		CFG_CHECK_KEYS(ctx, item, ipath, keys);
+		to = cfg_get_str(ctx, item, ipath, "to", true);
+		via = cfg_get_str(ctx, item, ipath, "via", true);
+		if (!to || !via)
+			continue;
+		v6 = strchr(to, ':') != NULL;
+		if (!(v6 ? cfg_is_ipv6_cidr(to) : cfg_parse_cidr(to, &a, &pfx) ||
+						      !strcmp(to, "0.0.0.0/0"))) {
+			cfg_path_key(kpath, ipath, "to");
+			cfg_problem(ctx, kpath, "expected a CIDR like '10.1.0.0/16' or 'fd00::/8', "
+						"got %s",
+				    cfg_quote(to, q, sizeof(q)));
+			continue;
+		}
+		if (!(v6 ? cfg_is_ipv6(via) : cfg_is_ipv4(via))) {
+			cfg_path_key(kpath, ipath, "via");
+			cfg_problem(ctx, kpath, "expected an %s address (the family of 'to'), got %s",
+				    v6 ? "IPv6" : "IPv4", cfg_quote(via, q, sizeof(q)));
+			continue;
+		}
+		r.to = cfg_strdup(ctx, to);
+		r.via = cfg_strdup(ctx, via);
+		n->routes[n->n_routes++] = r;
+	}
+}
+
+static void cfg_parse_nic(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+			  struct cfg_nic *n)
+{
+	static const char *const keys[] = {"model", "bridge", "vlan",	  "mtu",      "firewall",
+					   "macaddr", "rate",  "ip",	  "gateway",  "ip6",
+					   "gateway6", "routes", "dns"};
+	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
+	unsigned long v;
+	const char *s;
+
+	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
+	cfg_set_str(ctx, &n->model, "virtio");
+	cfg_get_checked(ctx, obj, jpath, "model", false, cfg_is_nic_model,
+			"a NIC model: 'virtio', 'e1000', 'e1000e', 'rtl8139' or 'vmxnet3'",
+			&n->model);
+	cfg_set_str(ctx, &n->v4.bridge, ctx->cfg->defaults.bridge);
+	cfg_get_checked(ctx, obj, jpath, "bridge", false, cfg_is_bridge, cfg_expect_bridge,
+			&n->v4.bridge);
+	/* qemu-server Network.pm $net_fmt: tag 1..4094, mtu 1..65520 (VirtIO only) */
+	if (cfg_get_uint(ctx, obj, jpath, "vlan", false, 1, 4094, &v))
+		n->vlan = (unsigned)v;
+	if (cfg_get_uint(ctx, obj, jpath, "mtu", false, 1, 65520, &v)) {
+		if (n->model && strcmp(n->model, "virtio")) {
+			cfg_path_key(kpath, jpath, "mtu");
+			cfg_problem(ctx, kpath, "expected no mtu with model '%s' (virtio only)",
+				    n->model);
+		} else {
+			n->mtu = (unsigned)v;
+		}
+	}
+	n->firewall = cfg_get_tri(ctx, obj, jpath, "firewall");
+	s = cfg_get_str(ctx, obj, jpath, "macaddr", false);
+	if (s && !cfg_is_mac(s)) {
+		cfg_path_key(kpath, jpath, "macaddr");
+		cfg_problem(ctx, kpath, "expected a unicast MAC like 'BC:24:11:00:00:01', got %s",
+			    cfg_quote(s, q, sizeof(q)));
+	} else if (s) {
+		n->macaddr = cfg_strdup(ctx, s);
+		for (char *c = n->macaddr; c && *c; c++)
+			*c = (char)toupper((unsigned char)*c);
+	}
+	if (json_is_number(json_object_get(obj, "rate"))) {
+		double r = json_number_value(json_object_get(obj, "rate"));
+		char buf[32];
+
+		snprintf(buf, sizeof(buf), "%g", r);
+		if (r < 0 || !cfg_is_rate(buf)) {
+			cfg_path_key(kpath, jpath, "rate");
+			cfg_problem(ctx, kpath, "expected a rate limit in MB/s from 0, got %s", buf);
+		} else {
+			n->rate = cfg_strdup(ctx, buf);
+		}
+	} else if (json_object_get(obj, "rate")) {
+		char got[CFG_SHOW_MAX + 32];
+
+		cfg_path_key(kpath, jpath, "rate");
+		cfg_problem(ctx, kpath, "expected a number of MB/s like 12.5, got %s",
+			    cfg_got(json_object_get(obj, "rate"), got, sizeof(got)));
+	}
+	s = cfg_get_str(ctx, obj, jpath, "ip", false);
+	n->ip4_none = s && !strcmp(s, "none");
+	cfg_parse_v4(ctx, obj, jpath, "gateway", true, &n->v4);
+	s = cfg_get_str(ctx, obj, jpath, "ip6", false);
+	if (s && (!strcmp(s, "dhcp") || !strcmp(s, "auto") || cfg_is_ipv6_cidr(s))) {
+		n->ip6 = cfg_strdup(ctx, s);
+	} else if (s) {
+		cfg_path_key(kpath, jpath, "ip6");
+		cfg_problem(ctx, kpath,
+			    "expected an IPv6 CIDR like '2001:db8::5/64', 'dhcp' or 'auto' (SLAAC), "
+			    "got %s",
+			    cfg_quote(s, q, sizeof(q)));
+	}
+	s = cfg_get_str(ctx, obj, jpath, "gateway6", false);
+	if (s) {
+		cfg_path_key(kpath, jpath, "gateway6");
+		if (!cfg_is_ipv6(s))
+			cfg_problem(ctx, kpath, "expected an IPv6 address like '2001:db8::1', got %s",
+				    cfg_quote(s, q, sizeof(q)));
+		else if (!n->ip6 || !strchr(n->ip6, '/'))
+			cfg_problem(ctx, kpath, "a gateway6 needs a static 'ip6' (with dhcp or auto "
+						"the router announces the route), got %s",
+				    cfg_quote(s, q, sizeof(q)));
+		else
+			n->gateway6 = cfg_strdup(ctx, s);
+	}
+	cfg_parse_routes(ctx, obj, jpath, n);
+	n->has_dns = cfg_get_strv(ctx, obj, jpath, "dns", cfg_is_ip,
+				  "an IP address like '1.1.1.1' or '2606:4700::1111'", false, &n->dns);
+}
+
+static void cfg_parse_nics(struct cfg_ctx *ctx, json_t *vobj, const char *vpath,
+			   struct cfg_vm *vm)
+{
+	char npath[CFG_PATH_MAX], ipath[CFG_PATH_MAX], kpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
+	json_t *arr = cfg_get_array(ctx, vobj, vpath, "networks", false), *item;
+	size_t i;
+
+	if (!arr)
+		return;
+	cfg_path_key(npath, vpath, "networks");
+	if (json_object_get(vobj, "network_config")) {
+		cfg_problem(ctx, npath, "expected either 'networks' or 'network_config', got both");
+		return;
+	}
+	/* qemu-server: net0..net31 */
+	if (!json_array_size(arr) || json_array_size(arr) > 32) {
+		cfg_problem(ctx, npath, "expected 1 to 32 NICs, got %zu", json_array_size(arr));
+		return;
+	}
+	vm->nics = calloc(json_array_size(arr), sizeof(*vm->nics));
+	if (!vm->nics) {
+		ctx->oom = true;
+		return;
+	}
+	json_array_foreach(arr, i, item) {
+		cfg_path_idx(ipath, npath, i);
+		if (!json_is_object(item)) {
+			cfg_problem(ctx, ipath, "expected an object, got %s",
+				    cfg_got(item, got, sizeof(got)));
+			continue;
+		}
+		cfg_parse_nic(ctx, item, ipath, &vm->nics[vm->n_nics]);
+		for (size_t j = 0; j < vm->n_nics; j++) {
+			const char *a = vm->nics[j].macaddr, *b = vm->nics[vm->n_nics].macaddr;
+
+			if (a && b && !strcmp(a, b)) {
+				cfg_path_key(kpath, ipath, "macaddr");
+				cfg_problem(ctx, kpath, "MAC '%s' is already %s[%zu]'s", b, npath, j);
+			}
+		}
+		vm->n_nics++;
+	}
+	if (vm->n_nics) {
+		struct cfg_network *dst = &vm->network, *src = &vm->nics[0].v4;
+
+		cfg_set_str(ctx, &dst->bridge, src->bridge);
+		dst->ip = cfg_strdup(ctx, src->ip);
+		dst->gw = cfg_strdup(ctx, src->gw);
+		dst->addr = src->addr;
+		dst->prefix = src->prefix;
+		dst->gw_addr = src->gw_addr;
+	}
+}
+
+void cfg_nic_release(struct cfg_nic *n)
+{
+	free(n->model);
+	free(n->macaddr);
+	free(n->rate);
+	free(n->v4.ip);
+	free(n->v4.gw);
+	free(n->v4.bridge);
+	free(n->ip6);
+	free(n->gateway6);
+	for (size_t i = 0; i < n->n_routes; i++) {
+		free(n->routes[i].to);
+		free(n->routes[i].via);
+	}
+	free(n->routes);
+	cfg_strv_free(&n->dns);
 }
 
 static void cfg_parse_user(struct cfg_ctx *ctx, json_t *vobj, const char *vpath,
@@ -915,6 +1396,90 @@ static void cfg_parse_template_version(struct cfg_ctx *ctx, json_t *obj, const c
 	}
 }
 
+static bool cfg_is_ha_state(const char *s)
+{
+	/* pve-ha-manager Resources.pm: the requested states */
+	return !strcmp(s, "started") || !strcmp(s, "stopped") || !strcmp(s, "enabled") ||
+	       !strcmp(s, "disabled") || !strcmp(s, "ignored");
+}
+
+static bool cfg_is_ha_group(const char *s)
+{
+	/* pve-common pve-configid: [a-z][a-z0-9_-]+ (case-insensitive) */
+	return isalpha((unsigned char)s[0]) && strlen(s) >= 2 && strlen(s) <= 64 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+		       strlen(s);
+}
+
+static void cfg_parse_ha(struct cfg_ctx *ctx, json_t *obj, const char *jpath, struct cfg_vm *vm)
+{
+	static const char *const keys[] = {"state",	   "group",	   "comment",
+					   "max_restart", "max_relocate", "failback"};
+	char hpath[CFG_PATH_MAX], kpath[CFG_PATH_MAX];
+	json_t *h = cfg_get_obj(ctx, obj, jpath, "ha", false);
+	const char *s;
+
+	if (!h)
+		return;
+	vm->has_ha = true;
+	cfg_path_key(hpath, jpath, "ha");
+	CFG_CHECK_KEYS(ctx, h, hpath, keys);
+	cfg_set_str(ctx, &vm->ha.state, "started");
+	cfg_get_checked(ctx, h, hpath, "state", false, cfg_is_ha_state,
+			"'started', 'stopped', 'enabled', 'disabled' or 'ignored'", &vm->ha.state);
+	cfg_get_checked(ctx, h, hpath, "group", false, cfg_is_ha_group,
+			"an HA group name like 'prod' (Proxmox 8; Proxmox 9 has rules instead)",
+			&vm->ha.group);
+	s = cfg_get_str(ctx, h, hpath, "comment", false);
+	if (s && (strlen(s) > 4096 || strchr(s, '\n'))) {
+		cfg_path_key(kpath, hpath, "comment");
+		cfg_problem(ctx, kpath, "expected one line of at most 4096 characters");
+	} else if (s) {
+		vm->ha.comment = cfg_strdup(ctx, s);
+	}
+	/* Resources.pm: max_restart and max_relocate 0..10 */
+	vm->ha.has_max_restart =
+		cfg_get_uint(ctx, h, hpath, "max_restart", false, 0, 10, &vm->ha.max_restart);
+	vm->ha.has_max_relocate =
+		cfg_get_uint(ctx, h, hpath, "max_relocate", false, 0, 10, &vm->ha.max_relocate);
+	vm->ha.failback = cfg_get_tri(ctx, h, hpath, "failback");
+	if (vm->no_start && vm->ha.state && !strcmp(vm->ha.state, "started")) {
+		cfg_path_key(kpath, hpath, "state");
+		cfg_problem(ctx, kpath, "expected 'stopped' (or another state) with start false: the "
+					"HA manager starts a 'started' resource, got 'started'");
+	}
+}
+
+static void cfg_parse_lifecycle(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				struct cfg_vm *vm)
+{
+	static const char *const skeys[] = {"order", "up", "down"};
+	char spath[CFG_PATH_MAX];
+	bool start;
+	json_t *st;
+
+	vm->onboot = cfg_get_tri(ctx, obj, jpath, "onboot");
+	vm->protection = cfg_get_tri(ctx, obj, jpath, "protection");
+	if (cfg_get_bool(ctx, obj, jpath, "start", &start))
+		vm->no_start = !start;
+	cfg_parse_ha(ctx, obj, jpath, vm);
+	st = cfg_get_obj(ctx, obj, jpath, "startup", false);
+	if (!st)
+		return;
+	cfg_path_key(spath, jpath, "startup");
+	CFG_CHECK_KEYS(ctx, st, spath, skeys);
+	/* pve-common JSONSchema.pm pve-startup-order: order, up, down are non-negative */
+	vm->startup.has_order =
+		cfg_get_uint(ctx, st, spath, "order", false, 0, 1000000, &vm->startup.order);
+	vm->startup.has_up = cfg_get_uint(ctx, st, spath, "up", false, 0, 86400, &vm->startup.up);
+	vm->startup.has_down =
+		cfg_get_uint(ctx, st, spath, "down", false, 0, 86400, &vm->startup.down);
+	vm->has_startup = vm->startup.has_order || vm->startup.has_up || vm->startup.has_down;
+	if (!json_object_size(st))
+		cfg_problem(ctx, spath, "expected at least one of 'order', 'up' or 'down', got an "
+					"empty object");
+}
+
 static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, struct cfg_vm *vm)
 {
 	static const char *const keys[] = {
@@ -923,6 +1488,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 		"user_config", "features",  "node",	       "storage",
 		"full_clone", "pool",	    "tags",	       "description",
 		"packages", "dns_servers", "template_version",
+		"networks", "onboot", "startup", "protection", "start", "ha", CFG_MACHINE_KEYS,
 	};
 	const struct cfg_defaults *d = &ctx->cfg->defaults;
 	char kpath[CFG_PATH_MAX];
@@ -951,6 +1517,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 	cfg_parse_template_version(ctx, obj, jpath, vm);
 	cfg_get_sizes(ctx, obj, jpath, &vm->cores, &vm->memory_mb, &vm->disk_size_gb);
 	cfg_parse_network(ctx, obj, jpath, &vm->network);
+	cfg_parse_nics(ctx, obj, jpath, vm);
 	cfg_parse_user(ctx, obj, jpath, vm);
 	cfg_get_strv(ctx, obj, jpath, "features", cfg_is_feature_name, "a feature name", false,
 		     &vm->features);
@@ -980,6 +1547,8 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 			  &vm->dns_servers))
 		cfg_strv_copy(ctx, &vm->dns_servers, &d->dns_servers);
 	vm->search_domain = cfg_strdup(ctx, d->search_domain);
+	cfg_parse_machine(ctx, obj, jpath, vm->memory_mb, vm->storage, &vm->mach);
+	cfg_parse_lifecycle(ctx, obj, jpath, vm);
 }
 
 /* ---- cross checks ------------------------------------------------------------------------ */
@@ -1080,6 +1649,18 @@ static void cfg_cross_check(struct cfg_ctx *ctx)
 				    "defaults.snippets_dir), which deliver the hash as it is",
 				    vm->user.password_hash);
 		}
+		if (cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE && vm->n_nics) {
+			const struct cfg_nic *n0 = &vm->nics[0];
+
+			/* NEEDSWORK: ipconfigN for every NIC; native mode renders ipconfig0 only */
+			snprintf(jpath, sizeof(jpath), "$.vms[%zu].networks", i);
+			if (vm->n_nics > 1 || n0->ip6 || n0->n_routes || n0->has_dns || n0->ip4_none)
+				cfg_problem(ctx, jpath,
+					    "expected one NIC with IPv4 only (ip, gateway) with "
+					    "cloudinit_mode 'native', got %zu NIC(s) with more; use "
+					    "cloudinit_mode 'iso'",
+					    vm->n_nics);
+		}
 		t = cfg_vm_template(cfg, vm);
 		if (t && vm->disk_size_gb && t->hardware.disk_size_gb > vm->disk_size_gb) {
 			snprintf(jpath, sizeof(jpath), "$.vms[%zu].disk_size_gb", i);
@@ -1087,6 +1668,14 @@ static void cfg_cross_check(struct cfg_ctx *ctx)
 				    "expected at least the template's %lu GB (disks only grow), got "
 				    "%lu",
 				    t->hardware.disk_size_gb, vm->disk_size_gb);
+		}
+		if (t && vm->mach.has_balloon && !vm->memory_mb &&
+		    vm->mach.balloon_mb > t->hardware.memory_mb) {
+			snprintf(jpath, sizeof(jpath), "$.vms[%zu].balloon", i);
+			cfg_problem(ctx, jpath,
+				    "expected at most the template's memory_mb (%lu; the VM keeps "
+				    "it), got %lu",
+				    t->hardware.memory_mb, vm->mach.balloon_mb);
 		}
 		for (size_t k = 0; k < vm->features.n; k++) {
 			const struct cfg_feature *f = cfg_find_feature(cfg, vm->features.items[k]);

@@ -3,12 +3,14 @@
  * decides every change as a plan action; cmd_deploy reads, prints or applies. No I/O. */
 #include "deploy.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "hardware.h"
 #include "series.h"
 
 #define DEPLOY_MAX_CI_DRIVES 8
@@ -61,7 +63,8 @@ static void deploy_plan_seed_iso(const struct deploy_vm_input *in, struct plan *
 				 size_t old_len, bool *seed_changed)
 {
 	const struct cfg_vm *vm = in->vm;
-	const char *cur = json_string_value(json_object_get(in->conf, "ide2"));
+	const char *drive = hw_seed_drive(vm->mach.bios, vm->mach.machine);
+	const char *cur = json_string_value(json_object_get(in->conf, drive));
 	const char *ci_keys[DEPLOY_MAX_CI_DRIVES];
 	size_t n_ci = deploy_cloudinit_drives(in->conf, ci_keys, DEPLOY_MAX_CI_DRIVES);
 	struct buf del = BUF_INIT;
@@ -73,14 +76,14 @@ static void deploy_plan_seed_iso(const struct deploy_vm_input *in, struct plan *
 			ide2 = NULL;
 			p->oom = true;
 		}
-		plan_set(p, cfg_act, "ide2", cur, ide2, 0);
+		plan_set(p, cfg_act, drive, cur, ide2, 0);
 		free(ide2);
 		if (cur && deploy_is_seed_volid(cur, vm->vmid))
 			snprintf(old_seed, old_len, "%.*s", (int)strcspn(cur, ","), cur);
 	}
 	/* Proxmox's own cloud-init drive would hand the guest a second seed */
 	for (size_t i = 0; i < n_ci && i < DEPLOY_MAX_CI_DRIVES; i++) {
-		if (!strcmp(ci_keys[i], "ide2"))
+		if (!strcmp(ci_keys[i], drive))
 			continue;
 		if (buf_printf(&del, NULL, "%s%s", del.len ? "," : "", ci_keys[i]) < 0)
 			p->oom = true;
@@ -123,7 +126,7 @@ static void deploy_plan_seed_native(const struct deploy_vm_input *in, struct pla
 			drive = NULL;
 			p->oom = true;
 		}
-		plan_set(p, cfg_act, "ide2", NULL, drive, 0);
+		plan_set(p, cfg_act, hw_seed_drive(vm->mach.bios, vm->mach.machine), NULL, drive, 0);
 		free(drive);
 	}
 }
@@ -213,6 +216,115 @@ static void deploy_plan_clone(const struct deploy_vm_input *in, struct plan *p, 
 	plan_param(p, a, "targetstorage", vm->storage, 0);
 }
 
+/* `networks`: net<i> for each NIC as the config says; a NIC the VM has beyond them stays. */
+static int deploy_plan_nics(const struct deploy_vm_input *in, struct plan *p,
+			    struct plan_action *cfg_act, const char *object, struct phx_err *err)
+{
+	const struct cfg_vm *vm = in->vm;
+	const char *key;
+	json_t *v;
+
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		char k[16], *want = NULL;
+
+		snprintf(k, sizeof(k), "net%zu", i);
+		if (deploy_nic_value(&vm->nics[i], json_string_value(json_object_get(in->conf, k)),
+				     in->macs[i], &want, err) < 0)
+			return -1;
+		deploy_set_if(p, cfg_act, in->conf, k, want, 0);
+		free(want);
+	}
+	json_object_foreach((json_t *)in->conf, key, v) {
+		char *end;
+		unsigned long idx;
+
+		if (strncmp(key, "net", 3) || !isdigit((unsigned char)key[3]))
+			continue;
+		idx = strtoul(key + 3, &end, 10);
+		if (!*end && idx >= vm->n_nics && in->dst)
+			plan_note(p, object,
+				  "%s is not in networks (%zu NICs): kept ('%s')", key, vm->n_nics,
+				  json_string_value(v) ? json_string_value(v) : "");
+	}
+	return 0;
+}
+
+/* onboot, startup and protection; an absent option is Proxmox's default (off, none). */
+static void deploy_plan_lifecycle(const struct cfg_vm *vm, const json_t *conf, struct plan *p,
+				  struct plan_action *a)
+{
+	char num[32], want[96] = "";
+	const char *cur;
+	int n = 0;
+
+	if (vm->onboot != CFG_TRI_UNSET &&
+	    !(vm->onboot == CFG_TRI_FALSE && !json_object_get(conf, "onboot")))
+		deploy_set_if(p, a, conf, "onboot", vm->onboot == CFG_TRI_TRUE ? "1" : "0", 0);
+	if (vm->protection != CFG_TRI_UNSET &&
+	    !(vm->protection == CFG_TRI_FALSE && !json_object_get(conf, "protection")))
+		deploy_set_if(p, a, conf, "protection", vm->protection == CFG_TRI_TRUE ? "1" : "0",
+			      0);
+	if (!vm->has_startup)
+		return;
+	/* the order pve-manager's GUI writes it in; Proxmox keeps the string as sent */
+	if (vm->startup.has_order)
+		n += snprintf(want + n, sizeof(want) - (size_t)n, "order=%lu", vm->startup.order);
+	if (vm->startup.has_up)
+		n += snprintf(want + n, sizeof(want) - (size_t)n, "%sup=%lu", n ? "," : "",
+			      vm->startup.up);
+	if (vm->startup.has_down)
+		snprintf(want + n, sizeof(want) - (size_t)n, "%sdown=%lu", n ? "," : "",
+			 vm->startup.down);
+	cur = deploy_conf_str(conf, "startup", num, sizeof(num));
+	if (!cur || strcmp(cur, want))
+		plan_set(p, a, "startup", cur, want, 0);
+}
+
+/* `ha`: the resource vm:<vmid> added (POST) or its changed options updated (PUT), after the
+ * VM is configured and started. */
+static void deploy_plan_ha(const struct deploy_vm_input *in, struct plan *p, const char *object)
+{
+	const struct cfg_vm *vm = in->vm;
+	char sid[32], restart[16], relocate[16], num[32];
+	struct plan_action *a;
+	const struct {
+		const char *key, *want;
+	} opts[] = {
+		{"state", vm->ha.state},
+		{"group", vm->ha.group},
+		{"comment", vm->ha.comment},
+		{"max_restart", vm->ha.has_max_restart ? restart : NULL},
+		{"max_relocate", vm->ha.has_max_relocate ? relocate : NULL},
+		{"failback", vm->ha.failback == CFG_TRI_UNSET	? NULL
+			     : vm->ha.failback == CFG_TRI_TRUE ? "1"
+							       : "0"},
+	};
+
+	if (!vm->has_ha)
+		return;
+	snprintf(sid, sizeof(sid), "vm:%lu", vm->vmid);
+	snprintf(restart, sizeof(restart), "%lu", vm->ha.max_restart);
+	snprintf(relocate, sizeof(relocate), "%lu", vm->ha.max_relocate);
+	if (!in->ha) {
+		a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/cluster/ha/resources");
+		plan_summary(p, a, "add HA resource '%s'", sid);
+		plan_param(p, a, "sid", sid, 0);
+	} else {
+		a = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "PUT", "/cluster/ha/resources/%s",
+			     sid);
+		plan_summary(p, a, "update HA resource '%s'", sid);
+	}
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		const char *cur = in->ha ? deploy_conf_str(in->ha, opts[i].key, num, sizeof(num))
+					 : NULL;
+
+		if (opts[i].want && (!cur || strcmp(cur, opts[i].want)))
+			plan_set(p, a, opts[i].key, cur, opts[i].want, 0);
+	}
+	if (a && in->ha && a->n_params == 0)
+		plan_drop(p, a);
+}
+
 static char *deploy_fmt(struct plan *p, const char *fmt, unsigned long v)
 {
 	char *s;
@@ -271,10 +383,16 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 	cfg_act = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST",
 			   "/nodes/%s/qemu/%lu/config", node, vm->vmid);
 	plan_summary(p, cfg_act, "configure VM %lu", vm->vmid);
-	if (deploy_net_rebridge(json_string_value(json_object_get(conf, "net0")),
-				vm->network.bridge, converge ? NULL : in->mac, &net0, mac, err) < 0)
-		goto out;
-	deploy_set_if(p, cfg_act, conf, "net0", net0, 0);
+	if (vm->n_nics) {
+		if (deploy_plan_nics(in, p, cfg_act, object, err) < 0)
+			goto out;
+	} else {
+		if (deploy_net_rebridge(json_string_value(json_object_get(conf, "net0")),
+					vm->network.bridge, converge ? NULL : in->mac, &net0, mac,
+					err) < 0)
+			goto out;
+		deploy_set_if(p, cfg_act, conf, "net0", net0, 0);
+	}
 	if (vm->cores && (s = deploy_fmt(p, "%lu", vm->cores))) {
 		info.hw_changed |= deploy_set_if(p, cfg_act, conf, "cores", s, 0);
 		free(s);
@@ -283,6 +401,11 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 		info.hw_changed |= deploy_set_if(p, cfg_act, conf, "memory", s, 0);
 		free(s);
 	}
+	info.hw_changed |= hw_plan_config(&vm->mach, vm->storage, conf, !converge, object, p,
+					  cfg_act);
+	info.hw_changed |= hw_plan_disks(&vm->mach, deploy_system_disk(conf), conf, !converge,
+					 object, p, cfg_act);
+	deploy_plan_lifecycle(vm, conf, p, cfg_act);
 	if (!deploy_agent_enabled(conf))
 		plan_set(p, cfg_act, "agent", json_string_value(json_object_get(conf, "agent")),
 			 "enabled=1", 0);
@@ -364,11 +487,15 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 				  cur_s, vm->disk_size_gb);
 		}
 	}
-	if (!in->running) {
+	hw_plan_disk_growth(&vm->mach, conf, node, vm->vmid, object, p);
+	if (!in->running && !vm->no_start) {
 		a = plan_add(p, PLAN_REQUEST, PLAN_RUN, object, "POST",
 			     "/nodes/%s/qemu/%lu/status/start", node, vm->vmid);
 		plan_summary(p, a, "start");
+	} else if (!in->running) {
+		plan_note(p, object, "start false: not started, its guest agent is not awaited");
 	}
+	deploy_plan_ha(in, p, object);
 	if (plan_check(p, err) < 0)
 		goto out;
 	*ret_info = info;
@@ -409,6 +536,8 @@ static bool deploy_is_drive_key(const char *key)
 {
 	static const char *const buses[] = {"ide", "sata", "scsi", "virtio"};
 
+	if (!strcmp(key, "efidisk0") || !strcmp(key, "tpmstate0"))
+		return true;
 	for (size_t i = 0; i < sizeof(buses) / sizeof(buses[0]); i++) {
 		size_t l = strlen(buses[i]);
 
@@ -443,12 +572,24 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 		{"cipassword", "VM.Config.Network"},  {"sshkeys", "VM.Config.Network"},
 		{"cicustom", "VM.Config.Network"},    {"ipconfig0", "VM.Config.Network"},
 		{"nameserver", "VM.Config.Network"},  {"searchdomain", "VM.Config.Network"},
+		{"cpu", "VM.Config.CPU"},	      {"sockets", "VM.Config.CPU"},
+		{"numa", "VM.Config.CPU"},	      {"balloon", "VM.Config.Memory"},
+		{"machine", "VM.Config.HWType"},      {"tpmstate0", "VM.Config.HWType"},
+		{"bios", "VM.Config.Options"},	      {"onboot", "VM.Config.Options"},
+		{"startup", "VM.Config.Options"},     {"protection", "VM.Config.Options"},
 	};
 
 	for (size_t i = 0; i < a->n_params; i++)
 		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
 			if (!strcmp(a->params[i].key, opts[k].key))
 				deploy_need(needs, max, n, vm_path, opts[k].priv);
+	for (size_t i = 0; i < a->n_params; i++)
+		if (!strncmp(a->params[i].key, "net", 3) && isdigit((unsigned char)a->params[i].key[3]))
+			deploy_need(needs, max, n, vm_path, "VM.Config.Network");
+	/* qemu-server API2/Qemu.pm $check_vm_modify_config_perm: startup also needs Sys.Modify
+	 * on / */
+	if (plan_param_get(a, "startup"))
+		deploy_need(needs, max, n, "/", "Sys.Modify");
 	if (plan_param_get(a, "net0")) {
 		deploy_need(needs, max, n, vm_path, "VM.Config.Network");
 		/* pve-guest-common check_vnet_access via qemu-server check_bridge_access */
@@ -464,6 +605,15 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 			deploy_need(needs, max, n, vm_path, deploy_drive_priv(c->old));
 		if (c->new)
 			deploy_need(needs, max, n, vm_path, deploy_drive_priv(c->new));
+		if (c->new && !c->old && !deploy_drive_is_cdrom(c->new) &&
+		    !deploy_drive_is_cloudinit(c->new)) {
+			/* a new volume: qemu-server API2/Qemu.pm $check_storage_access */
+			char path[160];
+
+			snprintf(path, sizeof(path), "/storage/%.*s", (int)strcspn(c->new, ":"),
+				 c->new);
+			deploy_need(needs, max, n, path, "Datastore.AllocateSpace");
+		}
 	}
 }
 
@@ -503,6 +653,9 @@ size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
 			deploy_need(needs, max, &n, path, "Datastore.AllocateSpace");
 		} else if (strstr(a->path, "/config")) {
 			deploy_config_needs(a, vm_path, bridge_acl, needs, max, &n);
+		} else if (!strncmp(a->path, "/cluster/ha/", 12)) {
+			/* pve-ha-manager API2/HA/Resources.pm create, update */
+			deploy_need(needs, max, &n, "/", "Sys.Console");
 		} else if (strstr(a->path, "/resize")) {
 			deploy_need(needs, max, &n, vm_path, "VM.Config.Disk");
 		} else if (strstr(a->path, "/status/")) {

@@ -503,6 +503,102 @@ fail:
 	return -1;
 }
 
+static int deploy_item_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int deploy_nic_value(const struct cfg_nic *n, const char *cur, const char *mac, char **ret,
+		     struct phx_err *err)
+{
+	char *items[48], own[5][64];
+	size_t n_items = 0, n_own = 0;
+	struct buf b = BUF_INIT;
+	const char *p = cur ? cur + strcspn(cur, ",") : "";
+	static const char *const managed[] = {"bridge=", "tag=", "mtu=", "rate=", "firewall="};
+
+	snprintf(own[n_own++], sizeof(own[0]), "bridge=%s", n->v4.bridge);
+	if (n->vlan)
+		snprintf(own[n_own++], sizeof(own[0]), "tag=%u", n->vlan);
+	if (n->mtu)
+		snprintf(own[n_own++], sizeof(own[0]), "mtu=%u", n->mtu);
+	if (n->rate)
+		snprintf(own[n_own++], sizeof(own[0]), "rate=%s", n->rate);
+	if (n->firewall != CFG_TRI_UNSET)
+		snprintf(own[n_own++], sizeof(own[0]), "firewall=%d", n->firewall == CFG_TRI_TRUE);
+	for (size_t i = 0; i < n_own; i++)
+		if (!(items[n_items++] = strdup(own[i]))) {
+			n_items--;
+			goto oom;
+		}
+	/* the server's other options (queues, link_down, trunks, ...) are kept; the ones the
+	 * config manages are its own, absent meaning none, but for firewall, kept unless given */
+	while (*p == ',' && n_items < sizeof(items) / sizeof(items[0])) {
+		const char *item = p + 1;
+		size_t len = strcspn(item, ",");
+		bool skip = false;
+
+		for (size_t k = 0; k < sizeof(managed) / sizeof(managed[0]); k++)
+			skip |= !strncmp(item, managed[k], strlen(managed[k])) &&
+				(k < 4 || n->firewall != CFG_TRI_UNSET);
+		if (!skip && len && !(items[n_items++] = strndup(item, len))) {
+			n_items--;
+			goto oom;
+		}
+		p = item + len;
+	}
+	/* PVE::JSONSchema::print_property_string: the default key (model=MAC) first, the
+	 * others sorted, so an unchanged NIC compares equal as text */
+	qsort(items, n_items, sizeof(items[0]), deploy_item_cmp);
+	if (buf_printf(&b, err, "%s=%s", n->model, mac) < 0)
+		goto fail;
+	for (size_t i = 0; i < n_items; i++)
+		if (buf_printf(&b, err, ",%s", items[i]) < 0)
+			goto fail;
+	for (size_t i = 0; i < n_items; i++)
+		free(items[i]);
+	*ret = buf_detach(&b);
+	if (!*ret)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	return 0;
+oom:
+	phx_err_set(err, PHX_E_NOMEM, "out of memory");
+fail:
+	buf_release(&b);
+	for (size_t i = 0; i < n_items; i++)
+		free(items[i]);
+	return -1;
+}
+
+int deploy_nic_mac(const struct cfg_vm *vm, size_t idx, const json_t *conf,
+		   char ret[DEPLOY_MAC_LEN + 1], struct phx_err *err)
+{
+	char key[16], text[64], hex[CRYPTO_SHA256_HEX_LEN + 1];
+	const char *net, *eq;
+
+	if (idx < vm->n_nics && vm->nics[idx].macaddr) {
+		snprintf(ret, DEPLOY_MAC_LEN + 1, "%s", vm->nics[idx].macaddr);
+		return 0;
+	}
+	snprintf(key, sizeof(key), "net%zu", idx);
+	net = conf ? json_string_value(json_object_get(conf, key)) : NULL;
+	eq = net ? memchr(net, '=', strcspn(net, ",")) : NULL;
+	if (eq && is_mac(eq + 1, strcspn(eq + 1, ","))) {
+		snprintf(ret, DEPLOY_MAC_LEN + 1, "%.*s", DEPLOY_MAC_LEN, eq + 1);
+		return 0;
+	}
+	/* net0's text is the one deploy_mac_for_vmid always hashed: a VM keeps its MAC */
+	snprintf(text, sizeof(text), "phoenix-orchestrator net%zu %lu", idx, vm->vmid);
+	if (crypto_sha256_buf(text, strlen(text), hex, err) < 0)
+		return -1;
+	snprintf(ret, DEPLOY_MAC_LEN + 1, "BC:24:11:%c%c:%c%c:%c%c", hex[0], hex[1], hex[2], hex[3],
+		 hex[4], hex[5]);
+	for (char *c = ret; *c; c++)
+		if (*c >= 'a' && *c <= 'f')
+			*c = (char)(*c - 'a' + 'A');
+	return 0;
+}
+
 int deploy_mac_for_vmid(unsigned long vmid, char ret[DEPLOY_MAC_LEN + 1], struct phx_err *err)
 {
 	char text[64], hex[CRYPTO_SHA256_HEX_LEN + 1];

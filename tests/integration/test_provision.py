@@ -223,6 +223,24 @@ class ProvisionTest(ProvisionBase):
                          uploads, "rerun uploaded again")
         self.assertLess(took, 2.0)
         self.assertEqual(self.state(), st)
+        self.assertEqual(conf["cpu"], "x86-64-v2-AES", "new templates get the GUI's default")
+
+        # hardware defaults (#17): a second template of the same recipe reuses the
+        # customized image, so this costs no appliance run
+        hw = {"cores": 1, "memory_mb": 512, "bios": "ovmf", "efi_pre_enrolled_keys": True,
+              "machine": "q35", "tpm": True, "cpu": "host", "sockets": 2, "balloon": 256,
+              "numa": True}
+        self.provision(self.config(self.template(), self.template(
+            name="debian-uefi", vmid=9001, hardware=hw)))
+        conf = self.sim.control("GET", "/_sim/state")["vms"]["9001"]["conf"]
+        self.assertEqual(conf["bios"], "ovmf")
+        # created with the VM, then turned into base volumes with the system disk
+        self.assertRegex(conf["efidisk0"], r"^local:9001/base-9001-disk-\d\.qcow2,efitype=4m,"
+                                           r"pre-enrolled-keys=1,size=528K$")
+        self.assertRegex(conf["tpmstate0"], r"^local:9001/base-9001-disk-\d\.qcow2,size=4M,"
+                                            r"version=v2.0$")
+        self.assertEqual((conf["machine"], conf["cpu"], conf["sockets"], conf["balloon"],
+                          conf["numa"]), ("q35", "host", 2, 256, 1))
 
     def assert_agent_installed(self, disk):
         env = dict(os.environ, LIBGUESTFS_BACKEND="direct",

@@ -5,6 +5,7 @@ import json
 import os
 import re
 
+import pve_schema
 from sim_common import ApiError, param_exc, perm_exc
 
 ALL_PRIVS = ['VM.Allocate', 'VM.Audit', 'VM.Clone', 'VM.Config.CDROM', 'VM.Config.CPU',
@@ -13,7 +14,9 @@ ALL_PRIVS = ['VM.Allocate', 'VM.Audit', 'VM.Clone', 'VM.Config.CDROM', 'VM.Confi
 	'VM.PowerMgmt', 'VM.Snapshot', 'VM.Snapshot.Rollback', 'VM.GuestAgent.Audit',
 	'VM.GuestAgent.Unrestricted', 'Datastore.Allocate', 'Datastore.AllocateSpace',
 	'Datastore.AllocateTemplate', 'Datastore.Audit', 'Sys.Audit', 'Sys.Modify',
-	'Sys.AccessNetwork', 'SDN.Use', 'SDN.Audit', 'SDN.Allocate']
+	'Sys.AccessNetwork', 'SDN.Use', 'SDN.Audit', 'SDN.Allocate',
+	# pac AccessControl.pm $privgroups Sys: what HA resources need (pve-ha-manager)
+	'Sys.Console']
 # pac AccessControl.pm before 9.0 (commit 0706945 'privileges: drop VM.Monitor', with the
 # VM.GuestAgent.* privileges of July 2025)
 ALL_PRIVS_8 = [p for p in ALL_PRIVS if not p.startswith('VM.GuestAgent.')] + ['VM.Monitor']
@@ -223,6 +226,99 @@ class ClusterHandlers:
 				'local': 1 if i == 0 else 0, 'online': 1 if self.node_online(n) else 0,
 				'ip': '127.0.0.%d' % (i + 1), 'level': ''})
 		return res
+
+	# -- HA resources (pve-ha-manager API2/HA/Resources.pm) ---------------------------------
+	# No HA groups exist here: on 9.x a cluster without groups has them "migrated to rules"
+	# (Config.pm have_groups_been_migrated: no group config), so `group` is refused; on 8.4
+	# a group must exist (the update path's "HA group 'X' does not exist").
+	HA_KEYS = ('state', 'group', 'max_restart', 'max_relocate', 'failback', 'comment')
+
+	def ha_sid(self, sid):
+		# Config.pm parse_sid: "vm:100", "ct:100", or a bare VMID meaning vm:
+		m = re.match(r'^(?:(vm|ct):)?(\d+)$', sid)
+		if not m:
+			raise ApiError(500, "unable to parse service id '%s'\n" % sid)
+		return '%s:%s' % (m.group(1) or 'vm', m.group(2)), m.group(1) or 'vm', int(m.group(2))
+
+	def ha_value(self, k, v):
+		# the section config's integer and boolean properties read back as numbers
+		return int(v) if k in ('max_restart', 'max_relocate', 'failback') else v
+
+	def ha_digest(self):
+		return hashlib.sha1(json.dumps(self.ha_resources, sort_keys=True).encode()).hexdigest()
+
+	def ha_check_group(self, p):
+		if p.get('group') is None:
+			return
+		if not self.release.startswith('8.'):
+			raise ApiError(500, "invalid parameter 'group': ha groups have been migrated to "
+				"rules\n")
+		raise ApiError(500, "HA group '%s' does not exist\n" % p['group'])
+
+	def ha_entry(self, sid):
+		# API2/HA/Resources.pm $api_copy_config
+		if sid not in self.ha_resources:
+			raise ApiError(500, "no such resource '%s'\n" % sid)
+		e = dict(self.ha_resources[sid], sid=sid, digest=self.ha_digest())
+		return e
+
+	def h_get_cluster_ha_resources(self, r):
+		self.check(r.authid, '/', ['Sys.Audit'])
+		with self.lock:
+			res = [self.ha_entry(sid) for sid in sorted(self.ha_resources)]
+		return [e for e in res if not r.params.get('type') or e['type'] == r.params['type']]
+
+	def h_get_cluster_ha_resources_sid(self, r):
+		self.check(r.authid, '/', ['Sys.Audit'])
+		sid = self.ha_sid(r.sid)[0]
+		with self.lock:
+			return self.ha_entry(sid)
+
+	def h_post_cluster_ha_resources(self, r):
+		# API2/HA/Resources.pm create: Sys.Console on /, then the checks in its order
+		self.check(r.authid, '/', ['Sys.Console'])
+		p = r.params
+		sid, typ, vmid = self.ha_sid(p['sid'])
+		if p.get('type') and p['type'] != typ:
+			raise ApiError(500, 'types does not match\n')
+		self.ha_check_group(p)
+		with self.lock:
+			if vmid not in self.vms:
+				# Resources/PVEVM.pm exists
+				raise ApiError(500, "resource '%s' does not exist in cluster\n" % sid)
+			if sid in self.ha_resources:
+				raise ApiError(500, "resource ID '%s' already defined\n" % sid)
+			opts = {'type': typ}
+			opts.update({k: self.ha_value(k, p[k]) for k in self.HA_KEYS if k in p})
+			self.ha_resources[sid] = opts
+		return None
+
+	def h_put_cluster_ha_resources_sid(self, r):
+		# API2/HA/Resources.pm update -> Config.pm update_resources_config
+		self.check(r.authid, '/', ['Sys.Console'])
+		p = r.params
+		sid = self.ha_sid(r.sid)[0]
+		self.ha_check_group(p)
+		with self.lock:
+			if sid not in self.ha_resources:
+				raise ApiError(500, "no such resource '%s'\n" % sid)
+			if p.get('digest') and p['digest'] != self.ha_digest():
+				raise ApiError(500, 'detected modified configuration - file changed by other '
+					'user? Try again.\n')
+			opts = self.ha_resources[sid]
+			for k in pve_schema.split_list(p.get('delete', '')) if p.get('delete') else []:
+				opts.pop(k, None)
+			opts.update({k: self.ha_value(k, p[k]) for k in self.HA_KEYS if k in p})
+		return None
+
+	def h_delete_cluster_ha_resources_sid(self, r):
+		self.check(r.authid, '/', ['Sys.Console'])
+		sid = self.ha_sid(r.sid)[0]
+		with self.lock:
+			if sid not in self.ha_resources:
+				raise ApiError(500, "cannot delete service '%s', not HA managed!\n" % sid)
+			del self.ha_resources[sid]
+		return None
 
 	def h_get_access_permissions(self, r):
 		# pac API2/AccessControl.pm permissions

@@ -23,6 +23,10 @@ def TYPES_FORMATS(st):
 
 DRIVE_RE = re.compile(r'^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5])'
 	r'|efidisk0|tpmstate0)$')
+# Debian's ovmf package: OVMF_VARS_4M.fd and OVMF_VARS_4M.ms.fd are 540672 bytes,
+# OVMF_VARS.fd (2m) 131072
+EFI_VARS_SIZE = {'4m': 540672, '2m': 131072}
+TPMSTATE_DISK_SIZE = 4 * 1024 * 1024  # qs Drive.pm TPMSTATE_DISK_SIZE
 NEW_DISK_RE = re.compile(r'^(([^/:\s]+):)?(\d+(\.\d+)?)$')  # qs Drive.pm NEW_DISK_RE
 
 # Option -> privilege needed to set it (qs API2/Qemu.pm $check_vm_modify_config_perm).
@@ -121,6 +125,9 @@ class QemuHandlers:
 			privs = OPT_PRIV.get(b) or OPT_PRIV.get(k)
 			if privs:
 				self.check(r.authid, path, list(privs), any_of=len(privs) > 1)
+			if k == 'startup':
+				# "special case for startup since it changes host behaviour"
+				self.check(r.authid, '/', ['Sys.Modify'])
 
 	def check_drive_perm(self, authid, vmid, key, value):
 		"""qs API2/Qemu.pm $update_vm_api $check_drive_perms (runs in the update worker):
@@ -255,6 +262,13 @@ class QemuHandlers:
 			if kind == 'new':
 				gb = NEW_DISK_RE.match(d['file']).group(3)
 				size = int(float(gb) * (1 << 30))
+				if k == 'efidisk0':
+					# qs API2/Qemu.pm create_disks -> OVMF.pm create_efidisk: the size of
+					# the OVMF vars template (get_ovmf_files: OVMF_VARS_4M[.ms].fd for
+					# efitype=4m, OVMF_VARS.fd for the default 2m), not the number given
+					size = EFI_VARS_SIZE[d.get('efitype', '2m')]
+				elif k == 'tpmstate0':
+					size = TPMSTATE_DISK_SIZE
 				volid, path = self.alloc_disk(st, vmid, d, size, node)
 				created.append(path)
 			else:
@@ -570,6 +584,9 @@ class QemuHandlers:
 			raise ApiError(500, 'VM %d is running - destroy failed\n' % vmid)
 		if vm['conf'].get('protection'):
 			raise ApiError(500, "can't remove VM %d - protection mode enabled\n" % vmid)
+		if 'vm:%d' % vmid in self.ha_resources and not r.params.get('purge'):
+			raise ApiError(500, 'unable to remove VM %d - used in HA resources and purge '
+				'parameter not set.\n' % vmid)
 
 		def work(t):
 			with self.config_lock(vmid, ttype='qmdestroy'):
@@ -602,6 +619,9 @@ class QemuHandlers:
 				self.drop_vm(vmid)
 				if r.params.get('purge'):
 					t.log('purging VM %d from related configurations..' % vmid)
+					# qs QemuServer.pm destroy_vm -> HA Config.pm delete_service_from_config
+					with self.lock:
+						self.ha_resources.pop('vm:%d' % vmid, None)
 
 		return self.new_task(r.node, 'qmdestroy', vmid, r.authid, work)
 

@@ -110,6 +110,7 @@ class SimState:
 		self.init_storage()
 		self.lock = threading.RLock()
 		self.log_lock = threading.Lock()
+		self.ha_resources = {}  # /etc/pve/ha/resources.cfg: sid -> options
 		self.vms = {}
 		self.tasks = {}
 		self.faults = []
@@ -209,6 +210,7 @@ class SimState:
 			for vmid in list(self.vms):
 				self.drop_vm(vmid)
 			self.tasks.clear()
+			self.ha_resources.clear()
 			self.faults.clear()
 			self.task_durations.clear()
 			self.flocks.clear()
@@ -229,6 +231,7 @@ class SimState:
 			tasks = [t.status_dict() for t in self.tasks.values()]
 		return {'vms': vms, 'volumes': self.list_volumes(), 'tasks': tasks,
 			'faults': list(self.faults), 'nodes': self.nodes,
+			'ha_resources': {k: dict(v) for k, v in sorted(self.ha_resources.items())},
 			'node_status': {n: dict(self.node_res[n], mem_used=self.node_mem_used(n))
 				for n in self.nodes}}
 

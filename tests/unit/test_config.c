@@ -437,6 +437,159 @@ static const struct bad_case bad_cases[] = {
 		     "\"signature_url\": \"https://e.com/S.gpg\", \"keyring\": \"motd\"}",
 		     ""),
 		 "$.templates[0].keyring", "does not go with 'artifact'"},
+		/* hardware (#17): firmware, machine, CPU */
+		{"bios unknown", VMS(VM(", \"bios\": \"uefi\"")), "$.vms[0].bios",
+		 "'seabios' or 'ovmf' (UEFI), got 'uefi'"},
+		{"bios not a string", VMS(VM(", \"bios\": 1")), "$.vms[0].bios", "got an integer"},
+		{"template bios unknown", DOC(TPLV(", \"hardware\": {\"bios\": \"OVMF\"}"), ""),
+		 "$.templates[0].hardware.bios", "got 'OVMF'"},
+		{"pre-enrolled keys with seabios",
+		 VMS(VM(", \"bios\": \"seabios\", \"efi_pre_enrolled_keys\": true")),
+		 "$.vms[0].efi_pre_enrolled_keys", "expected bios 'ovmf'"},
+		{"pre-enrolled keys not a bool", VMS(VM(", \"efi_pre_enrolled_keys\": \"yes\"")),
+		 "$.vms[0].efi_pre_enrolled_keys", "expected true or false"},
+		{"machine unknown", VMS(VM(", \"machine\": \"q36\"")), "$.vms[0].machine",
+		 "machine type like 'q35'"},
+		{"machine version without number", VMS(VM(", \"machine\": \"pc-q35-\"")),
+		 "$.vms[0].machine", "got 'pc-q35-'"},
+		{"machine arm on x86", DOC(TPLV(", \"hardware\": {\"machine\": \"virt\"}"), ""),
+		 "$.templates[0].hardware.machine", "got 'virt'"},
+		{"tpm not a bool", VMS(VM(", \"tpm\": 1")), "$.vms[0].tpm", "expected true or false"},
+		{"cpu unknown", VMS(VM(", \"cpu\": \"pentium9\"")), "$.vms[0].cpu",
+		 "CPU type like 'x86-64-v2-AES'"},
+		{"cpu with flags", VMS(VM(", \"cpu\": \"host,flags=+aes\"")), "$.vms[0].cpu",
+		 "got 'host,flags=+aes'"},
+		{"cpu custom without name", VMS(VM(", \"cpu\": \"custom-\"")), "$.vms[0].cpu",
+		 "got 'custom-'"},
+		{"sockets zero", VMS(VM(", \"sockets\": 0")), "$.vms[0].sockets", "from 1 to 4, got 0"},
+		{"sockets five", DOC(TPLV(", \"hardware\": {\"sockets\": 5}"), ""),
+		 "$.templates[0].hardware.sockets", "got 5"},
+		{"balloon negative", VMS(VM(", \"balloon\": -1")), "$.vms[0].balloon", "got -1"},
+		{"balloon above memory", VMS(VM(", \"memory_mb\": 2048, \"balloon\": 4096")),
+		 "$.vms[0].balloon", "at most memory_mb (2048"},
+		{"template balloon above memory", DOC(TPLV(", \"hardware\": {\"balloon\": 4096}"), ""),
+		 "$.templates[0].hardware.balloon", "at most memory_mb (2048"},
+		{"vm balloon above template memory",
+		 DOC(TPLV(", \"hardware\": {\"memory_mb\": 1024}"), VM(", \"balloon\": 2048")),
+		 "$.vms[0].balloon", "at most the template's memory_mb (1024"},
+		{"numa not a bool", VMS(VM(", \"numa\": \"on\"")), "$.vms[0].numa",
+		 "expected true or false, got a string 'on'"},
+		/* networks (#17) */
+		{"networks and network_config", VMS(VM(NET("\"ip\": \"dhcp\"") ", \"networks\": [{}]")),
+		 "$.vms[0].networks", "either 'networks' or 'network_config', got both"},
+		{"networks empty", VMS(VM(", \"networks\": []")), "$.vms[0].networks",
+		 "1 to 32 NICs, got 0"},
+		{"nic not an object", VMS(VM(", \"networks\": [\"vmbr0\"]")), "$.vms[0].networks[0]",
+		 "expected an object"},
+		{"nic model unknown", VMS(VM(", \"networks\": [{\"model\": \"virtio-net\"}]")),
+		 "$.vms[0].networks[0].model", "got 'virtio-net'"},
+		{"nic vlan zero", VMS(VM(", \"networks\": [{}, {\"vlan\": 0}]")),
+		 "$.vms[0].networks[1].vlan", "from 1 to 4094, got 0"},
+		{"nic vlan too big", VMS(VM(", \"networks\": [{\"vlan\": 4095}]")),
+		 "$.vms[0].networks[0].vlan", "got 4095"},
+		{"nic mtu on e1000", VMS(VM(", \"networks\": [{\"model\": \"e1000\", \"mtu\": 9000}]")),
+		 "$.vms[0].networks[0].mtu", "virtio only"},
+		{"nic mtu too big", VMS(VM(", \"networks\": [{\"mtu\": 65521}]")),
+		 "$.vms[0].networks[0].mtu", "from 1 to 65520"},
+		{"nic firewall string", VMS(VM(", \"networks\": [{\"firewall\": \"1\"}]")),
+		 "$.vms[0].networks[0].firewall", "true or false"},
+		{"nic multicast mac", VMS(VM(", \"networks\": [{\"macaddr\": \"01:00:5E:00:00:01\"}]")),
+		 "$.vms[0].networks[0].macaddr", "unicast MAC"},
+		{"nic mac twice",
+		 VMS(VM(", \"networks\": [{\"macaddr\": \"BC:24:11:00:00:01\"}, "
+			"{\"macaddr\": \"bc:24:11:00:00:01\"}]")),
+		 "$.vms[0].networks[1].macaddr", "already $.vms[0].networks[0]'s"},
+		{"nic rate negative", VMS(VM(", \"networks\": [{\"rate\": -1}]")),
+		 "$.vms[0].networks[0].rate", "from 0"},
+		{"nic rate string", VMS(VM(", \"networks\": [{\"rate\": \"fast\"}]")),
+		 "$.vms[0].networks[0].rate", "number of MB/s"},
+		{"nic ip not cidr", VMS(VM(", \"networks\": [{\"ip\": \"10.0.0.5\"}]")),
+		 "$.vms[0].networks[0].ip", "expected CIDR"},
+		{"nic gateway outside", VMS(VM(", \"networks\": [{\"ip\": \"10.0.0.5/24\", "
+					   "\"gateway\": \"10.0.1.1\"}]")),
+		 "$.vms[0].networks[0].gateway", "inside '10.0.0.5/24'"},
+		{"nic gateway with dhcp", VMS(VM(", \"networks\": [{\"gateway\": \"10.0.0.1\"}]")),
+		 "$.vms[0].networks[0].gateway", "needs a static 'ip'"},
+		{"nic ip6 bad", VMS(VM(", \"networks\": [{\"ip6\": \"slaac\"}]")),
+		 "$.vms[0].networks[0].ip6", "'dhcp' or 'auto' (SLAAC), got 'slaac'"},
+		{"nic ip6 prefix too long", VMS(VM(", \"networks\": [{\"ip6\": \"2001:db8::5/129\"}]")),
+		 "$.vms[0].networks[0].ip6", "got '2001:db8::5/129'"},
+		{"nic gateway6 with slaac",
+		 VMS(VM(", \"networks\": [{\"ip6\": \"auto\", \"gateway6\": \"2001:db8::1\"}]")),
+		 "$.vms[0].networks[0].gateway6", "needs a static 'ip6'"},
+		{"nic gateway6 v4", VMS(VM(", \"networks\": [{\"ip6\": \"2001:db8::5/64\", "
+					  "\"gateway6\": \"10.0.0.1\"}]")),
+		 "$.vms[0].networks[0].gateway6", "IPv6 address"},
+		{"nic route family mismatch",
+		 VMS(VM(", \"networks\": [{\"routes\": [{\"to\": \"10.1.0.0/16\", \"via\": \"fe80::1\"}]}]")),
+		 "$.vms[0].networks[0].routes[0].via", "IPv4 address (the family of 'to')"},
+		{"nic route without via", VMS(VM(", \"networks\": [{\"routes\": [{\"to\": \"10.1.0.0/16\"}]}]")),
+		 "$.vms[0].networks[0].routes[0].via", "required"},
+		{"nic route bad cidr",
+		 VMS(VM(", \"networks\": [{\"routes\": [{\"to\": \"10.1.0.0\", \"via\": \"10.0.0.1\"}]}]")),
+		 "$.vms[0].networks[0].routes[0].to", "CIDR"},
+		{"nic dns not ip", VMS(VM(", \"networks\": [{\"dns\": [\"dns.example\"]}]")),
+		 "$.vms[0].networks[0].dns[0]", "IP address"},
+		{"nic key misspelt", VMS(VM(", \"networks\": [{\"vlam\": 10}]")),
+		 "$.vms[0].networks[0].vlam", "did you mean 'vlan'?"},
+		/* disks (#17) */
+		{"disk bus ide", VMS(VM(", \"disk\": {\"bus\": \"ide\"}")), "$.vms[0].disk.bus",
+		 "'scsi', 'virtio' or 'sata', got 'ide'"},
+		{"disk ssd on virtio", VMS(VM(", \"disk\": {\"bus\": \"virtio\", \"ssd\": true}")),
+		 "$.vms[0].disk.ssd", "no ssd emulation on bus 'virtio'"},
+		{"disk iothread on sata",
+		 DOC(TPLV(", \"hardware\": {\"disk\": {\"bus\": \"sata\", \"iothread\": true}}"), ""),
+		 "$.templates[0].hardware.disk.iothread", "no iothread on bus 'sata'"},
+		{"disk cache unknown", VMS(VM(", \"disk\": {\"cache\": \"fast\"}")),
+		 "$.vms[0].disk.cache", "got 'fast'"},
+		{"disk discard string", VMS(VM(", \"disk\": {\"discard\": \"on\"}")),
+		 "$.vms[0].disk.discard", "true or false"},
+		{"disk unknown key", VMS(VM(", \"disk\": {\"size_gb\": 10}")), "$.vms[0].disk.size_gb",
+		 "unknown key"},
+		{"disks size missing", VMS(VM(", \"disks\": [{\"bus\": \"scsi\"}]")),
+		 "$.vms[0].disks[0].size_gb", "required"},
+		{"disks size zero", VMS(VM(", \"disks\": [{\"size_gb\": 0}]")),
+		 "$.vms[0].disks[0].size_gb", "from 1 to"},
+		{"disks bad storage", VMS(VM(", \"disks\": [{\"size_gb\": 1, \"storage\": \"a b\"}]")),
+		 "$.vms[0].disks[0].storage", "storage ID"},
+		{"disks not an object", VMS(VM(", \"disks\": [10]")), "$.vms[0].disks[0]",
+		 "expected an object"},
+		{"disks sata beyond sata5",
+		 VMS(VM(", \"disks\": [{\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, "
+			"{\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1, \"bus\": \"sata\"}]")),
+		 "$.vms[0].disks[5].bus", "would be sata6"},
+		/* lifecycle (#17) */
+		{"onboot string", VMS(VM(", \"onboot\": \"yes\"")), "$.vms[0].onboot",
+		 "true or false"},
+		{"protection number", VMS(VM(", \"protection\": 1")), "$.vms[0].protection",
+		 "true or false"},
+		{"start string", VMS(VM(", \"start\": \"no\"")), "$.vms[0].start", "true or false"},
+		{"startup not an object", VMS(VM(", \"startup\": \"order=1\"")), "$.vms[0].startup",
+		 "expected an object"},
+		{"startup empty", VMS(VM(", \"startup\": {}")), "$.vms[0].startup",
+		 "at least one of 'order', 'up' or 'down'"},
+		{"startup order negative", VMS(VM(", \"startup\": {\"order\": -1}")),
+		 "$.vms[0].startup.order", "got -1"},
+		{"startup unknown key", VMS(VM(", \"startup\": {\"delay\": 5}")),
+		 "$.vms[0].startup.delay", "unknown key"},
+		/* ha (#17) */
+		{"ha not an object", VMS(VM(", \"ha\": true")), "$.vms[0].ha", "expected an object"},
+		{"ha state unknown", VMS(VM(", \"ha\": {\"state\": \"running\"}")), "$.vms[0].ha.state",
+		 "'started', 'stopped'"},
+		{"ha max_restart above 10", VMS(VM(", \"ha\": {\"max_restart\": 11}")),
+		 "$.vms[0].ha.max_restart", "from 0 to 10, got 11"},
+		{"ha max_relocate string", VMS(VM(", \"ha\": {\"max_relocate\": \"1\"}")),
+		 "$.vms[0].ha.max_relocate", "got a string"},
+		{"ha group bad", VMS(VM(", \"ha\": {\"group\": \"9prod\"}")), "$.vms[0].ha.group",
+		 "HA group name"},
+		{"ha comment two lines", VMS(VM(", \"ha\": {\"comment\": \"a\\nb\"}")),
+		 "$.vms[0].ha.comment", "one line"},
+		{"ha started with start false", VMS(VM(", \"start\": false, \"ha\": {}")),
+		 "$.vms[0].ha.state", "HA manager starts a 'started' resource"},
+		{"ha key misspelt", VMS(VM(", \"ha\": {\"max_restarts\": 1}")),
+		 "$.vms[0].ha.max_restarts", "did you mean 'max_restart'?"},
+		{"hardware key misspelt", VMS(VM(", \"socket\": 2")), "$.vms[0].socket",
+		 "did you mean 'sockets'?"},
 };
 
 #define N_BAD_CASES (sizeof(bad_cases) / sizeof(bad_cases[0]))
@@ -716,6 +869,157 @@ Test(config, template_defaults_versions_and_features, .init = setup, .fini = tea
 	cr_assert_str_eq(f->script_path, want);
 	cr_assert_str_eq(f->packages.items[0], "kubeadm");
 	cfg_free(cfg);
+}
+
+/* ---- hardware (#17) ---------------------------------------------------------------------- */
+
+Test(config, hardware_keys_of_templates_and_vms, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256];
+	const struct cfg_machine *t, *v, *plain;
+
+	cr_assert_eq(load_json("hw.json",
+			       DOC(TPLV(", \"hardware\": {\"bios\": \"ovmf\", "
+					"\"efi_pre_enrolled_keys\": true, \"machine\": "
+					"\"pc-q35-9.2+pve1\", \"tpm\": true, \"sockets\": 2, "
+					"\"balloon\": 0, \"numa\": false}"),
+				   VM(", \"bios\": \"seabios\", \"machine\": \"pc\", \"tpm\": false, "
+				      "\"cpu\": \"custom-fast\", \"sockets\": 4, \"balloon\": 512, "
+				      "\"numa\": true") ","
+				   "{\"vmid\": 8002, \"name\": \"b\", \"clone_from_vmid\": 9000}"),
+			       &cfg, &err, path, sizeof(path)),
+		     0, "%s", err.msg);
+	t = &cfg->templates[0].hardware.mach;
+	cr_assert_str_eq(t->bios, "ovmf");
+	cr_assert_eq(t->efi_pre_enrolled_keys, CFG_TRI_TRUE);
+	cr_assert_str_eq(t->machine, "pc-q35-9.2+pve1");
+	cr_assert_eq(t->tpm, CFG_TRI_TRUE);
+	cr_assert_str_eq(t->cpu, CFG_CPU_DEFAULT, "a template gets the default CPU");
+	cr_assert_eq(t->sockets, 2);
+	cr_assert(t->has_balloon);
+	cr_assert_eq(t->balloon_mb, 0, "0 turns the balloon off");
+	cr_assert_eq(t->numa, CFG_TRI_FALSE);
+	v = &cfg->vms[0].mach;
+	cr_assert_str_eq(v->bios, "seabios");
+	cr_assert_str_eq(v->machine, "pc");
+	cr_assert_eq(v->tpm, CFG_TRI_FALSE);
+	cr_assert_str_eq(v->cpu, "custom-fast");
+	cr_assert_eq(v->sockets, 4);
+	cr_assert_eq(v->balloon_mb, 512);
+	cr_assert_eq(v->numa, CFG_TRI_TRUE);
+	plain = &cfg->vms[1].mach;
+	cr_assert_null(plain->bios, "a VM keeps its template's firmware");
+	cr_assert_null(plain->cpu, "a VM keeps its template's CPU");
+	cr_assert_null(plain->machine);
+	cr_assert_eq(plain->tpm, CFG_TRI_UNSET);
+	cr_assert_eq(plain->sockets, 0);
+	cr_assert(!plain->has_balloon);
+	cr_assert_eq(plain->numa, CFG_TRI_UNSET);
+	cfg_free(cfg);
+}
+
+Test(config, networks_several_nics_and_the_first_mirrors_network, .init = setup,
+     .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256];
+	const struct cfg_vm *vm;
+
+	cr_assert_eq(load_json("nics.json",
+			       VMS(VM(", \"networks\": [{\"bridge\": \"vmbr1\", \"vlan\": 10, "
+				      "\"mtu\": 1400, \"firewall\": true, \"ip\": \"10.0.0.5/24\", "
+				      "\"gateway\": \"10.0.0.1\", \"ip6\": \"2001:db8::5/64\", "
+				      "\"gateway6\": \"2001:db8::1\", \"dns\": [\"2001:db8::53\"]}, "
+				      "{\"model\": \"e1000\", \"macaddr\": \"bc:24:11:0a:0b:0c\", "
+				      "\"rate\": 12.5, \"ip\": \"none\", \"ip6\": \"auto\", "
+				      "\"routes\": [{\"to\": \"fd00::/8\", \"via\": \"fe80::1\"}]}]")),
+			       &cfg, &err, path, sizeof(path)),
+		     0, "%s", err.msg);
+	vm = &cfg->vms[0];
+	cr_assert_eq(vm->n_nics, 2);
+	cr_assert_str_eq(vm->nics[0].model, "virtio");
+	cr_assert_eq(vm->nics[0].vlan, 10);
+	cr_assert_eq(vm->nics[0].mtu, 1400);
+	cr_assert_eq(vm->nics[0].firewall, CFG_TRI_TRUE);
+	cr_assert_str_eq(vm->nics[0].ip6, "2001:db8::5/64");
+	cr_assert_str_eq(vm->nics[0].gateway6, "2001:db8::1");
+	cr_assert(vm->nics[0].has_dns);
+	cr_assert_str_eq(vm->network.ip, "10.0.0.5/24", "NIC 0 is also vm->network");
+	cr_assert_str_eq(vm->network.gw, "10.0.0.1");
+	cr_assert_str_eq(vm->network.bridge, "vmbr1");
+	cr_assert_str_eq(vm->nics[1].macaddr, "BC:24:11:0A:0B:0C", "upper-cased like Proxmox");
+	cr_assert_str_eq(vm->nics[1].rate, "12.5");
+	cr_assert(vm->nics[1].ip4_none);
+	cr_assert_null(vm->nics[1].v4.ip);
+	cr_assert_eq(vm->nics[1].firewall, CFG_TRI_UNSET);
+	cr_assert_eq(vm->nics[1].n_routes, 1);
+	cr_assert_str_eq(vm->nics[1].routes[0].via, "fe80::1");
+	cr_assert_str_eq(vm->nics[1].v4.bridge, "vmbr0", "defaults.bridge");
+	cfg_free(cfg);
+}
+
+Test(config, native_mode_takes_one_ipv4_nic, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256];
+
+	cr_assert_eq(load_json("native.json",
+			       "{\"defaults\": {\"cloudinit_mode\": \"native\"}, \"vms\": ["
+			       VM(", \"networks\": [{\"ip\": \"10.0.0.5/24\"}, {}]") "]}",
+			       &cfg, &err, path, sizeof(path)),
+		     -1);
+	cr_assert(has_line(err.msg, path, "$.vms[0].networks", "use cloudinit_mode 'iso'"), "%s",
+		  err.msg);
+}
+
+Test(config, lifecycle_keys, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	char path[256];
+
+	cr_assert_eq(load_json("life.json",
+			       VMS(VM(", \"onboot\": true, \"protection\": false, \"start\": false, "
+				      "\"startup\": {\"order\": 0, \"down\": 60}") ","
+				   "{\"vmid\": 8002, \"name\": \"b\", \"clone_from_vmid\": 9000}"),
+			       &cfg, &err, path, sizeof(path)),
+		     0, "%s", err.msg);
+	cr_assert_eq(cfg->vms[0].onboot, CFG_TRI_TRUE);
+	cr_assert_eq(cfg->vms[0].protection, CFG_TRI_FALSE);
+	cr_assert(cfg->vms[0].no_start);
+	cr_assert(cfg->vms[0].has_startup);
+	cr_assert(cfg->vms[0].startup.has_order && cfg->vms[0].startup.order == 0);
+	cr_assert(!cfg->vms[0].startup.has_up);
+	cr_assert_eq(cfg->vms[0].startup.down, 60);
+	cr_assert(!cfg->vms[1].no_start, "start defaults to true");
+	cr_assert(!cfg->vms[1].has_ha);
+	cr_assert_eq(cfg->vms[1].onboot, CFG_TRI_UNSET);
+	cr_assert(!cfg->vms[1].has_startup);
+	cfg_free(cfg);
+}
+
+Test(config_check, machine_and_cpu_types)
+{
+	static const char *const machines[] = {"q35", "pc", "pc-q35-9.2", "pc-q35-9.2+pve1",
+					       "pc-i440fx-8.1", "pc-8.1.5.pxe"};
+	static const char *const not_machines[] = {"", "q35 ", "pc-q35", "virt", "pc-q35-9.x",
+						   "microvm"};
+	static const char *const cpus[] = {"x86-64-v2-AES", "host", "kvm64", "EPYC-Genoa",
+					   "custom-my_model"};
+	static const char *const not_cpus[] = {"", "Host", "custom-", "x86-64-v5", "host,flags=+aes"};
+
+	for (size_t i = 0; i < sizeof(machines) / sizeof(machines[0]); i++)
+		cr_assert(cfg_is_machine(machines[i]), "%s", machines[i]);
+	for (size_t i = 0; i < sizeof(not_machines) / sizeof(not_machines[0]); i++)
+		cr_assert(!cfg_is_machine(not_machines[i]), "%s", not_machines[i]);
+	for (size_t i = 0; i < sizeof(cpus) / sizeof(cpus[0]); i++)
+		cr_assert(cfg_is_cpu_type(cpus[i]), "%s", cpus[i]);
+	for (size_t i = 0; i < sizeof(not_cpus) / sizeof(not_cpus[0]); i++)
+		cr_assert(!cfg_is_cpu_type(not_cpus[i]), "%s", not_cpus[i]);
 }
 
 /* ---- environment ------------------------------------------------------------------------- */

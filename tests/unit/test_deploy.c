@@ -607,3 +607,54 @@ Test(deploy, a_recently_started_vm_gets_the_rest_of_the_agent_timeout)
 		cr_assert_eq(must, cases[i].must, "uptime %lld", cases[i].uptime);
 	}
 }
+
+/* ---- networks (#17) ---- */
+
+Test(deploy, nic_value_is_proxmox_sorted_and_keeps_unmanaged_options)
+{
+	struct cfg_nic n = {.model = "virtio", .vlan = 10, .mtu = 1400,
+			    .firewall = CFG_TRI_TRUE, .rate = "12.5", .v4 = {.bridge = "vmbr1"}};
+	struct phx_err err = PHX_ERR_INIT;
+	char *out = NULL;
+
+	cr_assert_eq(deploy_nic_value(&n, NULL, "BC:24:11:00:00:01", &out, &err), 0, "%s",
+		     err.msg);
+	cr_assert_str_eq(out, "virtio=BC:24:11:00:00:01,bridge=vmbr1,firewall=1,mtu=1400,"
+			      "rate=12.5,tag=10");
+	free(out);
+	/* queues and link_down are not the config's; the old tag and rate go, firewall stays */
+	n = (struct cfg_nic){.model = "e1000", .v4 = {.bridge = "vmbr0"}};
+	cr_assert_eq(deploy_nic_value(&n, "virtio=BC:24:11:00:00:01,bridge=vmbr9,firewall=1,"
+					  "link_down=1,queues=4,rate=3,tag=5",
+				      "BC:24:11:00:00:01", &out, &err),
+		     0, "%s", err.msg);
+	cr_assert_str_eq(out, "e1000=BC:24:11:00:00:01,bridge=vmbr0,firewall=1,link_down=1,queues=4");
+	free(out);
+	n.firewall = CFG_TRI_FALSE;
+	cr_assert_eq(deploy_nic_value(&n, "e1000=BC:24:11:00:00:01,bridge=vmbr0,firewall=1",
+				      "BC:24:11:00:00:01", &out, &err),
+		     0);
+	cr_assert_str_eq(out, "e1000=BC:24:11:00:00:01,bridge=vmbr0,firewall=0");
+	free(out);
+}
+
+Test(deploy, nic_mac_fixed_then_existing_then_derived_per_index)
+{
+	struct cfg_nic nics[3] = {{.macaddr = NULL}, {.macaddr = "BC:24:11:0A:0B:0C"}, {0}};
+	struct cfg_vm vm = {.vmid = 8001, .nics = nics, .n_nics = 3};
+	json_t *conf = json_pack("{s:s}", "net2", "virtio=BC:24:11:12:34:56,bridge=vmbr0");
+	char mac0[DEPLOY_MAC_LEN + 1], a[DEPLOY_MAC_LEN + 1], b[DEPLOY_MAC_LEN + 1];
+	struct phx_err err = PHX_ERR_INIT;
+
+	cr_assert_eq(deploy_mac_for_vmid(8001, mac0, &err), 0);
+	cr_assert_eq(deploy_nic_mac(&vm, 0, NULL, a, &err), 0);
+	cr_assert_str_eq(a, mac0, "NIC 0 keeps the MAC a VM had before networks");
+	cr_assert_eq(deploy_nic_mac(&vm, 1, conf, a, &err), 0);
+	cr_assert_str_eq(a, "BC:24:11:0A:0B:0C");
+	cr_assert_eq(deploy_nic_mac(&vm, 2, conf, a, &err), 0);
+	cr_assert_str_eq(a, "BC:24:11:12:34:56", "an existing VM's NIC keeps its MAC");
+	cr_assert_eq(deploy_nic_mac(&vm, 2, NULL, b, &err), 0);
+	cr_assert_neq(strcmp(b, mac0), 0, "each NIC its own MAC");
+	cr_assert_eq(strncmp(b, "BC:24:11:", 9), 0);
+	json_decref(conf);
+}

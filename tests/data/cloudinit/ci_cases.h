@@ -106,6 +106,32 @@ static const struct ci_input ci_case_tricky = {
 	.instance_seed = "8003",
 };
 
+/* several NICs (#17): static v4+v6 with routes and DNS, SLAAC, DHCPv6 without IPv4 */
+static const char *const ci_case_multinic_dns[] = {"10.0.0.53", "2001:db8::53"};
+static const struct ci_route ci_case_multinic_routes[] = {
+	{"10.1.0.0/16", "10.0.1.1"},
+	{"fd00::/8", "fe80::1"},
+};
+static const struct ci_network ci_case_multinic_more[] = {
+	{.mac = "BC:24:11:00:00:02", .ip6 = "auto", .routes = ci_case_multinic_routes,
+	 .n_routes = 2},
+	{.mac = "BC:24:11:00:00:03", .no_dhcp4 = true, .ip6 = "dhcp"},
+};
+static const struct ci_input ci_case_multinic = {
+	.hostname = "router",
+	.user = {.name = "ops"},
+	.network = {.mac = "BC:24:11:00:00:01",
+		    .ip_cidr = "10.0.0.5/24",
+		    .gateway = "10.0.0.1",
+		    .ip6 = "2001:db8::5/64",
+		    .gateway6 = "2001:db8::1",
+		    .dns_servers = ci_case_multinic_dns,
+		    .n_dns_servers = 2},
+	.more_networks = ci_case_multinic_more,
+	.n_more_networks = 2,
+	.instance_seed = "8004",
+};
+
 struct ci_case {
 	const char *name;
 	const struct ci_input *in;
@@ -115,6 +141,7 @@ static const struct ci_case ci_cases[] = {
 	{"static", &ci_case_static},
 	{"dhcp", &ci_case_dhcp},
 	{"tricky", &ci_case_tricky},
+	{"multinic", &ci_case_multinic},
 };
 
 #define CI_N_CASES (sizeof(ci_cases) / sizeof(ci_cases[0]))

@@ -1,0 +1,209 @@
+/* hardware: the config's hardware keys as create options and as the changes of an existing
+ * VM or a new clone, against Proxmox's defaults for absent options. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "hardware.h"
+#include "plan.h"
+
+static struct plan_action *new_action(struct plan *p)
+{
+	return plan_add(p, PLAN_REQUEST, PLAN_CHANGE, "VM 8001 'a'", "POST",
+			"/nodes/pve1/qemu/8001/config");
+}
+
+static const struct plan_change *change(const struct plan_action *a, const char *key)
+{
+	for (size_t i = 0; i < a->n_changes; i++)
+		if (!strcmp(a->changes[i].key, key))
+			return &a->changes[i];
+	return NULL;
+}
+
+static json_t *conf(const char *text)
+{
+	json_error_t e;
+	json_t *c = json_loads(text, 0, &e);
+
+	cr_assert_not_null(c, "%s", e.text);
+	return c;
+}
+
+Test(hardware, create_renders_every_key_with_efi_and_tpm_volumes)
+{
+	struct cfg_machine m = {.bios = "ovmf", .efi_pre_enrolled_keys = CFG_TRI_TRUE,
+				.machine = "q35", .tpm = CFG_TRI_TRUE, .cpu = "host",
+				.sockets = 2, .has_balloon = true, .balloon_mb = 0,
+				.numa = CFG_TRI_TRUE};
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	hw_create_params(&m, "local-lvm", &p, a);
+	cr_assert_str_eq(plan_param_get(a, "bios"), "ovmf");
+	cr_assert_str_eq(plan_param_get(a, "efidisk0"),
+			 "local-lvm:1,efitype=4m,pre-enrolled-keys=1");
+	cr_assert_str_eq(plan_param_get(a, "machine"), "q35");
+	cr_assert_str_eq(plan_param_get(a, "tpmstate0"), "local-lvm:1,version=v2.0");
+	cr_assert_str_eq(plan_param_get(a, "cpu"), "host");
+	cr_assert_str_eq(plan_param_get(a, "sockets"), "2");
+	cr_assert_str_eq(plan_param_get(a, "balloon"), "0");
+	cr_assert_str_eq(plan_param_get(a, "numa"), "1");
+	cr_assert_eq(plan_check(&p, NULL), 0);
+	plan_release(&p);
+}
+
+Test(hardware, create_sends_nothing_for_unset_keys)
+{
+	struct cfg_machine m = {.bios = "seabios"};
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	hw_create_params(&m, "local", &p, a);
+	cr_assert_eq(a->n_params, 1);
+	cr_assert_str_eq(plan_param_get(a, "bios"), "seabios");
+	cr_assert_null(plan_param_get(a, "efidisk0"), "no EFI disk with seabios");
+	plan_release(&p);
+}
+
+Test(hardware, converge_changes_only_what_differs_from_value_or_default)
+{
+	struct cfg_machine m = {.bios = "ovmf", .machine = "pc", .tpm = CFG_TRI_TRUE,
+				.cpu = "x86-64-v3", .sockets = 1, .has_balloon = true,
+				.balloon_mb = 1024, .numa = CFG_TRI_FALSE};
+	json_t *c = conf("{\"bios\": \"seabios\", \"cpu\": \"host,flags=+aes\", "
+			 "\"balloon\": 1024, \"tpmstate0\": \"local:100/vm-100-disk-1.raw,"
+			 "size=4M,version=v2.0\"}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	cr_assert(hw_plan_config(&m, "local", c, false, "VM", &p, a));
+	cr_assert_str_eq(change(a, "bios")->old, "seabios");
+	cr_assert_str_eq(change(a, "bios")->new, "ovmf");
+	cr_assert_null(change(a, "efidisk0")->old);
+	cr_assert_str_eq(change(a, "efidisk0")->new, "local:1,efitype=4m,pre-enrolled-keys=0");
+	cr_assert_str_eq(change(a, "cpu")->new, "x86-64-v3,flags=+aes", "flags are kept");
+	/* machine pc, sockets 1, numa 0 are Proxmox's defaults; balloon and TPM are there */
+	cr_assert_eq(a->n_changes, 3, "%zu changes", a->n_changes);
+	json_decref(c);
+	plan_release(&p);
+}
+
+Test(hardware, converged_vm_plans_nothing)
+{
+	struct cfg_machine m = {.bios = "ovmf", .machine = "q35", .tpm = CFG_TRI_TRUE,
+				.cpu = "host", .sockets = 2, .numa = CFG_TRI_TRUE};
+	json_t *c = conf("{\"bios\": \"ovmf\", \"efidisk0\": \"local:8001/vm-8001-disk-1.qcow2,"
+			 "efitype=4m,pre-enrolled-keys=0,size=528K\", \"machine\": \"q35\", "
+			 "\"tpmstate0\": \"local:8001/vm-8001-disk-2.qcow2,size=4M,version=v2.0\", "
+			 "\"cpu\": \"cputype=host\", \"sockets\": 2, \"numa\": 1}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	cr_assert(!hw_plan_config(&m, "local", c, false, "VM", &p, a));
+	cr_assert_eq(a->n_changes, 0);
+	cr_assert_eq(p.n_notes, 0);
+	json_decref(c);
+	plan_release(&p);
+}
+
+Test(hardware, default_cpu_only_for_new_clones_of_templates_without_one)
+{
+	struct cfg_machine none = {0};
+	json_t *bare = conf("{}"), *with = conf("{\"cpu\": \"host\"}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	cr_assert(!hw_plan_config(&none, "local", bare, false, "VM", &p, a));
+	cr_assert_eq(a->n_changes, 0, "an existing VM without cpu keeps kvm64");
+	cr_assert(!hw_plan_config(&none, "local", with, true, "VM", &p, a));
+	cr_assert_eq(a->n_changes, 0, "a clone keeps its template's CPU");
+	cr_assert(hw_plan_config(&none, "local", bare, true, "VM", &p, a));
+	cr_assert_str_eq(change(a, "cpu")->new, CFG_CPU_DEFAULT);
+	json_decref(bare);
+	json_decref(with);
+	plan_release(&p);
+}
+
+Test(hardware, efi_keys_and_tpm_removal_are_notes_not_changes)
+{
+	struct cfg_machine m = {.bios = "ovmf", .efi_pre_enrolled_keys = CFG_TRI_TRUE,
+				.tpm = CFG_TRI_FALSE};
+	json_t *c = conf("{\"bios\": \"ovmf\", \"efidisk0\": \"local:1/vm-1-disk-0.qcow2,"
+			 "efitype=4m,pre-enrolled-keys=0,size=528K\", \"tpmstate0\": "
+			 "\"local:1/vm-1-disk-1.qcow2,size=4M,version=v2.0\"}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	hw_plan_config(&m, "local", c, false, "VM 1 'a'", &p, a);
+	cr_assert_eq(a->n_changes, 0);
+	cr_assert_eq(p.n_notes, 2);
+	cr_assert(strstr(p.notes[0].text, "efi_pre_enrolled_keys true"), "%s", p.notes[0].text);
+	cr_assert(strstr(p.notes[1].text, "tpm false"), "%s", p.notes[1].text);
+	json_decref(c);
+	plan_release(&p);
+}
+
+Test(hardware, seed_drive_is_ide2)
+{
+	cr_assert_str_eq(hw_seed_drive(NULL, NULL), "ide2");
+	cr_assert_str_eq(hw_seed_drive("ovmf", "q35"), "ide2");
+}
+
+Test(hardware, drive_value_sets_given_options_and_keeps_the_rest_sorted)
+{
+	struct cfg_drive_opts o = {.ssd = CFG_TRI_TRUE, .discard = CFG_TRI_FALSE, .cache = "none"};
+	char *v = hw_drive_value("local-lvm:vm-1-disk-0,discard=on,iothread=1,size=8G", &o);
+
+	cr_assert_str_eq(v, "local-lvm:vm-1-disk-0,cache=none,discard=ignore,iothread=1,size=8G,"
+			    "ssd=1");
+	free(v);
+	v = hw_drive_value("local:4", &(struct cfg_drive_opts){.iothread = CFG_TRI_TRUE});
+	cr_assert_str_eq(v, "local:4,iothread=1");
+	free(v);
+}
+
+Test(hardware, data_disks_are_added_grown_and_never_shrunk)
+{
+	struct cfg_data_disk d[3] = {{.size_gb = 10, .storage = "local-lvm", .o = {.bus = "scsi"}},
+				     {.size_gb = 4, .storage = "tank", .o = {.bus = "virtio"}},
+				     {.size_gb = 2, .storage = "local", .o = {.bus = "sata"}}};
+	struct cfg_machine m = {.disks = d, .n_disks = 3};
+	json_t *c = conf("{\"scsi0\": \"local-lvm:vm-1-disk-0,size=3G\", "
+			 "\"scsi1\": \"local-lvm:vm-1-disk-1,size=8G\", "
+			 "\"virtio2\": \"tank:vm-1-disk-2,size=6G\", "
+			 "\"scsi7\": \"local-lvm:vm-1-disk-3,size=1G\", "
+			 "\"ide2\": \"local:iso/seed.iso,media=cdrom\"}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	cr_assert(hw_plan_disks(&m, "scsi0", c, false, "VM 1 'a'", &p, a));
+	cr_assert_eq(a->n_changes, 1);
+	cr_assert_str_eq(change(a, "sata3")->new, "local:2");
+	hw_plan_disk_growth(&m, c, "pve1", 1, "VM 1 'a'", &p);
+	cr_assert_eq(p.n, 2, "the config and one resize");
+	cr_assert_str_eq(plan_param_get(p.actions[1], "disk"), "scsi1");
+	cr_assert_str_eq(plan_param_get(p.actions[1], "size"), "10G");
+	cr_assert_eq(p.n_notes, 2);
+	cr_assert(strstr(p.notes[0].text, "scsi7 is not in disks: kept"), "%s", p.notes[0].text);
+	cr_assert(strstr(p.notes[1].text, "virtio2 is 6G, larger than disks[1].size_gb 4"), "%s",
+		  p.notes[1].text);
+	json_decref(c);
+	plan_release(&p);
+}
+
+Test(hardware, a_new_clones_drives_are_never_repointed)
+{
+	struct cfg_machine m = {.disk = {.ssd = CFG_TRI_TRUE}};
+	json_t *c = conf("{\"scsi0\": \"local:9000/base-9000-disk-0.qcow2,size=3G\"}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	cr_assert(!hw_plan_disks(&m, "scsi0", c, true, "VM 1 'a'", &p, a));
+	cr_assert_eq(a->n_changes, 0, "the template's volume must not become the clone's disk");
+	cr_assert_eq(p.n_notes, 1);
+	cr_assert(strstr(p.notes[0].text, "on the next run"), "%s", p.notes[0].text);
+	json_decref(c);
+	plan_release(&p);
+}
