@@ -28,10 +28,13 @@
 #include "txn.h"
 
 /* What a template must not inherit from the VM it was captured from: its own cloud-init
- * seed and settings (deploy gives every clone its own). */
-static const char *const cap_per_vm_keys[] = {"ide2",	 "cicustom",	 "ciuser",    "cipassword",
-					      "sshkeys", "ipconfig0",	 "nameserver",
+ * settings (deploy gives every clone its own) and its seed, a CD-ROM on ide2 or, on q35 and
+ * OVMF guests, scsi30 (hw_seed_drive). */
+static const char *const cap_per_vm_keys[] = {"cicustom",  "ciuser",     "cipassword",
+					      "sshkeys",   "ipconfig0",  "ipconfig1",
+					      "ipconfig2", "ipconfig3",	 "nameserver",
 					      "searchdomain", "ciupgrade"};
+static const char *const cap_seed_drives[] = {"ide2", "scsi30"};
 
 /* Runs in the guest before the shutdown; each step is one a clone must not inherit.
  * `cloud-init clean --seed` also forgets the NoCloud seed the VM was deployed with. */
@@ -87,6 +90,13 @@ static int cap_plan(const struct cap_input *in, struct plan *p, struct phx_err *
 	plan_summary(p, a, "give VM %lu the series' tags and a build record", in->newid);
 	plan_param(p, a, "tags", in->tags, 0);
 	plan_param(p, a, "description", in->description, 0);
+	for (size_t i = 0; i < sizeof(cap_seed_drives) / sizeof(cap_seed_drives[0]); i++) {
+		const char *v = json_string_value(json_object_get(in->src_conf, cap_seed_drives[i]));
+
+		if (v && strstr(v, "media=cdrom") && used < sizeof(del))
+			used += (size_t)snprintf(del + used, sizeof(del) - used, "%s%s",
+						 used ? "," : "", cap_seed_drives[i]);
+	}
 	for (size_t i = 0; i < sizeof(cap_per_vm_keys) / sizeof(cap_per_vm_keys[0]); i++)
 		if (json_object_get(in->src_conf, cap_per_vm_keys[i]) && used < sizeof(del))
 			used += (size_t)snprintf(del + used, sizeof(del) - used, "%s%s",
