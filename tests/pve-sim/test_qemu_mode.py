@@ -21,6 +21,7 @@ import time
 import unittest
 import urllib.parse
 
+from qemu_hv import guest_net
 from simharness import Simulator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -145,7 +146,7 @@ class QemuLifecycle(Base):
 		self.assertIn('media=cdrom,readonly=on', line)
 		mac = self.sim.control('GET', '/_sim/state')['vms']['150']['conf']['net0'].split(
 			',')[0].split('=')[1]
-		self.assertIn('virtio-net-pci,netdev=net0,mac=%s,addr=0x12' % mac, line)
+		self.assertIn('virtio-net-pci,netdev=net0,mac=%s,bus=pci.0,addr=0x12' % mac, line)
 		self.assertIn('name=org.qemu.guest_agent.0', line)
 		self.assertEqual(args[args.index('-m') + 1], '1024')  # capped
 		self.assertEqual(args[args.index('-smp') + 1], '2')  # capped
@@ -190,6 +191,60 @@ class QemuLifecycle(Base):
 		self.sim.control('POST', '/_sim/reset')
 		self.assertTrue(wait_gone(pid151, 2), 'qemu %d survived /_sim/reset' % pid151)
 		self.assertEqual(qemu_pids_under(self.sim.state_dir), [])
+
+	def test_q35_ovmf_efidisk_bridges_and_buses(self):
+		vars_4m = '/usr/share/OVMF/OVMF_VARS_4M.fd'
+		if not os.path.exists(vars_4m):
+			self.skipTest('needs the ovmf package (%s)' % vars_4m)
+		iso = os.path.join(self.sim.state_dir, 'seed.iso')
+		make_iso({'meta-data': 'instance-id: x\n'}, iso)
+		curl_upload(self.sim, 'iso', iso, 'seed.iso')
+		cd = 'local:iso/seed.iso,media=cdrom'
+		self.create(9001, bios='ovmf', machine='q35', efidisk0='local:1,efitype=4m',
+			net1='virtio,bridge=vmbr0', ide2=cd, sata1=cd, scsi1=cd)
+		# qs OVMF.pm create_efidisk: the vars template's size, not the 1 GiB asked, holding
+		# a copy of it; disk-0 as create_disks takes the drives in sorted order
+		conf = self.ok('GET', NODE + '/qemu/9001/config')
+		self.assertEqual(conf['efidisk0'], 'local:9001/vm-9001-disk-0.qcow2,efitype=4m,size=528K')
+		disk = os.path.join(self.sim.state_dir, 'storage/local/images/9001/vm-9001-disk-0.qcow2')
+		raw = os.path.join(self.sim.state_dir, 'efi.raw')
+		subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', disk, raw], check=True)
+		with open(raw, 'rb') as f, open(vars_4m, 'rb') as g:
+			self.assertTrue(f.read() == g.read(), 'efidisk0 is not a copy of %s' % vars_4m)
+		# a linked clone boots its own overlay of the template's EFI vars
+		self.ok('POST', NODE + '/qemu/9001/template')
+		self.ok('POST', NODE + '/qemu/9001/clone', {'newid': 170, 'full': 0})
+		self.ok('POST', NODE + '/qemu/170/status/start')
+		line = ' '.join(cmdline(self.pid_of(170)))
+		self.ok('POST', NODE + '/qemu/170/status/stop')
+		efi = os.path.join(self.sim.state_dir, 'storage/local/images/170/vm-170-disk-0.qcow2')
+		# q35 + efitype=4m: the Secure Boot capable code with SMM (qs OVMF.pm get_ovmf_files)
+		self.assertIn('-machine q35 ', line)
+		self.assertIn('-drive if=pflash,unit=0,format=raw,readonly=on,'
+			'file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd -drive if=pflash,unit=1,'
+			'id=drive-efidisk0,format=qcow2,file=%s ' % efi, line)
+		self.assertIn('-device pci-bridge,id=pci.0,bus=pcidmi,addr=1.0,chassis_nr=1', line)
+		# ide2 on q35 is the ICH9 AHCI's bus ide.1 (qs print_drivedevice_full), sata an
+		# AHCI controller, scsi the virtio-scsi controller
+		self.assertIn('ide-cd,bus=ide.1,unit=0,drive=drive-ide2', line)
+		self.assertIn('ahci,id=ahci0,multifunction=on,bus=pci.0,addr=0x7', line)
+		self.assertIn('ide-cd,bus=ahci0.1,drive=drive-sata1', line)
+		self.assertIn('virtio-scsi-pci,id=scsihw0,bus=pci.0,addr=0x5', line)
+		self.assertIn('scsi-cd,bus=scsihw0.0,channel=0,scsi-id=0,lun=1,drive=drive-scsi1', line)
+		conf = self.ok('GET', NODE + '/qemu/170/config')
+		for i in (0, 1):
+			mac = conf['net%d' % i].split(',')[0].split('=')[1]
+			self.assertIn('-netdev user,id=net%d,net=%s -device virtio-net-pci,netdev=net%d,'
+				'mac=%s,bus=pci.0,addr=0x%x' % (i, guest_net(170, i), i, mac, 0x12 + i), line)
+		# i440fx without an efidisk0: the legacy 2 MiB pair, vars copied for this start only
+		self.create(171, bios='ovmf')
+		self.ok('POST', NODE + '/qemu/171/status/start')
+		line = ' '.join(cmdline(self.pid_of(171)))
+		self.ok('POST', NODE + '/qemu/171/status/stop')
+		self.assertIn('-machine pc ', line)
+		self.assertRegex(line, r'-drive if=pflash,unit=0,format=raw,readonly=on,'
+			r'file=/usr/share/OVMF/OVMF_CODE.fd -drive if=pflash,unit=1,id=drive-efidisk0,'
+			r'format=raw,file=\S+/171-ovmf.fd,size=131072 ')
 
 	def test_linked_clone_boots_its_overlay_and_guest_exit_is_noticed(self):
 		self.create(9000)
