@@ -52,7 +52,8 @@ void hw_plan_disk_growth(const struct cfg_machine *m, const json_t *conf, const 
 			 unsigned long vmid, const char *object, struct plan *p);
 
 /* The drive key of the cloud-init seed for a VM with `bios` and `machine` (NULL: Proxmox's
- * defaults). One decision, so the bus can follow what the firmware reads: "ide2". */
+ * defaults; give the effective values, the template's where the VM overrides nothing):
+ * "ide2" on i440fx, "scsi30" on q35, whose IDE is AHCI that cloud kernels may lack. */
 const char *hw_seed_drive(const char *bios, const char *machine);
 
 #endif

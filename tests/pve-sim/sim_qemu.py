@@ -23,9 +23,6 @@ def TYPES_FORMATS(st):
 
 DRIVE_RE = re.compile(r'^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5])'
 	r'|efidisk0|tpmstate0)$')
-# Debian's ovmf package: OVMF_VARS_4M.fd and OVMF_VARS_4M.ms.fd are 540672 bytes,
-# OVMF_VARS.fd (2m) 131072
-EFI_VARS_SIZE = {'4m': 540672, '2m': 131072}
 TPMSTATE_DISK_SIZE = 4 * 1024 * 1024  # qs Drive.pm TPMSTATE_DISK_SIZE
 NEW_DISK_RE = re.compile(r'^(([^/:\s]+):)?(\d+(\.\d+)?)$')  # qs Drive.pm NEW_DISK_RE
 
@@ -300,8 +297,9 @@ class QemuHandlers:
 				t.log("%s: successfully created disk '%s,media=cdrom'" % (k, volid))
 				continue
 			if kind == 'new' and k == 'efidisk0':
-				# qs OVMF.pm create_efidisk: the requested size is ignored; a volume of the
-				# vars template's size holding a copy of it (the VM's own NVRAM)
+				# qs API2/Qemu.pm create_disks -> OVMF.pm create_efidisk: the requested size
+				# is ignored; a volume of the vars template's size (528K for efitype=4m,
+				# 128K for the legacy 2m) holding a copy of it (the VM's own NVRAM)
 				_, vars_ = ovmf_files(d, False)
 				volid, path = self.alloc_disk(st, vmid, d, os.path.getsize(vars_), node)
 				created.append(path)
@@ -310,12 +308,7 @@ class QemuHandlers:
 			elif kind == 'new':
 				gb = NEW_DISK_RE.match(d['file']).group(3)
 				size = int(float(gb) * (1 << 30))
-				if k == 'efidisk0':
-					# qs API2/Qemu.pm create_disks -> OVMF.pm create_efidisk: the size of
-					# the OVMF vars template (get_ovmf_files: OVMF_VARS_4M[.ms].fd for
-					# efitype=4m, OVMF_VARS.fd for the default 2m), not the number given
-					size = EFI_VARS_SIZE[d.get('efitype', '2m')]
-				elif k == 'tpmstate0':
+				if k == 'tpmstate0':
 					size = TPMSTATE_DISK_SIZE
 				volid, path = self.alloc_disk(st, vmid, d, size, node)
 				created.append(path)
