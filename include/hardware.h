@@ -53,7 +53,8 @@ void hw_plan_disk_growth(const struct cfg_machine *m, const json_t *conf, const 
 
 /* The drive key of the cloud-init seed for a VM with `bios` and `machine` (NULL: Proxmox's
  * defaults; give the effective values, the template's where the VM overrides nothing):
- * "ide2" on i440fx, "scsi30" on q35, whose IDE is AHCI that cloud kernels may lack. */
+ * "ide2" on SeaBIOS/i440fx, "scsi30" under OVMF or on q35, where a Debian cloud guest does
+ * not see a seed on IDE (hardware.c says what was measured). */
 const char *hw_seed_drive(const char *bios, const char *machine);
 
 #endif

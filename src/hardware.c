@@ -465,13 +465,14 @@ void hw_plan_disk_growth(const struct cfg_machine *m, const json_t *conf, const 
 
 const char *hw_seed_drive(const char *bios, const char *machine)
 {
-	/* q35 has no PIIX IDE: qemu-server puts ideN (and sataN) on AHCI controllers, for which
-	 * the Debian cloud kernel has no driver, so a seed there is never seen (measured, whatever
-	 * the firmware: tests/pve-sim/test_qemu_mode.py QemuBoot). virtio-scsi, the bus of our
-	 * templates' disk, every cloud kernel has; the last SCSI slot stays clear of data disks.
-	 * i440fx's IDE is PIIX (ata_piix, in every kernel) under SeaBIOS and OVMF alike: ide2,
-	 * where all our templates have their seed. The type holds "q35" as in qemu-server's
-	 * machine_base_type (q35, pc-q35-9.2+pve1). */
-	(void)bios;
-	return machine && strstr(machine, "q35") ? "scsi30" : "ide2";
+	/* Measured with the Debian cloud image under the simulator's qemu mode: on q35 qemu-server
+	 * puts ideN (and sataN) on AHCI controllers, for which the Debian cloud kernel has no
+	 * driver (tests/pve-sim/test_qemu_mode.py QemuBoot); on i440fx under OVMF ata_piix finds
+	 * no device on the PIIX ports at all; in both cases cloud-init sees no seed and disables
+	 * itself. virtio-scsi, the bus of our templates' disk, works everywhere; the last SCSI
+	 * slot stays clear of data disks. SeaBIOS on i440fx keeps ide2, where every template of
+	 * ours has its seed. The type holds "q35" as in qemu-server's machine_base_type. */
+	if ((bios && !strcmp(bios, "ovmf")) || (machine && strstr(machine, "q35")))
+		return "scsi30";
+	return "ide2";
 }
