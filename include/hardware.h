@@ -52,7 +52,9 @@ void hw_plan_disk_growth(const struct cfg_machine *m, const json_t *conf, const 
 			 unsigned long vmid, const char *object, struct plan *p);
 
 /* The drive key of the cloud-init seed for a VM with `bios` and `machine` (NULL: Proxmox's
- * defaults). One decision, so the bus can follow what the firmware reads: "ide2". */
+ * defaults; give the effective values, the template's where the VM overrides nothing):
+ * "ide2" on SeaBIOS/i440fx, "scsi30" under OVMF or on q35, where a Debian cloud guest does
+ * not see a seed on IDE (hardware.c says what was measured). */
 const char *hw_seed_drive(const char *bios, const char *machine);
 
 #endif

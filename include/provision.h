@@ -37,6 +37,7 @@ struct prov_validate_opts {
 	long agent_timeout_s; /* agent answer, and again for cloud-init to finish */
 	struct journal *journal; /* borrowed; the run's (session.h), NULL in tests */
 	const char *tmp_dir;	 /* borrowed; the run's private temp dir, NULL: $TMPDIR */
+	const char *seed_drive;	 /* the seed's drive key (hw_seed_drive), NULL: "ide2" */
 };
 
 /* Runs the boot proof. 0 when the guest booted, cloud-init reached `done` and sshd is active;

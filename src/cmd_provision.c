@@ -1057,6 +1057,9 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 
 	if (pve_vm_config_get(p->pve, p->node, (int)res->vmid, &config, err) < 0)
 		return -1;
+	/* the test VM is a clone: the template's firmware and machine */
+	vo.seed_drive = hw_seed_drive(json_string_value(json_object_get(config, "bios")),
+				      json_string_value(json_object_get(config, "machine")));
 	tags = json_string_value(json_object_get(config, "tags"));
 	if (series_has_tag(tags, SERIES_TAG_VALIDATED)) {
 		log_info("template %lu is already validated", res->vmid);

@@ -517,10 +517,11 @@ static enum cfg_tri cfg_get_tri(struct cfg_ctx *ctx, json_t *obj, const char *jp
 	"bios", "efi_pre_enrolled_keys", "machine", "tpm", "cpu", "sockets", "balloon", "numa",    \
 		"disk", "disks"
 
-/* qemu-server Drive.pm: the highest index of each bus */
+/* qemu-server Drive.pm: the highest index of each bus; scsi30 is kept for the seed, which
+ * goes there under OVMF or on q35 (hw_seed_drive) */
 static unsigned cfg_bus_max(const char *bus)
 {
-	return !strcmp(bus, "sata") ? 5 : !strcmp(bus, "virtio") ? 15 : 30;
+	return !strcmp(bus, "sata") ? 5 : !strcmp(bus, "virtio") ? 15 : 29;
 }
 
 static void cfg_parse_drive_opts(struct cfg_ctx *ctx, json_t *obj, const char *jpath,

@@ -58,12 +58,24 @@ static bool deploy_seed_attached(const char *ide2, const char *volid)
 	return ide2 && !strncmp(ide2, volid, n) && (!ide2[n] || ide2[n] == ',');
 }
 
+/* The seed's drive key on the machine the VM will have: its own override, else what its
+ * config (a new clone's: the template's) says. */
+static const char *deploy_seed_drive(const struct deploy_vm_input *in)
+{
+	const struct cfg_machine *m = &in->vm->mach;
+	const char *bios = m->bios ? m->bios : json_string_value(json_object_get(in->conf, "bios"));
+	const char *machine =
+		m->machine ? m->machine : json_string_value(json_object_get(in->conf, "machine"));
+
+	return hw_seed_drive(bios, machine);
+}
+
 static void deploy_plan_seed_iso(const struct deploy_vm_input *in, struct plan *p,
 				 struct plan_action *cfg_act, const char *object, char *old_seed,
 				 size_t old_len, bool *seed_changed)
 {
 	const struct cfg_vm *vm = in->vm;
-	const char *drive = hw_seed_drive(vm->mach.bios, vm->mach.machine);
+	const char *drive = deploy_seed_drive(in);
 	const char *cur = json_string_value(json_object_get(in->conf, drive));
 	const char *ci_keys[DEPLOY_MAX_CI_DRIVES];
 	size_t n_ci = deploy_cloudinit_drives(in->conf, ci_keys, DEPLOY_MAX_CI_DRIVES);
@@ -126,7 +138,7 @@ static void deploy_plan_seed_native(const struct deploy_vm_input *in, struct pla
 			drive = NULL;
 			p->oom = true;
 		}
-		plan_set(p, cfg_act, hw_seed_drive(vm->mach.bios, vm->mach.machine), NULL, drive, 0);
+		plan_set(p, cfg_act, deploy_seed_drive(in), NULL, drive, 0);
 		free(drive);
 	}
 }

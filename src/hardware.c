@@ -465,9 +465,14 @@ void hw_plan_disk_growth(const struct cfg_machine *m, const json_t *conf, const 
 
 const char *hw_seed_drive(const char *bios, const char *machine)
 {
-	/* NEEDSWORK: the uefi branch measures which bus OVMF/q35 guests read; ide2 is what
-	 * every template of ours already has, and q35 maps it to its AHCI controller */
-	(void)bios;
-	(void)machine;
+	/* Measured with the Debian cloud image under the simulator's qemu mode: on q35 qemu-server
+	 * puts ideN (and sataN) on AHCI controllers, for which the Debian cloud kernel has no
+	 * driver (tests/pve-sim/test_qemu_mode.py QemuBoot); on i440fx under OVMF ata_piix finds
+	 * no device on the PIIX ports at all; in both cases cloud-init sees no seed and disables
+	 * itself. virtio-scsi, the bus of our templates' disk, works everywhere; the last SCSI
+	 * slot stays clear of data disks. SeaBIOS on i440fx keeps ide2, where every template of
+	 * ours has its seed. The type holds "q35" as in qemu-server's machine_base_type. */
+	if ((bios && !strcmp(bios, "ovmf")) || (machine && strstr(machine, "q35")))
+		return "scsi30";
 	return "ide2";
 }

@@ -140,7 +140,8 @@ int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, stru
 	snprintf(ide2, sizeof(ide2), "%s,media=cdrom", volid);
 	{
 		/* not `phoenix`: a test VM whose cleanup failed must not pass for one of ours */
-		const struct pve_param params[] = {{"ide2", ide2}, {"tags", "phx-validate"}};
+		const struct pve_param params[] = {{o->seed_drive ? o->seed_drive : "ide2", ide2},
+						   {"tags", "phx-validate"}};
 
 		if (pve_vm_config_set(c, o->node, vmid, params, 2, o->task_timeout_s, err) < 0 ||
 		    pve_vm_start(c, o->node, vmid, o->task_timeout_s, err) < 0)

@@ -4,6 +4,8 @@
   the test image with --validate, VMs 8001 and 8002 deployed from it, proof through the
   agent that cloud-init created the user and ran the feature script in each guest, then
   `--capture 8002` into a series, its identity reset checked on the new template's disk.
+  8002 is the UEFI/q35 boot test (#17): `bios: ovmf` (efidisk0), `machine: q35` and two NICs
+  from `networks`, its seed on the bus q35 guests read, both NICs as configured.
 - test_validate_fails_clearly_without_an_agent builds a template on purpose WITHOUT the
   guest agent and expects --validate to fail with a clear message in bounded time, leaving
   the template untagged and no test VM behind.
@@ -71,9 +73,22 @@ class DemoTest(unittest.TestCase):
             self.assertRegex(out, r"VM %s: cloud-init done; user: uid=\d+\(demo\)" % vmid)
             self.assertRegex(out, r"VM %s: .*feature: .+" % vmid)
             self.assertNotIn("FAILED: ", out)
+        # 8001 as the template: i440fx, SeaBIOS, one NIC by DHCP from its user-mode network
+        # (pve-sim qemu_hv.guest_net); 8002 q35 + OVMF booted by UEFI, the seed on scsi30 (q35's
+        # IDE is AHCI, which the image's kernel lacks), net0 by DHCP and net1 at its static
+        # address, each found by its MAC
+        mac = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
+        self.assertRegex(out, r"(?m)^  VM 8001: .*; firmware: bios; nics: net0 %s="
+                              r"10\.250\.8\.15/24$" % mac)
+        self.assertRegex(out, r"(?m)^  VM 8002: .*; firmware: uefi; nics: net0 %s="
+                              r"10\.250\.16\.15/24, net1 %s=10\.250\.17\.50/24$" % (mac, mac))
+        self.assertRegex(out, r"VM 8002 \(demo-2\): running, q35/ovmf,")
         with open(env["DEMO_LOG"], encoding="utf-8") as f:
             reqs = [json.loads(line) for line in f]
         self.assertEqual([r for r in reqs if r.get("violations")], [])
+        seeds = [r for r in reqs if r["method"] == "POST"
+                 and r["path"].endswith("/qemu/8002/config") and "scsi30" in r.get("params", {})]
+        self.assertTrue(seeds, "8002's seed was not attached on scsi30")
         self.assertTrue(any(r["path"].endswith("/agent/exec") for r in reqs))
         left = subprocess.run(["pgrep", "-f", env["DEMO_DIR"]], capture_output=True, text=True)
         self.assertEqual(left.stdout, "", "demo left processes behind")

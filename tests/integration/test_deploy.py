@@ -118,7 +118,7 @@ class DeployBase(phxtest.OrchestratorTest):
             self.assertEqual(t["exitstatus"], "OK", t)
         return data
 
-    def seed_template(self, vmid=9000, name="tpl", tags="phoenix", cloudinit=True):
+    def seed_template(self, vmid=9000, name="tpl", tags="phoenix", cloudinit=True, **extra):
         img = os.path.join(self.tmp, "x.qcow2")
         if not os.path.exists(img):
             subprocess.check_call(["qemu-img", "create", "-q", "-f", "qcow2", img, "1G"])
@@ -139,6 +139,7 @@ class DeployBase(phxtest.OrchestratorTest):
                   "boot": "order=scsi0"}
         if cloudinit:
             params["ide2"] = "local:cloudinit"
+        params.update(extra)
         self.api_ok("POST", "/nodes/pve1/qemu", params)
         self.api_ok("POST", "/nodes/pve1/qemu/%d/template" % vmid)
 

@@ -36,6 +36,11 @@ class TestHardware(PlanBase):
         self.assertEqual(ch["efidisk0"], (None, "local:1,efitype=4m,pre-enrolled-keys=0"))
         self.assertEqual(ch["tpmstate0"], (None, "local:1,version=v2.0"))
         self.assertEqual(ch["machine"], (None, "q35"))
+        # q35's IDE is AHCI, unseen by cloud kernels without it: the seed goes on SCSI and
+        # the template's cloud-init drive on ide2 goes
+        self.assertRegex(ch["scsi30"][1], r"^local:iso/phoenix-ci-8001-[0-9a-f]{12}\.iso,"
+                                          r"media=cdrom$")
+        self.assertEqual(ch["ide2"], ("local:9000/vm-9000-cloudinit.qcow2,media=cdrom", None))
         self.assertEqual(ch["cpu"], (None, "host"))
         self.assertEqual(ch["sockets"], (None, "2"))
         self.assertEqual(ch["balloon"], (None, "1024"))
@@ -75,6 +80,21 @@ class TestHardware(PlanBase):
         self.assertEqual((after["cpu"], after["sockets"], after["numa"]), ("x86-64-v3", 1, 0))
         self.assertEqual(after["efidisk0"], conf["efidisk0"])
         self.assertEqual(after["tpmstate0"], conf["tpmstate0"])
+
+    def test_seed_on_scsi_when_the_template_is_q35(self):
+        # the VM overrides nothing: the machine is its template's
+        self.seed_template(machine="q35", bios="ovmf")
+        cfg = self.config([self.vm()])
+        plan = self.dry_plan(cfg, "8001")
+        ch = cfg_changes(plan, 8001)
+        self.assertNotIn("machine", ch)
+        self.assertIn("scsi30", ch)
+        self.deploy(cfg, "8001")
+        conf = self.conf(8001)
+        self.assertNotIn("ide2", conf)
+        files = self.iso_files(conf["scsi30"].split(",")[0])
+        self.assertIn("instance-id:", files["meta-data"])
+        self.assertEqual(cfg_changes(self.dry_plan(cfg, "8001"), 8001), {})
 
     def test_cpu_default_only_for_new_vms(self):
         self.seed_template()  # no cpu: Proxmox's kvm64

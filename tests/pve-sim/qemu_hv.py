@@ -1,11 +1,15 @@
 """Real guests for the simulator (`pve_sim.py --qemu`): one qemu-system-x86_64 per running VM.
 
 Replaces FakeHypervisor (same calls: start, stop, shutdown, agent, forget, close). The VM's
-disks are its real qcow2 volumes (a linked clone boots its overlay), an ISO on ide2 is a CD-ROM
-behind the i440fx board's PIIX IDE (the Debian cloud kernel has no AHCI driver, so a SATA/q35
-CD-ROM would be invisible to cloud-init), netN is user-mode networking with the configured MAC
-at Proxmox's PCI slot (net0 = 0x12, so the guest names it ens18 as on Proxmox) in a subnet of
-its own (guest_net: VM 100's net0 DHCP address is 10.3.32.15), and the agent
+disks are its real qcow2 volumes (a linked clone boots its overlay), drives and NICs sit where
+qemu-server puts them: `machine: q35` is the ICH9 board with pve-q35-4.0.cfg's PCI bridges,
+anything else i440fx; ideN is a CD-ROM/disk on the board's IDE, which is PIIX on i440fx but the
+ICH9 AHCI on q35 (the Debian cloud kernel has no AHCI driver: a seed on ide2 or sataN of a q35
+guest is invisible to it), scsiN is on virtio-scsi; `bios: ovmf` boots Debian's OVMF (package
+ovmf) from pflash with efidisk0 as the VM's NVRAM; netN is user-mode networking with the
+configured MAC at Proxmox's PCI slot (net0 = pci.0 slot 0x12, so an i440fx guest names it ens18
+as on Proxmox, a q35 guest enp2s18) in a subnet of its own (guest_net: VM 100's net0 DHCP
+address is 10.3.32.15, net1's 10.3.33.15), and the agent
 channel is a virtio-serial port `org.qemu.guest_agent.0` on a unix socket, added only when the
 config has `agent: 1` (as qemu-server's config_to_command does). `agent/*` requests are answered
 by the real qemu-guest-agent through that socket (QGA JSON protocol).
@@ -134,6 +138,12 @@ def guest_net(vmid, i):
 	subnets too (slirp routes only to the host, never between guests)."""
 	n = (vmid * 8 + i) % (1 << 16)
 	return '10.%d.%d.0/24' % (n >> 8, n & 255)
+
+
+def pci_addr(slot):
+	"""qs PCI.pm print_pci_addr: slot on pci.0, or (bus, slot) on a bridge."""
+	bus, slot = slot if isinstance(slot, tuple) else (0, slot)
+	return ',bus=pci.%d,addr=0x%x' % (bus, slot)
 
 
 def qarg(path):
@@ -348,19 +358,60 @@ class QemuHypervisor:
 		finally:
 			shutil.rmtree(tmp, ignore_errors=True)
 
+	def firmware(self, vm, q35):
+		"""qs OVMF.pm print_ovmf_drive_commandlines (the -drive form qemu-server used before
+		QEMU 10's -blockdev): the code read-only in unit 0, the VM's efidisk0 as its NVRAM in
+		unit 1 (raw volumes may be larger than the vars: size= says how much is flash); without
+		an efidisk0, a fresh copy of the vars template per start, as qemu-server warns."""
+		from sim_qemu import ovmf_files
+		conf = vm['conf']
+		d = self.sim.parse_drive('efidisk0', str(conf['efidisk0'])) if conf.get('efidisk0') \
+			else None
+		try:
+			code, vars_ = ovmf_files(d, q35)
+		except Exception as e:
+			raise self.TaskFailed(str(getattr(e, 'msg', e)))
+		size = os.path.getsize(vars_)
+		if d:
+			path, fmt = self.vol_file(d['file'], vm.get('node'))
+		else:
+			path, fmt = os.path.join(self.logdir, '%d-ovmf.fd' % vm['vmid']), 'raw'
+			shutil.copyfile(vars_, path)
+		var = 'if=pflash,unit=1,id=drive-efidisk0,format=%s,file=%s' % (fmt, qarg(path))
+		if fmt == 'raw':
+			var += ',size=%d' % size
+		return ['-drive', 'if=pflash,unit=0,format=raw,readonly=on,file=' + qarg(code),
+			'-drive', var]
+
 	def command_line(self, vm, files):
-		"""qemu argv for the VM's config (a small subset of qs config_to_command)."""
+		"""qemu argv for the VM's config (a subset of qs config_to_command). Devices sit at
+		qemu-server's PCI addresses (qs PCI.pm print_pci_addr); q35 gets the PCI bridges of
+		pve-q35-4.0.cfg that those addresses name. A tpmstate0 is not emulated (no swtpm)."""
 		conf = vm['conf']
 		vmid = vm['vmid']
+		q35 = self.machine_is_q35(conf)
 		# memory is an integer or (PVE 9) a property string 'current=N[,...]'
 		mem = min(int(str(conf.get('memory', 512)).split(',')[0].replace('current=', '')),
 			self.max_mem)
 		cpus = max(1, min(int(conf.get('cores', 1)) * int(conf.get('sockets', 1)), self.max_smp))
-		a = [self.binary, '-name', 'vm%d' % vmid, '-machine', 'pc', '-accel', self.accel,
-			'-m', str(mem), '-smp', str(cpus), '-nodefaults', '-display', 'none'] + (
-			['-cpu', 'host'] if self.accel == 'kvm' else []) + [
+		a = [self.binary, '-name', 'vm%d' % vmid, '-machine', 'q35' if q35 else 'pc',
+			'-accel', self.accel, '-m', str(mem), '-smp', str(cpus), '-nodefaults', '-display',
+			'none'] + (['-cpu', 'host'] if self.accel == 'kvm' else []) + [
 			'-serial', 'file:' + files['console'],
 			'-qmp', 'unix:%s,server=on,wait=off' % qarg(files['qmp'])]
+		if conf.get('bios') == 'ovmf':
+			a += self.firmware(vm, q35)
+		if q35:
+			# usr/pve-q35-4.0.cfg (-readconfig): a DMI-to-PCI bridge on pcie.0 and the PCI
+			# bridges pci.0..pci.3 behind it, where print_pci_addr puts the devices
+			a += ['-device', 'i82801b11-bridge,id=pcidmi,bus=pcie.0,addr=1e.0']
+			for i in range(4):
+				a += ['-device', 'pci-bridge,id=pci.%d,bus=pcidmi,addr=%d.0,chassis_nr=%d' % (
+					i, i + 1, i + 1)]
+		else:
+			# qs config_to_command "add pci bridges": pci.1 and pci.2 on pci.0 (2.3+ machines)
+			a += ['-device', 'pci-bridge,id=pci.2,chassis_nr=2%s' % pci_addr(31),
+				'-device', 'pci-bridge,id=pci.1,chassis_nr=1%s' % pci_addr(30)]
 		if self.kernel:
 			a += ['-kernel', self.kernel, '-append', self.append]
 			if self.initrd:
@@ -385,22 +436,28 @@ class QemuHypervisor:
 				drv += ',media=cdrom,readonly=on'
 			a += ['-drive', drv]
 			if bus == 'ide':
+				# qs DriveDevice.pm print_drivedevice_full: two units per IDE bus; q35's
+				# ICH9 AHCI has six one-unit buses ide.0..5, odd indices move up by 2
+				ctl, unit = idx // 2, idx % 2
+				if q35:
+					ctl, unit = ctl + 2 * unit, 0
 				a += ['-device', '%s,bus=ide.%d,unit=%d,drive=drive-%s' % (
-					'ide-cd' if cd else 'ide-hd', idx // 2, idx % 2, k)]
+					'ide-cd' if cd else 'ide-hd', ctl, unit, k)]
 			elif bus == 'sata':
 				if not ahci:
-					a += ['-device', 'ahci,id=ahci0']
+					a += ['-device', 'ahci,id=ahci0,multifunction=on,bus=pci.0,addr=0x7']
 					ahci = True
 				a += ['-device', '%s,bus=ahci0.%d,drive=drive-%s' % (
 					'ide-cd' if cd else 'ide-hd', idx, k)]
 			elif bus == 'scsi':
 				if not scsi:
-					a += ['-device', 'virtio-scsi-pci,id=scsihw0']
+					a += ['-device', 'virtio-scsi-pci,id=scsihw0,bus=pci.0,addr=0x5']
 					scsi = True
 				a += ['-device', '%s,bus=scsihw0.0,channel=0,scsi-id=0,lun=%d,drive=drive-%s' % (
 					'scsi-cd' if cd else 'scsi-hd', idx, k)]
 			else:
-				a += ['-device', 'virtio-blk-pci,drive=drive-%s' % k]
+				a += ['-device', 'virtio-blk-pci,drive=drive-%s%s' % (k, pci_addr(
+					10 + idx if idx < 6 else (2, idx - 5)))]
 		for i in range(32):
 			net = conf.get('net%d' % i)
 			if not net:
@@ -410,15 +467,19 @@ class QemuHypervisor:
 			opts = dict(p.split('=', 1) for p in parts[1:] if '=' in p)
 			if str(opts.get('link_down', '0')) == '1':
 				continue
-			dev = '%s,netdev=net%d,mac=%s' % (NET_MODELS.get(model, 'e1000'), i, mac)
-			if i < 6:
-				dev += ',addr=0x%x' % (0x12 + i)  # qs PCI.pm: net0..net5 on pci.0 slots 18..23
+			# net0..net5 on pci.0 slots 18..23, net6.. on pci.1 from slot 1
+			dev = '%s,netdev=net%d,mac=%s%s' % (NET_MODELS.get(model, 'e1000'), i, mac,
+				pci_addr(0x12 + i if i < 6 else (1, i - 5)))
 			a += ['-netdev', 'user,id=net%d,net=%s' % (i, guest_net(vmid, i)), '-device', dev]
 		if self.agent_enabled(conf):
 			a += ['-chardev', 'socket,path=%s,server=on,wait=off,id=qga0' % qarg(files['qga']),
-				'-device', 'virtio-serial,id=qga0', '-device',
+				'-device', 'virtio-serial,id=qga0%s' % pci_addr(8), '-device',
 				'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0']
 		return a
+
+	def machine_is_q35(self, conf):
+		from sim_qemu import machine_is_q35
+		return machine_is_q35(conf)
 
 	# -- FakeHypervisor interface ------------------------------------------------------------
 	def start(self, vm):

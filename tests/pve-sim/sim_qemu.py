@@ -23,9 +23,6 @@ def TYPES_FORMATS(st):
 
 DRIVE_RE = re.compile(r'^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5])'
 	r'|efidisk0|tpmstate0)$')
-# Debian's ovmf package: OVMF_VARS_4M.fd and OVMF_VARS_4M.ms.fd are 540672 bytes,
-# OVMF_VARS.fd (2m) 131072
-EFI_VARS_SIZE = {'4m': 540672, '2m': 131072}
 TPMSTATE_DISK_SIZE = 4 * 1024 * 1024  # qs Drive.pm TPMSTATE_DISK_SIZE
 NEW_DISK_RE = re.compile(r'^(([^/:\s]+):)?(\d+(\.\d+)?)$')  # qs Drive.pm NEW_DISK_RE
 
@@ -62,6 +59,40 @@ IMPORT_FROM_SYNTAX = ("'import-from' requires special syntax - use "
 def opt_base(k):
 	m = re.match(r'^([a-z]+)\d+$', k)
 	return m.group(1) if m and k not in ('rng0', 'audio0', 'efidisk0', 'tpmstate0') else k
+
+
+# qs QemuServer/OVMF.pm $OVMF (x86_64): the firmware pair per EFI disk type. Proxmox's
+# pve-edk2-firmware files are in /usr/share/pve-edk2-firmware/; Debian's ovmf package ships
+# the same builds under the same names in /usr/share/OVMF/.
+OVMF_DIR = '/usr/share/OVMF'
+OVMF = {'4m-no-smm': ('OVMF_CODE_4M.fd', 'OVMF_VARS_4M.fd'),
+	'4m-no-smm-ms': ('OVMF_CODE_4M.fd', 'OVMF_VARS_4M.ms.fd'),
+	'4m': ('OVMF_CODE_4M.secboot.fd', 'OVMF_VARS_4M.fd'),
+	'4m-ms': ('OVMF_CODE_4M.secboot.fd', 'OVMF_VARS_4M.ms.fd'),
+	'default': ('OVMF_CODE.fd', 'OVMF_VARS.fd')}
+
+
+def ovmf_files(efidisk, smm):
+	"""qs OVMF.pm get_ovmf_files: (code, vars) paths for an efidisk0 (parsed, or None) on a
+	machine with SMM (q35) or without. Raises TaskFailed as qemu-server dies."""
+	kind = 'default'
+	if efidisk and efidisk.get('efitype') == '4m':
+		kind = '4m' if smm else '4m-no-smm'
+		if str(efidisk.get('pre-enrolled-keys', '0')) in ('1', 'true', 'on', 'yes'):
+			kind += '-ms'
+	code, vars_ = (os.path.join(OVMF_DIR, f) for f in OVMF[kind])
+	if not os.path.exists(code):
+		raise TaskFailed("EFI base image '%s' not found" % code)
+	if not os.path.exists(vars_):
+		raise TaskFailed("EFI vars image '%s' not found" % vars_)
+	return code, vars_
+
+
+def machine_is_q35(conf):
+	"""qs Machine.pm machine_type_is_q35 (machine_base_type): the machine option's type
+	(its default key) contains 'q35'."""
+	t = str(conf.get('machine') or '').split(',')[0]
+	return 'q35' in (t[5:] if t.startswith('type=') else t)
 
 
 def creation_meta():
@@ -225,6 +256,12 @@ class QemuHandlers:
 					if float(m.group(3)) != 0:
 						# qs API2/Qemu.pm $check_drive_param
 						raise param_exc({k: IMPORT_FROM_SYNTAX})
+					need = {'efidisk0': ('efitype', 'pre-enrolled-keys'),
+						'tpmstate0': ('version',)}.get(k, ())
+					for opt in need:
+						if d.get(opt) is None:
+							raise param_exc({k: "need to specify '%s' when using 'import-from'"
+								% opt})
 				jobs.append(('import' if imp is not None else 'new', k, d, sid))
 			else:
 				if f.startswith('/'):
@@ -259,15 +296,19 @@ class QemuHandlers:
 				out[k] = self.print_drive(d)
 				t.log("%s: successfully created disk '%s,media=cdrom'" % (k, volid))
 				continue
-			if kind == 'new':
+			if kind == 'new' and k == 'efidisk0':
+				# qs API2/Qemu.pm create_disks -> OVMF.pm create_efidisk: the requested size
+				# is ignored; a volume of the vars template's size (528K for efitype=4m,
+				# 128K for the legacy 2m) holding a copy of it (the VM's own NVRAM)
+				_, vars_ = ovmf_files(d, False)
+				volid, path = self.alloc_disk(st, vmid, d, os.path.getsize(vars_), node)
+				created.append(path)
+				run(['qemu-img', 'convert', '-q', '-n', '-f', 'raw', '-O', self.phys_format(path),
+					vars_, path])
+			elif kind == 'new':
 				gb = NEW_DISK_RE.match(d['file']).group(3)
 				size = int(float(gb) * (1 << 30))
-				if k == 'efidisk0':
-					# qs API2/Qemu.pm create_disks -> OVMF.pm create_efidisk: the size of
-					# the OVMF vars template (get_ovmf_files: OVMF_VARS_4M[.ms].fd for
-					# efitype=4m, OVMF_VARS.fd for the default 2m), not the number given
-					size = EFI_VARS_SIZE[d.get('efitype', '2m')]
-				elif k == 'tpmstate0':
+				if k == 'tpmstate0':
 					size = TPMSTATE_DISK_SIZE
 				volid, path = self.alloc_disk(st, vmid, d, size, node)
 				created.append(path)

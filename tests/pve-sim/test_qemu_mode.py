@@ -2,9 +2,11 @@
 
 QemuLifecycle needs only qemu-system-x86_64 (guests with blank disks sit in the BIOS):
 command line from the config, Proxmox's agent errors, stop/shutdown/destroy/reset, and that no
-qemu outlives the simulator (SIGTERM and SIGKILL). QemuBoot boots the full test image ONCE
-(several minutes under TCG): template + linked clone + cidata ISO, the real guest agent
-answers ping, network-get-interfaces and exec, cloud-init created the user.
+qemu outlives the simulator (SIGTERM and SIGKILL), q35/OVMF/efidisk0 command lines. QemuBoot
+boots the full test image ONCE (several minutes under TCG) on q35 + OVMF with two NICs:
+template + linked clone + cidata ISOs, the real guest agent answers ping,
+network-get-interfaces and exec, cloud-init read the seed on the bus the guest can see,
+configured both NICs by MAC and created the user.
 """
 
 import base64
@@ -21,6 +23,7 @@ import time
 import unittest
 import urllib.parse
 
+from qemu_hv import guest_net
 from simharness import Simulator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -145,7 +148,7 @@ class QemuLifecycle(Base):
 		self.assertIn('media=cdrom,readonly=on', line)
 		mac = self.sim.control('GET', '/_sim/state')['vms']['150']['conf']['net0'].split(
 			',')[0].split('=')[1]
-		self.assertIn('virtio-net-pci,netdev=net0,mac=%s,addr=0x12' % mac, line)
+		self.assertIn('virtio-net-pci,netdev=net0,mac=%s,bus=pci.0,addr=0x12' % mac, line)
 		self.assertIn('name=org.qemu.guest_agent.0', line)
 		self.assertEqual(args[args.index('-m') + 1], '1024')  # capped
 		self.assertEqual(args[args.index('-smp') + 1], '2')  # capped
@@ -190,6 +193,60 @@ class QemuLifecycle(Base):
 		self.sim.control('POST', '/_sim/reset')
 		self.assertTrue(wait_gone(pid151, 2), 'qemu %d survived /_sim/reset' % pid151)
 		self.assertEqual(qemu_pids_under(self.sim.state_dir), [])
+
+	def test_q35_ovmf_efidisk_bridges_and_buses(self):
+		vars_4m = '/usr/share/OVMF/OVMF_VARS_4M.fd'
+		if not os.path.exists(vars_4m):
+			self.skipTest('needs the ovmf package (%s)' % vars_4m)
+		iso = os.path.join(self.sim.state_dir, 'seed.iso')
+		make_iso({'meta-data': 'instance-id: x\n'}, iso)
+		curl_upload(self.sim, 'iso', iso, 'seed.iso')
+		cd = 'local:iso/seed.iso,media=cdrom'
+		self.create(9001, bios='ovmf', machine='q35', efidisk0='local:1,efitype=4m',
+			net1='virtio,bridge=vmbr0', ide2=cd, sata1=cd, scsi1=cd)
+		# qs OVMF.pm create_efidisk: the vars template's size, not the 1 GiB asked, holding
+		# a copy of it; disk-0 as create_disks takes the drives in sorted order
+		conf = self.ok('GET', NODE + '/qemu/9001/config')
+		self.assertEqual(conf['efidisk0'], 'local:9001/vm-9001-disk-0.qcow2,efitype=4m,size=528K')
+		disk = os.path.join(self.sim.state_dir, 'storage/local/images/9001/vm-9001-disk-0.qcow2')
+		raw = os.path.join(self.sim.state_dir, 'efi.raw')
+		subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', disk, raw], check=True)
+		with open(raw, 'rb') as f, open(vars_4m, 'rb') as g:
+			self.assertTrue(f.read() == g.read(), 'efidisk0 is not a copy of %s' % vars_4m)
+		# a linked clone boots its own overlay of the template's EFI vars
+		self.ok('POST', NODE + '/qemu/9001/template')
+		self.ok('POST', NODE + '/qemu/9001/clone', {'newid': 170, 'full': 0})
+		self.ok('POST', NODE + '/qemu/170/status/start')
+		line = ' '.join(cmdline(self.pid_of(170)))
+		self.ok('POST', NODE + '/qemu/170/status/stop')
+		efi = os.path.join(self.sim.state_dir, 'storage/local/images/170/vm-170-disk-0.qcow2')
+		# q35 + efitype=4m: the Secure Boot capable code with SMM (qs OVMF.pm get_ovmf_files)
+		self.assertIn('-machine q35 ', line)
+		self.assertIn('-drive if=pflash,unit=0,format=raw,readonly=on,'
+			'file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd -drive if=pflash,unit=1,'
+			'id=drive-efidisk0,format=qcow2,file=%s ' % efi, line)
+		self.assertIn('-device pci-bridge,id=pci.0,bus=pcidmi,addr=1.0,chassis_nr=1', line)
+		# ide2 on q35 is the ICH9 AHCI's bus ide.1 (qs print_drivedevice_full), sata an
+		# AHCI controller, scsi the virtio-scsi controller
+		self.assertIn('ide-cd,bus=ide.1,unit=0,drive=drive-ide2', line)
+		self.assertIn('ahci,id=ahci0,multifunction=on,bus=pci.0,addr=0x7', line)
+		self.assertIn('ide-cd,bus=ahci0.1,drive=drive-sata1', line)
+		self.assertIn('virtio-scsi-pci,id=scsihw0,bus=pci.0,addr=0x5', line)
+		self.assertIn('scsi-cd,bus=scsihw0.0,channel=0,scsi-id=0,lun=1,drive=drive-scsi1', line)
+		conf = self.ok('GET', NODE + '/qemu/170/config')
+		for i in (0, 1):
+			mac = conf['net%d' % i].split(',')[0].split('=')[1]
+			self.assertIn('-netdev user,id=net%d,net=%s -device virtio-net-pci,netdev=net%d,'
+				'mac=%s,bus=pci.0,addr=0x%x' % (i, guest_net(170, i), i, mac, 0x12 + i), line)
+		# i440fx without an efidisk0: the legacy 2 MiB pair, vars copied for this start only
+		self.create(171, bios='ovmf')
+		self.ok('POST', NODE + '/qemu/171/status/start')
+		line = ' '.join(cmdline(self.pid_of(171)))
+		self.ok('POST', NODE + '/qemu/171/status/stop')
+		self.assertIn('-machine pc ', line)
+		self.assertRegex(line, r'-drive if=pflash,unit=0,format=raw,readonly=on,'
+			r'file=/usr/share/OVMF/OVMF_CODE.fd -drive if=pflash,unit=1,id=drive-efidisk0,'
+			r'format=raw,file=\S+/171-ovmf.fd,size=131072 ')
 
 	def test_linked_clone_boots_its_overlay_and_guest_exit_is_noticed(self):
 		self.create(9000)
@@ -390,7 +447,7 @@ elif not shutil.which('virt-customize') or not shutil.which('xorriso'):
 
 @unittest.skipIf(BOOT_SKIP, BOOT_SKIP or '')
 class QemuBoot(Base):
-	"""One real boot (~2-4 min under TCG)."""
+	"""One real boot (~3-5 min under TCG)."""
 
 	def log(self, msg):
 		sys.stderr.write('  [%6.1fs] %s\n' % (time.monotonic() - self.t0, msg))
@@ -407,8 +464,15 @@ class QemuBoot(Base):
 			time.sleep(1)
 		self.fail('%s did not finish in %d s' % (argv, timeout))
 
-	def test_boot_cloud_init_and_agent(self):
+	def test_boot_q35_ovmf_two_nics_cloud_init_and_agent(self):
+		"""The one real boot, on the hardest machine: q35 + OVMF (efidisk0, efitype=4m, so the
+		Secure Boot capable code with SMM, keys not enrolled) with two NICs. OVMF starts the
+		image's kernel through fw_cfg (-kernel: the image has no boot loader; the kernel's EFI
+		stub makes it a UEFI application). The seed is offered on three buses at once, each
+		ISO with its own instance-id, and the guest shows which one it saw."""
 		self.t0 = time.monotonic()
+		if not os.path.exists('/usr/share/OVMF/OVMF_CODE_4M.secboot.fd'):
+			self.skipTest('needs the ovmf package')
 		img, why = full_image()
 		if img is None:
 			self.skipTest(why)
@@ -424,54 +488,81 @@ class QemuBoot(Base):
 		curl_upload(sim, 'import', aimg, 'debian-12-agent.qcow2')
 		self.log('uploaded (content=import)')
 		self.ok('POST', NODE + '/qemu', {'vmid': 9000, 'name': 'tmpl', 'memory': 1024,
-			'cores': 2, 'agent': 1, 'net0': 'virtio,bridge=vmbr0', 'scsihw': 'virtio-scsi-pci',
+			'cores': 2, 'agent': 1, 'bios': 'ovmf', 'machine': 'q35',
+			'efidisk0': 'local:1,efitype=4m', 'net0': 'virtio,bridge=vmbr0',
+			'net1': 'virtio,bridge=vmbr0', 'scsihw': 'virtio-scsi-pci',
 			'scsi0': 'local:0,import-from=local:import/debian-12-agent.qcow2'}, task_timeout=300)
 		self.ok('POST', NODE + '/qemu/9000/template')
 		self.ok('POST', NODE + '/qemu/9000/clone', {'newid': 100, 'name': 'boot-test',
 			'full': 0})
+		conf = self.ok('GET', NODE + '/qemu/100/config')
+		macs = [conf['net%d' % i].split(',')[0].split('=')[1].lower() for i in (0, 1)]
 		key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJvb3QtdGVzdC1rZXktbm90LXJlYWwtYXQtYWxs boot'
 		user_data = '\n'.join(['#cloud-config', 'users:', '  - name: phx', '    shell: /bin/bash',
 			'    ssh_authorized_keys: [%s]' % key,
 			'runcmd:', "  - [sh, -c, 'echo booted > /var/lib/phx-boot-test']", ''])
-		iso = os.path.join(sim.state_dir, 'seed-100.iso')
-		make_iso({'meta-data': 'instance-id: iid-100\nlocal-hostname: boot-test\n',
-			'user-data': user_data}, iso)
-		curl_upload(sim, 'iso', iso, 'seed-100.iso')
-		self.ok('POST', NODE + '/qemu/100/config', {'ide2': 'local:iso/seed-100.iso,media=cdrom'})
-		self.log('template 9000, linked clone 100, seed ISO on ide2')
+		# net0 by DHCP from its user-mode network, net1 a static address in net1's subnet
+		# (qemu_hv.guest_net(100, 1) = 10.3.33.0/24), both matched by MAC
+		net_config = '\n'.join(['version: 2', 'ethernets:',
+			'  nic0:', '    match: {macaddress: "%s"}' % macs[0], '    dhcp4: true',
+			'  nic1:', '    match: {macaddress: "%s"}' % macs[1],
+			'    addresses: [10.3.33.50/24]', ''])
+		seeds = {}
+		for bus, drive in (('ide2', 'ide2'), ('sata', 'sata1'), ('scsi', 'scsi1')):
+			iso = os.path.join(sim.state_dir, 'seed-100-%s.iso' % bus)
+			make_iso({'meta-data': 'instance-id: iid-%s\nlocal-hostname: boot-test\n' % bus,
+				'user-data': user_data, 'network-config': net_config}, iso)
+			curl_upload(sim, 'iso', iso, os.path.basename(iso))
+			seeds[drive] = 'local:iso/%s,media=cdrom' % os.path.basename(iso)
+		self.ok('POST', NODE + '/qemu/100/config', seeds)
+		self.log('q35+OVMF template 9000, linked clone 100, seed ISOs on ide2, sata1, scsi1')
 		t_start = time.monotonic()
 		self.ok('POST', NODE + '/qemu/100/status/start')
 		pid = self.pid_of(100)
-		self.assertIn('images/100/vm-100-disk-0.qcow2', ' '.join(cmdline(pid)))
-		end = time.monotonic() + 300
+		line = ' '.join(cmdline(pid))
+		self.assertIn('images/100/vm-100-disk-1.qcow2', line)
+		self.assertIn('OVMF_CODE_4M.secboot.fd', line)
+		efi = os.path.join(sim.state_dir, 'storage/local/images/100/vm-100-disk-0.qcow2')
+		self.assertIn('id=drive-efidisk0,format=qcow2,file=%s' % efi, line)
+		end = time.monotonic() + 600
 		while True:
 			st, _, body = sim.api('POST', NODE + '/qemu/100/agent/ping')
 			if st == 200:
 				break
 			self.assertEqual((st, body['message']), (500, 'QEMU guest agent is not running\n'))
 			if time.monotonic() > end or not proc_alive(pid):
-				self.fail('agent did not answer within 300 s; console tail:\n%s' %
+				self.fail('agent did not answer within 600 s; console tail:\n%s' %
 					sim.control('GET', '/_sim/console/100'))
 			time.sleep(2)
 		self.assertEqual(body['data'], {'result': {}})
 		self.log('agent answered ping %.1f s after start' % (time.monotonic() - t_start))
-		conf = self.ok('GET', NODE + '/qemu/100/config')
-		mac = conf['net0'].split(',')[0].split('=')[1].lower()
-		end = time.monotonic() + 120
-		while True:
-			ifs = self.ok('GET', NODE + '/qemu/100/agent/network-get-interfaces')['result']
-			v4 = [(i['name'], a['ip-address']) for i in ifs for a in i.get('ip-addresses', [])
-				if i.get('hardware-address') == mac and a['ip-address-type'] == 'ipv4']
-			if v4 or time.monotonic() > end:
-				break
-			time.sleep(3)
-		# qemu_hv.guest_net: VM 100's own subnet; ens18 = Proxmox's PCI slot for net0
-		self.assertEqual(v4, [('ens18', '10.3.32.15')], ifs)
-		self.log('network-get-interfaces: %s' % v4)
 		st = self.exec(100, ['cloud-init', 'status', '--wait'])
-		self.log('cloud-init status --wait: %r (exit %s)' % (st.get('out-data'), st['exitcode']))
+		self.log('cloud-init status --wait: %r (exit %s), %.1f s after start' % (
+			st.get('out-data'), st['exitcode'], time.monotonic() - t_start))
 		self.assertEqual(st['exitcode'], 0, st)
 		self.assertIn('status: done', st['out-data'])
+		# booted by UEFI: the firmware's tables, 64-bit
+		st = self.exec(100, ['cat', '/sys/firmware/efi/fw_platform_size'])
+		self.assertEqual((st['exitcode'], st.get('out-data')), (0, '64\n'), st)
+		# the seed bus: only the virtio-scsi CD-ROM is visible (ide2 and sata1 hang off AHCI
+		# controllers on q35, which the Debian cloud kernel has no driver for), and it is the
+		# one cloud-init read
+		st = self.exec(100, ['sh', '-c', 'for d in $(blkid -t LABEL=cidata -o device); do '
+			'echo "$d $(readlink -f /sys/class/block/${d#/dev/})"; done'])
+		seen = st['out-data'].splitlines()
+		self.log('cidata devices the guest sees: %s' % seen)
+		self.assertEqual(len(seen), 1, seen)
+		self.assertRegex(seen[0], r'^/dev/sr0 /sys/devices/\S+/virtio\d+/host\d+/')
+		st = self.exec(100, ['cat', '/var/lib/cloud/data/instance-id'])
+		self.assertEqual(st['out-data'], 'iid-scsi\n')
+		ifs = self.ok('GET', NODE + '/qemu/100/agent/network-get-interfaces')['result']
+		v4 = sorted((i['hardware-address'], i['name'], a['ip-address'], a['prefix'])
+			for i in ifs for a in i.get('ip-addresses', []) if a['ip-address-type'] == 'ipv4'
+			and i['name'] != 'lo')
+		# pci.0 slots 0x12/0x13 behind pve-q35-4.0.cfg's bridges: enp2s18/enp2s19 on q35
+		self.assertEqual(v4, sorted([(macs[0], 'enp2s18', '10.3.32.15', 24),
+			(macs[1], 'enp2s19', '10.3.33.50', 24)]), ifs)
+		self.log('network-get-interfaces: %s' % v4)
 		st = self.exec(100, ['id', 'phx'])
 		self.assertEqual(st['exitcode'], 0, st)
 		self.assertRegex(st['out-data'], r'^uid=\d+\(phx\) gid=\d+\(phx\)')
@@ -489,6 +580,14 @@ class QemuBoot(Base):
 		self.log('shutdown through the agent took %.1f s' % (time.monotonic() - t_sd))
 		self.assertTrue(wait_gone(pid, 5))
 		self.assertEqual(self.ok('GET', NODE + '/qemu/100/status/current')['status'], 'stopped')
+		# the clone's efidisk0 was the guest's NVRAM: OVMF wrote variables into the overlay,
+		# the template's base stayed as it was
+		base = os.path.join(sim.state_dir, 'storage/local/images/9000/base-9000-disk-0.qcow2')
+		p = subprocess.run(['qemu-img', 'compare', '-q', base, efi])
+		self.assertEqual(p.returncode, 1, 'efidisk0 unchanged by the boot')
+		p = subprocess.run(['qemu-img', 'compare', '-q', base,
+			'/usr/share/OVMF/OVMF_VARS_4M.fd'])
+		self.assertEqual(p.returncode, 0, "the template's efidisk0 changed")
 		sim.stop()
 		self.assertEqual(qemu_pids_under(sim.state_dir), [])
 		self.log('boot test done, no qemu left')

@@ -558,6 +558,9 @@ static const struct bad_case bad_cases[] = {
 		 VMS(VM(", \"disks\": [{\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, "
 			"{\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1, \"bus\": \"sata\"}]")),
 		 "$.vms[0].disks[5].bus", "would be sata6"},
+		{"disks scsi beyond scsi29 (scsi30 is the seed's)",
+		 VMS(VM(", \"disks\": [{\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}, {\"size_gb\": 1}]")),
+		 "$.vms[0].disks[29].bus", "would be scsi30, and 'scsi' goes up to scsi29"},
 		/* lifecycle (#17) */
 		{"onboot string", VMS(VM(", \"onboot\": \"yes\"")), "$.vms[0].onboot",
 		 "true or false"},

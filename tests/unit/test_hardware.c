@@ -145,10 +145,16 @@ Test(hardware, efi_keys_and_tpm_removal_are_notes_not_changes)
 	plan_release(&p);
 }
 
-Test(hardware, seed_drive_is_ide2)
+Test(hardware, seed_drive_is_ide2_only_on_seabios_i440fx)
 {
 	cr_assert_str_eq(hw_seed_drive(NULL, NULL), "ide2");
-	cr_assert_str_eq(hw_seed_drive("ovmf", "q35"), "ide2");
+	cr_assert_str_eq(hw_seed_drive("seabios", "pc"), "ide2");
+	cr_assert_str_eq(hw_seed_drive("seabios", "pc-i440fx-9.2+pve1"), "ide2");
+	cr_assert_str_eq(hw_seed_drive("ovmf", NULL), "scsi30");
+	cr_assert_str_eq(hw_seed_drive("ovmf", "pc"), "scsi30");
+	cr_assert_str_eq(hw_seed_drive("ovmf", "q35"), "scsi30");
+	cr_assert_str_eq(hw_seed_drive(NULL, "q35"), "scsi30");
+	cr_assert_str_eq(hw_seed_drive("seabios", "pc-q35-9.2+pve1"), "scsi30");
 }
 
 Test(hardware, drive_value_sets_given_options_and_keeps_the_rest_sorted)
