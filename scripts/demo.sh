@@ -340,8 +340,9 @@ phase_end
 phase_start "proof: the captured template's disk (libguestfs)"
 golden=$(sed -n "s/^captured VM 8002 .* as template \([0-9]*\) .*/\1/p" "$demo/capture.log")
 [ -n "$golden" ] || die "no captured template in $demo/capture.log"
-disk=$demo/sim-state/storage/local/images/$golden/base-$golden-disk-0.qcow2
-[ -f "$disk" ] || die "the captured template's disk '$disk' is missing"
+# its system disk: the largest of its volumes (a UEFI guest also has a small EFI vars disk)
+disk=$(ls -S "$demo/sim-state/storage/local/images/$golden/"*.qcow2 2>/dev/null | head -n 1)
+[ -f "$disk" ] || die "the captured template $golden has no disk under $demo/sim-state"
 # identity reset: an empty machine-id, no SSH host keys, no cloud-init instance, no history
 facts=$(LIBGUESTFS_BACKEND=direct guestfish --ro --format=qcow2 -a "$disk" <<'GF' 2>&1
 run
