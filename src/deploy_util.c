@@ -570,10 +570,28 @@ fail:
 	return -1;
 }
 
+/* NIC idx's MAC from the VMID, in Proxmox's BC:24:11 prefix. net0's text is the one
+ * deploy_mac_for_vmid always hashed: a VM keeps its MAC. */
+static int deploy_mac_derive(unsigned long vmid, size_t idx, char ret[DEPLOY_MAC_LEN + 1],
+			     struct phx_err *err)
+{
+	char text[64], hex[CRYPTO_SHA256_HEX_LEN + 1];
+
+	snprintf(text, sizeof(text), "phoenix-orchestrator net%zu %lu", idx, vmid);
+	if (crypto_sha256_buf(text, strlen(text), hex, err) < 0)
+		return -1;
+	snprintf(ret, DEPLOY_MAC_LEN + 1, "BC:24:11:%c%c:%c%c:%c%c", hex[0], hex[1], hex[2], hex[3],
+		 hex[4], hex[5]);
+	for (char *c = ret; *c; c++)
+		if (*c >= 'a' && *c <= 'f')
+			*c = (char)(*c - 'a' + 'A');
+	return 0;
+}
+
 int deploy_nic_mac(const struct cfg_vm *vm, size_t idx, const json_t *conf,
 		   char ret[DEPLOY_MAC_LEN + 1], struct phx_err *err)
 {
-	char key[16], text[64], hex[CRYPTO_SHA256_HEX_LEN + 1];
+	char key[16];
 	const char *net, *eq;
 
 	if (idx < vm->n_nics && vm->nics[idx].macaddr) {
@@ -587,31 +605,12 @@ int deploy_nic_mac(const struct cfg_vm *vm, size_t idx, const json_t *conf,
 		snprintf(ret, DEPLOY_MAC_LEN + 1, "%.*s", DEPLOY_MAC_LEN, eq + 1);
 		return 0;
 	}
-	/* net0's text is the one deploy_mac_for_vmid always hashed: a VM keeps its MAC */
-	snprintf(text, sizeof(text), "phoenix-orchestrator net%zu %lu", idx, vm->vmid);
-	if (crypto_sha256_buf(text, strlen(text), hex, err) < 0)
-		return -1;
-	snprintf(ret, DEPLOY_MAC_LEN + 1, "BC:24:11:%c%c:%c%c:%c%c", hex[0], hex[1], hex[2], hex[3],
-		 hex[4], hex[5]);
-	for (char *c = ret; *c; c++)
-		if (*c >= 'a' && *c <= 'f')
-			*c = (char)(*c - 'a' + 'A');
-	return 0;
+	return deploy_mac_derive(vm->vmid, idx, ret, err);
 }
 
 int deploy_mac_for_vmid(unsigned long vmid, char ret[DEPLOY_MAC_LEN + 1], struct phx_err *err)
 {
-	char text[64], hex[CRYPTO_SHA256_HEX_LEN + 1];
-
-	snprintf(text, sizeof(text), "phoenix-orchestrator net0 %lu", vmid);
-	if (crypto_sha256_buf(text, strlen(text), hex, err) < 0)
-		return -1;
-	snprintf(ret, DEPLOY_MAC_LEN + 1, "BC:24:11:%c%c:%c%c:%c%c", hex[0], hex[1], hex[2], hex[3],
-		 hex[4], hex[5]);
-	for (char *c = ret; *c; c++)
-		if (*c >= 'a' && *c <= 'f')
-			*c = (char)(*c - 'a' + 'A');
-	return 0;
+	return deploy_mac_derive(vmid, 0, ret, err);
 }
 
 int deploy_seed_name(unsigned long vmid, const char *sha256, char *ret, size_t len,
