@@ -57,4 +57,8 @@ void hw_plan_disk_growth(const struct cfg_machine *m, const json_t *conf, const 
  * not see a seed on IDE (hardware.c says what was measured). */
 const char *hw_seed_drive(const char *bios, const char *machine);
 
+/* A config value as text, whether Proxmox sent a number or a string (num holds the number's
+ * text then); NULL when absent. */
+const char *hw_conf_str(const json_t *conf, const char *key, char *num, size_t len);
+
 #endif

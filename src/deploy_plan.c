@@ -15,18 +15,6 @@
 
 #define DEPLOY_MAX_CI_DRIVES 8
 
-/* A config value as text, whether Proxmox sent a number or a string; NULL when absent. */
-static const char *deploy_conf_str(const json_t *conf, const char *key, char *num, size_t len)
-{
-	const json_t *v = json_object_get(conf, key);
-
-	if (json_is_integer(v)) {
-		snprintf(num, len, "%lld", (long long)json_integer_value(v));
-		return num;
-	}
-	return json_string_value(v);
-}
-
 static bool deploy_agent_enabled(const json_t *conf)
 {
 	const json_t *v = json_object_get(conf, "agent");
@@ -42,7 +30,7 @@ static bool deploy_set_if(struct plan *p, struct plan_action *a, const json_t *c
 			  const char *key, const char *want, unsigned flags)
 {
 	char num[32];
-	const char *cur = deploy_conf_str(conf, key, num, sizeof(num));
+	const char *cur = hw_conf_str(conf, key, num, sizeof(num));
 
 	if (!want || (cur && !strcmp(cur, want)))
 		return false;
@@ -287,7 +275,7 @@ static void deploy_plan_lifecycle(const struct cfg_vm *vm, const json_t *conf, s
 	if (vm->startup.has_down)
 		snprintf(want + n, sizeof(want) - (size_t)n, "%sdown=%lu", n ? "," : "",
 			 vm->startup.down);
-	cur = deploy_conf_str(conf, "startup", num, sizeof(num));
+	cur = hw_conf_str(conf, "startup", num, sizeof(num));
 	if (!cur || strcmp(cur, want))
 		plan_set(p, a, "startup", cur, want, 0);
 }
@@ -327,7 +315,7 @@ static void deploy_plan_ha(const struct deploy_vm_input *in, struct plan *p, con
 		plan_summary(p, a, "update HA resource '%s'", sid);
 	}
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
-		const char *cur = in->ha ? deploy_conf_str(in->ha, opts[i].key, num, sizeof(num))
+		const char *cur = in->ha ? hw_conf_str(in->ha, opts[i].key, num, sizeof(num))
 					 : NULL;
 
 		if (opts[i].want && (!cur || strcmp(cur, opts[i].want)))

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A config value as text, whether Proxmox sent a number or a string; NULL when absent. */
-static const char *hw_conf_str(const json_t *conf, const char *key, char *num, size_t len)
+const char *hw_conf_str(const json_t *conf, const char *key, char *num, size_t len)
 {
 	const json_t *v = json_object_get(conf, key);
 
