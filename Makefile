@@ -81,7 +81,15 @@ integration: $(BIN) $(ITEST_BINS)
 	PHX_BIN=$(abspath $(BIN)) PHX_BUILD=$(abspath $(BUILD)) \
 		python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
 
-check: $(BIN) unit simtest integration
+# make check runs every suite through tests/tools/prun.py, as parallel jobs on all cores (the
+# targets unit, simtest and integration run one suite each, serially).
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+check: $(BIN) $(UNIT_BINS) $(ITEST_BINS)
+	@mkdir -p $(BUILD)/sim-logs
+	PHX_BIN=$(abspath $(BIN)) PHX_BUILD=$(abspath $(BUILD)) PHX_SRC=$(CURDIR) \
+		python3 tests/tools/prun.py --jobs $(TEST_JOBS) --log-dir $(BUILD)/test-logs \
+		--times $(BUILD)/test-times.json --unit $(UNIT_BINS) --itest $(ITEST_BINS) \
+		--simtest tests/pve-sim --pytest tests/integration
 	@./$(BIN) --man | cmp -s - docs/orchestrator.1 || \
 		{ echo "docs/orchestrator.1 is stale: run 'make man'"; exit 1; }
 	@echo "make check: all test suites passed"
