@@ -136,6 +136,13 @@ int pve_task_status_parse(const json_t *status, enum pve_task_state *ret_state,
 int pve_task_wait(struct pve_client *c, const char *upid, long timeout_s,
 		  unsigned *ret_warnings, struct phx_err *err);
 
+/* Waits until no task of `type` that this client's token started is active on the node
+ * (whatever their outcome): a run killed while the server still worked for it (an upload's
+ * imgcopy) has its undo wait for that work before judging what is left. PHX_E_TIMEOUT when
+ * one runs longer than timeout_s (0: default). */
+int pve_tasks_settle(struct pve_client *c, const char *node, const char *type, long timeout_s,
+		     struct phx_err *err);
+
 /* A request that starts a task (UPID answer; a JSON null answer is a synchronous success),
  * then waits for the task (pve_task_wait). Errors are wrapped with "METHOD PATH". The task is
  * identified from METHOD and path (and the `vmid`/`newid` params) for the endpoints Phoenix

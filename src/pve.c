@@ -1017,6 +1017,49 @@ static int task_log_has(struct pve_client *c, const char *node, const char *upid
 	return found;
 }
 
+int pve_tasks_settle(struct pve_client *c, const char *node, const char *type, long timeout_s,
+		     struct phx_err *err)
+{
+	struct pve_param q[] = {{"source", "active"}, {"typefilter", type}};
+	char *path = pve_path(err, "nodes", node ? node : pve_client_node(c), "tasks", NULL);
+	json_t *list = NULL, *t;
+	size_t i;
+	int rc = -1;
+
+	if (!path)
+		return -1;
+	for (;;) {
+		char *upid = NULL;
+
+		if (pve_get(c, path, q, sizeof(q) / sizeof(q[0]), &list, err) < 0)
+			break;
+		json_array_foreach(list, i, t) {
+			const char *u = json_string_value(json_object_get(t, "upid"));
+			const char *ty = json_string_value(json_object_get(t, "type"));
+
+			if (u && ty && !strcmp(ty, type) && task_by_token(t, c->token_id)) {
+				upid = strdup(u);
+				break;
+			}
+		}
+		json_decref(list);
+		list = NULL;
+		if (!upid) {
+			rc = 0;
+			break;
+		}
+		/* its outcome is not ours to judge: only that it no longer runs */
+		if (pve_task_wait(c, upid, timeout_s, NULL, err) < 0 && err->code == PHX_E_TIMEOUT) {
+			free(upid);
+			break;
+		}
+		phx_err_clear(err);
+		free(upid);
+	}
+	free(path);
+	return rc;
+}
+
 /* Reads the node's task list once. Returns how many tasks could be the request's (the first
  * one's UPID into *ret_upid, caller frees; all of them listed in `seen`), -1 when the list
  * or a log could not be read. */

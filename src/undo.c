@@ -187,8 +187,13 @@ int undo_volume_remove(struct pve_client *c, const char *node, const char *volid
 		       bool *ret_removed, struct phx_err *err)
 {
 	struct phx_err e = PHX_ERR_INIT;
-	bool there = undo_volume_listed(c, node, volid, &e);
+	bool there;
 
+	/* a run killed after its upload was accepted: the imgcopy task may still be moving the
+	 * file into place, so the volume is not listed yet but will be */
+	if (pve_tasks_settle(c, node, "imgcopy", timeout_s, err) < 0)
+		return -1;
+	there = undo_volume_listed(c, node, volid, &e);
 	if (phx_err_is_set(&e)) {
 		*err = e;
 		return -1;

@@ -55,13 +55,14 @@ class ProvisionRecoveryTest(test_provision.ProvisionBase):
     stop signals, two caches at once, a leftover import volume, the child's environment. One
     class, so one customization feeds them all."""
 
-    def killed_at(self, path_re, task_type=None, fault=None):
+    def killed_at(self, path_re, task_type=None, fault=None, task_s=3):
         cfg = self.config()
         self.provision(cfg)  # the customized image is cached: later builds are quick
         self.api_ok("DELETE", "/nodes/pve1/qemu/9000")
         before = self.state()
         if task_type:
-            self.sim.control("POST", "/_sim/task-duration", {"type": task_type, "seconds": 3})
+            self.sim.control("POST", "/_sim/task-duration", {"type": task_type,
+                                                              "seconds": task_s})
         if fault:
             self.sim.control("POST", "/_sim/fault", fault)
         n = len(self.sim.requests())
@@ -76,6 +77,7 @@ class ProvisionRecoveryTest(test_provision.ProvisionBase):
                                                               "seconds": 0.05})
         p = self.provision(cfg, check=0)
         self.assertIn("recover: cleaned up", p.stderr)
+        self.tasks_settled()  # what the killed run started has ended: its results are in
         st = self.state()
         self.assertEqual(st["vms"]["9000"]["conf"].get("template"), 1)
         self.assertEqual(list(st["vms"]), ["9000"])
@@ -87,6 +89,15 @@ class ProvisionRecoveryTest(test_provision.ProvisionBase):
         self.assertEqual(temp_files(self.cache), [])
         return p
 
+    def tasks_settled(self):
+        for _ in range(600):
+            st, _, body = self.sim.api("GET", "/nodes/pve1/tasks", {"source": "active"})
+            self.assertEqual(st, 200, body)
+            if not body["data"]:
+                return
+            time.sleep(0.05)
+        self.fail("tasks still running: %s" % body["data"])
+
     def api_ok(self, method, path, params=None):
         st, _, body = self.sim.api(method, path, params)
         self.assertEqual(st, 200, body)
@@ -94,8 +105,11 @@ class ProvisionRecoveryTest(test_provision.ProvisionBase):
             self.sim.wait_task(body["data"])
 
     def test_killed_after_the_upload(self):
-        # the create request is held back: the kill comes between the upload and the create
-        self.killed_at(r"/storage/local/upload$", fault={
+        # killed while the server's imgcopy task still moves the file into place: the volume
+        # appears only after the kill, and the next run must wait for it before cleaning up
+        # (else the import volume is left behind: the task outlasts the whole next run); the
+        # create request is held back too
+        self.killed_at(r"/storage/local/upload$", task_type="imgcopy", task_s=8, fault={
             "kind": "http", "method": "POST", "path": "/nodes/pve1/qemu$",
             "status": 500, "message": "slow", "delay": 10})
 
@@ -219,12 +233,13 @@ class DeployKillTest(test_deploy.DeployBase):
     """SIGKILL during the clone and right after the seed upload: the rerun removes the
     half-made VM and seed (the clone task is waited for), then deploys the VM afresh."""
 
-    def killed_at(self, path_re, task_type=None, fault=None):
+    def killed_at(self, path_re, task_type=None, fault=None, task_s=3):
         self.seed_template()
         before = self.state()
         cfg = self.config([self.vm_8001()])
         if task_type:
-            self.sim.control("POST", "/_sim/task-duration", {"type": task_type, "seconds": 3})
+            self.sim.control("POST", "/_sim/task-duration", {"type": task_type,
+                                                              "seconds": task_s})
         if fault:
             self.sim.control("POST", "/_sim/fault", fault)
         n = self.mark()

@@ -27,7 +27,20 @@ class Task:
 		self.endtime = None
 		self.warnings = 0
 		self.stop_requested = False
+		self.held = False
+		# what the task takes is set when it starts (later changes are for later tasks)
+		self.duration = sim.task_durations.get(ttype, sim.default_duration)
 		self.done = threading.Event()
+
+	def hold(self):
+		"""Spends the task's simulated duration now instead of after its work: for work whose
+		result appears only when it ends (a file copied into place)."""
+		end = time.monotonic() + self.duration
+		self.held = True
+		while time.monotonic() < end and not self.stop_requested:
+			time.sleep(min(0.05, max(0, end - time.monotonic())))
+		if self.stop_requested:
+			raise TaskFailed('received interrupt')
 
 	def log(self, line):
 		with self.sim.lock:
@@ -93,7 +106,7 @@ class TaskHandlers:
 				if f:
 					raise TaskFailed(f.get('message', 'simulated task failure'))
 				work(t)
-				dur = self.task_durations.get(ttype, self.default_duration)
+				dur = 0 if t.held else self.task_durations.get(ttype, self.default_duration)
 				end = time.monotonic() + dur
 				while time.monotonic() < end and not t.stop_requested:
 					time.sleep(min(0.05, max(0, end - time.monotonic())))
