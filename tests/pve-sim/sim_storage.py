@@ -341,7 +341,11 @@ class StorageHandlers:
 			for vd in sorted(os.listdir(idir), key=lambda x: int(x) if x.isdigit() else 0):
 				if not vd.isdigit():
 					continue
-				for fn in sorted(os.listdir(os.path.join(idir, vd))):
+				try:
+					names = sorted(os.listdir(os.path.join(idir, vd)))
+				except FileNotFoundError:
+					continue  # the VM's directory went away while listed
+				for fn in names:
 					if fn.startswith('.') or fn.endswith('.tmp'):
 						continue
 					res.append((int(vd), fn, os.path.join(idir, vd, fn)))
@@ -414,27 +418,35 @@ class StorageHandlers:
 					if not os.path.isfile(p) or fn.startswith('.') or fn.endswith('.part'):
 						continue
 					v = self.vol('%s:%s/%s' % (sid, sub, fn), node)
+					try:
+						size, ctime = os.path.getsize(p), int(os.path.getmtime(p))
+					except FileNotFoundError:
+						continue  # removed while listed (a delete task): not listed, as in Perl
 					res.append({'volid': v['volid'], 'content': sub, 'format': v['format'],
-						'size': os.path.getsize(p), 'ctime': int(os.path.getmtime(p))})
+						'size': size, 'ctime': ctime})
 		if content not in (None, 'images') or 'images' not in st['content']:
 			return res
 		for owner, fn, p in self.image_files(st, node):
 			if vmid is not None and owner != int(vmid):
 				continue
-			if os.path.isdir(p):
-				# ZFSPoolPlugin.pm list_images: a subvol's size is its refquota
-				res.append({'volid': self.image_volid(st, owner, fn, p), 'content': 'rootdir',
-					'format': 'subvol', 'size': self.subvol_meta(p)['refquota'], 'vmid': owner,
-					'used': dir_bytes(p), 'ctime': int(os.path.getmtime(p))})
-				continue
 			try:
+				if os.path.isdir(p):
+					# ZFSPoolPlugin.pm list_images: a subvol's size is its refquota
+					res.append({'volid': self.image_volid(st, owner, fn, p),
+						'content': 'rootdir', 'format': 'subvol',
+						'size': self.subvol_meta(p)['refquota'], 'vmid': owner,
+						'used': dir_bytes(p), 'ctime': int(os.path.getmtime(p))})
+					continue
 				info = qemu_img_info(p)
-			except TaskFailed:
+				ctime = int(os.path.getmtime(p))
+			except (TaskFailed, FileNotFoundError):
+				# unreadable, or removed while listed: ps Plugin.pm list_images skips an
+				# image file_size_info cannot read
 				continue
 			volid = self.image_volid(st, owner, fn, p)
 			v = self.vol(volid, node)
 			e = {'volid': volid, 'content': 'images', 'format': v['format'],
-				'size': info['virtual-size'], 'vmid': owner, 'ctime': int(os.path.getmtime(p))}
+				'size': info['virtual-size'], 'vmid': owner, 'ctime': ctime}
 			if self.is_file(st):
 				# ps Plugin.pm list_images: used, parent (the backing file as qemu-img says)
 				e['used'] = info.get('actual-size', 0)
@@ -976,6 +988,8 @@ class StorageHandlers:
 				t.log("target file: %s" % dest)
 				t.log("file size is: %d" % os.path.getsize(spool))
 				t.log("command: cp -- %s %s" % (spool, dest))
+				# the copy is what takes the task's time; the volume is listed once it ends
+				t.hold()
 				shutil.copyfile(spool, dest + '.part')
 				os.replace(dest + '.part', dest)
 				t.log("finished file import successfully")
