@@ -4,7 +4,8 @@
 Most of make check's time is one guest at a time under TCG (libguestfs appliances, qemu boots)
 or a test waiting on a task, so one core idles while the other works; run serially, the suites
 took 20.7 min on a 2-core machine. Here each job is one unit test binary, one test of a C
-integration binary, or one Python test class (simulator and integration tests), and up to
+integration binary, or one Python test class (simulator and integration tests; a module with
+a setUpModule fixture is one job), and up to
 --jobs of them run at once, the longest first (by the durations the last run recorded, else
 by tests/test-times.json, else first, as unknown).
 
@@ -40,7 +41,10 @@ def walk(s):
         elif type(t).__name__ in ('_FailedTest', 'ModuleImportFailure'):
             sys.exit('cannot load %s: %s' % (t.id(), getattr(t, '_exception', '')))
         else:
-            n = type(t).__module__ + '.' + type(t).__qualname__
+            mod = sys.modules[type(t).__module__]
+            # a module-wide fixture (one customized image for all its classes) stays one job
+            n = mod.__name__ if hasattr(mod, 'setUpModule') else \
+                mod.__name__ + '.' + type(t).__qualname__
             if n not in seen:
                 seen.append(n)
 walk(unittest.defaultTestLoader.discover('.', pattern='test_*.py', top_level_dir='.'))
