@@ -1,8 +1,8 @@
-/* image_writer: the double-buffered writer behind an image download. The network thread
- * copies the body into one buffer while a helper thread writes the other to the .part and
- * hashes it, and a third starts writeback of what is written (see struct img_writer in
- * image_int.h). Knows files, threads and the hashes; nothing about HTTP, the cache layout
- * or progress. */
+/* image_writer: the writer behind an image download. The network thread writes the body to
+ * the .part as it arrives (as curl -o does) and copies it into a ring of buffers that a
+ * second thread hashes, so the hash, the only work curl -o does not do, runs on another core;
+ * a third thread starts writeback of what is written (see struct img_writer in image_int.h).
+ * Knows files, threads and the hashes; nothing about HTTP, the cache layout or progress. */
 #include "image_int.h"
 
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 enum {
-	IMG_WBUF = 256 << 10, /* each of the two write buffers: small enough to stay in cache */
+	IMG_WBUF = 256 << 10, /* each hash ring slot: small enough to stay in cache */
 };
 
 /* Starts writeback of the written part of the file, IMG_WB_CHUNK or more at a time, so the
@@ -45,10 +45,11 @@ static void *img_flusher_main(void *arg)
 	return NULL;
 }
 
-static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t len, uint64_t off)
+static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t len,
+			    struct phx_err *err)
 {
 	while (len) {
-		ssize_t n = pwrite(w->fd, p, len, (off_t)off);
+		ssize_t n = pwrite(w->fd, p, len, (off_t)w->pos);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -56,19 +57,19 @@ static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t
 			int e = errno;
 
 			if (e == ENOSPC || e == EDQUOT)
-				return phx_err_set_errno(&w->err, PHX_E_IO, e,
+				return phx_err_set_errno(err, PHX_E_IO, e,
 							 "write '%s': cache directory '%s' is full",
 							 w->part_path, w->cache_dir);
-			return phx_err_set_errno(&w->err, PHX_E_IO, e, "write '%s'", w->part_path);
+			return phx_err_set_errno(err, PHX_E_IO, e, "write '%s'", w->part_path);
 		}
 		p += n;
 		len -= (size_t)n;
-		off += (uint64_t)n;
+		w->pos += (uint64_t)n;
 	}
 	return 0;
 }
 
-static void *img_writer_main(void *arg)
+static void *img_hash_main(void *arg)
 {
 	struct img_writer *w = arg;
 	bool ok = true;
@@ -85,28 +86,21 @@ static void *img_writer_main(void *arg)
 	while (ok) {
 		const unsigned char *b;
 		size_t len;
-		uint64_t off;
 
-		while (!w->busy && !w->stop)
+		while (!w->queued && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->busy)
+		if (!w->queued)
 			break;
-		b = w->buf[w->pending];
-		len = w->plen;
-		off = w->poff;
+		b = w->buf[w->head];
+		len = w->len[w->head];
 		pthread_mutex_unlock(&w->mu);
-		ok = img_writer_write(w, b, len, off) == 0 &&
-		     crypto_sha256_update(w->h, b, len, &w->err) == 0 &&
+		ok = crypto_sha256_update(w->h, b, len, &w->err) == 0 &&
 		     (!w->verify || crypto_hash_update(w->verify, b, len, &w->err) == 0);
 		pthread_mutex_lock(&w->mu);
-		w->busy = false;
+		w->head = (w->head + 1) % IMG_NBUF;
+		w->queued--;
 		w->failed = !ok;
 		pthread_cond_broadcast(&w->cv);
-		if (ok) {
-			w->wb_end = off + len;
-			if (w->wb_end - w->wb_start >= IMG_WB_CHUNK)
-				pthread_cond_signal(&w->wb_cv);
-		}
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -119,9 +113,10 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	w->fd = fd;
 	w->prefix = w->pos = w->wb_start = w->wb_end = prefix;
 	w->fill = 0;
-	w->busy = w->stop = w->failed = false;
+	w->cur = w->head = w->queued = 0;
+	w->stop = w->failed = false;
 	phx_err_clear(&w->err);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < IMG_NBUF; i++)
 		if (!w->buf[i] && !(w->buf[i] = malloc(IMG_WBUF)))
 			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	crypto_sha256_free(w->h);
@@ -132,9 +127,9 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	w->verify = NULL;
 	if (w->verify_alg != CRYPTO_SHA256 && !(w->verify = crypto_hash_new(w->verify_alg, err)))
 		return -1;
-	e = pthread_create(&w->thread, NULL, img_writer_main, w);
+	e = pthread_create(&w->thread, NULL, img_hash_main, w);
 	if (e)
-		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start writer thread");
+		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start hash thread");
 	w->running = true;
 	e = pthread_create(&w->flusher, NULL, img_flusher_main, w);
 	if (e) {
@@ -145,25 +140,26 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	return 0;
 }
 
-/* Hands buf[cur] to the worker once it is idle; false when the worker failed. */
+/* Queues buf[cur] for the hash and takes the next slot once it is free; tells the flusher
+ * what is written. False when the hash thread failed. */
 static bool img_writer_submit(struct img_writer *w)
 {
 	bool ok;
 
 	pthread_mutex_lock(&w->mu);
-	while (w->busy)
-		pthread_cond_wait(&w->cv, &w->mu);
-	ok = !w->failed;
-	if (ok && w->fill) {
-		w->pending = w->cur;
-		w->plen = w->fill;
-		w->poff = w->pos;
-		w->busy = true;
+	if (w->fill) {
+		w->len[w->cur] = w->fill;
+		w->queued++;
 		pthread_cond_broadcast(&w->cv);
-		w->pos += w->fill;
-		w->cur ^= 1;
+		w->cur = (w->cur + 1) % IMG_NBUF;
 		w->fill = 0;
 	}
+	w->wb_end = w->pos;
+	if (w->wb_end - w->wb_start >= IMG_WB_CHUNK)
+		pthread_cond_signal(&w->wb_cv);
+	while (w->queued == IMG_NBUF && !w->failed)
+		pthread_cond_wait(&w->cv, &w->mu);
+	ok = !w->failed;
 	pthread_mutex_unlock(&w->mu);
 	return ok;
 }
@@ -171,13 +167,15 @@ static bool img_writer_submit(struct img_writer *w)
 static int img_writer_fail(struct img_writer *w, struct phx_err *err)
 {
 	return phx_err_set(err, w->err.code ? w->err.code : PHX_E_IO, "%s",
-			   w->err.code ? w->err.msg : "writer failed");
+			   w->err.code ? w->err.msg : "hash thread failed");
 }
 
 int img_writer_put(struct img_writer *w, const void *data, size_t len, struct phx_err *err)
 {
 	const unsigned char *p = data;
 
+	if (img_writer_write(w, p, len, err) < 0)
+		return -1;
 	while (len) {
 		size_t n = IMG_WBUF - w->fill < len ? IMG_WBUF - w->fill : len;
 
@@ -196,7 +194,7 @@ int img_writer_flush(struct img_writer *w, struct phx_err *err)
 	if (!img_writer_submit(w))
 		return img_writer_fail(w, err);
 	pthread_mutex_lock(&w->mu);
-	while (w->busy)
+	while (w->queued && !w->failed)
 		pthread_cond_wait(&w->cv, &w->mu);
 	pthread_mutex_unlock(&w->mu);
 	if (w->failed)
@@ -258,6 +256,6 @@ void img_writer_release(struct img_writer *w)
 	pthread_mutex_destroy(&w->mu);
 	crypto_sha256_free(w->h);
 	crypto_hash_free(w->verify);
-	free(w->buf[0]);
-	free(w->buf[1]);
+	for (int i = 0; i < IMG_NBUF; i++)
+		free(w->buf[i]);
 }
