@@ -82,6 +82,12 @@ def parse_args(argv):
 	q.add_argument('--qemu-binary', default='qemu-system-x86_64')
 	q.add_argument('--qemu-max-memory', type=int, default=1024, help='MiB cap per guest')
 	q.add_argument('--qemu-max-cpus', type=int, default=2, help='vCPU cap per guest')
+	x = ap.add_argument_group('real containers (see lxc_hv.py; root, lxc and dnsmasq)')
+	x.add_argument('--lxc-real', action='store_true',
+		help='containers get real root file systems and run with lxc-start')
+	x.add_argument('--lxc-bridge', action='append', metavar='NAME=CIDR',
+		help="host address of the bridge that stands for Proxmox bridge NAME, e.g. "
+		"vmbr0=10.199.7.1/24 (default: a free 10.197-199.x.0/24)")
 	return ap.parse_args(argv)
 
 
@@ -114,6 +120,8 @@ def main(argv=None):
 		srv.serve_forever(poll_interval=0.1)
 	finally:
 		sim.hv.close()
+		if sim.lxc_rt:
+			sim.lxc_rt.close()
 	srv.server_close()
 	# let running tasks finish their qemu-img call so no child outlives us
 	deadline = time.monotonic() + 5

@@ -244,6 +244,37 @@ class QgaClient:
 				return obj
 
 
+class Launcher:
+	"""Starts long-lived children (qemu, lxc-start, dnsmasq) from one long-lived thread with
+	PR_SET_PDEATHSIG=SIGKILL: the signal follows the thread that forked, so a child forked by a
+	short-lived task thread would be killed when that thread ends."""
+
+	def __init__(self, name):
+		self.q = queue.Queue()
+		threading.Thread(target=self._run, daemon=True, name=name).start()
+
+	def _run(self):
+		while True:
+			fn, box, ev = self.q.get()
+			try:
+				box['res'] = fn()
+			except BaseException as e:
+				box['exc'] = e
+			ev.set()
+
+	def spawn(self, argv, logf):
+		box, ev = {}, threading.Event()
+
+		def fn():
+			return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+				preexec_fn=_set_pdeathsig, close_fds=True)
+		self.q.put((fn, box, ev))
+		ev.wait()
+		if 'exc' in box:
+			raise box['exc']
+		return box['res']
+
+
 class Guest:
 	def __init__(self, vmid, proc, files, agent):
 		self.vmid = vmid
@@ -281,31 +312,12 @@ class QemuHypervisor:
 		self.guests = {}
 		self.lock = threading.Lock()
 		self.closed = False
-		self.launch_q = queue.Queue()
-		threading.Thread(target=self._launcher, daemon=True, name='qemu-launcher').start()
+		self.launcher = Launcher('qemu-launcher')
 		atexit.register(self.close)
 
 	# -- process handling --------------------------------------------------------------------
-	def _launcher(self):
-		while True:
-			fn, box, ev = self.launch_q.get()
-			try:
-				box['res'] = fn()
-			except BaseException as e:
-				box['exc'] = e
-			ev.set()
-
 	def _spawn(self, argv, logf):
-		box, ev = {}, threading.Event()
-
-		def fn():
-			return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-				preexec_fn=_set_pdeathsig, close_fds=True)
-		self.launch_q.put((fn, box, ev))
-		ev.wait()
-		if 'exc' in box:
-			raise box['exc']
-		return box['res']
+		return self.launcher.spawn(argv, logf)
 
 	def files(self, vmid):
 		return {'console': os.path.join(self.logdir, '%d.console.log' % vmid),

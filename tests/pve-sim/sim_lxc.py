@@ -91,12 +91,24 @@ class LxcHandlers:
 			raise ApiError(500, "%s %d already exists on node '%s'\n" % (
 				'CT' if self.is_ct(other) else 'VM', vmid, other['node']))
 
+	def make_lxc_runtime(self, opts):
+		if getattr(opts, 'lxc_real', False):
+			from lxc_hv import LxcRuntime
+			return LxcRuntime(self, opts, ApiError, TaskFailed)
+		return None
+
 	def ct_start(self, vm):
+		if self.lxc_rt:
+			self.lxc_rt.start(vm)
+			return
 		vm['status'] = 'running'
 		vm['started'] = time.time()
 		vm['pid'] = self.next_pid()
 
-	def ct_stop(self, vm):
+	def ct_stop(self, vm, kill=True, timeout=None, force=False):
+		if self.lxc_rt:
+			self.lxc_rt.stop(vm, kill, timeout, force)
+			return
 		vm['status'] = 'stopped'
 		vm.pop('pid', None)
 
@@ -294,16 +306,21 @@ class LxcHandlers:
 			else:
 				remove_files([path])
 
-	def check_archive(self, t, path):
-		"""pc-ct Create.pm restore_tar_archive: tar with the option for the file's
-		compression; a damaged archive fails here as the unpacking would. Returns the
-		members."""
+	def tar_option(self, path):
+		"""pc-ct Create.pm tar_compression_option."""
 		m = re.search(r'\.tar(\.[^.]+)?$', path)
 		if not m:
 			raise TaskFailed('file does not look like a template archive: %s' % path)
 		opt = TAR_COMPRESSION.get(m.group(1)) if m.group(1) else None
 		if m.group(1) and opt is None:
 			raise TaskFailed('unrecognized compression format: %s' % m.group(1))
+		return opt
+
+	def check_archive(self, t, path):
+		"""pc-ct Create.pm restore_tar_archive without unpacking (no --lxc-real): tar with
+		the option for the file's compression; a damaged archive fails here as the unpacking
+		would. Returns the members."""
+		opt = self.tar_option(path)
 		t.log("extracting archive '%s'" % path)
 		cmd = ['tar', '-tf', path] + ([opt] if opt else [])
 		p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -430,11 +447,12 @@ class LxcHandlers:
 			vm['type'] = 'lxc'
 			self.save_vm(vm)
 		created = []
+		secrets = {'password': p.pop('password', None), 'ssh_keys': p.get('ssh-public-keys')}
 
 		def work(t):
 			with self.config_lock(vmid, ttype='vzcreate'):
 				try:
-					self.create_ct(t, vm, conf, jobs, tv, created)
+					self.create_ct(t, vm, conf, jobs, tv, created, secrets)
 				except (TaskFailed, ApiError) as e:
 					raise TaskFailed('unable to create CT %d - %s' % (vmid, str(getattr(e, 'msg',
 						e)).strip()))
@@ -448,9 +466,10 @@ class LxcHandlers:
 
 		return self.new_task(r.node, 'vzcreate', vmid, r.authid, work, on_error)
 
-	def create_ct(self, t, vm, conf, jobs, tv, created):
+	def create_ct(self, t, vm, conf, jobs, tv, created, secrets):
 		vmid = vm['vmid']
 		node = vm['node']
+		real = self.lxc_rt
 		for k, mp in jobs:
 			mp = dict(mp)
 			m = CT_NEW_DISK_RE.match(mp['volume'])
@@ -464,14 +483,19 @@ class LxcHandlers:
 				mp['size'] = format_size(size)
 				if st['type'] in ('lvm', 'lvmthin'):
 					t.log('  Logical volume "%s" created.' % volid.split(':', 1)[1])  # lvcreate
-				if self.vol(volid, node)['format'] == 'raw':
+				if real:
+					real.format(t, volid, conf)
+				elif self.vol(volid, node)['format'] == 'raw':
 					# LXC.pm mkfs passes on mke2fs's 'Creating filesystem' line
 					t.log('Creating filesystem with %d 4k blocks and %d inodes' % (size // 4096,
 						size // 16384))
 			conf[k] = self.print_mp(mp)
 		if not os.path.exists(tv['path']):
 			raise TaskFailed("volume '%s' does not exist" % tv['volid'])
-		members = self.check_archive(t, tv['path'])
+		if real:
+			members = real.restore(t, vmid, conf, tv['path'], self.tar_option(tv['path']))
+		else:
+			members = self.check_archive(t, tv['path'])
 		ostype = self.detect_ostype(t, tv['path'], members)
 		if conf.get('ostype') and conf['ostype'] != ostype:
 			t.log('got unexpected ostype (%s != %s)' % (ostype, conf['ostype']))
@@ -479,19 +503,25 @@ class LxcHandlers:
 		if 'arch' not in conf:
 			conf['arch'] = 'amd64'
 			t.log('Detected container architecture: amd64')
-		if 'etc/ssh' in set(x.rstrip('/') for x in members):
+		if not real and 'etc/ssh' in set(x.rstrip('/') for x in members):
 			# pc-ct Setup.pm rewrite_ssh_host_keys (post_create_hook): new host keys are
-			# written into the root file system at creation, not at clone
+			# written into the root file system at creation, not at clone (--lxc-real:
+			# real.post_create makes them)
 			for keytype in ('ecdsa', 'ed25519', 'rsa'):
 				t.log("Creating SSH host key 'ssh_host_%s_key' - this may take some time ..."
 					% keytype)
 				t.log('done: SHA256:%s root@%s' % (uuid.uuid4().hex, re.sub(r'\..*$', '',
 					conf.get('hostname') or 'localhost')))
-		vm['rootfs_info'] = {'systemd': systemd_version(members)}
-		self.warn_systemd_nesting(t, vm, conf)
 		conf['hostname'] = conf.get('hostname') or 'CT%d' % vmid
 		conf['memory'] = conf.get('memory') or 512
 		conf.setdefault('swap', 512)
+		if real:
+			# pc-ct Setup.pm post_create_hook (root password, SSH keys, network, hostname,
+			# DNS) then rewrite_ssh_host_keys, in the unpacked root file system
+			real.post_create(t, vmid, conf, real.hash_password(secrets['password']),
+				secrets['ssh_keys'])
+		vm['rootfs_info'] = {'systemd': systemd_version(members)}
+		self.warn_systemd_nesting(t, vm, conf)
 		with self.lock:
 			vm['conf'] = conf
 			self.save_vm(vm)
@@ -661,9 +691,12 @@ class LxcHandlers:
 					self.ct_stop(vm)
 				elif action == 'shutdown':
 					self.check_ct_lock(vm)
-					self.ct_stop(vm)
+					# Status.pm vm_shutdown: vm_stop($vmid, 0, $timeout, $forceStop)
+					self.ct_stop(vm, False, int(r.params.get('timeout', 60)),
+						truthy(r.params.get('forceStop')))
 				else:
-					self.ct_stop(vm)
+					# LXC.pm vm_reboot: vm_stop($vmid, 0, $timeout, 1), then vm_start
+					self.ct_stop(vm, False, int(r.params.get('timeout', 60)), True)
 					self.ct_start(vm)
 
 		return self.new_task(r.node, ttype, vmid, r.authid, work)
@@ -687,6 +720,8 @@ class LxcHandlers:
 			return None  # find_lxc_pid fails: 'return if $@'
 		if vm.get('agent_ifaces') is not None:
 			return vm['agent_ifaces']  # set with /_sim/agent/<vmid> {"interfaces": [...]}
+		if self.lxc_rt:
+			return self.lxc_rt.interfaces(vm)
 		res = [iface('lo', '00:00:00:00:00:00', [('inet', '127.0.0.1', 8), ('inet6', '::1',
 			128)])]
 		for i in range(32):
@@ -928,6 +963,9 @@ class LxcHandlers:
 					with self.lock:
 						newvm['conf'][opt] = self.print_mp(mp)
 						self.save_vm(newvm)
+				if self.lxc_rt:
+					# Setup.pm post_clone_hook: the clone's /etc/machine-id is truncated
+					self.lxc_rt.post_clone(t, newid, newvm['conf'])
 			except (TaskFailed, ApiError) as e:
 				raise TaskFailed('clone failed: %s' % str(getattr(e, 'msg', e)).strip())
 			newvm['rootfs_info'] = dict(vm.get('rootfs_info') or {})
@@ -1017,6 +1055,8 @@ class LxcHandlers:
 					self.save_vm(vm)
 				if v['format'] == 'raw':
 					t.log("Resizing image: 100% complete...done.")
+					if self.lxc_rt and vm['status'] != 'running':
+						self.lxc_rt.resize_fs(t, vol)
 					if vm['status'] != 'running':
 						t.log("e2fsck 1.47.0 (5-Feb-2023)")
 						t.log("resize2fs 1.47.0 (5-Feb-2023)")

@@ -122,6 +122,7 @@ class SimState:
 		self.pstart = random.randint(0x100000, 0x900000)
 		self.tokens = {}
 		self.hv = self.make_hypervisor(opts)
+		self.lxc_rt = self.make_lxc_runtime(opts)
 		self.validator = pve_schema.Validator(pve_schema.load_schema())
 		for tok in (opts.token or ['%s=%s' % (DEFAULT_TOKEN, DEFAULT_SECRET)]):
 			tid, _, secret = tok.rpartition('=')
@@ -197,6 +198,8 @@ class SimState:
 
 	def drop_vm(self, vmid):
 		self.hv.forget(vmid)
+		if self.lxc_rt:
+			self.lxc_rt.forget(vmid)
 		with self.lock:
 			self.vms.pop(vmid, None)
 			try:
@@ -206,6 +209,8 @@ class SimState:
 
 	def reset(self):
 		self.hv.close(final=False)
+		if self.lxc_rt:
+			self.lxc_rt.close(final=False)
 		with self.lock:
 			for vmid in list(self.vms):
 				self.drop_vm(vmid)
@@ -232,6 +237,7 @@ class SimState:
 		return {'vms': vms, 'volumes': self.list_volumes(), 'tasks': tasks,
 			'faults': list(self.faults), 'nodes': self.nodes,
 			'ha_resources': {k: dict(v) for k, v in sorted(self.ha_resources.items())},
+			'lxc_bridges': self.lxc_rt.bridges_state() if self.lxc_rt else {},
 			'node_status': {n: dict(self.node_res[n], mem_used=self.node_mem_used(n))
 				for n in self.nodes}}
 

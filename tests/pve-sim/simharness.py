@@ -12,7 +12,8 @@ sdn_config={'vnets': [{'vnet': 'v1', 'zone': 'z1'}]} (or a file path),
 node_resources={'pve2': {'maxmem': 16 << 30, 'mem': 1 << 30, 'maxcpu': 8, 'cpu': 0.1,
 'online': False}} (or a file path), auth_delay=0,
 tls=True, name='<log file stem>', qemu=True (real guests) with qemu_kernel, qemu_initrd,
-qemu_append, qemu_accel, qemu_max_memory, qemu_max_cpus. Logs go to
+qemu_append, qemu_accel, qemu_max_memory, qemu_max_cpus; lxc_real=True (real containers) with
+lxc_bridges={'vmbr0': '10.199.7.1/24'}. Logs go to
 $PHX_BUILD/sim-logs/<test-name>.jsonl when PHX_BUILD is set, else into the state dir.
 """
 
@@ -99,6 +100,10 @@ class Simulator:
 				a += ['--' + k.replace('_', '-'), str(o[k])]
 		if o.get('qemu'):
 			a.append('--qemu')
+		if o.get('lxc_real'):
+			a.append('--lxc-real')
+		for name, cidr in sorted((o.get('lxc_bridges') or {}).items()):
+			a += ['--lxc-bridge', '%s=%s' % (name, cidr)]
 		return a
 
 	def start(self, timeout=20):

@@ -1,0 +1,337 @@
+"""Real containers (`pve_sim.py --lxc-real`, lxc_hv.py): one container created from the full test
+rootfs (scripts/build-test-rootfs.sh) with a root password, an SSH key, a static address on net0
+and DHCP on net1, started with lxc-start and proved from the host (running, both addresses in
+GET .../interfaces, root's SSH login with the key, the host key it presents is the one create
+wrote, unprivileged); a second container (not started) and a clone prove from their root file
+systems that create writes new host keys and clone keeps them and truncates /etc/machine-id
+(pc-ct Setup.pm rewrite_ssh_host_keys, Setup/Base.pm clear_machine_id); stop and destroy leave
+no rootfs, veth, mount or lxc directory, and the simulator's exit no bridge.
+
+Needs root, lxc, dnsmasq, an ssh client and the test rootfs; skips with the reason otherwise.
+The rootfs gets ifupdown first (cached): pc-ct Setup/Debian.pm configures netN only through
+/etc/network/interfaces (docs/lxc-notes.md point 3), which the test image does not read."""
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+from simharness import Simulator
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+NODE = '/nodes/pve1'
+STORAGES = [{'storage': 'local', 'type': 'dir', 'content': 'images,rootdir,vztmpl,iso'}]
+ARCHIVE = 'debian-12-phoenix-ifupdown_amd64.tar.zst'
+PASSWORD = 'phx-Real-ct-1'
+
+
+def cache_root():
+	return os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
+		'phoenix', 'test-rootfs-ifupdown')
+
+
+def ifupdown_rootfs():
+	"""(path, None) of the full test rootfs with ifupdown installed (dpkg in a chroot),
+	cached beside the other test caches; (None, why) when it cannot be had."""
+	if os.environ.get('PHX_SKIP_BOOT_TEST'):
+		return None, 'PHX_SKIP_BOOT_TEST is set'
+	p = subprocess.run([os.path.join(REPO, 'scripts', 'build-test-rootfs.sh')],
+		stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+	src = p.stdout.strip()
+	if p.returncode or not os.path.isfile(src):
+		return None, 'scripts/build-test-rootfs.sh failed: %s' % p.stderr.strip()[-300:]
+	with open(__file__, 'rb') as f:
+		me = f.read()
+	key = hashlib.sha256(src.encode() + str(os.stat(src).st_mtime_ns).encode() +
+		hashlib.sha256(me[me.index(b'def ifupdown_rootfs'):me.index(b'class RealContainers')])
+		.digest()).hexdigest()[:16]
+	out = os.path.join(cache_root(), key, ARCHIVE)
+	if os.path.exists(out):
+		return out, None
+	shutil.rmtree(cache_root(), ignore_errors=True)  # older derivations
+	os.makedirs(os.path.dirname(out))
+	work = tempfile.mkdtemp(prefix='phx-ifupdown-')
+	try:
+		debs = os.path.join(work, 'debs')
+		os.mkdir(debs)
+		shutil.chown(debs, '_apt')
+		p = subprocess.run(['apt-get', 'download', '-q', 'ifupdown'], cwd=debs,
+			stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+		if p.returncode:
+			return None, 'apt-get download ifupdown failed: %s' % p.stdout.strip()[-300:]
+		root = os.path.join(work, 'root')
+		os.mkdir(root)
+		subprocess.run(['tar', '-xpf', src, '--zstd', '--numeric-owner', '--xattrs', '-C', root],
+			check=True)
+		deb = [f for f in os.listdir(debs) if f.endswith('.deb')][0]
+		shutil.copy(os.path.join(debs, deb), os.path.join(root, 'tmp', deb))
+		p = subprocess.run(['chroot', root, 'dpkg', '-i', '/tmp/' + deb], stdout=subprocess.PIPE,
+			stderr=subprocess.STDOUT, text=True)
+		if p.returncode:
+			return None, 'dpkg -i ifupdown in the rootfs failed: %s' % p.stdout.strip()[-300:]
+		os.unlink(os.path.join(root, 'tmp', deb))
+		tmp = out + '.tmp%d' % os.getpid()
+		subprocess.run(['tar', '-cpf', tmp, '--zstd', '--numeric-owner', '--xattrs', '--acls',
+			'-C', root, '.'], check=True)
+		os.replace(tmp, out)
+	finally:
+		shutil.rmtree(work, ignore_errors=True)
+	return out, None
+
+
+def skip_reason():
+	if os.geteuid() != 0:
+		return 'real containers need root'
+	for tool in ('ssh', 'ssh-keygen', 'openssl'):
+		if not shutil.which(tool):
+			return "'%s' not found" % tool
+	import lxc_hv
+	return lxc_hv.missing_requirements()
+
+
+SKIP = skip_reason()
+
+
+@unittest.skipIf(SKIP, SKIP or '')
+class RealContainers(unittest.TestCase):
+	"""One container boot (~15-30 s), two creates without start, one clone."""
+
+	@classmethod
+	def setUpClass(cls):
+		cls.archive, why = ifupdown_rootfs()
+		if why:
+			raise unittest.SkipTest(why)
+		cls.tmp = tempfile.mkdtemp(prefix='phx-ctreal-')
+		cls.sim = Simulator(task_duration=0.02, name='pve-sim.' + cls.__name__,
+			storage_config=STORAGES, lxc_real=True)
+		cls.sim.start(timeout=60)
+
+	@classmethod
+	def tearDownClass(cls):
+		cls.sim.cleanup()
+		shutil.rmtree(cls.tmp, ignore_errors=True)
+
+	# -- helpers -----------------------------------------------------------------------------
+	def api(self, method, path, params=None):
+		st, _, body = self.sim.api(method, path, params)
+		self.assertEqual(st, 200, '%s %s: %s' % (method, path, body))
+		return body['data']
+
+	def task(self, upid, timeout=300):
+		res = self.sim.wait_task(upid, timeout=timeout)
+		log = self.api('GET', '%s/tasks/%s/log' % (NODE, upid.replace(':', '%3A')),
+			{'limit': 1000})
+		text = '\n'.join(x['t'] for x in log)
+		self.assertEqual(res['exitstatus'], 'OK', text)
+		return text
+
+	def upload(self):
+		b = 'bnd-lxc-real'
+		with open(self.archive, 'rb') as f:
+			data = f.read()
+		body = ('--%s\r\nContent-Disposition: form-data; name="content"\r\n\r\nvztmpl\r\n'
+			'--%s\r\nContent-Disposition: form-data; name="filename"; filename="%s"\r\n'
+			'Content-Type: application/octet-stream\r\n\r\n' % (b, b, ARCHIVE)).encode() + \
+			data + ('\r\n--%s--\r\n' % b).encode()
+		host, port = self.sim.url.split('//')[1].split(':')
+		ctx = ssl.create_default_context(cafile=self.sim.cert_path)
+		ctx.check_hostname = False
+		c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=120)
+		c.request('POST', '/api2/json%s/storage/local/upload' % NODE, body=body,
+			headers={'Authorization': self.sim.auth_header,
+				'Content-Type': 'multipart/form-data; boundary=' + b})
+		r = c.getresponse()
+		raw = json.loads(r.read())
+		c.close()
+		self.assertEqual(r.status, 200, raw)
+		self.task(raw['data'])
+
+	def volume_path(self, conf):
+		volid = conf['rootfs'].split(',')[0]
+		return self.api('GET', '%s/storage/local/content/%s' % (NODE, volid))['path']
+
+	def read_offline(self, conf, files):
+		"""{file: contents or None} from a stopped container's raw rootfs, mounted read-only."""
+		mnt = tempfile.mkdtemp(dir=self.tmp)
+		subprocess.run(['mount', '-o', 'loop,ro', self.volume_path(conf), mnt], check=True)
+		try:
+			res = {}
+			for f in files:
+				try:
+					with open(os.path.join(mnt, f.lstrip('/'))) as fh:
+						res[f] = fh.read()
+				except FileNotFoundError:
+					res[f] = None
+			return res
+		finally:
+			subprocess.run(['umount', mnt], check=True)
+			os.rmdir(mnt)
+
+	def ssh(self, ip, key, known_hosts, cmd):
+		return subprocess.run(['ssh', '-i', key, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5',
+			'-o', 'StrictHostKeyChecking=accept-new', '-o', 'UserKnownHostsFile=' + known_hosts,
+			'-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', 'root@' + ip, cmd],
+			stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+
+	def create(self, vmid, pubkey, net0, net1=None):
+		params = {'vmid': vmid, 'ostemplate': 'local:vztmpl/' + ARCHIVE, 'rootfs': 'local:2',
+			'hostname': 'ct%d' % vmid, 'memory': 512, 'swap': 0, 'cores': 1,
+			'features': 'nesting=1', 'unprivileged': 1, 'password': PASSWORD,
+			'ssh-public-keys': pubkey, 'net0': net0}
+		if net1:
+			params['net1'] = net1
+		return self.task(self.api('POST', NODE + '/lxc', params))
+
+	# -- the test ----------------------------------------------------------------------------
+	def test_container_from_the_test_rootfs_runs_for_real(self):
+		t_all = time.monotonic()
+		self.upload()
+		key = os.path.join(self.tmp, 'id_ed25519')
+		subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', key, '-C',
+			'phx-ctreal'], check=True)
+		with open(key + '.pub') as f:
+			pubkey = f.read().strip()
+		br = self.sim.control('GET', '/_sim/state')['lxc_bridges']['vmbr0']
+		gw = br['cidr'].split('/')[0]
+		static = re.sub(r'\.\d+$', '.50', gw)
+
+		t0 = time.monotonic()
+		log = self.create(8101, pubkey, 'name=eth0,bridge=vmbr0,ip=%s/24,gw=%s' % (static, gw),
+			'name=eth1,bridge=vmbr1,ip=dhcp')
+		t_create = time.monotonic() - t0
+		self.assertIn("extracting archive '", log)
+		self.assertRegex(log, r'Total bytes read: \d+')
+		self.assertIn('Creating filesystem with', log)  # mkfs.ext4 on the raw volume
+		self.assertRegex(log, r"Creating SSH host key 'ssh_host_ed25519_key'.*\ndone: "
+			r"SHA256:\S+ root@ct8101")
+		self.assertNotIn(PASSWORD, log)
+		conf = self.api('GET', NODE + '/lxc/8101/config')
+		self.assertEqual(conf['ostype'], 'debian')
+
+		t0 = time.monotonic()
+		self.task(self.api('POST', NODE + '/lxc/8101/status/start', {}))
+		t_start = time.monotonic() - t0
+		cur = self.api('GET', NODE + '/lxc/8101/status/current')
+		self.assertEqual(cur['status'], 'running')
+		# unprivileged: the container's init runs as host uid 100000 (lxc.idmap)
+		with open('/proc/%d/status' % cur['pid']) as f:
+			uids = re.search(r'^Uid:\s+(\d+)', f.read(), re.M).group(1)
+		self.assertEqual(uids, '100000')
+		self.assertTrue(os.path.exists('/sys/class/net/veth8101i0'))
+
+		# both addresses in GET .../interfaces (ip --json a in the container's netns)
+		want_mac1 = dict(x.split('=', 1) for x in conf['net1'].split(','))['hwaddr'].lower()
+		ifs, dhcp = None, None
+		deadline = time.monotonic() + 120
+		while time.monotonic() < deadline:
+			ifs = {i['name']: i for i in self.api('GET', NODE + '/lxc/8101/interfaces') or []}
+			addrs1 = [a['ip-address'] for a in ifs.get('eth1', {}).get('ip-addresses', [])
+				if a['ip-address-type'] == 'inet']
+			if addrs1 and 'inet' in ifs.get('eth0', {}):
+				dhcp = addrs1[0]
+				break
+			time.sleep(0.5)
+		t_ip = time.monotonic() - t0
+		self.assertIsNotNone(dhcp, 'no DHCP address on eth1: %s' % ifs)
+		self.assertEqual(ifs['eth0']['inet'], static + '/24')
+		self.assertEqual(ifs['eth1']['hardware-address'], want_mac1)
+		self.assertEqual(ifs['lo']['inet'], '127.0.0.1/8')
+		lo, hi = [int(x.rsplit('.', 1)[1]) for x in
+			self.sim.control('GET', '/_sim/state')['lxc_bridges']['vmbr1']['dhcp'].split('-')]
+		self.assertTrue(lo <= int(dhcp.rsplit('.', 1)[1]) <= hi, dhcp)
+
+		# root logs in over SSH with the key; the host key it shows is the one create wrote
+		known = os.path.join(self.tmp, 'known_hosts')
+		res = None
+		while time.monotonic() < deadline:
+			res = self.ssh(static, key, known, 'hostname; id -u; getent shadow root; '
+				'cat /etc/ssh/ssh_host_ed25519_key.pub; cat /etc/machine-id; '
+				'stat -c %u /etc/ssh/ssh_host_ed25519_key; ip -4 -o addr show eth1')
+			if res.returncode == 0:
+				break
+			time.sleep(1)
+		t_ssh = time.monotonic() - t0
+		self.assertEqual(res.returncode, 0, res.stderr)
+		out = res.stdout.splitlines()
+		self.assertEqual(out[0], 'ct8101')
+		self.assertEqual(out[1], '0')
+		shadow = out[2].split(':')
+		salt = shadow[1].split('$')[2]
+		self.assertEqual(shadow[1], subprocess.run(['openssl', 'passwd', '-6', '-salt', salt,
+			'-stdin'], input=PASSWORD, stdout=subprocess.PIPE, text=True).stdout.strip())
+		self.assertEqual(int(shadow[2]), int(time.time() / 86400))  # replacepw's last change
+		host_pub = out[3].split()[:2]
+		with open(known) as f:
+			self.assertIn(' '.join(host_pub), f.read())
+		self.assertRegex(out[4], r'^[0-9a-f]{32}$')  # a fresh machine-id at first boot
+		self.assertEqual(out[5], '0')  # the container's root owns its host keys
+		self.assertIn(dhcp + '/24', out[6])
+
+		t0 = time.monotonic()
+		self.task(self.api('POST', NODE + '/lxc/8101/status/shutdown', {'timeout': 60}))
+		t_stop = time.monotonic() - t0
+		self.assertEqual(self.api('GET', NODE + '/lxc/8101/status/current')['status'], 'stopped')
+		self.assertIsNone(self.api('GET', NODE + '/lxc/8101/interfaces'))
+		self.assertFalse(os.path.exists('/sys/class/net/veth8101i0'))
+		self.assertFalse(os.path.ismount(os.path.join(self.sim.state_dir, 'lxc/8101/rootfs')))
+
+		# what Proxmox wrote into the rootfs, read offline from 8101's volume
+		files = ('/etc/network/interfaces', '/etc/hostname', '/etc/hosts', '/etc/resolv.conf',
+			'/etc/ssh/ssh_host_ed25519_key.pub', '/etc/machine-id', '/root/.ssh/authorized_keys',
+			'/etc/systemd/system-preset/00-pve.preset')
+		a = self.read_offline(conf, files)
+		self.assertIn('auto eth0\niface eth0 inet static\n\taddress %s/24\n\tgateway %s\n' % (
+			static, gw), a['/etc/network/interfaces'])
+		self.assertIn('auto eth1\niface eth1 inet dhcp\n', a['/etc/network/interfaces'])
+		self.assertEqual(a['/etc/hostname'], 'ct8101\n')
+		# the image has no /etc/hosts: the PVE section is all of it
+		self.assertRegex(a['/etc/hosts'], r'^# --- BEGIN PVE ---\n127\.0\.0\.1 localhost.*\n'
+			r'(.*\n)*%s ct8101\n# --- END PVE ---\n$' % re.escape(static))
+		self.assertIn(pubkey, a['/root/.ssh/authorized_keys'])
+		self.assertIn('disable systemd-networkd.service', a['/etc/systemd/system-preset/00-pve.preset'])
+
+		# a second create writes other host keys; a clone keeps them, truncates machine-id
+		self.create(8103, pubkey, 'name=eth0,bridge=vmbr0,ip=dhcp')
+		b = self.read_offline(self.api('GET', NODE + '/lxc/8103/config'), files)
+		self.assertTrue(b['/etc/ssh/ssh_host_ed25519_key.pub'].startswith('ssh-ed25519 '))
+		self.assertNotEqual(a['/etc/ssh/ssh_host_ed25519_key.pub'].split()[1],
+			b['/etc/ssh/ssh_host_ed25519_key.pub'].split()[1])
+		self.assertIsNone(b['/etc/machine-id'])  # create removes it: first boot runs presets
+		self.task(self.api('POST', NODE + '/lxc/8101/clone', {'newid': 8102, 'full': 1}))
+		c = self.read_offline(self.api('GET', NODE + '/lxc/8102/config'), files)
+		self.assertEqual(c['/etc/ssh/ssh_host_ed25519_key.pub'],
+			a['/etc/ssh/ssh_host_ed25519_key.pub'])
+		self.assertEqual(c['/etc/machine-id'], '\n')
+		self.assertIsNotNone(a['/etc/machine-id'])  # the source booted once and has its own
+
+		# destroy leaves nothing: no volume, rootfs mount, veth or lxc directory
+		for vmid in (8101, 8102, 8103):
+			self.task(self.api('DELETE', '%s/lxc/%d' % (NODE, vmid), {}))
+		lxcdir = os.path.join(self.sim.state_dir, 'lxc')
+		self.assertEqual(sorted(x for x in os.listdir(lxcdir) if x.isdigit()), [])
+		self.assertEqual([v for v in self.sim.control('GET', '/_sim/state')['volumes']
+			if v.get('content') == 'rootdir' or re.search(r'vm-810\d', v.get('volid', ''))], [])
+		with open('/proc/mounts') as f:
+			self.assertNotIn(self.sim.state_dir, f.read())
+		self.assertEqual([x for x in os.listdir('/sys/class/net') if x.startswith('veth810')],
+			[])
+		hosts = [v['host'] for v in self.sim.control('GET', '/_sim/state')['lxc_bridges'].values()]
+		self.assertEqual(self.sim.schema_violations(), [])
+		self.sim.stop()
+		for h in hosts:
+			self.assertFalse(os.path.exists('/sys/class/net/' + h), h)
+		print('\nreal container: create %.1f s, start %.1f s, both addresses %.1f s and SSH '
+			'login %.1f s after the start call, shutdown %.1f s; whole test %.1f s' % (
+			t_create, t_start, t_ip, t_ssh, t_stop, time.monotonic() - t_all))
+
+
+if __name__ == '__main__':
+	unittest.main()
