@@ -66,6 +66,16 @@ def missing_requirements():
 	return None
 
 
+def is_mounted(path):
+	"""os.path.ismount misses a bind mount from the same file system (a subvol)."""
+	with open('/proc/self/mounts') as f:
+		for line in f:
+			target = line.split()[1].replace('\\040', ' ')
+			if target == path:
+				return True
+	return False
+
+
 def run(argv, **kw):
 	return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
@@ -219,7 +229,7 @@ class LxcRuntime:
 		v = self.sim.vol(volid)
 		target = self.rootdir(vmid)
 		os.makedirs(target, exist_ok=True)
-		if os.path.ismount(target):
+		if is_mounted(target):
 			return target
 		if v['format'] == 'subvol':
 			argv = ['mount', '--bind', v['path'], target]
@@ -236,7 +246,7 @@ class LxcRuntime:
 	def umount(self, vmid):
 		target = self.rootdir(vmid)
 		for _ in range(50):
-			if not os.path.ismount(target):
+			if not is_mounted(target):
 				return
 			if run(['umount', target]).returncode != 0:
 				time.sleep(0.1)
@@ -250,13 +260,13 @@ class LxcRuntime:
 		t.log("extracting archive '%s'" % archive)
 		with open(archive, 'rb') as f:
 			p = subprocess.run(cmd, stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-		err = p.stderr.decode('utf-8', 'replace').strip()
-		for line in err.splitlines():
-			if line.startswith('Total bytes read'):
-				t.log(line)
+		# run_command prints tar's stderr (--totals, errors) into the task log
+		for line in p.stderr.decode('utf-8', 'replace').strip().splitlines():
+			t.log(line)
 		if p.returncode != 0:
-			raise self.TaskFailed("command '%s' failed: exit code %d: %s" % (
-				' '.join(cmd[cmd.index('tar'):]), p.returncode, err[-500:]))
+			shown = ['xpf' if x == 'xpvf' else x for x in cmd]  # -v is the simulator's
+			raise self.TaskFailed("command '%s' failed: exit code %d" % (' '.join(shown),
+				p.returncode))
 		return [x[2:] if x.startswith('./') else x for x in
 			p.stdout.decode('utf-8', 'replace').splitlines()]
 

@@ -994,9 +994,8 @@ class LxcHandlers:
 			for fn in os.listdir(v['path']):
 				if fn.startswith('.pve-sim'):
 					continue
-				src = os.path.join(v['path'], fn)
-				dst = os.path.join(path, fn)
-				(shutil.copytree if os.path.isdir(src) else shutil.copy2)(src, dst)
+				# rsync -aH in copy_volume: owners and xattrs stay
+				run(['cp', '-a', '--', os.path.join(v['path'], fn), os.path.join(path, fn)])
 		elif v['format'] != 'subvol' and nv['format'] != 'subvol':
 			run(['qemu-img', 'convert', '-q', '-f', self.phys_format(v['path']), '-O', 'raw',
 				v['path'], path + '.copy'])

@@ -623,7 +623,8 @@ class StorageHandlers:
 			# ZFSPoolPlugin.pm clone_image: zfs clone of base@__base__ keeping its refquota
 			name, path = self.free_disk_name(st, vmid, 'subvol', node)
 			try:
-				shutil.copytree(v['path'], path, symlinks=True)
+				# cp -a: owners (an unprivileged CT's 100000+) and xattrs stay as zfs keeps them
+				run(['cp', '-a', '--', v['path'], path])
 				self.set_subvol_meta(path, origin=v['name'])
 			finally:
 				os.unlink(path + '.tmp')
@@ -875,6 +876,10 @@ class StorageHandlers:
 		if not os.path.exists(path):
 			raise no_volume_exc(volid)
 		v = self.vol(volid, r.node)
+		if v['format'] == 'subvol':
+			# ps ZFSPoolPlugin.pm volume_size_info of a subvol: refquota and the bytes used
+			return {'path': path, 'size': self.volume_size(volid, r.node),
+				'used': dir_bytes(path), 'format': 'subvol'}
 		info = qemu_img_info(path) if ctype in ('images', 'import') else {}
 		return {'path': path, 'size': info.get('virtual-size', os.path.getsize(path)),
 			'used': info.get('actual-size', os.path.getsize(path)),

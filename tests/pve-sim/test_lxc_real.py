@@ -28,7 +28,8 @@ from simharness import Simulator
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 NODE = '/nodes/pve1'
-STORAGES = [{'storage': 'local', 'type': 'dir', 'content': 'images,rootdir,vztmpl,iso'}]
+STORAGES = [{'storage': 'local', 'type': 'dir', 'content': 'images,rootdir,vztmpl,iso'},
+	{'storage': 'tank', 'type': 'zfspool', 'pool': 'rpool/data'}]
 ARCHIVE = 'debian-12-phoenix-ifupdown_amd64.tar.zst'
 PASSWORD = 'phx-Real-ct-1'
 
@@ -116,6 +117,13 @@ class RealContainers(unittest.TestCase):
 
 	@classmethod
 	def tearDownClass(cls):
+		cls.sim.stop()
+		# a simulator that died mid-way may leave rootfs mounts: never rmtree through them
+		with open('/proc/self/mounts') as f:
+			mounts = [line.split()[1] for line in f]
+		for m in reversed(mounts):
+			if m.startswith(cls.sim.state_dir + '/'):
+				subprocess.run(['umount', '-l', m])
 		cls.sim.cleanup()
 		shutil.rmtree(cls.tmp, ignore_errors=True)
 
@@ -133,13 +141,11 @@ class RealContainers(unittest.TestCase):
 		self.assertEqual(res['exitstatus'], 'OK', text)
 		return text
 
-	def upload(self):
+	def upload(self, name, data):
 		b = 'bnd-lxc-real'
-		with open(self.archive, 'rb') as f:
-			data = f.read()
 		body = ('--%s\r\nContent-Disposition: form-data; name="content"\r\n\r\nvztmpl\r\n'
 			'--%s\r\nContent-Disposition: form-data; name="filename"; filename="%s"\r\n'
-			'Content-Type: application/octet-stream\r\n\r\n' % (b, b, ARCHIVE)).encode() + \
+			'Content-Type: application/octet-stream\r\n\r\n' % (b, b, name)).encode() + \
 			data + ('\r\n--%s--\r\n' % b).encode()
 		host, port = self.sim.url.split('//')[1].split(':')
 		ctx = ssl.create_default_context(cafile=self.sim.cert_path)
@@ -156,12 +162,17 @@ class RealContainers(unittest.TestCase):
 
 	def volume_path(self, conf):
 		volid = conf['rootfs'].split(',')[0]
-		return self.api('GET', '%s/storage/local/content/%s' % (NODE, volid))['path']
+		return self.api('GET', '%s/storage/%s/content/%s' % (NODE, volid.split(':')[0],
+			volid))['path']
 
 	def read_offline(self, conf, files):
-		"""{file: contents or None} from a stopped container's raw rootfs, mounted read-only."""
-		mnt = tempfile.mkdtemp(dir=self.tmp)
-		subprocess.run(['mount', '-o', 'loop,ro', self.volume_path(conf), mnt], check=True)
+		"""{file: contents or None} from a stopped container's rootfs: a raw volume mounted
+		read-only, or a subvol (a directory)."""
+		path = self.volume_path(conf)
+		mnt = path
+		if not os.path.isdir(path):
+			mnt = tempfile.mkdtemp(dir=self.tmp)
+			subprocess.run(['mount', '-o', 'loop,ro', path, mnt], check=True)
 		try:
 			res = {}
 			for f in files:
@@ -172,8 +183,9 @@ class RealContainers(unittest.TestCase):
 					res[f] = None
 			return res
 		finally:
-			subprocess.run(['umount', mnt], check=True)
-			os.rmdir(mnt)
+			if mnt != path:
+				subprocess.run(['umount', mnt], check=True)
+				os.rmdir(mnt)
 
 	def ssh(self, ip, key, known_hosts, cmd):
 		return subprocess.run(['ssh', '-i', key, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5',
@@ -181,8 +193,8 @@ class RealContainers(unittest.TestCase):
 			'-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', 'root@' + ip, cmd],
 			stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
 
-	def create(self, vmid, pubkey, net0, net1=None):
-		params = {'vmid': vmid, 'ostemplate': 'local:vztmpl/' + ARCHIVE, 'rootfs': 'local:2',
+	def create(self, vmid, pubkey, net0, net1=None, rootfs='local:2'):
+		params = {'vmid': vmid, 'ostemplate': 'local:vztmpl/' + ARCHIVE, 'rootfs': rootfs,
 			'hostname': 'ct%d' % vmid, 'memory': 512, 'swap': 0, 'cores': 1,
 			'features': 'nesting=1', 'unprivileged': 1, 'password': PASSWORD,
 			'ssh-public-keys': pubkey, 'net0': net0}
@@ -193,7 +205,8 @@ class RealContainers(unittest.TestCase):
 	# -- the test ----------------------------------------------------------------------------
 	def test_container_from_the_test_rootfs_runs_for_real(self):
 		t_all = time.monotonic()
-		self.upload()
+		with open(self.archive, 'rb') as f:
+			self.upload(ARCHIVE, f.read())
 		key = os.path.join(self.tmp, 'id_ed25519')
 		subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', key, '-C',
 			'phx-ctreal'], check=True)
@@ -298,9 +311,13 @@ class RealContainers(unittest.TestCase):
 		self.assertIn(pubkey, a['/root/.ssh/authorized_keys'])
 		self.assertIn('disable systemd-networkd.service', a['/etc/systemd/system-preset/00-pve.preset'])
 
-		# a second create writes other host keys; a clone keeps them, truncates machine-id
-		self.create(8103, pubkey, 'name=eth0,bridge=vmbr0,ip=dhcp')
-		b = self.read_offline(self.api('GET', NODE + '/lxc/8103/config'), files)
+		# a second create (on zfspool: a subvol directory owned by the CT's root) writes
+		# other host keys; a clone keeps them and truncates machine-id
+		self.create(8103, pubkey, 'name=eth0,bridge=vmbr0,ip=dhcp', rootfs='tank:2')
+		conf3 = self.api('GET', NODE + '/lxc/8103/config')
+		self.assertRegex(conf3['rootfs'], r'^tank:subvol-8103-disk-0,')
+		self.assertEqual(os.stat(self.volume_path(conf3)).st_uid, 100000)
+		b = self.read_offline(conf3, files)
 		self.assertTrue(b['/etc/ssh/ssh_host_ed25519_key.pub'].startswith('ssh-ed25519 '))
 		self.assertNotEqual(a['/etc/ssh/ssh_host_ed25519_key.pub'].split()[1],
 			b['/etc/ssh/ssh_host_ed25519_key.pub'].split()[1])
@@ -312,13 +329,26 @@ class RealContainers(unittest.TestCase):
 		self.assertEqual(c['/etc/machine-id'], '\n')
 		self.assertIsNotNone(a['/etc/machine-id'])  # the source booted once and has its own
 
+		# an archive that breaks off mid-way fails the create, which leaves nothing behind
+		with open(self.archive, 'rb') as f:
+			head = f.read(1 << 20)
+		self.upload('broken_amd64.tar.zst', head)
+		st, _, body = self.sim.api('POST', NODE + '/lxc', {'vmid': 8104, 'rootfs': 'local:1',
+			'ostemplate': 'local:vztmpl/broken_amd64.tar.zst', 'unprivileged': 1})
+		self.assertEqual(st, 200, body)
+		res = self.sim.wait_task(body['data'], timeout=120)
+		self.assertRegex(res['exitstatus'], r"^unable to create CT 8104 - command 'lxc-usernsexec "
+			r"-m u:0:100000:65536 -m g:0:100000:65536 -- tar xpf - --zstd --totals .*' failed: "
+			r"exit code 2$")
+		self.assertFalse(os.path.exists(os.path.join(self.sim.state_dir, 'lxc', '8104')))
+
 		# destroy leaves nothing: no volume, rootfs mount, veth or lxc directory
 		for vmid in (8101, 8102, 8103):
 			self.task(self.api('DELETE', '%s/lxc/%d' % (NODE, vmid), {}))
 		lxcdir = os.path.join(self.sim.state_dir, 'lxc')
 		self.assertEqual(sorted(x for x in os.listdir(lxcdir) if x.isdigit()), [])
 		self.assertEqual([v for v in self.sim.control('GET', '/_sim/state')['volumes']
-			if v.get('content') == 'rootdir' or re.search(r'vm-810\d', v.get('volid', ''))], [])
+			if v.get('content') == 'rootdir' or re.search(r'-810\d-disk', v.get('volid', ''))], [])
 		with open('/proc/mounts') as f:
 			self.assertNotIn(self.sim.state_dir, f.read())
 		self.assertEqual([x for x in os.listdir('/sys/class/net') if x.startswith('veth810')],
