@@ -18,10 +18,11 @@ a node, with Debian's lxc 5.0 and the root file systems on the simulator's stora
 - GET .../interfaces is LXC.pm get_interfaces: `ip --json a` in the container's network
   namespace (nsenter).
 
-Nothing outlives the simulator: lxc-start and dnsmasq are started with PR_SET_PDEATHSIG=SIGKILL
-(lxc's container init dies with its monitor), and close() stops containers, unmounts, removes
-the bridges. A simulator killed with SIGKILL leaves its bridges (`pxs<pid>b<N>`): the next
-simulator in real mode removes those whose pid is gone."""
+No process outlives the simulator: lxc-start runs with PR_SET_PDEATHSIG=SIGKILL (the container's
+init dies with its monitor: measured), dnsmasq under a shell that ends it when the simulator's
+pipe closes, and close() stops containers, unmounts and removes the bridges. A simulator killed
+with SIGKILL leaves its bridges (`pxs<pid>b<N>`), which the next simulator in real mode removes
+(their pid is gone), and its rootfs loop mounts (test_lxc_real's tearDown unmounts them)."""
 
 import atexit
 import ipaddress
@@ -30,6 +31,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -182,13 +184,18 @@ class LxcRuntime:
 			hosts = list(iface.network.hosts())
 			lo, hi = hosts[len(hosts) // 2], hosts[-2]
 			base = os.path.join(self.path, 'net-' + host)
-			logf = open(base + '.dnsmasq.log', 'w')
-			proc = self.launcher.spawn(['dnsmasq', '--keep-in-foreground', '--port=0',
-				'--conf-file=/dev/null', '--interface=' + host, '--bind-interfaces',
-				'--except-interface=lo', '--dhcp-authoritative', '--log-dhcp',
-				'--log-facility=-', '--dhcp-leasefile=' + base + '.leases',
-				'--dhcp-range=%s,%s,%s,1h' % (lo, hi, iface.netmask)], logf)
-			logf.close()
+			# dnsmasq loses PR_SET_PDEATHSIG when it changes credentials (measured: it outlived
+			# a SIGKILLed simulator, also with --user=root), so a shell holds it and ends it
+			# when the pipe from the simulator closes, at close() or at any death
+			with open(base + '.dnsmasq.log', 'w') as logf:
+				proc = subprocess.Popen(['sh', '-c', 'dnsmasq "$@" & read _; kill $!; wait',
+					'dnsmasq', '--keep-in-foreground', '--port=0', '--conf-file=/dev/null',
+					'--interface=' + host, '--bind-interfaces', '--except-interface=lo',
+					'--dhcp-authoritative', '--log-dhcp', '--log-facility=-',
+					'--dhcp-leasefile=' + base + '.leases',
+					'--dhcp-range=%s,%s,%s,1h' % (lo, hi, iface.netmask)],
+					stdin=subprocess.PIPE, stdout=logf, stderr=logf, close_fds=True,
+					start_new_session=True)
 			br = {'host': host, 'cidr': cidr, 'dhcp': '%s-%s' % (lo, hi), 'dnsmasq': proc}
 			self.bridges[name] = br
 			return br
@@ -563,10 +570,11 @@ class LxcRuntime:
 			brs = list(self.bridges.values())
 			self.bridges.clear()
 		for br in brs:
-			if br['dnsmasq'].poll() is None:
-				br['dnsmasq'].terminate()
-				try:
-					br['dnsmasq'].wait(5)
-				except subprocess.TimeoutExpired:
-					br['dnsmasq'].kill()
+			proc = br['dnsmasq']
+			proc.stdin.close()
+			try:
+				proc.wait(5)
+			except subprocess.TimeoutExpired:
+				os.killpg(proc.pid, signal.SIGKILL)  # its own session: the shell and dnsmasq
+				proc.wait()
 			run(['ip', 'link', 'del', br['host']])
