@@ -355,7 +355,7 @@ class LxcRuntime:
 		finally:
 			self.umount(vmid)
 
-	def resize_fs(self, t, volid):
+	def resize_fs(self, volid):
 		"""LXC.pm resize_vm on a stopped CT: e2fsck, resize2fs on the raw image."""
 		v = self.sim.vol(volid)
 		if v['format'] == 'subvol' or self.sim.phys_format(v['path']) != 'raw':

@@ -10,11 +10,12 @@ destroy_lxc_container, vmstatus, get_interfaces), LXC/Config.pm (update_pct_conf
 $LXC_FASTPLUG_OPTIONS), LXC/Create.pm (tar_compression_option, restore_tar_archive), LXC/Setup.pm
 ($autodetect_type); storage rules are those of sim_storage (ps = pve-storage).
 
-What is not real: no container runs (start and stop flip the state, like the fake hypervisor
-does for VMs, also in --qemu mode), and the root file system volume is allocated but not
-formatted or filled: the archive is listed with tar (a broken archive fails the task as the
-unpacking would) and its /etc read for the OS type, not unpacked. Root password and SSH keys
-are checked and then dropped (post_create_hook writes them into the container only)."""
+By default no container runs (start and stop flip the state, like the fake hypervisor does for
+VMs, also in --qemu mode), and the root file system volume is allocated but not formatted or
+filled: the archive is listed with tar (a broken archive fails the task as the unpacking would)
+and its /etc read for the OS type, not unpacked; root password and SSH keys are checked and
+dropped. With --lxc-real (lxc_hv.py, lxc_setup.py) all of that is real: mkfs, unpacking,
+post_create_hook, lxc-start, interfaces from the container's network namespace."""
 
 import os
 import re
@@ -988,6 +989,10 @@ class LxcHandlers:
 		v = self.vol(volid, node)
 		size = self.volume_size(volid, node)
 		st = self.storage(sid)
+		if self.lxc_rt and (v['format'] == 'subvol') != (st['type'] == 'zfspool'):
+			# NEEDSWORK: mount both and copy the files, as copy_volume does
+			raise TaskFailed('a copy between a subvol and a raw image is not simulated with '
+				'--lxc-real')
 		newvol, path = self.ct_alloc_disk(st, newid, size, node)
 		nv = self.vol(newvol, node)
 		if v['format'] == 'subvol' and nv['format'] == 'subvol':
@@ -1002,6 +1007,8 @@ class LxcHandlers:
 			os.replace(path + '.copy', path)
 			if self.volume_size(newvol, node) < self.alloc_size(st, size):
 				self.resize_volume(newvol, size, node)
+				if self.lxc_rt:
+					self.lxc_rt.resize_fs(newvol)
 		return newvol, path
 
 	# -- resize (pc-ct API2/LXC.pm resize_vm) -------------------------------------------------------
@@ -1055,7 +1062,7 @@ class LxcHandlers:
 				if v['format'] == 'raw':
 					t.log("Resizing image: 100% complete...done.")
 					if self.lxc_rt and vm['status'] != 'running':
-						self.lxc_rt.resize_fs(t, vol)
+						self.lxc_rt.resize_fs(vol)
 					if vm['status'] != 'running':
 						t.log("e2fsck 1.47.0 (5-Feb-2023)")
 						t.log("resize2fs 1.47.0 (5-Feb-2023)")

@@ -174,7 +174,8 @@ class RealContainers(unittest.TestCase):
 			mnt = tempfile.mkdtemp(dir=self.tmp)
 			subprocess.run(['mount', '-o', 'loop,ro', path, mnt], check=True)
 		try:
-			res = {}
+			st = os.statvfs(mnt)
+			res = {'fs_bytes': st.f_blocks * st.f_frsize}
 			for f in files:
 				try:
 					with open(os.path.join(mnt, f.lstrip('/'))) as fh:
@@ -323,7 +324,11 @@ class RealContainers(unittest.TestCase):
 			b['/etc/ssh/ssh_host_ed25519_key.pub'].split()[1])
 		self.assertIsNone(b['/etc/machine-id'])  # create removes it: first boot runs presets
 		self.task(self.api('POST', NODE + '/lxc/8101/clone', {'newid': 8102, 'full': 1}))
+		# a resize grows the file system too (resize_vm: resize2fs on a stopped CT)
+		self.task(self.api('PUT', NODE + '/lxc/8102/resize', {'disk': 'rootfs', 'size': '+1G'}))
 		c = self.read_offline(self.api('GET', NODE + '/lxc/8102/config'), files)
+		self.assertGreater(c['fs_bytes'], 2.5 * (1 << 30))
+		self.assertLess(a['fs_bytes'], 2 * (1 << 30))
 		self.assertEqual(c['/etc/ssh/ssh_host_ed25519_key.pub'],
 			a['/etc/ssh/ssh_host_ed25519_key.pub'])
 		self.assertEqual(c['/etc/machine-id'], '\n')
