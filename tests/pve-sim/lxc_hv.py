@@ -140,7 +140,7 @@ class LxcRuntime:
 				self.close()
 				raise SystemExit('--lxc-real: %s' % e)
 
-	# -- host bridges and DHCP ---------------------------------------------------------------
+	# -- host bridges and DHCP ------------------------------------------------------------------
 	def remove_stale_bridges(self):
 		p = run(['ip', '-j', 'link', 'show', 'type', 'bridge'])
 		for link in json.loads(p.stdout or '[]'):
@@ -205,7 +205,7 @@ class LxcRuntime:
 			return {k: {'host': v['host'], 'cidr': v['cidr'], 'dhcp': v['dhcp']}
 				for k, v in self.bridges.items()}
 
-	# -- root file systems -------------------------------------------------------------------
+	# -- root file systems ----------------------------------------------------------------------
 	def ct_dir(self, vmid):
 		return os.path.join(self.path, str(vmid))
 
@@ -296,8 +296,8 @@ class LxcRuntime:
 			return None
 		if re.match(r'^\$(?:1|2[axy]?|5|6)\$[a-zA-Z0-9./]{1,16}\$[a-zA-Z0-9./]+$', password):
 			return password
-		salt = ''.join(random.choice('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./')
-			for _ in range(8))
+		chars = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./'
+		salt = ''.join(random.choice(chars) for _ in range(8))
 		p = subprocess.run(['openssl', 'passwd', '-6', '-salt', salt, '-stdin'],
 			input=password, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 		if p.returncode != 0:
@@ -326,7 +326,7 @@ class LxcRuntime:
 				keys += [['/etc/ssh/' + name, priv, 0o600], ['/etc/ssh/%s.pub' % name, pub, 0o644]]
 		return keys
 
-	# -- create and clone ------------------------------------------------------------------------
+	# -- create and clone -----------------------------------------------------------------------
 	def restore(self, t, vmid, conf, archive, opt):
 		"""Mounts the new rootfs and unpacks the archive into it (it stays mounted for
 		post_create, which unmounts it); returns the archive's members."""
@@ -365,7 +365,7 @@ class LxcRuntime:
 			if p.returncode not in (0, 1):
 				raise self.TaskFailed('%s failed: %s' % (argv[0], p.stderr.strip()))
 
-	# -- start and stop ------------------------------------------------------------------------------
+	# -- start and stop -------------------------------------------------------------------------
 	def lxc_config(self, vm):
 		"""LXC.pm update_lxc_config for Debian's lxc (no Proxmox hooks, seccomp or AppArmor
 		profiles: this machine has no AppArmor; common.conf is lxc's own)."""
@@ -381,7 +381,8 @@ class LxcRuntime:
 			inc = '%s/%s.userns.conf' % (cfg, ostype)
 			raw.append('lxc.include = %s' % (inc if os.path.isfile(inc) else cfg + '/userns.conf'))
 		raw.append('lxc.apparmor.profile = unconfined')
-		feats = dict(x.split('=', 1) for x in str(conf.get('features') or '').split(',') if '=' in x)
+		feats = dict(x.split('=', 1) for x in str(conf.get('features') or '').split(',')
+			if '=' in x)
 		if unpriv and feats.get('force_rw_sys') not in ('1', 'on', 'yes', 'true'):
 			raw.append('lxc.mount.auto = sys:mixed')
 		raw.append('lxc.monitor.unshare = 1')
@@ -488,7 +489,10 @@ class LxcRuntime:
 			if not force:
 				argv.append('--nokill')
 			argv += ['--timeout', str(int(timeout))]
-		run(argv, timeout=(timeout or 30) + 10)
+		try:
+			run(argv, timeout=(timeout or 30) + 10)
+		except subprocess.TimeoutExpired:
+			pass  # vm_stop then waits for the monitor to go, below
 		try:
 			c.proc.wait((timeout or 0) + 10)
 		except subprocess.TimeoutExpired:
@@ -523,7 +527,7 @@ class LxcRuntime:
 			res.append(obj)
 		return res
 
-	# -- teardown -----------------------------------------------------------------------------------
+	# -- teardown -------------------------------------------------------------------------------
 	def forget(self, vmid):
 		"""The container is gone (destroy, failed create, reset): LXC.pm destroy_lxc_container
 		removes /var/lib/lxc/<vmid>."""

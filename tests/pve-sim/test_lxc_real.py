@@ -310,7 +310,8 @@ class RealContainers(unittest.TestCase):
 		self.assertRegex(a['/etc/hosts'], r'^# --- BEGIN PVE ---\n127\.0\.0\.1 localhost.*\n'
 			r'(.*\n)*%s ct8101\n# --- END PVE ---\n$' % re.escape(static))
 		self.assertIn(pubkey, a['/root/.ssh/authorized_keys'])
-		self.assertIn('disable systemd-networkd.service', a['/etc/systemd/system-preset/00-pve.preset'])
+		self.assertIn('disable systemd-networkd.service',
+			a['/etc/systemd/system-preset/00-pve.preset'])
 
 		# a second create (on zfspool: a subvol directory owned by the CT's root) writes
 		# other host keys; a clone keeps them and truncates machine-id
