@@ -455,6 +455,12 @@ class LxcRuntime:
 		threading.Thread(target=self._reap, args=(vm, c), daemon=True,
 			name='lxc-reap-%d' % vmid).start()
 
+	def drop_config(self, vmid):
+		try:
+			os.unlink(os.path.join(self.ct_dir(vmid), 'config'))
+		except FileNotFoundError:
+			pass
+
 	def init_pid(self, vmid):
 		p = run(['lxc-info', '-n', str(vmid), '-P', self.path, '-pH'])
 		return int(p.stdout.strip()) if p.returncode == 0 and p.stdout.strip().isdigit() else None

@@ -832,6 +832,8 @@ class LxcHandlers:
 			with self.lock:
 				conf['template'] = 1
 				self.save_vm(vm)
+			if self.lxc_rt:
+				self.lxc_rt.drop_config(vmid)  # update_lxc_config: a template has none
 
 		# pc-ct returns undef from template (the worker's UPID is not passed on)
 		self.new_task(r.node, 'vztemplate', vmid, r.authid, work)

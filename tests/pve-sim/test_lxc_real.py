@@ -11,10 +11,12 @@ Needs root, lxc, dnsmasq, an ssh client and the test rootfs; skips with the reas
 The rootfs gets ifupdown first (cached): pc-ct Setup/Debian.pm configures netN only through
 /etc/network/interfaces (docs/lxc-notes.md point 3), which the test image does not read."""
 
+import fcntl
 import hashlib
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import ssl
@@ -57,8 +59,19 @@ def ifupdown_rootfs():
 	out = os.path.join(cache_root(), key, ARCHIVE)
 	if os.path.exists(out):
 		return out, None
-	shutil.rmtree(cache_root(), ignore_errors=True)  # older derivations
-	os.makedirs(os.path.dirname(out))
+	os.makedirs(cache_root(), exist_ok=True)
+	with open(os.path.join(cache_root(), '.lock'), 'w') as lock:
+		fcntl.flock(lock, fcntl.LOCK_EX)  # other worktrees' runs may derive it right now
+		if os.path.exists(out):
+			return out, None
+		for old in os.listdir(cache_root()):
+			if old != '.lock':
+				shutil.rmtree(os.path.join(cache_root(), old), ignore_errors=True)
+		os.makedirs(os.path.dirname(out))
+		return derive(src, out)
+
+
+def derive(src, out):
 	work = tempfile.mkdtemp(prefix='phx-ifupdown-')
 	try:
 		debs = os.path.join(work, 'debs')
@@ -206,6 +219,9 @@ class RealContainers(unittest.TestCase):
 	# -- the test ----------------------------------------------------------------------------
 	def test_container_from_the_test_rootfs_runs_for_real(self):
 		t_all = time.monotonic()
+		# VMIDs name veth pairs host-wide: other worktrees may run this test at the same time
+		A = random.randrange(20000, 99000, 10) + 1
+		B, C, D = A + 1, A + 2, A + 3
 		with open(self.archive, 'rb') as f:
 			self.upload(ARCHIVE, f.read())
 		key = os.path.join(self.tmp, 'id_ed25519')
@@ -218,35 +234,35 @@ class RealContainers(unittest.TestCase):
 		static = re.sub(r'\.\d+$', '.50', gw)
 
 		t0 = time.monotonic()
-		log = self.create(8101, pubkey, 'name=eth0,bridge=vmbr0,ip=%s/24,gw=%s' % (static, gw),
+		log = self.create(A, pubkey, 'name=eth0,bridge=vmbr0,ip=%s/24,gw=%s' % (static, gw),
 			'name=eth1,bridge=vmbr1,ip=dhcp')
 		t_create = time.monotonic() - t0
 		self.assertIn("extracting archive '", log)
 		self.assertRegex(log, r'Total bytes read: \d+')
 		self.assertIn('Creating filesystem with', log)  # mkfs.ext4 on the raw volume
 		self.assertRegex(log, r"Creating SSH host key 'ssh_host_ed25519_key'.*\ndone: "
-			r"SHA256:\S+ root@ct8101")
+			r"SHA256:\S+ root@ct%d" % A)
 		self.assertNotIn(PASSWORD, log)
-		conf = self.api('GET', NODE + '/lxc/8101/config')
+		conf = self.api('GET', '%s/lxc/%d/config' % (NODE, A))
 		self.assertEqual(conf['ostype'], 'debian')
 
 		t0 = time.monotonic()
-		self.task(self.api('POST', NODE + '/lxc/8101/status/start', {}))
+		self.task(self.api('POST', '%s/lxc/%d/status/start' % (NODE, A), {}))
 		t_start = time.monotonic() - t0
-		cur = self.api('GET', NODE + '/lxc/8101/status/current')
+		cur = self.api('GET', '%s/lxc/%d/status/current' % (NODE, A))
 		self.assertEqual(cur['status'], 'running')
 		# unprivileged: the container's init runs as host uid 100000 (lxc.idmap)
 		with open('/proc/%d/status' % cur['pid']) as f:
 			uids = re.search(r'^Uid:\s+(\d+)', f.read(), re.M).group(1)
 		self.assertEqual(uids, '100000')
-		self.assertTrue(os.path.exists('/sys/class/net/veth8101i0'))
+		self.assertTrue(os.path.exists('/sys/class/net/veth%di0' % A))
 
 		# both addresses in GET .../interfaces (ip --json a in the container's netns)
 		want_mac1 = dict(x.split('=', 1) for x in conf['net1'].split(','))['hwaddr'].lower()
 		ifs, dhcp = None, None
 		deadline = time.monotonic() + 120
 		while time.monotonic() < deadline:
-			ifs = {i['name']: i for i in self.api('GET', NODE + '/lxc/8101/interfaces') or []}
+			ifs = {i['name']: i for i in self.api('GET', '%s/lxc/%d/interfaces' % (NODE, A)) or []}
 			addrs1 = [a['ip-address'] for a in ifs.get('eth1', {}).get('ip-addresses', [])
 				if a['ip-address-type'] == 'inet']
 			if addrs1 and 'inet' in ifs.get('eth0', {}):
@@ -275,7 +291,7 @@ class RealContainers(unittest.TestCase):
 		t_ssh = time.monotonic() - t0
 		self.assertEqual(res.returncode, 0, res.stderr)
 		out = res.stdout.splitlines()
-		self.assertEqual(out[0], 'ct8101')
+		self.assertEqual(out[0], 'ct%d' % A)
 		self.assertEqual(out[1], '0')
 		shadow = out[2].split(':')
 		salt = shadow[1].split('$')[2]
@@ -290,14 +306,15 @@ class RealContainers(unittest.TestCase):
 		self.assertIn(dhcp + '/24', out[6])
 
 		t0 = time.monotonic()
-		self.task(self.api('POST', NODE + '/lxc/8101/status/shutdown', {'timeout': 60}))
+		self.task(self.api('POST', '%s/lxc/%d/status/shutdown' % (NODE, A), {'timeout': 60}))
 		t_stop = time.monotonic() - t0
-		self.assertEqual(self.api('GET', NODE + '/lxc/8101/status/current')['status'], 'stopped')
-		self.assertIsNone(self.api('GET', NODE + '/lxc/8101/interfaces'))
-		self.assertFalse(os.path.exists('/sys/class/net/veth8101i0'))
-		self.assertFalse(os.path.ismount(os.path.join(self.sim.state_dir, 'lxc/8101/rootfs')))
+		self.assertEqual(self.api('GET', '%s/lxc/%d/status/current' % (NODE, A))['status'],
+			'stopped')
+		self.assertIsNone(self.api('GET', '%s/lxc/%d/interfaces' % (NODE, A)))
+		self.assertFalse(os.path.exists('/sys/class/net/veth%di0' % A))
+		self.assertFalse(os.path.ismount(os.path.join(self.sim.state_dir, 'lxc/%d/rootfs' % A)))
 
-		# what Proxmox wrote into the rootfs, read offline from 8101's volume
+		# what Proxmox wrote into the rootfs, read offline from A's volume
 		files = ('/etc/network/interfaces', '/etc/hostname', '/etc/hosts', '/etc/resolv.conf',
 			'/etc/ssh/ssh_host_ed25519_key.pub', '/etc/machine-id', '/root/.ssh/authorized_keys',
 			'/etc/systemd/system-preset/00-pve.preset')
@@ -305,29 +322,30 @@ class RealContainers(unittest.TestCase):
 		self.assertIn('auto eth0\niface eth0 inet static\n\taddress %s/24\n\tgateway %s\n' % (
 			static, gw), a['/etc/network/interfaces'])
 		self.assertIn('auto eth1\niface eth1 inet dhcp\n', a['/etc/network/interfaces'])
-		self.assertEqual(a['/etc/hostname'], 'ct8101\n')
+		self.assertEqual(a['/etc/hostname'], 'ct%d\n' % A)
 		# the image has no /etc/hosts: the PVE section is all of it
 		self.assertRegex(a['/etc/hosts'], r'^# --- BEGIN PVE ---\n127\.0\.0\.1 localhost.*\n'
-			r'(.*\n)*%s ct8101\n# --- END PVE ---\n$' % re.escape(static))
+			r'(.*\n)*%s ct%d\n# --- END PVE ---\n$' % (re.escape(static), A))
 		self.assertIn(pubkey, a['/root/.ssh/authorized_keys'])
 		self.assertIn('disable systemd-networkd.service',
 			a['/etc/systemd/system-preset/00-pve.preset'])
 
 		# a second create (on zfspool: a subvol directory owned by the CT's root) writes
 		# other host keys; a clone keeps them and truncates machine-id
-		self.create(8103, pubkey, 'name=eth0,bridge=vmbr0,ip=dhcp', rootfs='tank:2')
-		conf3 = self.api('GET', NODE + '/lxc/8103/config')
-		self.assertRegex(conf3['rootfs'], r'^tank:subvol-8103-disk-0,')
+		self.create(C, pubkey, 'name=eth0,bridge=vmbr0,ip=dhcp', rootfs='tank:2')
+		conf3 = self.api('GET', '%s/lxc/%d/config' % (NODE, C))
+		self.assertRegex(conf3['rootfs'], r'^tank:subvol-%d-disk-0,' % C)
 		self.assertEqual(os.stat(self.volume_path(conf3)).st_uid, 100000)
 		b = self.read_offline(conf3, files)
 		self.assertTrue(b['/etc/ssh/ssh_host_ed25519_key.pub'].startswith('ssh-ed25519 '))
 		self.assertNotEqual(a['/etc/ssh/ssh_host_ed25519_key.pub'].split()[1],
 			b['/etc/ssh/ssh_host_ed25519_key.pub'].split()[1])
 		self.assertIsNone(b['/etc/machine-id'])  # create removes it: first boot runs presets
-		self.task(self.api('POST', NODE + '/lxc/8101/clone', {'newid': 8102, 'full': 1}))
+		self.task(self.api('POST', '%s/lxc/%d/clone' % (NODE, A), {'newid': B, 'full': 1}))
 		# a resize grows the file system too (resize_vm: resize2fs on a stopped CT)
-		self.task(self.api('PUT', NODE + '/lxc/8102/resize', {'disk': 'rootfs', 'size': '+1G'}))
-		c = self.read_offline(self.api('GET', NODE + '/lxc/8102/config'), files)
+		self.task(self.api('PUT', '%s/lxc/%d/resize' % (NODE, B), {'disk': 'rootfs',
+			'size': '+1G'}))
+		c = self.read_offline(self.api('GET', '%s/lxc/%d/config' % (NODE, B)), files)
 		self.assertGreater(c['fs_bytes'], 2.5 * (1 << 30))
 		self.assertLess(a['fs_bytes'], 2 * (1 << 30))
 		self.assertEqual(c['/etc/ssh/ssh_host_ed25519_key.pub'],
@@ -339,25 +357,26 @@ class RealContainers(unittest.TestCase):
 		with open(self.archive, 'rb') as f:
 			head = f.read(1 << 20)
 		self.upload('broken_amd64.tar.zst', head)
-		st, _, body = self.sim.api('POST', NODE + '/lxc', {'vmid': 8104, 'rootfs': 'local:1',
+		st, _, body = self.sim.api('POST', NODE + '/lxc', {'vmid': D, 'rootfs': 'local:1',
 			'ostemplate': 'local:vztmpl/broken_amd64.tar.zst', 'unprivileged': 1})
 		self.assertEqual(st, 200, body)
 		res = self.sim.wait_task(body['data'], timeout=120)
-		self.assertRegex(res['exitstatus'], r"^unable to create CT 8104 - command 'lxc-usernsexec "
+		self.assertRegex(res['exitstatus'], r"^unable to create CT %d - command 'lxc-usernsexec "
 			r"-m u:0:100000:65536 -m g:0:100000:65536 -- tar xpf - --zstd --totals .*' failed: "
-			r"exit code 2$")
-		self.assertFalse(os.path.exists(os.path.join(self.sim.state_dir, 'lxc', '8104')))
+			r"exit code 2$" % D)
+		self.assertFalse(os.path.exists(os.path.join(self.sim.state_dir, 'lxc', str(D))))
 
 		# destroy leaves nothing: no volume, rootfs mount, veth or lxc directory
-		for vmid in (8101, 8102, 8103):
+		for vmid in (A, B, C):
 			self.task(self.api('DELETE', '%s/lxc/%d' % (NODE, vmid), {}))
 		lxcdir = os.path.join(self.sim.state_dir, 'lxc')
+		vids = '(%d|%d|%d)' % (A, B, C)
 		self.assertEqual(sorted(x for x in os.listdir(lxcdir) if x.isdigit()), [])
 		self.assertEqual([v for v in self.sim.control('GET', '/_sim/state')['volumes']
-			if v.get('content') == 'rootdir' or re.search(r'-810\d-disk', v.get('volid', ''))], [])
+			if v.get('content') == 'rootdir' or re.search('-%s-disk' % vids, v['volid'])], [])
 		with open('/proc/mounts') as f:
 			self.assertNotIn(self.sim.state_dir, f.read())
-		self.assertEqual([x for x in os.listdir('/sys/class/net') if x.startswith('veth810')],
+		self.assertEqual([x for x in os.listdir('/sys/class/net') if re.match('veth' + vids, x)],
 			[])
 		hosts = [v['host'] for v in self.sim.control('GET', '/_sim/state')['lxc_bridges'].values()]
 		self.assertEqual(self.sim.schema_violations(), [])
