@@ -11,8 +11,9 @@ Usage (as root): python3 lxc_setup.py ROOTDIR < JSON, where JSON is
    "host_dns": {"search": "...", "dns": ["..."]}}
 Prints warnings on stderr; exits 1 with the reason on a failure ("error in setup task").
 
-Implemented: the Debian plugin (pc-ct Setup/Debian.pm, Setup/Base.pm), which the simulator's
-tests use; another ostype fails, naming it."""
+Implemented: the Debian and Ubuntu plugins (pc-ct Setup/Debian.pm, Setup/Ubuntu.pm on
+Setup/Base.pm); another ostype fails, naming it. Not done: randomize_crontab (cron minutes of
+root's jobs), the inittab of non-systemd Debian, Ubuntu 12.04-16.04 specifics."""
 
 import json
 import os
@@ -22,6 +23,18 @@ import time
 
 HEAD = '# --- BEGIN PVE ---\n'
 TAIL = '# --- END PVE ---\n'
+SNAKEOIL_UNIT = """[Unit]
+Description="Regenerate pre-generated snakeoil certificate and key-pair once"
+ConditionPathExists=/etc/ssl/certs/ssl-cert-snakeoil.pem
+ConditionFirstBoot=yes
+Wants=first-boot-complete.target
+Before=first-boot-complete.target
+
+[Service]
+Type=oneshot
+ExecStart=make-ssl-cert -f generate-default-snakeoil
+"""
+PLUGINS = {}  # filled below: ostype -> class (pc-ct Setup.pm $plugins)
 
 
 class Ct:
@@ -440,8 +453,10 @@ class Debian:
 			return res + self.section(s['ifname'], nets[s['ifname']], s['type'], s['attr'])
 
 		if self.ct.exists(fn):
-			for line in self.ct.read(fn).split('\n')[:-1] if self.ct.read(fn).endswith('\n') \
-					else self.ct.read(fn).split('\n'):
+			lines = self.ct.read(fn).split('\n')
+			if lines[-1] == '':
+				lines.pop()  # the Perl reads lines
+			for line in lines:
 				if re.match(r'^# --- (?:BEGIN|END) PVE ---', line):
 					if sec[0]:
 						sec[0]['attr'].append(line)
@@ -492,6 +507,10 @@ class Debian:
 					out += 'auto %s\n' % ifname
 					auto_done.add(ifname)
 				out += self.section(ifname, net, fam, [])
+		if 'lo' not in auto_done:
+			# older templates (< Debian 8) do not configure the loopback interface
+			out = 'auto lo\niface lo inet loopback\niface lo inet6 loopback\n\n' + out
+		self.ct.make_path('/etc/network')
 		self.ct.set_contents(fn, out)
 
 	# -- the hooks (Base.pm) ------------------------------------------------------------------
@@ -503,8 +522,30 @@ class Debian:
 		self.set_dns()
 		self.set_timezone()
 
+	def snakeoil_fixup(self):
+		"""Debian.pm snakeoil_fixup: a pre-generated ssl-cert key is removed and regenerated
+		at first boot."""
+		key = '/etc/ssl/private/ssl-cert-snakeoil.key'
+		if not self.ct.exists(key):
+			return
+		init = os.path.realpath('/sbin/init') if os.path.islink('/sbin/init') else ''
+		if init.endswith('/systemd'):
+			unit = 'proxmox-regenerate-snakeoil.service'
+			self.ct.set_contents('/etc/systemd/system/' + unit, SNAKEOIL_UNIT)
+			self.ct.make_path('/etc/systemd/system/first-boot-complete.target.wants')
+			self.ct.symlink('/etc/systemd/system/' + unit,
+				'/etc/systemd/system/first-boot-complete.target.wants/' + unit)
+		else:
+			print('Template contains pre-generated snakeoil certificate!', file=sys.stderr)
+		self.ct.unlink(key)
+
+	def template_fixup(self):
+		pass
+
 	def post_create_hook(self, password_hash, ssh_keys):
 		self.clear_machine_id(False)
+		self.snakeoil_fixup()
+		self.template_fixup()
 		self.set_user_password('root', password_hash)
 		if ssh_keys:
 			self.set_user_authorized_ssh_keys('root', ssh_keys)
@@ -516,6 +557,85 @@ class Debian:
 
 	def post_clone_hook(self):
 		self.clear_machine_id(True)
+
+
+class Ubuntu(Debian):
+	"""pc-ct Setup/Ubuntu.pm: Debian's plugin, but 17.10 and newer are configured through
+	systemd-networkd (Base.pm setup_systemd_networkd), which is enabled on first boot from
+	23.04 on."""
+
+	def __init__(self, ct, conf, host_dns):
+		self.ct = ct
+		self.conf = conf
+		self.host_dns = host_dns
+		lsb = ct.read('/etc/lsb-release') if ct.exists('/etc/lsb-release') else ''
+		if not re.search(r'^DISTRIB_ID=Ubuntu$', lsb, re.M | re.I):
+			raise SystemExit('got unknown DISTRIB_ID')
+		m = re.search(r'^DISTRIB_RELEASE=(\d+\.\d+)$', lsb, re.M | re.I)
+		if not m:
+			raise SystemExit('unable to read version info')
+		self.version = float(m.group(1))  # the Perl compares them as numbers too
+		if self.version < 17:
+			raise SystemExit("unsupported ancient Ubuntu version '%s'" % m.group(1))
+
+	def template_fixup(self):
+		if 17.10 <= self.version < 23.04:
+			for d in ('multi-user.target.wants', 'socket.target.wants'):
+				if not os.path.isdir('/etc/systemd/system/' + d):
+					self.ct.mkdir('/etc/systemd/system/' + d, 0o755)
+			self.ct.symlink('/lib/systemd/system/systemd-networkd.service',
+				'/etc/systemd/system/multi-user.target.wants/systemd-networkd.service')
+			self.ct.symlink('/lib/systemd/system/systemd-networkd.socket',
+				'/etc/systemd/system/socket.target.wants/systemd-networkd.socket')
+		if self.version >= 17.10:
+			self.ct.unlink('/etc/netplan/10-lxc.yaml')
+
+	def setup_init(self):
+		if self.version >= 23.04:
+			self.setup_systemd_preset({'systemd-networkd.service': 1})
+		if self.version >= 16.10:
+			self.setup_container_getty_service()
+
+	def setup_network(self):
+		if self.version < 17.10:
+			return Debian.setup_network(self)
+		# Base.pm setup_systemd_networkd: /etc/systemd/network/<name>.network per netN
+		for k in sorted(self.conf):
+			if not re.match(r'^net\d+$', k):
+				continue
+			d = parse_net(self.conf[k])
+			if not d.get('name'):
+				continue
+			data = ('[Match]\nName = {n}\n\n[Network]\nDescription = Interface {n} '
+				'autoconfigured by PVE\n').format(n=d['name'])
+			routes = ''
+			dhcp = 0
+			accept_ra = 'false'
+			ip = d.get('ip')
+			if ip == 'dhcp':
+				dhcp |= 1
+			elif ip and ip != 'manual':
+				data += 'Address = %s\n' % ip
+			if d.get('gw'):
+				data += 'Gateway = %s\n' % d['gw']
+				if ip and ip not in ('dhcp', 'manual') and not ip_in_cidr(d['gw'], ip):
+					routes += '\n[Route]\nDestination = %s/32\nScope = link\n' % d['gw']
+			ip6 = d.get('ip6')
+			if ip6 == 'dhcp':
+				dhcp |= 2
+				accept_ra = 'true'
+			elif ip6 == 'auto':
+				accept_ra = 'true'
+			elif ip6 and ip6 != 'manual':
+				data += 'Address = %s\n' % ip6
+			if d.get('gw6'):
+				accept_ra = 'false'
+				data += 'Gateway = %s\n' % d['gw6']
+			data += 'DHCP = %s\n' % ('no', 'ipv4', 'ipv6', 'yes')[dhcp]
+			data += 'IPv6AcceptRA = %s\n' % accept_ra
+			data += routes
+			self.ct.make_path('/etc/systemd/network')
+			self.ct.set_contents('/etc/systemd/network/%s.network' % d['name'], data)
 
 
 def strip_gateway_scripts(attrs):
@@ -532,6 +652,9 @@ def strip_gateway_scripts(attrs):
 	return res
 
 
+PLUGINS.update(debian=Debian, ubuntu=Ubuntu)
+
+
 def main():
 	root = sys.argv[1]
 	req = json.load(sys.stdin)
@@ -540,10 +663,10 @@ def main():
 	os.chroot(root)
 	os.chdir('/')
 	ct = Ct(req.get('root_uid', 0), req.get('root_gid', 0))
-	if ostype != 'debian':
-		raise SystemExit("the simulator's real container mode implements the debian set-up "
-			"only, not '%s'" % ostype)
-	plugin = Debian(ct, conf, req.get('host_dns') or {})
+	if ostype not in PLUGINS:
+		raise SystemExit("the simulator's real container mode implements the set-up of %s, "
+			"not '%s'" % (' and '.join(sorted(PLUGINS)), ostype))
+	plugin = PLUGINS[ostype](ct, conf, req.get('host_dns') or {})
 	hook = req['hook']
 	if hook == 'post_create':
 		plugin.post_create_hook(req.get('password_hash'), req.get('ssh_keys'))

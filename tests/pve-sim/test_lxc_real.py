@@ -1,11 +1,13 @@
-"""Real containers (`pve_sim.py --lxc-real`, lxc_hv.py): one container created from the full test
-rootfs (scripts/build-test-rootfs.sh) with a root password, an SSH key, a static address on net0
-and DHCP on net1, started with lxc-start and proved from the host (running, both addresses in
-GET .../interfaces, root's SSH login with the key, the host key it presents is the one create
-wrote, unprivileged); a second container (not started) and a clone prove from their root file
-systems that create writes new host keys and clone keeps them and truncates /etc/machine-id
-(pc-ct Setup.pm rewrite_ssh_host_keys, Setup/Base.pm clear_machine_id); stop and destroy leave
-no rootfs, veth, mount or lxc directory, and the simulator's exit no bridge.
+"""Real containers (`pve_sim.py --lxc-real`, lxc_hv.py). SetupHooks: lxc_setup.py on small made-up
+trees (Debian's interfaces merge, secrets, machine-id, snakeoil, Ubuntu's networkd files).
+RealContainers: one container created from the full test rootfs (scripts/build-test-rootfs.sh)
+with a root password, an SSH key, a static address on net0 and DHCP on net1, started with
+lxc-start and proved from the host (running, both addresses in GET .../interfaces, root's SSH
+login with the key, the host key it presents is the one create wrote, unprivileged); a second
+container (not started) and a clone prove from their root file systems that create writes new
+host keys and clone keeps them and truncates /etc/machine-id (pc-ct Setup.pm
+rewrite_ssh_host_keys, Setup/Base.pm clear_machine_id); stop and destroy leave no rootfs, veth,
+mount or lxc directory, and the simulator's exit no bridge.
 
 Needs root, lxc, dnsmasq, an ssh client and the test rootfs; skips with the reason otherwise.
 The rootfs gets ifupdown first (cached): pc-ct Setup/Debian.pm configures netN only through
@@ -21,6 +23,7 @@ import re
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -112,6 +115,139 @@ def skip_reason():
 
 
 SKIP = skip_reason()
+
+
+@unittest.skipIf(os.geteuid() != 0, 'lxc_setup.py chroots: needs root')
+class SetupHooks(unittest.TestCase):
+	"""lxc_setup.py (pve-container's Setup plugins, run chrooted) on small made-up trees: the
+	parts the boot test does not reach. Each run takes a fraction of a second."""
+
+	def tree(self, files):
+		root = tempfile.mkdtemp(prefix='phx-ctsetup-')
+		self.addCleanup(shutil.rmtree, root, True)
+		for path, data in files.items():
+			full = os.path.join(root, path)
+			os.makedirs(os.path.dirname(full), exist_ok=True)
+			if isinstance(data, tuple):  # ('link', target)
+				os.symlink(data[1], full)
+			elif data is None:
+				os.makedirs(full, exist_ok=True)
+			else:
+				with open(full, 'w') as f:
+					f.write(data)
+		os.chmod(os.path.join(root, 'usr/lib/systemd/systemd'), 0o755)
+		return root
+
+	def hook(self, root, hook, conf, **extra):
+		p = subprocess.run([sys.executable, os.path.join(HERE, 'lxc_setup.py'), root],
+			input=json.dumps(dict(extra, hook=hook, conf=conf, root_uid=100000,
+			root_gid=100000, host_dns={'dns': ['192.0.2.53'], 'search': 'host.example'})),
+			stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+		return p
+
+	def read(self, root, path):
+		with open(os.path.join(root, path)) as f:
+			return f.read()
+
+	BASE = {'usr/lib/systemd/systemd': '', 'sbin/init': ('link', '../usr/lib/systemd/systemd'),
+		'etc/passwd': 'root:x:0:0:root:/root:/bin/bash\nops:x:1000:1000::/home/ops:/bin/sh\n',
+		'etc/shadow': 'root:*:19000:0:99999:7:::\nops:!:19000:0:99999:7:::\n', 'root': None,
+		'etc/machine-id': '0123456789abcdef0123456789abcdef\n',
+		'var/lib/dbus/machine-id': '0123456789abcdef0123456789abcdef\n',
+		'usr/lib/systemd/system/container-getty@.service': 'ExecStart=-/sbin/agetty pts/%I\n',
+		'etc/systemd/system/getty.target.wants': None, 'etc/ssl/private/ssl-cert-snakeoil.key': 'k'}
+
+	def test_debian_create_merges_interfaces_and_writes_the_secrets(self):
+		files = dict(self.BASE, **{'etc/debian_version': '12.7\n', 'etc/ssh': None,
+			'etc/network/interfaces':
+			'# keep me\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n'
+			'\tmtu 1400\n\nsource /etc/network/interfaces.d/*\n'})
+		root = self.tree(files)
+		conf = {'ostype': 'debian', 'hostname': 'web.example.org', 'nameserver': '1.1.1.1 9.9.9.9',
+			'searchdomain': 'example.org', 'net0': 'name=eth0,bridge=vmbr0,ip=10.0.0.5/24,'
+			'gw=10.9.9.1,hwaddr=BC:24:11:00:00:01,type=veth', 'net1': 'name=eth1,bridge=vmbr1,'
+			'ip=dhcp,ip6=auto,type=veth'}
+		p = self.hook(root, 'post_create', conf, password_hash='$6$salt$hash',
+			ssh_keys='ssh-ed25519 AAAA test@x',
+			host_keys=[['/etc/ssh/ssh_host_ed25519_key', 'PRIVATE\n', 0o600]])
+		self.assertEqual(p.returncode, 0, p.stderr)
+		# Debian.pm setup_network: other stanzas stay, eth0's is rewritten with its own
+		# attributes kept, a gateway outside the subnet gets the routing scripts, eth1 is added
+		self.assertEqual(self.read(root, 'etc/network/interfaces'),
+			'# keep me\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n'
+			'\taddress 10.0.0.5/24\n# --- BEGIN PVE ---\n\tpost-up ip route add 10.9.9.1 dev eth0\n'
+			'\tpost-up ip route add default via 10.9.9.1 dev eth0\n\tpre-down ip route del '
+			'default via 10.9.9.1 dev eth0\n\tpre-down ip route del 10.9.9.1 dev eth0\n'
+			'# --- END PVE ---\n\tmtu 1400\n\nsource /etc/network/interfaces.d/*\n\n'
+			'auto eth1\niface eth1 inet dhcp\n\niface eth1 inet6 auto\n\n')
+		self.assertEqual(self.read(root, 'etc/hostname'), 'web\n')
+		self.assertEqual(self.read(root, 'etc/hosts'), '# --- BEGIN PVE ---\n127.0.0.1 '
+			'localhost.localnet localhost\n::1 localhost.localnet localhost\n10.0.0.5 '
+			'web.example.org web\n# --- END PVE ---\n')
+		self.assertEqual(self.read(root, 'etc/resolv.conf'), '# --- BEGIN PVE ---\nsearch '
+			'example.org\nnameserver 1.1.1.1\nnameserver 9.9.9.9\n# --- END PVE ---\n')
+		shadow = self.read(root, 'etc/shadow').splitlines()
+		self.assertEqual(shadow[0], 'root:$6$salt$hash:%d:0:99999:7:::' % int(time.time() / 86400))
+		self.assertEqual(shadow[1], 'ops:!:19000:0:99999:7:::')
+		self.assertIn('ssh-ed25519 AAAA test@x', self.read(root, 'root/.ssh/authorized_keys'))
+		st = os.stat(os.path.join(root, 'root/.ssh/authorized_keys'))
+		self.assertEqual((st.st_uid, st.st_mode & 0o777), (100000, 0o700))
+		self.assertEqual(os.stat(os.path.join(root, 'etc/ssh/ssh_host_ed25519_key')).st_mode &
+			0o777, 0o600)
+		self.assertFalse(os.path.exists(os.path.join(root, 'etc/machine-id')))
+		self.assertFalse(os.path.exists(os.path.join(root, 'var/lib/dbus/machine-id')))
+		self.assertFalse(os.path.exists(os.path.join(root,
+			'etc/ssl/private/ssl-cert-snakeoil.key')))
+		self.assertTrue(os.path.islink(os.path.join(root, 'etc/systemd/system/'
+			'first-boot-complete.target.wants/proxmox-regenerate-snakeoil.service')))
+		self.assertEqual(os.readlink(os.path.join(root, 'etc/systemd/system/getty.target.wants/'
+			'container-getty@1.service')), '/usr/lib/systemd/system/container-getty@.service')
+		self.assertIn('tty%I', self.read(root, 'usr/lib/systemd/system/container-getty@.service'))
+
+		# pre_start_hook on the same tree changes nothing but /fastboot; a clone truncates
+		before = self.read(root, 'etc/network/interfaces')
+		self.assertEqual(self.hook(root, 'pre_start', conf).returncode, 0)
+		self.assertEqual(self.read(root, 'etc/network/interfaces'), before)
+		self.assertTrue(os.path.exists(os.path.join(root, 'fastboot')))
+		with open(os.path.join(root, 'etc/machine-id'), 'w') as f:
+			f.write('0123456789abcdef0123456789abcdef\n')
+		self.assertEqual(self.hook(root, 'post_clone', conf).returncode, 0)
+		self.assertEqual(self.read(root, 'etc/machine-id'), '\n')
+
+	def test_no_password_locks_root_and_symlinks_stay_inside(self):
+		# /etc/resolv.conf pointing at an absolute path resolves inside the rootfs (chroot)
+		files = dict(self.BASE, **{'etc/debian_version': 'bookworm/sid\n',
+			'etc/resolv.conf': ('link', '/run/systemd/resolve/stub-resolv.conf'),
+			'run/systemd/resolve': None})
+		root = self.tree(files)
+		p = self.hook(root, 'post_create', {'ostype': 'debian', 'net0': 'name=eth0,ip=dhcp'})
+		self.assertEqual(p.returncode, 0, p.stderr)
+		self.assertTrue(self.read(root, 'etc/shadow').startswith('root:*:'))
+		self.assertEqual(self.read(root, 'etc/resolv.conf'), '# --- BEGIN PVE ---\nsearch '
+			'host.example\nnameserver 192.0.2.53\n# --- END PVE ---\n')
+		self.assertEqual(self.read(root, 'etc/hosts').splitlines()[-2], '127.0.1.1 localhost')
+		# no loopback stanza in the old file: Debian.pm adds one
+		self.assertTrue(self.read(root, 'etc/network/interfaces').startswith(
+			'auto lo\niface lo inet loopback\niface lo inet6 loopback\n\nauto eth0\n'))
+
+	def test_ubuntu_gets_networkd_files(self):
+		files = dict(self.BASE, **{'etc/lsb-release': 'DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=24.04\n',
+			'etc/netplan/10-lxc.yaml': 'x'})
+		root = self.tree(files)
+		conf = {'ostype': 'ubuntu', 'net0': 'name=eth0,ip=10.1.0.9/16,gw=10.1.0.1,ip6=dhcp',
+			'net1': 'name=eth1,ip=dhcp'}
+		p = self.hook(root, 'post_create', conf)
+		self.assertEqual(p.returncode, 0, p.stderr)
+		self.assertEqual(self.read(root, 'etc/systemd/network/eth0.network'),
+			'[Match]\nName = eth0\n\n[Network]\nDescription = Interface eth0 autoconfigured by '
+			'PVE\nAddress = 10.1.0.9/16\nGateway = 10.1.0.1\nDHCP = ipv6\nIPv6AcceptRA = true\n')
+		self.assertIn('DHCP = ipv4\n', self.read(root, 'etc/systemd/network/eth1.network'))
+		self.assertFalse(os.path.exists(os.path.join(root, 'etc/netplan/10-lxc.yaml')))
+		self.assertIn('enable systemd-networkd.service',
+			self.read(root, 'etc/systemd/system-preset/00-pve.preset'))
+		p = self.hook(root, 'post_create', dict(conf, ostype='alpine'))
+		self.assertNotEqual(p.returncode, 0)
+		self.assertIn("not 'alpine'", p.stderr)
 
 
 @unittest.skipIf(SKIP, SKIP or '')
