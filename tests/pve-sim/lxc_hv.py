@@ -404,8 +404,13 @@ class LxcRuntime:
 				raw.append('lxc.net.%d.hwaddr = %s' % (i, d['hwaddr']))
 			if d.get('name'):
 				raw.append('lxc.net.%d.name = %s' % (i, d['name']))
-			if d.get('mtu'):
-				raw.append('lxc.net.%d.mtu = %s' % (i, d['mtu']))
+			with open('/sys/class/net/%s/mtu' % br['host']) as f:
+				bridge_mtu = int(f.read())  # PVE::Network::read_bridge_mtu
+			mtu = int(d.get('mtu') or bridge_mtu)
+			if mtu > bridge_mtu:
+				raise self.TaskFailed("%s: MTU size '%d' is bigger than bridge MTU '%d'" % (
+					k, mtu, bridge_mtu))
+			raw.append('lxc.net.%d.mtu = %d' % (i, mtu))
 			# lxcnetaddbr puts the host end on the bridge; here lxc's own link does
 			raw.append('lxc.net.%d.link = %s' % (i, br['host']))
 			if d.get('link_down') not in ('1',):
@@ -417,12 +422,15 @@ class LxcRuntime:
 		if self.closed:
 			raise self.TaskFailed('simulator is shutting down')
 		conf = vm['conf']
-		rootdir = self.mount(vmid, conf['rootfs'].split(',')[0])
+		# LXC.pm vm_start: update_lxc_config first (its errors fail the start before anything
+		# is mounted), then lxc-start, whose pre-start hook mounts and runs pre_start_hook
+		config = self.lxc_config(vm)
+		os.makedirs(self.ct_dir(vmid), exist_ok=True)
+		with open(os.path.join(self.ct_dir(vmid), 'config'), 'w') as f:
+			f.write(config)
+		self.mount(vmid, conf['rootfs'].split(',')[0])
 		try:
-			# lxc-pve-prestart-hook -> Setup.pm pre_start_hook
 			self.setup('pre_start', vmid, conf)
-			with open(os.path.join(self.ct_dir(vmid), 'config'), 'w') as f:
-				f.write(self.lxc_config(vm))
 			log = os.path.join(self.path, '%d.log' % vmid)
 			with open(log, 'w') as logf:
 				proc = self.launcher.spawn(['lxc-start', '-F', '-n', str(vmid), '-P', self.path,

@@ -450,6 +450,18 @@ class RealContainers(unittest.TestCase):
 		self.assertFalse(os.path.exists('/sys/class/net/veth%di0' % A))
 		self.assertFalse(os.path.ismount(os.path.join(self.sim.state_dir, 'lxc/%d/rootfs' % A)))
 
+		# a start that fails (update_lxc_config: an MTU above the bridge's) leaves it stopped,
+		# with nothing mounted and no veth
+		self.api('PUT', '%s/lxc/%d/config' % (NODE, A), {'net0': conf['net0'] + ',mtu=9000'})
+		upid = self.api('POST', '%s/lxc/%d/status/start' % (NODE, A), {})
+		self.assertEqual(self.sim.wait_task(upid)['exitstatus'],
+			"net0: MTU size '9000' is bigger than bridge MTU '1500'")
+		self.assertEqual(self.api('GET', '%s/lxc/%d/status/current' % (NODE, A))['status'],
+			'stopped')
+		with open('/proc/mounts') as f:
+			self.assertNotIn('lxc/%d/rootfs' % A, f.read())
+		self.assertFalse(os.path.exists('/sys/class/net/veth%di0' % A))
+
 		# what Proxmox wrote into the rootfs, read offline from A's volume
 		files = ('/etc/network/interfaces', '/etc/hostname', '/etc/hosts', '/etc/resolv.conf',
 			'/etc/ssh/ssh_host_ed25519_key.pub', '/etc/machine-id', '/root/.ssh/authorized_keys',
