@@ -39,6 +39,7 @@ import threading
 import time
 
 from qemu_hv import Launcher
+from sim_storage import SUBVOL_META
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SETUP = os.path.join(HERE, 'lxc_setup.py')
@@ -354,6 +355,32 @@ class LxcRuntime:
 			self.setup('post_clone', vmid, conf)
 		finally:
 			self.umount(vmid)
+
+	def copy_files(self, src, dst):
+		"""LXC.pm copy_volume's rsync between two mounted volumes (cp -a here: the same
+		owners, modes, xattrs, hard links and sparse files)."""
+		mnts = []
+		try:
+			for volid in (src, dst):
+				mnt = tempfile.mkdtemp(prefix='.copy-', dir=self.path)
+				mnts.append(mnt)
+				v = self.sim.vol(volid)
+				argv = ['mount', '--bind', v['path'], mnt] if v['format'] == 'subvol' else \
+					['mount', '-o', 'loop', v['path'], mnt]
+				p = run(argv)
+				if p.returncode != 0:
+					os.rmdir(mnts.pop())
+					raise self.TaskFailed("mount of '%s' failed: %s" % (volid, p.stderr.strip()))
+			p = run(['cp', '-a', '--', mnts[0] + '/.', mnts[1]])
+			if p.returncode != 0:
+				raise self.TaskFailed('copying the files failed: %s' % p.stderr.strip()[-300:])
+			if self.sim.vol(src)['format'] == 'subvol':
+				# the simulator's refquota file is no container file
+				os.unlink(os.path.join(mnts[1], SUBVOL_META))
+		finally:
+			for mnt in mnts:
+				run(['umount', mnt])
+				os.rmdir(mnt)
 
 	def resize_fs(self, volid):
 		"""LXC.pm resize_vm on a stopped CT: e2fsck, resize2fs on the raw image."""

@@ -956,8 +956,8 @@ class LxcHandlers:
 					vol = mp['volume']
 					if full:
 						t.log('create full clone of mountpoint %s (%s)' % (opt, vol))
-						newvol, path = self.ct_copy_volume(vol, newid, storage or
-							vol.split(':')[0], r.node)
+						newvol, path = self.ct_copy_volume(t, vol, newid, storage or
+							vol.split(':')[0], r.node, src)
 					else:
 						t.log('create linked clone of mount point %s (%s)' % (opt, vol))
 						newvol, path = self.clone_image(vol, newid, r.node)
@@ -985,19 +985,24 @@ class LxcHandlers:
 
 		return self.new_task(r.node, 'vzclone', vmid, r.authid, work, on_error, unlock_source)
 
-	def ct_copy_volume(self, volid, newid, sid, node):
+	def ct_copy_volume(self, t, volid, newid, sid, node, conf):
 		"""pc-ct LXC.pm copy_volume: a new volume of the source's size on the target storage
 		(alloc_disk: raw, or a subvol on zfspool), then the contents are copied (rsync)."""
 		v = self.vol(volid, node)
 		size = self.volume_size(volid, node)
 		st = self.storage(sid)
-		if self.lxc_rt and (v['format'] == 'subvol') != (st['type'] == 'zfspool'):
-			# NEEDSWORK: mount both and copy the files, as copy_volume does
-			raise TaskFailed('a copy between a subvol and a raw image is not simulated with '
-				'--lxc-real')
 		newvol, path = self.ct_alloc_disk(st, newid, size, node)
 		nv = self.vol(newvol, node)
-		if v['format'] == 'subvol' and nv['format'] == 'subvol':
+		if self.lxc_rt and (v['format'] == 'subvol') != (nv['format'] == 'subvol'):
+			# between a subvol and a raw image: alloc_disk formats the new volume, both are
+			# mounted and the files copied
+			try:
+				self.lxc_rt.format(t, newvol, conf)
+				self.lxc_rt.copy_files(volid, newvol)
+			except BaseException:
+				self.free_created([path])
+				raise
+		elif v['format'] == 'subvol' and nv['format'] == 'subvol':
 			for fn in os.listdir(v['path']):
 				if fn.startswith('.pve-sim'):
 					continue

@@ -357,7 +357,7 @@ class RealContainers(unittest.TestCase):
 		t_all = time.monotonic()
 		# VMIDs name veth pairs host-wide: other worktrees may run this test at the same time
 		A = random.randrange(20000, 99000, 10) + 1
-		B, C, D = A + 1, A + 2, A + 3
+		B, C, D, E = A + 1, A + 2, A + 3, A + 4
 		with open(self.archive, 'rb') as f:
 			self.upload(ARCHIVE, f.read())
 		key = os.path.join(self.tmp, 'id_ed25519')
@@ -500,6 +500,17 @@ class RealContainers(unittest.TestCase):
 			a['/etc/ssh/ssh_host_ed25519_key.pub'])
 		self.assertEqual(c['/etc/machine-id'], '\n')
 		self.assertIsNotNone(a['/etc/machine-id'])  # the source booted once and has its own
+		# a full clone from a subvol to a raw image: formatted, the files copied
+		self.task(self.api('POST', '%s/lxc/%d/clone' % (NODE, C), {'newid': E, 'full': 1,
+			'storage': 'local'}))
+		conf5 = self.api('GET', '%s/lxc/%d/config' % (NODE, E))
+		self.assertRegex(conf5['rootfs'], r'^local:%d/vm-%d-disk-0\.raw,' % (E, E))
+		e = self.read_offline(conf5, files + ('/.pve-sim-subvol.json',))
+		self.assertEqual(e['/etc/ssh/ssh_host_ed25519_key.pub'],
+			b['/etc/ssh/ssh_host_ed25519_key.pub'])
+		self.assertEqual(e['/root/.ssh/authorized_keys'], b['/root/.ssh/authorized_keys'])
+		self.assertIsNone(e['/etc/machine-id'])  # none to truncate: C never booted
+		self.assertIsNone(e['/.pve-sim-subvol.json'])
 
 		# an archive that breaks off mid-way fails the create, which leaves nothing behind
 		with open(self.archive, 'rb') as f:
@@ -515,10 +526,10 @@ class RealContainers(unittest.TestCase):
 		self.assertFalse(os.path.exists(os.path.join(self.sim.state_dir, 'lxc', str(D))))
 
 		# destroy leaves nothing: no volume, rootfs mount, veth or lxc directory
-		for vmid in (A, B, C):
+		for vmid in (A, B, C, E):
 			self.task(self.api('DELETE', '%s/lxc/%d' % (NODE, vmid), {}))
 		lxcdir = os.path.join(self.sim.state_dir, 'lxc')
-		vids = '(%d|%d|%d)' % (A, B, C)
+		vids = '(%d|%d|%d|%d)' % (A, B, C, E)
 		self.assertEqual(sorted(x for x in os.listdir(lxcdir) if x.isdigit()), [])
 		self.assertEqual([v for v in self.sim.control('GET', '/_sim/state')['volumes']
 			if v.get('content') == 'rootdir' or re.search('-%s-disk' % vids, v['volid'])], [])
