@@ -7,7 +7,8 @@ took 20.7 min on a 2-core machine. Here each job is one unit test binary, one te
 integration binary, or one Python test class (simulator and integration tests; a module with
 a setUpModule fixture is one job), and up to
 --jobs of them run at once, the longest first (by the durations the last run recorded, else
-by tests/test-times.json, else first, as unknown).
+by tests/test-times.json, else first, as unknown); jobs that boot real guests (BOOTS) never
+run two at once.
 
 Every job's output goes to <log-dir>/<job>.log; a line is printed when a job ends, and a failed
 job's whole log is printed. The summary lists failures, skipped tests (with their reasons) and
@@ -30,6 +31,11 @@ import time
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SEED_TIMES = os.path.join(REPO, "tests", "test-times.json")
 UNKNOWN_JOB_S = 1000.0  # unknown jobs start first: they may be the long ones
+# Jobs that boot real guests under TCG (each guest a busy core or two, for minutes): never two
+# at once, so a boot shares the machine with at most one lighter job and its guest-agent
+# waits stay what they are in a serial run.
+BOOTS = re.compile(r"^(pytest test_demo\.|simtest test_qemu_mode\.Qemu(Boot|Lifecycle)$|"
+                   r"simtest test_lxc_real\.RealContainers$)")
 
 LIST_CLASSES = r"""
 import sys, unittest
@@ -106,14 +112,28 @@ class Runner:
         self.lock = threading.Lock()
         self.running = {}
         self.stopping = False
+        self.booting = False  # a BOOTS job runs
+        self.changed = threading.Condition(self.lock)
 
     def worker(self):
         while True:
             with self.lock:
-                if self.stopping or not self.queue:
-                    return
-                job = self.queue.pop(0)
+                while True:
+                    if self.stopping or not self.queue:
+                        return
+                    job = next((j for j in self.queue if not (self.booting and
+                                                              BOOTS.match(j.name))), None)
+                    if job:
+                        break
+                    self.changed.wait()  # only boots are left and one runs
+                self.queue.remove(job)
+                boot = bool(BOOTS.match(job.name))
+                self.booting = self.booting or boot
             self.run(job)
+            with self.lock:
+                if boot:
+                    self.booting = False
+                self.changed.notify_all()
 
     def run(self, job):
         job.log = os.path.join(self.log_dir, log_name(job))
@@ -146,6 +166,7 @@ class Runner:
     def stop(self, *_):
         with self.lock:
             self.stopping = True
+            self.changed.notify_all()
             for proc in self.running.values():
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
