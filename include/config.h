@@ -66,6 +66,8 @@ struct cfg_defaults {
 	char *storage;	      /* VM disks, default "local-lvm" */
 	char *import_storage; /* uploaded cloud images (content=import), default "local" */
 	char *iso_storage;    /* cloud-init ISOs (content=iso), default "local" */
+	char *template_storage; /* container template archives (content=vztmpl), default
+				 * "local" */
 	char *bridge;	      /* default "vmbr0" */
 	struct cfg_strv dns_servers; /* IPv4 addresses, may be empty */
 	char *search_domain;	     /* or NULL */
@@ -84,14 +86,49 @@ struct cfg_file {
 	/* exactly one of content / source is non-NULL */
 };
 
+/* A user of `customize.users`, made offline in the image (VM and container templates). */
+struct cfg_cust_user {
+	char *name;
+	unsigned long uid, gid;		 /* 0: useradd picks (uid 0 is never allowed) */
+	struct cfg_strv groups;		 /* supplementary groups, created when missing */
+	char *shell;			 /* or NULL: /bin/bash */
+	struct cfg_strv ssh_public_keys; /* ~/.ssh/authorized_keys */
+	char *password_hash;		 /* crypt(3) hash, or NULL: the account has no password */
+	bool password_expired;		 /* chage -d 0: a new password at first login (default
+					  * true with a password_hash) */
+	bool sudo;			 /* passwordless sudo through /etc/sudoers.d */
+	char *git_name, *git_email;	 /* ~/.gitconfig [user], or NULL */
+};
+
 struct cfg_customize {
-	struct cfg_strv packages; /* default ["qemu-guest-agent"] when the key is absent */
+	struct cfg_strv packages; /* default ["qemu-guest-agent"] when the key is absent ([] for
+				   * kind "lxc": a container has no guest agent) */
 	struct cfg_strv debs;	  /* local .deb files, resolved against the config's directory */
 	struct cfg_strv enable_services;
 	struct cfg_strv run; /* shell commands, run in order */
 	struct cfg_file *files;
 	size_t n_files;
 	char *timezone; /* e.g. "Europe/Berlin", or NULL */
+	struct cfg_cust_user *users;
+	size_t n_users;
+};
+
+enum cfg_kind { CFG_KIND_QEMU = 0, CFG_KIND_LXC };
+
+/* A container template's `container` object (kind "lxc"); every field always set. */
+struct cfg_container {
+	bool unprivileged;	  /* default true */
+	bool nesting;		  /* features: {"nesting": true} */
+	unsigned long rootfs_gb;  /* default 4 */
+	char *storage;		  /* the rootfs (content rootdir): default defaults.storage */
+	char *template_storage;	  /* the archive (content vztmpl): default
+				   * defaults.template_storage */
+	unsigned cores;		  /* default 1 */
+	unsigned long memory_mb;  /* default 512 */
+	unsigned long swap_mb;	  /* default 512 */
+	char *bridge;		  /* default defaults.bridge */
+	char *ostype;		  /* or NULL: Proxmox reads it from the archive */
+	bool ifupdown;		  /* Debian family: install ifupdown (default true) */
 };
 
 /* A boolean a VM may leave to its template (and a template to Proxmox's default). */
@@ -166,6 +203,9 @@ struct cfg_template {
 	char *keyring;
 	char *os;	    /* e.g. "ubuntu-24.04" (becomes tag os-ubuntu-24.04), or NULL */
 	char *type;	    /* e.g. "minimal" (becomes tag type-minimal), or NULL */
+	enum cfg_kind kind; /* `kind`: "qemu" (default) or "lxc" (a container template from a
+			     * root file system tarball; then `container`, not `hardware`) */
+	struct cfg_container ct;
 	char *node;	    /* or NULL: cfg_default_node() */
 	/* `nodes`: one build, a template on each of these nodes (each with its own VMID from
 	 * the version range); all_nodes: "all", every online node. Empty: `node` alone. */

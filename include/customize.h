@@ -24,6 +24,7 @@ enum cust_op_kind {
 	CUST_OP_RUN,		 /* sh -c COMMAND inside the guest */
 	CUST_OP_FILE,		 /* write a file with a mode, from content or a host file */
 	CUST_OP_TIMEZONE,	 /* /etc/localtime link and /etc/timezone */
+	CUST_OP_USER,		 /* a user with uid/gid, groups, keys, password, git identity */
 };
 
 /* Ordered list of operations. Opaque; caller owns it, free with cust_plan_free(). */
@@ -64,6 +65,27 @@ int cust_plan_add_file_source(struct cust_plan *plan, const char *path, unsigned
 			      const char *source, struct phx_err *err);
 /* An IANA zone name such as 'Europe/Berlin' or 'UTC'; must exist in the guest's zoneinfo. */
 int cust_plan_add_timezone(struct cust_plan *plan, const char *tz, struct phx_err *err);
+
+/* A user to make (or bring in line, when the image has it already). Strings borrowed; NULL
+ * or 0: not given. */
+struct cust_user {
+	const char *name;
+	unsigned long uid, gid;	     /* 0: the guest's useradd picks */
+	const char *const *groups;   /* supplementary groups, made when missing */
+	size_t n_groups;
+	const char *shell;	     /* NULL: /bin/sh where bash is missing, else /bin/bash */
+	const char *const *ssh_keys; /* ~/.ssh/authorized_keys lines */
+	size_t n_ssh_keys;
+	const char *password_hash; /* crypt(3) hash set as it is (chpasswd -e) */
+	bool password_expired;	   /* shadow's last change 0 (chage -d 0): new password at
+				    * first login */
+	bool sudo;		   /* NOPASSWD sudo in /etc/sudoers.d */
+	const char *git_name, *git_email; /* ~/.gitconfig */
+};
+
+/* Validates names (user, groups), the shell path and that the strings hold no newline; the
+ * password hash never appears in a message or the step's description. */
+int cust_plan_add_user(struct cust_plan *plan, const struct cust_user *u, struct phx_err *err);
 
 size_t cust_plan_len(const struct cust_plan *plan);
 enum cust_op_kind cust_plan_kind(const struct cust_plan *plan, size_t i);

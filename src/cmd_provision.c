@@ -246,6 +246,27 @@ static int prov_build_plan(const struct cfg_template *t, struct cust_plan **ret,
 	}
 	if (c->timezone && cust_plan_add_timezone(plan, c->timezone, err) < 0)
 		goto fail;
+	for (size_t i = 0; i < c->n_users; i++) {
+		const struct cfg_cust_user *u = &c->users[i];
+		const struct cust_user cu = {
+			.name = u->name,
+			.uid = u->uid,
+			.gid = u->gid,
+			.groups = (const char *const *)u->groups.items,
+			.n_groups = u->groups.n,
+			.shell = u->shell,
+			.ssh_keys = (const char *const *)u->ssh_public_keys.items,
+			.n_ssh_keys = u->ssh_public_keys.n,
+			.password_hash = u->password_hash,
+			.password_expired = u->password_expired,
+			.sudo = u->sudo,
+			.git_name = u->git_name,
+			.git_email = u->git_email,
+		};
+
+		if (cust_plan_add_user(plan, &cu, err) < 0)
+			goto fail;
+	}
 	*ret = plan;
 	return 0;
 fail:
@@ -493,6 +514,34 @@ static int prov_customize_key(const struct cfg_template *t, const char *source_s
 	}
 	if (c->timezone && prov_key_add(h, "timezone", c->timezone, err) < 0)
 		goto out;
+	/* every input of the plan, the hash included: its step description leaves it out */
+	for (size_t i = 0; i < c->n_users; i++) {
+		const struct cfg_cust_user *u = &c->users[i];
+		char num[64];
+
+		snprintf(num, sizeof(num), "%lu:%lu:%d:%d", u->uid, u->gid, u->password_expired,
+			 u->sudo);
+		if (prov_key_add(h, "user", u->name, err) < 0 ||
+		    prov_key_add(h, "ids", num, err) < 0 ||
+		    prov_key_add(h, "shell", u->shell ? u->shell : "", err) < 0 ||
+		    prov_key_add(h, "hash", u->password_hash ? u->password_hash : "", err) < 0 ||
+		    prov_key_add(h, "git", u->git_name ? u->git_name : "", err) < 0 ||
+		    prov_key_add(h, "mail", u->git_email ? u->git_email : "", err) < 0)
+			goto out;
+		for (size_t k = 0; k < u->groups.n; k++)
+			if (prov_key_add(h, "group", u->groups.items[k], err) < 0)
+				goto out;
+		for (size_t k = 0; k < u->ssh_public_keys.n; k++)
+			if (prov_key_add(h, "key", u->ssh_public_keys.items[k], err) < 0)
+				goto out;
+	}
+	if (t->kind == CFG_KIND_LXC) {
+		char ct[64];
+
+		snprintf(ct, sizeof(ct), "lxc:ifupdown=%d", t->ct.ifupdown);
+		if (prov_key_add(h, "kind", ct, err) < 0)
+			goto out;
+	}
 	rc = crypto_sha256_final(h, ret, err);
 out:
 	crypto_sha256_free(h);

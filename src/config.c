@@ -658,6 +658,22 @@ static void cfg_template_release(struct cfg_template *t)
 	}
 	free(t->customize.files);
 	free(t->customize.timezone);
+	for (size_t i = 0; i < t->customize.n_users; i++) {
+		struct cfg_cust_user *u = &t->customize.users[i];
+
+		free(u->name);
+		cfg_strv_free(&u->groups);
+		free(u->shell);
+		cfg_strv_free(&u->ssh_public_keys);
+		free(u->password_hash);
+		free(u->git_name);
+		free(u->git_email);
+	}
+	free(t->customize.users);
+	free(t->ct.storage);
+	free(t->ct.template_storage);
+	free(t->ct.bridge);
+	free(t->ct.ostype);
 	free(t->hardware.bridge);
 	free(t->hardware.storage);
 	cfg_machine_release(&t->hardware.mach);
@@ -709,6 +725,7 @@ void cfg_free(struct cfg *cfg)
 	free(cfg->defaults.storage);
 	free(cfg->defaults.import_storage);
 	free(cfg->defaults.iso_storage);
+	free(cfg->defaults.template_storage);
 	free(cfg->defaults.bridge);
 	cfg_strv_free(&cfg->defaults.dns_servers);
 	free(cfg->defaults.search_domain);

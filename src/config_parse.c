@@ -148,6 +148,7 @@ static void cfg_parse_defaults(struct cfg_ctx *ctx, json_t *root)
 		"node",		 "storage",	 "import_storage", "iso_storage",
 		"bridge",	 "dns_servers",	 "search_domain",  "full_clone",
 		"cloudinit_mode", "snippets_dir", "tags",	    "agent_timeout_s",
+		"template_storage",
 	};
 	struct cfg_defaults *d = &ctx->cfg->defaults;
 	const char *s;
@@ -157,6 +158,7 @@ static void cfg_parse_defaults(struct cfg_ctx *ctx, json_t *root)
 	cfg_set_str(ctx, &d->storage, "local-lvm");
 	cfg_set_str(ctx, &d->import_storage, "local");
 	cfg_set_str(ctx, &d->iso_storage, "local");
+	cfg_set_str(ctx, &d->template_storage, "local");
 	cfg_set_str(ctx, &d->bridge, "vmbr0");
 	d->cloudinit_mode = CFG_CLOUDINIT_ISO;
 	d->agent_timeout_s = ctx->cfg->proxmox.timeouts.agent_s;
@@ -172,6 +174,8 @@ static void cfg_parse_defaults(struct cfg_ctx *ctx, json_t *root)
 			cfg_expect_storage, &d->import_storage);
 	cfg_get_checked(ctx, obj, "$.defaults", "iso_storage", false, cfg_is_storage_id,
 			cfg_expect_storage, &d->iso_storage);
+	cfg_get_checked(ctx, obj, "$.defaults", "template_storage", false, cfg_is_storage_id,
+			cfg_expect_storage, &d->template_storage);
 	cfg_get_checked(ctx, obj, "$.defaults", "bridge", false, cfg_is_bridge, cfg_expect_bridge,
 			&d->bridge);
 	cfg_get_strv(ctx, obj, "$.defaults", "dns_servers", cfg_is_ipv4, cfg_expect_ipv4, false,
@@ -413,11 +417,139 @@ static bool cfg_is_local_package_path(const char *s)
 			 !strcmp(s + n - 4, ".apk"));
 }
 
+/* A real name for ~/.gitconfig: printable, no newline, quote or backslash (it is written
+ * between double quotes in git's config syntax). */
+static bool cfg_is_git_value(const char *s)
+{
+	if (!*s || strlen(s) > 200)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == '"' || *s == '\\' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static bool cfg_is_shell_path(const char *s)
+{
+	return cfg_is_abs_path(s) && !strpbrk(s, " \t\n'\"\\$`;&|<>*?");
+}
+
+/* One entry of customize.users. */
+static void cfg_parse_cust_user(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				struct cfg_cust_user *u)
+{
+	static const char *const keys[] = {"name",	    "uid",	 "gid",
+					   "groups",	    "shell",	 "ssh_authorized_keys",
+					   "password_hash", "password_expired", "sudo",
+					   "git_name",	    "git_email"};
+	struct cfg_strv raw = {NULL, 0};
+	char kpath[CFG_PATH_MAX], ipath[CFG_PATH_MAX];
+	const char *s;
+
+	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
+	cfg_get_checked(ctx, obj, jpath, "name", true, cfg_is_username,
+			"a Linux user name like 'admin' ([a-z_][a-z0-9_-]*, at most 32)", &u->name);
+	if (u->name && !strcmp(u->name, "root")) {
+		cfg_path_key(kpath, jpath, "name");
+		cfg_problem(ctx, kpath, "expected a user other than 'root' (root is the image's)");
+	}
+	/* 1000..60000: useradd's UID_MIN..UID_MAX, clear of system users and of nobody */
+	cfg_get_uint(ctx, obj, jpath, "uid", false, 1000, 60000, &u->uid);
+	cfg_get_uint(ctx, obj, jpath, "gid", false, 1000, 60000, &u->gid);
+	cfg_get_strv(ctx, obj, jpath, "groups", cfg_is_username,
+		     "a group name like 'sudo' ([a-z_][a-z0-9_-]*)", false, &u->groups);
+	cfg_get_checked(ctx, obj, jpath, "shell", false, cfg_is_shell_path,
+			"an absolute path like '/bin/bash'", &u->shell);
+	cfg_get_strv(ctx, obj, jpath, "ssh_authorized_keys", NULL, "an OpenSSH public key", true,
+		     &raw);
+	cfg_path_key(kpath, jpath, "ssh_authorized_keys");
+	for (size_t i = 0; i < raw.n; i++) {
+		const char *why = cfg_check_ssh_key(raw.items[i]);
+
+		if (json_is_array(json_object_get(obj, "ssh_authorized_keys")))
+			cfg_path_idx(ipath, kpath, i);
+		else
+			snprintf(ipath, sizeof(ipath), "%s", kpath);
+		if (why)
+			cfg_problem(ctx, ipath, "%s", why);
+		else
+			cfg_strv_push(ctx, &u->ssh_public_keys, raw.items[i]);
+	}
+	cfg_strv_free(&raw);
+	s = cfg_get_str(ctx, obj, jpath, "password_hash", false);
+	if (s) {
+		/* never quote the value: it may be a plaintext password */
+		const char *why = cfg_check_password_hash(s);
+
+		cfg_path_key(kpath, jpath, "password_hash");
+		if (why)
+			cfg_problem(ctx, kpath, "%s", why);
+		else
+			u->password_hash = cfg_strdup(ctx, s);
+	}
+	u->password_expired = s != NULL;
+	cfg_get_bool(ctx, obj, jpath, "password_expired", &u->password_expired);
+	if (u->password_expired && !s && json_object_get(obj, "password_expired")) {
+		cfg_path_key(kpath, jpath, "password_expired");
+		cfg_problem(ctx, kpath, "expected 'password_hash' next to it: only a password can "
+					"be expired");
+	}
+	cfg_get_bool(ctx, obj, jpath, "sudo", &u->sudo);
+	cfg_get_checked(ctx, obj, jpath, "git_name", false, cfg_is_git_value,
+			"a name like 'Ada Lovelace' (printable, no quote or backslash)",
+			&u->git_name);
+	cfg_get_checked(ctx, obj, jpath, "git_email", false, cfg_is_git_value,
+			"an e-mail address like 'ada@example.com'", &u->git_email);
+}
+
+static void cfg_parse_cust_users(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+				 struct cfg_customize *c)
+{
+	json_t *arr = cfg_get_array(ctx, obj, jpath, "users", false), *item;
+	char upath[CFG_PATH_MAX], ipath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
+	size_t i;
+
+	if (!arr || !json_array_size(arr))
+		return;
+	cfg_path_key(upath, jpath, "users");
+	c->users = calloc(json_array_size(arr), sizeof(*c->users));
+	if (!c->users) {
+		ctx->oom = true;
+		return;
+	}
+	json_array_foreach(arr, i, item) {
+		struct cfg_cust_user *u;
+
+		cfg_path_idx(ipath, upath, i);
+		if (!json_is_object(item)) {
+			cfg_problem(ctx, ipath, "expected an object, got %s",
+				    cfg_got(item, got, sizeof(got)));
+			continue;
+		}
+		u = &c->users[c->n_users++];
+		cfg_parse_cust_user(ctx, item, ipath, u);
+		for (size_t j = 0; j + 1 < c->n_users; j++) {
+			const struct cfg_cust_user *o = &c->users[j];
+			char kpath[CFG_PATH_MAX];
+
+			if (u->name && o->name && !strcmp(u->name, o->name)) {
+				cfg_path_key(kpath, ipath, "name");
+				cfg_problem(ctx, kpath, "user '%s' is already made by %s[%zu]",
+					    u->name, upath, j);
+			} else if (u->uid && u->uid == o->uid) {
+				cfg_path_key(kpath, ipath, "uid");
+				cfg_problem(ctx, kpath, "uid %lu is already %s[%zu]'s", u->uid,
+					    upath, j);
+			}
+		}
+	}
+}
+
 static void cfg_parse_customize(struct cfg_ctx *ctx, json_t *tobj, const char *tpath,
-				struct cfg_customize *c)
+				bool lxc, struct cfg_customize *c)
 {
 	static const char *const keys[] = {"packages", "debs",	"enable_services",
-					   "run",      "files", "timezone"};
+					   "run",      "files", "timezone", "users"};
 	char jpath[CFG_PATH_MAX], ipath[CFG_PATH_MAX], fpath[CFG_PATH_MAX];
 	json_t *obj = cfg_get_obj(ctx, tobj, tpath, "customize", false);
 	json_t *files, *item;
@@ -425,12 +557,14 @@ static void cfg_parse_customize(struct cfg_ctx *ctx, json_t *tobj, const char *t
 	size_t i;
 
 	cfg_path_key(jpath, tpath, "customize");
-	if (!obj || !cfg_get_strv(ctx, obj, jpath, "packages", cfg_is_package, cfg_expect_package,
-				  false, &c->packages))
+	if ((!obj || !cfg_get_strv(ctx, obj, jpath, "packages", cfg_is_package,
+				   cfg_expect_package, false, &c->packages)) &&
+	    !lxc)
 		cfg_strv_push(ctx, &c->packages, "qemu-guest-agent");
 	if (!obj)
 		return;
 	CFG_CHECK_KEYS(ctx, obj, jpath, keys);
+	cfg_parse_cust_users(ctx, obj, jpath, c);
 	cfg_get_strv(ctx, obj, jpath, "debs", cfg_is_local_package_path,
 		     "a path to a .deb, .rpm or .apk file", false, &debs);
 	cfg_path_key(fpath, jpath, "debs");
@@ -815,13 +949,125 @@ static void cfg_parse_signature(struct cfg_ctx *ctx, json_t *obj, const char *jp
 			    t->keyring);
 }
 
+/* `kind`: "qemu" (a VM template, the default) or "lxc" (a container template). The keys
+ * that only mean something to the other kind are refused with their path. */
+static void cfg_parse_kind(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+			   struct cfg_template *t)
+{
+	const char *s = cfg_get_str(ctx, obj, jpath, "kind", false);
+	char kpath[CFG_PATH_MAX], q[CFG_SHOW_MAX + 16];
+
+	if (s && !strcmp(s, "lxc")) {
+		t->kind = CFG_KIND_LXC;
+	} else if (s && strcmp(s, "qemu")) {
+		cfg_path_key(kpath, jpath, "kind");
+		cfg_problem(ctx, kpath, "expected 'qemu' (a VM template) or 'lxc' (a container "
+					"template), got %s",
+			    cfg_quote(s, q, sizeof(q)));
+	}
+	if (t->kind == CFG_KIND_LXC && json_object_get(obj, "hardware")) {
+		cfg_path_key(kpath, jpath, "hardware");
+		cfg_problem(ctx, kpath,
+			    "does not go with kind 'lxc': a container has no firmware, machine or "
+			    "disks; cores, memory_mb, swap_mb, rootfs_gb, storage and bridge go in "
+			    "'container'");
+	}
+	if (t->kind == CFG_KIND_LXC && json_object_get(obj, "artifact")) {
+		cfg_path_key(kpath, jpath, "artifact");
+		cfg_problem(ctx, kpath, "does not go with kind 'lxc' (artifacts are VM disk "
+					"images): give the root file system tarball as 'image_url'");
+	}
+	if (t->kind != CFG_KIND_LXC && json_object_get(obj, "container")) {
+		cfg_path_key(kpath, jpath, "container");
+		cfg_problem(ctx, kpath, "only goes with \"kind\": \"lxc\" (container settings); a "
+					"VM template's go in 'hardware'");
+	}
+}
+
+/* pve-container's `ostype` enum (LXC/Config.pm). */
+static bool cfg_is_ct_ostype(const char *s)
+{
+	static const char *const types[] = {"debian", "devuan",	   "ubuntu", "centos",
+					    "fedora", "opensuse",  "archlinux", "alpine",
+					    "gentoo", "nixos",	   "unmanaged"};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(s, types[i]))
+			return true;
+	return false;
+}
+
+/* A container template's `container` object; defaults when absent. */
+static void cfg_parse_container(struct cfg_ctx *ctx, json_t *tobj, const char *tpath,
+				struct cfg_container *ct)
+{
+	static const char *const keys[] = {"unprivileged", "features",	       "rootfs_gb",
+					   "storage",	   "template_storage", "cores",
+					   "memory_mb",	   "swap_mb",	       "bridge",
+					   "ostype",	   "ifupdown"};
+	const struct cfg_defaults *d = &ctx->cfg->defaults;
+	char jpath[CFG_PATH_MAX], fpath[CFG_PATH_MAX], kpath[CFG_PATH_MAX];
+	unsigned long cores = 1;
+	json_t *obj = cfg_get_obj(ctx, tobj, tpath, "container", false), *f;
+	const char *key;
+	json_t *v;
+
+	ct->unprivileged = true;
+	ct->ifupdown = true;
+	ct->rootfs_gb = 4;
+	ct->memory_mb = 512;
+	ct->swap_mb = 512;
+	cfg_set_str(ctx, &ct->storage, d->storage);
+	cfg_set_str(ctx, &ct->template_storage, d->template_storage);
+	cfg_set_str(ctx, &ct->bridge, d->bridge);
+	if (obj) {
+		cfg_path_key(jpath, tpath, "container");
+		CFG_CHECK_KEYS(ctx, obj, jpath, keys);
+		cfg_get_bool(ctx, obj, jpath, "unprivileged", &ct->unprivileged);
+		cfg_get_bool(ctx, obj, jpath, "ifupdown", &ct->ifupdown);
+		cfg_get_uint(ctx, obj, jpath, "rootfs_gb", false, 1, CFG_DISK_GB_MAX,
+			     &ct->rootfs_gb);
+		cfg_get_uint(ctx, obj, jpath, "cores", false, 1, CFG_CORES_MAX, &cores);
+		/* pve-container: memory minimum 16, swap minimum 0 */
+		cfg_get_uint(ctx, obj, jpath, "memory_mb", false, 16, CFG_MEMORY_MB_MAX,
+			     &ct->memory_mb);
+		cfg_get_uint(ctx, obj, jpath, "swap_mb", false, 0, CFG_MEMORY_MB_MAX, &ct->swap_mb);
+		cfg_get_checked(ctx, obj, jpath, "storage", false, cfg_is_storage_id,
+				cfg_expect_storage, &ct->storage);
+		cfg_get_checked(ctx, obj, jpath, "template_storage", false, cfg_is_storage_id,
+				cfg_expect_storage, &ct->template_storage);
+		cfg_get_checked(ctx, obj, jpath, "bridge", false, cfg_is_bridge, cfg_expect_bridge,
+				&ct->bridge);
+		cfg_get_checked(ctx, obj, jpath, "ostype", false, cfg_is_ct_ostype,
+				"one of pve-container's ostypes: debian, devuan, ubuntu, centos, "
+				"fedora, opensuse, archlinux, alpine, gentoo, nixos, unmanaged",
+				&ct->ostype);
+		f = cfg_get_obj(ctx, obj, jpath, "features", false);
+		cfg_path_key(fpath, jpath, "features");
+		json_object_foreach(f, key, v) {
+			cfg_path_key(kpath, fpath, key);
+			/* LXC.pm check_ct_modify_config_perm: only root@pam may change the others */
+			if (strcmp(key, "nesting"))
+				cfg_problem(ctx, kpath,
+					    "expected only 'nesting': Proxmox lets only root@pam set "
+					    "the other container features, and this tool uses an API "
+					    "token");
+			else if (!json_is_boolean(v))
+				cfg_problem(ctx, kpath, "expected true or false");
+			else
+				ct->nesting = json_is_true(v);
+		}
+	}
+	ct->cores = (unsigned)cores;
+}
+
 static void cfg_parse_template(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 			       struct cfg_template *t)
 {
 	static const char *const keys[] = {
 		"name",	    "vmid",	"image_url", "checksum_url", "sha256", "signature_url",
 		"keyring",  "os",	"type",	     "node",	     "nodes",  "customize",
-		"hardware", "versions", "tags",	     "artifact"};
+		"hardware", "versions", "tags",	     "artifact",     "kind",   "container"};
 	static const char *const vkeys[] = {"vmid_min", "vmid_max", "keep", "max_age_days",
 					    "rebuild_on_change"};
 	char q[CFG_SHOW_MAX + 16], kpath[CFG_PATH_MAX];
@@ -873,8 +1119,15 @@ image_done:
 		cfg_get_strv(ctx, obj, jpath, "nodes", cfg_is_dns_label, cfg_expect_node, false,
 			     &t->nodes);
 	}
-	cfg_parse_customize(ctx, obj, jpath, &t->customize);
-	cfg_parse_hardware(ctx, obj, jpath, &t->hardware);
+	cfg_parse_kind(ctx, obj, jpath, t);
+	cfg_parse_customize(ctx, obj, jpath, t->kind == CFG_KIND_LXC, &t->customize);
+	if (t->kind == CFG_KIND_LXC) {
+		cfg_parse_container(ctx, obj, jpath, &t->ct);
+		/* hardware's defaults still fill the struct that VM-only readers look at */
+		cfg_parse_hardware(ctx, NULL, jpath, &t->hardware);
+	} else {
+		cfg_parse_hardware(ctx, obj, jpath, &t->hardware);
+	}
 	cfg_get_tags(ctx, obj, jpath, &t->tags);
 
 	if ((t->all_nodes || t->nodes.n) && json_object_get(obj, "node")) {
@@ -1615,6 +1868,13 @@ static void cfg_cross_check(struct cfg_ctx *ctx)
 			snprintf(jpath, sizeof(jpath), "$.vms[%zu].clone_from_template", i);
 			cfg_problem(ctx, jpath, "expected the name of a template in $.templates, got "
 						"'%s'",
+				    vm->clone_from_template);
+		} else if (vm->clone_from_template &&
+			   cfg_find_template(cfg, vm->clone_from_template)->kind == CFG_KIND_LXC) {
+			snprintf(jpath, sizeof(jpath), "$.vms[%zu].clone_from_template", i);
+			cfg_problem(ctx, jpath,
+				    "template '%s' is a container template (kind 'lxc'): a VM "
+				    "clones a VM template",
 				    vm->clone_from_template);
 		} else if (vm->template_select != CFG_SELECT_VALIDATED &&
 			   !cfg_find_template(cfg, vm->clone_from_template)->has_versions) {

@@ -336,7 +336,8 @@ static int cust_upload_local(struct cust_ctx *c, const struct cust_op *op, const
 
 static bool cust_is_shell_op(enum cust_op_kind k)
 {
-	return k == CUST_OP_LOCAL_PACKAGES || k == CUST_OP_ENABLE_SERVICES || k == CUST_OP_RUN;
+	return k == CUST_OP_LOCAL_PACKAGES || k == CUST_OP_ENABLE_SERVICES || k == CUST_OP_RUN ||
+	       k == CUST_OP_USER;
 }
 
 static int cust_op_file(struct cust_ctx *c, const struct cust_op *op)

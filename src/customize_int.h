@@ -84,6 +84,23 @@ void cust_cmds_release(struct cust_cmds *c);
 /* The value of `key` in os-release text without quotes or escapes ("" when absent). */
 void cust_os_release_get(const char *text, const char *key, char *out, size_t out_len);
 
+/* The args of a CUST_OP_USER step, by index ("" when not given). */
+enum cust_user_arg {
+	CUST_U_NAME,
+	CUST_U_UID,
+	CUST_U_GID,
+	CUST_U_GROUPS, /* comma-separated */
+	CUST_U_SHELL,
+	CUST_U_KEYS, /* newline-separated */
+	CUST_U_HASH,
+	CUST_U_EXPIRED, /* "1" or "0" */
+	CUST_U_SUDO,	/* "1" or "0" */
+	CUST_U_GIT_NAME,
+	CUST_U_GIT_EMAIL,
+	CUST_U_COUNT
+};
+
+bool cust_valid_user_name(const char *s); /* [a-z_][a-z0-9_-]*, at most 32 */
 bool cust_valid_package(const char *s);
 bool cust_valid_unit(const char *s);
 bool cust_valid_guest_path(const char *s);

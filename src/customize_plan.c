@@ -162,6 +162,15 @@ bool cust_valid_package(const char *s)
 }
 
 /* systemd unit names: letters, digits, ":-_.\@", at most 255 bytes, no leading '-' or '.'. */
+bool cust_valid_user_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 32 || !(islower((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
 bool cust_valid_unit(const char *s)
 {
 	size_t len = strlen(s);
@@ -436,6 +445,85 @@ int cust_plan_add_file_source(struct cust_plan *plan, const char *path, unsigned
 fail:
 	cust_op_release(&op);
 	return -1;
+}
+
+int cust_plan_add_user(struct cust_plan *plan, const struct cust_user *u, struct phx_err *err)
+{
+	struct cust_op op = {.kind = CUST_OP_USER};
+	struct buf groups = BUF_INIT, keys = BUF_INIT;
+	char uid[24] = "", gid[24] = "";
+	const char *v[CUST_U_COUNT];
+	int rc = -1;
+
+	if (!u->name || !cust_valid_user_name(u->name))
+		return phx_err_set(err, PHX_E_INPUT, "users: expected a user name, got '%s'",
+				   u->name ? u->name : "");
+	for (size_t i = 0; i < u->n_groups; i++)
+		if (!cust_valid_user_name(u->groups[i]))
+			return phx_err_set(err, PHX_E_INPUT,
+					   "users: '%s': expected a group name, got '%s'", u->name,
+					   u->groups[i]);
+	if (u->shell && (!cust_valid_guest_path(u->shell) || strpbrk(u->shell, " '\"\\$`;&|")))
+		return phx_err_set(err, PHX_E_INPUT, "users: '%s': expected a shell path, got '%s'",
+				   u->name, u->shell);
+	if ((u->password_hash && strpbrk(u->password_hash, "\n:")) ||
+	    (u->git_name && strpbrk(u->git_name, "\n\"\\")) ||
+	    (u->git_email && strpbrk(u->git_email, "\n\"\\")))
+		return phx_err_set(err, PHX_E_INPUT,
+				   "users: '%s': a password hash, git_name or git_email holds a "
+				   "newline, ':' or quote",
+				   u->name);
+	for (size_t i = 0; i < u->n_ssh_keys; i++)
+		if (strchr(u->ssh_keys[i], '\n'))
+			return phx_err_set(err, PHX_E_INPUT,
+					   "users: '%s': ssh key %zu holds a newline", u->name, i);
+	if (u->password_expired && !u->password_hash)
+		return phx_err_set(err, PHX_E_INPUT,
+				   "users: '%s': only a password can be expired", u->name);
+	for (size_t i = 0; i < u->n_groups; i++)
+		if (buf_printf(&groups, err, "%s%s", i ? "," : "", u->groups[i]) < 0)
+			goto out;
+	for (size_t i = 0; i < u->n_ssh_keys; i++)
+		if (buf_printf(&keys, err, "%s%s", i ? "\n" : "", u->ssh_keys[i]) < 0)
+			goto out;
+	if (u->uid)
+		snprintf(uid, sizeof(uid), "%lu", u->uid);
+	if (u->gid)
+		snprintf(gid, sizeof(gid), "%lu", u->gid);
+	v[CUST_U_NAME] = u->name;
+	v[CUST_U_UID] = uid;
+	v[CUST_U_GID] = gid;
+	v[CUST_U_GROUPS] = groups.data ? buf_str(&groups) : "";
+	v[CUST_U_SHELL] = u->shell ? u->shell : "";
+	v[CUST_U_KEYS] = keys.data ? buf_str(&keys) : "";
+	v[CUST_U_HASH] = u->password_hash ? u->password_hash : "";
+	v[CUST_U_EXPIRED] = u->password_expired ? "1" : "0";
+	v[CUST_U_SUDO] = u->sudo ? "1" : "0";
+	v[CUST_U_GIT_NAME] = u->git_name ? u->git_name : "";
+	v[CUST_U_GIT_EMAIL] = u->git_email ? u->git_email : "";
+	/* the description names what is set, never the hash */
+	if (cust_op_set_args(&op, "user", v, CUST_U_COUNT, err) < 0)
+		goto fail_op;
+	free(op.desc);
+	if (asprintf(&op.desc, "user '%s'%s%s%s%s%s%s%s%s", u->name, uid[0] ? " uid " : "", uid,
+		     gid[0] ? " gid " : "", gid, u->n_ssh_keys ? ", ssh keys" : "",
+		     u->password_hash ? ", password" : "",
+		     u->password_expired ? " (change at first login)" : "",
+		     u->git_name || u->git_email ? ", git identity" : "") < 0) {
+		op.desc = NULL;
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		goto fail_op;
+	}
+	if (cust_plan_push(plan, &op, err) < 0)
+		goto fail_op;
+	rc = 0;
+	goto out;
+fail_op:
+	cust_op_release(&op);
+out:
+	buf_release(&groups);
+	buf_release(&keys);
+	return rc;
 }
 
 int cust_plan_add_timezone(struct cust_plan *plan, const char *tz, struct phx_err *err)
@@ -839,6 +927,101 @@ fail:
 	return -1;
 }
 
+/* The user's commands: make the groups and the user (or bring an existing one in line),
+ * then keys, password, sudo and git identity. args are as cust_plan_add_user stores them. */
+static int cust_user_commands(const struct cust_op *op, struct cust_cmds *c,
+			      struct phx_err *err)
+{
+	const char *name = op->args[CUST_U_NAME], *uid = op->args[CUST_U_UID],
+		   *gid = op->args[CUST_U_GID], *groups = op->args[CUST_U_GROUPS];
+	struct buf b = BUF_INIT;
+	int rc = -1;
+
+	/* the primary group is the user's own, with the given gid */
+	if (buf_printf(&b, err, "getent group %s >/dev/null || groupadd%s%s %s", name,
+		       *gid ? " -g " : "", gid, name) < 0)
+		goto out;
+	if (*groups && buf_printf(&b, err,
+				  " && for g in $(echo %s | tr , ' '); do getent group \"$g\" "
+				  ">/dev/null || groupadd \"$g\"; done",
+				  groups) < 0)
+		goto out;
+	if (buf_puts(&b, " && sh=", err) < 0 ||
+	    buf_puts(&b, *op->args[CUST_U_SHELL] ? op->args[CUST_U_SHELL] : "/bin/bash", err) < 0 ||
+	    (!*op->args[CUST_U_SHELL] &&
+	     buf_puts(&b, " && { [ -x \"$sh\" ] || sh=/bin/sh; }", err) < 0))
+		goto out;
+	if (buf_printf(&b, err,
+		       " && if id -u %s >/dev/null 2>&1; then usermod -s \"$sh\" -g %s%s%s%s%s "
+		       "%s; else useradd -m -s \"$sh\" -g %s%s%s%s%s %s; fi",
+		       name, name, *uid ? " -u " : "", uid, *groups ? " -G " : "", groups, name,
+		       name, *uid ? " -u " : "", uid, *groups ? " -G " : "", groups, name) < 0 ||
+	    cust_cmds_take(c, &b, false, err) < 0)
+		goto out;
+	/* the home directory as passwd has it: useradd -m made it, an existing user's may
+	 * be elsewhere */
+	if (*op->args[CUST_U_KEYS]) {
+		if (buf_printf(&b, err,
+			       "h=$(getent passwd %s | cut -d: -f6) && install -d -m 700 -o %s -g "
+			       "%s \"$h/.ssh\" && printf '%%s\\n' ",
+			       name, name, name) < 0 ||
+		    cust_shell_quote(&b, op->args[CUST_U_KEYS], err) < 0 ||
+		    buf_printf(&b, err,
+			       " > \"$h/.ssh/authorized_keys\" && chown %s:%s "
+			       "\"$h/.ssh/authorized_keys\" && chmod 600 \"$h/.ssh/authorized_keys\"",
+			       name, name) < 0 ||
+		    cust_cmds_take(c, &b, false, err) < 0)
+			goto out;
+	}
+	if (*op->args[CUST_U_HASH]) {
+		/* chage -d 0 is shadow's field 3 at 0; busybox has no chage: the same by sed */
+		if (buf_puts(&b, "printf '%s\\n' ", err) < 0 ||
+		    buf_printf(&b, err, "%s:", name) < 0 ||
+		    cust_shell_quote(&b, op->args[CUST_U_HASH], err) < 0 ||
+		    buf_puts(&b, " | chpasswd -e", err) < 0)
+			goto out;
+		if (*op->args[CUST_U_EXPIRED] == '1' &&
+		    buf_printf(&b, err,
+			       " && if command -v chage >/dev/null; then chage -d 0 %s; else sed -i "
+			       "'s/^%s:\\([^:]*\\):[^:]*:/%s:\\1:0:/' /etc/shadow; fi",
+			       name, name, name) < 0)
+			goto out;
+		if (cust_cmds_take(c, &b, false, err) < 0)
+			goto out;
+	}
+	if (*op->args[CUST_U_SUDO] == '1' &&
+	    (buf_printf(&b, err,
+			"mkdir -p /etc/sudoers.d && printf '%%s ALL=(ALL) NOPASSWD:ALL\\n' %s > "
+			"/etc/sudoers.d/90-phoenix-%s && chmod 440 /etc/sudoers.d/90-phoenix-%s",
+			name, name, name) < 0 ||
+	     cust_cmds_take(c, &b, false, err) < 0))
+		goto out;
+	if (*op->args[CUST_U_GIT_NAME] || *op->args[CUST_U_GIT_EMAIL]) {
+		if (buf_printf(&b, err, "h=$(getent passwd %s | cut -d: -f6) && printf '[user]\\n",
+			       name) < 0 ||
+		    (*op->args[CUST_U_GIT_NAME] && buf_puts(&b, "\\tname = \"%s\"\\n", err) < 0) ||
+		    (*op->args[CUST_U_GIT_EMAIL] &&
+		     buf_puts(&b, "\\temail = \"%s\"\\n", err) < 0) ||
+		    buf_puts(&b, "' ", err) < 0 ||
+		    (*op->args[CUST_U_GIT_NAME] &&
+		     (cust_shell_quote(&b, op->args[CUST_U_GIT_NAME], err) < 0 ||
+		      buf_puts(&b, " ", err) < 0)) ||
+		    (*op->args[CUST_U_GIT_EMAIL] &&
+		     (cust_shell_quote(&b, op->args[CUST_U_GIT_EMAIL], err) < 0 ||
+		      buf_puts(&b, " ", err) < 0)) ||
+		    buf_printf(&b, err,
+			       "> \"$h/.gitconfig\" && chown %s:%s \"$h/.gitconfig\" && chmod 644 "
+			       "\"$h/.gitconfig\"",
+			       name, name) < 0 ||
+		    cust_cmds_take(c, &b, false, err) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	buf_release(&b);
+	return rc;
+}
+
 int cust_step_commands(const struct cust_op *op, const struct cust_target *t, const char *dir,
 		       struct cust_cmds *ret, struct phx_err *err)
 {
@@ -857,6 +1040,9 @@ int cust_step_commands(const struct cust_op *op, const struct cust_target *t, co
 		break;
 	case CUST_OP_RUN:
 		rc = cust_cmds_add(&c, false, op->args[0], "", "", err);
+		break;
+	case CUST_OP_USER:
+		rc = cust_user_commands(op, &c, err);
 		break;
 	default:
 		rc = phx_err_set(err, PHX_E_INTERNAL, "step kind %d runs no commands",
@@ -997,6 +1183,7 @@ int cust_space_estimate(const struct cust_plan *plan, const char *disk_path, str
 			break;
 		case CUST_OP_ENABLE_SERVICES:
 		case CUST_OP_TIMEZONE:
+		case CUST_OP_USER: /* a home directory and a few small files */
 			break; /* links and a few bytes: within the base */
 		}
 	}
