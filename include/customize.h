@@ -158,6 +158,23 @@ void cust_report_release(struct cust_report *rep);
 int cust_run(const struct cust_plan *plan, const char *disk_path, const struct cust_opts *opts,
 	     struct cust_report *ret_report, struct phx_err *err);
 
+struct cust_rootfs_opts {
+	bool ifupdown; /* Debian family: install ifupdown when the image has no ifup */
+};
+
+/* A container template's root file system: unpacks `archive` (tar, optionally gzip, xz,
+ * bzip2 or zstd; decompressed on the host) into a sparse scratch disk beside `out`, runs the
+ * plan, the container steps (ifupdown, an empty /etc/fstab, a first-start unit that makes the
+ * container's own SSH host keys) and the hygiene, and packs the tree into `out` as .tar.zst
+ * with numeric owners and xattrs. One appliance launch; the same watchdog and errors as
+ * cust_run. The scratch disk is removed in every case, `out` on failure.
+ * NEEDSWORK: tar-in as root maps owner names through the appliance's passwd; an archive made
+ * with names (not --numeric-owner) whose names the appliance knows under other IDs would
+ * change owners. Ours and Ubuntu's use system names the appliance shares. */
+int cust_run_rootfs(const struct cust_plan *plan, const char *archive, const char *out,
+		    const struct cust_rootfs_opts *ro, const struct cust_opts *opts,
+		    struct cust_report *ret_report, struct phx_err *err);
+
 /* Copies the cached image `src` to `dst` for cust_run (reflink or copy_file_range), so the
  * cache stays pristine. */
 int cust_prepare_copy(const char *src, const char *dst, struct phx_err *err);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1214,6 +1216,395 @@ out:
 		guestfs_close(c.g);
 	/* after close: a close stuck on a hung qemu is still watched */
 	cust_watch_free(c.wd);
+	if (!sigismember(&old_mask, SIGPIPE)) {
+		struct timespec now = {0, 0};
+
+		while (sigtimedwait(&pipe_set, NULL, &now) > 0)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	return rc;
+}
+
+/* --- container root file systems: the same plan and hygiene on a tarball --- */
+
+/* The host tool that turns the archive into a plain tar stream: libguestfs 1.48's tar-in
+ * knows no zstd (and Ubuntu ships .tar.xz, our test rootfs .tar.zst), so every format is
+ * decompressed on the host through a pipe, one code path for all. argv is static. */
+static const char *const *cust_archive_reader(const char *path, struct phx_err *err)
+{
+	static const char *const zstd[] = {"zstd", "-q", "-d", "-c", NULL};
+	static const char *const xz[] = {"xz", "-q", "-d", "-c", "-T0", NULL};
+	static const char *const gz[] = {"gzip", "-q", "-d", "-c", NULL};
+	static const char *const bz2[] = {"bzip2", "-q", "-d", "-c", NULL};
+	static const char *const plain[] = {"cat", NULL};
+	unsigned char m[6] = {0};
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0) {
+		phx_err_set_errno(err, PHX_E_IO, errno, "open archive '%s'", path);
+		return NULL;
+	}
+	n = read(fd, m, sizeof(m));
+	close(fd);
+	if (n >= 4 && !memcmp(m, "\x28\xb5\x2f\xfd", 4))
+		return zstd;
+	if (n >= 6 && !memcmp(m, "\xfd" "7zXZ\0", 6))
+		return xz;
+	if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b)
+		return gz;
+	if (n >= 3 && !memcmp(m, "BZh", 3))
+		return bz2;
+	return plain;
+}
+
+/* Starts argv with its stdin `in_fd` and stdout `out_fd` (-1: /dev/null / inherited);
+ * closes `close_fd` in the child. The child's pid, or -1 with err. */
+static pid_t cust_spawn(const char *const *argv, int in_fd, int out_fd, int close_fd,
+			struct phx_err *err)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		phx_err_set_errno(err, PHX_E_RUNTIME, errno, "start '%s'", argv[0]);
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (close_fd >= 0)
+			close(close_fd);
+		if (in_fd >= 0 && dup2(in_fd, 0) < 0)
+			_exit(126);
+		if (out_fd >= 0 && dup2(out_fd, 1) < 0)
+			_exit(126);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int cust_wait_tool(pid_t pid, const char *what, struct phx_err *err)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return phx_err_set_errno(err, PHX_E_RUNTIME, errno, "wait for '%s'", what);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		return phx_err_set(err, PHX_E_RUNTIME,
+				   "'%s' not found on this host (scripts/install-deps.sh installs it)",
+				   what);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return phx_err_set(err, PHX_E_RUNTIME, "'%s' failed (%s %d)", what,
+				   WIFEXITED(status) ? "exit status" : "signal",
+				   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	return 0;
+}
+
+/* Unpacks the archive into the mounted scratch file system. */
+static int cust_rootfs_in(struct cust_ctx *c, const char *archive)
+{
+	const char *const *reader = cust_archive_reader(archive, c->err);
+	int in = -1, p[2];
+	char dev[32];
+	pid_t pid;
+	int rc;
+
+	if (!reader)
+		return -1;
+	in = open(archive, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return phx_err_set_errno(c->err, PHX_E_IO, errno, "open archive '%s'", archive);
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		close(in);
+		return phx_err_set_errno(c->err, PHX_E_RUNTIME, errno, "pipe");
+	}
+	pid = cust_spawn(reader, in, p[1], p[0], c->err);
+	close(in);
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return -1;
+	}
+	snprintf(dev, sizeof(dev), "/dev/fd/%d", p[0]);
+	rc = guestfs_tar_in_opts(c->g, dev, "/", GUESTFS_TAR_IN_OPTS_XATTRS, 1, -1);
+	if (rc < 0)
+		cust_gerr(c, "unpack '%s' (tar-in)", archive);
+	close(p[0]); /* a reader still writing gets EPIPE and ends */
+	if (cust_wait_tool(pid, reader[0], rc < 0 ? NULL : c->err) < 0 && rc == 0)
+		return phx_err_wrap(c->err, "unpack '%s'", archive);
+	return rc;
+}
+
+/* Packs the customized tree into `out` as zstd (what Proxmox unpacks fastest of its
+ * formats, lxc-notes point 11): numeric owners, xattrs; the scratch file system's own
+ * lost+found stays out. */
+static int cust_rootfs_out(struct cust_ctx *c, const char *out)
+{
+	static const char *const zstd[] = {"zstd", "-q", "-T0", "-c", NULL};
+	char *excludes[] = {"./lost+found", NULL};
+	int fd, p[2], rc;
+	char dev[32];
+	pid_t pid;
+
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return phx_err_set_errno(c->err, PHX_E_IO, errno, "create '%s'", out);
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		close(fd);
+		return phx_err_set_errno(c->err, PHX_E_RUNTIME, errno, "pipe");
+	}
+	pid = cust_spawn(zstd, p[0], fd, p[1], c->err);
+	close(p[0]);
+	if (pid < 0) {
+		close(p[1]);
+		close(fd);
+		return -1;
+	}
+	snprintf(dev, sizeof(dev), "/dev/fd/%d", p[1]);
+	rc = guestfs_tar_out_opts(c->g, "/", dev, GUESTFS_TAR_OUT_OPTS_NUMERICOWNER, 1,
+				  GUESTFS_TAR_OUT_OPTS_XATTRS, 1, GUESTFS_TAR_OUT_OPTS_EXCLUDES,
+				  excludes, -1);
+	if (rc < 0)
+		cust_gerr(c, "pack '%s' (tar-out)", out);
+	close(p[1]);
+	if (cust_wait_tool(pid, "zstd", rc < 0 ? NULL : c->err) < 0 && rc == 0)
+		rc = phx_err_wrap(c->err, "pack '%s'", out);
+	if (close(fd) < 0 && rc == 0)
+		rc = phx_err_set_errno(c->err, PHX_E_IO, errno, "write '%s'", out);
+	return rc;
+}
+
+/* The unit that gives each container its own SSH host keys at its first start: Proxmox
+ * writes keys at create only, and every clone of the template would share them (lxc-notes
+ * point 2). A marker, not ConditionFirstBoot: a clone's machine-id is "\n" (post_clone_hook),
+ * which systemd does not count as a first boot. */
+#define CUST_HOSTKEY_UNIT "phoenix-ssh-host-keys.service"
+#define CUST_HOSTKEY_MARK "/etc/ssh/.phoenix-host-keys"
+
+static int cust_ct_host_key_unit(struct cust_ctx *c, char *note, size_t note_len)
+{
+	static const char unit[] =
+		"[Unit]\n"
+		"Description=Own SSH host keys for this container (phoenix-orchestrator)\n"
+		"ConditionPathExists=!" CUST_HOSTKEY_MARK "\n"
+		"ConditionPathExists=/usr/bin/ssh-keygen\n"
+		"Before=ssh.service sshd.service\n"
+		"\n"
+		"[Service]\n"
+		"Type=oneshot\n"
+		"ExecStart=/bin/sh -c 'rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub "
+		"&& ssh-keygen -A && touch " CUST_HOSTKEY_MARK "'\n"
+		"\n"
+		"[Install]\n"
+		"WantedBy=multi-user.target\n";
+	static const char wants[] = "/etc/systemd/system/multi-user.target.wants";
+
+	if (c->target.family->init != CUST_INIT_SYSTEMD) {
+		snprintf(note, note_len, " (not systemd: none; keys come from Proxmox's create)");
+		return 0;
+	}
+	if (guestfs_mkdir_p(c->g, wants) < 0)
+		return cust_gerr(c, "mkdir '%s'", wants);
+	if (guestfs_write(c->g, "/etc/systemd/system/" CUST_HOSTKEY_UNIT, unit,
+			  sizeof(unit) - 1) < 0)
+		return cust_gerr(c, "%s", "write " CUST_HOSTKEY_UNIT);
+	if (guestfs_ln_sf(c->g, "/etc/systemd/system/" CUST_HOSTKEY_UNIT,
+			  "/etc/systemd/system/multi-user.target.wants/" CUST_HOSTKEY_UNIT) < 0)
+		return cust_gerr(c, "%s", "enable " CUST_HOSTKEY_UNIT);
+	snprintf(note, note_len, " (%s)", CUST_HOSTKEY_UNIT);
+	return 0;
+}
+
+/* A container mounts nothing from fstab: an image's root entry (LABEL=cloudimg-rootfs) makes
+ * systemd-remount-fs fail and the container 'degraded' (lxc-notes, the test rootfs). */
+static int cust_ct_fstab(struct cust_ctx *c, char *note, size_t note_len)
+{
+	static const char empty[] = "# a container mounts nothing from here (phoenix-orchestrator)\n";
+	int r = guestfs_is_file(c->g, "/etc/fstab");
+
+	if (r < 0)
+		return cust_gerr(c, "%s", "stat /etc/fstab");
+	if (r == 0) {
+		snprintf(note, note_len, " (none there)");
+		return 0;
+	}
+	if (guestfs_write(c->g, "/etc/fstab", empty, sizeof(empty) - 1) < 0)
+		return cust_gerr(c, "%s", "empty /etc/fstab");
+	return 0;
+}
+
+/* Proxmox configures a Debian container's netN through /etc/network/interfaces
+ * (Setup/Debian.pm setup_network): without ifupdown nothing reads it (lxc-notes point 3). */
+static int cust_ct_ifupdown(struct cust_ctx *c, char *note, size_t note_len)
+{
+	static const char script[] =
+		"if command -v ifup >/dev/null 2>&1; then echo present; else apt-get -q update && "
+		"DEBIAN_FRONTEND=noninteractive apt-get -q -y install ifupdown; fi";
+
+	if (strcmp(c->target.family->name, "debian")) {
+		snprintf(note, note_len, " (family %s: Proxmox configures it without)",
+			 c->target.family->name);
+		return 0;
+	}
+	return cust_sh_checked(c, script);
+}
+
+int cust_run_rootfs(const struct cust_plan *plan, const char *archive, const char *out,
+		    const struct cust_rootfs_opts *ro, const struct cust_opts *opts,
+		    struct cust_report *ret_report, struct phx_err *err)
+{
+	static const struct cust_opts defaults = CUST_OPTS_INIT;
+	struct cust_report rep = {0};
+	struct cust_ctx c = {.err = err};
+	struct cust_space space = {0};
+	struct cust_watch_cfg wcfg;
+	struct stat st;
+	sigset_t pipe_set, old_mask;
+	double t0 = clk_now(), t, stall_s = CUST_WATCH_STALL_S;
+	char scratch[PATH_MAX], dir[PATH_MAX];
+	const char *slash = strrchr(out, '/');
+	unsigned long long size;
+	int rc = -1, pid, fd;
+
+	if (!opts)
+		opts = &defaults;
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
+	if (stat(archive, &st) < 0)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "customize: open archive '%s'",
+					 archive);
+	if (cust_stall_seconds(&stall_s, err) < 0)
+		return -1;
+	/* sparse: xz packs a root file system about 5:1, packages need room beside it */
+	size = 2048ULL * CUST_MIB + 8ULL * (unsigned long long)st.st_size;
+	snprintf(scratch, sizeof(scratch), "%s.scratch", out);
+	fd = open(scratch, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+		phx_err_set_errno(err, PHX_E_IO, errno, "create scratch disk '%s'", scratch);
+		if (fd >= 0)
+			close(fd);
+		unlink(scratch);
+		return -1;
+	}
+	close(fd);
+	space.virtual_bytes = size;
+	space.need_bytes = 8ULL * (unsigned long long)st.st_size;
+	snprintf(space.why, sizeof(space.why), "the unpacked root file system");
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+	c.disk = scratch;
+	c.g = guestfs_create_flags(0);
+	if (!c.g) {
+		phx_err_set_errno(err, PHX_E_RUNTIME, errno, "create libguestfs handle");
+		goto out;
+	}
+	guestfs_set_error_handler(c.g, NULL, NULL);
+	if (cust_configure(&c, plan, opts, &rep) < 0)
+		goto out;
+	if (ro->ifupdown && guestfs_set_network(c.g, 1) < 0) {
+		cust_gerr(&c, "%s", "enable network");
+		goto out;
+	}
+	if (guestfs_add_drive_opts(c.g, scratch, GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw", -1) < 0) {
+		cust_gerr(&c, "add disk '%s'", scratch);
+		goto out;
+	}
+	wcfg = (struct cust_watch_cfg){.disk = scratch,
+				       .dir = dir,
+				       .full_s = stall_s < CUST_WATCH_FULL_S ? stall_s
+									     : CUST_WATCH_FULL_S,
+				       .stall_s = stall_s,
+				       .space = &space};
+	if (cust_watch_start(&wcfg, &c.wd, err) < 0)
+		goto out;
+	t = clk_now();
+	if (guestfs_launch(c.g) < 0) {
+		cust_gerr(&c, "%s", "start the libguestfs appliance");
+		goto fail;
+	}
+	rep.launch_seconds = clk_now() - t;
+	log_info("customize: appliance started in %.1f s (%s)", rep.launch_seconds, rep.accel);
+	pid = guestfs_get_pid(c.g);
+	if (pid > 0)
+		cust_watch_set_pid(c.wd, pid);
+	t = clk_now();
+	if (guestfs_mkfs(c.g, "ext4", "/dev/sda") < 0) {
+		cust_gerr(&c, "%s", "make the scratch file system");
+		goto fail;
+	}
+	if (guestfs_mount(c.g, "/dev/sda", "/") < 0) {
+		cust_gerr(&c, "%s", "mount the scratch file system");
+		goto fail;
+	}
+	if (cust_rootfs_in(&c, archive) < 0)
+		goto fail;
+	log_info("customize: unpacked '%s' (%.1f s)", archive, clk_now() - t);
+	if (cust_detect_family(&c, &rep) < 0)
+		goto fail;
+	log_info("customize: root file system: %s %s, family %s (%s)", rep.distro, rep.version,
+		 rep.family, cust_pkg_tool_name(c.target.pkg));
+	if (cust_run_plan(&c, plan, &rep.steps) < 0)
+		goto fail;
+	{
+		static const struct {
+			const char *what;
+			int (*fn)(struct cust_ctx *, char *, size_t);
+			bool ifupdown;
+		} steps[] = {
+			{"install ifupdown", cust_ct_ifupdown, true},
+			{"empty /etc/fstab", cust_ct_fstab, false},
+			{"new SSH host keys at first start", cust_ct_host_key_unit, false},
+		};
+
+		for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+			char note[160] = "";
+
+			if (steps[i].ifupdown && !ro->ifupdown)
+				continue;
+			t = clk_now();
+			if (steps[i].fn(&c, note, sizeof(note)) < 0) {
+				phx_err_wrap(err, "container step '%s'", steps[i].what);
+				goto fail;
+			}
+			log_info("customize: container: %s%s (%.1f s)", steps[i].what, note,
+				 clk_now() - t);
+		}
+	}
+	if (cust_hygiene(&c) < 0 || cust_list_packages(&c, &rep.packages) < 0)
+		goto fail;
+	t = clk_now();
+	if (cust_rootfs_out(&c, out) < 0)
+		goto fail;
+	log_info("customize: packed '%s' (%.1f s)", out, clk_now() - t);
+	if (guestfs_shutdown(c.g) < 0) {
+		cust_gerr(&c, "%s", "shut down the appliance");
+		goto fail;
+	}
+	cust_watch_disarm(c.wd);
+	rep.total_seconds = clk_now() - t0;
+	snprintf(rep.root_device, sizeof(rep.root_device), "%s", "/dev/sda");
+	*ret_report = rep;
+	rep.packages = NULL;
+	rc = 0;
+	goto out;
+fail:
+	if (!c.wd_reported && cust_watch_fired(c.wd, NULL)) {
+		phx_err_clear(err);
+		cust_watch_fired(c.wd, err);
+	}
+	phx_err_wrap(err, "customize '%s'", archive);
+	unlink(out);
+out:
+	cust_report_release(&rep);
+	if (c.g)
+		guestfs_close(c.g);
+	cust_watch_free(c.wd);
+	unlink(scratch);
 	if (!sigismember(&old_mask, SIGPIPE)) {
 		struct timespec now = {0, 0};
 
