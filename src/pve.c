@@ -888,6 +888,58 @@ struct task_key_buf {
  * vm_start/stop/shutdown/reboot/reset) and pve-storage PVE/API2/Storage/Content.pm delete
  * (imgdel, id "<owner>@<storage>", which prints "Removed volume '$volid'").
  * NEEDSWORK: an HA-managed VM's start/stop/shutdown run as hastart/hastop instead. */
+/* The same for containers: pve-container API2/LXC.pm's fork_worker types, id the VMID
+ * (vzclone: the source's). */
+static bool task_key_guess_ct(const char *method, char part[KEY_PATH_PARTS][KEY_PART_MAX], int np,
+			      const struct pve_param *params, size_t n_params,
+			      struct task_key_buf *b)
+{
+	static const struct {
+		const char *method;
+		bool status;
+		const char *what, *type;
+	} ct_ops[] = {
+		{"POST", false, "template", "vztemplate"},
+		{"PUT", false, "resize", "resize"},
+		{"POST", true, "start", "vzstart"},
+		{"POST", true, "stop", "vzstop"},
+		{"POST", true, "shutdown", "vzshutdown"},
+		{"POST", true, "reboot", "vzreboot"},
+	};
+	const char *vmid = param_get(params, n_params, "vmid");
+	const char *what = NULL;
+
+	if (np == 3 && strcmp(method, "POST") == 0 && vmid) {
+		b->key.type = param_get(params, n_params, "restore") ? "vzrestore" : "vzcreate";
+		snprintf(b->id, sizeof(b->id), "%s", vmid);
+		b->key.id = b->id;
+		return true;
+	}
+	if (np < 4)
+		return false;
+	snprintf(b->id, sizeof(b->id), "%s", part[3]);
+	b->key.id = b->id;
+	if (np == 4 && strcmp(method, "DELETE") == 0) {
+		b->key.type = "vzdestroy";
+		return true;
+	}
+	if (np == 5 && strcmp(method, "POST") == 0 && strcmp(part[4], "clone") == 0) {
+		b->key.type = "vzclone";
+		return true;
+	}
+	if (np == 5)
+		what = part[4];
+	else if (np == 6 && strcmp(part[4], "status") == 0)
+		what = part[5];
+	for (size_t i = 0; what && i < sizeof(ct_ops) / sizeof(ct_ops[0]); i++)
+		if (strcmp(method, ct_ops[i].method) == 0 && strcmp(what, ct_ops[i].what) == 0 &&
+		    ct_ops[i].status == (np == 6)) {
+			b->key.type = ct_ops[i].type;
+			return true;
+		}
+	return false;
+}
+
 static bool task_key_guess(const char *method, const char *path,
 			   const struct pve_param *params, size_t n_params,
 			   struct task_key_buf *b)
@@ -928,6 +980,8 @@ static bool task_key_guess(const char *method, const char *path,
 		b->key.log_mark = b->mark;
 		return true;
 	}
+	if (strcmp(part[2], "lxc") == 0)
+		return task_key_guess_ct(method, part, np, params, n_params, b);
 	if (strcmp(part[2], "qemu") != 0)
 		return false;
 	if (np == 3 && strcmp(method, "POST") == 0 && vmid) {
@@ -1195,6 +1249,52 @@ static int task_recover(struct pve_client *c, const char *path, const struct pve
 	}
 }
 
+/* A request whose answer is null although it forked a worker: pve-container API2/LXC.pm
+ * `template` runs fork_worker inside lock_config and returns undef (lxc-notes point 5). */
+static bool task_null_forks(const struct pve_task_key *k)
+{
+	return k && k->type && strcmp(k->type, "vztemplate") == 0;
+}
+
+/* Finds the task such a request started (it may not be listed at once) and returns its UPID
+ * (caller frees). */
+static int task_follow(struct pve_client *c, const char *path, const struct pve_task_key *k,
+		       long long sent_at, char **ret_upid, struct phx_err *err)
+{
+	char part[KEY_PATH_PARTS][KEY_PART_MAX];
+	double deadline = clk_now() + (double)c->task_lookup_s;
+	unsigned delay_ms = 100;
+
+	if (path_split(path, part) < 2)
+		return phx_err_set(err, PHX_E_INTERNAL, "'%s' names no node", path);
+	for (;;) {
+		struct buf seen = BUF_INIT;
+		char *upid = NULL;
+		int n = task_find(c, part[1], k, sent_at - PVE_SINCE_SLACK_S, &upid, &seen, err);
+
+		if (n == 1) {
+			buf_release(&seen);
+			*ret_upid = upid;
+			return 0;
+		}
+		free(upid);
+		if (n > 1)
+			phx_err_set(err, PHX_E_API, "%d %s tasks for '%s' on node '%s' (%s)", n,
+				    k->type, k->id ? k->id : "", part[1], buf_str(&seen));
+		buf_release(&seen);
+		if (n != 0)
+			return -1;
+		if (clk_now() > deadline)
+			return phx_err_set(err, PHX_E_API,
+					   "no %s task for '%s' on node '%s' after %ld s: its answer "
+					   "was null and the task list shows none",
+					   k->type, k->id ? k->id : "", part[1], c->task_lookup_s);
+		clk_sleep_ms(delay_ms);
+		if (delay_ms < 1000)
+			delay_ms *= 2;
+	}
+}
+
 int pve_request_task_key(struct pve_client *c, const char *method, const char *path,
 			 const struct pve_param *params, size_t n_params,
 			 const struct pve_task_key *key, long timeout_s, struct phx_err *err)
@@ -1225,6 +1325,18 @@ int pve_request_task_key(struct pve_client *c, const char *method, const char *p
 		} else {
 			data = json_incref(json_object_get(root, "data"));
 			json_decref(root);
+		}
+		if (json_is_null(data) && task_null_forks(key)) {
+			json_decref(data);
+			if (task_follow(c, path, key, sent_at, &found, &e) < 0) {
+				if (err && !phx_err_is_set(err))
+					*err = e;
+				return phx_err_wrap(err, "%s %s", method, path);
+			}
+			data = json_string(found);
+			free(found);
+			if (!data)
+				return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		}
 		if (json_is_null(data)) {
 			json_decref(data);

@@ -1,0 +1,28 @@
+/* pve_ct: the typed Proxmox calls for LXC containers (pve-container API2/LXC.pm), mirroring
+ * the VM calls of pve.h: same client, same task waits, same errors. A `WARNINGS: N` end of a
+ * task is success (pve_task_wait): vzcreate and vzclone end so for systemd newer than 241
+ * without nesting (lxc-notes point 4).
+ * Does not own: which parameters a container gets (the planners decide). */
+#ifndef PHX_PVE_CT_H
+#define PHX_PVE_CT_H
+
+#include <jansson.h>
+
+#include "err.h"
+#include "pve.h"
+
+/* POST /nodes/{node}/lxc; params must include vmid and ostemplate. Waits for vzcreate. */
+int pve_ct_create(struct pve_client *c, const char *node, const struct pve_param *params,
+		  size_t n_params, long timeout_s, struct phx_err *err);
+/* POST .../lxc/{vmid}/template. Its answer is null while the worker runs on (LXC.pm
+ * template): the vztemplate task is found in the node's task list and waited for. */
+int pve_ct_template(struct pve_client *c, const char *node, int vmid, long timeout_s,
+		    struct phx_err *err);
+/* GET .../lxc/{vmid}/config. Caller owns *ret_config (json_decref). */
+int pve_ct_config_get(struct pve_client *c, const char *node, int vmid, json_t **ret_config,
+		      struct phx_err *err);
+/* DELETE .../lxc/{vmid} (flags: PVE_DESTROY_*), waits for vzdestroy. */
+int pve_ct_destroy(struct pve_client *c, const char *node, int vmid, unsigned flags,
+		   long timeout_s, struct phx_err *err);
+
+#endif
