@@ -53,7 +53,7 @@ enum plan_action_flags {
 				     * stays in the journal until it is done */
 };
 
-enum plan_undo_kind { PLAN_UNDO_NONE, PLAN_UNDO_VM, PLAN_UNDO_VOLUME, PLAN_UNDO_FILE };
+enum plan_undo_kind { PLAN_UNDO_NONE, PLAN_UNDO_VM, PLAN_UNDO_VOLUME, PLAN_UNDO_FILE, PLAN_UNDO_CT };
 
 struct plan_param {
 	char *key, *value; /* owned */
@@ -143,6 +143,9 @@ void plan_upload_file(struct plan *p, struct plan_action *a, const char *file,
 		      const char *filename);
 void plan_file_data(struct plan *p, struct plan_action *a, const char *data, size_t len);
 void plan_undo_vm(struct plan *p, struct plan_action *a, const char *node, int vmid,
+		  const char *name, const char *tag);
+/* The container `vmid` (its hostname `name`, tag `tag`), as plan_undo_vm for VMs. */
+void plan_undo_ct(struct plan *p, struct plan_action *a, const char *node, int vmid,
 		  const char *name, const char *tag);
 void plan_undo_volume(struct plan *p, struct plan_action *a, const char *node, const char *volid);
 void plan_undo_file(struct plan *p, struct plan_action *a, const char *path);

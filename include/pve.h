@@ -199,6 +199,7 @@ struct pve_vm_info {
 	char *tags; /* owned; ';'-joined as Proxmox returns them, "" when none */
 	char *status; /* owned */
 	bool template;
+	bool lxc; /* a container (pve_cluster_guests only) */
 };
 struct pve_vm_list {
 	struct pve_vm_info *items; /* owned */
@@ -207,6 +208,9 @@ struct pve_vm_list {
 void pve_vm_list_release(struct pve_vm_list *l);
 /* GET /cluster/resources?type=vm (qemu entries only). Caller owns *ret (release it). */
 int pve_cluster_vms(struct pve_client *c, struct pve_vm_list *ret, struct phx_err *err);
+/* The same with the containers (lxc true): VMIDs are shared between VMs and containers
+ * (pve-cluster check_vmid_unused), so a free VMID is one neither kind has. */
+int pve_cluster_guests(struct pve_client *c, struct pve_vm_list *ret, struct phx_err *err);
 /* Parses the "data" array of /cluster/resources (used by pve_cluster_vms). */
 int pve_vm_list_parse(const json_t *data, struct pve_vm_list *ret, struct phx_err *err);
 

@@ -20,6 +20,9 @@
  * theirs (PHX_E_CONFLICT). */
 int undo_add_vm(struct txn *t, const char *node, int vmid, const char *name, const char *tag,
 		long timeout_s, struct phx_err *err);
+/* The same for container `vmid` (`name`: its hostname). */
+int undo_add_ct(struct txn *t, const char *node, int vmid, const char *name, const char *tag,
+		long timeout_s, struct phx_err *err);
 /* Deletes the volume "STORAGE:CONTENT/NAME" when it is on the storage. */
 int undo_add_volume(struct txn *t, const char *node, const char *volid, long timeout_s,
 		    struct phx_err *err);
@@ -33,6 +36,11 @@ int undo_run_record(struct pve_client *c, const json_t *rec, long timeout_s,
 /* The procedures themselves, for cleanup outside a rollback. `tag` is the tag the VM must
  * carry (NULL: the name alone identifies it). */
 int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char *name,
+		   const char *tag, long timeout_s, struct phx_err *err);
+/* Destroys container `vmid` when it exists and carries `name` (hostname) and `tag` (NULL:
+ * any); waits out a create/clone lock as undo_vm_remove does. A running container is refused
+ * (NEEDSWORK: stop it first, once containers are started). */
+int undo_ct_remove(struct pve_client *c, const char *node, int vmid, const char *name,
 		   const char *tag, long timeout_s, struct phx_err *err);
 /* Deletes the volume if it is listed on its storage; *ret_removed (may be NULL) tells. */
 int undo_volume_remove(struct pve_client *c, const char *node, const char *volid, long timeout_s,

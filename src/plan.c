@@ -213,6 +213,15 @@ void plan_undo_vm(struct plan *p, struct plan_action *a, const char *node, int v
 				     plan_dup(p, name), plan_dup(p, tag),  NULL};
 }
 
+void plan_undo_ct(struct plan *p, struct plan_action *a, const char *node, int vmid,
+		  const char *name, const char *tag)
+{
+	if (!a)
+		return;
+	a->undo = (struct plan_undo){PLAN_UNDO_CT,	plan_dup(p, node), vmid,
+				     plan_dup(p, name), plan_dup(p, tag),  NULL};
+}
+
 void plan_undo_volume(struct plan *p, struct plan_action *a, const char *node, const char *volid)
 {
 	if (!a)
@@ -295,6 +304,9 @@ static const char *plan_undo_text(const struct plan_undo *u, char *buf, size_t l
 	switch (u->kind) {
 	case PLAN_UNDO_VM:
 		snprintf(buf, len, "destroy VM %d", u->vmid);
+		return buf;
+	case PLAN_UNDO_CT:
+		snprintf(buf, len, "destroy container %d", u->vmid);
 		return buf;
 	case PLAN_UNDO_VOLUME:
 		snprintf(buf, len, "delete volume '%s'", u->target);

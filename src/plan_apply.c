@@ -27,6 +27,9 @@ static int plan_record_undo(const struct plan_action *a, const struct plan_apply
 	case PLAN_UNDO_VM:
 		return undo_add_vm(ctx->txn, u->node, u->vmid, u->name, u->tag, ctx->timeout_s,
 				   err);
+	case PLAN_UNDO_CT:
+		return undo_add_ct(ctx->txn, u->node, u->vmid, u->name, u->tag, ctx->timeout_s,
+				   err);
 	case PLAN_UNDO_VOLUME:
 		return undo_add_volume(ctx->txn, u->node, u->target, ctx->timeout_s, err);
 	case PLAN_UNDO_FILE:

@@ -130,7 +130,8 @@ void pve_vm_list_release(struct pve_vm_list *l)
 	l->n = 0;
 }
 
-int pve_vm_list_parse(const json_t *data, struct pve_vm_list *ret, struct phx_err *err)
+static int guest_list_parse(const json_t *data, bool with_lxc, struct pve_vm_list *ret,
+			    struct phx_err *err)
 {
 	struct pve_vm_list l = {NULL, 0};
 	size_t i, n = json_array_size(data);
@@ -147,8 +148,9 @@ int pve_vm_list_parse(const json_t *data, struct pve_vm_list *ret, struct phx_er
 		long long vmid, tpl = 0;
 		char what[64];
 
-		if (!type || strcmp(type, "qemu") != 0)
+		if (!type || (strcmp(type, "qemu") != 0 && (!with_lxc || strcmp(type, "lxc") != 0)))
 			continue;
+		vm->lxc = strcmp(type, "lxc") == 0;
 		snprintf(what, sizeof(what), "cluster resources[%zu].vmid", i);
 		if (pve_json_int(json_object_get(e, "vmid"), what, &vmid, err) < 0)
 			goto fail;
@@ -173,7 +175,13 @@ fail:
 	return -1;
 }
 
-int pve_cluster_vms(struct pve_client *c, struct pve_vm_list *ret, struct phx_err *err)
+int pve_vm_list_parse(const json_t *data, struct pve_vm_list *ret, struct phx_err *err)
+{
+	return guest_list_parse(data, false, ret, err);
+}
+
+static int cluster_guests(struct pve_client *c, bool with_lxc, struct pve_vm_list *ret,
+			  struct phx_err *err)
 {
 	struct pve_param q[] = {{"type", "vm"}};
 	json_t *data = NULL;
@@ -181,9 +189,19 @@ int pve_cluster_vms(struct pve_client *c, struct pve_vm_list *ret, struct phx_er
 
 	if (pve_get(c, "/cluster/resources", q, 1, &data, err) < 0)
 		return -1;
-	rc = pve_vm_list_parse(data, ret, err);
+	rc = guest_list_parse(data, with_lxc, ret, err);
 	json_decref(data);
 	return rc;
+}
+
+int pve_cluster_vms(struct pve_client *c, struct pve_vm_list *ret, struct phx_err *err)
+{
+	return cluster_guests(c, false, ret, err);
+}
+
+int pve_cluster_guests(struct pve_client *c, struct pve_vm_list *ret, struct phx_err *err)
+{
+	return cluster_guests(c, true, ret, err);
 }
 
 int pve_nextid(struct pve_client *c, int *ret_vmid, struct phx_err *err)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "pve_ct.h"
 #include "series.h"
 
 struct undo_ref {
@@ -155,6 +156,86 @@ out:
 	return rc;
 }
 
+/* Where container `vmid` is now (*ret_node, caller frees), or *ret_node NULL when gone. */
+static int undo_ct_where(struct pve_client *c, int vmid, char **ret_node, struct phx_err *err)
+{
+	struct pve_vm_list l;
+
+	*ret_node = NULL;
+	if (pve_cluster_guests(c, &l, err) < 0)
+		return -1;
+	for (size_t i = 0; i < l.n; i++)
+		if (l.items[i].vmid == vmid && l.items[i].lxc &&
+		    !(*ret_node = strdup(l.items[i].node))) {
+			pve_vm_list_release(&l);
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		}
+	pve_vm_list_release(&l);
+	return 0;
+}
+
+int undo_ct_remove(struct pve_client *c, const char *node, int vmid, const char *name,
+		   const char *tag, long timeout_s, struct phx_err *err)
+{
+	double deadline = clk_now() + (double)(timeout_s > 0 ? timeout_s : 600);
+	json_t *config = NULL;
+	const char *have, *lock;
+	char *where = NULL;
+	bool ours;
+	int rc = -1;
+
+	/* a failed vzcreate removes its container (LXC.pm create_vm's eval: destroy_lxc_container) */
+	for (;;) {
+		free(where);
+		if (undo_ct_where(c, vmid, &where, err) < 0)
+			return -1;
+		if (!where)
+			return 0;
+		node = where;
+		if (pve_ct_config_get(c, node, vmid, &config, err) < 0)
+			goto out;
+		lock = json_string_value(json_object_get(config, "lock"));
+		if (!lock || (strcmp(lock, "create") && strcmp(lock, "clone") &&
+			      strcmp(lock, "disk")))
+			break;
+		json_decref(config);
+		config = NULL;
+		if (clk_now() >= deadline) {
+			phx_err_set(err, PHX_E_TIMEOUT, "container %d is still locked after %ld s",
+				    vmid, timeout_s);
+			goto out;
+		}
+		clk_sleep_ms(1000);
+	}
+	have = json_string_value(json_object_get(config, "hostname"));
+	ours = (!name || (have && !strcmp(have, name))) &&
+	       (!tag || series_has_tag(json_string_value(json_object_get(config, "tags")), tag));
+	if (!ours) {
+		phx_err_set(err, PHX_E_CONFLICT,
+			    "container %d is not the one this run created (hostname or tags "
+			    "differ); left alone",
+			    vmid);
+		goto out;
+	}
+	rc = pve_ct_destroy(c, node, vmid, PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
+			    timeout_s, err);
+	if (rc < 0) {
+		/* the task may have failed to report, not to destroy */
+		struct phx_err e = PHX_ERR_INIT;
+		char *again = NULL;
+
+		if (undo_ct_where(c, vmid, &again, &e) == 0 && !again) {
+			phx_err_clear(err);
+			rc = 0;
+		}
+		free(again);
+	}
+out:
+	json_decref(config);
+	free(where);
+	return rc;
+}
+
 /* Whether the volume is listed on its storage; false with err set when the listing failed. */
 static bool undo_volume_listed(struct pve_client *c, const char *node, const char *volid,
 			       struct phx_err *err)
@@ -214,6 +295,13 @@ static int undo_vm(void *ctx, void *arg, struct phx_err *err)
 	return undo_vm_remove(ctx, r->node, r->vmid, r->name, r->tag, r->timeout_s, err);
 }
 
+static int undo_ct(void *ctx, void *arg, struct phx_err *err)
+{
+	struct undo_ref *r = arg;
+
+	return undo_ct_remove(ctx, r->node, r->vmid, r->name, r->tag, r->timeout_s, err);
+}
+
 static int undo_volume(void *ctx, void *arg, struct phx_err *err)
 {
 	struct undo_ref *r = arg;
@@ -239,6 +327,14 @@ static json_t *undo_vm_record(const void *arg)
 			 r->vmid, "name", r->name, "tag", r->tag);
 }
 
+static json_t *undo_ct_record(const void *arg)
+{
+	const struct undo_ref *r = arg;
+
+	return json_pack("{s:s, s:s, s:i, s:s?, s:s?}", "kind", "ct", "node", r->node, "vmid",
+			 r->vmid, "name", r->name, "tag", r->tag);
+}
+
 static json_t *undo_volume_record(const void *arg)
 {
 	const struct undo_ref *r = arg;
@@ -255,6 +351,7 @@ static json_t *undo_file_record(const void *arg)
 }
 
 static const struct txn_action undo_vm_action = {undo_vm, undo_ref_free, undo_vm_record};
+static const struct txn_action undo_ct_action = {undo_ct, undo_ref_free, undo_ct_record};
 static const struct txn_action undo_volume_action = {undo_volume, undo_ref_free,
 						     undo_volume_record};
 static const struct txn_action undo_file_action = {undo_file, undo_ref_free, undo_file_record};
@@ -275,6 +372,12 @@ int undo_run_record(struct pve_client *c, const json_t *rec, long timeout_s,
 		r.name = (char *)json_string_value(json_object_get(rec, "name"));
 		r.tag = (char *)json_string_value(json_object_get(rec, "tag"));
 		return undo_vm(c, &r, err);
+	}
+	if (kind && !strcmp(kind, "ct") && node && vmid > 0 && vmid < 1000000000) {
+		r.vmid = (int)vmid;
+		r.name = (char *)json_string_value(json_object_get(rec, "name"));
+		r.tag = (char *)json_string_value(json_object_get(rec, "tag"));
+		return undo_ct(c, &r, err);
 	}
 	if (kind && !strcmp(kind, "volume") && node && volid)
 		return undo_volume(c, &r, err);
@@ -298,6 +401,22 @@ int undo_add_vm(struct txn *t, const char *node, int vmid, const char *name, con
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	snprintf(what, sizeof(what), "VM %d on node '%s'", vmid, node);
 	return txn_add_undo(t, what, &undo_vm_action, r, err);
+}
+
+int undo_add_ct(struct txn *t, const char *node, int vmid, const char *name, const char *tag,
+		long timeout_s, struct phx_err *err)
+{
+	struct undo_ref *r = undo_ref_new(node, name, NULL, vmid, timeout_s);
+	char what[128];
+
+	if (r && tag && !(r->tag = strdup(tag))) {
+		undo_ref_free(r);
+		r = NULL;
+	}
+	if (!r)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	snprintf(what, sizeof(what), "container %d on node '%s'", vmid, node);
+	return txn_add_undo(t, what, &undo_ct_action, r, err);
 }
 
 int undo_add_volume(struct txn *t, const char *node, const char *volid, long timeout_s,
