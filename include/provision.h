@@ -15,19 +15,46 @@
 #define PROV_REC_BUILT "built"
 #define PROV_REC_PACKAGES "packages"
 #define PROV_REC_CUSTOM_SHA256 "customized-sha256"
+#define PROV_REC_ARCHIVE "archive" /* a container template's vztmpl volume */
 
 struct cfg_template;
 
 /* A template version's build record (record.h): template, name, source, sha256 and
  * customized-sha256 (each left out when NULL), built now, build date and number (from a
- * series version's name), builder, os, type, packages ("" or NULL: none). --list-templates,
- * rebuild_on_change, --diff and --publish read it. Caller frees; NULL when out of memory. */
+ * series version's name), builder, os, type, packages ("" or NULL: none), archive (a
+ * container template's vztmpl volume; NULL: none). --list-templates, rebuild_on_change,
+ * --diff and --publish read it. Caller frees; NULL when out of memory. */
 char *prov_description(const struct cfg_template *t, const char *name, const char *source,
-		       const char *sha256, const char *custom_sha256, const char *packages);
+		       const char *sha256, const char *custom_sha256, const char *packages,
+		       const char *archive);
 /* A version's tags (docs/lifecycle.md: phoenix, phx-<template>, builder-phoenix,
  * built-YYYYMMDD, build-NNN, os-, type-, then the template's own), ';'-joined into ret. */
 int prov_tags(const struct cfg_template *t, const char *name, char *ret, size_t len,
 	      struct phx_err *err);
+
+struct plan;
+
+/* What a container template build (kind "lxc") sends, once its archive is ready (or, in a
+ * dry run, before: custom_sha NULL makes the values that carry its hash pending). */
+struct prov_ct_input {
+	const struct cfg_template *t;
+	const char *node;
+	unsigned long vmid;
+	const char *name;		     /* the version's (or the template's) name */
+	const char *source_sha, *custom_sha; /* NULL: not known yet */
+	const char *archive_path;	     /* the customized .tar.zst, or NULL */
+	const char *tags;
+	const char *packages; /* the record's `packages` value; "": none; NULL: not known yet */
+};
+
+/* "<container.template_storage>:vztmpl/<name>.tar.zst" into ret: where the version's
+ * archive lives (the build record's `archive:` line; --prune deletes it). */
+int prov_ct_archive_volid(const struct cfg_template *t, const char *name, char *ret, size_t len,
+			  struct phx_err *err);
+/* The pure planner: upload the archive (vztmpl), create the container from it (rootfs
+ * storage:size, unprivileged, nesting, net0 by DHCP on the bridge, cores, memory, swap,
+ * tags, the build record), convert it to a template. Undo: the archive and the container. */
+int prov_ct_plan_build(const struct prov_ct_input *in, struct plan *p, struct phx_err *err);
 
 struct prov_validate_opts {
 	const char *node; /* borrowed */

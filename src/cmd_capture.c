@@ -231,7 +231,7 @@ static int cmd_capture_run(struct session *s, struct phx_err *err)
 	snprintf(source, sizeof(source), "capture of VM %d '%s'", in.src->vmid, in.src->name);
 	if (prov_tags(t, name, tags, sizeof(tags), err) < 0)
 		goto out;
-	if (!(desc = prov_description(t, name, source, NULL, NULL, NULL))) {
+	if (!(desc = prov_description(t, name, source, NULL, NULL, NULL, NULL))) {
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto out;
 	}

@@ -36,6 +36,7 @@
 #include "provision.h"
 #include "pkglist.h"
 #include "pve.h"
+#include "pve_ct.h"
 #include "record.h"
 #include "series.h"
 #include "session.h"
@@ -95,6 +96,12 @@ struct prov_shared {
 	unsigned long taken[64]; /* VMIDs this run's nodes chose for the new version */
 	size_t n_taken;
 };
+
+/* The hook for a container boot proof: the simulator cannot run containers yet (a real
+ * mode with lxc-start is being built); until then --validate says so and tags nothing. */
+#define PROV_CT_NO_VALIDATE                                                                        \
+	"--validate skips kind 'lxc': no boot proof for containers yet (the simulator starts "   \
+	"none), so the template is not tagged '" SERIES_TAG_VALIDATED "'"
 
 /* ---- preflight ---- */
 
@@ -193,11 +200,92 @@ static int prov_check_storage(struct session *s, struct pve_client *c,
 	return rc;
 }
 
+/* A container template (pve-container API2/LXC.pm create_vm, check_ct_modify_config_perm;
+ * pve-storage for the vztmpl upload; lxc-notes point 10): VM.Allocate, VM.Config.* for the
+ * options it sets, Datastore.AllocateSpace on the rootfs storage, AllocateTemplate on the
+ * archive's, SDN.Use on the bridge; Sys.Modify on / for a privileged container. */
+static int prov_ct_check_privileges(struct pve_client *c, const struct cfg_template *t,
+				    struct phx_err *err)
+{
+	static const char *const ct_privs[] = {"VM.Allocate",	    "VM.Config.Disk",
+					       "VM.Config.CPU",	    "VM.Config.Memory",
+					       "VM.Config.Network", "VM.Config.Options",
+					       "VM.Audit"};
+	struct pf_need needs[5];
+	size_t n = 4;
+
+	memset(needs, 0, sizeof(needs));
+	snprintf(needs[0].path, sizeof(needs[0].path), "/vms");
+	for (size_t i = 0; i < sizeof(ct_privs) / sizeof(ct_privs[0]); i++)
+		pf_need_add(&needs[0], ct_privs[i]);
+	snprintf(needs[1].path, sizeof(needs[1].path), "/storage/%s", t->ct.template_storage);
+	/* the upload; reading the archive at create takes Allocate, AllocateSpace or Audit
+	 * (ps check_volume_access), and the removals on rollback and prune Allocate */
+	pf_need_add(&needs[1], "Datastore.AllocateTemplate");
+	pf_need_add(&needs[1], "Datastore.Allocate");
+	pf_need_add(&needs[1], "Datastore.Audit");
+	snprintf(needs[2].path, sizeof(needs[2].path), "/storage/%s", t->ct.storage);
+	pf_need_add(&needs[2], "Datastore.AllocateSpace");
+	if (pf_bridge_acl_path(c, t->ct.bridge, needs[3].path, sizeof(needs[3].path), err) < 0)
+		return -1;
+	pf_need_add(&needs[3], "SDN.Use");
+	if (!t->ct.unprivileged) {
+		snprintf(needs[4].path, sizeof(needs[4].path), "/");
+		pf_need_add(&needs[4], "Sys.Modify");
+		n = 5;
+	}
+	return pf_check_privileges(c, needs, n, err);
+}
+
+/* The archive's storage takes vztmpl, the root file system's rootdir (lxc-notes point 8:
+ * Proxmox's stock `local` has vztmpl, `local-lvm` rootdir). */
+static int prov_ct_check_storage(struct pve_client *c, const struct cfg_template *t,
+				 const char *node, struct phx_err *err)
+{
+	struct pve_storage_list list = {0};
+	const char *tpl_content = NULL, *root_content = NULL;
+	int rc = 0;
+
+	if (pve_storage_list(c, node, &list, err) < 0)
+		return -1;
+	for (size_t i = 0; i < list.n; i++) {
+		if (!strcmp(list.items[i].storage, t->ct.template_storage))
+			tpl_content = list.items[i].content;
+		if (!strcmp(list.items[i].storage, t->ct.storage))
+			root_content = list.items[i].content;
+	}
+	if (!tpl_content || !series_has_tag(tpl_content, "vztmpl"))
+		rc = phx_err_set(err, PHX_E_RUNTIME,
+				 "storage '%s' (template '%s' container.template_storage) %s on "
+				 "node '%s' for container templates (content 'vztmpl')%s%s%s",
+				 t->ct.template_storage, t->name,
+				 tpl_content ? "does not take archives" : "is not available",
+				 node, tpl_content ? ": it has '" : "", tpl_content ? tpl_content : "",
+				 tpl_content ? "'" : "");
+	else if (!root_content || !series_has_tag(root_content, "rootdir"))
+		rc = phx_err_set(err, PHX_E_RUNTIME,
+				 "storage '%s' (template '%s' container.storage) %s on node '%s' "
+				 "for container root file systems (content 'rootdir')%s%s%s",
+				 t->ct.storage, t->name,
+				 root_content ? "does not take them" : "is not available", node,
+				 root_content ? ": it has '" : "", root_content ? root_content : "",
+				 root_content ? "'" : "");
+	pve_storage_list_release(&list);
+	return rc;
+}
+
 static int prov_preflight(struct session *s, struct pve_client *c, const struct cfg_template *t,
 			  const char *node, bool *ret_import_shared, struct phx_err *err)
 {
 	struct pve_version v;
 
+	if (t->kind == CFG_KIND_LXC) {
+		/* no import: any Proxmox whose API takes vztmpl uploads and tokens */
+		*ret_import_shared = false;
+		if (pve_version_get(c, &v, err) < 0 || prov_ct_check_privileges(c, t, err) < 0)
+			return -1;
+		return prov_ct_check_storage(c, t, node, err);
+	}
 	if (pve_version_get(c, &v, err) < 0)
 		return -1;
 	if (v.major < PROV_MIN_MAJOR || (v.major == PROV_MIN_MAJOR && v.minor < PROV_MIN_MINOR))
@@ -296,6 +384,15 @@ static const struct pve_vm_info *prov_find_vm(const struct pve_vm_list *l, unsig
 	return NULL;
 }
 
+/* A guest's config, a VM's or a container's as the cluster list says it is. */
+static int prov_guest_config(struct pve_client *c, const struct pve_vm_info *vm, json_t **ret,
+			     struct phx_err *err)
+{
+	if (vm->lxc)
+		return pve_ct_config_get(c, vm->node, vm->vmid, ret, err);
+	return pve_vm_config_get(c, vm->node, vm->vmid, ret, err);
+}
+
 /* Proxmox's lock on a VM ("" when none): `create` or `clone` while another run builds it. */
 static int prov_vm_lock(struct prov_ctx *p, const struct pve_vm_info *vm, char *ret, size_t len,
 			struct phx_err *err)
@@ -303,7 +400,7 @@ static int prov_vm_lock(struct prov_ctx *p, const struct pve_vm_info *vm, char *
 	json_t *config = NULL;
 	const char *lock;
 
-	if (pve_vm_config_get(p->pve, vm->node, vm->vmid, &config, err) < 0)
+	if (prov_guest_config(p->pve, vm, &config, err) < 0)
 		return -1;
 	lock = json_string_value(json_object_get(config, "lock"));
 	snprintf(ret, len, "%s", lock ? lock : "");
@@ -317,7 +414,7 @@ static int prov_recorded_sha256(struct pve_client *c, const struct pve_vm_info *
 {
 	json_t *config = NULL;
 
-	if (pve_vm_config_get(c, vm->node, vm->vmid, &config, err) < 0)
+	if (prov_guest_config(c, vm, &config, err) < 0)
 		return -1;
 	rec_get(json_string_value(json_object_get(config, "description")), PROV_REC_SHA256, ret,
 		CRYPTO_SHA256_HEX_LEN + 1);
@@ -387,13 +484,14 @@ static void prov_build_id(const struct cfg_template *t, const char *name, time_t
 }
 
 char *prov_description(const struct cfg_template *t, const char *name, const char *source,
-		       const char *sha256, const char *custom_sha256, const char *packages)
+		       const char *sha256, const char *custom_sha256, const char *packages,
+		       const char *archive)
 {
 	char when[32], intro[128], builder[64];
 	time_t now = time(NULL);
 	struct prov_build_id id;
 	struct tm tm;
-	struct rec_field f[12] = {
+	struct rec_field f[13] = {
 		{"template", t->name},
 		{"name", name},
 		{PROV_REC_SOURCE, source},
@@ -419,6 +517,8 @@ char *prov_description(const struct cfg_template *t, const char *name, const cha
 		f[n++] = (struct rec_field){"type", t->type};
 	if (packages && *packages)
 		f[n++] = (struct rec_field){PROV_REC_PACKAGES, packages};
+	if (archive)
+		f[n++] = (struct rec_field){PROV_REC_ARCHIVE, archive};
 	snprintf(intro, sizeof(intro),
 		 "Built by phoenix-orchestrator %s; do not edit the lines below.", cli_version());
 	return rec_write(intro, f, n, NULL);
@@ -661,7 +761,8 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 	}
 	if (prov_customize_key(t, img->sha256, key, err) < 0)
 		return phx_err_wrap(err, "customize '%s'", t->name);
-	if (asprintf(&final, "%.*s/customized-%.16s.qcow2", dirlen, img->path, key) < 0)
+	if (asprintf(&final, "%.*s/customized-%.16s.%s", dirlen, img->path, key,
+		     t->kind == CFG_KIND_LXC ? "tar.zst" : "qcow2") < 0)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	if (!p->s->opts->rebuild && fs_exists(final)) {
 		log_info("reusing the customized image '%s' (same source and recipe)", final);
@@ -675,7 +776,8 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 		free(final);
 		return phx_err_set_errno(err, PHX_E_IO, errno, "create work directory '%s'", dir);
 	}
-	if (asprintf(&work, "%s/%s.qcow2", dir, t->name) < 0) {
+	if (asprintf(&work, "%s/%s.%s", dir, t->name,
+		     t->kind == CFG_KIND_LXC ? "tar.zst" : "qcow2") < 0) {
 		work = NULL;
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		goto fail;
@@ -685,8 +787,15 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 	if (strrchr(state_dir, '/'))
 		*strrchr(state_dir, '/') = '\0';
 	co.state_dir = state_dir;
-	if (cust_prepare_copy(img->path, work, err) < 0 ||
-	    cust_run(p->plan, work, &co, &rep, err) < 0) {
+	if (t->kind == CFG_KIND_LXC) {
+		const struct cust_rootfs_opts ro = {.ifupdown = t->ct.ifupdown};
+
+		if (cust_run_rootfs(p->plan, img->path, work, &ro, &co, &rep, err) < 0) {
+			phx_err_wrap(err, "customize '%s'", t->name);
+			goto fail;
+		}
+	} else if (cust_prepare_copy(img->path, work, err) < 0 ||
+		   cust_run(p->plan, work, &co, &rep, err) < 0) {
 		phx_err_wrap(err, "customize '%s'", t->name);
 		goto fail;
 	}
@@ -781,7 +890,7 @@ static int prov_plan_build(const struct prov_build_input *in, struct plan *p,
 	desc = prov_description(t, in->name, t->artifact ? t->artifact : t->image_url,
 				in->source_sha ? in->source_sha : "<known after download>",
 				sha ? sha : "<known after customization>",
-				in->packages ? in->packages : "<known after customization>");
+				in->packages ? in->packages : "<known after customization>", NULL);
 	a = plan_add(p, PLAN_REQUEST, PLAN_CREATE, object, "POST", "/nodes/%s/qemu", in->node);
 	plan_summary(p, a, "create VM %lu '%s' from the imported image", in->vmid, in->name);
 	plan_param(p, a, "vmid", vmid, 0);
@@ -910,6 +1019,37 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 		return -1;
 	if (prov_record_packages(disk_path, custom_sha, packages, sizeof(packages), err) < 0)
 		return -1;
+	if (t->kind == CFG_KIND_LXC) {
+		const struct prov_ct_input ci = {
+			.t = t,
+			.node = p->node,
+			.vmid = res->vmid,
+			.name = res->name,
+			.source_sha = source_sha256,
+			.custom_sha = custom_sha,
+			.archive_path = disk_path,
+			.tags = tags,
+			.packages = packages,
+		};
+
+		/* each node uploads its own archive (NEEDSWORK: one upload to a shared vztmpl
+		 * storage, as the VM import does) */
+		prov_turn_give(p->sh);
+		*turn_held = false;
+		if (prov_ct_plan_build(&ci, &plan, err) < 0)
+			goto out;
+		plan_log_notes(&plan);
+		for (size_t i = 0; i < plan.n; i++) {
+			double t0 = clk_now();
+
+			if (plan_apply_action(plan.actions[i], &ax, err) < 0)
+				goto out;
+			res->phase_s[i == 0 ? PH_UPLOAD : i == 1 ? PH_CREATE : PH_TEMPLATE] +=
+				clk_now() - t0;
+		}
+		rc = 0;
+		goto out;
+	}
 	in.source_sha = source_sha256;
 	in.custom_sha = custom_sha;
 	in.packages = packages;
@@ -1104,6 +1244,10 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 	char *newtags = NULL;
 	int rc = -1;
 
+	if (res->t->kind == CFG_KIND_LXC) {
+		log_info("template %lu: %s", res->vmid, PROV_CT_NO_VALIDATE);
+		return 0;
+	}
 	if (pve_vm_config_get(p->pve, p->node, (int)res->vmid, &config, err) < 0)
 		return -1;
 	/* the test VM is a clone: the template's firmware and machine */
@@ -1218,8 +1362,19 @@ static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t, struc
 		plan_note(p->dry, object,
 			  "download '%s', verify it and customize a copy in %zu steps",
 			  t->image_url, cust_plan_len(p->plan));
-	if (prov_build_input(p, t, res, &in, tags, sizeof(tags), err) < 0 ||
-	    prov_plan_build(&in, p->dry, NULL, err) < 0)
+	if (prov_build_input(p, t, res, &in, tags, sizeof(tags), err) < 0)
+		return -1;
+	if (t->kind == CFG_KIND_LXC) {
+		const struct prov_ct_input ci = {
+			.t = t, .node = p->node, .vmid = res->vmid, .name = res->name, .tags = tags};
+
+		if (prov_ct_plan_build(&ci, p->dry, err) < 0)
+			return -1;
+		if (p->s->opts->validate)
+			plan_note(p->dry, object, "%s", PROV_CT_NO_VALIDATE);
+		return plan_check(p->dry, err);
+	}
+	if (prov_plan_build(&in, p->dry, NULL, err) < 0)
 		return -1;
 	if (p->sh->per_node && p->import_shared)
 		plan_note(p->dry, object,
@@ -1245,8 +1400,9 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 	bool locked = true;
 
 	prov_turn_take(sh, p->index);
+	/* VMs and containers share VMIDs: a new version's is free of both */
 	if (prov_preflight(s, p->pve, t, p->node, &p->import_shared, err) < 0 ||
-	    pve_cluster_vms(p->pve, &p->vms, err) < 0)
+	    pve_cluster_guests(p->pve, &p->vms, err) < 0)
 		goto out;
 	/* existing fixed-VMID templates and plain version checks need no download at all */
 	decision = prov_decide(p, t, res, NULL, err);
