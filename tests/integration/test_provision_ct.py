@@ -1,0 +1,217 @@
+"""--provision-template for a container template (kind "lxc") end to end: the real binary,
+the simulator over HTTPS, the tiny test root file system (scripts/build-test-rootfs.sh --tiny)
+served over HTTP with a SHA256SUMS, and ONE real libguestfs customization for the whole class
+(setUpClass): the archive is unpacked, a user is made, container steps and hygiene run, and it
+is packed again as .tar.zst. The tests then read that archive offline and check what the
+server got: the vztmpl upload, the container, its conversion, the rerun, the rollback.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import unittest
+
+from phxtest import REPO, OrchestratorTest
+from test_provision import FileServer, changing
+
+# a well-formed key (cfg_check_ssh_key decodes it): type and blob agree
+SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJx0SFTHvmGZQPBEmZJC7NQHYMXTN2s7h9jfpi5k0KgY "
+           "ada@laptop")
+# crypt(3) SHA-512 of 'changeme' (never a plaintext in a config)
+PW_HASH = ("$6$phxsalt$Qm3Mc3GCPq3m1sKFcVtKq3yYb4I0qJYQ9WdPzI0oXbHfV6QwS8V1R3H3p5Hn7Wm"
+           "LQ0ZJtB9sN2c0m1H6N6x9v/")
+
+STORAGES = [
+    {"storage": "local", "type": "dir", "content": "iso,vztmpl,backup,import,images"},
+    {"storage": "local-lvm", "type": "lvmthin", "vgname": "pve", "thinpool": "data",
+     "content": "images,rootdir"},
+]
+
+
+def build_tiny_rootfs():
+    p = subprocess.run([os.path.join(REPO, "scripts", "build-test-rootfs.sh"), "--tiny"],
+                       capture_output=True, text=True, timeout=1800)
+    if p.returncode != 0:
+        return None, p.stderr[-2000:]
+    return p.stdout.strip(), None
+
+
+class ProvisionContainerTest(OrchestratorTest):
+    sim_opts = {"storage_config": STORAGES}
+    built = None  # (stdout, stderr) of the class's one real build
+
+    @classmethod
+    def setUpClass(cls):
+        rootfs, why = build_tiny_rootfs()
+        if not rootfs:
+            raise unittest.SkipTest("cannot build the test root file system: " + (why or ""))
+        cls.cls_tmp = tempfile.mkdtemp(prefix="phx-provct-")
+        srv = os.path.join(cls.cls_tmp, "srv")
+        os.makedirs(srv)
+        shutil.copyfile(rootfs, os.path.join(srv, "rootfs.tar.zst"))
+        subprocess.run("sha256sum --binary rootfs.tar.zst > SHA256SUMS", shell=True, cwd=srv,
+                       check=True)
+        cls.fs = FileServer(srv, os.path.join(cls.cls_tmp, "files.jsonl"))
+        cls.cache = os.path.join(cls.cls_tmp, "cache")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fs.stop()
+        shutil.rmtree(cls.cls_tmp, True)
+
+    def env(self, **extra):
+        env = super().env(**extra)
+        env["XDG_CACHE_HOME"] = self.cache
+        return env
+
+    def template(self, **over):
+        t = {
+            "name": "debian-ct",
+            "kind": "lxc",
+            "vmid": 9500,
+            "os": "debian-12",
+            "image_url": self.fs.url + "/rootfs.tar.zst",
+            "checksum_url": self.fs.url + "/SHA256SUMS",
+            "customize": {
+                "files": [{"path": "/etc/motd", "content": "phoenix container\n"}],
+                "users": [{"name": "ada", "uid": 1500, "gid": 1500, "groups": ["adm"],
+                           "ssh_authorized_keys": [SSH_KEY], "password_hash": PW_HASH,
+                           "git_name": "Ada Lovelace", "git_email": "ada@example.com"}],
+            },
+            # the appliance has no network in tests: ifupdown would need a mirror
+            "container": {"storage": "local-lvm", "rootfs_gb": 2, "cores": 1,
+                          "memory_mb": 256, "swap_mb": 0, "features": {"nesting": True},
+                          "ifupdown": False},
+        }
+        t.update(over)
+        return t
+
+    def config(self, *templates):
+        return self.write_config({
+            "proxmox": self.proxmox_section(),
+            "defaults": {"storage": "local-lvm", "template_storage": "local"},
+            "templates": list(templates) or [self.template()],
+        })
+
+    def state(self):
+        d = self.sim.control("GET", "/_sim/state")
+        return {k: d[k] for k in ("vms", "volumes")}
+
+    def provision(self, cfg, *args, check=0):
+        return self.run_bin("--config", cfg, "--provision-template", *args, check=check)
+
+    def customized_archive(self):
+        found = []
+        for root, _, files in os.walk(self.cache):
+            found += [os.path.join(root, f) for f in files
+                      if f.startswith("customized-") and f.endswith(".tar.zst")]
+        self.assertEqual(len(found), 1, found)
+        return found[0]
+
+    def test_build_check_offline_rerun_noop_and_rollback(self):
+        cfg = self.config()
+        p = self.provision(cfg)
+        self.assertRegex(p.stdout, r"debian-ct: built template 9500 'debian-ct'")
+
+        # the server: the archive as vztmpl content, a container template made from it
+        st = self.state()
+        vols = [v["volid"] for v in st["volumes"]]
+        self.assertIn("local:vztmpl/debian-ct.tar.zst", vols)
+        ct = st["vms"]["9500"]
+        conf = ct["conf"]
+        self.assertEqual(conf.get("template"), 1)
+        self.assertEqual(conf["hostname"], "debian-ct")
+        self.assertEqual(conf["unprivileged"], 1)
+        self.assertEqual(conf["features"], "nesting=1")
+        self.assertTrue(conf["rootfs"].startswith("local-lvm:basevol-9500-disk-0")
+                        or conf["rootfs"].startswith("local-lvm:base-9500-disk-0"),
+                        conf["rootfs"])
+        self.assertIn("bridge=vmbr0", conf["net0"])
+        self.assertIn("ip=dhcp", conf["net0"])
+        self.assertIn("archive: local:vztmpl/debian-ct.tar.zst\n", conf["description"])
+        self.assertRegex(conf["description"], r"\npackages: \d+ [0-9a-f]{64}\n")
+        self.assertIn("phoenix", conf["tags"].split(";"))
+        reqs = self.sim.requests()
+        create = [r for r in reqs if r["method"] == "POST" and r["path"] == "/api2/json/nodes/pve1/lxc"]
+        self.assertEqual(len(create), 1)
+        self.assertEqual(create[0]["params"]["rootfs"], "local-lvm:2")
+        self.assertNotIn("password", create[0]["params"])
+        uploads = [r for r in reqs if r["path"].endswith("/upload")]
+        self.assertEqual(len(uploads), 1)
+
+        # the archive's contents, offline
+        archive = self.customized_archive()
+        with tarfile.open(archive, "r:*") if not archive.endswith(".zst") else \
+                self.open_zst(archive) as tf:
+            names = set(tf.getnames())
+            self.assertNotIn("./etc/machine-id", [n for n in names
+                                                  if tf.getmember(n).size > 0])
+            self.assertFalse([n for n in names if re.match(r"\./etc/ssh/ssh_host_.*_key", n)])
+            passwd = self.member(tf, "./etc/passwd")
+            self.assertIn("ada:x:1500:1500::/home/ada:/bin/bash", passwd)
+            shadow = self.member(tf, "./etc/shadow")
+            ada = [l for l in shadow.splitlines() if l.startswith("ada:")][0].split(":")
+            self.assertEqual(ada[1], PW_HASH)
+            self.assertEqual(ada[2], "0", "password not expired (chage -d 0)")
+            self.assertIn("adm:x:4:ada", self.member(tf, "./etc/group").replace(
+                "adm:x:4:syslog,ada", "adm:x:4:ada"))
+            keys = tf.getmember("./home/ada/.ssh/authorized_keys")
+            self.assertEqual((keys.uid, keys.gid, keys.mode & 0o777), (1500, 1500, 0o600))
+            self.assertEqual(self.member(tf, "./home/ada/.ssh/authorized_keys"), SSH_KEY + "\n")
+            self.assertIn('name = "Ada Lovelace"', self.member(tf, "./home/ada/.gitconfig"))
+            self.assertIn('email = "ada@example.com"', self.member(tf, "./home/ada/.gitconfig"))
+            self.assertEqual(self.member(tf, "./etc/motd"), "phoenix container\n")
+            self.assertIn("./etc/systemd/system/multi-user.target.wants/"
+                          "phoenix-ssh-host-keys.service", names)
+            self.assertNotIn("./lost+found", names)
+            self.assertEqual(self.member(tf, "./etc/machine-id"), "")
+        with open(archive + ".packages", encoding="utf-8") as f:
+            pkgs = f.read()
+        self.assertRegex(pkgs, r"(?m)^systemd\t")
+
+        # rerun: nothing sent
+        before = len(changing(self.sim.requests()))
+        p = self.provision(cfg)
+        self.assertIn("debian-ct: up to date (template 9500)", p.stdout)
+        self.assertEqual(len(changing(self.sim.requests())), before)
+
+        # an injected fault at each step of a new version rolls back everything it made
+        versioned = self.template(name="debian-ctv",
+                                  versions={"vmid_min": 9600, "vmid_max": 9609})
+        del versioned["vmid"]
+        vcfg = self.config(versioned)
+        cases = [
+            ({"kind": "task", "type": "imgcopy", "message": "checksum mismatch"},
+             "upload the customized root file system"),
+            ({"kind": "task", "type": "vzcreate", "message": "storage full"},
+             "create container 9600"),
+            ({"kind": "task", "type": "vztemplate", "message": "template failed"},
+             "convert container 9600 to a template"),
+        ]
+        for fault, step in cases:
+            with self.subTest(step=fault["type"]):
+                before = self.state()
+                self.sim.control("POST", "/_sim/fault", fault)
+                p = self.provision(vcfg, check=1)
+                self.assertIn(step, p.stderr)
+                self.assertIn(fault["message"], p.stderr)
+                self.assertEqual(self.state(), before, "rollback left something behind")
+                self.sim.control("DELETE", "/_sim/faults")
+
+    @staticmethod
+    def open_zst(path):
+        raw = subprocess.run(["zstd", "-q", "-d", "-c", path], check=True,
+                             capture_output=True).stdout
+        import io
+        return tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
+
+    @staticmethod
+    def member(tf, name):
+        return tf.extractfile(tf.getmember(name)).read().decode()
+
+
+if __name__ == "__main__":
+    unittest.main()
