@@ -21,6 +21,9 @@ int pve_ct_template(struct pve_client *c, const char *node, int vmid, long timeo
 /* GET .../lxc/{vmid}/config. Caller owns *ret_config (json_decref). */
 int pve_ct_config_get(struct pve_client *c, const char *node, int vmid, json_t **ret_config,
 		      struct phx_err *err);
+/* The config of a guest of the cluster list, a container's (lxc) or a VM's. */
+int pve_ct_or_vm_config_get(struct pve_client *c, const struct pve_vm_info *g, json_t **ret_config,
+			    struct phx_err *err);
 /* DELETE .../lxc/{vmid} (flags: PVE_DESTROY_*), waits for vzdestroy. */
 int pve_ct_destroy(struct pve_client *c, const char *node, int vmid, unsigned flags,
 		   long timeout_s, struct phx_err *err);

@@ -6,6 +6,7 @@
 #include "cmd.h"
 #include "pkglist.h"
 #include "provision.h"
+#include "pve_ct.h"
 #include "record.h"
 
 int cmd_series_guests(const struct pve_vm_list *vms, struct series_guest **ret,
@@ -33,8 +34,8 @@ int cmd_linked_clone_uses(struct pve_client *c, const struct pve_vm_list *vms,
 
 		if (vms->items[i].template)
 			continue;
-		if (pve_vm_config_get(c, vms->items[i].node, vms->items[i].vmid, &config, err) <
-		    0)
+		/* a linked clone of a container template names its basevol the same way */
+		if (pve_ct_or_vm_config_get(c, &vms->items[i], &config, err) < 0)
 			goto fail;
 		json_object_foreach(config, key, v)
 		{

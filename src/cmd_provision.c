@@ -384,15 +384,6 @@ static const struct pve_vm_info *prov_find_vm(const struct pve_vm_list *l, unsig
 	return NULL;
 }
 
-/* A guest's config, a VM's or a container's as the cluster list says it is. */
-static int prov_guest_config(struct pve_client *c, const struct pve_vm_info *vm, json_t **ret,
-			     struct phx_err *err)
-{
-	if (vm->lxc)
-		return pve_ct_config_get(c, vm->node, vm->vmid, ret, err);
-	return pve_vm_config_get(c, vm->node, vm->vmid, ret, err);
-}
-
 /* Proxmox's lock on a VM ("" when none): `create` or `clone` while another run builds it. */
 static int prov_vm_lock(struct prov_ctx *p, const struct pve_vm_info *vm, char *ret, size_t len,
 			struct phx_err *err)
@@ -400,7 +391,7 @@ static int prov_vm_lock(struct prov_ctx *p, const struct pve_vm_info *vm, char *
 	json_t *config = NULL;
 	const char *lock;
 
-	if (prov_guest_config(p->pve, vm, &config, err) < 0)
+	if (pve_ct_or_vm_config_get(p->pve, vm, &config, err) < 0)
 		return -1;
 	lock = json_string_value(json_object_get(config, "lock"));
 	snprintf(ret, len, "%s", lock ? lock : "");
@@ -414,7 +405,7 @@ static int prov_recorded_sha256(struct pve_client *c, const struct pve_vm_info *
 {
 	json_t *config = NULL;
 
-	if (prov_guest_config(c, vm, &config, err) < 0)
+	if (pve_ct_or_vm_config_get(c, vm, &config, err) < 0)
 		return -1;
 	rec_get(json_string_value(json_object_get(config, "description")), PROV_REC_SHA256, ret,
 		CRYPTO_SHA256_HEX_LEN + 1);

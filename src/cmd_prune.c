@@ -16,6 +16,7 @@
 #include "plan.h"
 #include "provision.h"
 #include "pve.h"
+#include "pve_ct.h"
 #include "record.h"
 #include "series.h"
 #include "session.h"
@@ -40,7 +41,7 @@ static int tpl_read_built(struct session *s, const struct pve_vm_list *vms,
 			json_t *config = NULL;
 			char built[64];
 
-			if (pve_vm_config_get(s->pve, vm->node, vm->vmid, &config, err) < 0) {
+			if (pve_ct_or_vm_config_get(s->pve, vm, &config, err) < 0) {
 				free(idx);
 				return -1;
 			}
@@ -109,7 +110,29 @@ out:
 	return rc;
 }
 
-static void tpl_prune_plan(const struct tpl_decision *d, size_t n, struct plan *p)
+/* A container template version also leaves its archive on the vztmpl storage (the build
+ * record's `archive:`, named by provision_ct.c): removed after the container. */
+static void tpl_prune_archive(const struct cfg *cfg, const struct tpl_decision *d, struct plan *p)
+{
+	const struct cfg_template *t = cfg_find_template(cfg, d->series);
+	struct phx_err e = PHX_ERR_INIT;
+	struct plan_action *a;
+	char volid[400], *esc;
+
+	if (!t || prov_ct_archive_volid(t, d->vm->name, volid, sizeof(volid), &e) < 0) {
+		p->oom = true;
+		return;
+	}
+	esc = plan_escape(p, volid);
+	a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, d->series, "DELETE",
+		     "/nodes/%s/storage/%s/content/%s", d->vm->node, t->ct.template_storage,
+		     esc ? esc : "");
+	free(esc);
+	plan_summary(p, a, "delete the archive '%s' of version %d", volid, d->vm->vmid);
+}
+
+static void tpl_prune_plan(const struct cfg *cfg, const struct tpl_decision *d, size_t n,
+			   struct plan *p)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct pve_vm_info *vm = d[i].vm;
@@ -120,13 +143,15 @@ static void tpl_prune_plan(const struct tpl_decision *d, size_t n, struct plan *
 				  d[i].verdict.why);
 			continue;
 		}
-		a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, d[i].series, "DELETE",
-			     "/nodes/%s/qemu/%d", vm->node, vm->vmid);
+		a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, d[i].series, "DELETE", "/nodes/%s/%s/%d",
+			     vm->node, vm->lxc ? "lxc" : "qemu", vm->vmid);
 		plan_summary(p, a, "remove version %d '%s'", vm->vmid, vm->name);
 		/* a removal says why as a change of its own: the summary stays the version */
 		plan_change(p, a, "reason", NULL, d[i].verdict.why, false);
 		plan_param(p, a, "purge", "1", 0);
 		plan_param(p, a, "destroy-unreferenced-disks", "1", 0);
+		if (vm->lxc)
+			tpl_prune_archive(cfg, &d[i], p);
 	}
 }
 
@@ -157,7 +182,8 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 	json_t *json_out = opts->output == CLI_OUTPUT_JSON ? json_array() : NULL;
 	int rc = -1, failed = 0;
 
-	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0)
+	/* container template versions are pruned like VM ones */
+	if (session_connect(s, err) < 0 || pve_cluster_guests(s->pve, &vms, err) < 0)
 		goto out;
 	if (cmd_series_guests(&vms, &guests, err) < 0)
 		goto out;
@@ -171,7 +197,7 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 	    tpl_read_built(s, &vms, guests, extra, err) < 0 ||
 	    tpl_prune_decide(s->cfg, &vms, guests, extra, &uses, time(NULL), &d, &nd, err) < 0)
 		goto out;
-	tpl_prune_plan(d, nd, &p);
+	tpl_prune_plan(s->cfg, d, nd, &p);
 	rc = cmd_plan_checked(opts, "prune", &p, err);
 	if (rc != 0) {
 		rc = rc > 0 ? 0 : -1;
@@ -187,12 +213,16 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 			continue;
 		}
 		if (plan_apply_action(p.actions[act++], &ax, &derr) < 0) {
+			act += d[i].vm->lxc; /* the archive stays with its container */
 			log_warn("%s: could not remove %d '%s': %s", d[i].series, d[i].vm->vmid,
 				 d[i].vm->name, derr.msg);
 			tpl_prune_report(json_out, d[i].series, d[i].vm, "failed", derr.msg);
 			failed++;
 			continue;
 		}
+		if (d[i].vm->lxc && plan_apply_action(p.actions[act++], &ax, &derr) < 0)
+			log_warn("%s: removed %d '%s' but not its archive: %s", d[i].series,
+				 d[i].vm->vmid, d[i].vm->name, derr.msg);
 		tpl_prune_report(json_out, d[i].series, d[i].vm, "removed", d[i].verdict.why);
 	}
 	for (size_t t = 0; !json_out && t < s->cfg->n_templates; t++) {

@@ -83,6 +83,14 @@ int pve_ct_config_get(struct pve_client *c, const char *node, int vmid, json_t *
 	return rc;
 }
 
+int pve_ct_or_vm_config_get(struct pve_client *c, const struct pve_vm_info *g, json_t **ret_config,
+			    struct phx_err *err)
+{
+	if (g->lxc)
+		return pve_ct_config_get(c, g->node, g->vmid, ret_config, err);
+	return pve_vm_config_get(c, g->node, g->vmid, ret_config, err);
+}
+
 int pve_ct_destroy(struct pve_client *c, const char *node, int vmid, unsigned flags,
 		   long timeout_s, struct phx_err *err)
 {

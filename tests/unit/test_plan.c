@@ -129,7 +129,7 @@ static struct cfg_vm test_vm(void)
 	return vm;
 }
 
-static const struct pve_vm_info tpl = {9000, "tpl", "pve1", "phoenix", "stopped", true};
+static const struct pve_vm_info tpl = {9000, "tpl", "pve1", "phoenix", "stopped", true, false};
 
 static json_t *tpl_conf(void)
 {
@@ -233,7 +233,7 @@ Test(plan, deploy_converged_vm_has_the_empty_plan_and_a_running_one_is_not_start
 	struct cfg_vm vm = test_vm();
 	const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL);
-	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false};
+	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false, false};
 	json_t *conf = converged_conf(desc);
 	struct deploy_vm_input in = {.vm = &vm,
 				     .dst = &dst,
@@ -379,7 +379,7 @@ Test(plan, converge_rewrites_nothing_and_keeps_what_the_vm_already_names)
 	struct cfg_vm vm = test_vm();
 	const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL);
-	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false};
+	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false, false};
 	json_t *conf = converged_conf(desc);
 	struct deploy_vm_input in = iso_input(&vm, conf, "local");
 	struct deploy_plan_info info;
