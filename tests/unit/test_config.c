@@ -43,6 +43,8 @@
 #define TPLV(extra) TPL(", \"vmid\": 9000" extra)
 #define DOC(tpls, vms) "{\"templates\": [" tpls "], \"vms\": [" vms "]}"
 #define NET(fields) ", \"network_config\": {" fields "}"
+#define CT_KIND ", \"kind\": \"lxc\""
+#define USERS(items) ", \"customize\": {\"users\": [" items "]}"
 
 static char tmpdir[64];
 
@@ -593,6 +595,72 @@ static const struct bad_case bad_cases[] = {
 		 "$.vms[0].ha.max_restarts", "did you mean 'max_restart'?"},
 		{"hardware key misspelt", VMS(VM(", \"socket\": 2")), "$.vms[0].socket",
 		 "did you mean 'sockets'?"},
+		/* container templates (#21) */
+		{"kind unknown", DOC(TPLV(", \"kind\": \"docker\""), ""), "$.templates[0].kind",
+		 "'qemu' (a VM template) or 'lxc'"},
+		{"hardware on kind lxc", DOC(TPLV(CT_KIND ", \"hardware\": {\"cores\": 2}"), ""),
+		 "$.templates[0].hardware", "does not go with kind 'lxc'"},
+		{"container on a VM template", DOC(TPLV(", \"container\": {}"), ""),
+		 "$.templates[0].container", "only goes with"},
+		{"container feature other than nesting",
+		 DOC(TPLV(CT_KIND ", \"container\": {\"features\": {\"keyctl\": true}}"), ""),
+		 "$.templates[0].container.features.keyctl", "only root@pam"},
+		{"container nesting not boolean",
+		 DOC(TPLV(CT_KIND ", \"container\": {\"features\": {\"nesting\": 1}}"), ""),
+		 "$.templates[0].container.features.nesting", "true or false"},
+		{"container rootfs_gb zero", DOC(TPLV(CT_KIND ", \"container\": {\"rootfs_gb\": 0}"), ""),
+		 "$.templates[0].container.rootfs_gb", "got 0"},
+		{"container memory below 16",
+		 DOC(TPLV(CT_KIND ", \"container\": {\"memory_mb\": 8}"), ""),
+		 "$.templates[0].container.memory_mb", "from 16"},
+		{"container storage bad", DOC(TPLV(CT_KIND ", \"container\": {\"storage\": \"a b\"}"), ""),
+		 "$.templates[0].container.storage", "got 'a b'"},
+		{"container ostype unknown",
+		 DOC(TPLV(CT_KIND ", \"container\": {\"ostype\": \"windows\"}"), ""),
+		 "$.templates[0].container.ostype", "pve-container's ostypes"},
+		{"container key misspelt", DOC(TPLV(CT_KIND ", \"container\": {\"swap\": 0}"), ""),
+		 "$.templates[0].container.swap", "did you mean 'swap_mb'?"},
+		{"artifact on kind lxc",
+		 DOC("{\"name\": \"ct\", \"vmid\": 9000, \"artifact\": \"/x\"" CT_KIND "}", ""),
+		 "$.templates[0].artifact", "does not go with kind 'lxc'"},
+		{"VM clones a container template",
+		 DOC(TPLV(CT_KIND), "{" F_VMID ", " F_NAME ", \"clone_from_template\": "
+				    "\"ubuntu-noble\", " F_USER "}"),
+		 "$.vms[0].clone_from_template", "is a container template"},
+		{"user without name", DOC(TPLV(USERS("{\"uid\": 1500}")), ""),
+		 "$.templates[0].customize.users[0].name", "required"},
+		{"user root", DOC(TPLV(USERS("{\"name\": \"root\"}")), ""),
+		 "$.templates[0].customize.users[0].name", "other than 'root'"},
+		{"user uid system range", DOC(TPLV(USERS("{\"name\": \"ada\", \"uid\": 999}")), ""),
+		 "$.templates[0].customize.users[0].uid", "from 1000 to 60000, got 999"},
+		{"user bad group", DOC(TPLV(USERS("{\"name\": \"ada\", \"groups\": [\"Wheel\"]}")), ""),
+		 "$.templates[0].customize.users[0].groups[0]", "group name"},
+		{"user bad key",
+		 DOC(TPLV(USERS("{\"name\": \"ada\", \"ssh_authorized_keys\": [\"ssh-rsa xx\"]}")),
+		     ""),
+		 "$.templates[0].customize.users[0].ssh_authorized_keys[0]", ""},
+		{"user plaintext password",
+		 DOC(TPLV(USERS("{\"name\": \"ada\", \"password_hash\": \"hunter2\"}")), ""),
+		 "$.templates[0].customize.users[0].password_hash", ""},
+		{"user expired without password",
+		 DOC(TPLV(USERS("{\"name\": \"ada\", \"password_expired\": true}")), ""),
+		 "$.templates[0].customize.users[0].password_expired", "only a password"},
+		{"user git name with quote",
+		 DOC(TPLV(USERS("{\"name\": \"ada\", \"git_name\": \"a\\\"b\"}")), ""),
+		 "$.templates[0].customize.users[0].git_name", "no quote"},
+		{"user shell relative", DOC(TPLV(USERS("{\"name\": \"ada\", \"shell\": \"bash\"}")), ""),
+		 "$.templates[0].customize.users[0].shell", "absolute path"},
+		{"user twice",
+		 DOC(TPLV(USERS("{\"name\": \"ada\"}, {\"name\": \"ada\"}")), ""),
+		 "$.templates[0].customize.users[1].name", "already made by"},
+		{"user uid twice",
+		 DOC(TPLV(USERS("{\"name\": \"ada\", \"uid\": 1500}, {\"name\": \"bob\", "
+				"\"uid\": 1500}")),
+		     ""),
+		 "$.templates[0].customize.users[1].uid", "already $.templates[0].customize.users[0]'s"},
+		{"defaults template_storage bad", "{\"defaults\": {\"template_storage\": \"-x\"}, "
+						 "\"vms\": []}",
+		 "$.defaults.template_storage", "got '-x'"},
 };
 
 #define N_BAD_CASES (sizeof(bad_cases) / sizeof(bad_cases[0]))
@@ -1394,4 +1462,65 @@ Test(config, proxmox_keeps_only_the_hashes_its_regex_matches)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		cr_assert_eq(cfg_proxmox_keeps_hash(cases[i].hash), cases[i].kept, "%s",
 			     cases[i].hash);
+}
+
+Test(config, container_template_defaults_and_users, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	const struct cfg_template *t, *c;
+	char path[256];
+
+	cr_assert_eq(load_json("ct.json",
+			       "{\"defaults\": {\"storage\": \"local-lvm\", \"template_storage\": "
+			       "\"tpl\"}, \"templates\": ["
+			       TPLV(CT_KIND ", \"customize\": {\"users\": [{\"name\": \"ada\", "
+					    "\"uid\": 1500, \"gid\": 1600, \"groups\": [\"sudo\", "
+					    "\"docker\"], \"ssh_authorized_keys\": \"" KEY_ED "\", "
+					    "\"password_hash\": \"" HASH6 "\", \"sudo\": true, "
+					    "\"git_name\": \"Ada Lovelace\", \"git_email\": "
+					    "\"ada@example.com\"}]}") ", "
+			       "{\"name\": \"ct2\", \"vmid\": 9001, \"kind\": \"lxc\", \"image_url\": "
+			       "\"https://example.com/r.tar.xz\", \"sha256\": \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\", "
+			       "\"container\": {\"unprivileged\": false, \"features\": {\"nesting\": "
+			       "true}, \"rootfs_gb\": 8, \"storage\": \"tank\", \"template_storage\": "
+			       "\"local\", \"cores\": 2, \"memory_mb\": 1024, \"swap_mb\": 0, "
+			       "\"bridge\": \"vmbr1\", \"ostype\": \"ubuntu\", \"ifupdown\": false}}]}",
+			       &cfg, &err, path, sizeof(path)),
+		     0, "%s", err.msg);
+	t = &cfg->templates[0];
+	cr_assert_eq(t->kind, CFG_KIND_LXC);
+	/* a container has no guest agent: no default package */
+	cr_assert_eq(t->customize.packages.n, 0);
+	cr_assert(t->ct.unprivileged && !t->ct.nesting && t->ct.ifupdown);
+	cr_assert_eq(t->ct.rootfs_gb, 4);
+	cr_assert_eq(t->ct.cores, 1);
+	cr_assert_eq(t->ct.memory_mb, 512);
+	cr_assert_eq(t->ct.swap_mb, 512);
+	cr_assert_str_eq(t->ct.storage, "local-lvm");
+	cr_assert_str_eq(t->ct.template_storage, "tpl");
+	cr_assert_str_eq(t->ct.bridge, "vmbr0");
+	cr_assert_null(t->ct.ostype);
+	cr_assert_eq(t->customize.n_users, 1);
+	cr_assert_str_eq(t->customize.users[0].name, "ada");
+	cr_assert_eq(t->customize.users[0].uid, 1500);
+	cr_assert_eq(t->customize.users[0].gid, 1600);
+	cr_assert_eq(t->customize.users[0].groups.n, 2);
+	cr_assert_eq(t->customize.users[0].ssh_public_keys.n, 1);
+	cr_assert_str_eq(t->customize.users[0].password_hash, HASH6);
+	/* a password in a golden image is a first-login password */
+	cr_assert(t->customize.users[0].password_expired);
+	cr_assert(t->customize.users[0].sudo);
+	cr_assert_str_eq(t->customize.users[0].git_email, "ada@example.com");
+	c = &cfg->templates[1];
+	cr_assert(!c->ct.unprivileged && c->ct.nesting && !c->ct.ifupdown);
+	cr_assert_eq(c->ct.rootfs_gb, 8);
+	cr_assert_eq(c->ct.cores, 2);
+	cr_assert_eq(c->ct.memory_mb, 1024);
+	cr_assert_eq(c->ct.swap_mb, 0);
+	cr_assert_str_eq(c->ct.storage, "tank");
+	cr_assert_str_eq(c->ct.template_storage, "local");
+	cr_assert_str_eq(c->ct.bridge, "vmbr1");
+	cr_assert_str_eq(c->ct.ostype, "ubuntu");
+	cfg_free(cfg);
 }
