@@ -1175,3 +1175,99 @@ Test(customize, a_disarmed_watchdog_kills_nothing)
 	cust_watch_fired(f.w, &err); /* a verdict may be recorded; it is only not acted on */
 	watch_finish(&f);
 }
+
+Test(customize, a_user_step_makes_groups_user_keys_expired_password_sudo_and_git_identity)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_plan *p = new_plan();
+	struct buf out = BUF_INIT;
+	const char *groups[] = {"sudo", "docker"}, *keys[] = {"ssh-ed25519 AAAA a@b", "ssh-rsa BBBB"};
+	const struct cust_user u = {.name = "ada",
+				    .uid = 1500,
+				    .gid = 1600,
+				    .groups = groups,
+				    .n_groups = 2,
+				    .ssh_keys = keys,
+				    .n_ssh_keys = 2,
+				    .password_hash = "$6$salt$it's",
+				    .password_expired = true,
+				    .sudo = true,
+				    .git_name = "Ada Lovelace",
+				    .git_email = "ada@example.com"};
+	const struct cust_user bare = {.name = "bob"};
+	char script[64], check[96];
+	int status;
+
+	cr_assert_eq(cust_plan_add_user(p, &u, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_add_user(p, &bare, &err), 0, "%s", err.msg);
+	cr_assert_eq(cust_plan_kind(p, 0), CUST_OP_USER);
+	/* the description says what is set, never the hash */
+	cr_assert_str_eq(cust_plan_describe(p, 0),
+			 "user 'ada' uid 1500 gid 1600, ssh keys, password (change at first "
+			 "login), git identity");
+	cr_assert_str_eq(cust_plan_describe(p, 1), "user 'bob'");
+	step_commands(p, 0, "debian", false, &out);
+	cr_assert_str_eq(
+		buf_str(&out),
+		"getent group ada >/dev/null || groupadd -g 1600 ada && for g in $(echo "
+		"sudo,docker | tr , ' '); do getent group \"$g\" >/dev/null || groupadd \"$g\"; "
+		"done && sh=/bin/bash && { [ -x \"$sh\" ] || sh=/bin/sh; } && if id -u ada "
+		">/dev/null 2>&1; then usermod -s \"$sh\" -g ada -u 1500 -G sudo,docker ada; else "
+		"useradd -m -s \"$sh\" -g ada -u 1500 -G sudo,docker ada; fi\n"
+		"h=$(getent passwd ada | cut -d: -f6) && install -d -m 700 -o ada -g ada "
+		"\"$h/.ssh\" && printf '%s\\n' 'ssh-ed25519 AAAA a@b\nssh-rsa BBBB' > "
+		"\"$h/.ssh/authorized_keys\" && chown ada:ada \"$h/.ssh/authorized_keys\" && chmod "
+		"600 \"$h/.ssh/authorized_keys\"\n"
+		"printf '%s\\n' ada:'$6$salt$it'\\''s' | chpasswd -e && if command -v chage "
+		">/dev/null; then chage -d 0 ada; else sed -i 's/^ada:\\([^:]*\\):[^:]*:/ada:\\1:0:/' "
+		"/etc/shadow; fi\n"
+		"mkdir -p /etc/sudoers.d && printf '%s ALL=(ALL) NOPASSWD:ALL\\n' ada > "
+		"/etc/sudoers.d/90-phoenix-ada && chmod 440 /etc/sudoers.d/90-phoenix-ada\n"
+		"h=$(getent passwd ada | cut -d: -f6) && printf '[user]\\n\\tname = \"%s\"\\n\\temail = "
+		"\"%s\"\\n' 'Ada Lovelace' 'ada@example.com' > \"$h/.gitconfig\" && chown ada:ada "
+		"\"$h/.gitconfig\" && chmod 644 \"$h/.gitconfig\"\n");
+	/* every command is valid sh */
+	snprintf(script, sizeof(script), "/tmp/phx-test-user-%d.sh", (int)getpid());
+	snprintf(check, sizeof(check), "sh -n %s", script);
+	for (size_t i = 0; i < 2; i++) {
+		step_commands(p, i, "alpine", false, &out);
+		cr_assert_eq(fs_write_atomic(script, buf_str(&out), out.len, 0600, &err), 0, "%s",
+			     err.msg);
+		status = system(check);
+		cr_assert_eq(status, 0, "not valid sh:\n%s", buf_str(&out));
+	}
+	unlink(script);
+	step_commands(p, 1, "debian", false, &out);
+	cr_assert_str_eq(buf_str(&out),
+			 "getent group bob >/dev/null || groupadd bob && sh=/bin/bash && { [ -x "
+			 "\"$sh\" ] || sh=/bin/sh; } && if id -u bob >/dev/null 2>&1; then usermod -s "
+			 "\"$sh\" -g bob bob; else useradd -m -s \"$sh\" -g bob bob; fi\n");
+	buf_release(&out);
+	cust_plan_free(p);
+}
+
+Test(customize, a_user_with_a_bad_value_is_refused_and_the_plan_unchanged)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cust_plan *p = new_plan();
+	const char *bad_group[] = {"Wheel"}, *nl_key[] = {"ssh-ed25519 AAAA\nrm -rf /"};
+	const struct cust_user cases[] = {
+		{.name = "Ada"},
+		{.name = "ada", .groups = bad_group, .n_groups = 1},
+		{.name = "ada", .shell = "/bin/sh; reboot"},
+		{.name = "ada", .ssh_keys = nl_key, .n_ssh_keys = 1},
+		{.name = "ada", .password_hash = "$6$a\nb"},
+		{.name = "ada", .git_name = "a\"b"},
+		{.name = "ada", .password_expired = true},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		phx_err_clear(&err);
+		cr_assert_eq(cust_plan_add_user(p, &cases[i], &err), -1, "case %zu", i);
+		cr_assert_eq(err.code, PHX_E_INPUT, "case %zu", i);
+		cr_assert(strstr(err.msg, "users:"), "case %zu: %s", i, err.msg);
+		cr_assert_null(strstr(err.msg, "$6$"), "case %zu: the hash in '%s'", i, err.msg);
+	}
+	cr_assert_eq(cust_plan_len(p), 0);
+	cust_plan_free(p);
+}
