@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "deploy.h"
 #include "plan.h"
+#include "provision.h"
 
 TestSuite(plan);
 
@@ -495,4 +497,96 @@ Test(plan, placement_spreads_by_free_memory_and_skips_offline_nodes)
 	cr_assert_eq(nodes[0].ours, 3);
 	nodes[0].online = nodes[1].online = nodes[3].online = false;
 	cr_assert_eq(deploy_place(nodes, 4, 1), -1);
+}
+
+/* A container template of kind lxc: what prov_ct_plan_build sends. */
+static struct cfg_template ct_template(void)
+{
+	struct cfg_template t = {.name = "debian-ct", .image_url = "http://x/rootfs.tar.xz",
+				 .kind = CFG_KIND_LXC};
+
+	t.ct = (struct cfg_container){.unprivileged = true,
+				      .nesting = true,
+				      .rootfs_gb = 6,
+				      .storage = "local-lvm",
+				      .template_storage = "local",
+				      .cores = 2,
+				      .memory_mb = 1024,
+				      .swap_mb = 0,
+				      .bridge = "vmbr1"};
+	return t;
+}
+
+Test(plan, container_template_uploads_the_archive_creates_and_converts)
+{
+	struct cfg_template t = ct_template();
+	const struct prov_ct_input in = {.t = &t,
+					 .node = "pve1",
+					 .vmid = 9600,
+					 .name = "debian-ct-20261202-001",
+					 .source_sha = "aa",
+					 .custom_sha = "bb",
+					 .archive_path = "/cache/customized-x.tar.zst",
+					 .tags = "phoenix;phx-debian-ct",
+					 .packages = "3 cc"};
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+	const struct plan_action *up, *mk, *conv;
+
+	cr_assert_eq(prov_ct_plan_build(&in, &p, &err), 0, "%s", err.msg);
+	cr_assert_eq(p.n, 3);
+	up = p.actions[0];
+	mk = p.actions[1];
+	conv = p.actions[2];
+	cr_assert_eq(up->kind, PLAN_UPLOAD);
+	cr_assert_str_eq(up->path, "/nodes/pve1/storage/local/upload");
+	cr_assert_str_eq(plan_param_get(up, "content"), "vztmpl");
+	cr_assert_str_eq(plan_param_get(up, "checksum"), "bb");
+	cr_assert_eq(up->undo.kind, PLAN_UNDO_VOLUME);
+	cr_assert_str_eq(up->undo.target, "local:vztmpl/debian-ct-20261202-001.tar.zst");
+	cr_assert_str_eq(mk->path, "/nodes/pve1/lxc");
+	cr_assert_str_eq(plan_param_get(mk, "ostemplate"),
+			 "local:vztmpl/debian-ct-20261202-001.tar.zst");
+	/* storage:size, never a bare size (lxc-notes point 9) */
+	cr_assert_str_eq(plan_param_get(mk, "rootfs"), "local-lvm:6");
+	cr_assert_str_eq(plan_param_get(mk, "hostname"), "debian-ct-20261202-001");
+	cr_assert_str_eq(plan_param_get(mk, "unprivileged"), "1");
+	cr_assert_str_eq(plan_param_get(mk, "features"), "nesting=1");
+	cr_assert_str_eq(plan_param_get(mk, "net0"), "name=eth0,bridge=vmbr1,ip=dhcp");
+	cr_assert_str_eq(plan_param_get(mk, "cores"), "2");
+	cr_assert_str_eq(plan_param_get(mk, "memory"), "1024");
+	cr_assert_str_eq(plan_param_get(mk, "swap"), "0");
+	cr_assert_null(plan_param_get(mk, "ostype"), "Proxmox reads it from the archive");
+	cr_assert_null(plan_param_get(mk, "password"), "a template gets no password");
+	cr_assert(strstr(plan_param_get(mk, "description"),
+			 "\narchive: local:vztmpl/debian-ct-20261202-001.tar.zst\n"));
+	cr_assert(strstr(plan_param_get(mk, "description"), "\npackages: 3 cc\n"));
+	cr_assert_eq(mk->undo.kind, PLAN_UNDO_CT);
+	cr_assert_eq(mk->undo.vmid, 9600);
+	cr_assert_str_eq(conv->path, "/nodes/pve1/lxc/9600/template");
+	cr_assert(conv->flags & PLAN_COMMIT_AFTER, "the archive stays after the conversion");
+	plan_release(&p);
+}
+
+Test(plan, container_template_dry_run_values_wait_for_the_customization)
+{
+	struct cfg_template t = ct_template();
+	const struct prov_ct_input in = {
+		.t = &t, .node = "pve1", .vmid = 9000, .name = "debian-ct", .tags = "phoenix"};
+	struct phx_err err = PHX_ERR_INIT;
+	struct plan p = PLAN_INIT;
+	char *text;
+
+	t.ct.nesting = false;
+	t.ct.ostype = "ubuntu";
+	cr_assert_eq(prov_ct_plan_build(&in, &p, &err), 0, "%s", err.msg);
+	cr_assert_null(plan_param_get(p.actions[1], "features"));
+	cr_assert_str_eq(plan_param_get(p.actions[1], "ostype"), "ubuntu");
+	text = render(&p);
+	cr_assert(strstr(text, "<known after customization>"), "%s", text);
+	cr_assert(strstr(text, "upload the customized root file system as "
+			       "'local:vztmpl/debian-ct.tar.zst'"),
+		  "%s", text);
+	free(text);
+	plan_release(&p);
 }
