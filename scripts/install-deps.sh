@@ -12,11 +12,13 @@ libyaml-dev libguestfs-dev libisofs-dev libgpgme-dev"
 # package build and its checker (test_deb), zsh for the completion test, gnupg (the
 # signature tests make keys and sign with it), strace (what gpg is started with); zstd for
 # the container rootfs tarball (build-test-rootfs.sh) and the simulator's vztmpl archives,
+# and with xz-utils for the orchestrator itself (a kind lxc template's archive is
+# decompressed and packed on the host: customize.c cust_run_rootfs),
 # openssh-client for the simulator's ssh-keygen check of LXC ssh-public-keys; UEFI firmware
 # for the simulator's bios: ovmf guests
 TEST_PKGS="debhelper lintian zsh libcriterion-dev python3 qemu-utils qemu-system-x86 ovmf libguestfs-tools
 linux-image-cloud-amd64 debootstrap xorriso valgrind openssl curl e2fsprogs fdisk
-ca-certificates systemd gnupg strace zstd openssh-client python3-prometheus-client python3-yaml python3-jsonschema python3-requests python3-jsonpatch python3-jinja2 python3-configobj python3-oauthlib"
+ca-certificates systemd gnupg strace zstd xz-utils openssh-client python3-prometheus-client python3-yaml python3-jsonschema python3-requests python3-jsonpatch python3-jinja2 python3-configobj python3-oauthlib"
 # test, installed without their recommends (lxc's pull in lxcfs, apparmor, lxc-templates and
 # more that nothing here uses): the simulator's real containers (--lxc-real: lxc-start,
 # lxc-usernsexec) and the DHCP server on their bridges
