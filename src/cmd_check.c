@@ -120,7 +120,18 @@ static void check_print_text(FILE *out, const struct cfg *cfg, const char *secre
 				t->versions.vmid_max, t->versions.keep);
 		else
 			fprintf(out, "VMID %lu", t->vmid);
-		if (t->artifact)
+		if (t->kind == CFG_KIND_LXC)
+			fprintf(out,
+				", container template (%s%s), %u cores, %lu MiB, rootfs %s:%lu, "
+				"archive on %s, tarball %s, verified by %s; --validate skips it "
+				"(no boot proof for containers yet)\n",
+				t->ct.unprivileged ? "unprivileged" : "privileged",
+				t->ct.nesting ? ", nesting" : "", t->ct.cores, t->ct.memory_mb,
+				t->ct.storage, t->ct.rootfs_gb, t->ct.template_storage, t->image_url,
+				t->sha256	 ? "pinned sha256"
+				: t->keyring ? "signed checksums"
+					     : "checksums");
+		else if (t->artifact)
 			fprintf(out,
 				", %u cores, %lu MiB, storage %s, published artifact %s (used as "
 				"built)\n",

@@ -201,6 +201,19 @@ class ProvisionContainerTest(OrchestratorTest):
                 self.assertEqual(self.state(), before, "rollback left something behind")
                 self.sim.control("DELETE", "/_sim/faults")
 
+    def test_dry_run_plans_and_the_worked_example_checks(self):
+        p = self.provision(self.config(), "--dry-run", "--validate")
+        self.assertIn("upload the customized root file system as "
+                      "'local:vztmpl/debian-ct.tar.zst'", p.stdout)
+        self.assertIn("create container 9500 'debian-ct'", p.stdout)
+        self.assertIn("convert container 9500 to a template", p.stdout)
+        self.assertIn("--validate skips kind 'lxc'", p.stdout)
+        self.assertEqual(changing(self.sim.requests()), [])
+        example = os.path.join(REPO, "docs", "examples", "lxc-golden.json")
+        p = self.run_bin("--config", example, "--check", check=0,
+                         env=self.env(PVE_TOKEN_SECRET="x"))
+        self.assertIn("container template (unprivileged, nesting)", p.stdout)
+
     @staticmethod
     def open_zst(path):
         raw = subprocess.run(["zstd", "-q", "-d", "-c", path], check=True,
