@@ -201,6 +201,30 @@ class ProvisionContainerTest(OrchestratorTest):
                 self.assertEqual(self.state(), before, "rollback left something behind")
                 self.sim.control("DELETE", "/_sim/faults")
 
+        # versions: a changed upstream (its recorded sha256 made to differ) builds a second
+        # version from the cached archive (no second appliance run); --prune then removes the
+        # older one and its archive
+        versioned["versions"] = {"vmid_min": 9600, "vmid_max": 9609, "keep": 1,
+                                 "rebuild_on_change": True}
+        vcfg = self.config(versioned)
+        self.provision(vcfg)
+        first = self.state()["vms"]["9600"]["conf"]
+        self.sim.control("POST", "/_sim/vm/9600", {"conf": {"description": re.sub(
+            r"(?m)^sha256: .*$", "sha256: " + "0" * 64, first["description"])}})
+        p = self.provision(vcfg)
+        self.assertRegex(p.stdout, r"built template 9601 'debian-ctv-\d{8}-002'")
+        old_archive = "local:vztmpl/%s.tar.zst" % first["hostname"]
+        new_archive = old_archive.replace("-001.tar.zst", "-002.tar.zst")
+        self.assertIn(new_archive, [v["volid"] for v in self.state()["volumes"]])
+        p = self.run_bin("--config", vcfg, "--prune", check=0)
+        self.assertIn("removed 9600", p.stdout)
+        st = self.state()
+        self.assertNotIn("9600", st["vms"])
+        self.assertIn("9601", st["vms"])
+        vols = [v["volid"] for v in st["volumes"]]
+        self.assertNotIn(old_archive, vols)
+        self.assertIn(new_archive, vols)
+
     def test_dry_run_plans_and_the_worked_example_checks(self):
         p = self.provision(self.config(), "--dry-run", "--validate")
         self.assertIn("upload the customized root file system as "
