@@ -899,7 +899,10 @@ static int cust_run_shell_steps(struct cust_ctx *c, const struct cust_plan *plan
 
 		cust_step_what(plan, first + k, what, sizeof(what));
 		for (size_t j = at[k]; j < at[k + 1]; j++) {
-			if (cust_cmd_outcome(c, &st[j], st[j].script, op->kind != CUST_OP_RUN) <
+			/* a user step's commands carry the password hash: the step's description
+			 * names it instead */
+			if (cust_cmd_outcome(c, &st[j], st[j].script,
+					     op->kind != CUST_OP_RUN && op->kind != CUST_OP_USER) <
 			    0) {
 				phx_err_wrap(c->err, "%s", what);
 				goto out;
