@@ -59,6 +59,14 @@ struct ci_feature {
 	const char *script_content; /* the whole script, shebang included */
 };
 
+/* A part of a MIME multipart user-data or vendor-data: a content type cloud-init handles
+ * ("text/cloud-config", "text/x-shellscript", ...) and its text. */
+struct ci_part {
+	const char *type;
+	const char *content; /* non-empty; a text/cloud-config part starts "#cloud-config" and is
+			      * a YAML mapping, a shell script part starts "#!" */
+};
+
 struct ci_route {
 	const char *to, *via; /* a CIDR and an address of the same family */
 };
@@ -93,6 +101,13 @@ struct ci_input {
 	/* NICs 1.. (net1 ...), after `network`; may be NULL when n_more_networks is 0 */
 	const struct ci_network *more_networks;
 	size_t n_more_networks;
+	/* user-data parts after ours: with any, user-data is MIME multipart (ours first, as
+	 * text/cloud-config, then these in order); see ci_render_user_data */
+	const struct ci_part *parts;
+	size_t n_parts;
+	/* the seed's vendor-data, MIME multipart; none when n_vendor_parts is 0 */
+	const struct ci_part *vendor_parts;
+	size_t n_vendor_parts;
 	/* Mixed into the instance-id only (e.g. "<vmid>"), so two VMs with identical content
 	 * still get distinct ids. NULL means "". */
 	const char *instance_seed;
@@ -107,14 +122,17 @@ struct ci_output {
 	size_t meta_data_len;
 	char *network_config;
 	size_t network_config_len;
+	char *vendor_data; /* NULL when the input has no vendor parts */
+	size_t vendor_data_len;
 	char instance_id[CI_INSTANCE_ID_LEN + 1];
 };
 
 #define CI_OUTPUT_INIT {.user_data = NULL}
 
-/* Renders all three files. instance-id = "iid-" + the first 16 hex digits of SHA-256 over
- * user-data, network-config, hostname and instance_seed (each followed by a NUL byte), so any
- * change in rendered content gives a new id. meta-data itself is not hashed (it holds the id).
+/* Renders all three files (four with vendor parts). instance-id = "iid-" + the first 16 hex
+ * digits of SHA-256 over user-data, network-config, hostname and instance_seed (each followed
+ * by a NUL byte), then vendor-data when there is one, so any change in rendered content gives
+ * a new id. meta-data itself is not hashed (it holds the id).
  * On failure (PHX_E_INPUT naming the field and value, PHX_E_NOMEM, PHX_E_INTERNAL) *ret_out is
  * untouched. */
 int ci_render(const struct ci_input *in, struct ci_output *ret_out, struct phx_err *err);
@@ -122,9 +140,21 @@ int ci_render(const struct ci_input *in, struct ci_output *ret_out, struct phx_e
 void ci_output_release(struct ci_output *out);
 
 /* The parts of ci_render, each writing a malloc'd NUL-terminated buffer (caller frees with
- * free()) and its length, only on success. */
+ * free()) and its length, only on success.
+ * user-data is one #cloud-config document; with in->parts it is a MIME multipart/mixed
+ * message as cloud-init's `devel make-mime` writes it: our document as the first
+ * text/cloud-config part, then each part with its own Content-Type. A text/cloud-config part
+ * of the input carries "Merge-Type: list(append)+dict(no_replace,recurse_list)+str()" (the
+ * merge cloud-init's docs give as their example): cloud-init's default merge
+ * (handlers/cloud_config.py DEF_MERGERS, dict(replace)+list()) would let a part's `packages`
+ * or `runcmd` replace ours (the guest agent, the features) instead of adding to them. The
+ * boundary is derived from the parts' content (deterministic output). */
 int ci_render_user_data(const struct ci_input *in, char **ret, size_t *ret_len,
 			struct phx_err *err);
+/* in->vendor_parts as a MIME multipart message; *ret NULL (and *ret_len 0) when there are
+ * none. */
+int ci_render_vendor_data(const struct ci_input *in, char **ret, size_t *ret_len,
+			  struct phx_err *err);
 int ci_render_network_config(const struct ci_network *net, char **ret, size_t *ret_len,
 			     struct phx_err *err);
 /* The same for net (NIC 0) and the `n_more` NICs after it. */

@@ -61,6 +61,15 @@ enum cfg_cloudinit_mode {
 	CFG_CLOUDINIT_NATIVE,  /* Proxmox's ciuser/cipassword/sshkeys/ipconfig0 (+cicustom) */
 };
 
+/* A cloud-init user-data (or vendor-data) part: a MIME type cloud-init handles (its
+ * handlers' INCLUSION_TYPES_MAP: "text/cloud-config", "text/x-shellscript", ...) and either
+ * inline content or a local file read at deploy time. */
+struct cfg_part {
+	char *type;
+	char *content; /* inline, or NULL */
+	char *source;  /* resolved local file, or NULL; exactly one of content / source */
+};
+
 struct cfg_defaults {
 	char *node;	      /* or NULL; see cfg_default_node() */
 	char *storage;	      /* VM disks, default "local-lvm" */
@@ -76,6 +85,8 @@ struct cfg_defaults {
 	char *snippets_dir; /* storage snippets directory for native cicustom, or NULL */
 	struct cfg_strv tags;
 	unsigned long agent_timeout_s; /* default: proxmox.timeouts.agent_s */
+	struct cfg_part *vendor_data;  /* every VM's vendor-data unless it has its own */
+	size_t n_vendor_data;
 };
 
 struct cfg_file {
@@ -324,6 +335,13 @@ struct cfg_vm {
 	 * what reads the first NIC reads one place. Empty with `network_config` (or neither). */
 	struct cfg_nic *nics;
 	size_t n_nics;
+	/* cloud-init parts after the generated #cloud-config (user-data becomes MIME multipart)
+	 * and the seed's vendor-data (has_vendor_data: the VM's own, else defaults') */
+	struct cfg_part *user_data_parts;
+	size_t n_user_data_parts;
+	bool has_vendor_data;
+	struct cfg_part *vendor_data;
+	size_t n_vendor_data;
 };
 
 struct cfg {
@@ -389,6 +407,10 @@ const struct cfg_template *cfg_vm_template(const struct cfg *cfg, const struct c
 
 /* defaults.node, else proxmox.node, else NULL (then the caller asks the server). */
 const char *cfg_default_node(const struct cfg *cfg);
+/* The vendor-data parts of `vm`: its own, else defaults.vendor_data (borrowed; *ret_n 0:
+ * none). */
+const struct cfg_part *cfg_vm_vendor_data(const struct cfg *cfg, const struct cfg_vm *vm,
+					  size_t *ret_n);
 /* vm->node or cfg_default_node(). */
 const char *cfg_vm_node(const struct cfg *cfg, const struct cfg_vm *vm);
 

@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "buf.h"
+#include "crypto.h"
 
 /* user-data, meta-data and network-config are a few KiB; feature scripts and write_files
  * content are the only big parts. Proxmox's own cicustom limit is 1 MiB per file. */
@@ -436,6 +437,163 @@ static int ci_check_input(const struct ci_input *in, struct phx_err *err)
 	return 0;
 }
 
+/* --- MIME multipart parts --- */
+
+static bool ci_is_yaml_mapping(const char *text)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	bool mapping = false, seen = false, done = false;
+
+	if (!yaml_parser_initialize(&parser))
+		return false;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
+	/* the whole stream must parse; its first node must be a mapping */
+	while (!done) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			mapping = false;
+			break;
+		}
+		if (!seen && (ev.type == YAML_MAPPING_START_EVENT ||
+			      ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_SCALAR_EVENT ||
+			      ev.type == YAML_ALIAS_EVENT)) {
+			seen = true;
+			mapping = ev.type == YAML_MAPPING_START_EVENT;
+		}
+		done = ev.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	return mapping;
+}
+
+static int ci_check_parts(const struct ci_part *parts, size_t n, const char *what,
+			  struct phx_err *err)
+{
+	if (n && !parts)
+		return phx_err_set(err, PHX_E_INTERNAL, "%s: count without array", what);
+	for (size_t i = 0; i < n; i++) {
+		const struct ci_part *p = &parts[i];
+
+		if (!p->type || !*p->type || strpbrk(p->type, "\r\n\";"))
+			return phx_err_set(err, PHX_E_INPUT, "%s[%zu].type: expected a MIME type "
+							     "like 'text/x-shellscript'",
+					   what, i);
+		if (!p->content || !*p->content)
+			return phx_err_set(err, PHX_E_INPUT, "%s[%zu]: empty content", what, i);
+		/* cloud-init runs a script part by executing it: the kernel needs the #! */
+		if (!strncmp(p->type, "text/x-shellscript", 18) && strncmp(p->content, "#!", 2))
+			return phx_err_set(err, PHX_E_INPUT,
+					   "%s[%zu]: a %s part must start with '#!' (cloud-init "
+					   "executes it), got '%.20s'",
+					   what, i, p->type, p->content);
+		if (!strcmp(p->type, "text/cloud-config") &&
+		    (strncmp(p->content, "#cloud-config", 13) ||
+		     !strchr("\r\n", p->content[13]) || !ci_is_yaml_mapping(p->content)))
+			return phx_err_set(err, PHX_E_INPUT,
+					   "%s[%zu]: a text/cloud-config part must be a YAML "
+					   "mapping after a first line '#cloud-config'",
+					   what, i);
+	}
+	return 0;
+}
+
+/* "==phoenix-<16 hex>==": from the content, so the same input gives the same bytes. */
+static int ci_boundary(const char *first, const struct ci_part *parts, size_t n, char ret[32],
+		       struct phx_err *err)
+{
+	char hex[CRYPTO_SHA256_HEX_LEN + 1];
+	struct crypto_sha256 *h = crypto_sha256_new(err);
+	int rc = -1;
+
+	if (!h)
+		return -1;
+	if (first && crypto_sha256_update(h, first, strlen(first) + 1, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (crypto_sha256_update(h, parts[i].type, strlen(parts[i].type) + 1, err) < 0 ||
+		    crypto_sha256_update(h, parts[i].content, strlen(parts[i].content) + 1, err) <
+			    0)
+			goto out;
+	if (crypto_sha256_final(h, hex, err) < 0)
+		goto out;
+	snprintf(ret, 32, "==phoenix-%.16s==", hex);
+	rc = 0;
+	for (size_t i = 0; i < n && !rc; i++)
+		if (strstr(parts[i].content, ret))
+			rc = phx_err_set(err, PHX_E_INPUT, "part %zu contains the MIME boundary '%s'",
+					 i, ret);
+out:
+	crypto_sha256_free(h);
+	return rc;
+}
+
+static int ci_mime_part(struct buf *b, const char *boundary, const char *type, const char *name,
+			const char *merge, const char *content, struct phx_err *err)
+{
+	/* the line break before the next delimiter belongs to the delimiter (RFC 2046 5.1.1):
+	 * one is always added, so the content comes back byte for byte */
+	return buf_printf(b, err,
+			  "--%s\nContent-Type: %s; charset=\"utf-8\"\nMIME-Version: 1.0\n"
+			  "Content-Transfer-Encoding: 8bit\n"
+			  "Content-Disposition: attachment; filename=\"%s\"\n%s%s%s\n%s\n",
+			  boundary, type, name, merge ? "Merge-Type: " : "", merge ? merge : "",
+			  merge ? "\n" : "", content);
+}
+
+/* `first`: our #cloud-config document, or NULL (vendor-data). Writes *ret only on success. */
+static int ci_mime(const char *first, const struct ci_part *parts, size_t n, bool merge,
+		   char **ret, size_t *ret_len, struct phx_err *err)
+{
+	struct buf b = BUF_INIT;
+	char boundary[32], name[32];
+	size_t len;
+
+	if (ci_boundary(first, parts, n, boundary, err) < 0)
+		return -1;
+	buf_init(&b, CI_OUT_MAX);
+	if (buf_printf(&b, err,
+		       "Content-Type: multipart/mixed; boundary=\"%s\"\nMIME-Version: 1.0\n\n",
+		       boundary) < 0 ||
+	    (first && ci_mime_part(&b, boundary, "text/cloud-config", "phoenix.cfg", NULL, first,
+				   err) < 0))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		bool cc = !strcmp(parts[i].type, "text/cloud-config");
+
+		/* a script part is saved under its filename: each needs its own */
+		snprintf(name, sizeof(name), "part-%03zu", i + 1);
+		if (ci_mime_part(&b, boundary, parts[i].type, name,
+				 merge && cc ? "list(append)+dict(no_replace,recurse_list)+str()"
+					     : NULL,
+				 parts[i].content, err) < 0)
+			goto fail;
+	}
+	if (buf_printf(&b, err, "--%s--\n", boundary) < 0)
+		goto fail;
+	len = b.len;
+	if (!(*ret = buf_detach(&b)))
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	*ret_len = len;
+	return 0;
+fail:
+	buf_release(&b);
+	return -1;
+}
+
+int ci_render_vendor_data(const struct ci_input *in, char **ret, size_t *ret_len,
+			  struct phx_err *err)
+{
+	if (ci_check_parts(in->vendor_parts, in->n_vendor_parts, "vendor_data", err) < 0)
+		return -1;
+	if (!in->n_vendor_parts) {
+		*ret = NULL;
+		*ret_len = 0;
+		return 0;
+	}
+	return ci_mime(NULL, in->vendor_parts, in->n_vendor_parts, false, ret, ret_len, err);
+}
+
 /* --- user-data --- */
 
 static int ci_emit_user(struct ci_emit *e, const struct ci_user *u)
@@ -516,7 +674,8 @@ int ci_render_user_data(const struct ci_input *in, char **ret, size_t *ret_len, 
 	char path[sizeof(CI_FEATURE_DIR) + 256];
 	int rc = -1;
 
-	if (ci_check_input(in, err) < 0)
+	if (ci_check_input(in, err) < 0 ||
+	    ci_check_parts(in->parts, in->n_parts, "user_data_parts", err) < 0)
 		return -1;
 	/* The header is a YAML comment that cloud-init requires on the first line; it is the
 	 * only text not produced by the emitter. */
@@ -558,9 +717,21 @@ int ci_render_user_data(const struct ci_input *in, char **ret, size_t *ret_len, 
 	}
 	if (in->n_features && ci_emit_features(&e, in) < 0)
 		goto out;
-	if (ci_map_end(&e) < 0 || ci_doc_finish(&e, ret, ret_len) < 0)
+	if (ci_map_end(&e) < 0)
 		goto out;
-	rc = 0;
+	if (!in->n_parts) {
+		rc = ci_doc_finish(&e, ret, ret_len);
+		goto out;
+	}
+	{
+		char *doc;
+		size_t doc_len;
+
+		if (ci_doc_finish(&e, &doc, &doc_len) < 0)
+			goto out;
+		rc = ci_mime(doc, in->parts, in->n_parts, true, ret, ret_len, err);
+		free(doc);
+	}
 out:
 	ci_emit_release(&e);
 	return rc;
@@ -722,6 +893,8 @@ static int ci_instance_id(const struct ci_output *o, const struct ci_input *in,
 	    crypto_sha256_update(h, o->network_config, o->network_config_len + 1, err) < 0 ||
 	    crypto_sha256_update(h, in->hostname, strlen(in->hostname) + 1, err) < 0 ||
 	    crypto_sha256_update(h, seed, strlen(seed) + 1, err) < 0 ||
+	    (o->vendor_data &&
+	     crypto_sha256_update(h, o->vendor_data, o->vendor_data_len + 1, err) < 0) ||
 	    crypto_sha256_final(h, hex, err) < 0)
 		goto out;
 	snprintf(ret, CI_INSTANCE_ID_LEN + 1, "iid-%.16s", hex);
@@ -739,6 +912,7 @@ int ci_render(const struct ci_input *in, struct ci_output *ret_out, struct phx_e
 	    ci_render_network_config_n(&in->network, in->more_networks, in->n_more_networks,
 				       &o.network_config, &o.network_config_len, err) <
 		    0 ||
+	    ci_render_vendor_data(in, &o.vendor_data, &o.vendor_data_len, err) < 0 ||
 	    ci_instance_id(&o, in, o.instance_id, err) < 0 ||
 	    ci_render_meta_data(o.instance_id, in->hostname, &o.meta_data, &o.meta_data_len, err) <
 		    0) {
@@ -756,6 +930,7 @@ void ci_output_release(struct ci_output *out)
 	free(out->user_data);
 	free(out->meta_data);
 	free(out->network_config);
+	free(out->vendor_data);
 	*out = (struct ci_output)CI_OUTPUT_INIT;
 }
 

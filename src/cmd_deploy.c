@@ -70,6 +70,11 @@ struct dep_vm {
 	char *snippet;	  /* native mode with snippets_dir: owned rendered user-data, or NULL */
 	size_t snippet_len;
 	struct ci_route *routes; /* owned array: every NIC's routes in order (strings borrowed) */
+	/* owned arrays [n_parts + n_vendor]: user_data_parts then the vendor-data parts, each
+	 * part's text read from its source (part_text[i], owned) or borrowed from cfg */
+	struct ci_part *parts;
+	struct buf *part_text;
+	size_t n_parts, n_vendor;
 	struct plan plan; /* what this VM needs, read and decided before any change */
 	char placed[64];  /* node: "auto": the node chosen for it, else "" */
 	char placed_why[224];
@@ -115,6 +120,11 @@ static void dep_vm_release(struct dep_vm *dv)
 	free(dv->nameserver);
 	free(dv->snippet);
 	free(dv->routes);
+	if (dv->part_text)
+		for (size_t i = 0; i < dv->n_parts + dv->n_vendor; i++)
+			buf_release(&dv->part_text[i]);
+	free(dv->part_text);
+	free(dv->parts);
 	free(dv->res.error);
 	free(dv->res.removed);
 	free(dv->res.note);
@@ -175,6 +185,10 @@ static void dep_ci_input(const struct dep_vm *dv, const char (*macs)[DEPLOY_MAC_
 		vm->search_domain ? (const char *const *)&vm->search_domain : NULL;
 	in->network.n_search_domains = vm->search_domain ? 1 : 0;
 	in->instance_seed = dv->seed_id;
+	in->parts = dv->parts;
+	in->n_parts = dv->n_parts;
+	in->vendor_parts = dv->parts ? dv->parts + dv->n_parts : NULL;
+	in->n_vendor_parts = dv->n_vendor;
 	for (size_t i = 0, r = 0; i < vm->n_nics && i < DEPLOY_MAX_NICS; i++) {
 		const struct cfg_nic *n = &vm->nics[i];
 		struct ci_network *net = i ? &more[i - 1] : &in->network;
@@ -212,6 +226,46 @@ static const char dep_placeholder_macs[DEPLOY_MAX_NICS][DEPLOY_MAC_LEN + 1] = {
 	DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC, DEP_PLACEHOLDER_MAC,
 };
 
+/* The VM's user_data_parts and vendor-data parts, each source file read now (deploy and
+ * --check alike: a missing file is bad input before any request). */
+static int dep_prepare_parts(const struct cfg *cfg, struct dep_vm *dv, struct phx_err *err)
+{
+	const struct cfg_vm *vm = dv->vm;
+	size_t nv, n;
+	const struct cfg_part *vendor = cfg_vm_vendor_data(cfg, vm, &nv);
+
+	n = vm->n_user_data_parts + nv;
+	if (!n)
+		return 0;
+	dv->parts = calloc(n, sizeof(*dv->parts));
+	dv->part_text = calloc(n, sizeof(*dv->part_text));
+	if (!dv->parts || !dv->part_text)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	dv->n_parts = vm->n_user_data_parts;
+	dv->n_vendor = nv;
+	for (size_t i = 0; i < n; i++) {
+		bool user = i < vm->n_user_data_parts;
+		const struct cfg_part *p = user ? &vm->user_data_parts[i]
+						: &vendor[i - vm->n_user_data_parts];
+		size_t k = user ? i : i - vm->n_user_data_parts;
+		char where[48];
+
+		snprintf(where, sizeof(where), user || vm->has_vendor_data ? "$.vms[%zu]" : "$.defaults",
+			 dv->index);
+		buf_init(&dv->part_text[i], 0);
+		dv->parts[i].type = p->type;
+		dv->parts[i].content = p->content;
+		if (p->source && fs_read_file(p->source, &dv->part_text[i], err) < 0) {
+			err->code = PHX_E_INPUT;
+			return phx_err_wrap(err, "%s: %s.%s[%zu].source", cfg->path, where,
+					    user ? "user_data_parts" : "vendor_data", k);
+		}
+		if (p->source)
+			dv->parts[i].content = buf_str(&dv->part_text[i]);
+	}
+	return 0;
+}
+
 /* Reads the feature scripts and checks that the seed renders, all before any request. */
 static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err *err)
 {
@@ -219,6 +273,8 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 	size_t nf = vm->features.n, npk = vm->packages.n;
 
 	snprintf(dv->seed_id, sizeof(dv->seed_id), "%lu", vm->vmid);
+	if (dep_prepare_parts(cfg, dv, err) < 0)
+		return -1;
 	for (size_t i = 0, k = 0; i < vm->n_nics; i++) {
 		if (vm->nics[i].n_routes && !dv->routes) {
 			size_t n = 0;
@@ -276,6 +332,16 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 	if (cfg->defaults.cloudinit_mode == CFG_CLOUDINIT_NATIVE) {
 		struct buf ns = BUF_INIT;
 
+		if (dv->n_vendor && vm->has_vendor_data)
+			return phx_err_set(err, PHX_E_INPUT,
+					   "%s: $.vms[%zu].vendor_data: needs cloudinit_mode 'iso' "
+					   "(the seed carries vendor-data)",
+					   cfg->path, dv->index);
+		if (dv->n_vendor)
+			return phx_err_set(err, PHX_E_INPUT,
+					   "%s: $.defaults.vendor_data: needs cloudinit_mode 'iso' "
+					   "(the seed carries vendor-data)",
+					   cfg->path);
 		if (cfg->defaults.snippets_dir) {
 			struct ci_input in;
 			struct ci_network more[DEPLOY_MAX_NICS - 1];
@@ -293,10 +359,11 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 			if (ci_render_user_data(&in, &dv->snippet, &dv->snippet_len, err) < 0)
 				return phx_err_wrap(err, "%s: $.vms[%zu]: cloud-init", cfg->path,
 						    dv->index);
-		} else if (vm->features.n || dv->n_packages) {
+		} else if (vm->features.n || dv->n_packages || dv->n_parts) {
 			return phx_err_set(
 				err, PHX_E_INPUT,
-				"%s: $.vms[%zu]: features and packages need cloudinit_mode "
+				"%s: $.vms[%zu]: features, packages and user_data_parts need "
+				"cloudinit_mode "
 				"'iso', or defaults.snippets_dir for native mode (Proxmox's "
 				"native cloud-init cannot deliver them without a snippet)",
 				cfg->path, dv->index);

@@ -680,6 +680,16 @@ static void cfg_template_release(struct cfg_template *t)
 	cfg_strv_free(&t->tags);
 }
 
+static void cfg_parts_free(struct cfg_part *parts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(parts[i].type);
+		free(parts[i].content);
+		free(parts[i].source);
+	}
+	free(parts);
+}
+
 static void cfg_vm_release(struct cfg_vm *vm)
 {
 	free(vm->name);
@@ -707,6 +717,8 @@ static void cfg_vm_release(struct cfg_vm *vm)
 	free(vm->ha.group);
 	free(vm->ha.comment);
 	free(vm->nics);
+	cfg_parts_free(vm->user_data_parts, vm->n_user_data_parts);
+	cfg_parts_free(vm->vendor_data, vm->n_vendor_data);
 }
 
 void cfg_free(struct cfg *cfg)
@@ -731,6 +743,7 @@ void cfg_free(struct cfg *cfg)
 	free(cfg->defaults.search_domain);
 	free(cfg->defaults.snippets_dir);
 	cfg_strv_free(&cfg->defaults.tags);
+	cfg_parts_free(cfg->defaults.vendor_data, cfg->defaults.n_vendor_data);
 	for (size_t i = 0; i < cfg->n_templates; i++)
 		cfg_template_release(&cfg->templates[i]);
 	free(cfg->templates);
@@ -800,6 +813,13 @@ const struct cfg_template *cfg_vm_template(const struct cfg *cfg, const struct c
 const char *cfg_default_node(const struct cfg *cfg)
 {
 	return cfg->defaults.node ? cfg->defaults.node : cfg->proxmox.node;
+}
+
+const struct cfg_part *cfg_vm_vendor_data(const struct cfg *cfg, const struct cfg_vm *vm,
+					  size_t *ret_n)
+{
+	*ret_n = vm->has_vendor_data ? vm->n_vendor_data : cfg->defaults.n_vendor_data;
+	return vm->has_vendor_data ? vm->vendor_data : cfg->defaults.vendor_data;
 }
 
 const char *cfg_vm_node(const struct cfg *cfg, const struct cfg_vm *vm)

@@ -142,6 +142,9 @@ static void cfg_parse_proxmox(struct cfg_ctx *ctx, json_t *root)
 
 /* ---- defaults ---------------------------------------------------------------------------- */
 
+static bool cfg_parse_parts(struct cfg_ctx *ctx, json_t *obj, const char *jpath, const char *key,
+			    struct cfg_part **ret, size_t *ret_n);
+
 static void cfg_parse_defaults(struct cfg_ctx *ctx, json_t *root)
 {
 	static const char *const keys[] = {
@@ -149,6 +152,7 @@ static void cfg_parse_defaults(struct cfg_ctx *ctx, json_t *root)
 		"bridge",	 "dns_servers",	 "search_domain",  "full_clone",
 		"cloudinit_mode", "snippets_dir", "tags",	    "agent_timeout_s",
 		"template_storage",
+		"vendor_data",
 	};
 	struct cfg_defaults *d = &ctx->cfg->defaults;
 	const char *s;
@@ -196,6 +200,7 @@ static void cfg_parse_defaults(struct cfg_ctx *ctx, json_t *root)
 	cfg_get_strv(ctx, obj, "$.defaults", "tags", cfg_is_tag, cfg_expect_tag, false, &d->tags);
 	cfg_get_uint(ctx, obj, "$.defaults", "agent_timeout_s", false, 1, 86400,
 		     &d->agent_timeout_s);
+	cfg_parse_parts(ctx, obj, "$.defaults", "vendor_data", &d->vendor_data, &d->n_vendor_data);
 }
 
 /* defaults.tags followed by the object's own `tags`, without duplicates. */
@@ -406,6 +411,84 @@ static void cfg_parse_file(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 	} else if (!content) {
 		cfg_get_local_file(ctx, obj, jpath, "source", true, &f->source);
 	}
+}
+
+static bool cfg_is_part_type(const char *s)
+{
+	/* cloud-init handlers/__init__.py INCLUSION_TYPES_MAP, the types its handlers take; the
+	 * x-shellscript-per-* ones exist only as MIME parts */
+	static const char *const types[] = {
+		"text/cloud-config",	       "text/x-shellscript",
+		"text/cloud-boothook",	       "text/x-include-url",
+		"text/x-include-once-url",     "text/part-handler",
+		"text/jinja2",		       "text/cloud-config-archive",
+		"text/x-shellscript-per-boot", "text/x-shellscript-per-instance",
+		"text/x-shellscript-per-once",
+	};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(s, types[i]))
+			return true;
+	return false;
+}
+
+/* `key`: a list of cloud-init parts {type, content | source}; true when present. */
+static bool cfg_parse_parts(struct cfg_ctx *ctx, json_t *obj, const char *jpath, const char *key,
+			    struct cfg_part **ret, size_t *ret_n)
+{
+	static const char *const keys[] = {"type", "content", "source"};
+	char apath[CFG_PATH_MAX], ipath[CFG_PATH_MAX], kpath[CFG_PATH_MAX];
+	char got[CFG_SHOW_MAX + 32];
+	json_t *arr = cfg_get_array(ctx, obj, jpath, key, false), *item, *content;
+	size_t i;
+
+	if (!arr)
+		return json_object_get(obj, key) != NULL;
+	cfg_path_key(apath, jpath, key);
+	if (!json_array_size(arr)) {
+		cfg_problem(ctx, apath, "expected at least one part {type, content | source}, "
+					"got an empty array");
+		return true;
+	}
+	if (!(*ret = calloc(json_array_size(arr), sizeof(**ret)))) {
+		ctx->oom = true;
+		return true;
+	}
+	json_array_foreach(arr, i, item) {
+		struct cfg_part *p = &(*ret)[(*ret_n)++];
+
+		cfg_path_idx(ipath, apath, i);
+		if (!json_is_object(item)) {
+			cfg_problem(ctx, ipath, "expected an object {type, content | source}, got %s",
+				    cfg_got(item, got, sizeof(got)));
+			continue;
+		}
+		CFG_CHECK_KEYS(ctx, item, ipath, keys);
+		cfg_get_checked(ctx, item, ipath, "type", true, cfg_is_part_type,
+				"a cloud-init part type like 'text/cloud-config' or "
+				"'text/x-shellscript'",
+				&p->type);
+		content = json_object_get(item, "content");
+		cfg_path_key(kpath, ipath, "content");
+		if (content && json_object_get(item, "source")) {
+			cfg_path_key(kpath, ipath, "source");
+			cfg_problem(ctx, kpath,
+				    "expected exactly one of 'content' or 'source', got both");
+		} else if (!content && !json_object_get(item, "source")) {
+			cfg_problem(ctx, ipath,
+				    "expected exactly one of 'content' or 'source', got neither");
+		} else if (!content) {
+			cfg_get_local_file(ctx, item, ipath, "source", true, &p->source);
+		} else if (!json_is_string(content) || !json_string_length(content)) {
+			cfg_problem(ctx, kpath, "expected a non-empty string, got %s",
+				    cfg_got(content, got, sizeof(got)));
+		} else if (strlen(json_string_value(content)) != json_string_length(content)) {
+			cfg_problem(ctx, kpath, "string contains a NUL character");
+		} else {
+			p->content = cfg_strdup(ctx, json_string_value(content));
+		}
+	}
+	return true;
 }
 
 /* The guest's family decides which one it installs (customize), known only in the image. */
@@ -1743,6 +1826,7 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 		"full_clone", "pool",	    "tags",	       "description",
 		"packages", "dns_servers", "template_version",
 		"networks", "onboot", "startup", "protection", "start", "ha", CFG_MACHINE_KEYS,
+		"user_data_parts", "vendor_data",
 	};
 	const struct cfg_defaults *d = &ctx->cfg->defaults;
 	char kpath[CFG_PATH_MAX];
@@ -1803,6 +1887,10 @@ static void cfg_parse_vm(struct cfg_ctx *ctx, json_t *obj, const char *jpath, st
 	vm->search_domain = cfg_strdup(ctx, d->search_domain);
 	cfg_parse_machine(ctx, obj, jpath, vm->memory_mb, vm->storage, &vm->mach);
 	cfg_parse_lifecycle(ctx, obj, jpath, vm);
+	cfg_parse_parts(ctx, obj, jpath, "user_data_parts", &vm->user_data_parts,
+			&vm->n_user_data_parts);
+	vm->has_vendor_data =
+		cfg_parse_parts(ctx, obj, jpath, "vendor_data", &vm->vendor_data, &vm->n_vendor_data);
 }
 
 /* ---- cross checks ------------------------------------------------------------------------ */

@@ -37,9 +37,11 @@ int seed_build_iso_in(const char *dir, const struct ci_input *in, char ret_path[
 			{"meta-data", out.meta_data, out.meta_data_len},
 			{"network-config", out.network_config, out.network_config_len},
 			{"user-data", out.user_data, out.user_data_len},
+			{"vendor-data", out.vendor_data, out.vendor_data_len},
 		};
 
-		rc = iso_build_cidata(files, 3, ret_path, ret_sha, err);
+		/* NoCloud reads vendor-data when the seed has it (DataSourceNoCloud: optional) */
+		rc = iso_build_cidata(files, out.vendor_data ? 4 : 3, ret_path, ret_sha, err);
 	}
 	ci_output_release(&out);
 	if (rc < 0) {

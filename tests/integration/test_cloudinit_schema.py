@@ -15,6 +15,11 @@ the test also checks they equal the golden files the unit test compares the modu
 Skips (with the reason) only when the package cannot be fetched; a missing Python dependency
 of cloud-init is a failure (scripts/install-deps.sh installs them).
 
+user_data_parts and vendor_data (the "parts" case) are MIME multipart, which `schema -c` does
+not read: cloud-init's own UserDataProcessor splits them and its CloudConfigPartHandler merges
+their cloud-config parts (tests/tools/ci-schema/mime_parts.py); each cloud-config part and the
+merged result then go through `schema -c`.
+
 Also here: configs/features/docker.sh run against stub commands (idempotency, user handling),
 since features are delivered through the same user-data.
 """
@@ -117,6 +122,82 @@ class CloudInitSchema(unittest.TestCase):
                     got = f.read()
                 with open(os.path.join(GOLDEN, "%s.%s.golden" % (case, kind)), "rb") as f:
                     self.assertEqual(got, f.read(), "%s %s" % (case, kind))
+
+    def test_rendered_parts_case_is_the_golden_files(self):
+        for kind in ("user-data", "meta-data", "network-config", "vendor-data"):
+            with open(self.rendered("parts", kind), "rb") as f:
+                got = f.read()
+            with open(os.path.join(GOLDEN, "parts.%s.golden" % kind), "rb") as f:
+                self.assertEqual(got, f.read(), "parts " + kind)
+
+    def mime(self, path):
+        import json
+
+        script = os.path.join(REPO, "tests", "tools", "ci-schema", "mime_parts.py")
+        r = run([PYTHON, script, path], env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def assert_valid_cloud_config(self, name, data):
+        import yaml
+
+        path = os.path.join(self.tmp, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(data if isinstance(data, str) else
+                    "#cloud-config\n" + yaml.safe_dump(data, default_flow_style=False))
+        r = self.schema("-c", path)
+        self.assertEqual(r.returncode, 0, "%s: %s%s" % (name, r.stdout, r.stderr))
+        self.assertIn("Valid cloud-config", r.stdout)
+
+    def test_user_data_parts_are_split_and_merged_by_cloud_init(self):
+        got = self.mime(self.rendered("parts", "user-data"))
+        parts = got["parts"]
+        # ours first, then the config's parts in order, each byte for byte with its type
+        self.assertEqual([(p["type"], p["filename"]) for p in parts], [
+            ("text/cloud-config", "phoenix.cfg"), ("text/x-shellscript", "part-001"),
+            ("text/cloud-config", "part-002"), ("text/x-shellscript-per-boot", "part-003")])
+        self.assertEqual(parts[1]["payload"], "#!/bin/sh\necho part one > /run/phoenix-part-1\n")
+        self.assertEqual(parts[3]["payload"], "#!/bin/sh\n# no trailing newline\ntrue")
+        for i, p in enumerate(parts):
+            if p["type"] == "text/cloud-config":
+                self.assert_valid_cloud_config("part-%d.yaml" % i, p["payload"])
+        merged = got["cloud-config"]
+        self.assert_valid_cloud_config("merged.yaml", merged)
+        # the part adds to our lists (the guest agent stays) and keeps our keys
+        self.assertEqual(merged["packages"], ["qemu-guest-agent", "htop"])
+        self.assertEqual(merged["runcmd"], [["touch", "/run/phx-cc"]])
+        self.assertEqual(merged["hostname"], "parts")
+        self.assertEqual(merged["users"][0]["name"], "ops")
+        # and that is the Merge-Type header's doing: cloud-init's default merge would have
+        # replaced our packages (the reason the header is there)
+        with open(self.rendered("parts", "user-data"), encoding="utf-8") as f:
+            text = f.read()
+        plain = os.path.join(self.tmp, "parts-no-merge-type")
+        with open(plain, "w", encoding="utf-8") as f:
+            f.write("\n".join(l for l in text.split("\n") if not l.startswith("Merge-Type:")))
+        self.assertEqual(self.mime(plain)["cloud-config"]["packages"], ["htop"])
+
+    def test_vendor_data_is_read_by_nocloud_and_valid(self):
+        import hashlib
+        import json
+
+        got = self.mime(self.rendered("parts", "vendor-data"))
+        self.assertEqual([p["type"] for p in got["parts"]], ["text/cloud-config"])
+        self.assert_valid_cloud_config("vendor.yaml", got["parts"][0]["payload"])
+        self.assertEqual(got["cloud-config"]["ntp"], {"enabled": True,
+                                                      "servers": ["ntp.example"]})
+        seed = os.path.join(self.tmp, "seed-parts")
+        r = run(["xorriso", "-osirrox", "on", "-indev", self.rendered("parts", "iso"),
+                 "-extract", "/", seed])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(seed)),
+                         ["meta-data", "network-config", "user-data", "vendor-data"])
+        script = os.path.join(REPO, "tests", "tools", "ci-schema", "nocloud_seed.py")
+        r = run([PYTHON, script, seed], env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.rendered("parts", "vendor-data"), "rb") as f:
+            self.assertEqual(json.loads(r.stdout)["vendor-data-sha256"],
+                             hashlib.sha256(f.read()).hexdigest())
 
     def test_validator_rejects_a_broken_cloud_config(self):
         # proves the validator really runs and fails: a test that cannot fail proves nothing

@@ -306,6 +306,70 @@ class TestHardware(PlanBase):
         self.run_bin("--config", cfg, "--destroy", "8001", check=0)
         self.assertEqual(self.sim.control("GET", "/_sim/state")["ha_resources"], {})
 
+    def test_user_data_parts_and_vendor_data_reach_the_seed_and_converge(self):
+        import os
+
+        self.seed_template()
+        script = os.path.join(self.tmp, "enroll.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\necho enrolled > /run/enrolled\n")
+        parts = [{"type": "text/x-shellscript", "source": script},
+                 {"type": "text/cloud-config", "content": "#cloud-config\npackages: [htop]\n"}]
+        vendor = [{"type": "text/cloud-config",
+                   "content": "#cloud-config\nntp:\n  enabled: true\n"}]
+        cfg = self.config([self.vm(user_data_parts=parts)], vendor_data=vendor)
+        plan = self.dry_plan(cfg, "8001")
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        files = self.iso_files(self.conf(8001)["ide2"].split(",")[0])
+        self.assertEqual(sorted(files), ["meta-data", "network-config", "user-data",
+                                         "vendor-data"])
+        ud = files["user-data"]
+        self.assertTrue(ud.startswith("Content-Type: multipart/mixed; boundary="), ud[:80])
+        self.assertLess(ud.index("#cloud-config\nhostname: docker-host-1\n"),
+                        ud.index("#!/bin/sh\necho enrolled > /run/enrolled\n"))
+        self.assertLess(ud.index("#!/bin/sh\necho enrolled"), ud.index("packages: [htop]"))
+        self.assertIn("Content-Type: text/x-shellscript;", ud)
+        self.assertIn("ntp:\n  enabled: true\n", files["vendor-data"])
+        # rerun: the same seed, nothing to change
+        self.assertEqual(cfg_changes(self.dry_plan(cfg, "8001"), 8001), {})
+        # a changed vendor-data part is a new seed (a new instance-id: cloud-init runs again)
+        old_seed = self.conf(8001)["ide2"]
+        vendor = [{"type": "text/cloud-config",
+                   "content": "#cloud-config\nntp:\n  enabled: false\n"}]
+        cfg = self.config([self.vm(user_data_parts=parts)], vendor_data=vendor)
+        plan = self.dry_plan(cfg, "8001")
+        ch = cfg_changes(plan, 8001)
+        self.assertEqual(ch["ide2"][0], old_seed)
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        files = self.iso_files(self.conf(8001)["ide2"].split(",")[0])
+        self.assertIn("enabled: false", files["vendor-data"])
+
+    def test_bad_parts_exit_2_naming_the_part_before_any_request(self):
+        self.seed_template()
+        n = self.mark()
+        cfg = self.config([self.vm(user_data_parts=[
+            {"type": "text/x-shellscript", "content": "echo no shebang\n"}])])
+        p = self.run_bin("--config", cfg, "--check", check=2)
+        self.assertIn("$.vms[0]: cloud-init: user_data_parts[0]: a text/x-shellscript part "
+                      "must start with '#!'", p.stderr)
+        cfg = self.config([self.vm(user_data_parts=[
+            {"type": "text/cloud-config", "content": "#cloud-config\n- not a mapping\n"}])])
+        p = self.run_bin("--config", cfg, "8001", check=2)
+        self.assertIn("$.vms[0]: cloud-init: user_data_parts[0]: a text/cloud-config part must "
+                      "be a YAML mapping", p.stderr)
+        cfg = self.config([self.vm(vendor_data=[{"type": "text/html", "content": "x"}])])
+        p = self.run_bin("--config", cfg, "8001", check=2)
+        self.assertIn("$.vms[0].vendor_data[0].type: expected a cloud-init part type", p.stderr)
+        cfg = self.config([self.vm()], cloudinit_mode="native",
+                          vendor_data=[{"type": "text/x-shellscript", "content": "#!/bin/sh\n"}])
+        p = self.run_bin("--config", cfg, "8001", check=2)
+        self.assertIn("$.defaults.vendor_data: needs cloudinit_mode 'iso'", p.stderr)
+        self.assertEqual(self.sim.requests()[n:], [])
+
     def test_bad_values_exit_2_before_any_request(self):
         self.seed_template()
         n = self.mark()

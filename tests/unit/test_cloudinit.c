@@ -55,6 +55,16 @@ Test(cloudinit, every_case_matches_its_golden_files)
 		assert_same(what, o.meta_data, o.meta_data_len, &md);
 		snprintf(what, sizeof(what), "%s network-config", ci_cases[i].name);
 		assert_same(what, o.network_config, o.network_config_len, &nc);
+		cr_assert_eq(!o.vendor_data, !ci_cases[i].in->n_vendor_parts, "%s",
+			     ci_cases[i].name);
+		if (o.vendor_data) {
+			struct buf vd = BUF_INIT;
+
+			read_golden(ci_cases[i].name, "vendor-data", &vd);
+			snprintf(what, sizeof(what), "%s vendor-data", ci_cases[i].name);
+			assert_same(what, o.vendor_data, o.vendor_data_len, &vd);
+			buf_release(&vd);
+		}
 		buf_release(&ud);
 		buf_release(&md);
 		buf_release(&nc);
@@ -127,6 +137,117 @@ Test(cloudinit, instance_id_follows_content)
 	cr_assert_str_eq(o.user_data, base.user_data);
 	ci_output_release(&o);
 	ci_output_release(&base);
+}
+
+/* user_data_parts: ours first as text/cloud-config, then each part with its type, content
+ * byte for byte before the delimiter's line break, Merge-Type only on cloud-config parts */
+Test(cloudinit, parts_make_user_data_mime_multipart_with_ours_first)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct ci_output o = CI_OUTPUT_INIT, plain = CI_OUTPUT_INIT;
+	struct ci_input in = ci_case_parts;
+	const char *ud, *b, *p1, *p2, *p3, *end;
+	char boundary[40], delim[48];
+
+	cr_assert_eq(ci_render(&in, &o, &err), 0, "%s", err.msg);
+	ud = o.user_data;
+	cr_assert(!strncmp(ud, "Content-Type: multipart/mixed; boundary=\"", 41), "%s", ud);
+	b = ud + 41;
+	snprintf(boundary, sizeof(boundary), "%.*s", (int)strcspn(b, "\""), b);
+	cr_assert_eq(strlen(boundary), 28, "%s", boundary);
+	cr_assert(!strncmp(boundary, "==phoenix-", 10));
+	snprintf(delim, sizeof(delim), "\n--%s\n", boundary);
+	p1 = strstr(ud, delim);
+	cr_assert_not_null(p1);
+	cr_assert(strstr(p1, "Content-Type: text/cloud-config; charset=\"utf-8\"\n"));
+	cr_assert(strstr(p1, "\n\n#cloud-config\nhostname: parts\n"), "ours first:\n%s", p1);
+	p2 = strstr(ud, "Content-Type: text/x-shellscript; charset=\"utf-8\"");
+	p3 = strstr(ud, "Content-Type: text/cloud-config; charset=\"utf-8\"\nMIME-Version: 1.0\n"
+			"Content-Transfer-Encoding: 8bit\nContent-Disposition: attachment; "
+			"filename=\"part-002\"\nMerge-Type: list(append)+dict(no_replace,"
+			"recurse_list)+str()\n\n#cloud-config\npackages: [htop]\n");
+	cr_assert(p2 && p3 && p2 < p3, "parts in order, merge type on the cloud-config one:\n%s",
+		  ud);
+	cr_assert(strstr(ud, "filename=\"part-001\"\n\n#!/bin/sh\necho part one"));
+	cr_assert(strstr(ud, "filename=\"part-003\"\n\n#!/bin/sh\n# no trailing newline\ntrue\n--"));
+	p1 = strstr(ud, "Merge-Type");
+	cr_assert(p1 && !strstr(p1 + 1, "Merge-Type"), "Merge-Type on the one cloud-config part");
+	snprintf(delim, sizeof(delim), "--%s--\n", boundary);
+	end = strstr(ud, delim);
+	cr_assert(end && !end[strlen(delim)], "ends with the close delimiter:\n%s", ud);
+	/* the same document without parts is the plain #cloud-config */
+	in.parts = NULL;
+	in.n_parts = 0;
+	cr_assert_eq(ci_render(&in, &plain, &err), 0, "%s", err.msg);
+	cr_assert(!strncmp(plain.user_data, "#cloud-config\n", 14));
+	cr_assert(strstr(ud, plain.user_data), "the plain document is the first part");
+	cr_assert_str_neq(plain.instance_id, o.instance_id);
+	ci_output_release(&plain);
+	ci_output_release(&o);
+}
+
+Test(cloudinit, vendor_data_is_its_own_file_and_moves_the_instance_id)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct ci_output a = CI_OUTPUT_INIT, b = CI_OUTPUT_INIT;
+	struct ci_input in = ci_case_parts;
+	const struct ci_part other = {"text/cloud-config", "#cloud-config\nntp: {enabled: false}\n"};
+
+	cr_assert_eq(ci_render(&in, &a, &err), 0, "%s", err.msg);
+	cr_assert_not_null(a.vendor_data);
+	cr_assert(strstr(a.vendor_data, "\n\n#cloud-config\nntp:\n  enabled: true\n"));
+	cr_assert_null(strstr(a.vendor_data, "Merge-Type"), "vendor-data keeps cloud-init's merge");
+	cr_assert_null(strstr(a.vendor_data, "hostname"), "vendor-data has no user-data of ours");
+	in.vendor_parts = &other;
+	cr_assert_eq(ci_render(&in, &b, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(a.user_data, b.user_data);
+	cr_assert_str_neq(a.instance_id, b.instance_id);
+	ci_output_release(&b);
+	in.n_vendor_parts = 0;
+	cr_assert_eq(ci_render(&in, &b, &err), 0, "%s", err.msg);
+	cr_assert_null(b.vendor_data);
+	cr_assert_eq(b.vendor_data_len, 0);
+	ci_output_release(&b);
+	ci_output_release(&a);
+}
+
+Test(cloudinit, bad_parts_are_rejected_naming_the_part)
+{
+	static const struct {
+		struct ci_part part;
+		bool vendor;
+		const char *needle;
+	} cases[] = {
+		{{"text/x-shellscript", "echo no shebang\n"}, false,
+		 "user_data_parts[0]: a text/x-shellscript part must start with '#!'"},
+		{{"text/x-shellscript-per-once", "set -e\n"}, true, "vendor_data[0]: a "
+								    "text/x-shellscript-per-once"},
+		{{"text/cloud-config", "packages: [a]\n"}, false,
+		 "user_data_parts[0]: a text/cloud-config part must be a YAML mapping"},
+		{{"text/cloud-config", "#cloud-config\n- a list\n"}, false, "YAML mapping"},
+		{{"text/cloud-config", "#cloud-config\nkey: [unclosed\n"}, true,
+		 "vendor_data[0]: a text/cloud-config part must be a YAML mapping"},
+		{{"text/cloud-config", "#cloud-configx\na: 1\n"}, false, "YAML mapping"},
+		{{"text/x-shellscript", ""}, false, "user_data_parts[0]: empty content"},
+		{{"text/plain\nX-Evil: 1", "x"}, false, "user_data_parts[0].type"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct phx_err err = PHX_ERR_INIT;
+		struct ci_output o = CI_OUTPUT_INIT;
+		struct ci_input in = ci_case_parts;
+
+		if (cases[i].vendor) {
+			in.vendor_parts = &cases[i].part;
+		} else {
+			in.parts = &cases[i].part;
+			in.n_parts = 1;
+		}
+		cr_assert_eq(ci_render(&in, &o, &err), -1, "case %zu", i);
+		cr_assert_eq(err.code, PHX_E_INPUT, "case %zu", i);
+		cr_assert(strstr(err.msg, cases[i].needle), "case %zu: %s", i, err.msg);
+		cr_assert_null(o.user_data, "case %zu: output untouched", i);
+	}
 }
 
 Test(cloudinit, dhcp_when_no_ip_and_static_routes_without_gateway4)

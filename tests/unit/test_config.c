@@ -661,6 +661,43 @@ static const struct bad_case bad_cases[] = {
 		{"defaults template_storage bad", "{\"defaults\": {\"template_storage\": \"-x\"}, "
 						 "\"vms\": []}",
 		 "$.defaults.template_storage", "got '-x'"},
+		/* cloud-init parts (#17) */
+		{"user_data_parts not a list", VMS(VM(", \"user_data_parts\": {}")),
+		 "$.vms[0].user_data_parts", "expected an array"},
+		{"user_data_parts empty", VMS(VM(", \"user_data_parts\": []")),
+		 "$.vms[0].user_data_parts", "at least one part"},
+		{"user_data_parts item a string", VMS(VM(", \"user_data_parts\": [\"#!/bin/sh\"]")),
+		 "$.vms[0].user_data_parts[0]", "expected an object"},
+		{"user_data_parts type unknown",
+		 VMS(VM(", \"user_data_parts\": [{\"type\": \"text/plain\", \"content\": \"x\"}]")),
+		 "$.vms[0].user_data_parts[0].type", "'text/x-shellscript'"},
+		{"user_data_parts type missing", VMS(VM(", \"user_data_parts\": [{\"content\": \"x\"}]")),
+		 "$.vms[0].user_data_parts[0].type", "required"},
+		{"user_data_parts content and source",
+		 VMS(VM(", \"user_data_parts\": [{\"type\": \"text/x-shellscript\", \"content\": "
+			"\"#!/bin/sh\", \"source\": \"k8s.sh\"}]")),
+		 "$.vms[0].user_data_parts[0].source", "got both"},
+		{"user_data_parts neither content nor source",
+		 VMS(VM(", \"user_data_parts\": [{\"type\": \"text/x-shellscript\"}]")),
+		 "$.vms[0].user_data_parts[0]", "got neither"},
+		{"user_data_parts source missing file",
+		 VMS(VM(", \"user_data_parts\": [{\"type\": \"text/x-shellscript\", \"source\": "
+			"\"nope.sh\"}]")),
+		 "$.vms[0].user_data_parts[0].source", "expected an existing file"},
+		{"user_data_parts content empty",
+		 VMS(VM(", \"user_data_parts\": [{\"type\": \"text/x-shellscript\", \"content\": "
+			"\"\"}]")),
+		 "$.vms[0].user_data_parts[0].content", "non-empty string"},
+		{"user_data_parts key misspelt",
+		 VMS(VM(", \"user_data_parts\": [{\"type\": \"text/x-shellscript\", \"contents\": "
+			"\"#!/bin/sh\"}]")),
+		 "$.vms[0].user_data_parts[0].contents", "did you mean 'content'?"},
+		{"vendor_data not a list", VMS(VM(", \"vendor_data\": \"#cloud-config\"")),
+		 "$.vms[0].vendor_data", "expected an array"},
+		{"defaults vendor_data type unknown",
+		 "{\"defaults\": {\"vendor_data\": [{\"type\": \"cloud-config\", \"content\": "
+		 "\"x\"}]}, \"vms\": [" VM("") "]}",
+		 "$.defaults.vendor_data[0].type", "a cloud-init part type"},
 };
 
 #define N_BAD_CASES (sizeof(bad_cases) / sizeof(bad_cases[0]))
@@ -1070,6 +1107,42 @@ Test(config, lifecycle_keys, .init = setup, .fini = teardown)
 	cr_assert(!cfg->vms[1].has_ha);
 	cr_assert_eq(cfg->vms[1].onboot, CFG_TRI_UNSET);
 	cr_assert(!cfg->vms[1].has_startup);
+	cfg_free(cfg);
+}
+
+Test(config, cloud_init_parts_and_vendor_data, .init = setup, .fini = teardown)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct cfg *cfg = NULL;
+	const struct cfg_part *v;
+	char path[256], want[320];
+	size_t n;
+
+	cr_assert_eq(
+		load_json("parts.json",
+			  "{\"defaults\": {\"vendor_data\": [{\"type\": \"text/cloud-config\", "
+			  "\"content\": \"#cloud-config\\nntp: {enabled: true}\\n\"}]}, \"vms\": ["
+			  VM(", \"user_data_parts\": [{\"type\": \"text/x-shellscript\", \"source\": "
+			     "\"k8s.sh\"}, {\"type\": \"text/cloud-config\", \"content\": "
+			     "\"#cloud-config\\nruncmd: [date]\\n\"}]") ","
+			  "{\"vmid\": 8002, \"name\": \"b\", \"clone_from_vmid\": 9000, "
+			  "\"vendor_data\": [{\"type\": \"text/x-shellscript-per-boot\", "
+			  "\"content\": \"#!/bin/sh\\ntrue\\n\"}]}]}",
+			  &cfg, &err, path, sizeof(path)),
+		0, "%s", err.msg);
+	cr_assert_eq(cfg->vms[0].n_user_data_parts, 2);
+	cr_assert_str_eq(cfg->vms[0].user_data_parts[0].type, "text/x-shellscript");
+	snprintf(want, sizeof(want), "%s/k8s.sh", tmpdir);
+	cr_assert_str_eq(cfg->vms[0].user_data_parts[0].source, want, "resolved against the dir");
+	cr_assert_null(cfg->vms[0].user_data_parts[0].content);
+	cr_assert_str_eq(cfg->vms[0].user_data_parts[1].content, "#cloud-config\nruncmd: [date]\n");
+	v = cfg_vm_vendor_data(cfg, &cfg->vms[0], &n);
+	cr_assert_eq(n, 1, "VM 0 takes defaults.vendor_data");
+	cr_assert_str_eq(v[0].type, "text/cloud-config");
+	v = cfg_vm_vendor_data(cfg, &cfg->vms[1], &n);
+	cr_assert_eq(n, 1, "VM 1 has its own");
+	cr_assert_str_eq(v[0].type, "text/x-shellscript-per-boot");
+	cr_assert_eq(cfg->vms[1].n_user_data_parts, 0);
 	cfg_free(cfg);
 }
 

@@ -132,6 +132,28 @@ static const struct ci_input ci_case_multinic = {
 	.instance_seed = "8004",
 };
 
+/* user-data parts and vendor-data (#17): user-data becomes MIME multipart */
+static const struct ci_part ci_case_parts_user[] = {
+	{"text/x-shellscript", "#!/bin/sh\necho part one > /run/phoenix-part-1\n"},
+	{"text/cloud-config", "#cloud-config\npackages: [htop]\nruncmd:\n- [touch, /run/phx-cc]\n"},
+	{"text/x-shellscript-per-boot", "#!/bin/sh\n# no trailing newline\ntrue"},
+};
+static const struct ci_part ci_case_parts_vendor[] = {
+	{"text/cloud-config", "#cloud-config\nntp:\n  enabled: true\n  servers: [ntp.example]\n"},
+};
+static const struct ci_input ci_case_parts = {
+	.hostname = "parts",
+	.user = {.name = "ops"},
+	.packages = ci_case_packages,
+	.n_packages = 1,
+	.network = {.mac = "BC:24:11:00:00:09"},
+	.parts = ci_case_parts_user,
+	.n_parts = 3,
+	.vendor_parts = ci_case_parts_vendor,
+	.n_vendor_parts = 1,
+	.instance_seed = "8005",
+};
+
 struct ci_case {
 	const char *name;
 	const struct ci_input *in;
@@ -142,6 +164,7 @@ static const struct ci_case ci_cases[] = {
 	{"dhcp", &ci_case_dhcp},
 	{"tricky", &ci_case_tricky},
 	{"multinic", &ci_case_multinic},
+	{"parts", &ci_case_parts},
 };
 
 #define CI_N_CASES (sizeof(ci_cases) / sizeof(ci_cases[0]))
