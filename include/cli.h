@@ -33,6 +33,7 @@ struct cli_opts {
 	char *config_path; /* owned; resolved default when --config is absent */
 	bool config_explicit;
 	bool all, dry_run, rebuild, validate, insecure, quiet;
+	bool allow_disk_removal; /* deploy: data disks beyond `disks` are removed */
 	int verbose;
 	unsigned jobs;
 	unsigned long wait_lock_s; /* --wait-lock: how long to wait for another run's lock */

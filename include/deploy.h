@@ -214,6 +214,7 @@ struct deploy_vm_input {
 	bool snippet_exists;
 	const char *sshkeys, *ipconfig, *nameserver;
 	const json_t *ha; /* the VM's entry of GET /cluster/ha/resources, or NULL */
+	bool allow_disk_removal; /* --allow-disk-removal (hw_plan_disk_removal) */
 };
 
 struct deploy_plan_info {

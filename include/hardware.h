@@ -32,11 +32,22 @@ bool hw_plan_config(const struct cfg_machine *m, const char *storage, const json
 /* The disk part of the same: the system disk `sysdisk` (its key in conf, or NULL) gets the
  * options of m->disk (a different bus is a note: the disk is not moved), each data disk of
  * m->disks is added when conf lacks its key or gets its options; a data disk conf has beyond
- * the list is a note (kept). A new clone's drives (conf: its template's) are the template's
+ * the list is hw_plan_disk_removal's. A new clone's drives (conf: its template's) are the template's
  * volumes until the clone names its own: their options are a note, set by the next run.
  * True when something changed. */
 bool hw_plan_disks(const struct cfg_machine *m, const char *sysdisk, const json_t *conf,
 		   bool new_vm, const char *object, struct plan *p, struct plan_action *a);
+
+/* The data disks an existing VM's `conf` has beyond m->disks (never the system disk `sysdisk`,
+ * a CD-ROM, the EFI or TPM volume, nor an unusedN already there). With `allow`
+ * (--allow-disk-removal) each is detached in `a`, the VM's config request (`delete`: Proxmox
+ * makes it unusedN, the lowest free N), and its volume freed by a request of its own deleting
+ * that unusedN (qemu-server API2/Qemu.pm update_vm_api); a protected VM's are kept (a note:
+ * Proxmox would refuse). Without `allow`, a note says each is kept and how to remove it.
+ * True when something is removed. */
+bool hw_plan_disk_removal(const struct cfg_machine *m, const char *sysdisk, const json_t *conf,
+			  bool allow, const char *node, unsigned long vmid, const char *object,
+			  struct plan *p, struct plan_action *a);
 
 /* The system disk's drive key of a new template: "<disk.bus>0", "scsi0" by default. */
 const char *hw_system_disk_key(const struct cfg_machine *m);

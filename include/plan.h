@@ -139,6 +139,9 @@ void plan_change(struct plan *p, struct plan_action *a, const char *key, const c
 /* Sets the parameter and records the change from `old` in one go (the usual config case). */
 void plan_set(struct plan *p, struct plan_action *a, const char *key, const char *old,
 	      const char *new, unsigned flags);
+/* Removes `key` (whose value was `old`) with the request's `delete` list (qemu-server's
+ * config API: keys comma-separated, in order), recorded as old -> nothing. */
+void plan_delete(struct plan *p, struct plan_action *a, const char *key, const char *old);
 void plan_upload_file(struct plan *p, struct plan_action *a, const char *file,
 		      const char *filename);
 void plan_file_data(struct plan *p, struct plan_action *a, const char *data, size_t len);

@@ -33,6 +33,7 @@ enum {
 	OPT_PUBLISH,
 	OPT_CAPTURE,
 	OPT_AS,
+	OPT_ALLOW_DISK_REMOVAL,
 };
 
 #define CLI_FOR(cmd) (1u << (cmd))
@@ -70,6 +71,10 @@ static const struct cli_option cli_options[] = {
 	 "with --provision-template: boot a throwaway clone and check cloud-init and the guest "
 	 "agent before tagging the template 'validated'", CLI_FOR(CLI_CMD_PROVISION)},
 	{"all", no_argument, 'a', NULL, "deploy every VM in the config", CLI_FOR(CLI_CMD_DEPLOY)},
+	{"allow-disk-removal", no_argument, OPT_ALLOW_DISK_REMOVAL, NULL,
+	 "when deploying: a data disk an existing VM has beyond its config's 'disks' is detached "
+	 "and its volume deleted (never the system disk); without it such a disk is kept and the "
+	 "plan says so", CLI_FOR(CLI_CMD_DEPLOY)},
 	{"check", no_argument, 'c', NULL,
 	 "validate the config, print a summary and exit; contacts no server", 0},
 	{"list-templates", no_argument, OPT_LIST_TEMPLATES, NULL,
@@ -580,6 +585,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *ret, struct phx_err *err)
 			break;
 		case OPT_REBUILD:
 			o.rebuild = true;
+			break;
+		case OPT_ALLOW_DISK_REMOVAL:
+			o.allow_disk_removal = true;
 			break;
 		case OPT_VALIDATE:
 			o.validate = true;

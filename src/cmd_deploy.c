@@ -908,6 +908,7 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		.ipconfig = dv->ipconfig,
 		.nameserver = dv->nameserver,
 		.ha = dep_ha_entry(r->ha, vm->vmid),
+		.allow_disk_removal = r->s->opts->allow_disk_removal,
 	};
 	snprintf(dv->res.node, sizeof(dv->res.node), "%s", rd.node);
 	if (deploy_plan_vm(&in, &dv->plan, &info, err) < 0)

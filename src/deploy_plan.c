@@ -67,7 +67,8 @@ static void deploy_plan_seed_iso(const struct deploy_vm_input *in, struct plan *
 	const char *cur = json_string_value(json_object_get(in->conf, drive));
 	const char *ci_keys[DEPLOY_MAX_CI_DRIVES];
 	size_t n_ci = deploy_cloudinit_drives(in->conf, ci_keys, DEPLOY_MAX_CI_DRIVES);
-	struct buf del = BUF_INIT;
+	/* the seed drives a machine/firmware change moves the seed between (hw_seed_drive) */
+	static const char *const seed_drives[] = {"ide2", "scsi30"};
 	char *ide2 = NULL;
 
 	*seed_changed = !deploy_seed_attached(cur, in->seed_volid);
@@ -81,18 +82,25 @@ static void deploy_plan_seed_iso(const struct deploy_vm_input *in, struct plan *
 		if (cur && deploy_is_seed_volid(cur, vm->vmid))
 			snprintf(old_seed, old_len, "%.*s", (int)strcspn(cur, ","), cur);
 	}
+	/* a VM moved to q35 or OVMF has its seed on scsi30 now: our seed on the drive it had
+	 * (ide2, unseen there) goes, and so does that ISO when nothing else names it */
+	for (size_t i = 0; i < sizeof(seed_drives) / sizeof(seed_drives[0]); i++) {
+		const char *other = json_string_value(json_object_get(in->conf, seed_drives[i]));
+
+		if (!strcmp(seed_drives[i], drive) || !other ||
+		    !deploy_is_seed_volid(other, vm->vmid))
+			continue;
+		plan_delete(p, cfg_act, seed_drives[i], other);
+		if (!old_seed[0] && !deploy_seed_attached(other, in->seed_volid))
+			snprintf(old_seed, old_len, "%.*s", (int)strcspn(other, ","), other);
+	}
 	/* Proxmox's own cloud-init drive would hand the guest a second seed */
 	for (size_t i = 0; i < n_ci && i < DEPLOY_MAX_CI_DRIVES; i++) {
 		if (!strcmp(ci_keys[i], drive))
 			continue;
-		if (buf_printf(&del, NULL, "%s%s", del.len ? "," : "", ci_keys[i]) < 0)
-			p->oom = true;
-		plan_change(p, cfg_act, ci_keys[i],
-			    json_string_value(json_object_get(in->conf, ci_keys[i])), NULL, false);
+		plan_delete(p, cfg_act, ci_keys[i],
+			    json_string_value(json_object_get(in->conf, ci_keys[i])));
 	}
-	if (del.len)
-		plan_param(p, cfg_act, "delete", buf_str(&del), 0);
-	buf_release(&del);
 	(void)object;
 }
 
@@ -405,6 +413,9 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 					  cfg_act);
 	info.hw_changed |= hw_plan_disks(&vm->mach, deploy_system_disk(conf), conf, !converge,
 					 object, p, cfg_act);
+	if (converge)
+		hw_plan_disk_removal(&vm->mach, deploy_system_disk(conf), conf,
+				     in->allow_disk_removal, node, vm->vmid, object, p, cfg_act);
 	deploy_plan_lifecycle(vm, conf, p, cfg_act);
 	if (!deploy_agent_enabled(conf))
 		plan_set(p, cfg_act, "agent", json_string_value(json_object_get(conf, "agent")),
@@ -599,6 +610,16 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 	for (size_t i = 0; i < a->n_changes; i++) {
 		const struct plan_change *c = &a->changes[i];
 
+		if (!strncmp(c->key, "unused", 6) && c->old) {
+			/* qemu-server update_vm_api: VM.Config.Disk, and try_deallocate_drive's
+			 * Datastore.AllocateSpace on the volume's storage */
+			char path[160];
+
+			deploy_need(needs, max, n, vm_path, "VM.Config.Disk");
+			snprintf(path, sizeof(path), "/storage/%.*s", (int)strcspn(c->old, ":"),
+				 c->old);
+			deploy_need(needs, max, n, path, "Datastore.AllocateSpace");
+		}
 		if (!deploy_is_drive_key(c->key))
 			continue;
 		if (c->old)

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define HW_MAX_UNUSED 256
+
 const char *hw_conf_str(const json_t *conf, const char *key, char *num, size_t len)
 {
 	const json_t *v = json_object_get(conf, key);
@@ -330,9 +332,8 @@ static void hw_note_clone_drive(struct plan *p, const char *object, const char *
 bool hw_plan_disks(const struct cfg_machine *m, const char *sysdisk, const json_t *conf,
 		   bool new_vm, const char *object, struct plan *p, struct plan_action *a)
 {
-	const char *cur, *key;
+	const char *cur;
 	bool changed = false;
-	json_t *v;
 	char *want;
 
 	const struct cfg_drive_opts *o = &m->disk;
@@ -383,23 +384,94 @@ bool hw_plan_disks(const struct cfg_machine *m, const char *sysdisk, const json_
 		}
 		free(want);
 	}
+	return changed;
+}
+
+/* Detaches `key` in the config request `a` (qemu-server vmconfig_register_unused_drive: the
+ * volume becomes unused<u>) and frees the volume with a request of its own that deletes
+ * unused<u> (update_vm_api: try_deallocate_drive, vdisk_free), as the GUI's "Detach" then
+ * "Remove" does; one request with force=1 would free it without the unused step. */
+static void hw_plan_unused_free(struct plan *p, struct plan_action *a, const char *object,
+				const char *node, unsigned long vmid, const char *key,
+				const char *val, int u)
+{
+	struct plan_action *f;
+	char unused[16], vol[256];
+
+	snprintf(unused, sizeof(unused), "unused%d", u);
+	snprintf(vol, sizeof(vol), "%.*s", (int)strcspn(val, ","), val);
+	plan_delete(p, a, key, val);
+	plan_change(p, a, unused, NULL, vol, false);
+	f = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "POST", "/nodes/%s/qemu/%lu/config",
+		     node, vmid);
+	plan_summary(p, f, "remove %s's volume '%s' (detached as %s)", key, vol, unused);
+	plan_delete(p, f, unused, vol);
+}
+
+/* qemu-server QemuConfig.pm add_unused_volume: a detached volume becomes the lowest free
+ * unusedN (__config_max_unused_disks: 256); `taken` counts the ones this plan already gave. */
+static int hw_next_unused(const json_t *conf, const bool *taken)
+{
+	char k[16];
+
+	for (int i = 0; i < HW_MAX_UNUSED; i++) {
+		snprintf(k, sizeof(k), "unused%d", i);
+		if (!json_object_get(conf, k) && !taken[i])
+			return i;
+	}
+	return -1;
+}
+
+bool hw_plan_disk_removal(const struct cfg_machine *m, const char *sysdisk, const json_t *conf,
+			  bool allow, const char *node, unsigned long vmid, const char *object,
+			  struct plan *p, struct plan_action *a)
+{
+	bool taken[HW_MAX_UNUSED] = {false}, removed = false;
+	const char *key, *prot = NULL;
+	char num[32];
+	json_t *v;
+
+	prot = hw_conf_str(conf, "protection", num, sizeof(num));
 	json_object_foreach((json_t *)conf, key, v) {
+		const char *val = json_string_value(v);
 		char bus[8], k[16];
 		unsigned long idx;
 		bool listed = false;
+		int u;
 
 		if (!hw_is_disk_key(key, bus, sizeof(bus), &idx) || (sysdisk && !strcmp(key, sysdisk)) ||
-		    !json_is_string(v) || strstr(json_string_value(v), "media=cdrom"))
+		    !val || strstr(val, "media=cdrom"))
 			continue;
 		for (size_t i = 0; i < m->n_disks; i++) {
 			hw_data_disk_key(m, i, k, sizeof(k));
 			listed |= !strcmp(k, key);
 		}
-		if (!listed && !new_vm)
-			plan_note(p, object, "%s is not in disks: kept ('%.*s')", key,
-				  (int)strcspn(json_string_value(v), ","), json_string_value(v));
+		if (listed)
+			continue;
+		if (!allow) {
+			plan_note(p, object,
+				  "%s is not in disks: kept ('%.*s'; --allow-disk-removal removes it "
+				  "with its volume)",
+				  key, (int)strcspn(val, ","), val);
+			continue;
+		}
+		/* API2/Qemu.pm update_vm_api checks protection before any delete */
+		if (prot && !strcmp(prot, "1")) {
+			plan_note(p, object,
+				  "%s is not in disks but the VM is protected: kept (Proxmox refuses "
+				  "to remove a drive of a protected VM)",
+				  key);
+			continue;
+		}
+		if ((u = hw_next_unused(conf, taken)) < 0) {
+			plan_note(p, object, "%s is not in disks: kept (no free unusedN left)", key);
+			continue;
+		}
+		taken[u] = true;
+		hw_plan_unused_free(p, a, object, node, vmid, key, val, u);
+		removed = true;
 	}
-	return changed;
+	return removed;
 }
 
 /* Bytes of a drive's size= option; 0 when absent. */

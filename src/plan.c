@@ -182,6 +182,27 @@ void plan_set(struct plan *p, struct plan_action *a, const char *key, const char
 	plan_change(p, a, key, old, new, flags & PLAN_SECRET);
 }
 
+void plan_delete(struct plan *p, struct plan_action *a, const char *key, const char *old)
+{
+	char *list;
+
+	if (!a)
+		return;
+	plan_change(p, a, key, old, NULL, false);
+	for (size_t i = 0; i < a->n_params; i++) {
+		if (strcmp(a->params[i].key, "delete"))
+			continue;
+		if (asprintf(&list, "%s,%s", a->params[i].value, key) < 0) {
+			p->oom = true;
+			return;
+		}
+		free(a->params[i].value);
+		a->params[i].value = list;
+		return;
+	}
+	plan_param(p, a, "delete", key, 0);
+}
+
 void plan_upload_file(struct plan *p, struct plan_action *a, const char *file, const char *filename)
 {
 	if (!a)

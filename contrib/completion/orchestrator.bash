@@ -5,7 +5,7 @@
 # `orchestrator --check --output json`: offline, no secret read, and no jq needed because that
 # document is printed with a fixed layout (two spaces per level, one member a line).
 
-_orchestrator_options="--provision-template --rebuild --validate --all --check --list-templates
+_orchestrator_options="--provision-template --rebuild --validate --all --allow-disk-removal --check --list-templates
 --prune --destroy --remove-template --packages --diff --publish --capture --as --recover --config --dry-run --output --jobs --wait-lock
 --metrics-file --insecure --quiet --verbose --version --help -a -c -C -j -q -v -V -h"
 

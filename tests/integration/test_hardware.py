@@ -96,6 +96,32 @@ class TestHardware(PlanBase):
         self.assertIn("instance-id:", files["meta-data"])
         self.assertEqual(cfg_changes(self.dry_plan(cfg, "8001"), 8001), {})
 
+    def test_seed_leaves_ide2_when_the_vm_moves_to_q35_and_ovmf(self):
+        self.seed_template()
+        cfg = self.config([self.vm()])
+        self.deploy(cfg, "8001")
+        seed = self.conf(8001)["ide2"]
+        self.assertRegex(seed, r"^local:iso/phoenix-ci-8001-[0-9a-f]{12}\.iso,media=cdrom$")
+        cfg = self.config([self.vm(bios="ovmf", machine="q35")])
+        plan = self.dry_plan(cfg, "8001")
+        ch = cfg_changes(plan, 8001)
+        # the same seed, now where q35/OVMF guests see it; ide2 (unseen there) is detached
+        self.assertEqual(ch["scsi30"], (None, seed))
+        self.assertEqual(ch["ide2"], (seed, None))
+        cfg_act = [a for a in plan["actions"] if a["path"].endswith("/qemu/8001/config")][0]
+        self.assertEqual(cfg_act["params"]["delete"], "ide2")
+        self.assertFalse([a for a in plan["actions"] if a["method"] == "DELETE"],
+                         "the ISO is still attached (scsi30): not deleted")
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        conf = self.conf(8001)
+        self.assertNotIn("ide2", conf)
+        self.assertFalse([k for k in conf if k.startswith("unused")], "a CD-ROM is not kept")
+        self.assertEqual(conf["scsi30"], seed)
+        self.assertIn(seed.split(",")[0], self.isos())
+        self.assertEqual(cfg_changes(self.dry_plan(cfg, "8001"), 8001), {}, "converged")
+
     def test_cpu_default_only_for_new_vms(self):
         self.seed_template()  # no cpu: Proxmox's kvm64
         cfg = self.config([self.vm()])
@@ -230,6 +256,62 @@ class TestHardware(PlanBase):
         self.assertTrue([t for t in texts if t.startswith("virtio2 is not in disks: kept")],
                         texts)
         self.assertTrue([t for t in texts if t.startswith("sata3 is not in disks: kept")], texts)
+
+    def test_disks_dropped_from_the_config_go_only_with_allow_disk_removal(self):
+        import os
+
+        self.seed_template()
+        disks = [{"size_gb": 1}, {"size_gb": 1, "bus": "virtio"}, {"size_gb": 1, "bus": "sata"}]
+        cfg = self.config([self.vm(disks=disks)])
+        self.deploy(cfg, "8001")
+        conf = self.conf(8001)
+        vols = {k: conf[k].split(",")[0] for k in ("scsi1", "virtio2", "sata3")}
+        for v in vols.values():
+            self.assertTrue(os.path.exists(self.disk_path(v)), v)
+        # scsi1 stays listed; virtio2 and sata3 are dropped from the config
+        cfg = self.config([self.vm(disks=disks[:1])])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertEqual(cfg_changes(plan, 8001), {})
+        texts = [x["text"] for x in plan["notes"]]
+        for k in ("virtio2", "sata3"):
+            self.assertIn("%s is not in disks: kept ('%s'; --allow-disk-removal removes it with "
+                          "its volume)" % (k, vols[k]), texts)
+        # with the flag: detached in the config request (Proxmox makes each the lowest free
+        # unusedN), then each unusedN deleted, which frees its volume; never the system disk
+        plan = self.dry_plan(cfg, "--allow-disk-removal", "8001")
+        cfgs = [a for a in plan["actions"] if a["path"].endswith("/qemu/8001/config")]
+        self.assertEqual(len(cfgs), 3, [a["summary"] for a in plan["actions"]])
+        detached = sorted(cfgs[0]["params"]["delete"].split(","))
+        self.assertEqual(detached, ["sata3", "virtio2"])
+        ch = cfg_changes(plan, 8001)
+        self.assertEqual(ch["virtio2"], (conf["virtio2"], None))
+        self.assertEqual(ch["sata3"], (conf["sata3"], None))
+        unused = {c["params"]["delete"]: c["changes"][0]["old"] for c in cfgs[1:]}
+        self.assertEqual(sorted(unused), ["unused0", "unused1"])
+        self.assertEqual(sorted(unused.values()), sorted([vols["virtio2"], vols["sata3"]]))
+        self.assertTrue(all(c["action"] == "-" for c in cfgs[1:]), cfgs[1:])
+        n = self.mark()
+        self.deploy(cfg, "--allow-disk-removal", "8001")
+        self.assert_sent_as_planned(plan, n)
+        after = self.conf(8001)
+        for k in ("virtio2", "sata3", "unused0", "unused1"):
+            self.assertNotIn(k, after)
+        self.assertEqual(after["scsi1"], conf["scsi1"])
+        self.assertEqual(after["scsi0"], conf["scsi0"], "the system disk stays")
+        self.assertTrue(os.path.exists(self.disk_path(vols["scsi1"])))
+        for k in ("virtio2", "sata3"):
+            self.assertFalse(os.path.exists(self.disk_path(vols[k])), k)
+        # converged, with or without the flag
+        plan = self.dry_plan(cfg, "--allow-disk-removal", "8001")
+        self.assertEqual(cfg_changes(plan, 8001), {})
+        self.assertFalse([a for a in plan["actions"] if a["path"].endswith("/config")])
+        # a protected VM keeps its disks: Proxmox would refuse (check_protection)
+        cfg = self.config([self.vm(disks=[], protection=True)])
+        self.deploy(cfg, "8001")
+        plan = self.dry_plan(cfg, "--allow-disk-removal", "8001")
+        self.assertNotIn("scsi1", cfg_changes(plan, 8001))
+        self.assertIn("scsi1 is not in disks but the VM is protected: kept (Proxmox refuses to "
+                      "remove a drive of a protected VM)", [x["text"] for x in plan["notes"]])
 
     def test_lifecycle_onboot_startup_protection_and_start_false(self):
         self.seed_template()

@@ -471,7 +471,16 @@ class QemuHandlers:
 
 		def apply(t):
 			for k in dels:
-				if DRIVE_RE.match(k) and k in vm['conf']:
+				is_unused = re.match(r'^unused\d+$', k)
+				if (DRIVE_RE.match(k) or is_unused) and k in vm['conf'] and \
+						vm['conf'].get('protection'):
+					# qs API2/Qemu.pm update_vm_api: QemuConfig->check_protection
+					raise TaskFailed("can't remove %s - protection mode enabled" % (
+						"unused disk '%s'" % vm['conf'][k] if is_unused else
+						"drive '%s'" % k))
+				if is_unused and k in vm['conf']:
+					self.check(r.authid, '/vms/%d' % vmid, ['VM.Config.Disk'])
+				elif DRIVE_RE.match(k) and k in vm['conf']:
 					self.check_drive_perm(r.authid, vmid, k, vm['conf'][k])
 			for k in sorted(drive_params):
 				if k in vm['conf']:
@@ -484,7 +493,13 @@ class QemuHandlers:
 				conf = vm['conf']
 				for k in dels:
 					old = conf.pop(k, None)
-					if old and DRIVE_RE.match(k) and 'cloudinit' not in old:
+					if old and re.match(r'^unused\d+$', k):
+						self.deallocate_unused(t, r, vm, k, old)
+					elif old and DRIVE_RE.match(k) and 'cloudinit' not in old and \
+							'media=cdrom' not in old:
+						# qs QemuServer.pm vmconfig_register_unused_drive (a CD-ROM is
+						# not registered); QemuConfig.pm add_unused_volume: the lowest
+						# free unusedN
 						n = 0
 						while 'unused%d' % n in conf:
 							n += 1
@@ -522,6 +537,20 @@ class QemuHandlers:
 			release()
 			raise
 		return self.new_task(r.node, 'qmconfig', vmid, r.authid, work, lock_release=release)
+
+	def deallocate_unused(self, t, r, vm, key, volid):
+		"""qs QemuServer.pm try_deallocate_drive for an unusedN: a volume the VM owns needs
+		Datastore.AllocateSpace on its storage and must not be in use by a snapshot, then
+		vdisk_free; one it does not own only leaves the config."""
+		v = self.vol(volid, vm['node'])
+		if v['owner'] != vm['vmid']:
+			return
+		self.check(r.authid, '/storage/' + v['sid'], ['Datastore.AllocateSpace'])
+		for snap in (vm.get('snapshots') or {}).values():
+			if volid in [str(x).split(',')[0] for x in (snap.get('conf') or snap).values()]:
+				raise TaskFailed("unable to delete '%s' - volume is still in use (snapshot?)"
+					% volid)
+		self.free_image(t, volid, vm['node'])
 
 	def crypt(self, pw):
 		try:

@@ -288,6 +288,45 @@ class Negative(unittest.TestCase):
 		self.sim.wait_task(self.sim.api('POST', '/nodes/pve1/qemu/400/status/stop')[2]['data'])
 		self.sim.wait_task(self.sim.api('DELETE', '/nodes/pve1/qemu/400')[2]['data'])
 
+	# 27. qemu-server API2/Qemu.pm update_vm_api delete: a drive is detached as the lowest free
+	#     unusedN (QemuServer.pm vmconfig_register_unused_drive, QemuConfig.pm
+	#     add_unused_volume; a CD-ROM is not kept), deleting an unusedN frees its volume
+	#     (try_deallocate_drive); check_protection refuses both on a protected VM
+	def test_27_detach_then_remove_unused(self):
+		st, _, b = self.create({'vmid': 410, 'scsi1': 'local:1', 'virtio2': 'local:1',
+			'ide2': 'none,media=cdrom'})
+		self.assertEqual(st, 200, b)
+		self.sim.wait_task(b['data'])
+		conf = self.sim.api('GET', '/nodes/pve1/qemu/410/config')[2]['data']
+		vols = {k: conf[k].split(',')[0] for k in ('scsi1', 'virtio2')}
+		path = lambda v: os.path.join(self.sim.state_dir, 'storage/local/images', '410',
+			v.split('/')[-1])
+		self.assertTrue(os.path.exists(path(vols['virtio2'])))
+		self.sim.control('POST', '/_sim/vm/410', {'conf': {'protection': 1}})
+		st, _, b = self.sim.api('POST', '/nodes/pve1/qemu/410/config', {'delete': 'scsi1'})
+		self.assertEqual(self.sim.wait_task(b['data'])['exitstatus'],
+			"can't remove drive 'scsi1' - protection mode enabled")
+		self.sim.control('POST', '/_sim/vm/410', {'conf': {'protection': None}})
+		st, _, b = self.sim.api('POST', '/nodes/pve1/qemu/410/config',
+			{'delete': 'scsi1,virtio2,ide2'})
+		self.assertEqual(self.sim.wait_task(b['data'])['exitstatus'], 'OK')
+		conf = self.sim.api('GET', '/nodes/pve1/qemu/410/config')[2]['data']
+		self.assertEqual((conf['unused0'], conf['unused1']), (vols['scsi1'], vols['virtio2']))
+		self.assertNotIn('unused2', conf)
+		self.assertTrue(os.path.exists(path(vols['virtio2'])), 'detached, not freed')
+		self.sim.control('POST', '/_sim/vm/410', {'conf': {'protection': 1}})
+		st, _, b = self.sim.api('POST', '/nodes/pve1/qemu/410/config', {'delete': 'unused1'})
+		self.assertEqual(self.sim.wait_task(b['data'])['exitstatus'],
+			"can't remove unused disk '%s' - protection mode enabled" % vols['virtio2'])
+		self.sim.control('POST', '/_sim/vm/410', {'conf': {'protection': None}})
+		st, _, b = self.sim.api('POST', '/nodes/pve1/qemu/410/config', {'delete': 'unused1'})
+		self.assertEqual(self.sim.wait_task(b['data'])['exitstatus'], 'OK')
+		conf = self.sim.api('GET', '/nodes/pve1/qemu/410/config')[2]['data']
+		self.assertNotIn('unused1', conf)
+		self.assertEqual(conf['unused0'], vols['scsi1'])
+		self.assertFalse(os.path.exists(path(vols['virtio2'])), 'freed')
+		self.sim.wait_task(self.sim.api('DELETE', '/nodes/pve1/qemu/410')[2]['data'])
+
 	def test_99_all_invalid_requests_logged(self):
 		# every 400 from schema validation above is in the log with its violations
 		time.sleep(0.05)

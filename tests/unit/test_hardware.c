@@ -187,12 +187,16 @@ Test(hardware, data_disks_are_added_grown_and_never_shrunk)
 	cr_assert(hw_plan_disks(&m, "scsi0", c, false, "VM 1 'a'", &p, a));
 	cr_assert_eq(a->n_changes, 1);
 	cr_assert_str_eq(change(a, "sata3")->new, "local:2");
+	cr_assert(!hw_plan_disk_removal(&m, "scsi0", c, false, "pve1", 1, "VM 1 'a'", &p, a));
+	cr_assert_eq(a->n_changes, 1, "nothing removed without the flag");
 	hw_plan_disk_growth(&m, c, "pve1", 1, "VM 1 'a'", &p);
 	cr_assert_eq(p.n, 2, "the config and one resize");
 	cr_assert_str_eq(plan_param_get(p.actions[1], "disk"), "scsi1");
 	cr_assert_str_eq(plan_param_get(p.actions[1], "size"), "10G");
 	cr_assert_eq(p.n_notes, 2);
-	cr_assert(strstr(p.notes[0].text, "scsi7 is not in disks: kept"), "%s", p.notes[0].text);
+	cr_assert(strstr(p.notes[0].text, "scsi7 is not in disks: kept ('local-lvm:vm-1-disk-3'; "
+			 "--allow-disk-removal removes it with its volume)"),
+		  "%s", p.notes[0].text);
 	cr_assert(strstr(p.notes[1].text, "virtio2 is 6G, larger than disks[1].size_gb 4"), "%s",
 		  p.notes[1].text);
 	json_decref(c);
@@ -210,6 +214,79 @@ Test(hardware, a_new_clones_drives_are_never_repointed)
 	cr_assert_eq(a->n_changes, 0, "the template's volume must not become the clone's disk");
 	cr_assert_eq(p.n_notes, 1);
 	cr_assert(strstr(p.notes[0].text, "on the next run"), "%s", p.notes[0].text);
+	json_decref(c);
+	plan_release(&p);
+}
+
+/* --allow-disk-removal: detach in the config request (Proxmox: the lowest free unusedN), then
+ * one request per volume deleting that unusedN; never the system disk, a CD-ROM or the EFI
+ * and TPM volumes */
+Test(hardware, disk_removal_detaches_then_frees_each_volume_as_unused)
+{
+	struct cfg_data_disk d[1] = {{.size_gb = 10, .storage = "local-lvm", .o = {.bus = "scsi"}}};
+	struct cfg_machine m = {.disks = d, .n_disks = 1};
+	json_t *c = conf("{\"scsi0\": \"local-lvm:vm-1-disk-0,size=3G\", "
+			 "\"scsi1\": \"local-lvm:vm-1-disk-1,size=10G\", "
+			 "\"virtio2\": \"tank:vm-1-disk-2,iothread=1,size=6G\", "
+			 "\"sata5\": \"local:1/vm-1-disk-3.qcow2,size=1G\", "
+			 "\"unused0\": \"local-lvm:vm-1-disk-9\", "
+			 "\"scsi30\": \"local:iso/seed.iso,media=cdrom\", "
+			 "\"efidisk0\": \"local-lvm:vm-1-disk-7,efitype=4m,size=528K\", "
+			 "\"tpmstate0\": \"local-lvm:vm-1-disk-8,size=4M,version=v2.0\"}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+	const char *unused_of[2] = {NULL, NULL};
+
+	cr_assert(hw_plan_disk_removal(&m, "scsi0", c, true, "pve1", 1, "VM 1 'a'", &p, a));
+	cr_assert_eq(p.n_notes, 0);
+	cr_assert_eq(p.n, 3, "the config request and one per removed volume");
+	cr_assert_str_eq(change(a, "virtio2")->old, "tank:vm-1-disk-2,iothread=1,size=6G");
+	cr_assert_null(change(a, "virtio2")->new);
+	cr_assert_null(change(a, "sata5")->new);
+	cr_assert_null(change(a, "scsi0"));
+	cr_assert_null(change(a, "scsi1"));
+	cr_assert_null(change(a, "scsi30"));
+	cr_assert_null(change(a, "efidisk0"));
+	cr_assert_null(change(a, "tpmstate0"));
+	cr_assert_null(change(a, "unused0"), "an unused volume already there is left alone");
+	/* unused0 is taken: the two detached volumes become unused1 and unused2 */
+	cr_assert(change(a, "unused1") && change(a, "unused2"));
+	for (size_t i = 1; i < 3; i++) {
+		const struct plan_action *f = p.actions[i];
+		const char *del = plan_param_get(f, "delete");
+
+		cr_assert_str_eq(f->method, "POST");
+		cr_assert_str_eq(f->path, "/nodes/pve1/qemu/1/config");
+		cr_assert_eq(f->sym, PLAN_DESTROY);
+		cr_assert(!strcmp(del, "unused1") || !strcmp(del, "unused2"), "%s", del);
+		unused_of[i - 1] = f->changes[0].old;
+		cr_assert_str_eq(change(a, del)->new, f->changes[0].old, "the volume %s holds", del);
+	}
+	cr_assert_str_neq(unused_of[0], unused_of[1]);
+	{
+		const char *del = plan_param_get(a, "delete");
+
+		cr_assert(!strcmp(del, "virtio2,sata5") || !strcmp(del, "sata5,virtio2"), "%s", del);
+	}
+	cr_assert_eq(plan_check(&p, NULL), 0);
+	json_decref(c);
+	plan_release(&p);
+}
+
+Test(hardware, disk_removal_keeps_a_protected_vms_disks)
+{
+	struct cfg_machine m = {0};
+	json_t *c = conf("{\"scsi0\": \"local-lvm:vm-1-disk-0,size=3G\", "
+			 "\"scsi1\": \"local-lvm:vm-1-disk-1,size=10G\", \"protection\": 1}");
+	struct plan p = PLAN_INIT;
+	struct plan_action *a = new_action(&p);
+
+	cr_assert(!hw_plan_disk_removal(&m, "scsi0", c, true, "pve1", 1, "VM 1 'a'", &p, a));
+	cr_assert_eq(a->n_changes, 0);
+	cr_assert_eq(p.n, 1);
+	cr_assert_eq(p.n_notes, 1);
+	cr_assert(strstr(p.notes[0].text, "scsi1 is not in disks but the VM is protected: kept"),
+		  "%s", p.notes[0].text);
 	json_decref(c);
 	plan_release(&p);
 }
