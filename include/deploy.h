@@ -27,6 +27,9 @@
 #define DEPLOY_SEED_HASH_LEN 12
 /* The record key of the seed's hash in the description (see deploy_description). */
 #define DEPLOY_SEED_KEY "phoenix-seed"
+/* The record's key naming the HA resource this tool added for the VM ("vm:8001"): a resource
+ * the config's `ha` no longer asks for is removed only when the record says it was ours. */
+#define DEPLOY_HA_KEY "phoenix-ha"
 #define DEPLOY_MANAGED_LINE "managed by phoenix-orchestrator"
 #define DEPLOY_MAC_LEN 17
 
@@ -97,17 +100,21 @@ bool deploy_is_seed_volid(const char *volid, unsigned long vmid);
 bool deploy_cicustom_snippet(const char *cicustom, unsigned long vmid, char *ret, size_t len);
 
 /* The description record: the user's text (may be NULL), a blank line, then
- * DEPLOY_MANAGED_LINE, then the record (record.h) config, vm, DEPLOY_SEED_KEY. `config_id` is
+ * DEPLOY_MANAGED_LINE, then the record (record.h) config, vm, DEPLOY_SEED_KEY, and
+ * DEPLOY_HA_KEY when `ha_sid` is not NULL (the VM's HA resource is ours). `config_id` is
  * the VM entry's identity (struct cfg_vm config_id), not the file's path: a path depends on
  * how and where the file is read, and a rerun from another spelling of it would "change"
  * every VM. Caller frees. */
 char *deploy_description(const char *user_text, const char *config_id, const char *vm_name,
-			 const char *seed_sha256, struct phx_err *err);
+			 const char *seed_sha256, const char *ha_sid, struct phx_err *err);
 /* deploy_description(), except that `current`, a record written before config identities
  * (its config line is the path as typed, not "sha256:..."), is kept as it is when nothing else
  * in it would change: old records are read, not rewritten for the sake of the new line. */
 char *deploy_description_keep(const char *current, const char *user_text, const char *config_id,
-			      const char *vm_name, const char *seed_sha256, struct phx_err *err);
+			      const char *vm_name, const char *seed_sha256, const char *ha_sid,
+			      struct phx_err *err);
+/* True when the record in `description` says the HA resource `sid` was added by this tool. */
+bool deploy_description_ha(const char *description, const char *sid);
 
 /* Copies the seed hash recorded by deploy_description into ret; false when there is none. */
 bool deploy_description_seed(const char *description, char ret[CRYPTO_SHA256_HEX_LEN + 1]);
@@ -215,6 +222,7 @@ struct deploy_vm_input {
 	const char *sshkeys, *ipconfig, *nameserver;
 	const json_t *ha; /* the VM's entry of GET /cluster/ha/resources, or NULL */
 	bool allow_disk_removal; /* --allow-disk-removal (hw_plan_disk_removal) */
+	bool ha_managed;	 /* dst is an HA resource (its status' ha.managed) */
 };
 
 struct deploy_plan_info {
@@ -230,10 +238,11 @@ struct deploy_plan_info {
 int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 		   struct deploy_plan_info *ret_info, struct phx_err *err);
 /* The privileges the plan needs, per ACL path, into needs (up to max); returns how many
- * paths. `bridge_acl` is the VM's bridge's SDN path (pf_bridge_acl_path), `agent_priv` the
- * one the guest agent calls need on this Proxmox version. */
+ * paths. `vnets` (GET /cluster/sdn/vnets, pf_sdn_vnets; may be NULL) gives each NIC's SDN
+ * path (pf_vnet_acl_path: every netN the plan sets or a clone copies, bridge and VLAN tag),
+ * `agent_priv` is the one the guest agent calls need on this Proxmox version. */
 size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
-			 const char *bridge_acl, const char *agent_priv, struct pf_need *needs,
+			 const json_t *vnets, const char *agent_priv, struct pf_need *needs,
 			 size_t max);
 
 /* ---- the clone path of a new VM ---- */

@@ -263,6 +263,7 @@ struct pve_vm_status {
 	bool agent;	    /* agent configured (not: reachable) */
 	bool template;
 	long long uptime;
+	bool ha_managed; /* an HA resource (qemu-server vm_status: HA Config.pm get_service_status) */
 };
 int pve_vm_status_get(struct pve_client *c, const char *node, int vmid,
 		      struct pve_vm_status *ret, struct phx_err *err);

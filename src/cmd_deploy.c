@@ -909,6 +909,7 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		.nameserver = dv->nameserver,
 		.ha = dep_ha_entry(r->ha, vm->vmid),
 		.allow_disk_removal = r->s->opts->allow_disk_removal,
+		.ha_managed = rd.dst && rd.st.ha_managed,
 	};
 	snprintf(dv->res.node, sizeof(dv->res.node), "%s", rd.node);
 	if (deploy_plan_vm(&in, &dv->plan, &info, err) < 0)
@@ -928,15 +929,15 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 	}
 	{
 		/* everything this VM's plan needs, before its first change */
-		struct pf_need needs[8];
-		char bridge_acl[300];
+		struct pf_need needs[8 + 2 * DEPLOY_MAX_NICS];
+		json_t *vnets;
 		size_t n;
 
-		if (pf_bridge_acl_path(c, vm->network.bridge, bridge_acl, sizeof(bridge_acl), err) <
-		    0)
+		if (pf_sdn_vnets(c, &vnets, err) < 0)
 			goto out;
-		n = deploy_plan_needs(&dv->plan, &in, bridge_acl, r->agent_priv, needs,
+		n = deploy_plan_needs(&dv->plan, &in, vnets, r->agent_priv, needs,
 				      sizeof(needs) / sizeof(needs[0]));
+		json_decref(vnets);
 		if (pf_check_privileges(c, needs, n, err) < 0)
 			goto out;
 	}

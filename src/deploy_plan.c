@@ -333,6 +333,33 @@ static void deploy_plan_ha(const struct deploy_vm_input *in, struct plan *p, con
 		plan_drop(p, a);
 }
 
+/* A VM whose config no longer has `ha` leaves HA, when the record says this tool put it there
+ * (a resource someone added by hand is theirs: a note). Before the config request, which
+ * drops the record's line: a failed removal is tried again by the next run. */
+static void deploy_plan_ha_removal(const struct deploy_vm_input *in, struct plan *p,
+				   const char *object)
+{
+	const char *desc = json_string_value(json_object_get(in->conf, "description"));
+	struct plan_action *a;
+	char sid[32];
+
+	if (in->vm->has_ha || !in->dst || !in->ha_managed)
+		return;
+	snprintf(sid, sizeof(sid), "vm:%lu", in->vm->vmid);
+	if (!deploy_description_ha(desc, sid)) {
+		plan_note(p, object,
+			  "HA resource '%s' kept: not added by this tool (give the VM 'ha' to "
+			  "manage it here)",
+			  sid);
+		return;
+	}
+	/* pve-ha-manager API2/HA/Resources.pm delete */
+	a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE", "/cluster/ha/resources/%s",
+		     sid);
+	plan_summary(p, a, "remove HA resource '%s' (no 'ha' in the config)", sid);
+	plan_change(p, a, "sid", sid, NULL, false);
+}
+
 static char *deploy_fmt(struct plan *p, const char *fmt, unsigned long v)
 {
 	char *s;
@@ -353,6 +380,7 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 	struct deploy_plan_info info = {false, false};
 	struct plan_action *cfg_act, *a;
 	char object[192], old_sha[CRYPTO_SHA256_HEX_LEN + 1] = "", old_seed[256] = "";
+	char ha_sid[32];
 	char mac[DEPLOY_MAC_LEN + 1], *net0 = NULL, *tags = NULL, *desc = NULL, *s;
 	const char *disk, *node = in->node;
 	const char **want = NULL;
@@ -388,6 +416,7 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 			plan_undo_file(p, a, in->snippet_path);
 	}
 
+	deploy_plan_ha_removal(in, p, object);
 	cfg_act = plan_add(p, PLAN_REQUEST, PLAN_CHANGE, object, "POST",
 			   "/nodes/%s/qemu/%lu/config", node, vm->vmid);
 	plan_summary(p, cfg_act, "configure VM %lu", vm->vmid);
@@ -441,9 +470,10 @@ int deploy_plan_vm(const struct deploy_vm_input *in, struct plan *p,
 				     &info.seed_changed);
 	else
 		deploy_plan_seed_native(in, p, cfg_act, old_sha, &info.seed_changed);
+	snprintf(ha_sid, sizeof(ha_sid), "vm:%lu", vm->vmid);
 	if (!(desc = deploy_description_keep(
 		      json_string_value(json_object_get(conf, "description")), vm->description,
-		      vm->config_id, vm->name, in->seed_sha, err)))
+		      vm->config_id, vm->name, in->seed_sha, vm->has_ha ? ha_sid : NULL, err)))
 		goto out;
 	deploy_set_if(p, cfg_act, conf, "description", desc, 0);
 	if (cfg_act && cfg_act->n_params == 0)
@@ -567,12 +597,36 @@ static const char *deploy_drive_priv(const char *drive)
 	return deploy_drive_is_cdrom(drive) ? "VM.Config.CDROM" : "VM.Config.Disk";
 }
 
+/* SDN.Use for the NIC value `net` ("virtio=MAC,bridge=vmbr0,tag=10,...") of key netN:
+ * qemu-server check_bridge_access, pve-guest-common check_vnet_access (bridge and tag). */
+static void deploy_net_needs(const char *net, const json_t *vnets, struct pf_need *needs,
+			     size_t max, size_t *n)
+{
+	char bridge[64] = "", path[300];
+	unsigned tag = 0;
+
+	for (const char *s = net; s && *s; s += strcspn(s, ","), s += *s == ',') {
+		if (!strncmp(s, "bridge=", 7))
+			snprintf(bridge, sizeof(bridge), "%.*s", (int)strcspn(s + 7, ","), s + 7);
+		else if (!strncmp(s, "tag=", 4))
+			tag = (unsigned)strtoul(s + 4, NULL, 10);
+	}
+	if (!bridge[0])
+		return;
+	pf_vnet_acl_path(vnets, bridge, tag, path, sizeof(path));
+	deploy_need(needs, max, n, path, "SDN.Use");
+}
+
+static bool deploy_is_net_key(const char *key)
+{
+	return !strncmp(key, "net", 3) && key[3] && strspn(key + 3, "0123456789") == strlen(key + 3);
+}
+
 /* Per config option: qemu-server API2/Qemu.pm $check_vm_modify_config_perm. Cloud-init
  * options need VM.Config.Cloudinit *or* VM.Config.Network there; Network is needed for
  * net0 anyway, so it stands for both. */
 static void deploy_config_needs(const struct plan_action *a, const char *vm_path,
-				const char *bridge_acl, struct pf_need *needs, size_t max,
-				size_t *n)
+				const json_t *vnets, struct pf_need *needs, size_t max, size_t *n)
 {
 	static const struct {
 		const char *key, *priv;
@@ -594,18 +648,17 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
 			if (!strcmp(a->params[i].key, opts[k].key))
 				deploy_need(needs, max, n, vm_path, opts[k].priv);
-	for (size_t i = 0; i < a->n_params; i++)
-		if (!strncmp(a->params[i].key, "net", 3) && isdigit((unsigned char)a->params[i].key[3]))
-			deploy_need(needs, max, n, vm_path, "VM.Config.Network");
+	for (size_t i = 0; i < a->n_params; i++) {
+		if (!deploy_is_net_key(a->params[i].key))
+			continue;
+		deploy_need(needs, max, n, vm_path, "VM.Config.Network");
+		/* every NIC the request sets, each on its bridge and VLAN */
+		deploy_net_needs(a->params[i].value, vnets, needs, max, n);
+	}
 	/* qemu-server API2/Qemu.pm $check_vm_modify_config_perm: startup also needs Sys.Modify
 	 * on / */
 	if (plan_param_get(a, "startup"))
 		deploy_need(needs, max, n, "/", "Sys.Modify");
-	if (plan_param_get(a, "net0")) {
-		deploy_need(needs, max, n, vm_path, "VM.Config.Network");
-		/* pve-guest-common check_vnet_access via qemu-server check_bridge_access */
-		deploy_need(needs, max, n, bridge_acl, "SDN.Use");
-	}
 	/* drives set or removed: the kind of the old and of the new value counts */
 	for (size_t i = 0; i < a->n_changes; i++) {
 		const struct plan_change *c = &a->changes[i];
@@ -639,7 +692,7 @@ static void deploy_config_needs(const struct plan_action *a, const char *vm_path
 }
 
 size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
-			 const char *bridge_acl, const char *agent_priv, struct pf_need *needs,
+			 const json_t *vnets, const char *agent_priv, struct pf_need *needs,
 			 size_t max)
 {
 	const struct cfg_vm *vm = in->vm;
@@ -667,13 +720,23 @@ size_t deploy_plan_needs(const struct plan *p, const struct deploy_vm_input *in,
 				snprintf(path, sizeof(path), "/storage/%s", vm->storage);
 				deploy_need(needs, max, &n, path, "Datastore.AllocateSpace");
 			}
+			/* clone_vm: check_bridge_access on the template's NICs */
+			{
+				const char *key;
+				json_t *v;
+
+				json_object_foreach((json_t *)in->conf, key, v)
+					if (deploy_is_net_key(key) && json_is_string(v))
+						deploy_net_needs(json_string_value(v), vnets, needs,
+								 max, &n);
+			}
 		} else if (strstr(a->path, "/migrate")) {
 			/* qemu-server API2/Qemu.pm migrate_vm, and the target storage */
 			deploy_need(needs, max, &n, vm_path, "VM.Migrate");
 			snprintf(path, sizeof(path), "/storage/%s", vm->storage);
 			deploy_need(needs, max, &n, path, "Datastore.AllocateSpace");
 		} else if (strstr(a->path, "/config")) {
-			deploy_config_needs(a, vm_path, bridge_acl, needs, max, &n);
+			deploy_config_needs(a, vm_path, vnets, needs, max, &n);
 		} else if (!strncmp(a->path, "/cluster/ha/", 12)) {
 			/* pve-ha-manager API2/HA/Resources.pm create, update */
 			deploy_need(needs, max, &n, "/", "Sys.Console");

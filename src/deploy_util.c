@@ -683,10 +683,12 @@ bool deploy_is_seed_volid(const char *volid, unsigned long vmid)
 }
 
 char *deploy_description(const char *user_text, const char *config_id, const char *vm_name,
-			 const char *seed_sha256, struct phx_err *err)
+			 const char *seed_sha256, const char *ha_sid, struct phx_err *err)
 {
-	const struct rec_field f[] = {
-		{"config", config_id}, {"vm", vm_name}, {DEPLOY_SEED_KEY, seed_sha256}};
+	const struct rec_field f[] = {{"config", config_id},
+				      {"vm", vm_name},
+				      {DEPLOY_SEED_KEY, seed_sha256},
+				      {DEPLOY_HA_KEY, ha_sid}};
 	char *intro = NULL, *res;
 
 	if (user_text && *user_text &&
@@ -694,24 +696,32 @@ char *deploy_description(const char *user_text, const char *config_id, const cha
 		phx_err_set(err, PHX_E_NOMEM, "out of memory");
 		return NULL;
 	}
-	res = rec_write(intro ? intro : DEPLOY_MANAGED_LINE, f, 3, err);
+	res = rec_write(intro ? intro : DEPLOY_MANAGED_LINE, f, ha_sid ? 4 : 3, err);
 	free(intro);
 	return res;
 }
 
 char *deploy_description_keep(const char *current, const char *user_text, const char *config_id,
-			      const char *vm_name, const char *seed_sha256, struct phx_err *err)
+			      const char *vm_name, const char *seed_sha256, const char *ha_sid,
+			      struct phx_err *err)
 {
 	char old_id[1024];
 	char *old;
 
 	if (!rec_get(current, "config", old_id, sizeof(old_id)) || !strncmp(old_id, "sha256:", 7))
-		return deploy_description(user_text, config_id, vm_name, seed_sha256, err);
-	old = deploy_description(user_text, old_id, vm_name, seed_sha256, err);
+		return deploy_description(user_text, config_id, vm_name, seed_sha256, ha_sid, err);
+	old = deploy_description(user_text, old_id, vm_name, seed_sha256, ha_sid, err);
 	if (!old || !strcmp(old, current))
 		return old;
 	free(old);
-	return deploy_description(user_text, config_id, vm_name, seed_sha256, err);
+	return deploy_description(user_text, config_id, vm_name, seed_sha256, ha_sid, err);
+}
+
+bool deploy_description_ha(const char *description, const char *sid)
+{
+	char v[64];
+
+	return description && rec_get(description, DEPLOY_HA_KEY, v, sizeof(v)) && !strcmp(v, sid);
 }
 
 bool deploy_description_seed(const char *description, char ret[CRYPTO_SHA256_HEX_LEN + 1])

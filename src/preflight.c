@@ -37,25 +37,30 @@ int pf_check_privileges(struct pve_client *c, const struct pf_need *needs, size_
 	return used ? phx_err_set(err, PHX_E_PERM, "%s", missing) : 0;
 }
 
-int pf_bridge_acl_path(struct pve_client *c, const char *bridge, char *ret, size_t len,
-		       struct phx_err *err)
+int pf_sdn_vnets(struct pve_client *c, json_t **ret, struct phx_err *err)
 {
-	const char *zone = "localnetwork";
 	struct phx_err gerr = PHX_ERR_INIT;
-	json_t *vnets = NULL, *v;
-	size_t i;
 
-	/* the list shows the VNets the token may see; one it cannot see is not one it may
-	 * use either, so "localnetwork" then fails the check as it would on the server */
-	if (pve_get(c, "/cluster/sdn/vnets", NULL, 0, &vnets, &gerr) < 0) {
+	*ret = NULL;
+	if (pve_get(c, "/cluster/sdn/vnets", NULL, 0, ret, &gerr) < 0) {
 		if (gerr.code != PHX_E_API && gerr.code != PHX_E_PERM) {
 			*err = gerr;
 			return -1;
 		}
-		log_debug("SDN VNets not readable (%s): '%s' taken as a plain bridge", gerr.msg,
-			  bridge);
+		log_debug("SDN VNets not readable (%s): bridges taken as plain bridges", gerr.msg);
+		*ret = NULL;
 	}
-	json_array_foreach(vnets, i, v)
+	return 0;
+}
+
+void pf_vnet_acl_path(const json_t *vnets, const char *bridge, unsigned tag, char *ret,
+		      size_t len)
+{
+	const char *zone = "localnetwork";
+	size_t i;
+	json_t *v;
+
+	json_array_foreach((json_t *)vnets, i, v)
 	{
 		const char *name = json_string_value(json_object_get(v, "vnet"));
 		const char *z = json_string_value(json_object_get(v, "zone"));
@@ -65,7 +70,20 @@ int pf_bridge_acl_path(struct pve_client *c, const char *bridge, char *ret, size
 			break;
 		}
 	}
-	snprintf(ret, len, "/sdn/zones/%s/%s", zone, bridge);
+	if (tag)
+		snprintf(ret, len, "/sdn/zones/%s/%s/%u", zone, bridge, tag);
+	else
+		snprintf(ret, len, "/sdn/zones/%s/%s", zone, bridge);
+}
+
+int pf_bridge_acl_path(struct pve_client *c, const char *bridge, char *ret, size_t len,
+		       struct phx_err *err)
+{
+	json_t *vnets;
+
+	if (pf_sdn_vnets(c, &vnets, err) < 0)
+		return -1;
+	pf_vnet_acl_path(vnets, bridge, 0, ret, len);
 	json_decref(vnets);
 	return 0;
 }

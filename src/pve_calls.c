@@ -419,6 +419,9 @@ int pve_vm_status_parse(const json_t *data, struct pve_vm_status *ret, struct ph
 		s.template = v != 0;
 	if (pve_json_int(json_object_get(data, "uptime"), "uptime", &v, NULL) == 0)
 		s.uptime = v;
+	if (pve_json_int(json_object_get(json_object_get(data, "ha"), "managed"), "ha.managed", &v,
+			 NULL) == 0)
+		s.ha_managed = v != 0;
 	*ret = s;
 	return 0;
 }

@@ -452,6 +452,42 @@ class TestHardware(PlanBase):
         self.assertIn("$.defaults.vendor_data: needs cloudinit_mode 'iso'", p.stderr)
         self.assertEqual(self.sim.requests()[n:], [])
 
+    def test_ha_resource_removed_when_dropped_from_the_config_only_if_ours(self):
+        self.seed_template()
+        cfg = self.config([self.vm(ha={"state": "started"})])
+        self.deploy(cfg, "8001")
+        self.assertIn("phoenix-ha: vm:8001", self.conf(8001)["description"])
+        # `ha` dropped: the resource goes first, then the record loses its line
+        cfg = self.config([self.vm()])
+        plan = self.dry_plan(cfg, "8001")
+        ha = [a for a in plan["actions"] if a["path"].startswith("/cluster/ha/")]
+        self.assertEqual([(a["method"], a["path"], a["action"]) for a in ha],
+                         [("DELETE", "/cluster/ha/resources/vm:8001", "-")])
+        cfg_i = [i for i, a in enumerate(plan["actions"]) if a["path"].endswith("/config")][0]
+        self.assertLess(plan["actions"].index(ha[0]), cfg_i)
+        n = self.mark()
+        self.deploy(cfg, "8001")
+        self.assert_sent_as_planned(plan, n)
+        self.assertEqual(self.sim.control("GET", "/_sim/state")["ha_resources"], {})
+        self.assertNotIn("phoenix-ha", self.conf(8001)["description"])
+        plan = self.dry_plan(cfg, "8001")
+        self.assertFalse([a for a in plan["actions"] if a["path"].startswith("/cluster/ha/")])
+        self.assertEqual(cfg_changes(plan, 8001), {}, "converged")
+        # and back: `ha` again adds it (both ways)
+        cfg = self.config([self.vm(ha={"state": "started"})])
+        self.deploy(cfg, "8001")
+        self.assertIn("vm:8001", self.sim.control("GET", "/_sim/state")["ha_resources"])
+        # a resource someone added by hand (no record line) is theirs: kept, with a note
+        cfg = self.config([self.vm()])
+        self.deploy(cfg, "8001")
+        st, _, b = self.sim.api("POST", "/cluster/ha/resources", {"sid": "vm:8001"})
+        self.assertEqual(st, 200, b)
+        plan = self.dry_plan(cfg, "8001")
+        self.assertFalse([a for a in plan["actions"] if a["path"].startswith("/cluster/ha/")])
+        self.assertIn("HA resource 'vm:8001' kept: not added by this tool (give the VM 'ha' to "
+                      "manage it here)", [x["text"] for x in plan["notes"]])
+        self.run_bin("--config", cfg, "--destroy", "8001", check=0)
+
     def test_bad_values_exit_2_before_any_request(self):
         self.seed_template()
         n = self.mark()
@@ -461,6 +497,34 @@ class TestHardware(PlanBase):
         for path in ("bios", "machine", "cpu", "sockets", "balloon", "numa", "tpm"):
             self.assertRegex(p.stderr, r"\$\.vms\[0\]\.%s: expected" % re.escape(path))
         self.assertEqual(self.sim.requests()[n:], [])
+
+
+ALL_BUT_SDN = ("VM.Allocate,VM.Audit,VM.Clone,VM.Config.CPU,VM.Config.Disk,VM.Config.CDROM,"
+               "VM.Config.Cloudinit,VM.Config.HWType,VM.Config.Memory,VM.Config.Network,"
+               "VM.Config.Options,VM.PowerMgmt,VM.GuestAgent.Audit,VM.Monitor,"
+               "Datastore.Allocate,Datastore.AllocateSpace,Datastore.AllocateTemplate,"
+               "Datastore.Audit,Sys.Audit,Sys.Modify")
+
+
+class TestHardwareSdn(PlanBase):
+    """qemu-server check_bridge_access checks SDN.Use for every NIC of a request, on
+    /sdn/zones/<zone>/<bridge>/<tag> for a tagged one (pve-guest-common check_vnet_access):
+    the preflight asks for each NIC's path, not only net0's, before the first change."""
+    sim_opts = dict(PlanBase.sim_opts, token_privs=(
+        "phoenix@pve!ci=/:" + ALL_BUT_SDN + ";/sdn/zones/localnetwork/vmbr0:SDN.Use"))
+
+    def test_every_nic_bridge_and_vlan_is_checked_before_any_change(self):
+        self.seed_template()
+        before = self.state()
+        n = self.mark()
+        nics = [{"bridge": "vmbr0", "vlan": 10}, {"bridge": "vmbr1", "vlan": 20}]
+        vm = TestHardware.vm(self, networks=nics, network_config=None)
+        p = self.deploy(self.config([vm]), "8001", check=1)
+        self.assertIn("lacks SDN.Use on '/sdn/zones/localnetwork/vmbr1/20'", p.stderr)
+        self.assertNotIn("vmbr0", p.stderr, "net0's tag path inherits the bridge's ACL")
+        self.assertEqual(self.state(), before)
+        self.assertEqual([r for r in self.sim.requests()[n:]
+                          if r["method"] != "GET" and not r.get("control")], [])
 
 
 if __name__ == "__main__":

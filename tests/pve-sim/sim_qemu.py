@@ -573,7 +573,11 @@ class QemuHandlers:
 		vm = self.audited_vm(r)
 		d = self.vm_resource(vm)
 		d['qmpstatus'] = vm['status']
-		d['ha'] = {'managed': 0}
+		# qs API2/Qemu.pm vm_status: HA Config.pm get_service_status (managed when the
+		# resource exists; the state is the manager's, here the requested one)
+		with self.lock:
+			ha = self.ha_resources.get('vm:%d' % vm['vmid'])
+		d['ha'] = {'managed': 1, 'state': ha.get('state', 'started')} if ha else {'managed': 0}
 		d['vmid'] = vm['vmid']
 		if re.match(r'^(enabled=)?(1|on|yes|true)', str(vm['conf'].get('agent', ''))):
 			d['agent'] = 1

@@ -178,27 +178,27 @@ Test(deploy, description_keeps_an_old_path_record_until_something_else_changes)
 	const char *sha = "69e186fe8369aabbccddeeff00112233445566778899aabbccddeeff00112233";
 	const char *sha2 = "79e186fe8369aabbccddeeff00112233445566778899aabbccddeeff00112233";
 	const char *id = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
-	char *old = deploy_description("web", "cfg3.json", "web-1", sha, NULL);
-	char *want = deploy_description("web", id, "web-1", sha, NULL);
+	char *old = deploy_description("web", "cfg3.json", "web-1", sha, NULL, NULL);
+	char *want = deploy_description("web", id, "web-1", sha, NULL, NULL);
 	char *d;
 
 	/* written by an older version, with the path as typed: read, not rewritten */
-	d = deploy_description_keep(old, "web", id, "web-1", sha, NULL);
+	d = deploy_description_keep(old, "web", id, "web-1", sha, NULL, NULL);
 	cr_assert_str_eq(d, old);
 	free(d);
 	/* the seed changed: the record is rewritten, with the identity */
-	d = deploy_description_keep(old, "web", id, "web-1", sha2, NULL);
+	d = deploy_description_keep(old, "web", id, "web-1", sha2, NULL, NULL);
 	cr_assert(strstr(d, "config: sha256:0000"), "%s", d);
 	cr_assert(strstr(d, sha2), "%s", d);
 	free(d);
 	/* a record with an identity is compared as it is: another entry is a change */
-	d = deploy_description_keep(want, "web", id, "web-1", sha, NULL);
+	d = deploy_description_keep(want, "web", id, "web-1", sha, NULL, NULL);
 	cr_assert_str_eq(d, want);
 	free(d);
-	d = deploy_description_keep(want, "web", "sha256:ff", "web-1", sha, NULL);
+	d = deploy_description_keep(want, "web", "sha256:ff", "web-1", sha, NULL, NULL);
 	cr_assert(strstr(d, "config: sha256:ff\n"), "%s", d);
 	free(d);
-	d = deploy_description_keep(NULL, "web", id, "web-1", sha, NULL);
+	d = deploy_description_keep(NULL, "web", id, "web-1", sha, NULL, NULL);
 	cr_assert_str_eq(d, want);
 	free(d);
 	free(old);
@@ -211,7 +211,7 @@ Test(deploy, description_records_seed_and_reads_it_back)
 	const char *sha = "69e186fe8369aabbccddeeff00112233445566778899aabbccddeeff00112233";
 	char got[CRYPTO_SHA256_HEX_LEN + 1];
 	char *d =
-		deploy_description("public web server", "/etc/phoenix/c.json", "web-1", sha, &err);
+		deploy_description("public web server", "/etc/phoenix/c.json", "web-1", sha, NULL, &err);
 
 	cr_assert_not_null(d, "%s", err.msg);
 	cr_assert_str_eq(d, "public web server\n\nmanaged by phoenix-orchestrator\n"

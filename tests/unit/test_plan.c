@@ -234,7 +234,7 @@ Test(plan, deploy_converged_vm_has_the_empty_plan_and_a_running_one_is_not_start
 {
 	struct cfg_vm vm = test_vm();
 	const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL);
+	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL, NULL);
 	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false, false};
 	json_t *conf = converged_conf(desc);
 	struct deploy_vm_input in = {.vm = &vm,
@@ -323,9 +323,12 @@ Test(plan, deploy_needs_what_its_plan_does)
 	struct pf_need needs[8];
 	char all[1024] = "";
 	size_t n, used = 0;
+	/* an SDN VNet named like the bridge: its zone's path */
+	json_t *vnets = json_pack("[{s:s, s:s}]", "vnet", "vmbr0", "zone", "z1");
 
 	cr_assert_eq(deploy_plan_vm(&in, &p, &info, &err), 0, "%s", err.msg);
-	n = deploy_plan_needs(&p, &in, "/sdn/zones/z1/vnet1", "VM.GuestAgent.Audit", needs, 8);
+	n = deploy_plan_needs(&p, &in, vnets, "VM.GuestAgent.Audit", needs, 8);
+	json_decref(vnets);
 	for (size_t i = 0; i < n; i++) {
 		used += (size_t)snprintf(all + used, sizeof(all) - used, "%s:", needs[i].path);
 		for (size_t k = 0; k < needs[i].n; k++)
@@ -338,8 +341,8 @@ Test(plan, deploy_needs_what_its_plan_does)
 			      "/vms/8001: VM.Allocate VM.Config.CPU VM.Config.Memory "
 			      "VM.Config.Options VM.Config.Network VM.Config.Cloudinit "
 			      "VM.Config.CDROM VM.Config.Disk VM.PowerMgmt VM.GuestAgent.Audit; "
-			      "/storage/isos: Datastore.AllocateTemplate; "
-			      "/sdn/zones/z1/vnet1: SDN.Use; ");
+			      "/sdn/zones/z1/vmbr0: SDN.Use; "
+			      "/storage/isos: Datastore.AllocateTemplate; ");
 	plan_release(&p);
 	json_decref(conf);
 }
@@ -380,7 +383,7 @@ Test(plan, converge_rewrites_nothing_and_keeps_what_the_vm_already_names)
 {
 	struct cfg_vm vm = test_vm();
 	const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL);
+	char *desc = deploy_description(NULL, "c.json", "web-1", sha, NULL, NULL);
 	struct pve_vm_info dst = {8001, "web-1", "pve1", "phoenix;web", "running", false, false};
 	json_t *conf = converged_conf(desc);
 	struct deploy_vm_input in = iso_input(&vm, conf, "local");
