@@ -489,6 +489,8 @@ static const struct bad_case bad_cases[] = {
 		 "$.vms[0].networks[1].vlan", "from 1 to 4094, got 0"},
 		{"nic vlan too big", VMS(VM(", \"networks\": [{\"vlan\": 4095}]")),
 		 "$.vms[0].networks[0].vlan", "got 4095"},
+		{"nic bridge bad", VMS(VM(", \"networks\": [{\"bridge\": \"vmbr 0\"}]")),
+		 "$.vms[0].networks[0].bridge", "a bridge name like 'vmbr0'"},
 		{"nic mtu on e1000", VMS(VM(", \"networks\": [{\"model\": \"e1000\", \"mtu\": 9000}]")),
 		 "$.vms[0].networks[0].mtu", "virtio only"},
 		{"nic mtu too big", VMS(VM(", \"networks\": [{\"mtu\": 65521}]")),
