@@ -32,9 +32,10 @@ bool hw_plan_config(const struct cfg_machine *m, const char *storage, const json
 /* The disk part of the same: the system disk `sysdisk` (its key in conf, or NULL) gets the
  * options of m->disk (a different bus is a note: the disk is not moved), each data disk of
  * m->disks is added when conf lacks its key or gets its options; a data disk conf has beyond
- * the list is hw_plan_disk_removal's. A new clone's drives (conf: its template's) are the template's
- * volumes until the clone names its own: their options are a note, set by the next run.
- * True when something changed. */
+ * the list is hw_plan_disk_removal's. A new clone's drives (conf: its template's) are the
+ * template's volumes until the clone names its own: a differing one is a PLAN_PENDING value
+ * ("<scsi0 of the clone>,discard=on,..."), which the apply loop fills in once the clone exists
+ * (hw_drive_opts_of, hw_drive_value). True when something changed. */
 bool hw_plan_disks(const struct cfg_machine *m, const char *sysdisk, const json_t *conf,
 		   bool new_vm, const char *object, struct plan *p, struct plan_action *a);
 
@@ -48,6 +49,9 @@ bool hw_plan_disks(const struct cfg_machine *m, const char *sysdisk, const json_
 bool hw_plan_disk_removal(const struct cfg_machine *m, const char *sysdisk, const json_t *conf,
 			  bool allow, const char *node, unsigned long vmid, const char *object,
 			  struct plan *p, struct plan_action *a);
+
+/* The options `m` wants for drive `key`: a data disk's of `disks`, else the system disk's. */
+const struct cfg_drive_opts *hw_drive_opts_of(const struct cfg_machine *m, const char *key);
 
 /* The system disk's drive key of a new template: "<disk.bus>0", "scsi0" by default. */
 const char *hw_system_disk_key(const struct cfg_machine *m);

@@ -160,6 +160,11 @@ void plan_drop(struct plan *p, struct plan_action *a);
 /* Percent-encodes a path segment as Proxmox's router expects (RFC 3986 unreserved kept, as
  * curl_easy_escape). Caller owns; NULL (and the plan marked out of memory) on failure. */
 char *plan_escape(struct plan *p, const char *s);
+/* Gives the PLAN_PENDING parameter `key` its value, known now (the apply loop of a command
+ * whose later actions depend on what earlier ones made); -1 with PHX_E_NOMEM, or
+ * PHX_E_INTERNAL when `a` has no such pending parameter. */
+int plan_param_fill(struct plan_action *a, const char *key, const char *value,
+		    struct phx_err *err);
 /* Looks a parameter up; NULL when absent. Borrowed. */
 const char *plan_param_get(const struct plan_action *a, const char *key);
 /* Terraform-like text: one block per object, "  + summary", its changes as

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "deploy.h"
+#include "hardware.h"
 #include "fsutil.h"
 #include "guest.h"
 #include "iso.h"
@@ -867,6 +868,44 @@ static const json_t *dep_ha_entry(const json_t *ha, unsigned long vmid)
 
 /* ---- one VM: read, plan, then print or apply ---- */
 
+/* plan_apply, filling in first what only the clone can tell: a new clone's drives that get
+ * options (hw_plan_disks: pending values) are read from its config right before the request
+ * that sets them, which comes before the start. */
+static int dep_apply(struct pve_client *c, const char *node, const struct cfg_vm *vm,
+		     struct plan *p, const struct plan_apply_ctx *ax, struct phx_err *err)
+{
+	plan_log_notes(p);
+	for (size_t i = 0; i < p->n; i++) {
+		struct plan_action *a = p->actions[i];
+		json_t *conf = NULL;
+		int rc = 0;
+
+		for (size_t k = 0; k < a->n_params && rc == 0; k++) {
+			const char *key = a->params[k].key, *cur;
+			char *v;
+
+			if (!(a->params[k].flags & PLAN_PENDING))
+				continue;
+			if (!conf && (rc = pve_vm_config_get(c, node, (int)vm->vmid, &conf, err)) < 0)
+				break;
+			if (!(cur = json_string_value(json_object_get(conf, key)))) {
+				rc = phx_err_set(err, PHX_E_API, "VM %lu: the new clone has no '%s'",
+						 vm->vmid, key);
+				break;
+			}
+			if (!(v = hw_drive_value(cur, hw_drive_opts_of(&vm->mach, key))))
+				rc = phx_err_set(err, PHX_E_NOMEM, "out of memory");
+			else
+				rc = plan_param_fill(a, key, v, err);
+			free(v);
+		}
+		json_decref(conf);
+		if (rc < 0 || plan_apply_action(a, ax, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t, struct dep_vm *dv,
 			 struct phx_err *err)
 {
@@ -947,7 +986,7 @@ static int dep_deploy_vm(struct dep_run *r, struct pve_client *c, struct txn *t,
 		rc = 0;
 		goto out;
 	}
-	if (plan_apply(&dv->plan, &ax, err) < 0)
+	if (dep_apply(c, rd.node, vm, &dv->plan, &ax, err) < 0)
 		goto out;
 	if (running) {
 		bool must = false;

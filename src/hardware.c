@@ -319,14 +319,19 @@ static bool hw_is_disk_key(const char *key, char *bus, size_t len, unsigned long
 }
 
 /* A new clone's drives are its template's volumes until the clone names its own, which the
- * plan cannot know: their options are set on the next run. */
-static void hw_note_clone_drive(struct plan *p, const char *object, const char *key,
-				const char *want)
+ * plan cannot know: the value is pending, filled in by the apply loop once the clone exists
+ * (hw_drive_opts_of, hw_drive_value on the clone's own value), before the VM starts. */
+static void hw_set_clone_drive(struct plan *p, struct plan_action *a, const char *key,
+			       const char *cur, const char *want)
 {
-	plan_note(p, object,
-		  "%s of the new clone gets '%s' on the next run: its volume is named by the "
-		  "clone",
-		  key, want + strcspn(want, ",") + (want[strcspn(want, ",")] ? 1 : 0));
+	char *pending;
+
+	if (asprintf(&pending, "<%s of the clone>%s", key, want + strcspn(want, ",")) < 0) {
+		p->oom = true;
+		return;
+	}
+	plan_set(p, a, key, cur, pending, PLAN_PENDING);
+	free(pending);
 }
 
 bool hw_plan_disks(const struct cfg_machine *m, const char *sysdisk, const json_t *conf,
@@ -348,7 +353,8 @@ bool hw_plan_disks(const struct cfg_machine *m, const char *sysdisk, const json_
 		if (!(want = hw_drive_value(cur, &m->disk))) {
 			p->oom = true;
 		} else if (strcmp(want, cur) && new_vm) {
-			hw_note_clone_drive(p, object, sysdisk, want);
+			hw_set_clone_drive(p, a, sysdisk, cur, want);
+			changed = true;
 		} else if (strcmp(want, cur)) {
 			plan_set(p, a, sysdisk, cur, want, 0);
 			changed = true;
@@ -377,7 +383,8 @@ bool hw_plan_disks(const struct cfg_machine *m, const char *sysdisk, const json_
 			continue;
 		}
 		if (cur && new_vm && strcmp(want, cur)) {
-			hw_note_clone_drive(p, object, k, want);
+			hw_set_clone_drive(p, a, k, cur, want);
+			changed = true;
 		} else if (!cur || strcmp(want, cur)) {
 			plan_set(p, a, k, cur, want, 0);
 			changed = true;
@@ -406,6 +413,18 @@ static void hw_plan_unused_free(struct plan *p, struct plan_action *a, const cha
 		     node, vmid);
 	plan_summary(p, f, "remove %s's volume '%s' (detached as %s)", key, vol, unused);
 	plan_delete(p, f, unused, vol);
+}
+
+const struct cfg_drive_opts *hw_drive_opts_of(const struct cfg_machine *m, const char *key)
+{
+	char k[16];
+
+	for (size_t i = 0; i < m->n_disks; i++) {
+		hw_data_disk_key(m, i, k, sizeof(k));
+		if (!strcmp(k, key))
+			return &m->disks[i].o;
+	}
+	return &m->disk;
 }
 
 /* qemu-server QemuConfig.pm add_unused_volume: a detached volume becomes the lowest free

@@ -312,6 +312,24 @@ char *plan_escape(struct plan *p, const char *s)
 	return out;
 }
 
+int plan_param_fill(struct plan_action *a, const char *key, const char *value,
+		    struct phx_err *err)
+{
+	for (size_t i = 0; i < a->n_params; i++) {
+		char *v;
+
+		if (strcmp(a->params[i].key, key) || !(a->params[i].flags & PLAN_PENDING))
+			continue;
+		if (!(v = strdup(value)))
+			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		free(a->params[i].value);
+		a->params[i].value = v;
+		a->params[i].flags &= ~(unsigned)PLAN_PENDING;
+		return 0;
+	}
+	return phx_err_set(err, PHX_E_INTERNAL, "%s: no pending parameter '%s'", a->summary, key);
+}
+
 const char *plan_param_get(const struct plan_action *a, const char *key)
 {
 	for (size_t i = 0; i < a->n_params; i++)

@@ -8,7 +8,7 @@ import unittest
 
 import yaml
 
-from test_plan import PlanBase
+from test_plan import PlanBase, changing
 
 
 def cfg_changes(plan, vmid):
@@ -204,23 +204,22 @@ class TestHardware(PlanBase):
         cfg = self.config([self.vm(disk={"ssd": True, "discard": True}, disks=disks)])
         plan = self.dry_plan(cfg, "8001")
         ch = cfg_changes(plan, 8001)
-        # the clone's system disk is named by the clone: never the template's volume
-        self.assertNotIn("scsi0", ch)
-        self.assertIn("scsi0 of the new clone gets 'discard=on,size=1G,ssd=1' on the next run: "
-                      "its volume is named by the clone", [x["text"] for x in plan["notes"]])
+        # the clone's system disk is named by the clone, never the template's volume: pending
+        # in the plan, read from the clone right before its config request, in the same run
+        self.assertEqual(ch["scsi0"], ("local:9000/base-9000-disk-0.qcow2,size=1G",
+                                       "<scsi0 of the clone>,discard=on,size=1G,ssd=1"))
+        cfg_act = [a for a in plan["actions"] if a["path"].endswith("/qemu/8001/config")][0]
+        self.assertEqual(cfg_act["pending"], ["scsi0"])
         self.assertEqual(ch["scsi1"], (None, "local:2,discard=on,ssd=1"))
         self.assertEqual(ch["virtio2"], (None, "local:1,cache=writeback,iothread=1"))
         n = self.mark()
         self.deploy(cfg, "8001")
-        self.assert_sent_as_planned(plan, n)
         vol = self.conf(8001)["scsi0"].split(",")[0]
         self.assertRegex(vol, r"^local:9000/base-9000-disk-0\.qcow2/8001/vm-8001-disk-\d\.qcow2$")
-        plan = self.dry_plan(cfg, "8001")
-        self.assertEqual(cfg_changes(plan, 8001), {"scsi0": (vol + ",size=1G",
-                                                             vol + ",discard=on,size=1G,ssd=1")})
-        n = self.mark()
-        self.deploy(cfg, "8001")
-        self.assert_sent_as_planned(plan, n)
+        self.assert_sent_as_planned(plan, n, filled={"scsi0": vol + ",discard=on,size=1G,ssd=1"})
+        starts = [i for i, r in enumerate(changing(self.sim.requests()[n:]))
+                  if r["path"].endswith("/status/start")]
+        self.assertEqual(len(starts), 1, "started once, after its disk options were set")
         conf = self.conf(8001)
         self.assertRegex(conf["scsi0"], r"^local:9000/base-9000-disk-0\.qcow2/8001/vm-8001-disk-"
                                         r"\d\.qcow2,discard=on,size=1G,ssd=1$")

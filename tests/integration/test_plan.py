@@ -29,16 +29,18 @@ class PlanBase(DeployBase):
         self.assertEqual(plan["changes"], len(plan["actions"]))
         return plan
 
-    def assert_sent_as_planned(self, plan, n):
+    def assert_sent_as_planned(self, plan, n, filled=None):
+        """`filled`: the value each pending parameter (known only at apply time, like a new
+        clone's own volume) must have been sent with."""
         sent = changing(self.sim.requests()[n:])
         self.assertEqual([(r["method"], r["path"].replace("/api2/json", "", 1)) for r in sent],
                          [(a["method"], a["path"]) for a in plan["actions"]
                           if a["kind"] in ("request", "upload")])
         for a, r in zip([a for a in plan["actions"] if a["method"]], sent):
-            self.assertEqual(a["pending"], [])
+            want = dict(a["params"], **{k: (filled or {})[k] for k in a["pending"]})
             if a["kind"] == "upload":
                 # the file part is logged apart from the fields
-                for k, v in a["params"].items():
+                for k, v in want.items():
                     self.assertEqual(r["params"].get(k), v, (a["summary"], k))
                 self.assertEqual(r["params"].get("filename"), a["upload"]["filename"])
             else:
@@ -46,7 +48,7 @@ class PlanBase(DeployBase):
                 segments = [urllib.parse.unquote(x) for x in a["path"].split("/")]
                 own = {k: v for k, v in r["params"].items()
                        if k in a["params"] or v not in segments}
-                self.assertEqual(own, a["params"], a["summary"])
+                self.assertEqual(own, want, a["summary"])
 
 
 

@@ -203,17 +203,40 @@ Test(hardware, data_disks_are_added_grown_and_never_shrunk)
 	plan_release(&p);
 }
 
+/* the template's volume must never become the clone's disk: the value is pending until the
+ * clone exists, then its own volume gets the options (same run) */
 Test(hardware, a_new_clones_drives_are_never_repointed)
 {
-	struct cfg_machine m = {.disk = {.ssd = CFG_TRI_TRUE}};
-	json_t *c = conf("{\"scsi0\": \"local:9000/base-9000-disk-0.qcow2,size=3G\"}");
+	struct cfg_data_disk d[1] = {{.size_gb = 1, .storage = "local", .o = {.cache = "none"}}};
+	struct cfg_machine m = {.disk = {.ssd = CFG_TRI_TRUE}, .disks = d, .n_disks = 1};
+	json_t *c = conf("{\"scsi0\": \"local:9000/base-9000-disk-0.qcow2,size=3G\", "
+			 "\"scsi1\": \"local:9000/base-9000-disk-1.qcow2,size=1G\"}");
 	struct plan p = PLAN_INIT;
 	struct plan_action *a = new_action(&p);
+	struct phx_err err = PHX_ERR_INIT;
+	char *v;
 
-	cr_assert(!hw_plan_disks(&m, "scsi0", c, true, "VM 1 'a'", &p, a));
-	cr_assert_eq(a->n_changes, 0, "the template's volume must not become the clone's disk");
-	cr_assert_eq(p.n_notes, 1);
-	cr_assert(strstr(p.notes[0].text, "on the next run"), "%s", p.notes[0].text);
+	cr_assert(hw_plan_disks(&m, "scsi0", c, true, "VM 1 'a'", &p, a));
+	cr_assert_eq(p.n_notes, 0);
+	cr_assert_eq(a->n_params, 2);
+	for (size_t i = 0; i < 2; i++) {
+		cr_assert(a->params[i].flags & PLAN_PENDING, "%s", a->params[i].key);
+		cr_assert_null(strstr(a->params[i].value, "base-9000"), "%s", a->params[i].value);
+	}
+	cr_assert_str_eq(plan_param_get(a, "scsi0"), "<scsi0 of the clone>,size=3G,ssd=1");
+	cr_assert_str_eq(plan_param_get(a, "scsi1"), "<scsi1 of the clone>,cache=none,size=1G");
+	cr_assert_str_eq(change(a, "scsi0")->old, "local:9000/base-9000-disk-0.qcow2,size=3G");
+	/* what the apply loop does once the clone exists */
+	v = hw_drive_value("local:9000/base-9000-disk-0.qcow2/1/vm-1-disk-0.qcow2,size=3G",
+			   hw_drive_opts_of(&m, "scsi0"));
+	cr_assert_eq(plan_param_fill(a, "scsi0", v, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(plan_param_get(a, "scsi0"),
+			 "local:9000/base-9000-disk-0.qcow2/1/vm-1-disk-0.qcow2,size=3G,ssd=1");
+	cr_assert_eq(a->params[0].flags & PLAN_PENDING, 0);
+	cr_assert_eq(plan_param_fill(a, "scsi0", v, &err), -1, "filled only once");
+	cr_assert_eq(err.code, PHX_E_INTERNAL);
+	free(v);
+	cr_assert_eq(hw_drive_opts_of(&m, "scsi1"), &d[0].o);
 	json_decref(c);
 	plan_release(&p);
 }
