@@ -360,11 +360,15 @@ static int dep_prepare(const struct cfg *cfg, struct dep_vm *dv, struct phx_err 
 			if (ci_render_user_data(&in, &dv->snippet, &dv->snippet_len, err) < 0)
 				return phx_err_wrap(err, "%s: $.vms[%zu]: cloud-init", cfg->path,
 						    dv->index);
-		} else if (vm->features.n || dv->n_packages || dv->n_parts) {
+		} else if (dv->n_parts) {
+			return phx_err_set(err, PHX_E_INPUT,
+					   "%s: $.vms[%zu].user_data_parts: need cloudinit_mode "
+					   "'iso', or defaults.snippets_dir for native mode",
+					   cfg->path, dv->index);
+		} else if (vm->features.n || dv->n_packages) {
 			return phx_err_set(
 				err, PHX_E_INPUT,
-				"%s: $.vms[%zu]: features, packages and user_data_parts need "
-				"cloudinit_mode "
+				"%s: $.vms[%zu]: features and packages need cloudinit_mode "
 				"'iso', or defaults.snippets_dir for native mode (Proxmox's "
 				"native cloud-init cannot deliver them without a snippet)",
 				cfg->path, dv->index);

@@ -449,6 +449,11 @@ class TestHardware(PlanBase):
                           vendor_data=[{"type": "text/x-shellscript", "content": "#!/bin/sh\n"}])
         p = self.run_bin("--config", cfg, "8001", check=2)
         self.assertIn("$.defaults.vendor_data: needs cloudinit_mode 'iso'", p.stderr)
+        cfg = self.config([self.vm(user_data_parts=[
+            {"type": "text/x-shellscript", "content": "#!/bin/sh\n"}])], cloudinit_mode="native")
+        p = self.run_bin("--config", cfg, "8001", check=2)
+        self.assertIn("$.vms[0].user_data_parts: need cloudinit_mode 'iso', or "
+                      "defaults.snippets_dir for native mode", p.stderr)
         self.assertEqual(self.sim.requests()[n:], [])
 
     def test_ha_resource_removed_when_dropped_from_the_config_only_if_ours(self):
