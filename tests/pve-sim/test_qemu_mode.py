@@ -3,10 +3,14 @@
 QemuLifecycle needs only qemu-system-x86_64 (guests with blank disks sit in the BIOS):
 command line from the config, Proxmox's agent errors, stop/shutdown/destroy/reset, and that no
 qemu outlives the simulator (SIGTERM and SIGKILL), q35/OVMF/efidisk0 command lines. QemuBoot
-boots the full test image ONCE (several minutes under TCG) on q35 + OVMF with two NICs:
+boots the full test image ONCE (several minutes under TCG) on q35 with two NICs:
 template + linked clone + cidata ISOs, the real guest agent answers ping,
 network-get-interfaces and exec, cloud-init read the seed on the bus the guest can see,
-configured both NICs by MAC and created the user.
+configured both NICs by MAC and created the user. It boots SeaBIOS, not OVMF: the one UEFI
+boot of `make check` is the demo's VM 8002 (q35 + OVMF + efidisk0, two NICs, deployed by the
+orchestrator itself: tests/integration/test_demo.py); the q35 seed-bus evidence here does not
+depend on the firmware (q35's IDE and SATA are AHCI either way), and OVMF's SMM code costs
+~45 s more under TCG than SeaBIOS.
 """
 
 import base64
@@ -464,15 +468,12 @@ class QemuBoot(Base):
 			time.sleep(1)
 		self.fail('%s did not finish in %d s' % (argv, timeout))
 
-	def test_boot_q35_ovmf_two_nics_cloud_init_and_agent(self):
-		"""The one real boot, on the hardest machine: q35 + OVMF (efidisk0, efitype=4m, so the
-		Secure Boot capable code with SMM, keys not enrolled) with two NICs. OVMF starts the
-		image's kernel through fw_cfg (-kernel: the image has no boot loader; the kernel's EFI
-		stub makes it a UEFI application). The seed is offered on three buses at once, each
-		ISO with its own instance-id, and the guest shows which one it saw."""
+	def test_boot_q35_two_nics_cloud_init_and_agent(self):
+		"""The simulator's one real boot: q35 (SeaBIOS; UEFI is the demo's 8002, see the
+		module's docstring) with two NICs. The firmware starts the image's kernel through
+		fw_cfg (-kernel: the image has no boot loader). The seed is offered on three buses at
+		once, each ISO with its own instance-id, and the guest shows which one it saw."""
 		self.t0 = time.monotonic()
-		if not os.path.exists('/usr/share/OVMF/OVMF_CODE_4M.secboot.fd'):
-			self.skipTest('needs the ovmf package')
 		img, why = full_image()
 		if img is None:
 			self.skipTest(why)
@@ -488,8 +489,7 @@ class QemuBoot(Base):
 		curl_upload(sim, 'import', aimg, 'debian-12-agent.qcow2')
 		self.log('uploaded (content=import)')
 		self.ok('POST', NODE + '/qemu', {'vmid': 9000, 'name': 'tmpl', 'memory': 1024,
-			'cores': 2, 'agent': 1, 'bios': 'ovmf', 'machine': 'q35',
-			'efidisk0': 'local:1,efitype=4m', 'net0': 'virtio,bridge=vmbr0',
+			'cores': 2, 'agent': 1, 'machine': 'q35', 'net0': 'virtio,bridge=vmbr0',
 			'net1': 'virtio,bridge=vmbr0', 'scsihw': 'virtio-scsi-pci',
 			'scsi0': 'local:0,import-from=local:import/debian-12-agent.qcow2'}, task_timeout=300)
 		self.ok('POST', NODE + '/qemu/9000/template')
@@ -515,15 +515,14 @@ class QemuBoot(Base):
 			curl_upload(sim, 'iso', iso, os.path.basename(iso))
 			seeds[drive] = 'local:iso/%s,media=cdrom' % os.path.basename(iso)
 		self.ok('POST', NODE + '/qemu/100/config', seeds)
-		self.log('q35+OVMF template 9000, linked clone 100, seed ISOs on ide2, sata1, scsi1')
+		self.log('q35 template 9000, linked clone 100, seed ISOs on ide2, sata1, scsi1')
 		t_start = time.monotonic()
 		self.ok('POST', NODE + '/qemu/100/status/start')
 		pid = self.pid_of(100)
 		line = ' '.join(cmdline(pid))
-		self.assertIn('images/100/vm-100-disk-1.qcow2', line)
-		self.assertIn('OVMF_CODE_4M.secboot.fd', line)
-		efi = os.path.join(sim.state_dir, 'storage/local/images/100/vm-100-disk-0.qcow2')
-		self.assertIn('id=drive-efidisk0,format=qcow2,file=%s' % efi, line)
+		self.assertIn('images/100/vm-100-disk-0.qcow2', line)
+		self.assertIn('-machine q35', line)
+		self.assertNotIn('OVMF', line)
 		end = time.monotonic() + 600
 		while True:
 			st, _, body = sim.api('POST', NODE + '/qemu/100/agent/ping')
@@ -541,9 +540,9 @@ class QemuBoot(Base):
 			st.get('out-data'), st['exitcode'], time.monotonic() - t_start))
 		self.assertEqual(st['exitcode'], 0, st)
 		self.assertIn('status: done', st['out-data'])
-		# booted by UEFI: the firmware's tables, 64-bit
-		st = self.exec(100, ['cat', '/sys/firmware/efi/fw_platform_size'])
-		self.assertEqual((st['exitcode'], st.get('out-data')), (0, '64\n'), st)
+		# booted by the BIOS: no EFI tables (UEFI: the demo's 8002)
+		st = self.exec(100, ['test', '-e', '/sys/firmware/efi'])
+		self.assertEqual(st['exitcode'], 1, st)
 		# the seed bus: only the virtio-scsi CD-ROM is visible (ide2 and sata1 hang off AHCI
 		# controllers on q35, which the Debian cloud kernel has no driver for), and it is the
 		# one cloud-init read
@@ -580,14 +579,6 @@ class QemuBoot(Base):
 		self.log('shutdown through the agent took %.1f s' % (time.monotonic() - t_sd))
 		self.assertTrue(wait_gone(pid, 5))
 		self.assertEqual(self.ok('GET', NODE + '/qemu/100/status/current')['status'], 'stopped')
-		# the clone's efidisk0 was the guest's NVRAM: OVMF wrote variables into the overlay,
-		# the template's base stayed as it was
-		base = os.path.join(sim.state_dir, 'storage/local/images/9000/base-9000-disk-0.qcow2')
-		p = subprocess.run(['qemu-img', 'compare', '-q', base, efi])
-		self.assertEqual(p.returncode, 1, 'efidisk0 unchanged by the boot')
-		p = subprocess.run(['qemu-img', 'compare', '-q', base,
-			'/usr/share/OVMF/OVMF_VARS_4M.fd'])
-		self.assertEqual(p.returncode, 0, "the template's efidisk0 changed")
 		sim.stop()
 		self.assertEqual(qemu_pids_under(sim.state_dir), [])
 		self.log('boot test done, no qemu left')
