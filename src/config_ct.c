@@ -503,13 +503,22 @@ void cfg_ct_cross_check(struct cfg_ctx *ctx)
 					    "is the container '%s' of this config",
 					    ct->clone_from_vmid, o->name ? o->name : "?");
 		}
-		/* NEEDSWORK: once templates have `kind`, refuse a `kind: qemu` template here */
-		if (ct->clone_from_template && !cfg_find_template(cfg, ct->clone_from_template)) {
+		if (ct->clone_from_template) {
+			const struct cfg_template *t =
+				cfg_find_template(cfg, ct->clone_from_template);
+
 			snprintf(jpath, sizeof(jpath), "$.containers[%zu].clone_from_template", i);
-			cfg_problem(ctx, jpath,
-				    "expected the name of a template in $.templates, got "
-				    "'%s'",
-				    ct->clone_from_template);
+			if (!t)
+				cfg_problem(
+					ctx, jpath,
+					"expected the name of a template in $.templates, got '%s'",
+					ct->clone_from_template);
+			else if (t->kind != CFG_KIND_LXC)
+				cfg_problem(
+					ctx, jpath,
+					"expected a container template (\"kind\": \"lxc\"), got "
+					"'%s', a VM template",
+					ct->clone_from_template);
 		}
 	}
 }

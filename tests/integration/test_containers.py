@@ -233,7 +233,7 @@ class TestContainers(ContainerBase):
         web4 = dict(WEB, vmid=304, name="web-4", clone_from_template="debian-golden")
         del web4["clone_from_vmid"]
         path = self.config([WEB, web4], templates=[{
-            "name": "debian-golden", "vmid": TPL, "sha256": "0" * 64,
+            "name": "debian-golden", "kind": "lxc", "vmid": TPL, "sha256": "0" * 64,
             "image_url": "https://example.com/golden-root.tar.xz"}])
         p = self.run_bin("--config", path, "--jobs", "2", "--output", "json", "301", "304", check=0)
         self.assertEqual([r["state"] for r in json.loads(p.stdout)], ["created", "created"])

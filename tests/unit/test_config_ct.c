@@ -61,6 +61,12 @@ static const struct bad_case bad_cases[] = {
 	{"unknown template",
 	 CTS("{\"vmid\": 301, \"name\": \"a\", \"clone_from_template\": \"deb\"}"),
 	 "$.containers[0].clone_from_template", "expected the name of a template"},
+	{"a VM template",
+	 "{\"templates\": [{\"name\": \"deb\", \"vmid\": 9000, \"image_url\": "
+	 "\"https://example.com/d.img\", \"sha256\": "
+	 "\"0000000000000000000000000000000000000000000000000000000000000000\"}], "
+	 "\"containers\": [{\"vmid\": 301, \"name\": \"a\", \"clone_from_template\": \"deb\"}]}",
+	 "$.containers[0].clone_from_template", "a VM template"},
 	{"node auto", CTS(CT(", \"node\": \"auto\"")), "$.containers[0].node", "got 'auto'"},
 	{"cores zero", CTS(CT(", \"cores\": 0")), "$.containers[0].cores", "got 0"},
 	{"memory below 16", CTS(CT(", \"memory_mb\": 8")), "$.containers[0].memory_mb", "got 8"},
