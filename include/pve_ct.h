@@ -28,8 +28,8 @@ int pve_ct_config_get(struct pve_client *c, const char *node, int vmid, json_t *
 int pve_ct_or_vm_config_get(struct pve_client *c, const struct pve_vm_info *g, json_t **ret_config,
 			    struct phx_err *err);
 /* DELETE .../lxc/{vmid} (flags: PVE_DESTROY_*), waits for vzdestroy. */
-int pve_ct_destroy(struct pve_client *c, const char *node, int vmid, unsigned flags,
-		   long timeout_s, struct phx_err *err);
+int pve_ct_destroy(struct pve_client *c, const char *node, int vmid, unsigned flags, long timeout_s,
+		   struct phx_err *err);
 
 /* PUT .../lxc/{vmid}/config: synchronous (update_vm runs in the API process). */
 int pve_ct_config_set(struct pve_client *c, const char *node, int vmid,

@@ -14,8 +14,8 @@ static char *ct_path(struct pve_client *c, const char *node, int vmid, const cha
 	char id[24];
 
 	snprintf(id, sizeof(id), "%d", vmid);
-	return pve_path(err, "nodes", node && *node ? node : pve_client_node(c), "lxc", id, s1,
-			s2, NULL);
+	return pve_path(err, "nodes", node && *node ? node : pve_client_node(c), "lxc", id, s1, s2,
+			NULL);
 }
 
 /* A request that starts task `ttype` whose id is the VMID. */
@@ -39,8 +39,7 @@ static int ct_async(struct pve_client *c, const char *method, const char *node, 
 int pve_ct_create(struct pve_client *c, const char *node, const struct pve_param *params,
 		  size_t n_params, long timeout_s, struct phx_err *err)
 {
-	char *path = pve_path(err, "nodes", node && *node ? node : pve_client_node(c), "lxc",
-			      NULL);
+	char *path = pve_path(err, "nodes", node && *node ? node : pve_client_node(c), "lxc", NULL);
 	struct pve_task_key key = {"vzcreate", NULL, NULL};
 	int rc;
 
@@ -58,7 +57,8 @@ int pve_ct_create(struct pve_client *c, const char *node, const struct pve_param
 int pve_ct_template(struct pve_client *c, const char *node, int vmid, long timeout_s,
 		    struct phx_err *err)
 {
-	return ct_async(c, "POST", node, vmid, "template", NULL, NULL, 0, "vztemplate", timeout_s, err);
+	return ct_async(c, "POST", node, vmid, "template", NULL, NULL, 0, "vztemplate", timeout_s,
+			err);
 }
 
 int pve_ct_config_get(struct pve_client *c, const char *node, int vmid, json_t **ret_config,
@@ -92,8 +92,8 @@ int pve_ct_or_vm_config_get(struct pve_client *c, const struct pve_vm_info *g, j
 	return pve_vm_config_get(c, g->node, g->vmid, ret_config, err);
 }
 
-int pve_ct_destroy(struct pve_client *c, const char *node, int vmid, unsigned flags,
-		   long timeout_s, struct phx_err *err)
+int pve_ct_destroy(struct pve_client *c, const char *node, int vmid, unsigned flags, long timeout_s,
+		   struct phx_err *err)
 {
 	struct pve_param p[] = {
 		{"purge", flags & PVE_DESTROY_PURGE ? "1" : NULL},
