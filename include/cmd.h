@@ -31,6 +31,28 @@ extern const struct cmd_entry cmd_check_entry, cmd_provision_entry, cmd_deploy_e
 	cmd_capture_entry;
 
 struct cfg;
+struct buf;
+struct plan;
+
+/* ---- the containers of a deploy (cmd_deploy_ct.c), which cmd_deploy runs after its VMs ---- */
+struct dct_run;
+/* The containers the command line names (all with --all), in config order. Caller owns *ret
+ * (dct_free). VMIDs that are no container are cmd_deploy's to report. */
+int dct_select(const struct cli_opts *opts, const struct cfg *cfg, struct dct_run **ret,
+	       struct phx_err *err);
+size_t dct_count(const struct dct_run *r);
+/* Reads, plans and (unless a dry run) applies each container, `jobs` at a time; each
+ * outcome is kept for the report. -1 only when the cluster could not be read at all. */
+int dct_run(struct dct_run *r, struct session *s, unsigned jobs, long task_timeout_s,
+	    unsigned long agent_timeout_s, struct phx_err *err);
+/* Each container's plan into out[0..dct_count) (borrowed). */
+void dct_plans(const struct dct_run *r, const struct plan **out);
+int dct_json_append(const struct dct_run *r, json_t *arr, struct phx_err *err);
+void dct_print_rows(const struct dct_run *r, bool header);
+/* How many failed; appends "\n  CT N 'name': error" for each to msgs. */
+size_t dct_failed(const struct dct_run *r, struct buf *msgs);
+void dct_free(struct dct_run *r);
+
 /* The offline checks of a deploy (feature scripts read, the seed or snippet trial-rendered,
  * what the cloud-init mode can deliver) for every VM of cfg, as deploy runs them: --check
  * calls it so that what --check accepts a deploy accepts. Every VM that fails is one line. */

@@ -344,6 +344,60 @@ struct cfg_vm {
 	size_t n_vendor_data;
 };
 
+/* One NIC of a container's `networks` (or of its `network_config`): Proxmox's netN of
+ * pve-container (LXC/Config.pm $netconf_desc), named eth<N> inside. */
+struct cfg_ct_nic {
+	char *bridge;	       /* always set: the NIC's, else defaults.bridge */
+	char *ip;	       /* IPv4 CIDR, "dhcp" or "manual"; NULL: none */
+	char *gw;	       /* with a static ip, or NULL */
+	char *ip6;	       /* IPv6 CIDR, "dhcp", "auto" or "manual"; NULL: none */
+	char *gw6;	       /* with a static ip6, or NULL */
+	unsigned vlan;	       /* tag 1..4094, 0: none */
+	unsigned mtu;	       /* 64..65535, 0: the bridge's */
+	enum cfg_tri firewall; /* unset: as the container has it */
+	char *macaddr;	       /* upper-case, or NULL: Proxmox's (kept on rerun) */
+	char *rate;	       /* MB/s as written, or NULL */
+};
+
+/* A container of `containers` (docs/configuration.md). Unset numbers are 0 and keep what
+ * the template (or Proxmox) has. */
+struct cfg_ct {
+	unsigned long vmid;
+	char *name; /* the hostname; DNS label, unique among guests */
+	/* Exactly one source: clone_from_template (a `kind: lxc` template of $.templates) or
+	 * clone_from_vmid (a container template on the server). */
+	char *clone_from_template;
+	unsigned long clone_from_vmid;
+	char *node;	       /* or NULL: cfg_default_node() */
+	unsigned cores;	       /* 1..CFG_CORES_MAX */
+	unsigned long memory_mb;
+	bool has_swap;
+	unsigned long swap_mb;
+	unsigned long rootfs_gb; /* grow only */
+	char *storage;		 /* the rootfs's storage (rootdir content): the item's, else
+				  * defaults.storage */
+	bool full_clone;	 /* containers[].full_clone or defaults.full_clone */
+	struct cfg_ct_nic *nics; /* net0..; empty: as the template has them */
+	size_t n_nics;
+	struct cfg_strv dns_servers; /* nameserver; containers[].dns_servers, else defaults' */
+	char *search_domain;	     /* searchdomain; the item's, else defaults' */
+	struct cfg_strv ssh_public_keys; /* root's, only at creation */
+	char *password_hash;		 /* root's, only at creation; one Proxmox keeps */
+	enum cfg_tri nesting;		 /* features: {"nesting": bool} */
+	enum cfg_tri unprivileged;	 /* only at creation; default (unset) true */
+	enum cfg_tri onboot, protection;
+	char *startup; /* "order=1,up=30,down=60" as Proxmox prints it, or NULL */
+	struct cfg_strv tags; /* defaults.tags followed by the container's own */
+	char *description;    /* or NULL */
+	bool no_start;	      /* `start: false` */
+	char *pool;	      /* or NULL */
+	char config_id[CFG_ID_MAX];
+};
+
+/* True when a container must be created from its template's archive: Proxmox takes root's
+ * password and SSH keys only at creation (pve-container API2/LXC.pm create_vm). */
+bool cfg_ct_needs_create(const struct cfg_ct *ct);
+
 struct cfg {
 	char *path; /* the file as given to cfg_load() */
 	char *dir;  /* absolute directory holding it; relative paths are resolved against it */
@@ -355,6 +409,8 @@ struct cfg {
 	size_t n_features;
 	struct cfg_vm *vms;
 	size_t n_vms;
+	struct cfg_ct *cts; /* $.containers */
+	size_t n_cts;
 };
 
 /* Reads, parses and validates `path`. Every problem found is reported, one per line
@@ -398,6 +454,9 @@ const char *cfg_suggest(const char *word, const char *const *words, size_t n);
 /* Lookups: borrowed results, NULL when absent. */
 const struct cfg_vm *cfg_find_vm(const struct cfg *cfg, unsigned long vmid);
 const struct cfg_template *cfg_find_template(const struct cfg *cfg, const char *name);
+/* True when `vmid` is the template's own or inside its version range. */
+bool cfg_template_owns(const struct cfg_template *t, unsigned long vmid);
+const struct cfg_ct *cfg_find_ct(const struct cfg *cfg, unsigned long vmid);
 const struct cfg_feature *cfg_find_feature(const struct cfg *cfg, const char *name);
 
 /* The template a VM clones when the config describes it (by clone_from_template name, or a
@@ -411,6 +470,8 @@ const char *cfg_default_node(const struct cfg *cfg);
  * none). */
 const struct cfg_part *cfg_vm_vendor_data(const struct cfg *cfg, const struct cfg_vm *vm,
 					  size_t *ret_n);
+/* ct->node or cfg_default_node(). */
+const char *cfg_ct_node(const struct cfg *cfg, const struct cfg_ct *ct);
 /* vm->node or cfg_default_node(). */
 const char *cfg_vm_node(const struct cfg *cfg, const struct cfg_vm *vm);
 

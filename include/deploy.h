@@ -276,4 +276,59 @@ void deploy_clone_path_note(const struct deploy_vm_input *in, char *ret, size_t 
 enum deploy_clone_path deploy_clone_path_offline(const struct cfg *cfg, const struct cfg_vm *vm,
 						 const char **ret_node);
 
+/* Adds priv on path to needs (n used of max; a path gets one entry). */
+void deploy_need(struct pf_need *needs, size_t max, size_t *n, const char *path,
+		 const char *priv);
+
+/* ---- containers (deploy_ct.c) ---- */
+
+/* How a new container is made. */
+enum deploy_ct_path {
+	DEPLOY_CT_LINKED, /* linked clone of the container template */
+	DEPLOY_CT_FULL,	  /* full clone (full_clone, or a storage without linked clones) */
+	DEPLOY_CT_CREATE, /* created from the template's archive: root's password or SSH keys
+			   * are only accepted at creation (pve-container create_vm) */
+};
+
+/* What one container's plan is made from; all borrowed. */
+struct deploy_ct_input {
+	const struct cfg_ct *ct;
+	const char *node;      /* where it is, or where it will be (the template's node) */
+	const json_t *conf;    /* the existing container's config, or NULL: a new one */
+	bool running;	       /* the existing one runs */
+	int src_vmid;	       /* new: the container template */
+	const json_t *src_conf; /* new: its config */
+	const char *src_storage_type; /* new: the type of the storage of its rootfs */
+	const char *archive;	      /* new: the template's archive volume ("archive:" line of
+				       * its record), or NULL when it has none */
+};
+
+/* The path a new container takes, and why in `why` (a plan note). Linked clones need a
+ * storage whose volumes can be cloned as raw or subvol (pve-container clone_vm asks
+ * volume_has_feature('clone') with valid_target_formats raw, subvol): lvmthin, zfspool,
+ * rbd; file storages make qcow2 overlays, which containers cannot use. */
+enum deploy_ct_path deploy_ct_path(const struct deploy_ct_input *in, char *why, size_t len);
+
+/* The netN value of NIC `n` built on `cur` (the current value, or NULL): name=eth<idx>, the
+ * config's bridge, ip/gw, ip6/gw6, tag, mtu, rate, firewall and hwaddr (macaddr; else the
+ * current one, else none and Proxmox picks one), the other options of cur kept. Caller
+ * frees *ret. */
+int deploy_ct_net_value(const struct cfg_ct_nic *n, size_t idx, const char *cur, char **ret,
+			struct phx_err *err);
+/* True when two netN values hold the same options in any order. */
+bool deploy_ct_net_same(const char *a, const char *b);
+
+/* The plan of one container: a new one cloned (then configured with one PUT, its rootfs
+ * grown) or created from the archive, then started; an existing one of ours converged
+ * (changed options in one PUT, rootfs only grown, started when stopped). On a running
+ * container the options pve-container cannot hot-plug stay pending: *ret_pending (may be
+ * NULL) gets them, comma-separated, or "" (caller frees). */
+int deploy_plan_ct(const struct deploy_ct_input *in, struct plan *p, char **ret_pending,
+		   struct phx_err *err);
+/* The privileges a container's plan needs, as pve-container checks them (API2/LXC.pm
+ * create_vm, clone_vm, check_ct_modify_config_perm; API2/LXC/Status.pm; resize_vm), into
+ * needs (max); returns how many. bridge_acl: pf_bridge_acl_path() of the NICs' bridge. */
+size_t deploy_ct_needs(const struct plan *p, const struct deploy_ct_input *in,
+		       const char *bridge_acl, struct pf_need *needs, size_t max);
+
 #endif

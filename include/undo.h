@@ -38,8 +38,8 @@ int undo_run_record(struct pve_client *c, const json_t *rec, long timeout_s,
 int undo_vm_remove(struct pve_client *c, const char *node, int vmid, const char *name,
 		   const char *tag, long timeout_s, struct phx_err *err);
 /* Destroys container `vmid` when it exists and carries `name` (hostname) and `tag` (NULL:
- * any); waits out a create/clone lock as undo_vm_remove does. A running container is refused
- * (NEEDSWORK: stop it first, once containers are started). */
+ * any); waits out a create/clone lock as undo_vm_remove does; a running one is stopped
+ * first. */
 int undo_ct_remove(struct pve_client *c, const char *node, int vmid, const char *name,
 		   const char *tag, long timeout_s, struct phx_err *err);
 /* Deletes the volume if it is listed on its storage; *ret_removed (may be NULL) tells. */

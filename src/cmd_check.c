@@ -171,6 +171,32 @@ static void check_print_text(FILE *out, const struct cfg *cfg, const char *secre
 		fprintf(out, "\n    clone path: %s\n",
 			check_clone_path(cfg, vm, path, sizeof(path)));
 	}
+	if (cfg->n_cts)
+		fprintf(out, "containers: %zu\n", cfg->n_cts);
+	for (size_t i = 0; i < cfg->n_cts; i++) {
+		const struct cfg_ct *ct = &cfg->cts[i];
+
+		if (ct->clone_from_template)
+			fprintf(out, "  %lu %s: from template '%s'", ct->vmid, ct->name,
+				ct->clone_from_template);
+		else
+			fprintf(out, "  %lu %s: from CT %lu", ct->vmid, ct->name,
+				ct->clone_from_vmid);
+		fprintf(out, " (%s)", cfg_ct_needs_create(ct) ? "created from its archive: root's "
+								"password or keys are set"
+				      : ct->full_clone ? "full clone"
+						       : "linked clone where its storage allows");
+		if (ct->cores)
+			fprintf(out, ", %u cores", ct->cores);
+		if (ct->memory_mb)
+			fprintf(out, ", %lu MiB", ct->memory_mb);
+		if (ct->rootfs_gb)
+			fprintf(out, ", rootfs %lu GB on %s", ct->rootfs_gb, ct->storage);
+		for (size_t k = 0; k < ct->n_nics; k++)
+			fprintf(out, ", net%zu %s %s", k, ct->nics[k].bridge,
+				ct->nics[k].ip ? ct->nics[k].ip : "no IPv4");
+		fprintf(out, "\n");
+	}
 	fprintf(out, "features: %zu\n", cfg->n_features);
 	for (size_t i = 0; i < cfg->n_features; i++) {
 		const struct cfg_feature *f = &cfg->features[i];
@@ -180,6 +206,29 @@ static void check_print_text(FILE *out, const struct cfg *cfg, const char *secre
 				? (f->script_path ? " (built-in)" : " (built-in, script not found)")
 				: "");
 	}
+}
+
+/* $.containers as --check --output json shows them (never root's password or keys). */
+static json_t *check_containers_json(const struct cfg *cfg)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < cfg->n_cts; i++) {
+		const struct cfg_ct *ct = &cfg->cts[i];
+		json_t *o = json_pack("{s:I, s:s, s:s?, s:s, s:b, s:s, s:s}", "vmid",
+				      (json_int_t)ct->vmid, "name", ct->name, "template",
+				      ct->clone_from_template, "storage", ct->storage, "full_clone",
+				      ct->full_clone, "creation",
+				      cfg_ct_needs_create(ct) ? "create from archive" : "clone",
+				      "config_id", ct->config_id);
+
+		if (o && ct->clone_from_vmid)
+			json_object_set_new(o, "clone_from_vmid",
+					    json_integer((json_int_t)ct->clone_from_vmid));
+		if (o)
+			json_array_append_new(arr, o);
+	}
+	return arr ? arr : json_null();
 }
 
 static json_t *check_strv_json(const struct cfg_strv *v)
@@ -292,6 +341,8 @@ static json_t *check_json(const struct cfg *cfg, const char *secret_from, const 
 		}
 		json_object_set_new(root, "problems", lines);
 	}
+	if (root && cfg->n_cts)
+		json_object_set_new(root, "containers", check_containers_json(cfg));
 	return root;
 }
 

@@ -1167,7 +1167,8 @@ static const char *dep_dash(const char *s)
 	return s && *s ? s : "-";
 }
 
-static int dep_print_json(const struct dep_vm *vms, size_t n, struct phx_err *err)
+static int dep_print_json(const struct dep_vm *vms, size_t n, const struct dct_run *cts,
+			  struct phx_err *err)
 {
 	json_t *arr = json_array();
 
@@ -1197,6 +1198,10 @@ static int dep_print_json(const struct dep_vm *vms, size_t n, struct phx_err *er
 			}
 			json_object_set_new(o, "rollback", rm ? rm : json_null());
 		}
+	}
+	if (dct_json_append(cts, arr, err) < 0) {
+		json_decref(arr);
+		return -1;
 	}
 	return cmd_print_json(arr, err);
 }
@@ -1353,7 +1358,7 @@ static int dep_select(const struct cli_opts *opts, const struct cfg *cfg, struct
 
 	if (!v)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	if (opts->all && cfg->n_vms == 0) {
+	if (opts->all && cfg->n_vms == 0 && cfg->n_cts == 0) {
 		free(v);
 		return phx_err_set(err, PHX_E_INPUT, "%s: $.vms: no VMs to deploy", cfg->path);
 	}
@@ -1362,9 +1367,12 @@ static int dep_select(const struct cli_opts *opts, const struct cfg *cfg, struct
 			opts->all ? &cfg->vms[i] : cfg_find_vm(cfg, opts->vmids[i]);
 		bool dup = false;
 
+		if (!vm && !opts->all && cfg_find_ct(cfg, opts->vmids[i]))
+			continue; /* a container: cmd_deploy_ct.c's */
 		if (!vm) {
-			buf_printf(&missing, NULL, "%sVMID %lu is not in %s ($.vms)",
-				   missing.len ? "\n" : "", opts->vmids[i], cfg->path);
+			buf_printf(&missing, NULL, "%sVMID %lu is not in %s (%s)",
+				   missing.len ? "\n" : "", opts->vmids[i], cfg->path,
+				   cfg->n_cts ? "$.vms or $.containers" : "$.vms");
 			continue;
 		}
 		for (size_t k = 0; k < n; k++)
@@ -1392,12 +1400,13 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	const struct cli_opts *opts = s->opts;
 	struct dep_run r = {.n = 0};
 	struct dep_vm *vms = NULL;
+	struct dct_run *cts = NULL;
 	size_t n = 0, failed = 0;
 	unsigned jobs;
 	int rc = -1;
 
 	memset(&r, 0, sizeof(r));
-	if (dep_select(opts, s->cfg, &vms, &n, err) < 0)
+	if (dep_select(opts, s->cfg, &vms, &n, err) < 0 || dct_select(opts, s->cfg, &cts, err) < 0)
 		goto out;
 	if (dep_prepare_all(s->cfg, vms, n, err) < 0)
 		goto out;
@@ -1474,9 +1483,12 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 	}
 	pthread_cond_destroy(&r.cv);
 	pthread_mutex_destroy(&r.mu);
+	if (dct_run(cts, s, opts->jobs ? opts->jobs : 1, r.task_timeout_s, r.agent_timeout_s,
+		    err) < 0)
+		goto out;
 
 	if (opts->dry_run) {
-		const struct plan **plans = calloc(n ? n : 1, sizeof(*plans));
+		const struct plan **plans = calloc(n + dct_count(cts) + 1, sizeof(*plans));
 
 		for (size_t i = 0; plans && i < n; i++)
 			plans[i] = &vms[i].plan;
@@ -1484,41 +1496,55 @@ static int cmd_deploy_run(struct session *s, struct phx_err *err)
 			phx_err_set(err, PHX_E_NOMEM, "out of memory");
 			goto out;
 		}
-		rc = cmd_plan_print(opts, "deploy", plans, n, err);
+		dct_plans(cts, plans + n);
+		rc = cmd_plan_print(opts, "deploy", plans, n + dct_count(cts), err);
 		free(plans);
 		if (rc < 0)
 			goto out;
 		rc = -1;
 	}
 	if (opts->output == CLI_OUTPUT_JSON) {
-		if (!opts->dry_run && dep_print_json(vms, n, err) < 0)
+		if (!opts->dry_run && dep_print_json(vms, n, cts, err) < 0)
 			goto out;
 	} else {
-		dep_print_table(vms, n);
+		if (n)
+			dep_print_table(vms, n);
+		dct_print_rows(cts, n == 0);
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (vms[i].res.note)
 			log_warn("%s", vms[i].res.note);
 		failed += vms[i].res.failed;
 	}
-	if (failed) {
-		struct buf b = BUF_INIT;
+	{
+		struct buf ctb = BUF_INIT;
+		size_t ct_failed = dct_failed(cts, &ctb);
 
-		buf_printf(&b, NULL, "%zu of %zu VM%s failed:", failed, n, n == 1 ? "" : "s");
-		for (size_t i = 0; i < n; i++)
-			if (vms[i].res.failed)
-				buf_printf(&b, NULL, "\n  VM %lu '%s': %s", vms[i].vm->vmid,
-					   vms[i].vm->name,
-					   vms[i].res.error ? vms[i].res.error : "failed");
-		phx_err_set(err, PHX_E_RUNTIME, "%s", buf_str(&b));
-		buf_release(&b);
-		goto out;
+		if (failed || ct_failed) {
+			struct buf b = BUF_INIT;
+			size_t all = n + dct_count(cts);
+
+			buf_printf(&b, NULL, "%zu of %zu %s failed:", failed + ct_failed, all,
+				   dct_count(cts) ? "guests" : all == 1 ? "VM" : "VMs");
+			for (size_t i = 0; i < n; i++)
+				if (vms[i].res.failed)
+					buf_printf(&b, NULL, "\n  VM %lu '%s': %s", vms[i].vm->vmid,
+						   vms[i].vm->name,
+						   vms[i].res.error ? vms[i].res.error : "failed");
+			buf_puts(&b, buf_str(&ctb), NULL);
+			buf_release(&ctb);
+			phx_err_set(err, PHX_E_RUNTIME, "%s", buf_str(&b));
+			buf_release(&b);
+			goto out;
+		}
+		buf_release(&ctb);
 	}
 	rc = 0;
 out:
 	for (size_t i = 0; i < n; i++)
 		dep_vm_release(&vms[i]);
 	free(vms);
+	dct_free(cts);
 	json_decref(r.storages);
 	json_decref(r.ha);
 	pve_vm_list_release(&r.guests);

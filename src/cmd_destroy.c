@@ -11,6 +11,7 @@
 #include "deploy.h"
 #include "fsutil.h"
 #include "plan.h"
+#include "pve_ct.h"
 #include "series.h"
 #include "session.h"
 
@@ -137,6 +138,68 @@ static int dsy_report(const struct cli_opts *opts, const struct pve_vm_info *vm,
 			      err);
 }
 
+/* --destroy of a container of ours: stop, destroy (its rootfs goes with it). */
+static int dsy_container(struct session *s, unsigned long vmid, struct phx_err *err)
+{
+	struct pve_vm_list l = {NULL, 0};
+	const struct pve_vm_info *ct = NULL;
+	struct pve_vm_status st;
+	struct plan p = PLAN_INIT;
+	struct plan_action *a;
+	char object[192];
+	int rc = -1;
+
+	if (pve_cluster_guests(s->pve, &l, err) < 0)
+		return -1;
+	for (size_t i = 0; i < l.n && !ct; i++)
+		if ((unsigned long)l.items[i].vmid == vmid && l.items[i].lxc)
+			ct = &l.items[i];
+	if (!ct) {
+		phx_err_set(err, PHX_E_NOTFOUND, "VM %lu does not exist on the cluster", vmid);
+		goto out;
+	}
+	if (!series_has_tag(ct->tags, SERIES_TAG_OURS) || ct->template) {
+		phx_err_set(err, PHX_E_CONFLICT,
+			    ct->template ? "CT %lu '%s' is a template: --destroy removes containers; "
+					   "use --prune for template versions"
+					 : "CT %lu '%s' has no '" SERIES_TAG_OURS "' tag: it was not "
+					   "created by phoenix-orchestrator, refusing to destroy it",
+			    vmid, ct->name);
+		goto out;
+	}
+	if (pve_ct_status_get(s->pve, ct->node, ct->vmid, &st, err) < 0)
+		goto out;
+	snprintf(object, sizeof(object), "CT %d '%s'", ct->vmid, ct->name);
+	if (!strcmp(st.status, "running")) {
+		a = plan_add(&p, PLAN_REQUEST, PLAN_RUN, object, "POST",
+			     "/nodes/%s/lxc/%d/status/stop", ct->node, ct->vmid);
+		plan_summary(&p, a, "stop");
+	}
+	a = plan_add(&p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE", "/nodes/%s/lxc/%d",
+		     ct->node, ct->vmid);
+	plan_summary(&p, a, "destroy CT %d on '%s'", ct->vmid, ct->node);
+	plan_param(&p, a, "purge", "1", 0);
+	plan_param(&p, a, "destroy-unreferenced-disks", "1", 0);
+	rc = cmd_plan_run(s, "destroy", &p, err);
+	if (rc != 0) {
+		if (rc < 0)
+			phx_err_wrap(err, "CT %lu", vmid);
+		rc = rc > 0 ? 0 : -1;
+		goto out;
+	}
+	if (s->opts->output != CLI_OUTPUT_JSON)
+		printf("destroyed CT %d '%s' on '%s'\n", ct->vmid, ct->name, ct->node);
+	else
+		rc = cmd_print_json(json_pack("{si ss ss ss sb s[]}", "vmid", ct->vmid, "name",
+					      ct->name, "type", "lxc", "node", ct->node, "dry_run",
+					      0, "removed_volumes"),
+				    err);
+out:
+	plan_release(&p);
+	pve_vm_list_release(&l);
+	return rc;
+}
+
 static int cmd_destroy_run(struct session *s, struct phx_err *err)
 {
 	const struct cli_opts *opts = s->opts;
@@ -157,7 +220,7 @@ static int cmd_destroy_run(struct session *s, struct phx_err *err)
 		if ((unsigned long)l.items[i].vmid == vmid)
 			vm = &l.items[i];
 	if (!vm) {
-		phx_err_set(err, PHX_E_NOTFOUND, "VM %lu does not exist on the cluster", vmid);
+		rc = dsy_container(s, vmid, err);
 		goto out;
 	}
 	if (!series_has_tag(vm->tags, SERIES_TAG_OURS)) {

@@ -757,6 +757,9 @@ void cfg_free(struct cfg *cfg)
 	for (size_t i = 0; i < cfg->n_vms; i++)
 		cfg_vm_release(&cfg->vms[i]);
 	free(cfg->vms);
+	for (size_t i = 0; i < cfg->n_cts; i++)
+		cfg_ct_release(&cfg->cts[i]);
+	free(cfg->cts);
 	free(cfg);
 }
 

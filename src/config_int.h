@@ -32,6 +32,11 @@ bool cfg_is_sha256_hex(const char *s);
 bool cfg_is_timezone(const char *s);
 bool cfg_is_machine(const char *s);	/* qemu-server Machine.pm machine type (x86) */
 bool cfg_is_cpu_type(const char *s);	/* qemu-server CPUConfig.pm x86 model, host, custom-X */
+bool cfg_is_ipv4(const char *s);	/* dotted quad */
+bool cfg_is_ipv6(const char *s);
+bool cfg_is_ip(const char *s);		/* IPv4 or IPv6 */
+bool cfg_is_ipv6_cidr(const char *s);	/* "2001:db8::5/64" */
+bool cfg_is_mac(const char *s);		/* unicast "BC:24:11:00:00:01" */
 
 /* Dotted quad, each part 0..255 without leading zeros; *ret in host order. */
 bool cfg_parse_ipv4(const char *s, uint32_t *ret);
@@ -136,10 +141,13 @@ void cfg_get_local_file(struct cfg_ctx *ctx, json_t *obj, const char *jparent, c
  * compact, keys starting with '_' dropped at every level) into ret (CFG_ID_MAX bytes). */
 void cfg_entry_id(struct cfg_ctx *ctx, const json_t *obj, char ret[CFG_ID_MAX]);
 
-/* True when `vmid` is the template's own or inside its version range. */
-bool cfg_template_owns(const struct cfg_template *t, unsigned long vmid);
 
 /* ---- the sections (config_parse.c) -------------------------------------------------------- */
+
+/* obj[key] as a tri-state boolean (unset when absent or bad, which is reported). */
+enum cfg_tri cfg_get_tri(struct cfg_ctx *ctx, json_t *obj, const char *jpath, const char *key);
+/* defaults.tags followed by obj's own `tags`, de-duplicated, into *out. */
+void cfg_get_tags(struct cfg_ctx *ctx, json_t *obj, const char *jparent, struct cfg_strv *out);
 
 /* Parses the whole document into ctx->cfg (whose path and dir are set), reporting problems. */
 void cfg_parse_root(struct cfg_ctx *ctx, json_t *root);
@@ -149,5 +157,14 @@ void cfg_nic_release(struct cfg_nic *n);
 /* "https://h:8006/api2/json/" -> "https://h:8006" in place; for proxmox.api_url and the
  * environment alike. */
 void cfg_normalize_api_url(char *url);
+
+/* ---- containers (config_ct.c) ------------------------------------------------------------ */
+
+/* Parses $.containers into ctx->cfg->cts. */
+void cfg_parse_containers(struct cfg_ctx *ctx, json_t *root);
+/* What needs the whole document: VMIDs and names unique across templates, vms and
+ * containers, clone sources that exist. */
+void cfg_ct_cross_check(struct cfg_ctx *ctx);
+void cfg_ct_release(struct cfg_ct *ct);
 
 #endif

@@ -24,7 +24,7 @@
 
 static const char cfg_builtin_docker_script[] = "configs/features/docker.sh";
 
-static bool cfg_is_ipv4(const char *s)
+bool cfg_is_ipv4(const char *s)
 {
 	uint32_t a;
 
@@ -204,8 +204,8 @@ static void cfg_parse_defaults(struct cfg_ctx *ctx, json_t *root)
 }
 
 /* defaults.tags followed by the object's own `tags`, without duplicates. */
-static void cfg_get_tags(struct cfg_ctx *ctx, json_t *obj, const char *jparent,
-			 struct cfg_strv *out)
+void cfg_get_tags(struct cfg_ctx *ctx, json_t *obj, const char *jparent,
+		  struct cfg_strv *out)
 {
 	struct cfg_strv own = {NULL, 0};
 
@@ -718,7 +718,7 @@ static void cfg_get_sizes(struct cfg_ctx *ctx, json_t *obj, const char *jpath, u
 	cfg_get_uint(ctx, obj, jpath, "disk_size_gb", false, 1, CFG_DISK_GB_MAX, disk_size_gb);
 }
 
-static enum cfg_tri cfg_get_tri(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
+enum cfg_tri cfg_get_tri(struct cfg_ctx *ctx, json_t *obj, const char *jpath,
 				const char *key)
 {
 	bool b;
@@ -1360,7 +1360,7 @@ static void cfg_parse_network(struct cfg_ctx *ctx, json_t *vobj, const char *vpa
 	cfg_parse_v4(ctx, obj, jpath, "gw", false, net);
 }
 
-static bool cfg_is_mac(const char *s)
+bool cfg_is_mac(const char *s)
 {
 	/* unicast (Proxmox's mac-addr format refuses multicast: the low bit of the first byte) */
 	if (strlen(s) != 17)
@@ -1371,7 +1371,7 @@ static bool cfg_is_mac(const char *s)
 	return !(strtoul((char[3]){s[0], s[1], 0}, NULL, 16) & 1);
 }
 
-static bool cfg_is_ipv6_cidr(const char *s)
+bool cfg_is_ipv6_cidr(const char *s)
 {
 	char addr[64];
 	const char *slash = strchr(s, '/');
@@ -1387,14 +1387,14 @@ static bool cfg_is_ipv6_cidr(const char *s)
 	       inet_pton(AF_INET6, addr, buf) == 1;
 }
 
-static bool cfg_is_ipv6(const char *s)
+bool cfg_is_ipv6(const char *s)
 {
 	unsigned char buf[16];
 
 	return inet_pton(AF_INET6, s, buf) == 1;
 }
 
-static bool cfg_is_ip(const char *s)
+bool cfg_is_ip(const char *s)
 {
 	return cfg_is_ipv4(s) || cfg_is_ipv6(s);
 }
@@ -2085,7 +2085,8 @@ static bool cfg_list_item(struct cfg_ctx *ctx, const char *jlist, size_t i, json
 
 void cfg_parse_root(struct cfg_ctx *ctx, json_t *root)
 {
-	static const char *const keys[] = {"proxmox", "defaults", "templates", "features", "vms"};
+	static const char *const keys[] = {"proxmox",  "defaults", "templates",
+					   "features", "vms",	   "containers"};
 	struct cfg *cfg = ctx->cfg;
 	json_t *arr, *item;
 	char jpath[CFG_PATH_MAX], got[CFG_SHOW_MAX + 32];
@@ -2111,7 +2112,11 @@ void cfg_parse_root(struct cfg_ctx *ctx, json_t *root)
 		if (cfg_list_item(ctx, "$.vms", i, item, jpath))
 			cfg_parse_vm(ctx, item, jpath, &cfg->vms[cfg->n_vms++]);
 	}
-	if (!json_object_get(root, "vms") && !json_object_get(root, "templates"))
-		cfg_problem(ctx, "$", "expected at least one of 'vms' or 'templates', got neither");
+	cfg_parse_containers(ctx, root);
+	if (!json_object_get(root, "vms") && !json_object_get(root, "templates") &&
+	    !json_object_get(root, "containers"))
+		cfg_problem(ctx, "$", "expected at least one of 'containers', 'vms' or 'templates', "
+				      "got none");
 	cfg_cross_check(ctx);
+	cfg_ct_cross_check(ctx);
 }

@@ -564,8 +564,8 @@ static struct pf_need *deploy_need_at(struct pf_need *needs, size_t max, size_t 
 	return &needs[(*n)++];
 }
 
-static void deploy_need(struct pf_need *needs, size_t max, size_t *n, const char *path,
-			const char *priv)
+void deploy_need(struct pf_need *needs, size_t max, size_t *n, const char *path,
+		 const char *priv)
 {
 	struct pf_need *need = deploy_need_at(needs, max, n, path);
 

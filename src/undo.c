@@ -217,6 +217,14 @@ int undo_ct_remove(struct pve_client *c, const char *node, int vmid, const char 
 			    vmid);
 		goto out;
 	}
+	{
+		/* a container a deploy started before its failure (no address, say) */
+		struct pve_vm_status st;
+
+		if (pve_ct_status_get(c, node, vmid, &st, err) < 0 ||
+		    (!strcmp(st.status, "running") && pve_ct_stop(c, node, vmid, timeout_s, err) < 0))
+			goto out;
+	}
 	rc = pve_ct_destroy(c, node, vmid, PVE_DESTROY_PURGE | PVE_DESTROY_UNREFERENCED_DISKS,
 			    timeout_s, err);
 	if (rc < 0) {
