@@ -1118,7 +1118,8 @@ int pve_tasks_settle(struct pve_client *c, const char *node, const char *type, l
  * one's UPID into *ret_upid, caller frees; all of them listed in `seen`), -1 when the list
  * or a log could not be read. */
 static int task_find(struct pve_client *c, const char *node, const struct pve_task_key *k,
-		     long long since, char **ret_upid, struct buf *seen, struct phx_err *err)
+		     long long since, bool remember, char **ret_upid, struct buf *seen,
+		     struct phx_err *err)
 {
 	const char *bang = strchr(c->token_id, '!');
 	char since_s[32], user[256];
@@ -1163,6 +1164,8 @@ static int task_find(struct pve_client *c, const char *node, const struct pve_ta
 		if (!m)
 			continue;
 		n++;
+		if (remember)
+			known_add(c, upid);
 		buf_printf(seen, NULL, "%s%s", seen->len ? ", " : "", upid);
 		if (!*ret_upid && !(*ret_upid = strdup(upid))) {
 			n = phx_err_set(err, PHX_E_NOMEM, "out of memory");
@@ -1206,7 +1209,7 @@ static int task_recover(struct pve_client *c, const char *path, const struct pve
 		struct phx_err le = PHX_ERR_INIT;
 		struct buf seen = BUF_INIT;
 		char *upid = NULL;
-		int n = task_find(c, part[1], k, since, &upid, &seen, &le);
+		int n = task_find(c, part[1], k, since, false, &upid, &seen, &le);
 		double left = deadline - clk_now();
 
 		if (n == 1) {
@@ -1256,6 +1259,25 @@ static bool task_null_forks(const struct pve_task_key *k)
 	return k && k->type && strcmp(k->type, "vztemplate") == 0;
 }
 
+/* Before a null-answering request: the tasks of its kind that are already listed (a
+ * previous run's, seconds ago, inside the lookup's clock slack) are remembered, so that
+ * task_follow does not take them for the one the request starts. */
+static int task_forget_earlier(struct pve_client *c, const char *path,
+			       const struct pve_task_key *k, long long now, struct phx_err *err)
+{
+	char part[KEY_PATH_PARTS][KEY_PART_MAX];
+	struct buf seen = BUF_INIT;
+	char *upid = NULL;
+	int n;
+
+	if (path_split(path, part) < 2)
+		return phx_err_set(err, PHX_E_INTERNAL, "'%s' names no node", path);
+	n = task_find(c, part[1], k, now - PVE_SINCE_SLACK_S, true, &upid, &seen, err);
+	free(upid);
+	buf_release(&seen);
+	return n < 0 ? -1 : 0;
+}
+
 /* Finds the task such a request started (it may not be listed at once) and returns its UPID
  * (caller frees). */
 static int task_follow(struct pve_client *c, const char *path, const struct pve_task_key *k,
@@ -1270,7 +1292,8 @@ static int task_follow(struct pve_client *c, const char *path, const struct pve_
 	for (;;) {
 		struct buf seen = BUF_INIT;
 		char *upid = NULL;
-		int n = task_find(c, part[1], k, sent_at - PVE_SINCE_SLACK_S, &upid, &seen, err);
+		int n = task_find(c, part[1], k, sent_at - PVE_SINCE_SLACK_S, false, &upid, &seen,
+				  err);
 
 		if (n == 1) {
 			buf_release(&seen);
@@ -1312,6 +1335,11 @@ int pve_request_task_key(struct pve_client *c, const char *method, const char *p
 		bool lost = false;
 		int rc;
 
+		if (task_null_forks(key) && task_forget_earlier(c, path, key, sent_at, &e) < 0) {
+			if (err && !phx_err_is_set(err))
+				*err = e;
+			return phx_err_wrap(err, "%s %s", method, path);
+		}
 		if (pve_call(c, method, path, params, n_params, NULL, &root, &lost, &e) < 0) {
 			if (!lost || task_recover(c, path, key, sent_at, &found, &e) < 0) {
 				if (err && !phx_err_is_set(err))
