@@ -29,8 +29,6 @@ enum {
  * IMG_WB_CHUNK) so the final fsync finds little left to write. It is the only thread that
  * may block on the disk's queue: the worker hands it a range end and never waits for it, and
  * ranges that pile up while it is blocked become one. */
-enum { IMG_NBUF = 4 }; /* hash ring slots: the network thread runs ahead of the hash by 3 */
-
 struct img_writer {
 	pthread_t thread, flusher;
 	pthread_mutex_t mu;
@@ -43,20 +41,21 @@ struct img_writer {
 	 * next to h, which stays the image's identity. Set before img_writer_start. */
 	enum crypto_alg verify_alg;
 	struct crypto_hash *verify; /* NULL for SHA-256 */
-	unsigned char *buf[IMG_NBUF];
-	int cur;	 /* slot the network thread fills */
+	unsigned char *buf[2];
+	int cur;	 /* buffer the network thread fills */
 	size_t fill;	 /* bytes in buf[cur] */
-	uint64_t pos;	 /* the file is written up to here (network thread) */
-	uint64_t prefix; /* bytes already in the file to hash first; hash thread only */
+	uint64_t pos;	 /* file offset of buf[cur][0] */
+	uint64_t prefix; /* bytes already in the file to hash first; worker only */
 	/* under mu: */
-	size_t len[IMG_NBUF]; /* bytes in each queued slot */
-	int head;	      /* the oldest queued slot: the next to hash */
-	int queued;	      /* slots waiting for (or in) the hash */
-	uint64_t wb_end;      /* the file is written up to here (for the flusher) */
-	uint64_t wb_start;    /* writeback was started up to here (flusher) */
-	bool stop;	      /* no more slots: exit when idle */
-	bool failed;	      /* err is set; nothing more is hashed */
-	struct phx_err err;   /* the hash thread's failure */
+	bool busy; /* buf[pending] is handed to the worker */
+	int pending;
+	size_t plen;
+	uint64_t poff;
+	uint64_t wb_end;    /* the worker wrote the file up to here */
+	uint64_t wb_start;  /* writeback was started up to here (flusher) */
+	bool stop;	    /* no more buffers: exit when idle */
+	bool failed;	    /* err is set; nothing more is written */
+	struct phx_err err; /* the worker's failure */
 };
 
 /* Sets up an idle writer for the .part at part_path in cache_dir (both borrowed, for
@@ -65,10 +64,9 @@ struct img_writer {
 int img_writer_init(struct img_writer *w, const char *part_path, const char *cache_dir);
 /* Starts a worker for `fd` whose first `prefix` bytes are kept (and hashed first). */
 int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_err *err);
-/* Writes `data` to the file and copies it into the hash ring, handing full slots to the hash
- * thread. */
+/* Copies `data` into the current buffer, handing full buffers to the worker. */
 int img_writer_put(struct img_writer *w, const void *data, size_t len, struct phx_err *err);
-/* Waits until everything put is hashed (it is in the file already). */
+/* Waits until everything put is in the file (and hashed). */
 int img_writer_flush(struct img_writer *w, struct phx_err *err);
 /* Ends the worker; what was not flushed is dropped. */
 void img_writer_stop(struct img_writer *w);

@@ -1,8 +1,8 @@
-/* image_writer: the writer behind an image download. The network thread writes the body to
- * the .part as it arrives (as curl -o does) and copies it into a ring of buffers that a
- * second thread hashes, so the hash, the only work curl -o does not do, runs on another core;
- * a third thread starts writeback of what is written (see struct img_writer in image_int.h).
- * Knows files, threads and the hashes; nothing about HTTP, the cache layout or progress. */
+/* image_writer: the double-buffered writer behind an image download. The network thread
+ * copies the body into one buffer while a helper thread writes the other to the .part and
+ * hashes it, and a third starts writeback of what is written (see struct img_writer in
+ * image_int.h). Knows files, threads and the hashes; nothing about HTTP, the cache layout
+ * or progress. */
 #include "image_int.h"
 
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 enum {
-	IMG_WBUF = 256 << 10, /* each hash ring slot: small enough to stay in cache */
+	IMG_WBUF = 256 << 10, /* each of the two write buffers: small enough to stay in cache */
 };
 
 /* Starts writeback of the written part of the file, IMG_WB_CHUNK or more at a time, so the
@@ -45,11 +45,10 @@ static void *img_flusher_main(void *arg)
 	return NULL;
 }
 
-static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t len,
-			    struct phx_err *err)
+static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t len, uint64_t off)
 {
 	while (len) {
-		ssize_t n = pwrite(w->fd, p, len, (off_t)w->pos);
+		ssize_t n = pwrite(w->fd, p, len, (off_t)off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -57,19 +56,19 @@ static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t
 			int e = errno;
 
 			if (e == ENOSPC || e == EDQUOT)
-				return phx_err_set_errno(err, PHX_E_IO, e,
+				return phx_err_set_errno(&w->err, PHX_E_IO, e,
 							 "write '%s': cache directory '%s' is full",
 							 w->part_path, w->cache_dir);
-			return phx_err_set_errno(err, PHX_E_IO, e, "write '%s'", w->part_path);
+			return phx_err_set_errno(&w->err, PHX_E_IO, e, "write '%s'", w->part_path);
 		}
 		p += n;
 		len -= (size_t)n;
-		w->pos += (uint64_t)n;
+		off += (uint64_t)n;
 	}
 	return 0;
 }
 
-static void *img_hash_main(void *arg)
+static void *img_writer_main(void *arg)
 {
 	struct img_writer *w = arg;
 	bool ok = true;
@@ -86,21 +85,28 @@ static void *img_hash_main(void *arg)
 	while (ok) {
 		const unsigned char *b;
 		size_t len;
+		uint64_t off;
 
-		while (!w->queued && !w->stop)
+		while (!w->busy && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->queued)
+		if (!w->busy)
 			break;
-		b = w->buf[w->head];
-		len = w->len[w->head];
+		b = w->buf[w->pending];
+		len = w->plen;
+		off = w->poff;
 		pthread_mutex_unlock(&w->mu);
-		ok = crypto_sha256_update(w->h, b, len, &w->err) == 0 &&
+		ok = img_writer_write(w, b, len, off) == 0 &&
+		     crypto_sha256_update(w->h, b, len, &w->err) == 0 &&
 		     (!w->verify || crypto_hash_update(w->verify, b, len, &w->err) == 0);
 		pthread_mutex_lock(&w->mu);
-		w->head = (w->head + 1) % IMG_NBUF;
-		w->queued--;
+		w->busy = false;
 		w->failed = !ok;
 		pthread_cond_broadcast(&w->cv);
+		if (ok) {
+			w->wb_end = off + len;
+			if (w->wb_end - w->wb_start >= IMG_WB_CHUNK)
+				pthread_cond_signal(&w->wb_cv);
+		}
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -113,10 +119,9 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	w->fd = fd;
 	w->prefix = w->pos = w->wb_start = w->wb_end = prefix;
 	w->fill = 0;
-	w->cur = w->head = w->queued = 0;
-	w->stop = w->failed = false;
+	w->busy = w->stop = w->failed = false;
 	phx_err_clear(&w->err);
-	for (int i = 0; i < IMG_NBUF; i++)
+	for (int i = 0; i < 2; i++)
 		if (!w->buf[i] && !(w->buf[i] = malloc(IMG_WBUF)))
 			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	crypto_sha256_free(w->h);
@@ -127,9 +132,9 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	w->verify = NULL;
 	if (w->verify_alg != CRYPTO_SHA256 && !(w->verify = crypto_hash_new(w->verify_alg, err)))
 		return -1;
-	e = pthread_create(&w->thread, NULL, img_hash_main, w);
+	e = pthread_create(&w->thread, NULL, img_writer_main, w);
 	if (e)
-		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start hash thread");
+		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start writer thread");
 	w->running = true;
 	e = pthread_create(&w->flusher, NULL, img_flusher_main, w);
 	if (e) {
@@ -140,26 +145,25 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	return 0;
 }
 
-/* Queues buf[cur] for the hash and takes the next slot once it is free; tells the flusher
- * what is written. False when the hash thread failed. */
+/* Hands buf[cur] to the worker once it is idle; false when the worker failed. */
 static bool img_writer_submit(struct img_writer *w)
 {
 	bool ok;
 
 	pthread_mutex_lock(&w->mu);
-	if (w->fill) {
-		w->len[w->cur] = w->fill;
-		w->queued++;
-		pthread_cond_broadcast(&w->cv);
-		w->cur = (w->cur + 1) % IMG_NBUF;
-		w->fill = 0;
-	}
-	w->wb_end = w->pos;
-	if (w->wb_end - w->wb_start >= IMG_WB_CHUNK)
-		pthread_cond_signal(&w->wb_cv);
-	while (w->queued == IMG_NBUF && !w->failed)
+	while (w->busy)
 		pthread_cond_wait(&w->cv, &w->mu);
 	ok = !w->failed;
+	if (ok && w->fill) {
+		w->pending = w->cur;
+		w->plen = w->fill;
+		w->poff = w->pos;
+		w->busy = true;
+		pthread_cond_broadcast(&w->cv);
+		w->pos += w->fill;
+		w->cur ^= 1;
+		w->fill = 0;
+	}
 	pthread_mutex_unlock(&w->mu);
 	return ok;
 }
@@ -167,15 +171,13 @@ static bool img_writer_submit(struct img_writer *w)
 static int img_writer_fail(struct img_writer *w, struct phx_err *err)
 {
 	return phx_err_set(err, w->err.code ? w->err.code : PHX_E_IO, "%s",
-			   w->err.code ? w->err.msg : "hash thread failed");
+			   w->err.code ? w->err.msg : "writer failed");
 }
 
 int img_writer_put(struct img_writer *w, const void *data, size_t len, struct phx_err *err)
 {
 	const unsigned char *p = data;
 
-	if (img_writer_write(w, p, len, err) < 0)
-		return -1;
 	while (len) {
 		size_t n = IMG_WBUF - w->fill < len ? IMG_WBUF - w->fill : len;
 
@@ -194,7 +196,7 @@ int img_writer_flush(struct img_writer *w, struct phx_err *err)
 	if (!img_writer_submit(w))
 		return img_writer_fail(w, err);
 	pthread_mutex_lock(&w->mu);
-	while (w->queued && !w->failed)
+	while (w->busy)
 		pthread_cond_wait(&w->cv, &w->mu);
 	pthread_mutex_unlock(&w->mu);
 	if (w->failed)
@@ -256,6 +258,6 @@ void img_writer_release(struct img_writer *w)
 	pthread_mutex_destroy(&w->mu);
 	crypto_sha256_free(w->h);
 	crypto_hash_free(w->verify);
-	for (int i = 0; i < IMG_NBUF; i++)
-		free(w->buf[i]);
+	free(w->buf[0]);
+	free(w->buf[1]);
 }
