@@ -221,6 +221,20 @@ int pve_nextid(struct pve_client *c, int *ret_vmid, struct phx_err *err);
 int pve_vm_exists(struct pve_client *c, int vmid, bool *ret_exists, char **ret_node,
 		  struct phx_err *err);
 
+/* The calls VMs and containers share, for `kind` "qemu" or "lxc" (/nodes/{node}/<kind>/...):
+ * the path (caller frees), a request that starts task `ttype` with the VMID as its id, the
+ * config, and the create (`ttype` qmcreate or vzcreate, with the params' vmid as its id). */
+char *pve_guest_path(struct pve_client *c, const char *node, const char *kind, int vmid,
+		     const char *s1, const char *s2, struct phx_err *err);
+int pve_guest_async(struct pve_client *c, const char *method, const char *node, const char *kind,
+		    int vmid, const char *s1, const char *s2, const struct pve_param *params,
+		    size_t n, const char *ttype, long timeout_s, struct phx_err *err);
+int pve_guest_config_get(struct pve_client *c, const char *node, const char *kind, int vmid,
+			 json_t **ret_config, struct phx_err *err);
+int pve_guest_create(struct pve_client *c, const char *node, const char *kind, const char *ttype,
+		     const struct pve_param *params, size_t n_params, long timeout_s,
+		     struct phx_err *err);
+
 /* GET .../qemu/{vmid}/config. Caller owns *ret_config (json_decref). */
 int pve_vm_config_get(struct pve_client *c, const char *node, int vmid, json_t **ret_config,
 		      struct phx_err *err);

@@ -23,15 +23,19 @@ static void fmt_int(char *buf, size_t len, long long v)
 	snprintf(buf, len, "%lld", v);
 }
 
-/* A call that returns a UPID (or null when it finished synchronously), then the wait. */
-/* "/nodes/{node}/qemu/{vmid}[/suffix parts]" */
-static char *vm_path(struct pve_client *c, const char *node, int vmid, const char *s1,
-		     const char *s2, struct phx_err *err)
+char *pve_guest_path(struct pve_client *c, const char *node, const char *kind, int vmid,
+		     const char *s1, const char *s2, struct phx_err *err)
 {
 	char id[24];
 
 	fmt_int(id, sizeof(id), vmid);
-	return pve_path(err, "nodes", node_or_default(c, node), "qemu", id, s1, s2, NULL);
+	return pve_path(err, "nodes", node_or_default(c, node), kind, id, s1, s2, NULL);
+}
+
+static char *vm_path(struct pve_client *c, const char *node, int vmid, const char *s1,
+		     const char *s2, struct phx_err *err)
+{
+	return pve_guest_path(c, node, "qemu", vmid, s1, s2, err);
 }
 
 /* ---- version, permissions ---- */
@@ -248,10 +252,10 @@ int pve_vm_exists(struct pve_client *c, int vmid, bool *ret_exists, char **ret_n
 
 /* ---- VMs ---- */
 
-int pve_vm_config_get(struct pve_client *c, const char *node, int vmid, json_t **ret_config,
-		      struct phx_err *err)
+int pve_guest_config_get(struct pve_client *c, const char *node, const char *kind, int vmid,
+			 json_t **ret_config, struct phx_err *err)
 {
-	char *path = vm_path(c, node, vmid, "config", NULL, err);
+	char *path = pve_guest_path(c, node, kind, vmid, "config", NULL, err);
 	json_t *data = NULL;
 	int rc = -1;
 
@@ -271,13 +275,19 @@ int pve_vm_config_get(struct pve_client *c, const char *node, int vmid, json_t *
 	return rc;
 }
 
+int pve_vm_config_get(struct pve_client *c, const char *node, int vmid, json_t **ret_config,
+		      struct phx_err *err)
+{
+	return pve_guest_config_get(c, node, "qemu", vmid, ret_config, err);
+}
+
 /* A VM request that starts a task of type `ttype` whose id is the VMID (qemu-server
  * API2/Qemu.pm fork_worker calls), so a lost answer can be followed to its task. */
-static int vm_async(struct pve_client *c, const char *method, const char *node, int vmid,
-		    const char *s1, const char *s2, const struct pve_param *params, size_t n,
-		    const char *ttype, long timeout_s, struct phx_err *err)
+int pve_guest_async(struct pve_client *c, const char *method, const char *node, const char *kind,
+		    int vmid, const char *s1, const char *s2, const struct pve_param *params,
+		    size_t n, const char *ttype, long timeout_s, struct phx_err *err)
 {
-	char *path = vm_path(c, node, vmid, s1, s2, err);
+	char *path = pve_guest_path(c, node, kind, vmid, s1, s2, err);
 	char id[24];
 	struct pve_task_key key = {ttype, id, NULL};
 	int rc;
@@ -290,6 +300,14 @@ static int vm_async(struct pve_client *c, const char *method, const char *node, 
 	return rc;
 }
 
+static int vm_async(struct pve_client *c, const char *method, const char *node, int vmid,
+		    const char *s1, const char *s2, const struct pve_param *params, size_t n,
+		    const char *ttype, long timeout_s, struct phx_err *err)
+{
+	return pve_guest_async(c, method, node, "qemu", vmid, s1, s2, params, n, ttype, timeout_s,
+			       err);
+}
+
 int pve_vm_config_set(struct pve_client *c, const char *node, int vmid,
 		      const struct pve_param *params, size_t n_params, long timeout_s,
 		      struct phx_err *err)
@@ -298,25 +316,30 @@ int pve_vm_config_set(struct pve_client *c, const char *node, int vmid,
 			timeout_s, err);
 }
 
-int pve_vm_create(struct pve_client *c, const char *node, const struct pve_param *params,
-		  size_t n_params, long timeout_s, struct phx_err *err)
+int pve_guest_create(struct pve_client *c, const char *node, const char *kind, const char *ttype,
+		     const struct pve_param *params, size_t n_params, long timeout_s,
+		     struct phx_err *err)
 {
-	char *path = pve_path(err, "nodes", node_or_default(c, node), "qemu", NULL);
-	const char *vmid = NULL;
-	/* create_vm forks qmcreate with the new VMID */
-	struct pve_task_key key = {"qmcreate", NULL, NULL};
+	char *path = pve_path(err, "nodes", node_or_default(c, node), kind, NULL);
+	/* create_vm forks its worker with the new VMID */
+	struct pve_task_key key = {ttype, NULL, NULL};
 	int rc;
 
 	if (!path)
 		return -1;
 	for (size_t i = 0; i < n_params; i++)
 		if (params[i].value && strcmp(params[i].key, "vmid") == 0)
-			vmid = params[i].value;
-	key.id = vmid;
-	rc = pve_request_task_key(c, "POST", path, params, n_params, vmid ? &key : NULL,
+			key.id = params[i].value;
+	rc = pve_request_task_key(c, "POST", path, params, n_params, key.id ? &key : NULL,
 				  timeout_s, err);
 	free(path);
 	return rc;
+}
+
+int pve_vm_create(struct pve_client *c, const char *node, const struct pve_param *params,
+		  size_t n_params, long timeout_s, struct phx_err *err)
+{
+	return pve_guest_create(c, node, "qemu", "qmcreate", params, n_params, timeout_s, err);
 }
 
 int pve_vm_clone(struct pve_client *c, const char *node, int vmid, int newid,

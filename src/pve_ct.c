@@ -7,51 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "/nodes/{node}/lxc/{vmid}[/s1[/s2]]" */
 static char *ct_path(struct pve_client *c, const char *node, int vmid, const char *s1,
 		     const char *s2, struct phx_err *err)
 {
-	char id[24];
-
-	snprintf(id, sizeof(id), "%d", vmid);
-	return pve_path(err, "nodes", node && *node ? node : pve_client_node(c), "lxc", id, s1, s2,
-			NULL);
+	return pve_guest_path(c, node, "lxc", vmid, s1, s2, err);
 }
 
-/* A request that starts task `ttype` whose id is the VMID. */
 static int ct_async(struct pve_client *c, const char *method, const char *node, int vmid,
 		    const char *s1, const char *s2, const struct pve_param *params, size_t n,
 		    const char *ttype, long timeout_s, struct phx_err *err)
 {
-	char *path = ct_path(c, node, vmid, s1, s2, err);
-	char id[24];
-	struct pve_task_key key = {ttype, id, NULL};
-	int rc;
-
-	if (!path)
-		return -1;
-	snprintf(id, sizeof(id), "%d", vmid);
-	rc = pve_request_task_key(c, method, path, params, n, &key, timeout_s, err);
-	free(path);
-	return rc;
+	return pve_guest_async(c, method, node, "lxc", vmid, s1, s2, params, n, ttype, timeout_s,
+			       err);
 }
 
 int pve_ct_create(struct pve_client *c, const char *node, const struct pve_param *params,
 		  size_t n_params, long timeout_s, struct phx_err *err)
 {
-	char *path = pve_path(err, "nodes", node && *node ? node : pve_client_node(c), "lxc", NULL);
-	struct pve_task_key key = {"vzcreate", NULL, NULL};
-	int rc;
-
-	if (!path)
-		return -1;
-	for (size_t i = 0; i < n_params; i++)
-		if (params[i].value && strcmp(params[i].key, "vmid") == 0)
-			key.id = params[i].value;
-	rc = pve_request_task_key(c, "POST", path, params, n_params, key.id ? &key : NULL,
-				  timeout_s, err);
-	free(path);
-	return rc;
+	return pve_guest_create(c, node, "lxc", "vzcreate", params, n_params, timeout_s, err);
 }
 
 int pve_ct_template(struct pve_client *c, const char *node, int vmid, long timeout_s,
@@ -64,24 +37,7 @@ int pve_ct_template(struct pve_client *c, const char *node, int vmid, long timeo
 int pve_ct_config_get(struct pve_client *c, const char *node, int vmid, json_t **ret_config,
 		      struct phx_err *err)
 {
-	char *path = ct_path(c, node, vmid, "config", NULL, err);
-	json_t *data = NULL;
-	int rc = -1;
-
-	if (!path)
-		return -1;
-	if (pve_get(c, path, NULL, 0, &data, err) == 0) {
-		if (json_is_object(data)) {
-			*ret_config = data;
-			data = NULL;
-			rc = 0;
-		} else {
-			phx_err_set(err, PHX_E_API, "GET %s: expected an object", path);
-		}
-	}
-	json_decref(data);
-	free(path);
-	return rc;
+	return pve_guest_config_get(c, node, "lxc", vmid, ret_config, err);
 }
 
 int pve_ct_or_vm_config_get(struct pve_client *c, const struct pve_vm_info *g, json_t **ret_config,
