@@ -222,7 +222,9 @@ class Simulator:
 		if os.path.exists(self.log_path):
 			with open(self.log_path) as f:
 				for line in f:
-					if line.strip():
+					# the simulator may be writing the last line right now: only whole
+					# lines are records
+					if line.endswith('\n') and line.strip():
 						res.append(json.loads(line))
 		return res
 
