@@ -91,6 +91,12 @@ int cmd_linked_clone_uses(struct pve_client *c, const struct pve_vm_list *vms,
 const struct pve_vm_info *cmd_find_template(const struct pve_vm_list *l, const char *arg,
 					    struct phx_err *err);
 
+/* Adds the removal of template `vm` (DELETE of the VM or container with purge and its
+ * unreferenced disks) to p under `object`, then, when `archive` is a volume ID (a container
+ * template's vztmpl, its record's `archive:`), the deletion of that archive. Returns the
+ * removal action (NULL when out of memory: p->oom is set). */
+struct plan_action *cmd_plan_template_removal(struct plan *p, const char *object,
+					      const struct pve_vm_info *vm, const char *archive);
 /* The package list of template `vm` (pkglist.h text): the build record names its image and
  * the list's digest; the list is loaded from this host's cache and must match the digest.
  * PHX_E_NOTFOUND when the template has no list (built before lists were kept) or this host

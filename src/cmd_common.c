@@ -5,6 +5,7 @@
 
 #include "cmd.h"
 #include "pkglist.h"
+#include "plan.h"
 #include "provision.h"
 #include "pve_ct.h"
 #include "record.h"
@@ -62,7 +63,7 @@ int cmd_template_packages(struct pve_client *c, const struct pve_vm_info *vm, ch
 	const char *desc;
 	int rc = -1;
 
-	if (pve_vm_config_get(c, vm->node, vm->vmid, &config, err) < 0)
+	if (pve_ct_or_vm_config_get(c, vm, &config, err) < 0)
 		return -1;
 	desc = json_string_value(json_object_get(config, "description"));
 	rec_get(desc, PROV_REC_CUSTOM_SHA256, image, sizeof(image));
@@ -153,4 +154,26 @@ const struct pve_vm_info *cmd_find_template(const struct pve_vm_list *l, const c
 		    "no template of ours is %s '%s' ('orchestrator --list-templates' lists them)",
 		    by_vmid ? "VMID" : "named", arg);
 	return NULL;
+}
+
+struct plan_action *cmd_plan_template_removal(struct plan *p, const char *object,
+					      const struct pve_vm_info *vm, const char *archive)
+{
+	struct plan_action *a, *rm;
+	char *esc;
+
+	rm = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE", "/nodes/%s/%s/%d", vm->node,
+		      vm->lxc ? "lxc" : "qemu", vm->vmid);
+	plan_param(p, rm, "purge", "1", 0);
+	plan_param(p, rm, "destroy-unreferenced-disks", "1", 0);
+	if (!archive || !*archive)
+		return rm;
+	/* after the container: while it exists the archive is what a rebuild of it needs */
+	esc = plan_escape(p, archive);
+	a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE",
+		     "/nodes/%s/storage/%.*s/content/%s", vm->node, (int)strcspn(archive, ":"),
+		     archive, esc ? esc : "");
+	free(esc);
+	plan_summary(p, a, "delete the archive '%s' of template %d", archive, vm->vmid);
+	return rm;
 }

@@ -1,5 +1,5 @@
-/* cmd_list_templates: --list-templates, the templates this tool built. A template is ours
- * when it carries the `phoenix` tag; its series is its `phx-<name>` tag and its build record
+/* cmd_list_templates: --list-templates, the templates this tool built, VM and container
+ * templates alike (`kind` qemu or lxc). A template is ours when it carries the `phoenix` tag; its series is its `phx-<name>` tag and its build record
  * (source, sha256, build time) is the description cmd_provision wrote. Listed by series, then
  * node, then VMID (the versions of a series on each node, oldest first), in text and JSON
  * alike: /cluster/resources has no useful order. Reads only. */
@@ -13,6 +13,7 @@
 #include "log.h"
 #include "provision.h"
 #include "pve.h"
+#include "pve_ct.h"
 #include "record.h"
 #include "series.h"
 #include "session.h"
@@ -188,7 +189,7 @@ static int cmd_list_templates_run(struct session *s, struct phx_err *err)
 
 	if (!out)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0)
+	if (session_connect(s, err) < 0 || pve_cluster_guests(s->pve, &vms, err) < 0)
 		goto out;
 	if (opts->packages_series) {
 		rc = tpl_packages(s, &vms, opts->packages_series, err);
@@ -202,7 +203,7 @@ static int cmd_list_templates_run(struct session *s, struct phx_err *err)
 
 		if (!vm->template || !series_has_tag(vm->tags, SERIES_TAG_OURS))
 			continue;
-		if (pve_vm_config_get(s->pve, vm->node, vm->vmid, &config, err) < 0)
+		if (pve_ct_or_vm_config_get(s->pve, vm, &config, err) < 0)
 			goto out;
 		desc = json_string_value(json_object_get(config, "description"));
 		rec_get(desc, PROV_REC_BUILT, built, sizeof(built));
@@ -210,10 +211,11 @@ static int cmd_list_templates_run(struct session *s, struct phx_err *err)
 		rec_get(desc, PROV_REC_SOURCE, source, sizeof(source));
 		tpl_series(vm->tags, series, sizeof(series));
 		json_array_append_new(
-			out, json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "vmid", vm->vmid,
-				       "name", vm->name, "node", vm->node, "series", series,
+			out, json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "vmid",
+				       vm->vmid, "name", vm->name, "node", vm->node, "series", series,
 				       "built", built, "sha256", sha, "source", source, "validated",
-				       series_has_tag(vm->tags, SERIES_TAG_VALIDATED)));
+				       series_has_tag(vm->tags, SERIES_TAG_VALIDATED), "kind",
+				       vm->lxc ? "lxc" : "qemu"));
 		json_decref(config);
 	}
 	if (tpl_sort(out, err) < 0)
@@ -228,14 +230,15 @@ static int cmd_list_templates_run(struct session *s, struct phx_err *err)
 		size_t i;
 		json_t *t;
 
-		printf("%-*s  %-*s  %-9s  %-*s  %-20s  %-12s  %s\n", ws, "SERIES", wd, "NODE",
-		       "VMID", wn, "NAME", "BUILT", "SHA256", "VALIDATED");
+		printf("%-*s  %-*s  %-9s  %-*s  %-20s  %-12s  %-9s  %s\n", ws, "SERIES", wd,
+		       "NODE", "VMID", wn, "NAME", "BUILT", "SHA256", "VALIDATED", "KIND");
 		json_array_foreach(out, i, t)
-			printf("%-*s  %-*s  %-9lld  %-*s  %-20s  %-12.12s  %s\n", ws,
+			printf("%-*s  %-*s  %-9lld  %-*s  %-20s  %-12.12s  %-9s  %s\n", ws,
 			       tpl_cell(t, "series"), wd, tpl_str(t, "node"),
 			       (long long)json_integer_value(json_object_get(t, "vmid")), wn,
 			       tpl_str(t, "name"), tpl_cell(t, "built"), tpl_cell(t, "sha256"),
-			       json_is_true(json_object_get(t, "validated")) ? "yes" : "no");
+			       json_is_true(json_object_get(t, "validated")) ? "yes" : "no",
+			       tpl_str(t, "kind"));
 	}
 	rc = 0;
 out:

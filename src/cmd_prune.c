@@ -110,48 +110,31 @@ out:
 	return rc;
 }
 
-/* A container template version also leaves its archive on the vztmpl storage (the build
- * record's `archive:`, named by provision_ct.c): removed after the container. */
-static void tpl_prune_archive(const struct cfg *cfg, const struct tpl_decision *d, struct plan *p)
-{
-	const struct cfg_template *t = cfg_find_template(cfg, d->series);
-	struct phx_err e = PHX_ERR_INIT;
-	struct plan_action *a;
-	char volid[400], *esc;
-
-	if (!t || prov_ct_archive_volid(t, d->vm->name, volid, sizeof(volid), &e) < 0) {
-		p->oom = true;
-		return;
-	}
-	esc = plan_escape(p, volid);
-	a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, d->series, "DELETE",
-		     "/nodes/%s/storage/%s/content/%s", d->vm->node, t->ct.template_storage,
-		     esc ? esc : "");
-	free(esc);
-	plan_summary(p, a, "delete the archive '%s' of version %d", volid, d->vm->vmid);
-}
-
 static void tpl_prune_plan(const struct cfg *cfg, const struct tpl_decision *d, size_t n,
 			   struct plan *p)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct pve_vm_info *vm = d[i].vm;
+		const struct cfg_template *t = cfg_find_template(cfg, d[i].series);
+		struct phx_err e = PHX_ERR_INIT;
 		struct plan_action *a;
+		char archive[400];
 
 		if (!d[i].verdict.remove) {
 			plan_note(p, d[i].series, "kept %d '%s': %s", vm->vmid, vm->name,
 				  d[i].verdict.why);
 			continue;
 		}
-		a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, d[i].series, "DELETE", "/nodes/%s/%s/%d",
-			     vm->node, vm->lxc ? "lxc" : "qemu", vm->vmid);
+		/* a container version also leaves its archive on the vztmpl storage */
+		if (vm->lxc && (!t || prov_ct_archive_volid(t, vm->name, archive,
+							    sizeof(archive), &e) < 0)) {
+			p->oom = true;
+			return;
+		}
+		a = cmd_plan_template_removal(p, d[i].series, vm, vm->lxc ? archive : NULL);
 		plan_summary(p, a, "remove version %d '%s'", vm->vmid, vm->name);
 		/* a removal says why as a change of its own: the summary stays the version */
 		plan_change(p, a, "reason", NULL, d[i].verdict.why, false);
-		plan_param(p, a, "purge", "1", 0);
-		plan_param(p, a, "destroy-unreferenced-disks", "1", 0);
-		if (vm->lxc)
-			tpl_prune_archive(cfg, &d[i], p);
 	}
 }
 

@@ -1,4 +1,5 @@
-/* cmd_remove_template: `--remove-template NAME|VMID`, removes one template this tool built.
+/* cmd_remove_template: `--remove-template NAME|VMID`, removes one template this tool built, a
+ * VM template or a container template (with the vztmpl archive its build record names).
  * Reads the cluster's guests and every VM's config, resolves the argument (series_resolve: a
  * VMID, else the guest of that name, such as a version, else the VMID of a fixed-VMID
  * template of that name in the config), refuses what is not ours, not a template or used by
@@ -12,24 +13,25 @@
 #include "cmd.h"
 #include "config.h"
 #include "plan.h"
+#include "provision.h"
 #include "pve.h"
+#include "pve_ct.h"
+#include "record.h"
 #include "series.h"
 #include "session.h"
 
-/* The base volumes linked clones use, from every VM's config (as --prune reads them; only
- * VMs the token may audit are seen). */
-/* The pure part: one DELETE, and a note for each config VM that names the template. */
-static void rmt_plan(const struct cfg *cfg, const struct pve_vm_info *vm, struct plan *p)
+/* The pure part: one DELETE (and the archive's, for a container template), and a note for
+ * each config VM that names the template. */
+static void rmt_plan(const struct cfg *cfg, const struct pve_vm_info *vm, const char *archive,
+		     struct plan *p)
 {
 	struct plan_action *a;
 	char object[192];
 
 	snprintf(object, sizeof(object), "template %d '%s'", vm->vmid, vm->name);
-	a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE", "/nodes/%s/qemu/%d", vm->node,
-		     vm->vmid);
-	plan_summary(p, a, "remove template %d on '%s'", vm->vmid, vm->node);
-	plan_param(p, a, "purge", "1", 0);
-	plan_param(p, a, "destroy-unreferenced-disks", "1", 0);
+	a = cmd_plan_template_removal(p, object, vm, archive);
+	plan_summary(p, a, "remove %stemplate %d on '%s'", vm->lxc ? "container " : "", vm->vmid,
+		     vm->node);
 	/* asked for by name, so not refused; but deploying that VM will fail afterwards */
 	for (size_t i = 0; i < cfg->n_vms; i++)
 		if (cfg->vms[i].clone_from_vmid == (unsigned long)vm->vmid)
@@ -64,9 +66,10 @@ static int cmd_remove_template_run(struct session *s, struct phx_err *err)
 	struct plan p = PLAN_INIT;
 	const struct pve_vm_info *vm;
 	size_t idx = 0;
+	char archive[400] = "";
 	int rc = -1;
 
-	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0)
+	if (session_connect(s, err) < 0 || pve_cluster_guests(s->pve, &vms, err) < 0)
 		goto out;
 	if (cmd_series_guests(&vms, &guests, err) < 0)
 		goto out;
@@ -85,7 +88,16 @@ static int cmd_remove_template_run(struct session *s, struct phx_err *err)
 	    cmd_linked_clone_uses(s->pve, &vms, &uses, err) < 0 ||
 	    series_check_removable(&guests[idx], &uses, err) < 0)
 		goto out;
-	rmt_plan(s->cfg, vm, &p);
+	if (vm->lxc) {
+		json_t *config = NULL;
+
+		if (pve_ct_or_vm_config_get(s->pve, vm, &config, err) < 0)
+			goto out;
+		rec_get(json_string_value(json_object_get(config, "description")),
+			PROV_REC_ARCHIVE, archive, sizeof(archive));
+		json_decref(config);
+	}
+	rmt_plan(s->cfg, vm, archive, &p);
 	rc = cmd_plan_run(s, "remove-template", &p, err);
 	if (rc != 0) {
 		if (rc < 0)

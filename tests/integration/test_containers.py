@@ -250,3 +250,34 @@ class TestContainers(ContainerBase):
         self.assertIn("$.containers[0].features", err)
         self.assertIn("$.containers[1].vmid: duplicate VMID 305", err)
         self.assertIn("$.containers[1].name: duplicate name 'web-1'", err)
+
+    def test_list_and_remove_a_container_template(self):
+        # --list-templates shows container templates with their kind
+        path = self.config([WEB])
+        listed = json.loads(self.run_bin("--config", path, "--list-templates", "--output",
+                                         "json", check=0).stdout)
+        self.assertEqual([(x["vmid"], x["kind"]) for x in listed], [(TPL, "lxc")])
+        text = self.run_bin("--config", path, "--list-templates", check=0).stdout.splitlines()
+        self.assertEqual(text[0].split()[-1], "KIND")
+        self.assertEqual(text[1].split()[-1], "lxc")
+
+        # a linked clone on lvmthin is a thin snapshot named vm-301-disk-0, which does not
+        # hold its template (pve-storage LvmThinPlugin clone_image; vdisk_free's
+        # volume_is_base_and_used sees no base in the name): the template may go, the
+        # container stays
+        self.run_bin("--config", path, "301", check=0)
+
+        # the plan names the container and its archive; applying it removes both
+        text = self.run_bin("--config", path, "--remove-template", str(TPL), "--dry-run",
+                            check=0).stdout
+        self.assertIn("remove container template %d on 'pve1'" % TPL, text)
+        self.assertIn("delete the archive '%s' of template %d" % (ARCHIVE, TPL), text)
+        self.run_bin("--config", path, "--remove-template", str(TPL), check=0)
+        self.assertNotIn(TPL, self.cts())
+        self.assertEqual(len(self.sent("DELETE", r"/lxc/%d$" % TPL)), 1)
+        vols = [v["volid"] for v in self.sim.control("GET", "/_sim/state")["volumes"]]
+        self.assertNotIn(ARCHIVE, vols)
+        self.assertFalse([v for v in vols if "-%d-" % TPL in v], vols)
+        self.assertIn("local-lvm:vm-301-disk-0", vols)
+        self.assertEqual(self.cts()[301]["status"], "running")
+        self.assertEqual(self.sim.schema_violations(), [])
