@@ -80,7 +80,7 @@ fi
 
 tmp=$(mktemp -d "$cache/.build-$variant.XXXXXX")
 chmod 755 "$tmp"
-cleanup() { [ -n "${tmp:-}" ] && rm -rf "$tmp"; }
+cleanup() { if [ -n "${tmp:-}" ]; then rm -rf "$tmp"; fi; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
