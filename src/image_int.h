@@ -19,14 +19,12 @@ enum {
 	IMG_WB_CHUNK = 8 << 20,
 };
 
-/* The writer: the network thread hashes the body as it arrives (it is still in the cache the
- * receive put it in) and copies it into one of two buffers; a helper thread writes the other
- * full buffer to the .part. The download then costs about the larger of (receive + hash +
- * copy) and (write into the page cache), not their sum, and the file is never read back for
- * the hash. The worker first re-hashes a resumed prefix from the file; the network thread
- * waits for that before it hashes anything new. The buffer being written belongs to the
- * worker while it runs; the SHA-256 context to the network thread once the prefix is done.
- * The checksum file's other algorithm (verify), if any, is hashed by the worker.
+/* The writer: the network thread copies the body into one of two buffers; a helper thread
+ * writes the other full buffer to the .part and hashes it. Hashing in the network thread
+ * would make a download cost transfer + hash time; this way it costs about the larger of
+ * the two, and re-reading the file for the hash (a copy plus page-cache lookups) is not
+ * needed. The worker also re-hashes a resumed prefix while the first new bytes arrive. The
+ * crypto context and the buffer being written belong to the worker while it runs.
  * A third thread, the flusher, starts writeback of what the worker has written (in chunks of
  * IMG_WB_CHUNK) so the final fsync finds little left to write. It is the only thread that
  * may block on the disk's queue: the worker hands it a range end and never waits for it, and
@@ -48,7 +46,6 @@ struct img_writer {
 	size_t fill;	 /* bytes in buf[cur] */
 	uint64_t pos;	 /* file offset of buf[cur][0] */
 	uint64_t prefix; /* bytes already in the file to hash first; worker only */
-	bool prefix_seen; /* the network thread saw prefix_done */
 	/* under mu: */
 	bool busy; /* buf[pending] is handed to the worker */
 	int pending;
@@ -58,7 +55,6 @@ struct img_writer {
 	uint64_t wb_start;  /* writeback was started up to here (flusher) */
 	bool stop;	    /* no more buffers: exit when idle */
 	bool failed;	    /* err is set; nothing more is written */
-	bool prefix_done;   /* the worker hashed the prefix: h takes new bytes now */
 	struct phx_err err; /* the worker's failure */
 };
 

@@ -1,10 +1,7 @@
 /* image_writer: the double-buffered writer behind an image download. The network thread
- * hashes the body while it is still in the cache the receive left it in and copies it into
- * one buffer, while a helper thread writes the other to the .part, and a third starts
- * writeback of what is written (see struct img_writer in image_int.h). The split is
- * measured (perf, tests/bench/bench_download): writing into the page cache is the costliest
- * step, SHA-256 the next, the receive and the copy are small; with write and hash both on
- * the helper it did 85 % of the work and paced the download. Knows files, threads and the hashes; nothing about HTTP, the cache layout
+ * copies the body into one buffer while a helper thread writes the other to the .part and
+ * hashes it, and a third starts writeback of what is written (see struct img_writer in
+ * image_int.h). Knows files, threads and the hashes; nothing about HTTP, the cache layout
  * or progress. */
 #include "image_int.h"
 
@@ -81,9 +78,10 @@ static void *img_writer_main(void *arg)
 			   crypto_hash_fd_prefix(w->verify, w->fd, w->prefix, &w->err) < 0)))
 		ok = false;
 	pthread_mutex_lock(&w->mu);
-	w->failed = !ok;
-	w->prefix_done = true;
-	pthread_cond_broadcast(&w->cv);
+	if (!ok) {
+		w->failed = true;
+		pthread_cond_broadcast(&w->cv);
+	}
 	while (ok) {
 		const unsigned char *b;
 		size_t len;
@@ -98,6 +96,7 @@ static void *img_writer_main(void *arg)
 		off = w->poff;
 		pthread_mutex_unlock(&w->mu);
 		ok = img_writer_write(w, b, len, off) == 0 &&
+		     crypto_sha256_update(w->h, b, len, &w->err) == 0 &&
 		     (!w->verify || crypto_hash_update(w->verify, b, len, &w->err) == 0);
 		pthread_mutex_lock(&w->mu);
 		w->busy = false;
@@ -120,7 +119,7 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	w->fd = fd;
 	w->prefix = w->pos = w->wb_start = w->wb_end = prefix;
 	w->fill = 0;
-	w->busy = w->stop = w->failed = w->prefix_done = w->prefix_seen = false;
+	w->busy = w->stop = w->failed = false;
 	phx_err_clear(&w->err);
 	for (int i = 0; i < 2; i++)
 		if (!w->buf[i] && !(w->buf[i] = malloc(IMG_WBUF)))
@@ -179,18 +178,6 @@ int img_writer_put(struct img_writer *w, const void *data, size_t len, struct ph
 {
 	const unsigned char *p = data;
 
-	if (!w->prefix_seen) {
-		/* the kept prefix goes into the hash before anything new */
-		pthread_mutex_lock(&w->mu);
-		while (!w->prefix_done)
-			pthread_cond_wait(&w->cv, &w->mu);
-		w->prefix_seen = !w->failed;
-		pthread_mutex_unlock(&w->mu);
-		if (!w->prefix_seen)
-			return img_writer_fail(w, err);
-	}
-	if (crypto_sha256_update(w->h, p, len, err) < 0)
-		return -1;
 	while (len) {
 		size_t n = IMG_WBUF - w->fill < len ? IMG_WBUF - w->fill : len;
 
