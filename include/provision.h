@@ -72,5 +72,12 @@ struct prov_validate_opts {
  * with the guest command's output). The throwaway VM and seed are removed in both cases (a
  * failed removal is a warning). */
 int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, struct phx_err *err);
+/* The boot proof of a container template (no agent, no exec API in pve-container): clone it
+ * (linked, else full), start it, wait up to agent_timeout_s for a global IPv4 address on eth0
+ * in GET .../interfaces while it stays running. iso_storage and seed_drive are not used.
+ * PHX_E_TIMEOUT when no address came, PHX_E_GUEST when the container stopped. The test
+ * container is stopped and destroyed in both cases (a failed removal is a warning). */
+int prov_ct_validate(struct pve_client *c, const struct prov_validate_opts *o,
+		     struct phx_err *err);
 
 #endif

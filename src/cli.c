@@ -69,7 +69,8 @@ static const struct cli_option cli_options[] = {
 	 CLI_FOR(CLI_CMD_PROVISION)},
 	{"validate", no_argument, OPT_VALIDATE, NULL,
 	 "with --provision-template: boot a throwaway clone and check cloud-init and the guest "
-	 "agent before tagging the template 'validated'", CLI_FOR(CLI_CMD_PROVISION)},
+	 "agent (a container: its eth0 gets an IPv4 address) before tagging the template "
+	 "'validated'", CLI_FOR(CLI_CMD_PROVISION)},
 	{"all", no_argument, 'a', NULL, "deploy every VM in the config", CLI_FOR(CLI_CMD_DEPLOY)},
 	{"allow-disk-removal", no_argument, OPT_ALLOW_DISK_REMOVAL, NULL,
 	 "when deploying: a data disk an existing VM has beyond its config's 'disks' is detached "

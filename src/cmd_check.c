@@ -123,8 +123,7 @@ static void check_print_text(FILE *out, const struct cfg *cfg, const char *secre
 		if (t->kind == CFG_KIND_LXC)
 			fprintf(out,
 				", container template (%s%s), %u cores, %lu MiB, rootfs %s:%lu, "
-				"archive on %s, tarball %s, verified by %s; --validate skips it "
-				"(no boot proof for containers yet)\n",
+				"archive on %s, tarball %s, verified by %s\n",
 				t->ct.unprivileged ? "unprivileged" : "privileged",
 				t->ct.nesting ? ", nesting" : "", t->ct.cores, t->ct.memory_mb,
 				t->ct.storage, t->ct.rootfs_gb, t->ct.template_storage, t->image_url,

@@ -97,12 +97,6 @@ struct prov_shared {
 	size_t n_taken;
 };
 
-/* The hook for a container boot proof: the simulator cannot run containers yet (a real
- * mode with lxc-start is being built); until then --validate says so and tags nothing. */
-#define PROV_CT_NO_VALIDATE                                                                        \
-	"--validate skips kind 'lxc': no boot proof for containers yet (the simulator starts "   \
-	"none), so the template is not tagged '" SERIES_TAG_VALIDATED "'"
-
 /* ---- preflight ---- */
 
 /* Every privilege the build (and --validate) needs, checked up front so a token that lacks
@@ -205,7 +199,7 @@ static int prov_check_storage(struct session *s, struct pve_client *c,
  * options it sets, Datastore.AllocateSpace on the rootfs storage, AllocateTemplate on the
  * archive's, SDN.Use on the bridge; Sys.Modify on / for a privileged container. */
 static int prov_ct_check_privileges(struct pve_client *c, const struct cfg_template *t,
-				    struct phx_err *err)
+				    bool validate, struct phx_err *err)
 {
 	static const char *const ct_privs[] = {"VM.Allocate",	    "VM.Config.Disk",
 					       "VM.Config.CPU",	    "VM.Config.Memory",
@@ -229,6 +223,12 @@ static int prov_ct_check_privileges(struct pve_client *c, const struct cfg_templ
 	if (pf_bridge_acl_path(c, t->ct.bridge, needs[3].path, sizeof(needs[3].path), err) < 0)
 		return -1;
 	pf_need_add(&needs[3], "SDN.Use");
+	/* the test container: clone_vm's VM.Clone on the template, vm_start's VM.PowerMgmt;
+	 * interfaces takes VM.Audit (API2/LXC.pm) */
+	if (validate) {
+		pf_need_add(&needs[0], "VM.Clone");
+		pf_need_add(&needs[0], "VM.PowerMgmt");
+	}
 	if (!t->ct.unprivileged) {
 		snprintf(needs[4].path, sizeof(needs[4].path), "/");
 		pf_need_add(&needs[4], "Sys.Modify");
@@ -282,7 +282,7 @@ static int prov_preflight(struct session *s, struct pve_client *c, const struct 
 	if (t->kind == CFG_KIND_LXC) {
 		/* no import: any Proxmox whose API takes vztmpl uploads and tokens */
 		*ret_import_shared = false;
-		if (pve_version_get(c, &v, err) < 0 || prov_ct_check_privileges(c, t, err) < 0)
+		if (pve_version_get(c, &v, err) < 0 || prov_ct_check_privileges(c, t, s->opts->validate, err) < 0)
 			return -1;
 		return prov_ct_check_storage(c, t, node, err);
 	}
@@ -1230,20 +1230,19 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 		.journal = s->journal,
 		.tmp_dir = s->tmp_dir,
 	};
+	const bool ct = res->t->kind == CFG_KIND_LXC;
 	json_t *config = NULL;
 	const char *tags;
 	char *newtags = NULL;
 	int rc = -1;
 
-	if (res->t->kind == CFG_KIND_LXC) {
-		log_info("template %lu: %s", res->vmid, PROV_CT_NO_VALIDATE);
-		return 0;
-	}
-	if (pve_vm_config_get(p->pve, p->node, (int)res->vmid, &config, err) < 0)
+	if ((ct ? pve_ct_config_get : pve_vm_config_get)(p->pve, p->node, (int)res->vmid, &config,
+							  err) < 0)
 		return -1;
 	/* the test VM is a clone: the template's firmware and machine */
-	vo.seed_drive = hw_seed_drive(json_string_value(json_object_get(config, "bios")),
-				      json_string_value(json_object_get(config, "machine")));
+	if (!ct)
+		vo.seed_drive = hw_seed_drive(json_string_value(json_object_get(config, "bios")),
+					      json_string_value(json_object_get(config, "machine")));
 	tags = json_string_value(json_object_get(config, "tags"));
 	if (series_has_tag(tags, SERIES_TAG_VALIDATED)) {
 		log_info("template %lu is already validated", res->vmid);
@@ -1251,7 +1250,7 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 		json_decref(config);
 		return 0;
 	}
-	if (prov_validate(p->pve, &vo, err) < 0)
+	if ((ct ? prov_ct_validate : prov_validate)(p->pve, &vo, err) < 0)
 		goto out;
 	if (asprintf(&newtags, "%s%s%s", tags ? tags : "", tags && *tags ? ";" : "",
 		     SERIES_TAG_VALIDATED) < 0) {
@@ -1262,12 +1261,15 @@ static int prov_validate_template(struct prov_ctx *p, struct prov_result *res, s
 	{
 		const struct pve_param params[] = {{"tags", newtags}};
 
-		if (pve_vm_config_set(p->pve, p->node, (int)res->vmid, params, 1,
-				      session_task_timeout(s), err) < 0)
+		if ((ct ? pve_ct_config_set(p->pve, p->node, (int)res->vmid, params, 1, err)
+			: pve_vm_config_set(p->pve, p->node, (int)res->vmid, params, 1,
+					    session_task_timeout(s), err)) < 0)
 			goto out;
 	}
 	res->validated = true;
-	log_info("template %lu validated: booted, cloud-init done, agent and sshd answer",
+	log_info(ct ? "template %lu validated: a clone started, its init ran and eth0 got an "
+		      "address"
+		    : "template %lu validated: booted, cloud-init done, agent and sshd answer",
 		 res->vmid);
 	rc = 0;
 out:
@@ -1362,7 +1364,11 @@ static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t, struc
 		if (prov_ct_plan_build(&ci, p->dry, err) < 0)
 			return -1;
 		if (p->s->opts->validate)
-			plan_note(p->dry, object, "%s", PROV_CT_NO_VALIDATE);
+			plan_note(p->dry, object,
+				  "--validate then starts a throwaway clone of container template "
+				  "%lu, waits for an IPv4 address on its eth0 and tags the template "
+				  "'" SERIES_TAG_VALIDATED "'",
+				  res->vmid);
 		return plan_check(p->dry, err);
 	}
 	if (prov_plan_build(&in, p->dry, NULL, err) < 0)

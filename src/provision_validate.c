@@ -1,5 +1,6 @@
 /* provision_validate: --validate, the boot proof of a freshly built template (see
- * provision.h). Talks to Proxmox only through pve.h; renders its seed with cloudinit.h and
+ * provision.h), a VM's (agent, cloud-init, sshd) or a container's (init up, eth0 addressed).
+ * Talks to Proxmox only through pve.h and pve_ct.h; renders a VM's seed with cloudinit.h and
  * iso.h like a deploy does, so a template that validates is one our deploys can use. */
 #include "provision.h"
 
@@ -13,6 +14,7 @@
 #include "clock.h"
 #include "cloudinit.h"
 #include "guest.h"
+#include "pve_ct.h"
 #include "seed.h"
 #include "undo.h"
 #include "log.h"
@@ -38,6 +40,31 @@ static int val_net0_mac(struct pve_client *c, const char *node, int vmid, char r
 		snprintf(ret, 18, "%.17s", eq + 1);
 	json_decref(config);
 	return rc;
+}
+
+/* Clones the template into the test guest `newid`: linked, else full where the storage has no
+ * clone feature (thick LVM, a dir storage's raw rootfs). A failed clone task removes what it
+ * made (qemu-server and pve-container clone_vm). The refusals differ by one word: qemu-server
+ * "Linked clone feature is not supported for drive", pve-container "Linked clone feature for
+ * 'VOL' is not available". */
+static int val_clone(struct pve_client *c, const struct prov_validate_opts *o, bool ct, int newid,
+		     const char *name, struct phx_err *err)
+{
+	const char *key = ct ? "hostname" : "name";
+	const struct pve_param linked[] = {{key, name}, {"full", "0"}};
+	const struct pve_param full[] = {{key, name}, {"full", "1"}};
+	int (*const clone)(struct pve_client *, const char *, int, int, const struct pve_param *,
+			   size_t, long, struct phx_err *) = ct ? pve_ct_clone : pve_vm_clone;
+	struct phx_err cerr = PHX_ERR_INIT;
+
+	log_info("validate: cloning template %d into test %s %d", o->template_vmid,
+		 ct ? "container" : "VM", newid);
+	if (clone(c, o->node, o->template_vmid, newid, linked, 2, o->task_timeout_s, &cerr) == 0)
+		return 0;
+	if (!strstr(cerr.msg, "Linked clone feature "))
+		return phx_err_set(err, cerr.code, "%s", cerr.msg);
+	log_info("validate: the storage cannot do linked clones: full clone");
+	return clone(c, o->node, o->template_vmid, newid, full, 2, o->task_timeout_s, err);
 }
 
 static int val_check_guest(struct pve_client *c, const char *node, int vmid, long timeout_s,
@@ -96,26 +123,8 @@ int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, stru
 	 * run replays the journal); by name only: the tags change from the template's */
 	if (undo_add_vm(t, o->node, vmid, name, NULL, o->task_timeout_s, err) < 0)
 		goto out;
-	{
-		const struct pve_param linked[] = {{"name", name}, {"full", "0"}};
-		const struct pve_param full[] = {{"name", name}, {"full", "1"}};
-		struct phx_err cerr = PHX_ERR_INIT;
-
-		log_info("validate: cloning template %d into test VM %d", o->template_vmid, vmid);
-		/* a failed clone task removes what it made (qemu-server clone_vm); storages
-		 * without the clone feature (thick LVM) only do full clones */
-		if (pve_vm_clone(c, o->node, o->template_vmid, vmid, linked, 2, o->task_timeout_s,
-				 &cerr) < 0) {
-			if (!strstr(cerr.msg, "Linked clone feature is not supported")) {
-				phx_err_set(err, cerr.code, "%s", cerr.msg);
-				goto out;
-			}
-			log_info("validate: the storage cannot do linked clones: full clone");
-			if (pve_vm_clone(c, o->node, o->template_vmid, vmid, full, 2,
-					 o->task_timeout_s, err) < 0)
-				goto out;
-		}
-	}
+	if (val_clone(c, o, false, vmid, name, err) < 0)
+		goto out;
 	if (val_net0_mac(c, o->node, vmid, mac, err) < 0)
 		goto out;
 	snprintf(seed_id, sizeof(seed_id), "validate-%d", vmid);
@@ -166,5 +175,110 @@ out:
 	if (iso[0])
 		unlink(iso);
 	free(volid);
+	return rc;
+}
+
+/* A global IPv4 address of eth0 in `l` into ret: not loopback, not link-local (169.254/16,
+ * which a network manager without a DHCP answer may still assign). */
+static bool val_eth0_ipv4(const struct pve_iface_list *l, char *ret, size_t len)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->items[i].name, "eth0"))
+			continue;
+		for (size_t k = 0; k < l->items[i].n_ipv4; k++) {
+			const char *a = l->items[i].ipv4[k];
+
+			if (!strncmp(a, "127.", 4) || !strncmp(a, "169.254.", 8))
+				continue;
+			snprintf(ret, len, "%s", a);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Polls GET .../interfaces (pve-container get_interfaces: `ip a` in the container's network
+ * namespace) until eth0 has an address, then checks the container still runs: its init came
+ * up and configured the network from the template's own files. */
+static int val_ct_wait_up(struct pve_client *c, const struct prov_validate_opts *o, int vmid,
+			  struct phx_err *err)
+{
+	const double t0 = clk_now(), deadline = t0 + (double)o->agent_timeout_s;
+	unsigned delay = 200;
+	char ip[64] = "";
+
+	log_info("validate: waiting up to %ld s for an IPv4 address on eth0 of container %d",
+		 o->agent_timeout_s, vmid);
+	for (;;) {
+		struct pve_iface_list l = {NULL, 0};
+		struct pve_vm_status st;
+		bool got;
+
+		if (pve_ct_interfaces(c, o->node, vmid, &l, err) < 0)
+			return -1;
+		got = val_eth0_ipv4(&l, ip, sizeof(ip));
+		pve_iface_list_release(&l);
+		if (pve_ct_status_get(c, o->node, vmid, &st, err) < 0)
+			return -1;
+		if (strcmp(st.status, "running"))
+			return phx_err_set(err, PHX_E_GUEST,
+					   "container %d started but is '%s' %.0f s later: its init "
+					   "ended (is the template's /sbin/init a working systemd?)",
+					   vmid, st.status, clk_now() - t0);
+		if (got) {
+			log_info("validate: container %d is running, eth0 has %s", vmid, ip);
+			return 0;
+		}
+		if (clk_signal())
+			return phx_err_set(err, PHX_E_INTERRUPTED,
+					   "stopped by signal %d while waiting for the address of "
+					   "container %d",
+					   clk_signal(), vmid);
+		if (clk_now() >= deadline)
+			return phx_err_set(err, PHX_E_TIMEOUT,
+					   "container %d started but eth0 got no IPv4 address within "
+					   "%ld s: is ifupdown (or another network manager reading "
+					   "/etc/network/interfaces) in the template?",
+					   vmid, o->agent_timeout_s);
+		clk_sleep_ms(delay);
+		delay = delay < 2000 ? delay * 2 : 2000;
+	}
+}
+
+int prov_ct_validate(struct pve_client *c, const struct prov_validate_opts *o, struct phx_err *err)
+{
+	char name[128];
+	struct txn *t = txn_new_journaled(c, o->journal);
+	struct buf report = BUF_INIT;
+	int vmid = 0, rc = -1;
+
+	if (!t)
+		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+	if (pve_nextid(c, &vmid, err) < 0)
+		goto out;
+	snprintf(name, sizeof(name), "phx-validate-%d", o->template_vmid);
+	/* registered before the clone, by hostname, as for VMs: goes whatever happens, also
+	 * when the run is killed (the next run replays the journal) */
+	if (undo_add_ct(t, o->node, vmid, name, NULL, o->task_timeout_s, err) < 0 ||
+	    val_clone(c, o, true, vmid, name, err) < 0)
+		goto out;
+	{
+		/* not `phoenix`: a test container whose cleanup failed must not pass for ours */
+		const struct pve_param params[] = {{"tags", "phx-validate"}};
+
+		if (pve_ct_config_set(c, o->node, vmid, params, 1, err) < 0 ||
+		    pve_ct_start(c, o->node, vmid, o->task_timeout_s, err) < 0)
+			goto out;
+	}
+	if (val_ct_wait_up(c, o, vmid, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		phx_err_wrap(err, "validate container template %d", o->template_vmid);
+	if (txn_rollback(t, &report))
+		log_warn("validate: %s", buf_str(&report));
+	buf_release(&report);
+	txn_free(t);
 	return rc;
 }

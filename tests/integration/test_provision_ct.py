@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 import unittest
 
 from phxtest import REPO, OrchestratorTest
@@ -89,10 +90,10 @@ class ProvisionContainerTest(OrchestratorTest):
         t.update(over)
         return t
 
-    def config(self, *templates):
+    def config(self, *templates, **defaults):
         return self.write_config({
             "proxmox": self.proxmox_section(),
-            "defaults": {"storage": "local-lvm", "template_storage": "local"},
+            "defaults": dict({"storage": "local-lvm", "template_storage": "local"}, **defaults),
             "templates": list(templates) or [self.template()],
         })
 
@@ -237,12 +238,56 @@ class ProvisionContainerTest(OrchestratorTest):
                       "'local:vztmpl/debian-ct.tar.zst'", p.stdout)
         self.assertIn("create container 9500 'debian-ct'", p.stdout)
         self.assertIn("convert container 9500 to a template", p.stdout)
-        self.assertIn("--validate skips kind 'lxc'", p.stdout)
+        self.assertIn("--validate then starts a throwaway clone of container template 9500, "
+                      "waits for an IPv4 address on its eth0 and tags the template 'validated'",
+                      p.stdout)
         self.assertEqual(changing(self.sim.requests()), [])
         example = os.path.join(REPO, "docs", "examples", "lxc-golden.json")
         p = self.run_bin("--config", example, "--check", check=0,
                          env=self.env(PVE_TOKEN_SECRET="x"))
         self.assertIn("container template (unprivileged, nesting)", p.stdout)
+
+    def test_validate_tags_only_when_eth0_gets_an_address(self):
+        cfg = self.config(agent_timeout_s=3)
+        self.provision(cfg)
+        before = self.state()
+        # the clone's network never comes up (its interfaces show lo alone, as a container
+        # without ifupdown does): the template stays untagged and the clone is gone
+        import threading
+
+        def network_down():
+            for _ in range(400):
+                if "100" in self.sim.control("GET", "/_sim/state")["vms"]:
+                    self.sim.control("POST", "/_sim/agent/100", {"interfaces": [
+                        {"name": "lo", "hardware-address": "00:00:00:00:00:00",
+                         "ip-addresses": [{"ip-address-type": "inet",
+                                           "ip-address": "127.0.0.1", "prefix": 8}]}]})
+                    return
+                time.sleep(0.02)
+        th = threading.Thread(target=network_down)
+        th.start()
+        p = self.provision(cfg, "--validate", check=1)
+        th.join()
+        self.assertIn("validate container template 9500: container 100 started but eth0 got "
+                      "no IPv4 address within 3 s: is ifupdown (or another network manager "
+                      "reading /etc/network/interfaces) in the template?", p.stderr)
+        self.assertEqual(self.state(), before, "the test container was left behind")
+        clones = [r for r in self.sim.requests() if r["path"].endswith("/lxc/9500/clone")]
+        self.assertEqual([(c["params"]["newid"], c["params"]["full"]) for c in clones],
+                         [("100", "0")], "linked on lvmthin")
+        # the simulator's DHCP answer on eth0: validated, tagged, nothing else left
+        p = self.provision(cfg, "--validate", "--output", "json")
+        self.assertTrue(json.loads(p.stdout)["validated"])
+        self.assertIn("container 100 is running, eth0 has 10.", p.stderr)
+        st = self.state()
+        self.assertIn("validated", st["vms"]["9500"]["conf"]["tags"].split(";"))
+        self.assertEqual(sorted(st["vms"]), ["9500"])
+        self.assertEqual(st["volumes"], before["volumes"])
+        # tagged: a rerun does not start another clone
+        n = len(self.sim.requests())
+        p = self.provision(cfg, "--validate")
+        self.assertIn("template 9500 is already validated", p.stderr)
+        self.assertFalse([r for r in self.sim.requests()[n:] if r["path"].endswith("/clone")])
 
     @staticmethod
     def open_zst(path):
