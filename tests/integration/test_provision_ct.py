@@ -5,8 +5,11 @@ served over HTTP with a SHA256SUMS, and ONE real libguestfs customization for th
 is packed again as .tar.zst. The tests then read that archive offline and check what the
 server got: the vztmpl upload, the container, its conversion, the rerun, the rollback.
 """
+import fcntl
+import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -299,6 +302,246 @@ class ProvisionContainerTest(OrchestratorTest):
     @staticmethod
     def member(tf, name):
         return tf.extractfile(tf.getmember(name)).read().decode()
+
+
+import test_lxc_real  # noqa: E402  (tests/pve-sim: skip reasons, the cached ifupdown .deb)
+
+REAL_STORAGES = [{"storage": "local", "type": "dir",
+                  "content": "iso,vztmpl,backup,import,images,rootdir"}]
+
+
+@unittest.skipIf(test_lxc_real.SKIP, test_lxc_real.SKIP or "")
+class RealContainerTest(OrchestratorTest):
+    """Our container template, for real (`pve_sim.py --lxc-real`): built from the FULL test
+    rootfs with a user (uid, groups, key, password to change) and ifupdown from a local .deb,
+    validated by a real start of its clone (full: a dir storage has no linked clones), then one
+    container created from its archive (root's key) with a static net0 and DHCP on net1,
+    started, its address reported; SSH as the user with the key proves the rest from inside,
+    and --destroy leaves no rootfs, mount, veth or lxc directory."""
+
+    sim_opts = {"storage_config": REAL_STORAGES, "lxc_real": True, "task_duration": 0.02}
+
+    @classmethod
+    def setUpClass(cls):
+        p = subprocess.run([os.path.join(REPO, "scripts", "build-test-rootfs.sh")],
+                           capture_output=True, text=True, timeout=1800)
+        if p.returncode != 0:
+            raise unittest.SkipTest("scripts/build-test-rootfs.sh failed: " + p.stderr[-300:])
+        cls.deb, why = test_lxc_real.ifupdown_deb()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.cls_tmp = tempfile.mkdtemp(prefix="phx-provct-real-")
+        srv = os.path.join(cls.cls_tmp, "srv")
+        os.makedirs(srv)
+        try:  # the file server follows no symlinks
+            os.link(p.stdout.strip(), os.path.join(srv, "rootfs.tar.zst"))
+        except OSError:
+            shutil.copyfile(p.stdout.strip(), os.path.join(srv, "rootfs.tar.zst"))
+        subprocess.run("sha256sum --binary rootfs.tar.zst > SHA256SUMS", shell=True, cwd=srv,
+                       check=True)
+        cls.fs = FileServer(srv, os.path.join(cls.cls_tmp, "files.jsonl"))
+        # The customized archive (140 s of TCG for the full rootfs) is kept between runs like
+        # the test images: the orchestrator's own cache, keyed by the source's sha256 and the
+        # recipe, which holds this key pair (made once) and the build's other inputs. A new
+        # rootfs starts a new cache. Runs in other worktrees share it under the lock.
+        key = hashlib.sha256(("%s %d" % (p.stdout.strip(), os.stat(
+            p.stdout.strip()).st_mtime_ns)).encode()).hexdigest()[:16]
+        top = os.path.join(os.path.dirname(test_lxc_real.cache_root()), "provct-real")
+        os.makedirs(top, exist_ok=True)
+        cls.lock = open(os.path.join(top, ".lock"), "w")
+        fcntl.flock(cls.lock, fcntl.LOCK_EX)
+        for old in os.listdir(top):
+            if old not in (".lock", key):
+                shutil.rmtree(os.path.join(top, old), ignore_errors=True)
+        cls.cache = os.path.join(top, key)
+        os.makedirs(cls.cache, exist_ok=True)
+        cls.key = os.path.join(cls.cache, "id_ed25519")
+        if not os.path.exists(cls.key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", cls.key,
+                            "-C", "ada@phx-test"], check=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fs.stop()
+        cls.lock.close()
+        shutil.rmtree(cls.cls_tmp, True)
+
+    def setUp(self):
+        super().setUp()
+        # an unprivileged container's root (host uid 100000) walks down to its rootfs
+        os.chmod(self.tmp, 0o711)
+        self.addCleanup(self.unmount_leftovers)
+
+    def env(self, **extra):
+        env = super().env(**extra)
+        env["XDG_CACHE_HOME"] = self.cache
+        return env
+
+    def unmount_leftovers(self):
+        # a simulator that died mid-way may leave rootfs mounts: never rmtree through them
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split()[1] for line in f]
+        for m in reversed(mounts):
+            if m.startswith(self.sim.state_dir + "/"):
+                subprocess.run(["umount", "-l", m])
+
+    def ssh(self, user, ip, cmd, tty=False):
+        args = ["ssh", "-i", self.key, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                "-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=" + self.known,
+                "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"]
+        return subprocess.run(args + ["%s@%s" % (user, ip), cmd], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=60)
+
+    def first_login(self, ip, old, new):
+        """ada's first login: sshd (PAM: the password is expired) runs passwd on a terminal."""
+        import pexpect
+        child = pexpect.spawn("ssh", ["-tt", "-i", self.key, "-o", "BatchMode=yes",
+                                      "-o", "UserKnownHostsFile=" + self.known,
+                                      "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
+                                      "ada@" + ip], encoding="utf-8", timeout=60)
+        out = []
+        try:
+            for prompt, answer in (("[Cc]urrent password: ", old), ("New password: ", new),
+                                   ("Retype new password: ", new)):
+                child.expect(prompt)
+                out.append(child.before + child.after)
+                child.sendline(answer)
+            child.expect(pexpect.EOF)
+            out.append(child.before)
+        finally:
+            child.close(force=True)
+        return "".join(out)
+
+    def test_our_template_validated_deployed_and_logged_into(self):
+        t_all = time.monotonic()
+        base = random.randrange(20000, 99000, 10)  # VMIDs name veth pairs host-wide
+        tpl, ctid = base + 1, base + 2
+        self.known = os.path.join(self.tmp, "known_hosts")
+        with open(self.key + ".pub") as f:
+            pub = f.read().strip()
+        old_pw, new_pw = "phx-Old-pw-1", "phx-New-pw-2"
+        pw_hash = subprocess.run(["openssl", "passwd", "-6", "-salt", "phxrealct", "-stdin"],
+                                 input=old_pw, capture_output=True, text=True,
+                                 check=True).stdout.strip()
+        bridges = self.sim.control("GET", "/_sim/state")["lxc_bridges"]
+        gw = bridges["vmbr0"]["cidr"].split("/")[0]
+        static = re.sub(r"\.\d+$", ".60", gw)
+        cfg = self.write_config({
+            "proxmox": self.proxmox_section(),
+            "defaults": {"storage": "local", "template_storage": "local", "bridge": "vmbr0",
+                         "agent_timeout_s": 120},
+            "templates": [{
+                "name": "debian-ct", "kind": "lxc", "vmid": tpl, "os": "debian-12",
+                "image_url": self.fs.url + "/rootfs.tar.zst",
+                "checksum_url": self.fs.url + "/SHA256SUMS",
+                "customize": {
+                    "debs": [self.deb],
+                    "users": [{"name": "ada", "uid": 1500, "gid": 1500,
+                               "groups": ["adm", "users"], "ssh_authorized_keys": [pub],
+                               "password_hash": pw_hash}],
+                },
+                # ifupdown comes from the .deb above: the appliance has no network
+                "container": {"storage": "local", "rootfs_gb": 2, "cores": 1,
+                              "memory_mb": 512, "swap_mb": 0, "features": {"nesting": True},
+                              "ifupdown": False},
+            }],
+            "containers": [{
+                "vmid": ctid, "name": "ct-ada", "clone_from_template": "debian-ct",
+                # root's key: Proxmox takes it at creation only, so this is the
+                # create-from-archive path (new host keys from pve-container first)
+                "ssh_public_keys": [pub], "memory_mb": 512,
+                "networks": [{"ip": static + "/24", "gateway": gw, "bridge": "vmbr0"},
+                             {"ip": "dhcp", "bridge": "vmbr1"}],
+            }],
+        })
+
+        t0 = time.monotonic()
+        p = self.run_bin("--config", cfg, "--provision-template", "--validate", "--output",
+                         "json", timeout=1200, check=0)
+        t_build = time.monotonic() - t0
+        self.assertTrue(json.loads(p.stdout)["validated"], p.stderr)
+        # the validation clone really started (full clone: no linked clones on dir) and got
+        # its address from dnsmasq on vmbr0 through the template's ifupdown
+        self.assertIn("the storage cannot do linked clones: full clone", p.stderr)
+        self.assertRegex(p.stderr, r"validate: container \d+ is running, eth0 has \d+\.")
+        st = self.sim.control("GET", "/_sim/state")
+        self.assertEqual(sorted(st["vms"]), [str(tpl)], "the validation clone is gone")
+        self.assertIn("validated", st["vms"][str(tpl)]["conf"]["tags"].split(";"))
+
+        t0 = time.monotonic()
+        p = self.run_bin("--config", cfg, "--output", "json", str(ctid), timeout=600, check=0)
+        t_deploy = time.monotonic() - t0
+        res = json.loads(p.stdout)[0]
+        self.assertEqual((res["state"], res["ip"]), ("created", static), res)
+        create = [r for r in self.sim.requests() if r["method"] == "POST"
+                  and r["path"] == "/api2/json/nodes/pve1/lxc"
+                  and str(r["params"].get("vmid")) == str(ctid)]
+        self.assertEqual(create[0]["params"]["ostemplate"], "local:vztmpl/debian-ct.tar.zst")
+
+        # root (the key Proxmox wrote at create) sees ada's account as built offline
+        t0 = time.monotonic()
+        deadline = t0 + 120
+        while True:
+            r = self.ssh("root", static, "chage -l ada; id ada; ip -4 -o addr show eth1")
+            if r.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertRegex(r.stdout, r"Last password change\s*: password must be changed")
+        self.assertRegex(r.stdout, r"inet %s\.\d+/24" % re.escape(
+            bridges["vmbr1"]["cidr"].rsplit(".", 1)[0]) if "vmbr1" in bridges else r"inet ")
+        # ada: the key is accepted, then the expired password stops a login without a terminal
+        r = self.ssh("ada", static, "true")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Password change required but no TTY available", r.stdout)
+        out = self.first_login(static, old_pw, new_pw)
+        self.assertIn("password updated successfully", out)
+        r = self.ssh("ada", static, "id -u; id -gn; id -Gn; hostname; cat /etc/machine-id; "
+                     "cat /etc/ssh/ssh_host_ed25519_key.pub; ls /etc/ssh/.phoenix-host-keys; "
+                     "chage -l ada")
+        t_ssh = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, r.stdout)
+        out = r.stdout.splitlines()
+        self.assertEqual(out[0], "1500")
+        self.assertEqual(out[1], "ada")
+        self.assertEqual(set(out[2].split()), {"ada", "adm", "users"})
+        self.assertEqual(out[3], "ct-ada")
+        self.assertRegex(out[4], r"^[0-9a-f]{32}$", "machine-id made at the first start")
+        # the host key sshd presented is the container's own, made at its first start by our
+        # unit (after the one pve-container's create wrote, which it replaced)
+        host = out[5].split()[:2]
+        with open(self.known) as f:
+            self.assertIn(" ".join(host), f.read())
+        self.assertEqual(out[6], "/etc/ssh/.phoenix-host-keys")
+        tasks = [t for t in self.sim.api("GET", "/nodes/pve1/tasks", {
+            "source": "all", "vmid": ctid, "typefilter": "vzcreate"})[2]["data"]]
+        log = "\n".join(x["t"] for x in self.sim.api("GET", "/nodes/pve1/tasks/%s/log" % (
+            tasks[0]["upid"].replace(":", "%3A")), {"limit": 1000})[2]["data"])
+        written = re.search(r"Creating SSH host key 'ssh_host_ed25519_key'.*\ndone: (SHA256:\S+)",
+                            log).group(1)
+        with open(os.path.join(self.tmp, "host.pub"), "w") as f:
+            f.write(out[5] + "\n")
+        now = subprocess.run(["ssh-keygen", "-lf", os.path.join(self.tmp, "host.pub")],
+                             capture_output=True, text=True, check=True).stdout.split()[1]
+        self.assertNotEqual(now, written, "the host key is still the one create wrote")
+        self.assertNotRegex(r.stdout, r"password must be changed")
+
+        t0 = time.monotonic()
+        self.run_bin("--config", cfg, "--destroy", str(ctid), check=0)
+        t_destroy = time.monotonic() - t0
+        st = self.sim.control("GET", "/_sim/state")
+        self.assertEqual(sorted(st["vms"]), [str(tpl)])
+        lxcdir = os.path.join(self.sim.state_dir, "lxc")
+        self.assertNotIn(str(ctid), os.listdir(lxcdir) if os.path.isdir(lxcdir) else [])
+        self.assertEqual([v["volid"] for v in st["volumes"]
+                          if re.search(r"-%d-disk" % ctid, v["volid"])], [])
+        with open("/proc/mounts") as f:
+            self.assertNotIn("lxc/%d/rootfs" % ctid, f.read())
+        self.assertEqual([x for x in os.listdir("/sys/class/net")
+                          if x.startswith("veth%di" % ctid)], [])
+        print("\nour template for real: build + validate %.1f s, deploy %.1f s, SSH checks "
+              "%.1f s, destroy %.1f s; whole test %.1f s" % (
+                  t_build, t_deploy, t_ssh, t_destroy, time.monotonic() - t_all))
 
 
 if __name__ == "__main__":

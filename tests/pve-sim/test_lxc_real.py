@@ -74,22 +74,43 @@ def ifupdown_rootfs():
 		return derive(src, out)
 
 
+def ifupdown_deb():
+	"""(path, None) of ifupdown's .deb from the host's apt sources, downloaded once and kept
+	beside the other test caches (the customization appliance has no network: the
+	end-to-end test of test_provision_ct installs it with customize.debs); (None, why)."""
+	d = os.path.join(os.path.dirname(cache_root()), 'debs')
+	os.makedirs(d, exist_ok=True)
+	with open(os.path.join(d, '.lock'), 'w') as lock:
+		fcntl.flock(lock, fcntl.LOCK_EX)
+		have = [f for f in os.listdir(d) if f.startswith('ifupdown_') and f.endswith('.deb')]
+		if have:
+			return os.path.join(d, sorted(have)[-1]), None
+		tmp = tempfile.mkdtemp(prefix='phx-debs-', dir=d)
+		try:
+			shutil.chown(tmp, '_apt')
+			p = subprocess.run(['apt-get', 'download', '-q', 'ifupdown'], cwd=tmp,
+				stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+			got = [f for f in os.listdir(tmp) if f.endswith('.deb')]
+			if p.returncode or not got:
+				return None, 'apt-get download ifupdown failed: %s' % p.stdout.strip()[-300:]
+			os.replace(os.path.join(tmp, got[0]), os.path.join(d, got[0]))
+			return os.path.join(d, got[0]), None
+		finally:
+			shutil.rmtree(tmp, ignore_errors=True)
+
+
 def derive(src, out):
 	work = tempfile.mkdtemp(prefix='phx-ifupdown-')
 	try:
-		debs = os.path.join(work, 'debs')
-		os.mkdir(debs)
-		shutil.chown(debs, '_apt')
-		p = subprocess.run(['apt-get', 'download', '-q', 'ifupdown'], cwd=debs,
-			stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-		if p.returncode:
-			return None, 'apt-get download ifupdown failed: %s' % p.stdout.strip()[-300:]
+		path, why = ifupdown_deb()
+		if why:
+			return None, why
 		root = os.path.join(work, 'root')
 		os.mkdir(root)
 		subprocess.run(['tar', '-xpf', src, '--zstd', '--numeric-owner', '--xattrs', '-C', root],
 			check=True)
-		deb = [f for f in os.listdir(debs) if f.endswith('.deb')][0]
-		shutil.copy(os.path.join(debs, deb), os.path.join(root, 'tmp', deb))
+		deb = os.path.basename(path)
+		shutil.copy(path, os.path.join(root, 'tmp', deb))
 		p = subprocess.run(['chroot', root, 'dpkg', '-i', '/tmp/' + deb], stdout=subprocess.PIPE,
 			stderr=subprocess.STDOUT, text=True)
 		if p.returncode:
