@@ -478,18 +478,36 @@ class RealContainerTest(OrchestratorTest):
                   and str(r["params"].get("vmid")) == str(ctid)]
         self.assertEqual(create[0]["params"]["ostemplate"], "local:vztmpl/debian-ct.tar.zst")
 
-        # root (the key Proxmox wrote at create) sees ada's account as built offline
+        # unprivileged: the container's init runs as host uid 100000 (lxc.idmap)
+        ok = lambda path, params=None: self.sim.api("GET", "/nodes/pve1/lxc/%d/%s" % (
+            ctid, path), params)[2]["data"]
+        with open("/proc/%d/status" % ok("status/current")["pid"]) as f:
+            self.assertEqual(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1), "100000")
+        # both addresses in GET .../interfaces: the static one on eth0, dnsmasq's on eth1
+        # (ifupdown from the .deb reads what pve-container wrote to /etc/network/interfaces)
         t0 = time.monotonic()
         deadline = t0 + 120
         while True:
-            r = self.ssh("root", static, "chage -l ada; id ada; ip -4 -o addr show eth1")
+            ifs = {i["name"]: i for i in ok("interfaces") or []}
+            dhcp = [a["ip-address"] for a in ifs.get("eth1", {}).get("ip-addresses", [])
+                    if a["ip-address-type"] == "inet"]
+            if dhcp or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual(ifs["eth0"]["inet"], static + "/24")
+        self.assertTrue(dhcp, "no DHCP address on eth1: %s" % ifs)
+        lo, hi = [int(x.rsplit(".", 1)[1]) for x in self.sim.control(
+            "GET", "/_sim/state")["lxc_bridges"]["vmbr1"]["dhcp"].split("-")]
+        self.assertTrue(lo <= int(dhcp[0].rsplit(".", 1)[1]) <= hi, dhcp)
+        # root (the key Proxmox wrote at create) sees ada's account as built offline
+        while True:
+            r = self.ssh("root", static, "chage -l ada; ip -4 -o addr show eth1")
             if r.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(1)
         self.assertEqual(r.returncode, 0, r.stdout)
         self.assertRegex(r.stdout, r"Last password change\s*: password must be changed")
-        self.assertRegex(r.stdout, r"inet %s\.\d+/24" % re.escape(
-            bridges["vmbr1"]["cidr"].rsplit(".", 1)[0]) if "vmbr1" in bridges else r"inet ")
+        self.assertIn("inet %s/" % dhcp[0], r.stdout)
         # ada: the key is accepted, then the expired password stops a login without a terminal
         r = self.ssh("ada", static, "true")
         self.assertNotEqual(r.returncode, 0)
@@ -525,6 +543,16 @@ class RealContainerTest(OrchestratorTest):
                              capture_output=True, text=True, check=True).stdout.split()[1]
         self.assertNotEqual(now, written, "the host key is still the one create wrote")
         self.assertNotRegex(r.stdout, r"password must be changed")
+
+        # a clean shutdown (LXC.pm vm_stop: lxc-stop --nokill) takes its network and mount
+        upid = self.sim.api("POST", "/nodes/pve1/lxc/%d/status/shutdown" % ctid,
+                            {"timeout": 60})[2]["data"]
+        self.assertEqual(self.sim.wait_task(upid, timeout=90)["exitstatus"], "OK")
+        self.assertEqual(ok("status/current")["status"], "stopped")
+        self.assertIsNone(ok("interfaces"))
+        self.assertFalse(os.path.exists("/sys/class/net/veth%di0" % ctid))
+        self.assertFalse(os.path.ismount(os.path.join(self.sim.state_dir,
+                                                      "lxc/%d/rootfs" % ctid)))
 
         t0 = time.monotonic()
         self.run_bin("--config", cfg, "--destroy", str(ctid), check=0)

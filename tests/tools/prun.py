@@ -35,7 +35,8 @@ UNKNOWN_JOB_S = 1000.0  # unknown jobs start first: they may be the long ones
 # at once, so a boot shares the machine with at most one lighter job and its guest-agent
 # waits stay what they are in a serial run.
 BOOTS = re.compile(r"^(pytest test_demo\.|simtest test_qemu_mode\.Qemu(Boot|Lifecycle)$|"
-                   r"simtest test_lxc_real\.RealContainers$)")
+                   r"simtest test_lxc_real\.RealContainers$|"
+                   r"pytest test_provision_ct\.RealContainerTest$)")
 
 LIST_CLASSES = r"""
 import sys, unittest
