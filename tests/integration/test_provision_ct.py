@@ -3,7 +3,11 @@ the simulator over HTTPS, the tiny test root file system (scripts/build-test-roo
 served over HTTP with a SHA256SUMS, and ONE real libguestfs customization for the whole class
 (setUpClass): the archive is unpacked, a user is made, container steps and hygiene run, and it
 is packed again as .tar.zst. The tests then read that archive offline and check what the
-server got: the vztmpl upload, the container, its conversion, the rerun, the rollback.
+server got: the vztmpl upload, the container, its conversion, the rerun, the rollback, and
+--validate against the fake hypervisor's `interfaces` (no address: untagged, nothing left).
+
+RealContainerTest does it for real (`--lxc-real`, root only): the FULL test rootfs, --validate
+starting a clone, a container deployed from the archive, SSH in as the template's user.
 """
 import fcntl
 import hashlib
