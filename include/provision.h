@@ -1,7 +1,8 @@
 /* provision: the parts of --provision-template that live beside cmd_provision.c. Today that is
  * the boot proof behind --validate: clone the fresh template into a throwaway VM, give it a
  * minimal NoCloud seed, start it, wait for the guest agent, run `cloud-init status --wait` and
- * check sshd through the agent, then remove the throwaway VM and its seed whatever happened. */
+ * check sshd through the agent, then remove the throwaway VM and its seed whatever happened;
+ * for a container template, start a throwaway clone and wait for an address on its eth0. */
 #ifndef PHX_PROVISION_H
 #define PHX_PROVISION_H
 

@@ -5,7 +5,8 @@
  * volume. Everything created on the server is recorded in a transaction and removed again
  * when a later step fails. Prints one result per template (text, or one JSON object per line).
  * --validate then boots a throwaway clone (provision_validate.c) and tags the template
- * `validated` only when the guest agent, cloud-init and sshd all answered. */
+ * `validated` only when the guest agent, cloud-init and sshd all answered (a container
+ * template's clone: when it runs and its eth0 got an IPv4 address). */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
