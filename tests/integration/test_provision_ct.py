@@ -397,23 +397,53 @@ class RealContainerTest(OrchestratorTest):
                               stderr=subprocess.STDOUT, text=True, timeout=60)
 
     def first_login(self, ip, old, new):
-        """ada's first login: sshd (PAM: the password is expired) runs passwd on a terminal."""
-        import pexpect
-        child = pexpect.spawn("ssh", ["-tt", "-i", self.key, "-o", "BatchMode=yes",
-                                      "-o", "UserKnownHostsFile=" + self.known,
-                                      "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
-                                      "ada@" + ip], encoding="utf-8", timeout=60)
-        out = []
+        """ada's first login: sshd (PAM: the password is expired) runs passwd on a terminal.
+        A pseudo-terminal from the standard library (pty), since CI has no pexpect."""
+        import pty
+        import select
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execvp("ssh", ["ssh", "-tt", "-i", self.key, "-o", "BatchMode=yes",
+                              "-o", "UserKnownHostsFile=" + self.known,
+                              "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
+                              "ada@" + ip])
+        out, buf = [], ""
+        end = time.monotonic() + 60
+
+        def read_until(pattern):
+            nonlocal buf
+            while time.monotonic() < end:
+                m = re.search(pattern, buf) if pattern else None
+                if m:
+                    out.append(buf[:m.end()])
+                    buf = buf[m.end():]
+                    return True
+                ready, _, _ = select.select([fd], [], [], 1)
+                if not ready:
+                    continue
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:  # EIO: the other side closed
+                    data = b""
+                if not data:
+                    out.append(buf)
+                    return pattern is None
+                buf += data.decode("utf-8", "replace")
+            self.fail("no %r from ssh within 60 s; got: %r" % (pattern, "".join(out) + buf))
+
         try:
-            for prompt, answer in (("[Cc]urrent password: ", old), ("New password: ", new),
-                                   ("Retype new password: ", new)):
-                child.expect(prompt)
-                out.append(child.before + child.after)
-                child.sendline(answer)
-            child.expect(pexpect.EOF)
-            out.append(child.before)
+            for prompt, answer in ((r"[Cc]urrent password: ", old), (r"New password: ", new),
+                                   (r"Retype new password: ", new)):
+                read_until(prompt)
+                os.write(fd, (answer + "\n").encode())
+            read_until(None)
         finally:
-            child.close(force=True)
+            os.close(fd)
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
         return "".join(out)
 
     def test_our_template_validated_deployed_and_logged_into(self):
