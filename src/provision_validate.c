@@ -105,22 +105,40 @@ static int val_check_guest(struct pve_client *c, const char *node, int vmid, lon
 	return 0;
 }
 
+/* The start both validations share: a journaled transaction (the test guest goes whatever
+ * happens, also when the run is killed: the next run replays the journal), the test guest's
+ * VMID and its name (the undo finds it by name only: its tags change from the template's). */
+static struct txn *val_begin(struct pve_client *c, const struct prov_validate_opts *o,
+			     int *ret_vmid, char *name, size_t len, struct phx_err *err)
+{
+	struct txn *t = txn_new_journaled(c, o->journal);
+
+	if (!t) {
+		phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	if (pve_nextid(c, ret_vmid, err) < 0) {
+		txn_free(t);
+		return NULL;
+	}
+	snprintf(name, len, "phx-validate-%d", o->template_vmid);
+	return t;
+}
+
 int prov_validate(struct pve_client *c, const struct prov_validate_opts *o, struct phx_err *err)
 {
 	char iso[SEED_PATH_MAX] = "", seed_id[32];
 	char name[128], filename[128], ide2[300], mac[18], sha[CRYPTO_SHA256_HEX_LEN + 1];
 	char *volid = NULL;
-	struct txn *t = txn_new_journaled(c, o->journal);
 	struct buf report = BUF_INIT;
 	int vmid = 0, rc = -1;
+	struct txn *t = val_begin(c, o, &vmid, name, sizeof(name), err);
 
-	if (!t)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	if (pve_nextid(c, &vmid, err) < 0)
-		goto out;
-	snprintf(name, sizeof(name), "phx-validate-%d", o->template_vmid);
-	/* the test VM and its seed go whatever happens, also when the run is killed (the next
-	 * run replays the journal); by name only: the tags change from the template's */
+	if (!t) {
+		phx_err_wrap(err, "validate template %d", o->template_vmid);
+		return -1;
+	}
+	/* the test VM and its seed */
 	if (undo_add_vm(t, o->node, vmid, name, NULL, o->task_timeout_s, err) < 0)
 		goto out;
 	if (val_clone(c, o, false, vmid, name, err) < 0)
@@ -248,17 +266,15 @@ static int val_ct_wait_up(struct pve_client *c, const struct prov_validate_opts 
 int prov_ct_validate(struct pve_client *c, const struct prov_validate_opts *o, struct phx_err *err)
 {
 	char name[128];
-	struct txn *t = txn_new_journaled(c, o->journal);
 	struct buf report = BUF_INIT;
 	int vmid = 0, rc = -1;
+	struct txn *t = val_begin(c, o, &vmid, name, sizeof(name), err);
 
-	if (!t)
-		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	if (pve_nextid(c, &vmid, err) < 0)
-		goto out;
-	snprintf(name, sizeof(name), "phx-validate-%d", o->template_vmid);
-	/* registered before the clone, by hostname, as for VMs: goes whatever happens, also
-	 * when the run is killed (the next run replays the journal) */
+	if (!t) {
+		phx_err_wrap(err, "validate container template %d", o->template_vmid);
+		return -1;
+	}
+	/* registered before the clone, by hostname, as for VMs */
 	if (undo_add_ct(t, o->node, vmid, name, NULL, o->task_timeout_s, err) < 0 ||
 	    val_clone(c, o, true, vmid, name, err) < 0)
 		goto out;
