@@ -168,7 +168,7 @@ struct plan_action *cmd_plan_template_removal(struct plan *p, const char *object
 	plan_param(p, rm, "destroy-unreferenced-disks", "1", 0);
 	if (!archive || !*archive)
 		return rm;
-	/* after the container: while it exists the archive is what a rebuild of it needs */
+	/* second: when the container cannot be removed, the archive its record names stays */
 	esc = plan_escape(p, archive);
 	a = plan_add(p, PLAN_REQUEST, PLAN_DESTROY, object, "DELETE",
 		     "/nodes/%s/storage/%.*s/content/%s", vm->node, (int)strcspn(archive, ":"),
