@@ -91,8 +91,9 @@ struct img_meta {
  * release with img_meta_release()); errors name the file (jansson errors as file:line:col).
  * A missing file is PHX_E_NOTFOUND so callers can tell "never fetched" from "corrupt". */
 int img_meta_read(const char *path, struct img_meta *ret, struct phx_err *err);
-/* Writes `m` as JSON to `path` atomically (temp file, fsync, rename). */
-int img_meta_write(const char *path, const struct img_meta *m, struct phx_err *err);
+/* Writes `m` as JSON to `path` atomically (temp file, rename); `durable` also syncs the file
+ * and its directory (fs_write_atomic vs fs_write_atomic_lazy). */
+int img_meta_write(const char *path, const struct img_meta *m, bool durable, struct phx_err *err);
 /* Frees the strings; the struct is left as IMG_META_INIT. Accepts NULL. */
 void img_meta_release(struct img_meta *m);
 

@@ -89,8 +89,8 @@ int fs_fsync_dir(const char *dir, struct phx_err *err)
 	return 0;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
-		    struct phx_err *err)
+static int fs_write_renamed(const char *path, const void *data, size_t len, unsigned mode,
+			    bool durable, struct phx_err *err)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	const char *p = data;
@@ -117,7 +117,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, unsigned mod
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	if ((durable && fsync(fd) < 0) || close(fd) < 0) {
 		int e = errno;
 
 		unlink(tmp);
@@ -129,7 +129,19 @@ int fs_write_atomic(const char *path, const void *data, size_t len, unsigned mod
 		unlink(tmp);
 		return phx_err_set_errno(err, PHX_E_IO, e, "rename '%s' to '%s'", tmp, path);
 	}
-	return fs_fsync_dir(dir, err);
+	return durable ? fs_fsync_dir(dir, err) : 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
+		    struct phx_err *err)
+{
+	return fs_write_renamed(path, data, len, mode, true, err);
+}
+
+int fs_write_atomic_lazy(const char *path, const void *data, size_t len, unsigned mode,
+			 struct phx_err *err)
+{
+	return fs_write_renamed(path, data, len, mode, false, err);
 }
 
 static int fs_copy_fallback(int in, int out, struct phx_err *err)

@@ -123,7 +123,7 @@ static json_t *meta_str(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-int img_meta_write(const char *path, const struct img_meta *m, struct phx_err *err)
+int img_meta_write(const char *path, const struct img_meta *m, bool durable, struct phx_err *err)
 {
 	json_t *root = json_object();
 	char *text = NULL;
@@ -147,7 +147,8 @@ int img_meta_write(const char *path, const struct img_meta *m, struct phx_err *e
 		return phx_err_set(err, PHX_E_NOMEM, "encode '%s': out of memory", path);
 	}
 	json_decref(root);
-	rc = fs_write_atomic(path, text, strlen(text), 0644, err);
+	rc = durable ? fs_write_atomic(path, text, strlen(text), 0644, err)
+		     : fs_write_atomic_lazy(path, text, strlen(text), 0644, err);
 	free(text);
 	return rc;
 }

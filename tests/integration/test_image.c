@@ -335,6 +335,36 @@ Test(image_fetch, interrupted_download_resumes_from_part_and_ends_verified)
 	img_result_release(&r);
 }
 
+/* The .part.meta is written without fsync (img_part_meta_write): a power failure may leave it
+ * empty next to a .part that survived. That .part must not be trusted: the next run starts
+ * over and still ends verified. */
+Test(image_fetch, part_whose_meta_a_power_failure_emptied_is_downloaded_again)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_fetch_opts o = sums_opts();
+	struct img_result r = IMG_RESULT_INIT;
+	uint64_t part = 0, sent;
+	size_t before, n = 0;
+	char st[64];
+
+	server_ctl("{\"drop_after\": 3145728, \"drop_count\": -1}");
+	o.retries = 1;
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	cr_assert_eq(fs_file_size(cache_path(IMG_NAME ".part"), &part, &err), 0, "%s", err.msg);
+	cr_assert_eq(part, 6u << 20);
+	cr_assert_eq(truncate(cache_path(IMG_NAME ".part.meta"), 0), 0);
+
+	server_ctl("{\"drop_count\": 0}");
+	before = log_lines();
+	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	assert_verified(&r);
+	cr_assert_eq(r.downloaded, IMG_SIZE);
+	sent = log_bytes(before, "GET", "/" IMG_NAME, &n, st, sizeof(st));
+	cr_assert_eq(sent, IMG_SIZE);
+	cr_assert_str_eq(st, "200");
+	img_result_release(&r);
+}
+
 Test(image_fetch, dropped_transfer_is_retried_within_one_call)
 {
 	struct phx_err err = PHX_ERR_INIT;

@@ -50,6 +50,28 @@ Test(fsutil, write_atomic_then_read_back_and_copy)
 	buf_release(&out);
 }
 
+Test(fsutil, lazy_atomic_write_replaces_whole_file_and_leaves_no_temporary)
+{
+	char a[256];
+	struct buf out = BUF_INIT;
+	struct phx_err err = PHX_ERR_INIT;
+	struct stat st;
+
+	snprintf(a, sizeof(a), "%s/hint.json", dir);
+	cr_assert_eq(fs_write_atomic(a, "old content\n", 12, 0600, &err), 0, "%s", err.msg);
+	cr_assert_eq(fs_write_atomic_lazy(a, "new\n", 4, 0644, &err), 0, "%s", err.msg);
+	cr_assert_eq(fs_read_file(a, &out, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(buf_str(&out), "new\n");
+	cr_assert_eq(stat(a, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0644);
+	buf_release(&out);
+	snprintf(a, sizeof(a), "test \"$(ls -A %s)\" = hint.json", dir);
+	cr_assert_eq(system(a), 0, "a temporary file was left in %s", dir);
+	snprintf(a, sizeof(a), "%s/no/such/dir/hint.json", dir);
+	cr_assert_eq(fs_write_atomic_lazy(a, "x", 1, 0644, &err), -1);
+	cr_assert(strstr(err.msg, "/no/such/dir/hint.json.tmp."), "%s", err.msg);
+}
+
 Test(fsutil, read_missing_file_names_path)
 {
 	struct buf out = BUF_INIT;

@@ -344,7 +344,7 @@ Test(image, meta_round_trips_all_fields)
 	m.sums_url = "http://127.0.0.1:1/SHA256SUMS";
 	m.sums_etag = NULL; /* optional fields survive as absent */
 	m.sums_last_modified = "Tue, 01 Oct 2024 09:00:00 GMT";
-	cr_assert_eq(img_meta_write(path, &m, &err), 0, "%s", err.msg);
+	cr_assert_eq(img_meta_write(path, &m, true, &err), 0, "%s", err.msg);
 	cr_assert_eq(img_meta_read(path, &r, &err), 0, "%s", err.msg);
 	cr_assert_str_eq(r.url, m.url);
 	cr_assert_str_eq(r.etag, m.etag);
