@@ -109,6 +109,13 @@ int img_cache_dir_default(char **ret, struct phx_err *err);
  * owns *ret; free with free(). */
 int img_name_from_url(const char *url, char **ret, struct phx_err *err);
 
+/* The sha256 of a file in the cache (a customized image): read from PATH.sha256 when that was
+ * written for this very file (same inode, size and modification time), else computed and kept
+ * there for the next call, so a rerun or each node of a cluster does not read the whole image
+ * again. A file rewritten in place or replaced since no longer matches its sidecar and is
+ * hashed anew. */
+int img_file_sha256(const char *path, char ret[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err);
+
 /* ---- fetch --------------------------------------------------------------------------- */
 
 struct img_fetch_opts {

@@ -82,6 +82,7 @@ struct prov_shared {
 	struct img_result img;
 	bool fetched;
 	char *work;	  /* the customized image, or NULL */
+	char work_sha[CRYPTO_SHA256_HEX_LEN + 1]; /* its sha256, once work is set */
 	char *build_name; /* the new version's name, once a node decided to build */
 	bool per_node;	  /* several nodes: versions are counted on each node */
 	/* the nodes' threads take turns to decide, fetch and customize: the first to need the
@@ -730,11 +731,12 @@ out:
 }
 
 /* Makes sure a customized copy of the cached image exists beside it and returns its path
- * (caller owns; free()). The copy is customized in a private work dir and renamed into place
+ * (caller owns; free()) and sha256 (kept beside it: img_file_sha256). The copy is customized in a private work dir and renamed into place
  * only when every step succeeded, so a half-customized image is never reused. --rebuild
  * always customizes afresh (packages from the network may have changed). */
 static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
-			  const struct img_result *img, char **ret_path, struct phx_err *err)
+			  const struct img_result *img, char **ret_path,
+			  char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
 {
 	struct cust_opts co = CUST_OPTS_INIT;
 	struct cust_report rep;
@@ -749,6 +751,7 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 			 t->name);
 		if (!(*ret_path = strdup(img->path)))
 			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
+		memcpy(ret_sha, img->sha256, CRYPTO_SHA256_HEX_LEN + 1);
 		return 0;
 	}
 	if (prov_customize_key(t, img->sha256, key, err) < 0)
@@ -758,6 +761,10 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	if (!p->s->opts->rebuild && fs_exists(final)) {
 		log_info("reusing the customized image '%s' (same source and recipe)", final);
+		if (img_file_sha256(final, ret_sha, err) < 0) {
+			free(final);
+			return -1;
+		}
 		*ret_path = final;
 		return 0;
 	}
@@ -805,6 +812,11 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 	log_info("customized %s %s (family %s, %s, %zu steps) in %.1f s, appliance start %.1f s",
 		 rep.distro, rep.version, rep.family, rep.accel, rep.steps, rep.total_seconds,
 		 rep.launch_seconds);
+	/* hashed once here, while the image is in the page cache */
+	if (img_file_sha256(final, ret_sha, err) < 0) {
+		free(final);
+		return -1;
+	}
 	*ret_path = final;
 	return 0;
 fail:
@@ -994,20 +1006,20 @@ static void prov_turn_give(struct prov_shared *sh)
  * the run's transaction. */
 static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t,
 				struct prov_result *res, const char *disk_path,
-				const char *source_sha256, bool *turn_held, struct phx_err *err)
+				const char *custom_sha, const char *source_sha256, bool *turn_held,
+				struct phx_err *err)
 {
 	struct session *s = p->s;
 	const bool shared = p->import_shared && p->sh->import_txn;
 	size_t first, last;
-	char custom_sha[CRYPTO_SHA256_HEX_LEN + 1], tags[1024], packages[128];
+	char tags[1024], packages[128];
 	struct prov_build_input in;
 	struct plan plan = PLAN_INIT;
 	enum prov_phase phases[8];
 	const struct plan_apply_ctx ax = {p->pve, p->txn, session_task_timeout(s)};
 	int rc = -1;
 
-	if (crypto_sha256_file(disk_path, custom_sha, err) < 0 ||
-	    prov_build_input(p, t, res, &in, tags, sizeof(tags), err) < 0)
+	if (prov_build_input(p, t, res, &in, tags, sizeof(tags), err) < 0)
 		return -1;
 	if (prov_record_packages(disk_path, custom_sha, packages, sizeof(packages), err) < 0)
 		return -1;
@@ -1438,11 +1450,12 @@ static int prov_one(struct prov_ctx *p, const struct cfg_template *t, struct pro
 		}
 	}
 	t0 = clk_now();
-	if (!sh->work && prov_customize(p, t, &sh->img, &sh->work, err) < 0)
+	if (!sh->work && prov_customize(p, t, &sh->img, &sh->work, sh->work_sha, err) < 0)
 		goto out;
 	res->phase_s[PH_CUSTOMIZE] = clk_now() - t0;
 	/* gives the turn once the shared upload (if any) is done */
-	if (prov_build_on_server(p, t, res, sh->work, sh->img.sha256, &locked, err) < 0) {
+	if (prov_build_on_server(p, t, res, sh->work, sh->work_sha, sh->img.sha256, &locked,
+				 err) < 0) {
 		struct buf report = BUF_INIT;
 
 		txn_rollback(p->txn, &report);

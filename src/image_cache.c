@@ -2,9 +2,12 @@
  * (see image.h for the layout). Knows nothing about HTTP. */
 #include "image.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -200,4 +203,49 @@ int img_name_from_url(const char *url, char **ret, struct phx_err *err)
 	}
 	*ret = name;
 	return 0;
+}
+
+/* The sidecar's one line: "<sha256> <size> <mtime s>.<ns> <inode>". */
+static int img_sidecar_line(const struct stat *st, const char *sha, char *out, size_t len)
+{
+	return snprintf(out, len, "%s %jd %jd.%09ld %ju\n", sha, (intmax_t)st->st_size,
+			(intmax_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (uintmax_t)st->st_ino);
+}
+
+int img_file_sha256(const char *path, char ret[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
+{
+	char side[4096], want[160], line[160];
+	struct phx_err ignored = PHX_ERR_INIT;
+	struct buf b;
+	struct stat st, now;
+
+	if (snprintf(side, sizeof(side), "%s.sha256", path) >= (int)sizeof(side))
+		return phx_err_set(err, PHX_E_IO, "path too long: '%s'", path);
+	if (stat(path, &st) < 0)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "stat '%s'", path);
+	buf_init(&b, sizeof(line));
+	if (fs_read_file(side, &b, &ignored) == 0 && b.data &&
+	    b.len > CRYPTO_SHA256_HEX_LEN &&
+	    strspn(b.data, "0123456789abcdef") == CRYPTO_SHA256_HEX_LEN) {
+		memcpy(ret, b.data, CRYPTO_SHA256_HEX_LEN);
+		ret[CRYPTO_SHA256_HEX_LEN] = '\0';
+		img_sidecar_line(&st, ret, want, sizeof(want));
+		if (b.len == strlen(want) && !memcmp(b.data, want, b.len)) {
+			buf_release(&b);
+			return 0;
+		}
+	}
+	buf_release(&b);
+	if (crypto_sha256_file(path, ret, err) < 0)
+		return -1;
+	img_sidecar_line(&st, ret, line, sizeof(line));
+	/* a file that changed while it was read has a hash of neither version */
+	if (stat(path, &now) < 0)
+		return phx_err_set_errno(err, PHX_E_IO, errno, "stat '%s'", path);
+	img_sidecar_line(&now, ret, want, sizeof(want));
+	if (strcmp(line, want))
+		return phx_err_set(err, PHX_E_CONFLICT,
+				   "'%s' changed while it was hashed: is another run customizing it?",
+				   path);
+	return fs_write_atomic(side, line, strlen(line), 0644, err);
 }

@@ -1,9 +1,13 @@
 /* upload_driver: runs one http_upload_file() (the multipart import upload) and reports wall
  * time, CPU time and peak RSS, for tests/bench/bench_upload (built by it against
  * libphoenix.a) and for manual testing.
- * usage: upload_driver URL FILE [--field NAME=VALUE]... [--auth-file F] [--cafile F]
+ * usage: upload_driver URL FILE [--field NAME=VALUE]... [--kept-checksum] [--auth-file F]
+ *                      [--cafile F]
  * The Authorization header value is read from --auth-file (never argv). Sends the fields in
  * order, then FILE as part "filename" named after FILE's base name, as pve_storage_upload does.
+ * --kept-checksum appends checksum-algorithm and checksum fields with FILE's sha256 as a build
+ * finds it (img_file_sha256: FILE.sha256 when it describes FILE, else one pass over FILE),
+ * inside the timed part.
  * prints: status=N wall_s=F cpu_s=F maxrss_kib=N data=UPID (the answer's "data" string, if any) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +16,7 @@
 #include <time.h>
 
 #include "http.h"
+#include "image.h"
 #include "log.h"
 
 enum { MAX_FIELDS = 8 };
@@ -46,22 +51,31 @@ int main(int argc, char **argv)
 	struct http_client *c = NULL;
 	struct timespec t0, t1;
 	struct rusage ru;
-	char auth[512] = "";
+	char auth[512] = "", sha[CRYPTO_SHA256_HEX_LEN + 1];
+	bool kept_checksum = false;
 	const char *url, *path, *base;
 	size_t nf = 0;
 	int rc = 1;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s URL FILE [--field NAME=VALUE]... [--auth-file F] "
-				"[--cafile F]\n", argv[0]);
+		fprintf(stderr, "usage: %s URL FILE [--field NAME=VALUE]... [--kept-checksum] "
+				"[--auth-file F] [--cafile F]\n", argv[0]);
 		return 2;
 	}
 	url = argv[1];
 	path = argv[2];
 	base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	for (int i = 3; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--field") && nf < MAX_FIELDS && strchr(argv[i + 1], '=')) {
-			vals[nf] = strdup(argv[i + 1]);
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--kept-checksum")) {
+			kept_checksum = true;
+			continue;
+		}
+		if (i + 1 == argc) {
+			fprintf(stderr, "'%s' needs a value\n", argv[i]);
+			return 2;
+		}
+		if (!strcmp(argv[i], "--field") && nf + 2 < MAX_FIELDS && strchr(argv[i + 1], '=')) {
+			vals[nf] = strdup(argv[++i]);
 			if (!vals[nf])
 				return 1;
 			*strchr(vals[nf], '=') = '\0';
@@ -69,17 +83,17 @@ int main(int argc, char **argv)
 			f[nf].value = vals[nf] + strlen(vals[nf]) + 1;
 			nf++;
 		} else if (!strcmp(argv[i], "--auth-file")) {
-			FILE *a = fopen(argv[i + 1], "r");
+			FILE *a = fopen(argv[++i], "r");
 
 			if (!a || !fgets(auth, sizeof(auth), a)) {
-				fprintf(stderr, "cannot read '%s'\n", argv[i + 1]);
+				fprintf(stderr, "cannot read '%s'\n", argv[i]);
 				return 2;
 			}
 			fclose(a);
 			auth[strcspn(auth, "\r\n")] = '\0';
 			copts.auth_header = auth;
 		} else if (!strcmp(argv[i], "--cafile")) {
-			copts.tls.ca_file = argv[i + 1];
+			copts.tls.ca_file = argv[++i];
 		} else {
 			fprintf(stderr, "unknown argument '%s'\n", argv[i]);
 			return 2;
@@ -93,6 +107,12 @@ int main(int argc, char **argv)
 	if (!c)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (kept_checksum) {
+		if (img_file_sha256(path, sha, &err) < 0)
+			goto out;
+		f[nf++] = (struct http_form_field){"checksum-algorithm", "sha256"};
+		f[nf++] = (struct http_form_field){"checksum", sha};
+	}
 	if (http_upload_file(c, url, f, nf, "filename", base, path, NULL, &resp, &err) < 0)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -109,7 +129,7 @@ out:
 	http_response_release(&resp);
 	http_client_free(c);
 	http_global_cleanup();
-	for (size_t i = 0; i < nf; i++)
+	for (size_t i = 0; i < MAX_FIELDS; i++)
 		free(vals[i]);
 	return rc;
 }

@@ -5,6 +5,7 @@ The class shares one image cache, so the first build pays for the appliance run 
 TCG) and the other scenarios reuse the customized image (same source and recipe) and test
 what they are about: idempotence, rollback, privileges, versions and pruning.
 """
+import glob
 import json
 import re
 import os
@@ -241,6 +242,17 @@ class ProvisionTest(ProvisionBase):
                                             r"version=v2.0$")
         self.assertEqual((conf["machine"], conf["cpu"], conf["sockets"], conf["balloon"],
                           conf["numa"]), ("q35", "host", 2, 256, 1))
+        # the customized image's sha256 was kept beside it when it was made, and the second
+        # template's upload carries the same one (img_file_sha256 reads it there)
+        custom = re.search(r"\ncustomized-sha256: ([0-9a-f]{64})\n",
+                           vm["conf"]["description"]).group(1)
+        self.assertIn("customized-sha256: %s\n" % custom, conf["description"])
+        kept = []
+        for side in glob.glob(os.path.join(self.cache, "phoenix", "images", "*",
+                                           "customized-*.qcow2.sha256")):
+            with open(side, encoding="utf-8") as f:
+                kept.append(f.read().split()[0])
+        self.assertIn(custom, kept)
 
     def assert_agent_installed(self, disk):
         env = dict(os.environ, LIBGUESTFS_BACKEND="direct",

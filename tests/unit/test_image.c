@@ -674,3 +674,69 @@ Test(image, writer_write_failure_names_the_part_file)
 	close(fd);
 	free(p);
 }
+
+/* ---- img_file_sha256: the customized image's hash kept beside it ---- */
+
+static void write_file(const char *path, const char *text)
+{
+	struct phx_err err = PHX_ERR_INIT;
+
+	cr_assert_eq(fs_write_atomic(path, text, strlen(text), 0644, &err), 0, "%s", err.msg);
+}
+
+static void read_text(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	cr_assert_not_null(f, "%s", path);
+	cr_assert_not_null(fgets(out, (int)len, f));
+	fclose(f);
+}
+
+Test(image, file_sha256_is_computed_once_then_read_from_the_sidecar_of_the_same_file)
+{
+	static const char abc_sha[] =
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	static const char fake[] =
+		"0000000000000000000000000000000000000000000000000000000000000000";
+	struct phx_err err = PHX_ERR_INIT;
+	char img[512], side[512], got[CRYPTO_SHA256_HEX_LEN + 1], line[256], forged[256];
+
+	snprintf(img, sizeof(img), "%s/customized-k.qcow2", dir);
+	snprintf(side, sizeof(side), "%s.sha256", img);
+	write_file(img, "abc");
+	cr_assert_eq(img_file_sha256(img, got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got, abc_sha);
+	read_text(side, line, sizeof(line));
+	cr_assert_eq(strncmp(line, abc_sha, 64), 0, "%s", line);
+	cr_assert_eq(strncmp(line + 64, " 3 ", 3), 0, "the size follows the hash: %s", line);
+
+	/* the sidecar is what is read: a forged hash with this file's identity is believed */
+	snprintf(forged, sizeof(forged), "%s%s", fake, line + 64);
+	write_file(side, forged);
+	cr_assert_eq(img_file_sha256(img, got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got, fake);
+
+	/* the file replaced (a --rebuild's rename: another inode and time) is hashed again */
+	{
+		char tmp[512];
+
+		snprintf(tmp, sizeof(tmp), "%s/new", dir);
+		write_file(tmp, "abd");
+		cr_assert_eq(rename(tmp, img), 0);
+	}
+	cr_assert_eq(img_file_sha256(img, got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got, "a52d159f262b2c6ddb724a61840befc36eb30c88877a4030b65cbe86298449c9");
+	read_text(side, line, sizeof(line));
+	cr_assert_eq(strncmp(line, got, 64), 0, "the sidecar was rewritten: %s", line);
+
+	/* a sidecar that is not one (empty, garbage) is replaced, not believed */
+	write_file(side, "");
+	cr_assert_eq(img_file_sha256(img, got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got, "a52d159f262b2c6ddb724a61840befc36eb30c88877a4030b65cbe86298449c9");
+
+	/* a missing image is an error naming it */
+	unlink(img);
+	cr_assert_eq(img_file_sha256(img, got, &err), -1);
+	cr_assert(strstr(err.msg, img), "%s", err.msg);
+}
