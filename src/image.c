@@ -1,6 +1,6 @@
 /* image: verified, cached, resumable download of a cloud image (see image.h). Owns the
  * download state machine (HEAD, resume, restart, retry, verify, rename); the bytes go through
- * the double-buffered writer of image_writer.c, the bar through progress.h. The SHA256SUMS
+ * the writer ring of image_writer.c, the bar through progress.h. The SHA256SUMS
  * parser lives in image_sums.c, metadata and names in image_cache.c. */
 #include "image.h"
 
@@ -684,8 +684,8 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	prog_bar_finish_at(&d.bar, d.written, d.size);
 	if (img_writer_finish(&d.w, err) < 0)
 		goto out;
-	/* the writer's flusher started writeback while the body arrived: this waits for the
-	 * tail and the journal */
+	/* the writer's flusher wrote and flushed the file while the body arrived: this waits
+	 * for the tail and the journal */
 	if (fsync(d.fd) < 0) {
 		phx_err_set_errno(err, PHX_E_IO, errno, "fsync '%s'", p->part);
 		goto out;

@@ -1,8 +1,8 @@
-/* image_writer: the double-buffered writer behind an image download. The network thread
- * copies the body into one buffer while a helper thread writes the other to the .part and
- * hashes it, and a third starts writeback of what is written (see struct img_writer in
- * image_int.h). Knows files, threads and the hashes; nothing about HTTP, the cache layout
- * or progress. */
+/* image_writer: the ring behind an image download. The network thread copies the body into
+ * one slot while a writer thread writes earlier slots to the .part and a hasher thread hashes
+ * them, and a flusher starts writeback of what is written (see struct img_writer in
+ * image_int.h). Knows files, threads and the hashes; nothing about HTTP, the cache layout or
+ * progress. */
 #include "image_int.h"
 
 #include <errno.h>
@@ -11,19 +11,18 @@
 #include <string.h>
 #include <unistd.h>
 
-enum {
-	IMG_WBUF = 256 << 10, /* each of the two write buffers: small enough to stay in cache */
-};
-
-/* Starts writeback of the written part of the file, IMG_WB_CHUNK or more at a time, so the
- * disk writes while the rest arrives and the final fsync has only the tail left (measured in
- * tests/bench/bench_download). sync_file_range may block while the disk's queue is full: only
- * this thread waits then, and what is written meanwhile is started in one go afterwards. */
+/* Starts writeback of the written part of the file, IMG_WB_CHUNK or more at a time, and
+ * makes it durable every IMG_SYNC_CHUNK, so the disk writes and flushes while the rest
+ * arrives and the final fsync has only the tail left (measured in tests/bench/bench_download).
+ * Both calls may block while the disk is busy: only this thread waits then, and what is
+ * written meanwhile is started in one go afterwards. */
 static void *img_flusher_main(void *arg)
 {
 	struct img_writer *w = arg;
+	uint64_t synced;
 
 	pthread_mutex_lock(&w->mu);
+	synced = w->wb_start;
 	for (;;) {
 		uint64_t start, end;
 
@@ -36,16 +35,69 @@ static void *img_flusher_main(void *arg)
 		end = w->wb_end & ~(uint64_t)4095;
 		w->wb_start = end;
 		pthread_mutex_unlock(&w->mu);
-		/* a write error here is reported again by the fsync that makes the file durable */
+		/* a write error here is reported again by the fdatasync or the final fsync */
 		(void)sync_file_range(w->fd, (off_t)start, (off_t)(end - start),
 				      SYNC_FILE_RANGE_WRITE);
+		if (end - synced >= IMG_SYNC_CHUNK) {
+			/* reports an error once per open file: keep it for img_writer_finish */
+			int e = fdatasync(w->fd) < 0 ? errno : 0;
+
+			synced = end;
+			pthread_mutex_lock(&w->mu);
+			if (e && !w->sync_errno)
+				w->sync_errno = e;
+			continue;
+		}
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
-static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t len, uint64_t off)
+/* The loop of the writer and the hasher: take the slot after the *done ones, work on it
+ * outside the lock, move *done on; the network thread reuses a slot once both are past it. */
+static void img_consume(struct img_writer *w, uint64_t *done, struct phx_err *err,
+			int (*work)(struct img_writer *w, const unsigned char *b, size_t len,
+				    uint64_t off, struct phx_err *err),
+			bool is_writer)
+{
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		const unsigned char *b;
+		size_t len;
+		uint64_t off;
+		int i;
+
+		while (*done == w->head && !w->stop && !w->failed)
+			pthread_cond_wait(&w->data_cv, &w->mu);
+		if (w->failed || *done == w->head)
+			break;
+		i = (int)(*done % IMG_SLOTS);
+		b = w->slot[i];
+		len = w->slot_len[i];
+		off = w->slot_off[i];
+		pthread_mutex_unlock(&w->mu);
+		if (work(w, b, len, off, err) < 0) {
+			pthread_mutex_lock(&w->mu);
+			w->failed = true;
+			pthread_cond_broadcast(&w->data_cv);
+			pthread_cond_broadcast(&w->space_cv);
+			break;
+		}
+		pthread_mutex_lock(&w->mu);
+		(*done)++;
+		pthread_cond_broadcast(&w->space_cv);
+		if (is_writer) {
+			w->wb_end = off + len;
+			if (w->wb_end - w->wb_start >= IMG_WB_CHUNK)
+				pthread_cond_signal(&w->wb_cv);
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int img_write_slot(struct img_writer *w, const unsigned char *p, size_t len, uint64_t off,
+			  struct phx_err *err)
 {
 	while (len) {
 		ssize_t n = pwrite(w->fd, p, len, (off_t)off);
@@ -56,10 +108,10 @@ static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t
 			int e = errno;
 
 			if (e == ENOSPC || e == EDQUOT)
-				return phx_err_set_errno(&w->err, PHX_E_IO, e,
+				return phx_err_set_errno(err, PHX_E_IO, e,
 							 "write '%s': cache directory '%s' is full",
 							 w->part_path, w->cache_dir);
-			return phx_err_set_errno(&w->err, PHX_E_IO, e, "write '%s'", w->part_path);
+			return phx_err_set_errno(err, PHX_E_IO, e, "write '%s'", w->part_path);
 		}
 		p += n;
 		len -= (size_t)n;
@@ -68,47 +120,40 @@ static int img_writer_write(struct img_writer *w, const unsigned char *p, size_t
 	return 0;
 }
 
+static int img_hash_slot(struct img_writer *w, const unsigned char *p, size_t len, uint64_t off,
+			 struct phx_err *err)
+{
+	(void)off;
+	if (crypto_sha256_update(w->h, p, len, err) < 0 ||
+	    (w->verify && crypto_hash_update(w->verify, p, len, err) < 0))
+		return -1;
+	return 0;
+}
+
 static void *img_writer_main(void *arg)
 {
 	struct img_writer *w = arg;
-	bool ok = true;
 
-	if (w->prefix && (crypto_sha256_fd_prefix(w->h, w->fd, w->prefix, &w->err) < 0 ||
-			  (w->verify &&
-			   crypto_hash_fd_prefix(w->verify, w->fd, w->prefix, &w->err) < 0)))
-		ok = false;
-	pthread_mutex_lock(&w->mu);
-	if (!ok) {
-		w->failed = true;
-		pthread_cond_broadcast(&w->cv);
-	}
-	while (ok) {
-		const unsigned char *b;
-		size_t len;
-		uint64_t off;
+	img_consume(w, &w->written, &w->err, img_write_slot, true);
+	return NULL;
+}
 
-		while (!w->busy && !w->stop)
-			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->busy)
-			break;
-		b = w->buf[w->pending];
-		len = w->plen;
-		off = w->poff;
-		pthread_mutex_unlock(&w->mu);
-		ok = img_writer_write(w, b, len, off) == 0 &&
-		     crypto_sha256_update(w->h, b, len, &w->err) == 0 &&
-		     (!w->verify || crypto_hash_update(w->verify, b, len, &w->err) == 0);
+static void *img_hasher_main(void *arg)
+{
+	struct img_writer *w = arg;
+
+	/* the kept prefix is in the file already: it is hashed first, while new bytes arrive */
+	if (w->prefix &&
+	    (crypto_sha256_fd_prefix(w->h, w->fd, w->prefix, &w->hash_err) < 0 ||
+	     (w->verify && crypto_hash_fd_prefix(w->verify, w->fd, w->prefix, &w->hash_err) < 0))) {
 		pthread_mutex_lock(&w->mu);
-		w->busy = false;
-		w->failed = !ok;
-		pthread_cond_broadcast(&w->cv);
-		if (ok) {
-			w->wb_end = off + len;
-			if (w->wb_end - w->wb_start >= IMG_WB_CHUNK)
-				pthread_cond_signal(&w->wb_cv);
-		}
+		w->failed = true;
+		pthread_cond_broadcast(&w->data_cv);
+		pthread_cond_broadcast(&w->space_cv);
+		pthread_mutex_unlock(&w->mu);
+		return NULL;
 	}
-	pthread_mutex_unlock(&w->mu);
+	img_consume(w, &w->hashed, &w->hash_err, img_hash_slot, false);
 	return NULL;
 }
 
@@ -119,10 +164,13 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	w->fd = fd;
 	w->prefix = w->pos = w->wb_start = w->wb_end = prefix;
 	w->fill = 0;
-	w->busy = w->stop = w->failed = false;
+	w->head = w->written = w->hashed = 0;
+	w->stop = w->failed = false;
+	w->sync_errno = 0;
 	phx_err_clear(&w->err);
-	for (int i = 0; i < 2; i++)
-		if (!w->buf[i] && !(w->buf[i] = malloc(IMG_WBUF)))
+	phx_err_clear(&w->hash_err);
+	for (int i = 0; i < IMG_SLOTS; i++)
+		if (!w->slot[i] && !(w->slot[i] = malloc(IMG_SLOT)))
 			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	crypto_sha256_free(w->h);
 	w->h = crypto_sha256_new(err);
@@ -132,46 +180,58 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	w->verify = NULL;
 	if (w->verify_alg != CRYPTO_SHA256 && !(w->verify = crypto_hash_new(w->verify_alg, err)))
 		return -1;
-	e = pthread_create(&w->thread, NULL, img_writer_main, w);
+	e = pthread_create(&w->writer, NULL, img_writer_main, w);
 	if (e)
 		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start writer thread");
-	w->running = true;
-	e = pthread_create(&w->flusher, NULL, img_flusher_main, w);
-	if (e) {
-		img_writer_stop(w);
-		return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start writeback thread");
+	w->writer_running = true;
+	e = pthread_create(&w->hasher, NULL, img_hasher_main, w);
+	if (!e) {
+		w->hasher_running = true;
+		e = pthread_create(&w->flusher, NULL, img_flusher_main, w);
+		if (!e) {
+			w->flusher_running = true;
+			return 0;
+		}
 	}
-	w->flusher_running = true;
-	return 0;
+	img_writer_stop(w);
+	return phx_err_set_errno(err, PHX_E_RUNTIME, e, "start the download's threads");
 }
 
-/* Hands buf[cur] to the worker once it is idle; false when the worker failed. */
+static uint64_t img_min(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Hands the slot being filled to the writer and the hasher and waits until the next slot is
+ * free; false when one of them failed. */
 static bool img_writer_submit(struct img_writer *w)
 {
 	bool ok;
 
 	pthread_mutex_lock(&w->mu);
-	while (w->busy)
-		pthread_cond_wait(&w->cv, &w->mu);
-	ok = !w->failed;
-	if (ok && w->fill) {
-		w->pending = w->cur;
-		w->plen = w->fill;
-		w->poff = w->pos;
-		w->busy = true;
-		pthread_cond_broadcast(&w->cv);
+	if (!w->failed && w->fill) {
+		int i = (int)(w->head % IMG_SLOTS);
+
+		w->slot_len[i] = w->fill;
+		w->slot_off[i] = w->pos;
+		w->head++;
+		pthread_cond_broadcast(&w->data_cv);
 		w->pos += w->fill;
-		w->cur ^= 1;
 		w->fill = 0;
 	}
+	while (!w->failed && w->head - img_min(w->written, w->hashed) >= IMG_SLOTS)
+		pthread_cond_wait(&w->space_cv, &w->mu);
+	ok = !w->failed;
 	pthread_mutex_unlock(&w->mu);
 	return ok;
 }
 
 static int img_writer_fail(struct img_writer *w, struct phx_err *err)
 {
-	return phx_err_set(err, w->err.code ? w->err.code : PHX_E_IO, "%s",
-			   w->err.code ? w->err.msg : "writer failed");
+	const struct phx_err *e = w->err.code ? &w->err : &w->hash_err;
+
+	return phx_err_set(err, e->code ? e->code : PHX_E_IO, "%s",
+			   e->code ? e->msg : "writer failed");
 }
 
 int img_writer_put(struct img_writer *w, const void *data, size_t len, struct phx_err *err)
@@ -179,13 +239,14 @@ int img_writer_put(struct img_writer *w, const void *data, size_t len, struct ph
 	const unsigned char *p = data;
 
 	while (len) {
-		size_t n = IMG_WBUF - w->fill < len ? IMG_WBUF - w->fill : len;
+		unsigned char *slot = w->slot[w->head % IMG_SLOTS];
+		size_t n = IMG_SLOT - w->fill < len ? IMG_SLOT - w->fill : len;
 
-		memcpy(w->buf[w->cur] + w->fill, p, n);
+		memcpy(slot + w->fill, p, n);
 		w->fill += n;
 		p += n;
 		len -= n;
-		if (w->fill == IMG_WBUF && !img_writer_submit(w))
+		if (w->fill == IMG_SLOT && !img_writer_submit(w))
 			return img_writer_fail(w, err);
 	}
 	return 0;
@@ -193,30 +254,32 @@ int img_writer_put(struct img_writer *w, const void *data, size_t len, struct ph
 
 int img_writer_flush(struct img_writer *w, struct phx_err *err)
 {
+	bool failed;
+
 	if (!img_writer_submit(w))
 		return img_writer_fail(w, err);
 	pthread_mutex_lock(&w->mu);
-	while (w->busy)
-		pthread_cond_wait(&w->cv, &w->mu);
+	while (!w->failed && (w->written != w->head || w->hashed != w->head))
+		pthread_cond_wait(&w->space_cv, &w->mu);
+	failed = w->failed;
 	pthread_mutex_unlock(&w->mu);
-	if (w->failed)
-		return img_writer_fail(w, err);
-	return 0;
+	return failed ? img_writer_fail(w, err) : 0;
 }
 
 void img_writer_stop(struct img_writer *w)
 {
-	if (!w->running)
-		return;
 	pthread_mutex_lock(&w->mu);
 	w->stop = true;
-	pthread_cond_broadcast(&w->cv);
+	pthread_cond_broadcast(&w->data_cv);
 	pthread_cond_broadcast(&w->wb_cv);
 	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->thread, NULL);
+	if (w->writer_running)
+		pthread_join(w->writer, NULL);
+	if (w->hasher_running)
+		pthread_join(w->hasher, NULL);
 	if (w->flusher_running)
 		pthread_join(w->flusher, NULL);
-	w->running = w->flusher_running = false;
+	w->writer_running = w->hasher_running = w->flusher_running = false;
 	w->fill = 0;
 }
 
@@ -227,6 +290,8 @@ int img_writer_finish(struct img_writer *w, struct phx_err *err)
 	img_writer_stop(w);
 	if (w->failed)
 		return img_writer_fail(w, err);
+	if (w->sync_errno)
+		return phx_err_set_errno(err, PHX_E_IO, w->sync_errno, "fsync '%s'", w->part_path);
 	return 0;
 }
 
@@ -238,26 +303,31 @@ int img_writer_init(struct img_writer *w, const char *part_path, const char *cac
 	w->cache_dir = cache_dir;
 	if (pthread_mutex_init(&w->mu, NULL))
 		return -1;
-	if (pthread_cond_init(&w->cv, NULL)) {
-		pthread_mutex_destroy(&w->mu);
-		return -1;
-	}
-	if (pthread_cond_init(&w->wb_cv, NULL)) {
-		pthread_cond_destroy(&w->cv);
-		pthread_mutex_destroy(&w->mu);
-		return -1;
-	}
+	if (pthread_cond_init(&w->data_cv, NULL))
+		goto mu;
+	if (pthread_cond_init(&w->space_cv, NULL))
+		goto data;
+	if (pthread_cond_init(&w->wb_cv, NULL))
+		goto space;
 	return 0;
+space:
+	pthread_cond_destroy(&w->space_cv);
+data:
+	pthread_cond_destroy(&w->data_cv);
+mu:
+	pthread_mutex_destroy(&w->mu);
+	return -1;
 }
 
 void img_writer_release(struct img_writer *w)
 {
 	img_writer_stop(w);
 	pthread_cond_destroy(&w->wb_cv);
-	pthread_cond_destroy(&w->cv);
+	pthread_cond_destroy(&w->space_cv);
+	pthread_cond_destroy(&w->data_cv);
 	pthread_mutex_destroy(&w->mu);
 	crypto_sha256_free(w->h);
 	crypto_hash_free(w->verify);
-	free(w->buf[0]);
-	free(w->buf[1]);
+	for (int i = 0; i < IMG_SLOTS; i++)
+		free(w->slot[i]);
 }
