@@ -26,7 +26,10 @@ enum {
 };
 
 enum {
-	IMG_SLOT = 256 << 10, /* one slot of the ring: small enough to stay in cache */
+	/* Measured against 1 MiB x 8 (8 interleaved rounds, 1 GiB): into tmpfs 1.54 s against
+	 * 1.18 s, but to disk, where the cache is, 1.75 s against 1.99 s, so the small slots
+	 * stay. */
+	IMG_SLOT = 256 << 10, /* one slot of the ring */
 	IMG_SLOTS = 4,
 };
 
