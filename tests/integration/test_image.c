@@ -303,36 +303,52 @@ Test(image_fetch, first_download_verifies_and_records_metadata)
 	img_result_release(&r);
 }
 
-Test(image_fetch, interrupted_download_resumes_from_part_and_ends_verified)
+/* Every response dies after 3 MiB and one resume is allowed: the run fails, keeping 6 MiB in
+ * the .part (returned). */
+static uint64_t fetch_fails_keeping_part(struct img_fetch_opts *o)
 {
 	struct phx_err err = PHX_ERR_INIT;
-	struct img_fetch_opts o = sums_opts();
 	struct img_result r = IMG_RESULT_INIT;
-	uint64_t part = 0, sent;
-	size_t before, n = 0;
-	char st[64];
+	uint64_t part = 0;
 
-	/* every response dies after 3 MiB and we allow one resume: the run fails, keeping 6 MiB */
 	server_ctl("{\"drop_after\": 3145728, \"drop_count\": -1}");
-	o.retries = 1;
-	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
+	o->retries = 1;
+	cr_assert_eq(img_fetch(T.c, o, &r, &err), -1);
 	cr_assert_eq(err.code, PHX_E_NET, "%s", err.msg);
 	cr_assert(strstr(err.msg, T.img_url), "%s", err.msg);
 	cr_assert_null(r.path);
 	cr_assert_eq(fs_file_size(cache_path(IMG_NAME ".part"), &part, &err), 0, "%s", err.msg);
 	cr_assert_eq(part, 6u << 20);
 	cr_assert_not(fs_exists(cache_path(T.sha)), "no final file for a failed download");
+	return part;
+}
 
-	/* a later run resumes the .part: only the missing 2 MiB travel */
+/* With the server healthy again, the next run ends verified having sent `bytes` of the image
+ * with HTTP `status`. */
+static void fetch_again_sends(const struct img_fetch_opts *o, uint64_t bytes, const char *status)
+{
+	struct phx_err err = PHX_ERR_INIT;
+	struct img_result r = IMG_RESULT_INIT;
+	size_t before, n = 0;
+	char st[64];
+
 	server_ctl("{\"drop_count\": 0}");
 	before = log_lines();
-	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(img_fetch(T.c, o, &r, &err), 0, "%s", err.msg);
 	assert_verified(&r);
-	cr_assert_eq(r.downloaded, IMG_SIZE - part);
-	sent = log_bytes(before, "GET", "/" IMG_NAME, &n, st, sizeof(st));
-	cr_assert_eq(sent, IMG_SIZE - part);
-	cr_assert_str_eq(st, "206");
+	cr_assert_eq(r.downloaded, bytes);
+	cr_assert_eq(log_bytes(before, "GET", "/" IMG_NAME, &n, st, sizeof(st)), bytes);
+	cr_assert_str_eq(st, status);
 	img_result_release(&r);
+}
+
+Test(image_fetch, interrupted_download_resumes_from_part_and_ends_verified)
+{
+	struct img_fetch_opts o = sums_opts();
+	uint64_t part = fetch_fails_keeping_part(&o);
+
+	/* a later run resumes the .part: only the missing 2 MiB travel */
+	fetch_again_sends(&o, IMG_SIZE - part, "206");
 }
 
 /* The .part.meta is written without fsync (img_part_meta_write): a power failure may leave it
@@ -340,29 +356,11 @@ Test(image_fetch, interrupted_download_resumes_from_part_and_ends_verified)
  * over and still ends verified. */
 Test(image_fetch, part_whose_meta_a_power_failure_emptied_is_downloaded_again)
 {
-	struct phx_err err = PHX_ERR_INIT;
 	struct img_fetch_opts o = sums_opts();
-	struct img_result r = IMG_RESULT_INIT;
-	uint64_t part = 0, sent;
-	size_t before, n = 0;
-	char st[64];
 
-	server_ctl("{\"drop_after\": 3145728, \"drop_count\": -1}");
-	o.retries = 1;
-	cr_assert_eq(img_fetch(T.c, &o, &r, &err), -1);
-	cr_assert_eq(fs_file_size(cache_path(IMG_NAME ".part"), &part, &err), 0, "%s", err.msg);
-	cr_assert_eq(part, 6u << 20);
+	fetch_fails_keeping_part(&o);
 	cr_assert_eq(truncate(cache_path(IMG_NAME ".part.meta"), 0), 0);
-
-	server_ctl("{\"drop_count\": 0}");
-	before = log_lines();
-	cr_assert_eq(img_fetch(T.c, &o, &r, &err), 0, "%s", err.msg);
-	assert_verified(&r);
-	cr_assert_eq(r.downloaded, IMG_SIZE);
-	sent = log_bytes(before, "GET", "/" IMG_NAME, &n, st, sizeof(st));
-	cr_assert_eq(sent, IMG_SIZE);
-	cr_assert_str_eq(st, "200");
-	img_result_release(&r);
+	fetch_again_sends(&o, IMG_SIZE, "200");
 }
 
 Test(image_fetch, dropped_transfer_is_retried_within_one_call)
