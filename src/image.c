@@ -547,7 +547,7 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 	if (offset)
 		log_info("resuming '%s' at %" PRIu64 " bytes", p->name, offset);
 	d.written = offset;
-	/* the kept prefix is re-hashed by the writer thread while new bytes arrive */
+	/* the kept prefix is re-hashed by the hasher thread while new bytes arrive */
 	if (img_writer_start(&d.w, d.fd, offset, err) < 0)
 		goto out;
 	if (d.size && d.size > d.written) {
@@ -682,12 +682,17 @@ static int img_download(struct http_client *c, const struct img_fetch_opts *o,
 		clk_sleep_ms(200 * (attempt + 1));
 	}
 	prog_bar_finish_at(&d.bar, d.written, d.size);
-	if (img_writer_finish(&d.w, err) < 0)
+	/* The flusher started writeback and flushed every IMG_SYNC_CHUNK while the body
+	 * arrived: the fsync waits for the rest and the journal. A failed write or flush
+	 * discards the .part: the kernel may keep the lost pages in its cache as clean, so a
+	 * resume would hash good bytes that are not on the disk (and report no error again). */
+	if (img_writer_finish(&d.w, err) < 0) {
+		img_part_discard(p);
 		goto out;
-	/* the writer's flusher wrote and flushed the file while the body arrived: this waits
-	 * for the tail and the journal */
+	}
 	if (fsync(d.fd) < 0) {
 		phx_err_set_errno(err, PHX_E_IO, errno, "fsync '%s'", p->part);
+		img_part_discard(p);
 		goto out;
 	}
 	if (crypto_sha256_final(d.w.h, got, err) < 0 ||
@@ -741,9 +746,10 @@ out:
 		fputc('\n', stderr); /* keep the error off the half-drawn bar */
 	if (rc < 0 && d.locked && d.written == 0)
 		img_part_discard(p); /* nothing worth resuming: leave no trace */
-	if (d.fd >= 0)
-		close(d.fd); /* read-only use left: fsync above already reported write errors */
+	/* the threads end before the fd closes: on an early failure they may still use it */
 	img_writer_release(&d.w);
+	if (d.fd >= 0)
+		close(d.fd); /* a success checked the writes with fsync above */
 	http_response_release(&resp);
 	img_meta_release(&head);
 	free(validator);

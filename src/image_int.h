@@ -39,12 +39,13 @@ enum {
  * make a download cost transfer + hash time, and writing and hashing in one thread makes it
  * cost write + hash time; this way it costs about the largest of the three, and re-reading
  * the file for the hash is not needed. The hasher also re-hashes a resumed prefix while the
- * first new bytes arrive. The crypto contexts belong to the hasher while it runs.
+ * first slots arrive. The crypto contexts belong to the hasher while it runs.
  * A fourth thread, the flusher, starts writeback of what the writer has written (in chunks of
  * IMG_WB_CHUNK) and makes it durable every IMG_SYNC_CHUNK, so the final fsync finds little
- * left to write or flush. It is the only thread that may block on the disk: the writer hands
- * it a range end and never waits for it, and ranges that pile up while it is blocked become
- * one. */
+ * left to write or flush. The writer hands it a range end and never waits for its calls, and
+ * ranges that pile up while it is blocked become one.
+ * The first failure of any thread (a write, a hash, a flush) is kept in err and ends the
+ * download: no slot is handed over after it. */
 struct img_writer {
 	pthread_t writer, hasher, flusher;
 	pthread_mutex_t mu;
@@ -72,9 +73,10 @@ struct img_writer {
 	uint64_t wb_end;   /* the writer wrote the file up to here */
 	uint64_t wb_start; /* writeback was started up to here (flusher) */
 	bool stop;	   /* no more slots: exit when idle */
-	int sync_errno;	   /* the flusher's fdatasync failed with this (0: it did not) */
-	bool failed;	   /* an err below is set; nothing more is written */
-	struct phx_err err, hash_err; /* the writer's and the hasher's failure */
+	bool failed;	   /* err is set; no slot is handed over any more */
+	struct phx_err err; /* the first failure */
+	/* network thread only: a failure was reported to it, so nothing more is put */
+	bool broken;
 };
 
 /* Sets up an idle writer for the .part at part_path in cache_dir (both borrowed, for
@@ -87,12 +89,13 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 int img_writer_put(struct img_writer *w, const void *data, size_t len, struct phx_err *err);
 /* Waits until everything put is in the file (and hashed). */
 int img_writer_flush(struct img_writer *w, struct phx_err *err);
-/* Ends the threads; what was not flushed is dropped. */
+/* Ends the threads once the slots handed over are written and hashed (and a resumed prefix
+ * hashed); the slot being filled is dropped. */
 void img_writer_stop(struct img_writer *w);
 /* Flushes and ends the threads (the hasher may still be hashing a resumed prefix); the hash
- * is then complete and belongs to the caller's thread. Fails when a write, the hash or one of
- * the flusher's fdatasyncs failed (an fdatasync reports an error once per open file, so the
- * caller's own fsync could miss it). */
+ * is then complete and belongs to the caller's thread. Fails with the first failure of a
+ * thread: a write, the hash or one of the flusher's fdatasyncs (an fdatasync reports an error
+ * once per open file, so the caller's own fsync could miss it). */
 int img_writer_finish(struct img_writer *w, struct phx_err *err);
 /* Stops the threads if they run and frees the slots and the hash (after img_writer_init). */
 void img_writer_release(struct img_writer *w);

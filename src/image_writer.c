@@ -11,11 +11,22 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Records the first failure of any thread (the others' are consequences) and wakes everyone:
+ * the network thread stops handing slots, the consumers stop taking them. Called under mu. */
+static void img_writer_failed(struct img_writer *w, const struct phx_err *e)
+{
+	if (!w->failed)
+		w->err = *e;
+	w->failed = true;
+	pthread_cond_broadcast(&w->data_cv);
+	pthread_cond_broadcast(&w->space_cv);
+}
+
 /* Starts writeback of the written part of the file, IMG_WB_CHUNK or more at a time, and
  * makes it durable every IMG_SYNC_CHUNK, so the disk writes and flushes while the rest
  * arrives and the final fsync has only the tail left (measured in tests/bench/bench_download).
- * Both calls may block while the disk is busy: only this thread waits then, and what is
- * written meanwhile is started in one go afterwards. */
+ * Both calls may block while the disk is busy: the writer does not wait for them, and what it
+ * writes meanwhile is started in one go afterwards. */
 static void *img_flusher_main(void *arg)
 {
 	struct img_writer *w = arg;
@@ -31,7 +42,8 @@ static void *img_flusher_main(void *arg)
 		if (w->stop)
 			break;
 		start = w->wb_start;
-		/* whole pages only: a partial last page would be written again when it fills */
+		/* whole pages only: a partial last page would be written again when it fills (the
+		 * fdatasync below writes it anyway, once per IMG_SYNC_CHUNK) */
 		end = w->wb_end & ~(uint64_t)4095;
 		w->wb_start = end;
 		pthread_mutex_unlock(&w->mu);
@@ -39,13 +51,16 @@ static void *img_flusher_main(void *arg)
 		(void)sync_file_range(w->fd, (off_t)start, (off_t)(end - start),
 				      SYNC_FILE_RANGE_WRITE);
 		if (end - synced >= IMG_SYNC_CHUNK) {
-			/* reports an error once per open file: keep it for img_writer_finish */
-			int e = fdatasync(w->fd) < 0 ? errno : 0;
+			struct phx_err e = PHX_ERR_INIT;
 
+			/* an error is reported once per open file, so the final fsync would not see
+			 * it again: it fails the download here */
+			if (fdatasync(w->fd) < 0)
+				phx_err_set_errno(&e, PHX_E_IO, errno, "fsync '%s'", w->part_path);
 			synced = end;
 			pthread_mutex_lock(&w->mu);
-			if (e && !w->sync_errno)
-				w->sync_errno = e;
+			if (e.code)
+				img_writer_failed(w, &e);
 			continue;
 		}
 		pthread_mutex_lock(&w->mu);
@@ -56,11 +71,13 @@ static void *img_flusher_main(void *arg)
 
 /* The loop of the writer and the hasher: take the slot after the *done ones, work on it
  * outside the lock, move *done on; the network thread reuses a slot once both are past it. */
-static void img_consume(struct img_writer *w, uint64_t *done, struct phx_err *err,
+static void img_consume(struct img_writer *w, uint64_t *done,
 			int (*work)(struct img_writer *w, const unsigned char *b, size_t len,
 				    uint64_t off, struct phx_err *err),
 			bool is_writer)
 {
+	struct phx_err e = PHX_ERR_INIT;
+
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		const unsigned char *b;
@@ -77,11 +94,9 @@ static void img_consume(struct img_writer *w, uint64_t *done, struct phx_err *er
 		len = w->slot_len[i];
 		off = w->slot_off[i];
 		pthread_mutex_unlock(&w->mu);
-		if (work(w, b, len, off, err) < 0) {
+		if (work(w, b, len, off, &e) < 0) {
 			pthread_mutex_lock(&w->mu);
-			w->failed = true;
-			pthread_cond_broadcast(&w->data_cv);
-			pthread_cond_broadcast(&w->space_cv);
+			img_writer_failed(w, &e);
 			break;
 		}
 		pthread_mutex_lock(&w->mu);
@@ -134,7 +149,7 @@ static void *img_writer_main(void *arg)
 {
 	struct img_writer *w = arg;
 
-	img_consume(w, &w->written, &w->err, img_write_slot, true);
+	img_consume(w, &w->written, img_write_slot, true);
 	return NULL;
 }
 
@@ -142,18 +157,19 @@ static void *img_hasher_main(void *arg)
 {
 	struct img_writer *w = arg;
 
-	/* the kept prefix is in the file already: it is hashed first, while new bytes arrive */
+	struct phx_err e = PHX_ERR_INIT;
+
+	/* the kept prefix is in the file already: it is hashed first, while the first slots
+	 * arrive (the network thread waits once they are full; stop waits for it too) */
 	if (w->prefix &&
-	    (crypto_sha256_fd_prefix(w->h, w->fd, w->prefix, &w->hash_err) < 0 ||
-	     (w->verify && crypto_hash_fd_prefix(w->verify, w->fd, w->prefix, &w->hash_err) < 0))) {
+	    (crypto_sha256_fd_prefix(w->h, w->fd, w->prefix, &e) < 0 ||
+	     (w->verify && crypto_hash_fd_prefix(w->verify, w->fd, w->prefix, &e) < 0))) {
 		pthread_mutex_lock(&w->mu);
-		w->failed = true;
-		pthread_cond_broadcast(&w->data_cv);
-		pthread_cond_broadcast(&w->space_cv);
+		img_writer_failed(w, &e);
 		pthread_mutex_unlock(&w->mu);
 		return NULL;
 	}
-	img_consume(w, &w->hashed, &w->hash_err, img_hash_slot, false);
+	img_consume(w, &w->hashed, img_hash_slot, false);
 	return NULL;
 }
 
@@ -166,9 +182,8 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	w->fill = 0;
 	w->head = w->written = w->hashed = 0;
 	w->stop = w->failed = false;
-	w->sync_errno = 0;
+	w->broken = false;
 	phx_err_clear(&w->err);
-	phx_err_clear(&w->hash_err);
 	for (int i = 0; i < IMG_SLOTS; i++)
 		if (!w->slot[i] && !(w->slot[i] = malloc(IMG_SLOT)))
 			return phx_err_set(err, PHX_E_NOMEM, "out of memory");
@@ -226,18 +241,26 @@ static bool img_writer_submit(struct img_writer *w)
 	return ok;
 }
 
+/* The first failure, for the network thread; nothing more may be put after it. */
 static int img_writer_fail(struct img_writer *w, struct phx_err *err)
 {
-	const struct phx_err *e = w->err.code ? &w->err : &w->hash_err;
+	struct phx_err e;
 
-	return phx_err_set(err, e->code ? e->code : PHX_E_IO, "%s",
-			   e->code ? e->msg : "writer failed");
+	pthread_mutex_lock(&w->mu);
+	e = w->err;
+	pthread_mutex_unlock(&w->mu);
+	w->broken = true;
+	return phx_err_set(err, e.code ? e.code : PHX_E_IO, "%s",
+			   e.code ? e.msg : "writer failed");
 }
 
 int img_writer_put(struct img_writer *w, const void *data, size_t len, struct phx_err *err)
 {
 	const unsigned char *p = data;
 
+	/* after a failure a consumer may still be inside a slot this would fill */
+	if (w->broken)
+		return img_writer_fail(w, err);
 	while (len) {
 		unsigned char *slot = w->slot[w->head % IMG_SLOTS];
 		size_t n = IMG_SLOT - w->fill < len ? IMG_SLOT - w->fill : len;
@@ -290,8 +313,6 @@ int img_writer_finish(struct img_writer *w, struct phx_err *err)
 	img_writer_stop(w);
 	if (w->failed)
 		return img_writer_fail(w, err);
-	if (w->sync_errno)
-		return phx_err_set_errno(err, PHX_E_IO, w->sync_errno, "fsync '%s'", w->part_path);
 	return 0;
 }
 

@@ -670,6 +670,10 @@ Test(image, writer_write_failure_names_the_part_file)
 	cr_assert_eq(rc, -1);
 	cr_assert_eq(err.code, PHX_E_IO);
 	cr_assert(strstr(err.msg, path), "%s", err.msg);
+	/* nothing more is taken after a failure (a consumer may still be inside a slot) */
+	phx_err_clear(&err);
+	cr_assert_eq(img_writer_put(&w, p, 16, &err), -1);
+	cr_assert(strstr(err.msg, path), "the first failure again: %s", err.msg);
 	img_writer_release(&w);
 	close(fd);
 	free(p);
