@@ -731,9 +731,10 @@ out:
 }
 
 /* Makes sure a customized copy of the cached image exists beside it and returns its path
- * (caller owns; free()) and sha256 (kept beside it: img_file_sha256). The copy is customized in a private work dir and renamed into place
- * only when every step succeeded, so a half-customized image is never reused. --rebuild
- * always customizes afresh (packages from the network may have changed). */
+ * (caller owns; free()) and sha256 (kept beside it: img_file_sha256). The copy is customized
+ * in a private work dir and renamed into place only when every step succeeded, so a
+ * half-customized image is never reused. --rebuild always customizes afresh (packages from
+ * the network may have changed). */
 static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 			  const struct img_result *img, char **ret_path,
 			  char ret_sha[CRYPTO_SHA256_HEX_LEN + 1], struct phx_err *err)
@@ -761,12 +762,7 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
 	if (!p->s->opts->rebuild && fs_exists(final)) {
 		log_info("reusing the customized image '%s' (same source and recipe)", final);
-		if (img_file_sha256(final, ret_sha, err) < 0) {
-			free(final);
-			return -1;
-		}
-		*ret_path = final;
-		return 0;
+		goto ready;
 	}
 	snprintf(dir, sizeof(dir), "%.*s", dirlen, img->path);
 	prov_remove_stale_work(dir);
@@ -812,7 +808,8 @@ static int prov_customize(struct prov_ctx *p, const struct cfg_template *t,
 	log_info("customized %s %s (family %s, %s, %zu steps) in %.1f s, appliance start %.1f s",
 		 rep.distro, rep.version, rep.family, rep.accel, rep.steps, rep.total_seconds,
 		 rep.launch_seconds);
-	/* hashed once here, while the image is in the page cache */
+ready:
+	/* a new image is hashed here, while it is in the page cache; a reused one's sum is read */
 	if (img_file_sha256(final, ret_sha, err) < 0) {
 		free(final);
 		return -1;

@@ -156,7 +156,6 @@ static void *img_writer_main(void *arg)
 static void *img_hasher_main(void *arg)
 {
 	struct img_writer *w = arg;
-
 	struct phx_err e = PHX_ERR_INIT;
 
 	/* the kept prefix is in the file already: it is hashed first, while the first slots
@@ -181,8 +180,7 @@ int img_writer_start(struct img_writer *w, int fd, uint64_t prefix, struct phx_e
 	w->prefix = w->pos = w->wb_start = w->wb_end = prefix;
 	w->fill = 0;
 	w->head = w->written = w->hashed = 0;
-	w->stop = w->failed = false;
-	w->broken = false;
+	w->stop = w->failed = w->broken = false;
 	phx_err_clear(&w->err);
 	for (int i = 0; i < IMG_SLOTS; i++)
 		if (!w->slot[i] && !(w->slot[i] = malloc(IMG_SLOT)))
