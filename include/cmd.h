@@ -97,6 +97,18 @@ const struct pve_vm_info *cmd_find_template(const struct pve_vm_list *l, const c
  * removal action (NULL when out of memory: p->oom is set). */
 struct plan_action *cmd_plan_template_removal(struct plan *p, const char *object,
 					      const struct pve_vm_info *vm, const char *archive);
+/* Whether removing container template vms->items[k] also deletes the archive its record
+ * names. The copies of one version built on several nodes share a name and, on a shared
+ * vztmpl storage, one archive: it stays while another container of that name that sees the
+ * same volume (on the same node, or the storage is `shared`) is not removed, and of those
+ * removed in one run only the first deletes it. removing[i] marks what the run removes (NULL:
+ * k alone). *ret_user is set to the container it stays for, else NULL. Pure. */
+bool cmd_archive_goes(const struct pve_vm_list *vms, size_t k, const bool *removing, bool shared,
+		      const struct pve_vm_info **ret_user);
+/* Whether `storage` is shared (storage.cfg: the same for every node), as node lists it; true
+ * when node does not list it, so an archive is kept in doubt. */
+int cmd_storage_shared(struct pve_client *c, const char *node, const char *storage,
+		       bool *ret_shared, struct phx_err *err);
 /* The package list of template `vm` (pkglist.h text): the build record names its image and
  * the list's digest; the list is loaded from this host's cache and must match the digest.
  * PHX_E_NOTFOUND when the template has no list (built before lists were kept) or this host

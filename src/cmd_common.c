@@ -156,6 +156,43 @@ const struct pve_vm_info *cmd_find_template(const struct pve_vm_list *l, const c
 	return NULL;
 }
 
+bool cmd_archive_goes(const struct pve_vm_list *vms, size_t k, const bool *removing, bool shared,
+		      const struct pve_vm_info **ret_user)
+{
+	const struct pve_vm_info *vm = &vms->items[k];
+	bool earlier = false; /* removed in this run before k: it deletes the archive */
+
+	*ret_user = NULL;
+	for (size_t i = 0; i < vms->n; i++) {
+		const struct pve_vm_info *g = &vms->items[i];
+
+		if (i == k || !g->lxc || strcmp(g->name, vm->name) ||
+		    (!shared && strcmp(g->node, vm->node)))
+			continue;
+		if (!removing || !removing[i]) {
+			*ret_user = g;
+			return false;
+		}
+		earlier |= i < k;
+	}
+	return !earlier;
+}
+
+int cmd_storage_shared(struct pve_client *c, const char *node, const char *storage,
+		       bool *ret_shared, struct phx_err *err)
+{
+	struct pve_storage_list list = {0};
+
+	if (pve_storage_list(c, node, &list, err) < 0)
+		return -1;
+	*ret_shared = true;
+	for (size_t i = 0; i < list.n; i++)
+		if (!strcmp(list.items[i].storage, storage))
+			*ret_shared = list.items[i].shared;
+	pve_storage_list_release(&list);
+	return 0;
+}
+
 struct plan_action *cmd_plan_template_removal(struct plan *p, const char *object,
 					      const struct pve_vm_info *vm, const char *archive)
 {

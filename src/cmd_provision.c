@@ -67,7 +67,9 @@ struct prov_ctx {
 	struct session *s;
 	size_t index; /* this node's place in the template's node list */
 	struct pve_client *pve; /* this node's thread's client (the session's with one node) */
-	bool import_shared;	/* the import storage is shared (all nodes see one copy) */
+	/* the storage the build uploads to (import, or a container's vztmpl) is shared: all
+	 * nodes see one copy */
+	bool import_shared;
 	struct txn *txn;
 	struct pve_vm_list vms; /* cluster guests at the start of this template's build */
 	struct cust_plan *plan; /* for the template being built */
@@ -92,7 +94,10 @@ struct prov_shared {
 	size_t turn; /* the node (index) whose turn it is: VMIDs go in node order */
 	/* A shared import storage gets one upload for every node: the first node to build
 	 * uploads it in its turn, under the template's own undo list, and the template removes
-	 * it once every node has imported it. */
+	 * it once every node has imported it. A container's archive on a shared vztmpl storage
+	 * likewise, but the first node that makes its template from it commits that list (the
+	 * archive stays: containers are made from it); when no node does, it is removed. Under
+	 * mu once the nodes run side by side. */
 	struct txn *import_txn;
 	char import_node[64]; /* the node that uploaded it; "" until then */
 	unsigned long taken[64]; /* VMIDs this run's nodes chose for the new version */
@@ -242,7 +247,7 @@ static int prov_ct_check_privileges(struct pve_client *c, const struct cfg_templ
 /* The archive's storage takes vztmpl, the root file system's rootdir (lxc-notes point 8:
  * Proxmox's stock `local` has vztmpl, `local-lvm` rootdir). */
 static int prov_ct_check_storage(struct pve_client *c, const struct cfg_template *t,
-				 const char *node, struct phx_err *err)
+				 const char *node, bool *ret_shared, struct phx_err *err)
 {
 	struct pve_storage_list list = {0};
 	const char *tpl_content = NULL, *root_content = NULL;
@@ -251,8 +256,10 @@ static int prov_ct_check_storage(struct pve_client *c, const struct cfg_template
 	if (pve_storage_list(c, node, &list, err) < 0)
 		return -1;
 	for (size_t i = 0; i < list.n; i++) {
-		if (!strcmp(list.items[i].storage, t->ct.template_storage))
+		if (!strcmp(list.items[i].storage, t->ct.template_storage)) {
 			tpl_content = list.items[i].content;
+			*ret_shared = list.items[i].shared;
+		}
 		if (!strcmp(list.items[i].storage, t->ct.storage))
 			root_content = list.items[i].content;
 	}
@@ -286,7 +293,7 @@ static int prov_preflight(struct session *s, struct pve_client *c, const struct 
 		*ret_import_shared = false;
 		if (pve_version_get(c, &v, err) < 0 || prov_ct_check_privileges(c, t, s->opts->validate, err) < 0)
 			return -1;
-		return prov_ct_check_storage(c, t, node, err);
+		return prov_ct_check_storage(c, t, node, ret_import_shared, err);
 	}
 	if (pve_version_get(c, &v, err) < 0)
 		return -1;
@@ -999,6 +1006,28 @@ static void prov_turn_give(struct prov_shared *sh)
 	pthread_mutex_unlock(&sh->mu);
 }
 
+/* A shared storage's upload, plan's first action, is sent by the first node that builds, in
+ * its turn (the others wait for it) and under the template's undo list, not the node's: a
+ * node that fails later takes nothing from the others. The nodes after it send nothing. */
+static int prov_upload_once(struct prov_ctx *p, const struct plan *plan, const char *storage,
+			    struct prov_result *res, enum prov_phase phase, struct phx_err *err)
+{
+	const struct plan_apply_ctx up = {p->pve, p->sh->import_txn, session_task_timeout(p->s)};
+	double t0 = clk_now();
+
+	if (p->sh->import_node[0]) {
+		log_info("template %lu '%s': '%s' uploaded once for every node (shared storage), "
+			 "by node '%s'",
+			 res->vmid, res->name, storage, p->sh->import_node);
+		return 0;
+	}
+	if (plan_apply_action(plan->actions[0], &up, err) < 0)
+		return -1;
+	snprintf(p->sh->import_node, sizeof(p->sh->import_node), "%s", p->node);
+	res->phase_s[phase] += clk_now() - t0;
+	return 0;
+}
+
 /* Upload, create, grow, template: the part that changes the server, as a plan applied with
  * the run's transaction. */
 static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t,
@@ -1033,20 +1062,31 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 			.packages = packages,
 		};
 
-		/* each node uploads its own archive (NEEDSWORK: one upload to a shared vztmpl
-		 * storage, as the VM import does) */
-		prov_turn_give(p->sh);
-		*turn_held = false;
 		if (prov_ct_plan_build(&ci, &plan, err) < 0)
 			goto out;
 		plan_log_notes(&plan);
-		for (size_t i = 0; i < plan.n; i++) {
+		/* the plan is upload, create, template; on a shared storage every node's upload
+		 * would write the same file, and one node's rollback delete it under the others */
+		first = shared ? 1 : 0;
+		if (shared && prov_upload_once(p, &plan, t->ct.template_storage, res, PH_UPLOAD,
+					       err) < 0)
+			goto out;
+		prov_turn_give(p->sh);
+		*turn_held = false;
+		for (size_t i = first; i < plan.n; i++) {
 			double t0 = clk_now();
 
 			if (plan_apply_action(plan.actions[i], &ax, err) < 0)
 				goto out;
 			res->phase_s[i == 0 ? PH_UPLOAD : i == 1 ? PH_CREATE : PH_TEMPLATE] +=
 				clk_now() - t0;
+		}
+		if (shared) {
+			/* a template is made from the archive: it stays, even if this run is
+			 * killed before the other nodes are done (the journal forgets its undo) */
+			pthread_mutex_lock(&p->sh->mu);
+			txn_commit(p->sh->import_txn);
+			pthread_mutex_unlock(&p->sh->mu);
 		}
 		rc = 0;
 		goto out;
@@ -1065,20 +1105,8 @@ static int prov_build_on_server(struct prov_ctx *p, const struct cfg_template *t
 	first = 0;
 	last = plan.n;
 	if (shared) {
-		const struct plan_apply_ctx up = {p->pve, p->sh->import_txn,
-						  session_task_timeout(s)};
-		double t0 = clk_now();
-
-		if (!p->sh->import_node[0]) {
-			if (plan_apply_action(plan.actions[0], &up, err) < 0)
-				goto out;
-			snprintf(p->sh->import_node, sizeof(p->sh->import_node), "%s", p->node);
-			res->phase_s[phases[0]] += clk_now() - t0;
-		} else {
-			log_info("template %lu '%s': import from '%s', uploaded once for every node "
-				 "(shared storage)",
-				 in.vmid, in.name, in.import_storage);
-		}
+		if (prov_upload_once(p, &plan, in.import_storage, res, phases[0], err) < 0)
+			goto out;
 		first = 1;
 		last = plan.n - 1; /* the template deletes it once every node has imported it */
 	}
@@ -1373,6 +1401,13 @@ static int prov_plan_dry(struct prov_ctx *p, const struct cfg_template *t, struc
 
 		if (prov_ct_plan_build(&ci, p->dry, err) < 0)
 			return -1;
+		if (p->sh->per_node && p->import_shared)
+			plan_note(p->dry, object,
+				  "the template storage '%s' is shared: a real run uploads the archive "
+				  "once, from the first node that builds, every node creates its "
+				  "container from it, and it stays while a node has its template; the "
+				  "other nodes' uploads are not sent",
+				  t->ct.template_storage);
 		if (p->s->opts->validate)
 			plan_note(p->dry, object,
 				  "--validate then starts a throwaway clone of container template "
@@ -1675,9 +1710,11 @@ static int prov_template(struct session *s, const struct cfg_template *t, struct
 			pthread_join(th[k], NULL);
 	}
 	if (txn_count(sh.import_txn)) {
-		/* every node has imported the shared upload (or failed): it is only clutter now;
-		 * a removal that fails stays in the journal for the next run */
-		log_info("template '%s': deleting the import volume the nodes shared", t->name);
+		/* every node has imported the shared upload (or failed): it is only clutter now
+		 * (a shared archive that a node made its template from was committed then); a
+		 * removal that fails stays in the journal for the next run */
+		log_info("template '%s': deleting the %s the nodes shared", t->name,
+			 t->kind == CFG_KIND_LXC ? "archive" : "import volume");
 		txn_rollback(sh.import_txn, NULL);
 	}
 	for (size_t k = 0; k < n_nodes; k++) {

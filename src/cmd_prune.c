@@ -62,6 +62,8 @@ struct tpl_decision {
 	const char *series; /* borrowed from the config */
 	const struct pve_vm_info *vm;
 	struct series_verdict verdict;
+	bool shared;  /* a container's: its archive's storage is shared (read before planning) */
+	bool archive; /* a container's: its removal deletes the archive too (planned) */
 };
 
 /* Runs the pure retention decision (series_prune_decide) for every series in the config. */
@@ -97,7 +99,9 @@ static int tpl_prune_decide(const struct cfg *cfg, const struct pve_vm_list *vms
 			goto out;
 		/* a guest is in one series at most (its phx-<name> tag), so nd stays <= vms->n */
 		for (size_t k = 0; k < nv && nd < vms->n; k++)
-			d[nd++] = (struct tpl_decision){tpl->name, &vms->items[v[k].guest], v[k]};
+			d[nd++] = (struct tpl_decision){.series = tpl->name,
+							.vm = &vms->items[v[k].guest],
+							.verdict = v[k]};
 		free(v);
 	}
 	*ret = d;
@@ -110,11 +114,19 @@ out:
 	return rc;
 }
 
-static void tpl_prune_plan(const struct cfg *cfg, const struct tpl_decision *d, size_t n,
-			   struct plan *p)
+static void tpl_prune_plan(const struct cfg *cfg, const struct pve_vm_list *vms,
+			   struct tpl_decision *d, size_t n, struct plan *p)
 {
+	bool *removing = calloc(vms->n ? vms->n : 1, sizeof(*removing));
+
+	if (!removing) {
+		p->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		removing[d[i].vm - vms->items] = d[i].verdict.remove;
 	for (size_t i = 0; i < n; i++) {
-		const struct pve_vm_info *vm = d[i].vm;
+		const struct pve_vm_info *vm = d[i].vm, *user = NULL;
 		const struct cfg_template *t = cfg_find_template(cfg, d[i].series);
 		struct phx_err e = PHX_ERR_INIT;
 		struct plan_action *a;
@@ -129,13 +141,21 @@ static void tpl_prune_plan(const struct cfg *cfg, const struct tpl_decision *d, 
 		if (vm->lxc && (!t || prov_ct_archive_volid(t, vm->name, archive,
 							    sizeof(archive), &e) < 0)) {
 			p->oom = true;
-			return;
+			break;
 		}
-		a = cmd_plan_template_removal(p, d[i].series, vm, vm->lxc ? archive : NULL);
+		d[i].archive = vm->lxc && cmd_archive_goes(vms, (size_t)(vm - vms->items),
+							    removing, d[i].shared, &user);
+		if (user)
+			plan_note(p, d[i].series,
+				  "the archive '%s' stays: container template %d on '%s' was built "
+				  "from it too",
+				  archive, user->vmid, user->node);
+		a = cmd_plan_template_removal(p, d[i].series, vm, d[i].archive ? archive : NULL);
 		plan_summary(p, a, "remove version %d '%s'", vm->vmid, vm->name);
 		/* a removal says why as a change of its own: the summary stays the version */
 		plan_change(p, a, "reason", NULL, d[i].verdict.why, false);
 	}
+	free(removing);
 }
 
 /* One prune outcome: printed as a line, or collected for --output json. */
@@ -180,7 +200,15 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 	    tpl_read_built(s, &vms, guests, extra, err) < 0 ||
 	    tpl_prune_decide(s->cfg, &vms, guests, extra, &uses, time(NULL), &d, &nd, err) < 0)
 		goto out;
-	tpl_prune_plan(s->cfg, d, nd, &p);
+	for (size_t i = 0; i < nd; i++) {
+		const struct cfg_template *t = cfg_find_template(s->cfg, d[i].series);
+
+		if (d[i].verdict.remove && d[i].vm->lxc && t &&
+		    cmd_storage_shared(s->pve, d[i].vm->node, t->ct.template_storage, &d[i].shared,
+				       err) < 0)
+			goto out;
+	}
+	tpl_prune_plan(s->cfg, &vms, d, nd, &p);
 	rc = cmd_plan_checked(opts, "prune", &p, err);
 	if (rc != 0) {
 		rc = rc > 0 ? 0 : -1;
@@ -196,14 +224,14 @@ static int cmd_prune_run(struct session *s, struct phx_err *err)
 			continue;
 		}
 		if (plan_apply_action(p.actions[act++], &ax, &derr) < 0) {
-			act += d[i].vm->lxc; /* the archive stays with its container */
+			act += d[i].archive; /* the archive stays with its container */
 			log_warn("%s: could not remove %d '%s': %s", d[i].series, d[i].vm->vmid,
 				 d[i].vm->name, derr.msg);
 			tpl_prune_report(json_out, d[i].series, d[i].vm, "failed", derr.msg);
 			failed++;
 			continue;
 		}
-		if (d[i].vm->lxc && plan_apply_action(p.actions[act++], &ax, &derr) < 0)
+		if (d[i].archive && plan_apply_action(p.actions[act++], &ax, &derr) < 0)
 			log_warn("%s: removed %d '%s' but not its archive: %s", d[i].series,
 				 d[i].vm->vmid, d[i].vm->name, derr.msg);
 		tpl_prune_report(json_out, d[i].series, d[i].vm, "removed", d[i].verdict.why);

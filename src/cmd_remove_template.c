@@ -23,13 +23,18 @@
 /* The pure part: one DELETE (and the archive's, for a container template), and a note for
  * each config VM that names the template. */
 static void rmt_plan(const struct cfg *cfg, const struct pve_vm_info *vm, const char *archive,
-		     struct plan *p)
+		     const struct pve_vm_info *archive_user, struct plan *p)
 {
 	struct plan_action *a;
 	char object[192];
 
 	snprintf(object, sizeof(object), "template %d '%s'", vm->vmid, vm->name);
-	a = cmd_plan_template_removal(p, object, vm, archive);
+	a = cmd_plan_template_removal(p, object, vm, archive_user ? NULL : archive);
+	if (archive_user)
+		plan_note(p, object,
+			  "the archive '%s' stays: container template %d on '%s' was built from "
+			  "it too",
+			  archive, archive_user->vmid, archive_user->node);
 	plan_summary(p, a, "remove %stemplate %d on '%s'", vm->lxc ? "container " : "", vm->vmid,
 		     vm->node);
 	/* asked for by name, so not refused; but deploying that VM will fail afterwards */
@@ -64,7 +69,7 @@ static int cmd_remove_template_run(struct session *s, struct phx_err *err)
 	const char **nodes = NULL;
 	struct series_uses uses = SERIES_USES_INIT;
 	struct plan p = PLAN_INIT;
-	const struct pve_vm_info *vm;
+	const struct pve_vm_info *vm, *archive_user = NULL;
 	size_t idx = 0;
 	char archive[400] = "";
 	int rc = -1;
@@ -90,14 +95,21 @@ static int cmd_remove_template_run(struct session *s, struct phx_err *err)
 		goto out;
 	if (vm->lxc) {
 		json_t *config = NULL;
+		char storage[128];
+		bool shared;
 
 		if (pve_ct_or_vm_config_get(s->pve, vm, &config, err) < 0)
 			goto out;
 		rec_get(json_string_value(json_object_get(config, "description")),
 			PROV_REC_ARCHIVE, archive, sizeof(archive));
 		json_decref(config);
+		snprintf(storage, sizeof(storage), "%.*s", (int)strcspn(archive, ":"), archive);
+		if (archive[0] && (cmd_storage_shared(s->pve, vm->node, storage, &shared, err) < 0))
+			goto out;
+		if (archive[0])
+			cmd_archive_goes(&vms, idx, NULL, shared, &archive_user);
 	}
-	rmt_plan(s->cfg, vm, archive, &p);
+	rmt_plan(s->cfg, vm, archive, archive_user, &p);
 	rc = cmd_plan_run(s, "remove-template", &p, err);
 	if (rc != 0) {
 		if (rc < 0)

@@ -37,6 +37,19 @@ STORAGES = [
     {"storage": "local-lvm", "type": "lvmthin", "vgname": "pve", "thinpool": "data",
      "content": "images,rootdir"},
 ]
+# three nodes whose archives go to one NFS export that every node sees
+CLUSTER = {"nodes": "pve1,pve2,pve3", "storage_config": STORAGES + [
+    {"storage": "nfs-tmpl", "type": "nfs", "server": "10.0.0.1", "export": "/tmpl",
+     "content": "vztmpl"}]}
+
+
+def with_sim(**opts):
+    """A test of the class that needs another simulator than the class's (the class's one
+    customization is what it shares with the others)."""
+    def mark(f):
+        f.sim_opts = opts
+        return f
+    return mark
 
 
 def build_tiny_rootfs():
@@ -69,6 +82,10 @@ class ProvisionContainerTest(OrchestratorTest):
     def tearDownClass(cls):
         cls.fs.stop()
         shutil.rmtree(cls.cls_tmp, True)
+
+    def setUp(self):
+        self.sim_opts = getattr(getattr(self, self._testMethodName), "sim_opts", self.sim_opts)
+        super().setUp()
 
     def env(self, **extra):
         env = super().env(**extra)
@@ -295,6 +312,84 @@ class ProvisionContainerTest(OrchestratorTest):
         p = self.provision(cfg, "--validate")
         self.assertIn("template 9500 is already validated", p.stderr)
         self.assertFalse([r for r in self.sim.requests()[n:] if r["path"].endswith("/clone")])
+
+    @with_sim(**CLUSTER)
+    def test_shared_template_storage_gets_one_archive_for_every_node(self):
+        t = self.template(name="debian-ctc", nodes="all",
+                          versions={"vmid_min": 9700, "vmid_max": 9709, "keep": 2})
+        del t["vmid"]
+        cfg = self.config(t, template_storage="nfs-tmpl")
+        p = self.provision(cfg, "--output", "json")
+        recs = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual([(r["node"], r["template_id"]) for r in recs],
+                         [("pve1", 9700), ("pve2", 9701), ("pve3", 9702)])
+        archive = "nfs-tmpl:vztmpl/%s.tar.zst" % recs[0]["template_name"]
+
+        def check_one_archive_for_all(reqs, nodes, uploader):
+            ups = [r["path"].split("/")[4] for r in reqs if r["path"].endswith("/upload")]
+            self.assertEqual(ups, [uploader], "one upload")
+            creates = [r for r in reqs if r["method"] == "POST" and
+                       re.search(r"/nodes/pve\d/lxc$", r["path"])]
+            self.assertEqual(sorted((c["path"].split("/")[4], c["params"]["ostemplate"])
+                                    for c in creates), [(n, archive) for n in nodes])
+        check_one_archive_for_all(self.sim.requests(), ["pve1", "pve2", "pve3"], "pve1")
+        self.assertIn("'nfs-tmpl' uploaded once for every node (shared storage), by node 'pve1'",
+                      p.stderr)
+        st = self.state()
+        self.assertEqual([v["volid"] for v in st["volumes"] if ":vztmpl/" in v["volid"]],
+                         [archive], "the archive stays, once, for containers made from it")
+        for vmid in ("9700", "9701", "9702"):
+            self.assertIn("archive: %s\n" % archive, st["vms"][vmid]["conf"]["description"])
+
+        # a new version whose container cannot be made on pve1, the node that uploaded the
+        # archive: pve2 and pve3 are built from that archive and it stays; pve1 keeps its old
+        # version and nothing half-made (the upload belonged to the template, not to pve1)
+        self.sim.control("POST", "/_sim/fault", {
+            "kind": "http", "method": "POST", "path": "/nodes/pve1/lxc$", "status": 500,
+            "message": "pve1 is out of thin pool space"})
+        n = len(self.sim.requests())
+        p = self.provision(cfg, "--rebuild", "--output", "json", check=1)
+        self.assertIn("template 'debian-ctc' failed on 1 of 3 nodes", p.stderr)
+        self.assertIn("pve1 is out of thin pool space", p.stderr)
+        recs = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual([(r["node"], r["template_id"]) for r in recs],
+                         [("pve2", 9704), ("pve3", 9705)])
+        old, archive = archive, "nfs-tmpl:vztmpl/%s.tar.zst" % recs[0]["template_name"]
+        check_one_archive_for_all(self.sim.requests()[n:], ["pve1", "pve2", "pve3"], "pve1")
+        st = self.state()
+        self.assertEqual(sorted((st["vms"][v]["node"], v) for v in st["vms"]),
+                         [("pve1", "9700"), ("pve2", "9701"), ("pve2", "9704"),
+                          ("pve3", "9702"), ("pve3", "9705")])
+        self.assertEqual(sorted(v["volid"] for v in st["volumes"] if ":vztmpl/" in v["volid"]),
+                         sorted([old, archive]))
+
+        # no node gets its container: the new archive is of no use and goes too
+        before = self.state()
+        self.sim.control("POST", "/_sim/fault", {
+            "kind": "http", "method": "POST", "path": "/nodes/pve\\d/lxc$", "status": 500,
+            "message": "no space anywhere", "count": 3})
+        p = self.provision(cfg, "--rebuild", check=1)
+        self.assertIn("failed on 3 of 3 nodes", p.stderr)
+        self.assertEqual(self.state(), before, "a build that made nothing left something")
+
+        # removal: an archive goes with the last template built from it, once
+        def archives():
+            return sorted(v["volid"] for v in self.state()["volumes"] if ":vztmpl/" in v["volid"])
+        t["versions"]["keep"] = 1
+        cfg = self.config(t, template_storage="nfs-tmpl")
+        p = self.run_bin("--config", cfg, "--prune", "--dry-run", check=0)
+        self.assertIn("the archive '%s' stays: container template 9700 on 'pve1' was built "
+                      "from it too" % old, p.stdout)
+        p = self.run_bin("--config", cfg, "--prune", check=0)
+        self.assertEqual(sorted(re.findall(r"removed (\d+)", p.stdout)), ["9701", "9702"])
+        self.assertNotIn("not its archive", p.stderr)
+        self.assertEqual(archives(), sorted([old, archive]))
+        self.run_bin("--config", cfg, "--remove-template", "9704", check=0)
+        self.assertEqual(archives(), sorted([old, archive]), "9705 on pve3 was built from it")
+        for vmid in ("9705", "9700"):
+            self.run_bin("--config", cfg, "--remove-template", vmid, check=0)
+        self.assertEqual(archives(), [])
+        self.assertEqual(self.state()["vms"], {})
 
     @staticmethod
     def open_zst(path):
