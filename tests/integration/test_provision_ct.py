@@ -22,6 +22,7 @@ import tempfile
 import time
 import unittest
 
+import phxtest
 from phxtest import REPO, OrchestratorTest
 from test_provision import FileServer, changing
 
@@ -312,6 +313,42 @@ class ProvisionContainerTest(OrchestratorTest):
         p = self.provision(cfg, "--validate")
         self.assertIn("template 9500 is already validated", p.stderr)
         self.assertFalse([r for r in self.sim.requests()[n:] if r["path"].endswith("/clone")])
+
+    def test_a_killed_build_is_undone_by_the_next_run(self):
+        from test_recovery import journals, signal_when
+        cfg = self.config()
+        self.provision(cfg)  # the customized archive is cached: later builds are quick
+
+        def api_ok(method, path):
+            st, _, body = self.sim.api(method, path)
+            self.assertEqual(st, 200, body)
+            if isinstance(body.get("data"), str) and body["data"].startswith("UPID:"):
+                self.sim.wait_task(body["data"])
+        built = self.state()
+        for path_re, task in ((r"/nodes/pve1/lxc$", "vzcreate"),
+                              (r"/lxc/9500/template$", "vztemplate")):
+            with self.subTest(task=task):
+                api_ok("DELETE", "/nodes/pve1/lxc/9500")
+                api_ok("DELETE", "/nodes/pve1/storage/local/content/"
+                                 "local:vztmpl/debian-ct.tar.zst")
+                self.sim.control("POST", "/_sim/task-duration", {"type": task, "seconds": 3})
+                n = len(self.sim.requests())
+                proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "--provision-template"],
+                                        env=self.env(), stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+                signal_when(self, proc, path_re, n)
+                self.assertEqual(len(journals(self.cache)), 1, "the killed run left its journal")
+                self.sim.control("POST", "/_sim/task-duration", {"type": task, "seconds": 0.05})
+                p = self.provision(cfg)
+                self.assertIn("recover: cleaned up", p.stderr)
+                self.assertIn("built template 9500", p.stdout)
+                st = self.state()
+                self.assertEqual(sorted(st["vms"]), ["9500"])
+                self.assertEqual(st["vms"]["9500"]["conf"].get("template"), 1)
+                self.assertEqual(sorted(v["volid"] for v in st["volumes"]),
+                                 sorted(v["volid"] for v in built["volumes"]),
+                                 "one archive and the template's volume, nothing half-made")
+                self.assertEqual(journals(self.cache), [])
 
     @with_sim(**CLUSTER)
     def test_shared_template_storage_gets_one_archive_for_every_node(self):
