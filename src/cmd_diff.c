@@ -23,7 +23,8 @@ static int cmd_diff_run(struct session *s, struct phx_err *err)
 
 	if (json && !changes)
 		return phx_err_set(err, PHX_E_NOMEM, "out of memory");
-	if (session_connect(s, err) < 0 || pve_cluster_vms(s->pve, &vms, err) < 0 ||
+	/* container templates keep package lists as VM templates do */
+	if (session_connect(s, err) < 0 || pve_cluster_guests(s->pve, &vms, err) < 0 ||
 	    !(a = cmd_find_template(&vms, opts->names[0], err)) ||
 	    !(b = cmd_find_template(&vms, opts->names[1], err)) ||
 	    cmd_template_packages(s->pve, a, &from, err) < 0 ||

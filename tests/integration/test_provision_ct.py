@@ -248,6 +248,10 @@ class ProvisionContainerTest(OrchestratorTest):
         old_archive = "local:vztmpl/%s.tar.zst" % first["hostname"]
         new_archive = old_archive.replace("-001.tar.zst", "-002.tar.zst")
         self.assertIn(new_archive, [v["volid"] for v in self.state()["volumes"]])
+        # what changed between the versions: nothing, they come from one customization
+        p = self.run_bin("--config", vcfg, "--diff", "9600", "9601", check=0)
+        self.assertEqual(p.stdout, "packages from 9600 '%s' to 9601 '%s':\n0 changes\n" % (
+            first["hostname"], first["hostname"].replace("-001", "-002")))
         p = self.run_bin("--config", vcfg, "--prune", check=0)
         self.assertIn("removed 9600", p.stdout)
         st = self.state()
