@@ -99,6 +99,9 @@ sanitize:
 	$(MAKE) BUILD=build/san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
 		LDFLAGS='-fsanitize=address,undefined' orchestrator-san
 orchestrator-san: $(BIN) $(UNIT_BINS) $(ITEST_BINS)
+	@# the binary finds its built-in feature scripts in configs/ beside it, as the top-level
+	@# build's does (test_check.CheckTest)
+	@ln -sfn $(CURDIR)/configs $(BUILD)/configs
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t (sanitized)"; \
 		ASAN_OPTIONS=detect_leaks=1 $$t --jobs 1; done
 	@set -e; for t in $(ITEST_BINS); do echo "== $$t (sanitized)"; \

@@ -6,6 +6,7 @@ real command sends, in order, with their parameters. The provision counterpart, 
 real image build, is in test_provision.py.
 """
 import json
+import re
 import unittest
 import urllib.parse
 
@@ -48,8 +49,16 @@ class PlanBase(DeployBase):
                 segments = [urllib.parse.unquote(x) for x in a["path"].split("/")]
                 own = {k: v for k, v in r["params"].items()
                        if k in a["params"] or v not in segments}
-                self.assertEqual(own, want, a["summary"])
+                self.assertEqual(without_build_time(own), without_build_time(want),
+                                 a["summary"])
 
+
+
+def without_build_time(params):
+    """A build record's `built:` is the second its run makes the request: a dry run shows
+    its own, a second or more before the real run's (seen under the sanitizer's slowness)."""
+    return {k: re.sub(r"(?m)^built: \S+$", "built: <time>", v) if k == "description" else v
+            for k, v in params.items()}
 
 
 class TestPlan(PlanBase):

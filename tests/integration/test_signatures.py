@@ -125,9 +125,12 @@ class SignatureTest(OrchestratorTest):
         if not shutil.which("strace"):
             self.skipTest("strace is not installed (scripts/install-deps.sh installs it)")
         trace = os.path.join(self.tmp, "execve.txt")
+        env = self.env()
+        if os.environ.get("PHX_SANITIZE"):
+            env["ASAN_OPTIONS"] = "detect_leaks=0"  # LeakSanitizer cannot run under ptrace
         p = subprocess.run(["strace", "-f", "-v", "-s", "65536", "-e", "trace=execve", "-o",
                             trace, BIN, "--config", self.config(), "--check"],
-                           env=self.env(), capture_output=True, text=True, timeout=120)
+                           env=env, capture_output=True, text=True, timeout=120)
         self.outputs += [p.stdout, p.stderr]
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(trace, encoding="utf-8") as f:
