@@ -13,6 +13,14 @@ proc_cpu() {
 		"/proc/$1/stat"
 }
 
+# CPU seconds the whole machine has been busy so far, every core: user, nice, system, irq,
+# softirq and steal from /proc/stat (the kernel's loopback work is softirq, charged to
+# whichever process it interrupts or to none).
+machine_busy() {
+	awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' \
+		/proc/stat
+}
+
 median() {
 	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
 		if (NR % 2) printf "%.3f", a[(NR + 1) / 2]; else printf "%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
