@@ -22,7 +22,6 @@ import tempfile
 import time
 import unittest
 
-import phxtest
 from phxtest import REPO, OrchestratorTest
 from test_provision import FileServer, changing
 
@@ -319,7 +318,7 @@ class ProvisionContainerTest(OrchestratorTest):
         self.assertFalse([r for r in self.sim.requests()[n:] if r["path"].endswith("/clone")])
 
     def test_a_killed_build_is_undone_by_the_next_run(self):
-        from test_recovery import journals, signal_when
+        from test_recovery import journals, kill_a_build
         cfg = self.config()
         self.provision(cfg)  # the customized archive is cached: later builds are quick
 
@@ -336,12 +335,7 @@ class ProvisionContainerTest(OrchestratorTest):
                 api_ok("DELETE", "/nodes/pve1/storage/local/content/"
                                  "local:vztmpl/debian-ct.tar.zst")
                 self.sim.control("POST", "/_sim/task-duration", {"type": task, "seconds": 3})
-                n = len(self.sim.requests())
-                proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "--provision-template"],
-                                        env=self.env(), stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
-                signal_when(self, proc, path_re, n)
-                self.assertEqual(len(journals(self.cache)), 1, "the killed run left its journal")
+                kill_a_build(self, cfg, path_re, len(self.sim.requests()), self.cache)
                 self.sim.control("POST", "/_sim/task-duration", {"type": task, "seconds": 0.05})
                 p = self.provision(cfg)
                 self.assertIn("recover: cleaned up", p.stderr)

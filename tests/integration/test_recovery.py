@@ -37,6 +37,16 @@ def signal_when(test, proc, path_re, since, signo=signal.SIGKILL, settle=0.3):
     return err
 
 
+def kill_a_build(test, cfg, path_re, since, cache):
+    """Starts --provision-template and kills it (SIGKILL) once path_re was requested; the run
+    must leave its journal."""
+    proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "--provision-template"],
+                            env=test.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    signal_when(test, proc, path_re, since)
+    test.assertEqual(len(journals(cache)), 1, "the killed run left its journal")
+
+
 def journals(cache):
     d = os.path.join(cache, "phoenix", "images", "journal")
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
@@ -65,12 +75,7 @@ class ProvisionRecoveryTest(test_provision.ProvisionBase):
                                                               "seconds": task_s})
         if fault:
             self.sim.control("POST", "/_sim/fault", fault)
-        n = len(self.sim.requests())
-        proc = subprocess.Popen([phxtest.BIN, "--config", cfg, "--provision-template"],
-                                env=self.env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        signal_when(self, proc, path_re, n)
-        self.assertEqual(len(journals(self.cache)), 1, "the killed run left its journal")
+        kill_a_build(self, cfg, path_re, len(self.sim.requests()), self.cache)
         self.sim.control("DELETE", "/_sim/faults")
         if task_type:
             self.sim.control("POST", "/_sim/task-duration", {"type": task_type,
