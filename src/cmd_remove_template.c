@@ -103,11 +103,13 @@ static int cmd_remove_template_run(struct session *s, struct phx_err *err)
 		rec_get(json_string_value(json_object_get(config, "description")),
 			PROV_REC_ARCHIVE, archive, sizeof(archive));
 		json_decref(config);
-		snprintf(storage, sizeof(storage), "%.*s", (int)strcspn(archive, ":"), archive);
-		if (archive[0] && (cmd_storage_shared(s->pve, vm->node, storage, &shared, err) < 0))
-			goto out;
-		if (archive[0])
+		if (archive[0]) {
+			snprintf(storage, sizeof(storage), "%.*s", (int)strcspn(archive, ":"),
+				 archive);
+			if (cmd_storage_shared(s->pve, vm->node, storage, &shared, err) < 0)
+				goto out;
 			cmd_archive_goes(&vms, idx, NULL, shared, &archive_user);
+		}
 	}
 	rmt_plan(s->cfg, vm, archive, archive_user, &p);
 	rc = cmd_plan_run(s, "remove-template", &p, err);
